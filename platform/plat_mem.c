@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The allocator every module uses, with a failure-injection hook for allocation sweeps. */
+#include "plat_mem.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_long fail_countdown = -1;
+
+static int
+should_fail(void)
+{
+    long v = atomic_load(&fail_countdown);
+
+    if (v < 0) {
+        return 0;
+    }
+    if (v == 0) {
+        return 1;
+    }
+    atomic_fetch_sub(&fail_countdown, 1);
+    return 0;
+}
+
+void
+plat_mem_fail_after(long countdown)
+{
+    atomic_store(&fail_countdown, countdown);
+}
+
+void *
+plat_malloc(size_t n)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return malloc(n ? n : 1);
+}
+
+void *
+plat_calloc(size_t count, size_t size)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *
+plat_realloc(void *p, size_t n)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return realloc(p, n ? n : 1);
+}
+
+void
+plat_free(void *p)
+{
+    free(p);
+}
+
+char *
+plat_strdup(const char *s)
+{
+    size_t n;
+    char *d;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    n = strlen(s) + 1;
+    d = plat_malloc(n);
+    if (d != NULL) {
+        memcpy(d, s, n);
+    }
+    return d;
+}
+
+void
+plat_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+
+    while (n-- > 0) {
+        *v++ = 0;
+    }
+}

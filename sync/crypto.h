@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The crypto module: the only code that includes mbedTLS. Hashes (SHA-256, SHA-512), HMAC-SHA256
+ * with pads computed once per key, public-key verification for the TUF key types
+ * (ecdsa-sha2-nistp256 with DER signatures; RSA rsassa-pss-sha256 and rsa-pkcs1v15-sha256) and
+ * ECDSA P-256 signing and key generation for the writer side and the device key.
+ */
+#ifndef POSGATE_CRYPTO_H
+#define POSGATE_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "posgate_err.h"
+
+#define CRYPTO_SHA256_LEN 32
+#define CRYPTO_SHA512_LEN 64
+#define CRYPTO_PEM_MAX    16384
+
+void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
+void crypto_sha512(const void *data, size_t len, uint8_t out[CRYPTO_SHA512_LEN]);
+
+/* Streaming SHA-256 + SHA-512 over the same bytes (target downloads hash both at once). */
+struct crypto_hash_stream;
+POSGATE_WUR enum posgate_err crypto_hash_stream_new(struct crypto_hash_stream **out);
+void crypto_hash_stream_update(struct crypto_hash_stream *h, const void *data, size_t len);
+void crypto_hash_stream_finish(struct crypto_hash_stream *h, uint8_t sha256[CRYPTO_SHA256_LEN],
+                               uint8_t sha512[CRYPTO_SHA512_LEN]);
+void crypto_hash_stream_free(struct crypto_hash_stream *h);
+
+/* Single-shot SHA-256 streaming (for state digests and chains). */
+struct crypto_sha256_ctx {
+    uint8_t opaque[256]; /* large enough for mbedtls_sha256_context; checked at build time */
+};
+void crypto_sha256_init(struct crypto_sha256_ctx *c);
+void crypto_sha256_update(struct crypto_sha256_ctx *c, const void *data, size_t len);
+void crypto_sha256_finish(struct crypto_sha256_ctx *c, uint8_t out[CRYPTO_SHA256_LEN]);
+
+/* HMAC-SHA256 with the inner and outer pads computed once per key: the check hot path must not
+ * redo them. The key material is wiped by crypto_hmac_key_cleanup. */
+struct crypto_hmac_key {
+    uint8_t inner[256]; /* SHA-256 state after the ipad block */
+    uint8_t outer[256]; /* SHA-256 state after the opad block */
+};
+POSGATE_WUR enum posgate_err crypto_hmac_key_init(struct crypto_hmac_key *k, const void *key,
+                                                  size_t keylen);
+void crypto_hmac_key_cleanup(struct crypto_hmac_key *k);
+/* Thread-safe: reads k only. */
+void crypto_hmac(const struct crypto_hmac_key *k, const void *msg, size_t len,
+                 uint8_t out[CRYPTO_SHA256_LEN]);
+
+/* Public keys. */
+enum crypto_scheme {
+    CRYPTO_SCHEME_ECDSA_P256_SHA256, /* TUF "ecdsa-sha2-nistp256", keytype ecdsa or ecdsa-sha2-nistp256 */
+    CRYPTO_SCHEME_RSA_PSS_SHA256,    /* "rsassa-pss-sha256", salt length = digest length */
+    CRYPTO_SCHEME_RSA_PKCS1_SHA256   /* "rsa-pkcs1v15-sha256" */
+};
+struct crypto_pubkey;
+/* Parses a PEM SubjectPublicKeyInfo; UNSUPPORTED when the key does not fit the scheme. */
+POSGATE_WUR enum posgate_err crypto_pubkey_from_pem(const char *pem, enum crypto_scheme scheme,
+                                                    struct crypto_pubkey **out);
+/* OK when sig is a valid signature of msg; BADSIG otherwise (never an I/O error). */
+POSGATE_WUR enum posgate_err crypto_pubkey_verify(const struct crypto_pubkey *k, const void *msg,
+                                                  size_t len, const uint8_t *sig, size_t siglen);
+void crypto_pubkey_free(struct crypto_pubkey *k);
+
+/* ECDSA P-256 private keys (writer side, device key). */
+struct crypto_privkey;
+POSGATE_WUR enum posgate_err crypto_privkey_generate(struct crypto_privkey **out);
+/* Loads a PEM private key (SEC1 or PKCS#8, unencrypted). */
+POSGATE_WUR enum posgate_err crypto_privkey_from_pem(const char *pem, struct crypto_privkey **out);
+POSGATE_WUR enum posgate_err crypto_privkey_load(const char *path, struct crypto_privkey **out);
+/* PEM of the private key (the caller wipes it) and of its public key (SubjectPublicKeyInfo). */
+POSGATE_WUR enum posgate_err crypto_privkey_pem(const struct crypto_privkey *k, struct buf *out);
+POSGATE_WUR enum posgate_err crypto_privkey_public_pem(const struct crypto_privkey *k,
+                                                       struct buf *out);
+/* DER ECDSA signature over SHA-256(msg), appended to out. Thread-safe per key. */
+POSGATE_WUR enum posgate_err crypto_privkey_sign(struct crypto_privkey *k, const void *msg,
+                                                 size_t len, struct buf *out);
+void crypto_privkey_free(struct crypto_privkey *k);
+
+/* Hex helpers. */
+void crypto_hex(const uint8_t *in, size_t len, char *out); /* out holds 2*len+1 */
+/* Decodes lowercase or uppercase hex; INVALID on odd length or a non-hex digit. */
+POSGATE_WUR enum posgate_err crypto_unhex(const char *hex, size_t hexlen, struct buf *out);
+/* Constant-time comparison; 1 when equal. */
+int crypto_equal(const void *a, const void *b, size_t n);
+
+#endif

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Canonical JSON as TUF signs it (securesystemslib's encode_canonical, OLPC canonical JSON):
+ * object keys sorted by their bytes, no whitespace, strings with only '"' and '\\' escaped,
+ * integers only (a float is refused), true/false/null. Also the bounded parse wrapper around
+ * cJSON that every JSON codec uses.
+ */
+#ifndef POSGATE_JSON_CANON_H
+#define POSGATE_JSON_CANON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "posgate_err.h"
+
+struct cJSON;
+
+/* Appends the canonical encoding of v to out. UNSUPPORTED for a non-integer number or a
+ * number outside +-2^53; TOOBIG past out->max. */
+POSGATE_WUR enum posgate_err json_canon_encode(const struct cJSON *v, struct buf *out);
+
+/* Parses len bytes of JSON (no trailing garbage, depth at most 64, at most max_len bytes) into
+ * a cJSON tree the caller frees with cJSON_Delete. PARSE or TOOBIG with a message in errmsg. */
+POSGATE_WUR enum posgate_err json_parse_bounded(const void *data, size_t len, size_t max_len,
+                                                struct cJSON **out, char *errmsg, size_t errcap);
+
+/* Points cJSON at the platform allocator (idempotent, thread-safe). */
+void json_init_hooks(void);
+
+/* An integer member: INVALID when absent, not a number, not integral or out of range. */
+POSGATE_WUR enum posgate_err json_get_int(const struct cJSON *obj, const char *name, int64_t min,
+                                          int64_t max, int64_t *out);
+
+#endif

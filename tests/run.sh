@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The one test command: installs what a fresh Debian machine lacks, builds the normal and the
+# ASan+UBSan builds (warnings are errors), and runs every test of both through ctest.
+#
+# usage: tests/run.sh [--no-install] [--only normal|asan] [--fuzz-seconds N] [-- ctest args]
+#   --no-install      skip apt-get (the packages are already there)
+#   --only B          build and test one build only
+#   --fuzz-seconds N  when clang is present, also run each fuzzer for N seconds (default 0 here)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+INSTALL=1 ONLY="" FUZZ_SECONDS=${POSGATE_FUZZ_SECONDS:-0}
+CTEST_EXTRA=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --no-install) INSTALL=0; shift ;;
+        --only) ONLY=$2; shift 2 ;;
+        --fuzz-seconds) FUZZ_SECONDS=$2; shift 2 ;;
+        --) shift; CTEST_EXTRA=("$@"); break ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "tests/run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+bash tools/install-deps.sh $([[ $INSTALL == 0 ]] && echo --check)
+
+bash tests/check-unsafe.sh
+
+JOBS=$(nproc)
+build() {  # build DIR [cmake args...]
+    local dir=$1; shift
+    cmake -S "$ROOT" -B "$dir" -DPOSGATE_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+
+status=0
+run_ctest() {  # run_ctest DIR LABEL
+    echo "== ctest ($2)"
+    if ! ctest --test-dir "$1" --output-on-failure -j "$JOBS" "${CTEST_EXTRA[@]}"; then
+        status=1
+    fi
+}
+
+if [[ -z $ONLY || $ONLY == normal ]]; then
+    echo "== build (normal)"
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    run_ctest build normal
+fi
+if [[ -z $ONLY || $ONLY == asan ]]; then
+    echo "== build (ASan+UBSan)"
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DPOSGATE_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_ctest build-asan asan
+fi
+
+if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
+    echo "== fuzz (${FUZZ_SECONDS}s per target)"
+    CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DPOSGATE_FUZZ=ON
+    for f in build-fuzz/tests/fuzz_*; do
+        name=${f##*/fuzz_}
+        work=$(mktemp -d)
+        cp -r "tests/fuzz/corpus/$name/." "$work/"
+        if ! "$f" -max_total_time="$FUZZ_SECONDS" -artifact_prefix=build-fuzz/ "$work" >/dev/null 2>&1; then
+            echo "fuzz: $name found a crash (see build-fuzz/)"; status=1
+        fi
+        rm -rf "$work"
+    done
+fi
+
+exit $status

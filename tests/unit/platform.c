@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests of platform/: errors, buffers, clocks and time text, atomic files, randomness. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "plat_clock.h"
+#include "plat_file.h"
+#include "plat_mem.h"
+#include "plat_random.h"
+#include "posgate_err.h"
+#include "test.h"
+
+static void
+test_errors(void)
+{
+    CHECK_STR(posgate_strerror(POSGATE_ERR_BADSIG), "signature verification failed");
+    CHECK_STR(posgate_err_name(POSGATE_ERR_ROLLBACK), "ROLLBACK");
+    CHECK_STR(posgate_strerror((enum posgate_err)9999), "unknown error");
+    for (int i = 0; i < POSGATE_ERR__COUNT; i++) {
+        CHECK(strlen(posgate_strerror((enum posgate_err)i)) > 0);
+    }
+}
+
+static void
+test_buf(void)
+{
+    struct buf b = BUF_INIT(8);
+
+    CHECK_STR(buf_cstr(&b), "");
+    CHECK_OK(buf_append_str(&b, "abcd"));
+    CHECK_OK(buf_printf(&b, "%d", 1234));
+    CHECK_STR(buf_cstr(&b), "abcd1234");
+    CHECK_ERR(buf_append_str(&b, "x"), POSGATE_ERR_TOOBIG);
+    CHECK_ERR(buf_printf(&b, "%s", "y"), POSGATE_ERR_TOOBIG);
+    CHECK_INT(b.len, 8);
+    buf_reset(&b);
+    CHECK_INT(b.len, 0);
+    plat_mem_fail_after(0);
+    buf_free(&b);
+    CHECK_ERR(buf_append_str(&b, "z"), POSGATE_ERR_NOMEM);
+    plat_mem_fail_after(-1);
+    buf_wipe(&b);
+}
+
+static void
+test_time(void)
+{
+    int64_t t;
+    char s[32];
+
+    CHECK_OK(plat_time_parse("1970-01-01T00:00:00Z", &t));
+    CHECK_INT(t, 0);
+    CHECK_OK(plat_time_parse("2026-11-21", &t));
+    CHECK_INT(t, 1795219200);
+    CHECK_OK(plat_time_parse("2026-11-21T08:00:00+08:00", &t));
+    CHECK_INT(t, 1795219200);
+    CHECK_OK(plat_time_parse("2026-11-21T00:00:00.123Z", &t));
+    CHECK_INT(t, 1795219200);
+    CHECK_OK(plat_time_parse("2026-11-21T00:00:00", &t)); /* no offset: UTC */
+    CHECK_INT(t, 1795219200);
+    CHECK_ERR(plat_time_parse("2026-02-30", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_time_parse("2026-13-01", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_time_parse("2026-11-21T25:00:00Z", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_time_parse("2026-11-21Tjunk", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_time_parse("2026-11-21T00:00:00Zx", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_time_parse(NULL, &t), POSGATE_ERR_INVALID);
+    plat_time_format(1795219200 + 3723, s, sizeof(s));
+    CHECK_STR(s, "2026-11-21T01:02:03Z");
+    plat_time_format(-1, s, sizeof(s));
+    CHECK_STR(s, "1969-12-31T23:59:59Z");
+    CHECK_OK(plat_duration_parse("90m", &t));
+    CHECK_INT(t, 5400);
+    CHECK_OK(plat_duration_parse("7d", &t));
+    CHECK_INT(t, 604800);
+    CHECK_ERR(plat_duration_parse("7", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_duration_parse("h", &t), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_duration_parse("99999999999999999999d", &t), POSGATE_ERR_INVALID);
+    CHECK(plat_mono_ns() > 0);
+    setenv("POSGATE_FAKE_NOW", "1000", 1);
+    CHECK_INT(plat_wall_s(), 1000);
+    unsetenv("POSGATE_FAKE_NOW");
+    CHECK(plat_wall_s() > 1700000000);
+}
+
+static void
+test_files(void)
+{
+    char dir[] = "/tmp/posgate-plat-XXXXXX";
+    char path[4096], sub[4300];
+    struct buf b = BUF_INIT(1 << 20);
+    struct buf small = BUF_INIT(3);
+    struct stat st;
+    struct plat_atomic_file f;
+    uint64_t size;
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_OK(plat_path_join(path, sizeof(path), dir, "a.txt"));
+    CHECK_ERR(plat_read_file(path, &b), POSGATE_ERR_NOTFOUND);
+    CHECK_OK(plat_write_atomic(path, "hello", 5, 0600));
+    CHECK_OK(plat_read_file(path, &b));
+    CHECK_STR(buf_cstr(&b), "hello");
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK_OK(plat_file_size(path, &size));
+    CHECK_INT(size, 5);
+    CHECK_ERR(plat_read_file(path, &small), POSGATE_ERR_TOOBIG);
+    /* An aborted replace leaves the old content and no temp file. */
+    CHECK_OK(plat_atomic_open(&f, path, 0644));
+    CHECK_OK(plat_atomic_write(&f, "partial", 7));
+    CHECK(plat_exists(f.tmp_path));
+    snprintf(sub, sizeof(sub), "%s", f.tmp_path);
+    plat_atomic_abort(&f);
+    CHECK(!plat_exists(sub));
+    CHECK_OK(plat_read_file(path, &b));
+    CHECK_STR(buf_cstr(&b), "hello");
+    CHECK_OK(plat_write_atomic(path, "world!", 6, 0644));
+    CHECK_OK(plat_read_file(path, &b));
+    CHECK_STR(buf_cstr(&b), "world!");
+    CHECK_OK(plat_path_join(sub, sizeof(sub), dir, "x/y/z"));
+    CHECK_OK(plat_mkdir_p(sub, 0700));
+    CHECK(plat_exists(sub));
+    CHECK_ERR(plat_path_join(sub, 4, dir, "x"), POSGATE_ERR_TOOBIG);
+    CHECK_OK(plat_unlink(path));
+    CHECK_OK(plat_unlink(path));
+    CHECK(!plat_exists(path));
+    buf_free(&b);
+    buf_free(&small);
+}
+
+static void
+test_random(void)
+{
+    uint8_t a[32] = {0}, b[32] = {0};
+    uint64_t v;
+
+    CHECK_OK(plat_random(a, sizeof(a)));
+    CHECK_OK(plat_random(b, sizeof(b)));
+    CHECK(memcmp(a, b, sizeof(a)) != 0);
+    for (int i = 0; i < 1000; i++) {
+        CHECK_OK(plat_random_below(7, &v));
+        if (v >= 7) {
+            CHECK(v < 7);
+            break;
+        }
+    }
+    CHECK_OK(plat_random_below(0, &v));
+    CHECK_INT(v, 0);
+}
+
+int
+main(void)
+{
+    test_errors();
+    test_buf();
+    test_time();
+    test_files();
+    test_random();
+    return test_summary("platform");
+}
