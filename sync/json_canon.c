@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Canonical JSON (the bytes TUF signatures cover) and the bounded cJSON parse that every JSON
+ * codec goes through: size cap, depth cap, no trailing bytes, no duplicate object keys (a
+ * duplicate key would let two parsers read different values under one signature).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "json_canon.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "plat_mem.h"
+
+#define JSON_MAX_DEPTH 64
+#define JSON_SAFE_INT  9007199254740992.0 /* 2^53 */
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void
+install_hooks(void)
+{
+    cJSON_Hooks h = {plat_malloc, plat_free};
+
+    cJSON_InitHooks(&h);
+}
+
+void
+json_init_hooks(void)
+{
+    pthread_once(&hooks_once, install_hooks);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+
+    return strcmp(x->string, y->string);
+}
+
+static enum posgate_err
+encode_string(const char *s, struct buf *out)
+{
+    enum posgate_err err = buf_append(out, "\"", 1);
+
+    while (err == POSGATE_OK && *s != 0) {
+        size_t run = strcspn(s, "\"\\");
+
+        err = buf_append(out, s, run);
+        s += run;
+        if (err == POSGATE_OK && *s != 0) {
+            char esc[2] = {'\\', *s};
+
+            err = buf_append(out, esc, 2);
+            s++;
+        }
+    }
+    if (err == POSGATE_OK) {
+        err = buf_append(out, "\"", 1);
+    }
+    return err;
+}
+
+static enum posgate_err
+encode(const cJSON *v, struct buf *out, int depth)
+{
+    enum posgate_err err = POSGATE_OK;
+
+    if (depth > JSON_MAX_DEPTH) {
+        return POSGATE_ERR_TOOBIG;
+    }
+    if (cJSON_IsNull(v)) {
+        return buf_append_str(out, "null");
+    }
+    if (cJSON_IsTrue(v)) {
+        return buf_append_str(out, "true");
+    }
+    if (cJSON_IsFalse(v)) {
+        return buf_append_str(out, "false");
+    }
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+
+        if (!isfinite(d) || d != floor(d) || fabs(d) > JSON_SAFE_INT) {
+            return POSGATE_ERR_UNSUPPORTED;
+        }
+        return buf_printf(out, "%lld", (long long)d);
+    }
+    if (cJSON_IsString(v)) {
+        return encode_string(v->valuestring != NULL ? v->valuestring : "", out);
+    }
+    if (cJSON_IsArray(v)) {
+        const cJSON *c;
+        int first = 1;
+
+        err = buf_append(out, "[", 1);
+        for (c = v->child; c != NULL && err == POSGATE_OK; c = c->next) {
+            if (!first) {
+                err = buf_append(out, ",", 1);
+            }
+            first = 0;
+            if (err == POSGATE_OK) {
+                err = encode(c, out, depth + 1);
+            }
+        }
+        return err == POSGATE_OK ? buf_append(out, "]", 1) : err;
+    }
+    if (cJSON_IsObject(v)) {
+        const cJSON *c;
+        const cJSON **kids;
+        size_t n = 0, i = 0;
+
+        for (c = v->child; c != NULL; c = c->next) {
+            n++;
+        }
+        kids = plat_calloc(n ? n : 1, sizeof(*kids));
+        if (kids == NULL) {
+            return POSGATE_ERR_NOMEM;
+        }
+        for (c = v->child; c != NULL; c = c->next) {
+            if (c->string == NULL) {
+                plat_free(kids);
+                return POSGATE_ERR_PARSE;
+            }
+            kids[i++] = c;
+        }
+        qsort(kids, n, sizeof(*kids), cmp_names);
+        err = buf_append(out, "{", 1);
+        for (i = 0; i < n && err == POSGATE_OK; i++) {
+            if (i > 0) {
+                err = buf_append(out, ",", 1);
+            }
+            if (err == POSGATE_OK) {
+                err = encode_string(kids[i]->string, out);
+            }
+            if (err == POSGATE_OK) {
+                err = buf_append(out, ":", 1);
+            }
+            if (err == POSGATE_OK) {
+                err = encode(kids[i], out, depth + 1);
+            }
+        }
+        plat_free(kids);
+        return err == POSGATE_OK ? buf_append(out, "}", 1) : err;
+    }
+    return POSGATE_ERR_PARSE;
+}
+
+enum posgate_err
+json_canon_encode(const struct cJSON *v, struct buf *out)
+{
+    if (v == NULL || out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    return encode(v, out, 0);
+}
+
+/* Depth and duplicate-key check over a parsed tree. */
+static enum posgate_err
+check_tree(const cJSON *v, int depth, char *errmsg, size_t errcap)
+{
+    const cJSON *c;
+    enum posgate_err err;
+
+    if (depth > JSON_MAX_DEPTH) {
+        snprintf(errmsg, errcap, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+        return POSGATE_ERR_TOOBIG;
+    }
+    if (cJSON_IsObject(v)) {
+        size_t n = 0, i = 0;
+        const cJSON **kids;
+
+        for (c = v->child; c != NULL; c = c->next) {
+            n++;
+        }
+        if (n > 1) {
+            kids = plat_calloc(n, sizeof(*kids));
+            if (kids == NULL) {
+                return POSGATE_ERR_NOMEM;
+            }
+            for (c = v->child; c != NULL; c = c->next) {
+                kids[i++] = c;
+            }
+            qsort(kids, n, sizeof(*kids), cmp_names);
+            for (i = 1; i < n; i++) {
+                if (strcmp(kids[i - 1]->string, kids[i]->string) == 0) {
+                    snprintf(errmsg, errcap, "JSON object has the key \"%.64s\" twice",
+                             kids[i]->string);
+                    plat_free(kids);
+                    return POSGATE_ERR_PARSE;
+                }
+            }
+            plat_free(kids);
+        }
+    }
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        for (c = v->child; c != NULL; c = c->next) {
+            err = check_tree(c, depth + 1, errmsg, errcap);
+            if (err != POSGATE_OK) {
+                return err;
+            }
+        }
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+json_parse_bounded(const void *data, size_t len, size_t max_len, struct cJSON **out, char *errmsg,
+                   size_t errcap)
+{
+    const char *end = NULL;
+    const char *p = data;
+    cJSON *root;
+    enum posgate_err err;
+    char dummy[8];
+
+    if (errmsg == NULL || errcap == 0) {
+        errmsg = dummy;
+        errcap = sizeof(dummy);
+    }
+    errmsg[0] = 0;
+    if (out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    *out = NULL;
+    if (data == NULL) {
+        snprintf(errmsg, errcap, "no JSON data");
+        return POSGATE_ERR_INVALID;
+    }
+    if (len > max_len) {
+        snprintf(errmsg, errcap, "JSON of %zu bytes exceeds the limit of %zu bytes", len, max_len);
+        return POSGATE_ERR_TOOBIG;
+    }
+    if (memchr(p, 0, len) != NULL) {
+        snprintf(errmsg, errcap, "JSON contains a NUL byte");
+        return POSGATE_ERR_PARSE;
+    }
+    json_init_hooks();
+    root = cJSON_ParseWithLengthOpts(p, len, &end, 0);
+    if (root == NULL) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = (at != NULL && at >= p && at <= p + len) ? (long)(at - p) : -1;
+
+        snprintf(errmsg, errcap, "malformed JSON near byte %ld", off);
+        return POSGATE_ERR_PARSE;
+    }
+    while (end != NULL && end < p + len &&
+           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) {
+        end++;
+    }
+    if (end != p + len) {
+        snprintf(errmsg, errcap, "unexpected bytes after the JSON value at byte %ld",
+                 (long)(end - p));
+        cJSON_Delete(root);
+        return POSGATE_ERR_PARSE;
+    }
+    err = check_tree(root, 0, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        cJSON_Delete(root);
+        return err;
+    }
+    *out = root;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+json_get_int(const struct cJSON *obj, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    double d;
+
+    if (!cJSON_IsNumber(v)) {
+        return POSGATE_ERR_INVALID;
+    }
+    d = v->valuedouble;
+    if (!isfinite(d) || d != floor(d) || fabs(d) > JSON_SAFE_INT || d < (double)min ||
+        d > (double)max) {
+        return POSGATE_ERR_INVALID;
+    }
+    *out = (int64_t)d;
+    return POSGATE_OK;
+}
