@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plat_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -298,4 +299,77 @@ plat_path_join(char *out, size_t cap, const char *a, const char *b)
         return POSGATE_ERR_TOOBIG;
     }
     return POSGATE_OK;
+}
+
+enum posgate_err
+plat_copy_dir_files(const char *src, const char *dst, size_t file_max)
+{
+    DIR *d;
+    struct dirent *e;
+    enum posgate_err err;
+    struct buf b = BUF_INIT(file_max);
+
+    err = plat_mkdir_p(dst, 0700);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    d = opendir(src);
+    if (d == NULL) {
+        return errno_err(errno);
+    }
+    while ((e = readdir(d)) != NULL) {
+        char from[PATH_MAX], to[PATH_MAX];
+        struct stat st;
+
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp.") != NULL) {
+            continue;
+        }
+        err = plat_path_join(from, sizeof(from), src, e->d_name);
+        if (err == POSGATE_OK) {
+            err = plat_path_join(to, sizeof(to), dst, e->d_name);
+        }
+        if (err != POSGATE_OK) {
+            break;
+        }
+        if (stat(from, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        err = plat_read_file(from, &b);
+        if (err == POSGATE_OK) {
+            err = plat_write_atomic(to, b.data, b.len, (unsigned)(st.st_mode & 0777));
+        }
+        if (err != POSGATE_OK) {
+            break;
+        }
+    }
+    closedir(d);
+    buf_free(&b);
+    return err;
+}
+
+enum posgate_err
+plat_remove_dir_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    enum posgate_err err = POSGATE_OK;
+
+    if (d == NULL) {
+        return errno == ENOENT ? POSGATE_OK : errno_err(errno);
+    }
+    while ((e = readdir(d)) != NULL) {
+        char p[PATH_MAX];
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        if (plat_path_join(p, sizeof(p), dir, e->d_name) != POSGATE_OK || unlink(p) != 0) {
+            err = POSGATE_ERR_IO;
+        }
+    }
+    closedir(d);
+    if (err == POSGATE_OK && rmdir(dir) != 0) {
+        err = POSGATE_ERR_IO;
+    }
+    return err;
 }

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The insides of the public handles (posgate.h), shared by api.c, the JSON report codec
+ * (report.c), the CLI and the daemon. Not installed.
+ */
+#ifndef POSGATE_API_INTERNAL_H
+#define POSGATE_API_INTERNAL_H
+
+#include <pthread.h>
+
+#include "buf.h"
+#include "crypto.h"
+#include "datadir.h"
+#include "engine.h"
+#include "ident.h"
+#include "posgate.h"
+#include "store.h"
+
+#define API_READERS_MAX  128
+#define API_SERVICE_MAX  64
+#define API_OPERATOR_MAX 128
+#define API_ERRMSG_MAX   512
+
+struct posgate {
+    struct datadir dd;
+    struct store *st;
+    struct crypto_hmac_key hmac; /* list key pads, computed once */
+    pthread_mutex_t lock;        /* guards the reader pool */
+    struct store_reader *readers[API_READERS_MAX];
+    size_t n_readers;
+    uint8_t id_prefix[8]; /* random per open: decision ids stay unique across restarts */
+    uint64_t id_counter;  /* atomic */
+};
+
+struct posgate_request {
+    char service[API_SERVICE_MAX + 1];
+    char operator_id[API_OPERATOR_MAX + 1];
+    struct ident ids[ENGINE_IDS_MAX];
+    size_t n_ids;
+    int has_at;
+    int64_t at;
+    char errmsg[API_ERRMSG_MAX];
+};
+
+struct posgate_result {
+    enum posgate_err err;
+    struct engine_result eng;
+    char service[API_SERVICE_MAX + 1];
+    char decision_id[33];
+    int64_t at;
+    int64_t feed_version;
+    char errmsg[API_ERRMSG_MAX];
+    struct buf json;
+};
+
+/* The report codec (report.c): the check and status JSON objects. */
+POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
+POSGATE_WUR enum posgate_err report_status_json(struct store *st, int64_t now, struct buf *out);
+
+#endif

@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The decision engine (rules in engine.h): per-list evaluation of matches, exemptions,
+ * staleness and the minors rule, the DENY > REFER > ALLOW combination, the clock-fault
+ * override, and the notice text. Everything works in the caller's fixed-size result; nothing
+ * here allocates.
+ */
+#include "engine.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plat_clock.h"
+
+#define AGE_OF_MAJORITY 18
+/* Room kept at the end of a notice for its closing lines. */
+#define NOTICE_RESERVE 200
+
+/* Bounded appending into a fixed buffer (truncates silently, always NUL-terminated). */
+struct text {
+    char *p;
+    size_t cap;
+    size_t len;
+};
+
+static void
+tprintf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+tprintf(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->len + 1 >= t->cap) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    t->len += (size_t)n;
+    if (t->len >= t->cap) {
+        t->len = t->cap - 1;
+    }
+}
+
+const char *
+engine_decision_name(enum engine_decision d)
+{
+    switch (d) {
+    case ENGINE_ALLOW:
+        return "allow";
+    case ENGINE_REFER:
+        return "refer";
+    case ENGINE_DENY:
+        return "deny";
+    }
+    return "unknown";
+}
+
+const char *
+engine_reason_kind_name(enum engine_reason_kind k)
+{
+    switch (k) {
+    case ENGINE_REASON_MATCH:
+        return "match";
+    case ENGINE_REASON_EXEMPTION:
+        return "exemption";
+    case ENGINE_REASON_STALE:
+        return "stale";
+    case ENGINE_REASON_CLOCK_FAULT:
+        return "clock_fault";
+    case ENGINE_REASON_OVERFLOW:
+        return "overflow";
+    }
+    return "unknown";
+}
+
+/* A human duration: "9 days", "5 hours", "40 minutes". */
+static void
+format_age(int64_t s, char *out, size_t cap)
+{
+    if (s >= 2 * 86400) {
+        snprintf(out, cap, "%" PRId64 " days", s / 86400);
+    } else if (s >= 2 * 3600) {
+        snprintf(out, cap, "%" PRId64 " hours", s / 3600);
+    } else if (s >= 120) {
+        snprintf(out, cap, "%" PRId64 " minutes", s / 60);
+    } else {
+        snprintf(out, cap, "%" PRId64 " seconds", s);
+    }
+}
+
+/* Adds a reason, keeping the ENGINE_REASONS_MAX strongest; returns the slot or NULL. */
+static struct engine_reason *
+add_reason(struct engine_result *res, enum engine_reason_kind kind, enum engine_decision effect)
+{
+    struct engine_reason *r;
+
+    if (res->n_reasons < ENGINE_REASONS_MAX) {
+        r = &res->reasons[res->n_reasons++];
+    } else {
+        size_t weakest = 0;
+
+        for (size_t i = 1; i < ENGINE_REASONS_MAX; i++) {
+            if (res->reasons[i].effect < res->reasons[weakest].effect) {
+                weakest = i;
+            }
+        }
+        res->reasons_dropped++;
+        if (res->reasons[weakest].effect >= effect) {
+            return NULL;
+        }
+        r = &res->reasons[weakest];
+    }
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    r->effect = effect;
+    r->list = -1;
+    r->reason = -1;
+    r->id = -1;
+    r->list_id = "";
+    r->list_authority = "";
+    r->reason_id = "";
+    r->authority = "";
+    r->legal_basis = "";
+    r->contest = "";
+    r->valid_until = FEED_UNTIL_OPEN;
+    return r;
+}
+
+static void
+fill_list(struct engine_reason *r, const struct feed_config *cfg, unsigned l)
+{
+    r->list = (int)l;
+    r->list_id = cfg->lists[l].id;
+    r->list_authority = cfg->lists[l].authority;
+}
+
+static void
+fill_entry(struct engine_reason *r, const struct feed_config *cfg, const struct engine_hit *h)
+{
+    const struct feed_reason *fr = &cfg->reasons[h->e.reason];
+
+    fill_list(r, cfg, h->list);
+    r->reason = h->e.reason;
+    r->reason_id = fr->id;
+    r->authority = fr->authority;
+    r->legal_basis = fr->legal_basis;
+    r->contest = fr->contest;
+    r->overridable = fr->override == FEED_OVERRIDE_SUPERVISOR;
+    memcpy(r->listing_id, h->e.listing_id, h->e.listing_id_len);
+    r->listing_id[h->e.listing_id_len] = 0;
+    r->valid_from = h->e.valid_from;
+    r->valid_until = h->e.valid_until;
+    r->id = h->id;
+}
+
+static bool
+gate_applies(const struct engine_request *req, unsigned l)
+{
+    const struct feed_list *fl = &req->cfg->lists[l];
+
+    if (fl->n_jurisdictions == 0) {
+        return true;
+    }
+    for (size_t i = 0; i < req->n_jurisdictions; i++) {
+        if (feed_config_list_applies_in(req->cfg, l, req->jurisdictions[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+list_relevant(const struct engine_request *req, unsigned l, unsigned svc)
+{
+    const struct engine_list_state *st = &req->lists[l];
+    const struct feed_config *cfg = req->cfg;
+
+    if (!st->installed || st->reasons == NULL) {
+        return true;
+    }
+    for (unsigned b = 0; b < STORE_REASON_BITMAP && b * 8 < cfg->n_reasons; b++) {
+        uint8_t v = st->reasons[b];
+
+        for (unsigned bit = 0; v != 0 && bit < 8; bit++, v = (uint8_t)(v >> 1)) {
+            unsigned r = b * 8 + bit;
+
+            if ((v & 1) != 0 && r < cfg->n_reasons &&
+                feed_config_service_within_any(cfg, svc, cfg->reasons[r].scope,
+                                               cfg->reasons[r].n_scope)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Entry applies to (service, instant): window and scope (the reason's and any narrowing). */
+static bool
+entry_applies(const struct feed_config *cfg, const struct feed_entry *e, unsigned svc,
+              int64_t at)
+{
+    const struct feed_reason *fr = &cfg->reasons[e->reason];
+
+    if (at < e->valid_from || (e->valid_until != FEED_UNTIL_OPEN && at >= e->valid_until)) {
+        return false;
+    }
+    if (!feed_config_service_within_any(cfg, svc, fr->scope, fr->n_scope)) {
+        return false;
+    }
+    if (e->scope_count > 0 &&
+        !feed_config_service_within_any(cfg, svc, e->scope, e->scope_count)) {
+        return false;
+    }
+    return true;
+}
+
+static bool
+subject_minor(const struct engine_request *req)
+{
+    for (size_t i = 0; i < req->n_ids; i++) {
+        const struct engine_id *id = &req->ids[i];
+        struct ident tmp;
+        int years = 0;
+
+        if (id->type != IDENT_CN_RID || id->birth_days == IDENT_NO_BIRTH) {
+            continue;
+        }
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.type = IDENT_CN_RID;
+        tmp.birth_days = id->birth_days;
+        if (ident_age_at(&tmp, req->at, &years) == POSGATE_OK && years < AGE_OF_MAJORITY) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+format_time(int64_t t, char *out, size_t cap)
+{
+    if (t == FEED_UNTIL_OPEN) {
+        snprintf(out, cap, "open (no end date)");
+    } else {
+        plat_time_format(t, out, cap);
+    }
+}
+
+static void
+write_notice(const struct engine_request *req, struct engine_result *res)
+{
+    struct text t = {res->notice, sizeof(res->notice), 0};
+    char when[32];
+    char block[3 * 1024 + 512];
+    bool any_entry = false;
+    size_t i;
+
+    plat_time_format(req->at, when, sizeof(when));
+    tprintf(&t, "Decision: %s for service %s at %s.\n",
+            res->decision == ENGINE_DENY    ? "DENY"
+            : res->decision == ENGINE_REFER ? "REFER"
+                                            : "ALLOW",
+            req->service, when);
+    if (res->decision == ENGINE_DENY) {
+        tprintf(&t, "This service cannot be sold to you because of the listing(s) below.\n");
+    } else if (res->decision == ENGINE_REFER) {
+        tprintf(&t, "This check could not be settled automatically. Clerk: check the customer's "
+                    "identity document against the details below and ask a supervisor to "
+                    "decide; do not complete the sale until the supervisor has decided.\n");
+    } else {
+        tprintf(&t, "No listing restricts this service for you.\n");
+    }
+    for (i = 0; i < res->n_reasons; i++) {
+        const struct engine_reason *r = &res->reasons[i];
+        char from[32], until[32];
+        struct text b = {block, sizeof(block), 0};
+
+        block[0] = 0;
+
+        switch (r->kind) {
+        case ENGINE_REASON_MATCH:
+        case ENGINE_REASON_EXEMPTION:
+            format_time(r->valid_from, from, sizeof(from));
+            format_time(r->valid_until, until, sizeof(until));
+            tprintf(&b,
+                    "\n%s\n  List: %s (%s)\n  Authority: %s\n  Legal basis: %s\n"
+                    "  Listing id: %s\n  Since: %s\n  Until: %s\n  How to contest: %s\n",
+                    r->kind == ENGINE_REASON_EXEMPTION ? "Exemption applied:" : "Listing:",
+                    r->list_id, r->list_authority, r->authority, r->legal_basis, r->listing_id,
+                    from, until, r->contest);
+            if (r->kind == ENGINE_REASON_MATCH && r->effect == ENGINE_DENY && r->overridable) {
+                tprintf(&b, "  A supervisor may override this listing (the override is "
+                            "audited).\n");
+            }
+            if (r->effect == ENGINE_REFER) {
+                tprintf(&b, "  Note: %s\n", r->detail);
+            }
+            break;
+        case ENGINE_REASON_STALE:
+            if (r->effect != ENGINE_ALLOW) {
+                tprintf(&b, "\nList %s (%s): %s.\n  Clerk: the list data on this terminal is "
+                            "out of date; refresh the terminal (network or USB bundle) or ask a "
+                            "supervisor.\n",
+                        r->list_id, r->list_authority, r->detail);
+            }
+            break;
+        case ENGINE_REASON_CLOCK_FAULT:
+            tprintf(&b, "\nClock fault: %s.\n  Clerk: the terminal's clock cannot be trusted; "
+                        "call technical support and ask a supervisor.\n",
+                    r->detail);
+            break;
+        case ENGINE_REASON_OVERFLOW:
+            tprintf(&b, "\n%s.\n  Clerk: ask a supervisor.\n", r->detail);
+            break;
+        }
+        if (t.len + b.len + NOTICE_RESERVE >= t.cap) {
+            break; /* keep room for the closing lines; the strongest reasons come first */
+        }
+        tprintf(&t, "%s", block);
+        if (r->kind == ENGINE_REASON_MATCH || r->kind == ENGINE_REASON_EXEMPTION) {
+            any_entry = true;
+        }
+    }
+    if (res->reasons_dropped + (res->n_reasons - i) > 0) {
+        tprintf(&t, "\n(%zu further reason(s) not shown.)\n",
+                res->reasons_dropped + (res->n_reasons - i));
+    }
+    if (res->decision == ENGINE_DENY && any_entry) {
+        tprintf(&t, "\nYou may contest a listing with the authority named above, citing its "
+                    "listing id.\n");
+    }
+}
+
+static void
+sort_reasons(struct engine_result *res)
+{
+    for (size_t i = 1; i < res->n_reasons; i++) {
+        struct engine_reason x = res->reasons[i];
+        size_t j = i;
+
+        while (j > 0 && res->reasons[j - 1].effect < x.effect) {
+            res->reasons[j] = res->reasons[j - 1];
+            j--;
+        }
+        res->reasons[j] = x;
+    }
+}
+
+static enum posgate_err
+invalid(struct engine_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static enum posgate_err
+invalid(struct engine_result *res, const char *fmt, ...)
+{
+    va_list ap;
+
+    res->decision = ENGINE_REFER;
+    res->n_reasons = 0;
+    va_start(ap, fmt);
+    vsnprintf(res->notice, sizeof(res->notice), fmt, ap);
+    va_end(ap);
+    return POSGATE_ERR_INVALID;
+}
+
+static enum engine_decision
+max_decision(enum engine_decision a, enum engine_decision b)
+{
+    return a > b ? a : b;
+}
+
+enum posgate_err
+engine_decide(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
+              bool hits_truncated, struct engine_result *res)
+{
+    const struct feed_config *cfg;
+    enum engine_decision decision = ENGINE_ALLOW;
+    int svc;
+
+    if (res == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    res->decision = ENGINE_REFER;
+    res->service = -1;
+    res->clock_fault = false;
+    res->minor = false;
+    res->data_age_s = -1;
+    res->n_reasons = 0;
+    res->reasons_dropped = 0;
+    res->notice[0] = 0;
+    if (req == NULL || req->cfg == NULL || req->service == NULL || req->lists == NULL ||
+        (hits == NULL && n_hits > 0) || (req->jurisdictions == NULL && req->n_jurisdictions > 0)) {
+        return invalid(res, "check: missing arguments");
+    }
+    cfg = req->cfg;
+    if (req->ids == NULL || req->n_ids == 0 || req->n_ids > ENGINE_IDS_MAX) {
+        return invalid(res, "check: expected 1 to %d identifiers, found %zu", ENGINE_IDS_MAX,
+                       req->ids == NULL ? (size_t)0 : req->n_ids);
+    }
+    svc = feed_config_service_find(cfg, req->service);
+    if (svc < 0) {
+        return invalid(res, "check: service \"%.64s\" is not in the signed service taxonomy",
+                       req->service);
+    }
+    res->service = svc;
+    for (size_t i = 0; i < n_hits; i++) {
+        if (hits[i].id >= req->n_ids || hits[i].list >= cfg->n_lists ||
+            hits[i].e.reason >= cfg->n_reasons || hits[i].e.listing_id_len > FEED_LISTING_ID_MAX ||
+            hits[i].e.scope_count > FEED_SCOPE_MAX) {
+            return invalid(res, "check: entry %zu names an unknown identifier, list or reason "
+                                "(reason %u of %u); the store and the feed config disagree",
+                           i, hits[i].e.reason, cfg->n_reasons);
+        }
+    }
+    res->minor = subject_minor(req);
+
+    for (unsigned l = 0; l < cfg->n_lists; l++) {
+        const struct feed_list *fl = &cfg->lists[l];
+        const struct engine_list_state *st = &req->lists[l];
+        bool stale, exempt_strong = false, exempt_weak = false, matched = false;
+        const struct engine_hit *exemption = NULL;
+
+        if (!gate_applies(req, l) || !list_relevant(req, l, (unsigned)svc)) {
+            continue;
+        }
+        stale = !st->installed || st->age_s > fl->stale_after_s;
+        if (st->installed && st->age_s > res->data_age_s) {
+            res->data_age_s = st->age_s;
+        }
+        for (size_t i = 0; i < n_hits; i++) {
+            const struct engine_hit *h = &hits[i];
+
+            if (h->list != l || h->e.kind != FEED_KIND_EXEMPT ||
+                !entry_applies(cfg, &h->e, (unsigned)svc, req->at)) {
+                continue;
+            }
+            if (req->ids[h->id].type == IDENT_NAME_DOB) {
+                exempt_weak = true;
+            } else {
+                exempt_strong = true;
+            }
+            if (exemption == NULL || (req->ids[exemption->id].type == IDENT_NAME_DOB &&
+                                      req->ids[h->id].type != IDENT_NAME_DOB)) {
+                exemption = h;
+            }
+        }
+        for (size_t i = 0; i < n_hits; i++) {
+            const struct engine_hit *h = &hits[i];
+            bool by_name;
+            enum engine_decision eff;
+            struct engine_reason *r;
+            const struct feed_reason *fr;
+
+            if (h->list != l || h->e.kind != FEED_KIND_RESTRICT ||
+                !entry_applies(cfg, &h->e, (unsigned)svc, req->at)) {
+                continue;
+            }
+            by_name = req->ids[h->id].type == IDENT_NAME_DOB;
+            if (exempt_strong || (exempt_weak && by_name)) {
+                continue; /* lifted by this list's exemption */
+            }
+            matched = true;
+            fr = &cfg->reasons[h->e.reason];
+            eff = ENGINE_DENY;
+            r = NULL;
+            if (by_name) {
+                eff = ENGINE_REFER;
+            } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
+                eff = ENGINE_REFER;
+            }
+            if (stale && fl->stale_policy != FEED_STALE_DENY) {
+                eff = ENGINE_REFER; /* stale + refer, stale + allow with a match */
+            }
+            decision = max_decision(decision, eff);
+            r = add_reason(res, ENGINE_REASON_MATCH, eff);
+            if (r == NULL) {
+                continue;
+            }
+            fill_entry(r, cfg, h);
+            if (by_name) {
+                snprintf(r->detail, sizeof(r->detail),
+                         "name and birth date match only: verify the identity document");
+            } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
+                snprintf(r->detail, sizeof(r->detail),
+                         "subject is under %d and reason %s refers minors", AGE_OF_MAJORITY,
+                         fr->id);
+            } else if (stale && eff == ENGINE_REFER) {
+                snprintf(r->detail, sizeof(r->detail),
+                         "match on a stale list (policy %s): verify before refusing",
+                         feed_stale_policy_name(fl->stale_policy));
+            } else {
+                snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id,
+                         req->service);
+            }
+        }
+        if (!matched && exemption != NULL) {
+            /* Report an exemption only when it lifted something. */
+            bool lifted = false;
+
+            for (size_t i = 0; i < n_hits && !lifted; i++) {
+                lifted = hits[i].list == l && hits[i].e.kind == FEED_KIND_RESTRICT &&
+                         entry_applies(cfg, &hits[i].e, (unsigned)svc, req->at);
+            }
+            if (lifted) {
+                struct engine_reason *r = add_reason(res, ENGINE_REASON_EXEMPTION, ENGINE_ALLOW);
+
+                if (r != NULL) {
+                    fill_entry(r, cfg, exemption);
+                    snprintf(r->detail, sizeof(r->detail),
+                             "exemption %s lifts the restrictions of list %s",
+                             exemption->e.listing_id, fl->id);
+                }
+            }
+        }
+        if (stale) {
+            enum engine_decision eff = ENGINE_ALLOW;
+            struct engine_reason *r;
+            char age[32];
+
+            switch (fl->stale_policy) {
+            case FEED_STALE_REFER:
+                eff = ENGINE_REFER;
+                break;
+            case FEED_STALE_DENY:
+                eff = ENGINE_DENY;
+                break;
+            case FEED_STALE_ALLOW:
+                eff = matched ? ENGINE_REFER : ENGINE_ALLOW;
+                break;
+            }
+            decision = max_decision(decision, eff);
+            r = add_reason(res, ENGINE_REASON_STALE, eff);
+            if (r != NULL) {
+                fill_list(r, cfg, l);
+                if (!st->installed) {
+                    snprintf(r->detail, sizeof(r->detail),
+                             "stale list: no data installed, stale_after %s, policy %s",
+                             fl->stale_after, feed_stale_policy_name(fl->stale_policy));
+                } else {
+                    format_age(st->age_s, age, sizeof(age));
+                    snprintf(r->detail, sizeof(r->detail),
+                             "stale list: data is %s old, stale_after %s, policy %s", age,
+                             fl->stale_after, feed_stale_policy_name(fl->stale_policy));
+                }
+            }
+        }
+    }
+
+    if (hits_truncated) {
+        struct engine_reason *r = add_reason(res, ENGINE_REASON_OVERFLOW, ENGINE_REFER);
+
+        decision = max_decision(decision, ENGINE_REFER);
+        if (r != NULL) {
+            snprintf(r->detail, sizeof(r->detail),
+                     "more than %d entries match this subject; not all could be evaluated",
+                     ENGINE_HITS_MAX);
+        }
+    }
+    if (req->wall_now < req->newest_issue_seen) {
+        struct engine_reason *r;
+        char now[32], seen[32];
+
+        res->clock_fault = true;
+        decision = ENGINE_REFER;
+        /* The clock fault outranks every list reason: make room for it. */
+        r = add_reason(res, ENGINE_REASON_CLOCK_FAULT, ENGINE_DENY);
+        if (r != NULL) {
+            r->effect = ENGINE_REFER;
+            plat_time_format(req->wall_now, now, sizeof(now));
+            plat_time_format(req->newest_issue_seen, seen, sizeof(seen));
+            snprintf(r->detail, sizeof(r->detail),
+                     "wall clock %s is earlier than the newest signed issue time seen %s", now,
+                     seen);
+        }
+        for (size_t i = 0; i < res->n_reasons; i++) {
+            if (res->reasons[i].effect == ENGINE_DENY) {
+                res->reasons[i].effect = ENGINE_REFER;
+            }
+        }
+    }
+    res->decision = decision;
+    sort_reasons(res);
+    if (res->clock_fault) {
+        /* Clock fault first among the REFERs. */
+        for (size_t i = 0; i < res->n_reasons; i++) {
+            if (res->reasons[i].kind == ENGINE_REASON_CLOCK_FAULT && i > 0) {
+                struct engine_reason x = res->reasons[i];
+
+                memmove(&res->reasons[1], &res->reasons[0], i * sizeof(res->reasons[0]));
+                res->reasons[0] = x;
+                break;
+            }
+        }
+    }
+    write_notice(req, res);
+    return POSGATE_OK;
+}
+
+enum posgate_err
+engine_check_store(struct store_reader *r, const struct engine_request *req,
+                   struct engine_result *res)
+{
+    struct engine_list_state states[FEED_LISTS_MAX];
+    struct engine_hit hits[ENGINE_HITS_MAX];
+    struct store_hit sh[ENGINE_HITS_MAX];
+    struct engine_request q;
+    const struct store_meta *meta;
+    const struct store_list *lists;
+    size_t n_lists = 0, n_hits = 0;
+    bool truncated = false;
+    enum posgate_err err;
+
+    if (res == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    res->decision = ENGINE_REFER;
+    res->n_reasons = 0;
+    res->notice[0] = 0;
+    if (r == NULL || req == NULL || req->ids == NULL || req->n_ids == 0 ||
+        req->n_ids > ENGINE_IDS_MAX) {
+        return invalid(res, "check: expected 1 to %d identifiers", ENGINE_IDS_MAX);
+    }
+    err = store_reader_refresh(r);
+    if (err != POSGATE_OK) {
+        snprintf(res->notice, sizeof(res->notice), "check: %s", store_reader_errmsg(r));
+        return err;
+    }
+    q = *req;
+    q.cfg = store_reader_config(r);
+    if (q.cfg == NULL) {
+        snprintf(res->notice, sizeof(res->notice), "check: no feed is installed");
+        return POSGATE_ERR_NOTFOUND;
+    }
+    meta = store_reader_meta(r);
+    lists = store_reader_lists(r, &n_lists);
+    q.jurisdictions = (const char(*)[3])meta->jurisdictions;
+    q.n_jurisdictions = meta->n_jurisdictions;
+    q.newest_issue_seen = meta->newest_issue_seen;
+    for (size_t i = 0; i < q.cfg->n_lists; i++) {
+        states[i].installed = false;
+        states[i].age_s = 0;
+        states[i].reasons = NULL;
+    }
+    for (size_t i = 0; i < n_lists; i++) {
+        int c = lists[i].cfg_index;
+        int64_t fresh;
+
+        if (c < 0 || (size_t)c >= q.cfg->n_lists) {
+            continue;
+        }
+        fresh = lists[i].issued_at > meta->issued_at ? lists[i].issued_at : meta->issued_at;
+        states[c].installed = true;
+        states[c].age_s = q.wall_now - fresh;
+        states[c].reasons = lists[i].reasons;
+    }
+    q.lists = states;
+    for (size_t i = 0; i < q.n_ids; i++) {
+        size_t found = 0, room = ENGINE_HITS_MAX - n_hits;
+
+        err = store_lookup_current(r, q.ids[i].key, sh, room, &found);
+        if (err != POSGATE_OK) {
+            snprintf(res->notice, sizeof(res->notice), "check: %s", store_reader_errmsg(r));
+            return err;
+        }
+        if (found > room) {
+            truncated = true;
+            found = room;
+        }
+        for (size_t j = 0; j < found; j++) {
+            int c = lists[sh[j].list].cfg_index;
+
+            if (c < 0) {
+                continue; /* a list the installed config no longer names */
+            }
+            hits[n_hits].id = (uint16_t)i;
+            hits[n_hits].list = (uint16_t)c;
+            hits[n_hits].e = sh[j].e;
+            n_hits++;
+        }
+    }
+    return engine_decide(&q, hits, n_hits, truncated, res);
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The decision engine: given the entries found for a subject's keys, the service, the instant,
+ * the kiosk's gate jurisdictions, the signed feed configuration and each list's data age, it
+ * answers ALLOW, DENY or REFER with the reasons and a notice a clerk can hand over. It owns the
+ * rules of DESIGN.md "Decision" and issue 3 part 6; it does no I/O, reads no clock and does not
+ * allocate (fixed-size result with caps), so one check is a bounded amount of work.
+ *
+ * Rules, in the order they are applied:
+ *   1. The service must be in the signed taxonomy (else POSGATE_ERR_INVALID).
+ *   2. A list takes part only when it applies at the gate (its jurisdictions are empty or share
+ *      one with the kiosk) and is relevant to the service (some reason its entries use covers
+ *      the service; a list without data, or whose reasons are unknown, is relevant).
+ *   3. An entry matches when its key is one of the subject's, the instant is in
+ *      [valid_from, valid_until), and the service lies inside its scope (the entry's scope
+ *      narrowing when present, and always the reason's scope; prefix match on dotted names).
+ *   4. An exempt entry of a list that matches (subject, service, instant) lifts that list's
+ *      restrictions, and only that list's. An exemption found through a name_dob key lifts only
+ *      restrictions that were themselves matched through a name_dob key.
+ *   5. Per list, fresh data: a match DENYs, except a name_dob match (REFER) and a match whose
+ *      reason says `minors: refer` when a cn_rid birth date shows the subject under 18 at the
+ *      instant (REFER). Data older than stale_after (or not installed): policy refer → REFER;
+ *      deny → DENY; allow → REFER on a match, else ALLOW.
+ *   6. DENY > REFER > ALLOW across lists.
+ *   7. A wall clock earlier than the newest signed issue time seen is a clock fault: the
+ *      decision is REFER whatever the lists say (no time-based rule can be trusted), with a
+ *      reason naming the fault.
+ *   8. More matching rows than the engine can hold: REFER (never a silent ALLOW).
+ */
+#ifndef POSGATE_ENGINE_H
+#define POSGATE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "feed_config.h"
+#include "feed_records.h"
+#include "ident.h"
+#include "posgate_err.h"
+#include "store.h"
+
+#define ENGINE_IDS_MAX     8   /* identifiers per check */
+#define ENGINE_HITS_MAX    64  /* matching rows per check (more: REFER) */
+#define ENGINE_REASONS_MAX 16  /* reasons kept in a result (the strongest) */
+#define ENGINE_DETAIL_MAX  192
+#define ENGINE_NOTICE_MAX  4096
+
+/* Ordered: a larger value wins. */
+enum engine_decision {
+    ENGINE_ALLOW = 0,
+    ENGINE_REFER = 1,
+    ENGINE_DENY = 2
+};
+
+enum engine_reason_kind {
+    ENGINE_REASON_MATCH,       /* a restriction entry applies */
+    ENGINE_REASON_EXEMPTION,   /* an exempt entry lifted a list's restrictions (effect ALLOW) */
+    ENGINE_REASON_STALE,       /* the list's data is older than stale_after, or missing */
+    ENGINE_REASON_CLOCK_FAULT, /* wall clock earlier than the newest signed issue time */
+    ENGINE_REASON_OVERFLOW     /* more matching rows than ENGINE_HITS_MAX */
+};
+
+/* One identifier of the subject, already parsed and keyed (ident_entry_key). */
+struct engine_id {
+    uint8_t key[FEED_KEY_LEN];
+    enum ident_type type; /* IDENT_NAME_DOB matches can only REFER; IDENT_CN_RID gives age */
+    int64_t birth_days;   /* days since 1970-01-01 (ident.birth_days), IDENT_NO_BIRTH if none */
+};
+
+/* What the engine knows of one list of the config (indexed like cfg->lists). */
+struct engine_list_state {
+    bool installed;          /* false: no data on this terminal (counts as stale) */
+    int64_t age_s;           /* data age at the check, seconds (ignored when not installed) */
+    const uint8_t *reasons;  /* bitmap of reason indices its entries use (store_list.reasons,
+                                STORE_REASON_BITMAP bytes); NULL = unknown (relevant to all) */
+};
+
+/* A row found for one of the subject's keys. */
+struct engine_hit {
+    uint16_t id;   /* index into engine_request.ids */
+    uint16_t list; /* index into cfg->lists */
+    struct feed_entry e;
+};
+
+struct engine_request {
+    const struct feed_config *cfg;
+    const char *service;            /* dotted name, NUL-terminated */
+    int64_t at;                     /* the instant the check is about (seconds) */
+    int64_t wall_now;               /* the wall clock now (seconds) */
+    int64_t newest_issue_seen;      /* newest signed issue time seen (store_meta) */
+    const char (*jurisdictions)[3]; /* the kiosk's gate jurisdictions ("CN") */
+    size_t n_jurisdictions;
+    const struct engine_id *ids;    /* 1..ENGINE_IDS_MAX */
+    size_t n_ids;
+    const struct engine_list_state *lists; /* cfg->n_lists entries */
+};
+
+struct engine_reason {
+    enum engine_reason_kind kind;
+    enum engine_decision effect; /* what this reason contributes */
+    int list;                    /* cfg list index, -1 for a clock fault or overflow */
+    int reason;                  /* cfg reason index, -1 when none */
+    /* Borrowed from the config ("" when none); valid while the config lives. */
+    const char *list_id;
+    const char *list_authority;
+    const char *reason_id;
+    const char *authority;
+    const char *legal_basis;
+    const char *contest;
+    char listing_id[FEED_LISTING_ID_MAX + 1]; /* "" when none */
+    int64_t valid_from;      /* 0 when none */
+    int64_t valid_until;     /* FEED_UNTIL_OPEN when open or none */
+    bool overridable;        /* the reason allows a supervisor override */
+    int id;                  /* request id index that matched, -1 when none */
+    char detail[ENGINE_DETAIL_MAX];
+};
+
+struct engine_result {
+    enum engine_decision decision;
+    int service;        /* cfg service index */
+    bool clock_fault;
+    bool minor;         /* a cn_rid shows the subject under 18 at the instant */
+    int64_t data_age_s; /* oldest data age among the lists that took part, -1 when none */
+    size_t n_reasons;
+    size_t reasons_dropped; /* weaker reasons left out past ENGINE_REASONS_MAX */
+    struct engine_reason reasons[ENGINE_REASONS_MAX]; /* strongest effect first */
+    char notice[ENGINE_NOTICE_MAX]; /* plain text for the customer and the clerk */
+};
+
+/* Decides from hits[0..n_hits) (hits_truncated: more rows existed than were passed). Fills
+ * *res completely. INVALID (unknown service, bad arguments, a hit naming an unknown id, list
+ * or reason) leaves res->decision REFER, never ALLOW, with the cause in res->notice. */
+POSGATE_WUR enum posgate_err engine_decide(const struct engine_request *req,
+                                           const struct engine_hit *hits, size_t n_hits,
+                                           bool hits_truncated, struct engine_result *res);
+
+/* One check against a store reader: looks up every id, builds the list states from the
+ * reader's version (a list's data age is wall_now minus the later of its own issued_at and the
+ * feed's meta.issued_at; a config list absent from the store is not installed) and decides.
+ * req->cfg, lists, jurisdictions and newest_issue_seen are taken from the reader (the fields
+ * given in req are ignored). NOTFOUND when no feed config is installed. Does not allocate
+ * unless the reader moves to a new version. */
+POSGATE_WUR enum posgate_err engine_check_store(struct store_reader *r,
+                                                const struct engine_request *req,
+                                                struct engine_result *res);
+
+const char *engine_decision_name(enum engine_decision d); /* "allow", "deny", "refer" */
+const char *engine_reason_kind_name(enum engine_reason_kind k); /* "match", ... */
+
+#endif

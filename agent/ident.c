@@ -1,0 +1,1459 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Identifier normalisation and validation (see ident.h for the canonical forms). Each type has
+ * one parser that folds the raw input to ASCII (or, for names, to lowercase base letters),
+ * checks length, alphabet, embedded dates and check digits, and writes the canonical form into
+ * a caller-owned struct ident. Nothing here allocates or reads a clock: the check path calls it
+ * for every identifier of every request. The synthesisers at the end build valid identifiers
+ * from a 64-bit value with a SplitMix64 sequence, so test data is reproducible.
+ */
+#include "ident.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plat_clock.h"
+
+static const char *const type_names[IDENT_TYPE_COUNT] = {
+    "cn_rid", "cn_uscc", "passport", "mrz", "national_id", "name_dob",
+};
+
+/* GB 32100-2015: the 31-character alphabet (no I, O, S, V, Z) and the weights 3^i mod 31. */
+static const char uscc_alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+static const unsigned uscc_weights[17] = {1,  3,  9,  27, 19, 26, 16, 17, 20,
+                                          29, 25, 13, 8,  24, 10, 30, 28};
+/* ISO 7064 MOD 11-2 weights 2^(17-i) mod 11 for the 17 digits of a cn_rid. */
+static const unsigned rid_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Messages */
+
+static void fail(char *em, size_t ec, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+fail(char *em, size_t ec, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (em == NULL || ec == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(em, ec, fmt, ap);
+    va_end(ap);
+}
+
+/* A printable description of one code point: 'A', space, U+00E9. */
+struct chardesc {
+    char s[16];
+};
+
+static struct chardesc
+describe(long c)
+{
+    struct chardesc d;
+
+    if (c == ' ') {
+        snprintf(d.s, sizeof(d.s), "a space");
+    } else if (c > 0x20 && c < 0x7F && c != '\'') {
+        snprintf(d.s, sizeof(d.s), "'%c'", (char)c);
+    } else {
+        snprintf(d.s, sizeof(d.s), "U+%04lX", (unsigned long)c);
+    }
+    return d;
+}
+
+/* An excerpt of untrusted text safe to print: printable ASCII, '?' for anything else. */
+struct excerpt {
+    char s[40];
+};
+
+static struct excerpt
+make_excerpt(const char *p, size_t n)
+{
+    struct excerpt e;
+    size_t i, k = 0;
+
+    for (i = 0; i < n && k < 32; i++) {
+        unsigned char c = (unsigned char)p[i];
+        e.s[k++] = (c >= 0x20 && c < 0x7F && c != '"') ? (char)c : '?';
+    }
+    if (i < n) {
+        memcpy(e.s + k, "...", 3);
+        k += 3;
+    }
+    e.s[k] = '\0';
+    return e;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Characters */
+
+static int
+is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int
+is_upper(int c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static int
+to_upper(int c)
+{
+    return (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c;
+}
+
+static int
+is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* Decodes one code point at s[*pos], *pos < n; -1 on invalid UTF-8 (overlong forms,
+ * surrogates and values past U+10FFFF included). */
+static long
+utf8_next(const unsigned char *s, size_t n, size_t *pos)
+{
+    size_t i = *pos, need, k;
+    unsigned long c = s[i], min;
+
+    if (c < 0x80) {
+        *pos = i + 1;
+        return (long)c;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        c &= 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        c &= 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        c &= 0x07;
+        min = 0x10000;
+    } else {
+        return -1;
+    }
+    if (n - i - 1 < need) {
+        return -1;
+    }
+    for (k = 1; k <= need; k++) {
+        unsigned long b = s[i + k];
+        if ((b & 0xC0) != 0x80) {
+            return -1;
+        }
+        c = (c << 6) | (b & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+        return -1;
+    }
+    *pos = i + 1 + need;
+    return (long)c;
+}
+
+/* Appends code point c as UTF-8; -1 when it does not fit in cap bytes. */
+static int
+utf8_put(long c, char *out, size_t cap, size_t *len)
+{
+    unsigned long u = (unsigned long)c;
+    unsigned char b[4];
+    size_t n;
+
+    if (u < 0x80) {
+        b[0] = (unsigned char)u;
+        n = 1;
+    } else if (u < 0x800) {
+        b[0] = (unsigned char)(0xC0 | (u >> 6));
+        b[1] = (unsigned char)(0x80 | (u & 0x3F));
+        n = 2;
+    } else if (u < 0x10000) {
+        b[0] = (unsigned char)(0xE0 | (u >> 12));
+        b[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+        b[2] = (unsigned char)(0x80 | (u & 0x3F));
+        n = 3;
+    } else {
+        b[0] = (unsigned char)(0xF0 | (u >> 18));
+        b[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F));
+        b[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+        b[3] = (unsigned char)(0x80 | (u & 0x3F));
+        n = 4;
+    }
+    if (cap - *len < n) {
+        return -1;
+    }
+    memcpy(out + *len, b, n);
+    *len += n;
+    return 0;
+}
+
+/* Full-width ASCII (U+FF01..U+FF5E) and the ideographic space fold to ASCII. */
+static long
+fold_width(long c)
+{
+    if (c >= 0xFF01 && c <= 0xFF5E) {
+        return c - 0xFEE0;
+    }
+    if (c == 0x3000) {
+        return ' ';
+    }
+    return c;
+}
+
+/* Folds in[0..len) to ASCII in out (at least len + 1 bytes), NUL-terminated. Anything outside
+ * ASCII after full-width folding is refused. */
+static enum posgate_err
+fold_ascii(const char *tn, const char *in, size_t len, char *out, size_t *outlen, char *em,
+           size_t ec)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t pos = 0, n = 0, index = 0;
+
+    while (pos < len) {
+        size_t at = pos;
+        long c = utf8_next(s, len, &pos);
+
+        index++;
+        if (c < 0) {
+            fail(em, ec, "%s: invalid UTF-8 at byte %zu, expected UTF-8 text", tn, at + 1);
+            return POSGATE_ERR_INVALID;
+        }
+        c = fold_width(c);
+        if (c >= 0x80) {
+            fail(em, ec,
+                 "%s: character %zu is %s, expected ASCII letters, digits or their "
+                 "full-width forms",
+                 tn, index, describe(c).s);
+            return POSGATE_ERR_INVALID;
+        }
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    *outlen = n;
+    return POSGATE_OK;
+}
+
+/* Trims ASCII white space on both sides of s[0..*n); returns the new start. */
+static const char *
+trim(const char *s, size_t *n)
+{
+    size_t a = 0, b = *n;
+
+    while (a < b && is_space((unsigned char)s[a])) {
+        a++;
+    }
+    while (b > a && is_space((unsigned char)s[b - 1])) {
+        b--;
+    }
+    *n = b - a;
+    return s + a;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dates */
+
+static int
+days_in_month(int y, int m)
+{
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return (m == 2 && leap) ? 29 : dm[m - 1];
+}
+
+static int
+digits_value(const char *s, size_t n)
+{
+    int v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Validates a calendar date in the accepted birth range; 0 when valid, else writes why. */
+static int
+check_date(const char *tn, const char *what, int y, int m, int d, char *em, size_t ec)
+{
+    if (y < IDENT_YEAR_MIN || y > IDENT_YEAR_MAX) {
+        fail(em, ec, "%s: %s has year %04d, expected %d-%d", tn, what, y, IDENT_YEAR_MIN,
+             IDENT_YEAR_MAX);
+        return -1;
+    }
+    if (m < 1 || m > 12) {
+        fail(em, ec, "%s: %s has month %02d, expected 01-12", tn, what, m);
+        return -1;
+    }
+    if (d < 1 || d > days_in_month(y, m)) {
+        fail(em, ec, "%s: %s has day %02d, expected 01-%02d for %04d-%02d", tn, what, d,
+             days_in_month(y, m), y, m);
+        return -1;
+    }
+    return 0;
+}
+
+/* Days since 1970-01-01 to civil date (proleptic Gregorian). */
+static void
+civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    int64_t era, doe, yoe, doy, mp, yy, mm;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    yy = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    mm = mp < 10 ? mp + 3 : mp - 9;
+    *m = (int)mm;
+    *y = (int)(yy + (mm <= 2 ? 1 : 0));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Check characters */
+
+static char
+rid_check(const char *s)
+{
+    unsigned sum = 0, v;
+
+    for (int i = 0; i < 17; i++) {
+        sum += (unsigned)(s[i] - '0') * rid_weights[i];
+    }
+    v = (12 - sum % 11) % 11;
+    return v == 10 ? 'X' : (char)('0' + v);
+}
+
+static int
+uscc_index(int c)
+{
+    const char *p;
+
+    if (c == '\0') {
+        return -1;
+    }
+    p = strchr(uscc_alphabet, c);
+    return p == NULL ? -1 : (int)(p - uscc_alphabet);
+}
+
+/* s[0..17) must be in the alphabet. */
+static char
+uscc_check(const char *s)
+{
+    unsigned sum = 0, c;
+
+    for (int i = 0; i < 17; i++) {
+        sum += (unsigned)uscc_index(s[i]) * uscc_weights[i];
+    }
+    c = 31 - sum % 31;
+    return uscc_alphabet[c == 31 ? 0 : c];
+}
+
+/* ICAO 9303 Part 3: digits, A-Z = 10..35, '<' = 0, weights 7-3-1, sum mod 10. */
+static int
+mrz_value(char c)
+{
+    if (is_digit(c)) {
+        return c - '0';
+    }
+    if (is_upper(c)) {
+        return c - 'A' + 10;
+    }
+    return 0;
+}
+
+static char
+mrz_check(const char *s, size_t n)
+{
+    static const int w[3] = {7, 3, 1};
+    int sum = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        sum += mrz_value(s[i]) * w[i % 3];
+    }
+    return (char)('0' + sum % 10);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Types */
+
+static enum posgate_err
+parse_cn_rid(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    static const char tn[] = "cn_rid";
+    char a[IDENT_VALUE_MAX + 1];
+    const char *s;
+    size_t n;
+    int y, m, d;
+    char want, got;
+    enum posgate_err err;
+
+    err = fold_ascii(tn, v, len, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    if (n != 18) {
+        fail(em, ec, "%s: expected 18 characters, found %zu", tn, n);
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < 17; i++) {
+        if (!is_digit(s[i])) {
+            fail(em, ec, "%s: character %zu is %s, expected a digit", tn, i + 1, describe(s[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+    }
+    got = (char)to_upper(s[17]);
+    if (!is_digit(got) && got != 'X') {
+        fail(em, ec, "%s: character 18 is %s, expected a check character 0-9 or X", tn,
+             describe(s[17]).s);
+        return POSGATE_ERR_INVALID;
+    }
+    if (memcmp(s, "000000", 6) == 0) {
+        fail(em, ec, "%s: region code (characters 1-6) is 000000, expected an assigned code", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    y = digits_value(s + 6, 4);
+    m = digits_value(s + 10, 2);
+    d = digits_value(s + 12, 2);
+    if (check_date(tn, "birth date (characters 7-14)", y, m, d, em, ec) != 0) {
+        return POSGATE_ERR_INVALID;
+    }
+    want = rid_check(s);
+    if (got != want) {
+        fail(em, ec, "%s: check character is %c, expected %c (ISO 7064 MOD 11-2)", tn, got, want);
+        return POSGATE_ERR_INVALID;
+    }
+    memcpy(id->norm, s, 17);
+    id->norm[17] = got;
+    id->norm[18] = '\0';
+    id->norm_len = 18;
+    id->birth_days = plat_days_from_civil(y, (unsigned)m, (unsigned)d);
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_cn_uscc(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    static const char tn[] = "cn_uscc";
+    char a[IDENT_VALUE_MAX + 1], u[18];
+    const char *s;
+    size_t n;
+    char want;
+    enum posgate_err err;
+
+    err = fold_ascii(tn, v, len, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    if (n != 18) {
+        fail(em, ec, "%s: expected 18 characters, found %zu", tn, n);
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < 18; i++) {
+        u[i] = (char)to_upper(s[i]);
+        if (uscc_index(u[i]) < 0) {
+            fail(em, ec,
+                 "%s: character %zu is %s, expected 0-9 or A-H J-N P-R T U W-Y "
+                 "(GB 32100 alphabet, no I O S V Z)",
+                 tn, i + 1, describe(s[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+    }
+    want = uscc_check(u);
+    if (u[17] != want) {
+        fail(em, ec, "%s: check character is %c, expected %c (GB 32100)", tn, u[17], want);
+        return POSGATE_ERR_INVALID;
+    }
+    memcpy(id->norm, u, 18);
+    id->norm[18] = '\0';
+    id->norm_len = 18;
+    return POSGATE_OK;
+}
+
+/* Writes "ISSUER:NUMBER" into id from an issuer (3 letters, or D padded with '<') and a
+ * number (fillers and spaces dropped, at most 9 of A-Z 0-9). */
+static enum posgate_err
+passport_build(const char *tn, const char *iss, size_t isslen, const char *num, size_t numlen,
+               struct ident *id, char *em, size_t ec)
+{
+    size_t k = 0, count = 0;
+
+    iss = trim(iss, &isslen);
+    while (isslen > 0 && iss[isslen - 1] == '<') {
+        isslen--;
+    }
+    if (isslen != 3 && !(isslen == 1 && to_upper(iss[0]) == 'D')) {
+        fail(em, ec,
+             "%s: issuer has %zu characters, expected a three-letter ICAO 9303 code "
+             "(or D, D<<)",
+             tn, isslen);
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < isslen; i++) {
+        int c = to_upper(iss[i]);
+        if (!is_upper(c)) {
+            fail(em, ec, "%s: issuer character %zu is %s, expected a letter A-Z (ICAO 9303)", tn,
+                 i + 1, describe(iss[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+        id->norm[k++] = (char)c;
+    }
+    id->norm[k++] = ':';
+    for (size_t i = 0; i < numlen; i++) {
+        int c = to_upper(num[i]);
+        if (c == '<' || is_space(c)) {
+            continue;
+        }
+        if (!is_upper(c) && !is_digit(c)) {
+            fail(em, ec, "%s: number character %zu is %s, expected A-Z, 0-9 or the filler <", tn,
+                 i + 1, describe(num[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+        count++;
+        if (count <= 9) {
+            id->norm[k++] = (char)c;
+        }
+    }
+    if (count == 0) {
+        fail(em, ec, "%s: number is empty, expected 1-9 characters A-Z 0-9", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    if (count > 9) {
+        fail(em, ec, "%s: number has %zu characters, expected at most 9 (ICAO 9303)", tn, count);
+        return POSGATE_ERR_INVALID;
+    }
+    id->norm[k] = '\0';
+    id->norm_len = k;
+    id->type = IDENT_PASSPORT;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_passport(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    static const char tn[] = "passport";
+    char a[IDENT_VALUE_MAX + 1];
+    const char *s, *colon;
+    size_t n;
+    enum posgate_err err;
+
+    err = fold_ascii(tn, v, len, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    colon = memchr(s, ':', n);
+    if (colon == NULL) {
+        fail(em, ec, "%s: expected ISSUER:NUMBER, found no ':'", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    return passport_build(tn, s, (size_t)(colon - s), colon + 1, n - (size_t)(colon - s) - 1, id,
+                          em, ec);
+}
+
+struct mrz_field {
+    const char *name;
+    size_t start, len, check; /* 0-based, line 2 */
+};
+
+static const struct mrz_field mrz_fields[4] = {
+    {"document number", 0, 9, 9},
+    {"birth date", 13, 6, 19},
+    {"expiry date", 21, 6, 27},
+    {"optional data", 28, 14, 42},
+};
+
+/* Verifies the check digit at l2[pos] against the computed one. */
+static enum posgate_err
+mrz_verify(const char *what, const char *l2, size_t pos, char want, int filler_ok, char *em,
+           size_t ec)
+{
+    char got = l2[pos];
+
+    if (got == '<' && filler_ok) {
+        got = '0';
+    }
+    if (!is_digit(got)) {
+        fail(em, ec, "mrz: %s check digit (line 2 character %zu) is %s, expected a digit", what,
+             pos + 1, describe(l2[pos]).s);
+        return POSGATE_ERR_INVALID;
+    }
+    if (got != want) {
+        fail(em, ec, "mrz: %s check digit is %c, expected %c (ICAO 9303 7-3-1)", what, got, want);
+        return POSGATE_ERR_INVALID;
+    }
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_mrz(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    static const char tn[] = "mrz";
+    char a[IDENT_VALUE_MAX + 1], l1[44], l2[44], comp[39];
+    const char *s, *sep, *line[2];
+    size_t n, ln[2], k;
+    enum posgate_err err;
+
+    err = fold_ascii(tn, v, len, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    sep = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n' || s[i] == '|') {
+            sep = s + i;
+            break;
+        }
+    }
+    if (sep == NULL) {
+        fail(em, ec,
+             "%s: expected two 44-character lines joined by a newline or '|', found "
+             "one line",
+             tn);
+        return POSGATE_ERR_INVALID;
+    }
+    line[0] = s;
+    ln[0] = (size_t)(sep - s);
+    line[1] = sep + 1;
+    ln[1] = n - ln[0] - 1;
+    for (int L = 0; L < 2; L++) {
+        line[L] = trim(line[L], &ln[L]);
+        if (memchr(line[L], '\n', ln[L]) != NULL || memchr(line[L], '|', ln[L]) != NULL) {
+            fail(em, ec, "%s: found more than two lines, expected two (TD3)", tn);
+            return POSGATE_ERR_INVALID;
+        }
+        if (ln[L] != 44) {
+            fail(em, ec, "%s: line %d has %zu characters, expected 44 (TD3)", tn, L + 1, ln[L]);
+            return POSGATE_ERR_INVALID;
+        }
+        for (size_t i = 0; i < 44; i++) {
+            int c = to_upper(line[L][i]);
+            if (!is_upper(c) && !is_digit(c) && c != '<') {
+                fail(em, ec, "%s: line %d character %zu is %s, expected A-Z, 0-9 or <", tn, L + 1,
+                     i + 1, describe(line[L][i]).s);
+                return POSGATE_ERR_INVALID;
+            }
+            (L == 0 ? l1 : l2)[i] = (char)c;
+        }
+    }
+    if (l1[0] != 'P') {
+        fail(em, ec, "%s: line 1 starts with %s, expected P (TD3 passport)", tn, describe(l1[0]).s);
+        return POSGATE_ERR_INVALID;
+    }
+    if (strchr("MFX<", l2[20]) == NULL) {
+        fail(em, ec, "%s: sex (line 2 character 21) is %s, expected M, F, X or <", tn,
+             describe(l2[20]).s);
+        return POSGATE_ERR_INVALID;
+    }
+    for (int f = 0; f < 4; f++) {
+        const struct mrz_field *fd = &mrz_fields[f];
+        int filler_ok = 0;
+
+        if (f == 3) {
+            /* ICAO 9303 Part 4: the optional-data check digit may be '<' when the field is
+             * all fillers. */
+            filler_ok = 1;
+            for (size_t i = 0; i < fd->len; i++) {
+                filler_ok &= l2[fd->start + i] == '<';
+            }
+        }
+        err = mrz_verify(fd->name, l2, fd->check, mrz_check(l2 + fd->start, fd->len), filler_ok, em,
+                         ec);
+        if (err != POSGATE_OK) {
+            return err;
+        }
+    }
+    k = 0;
+    memcpy(comp + k, l2, 10);
+    k += 10;
+    memcpy(comp + k, l2 + 13, 7);
+    k += 7;
+    memcpy(comp + k, l2 + 21, 22);
+    k += 22;
+    err = mrz_verify("composite", l2, 43, mrz_check(comp, k), 0, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    return passport_build(tn, l1 + 2, 3, l2, 9, id, em, ec);
+}
+
+static enum posgate_err
+parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    static const char tn[] = "national_id";
+    char a[IDENT_VALUE_MAX + 1];
+    const char *s, *colon, *cc;
+    size_t n, ccn, k = 0, count = 0;
+    enum posgate_err err;
+
+    err = fold_ascii(tn, v, len, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    colon = memchr(s, ':', n);
+    if (colon == NULL) {
+        fail(em, ec, "%s: expected CC:VALUE, found no ':'", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    ccn = (size_t)(colon - s);
+    cc = trim(s, &ccn);
+    if (ccn != 2) {
+        fail(em, ec, "%s: country code has %zu characters, expected 2 (ISO 3166 alpha-2)", tn, ccn);
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        int c = to_upper(cc[i]);
+        if (!is_upper(c)) {
+            fail(em, ec, "%s: country code character %zu is %s, expected a letter A-Z", tn, i + 1,
+                 describe(cc[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+        id->norm[k++] = (char)c;
+    }
+    id->norm[k++] = ':';
+    for (size_t i = (size_t)(colon - s) + 1; i < n; i++) {
+        int c = to_upper(s[i]);
+        if (is_space(c) || c == '-' || c == '.') {
+            continue;
+        }
+        if (!is_upper(c) && !is_digit(c)) {
+            fail(em, ec,
+                 "%s: value character %zu is %s, expected A-Z or 0-9 (spaces, '-' "
+                 "and '.' are ignored)",
+                 tn, i - (size_t)(colon - s), describe(s[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+        count++;
+        if (count <= 32) {
+            id->norm[k++] = (char)c;
+        }
+    }
+    if (count == 0) {
+        fail(em, ec, "%s: value is empty, expected 1-32 characters A-Z 0-9", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    if (count > 32) {
+        fail(em, ec, "%s: value has %zu characters, expected at most 32", tn, count);
+        return POSGATE_ERR_INVALID;
+    }
+    id->norm[k] = '\0';
+    id->norm_len = k;
+    return POSGATE_OK;
+}
+
+/* Base letters of U+00C0..U+00FF; NULL for the two symbols (multiplication, division). */
+static const char *const latin1_base[64] = {
+    "a", "a", "a", "a", "a", "a", "ae", "c",  "e", "e", "e", "e", "i", "i", "i",  "i",
+    "d", "n", "o", "o", "o", "o", "o",  NULL, "o", "u", "u", "u", "u", "y", "th", "ss",
+    "a", "a", "a", "a", "a", "a", "ae", "c",  "e", "e", "e", "e", "i", "i", "i",  "i",
+    "d", "n", "o", "o", "o", "o", "o",  NULL, "o", "u", "u", "u", "u", "y", "th", "y",
+};
+
+/* Base letters of U+0100..U+017F, one per code point; '*' marks the ligatures IJ and OE. */
+static const char latin_ext_a[] = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiii**jjkkk"
+                                  "llllllllllnnnnnnnnnoooooo**rrrrrrssssssssttttttuuuuuuuuuuuu"
+                                  "wwyyyzzzzzzs";
+_Static_assert(sizeof(latin_ext_a) == 129, "one entry per code point of Latin Extended-A");
+
+/* Separators collapse to one space: white space, hyphens and dashes, apostrophes and quotes,
+ * dots (the middle dots of transliterated names included). */
+static int
+is_name_separator(long c)
+{
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\r':
+    case '\n':
+    case '-':
+    case '\'':
+    case '`':
+    case '.':
+    case 0x00A0: /* no-break space */
+    case 0x00B4: /* acute accent used as an apostrophe */
+    case 0x00B7: /* middle dot */
+    case 0x02BC: /* modifier letter apostrophe */
+    case 0x2018:
+    case 0x2019:
+    case 0x2027: /* hyphenation point */
+    case 0x30FB: /* katakana middle dot */
+        return 1;
+    default:
+        return c >= 0x2010 && c <= 0x2015; /* hyphens and dashes */
+    }
+}
+
+/* Folds a name: lowercase, accents removed, separators collapsed, trimmed. */
+static enum posgate_err
+fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_t ec)
+{
+    static const char tn[] = "name_dob";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t pos = 0, n = 0, index = 0;
+    int pending = 0;
+
+    while (pos < len) {
+        size_t at = pos;
+        long c = utf8_next(s, len, &pos);
+        const char *base = NULL;
+        char one[2] = {0, 0};
+        int rc;
+
+        index++;
+        if (c < 0) {
+            fail(em, ec, "%s: invalid UTF-8 at byte %zu of the name, expected UTF-8 text", tn,
+                 at + 1);
+            return POSGATE_ERR_INVALID;
+        }
+        c = fold_width(c);
+        if (is_name_separator(c)) {
+            pending = n > 0;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7F || (c >= 0x80 && c < 0xA0) || c == '|') {
+            fail(em, ec, "%s: name character %zu is %s, expected a letter", tn, index,
+                 describe(c).s);
+            return POSGATE_ERR_INVALID;
+        }
+        if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x200B && c <= 0x200D) || c == 0x2060 ||
+            c == 0xFEFF) {
+            continue; /* combining accents of decomposed letters; zero-width characters */
+        }
+        if (c >= 'A' && c <= 'Z') {
+            one[0] = (char)(c - 'A' + 'a');
+            base = one;
+        } else if (c >= 0xC0 && c <= 0xFF) {
+            base = latin1_base[c - 0xC0];
+        } else if (c >= 0x100 && c <= 0x17F) {
+            char b = latin_ext_a[c - 0x100];
+            if (b == '*') {
+                base = (c == 0x132 || c == 0x133) ? "ij" : "oe";
+            } else {
+                one[0] = b;
+                base = one;
+            }
+        }
+        if (pending) {
+            if (n >= IDENT_NAME_MAX) {
+                goto toolong;
+            }
+            out[n++] = ' ';
+            pending = 0;
+        }
+        if (base != NULL) {
+            size_t bl = strlen(base);
+            if (IDENT_NAME_MAX - n < bl) {
+                goto toolong;
+            }
+            memcpy(out + n, base, bl);
+            n += bl;
+            rc = 0;
+        } else {
+            rc = utf8_put(c, out, IDENT_NAME_MAX, &n);
+        }
+        if (rc != 0) {
+            goto toolong;
+        }
+    }
+    if (n == 0) {
+        fail(em, ec, "%s: name is empty, expected at least one letter", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    *outlen = n;
+    return POSGATE_OK;
+toolong:
+    fail(em, ec, "%s: name is longer than %d bytes after folding", tn, IDENT_NAME_MAX);
+    return POSGATE_ERR_INVALID;
+}
+
+/* Builds "name|YYYY-MM-DD" from a raw name and a raw date. */
+static enum posgate_err
+name_dob_build(const char *name, size_t namelen, const char *date, size_t datelen, struct ident *id,
+               char *em, size_t ec)
+{
+    static const char tn[] = "name_dob";
+    char a[IDENT_VALUE_MAX + 1];
+    const char *s;
+    size_t n, k;
+    int y, m, d;
+    enum posgate_err err;
+
+    err = fold_name(name, namelen, id->norm, &k, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = fold_ascii(tn, date, datelen, a, &n, em, ec);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    s = trim(a, &n);
+    if (n != 10 || s[4] != '-' || s[7] != '-') {
+        fail(em, ec, "%s: birth date \"%s\" is not in the form YYYY-MM-DD", tn,
+             make_excerpt(s, n).s);
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && !is_digit(s[i])) {
+            fail(em, ec, "%s: birth date character %zu is %s, expected a digit (YYYY-MM-DD)", tn,
+                 i + 1, describe(s[i]).s);
+            return POSGATE_ERR_INVALID;
+        }
+    }
+    y = digits_value(s, 4);
+    m = digits_value(s + 5, 2);
+    d = digits_value(s + 8, 2);
+    if (check_date(tn, "birth date", y, m, d, em, ec) != 0) {
+        return POSGATE_ERR_INVALID;
+    }
+    id->norm[k++] = '|';
+    memcpy(id->norm + k, s, 10);
+    k += 10;
+    id->norm[k] = '\0';
+    id->norm_len = k;
+    id->birth_days = plat_days_from_civil(y, (unsigned)m, (unsigned)d);
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_name_dob(const char *v, size_t len, struct ident *id, char *em, size_t ec)
+{
+    const char *bar = NULL;
+
+    for (size_t i = len; i > 0; i--) {
+        if (v[i - 1] == '|') {
+            bar = v + i - 1;
+            break;
+        }
+    }
+    if (bar == NULL) {
+        fail(em, ec, "name_dob: expected NAME|YYYY-MM-DD, found no '|'");
+        return POSGATE_ERR_INVALID;
+    }
+    return name_dob_build(v, (size_t)(bar - v), bar + 1, len - (size_t)(bar - v) - 1, id, em, ec);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public parsing */
+
+const char *
+ident_type_name(enum ident_type t)
+{
+    if ((int)t < 0 || (int)t >= IDENT_TYPE_COUNT) {
+        return "unknown";
+    }
+    return type_names[t];
+}
+
+int
+ident_type_from_name_n(const char *name, size_t len, enum ident_type *out)
+{
+    if (name == NULL || out == NULL) {
+        return -1;
+    }
+    for (int t = 0; t < IDENT_TYPE_COUNT; t++) {
+        const char *tn = type_names[t];
+        size_t i;
+
+        if (strlen(tn) != len) {
+            continue;
+        }
+        for (i = 0; i < len; i++) {
+            int c = (unsigned char)name[i];
+            if (c >= 'A' && c <= 'Z') {
+                c = c - 'A' + 'a';
+            }
+            if (c != tn[i]) {
+                break;
+            }
+        }
+        if (i == len) {
+            *out = (enum ident_type)t;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+ident_type_from_name(const char *name, enum ident_type *out)
+{
+    if (name == NULL) {
+        return -1;
+    }
+    return ident_type_from_name_n(name, strlen(name), out);
+}
+
+static enum posgate_err
+parse_typed(enum ident_type t, const char *value, size_t len, struct ident *out, char *em,
+            size_t ec)
+{
+    const char *tn = ident_type_name(t);
+    struct ident id;
+    const char *nul;
+    enum posgate_err err = POSGATE_ERR_INVALID;
+
+    if (out == NULL) {
+        fail(em, ec, "%s: no place for the result (out is NULL)", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    if (value == NULL) {
+        fail(em, ec, "%s: value is missing", tn);
+        return POSGATE_ERR_INVALID;
+    }
+    if (len > IDENT_VALUE_MAX) {
+        fail(em, ec, "%s: value is %zu bytes, expected at most %d", tn, len, IDENT_VALUE_MAX);
+        return POSGATE_ERR_INVALID;
+    }
+    nul = memchr(value, '\0', len);
+    if (nul != NULL) {
+        fail(em, ec, "%s: value contains a NUL byte at offset %zu", tn, (size_t)(nul - value));
+        return POSGATE_ERR_INVALID;
+    }
+    {
+        size_t n = len;
+        (void)trim(value, &n);
+        if (n == 0) {
+            fail(em, ec, "%s: value is empty", tn);
+            return POSGATE_ERR_INVALID;
+        }
+    }
+    memset(&id, 0, sizeof(id));
+    id.type = t;
+    id.birth_days = IDENT_NO_BIRTH;
+    switch (t) {
+    case IDENT_CN_RID:
+        err = parse_cn_rid(value, len, &id, em, ec);
+        break;
+    case IDENT_CN_USCC:
+        err = parse_cn_uscc(value, len, &id, em, ec);
+        break;
+    case IDENT_PASSPORT:
+        err = parse_passport(value, len, &id, em, ec);
+        break;
+    case IDENT_MRZ:
+        err = parse_mrz(value, len, &id, em, ec);
+        break;
+    case IDENT_NATIONAL_ID:
+        err = parse_national_id(value, len, &id, em, ec);
+        break;
+    case IDENT_NAME_DOB:
+        err = parse_name_dob(value, len, &id, em, ec);
+        break;
+    }
+    if (err == POSGATE_OK) {
+        *out = id;
+    }
+    return err;
+}
+
+static void
+fail_unknown_type(const char *name, size_t len, char *em, size_t ec)
+{
+    fail(em, ec,
+         "unknown identifier type \"%s\", expected cn_rid, cn_uscc, passport, mrz, "
+         "national_id or name_dob",
+         make_excerpt(name, len).s);
+}
+
+enum posgate_err
+ident_parse(const char *type_name, const char *value, size_t len, struct ident *out, char *errmsg,
+            size_t errcap)
+{
+    enum ident_type t;
+
+    if (errmsg != NULL && errcap > 0) {
+        errmsg[0] = '\0';
+    }
+    if (type_name == NULL) {
+        fail(errmsg, errcap,
+             "identifier type is missing, expected cn_rid, cn_uscc, passport, "
+             "mrz, national_id or name_dob");
+        return POSGATE_ERR_INVALID;
+    }
+    if (ident_type_from_name(type_name, &t) != 0) {
+        fail_unknown_type(type_name, strlen(type_name), errmsg, errcap);
+        return POSGATE_ERR_INVALID;
+    }
+    return parse_typed(t, value, len, out, errmsg, errcap);
+}
+
+enum posgate_err
+ident_parse_arg(const char *arg, size_t len, struct ident *out, char *errmsg, size_t errcap)
+{
+    const char *colon;
+    enum ident_type t;
+    size_t tl;
+
+    if (errmsg != NULL && errcap > 0) {
+        errmsg[0] = '\0';
+    }
+    if (arg == NULL) {
+        fail(errmsg, errcap, "identifier is missing, expected TYPE:VALUE");
+        return POSGATE_ERR_INVALID;
+    }
+    colon = memchr(arg, ':', len);
+    if (colon == NULL) {
+        fail(errmsg, errcap,
+             "identifier has no type, expected TYPE:VALUE with TYPE one of "
+             "cn_rid, cn_uscc, passport, mrz, national_id, name_dob");
+        return POSGATE_ERR_INVALID;
+    }
+    tl = (size_t)(colon - arg);
+    if (ident_type_from_name_n(arg, tl, &t) != 0) {
+        fail_unknown_type(arg, tl, errmsg, errcap);
+        return POSGATE_ERR_INVALID;
+    }
+    return parse_typed(t, colon + 1, len - tl - 1, out, errmsg, errcap);
+}
+
+enum posgate_err
+ident_parse_name_dob(const char *name, const char *date, struct ident *out, char *errmsg,
+                     size_t errcap)
+{
+    struct ident id;
+    size_t nl, dl;
+    enum posgate_err err;
+
+    if (errmsg != NULL && errcap > 0) {
+        errmsg[0] = '\0';
+    }
+    if (name == NULL || date == NULL || out == NULL) {
+        fail(errmsg, errcap, "name_dob: %s is missing",
+             name == NULL   ? "name"
+             : date == NULL ? "birth date"
+                            : "the result (out)");
+        return POSGATE_ERR_INVALID;
+    }
+    nl = strlen(name);
+    dl = strlen(date);
+    if (nl > IDENT_VALUE_MAX || dl > IDENT_VALUE_MAX) {
+        fail(errmsg, errcap, "name_dob: %s is %zu bytes, expected at most %d",
+             nl > IDENT_VALUE_MAX ? "name" : "birth date", nl > IDENT_VALUE_MAX ? nl : dl,
+             IDENT_VALUE_MAX);
+        return POSGATE_ERR_INVALID;
+    }
+    memset(&id, 0, sizeof(id));
+    id.type = IDENT_NAME_DOB;
+    id.birth_days = IDENT_NO_BIRTH;
+    err = name_dob_build(name, nl, date, dl, &id, errmsg, errcap);
+    if (err == POSGATE_OK) {
+        *out = id;
+    }
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Keys and birth dates */
+
+size_t
+ident_key_message(const struct ident *id, char *out, size_t cap)
+{
+    const char *tn = ident_type_name(id->type);
+    size_t tl = strlen(tn), total = tl + 1 + id->norm_len;
+
+    if (out == NULL || cap == 0) {
+        return total;
+    }
+    if (total >= cap) {
+        out[0] = '\0';
+        return total;
+    }
+    memcpy(out, tn, tl);
+    out[tl] = ':';
+    memcpy(out + tl + 1, id->norm, id->norm_len);
+    out[total] = '\0';
+    return total;
+}
+
+void
+ident_entry_key(const struct crypto_hmac_key *k, const struct ident *id, uint8_t out[IDENT_KEY_LEN])
+{
+    char msg[IDENT_MSG_MAX];
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    size_t n = ident_key_message(id, msg, sizeof(msg));
+
+    if (n >= sizeof(msg)) {
+        n = 0; /* cannot happen: norm_len <= IDENT_NORM_MAX */
+    }
+    crypto_hmac(k, msg, n, mac);
+    memcpy(out, mac, IDENT_KEY_LEN);
+}
+
+enum posgate_err
+ident_birth_days(const struct ident *id, int64_t *days)
+{
+    if (id == NULL || days == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    if (id->birth_days == IDENT_NO_BIRTH) {
+        return POSGATE_ERR_NOTFOUND;
+    }
+    *days = id->birth_days;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+ident_age_at(const struct ident *id, int64_t at_s, int *years)
+{
+    int by, bm, bd, ay, am, ad;
+    int64_t at_days;
+
+    if (id == NULL || years == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    if (id->birth_days == IDENT_NO_BIRTH) {
+        return POSGATE_ERR_NOTFOUND;
+    }
+    at_days = at_s / 86400 - ((at_s % 86400 < 0) ? 1 : 0);
+    civil_from_days(id->birth_days, &by, &bm, &bd);
+    civil_from_days(at_days, &ay, &am, &ad);
+    *years = ay - by - ((am < bm || (am == bm && ad < bd)) ? 1 : 0);
+    return POSGATE_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Synthesisers */
+
+/* SplitMix64: a well-mixed sequence from any seed, so nearby seeds are unrelated. */
+static uint64_t
+sm_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static uint32_t
+sm_below(uint64_t *s, uint32_t n)
+{
+    return (uint32_t)(sm_next(s) % n);
+}
+
+static void
+put_digits(char *p, uint32_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* A day in [from, to) years, as civil y/m/d. */
+static void
+synth_date(uint64_t *s, int from, int to, int *y, int *m, int *d)
+{
+    int64_t base = plat_days_from_civil(from, 1, 1);
+    int64_t span = plat_days_from_civil(to, 1, 1) - base;
+
+    civil_from_days(base + (int64_t)(sm_next(s) % (uint64_t)span), y, m, d);
+}
+
+void
+ident_synth_cn_rid(uint64_t v, char out[IDENT_SYNTH_CN_RID_SIZE])
+{
+    uint64_t s = v ^ 0x636E5F726964ULL;
+    int y, m, d;
+
+    put_digits(out, 110000 + sm_below(&s, 710000), 6);
+    synth_date(&s, 1930, 2020, &y, &m, &d);
+    put_digits(out + 6, (uint32_t)y, 4);
+    put_digits(out + 10, (uint32_t)m, 2);
+    put_digits(out + 12, (uint32_t)d, 2);
+    put_digits(out + 14, sm_below(&s, 1000), 3);
+    out[17] = rid_check(out);
+    out[18] = '\0';
+}
+
+void
+ident_synth_cn_uscc(uint64_t v, char out[IDENT_SYNTH_CN_USCC_SIZE])
+{
+    /* Registration authority + organisation type pairs in use (GB 32100 tables 1 and 2). */
+    static const char heads[][3] = {"11", "12", "13", "19", "51", "52",
+                                    "53", "59", "91", "92", "93", "Y1"};
+    static const unsigned org_weights[8] = {3, 7, 9, 10, 5, 8, 4, 2};
+    uint64_t s = v ^ 0x75736363ULL;
+    unsigned sum = 0, c;
+
+    memcpy(out, heads[sm_below(&s, (uint32_t)(sizeof(heads) / sizeof(heads[0])))], 2);
+    put_digits(out + 2, 110000 + sm_below(&s, 710000), 6);
+    /* Characters 9-17: a GB 11714 organisation code, eight characters and its check. */
+    for (int i = 0; i < 8; i++) {
+        char ch = sm_below(&s, 3) == 0 ? uscc_alphabet[10 + sm_below(&s, 21)]
+                                       : (char)('0' + sm_below(&s, 10));
+        out[8 + i] = ch;
+        sum += (unsigned)(is_digit(ch) ? ch - '0' : ch - 'A' + 10) * org_weights[i];
+    }
+    c = 11 - sum % 11;
+    out[16] = c == 10 ? 'X' : c == 11 ? '0' : (char)('0' + c);
+    out[17] = uscc_check(out);
+    out[18] = '\0';
+}
+
+/* The issuer and number shared by ident_synth_passport and ident_synth_mrz. */
+static void
+synth_passport_parts(uint64_t v, char issuer[4], char number[10])
+{
+    static const char issuers[][4] = {"CHN", "DEU", "FRA", "GBR", "USA", "JPN", "KOR",
+                                      "RUS", "IND", "BRA", "CAN", "AUS", "ITA", "ESP",
+                                      "NLD", "UTO", "D",   "HKG", "SGP", "TUR"};
+    static const char alnum[] = "CFGHJKLMNPRTVWXYZ0123456789";
+    uint64_t s = v ^ 0x70617373ULL;
+    size_t k = 0;
+    int len;
+
+    memcpy(issuer, issuers[sm_below(&s, (uint32_t)(sizeof(issuers) / sizeof(issuers[0])))], 4);
+    switch (sm_below(&s, 4)) {
+    case 0: /* one letter and eight digits */
+        number[k++] = (char)('A' + sm_below(&s, 26));
+        len = 9;
+        break;
+    case 1: /* nine alphanumerics, without vowels and look-alikes */
+        while (k < 9) {
+            number[k++] = alnum[sm_below(&s, (uint32_t)(sizeof(alnum) - 1))];
+        }
+        len = 9;
+        break;
+    case 2: /* two letters and seven digits */
+        number[k++] = (char)('A' + sm_below(&s, 26));
+        number[k++] = (char)('A' + sm_below(&s, 26));
+        len = 9;
+        break;
+    default: /* eight digits */
+        len = 8;
+        break;
+    }
+    while (k < (size_t)len) {
+        number[k++] = (char)('0' + sm_below(&s, 10));
+    }
+    number[k] = '\0';
+}
+
+void
+ident_synth_passport(uint64_t v, char out[IDENT_SYNTH_PASSPORT_SIZE])
+{
+    char issuer[4], number[10];
+    size_t il, nl;
+
+    synth_passport_parts(v, issuer, number);
+    il = strlen(issuer);
+    nl = strlen(number);
+    memcpy(out, issuer, il);
+    out[il] = ':';
+    memcpy(out + il + 1, number, nl + 1);
+}
+
+static const char *const synth_surnames[] = {
+    "WANG", "LI",     "ZHANG", "MUELLER", "MARTIN",   "SMITH",  "GARCIA",   "ROSSI",
+    "KIM",  "SUZUKI", "SILVA", "NOVAK",   "ERIKSSON", "OKAFOR", "KOWALSKI", "DUBOIS",
+};
+static const char *const synth_given[] = {
+    "WEI",  "FANG", "ANNA", "MARIA", "JOHN",  "LUCA",   "MIN",  "YUKI",
+    "JOAO", "PETR", "ERIK", "NGOZI", "PIOTR", "CLAIRE", "HANS", "SOFIA",
+};
+#define SYNTH_NAMES 16
+
+void
+ident_synth_mrz(uint64_t v, char out[IDENT_SYNTH_MRZ_SIZE])
+{
+    char issuer[4], number[10], *l1 = out, *l2 = out + 45, comp[39];
+    uint64_t s = v ^ 0x6D727AULL;
+    const char *sur = synth_surnames[sm_below(&s, SYNTH_NAMES)];
+    const char *given = synth_given[sm_below(&s, SYNTH_NAMES)];
+    size_t k, sl = strlen(sur), gl = strlen(given);
+    int y, m, d;
+
+    synth_passport_parts(v, issuer, number);
+    memset(out, '<', 89);
+    out[44] = '|';
+    out[89] = '\0';
+
+    l1[0] = 'P';
+    memcpy(l1 + 2, issuer, strlen(issuer));
+    memcpy(l1 + 5, sur, sl);
+    memcpy(l1 + 5 + sl + 2, given, gl);
+
+    memcpy(l2, number, strlen(number));
+    l2[9] = mrz_check(l2, 9);
+    memcpy(l2 + 10, issuer, strlen(issuer));
+    synth_date(&s, 1930, 2020, &y, &m, &d);
+    put_digits(l2 + 13, (uint32_t)(y % 100), 2);
+    put_digits(l2 + 15, (uint32_t)m, 2);
+    put_digits(l2 + 17, (uint32_t)d, 2);
+    l2[19] = mrz_check(l2 + 13, 6);
+    l2[20] = "MFX<"[sm_below(&s, 4)];
+    synth_date(&s, 2025, 2036, &y, &m, &d);
+    put_digits(l2 + 21, (uint32_t)(y % 100), 2);
+    put_digits(l2 + 23, (uint32_t)m, 2);
+    put_digits(l2 + 25, (uint32_t)d, 2);
+    l2[27] = mrz_check(l2 + 21, 6);
+    if (sm_below(&s, 2) == 0) {
+        put_digits(l2 + 28, (uint32_t)sm_below(&s, 1000000000u), 9);
+        l2[42] = mrz_check(l2 + 28, 14);
+    } /* else all fillers, and the check digit stays '<' */
+    k = 0;
+    memcpy(comp + k, l2, 10);
+    k += 10;
+    memcpy(comp + k, l2 + 13, 7);
+    k += 7;
+    memcpy(comp + k, l2 + 21, 22);
+    k += 22;
+    l2[43] = mrz_check(comp, k);
+}
+
+void
+ident_synth_national_id(uint64_t v, char out[IDENT_SYNTH_NATIONAL_ID_SIZE])
+{
+    static const char countries[][3] = {"FR", "DE", "IT", "ES", "NL", "SE",
+                                        "BR", "IN", "US", "KR", "PL", "BE"};
+    uint64_t s = v ^ 0x6E6174ULL;
+    uint32_t len = 9 + sm_below(&s, 4);
+
+    memcpy(out, countries[sm_below(&s, (uint32_t)(sizeof(countries) / sizeof(countries[0])))], 2);
+    out[2] = ':';
+    for (uint32_t i = 0; i < len; i++) {
+        out[3 + i] =
+            sm_below(&s, 5) == 0 ? (char)('A' + sm_below(&s, 26)) : (char)('0' + sm_below(&s, 10));
+    }
+    out[3 + len] = '\0';
+}
+
+void
+ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE])
+{
+    uint64_t s = v ^ 0x6E646FULL;
+    const char *given = synth_given[sm_below(&s, SYNTH_NAMES)];
+    const char *sur = synth_surnames[sm_below(&s, SYNTH_NAMES)];
+    size_t k = 0;
+    int y, m, d;
+
+    for (const char *p = given; *p != '\0'; p++) {
+        out[k++] = (char)(*p - 'A' + 'a');
+    }
+    out[k++] = ' ';
+    for (const char *p = sur; *p != '\0'; p++) {
+        out[k++] = (char)(*p - 'A' + 'a');
+    }
+    out[k++] = '|';
+    synth_date(&s, 1930, 2020, &y, &m, &d);
+    put_digits(out + k, (uint32_t)y, 4);
+    out[k + 4] = '-';
+    put_digits(out + k + 5, (uint32_t)m, 2);
+    out[k + 7] = '-';
+    put_digits(out + k + 8, (uint32_t)d, 2);
+    out[k + 10] = '\0';
+}

@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `posgate`: the kiosk command line. Subcommands init, import, check, status, verify. Exit
+ * codes (an interface: keep them): 0 ALLOW or success, 1 DENY, 2 usage or invalid input,
+ * 3 REFER, 4 update rejected or integrity failure, 5 I/O or other failure.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api_internal.h"
+#include "bundle.h"
+#include "carrier.h"
+#include "datadir.h"
+#include "plat_clock.h"
+#include "plat_file.h"
+#include "plat_mem.h"
+#include "posgate.h"
+#include "store.h"
+#include "tuf_client.h"
+#include "update.h"
+
+#define EXIT_ALLOW    0
+#define EXIT_DENY     1
+#define EXIT_USAGE    2
+#define EXIT_REFER    3
+#define EXIT_REJECTED 4
+#define EXIT_IO       5
+
+static const char *data_dir_opt;
+
+static const char usage_main[] =
+    "usage: posgate [--data-dir DIR] COMMAND [options]\n"
+    "\n"
+    "Answers \"may this person or organisation buy this service?\" from signed, locally\n"
+    "installed restriction lists, offline.\n"
+    "\n"
+    "commands:\n"
+    "  init     create the data dir from a trusted root and the list key\n"
+    "  import   install a feed from a feed directory or a USB bundle file\n"
+    "  check    decide ALLOW / DENY / REFER for a subject and a service\n"
+    "  status   show the installed feed version and list freshness\n"
+    "  verify   recompute every list's digest and check the store\n"
+    "\n"
+    "--data-dir defaults to $POSGATE_DATA_DIR, else /var/lib/posgate.\n"
+    "`posgate COMMAND --help` describes each command.\n"
+    "exit codes: 0 allow/success, 1 deny, 2 usage or invalid input, 3 refer,\n"
+    "            4 update rejected or integrity failure, 5 I/O or other failure\n";
+
+static int
+usage_error(const char *cmd, const char *fmt, const char *arg)
+    __attribute__((format(printf, 2, 0)));
+
+static int
+usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "posgate %s: ", cmd);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+    fprintf(stderr, "\n(see posgate %s --help)\n", cmd);
+    return EXIT_USAGE;
+}
+
+static int
+is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* ---- init ---- */
+
+static const char usage_init[] =
+    "usage: posgate [--data-dir DIR] init --root FEEDDIR/metadata/1.root.json --list-key FILE\n"
+    "                                    --jurisdiction CC [--jurisdiction CC ...]\n"
+    "\n"
+    "Creates the data dir (mode 0700): installs the trusted TUF root (which must be signed by a\n"
+    "threshold of its own keys), a copy of the 32-byte list key (mode 0600; it never travels in\n"
+    "the feed) and the gate jurisdictions (ISO 3166 alpha-2) this terminal checks for.\n";
+
+static int
+cmd_init(int argc, char **argv)
+{
+    const char *root = NULL, *list_key = NULL;
+    const char *jur[STORE_JURISDICTIONS_MAX];
+    size_t njur = 0;
+    struct datadir dd;
+    struct buf rootb = BUF_INIT(TUF_DEFAULT_ROOT_MAX_LEN);
+    uint8_t key[LIST_KEY_LEN];
+    char msg[1024];
+    struct store *st = NULL;
+    struct store_update *u = NULL;
+    enum posgate_err err;
+    int rc = EXIT_IO;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_init, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
+            root = argv[++i];
+        } else if (strcmp(argv[i], "--list-key") == 0 && i + 1 < argc) {
+            list_key = argv[++i];
+        } else if (strcmp(argv[i], "--jurisdiction") == 0 && i + 1 < argc) {
+            const char *cc = argv[++i];
+
+            if (strlen(cc) != 2 || cc[0] < 'A' || cc[0] > 'z' || cc[1] < 'A' || cc[1] > 'z') {
+                return usage_error("init", "--jurisdiction: expected a two-letter country code "
+                                           "like CN, found \"%s\"",
+                                   cc);
+            }
+            if (njur == STORE_JURISDICTIONS_MAX) {
+                return usage_error("init", "%s", "too many --jurisdiction");
+            }
+            jur[njur++] = cc;
+        } else {
+            return usage_error("init", "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    if (root == NULL || list_key == NULL || njur == 0) {
+        return usage_error("init", "%s", "--root, --list-key and --jurisdiction are required");
+    }
+    if (datadir_init(&dd, data_dir_opt) != POSGATE_OK) {
+        fprintf(stderr, "posgate init: data dir path too long\n");
+        return EXIT_USAGE;
+    }
+    if (plat_exists(dd.store)) {
+        fprintf(stderr, "posgate init: %s is already initialised (remove it to start over)\n",
+                dd.root);
+        return EXIT_USAGE;
+    }
+    err = datadir_read_list_key(list_key, key, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: %s\n", msg);
+        return err == POSGATE_ERR_INVALID ? EXIT_USAGE : EXIT_IO;
+    }
+    err = plat_read_file(root, &rootb);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: root %s: %s\n", root, posgate_strerror(err));
+        rc = err == POSGATE_ERR_NOTFOUND ? EXIT_USAGE : EXIT_IO;
+        goto out;
+    }
+    if (plat_mkdir_p(dd.root, 0700) != POSGATE_OK || chmod(dd.root, 0700) != 0) {
+        fprintf(stderr, "posgate init: cannot create %s\n", dd.root);
+        goto out;
+    }
+    err = tuf_client_bootstrap(dd.tuf, rootb.data, rootb.len, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: root %s refused: %s\n", root, msg);
+        rc = err == POSGATE_ERR_IO ? EXIT_IO : EXIT_REJECTED;
+        goto out;
+    }
+    err = plat_write_atomic(dd.list_key, key, sizeof(key), 0600);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: cannot write %s: %s\n", dd.list_key,
+                posgate_strerror(err));
+        goto out;
+    }
+    err = store_open(dd.store, STORE_CREATE, &st, msg, sizeof(msg));
+    if (err == POSGATE_OK) {
+        err = store_begin_update(st, &u);
+    }
+    if (err == POSGATE_OK) {
+        err = store_update_set_jurisdictions(u, jur, njur);
+    }
+    if (err == POSGATE_OK) {
+        err = store_update_commit(u);
+        u = NULL;
+    }
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: store %s: %s\n", dd.store,
+                st != NULL ? store_errmsg(st) : msg);
+        goto out;
+    }
+    printf("initialised %s (jurisdictions:", dd.root);
+    for (size_t i = 0; i < njur; i++) {
+        printf(" %s", jur[i]);
+    }
+    printf("); next: posgate import FEEDDIR or BUNDLE\n");
+    rc = 0;
+out:
+    store_update_abort(u);
+    store_close(st);
+    plat_wipe(key, sizeof(key));
+    buf_free(&rootb);
+    return rc;
+}
+
+/* ---- import ---- */
+
+static const char usage_import[] =
+    "usage: posgate [--data-dir DIR] import PATH [--accept-expired]\n"
+    "\n"
+    "Installs the newest verified feed version from PATH: a feed directory (holding metadata/\n"
+    "and targets/) or a bundle file made by `posgate-publish bundle` (a USB stick). Every file\n"
+    "is verified (TUF signatures, versions, expiry, lengths and hashes, list digests) before it\n"
+    "is used; on any problem nothing changes, the last good version keeps serving, and the\n"
+    "exit code is 4 with the reason.\n"
+    "\n"
+    "  --accept-expired  accept metadata past its expiry (a bundle carried for days), only when\n"
+    "                    it is newer than what is installed; its lists then count as fresh only\n"
+    "                    as of their own signed issue time (the stale policy applies after).\n";
+
+static int
+update_exit(enum posgate_err err)
+{
+    switch (err) {
+    case POSGATE_ERR_OK:
+        return 0;
+    case POSGATE_ERR_REJECTED:
+    case POSGATE_ERR_CORRUPT:
+        return EXIT_REJECTED;
+    case POSGATE_ERR_INVALID:
+    case POSGATE_ERR_USAGE:
+        return EXIT_USAGE;
+    case POSGATE_ERR_NOMEM:
+    case POSGATE_ERR_IO:
+    case POSGATE_ERR_NOTFOUND:
+    case POSGATE_ERR_TOOBIG:
+    case POSGATE_ERR_PARSE:
+    case POSGATE_ERR_BADSIG:
+    case POSGATE_ERR_BADHASH:
+    case POSGATE_ERR_ROLLBACK:
+    case POSGATE_ERR_EXPIRED:
+    case POSGATE_ERR_UNSUPPORTED:
+    case POSGATE_ERR_STATE:
+    case POSGATE_ERR_NETWORK:
+    case POSGATE_ERR_RETRY:
+    case POSGATE_ERR__COUNT:
+        break;
+    }
+    return EXIT_IO;
+}
+
+static void
+print_update(const struct update_result *res)
+{
+    if (res->feed_version == res->previous_version && !res->changed) {
+        printf("feed version %lld is installed; no list changed\n", (long long)res->feed_version);
+        return;
+    }
+    printf("installed feed version %lld (was %lld): %u snapshot(s), %u delta(s), %u list(s) "
+           "dropped, %llu entries applied%s%s\n",
+           (long long)res->feed_version, (long long)res->previous_version, res->snapshots,
+           res->deltas, res->dropped, (unsigned long long)res->entries_changed,
+           res->fallbacks ? "; a delta failed and the snapshot was used" : "",
+           res->expired_accepted ? "; expired metadata accepted (lists age from their issue time)"
+                                 : "");
+}
+
+static int
+cmd_import(int argc, char **argv)
+{
+    const char *path = NULL;
+    struct update_options o;
+    struct update_result res;
+    struct carrier *meta = NULL, *targets = NULL;
+    char msg[2048], sub[4096];
+    struct stat st;
+    enum posgate_err err;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_import, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--accept-expired") == 0) {
+            o.accept_expired = 1;
+        } else if (argv[i][0] == '-' || path != NULL) {
+            return usage_error("import", "unexpected argument \"%s\"", argv[i]);
+        } else {
+            path = argv[i];
+        }
+    }
+    if (path == NULL) {
+        return usage_error("import", "%s", "expected a feed directory or a bundle file");
+    }
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "posgate import: %s: no such file or directory\n", path);
+        return EXIT_USAGE;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = plat_path_join(sub, sizeof(sub), path, "metadata");
+        if (err == POSGATE_OK) {
+            err = carrier_dir_new(sub, &meta);
+        }
+        if (err == POSGATE_OK) {
+            err = plat_path_join(sub, sizeof(sub), path, "targets");
+        }
+        if (err == POSGATE_OK) {
+            err = carrier_dir_new(sub, &targets);
+        }
+        msg[0] = 0;
+    } else {
+        err = carrier_bundle_new(path, "metadata/", &meta, msg, sizeof(msg));
+        if (err == POSGATE_OK) {
+            err = carrier_bundle_new(path, "targets/", &targets, msg, sizeof(msg));
+        }
+    }
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate import: %s: %s\n", path, msg[0] ? msg : posgate_strerror(err));
+        rc = err == POSGATE_ERR_IO || err == POSGATE_ERR_NOMEM ? EXIT_IO : EXIT_REJECTED;
+        goto out;
+    }
+    o.data_dir = data_dir_opt;
+    o.metadata = meta;
+    o.targets = targets;
+    o.progress = 1;
+    err = update_run(&o, &res, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate import: %s: refused, nothing changed: %s\n", path, msg);
+        rc = update_exit(err);
+        goto out;
+    }
+    print_update(&res);
+    rc = 0;
+out:
+    carrier_free(meta);
+    carrier_free(targets);
+    return rc;
+}
+
+/* ---- check ---- */
+
+static const char usage_check[] =
+    "usage: posgate [--data-dir DIR] check --service S --id TYPE:VALUE [--id ...]\n"
+    "        [--name NAME --birth-date YYYY-MM-DD] [--operator ID] [--at RFC3339] [--json]\n"
+    "\n"
+    "Decides ALLOW (exit 0), DENY (exit 1) or REFER (exit 3) for the subject and the service\n"
+    "from the installed lists, offline. A DENY prints the notice to hand to the customer: list,\n"
+    "authority, legal basis, listing id, since, until and how to contest.\n"
+    "\n"
+    "identifier types: cn_rid (18 characters, ISO 7064 MOD 11-2 check), cn_uscc (GB 32100),\n"
+    "  passport (ISSUER:NUMBER, ICAO 9303 issuer), mrz (TD3: two 44-character lines joined by\n"
+    "  '|' or a newline), national_id (CC:VALUE), name_dob (NAME|YYYY-MM-DD; only ever REFER).\n"
+    "A malformed identifier is an input error (exit 2), never an ALLOW.\n"
+    "  --json  print the decision as one JSON object\n";
+
+static int
+cmd_check(int argc, char **argv)
+{
+    struct posgate *pg = NULL;
+    struct posgate_request *rq = NULL;
+    struct posgate_result *res = NULL;
+    const char *name = NULL, *dob = NULL;
+    int json = 0, rc = EXIT_IO;
+    enum posgate_err err;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_check, stdout);
+            return 0;
+        }
+    }
+    if (posgate_request_new(&rq) != POSGATE_OK || posgate_result_new(&res) != POSGATE_OK) {
+        fprintf(stderr, "posgate check: out of memory\n");
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        err = POSGATE_OK;
+        if (strcmp(a, "--json") == 0) {
+            json = 1;
+            continue;
+        }
+        if (i + 1 >= argc ||
+            (strcmp(a, "--service") != 0 && strcmp(a, "--id") != 0 && strcmp(a, "--name") != 0 &&
+             strcmp(a, "--birth-date") != 0 && strcmp(a, "--operator") != 0 &&
+             strcmp(a, "--at") != 0)) {
+            rc = usage_error("check", "unexpected argument \"%s\"", a);
+            goto out;
+        }
+        i++;
+        if (strcmp(a, "--service") == 0) {
+            err = posgate_request_set_service(rq, argv[i]);
+        } else if (strcmp(a, "--id") == 0) {
+            err = posgate_request_add_id(rq, argv[i]);
+        } else if (strcmp(a, "--name") == 0) {
+            name = argv[i];
+        } else if (strcmp(a, "--birth-date") == 0) {
+            dob = argv[i];
+        } else if (strcmp(a, "--operator") == 0) {
+            err = posgate_request_set_operator(rq, argv[i]);
+        } else {
+            err = posgate_request_set_at(rq, argv[i]);
+        }
+        if (err != POSGATE_OK) {
+            fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    }
+    if ((name == NULL) != (dob == NULL)) {
+        rc = usage_error("check", "%s", "--name and --birth-date go together");
+        goto out;
+    }
+    if (name != NULL && posgate_request_set_name_dob(rq, name, dob) != POSGATE_OK) {
+        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    err = posgate_open(data_dir_opt, &pg);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate check: %s\n", posgate_open_errmsg());
+        rc = err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
+        goto out;
+    }
+    err = posgate_check(pg, rq, res);
+    if (err == POSGATE_ERR_INVALID) {
+        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_result_errmsg(res));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate check: %s\n", posgate_result_errmsg(res));
+        if (json) {
+            puts(posgate_result_json(res));
+        }
+        rc = err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
+        goto out;
+    }
+    if (json) {
+        const char *j = posgate_result_json(res);
+
+        if (j == NULL) {
+            fprintf(stderr, "posgate check: out of memory\n");
+            goto out;
+        }
+        puts(j);
+    } else {
+        const char *d = posgate_decision_name(posgate_result_decision(res));
+        char up[8];
+        size_t k;
+
+        for (k = 0; d[k] != 0 && k < sizeof(up) - 1; k++) {
+            up[k] = (char)(d[k] - 'a' + 'A');
+        }
+        up[k] = 0;
+        printf("%s  (decision %s, feed version %lld)\n%s\n", up,
+               posgate_result_decision_id(res), (long long)res->feed_version,
+               posgate_result_notice(res));
+    }
+    rc = (int)posgate_result_decision(res);
+out:
+    posgate_result_free(res);
+    posgate_request_free(rq);
+    posgate_close(pg);
+    return rc;
+}
+
+/* ---- status ---- */
+
+static const char usage_status[] =
+    "usage: posgate [--data-dir DIR] status [--json]\n"
+    "\n"
+    "Shows the installed feed version, when it was issued and expires, the root version, and\n"
+    "per list its seq, entry count, digest, age and whether it is stale.\n";
+
+static int
+cmd_status(int argc, char **argv)
+{
+    struct posgate *pg = NULL;
+    char *json = NULL;
+    int as_json = 0, rc = EXIT_IO;
+    enum posgate_err err;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_status, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return usage_error("status", "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    err = posgate_open(data_dir_opt, &pg);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate status: %s\n", posgate_open_errmsg());
+        return err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
+    }
+    err = posgate_status_json(pg, &json);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate status: %s\n", posgate_strerror(err));
+        goto out;
+    }
+    if (as_json) {
+        puts(json);
+    } else {
+        struct store_meta m;
+        struct store_list lists[64];
+        size_t n = 0;
+        char t1[32], t2[32];
+        int64_t now = plat_wall_s();
+
+        if (store_get_meta(pg->st, &m) != POSGATE_OK ||
+            store_get_lists(pg->st, lists, 64, &n) != POSGATE_OK) {
+            fprintf(stderr, "posgate status: %s\n", store_errmsg(pg->st));
+            goto out;
+        }
+        plat_time_format(m.issued_at, t1, sizeof(t1));
+        plat_time_format(m.expires_at, t2, sizeof(t2));
+        printf("data dir      %s\n", pg->dd.root);
+        if (m.feed_version == 0) {
+            printf("feed          none installed (run posgate import)\n");
+        } else {
+            printf("feed version  %lld (root version %lld)\n", (long long)m.feed_version,
+                   (long long)m.root_version);
+            printf("verified at   %s\nexpires at    %s%s\n", t1, t2,
+                   now >= m.expires_at ? "  (EXPIRED: import a newer feed)" : "");
+        }
+        printf("jurisdictions");
+        for (size_t i = 0; i < m.n_jurisdictions; i++) {
+            printf(" %s", m.jurisdictions[i]);
+        }
+        printf("\n");
+        for (size_t i = 0; i < n && i < 64; i++) {
+            int64_t fresh = lists[i].issued_at > m.issued_at ? lists[i].issued_at : m.issued_at;
+
+            printf("list %-24s seq %-6llu entries %-10llu age %5.1fh  digest %.16s...\n",
+                   lists[i].id, (unsigned long long)lists[i].seq,
+                   (unsigned long long)lists[i].entries, (double)(now - fresh) / 3600.0,
+                   lists[i].digest);
+        }
+        if (n > 64) {
+            printf("(%zu more lists: see --json)\n", n - 64);
+        }
+    }
+    rc = 0;
+out:
+    posgate_free(json);
+    posgate_close(pg);
+    return rc;
+}
+
+/* ---- verify ---- */
+
+static const char usage_verify[] =
+    "usage: posgate [--data-dir DIR] verify [--json]\n"
+    "\n"
+    "Recomputes every installed list's state digest from the rows on disk and compares it with\n"
+    "the signed digest recorded at import, and checks the trusted TUF root. Exit 0 when all\n"
+    "match, 4 when the store was changed behind posgate's back or is damaged.\n";
+
+static int
+cmd_verify(int argc, char **argv)
+{
+    struct datadir dd;
+    struct store *st = NULL;
+    struct store_list lists[STORE_LISTS_MAX];
+    size_t n = 0;
+    char msg[1024];
+    int as_json = 0, rc;
+    enum posgate_err err;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_verify, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return usage_error("verify", "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    if (datadir_init(&dd, data_dir_opt) != POSGATE_OK) {
+        return EXIT_USAGE;
+    }
+    err = store_open(dd.store, STORE_READONLY, &st, msg, sizeof(msg));
+    if (err == POSGATE_OK) {
+        msg[0] = 0;
+        err = store_verify(st, NULL, NULL, msg, sizeof(msg));
+    }
+    if (err == POSGATE_OK) {
+        err = store_get_lists(st, lists, STORE_LISTS_MAX, &n);
+    }
+    if (err == POSGATE_OK) {
+        struct tuf_client_options o;
+        struct tuf_client *tc = NULL;
+
+        memset(&o, 0, sizeof(o));
+        o.metadata_dir = dd.tuf;
+        err = tuf_client_new(&o, &tc);
+        if (err != POSGATE_OK) {
+            snprintf(msg, sizeof(msg), "trusted metadata in %.900s does not verify", dd.tuf);
+            err = POSGATE_ERR_CORRUPT;
+        }
+        tuf_client_free(tc);
+    }
+    rc = err == POSGATE_OK ? 0
+         : (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) ? EXIT_REJECTED
+                                                                         : EXIT_IO;
+    if (as_json) {
+        printf("{\"ok\":%s,\"lists\":%zu,\"error\":", err == POSGATE_OK ? "true" : "false", n);
+        if (err == POSGATE_OK) {
+            printf("null}\n");
+        } else {
+            putchar('"');
+            for (const char *p = msg; *p; p++) {
+                if (*p == '"' || *p == '\\') {
+                    putchar('\\');
+                }
+                if ((unsigned char)*p >= 0x20) {
+                    putchar(*p);
+                }
+            }
+            printf("\"}\n");
+        }
+    } else if (err == POSGATE_OK) {
+        printf("ok: %zu list(s), every digest matches its signed value\n", n);
+    } else {
+        fprintf(stderr, "posgate verify: FAILED: %s\n", msg[0] ? msg : posgate_strerror(err));
+    }
+    store_close(st);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    int i = 1;
+
+    if (argc >= 3 && strcmp(argv[1], "--data-dir") == 0) {
+        data_dir_opt = argv[2];
+        i = 3;
+    } else if (argc >= 2 && strncmp(argv[1], "--data-dir=", 11) == 0) {
+        data_dir_opt = argv[1] + 11;
+        i = 2;
+    }
+    if (i >= argc || is_help(argv[i])) {
+        fputs(usage_main, i >= argc ? stderr : stdout);
+        return i >= argc ? EXIT_USAGE : 0;
+    }
+    argc -= i;
+    argv += i;
+    if (strcmp(argv[0], "init") == 0) {
+        return cmd_init(argc, argv);
+    }
+    if (strcmp(argv[0], "import") == 0) {
+        return cmd_import(argc, argv);
+    }
+    if (strcmp(argv[0], "check") == 0) {
+        return cmd_check(argc, argv);
+    }
+    if (strcmp(argv[0], "status") == 0) {
+        return cmd_status(argc, argv);
+    }
+    if (strcmp(argv[0], "verify") == 0) {
+        return cmd_verify(argc, argv);
+    }
+    fprintf(stderr, "posgate: unknown command \"%s\"\n\n%s", argv[0], usage_main);
+    return EXIT_USAGE;
+}

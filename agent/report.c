@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The report codec: the JSON objects other tools script against — the check result
+ * (`posgate check --json`, POST /v1/check) and the installed version (`posgate status --json`,
+ * GET /v1/status). Field names are an interface: keep them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "api_internal.h"
+#include "feed_config.h"
+#include "json_canon.h"
+#include "plat_clock.h"
+
+static cJSON *
+add_time(cJSON *o, const char *name, int64_t t)
+{
+    char s[32];
+
+    if (t == 0 || t == FEED_UNTIL_OPEN) {
+        return cJSON_AddNullToObject(o, name);
+    }
+    plat_time_format(t, s, sizeof(s));
+    return cJSON_AddStringToObject(o, name, s);
+}
+
+static enum posgate_err
+finish(cJSON *root, struct buf *out)
+{
+    char *s;
+    enum posgate_err err;
+
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (s == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    buf_reset(out);
+    err = buf_append_str(out, s);
+    cJSON_free(s);
+    return err;
+}
+
+enum posgate_err
+report_result_json(const struct posgate_result *res, struct buf *out)
+{
+    cJSON *root, *reasons;
+    const struct engine_result *e = &res->eng;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    cJSON_AddStringToObject(root, "decision",
+                            posgate_decision_name(posgate_result_decision(res)));
+    cJSON_AddStringToObject(root, "decision_id", res->decision_id);
+    cJSON_AddStringToObject(root, "service", res->service);
+    add_time(root, "at", res->at);
+    reasons = cJSON_AddArrayToObject(root, "reasons");
+    for (size_t i = 0; res->err == POSGATE_OK && reasons != NULL && i < e->n_reasons; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+        cJSON *o = cJSON_CreateObject();
+
+        if (o == NULL) {
+            cJSON_Delete(root);
+            return POSGATE_ERR_NOMEM;
+        }
+        cJSON_AddItemToArray(reasons, o);
+        cJSON_AddStringToObject(o, "kind", engine_reason_kind_name(r->kind));
+        cJSON_AddStringToObject(o, "effect", engine_decision_name(r->effect));
+        cJSON_AddStringToObject(o, "list", r->list_id);
+        cJSON_AddStringToObject(o, "listing_id", r->listing_id);
+        cJSON_AddStringToObject(o, "reason", r->reason_id);
+        cJSON_AddStringToObject(o, "authority", r->authority[0] ? r->authority : r->list_authority);
+        cJSON_AddStringToObject(o, "legal_basis", r->legal_basis);
+        cJSON_AddStringToObject(o, "contest", r->contest);
+        add_time(o, "valid_from", r->valid_from);
+        add_time(o, "valid_until", r->valid_until);
+        cJSON_AddBoolToObject(o, "override_allowed", r->overridable);
+        cJSON_AddStringToObject(o, "detail", r->detail);
+    }
+    cJSON_AddNumberToObject(root, "feed_version", (double)res->feed_version);
+    if (res->err == POSGATE_OK && e->data_age_s >= 0) {
+        cJSON_AddNumberToObject(root, "data_age_s", (double)e->data_age_s);
+    } else {
+        cJSON_AddNullToObject(root, "data_age_s");
+    }
+    cJSON_AddBoolToObject(root, "clock_fault", res->err == POSGATE_OK && e->clock_fault);
+    cJSON_AddStringToObject(root, "notice", e->notice);
+    if (res->err != POSGATE_OK) {
+        cJSON_AddStringToObject(root, "error", res->errmsg);
+    }
+    return finish(root, out);
+}
+
+enum posgate_err
+report_status_json(struct store *st, int64_t now, struct buf *out)
+{
+    struct store_meta m;
+    struct store_list *lists = NULL;
+    size_t n = 0;
+    struct buf cfgjson = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    struct feed_config *cfg = NULL;
+    cJSON *root = NULL, *arr, *j;
+    enum posgate_err err;
+
+    json_init_hooks();
+    err = store_get_meta(st, &m);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    lists = cJSON_malloc(sizeof(*lists) * STORE_LISTS_MAX);
+    if (lists == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    err = store_get_lists(st, lists, STORE_LISTS_MAX, &n);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (store_get_config(st, &cfgjson) == POSGATE_OK &&
+        feed_config_parse(cfgjson.data, cfgjson.len, 0, &cfg, NULL, 0) != POSGATE_OK) {
+        cfg = NULL;
+    }
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    cJSON_AddNumberToObject(root, "feed_version", (double)m.feed_version);
+    add_time(root, "issued_at", m.issued_at);
+    add_time(root, "expires_at", m.expires_at);
+    cJSON_AddNumberToObject(root, "root_version", (double)m.root_version);
+    add_time(root, "installed_at", m.installed_at);
+    add_time(root, "newest_issue_seen", m.newest_issue_seen);
+    cJSON_AddBoolToObject(root, "metadata_expired", m.expires_at != 0 && now >= m.expires_at);
+    cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
+    if (cfg != NULL) {
+        cJSON_AddStringToObject(root, "feed_id", cfg->feed_id);
+    }
+    j = cJSON_AddArrayToObject(root, "jurisdictions");
+    for (size_t i = 0; j != NULL && i < m.n_jurisdictions; i++) {
+        cJSON_AddItemToArray(j, cJSON_CreateString(m.jurisdictions[i]));
+    }
+    arr = cJSON_AddArrayToObject(root, "lists");
+    for (size_t i = 0; arr != NULL && i < n && i < STORE_LISTS_MAX; i++) {
+        cJSON *o = cJSON_CreateObject();
+        int li = cfg != NULL ? feed_config_list_find(cfg, lists[i].id) : -1;
+        int64_t fresh = lists[i].issued_at > m.issued_at ? lists[i].issued_at : m.issued_at;
+        int64_t age = now - fresh;
+
+        if (o == NULL) {
+            err = POSGATE_ERR_NOMEM;
+            goto out;
+        }
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "id", lists[i].id);
+        cJSON_AddNumberToObject(o, "seq", (double)lists[i].seq);
+        cJSON_AddNumberToObject(o, "entries", (double)lists[i].entries);
+        cJSON_AddStringToObject(o, "digest", lists[i].digest);
+        add_time(o, "issued_at", lists[i].issued_at);
+        cJSON_AddNumberToObject(o, "data_age_s", (double)(age > 0 ? age : 0));
+        if (li >= 0) {
+            const struct feed_list *fl = &cfg->lists[li];
+
+            cJSON_AddStringToObject(o, "authority", fl->authority);
+            cJSON_AddStringToObject(o, "stale_after", fl->stale_after);
+            cJSON_AddStringToObject(o, "stale_policy", feed_stale_policy_name(fl->stale_policy));
+            cJSON_AddBoolToObject(o, "stale", age > fl->stale_after_s);
+        }
+    }
+    err = finish(root, out);
+    root = NULL;
+out:
+    cJSON_Delete(root);
+    cJSON_free(lists);
+    feed_config_free(cfg);
+    buf_free(&cfgjson);
+    return err;
+}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kiosk's local store: one SQLite file holding the installed feed version, the feed
+ * configuration and every list's entries, keyed by the 16-byte keyed hash. SQLite is included
+ * here only. An update (snapshots and deltas of several lists, metadata, configuration) is one
+ * SQLite transaction, so a check sees one whole version and a failed update leaves the last
+ * good version serving. Entries are applied one record at a time (nothing holds a whole list in
+ * memory). Checks go through reader handles (one per thread) that keep a read transaction open
+ * and renew it when a new version has committed; a lookup does not allocate.
+ *
+ * Schema (version STORE_SCHEMA_VERSION, PRAGMA user_version; older files are migrated in place
+ * by a table of migration functions, newer ones are refused):
+ *
+ *   meta(name TEXT PRIMARY KEY, value)  WITHOUT ROWID
+ *       magic "posgate-store", feed_version, root_version, snapshot_version,
+ *       targets_version, issued_at, expires_at, newest_issue_seen, installed_at,
+ *       jurisdictions ("CN,HK"), config (the feed.json bytes, BLOB)
+ *   lists(no INTEGER PRIMARY KEY, id TEXT UNIQUE, seq, entries, digest TEXT (hex),
+ *         state BLOB (268, state_digest_serialise), issued_at, reasons BLOB (bitmap))
+ *   tmpl(id INTEGER PRIMARY KEY, list, stem BLOB, width, UNIQUE(list, stem, width))
+ *   entries(k BLOB, t, n, a, f, u, s, PRIMARY KEY(k, t, n)) WITHOUT ROWID
+ *
+ * An entry row (≈ 40 bytes on disk with B-tree overhead for a typical entry):
+ *
+ *   +---------+------+-----+-----+-------------+---------------+------------------+
+ *   | k       | t    | n   | a   | f           | u             | s                |
+ *   | key 16B | tmpl | num | attr| valid_from  | valid_until   | scope narrowing  |
+ *   | BLOB    | int  | int | int | int seconds | int, NULL=open| BLOB u16 BE each,|
+ *   |         |      |     |     |             |               | NULL = none      |
+ *   +---------+------+-----+-----+-------------+---------------+------------------+
+ *   attr a = kind | id_type << 1 | reason << 5     (kind 0 restrict, 1 exempt)
+ *   listing id = tmpl.stem || num in decimal, zero-padded to tmpl.width digits
+ *                (width 0: the listing id is the stem alone and num is 0)
+ *
+ * A listing id is split at its trailing run of at most 18 digits ("SPC-2024-000123" → stem
+ * "SPC-2024-", width 6, num 123), so the repeated prefix is stored once per list in tmpl; the
+ * template names its list, so (k, t, n) is unique per (key, list, listing id), which is the
+ * identity of an entry within the feed. Deleting a list's rows for a new snapshot scans the
+ * entries table (O(all entries)) unless the list holds every row (then SQLite truncates).
+ * Templates of rows removed by deltas remain until the list's next snapshot (they hold only
+ * public listing-id prefixes).
+ *
+ * Pragmas: journal_mode=WAL, synchronous=FULL, secure_delete=ON (removed entries are zeroed
+ * on disk), foreign_keys off, mmap_size for readers.
+ */
+#ifndef POSGATE_STORE_H
+#define POSGATE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "feed_config.h"
+#include "feed_records.h"
+#include "posgate_err.h"
+#include "state_digest.h"
+
+#define STORE_SCHEMA_VERSION  2
+#define STORE_KEY_LEN         16
+#define STORE_JURISDICTIONS_MAX 16
+#define STORE_LISTS_MAX       FEED_LISTS_MAX
+#define STORE_REASON_BITMAP   (FEED_REASONS_MAX / 8)
+#define STORE_ERRMSG_MAX      256
+#define STORE_CONFIG_MAX      FEED_CONFIG_MAX_BYTES
+
+/* store_open flags. */
+#define STORE_CREATE   0x1u /* create the file (and schema) when missing */
+#define STORE_READONLY 0x2u /* no updates through this handle (a reader-only process) */
+
+/* Installed feed metadata (one row per field in meta). Zero means unknown / never set. */
+struct store_meta {
+    int64_t feed_version;      /* the timestamp role's version */
+    int64_t root_version;
+    int64_t snapshot_version;
+    int64_t targets_version;
+    int64_t issued_at;         /* issue time of the installed feed (seconds) */
+    int64_t expires_at;        /* earliest expiry of the installed metadata */
+    int64_t newest_issue_seen; /* newest signed issue time ever seen (clock-fault check) */
+    int64_t installed_at;      /* wall time of the last committed update */
+    uint16_t n_jurisdictions;
+    char jurisdictions[STORE_JURISDICTIONS_MAX][3]; /* the kiosk's gate jurisdictions, "CN" */
+};
+
+/* One installed list (a row of lists). */
+struct store_list {
+    char id[FEED_LIST_ID_MAX + 1];
+    uint64_t seq;
+    uint64_t entries;
+    int64_t issued_at;
+    char digest[STATE_DIGEST_HEX_LEN + 1];
+    struct state_digest state;
+    uint8_t reasons[STORE_REASON_BITMAP]; /* bit r set: some entry used reason r (superset) */
+    int cfg_index; /* (readers) index in the reader's feed config lists, -1 when absent */
+};
+
+struct store;
+struct store_update;
+struct store_reader;
+
+/* Opens (STORE_CREATE: creates) the store file at path and migrates an older schema. CORRUPT
+ * for a file that is not a posgate store, a damaged file or a schema newer than this program;
+ * NOTFOUND when missing without STORE_CREATE. errmsg (may be NULL) holds the reason. */
+POSGATE_WUR enum posgate_err store_open(const char *path, unsigned flags, struct store **out,
+                                        char *errmsg, size_t errcap);
+/* NULL is a no-op. Every reader and update of the store must be freed first. */
+void store_close(struct store *s);
+/* The message of the last failure on this handle ("" when none); not for readers. */
+const char *store_errmsg(const struct store *s);
+
+/* Reads the metadata / one list / all lists / the feed config bytes of the committed version
+ * (each call is its own read). store_get_list: NOTFOUND when the list is not installed.
+ * store_get_lists fills at most cap lists and sets *n to the number installed. */
+POSGATE_WUR enum posgate_err store_get_meta(struct store *s, struct store_meta *out);
+POSGATE_WUR enum posgate_err store_get_list(struct store *s, const char *list_id,
+                                            struct store_list *out);
+POSGATE_WUR enum posgate_err store_get_lists(struct store *s, struct store_list *out, size_t cap,
+                                             size_t *n);
+/* Appends the installed feed.json bytes to out (NOTFOUND when none is installed). */
+POSGATE_WUR enum posgate_err store_get_config(struct store *s, struct buf *out);
+
+/* Updates. One update at a time per store (STATE otherwise). Usage:
+ *
+ *   store_begin_update(s, &u);
+ *   store_update_set_meta(u, &meta);                 any order, each optional
+ *   store_update_set_config(u, json, len);
+ *   store_list_snapshot_begin(u, "no-fly", 0);       then store_list_add() per record
+ *   store_list_finish(u, seq, issued_at, &trailer_state);
+ *   store_list_delta_begin(u, "spc", base_seq);      then every store_list_remove(),
+ *   store_list_finish(u, seq, issued_at, &result);   then every store_list_add()
+ *   store_update_commit(u);                          or store_update_abort(u)
+ *
+ * Any failure inside an update poisons it: later calls return STATE and only abort (or a
+ * commit, which then rolls back and returns the first error) is possible; the committed
+ * version is untouched. The feed_entry fields are validated (feed_entry_check). */
+POSGATE_WUR enum posgate_err store_begin_update(struct store *s, struct store_update **out);
+POSGATE_WUR enum posgate_err store_update_set_meta(struct store_update *u,
+                                                   const struct store_meta *m);
+/* The feed.json bytes as published; parsed here (tolerant mode) to validate them. */
+POSGATE_WUR enum posgate_err store_update_set_config(struct store_update *u, const void *json,
+                                                     size_t len);
+/* Sets the kiosk's gate jurisdictions (posgate init); n <= STORE_JURISDICTIONS_MAX codes of
+ * two letters, stored in upper case. */
+POSGATE_WUR enum posgate_err store_update_set_jurisdictions(struct store_update *u,
+                                                            const char *const *cc, size_t n);
+
+/* Snapshot: replaces every entry of the list (creating the list when new). With
+ * STORE_SNAPSHOT_TRUST_STATE the store does not hash the entries (the caller read them with
+ * FEED_READ_VERIFY_DIGEST) and store_list_finish must be given the state; otherwise the store
+ * computes the state and compares it with the one given to finish (if any). */
+#define STORE_SNAPSHOT_TRUST_STATE 0x1u
+POSGATE_WUR enum posgate_err store_list_snapshot_begin(struct store_update *u,
+                                                       const char *list_id, unsigned flags);
+/* Delta: REJECTED when the list is not installed or its seq is not base_seq. */
+POSGATE_WUR enum posgate_err store_list_delta_begin(struct store_update *u, const char *list_id,
+                                                    uint64_t base_seq);
+/* A snapshot record or a delta addition. REJECTED when the entry (key, listing id) is already
+ * in the list; INVALID for a malformed entry. */
+POSGATE_WUR enum posgate_err store_list_add(struct store_update *u, const struct feed_entry *e);
+/* A delta removal (key and listing id are read). REJECTED when the entry is not in the list or
+ * an addition was already applied in this delta (removals come first). */
+POSGATE_WUR enum posgate_err store_list_remove(struct store_update *u,
+                                               const struct feed_entry *e);
+/* Ends the current list: records seq, issued_at, entry count, state and digest. expected may
+ * be NULL (not with STORE_SNAPSHOT_TRUST_STATE); REJECTED when the computed state differs
+ * ("digest mismatch after applying"), ROLLBACK when a snapshot's seq is below the installed
+ * one. The resulting state is available with store_update_list_state until the next begin. */
+POSGATE_WUR enum posgate_err store_list_finish(struct store_update *u, uint64_t seq,
+                                               int64_t issued_at,
+                                               const struct state_digest *expected);
+/* The state of the list last finished (or being applied); NULL before any. */
+const struct state_digest *store_update_list_state(const struct store_update *u);
+/* Removes a list and all its entries (a list dropped from the feed). NOTFOUND when absent. */
+POSGATE_WUR enum posgate_err store_list_drop(struct store_update *u, const char *list_id);
+/* Entries added/removed in this update so far. */
+uint64_t store_update_changes(const struct store_update *u);
+/* Commits (fsync, synchronous=FULL) and frees u. On failure everything is rolled back. */
+POSGATE_WUR enum posgate_err store_update_commit(struct store_update *u);
+/* Rolls back and frees; NULL is a no-op. */
+void store_update_abort(struct store_update *u);
+
+/* Recomputes every list's state from its rows and compares it with the stored state and the
+ * entry count. REJECTED (CORRUPT for an unreadable row) when any differs; errmsg names the
+ * list. progress (may be NULL) is called every 65536 rows with the rows read so far. */
+POSGATE_WUR enum posgate_err store_verify(struct store *s, void (*progress)(void *, uint64_t),
+                                          void *ctx, char *errmsg, size_t errcap);
+
+/* Readers: one per thread; any number per store. A reader holds a read transaction on one
+ * version and renews it before a lookup when that version is no longer the newest (updates in
+ * this process are seen at once; updates by another process within renew_ms milliseconds,
+ * default 1000, as the transaction is also renewed on that period). */
+POSGATE_WUR enum posgate_err store_reader_new(struct store *s, struct store_reader **out);
+void store_reader_free(struct store_reader *r);
+/* Sets the renewal period in milliseconds (0 = renew before every lookup). */
+void store_reader_set_renew_ms(struct store_reader *r, uint32_t ms);
+
+/* Brings the reader to the newest committed version if needed (allocates only when the
+ * version changed: it parses the feed config). Called by store_lookup; call it explicitly
+ * before reading the accessors below so they describe the version lookups will use. */
+POSGATE_WUR enum posgate_err store_reader_refresh(struct store_reader *r);
+/* The reader's version: metadata, the feed config (NULL when none installed) and the installed
+ * lists (n_lists entries, with cfg_index resolved against that config). Valid until the next
+ * refresh or lookup on this reader. */
+const struct store_meta *store_reader_meta(const struct store_reader *r);
+const struct feed_config *store_reader_config(const struct store_reader *r);
+const struct store_list *store_reader_lists(const struct store_reader *r, size_t *n_lists);
+/* The message of the reader's last failure ("" when none). */
+const char *store_reader_errmsg(const struct store_reader *r);
+/* A counter that changes whenever the reader moved to another version. */
+uint64_t store_reader_generation(const struct store_reader *r);
+
+struct store_hit {
+    uint16_t list; /* index into store_reader_lists */
+    struct feed_entry e;
+};
+#define STORE_HITS_MAX 64
+
+/* Every entry with this key, across lists, into out[0..cap); *n is the number found, which may
+ * exceed cap (then only cap were written). Does not allocate; refreshes first (see above).
+ * CORRUPT for a row that cannot be decoded. */
+POSGATE_WUR enum posgate_err store_lookup(struct store_reader *r,
+                                          const uint8_t key[STORE_KEY_LEN],
+                                          struct store_hit *out, size_t cap, size_t *n);
+/* The same in the reader's current version, without refreshing (several lookups of one check
+ * then see one version). STATE when the reader was never refreshed. */
+POSGATE_WUR enum posgate_err store_lookup_current(struct store_reader *r,
+                                                  const uint8_t key[STORE_KEY_LEN],
+                                                  struct store_hit *out, size_t cap, size_t *n);
+
+#endif

@@ -1,0 +1,824 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The update path: TUF refresh on a staging copy of the trusted metadata, then per list a delta
+ * chain or a snapshot, all applied in one store transaction, then promotion of the metadata.
+ * See update.h for the rules.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "update.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "datadir.h"
+#include "feed_config.h"
+#include "feed_records.h"
+#include "json_canon.h"
+#include "plat_clock.h"
+#include "plat_file.h"
+#include "plat_log.h"
+#include "plat_mem.h"
+#include "progress.h"
+#include "state_digest.h"
+#include "store.h"
+#include "tuf_client.h"
+#include "tuf_meta.h"
+
+#define TUF_FILE_MAX    (8u << 20)
+#define CUSTOM_MAX      4096
+#define LIST_TARGETS_MAX 4096
+
+/* One list target as its signed custom metadata describes it. */
+struct list_target {
+    struct tuf_target_info info; /* strings owned by the client */
+    int is_delta;
+    uint64_t seq;
+    uint64_t base_seq;
+    uint64_t entries;
+    int64_t issued_at;
+    char digest[STATE_DIGEST_HEX_LEN + 1];
+};
+
+struct collect {
+    const char *list_id;
+    char prefix[FEED_LIST_ID_MAX + 16];
+    struct list_target *v;
+    size_t n;
+    size_t cap;
+    char *errmsg;
+    size_t errcap;
+};
+
+struct run {
+    const struct update_options *opt;
+    struct datadir dd;
+    struct store *st;
+    struct tuf_client *tc;
+    struct feed_config *cfg;
+    struct tuf_meta *targets_meta; /* trusted top-level targets, for delegations */
+    struct update_result *res;
+    int64_t now;
+    char *errmsg;
+    size_t errcap;
+};
+
+static void
+fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+fail(struct run *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, r->errcap, fmt, ap);
+    va_end(ap);
+}
+
+static enum posgate_err
+tuf_to_update_err(enum posgate_err e)
+{
+    if (e == POSGATE_ERR_NETWORK || e == POSGATE_ERR_RETRY || e == POSGATE_ERR_IO ||
+        e == POSGATE_ERR_NOMEM) {
+        return e;
+    }
+    return POSGATE_ERR_REJECTED;
+}
+
+/* Parses a list target's custom metadata. */
+static enum posgate_err
+parse_custom(const struct tuf_target_info *t, const char *list_id, struct list_target *out,
+             char *errmsg, size_t errcap)
+{
+    cJSON *c = NULL, *v;
+    char msg[160];
+    enum posgate_err err = POSGATE_ERR_REJECTED;
+    int64_t i;
+    const char *base = strrchr(t->name, '/');
+
+    memset(out, 0, sizeof(*out));
+    out->info = *t;
+    base = base != NULL ? base + 1 : t->name;
+    out->is_delta = strncmp(base, "delta-", 6) == 0;
+    if (!out->is_delta && strncmp(base, "snapshot-", 9) != 0) {
+        return POSGATE_ERR_NOTFOUND; /* another kind of file of the list: not ours to read */
+    }
+    if (t->custom_json == NULL ||
+        json_parse_bounded(t->custom_json, strlen(t->custom_json), CUSTOM_MAX, &c, msg,
+                           sizeof(msg)) != POSGATE_OK ||
+        !cJSON_IsObject(c)) {
+        snprintf(errmsg, errcap, "target %s: expected custom metadata {list, seq, ...}, found %s",
+                 t->name, t->custom_json ? "malformed JSON" : "none");
+        goto out;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(c, "list");
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, list_id) != 0) {
+        snprintf(errmsg, errcap, "target %s: custom \"list\" is %s%s%s, expected \"%s\"", t->name,
+                 cJSON_IsString(v) ? "\"" : "", cJSON_IsString(v) ? v->valuestring : "missing",
+                 cJSON_IsString(v) ? "\"" : "", list_id);
+        goto out;
+    }
+    if (json_get_int(c, "seq", 1, INT64_MAX, &i) != POSGATE_OK) {
+        snprintf(errmsg, errcap, "target %s: custom \"seq\" must be a positive integer", t->name);
+        goto out;
+    }
+    out->seq = (uint64_t)i;
+    if (out->is_delta) {
+        if (json_get_int(c, "base_seq", 1, (int64_t)out->seq - 1, &i) != POSGATE_OK) {
+            snprintf(errmsg, errcap,
+                     "target %s: custom \"base_seq\" must be an integer below seq %llu", t->name,
+                     (unsigned long long)out->seq);
+            goto out;
+        }
+        out->base_seq = (uint64_t)i;
+    }
+    if (json_get_int(c, "entries", 0, (int64_t)FEED_MAX_ENTRIES, &i) != POSGATE_OK) {
+        snprintf(errmsg, errcap, "target %s: custom \"entries\" must be a count", t->name);
+        goto out;
+    }
+    out->entries = (uint64_t)i;
+    v = cJSON_GetObjectItemCaseSensitive(c, "issued_at");
+    if (cJSON_IsString(v)) {
+        if (plat_time_parse(v->valuestring, &out->issued_at) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "target %s: custom \"issued_at\" is not RFC 3339: \"%.40s\"",
+                     t->name, v->valuestring);
+            goto out;
+        }
+    } else if (json_get_int(c, "issued_at", 0, FEED_TIME_MAX, &out->issued_at) != POSGATE_OK) {
+        snprintf(errmsg, errcap, "target %s: custom \"issued_at\" missing", t->name);
+        goto out;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(c, "digest");
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != STATE_DIGEST_HEX_LEN) {
+        snprintf(errmsg, errcap, "target %s: custom \"digest\" must be %d hex digits", t->name,
+                 STATE_DIGEST_HEX_LEN);
+        goto out;
+    }
+    snprintf(out->digest, sizeof(out->digest), "%s", v->valuestring);
+    err = POSGATE_OK;
+out:
+    cJSON_Delete(c);
+    return err;
+}
+
+static enum posgate_err
+collect_fn(void *ctx, const struct tuf_target_info *t)
+{
+    struct collect *c = ctx;
+    struct list_target lt;
+    enum posgate_err err;
+
+    if (strncmp(t->name, c->prefix, strlen(c->prefix)) != 0) {
+        return POSGATE_OK;
+    }
+    err = parse_custom(t, c->list_id, &lt, c->errmsg, c->errcap);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        return POSGATE_OK;
+    }
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        struct list_target *nv;
+
+        if (ncap > LIST_TARGETS_MAX) {
+            snprintf(c->errmsg, c->errcap, "list %s: more than %d targets", c->list_id,
+                     LIST_TARGETS_MAX);
+            return POSGATE_ERR_REJECTED;
+        }
+        nv = plat_realloc(c->v, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            return POSGATE_ERR_NOMEM;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    c->v[c->n++] = lt;
+    return POSGATE_OK;
+}
+
+/* The delegated role responsible for a list's targets, or NULL when the top-level targets role
+ * holds them itself. */
+static const char *
+list_role(const struct run *r, const char *list_id)
+{
+    char probe[FEED_LIST_ID_MAX + 32];
+
+    if (r->targets_meta == NULL || !r->targets_meta->has_delegations) {
+        return NULL;
+    }
+    snprintf(probe, sizeof(probe), "lists/%s/snapshot-1.pgs", list_id);
+    for (size_t i = 0; i < r->targets_meta->delegations.nroles; i++) {
+        const struct tuf_deleg_role *d = &r->targets_meta->delegations.roles[i];
+
+        if (tuf_deleg_role_matches(d, probe)) {
+            return d->name;
+        }
+    }
+    return NULL;
+}
+
+static enum posgate_err
+collect_list(struct run *r, const char *list_id, struct collect *c)
+{
+    enum posgate_err err;
+    const char *role = list_role(r, list_id);
+
+    memset(c, 0, sizeof(*c));
+    c->list_id = list_id;
+    snprintf(c->prefix, sizeof(c->prefix), "lists/%s/", list_id);
+    c->errmsg = r->errmsg;
+    c->errcap = r->errcap;
+    err = tuf_client_foreach_target(r->tc, "targets", collect_fn, c);
+    if (err != POSGATE_OK) {
+        if (r->errmsg[0] == 0) {
+            fail(r, "%s", tuf_client_errmsg(r->tc));
+        }
+        return tuf_to_update_err(err);
+    }
+    if (role == NULL) {
+        return POSGATE_OK;
+    }
+    if (c->n > 0) {
+        fail(r,
+             "list %s is delegated to the role \"%s\" (its authority's keys), but the top-level "
+             "targets role lists %s: refused",
+             list_id, role, c->v[0].info.name);
+        return POSGATE_ERR_REJECTED;
+    }
+    err = tuf_client_foreach_target(r->tc, role, collect_fn, c);
+    if (err != POSGATE_OK) {
+        if (r->errmsg[0] == 0 || strstr(r->errmsg, "target ") != r->errmsg) {
+            fail(r, "list %s (role %s): %s", list_id, role, tuf_client_errmsg(r->tc));
+        }
+        return tuf_to_update_err(err);
+    }
+    return POSGATE_OK;
+}
+
+struct file_source {
+    FILE *f;
+    uint64_t bytes;
+};
+
+static enum posgate_err
+file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+    struct file_source *s = ctx;
+    size_t n = fread(buf, 1, cap, s->f);
+
+    if (n == 0 && ferror(s->f)) {
+        return POSGATE_ERR_IO;
+    }
+    s->bytes += n;
+    *got = n;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+download(struct run *r, const struct list_target *t, char *path, size_t cap)
+{
+    const char *base = strrchr(t->info.name, '/');
+    enum posgate_err err;
+    char name[512];
+
+    snprintf(name, sizeof(name), "%s", base != NULL ? base + 1 : t->info.name);
+    err = plat_path_join(path, cap, r->dd.incoming, name);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = tuf_client_download(r->tc, &t->info, path);
+    if (err != POSGATE_OK) {
+        fail(r, "target %s: %s", t->info.name, tuf_client_errmsg(r->tc));
+        return tuf_to_update_err(err);
+    }
+    return POSGATE_OK;
+}
+
+static int
+digest_matches(const struct state_digest *s, const char *hex)
+{
+    char got[STATE_DIGEST_HEX_LEN + 1];
+
+    state_digest_hex(s, got);
+    return strcmp(got, hex) == 0;
+}
+
+/* Reads a body and applies it to the open update. */
+static enum posgate_err
+apply_body(struct run *r, struct store_update *u, const char *list_id,
+           const struct list_target *t, uint64_t installed_seq)
+{
+    char path[DATADIR_PATH_MAX];
+    struct file_source fs = {NULL, 0};
+    struct feed_source src;
+    struct feed_reader *rd = NULL;
+    const struct feed_header *h;
+    enum feed_item item;
+    struct feed_entry e;
+    enum posgate_err err;
+    struct progress pr;
+    uint64_t n = 0;
+
+    path[0] = 0;
+    err = download(r, t, path, sizeof(path));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    fs.f = fopen(path, "rb");
+    if (fs.f == NULL) {
+        fail(r, "cannot open the verified download %s", path);
+        err = POSGATE_ERR_IO;
+        goto out;
+    }
+    feed_source_file(&src, fs.f);
+    src.read = file_read;
+    src.ctx = &fs;
+    err = feed_reader_new(&src, t->is_delta ? 0 : FEED_READ_VERIFY_DIGEST, &rd);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = feed_reader_header(rd, &h);
+    if (err != POSGATE_OK) {
+        fail(r, "target %s: %s", t->info.name, feed_reader_error(rd));
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    if (strcmp(h->list_id, list_id) != 0 || h->seq != t->seq || (h->body == FEED_BODY_DELTA) != t->is_delta) {
+        fail(r, "target %s: body says list %s seq %llu (%s), signed metadata says seq %llu (%s)",
+             t->info.name, h->list_id, (unsigned long long)h->seq,
+             h->body == FEED_BODY_DELTA ? "delta" : "snapshot", (unsigned long long)t->seq,
+             t->is_delta ? "delta" : "snapshot");
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    if (t->is_delta && (h->base_seq != installed_seq || h->base_seq != t->base_seq)) {
+        fail(r, "target %s: delta base seq is %llu, expected the installed seq %llu",
+             t->info.name, (unsigned long long)h->base_seq, (unsigned long long)installed_seq);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    if (!t->is_delta && h->count != t->entries) {
+        fail(r, "target %s: body holds %llu entries, signed metadata says %llu", t->info.name,
+             (unsigned long long)h->count, (unsigned long long)t->entries);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = t->is_delta ? store_list_delta_begin(u, list_id, installed_seq)
+                      : store_list_snapshot_begin(u, list_id, STORE_SNAPSHOT_TRUST_STATE);
+    if (err != POSGATE_OK) {
+        fail(r, "list %s: %s", list_id, store_errmsg(r->st));
+        goto out;
+    }
+    progress_begin(&pr, r->opt->progress, h->list_id, t->is_delta ? h->removals + h->additions
+                                                                   : h->count,
+                   t->info.length);
+    for (;;) {
+        err = feed_reader_next(rd, &item, &e);
+        if (err != POSGATE_OK) {
+            fail(r, "target %s: %s", t->info.name, feed_reader_error(rd));
+            err = POSGATE_ERR_REJECTED;
+            goto out;
+        }
+        if (item == FEED_ITEM_END) {
+            break;
+        }
+        err = item == FEED_ITEM_REMOVE ? store_list_remove(u, &e) : store_list_add(u, &e);
+        if (err != POSGATE_OK) {
+            fail(r, "target %s: record %llu: %s", t->info.name, (unsigned long long)n,
+                 store_errmsg(r->st));
+            if (err != POSGATE_ERR_NOMEM && err != POSGATE_ERR_IO) {
+                err = POSGATE_ERR_REJECTED;
+            }
+            goto out;
+        }
+        n++;
+        if ((n & 0xffff) == 0) {
+            progress_update(&pr, n, fs.bytes);
+        }
+    }
+    progress_end(&pr, n, fs.bytes);
+    err = store_list_finish(u, t->seq, t->issued_at,
+                            t->is_delta ? NULL : feed_reader_trailer_state(rd));
+    if (err != POSGATE_OK) {
+        fail(r, "target %s: %s", t->info.name, store_errmsg(r->st));
+        goto out;
+    }
+    if (!digest_matches(store_update_list_state(u), t->digest)) {
+        char got[STATE_DIGEST_HEX_LEN + 1];
+
+        state_digest_hex(store_update_list_state(u), got);
+        fail(r, "target %s: list digest after applying is %.16s..., signed digest is %.16s...",
+             t->info.name, got, t->digest);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    r->res->entries_changed += n;
+out:
+    feed_reader_free(rd);
+    if (fs.f != NULL) {
+        fclose(fs.f);
+    }
+    if (path[0] != 0 && plat_unlink(path) != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "cannot remove %s", path);
+    }
+    return err;
+}
+
+/* The newest snapshot, or NULL. */
+static const struct list_target *
+head_snapshot(const struct collect *c)
+{
+    const struct list_target *best = NULL;
+
+    for (size_t i = 0; i < c->n; i++) {
+        if (!c->v[i].is_delta && (best == NULL || c->v[i].seq > best->seq)) {
+            best = &c->v[i];
+        }
+    }
+    return best;
+}
+
+/* The delta from base reaching furthest without passing target; NULL when none. */
+static const struct list_target *
+next_delta(const struct collect *c, uint64_t base, uint64_t target)
+{
+    const struct list_target *best = NULL;
+
+    for (size_t i = 0; i < c->n; i++) {
+        const struct list_target *t = &c->v[i];
+
+        if (t->is_delta && t->base_seq == base && t->seq <= target &&
+            (best == NULL || t->seq > best->seq)) {
+            best = t;
+        }
+    }
+    return best;
+}
+
+/* Applies one list; *fallback is set when a delta chain failed and a snapshot should be tried. */
+static enum posgate_err
+apply_list(struct run *r, struct store_update *u, const char *list_id, int force_snapshot,
+           int *fallback, int64_t *issued_at)
+{
+    struct collect c;
+    struct store_list sl;
+    const struct list_target *head, *d;
+    enum posgate_err err;
+    int have_local;
+    uint64_t cur;
+    const struct list_target *chain[64];
+    size_t nchain = 0;
+
+    *fallback = 0;
+    err = collect_list(r, list_id, &c);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    head = head_snapshot(&c);
+    if (head == NULL) {
+        fail(r, "list %s: the feed lists no snapshot for it", list_id);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = store_get_list(r->st, list_id, &sl);
+    have_local = err == POSGATE_OK;
+    if (err != POSGATE_OK && err != POSGATE_ERR_NOTFOUND) {
+        fail(r, "list %s: %s", list_id, store_errmsg(r->st));
+        goto out;
+    }
+    err = POSGATE_OK;
+    *issued_at = head->issued_at;
+    if (have_local && head->seq < sl.seq) {
+        fail(r, "list %s: feed seq %llu is older than the installed seq %llu", list_id,
+             (unsigned long long)head->seq, (unsigned long long)sl.seq);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    if (have_local && head->seq == sl.seq) {
+        if (strcmp(head->digest, sl.digest) != 0) {
+            fail(r, "list %s: seq %llu is installed with digest %.16s..., the feed signs %.16s...",
+                 list_id, (unsigned long long)sl.seq, sl.digest, head->digest);
+            err = POSGATE_ERR_REJECTED;
+        }
+        *issued_at = sl.issued_at;
+        goto out;
+    }
+    if (have_local && !force_snapshot) {
+        for (cur = sl.seq; cur < head->seq && nchain < 64; cur = d->seq) {
+            d = next_delta(&c, cur, head->seq);
+            if (d == NULL) {
+                break;
+            }
+            chain[nchain++] = d;
+        }
+        if (cur == head->seq) {
+            uint64_t base = sl.seq;
+
+            for (size_t i = 0; i < nchain; i++) {
+                err = apply_body(r, u, list_id, chain[i], base);
+                if (err == POSGATE_ERR_REJECTED) {
+                    plat_log(PLAT_LOG_WARN, "%s; trying the snapshot", r->errmsg);
+                    *fallback = 1;
+                    goto out;
+                }
+                if (err != POSGATE_OK) {
+                    goto out;
+                }
+                base = chain[i]->seq;
+                r->res->deltas++;
+            }
+            goto out;
+        }
+    }
+    err = apply_body(r, u, list_id, head, have_local ? sl.seq : 0);
+    if (err == POSGATE_OK) {
+        r->res->snapshots++;
+    }
+out:
+    plat_free(c.v);
+    return err;
+}
+
+static enum posgate_err
+load_config(struct run *r, struct buf *json)
+{
+    struct tuf_target_info t;
+    enum posgate_err err;
+    char path[DATADIR_PATH_MAX], msg[FEED_ERRMSG_MIN * 2];
+
+    err = tuf_client_find_target(r->tc, "config/feed.json", &t);
+    if (err != POSGATE_OK) {
+        fail(r, "config/feed.json: %s", tuf_client_errmsg(r->tc));
+        return tuf_to_update_err(err);
+    }
+    err = plat_path_join(path, sizeof(path), r->dd.incoming, "feed.json");
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = tuf_client_download(r->tc, &t, path);
+    if (err != POSGATE_OK) {
+        fail(r, "config/feed.json: %s", tuf_client_errmsg(r->tc));
+        return tuf_to_update_err(err);
+    }
+    err = plat_read_file(path, json);
+    if (plat_unlink(path) != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "cannot remove %s", path);
+    }
+    if (err != POSGATE_OK) {
+        fail(r, "config/feed.json: %s", posgate_strerror(err));
+        return err;
+    }
+    err = feed_config_parse(json->data, json->len, 0, &r->cfg, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fail(r, "config/feed.json: %s", msg);
+        return POSGATE_ERR_REJECTED;
+    }
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+load_targets_meta(struct run *r)
+{
+    char path[DATADIR_PATH_MAX], msg[256];
+    struct buf b = BUF_INIT(TUF_FILE_MAX);
+    enum posgate_err err;
+
+    err = plat_path_join(path, sizeof(path), r->dd.tuf_staging, "targets.json");
+    if (err == POSGATE_OK) {
+        err = plat_read_file(path, &b);
+    }
+    if (err == POSGATE_OK) {
+        err = tuf_meta_parse(b.data, b.len, TUF_ROLE_TARGETS, &r->targets_meta, msg, sizeof(msg));
+        if (err != POSGATE_OK) {
+            fail(r, "trusted targets.json: %s", msg);
+        }
+    }
+    buf_free(&b);
+    return err;
+}
+
+static enum posgate_err
+open_client(struct run *r)
+{
+    struct tuf_client_options o;
+    enum posgate_err err;
+
+    err = plat_remove_dir_files(r->dd.tuf_staging);
+    if (err == POSGATE_OK) {
+        err = plat_copy_dir_files(r->dd.tuf, r->dd.tuf_staging, TUF_FILE_MAX);
+    }
+    if (err == POSGATE_OK) {
+        err = plat_mkdir_p(r->dd.incoming, 0700);
+    }
+    if (err != POSGATE_OK) {
+        fail(r, "cannot prepare %s: %s", r->dd.tuf_staging, posgate_strerror(err));
+        return err;
+    }
+    memset(&o, 0, sizeof(o));
+    o.metadata_dir = r->dd.tuf_staging;
+    o.metadata = r->opt->metadata;
+    o.targets = r->opt->targets;
+    o.now = r->now;
+    o.accept_expired = r->opt->accept_expired;
+    err = tuf_client_new(&o, &r->tc);
+    if (err != POSGATE_OK) {
+        fail(r, "trusted metadata in %s: %s", r->dd.tuf, posgate_strerror(err));
+        return err == POSGATE_ERR_NOTFOUND ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_CORRUPT;
+    }
+    err = tuf_client_refresh(r->tc);
+    if (err != POSGATE_OK) {
+        fail(r, "%s%s", tuf_client_errmsg(r->tc),
+             err == POSGATE_ERR_EXPIRED && !r->opt->accept_expired
+                 ? " (a bundle carried offline for days may be imported with --accept-expired)"
+                 : "");
+        return tuf_to_update_err(err);
+    }
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+run_once(struct run *r, const struct store_meta *old, const struct buf *config_json,
+         uint8_t *force, int *retry)
+{
+    struct store_update *u = NULL;
+    struct store_meta m = *old;
+    struct store_list installed[STORE_LISTS_MAX];
+    size_t n_installed = 0;
+    enum posgate_err err;
+    int64_t v, exp, min_exp = INT64_MAX, newest = 0, oldest = INT64_MAX;
+    static const char *const roles[] = {"timestamp", "snapshot", "targets"};
+
+    *retry = 0;
+    r->errmsg[0] = 0;
+    r->res->snapshots = r->res->deltas = r->res->dropped = 0;
+    r->res->entries_changed = 0;
+    err = store_begin_update(r->st, &u);
+    if (err == POSGATE_OK) {
+        err = store_update_set_config(u, config_json->data, config_json->len);
+    }
+    if (err != POSGATE_OK) {
+        fail(r, "store: %s", store_errmsg(r->st));
+        goto out;
+    }
+    for (unsigned i = 0; i < r->cfg->n_lists; i++) {
+        int fb = 0;
+        int64_t issued = 0;
+
+        err = apply_list(r, u, r->cfg->lists[i].id, force[i], &fb, &issued);
+        if (fb && !force[i]) {
+            force[i] = 1;
+            r->res->fallbacks++;
+            *retry = 1;
+            goto out;
+        }
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+        newest = issued > newest ? issued : newest;
+        oldest = issued < oldest ? issued : oldest;
+    }
+    err = store_get_lists(r->st, installed, STORE_LISTS_MAX, &n_installed);
+    if (err != POSGATE_OK) {
+        fail(r, "store: %s", store_errmsg(r->st));
+        goto out;
+    }
+    for (size_t i = 0; i < n_installed && i < STORE_LISTS_MAX; i++) {
+        if (feed_config_list_find(r->cfg, installed[i].id) < 0) {
+            err = store_list_drop(u, installed[i].id);
+            if (err != POSGATE_OK) {
+                fail(r, "store: %s", store_errmsg(r->st));
+                goto out;
+            }
+            r->res->dropped++;
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (tuf_client_role_info(r->tc, roles[i], &v, &exp) == POSGATE_OK) {
+            min_exp = exp < min_exp ? exp : min_exp;
+            if (i == 0) {
+                m.feed_version = v;
+            } else if (i == 1) {
+                m.snapshot_version = v;
+            } else {
+                m.targets_version = v;
+            }
+        }
+    }
+    if (tuf_client_role_info(r->tc, "root", &v, &exp) == POSGATE_OK) {
+        m.root_version = v;
+    }
+    m.expires_at = min_exp == INT64_MAX ? 0 : min_exp;
+    /* Freshness: verified, unexpired metadata vouches for the data as of now; an expired bundle
+     * only as of its lists' own signed issue times. */
+    m.issued_at = r->res->expired_accepted ? (oldest == INT64_MAX ? 0 : oldest) : r->now;
+    if (newest > m.newest_issue_seen) {
+        m.newest_issue_seen = newest;
+    }
+    m.installed_at = r->now;
+    err = store_update_set_meta(u, &m);
+    if (err != POSGATE_OK) {
+        fail(r, "store: %s", store_errmsg(r->st));
+        goto out;
+    }
+    r->res->changed = store_update_changes(u) > 0 || r->res->dropped > 0;
+    r->res->feed_version = m.feed_version;
+    err = store_update_commit(u);
+    u = NULL;
+    if (err != POSGATE_OK) {
+        fail(r, "store commit: %s", store_errmsg(r->st));
+    }
+out:
+    store_update_abort(u);
+    return err;
+}
+
+enum posgate_err
+update_run(const struct update_options *opt, struct update_result *res, char *errmsg,
+           size_t errcap)
+{
+    struct run r;
+    struct store_meta old;
+    struct buf config_json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    uint8_t force[FEED_LISTS_MAX];
+    enum posgate_err err;
+    char msg[512];
+    int retry = 0;
+    int64_t tsv, tse;
+
+    memset(&r, 0, sizeof(r));
+    memset(res, 0, sizeof(*res));
+    memset(force, 0, sizeof(force));
+    r.opt = opt;
+    r.res = res;
+    r.errmsg = errmsg;
+    r.errcap = errcap;
+    errmsg[0] = 0;
+    r.now = opt->now ? opt->now : plat_wall_s();
+    err = datadir_init(&r.dd, opt->data_dir);
+    if (err != POSGATE_OK) {
+        fail(&r, "data dir: %s", posgate_strerror(err));
+        return err;
+    }
+    err = store_open(r.dd.store, 0, &r.st, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fail(&r, "store %s: %s%s", r.dd.store, msg,
+             err == POSGATE_ERR_NOTFOUND ? " (run posgate init first)" : "");
+        return err;
+    }
+    err = store_get_meta(r.st, &old);
+    if (err != POSGATE_OK) {
+        fail(&r, "store: %s", store_errmsg(r.st));
+        goto out;
+    }
+    res->previous_version = old.feed_version;
+    err = open_client(&r);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (tuf_client_expired(r.tc)) {
+        if (tuf_client_role_info(r.tc, "timestamp", &tsv, &tse) != POSGATE_OK ||
+            tsv <= old.feed_version) {
+            fail(&r,
+                 "the metadata has expired and its feed version %lld is not newer than the "
+                 "installed version %lld: refused",
+                 (long long)tsv, (long long)old.feed_version);
+            err = POSGATE_ERR_REJECTED;
+            goto out;
+        }
+        res->expired_accepted = 1;
+    }
+    err = load_targets_meta(&r);
+    if (err == POSGATE_OK) {
+        err = load_config(&r, &config_json);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    do {
+        err = run_once(&r, &old, &config_json, force, &retry);
+    } while (retry);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    /* The store holds the new version: now the trusted metadata may follow. */
+    err = plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX);
+    if (err != POSGATE_OK) {
+        fail(&r, "cannot promote the verified metadata into %s: %s", r.dd.tuf,
+             posgate_strerror(err));
+    }
+out:
+    if (plat_remove_dir_files(r.dd.tuf_staging) != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "cannot remove %s", r.dd.tuf_staging);
+    }
+    tuf_meta_free(r.targets_meta);
+    feed_config_free(r.cfg);
+    tuf_client_free(r.tc);
+    store_close(r.st);
+    buf_free(&config_json);
+    return err;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Installing a feed version: the one path from an untrusted carrier (a feed directory, a bundle
+ * file, an HTTP mirror) into the store. It runs the TUF client workflow on a staging copy of the
+ * trusted metadata, downloads the feed config and, per list, either the chain of deltas from the
+ * installed seq or the newest snapshot (each target verified against its signed length and hashes
+ * before it is read), applies everything to the store in ONE transaction and verifies each list's
+ * state digest against the signed one; only after the store commit are the staged metadata
+ * promoted. Any failure leaves the store and the trusted metadata as they were.
+ *
+ * Rules besides those of the TUF workflow (each a REJECTED with a message):
+ *   - a list seq going back from the installed one;
+ *   - a delta whose base is not the installed seq (the chain is then not taken);
+ *   - a digest mismatch after applying a delta (the update is redone with the snapshot);
+ *   - a list delegated to an authority's role whose targets appear in another role;
+ *   - expired metadata, unless accept_expired and the feed version is newer than the installed
+ *     one (the lists then count as fresh only as of their own signed issue time).
+ */
+#ifndef POSGATE_UPDATE_H
+#define POSGATE_UPDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carrier.h"
+#include "posgate_err.h"
+
+struct update_options {
+    const char *data_dir;       /* NULL: the default data dir */
+    struct carrier *metadata;   /* borrowed */
+    struct carrier *targets;    /* borrowed */
+    int accept_expired;
+    int progress;               /* draw progress bars on a terminal */
+    int64_t now;                /* 0: the wall clock */
+};
+
+struct update_result {
+    int changed;               /* 1 when list data changed */
+    int64_t feed_version;      /* timestamp version now installed */
+    int64_t previous_version;
+    unsigned snapshots;        /* lists replaced from a snapshot */
+    unsigned deltas;           /* deltas applied */
+    unsigned dropped;          /* lists removed from the feed */
+    unsigned fallbacks;        /* delta chains abandoned for a snapshot */
+    uint64_t entries_changed;
+    int expired_accepted;
+};
+
+/* Runs one update. Errors: REJECTED (the feed was refused: errmsg says why), NETWORK/RETRY/IO
+ * (the carrier failed), NOTFOUND (no store: run posgate init), CORRUPT, NOMEM. */
+POSGATE_WUR enum posgate_err update_run(const struct update_options *opt,
+                                        struct update_result *res, char *errmsg, size_t errcap);
+
+#endif

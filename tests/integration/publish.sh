@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# posgate-publish end to end with the real binaries: keygen, synth, init, update; the feed's
+# files; a mass change refused with exit 4 leaving the feed byte for byte unchanged, then
+# accepted with --allow-mass-change; a CSV row error naming its line and publishing nothing;
+# refresh; delegation (a delegated list changes only with its authority's key); and a bundle
+# holding every root, the current metadata and every listed target.
+# Usage: publish.sh BUILD_DIR
+set -euo pipefail
+B=${1:?usage: publish.sh BUILD_DIR}
+T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-publish-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code, keeps stderr in err.txt
+    local want=$1; shift
+    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
+    [[ $rc == "$want" ]] || { cat err.txt >&2; fail "$* exited $rc, expected $want"; }
+}
+
+"$B/posgate-keygen" --out root >/dev/null
+"$B/posgate-keygen" --out feed >/dev/null
+"$B/posgate-keygen" --out auth >/dev/null
+"$B/posgate-keygen" --list-key --out list.key >/dev/null
+"$B/posgate-synth" --count 2000 --seed 11 --out e1.csv --config-out feed.json --subjects-out subj.csv
+[[ $(wc -l <e1.csv) == 2001 ]] || fail "synth wrote $(wc -l <e1.csv) lines, expected 2001"
+grep -q '^listed,' subj.csv || fail "no listed subject in subj.csv"
+grep -q '^clean,' subj.csv || fail "no clean subject in subj.csv"
+# deterministic from the seed
+"$B/posgate-synth" --count 2000 --seed 11 --out again.csv
+cmp -s e1.csv again.csv || fail "posgate-synth is not deterministic"
+"$B/posgate-synth" --count 2000 --seed 12 --out other.csv
+! cmp -s e1.csv other.csv || fail "posgate-synth ignores the seed"
+
+expect_rc 0 "$B/posgate-publish" init --state st --config feed.json --root-key root.key \
+    --threshold 1 --feed-key feed.key --list-key list.key
+expect_rc 2 "$B/posgate-publish" init --state st --config feed.json --root-key root.key \
+    --threshold 1 --feed-key feed.key --list-key list.key
+grep -q "already holds" err.txt || fail "second init: $(cat err.txt)"
+expect_rc 2 "$B/posgate-publish" update --state st --out feed
+grep -q -- "--entries is required" err.txt || fail "missing --entries: $(cat err.txt)"
+for c in init update refresh delegate bundle; do
+    expect_rc 0 "$B/posgate-publish" $c --help
+    grep -q "usage: posgate-publish $c" out.txt || fail "$c --help"
+done
+
+# first publication
+expect_rc 0 "$B/posgate-publish" update --state st --entries e1.csv --out feed
+for f in feed/metadata/1.root.json feed/metadata/root.json feed/metadata/timestamp.json \
+         feed/metadata/1.snapshot.json feed/metadata/1.targets.json; do
+    [[ -s $f ]] || fail "missing $f"
+done
+ls feed/targets/config/*.feed.json >/dev/null || fail "no config target"
+for l in spc-enforcement caac-safety rail-safety; do
+    ls feed/targets/lists/$l/*.snapshot-1.pgs >/dev/null || fail "no snapshot-1 of $l"
+done
+grep -q '"custom":{"digest":"[0-9a-f]\{64\}","entries":[0-9]*,"issued_at":"[0-9T:Z-]*","list":"caac-safety","seq":1,"type":"snapshot"}' \
+    feed/metadata/1.targets.json || fail "snapshot custom fields"
+if grep -q "$(xxd -p -c 64 list.key 2>/dev/null || od -An -tx1 list.key | tr -d ' \n')" -r feed; then
+    fail "the list key is in the feed"
+fi
+
+# a small change: 5% more rows -> deltas
+"$B/posgate-synth" --count 2100 --seed 11 --out e2.csv
+expect_rc 0 "$B/posgate-publish" update --state st --entries e2.csv --out feed
+ls feed/targets/lists/spc-enforcement/*.delta-1-2.pgd >/dev/null || fail "no delta-1-2"
+grep -q '"base_seq":1,' feed/metadata/2.targets.json || fail "delta custom base_seq"
+
+# a mass change is refused and publishes nothing
+"$B/posgate-synth" --count 2600 --seed 11 --out e3.csv
+cp -a feed feed.before
+cp -a st st.before
+expect_rc 4 "$B/posgate-publish" update --state st --entries e3.csv --out feed
+grep -q "list spc-enforcement: [0-9]* additions + 0 removals" err.txt || fail "mass msg: $(cat err.txt)"
+grep -q -- "--allow-mass-change" err.txt || fail "mass msg names no option"
+diff -r feed feed.before >/dev/null || fail "a refused update changed the feed"
+diff -r --exclude=work st st.before >/dev/null || fail "a refused update changed the state"
+# removals count too: dropping 20% of the rows is refused as well
+head -n 1601 e2.csv >e4.csv
+expect_rc 4 "$B/posgate-publish" update --state st --entries e4.csv --out feed
+grep -q "removals" err.txt || fail "removal mass msg"
+diff -r feed feed.before >/dev/null || fail "a refused removal changed the feed"
+expect_rc 0 "$B/posgate-publish" update --state st --entries e3.csv --out feed --allow-mass-change
+ls feed/targets/lists/spc-enforcement/*.delta-2-3.pgd >/dev/null || fail "no delta-2-3"
+grep -q '"version":3' feed/metadata/timestamp.json || fail "timestamp version after 3 updates"
+
+# a bad row names its line and publishes nothing
+cp e3.csv bad.csv
+sed -i '17s/,restrict,/,forbid,/' bad.csv
+rm -rf feed.before; cp -a feed feed.before
+expect_rc 2 "$B/posgate-publish" update --state st --entries bad.csv --out feed
+grep -q 'bad.csv line 17: kind "forbid": expected "restrict" or "exempt"' err.txt ||
+    fail "row error: $(cat err.txt)"
+grep -q "nothing was published" err.txt || fail "row error does not say nothing was published"
+printf 'spc-enforcement,Z-1,restrict,cn_rid,110105194912310025,court-enforcement,2020-01-01,,\n' >>bad.csv
+sed -i '17s/,forbid,/,restrict,/' bad.csv
+expect_rc 2 "$B/posgate-publish" update --state st --entries bad.csv --out feed
+grep -q "bad.csv line 2602: id_value: cn_rid: check character" err.txt || fail "ident error: $(cat err.txt)"
+diff -r feed feed.before >/dev/null || fail "a rejected CSV changed the feed"
+# the same subject and listing twice
+{ cat e3.csv; sed -n '2p' e3.csv; } >dup.csv
+expect_rc 2 "$B/posgate-publish" update --state st --entries dup.csv --out feed
+grep -q "lines 2 and 2602: the same subject" err.txt || fail "duplicate: $(cat err.txt)"
+
+# refresh: a new timestamp, nothing else
+expect_rc 0 "$B/posgate-publish" refresh --state st --out feed --expires 2h
+grep -q '"version":4' feed/metadata/timestamp.json || fail "refresh did not sign timestamp 4"
+[[ ! -e feed/metadata/4.targets.json ]] || fail "refresh signed a new targets"
+expect_rc 2 "$B/posgate-publish" refresh --state st --out feed --expires soon
+
+# delegation: the list's role needs the authority's key
+expect_rc 0 "$B/posgate-publish" delegate --state st --list rail-safety --key auth.pub --threshold 1
+expect_rc 4 "$B/posgate-publish" update --state st --entries e3.csv --out feed
+grep -q "list rail-safety is delegated" err.txt || fail "delegated without key: $(cat err.txt)"
+expect_rc 0 "$B/posgate-publish" update --state st --entries e3.csv --out feed \
+    --authority-key rail-safety=auth.key
+ls feed/metadata/*.list-rail-safety.json >/dev/null || fail "no delegated role metadata"
+grep -q '"name":"list-rail-safety"' feed/metadata/4.targets.json || fail "no delegation in targets"
+"$B/posgate-synth" --count 2150 --seed 11 --out e5.csv  # fewer rows: removals in every list
+expect_rc 4 "$B/posgate-publish" update --state st --entries e5.csv --out feed --allow-mass-change
+expect_rc 0 "$B/posgate-publish" update --state st --entries e5.csv --out feed --allow-mass-change \
+    --authority-key rail-safety=auth.key
+ls feed/targets/lists/rail-safety/*.delta-3-4.pgd >/dev/null || fail "no delegated delta"
+
+# the bundle holds every root, the current metadata and every listed target
+expect_rc 0 "$B/posgate-publish" bundle --feed feed --out feed.bundle
+python3 - feed feed.bundle <<'EOF'
+import json, os, struct, sys
+feed, path = sys.argv[1], sys.argv[2]
+data = open(path, 'rb').read()
+assert data[:8] == b'PGBUNDL1', 'magic'
+ver, count, ilen, _ = struct.unpack('>IIQQ', data[8:32])
+pos, names = 32, {}
+for _ in range(count):
+    (n,) = struct.unpack('>H', data[pos:pos + 2]); p = data[pos + 2:pos + 2 + n].decode()
+    off, ln = struct.unpack('>QQ', data[pos + 2 + n:pos + 18 + n]); pos += 18 + n
+    names[p] = data[off:off + ln]
+for p, body in names.items():
+    assert open(os.path.join(feed, p), 'rb').read() == body, 'body of ' + p
+roots = sorted(f for f in os.listdir(feed + '/metadata') if f.endswith('.root.json') and f[0].isdigit())
+for r in roots:
+    assert 'metadata/' + r in names, 'missing root ' + r
+ts = json.load(open(feed + '/metadata/timestamp.json'))['signed']['meta']['snapshot.json']['version']
+snap = json.load(open('%s/metadata/%d.snapshot.json' % (feed, ts)))['signed']['meta']
+want = set()
+for role, m in snap.items():
+    f = 'metadata/%d.%s' % (m['version'], role)
+    assert f in names, 'missing ' + f
+    for t, info in json.load(open(feed + '/' + f))['signed']['targets'].items():
+        d, b = os.path.split(t)
+        want.add('targets/%s/%s.%s' % (d, info['hashes']['sha256'], b))
+got = {p for p in names if p.startswith('targets/')}
+assert got == want, 'targets differ: %s' % (got ^ want)
+assert any('.delta-' in p for p in got) and any('config/' in p for p in got)
+assert 'metadata/timestamp.json' in names
+print('bundle: %d files, %d targets, %d roots' % (len(names), len(got), len(roots)))
+EOF
+expect_rc 2 "$B/posgate-publish" bundle --feed nowhere --out x.bundle
+echo "publish.sh: all checks passed"

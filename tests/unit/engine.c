@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests of agent/engine: one test per decision rule at least (taxonomy, validity window
+ * boundaries, scope prefix match both ways, exemptions per list, gate jurisdiction, stale
+ * policies with and without a match, clock fault, minors, name_dob never denying, DENY > REFER >
+ * ALLOW across lists, list relevance, overflow), the reasons and notice fields, and one check
+ * end to end through a real store with real keyed identifiers.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "crypto.h"
+#include "engine.h"
+#include "ident.h"
+#include "plat_clock.h"
+#include "store.h"
+#include "test.h"
+
+static const char *config_json =
+    "{\"feed_id\":\"t\","
+    "\"services\":[\"air\",\"air.first\",\"rail\",\"rail.hsr\",\"rail.hsr.first\",\"hotel\","
+    "\"hotel.star\"],"
+    "\"lists\":["
+    "{\"id\":\"spc\",\"authority\":\"Supreme People's Court\",\"jurisdictions\":[\"CN\"],"
+    "\"stale_after\":\"7d\",\"stale_policy\":\"refer\"},"
+    "{\"id\":\"no-fly\",\"authority\":\"CAAC\",\"jurisdictions\":[\"CN\"],"
+    "\"stale_after\":\"48h\",\"stale_policy\":\"deny\"},"
+    "{\"id\":\"hotel-ban\",\"authority\":\"Hotel Association\",\"jurisdictions\":[],"
+    "\"stale_after\":\"30d\",\"stale_policy\":\"allow\"}],"
+    "\"reasons\":["
+    "{\"id\":\"debtor\",\"authority\":\"SPC\",\"legal_basis\":\"Fa Shi [2015] No. 17, Art. 3\","
+    "\"contest\":\"hotline 12368, https://zxgk.court.gov.cn/\",\"scope\":[\"rail.hsr\",\"air\"],"
+    "\"override\":\"none\",\"minors\":\"refer\"},"
+    "{\"id\":\"avsec\",\"authority\":\"CAAC\",\"legal_basis\":\"Civil Aviation Security Art. 14\","
+    "\"contest\":\"+86 10 12326\",\"scope\":[\"air\"],\"override\":\"supervisor\","
+    "\"minors\":\"deny\"},"
+    "{\"id\":\"conduct\",\"authority\":\"Hotel Association\",\"legal_basis\":\"Code s. 4\","
+    "\"contest\":\"redress@hotel.example\",\"scope\":[\"hotel\"],\"minors\":\"refer\"}]}";
+
+enum { L_SPC, L_NOFLY, L_HOTEL };
+enum { R_DEBTOR, R_AVSEC, R_CONDUCT };
+
+#define T0    1780000000 /* 2026-05-28 */
+#define FROM  (T0 - 86400 * 100)
+#define UNTIL (T0 + 86400 * 100)
+
+static struct feed_config *cfg;
+static struct engine_list_state states[3];
+static struct engine_id ids[4];
+static const char cn[][3] = {"CN"};
+static const char hk[][3] = {"HK"};
+static const char hkcn[][3] = {"HK", "CN"};
+
+static void
+reset_request(struct engine_request *q, const char *service)
+{
+    memset(q, 0, sizeof(*q));
+    q->cfg = cfg;
+    q->service = service;
+    q->at = T0;
+    q->wall_now = T0;
+    q->newest_issue_seen = T0 - 3600;
+    q->jurisdictions = cn;
+    q->n_jurisdictions = 1;
+    for (int i = 0; i < 4; i++) {
+        memset(&ids[i], 0, sizeof(ids[i]));
+        ids[i].key[0] = (uint8_t)(i + 1);
+        ids[i].type = IDENT_PASSPORT;
+        ids[i].birth_days = IDENT_NO_BIRTH;
+    }
+    q->ids = ids;
+    q->n_ids = 1;
+    for (int i = 0; i < 3; i++) {
+        states[i].installed = true;
+        states[i].age_s = 3600;
+        states[i].reasons = NULL;
+    }
+    q->lists = states;
+}
+
+static struct engine_hit
+hit(uint16_t id, uint16_t list, uint16_t reason, enum feed_kind kind, const char *listing)
+{
+    struct engine_hit h;
+
+    memset(&h, 0, sizeof(h));
+    h.id = id;
+    h.list = list;
+    memcpy(h.e.key, ids[id].key, 16);
+    CHECK_OK(feed_entry_set_listing_id(&h.e, listing));
+    h.e.reason = reason;
+    h.e.kind = (uint8_t)kind;
+    h.e.valid_from = FROM;
+    h.e.valid_until = UNTIL;
+    return h;
+}
+
+static enum engine_decision
+decide(const struct engine_request *q, const struct engine_hit *h, size_t n,
+       struct engine_result *res)
+{
+    CHECK_OK(engine_decide(q, h, n, false, res));
+    return res->decision;
+}
+
+static void
+test_safety(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+
+    CHECK_ERR(engine_decide(NULL, NULL, 0, false, &res), POSGATE_ERR_INVALID);
+    CHECK_INT(res.decision, ENGINE_REFER);
+    CHECK_ERR(engine_decide(NULL, NULL, 0, false, NULL), POSGATE_ERR_INVALID);
+    reset_request(&q, "rail.maglev");
+    CHECK_ERR(engine_decide(&q, NULL, 0, false, &res), POSGATE_ERR_INVALID);
+    CHECK_INT(res.decision, ENGINE_REFER);
+    CHECK_CONTAINS(res.notice, "\"rail.maglev\" is not in the signed service taxonomy");
+    reset_request(&q, "rail");
+    q.n_ids = 0;
+    CHECK_ERR(engine_decide(&q, NULL, 0, false, &res), POSGATE_ERR_INVALID);
+    q.n_ids = ENGINE_IDS_MAX + 1;
+    CHECK_ERR(engine_decide(&q, NULL, 0, false, &res), POSGATE_ERR_INVALID);
+    reset_request(&q, "air");
+    h = hit(0, 7, R_DEBTOR, FEED_KIND_RESTRICT, "X-1"); /* unknown list */
+    CHECK_ERR(engine_decide(&q, &h, 1, false, &res), POSGATE_ERR_INVALID);
+    CHECK_INT(res.decision, ENGINE_REFER);
+    h = hit(0, L_SPC, 99, FEED_KIND_RESTRICT, "X-1"); /* unknown reason */
+    CHECK_ERR(engine_decide(&q, &h, 1, false, &res), POSGATE_ERR_INVALID);
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "X-1");
+    h.id = 3; /* beyond n_ids */
+    CHECK_ERR(engine_decide(&q, &h, 1, false, &res), POSGATE_ERR_INVALID);
+    CHECK_STR(engine_decision_name(ENGINE_DENY), "deny");
+    CHECK_STR(engine_reason_kind_name(ENGINE_REASON_CLOCK_FAULT), "clock_fault");
+}
+
+static void
+test_allow_and_deny_fields(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+    const struct engine_reason *r;
+
+    reset_request(&q, "rail.hsr");
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+    CHECK_INT(res.n_reasons, 0);
+    CHECK_CONTAINS(res.notice, "ALLOW");
+    CHECK_INT(res.data_age_s, 3600);
+
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-2024-000123");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK_INT(res.n_reasons, 1);
+    r = &res.reasons[0];
+    CHECK_INT(r->kind, ENGINE_REASON_MATCH);
+    CHECK_INT(r->effect, ENGINE_DENY);
+    CHECK_STR(r->list_id, "spc");
+    CHECK_STR(r->listing_id, "SPC-2024-000123");
+    CHECK_STR(r->reason_id, "debtor");
+    CHECK_STR(r->authority, "SPC");
+    CHECK_STR(r->legal_basis, "Fa Shi [2015] No. 17, Art. 3");
+    CHECK_CONTAINS(r->contest, "12368");
+    CHECK_INT(r->valid_from, FROM);
+    CHECK_INT(r->valid_until, UNTIL);
+    CHECK(!r->overridable);
+    CHECK_INT(r->id, 0);
+    /* The notice names list, authority, legal basis, listing id, since, until, contest. */
+    CHECK_CONTAINS(res.notice, "DENY");
+    CHECK_CONTAINS(res.notice, "List: spc (Supreme People's Court)");
+    CHECK_CONTAINS(res.notice, "Legal basis: Fa Shi [2015] No. 17, Art. 3");
+    CHECK_CONTAINS(res.notice, "Listing id: SPC-2024-000123");
+    CHECK_CONTAINS(res.notice, "Since: 2026-02-17T");
+    CHECK_CONTAINS(res.notice, "Until: 2026-09-05T");
+    CHECK_CONTAINS(res.notice, "How to contest: hotline 12368");
+    /* Open-ended, and the supervisor override flag. */
+    reset_request(&q, "air");
+    h = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1");
+    h.e.valid_until = FEED_UNTIL_OPEN;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK(res.reasons[0].overridable);
+    CHECK_CONTAINS(res.notice, "Until: open");
+    CHECK_CONTAINS(res.notice, "supervisor may override");
+}
+
+static void
+test_validity_window(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+
+    reset_request(&q, "air");
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "W-1");
+    q.at = FROM - 1;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    q.at = FROM;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    q.at = UNTIL - 1;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    q.at = UNTIL; /* lapses at valid_until, even offline */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    h.e.valid_until = FEED_UNTIL_OPEN;
+    q.at = UNTIL + 86400 * 3650;
+    q.wall_now = q.at;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+}
+
+static void
+test_scope_prefix(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "S-1"); /* rail.hsr, air */
+
+    reset_request(&q, "rail.hsr.first");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY); /* descendant covered */
+    q.service = "rail.hsr";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    q.service = "rail"; /* the parent is not */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    q.service = "hotel.star";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    q.service = "air.first";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    /* Entry scope narrowing to rail.hsr.first (index 4). */
+    h.e.scope_count = 1;
+    h.e.scope[0] = 4;
+    q.service = "rail.hsr";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    q.service = "rail.hsr.first";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    /* Narrowing cannot widen beyond the reason's scope (hotel, index 5). */
+    h.e.scope[0] = 5;
+    q.service = "hotel";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+}
+
+static void
+test_exemptions(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h[3];
+
+    reset_request(&q, "air");
+    h[0] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    h[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-7");
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_ALLOW);
+    CHECK_INT(res.n_reasons, 1);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_EXEMPTION);
+    CHECK_STR(res.reasons[0].listing_id, "SPC-EX-7");
+    CHECK_CONTAINS(res.notice, "Exemption applied");
+    /* Only its own list: a no-fly restriction stays. */
+    h[2] = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-9");
+    CHECK_INT(decide(&q, h, 3, &res), ENGINE_DENY);
+    CHECK_STR(res.reasons[0].list_id, "no-fly");
+    /* An exemption outside its window or scope lifts nothing. */
+    h[1].e.valid_until = T0;
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+    h[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-8");
+    h[1].e.scope_count = 1;
+    h[1].e.scope[0] = 3; /* rail.hsr only */
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+    q.service = "rail.hsr";
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_ALLOW);
+    /* An exemption through another of the subject's identifiers counts. */
+    q.service = "air";
+    q.n_ids = 2;
+    h[1] = hit(1, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-9");
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_ALLOW);
+    /* ...but a name_dob exemption does not lift a document match. */
+    ids[1].type = IDENT_NAME_DOB;
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+}
+
+static void
+test_jurisdiction(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h[2];
+
+    reset_request(&q, "air");
+    h[0] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    q.jurisdictions = hk;
+    CHECK_INT(decide(&q, h, 1, &res), ENGINE_ALLOW); /* CN list does not apply in HK */
+    q.jurisdictions = hkcn;
+    q.n_jurisdictions = 2;
+    CHECK_INT(decide(&q, h, 1, &res), ENGINE_DENY);
+    /* Empty jurisdictions = everywhere. */
+    q.jurisdictions = hk;
+    q.n_jurisdictions = 1;
+    q.service = "hotel.star";
+    h[1] = hit(0, L_HOTEL, R_CONDUCT, FEED_KIND_RESTRICT, "H-1");
+    CHECK_INT(decide(&q, &h[1], 1, &res), ENGINE_DENY);
+    /* A stale CN deny-list does not apply in HK either. */
+    q.service = "air";
+    states[L_NOFLY].installed = false;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+}
+
+static void
+test_stale_policies(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+
+    /* refer: no match -> REFER, match -> REFER. */
+    reset_request(&q, "rail.hsr"); /* only spc's reasons cover rail.hsr... all lists relevant */
+    states[L_SPC].age_s = 9 * 86400;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_REFER);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_STALE);
+    CHECK_STR(res.reasons[0].detail, "stale list: data is 9 days old, stale_after 7d, policy refer");
+    CHECK_CONTAINS(res.notice, "out of date");
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_INT(res.data_age_s, 9 * 86400);
+    /* Boundary: exactly stale_after old is still fresh. */
+    states[L_SPC].age_s = 7 * 86400;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+    states[L_SPC].age_s = 7 * 86400 + 1;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_REFER);
+
+    /* deny: no match -> DENY, match -> DENY. */
+    reset_request(&q, "air");
+    states[L_NOFLY].age_s = 49 * 3600;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
+    CHECK_CONTAINS(res.reasons[0].detail, "policy deny");
+    h = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    /* Not installed counts as stale. */
+    states[L_NOFLY].age_s = 0;
+    states[L_NOFLY].installed = false;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
+    CHECK_CONTAINS(res.reasons[0].detail, "no data installed");
+
+    /* allow: no match -> ALLOW, match -> REFER. */
+    reset_request(&q, "hotel");
+    states[L_HOTEL].age_s = 31 * 86400;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+    h = hit(0, L_HOTEL, R_CONDUCT, FEED_KIND_RESTRICT, "H-1");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_MATCH);
+    CHECK_INT(res.reasons[0].effect, ENGINE_REFER);
+    states[L_HOTEL].age_s = 3600;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+}
+
+static void
+test_relevance(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    uint8_t avsec_only[STORE_REASON_BITMAP] = {1u << R_AVSEC};
+
+    /* A stale deny-list whose entries only restrict air does not deny a hotel room. */
+    reset_request(&q, "hotel.star");
+    states[L_NOFLY].age_s = 86400 * 10;
+    states[L_NOFLY].reasons = avsec_only;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+    q.service = "air.first";
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
+    /* Unknown reasons: relevant everywhere. */
+    states[L_NOFLY].reasons = NULL;
+    q.service = "hotel.star";
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
+}
+
+static void
+test_clock_fault(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+
+    reset_request(&q, "air");
+    q.newest_issue_seen = T0;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW); /* equal is fine */
+    q.wall_now = T0 - 1;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_REFER);
+    CHECK(res.clock_fault);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_CLOCK_FAULT);
+    CHECK_CONTAINS(res.reasons[0].detail, "earlier than the newest signed issue time");
+    CHECK_CONTAINS(res.notice, "Clock fault");
+    /* A match that would DENY becomes REFER: no time rule can be trusted. */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_CLOCK_FAULT);
+    CHECK_INT(res.n_reasons, 2);
+    CHECK_INT(res.reasons[1].effect, ENGINE_REFER);
+}
+
+static void
+test_minors(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+    reset_request(&q, "air");
+    ids[0].type = IDENT_CN_RID;
+    ids[0].birth_days = plat_days_from_civil(2010, 1, 15); /* 16 at T0 */
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1"); /* minors: refer */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK(res.minor);
+    CHECK_CONTAINS(res.reasons[0].detail, "under 18");
+    h = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1"); /* minors: deny */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    /* Turning 18 on the day of the check: an adult. */
+    ids[0].birth_days = plat_days_from_civil(2008, 5, 28);
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK(!res.minor);
+    ids[0].birth_days = plat_days_from_civil(2008, 5, 29); /* one day short */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    /* A birth date on a passport-type id is not used. */
+    ids[0].type = IDENT_PASSPORT;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+}
+
+static void
+test_name_dob_never_denies(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h[2];
+
+    reset_request(&q, "air");
+    ids[0].type = IDENT_NAME_DOB;
+    h[0] = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1");
+    CHECK_INT(decide(&q, h, 1, &res), ENGINE_REFER);
+    CHECK_CONTAINS(res.reasons[0].detail, "name and birth date match only");
+    CHECK_CONTAINS(res.notice, "identity document");
+    h[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_REFER);
+    /* A document match on another id still denies. */
+    q.n_ids = 2;
+    h[1] = hit(1, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+}
+
+static void
+test_precedence(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h[2];
+
+    /* REFER (stale spc) + DENY (no-fly match) -> DENY, the DENY reason first. */
+    reset_request(&q, "air");
+    states[L_SPC].age_s = 8 * 86400;
+    h[0] = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1");
+    CHECK_INT(decide(&q, h, 1, &res), ENGINE_DENY);
+    CHECK_INT(res.n_reasons, 2);
+    CHECK_INT(res.reasons[0].effect, ENGINE_DENY);
+    CHECK_INT(res.reasons[1].effect, ENGINE_REFER);
+    /* REFER + ALLOW -> REFER. */
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_REFER);
+    /* Name REFER on one list + document DENY on another -> DENY. */
+    reset_request(&q, "air");
+    q.n_ids = 2;
+    ids[1].type = IDENT_NAME_DOB;
+    h[0] = hit(1, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    h[1] = hit(0, L_NOFLY, R_AVSEC, FEED_KIND_RESTRICT, "CAAC-1");
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+    CHECK_STR(res.reasons[0].list_id, "no-fly");
+}
+
+static void
+test_overflow_and_caps(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h[ENGINE_REASONS_MAX + 4];
+
+    reset_request(&q, "air");
+    CHECK_OK(engine_decide(&q, NULL, 0, true, &res));
+    CHECK_INT(res.decision, ENGINE_REFER);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_OVERFLOW);
+    /* More reasons than fit: the strongest are kept, the rest counted. */
+    for (size_t i = 0; i < ENGINE_REASONS_MAX + 4; i++) {
+        char id[16];
+
+        snprintf(id, sizeof(id), "SPC-%zu", i);
+        h[i] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, id);
+    }
+    CHECK_INT(decide(&q, h, ENGINE_REASONS_MAX + 4, &res), ENGINE_DENY);
+    CHECK_INT(res.n_reasons, ENGINE_REASONS_MAX);
+    CHECK_INT(res.reasons_dropped, 4);
+    CHECK_CONTAINS(res.notice, "further reason(s) not shown");
+    CHECK_CONTAINS(res.notice, "You may contest"); /* the closing lines always fit */
+}
+
+static void
+test_through_store(void)
+{
+    char dir[256], path[300], msg[STORE_ERRMSG_MAX];
+    const char *base = getenv("TMPDIR");
+    struct store *s = NULL;
+    struct store_update *u = NULL;
+    struct store_reader *r = NULL;
+    struct crypto_hmac_key k;
+    uint8_t list_key[32];
+    struct ident listed, other;
+    char rid[IDENT_SYNTH_CN_RID_SIZE];
+    struct feed_entry e;
+    struct store_meta m;
+    struct engine_request q;
+    struct engine_id sid[1];
+    struct engine_result res;
+    const char *cc[] = {"CN"};
+
+    snprintf(dir, sizeof(dir), "%s/posgate-engine-XXXXXX", base != NULL ? base : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        CHECK(0);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/store.db", dir);
+    memset(list_key, 0x42, sizeof(list_key));
+    CHECK_OK(crypto_hmac_key_init(&k, list_key, sizeof(list_key)));
+    ident_synth_cn_rid(1, rid);
+    CHECK_OK(ident_parse("cn_rid", rid, strlen(rid), &listed, NULL, 0));
+    ident_synth_cn_rid(2, rid);
+    CHECK_OK(ident_parse("cn_rid", rid, strlen(rid), &other, NULL, 0));
+
+    CHECK_OK(store_open(path, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    CHECK_OK(store_reader_new(s, &r));
+    reset_request(&q, "rail.hsr.first");
+    sid[0].type = IDENT_CN_RID;
+    sid[0].birth_days = IDENT_NO_BIRTH;
+    ident_entry_key(&k, &listed, sid[0].key);
+    q.ids = sid;
+    CHECK_ERR(engine_check_store(r, &q, &res), POSGATE_ERR_NOTFOUND); /* nothing installed */
+    CHECK(res.decision != ENGINE_ALLOW);
+
+    memset(&m, 0, sizeof(m));
+    m.issued_at = T0 - 3600;
+    m.newest_issue_seen = T0 - 3600;
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(store_update_set_meta(u, &m));
+    CHECK_OK(store_update_set_jurisdictions(u, cc, 1));
+    CHECK_OK(store_update_set_config(u, config_json, strlen(config_json)));
+    CHECK_OK(store_list_snapshot_begin(u, "spc", 0));
+    memset(&e, 0, sizeof(e));
+    ident_entry_key(&k, &listed, e.key);
+    CHECK_OK(feed_entry_set_listing_id(&e, "SPC-2024-000777"));
+    e.reason = R_DEBTOR;
+    e.id_type = IDENT_CN_RID;
+    e.valid_from = FROM;
+    e.valid_until = FEED_UNTIL_OPEN;
+    CHECK_OK(store_list_add(u, &e));
+    CHECK_OK(store_list_finish(u, 1, T0 - 7200, NULL));
+    CHECK_OK(store_list_snapshot_begin(u, "no-fly", 0));
+    CHECK_OK(store_list_finish(u, 1, T0 - 7200, NULL));
+    CHECK_OK(store_list_snapshot_begin(u, "hotel-ban", 0));
+    CHECK_OK(store_list_finish(u, 1, T0 - 7200, NULL));
+    CHECK_OK(store_update_commit(u));
+
+    CHECK_OK(engine_check_store(r, &q, &res));
+    CHECK_INT(res.decision, ENGINE_DENY);
+    CHECK_STR(res.reasons[0].listing_id, "SPC-2024-000777");
+    CHECK_INT(res.data_age_s, 3600);
+    ident_entry_key(&k, &other, sid[0].key);
+    CHECK_OK(engine_check_store(r, &q, &res));
+    CHECK_INT(res.decision, ENGINE_ALLOW);
+    /* Data ages from the wall clock: ten days later the spc list is stale (refer). */
+    q.wall_now = T0 + 10 * 86400;
+    q.at = q.wall_now;
+    CHECK_OK(engine_check_store(r, &q, &res));
+    /* spc is stale (policy refer) and matches: REFER. The empty no-fly list (stale, deny) uses
+     * no reason, so it is not relevant to any service and does not deny. */
+    CHECK_INT(res.decision, ENGINE_REFER);
+    store_reader_free(r);
+    store_close(s);
+    crypto_hmac_key_cleanup(&k);
+    {
+        char cmd[400];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", dir);
+        }
+    }
+}
+
+int
+main(void)
+{
+    char msg[FEED_ERRMSG_MIN];
+
+    if (feed_config_parse(config_json, strlen(config_json), FEED_CONFIG_STRICT, &cfg, msg,
+                          sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "config: %s\n", msg);
+        return 1;
+    }
+    test_safety();
+    test_allow_and_deny_fields();
+    test_validity_window();
+    test_scope_prefix();
+    test_exemptions();
+    test_jurisdiction();
+    test_stale_policies();
+    test_relevance();
+    test_clock_fault();
+    test_minors();
+    test_name_dob_never_denies();
+    test_precedence();
+    test_overflow_and_caps();
+    test_through_store();
+    feed_config_free(cfg);
+    return test_summary("engine");
+}

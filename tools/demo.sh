@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The posgate demo, from nothing: installs what it needs, builds, creates keys, synthesises a
+# 100,000-entry list, publishes a signed feed, initialises a kiosk store, imports it, prints a
+# few decisions (ALLOW, DENY with its notice, REFER), publishes an update, imports it as a delta
+# and shows the changed answer and `posgate status`.
+#
+# usage: tools/demo.sh [--entries N] [--workdir DIR] [--no-install]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ENTRIES=100000 WORK="" INSTALL=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --entries) ENTRIES=$2; shift 2 ;;
+        --workdir) WORK=$2; shift 2 ;;
+        --no-install) INSTALL=0; shift ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+# run_rc: run a command whose exit code is a decision, and say what it was.
+run_rc() { printf '$ %s\n' "$*"; set +e; "$@"; local rc=$?; set -e; echo "(exit code $rc)"; }
+
+if [[ $INSTALL == 1 ]]; then
+    step "installing build dependencies (Debian packages)"
+    bash tools/install-deps.sh
+fi
+step "building"
+cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$ROOT/build" -j "$(nproc)" >/dev/null
+B=$ROOT/build
+export PATH="$B:$PATH"
+
+[[ -n $WORK ]] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/posgate-demo.XXXXXX")
+mkdir -p "$WORK"
+cd "$WORK"
+rm -rf keys pubstate feed kiosk feed.bundle
+echo "working in $WORK"
+
+step "publisher: keys (root, feed) and the list key"
+mkdir -p keys
+run posgate-keygen --out keys/root
+run posgate-keygen --out keys/feed
+run posgate-keygen --list-key --out keys/list.key
+
+step "publisher: a synthetic list of $ENTRIES entries with valid check digits"
+run posgate-synth --count "$ENTRIES" --seed 42 --out entries.csv --config-out feed.json \
+    --subjects-out subjects.csv
+head -3 entries.csv
+
+step "publisher: sign and publish the feed (a TUF repository)"
+run posgate-publish init --state pubstate --config feed.json --root-key keys/root.key \
+    --threshold 1 --feed-key keys/feed.key --list-key keys/list.key
+run posgate-publish update --state pubstate --entries entries.csv --out feed
+run posgate-publish bundle --feed feed --out feed.bundle
+ls feed/metadata | head
+
+step "kiosk: initialise with the trusted root and import from the USB bundle"
+export POSGATE_DATA_DIR=$WORK/kiosk
+run posgate init --root feed/metadata/1.root.json --list-key keys/list.key --jurisdiction CN
+run posgate import feed.bundle
+
+pick() {  # pick SITUATION FIELD [TYPE]: the first subject of a situation (fields: id, service)
+    awk -F, -v s="$1" -v f="$2" -v t="${3:-}" \
+        '$1 == s && index($2, t) == 1 { gsub(/"/, "", $0); print (f == "id" ? $2 : $3); exit }' \
+        subjects.csv
+}
+LISTED_ID=$(pick listed id cn_rid:) LISTED_SVC=$(pick listed service cn_rid:)
+EXEMPT_ID=$(pick exempt id) EXEMPT_SVC=$(pick exempt service)
+NAME_ID=$(pick name_only id) NAME_SVC=$(pick name_only service)
+
+step "kiosk: decisions"
+echo "-- a subject on a list, for a service its reason covers:"
+run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID"
+echo "-- a subject nobody listed (a valid resident id):"
+run_rc posgate check --service rail.hsr --id cn_rid:11010519491231002X
+echo "-- a listed subject with a court-approved exemption:"
+run_rc posgate check --service "$EXEMPT_SVC" --id "$EXEMPT_ID"
+echo "-- a bare name and birth date match can only REFER:"
+run_rc posgate check --service "$NAME_SVC" --id "$NAME_ID"
+echo "-- a mistyped identifier is an input error, never an ALLOW:"
+BAD_ID=${LISTED_ID%?}$( [[ ${LISTED_ID: -1} == 0 ]] && echo 1 || echo 0 )   # wrong check character
+run_rc posgate check --service "$LISTED_SVC" --id "$BAD_ID"
+echo "-- the same decision as JSON:"
+run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID" --json
+
+step "publisher: the listing of $LISTED_ID is lifted; publish an update"
+LISTING=$(awk -F, -v id="$LISTED_ID" '$1 == "listed" && $2 == id { print $5; exit }' subjects.csv)
+grep -v ",$LISTING," entries.csv > entries2.csv
+echo "removed $(( $(wc -l < entries.csv) - $(wc -l < entries2.csv) )) row(s) of listing $LISTING"
+run posgate-publish update --state pubstate --entries entries2.csv --out feed
+ls feed/targets/lists/*/ | grep -c delta | sed 's/^/delta targets in the feed: /'
+
+step "kiosk: import the update (a delta) and ask again"
+run posgate import feed
+run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID"
+run posgate status
+run posgate verify
+echo
+echo "demo finished; files are in $WORK"
