@@ -811,7 +811,7 @@ test_corrupt_files(void)
 {
     char p[512], msg[STORE_ERRMSG_MAX];
     struct store *s = NULL;
-    uint8_t junk[8192];
+    uint8_t junk[16384];
     sqlite3 *db = NULL;
 
     for (size_t i = 0; i < sizeof(junk); i++) {

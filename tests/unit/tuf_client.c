@@ -194,7 +194,9 @@ rm_rf(const char *path)
 static void
 path_of(char *out, const char *dir, const char *name)
 {
-    snprintf(out, PCAP, "%s/%s", dir, name);
+    int n = snprintf(out, PCAP, "%s/%s", dir, name);
+
+    CHECK(n > 0 && n < PCAP);
 }
 
 static void
@@ -247,9 +249,9 @@ meta_name(const struct repo *r, const char *role, int version, char *out, size_t
     }
     esc[o] = 0;
     if (r->consistent) {
-        snprintf(out, cap, "%d.%s.json", version, esc);
+        CHECK((size_t)snprintf(out, cap, "%d.%s.json", version, esc) < cap);
     } else {
-        snprintf(out, cap, "%s.json", esc);
+        CHECK((size_t)snprintf(out, cap, "%s.json", esc) < cap);
     }
 }
 
