@@ -25,8 +25,7 @@ struct text {
     size_t len;
 };
 
-static void
-tprintf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tprintf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 tprintf(struct text *t, const char *fmt, ...)
@@ -204,8 +203,7 @@ list_relevant(const struct engine_request *req, unsigned l, unsigned svc)
 
 /* Entry applies to (service, instant): window and scope (the reason's and any narrowing). */
 static bool
-entry_applies(const struct feed_config *cfg, const struct feed_entry *e, unsigned svc,
-              int64_t at)
+entry_applies(const struct feed_config *cfg, const struct feed_entry *e, unsigned svc, int64_t at)
 {
     const struct feed_reason *fr = &cfg->reasons[e->reason];
 
@@ -215,8 +213,7 @@ entry_applies(const struct feed_config *cfg, const struct feed_entry *e, unsigne
     if (!feed_config_service_within_any(cfg, svc, fr->scope, fr->n_scope)) {
         return false;
     }
-    if (e->scope_count > 0 &&
-        !feed_config_service_within_any(cfg, svc, e->scope, e->scope_count)) {
+    if (e->scope_count > 0 && !feed_config_service_within_any(cfg, svc, e->scope, e->scope_count)) {
         return false;
     }
     return true;
@@ -305,15 +302,17 @@ write_notice(const struct engine_request *req, struct engine_result *res)
             break;
         case ENGINE_REASON_STALE:
             if (r->effect != ENGINE_ALLOW) {
-                tprintf(&b, "\nList %s (%s): %s.\n  Clerk: the list data on this terminal is "
-                            "out of date; refresh the terminal (network or USB bundle) or ask a "
-                            "supervisor.\n",
+                tprintf(&b,
+                        "\nList %s (%s): %s.\n  Clerk: the list data on this terminal is "
+                        "out of date; refresh the terminal (network or USB bundle) or ask a "
+                        "supervisor.\n",
                         r->list_id, r->list_authority, r->detail);
             }
             break;
         case ENGINE_REASON_CLOCK_FAULT:
-            tprintf(&b, "\nClock fault: %s.\n  Clerk: the terminal's clock cannot be trusted; "
-                        "call technical support and ask a supervisor.\n",
+            tprintf(&b,
+                    "\nClock fault: %s.\n  Clerk: the terminal's clock cannot be trusted; "
+                    "call technical support and ask a supervisor.\n",
                     r->detail);
             break;
         case ENGINE_REASON_OVERFLOW:
@@ -353,8 +352,8 @@ sort_reasons(struct engine_result *res)
     }
 }
 
-static enum posgate_err
-invalid(struct engine_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static enum posgate_err invalid(struct engine_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static enum posgate_err
 invalid(struct engine_result *res, const char *fmt, ...)
@@ -413,8 +412,9 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
         if (hits[i].id >= req->n_ids || hits[i].list >= cfg->n_lists ||
             hits[i].e.reason >= cfg->n_reasons || hits[i].e.listing_id_len > FEED_LISTING_ID_MAX ||
             hits[i].e.scope_count > FEED_SCOPE_MAX) {
-            return invalid(res, "check: entry %zu names an unknown identifier, list or reason "
-                                "(reason %u of %u); the store and the feed config disagree",
+            return invalid(res,
+                           "check: entry %zu names an unknown identifier, list or reason "
+                           "(reason %u of %u); the store and the feed config disagree",
                            i, hits[i].e.reason, cfg->n_reasons);
         }
     }
@@ -495,8 +495,7 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
                          "match on a stale list (policy %s): verify before refusing",
                          feed_stale_policy_name(fl->stale_policy));
             } else {
-                snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id,
-                         req->service);
+                snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id, req->service);
             }
         }
         if (!matched && exemption != NULL) {

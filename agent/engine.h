@@ -40,18 +40,14 @@
 #include "posgate_err.h"
 #include "store.h"
 
-#define ENGINE_IDS_MAX     8   /* identifiers per check */
-#define ENGINE_HITS_MAX    64  /* matching rows per check (more: REFER) */
-#define ENGINE_REASONS_MAX 16  /* reasons kept in a result (the strongest) */
+#define ENGINE_IDS_MAX     8  /* identifiers per check */
+#define ENGINE_HITS_MAX    64 /* matching rows per check (more: REFER) */
+#define ENGINE_REASONS_MAX 16 /* reasons kept in a result (the strongest) */
 #define ENGINE_DETAIL_MAX  192
 #define ENGINE_NOTICE_MAX  4096
 
 /* Ordered: a larger value wins. */
-enum engine_decision {
-    ENGINE_ALLOW = 0,
-    ENGINE_REFER = 1,
-    ENGINE_DENY = 2
-};
+enum engine_decision { ENGINE_ALLOW = 0, ENGINE_REFER = 1, ENGINE_DENY = 2 };
 
 enum engine_reason_kind {
     ENGINE_REASON_MATCH,       /* a restriction entry applies */
@@ -70,10 +66,10 @@ struct engine_id {
 
 /* What the engine knows of one list of the config (indexed like cfg->lists). */
 struct engine_list_state {
-    bool installed;          /* false: no data on this terminal (counts as stale) */
-    int64_t age_s;           /* data age at the check, seconds (ignored when not installed) */
-    const uint8_t *reasons;  /* bitmap of reason indices its entries use (store_list.reasons,
-                                STORE_REASON_BITMAP bytes); NULL = unknown (relevant to all) */
+    bool installed;         /* false: no data on this terminal (counts as stale) */
+    int64_t age_s;          /* data age at the check, seconds (ignored when not installed) */
+    const uint8_t *reasons; /* bitmap of reason indices its entries use (store_list.reasons,
+                               STORE_REASON_BITMAP bytes); NULL = unknown (relevant to all) */
 };
 
 /* A row found for one of the subject's keys. */
@@ -91,7 +87,7 @@ struct engine_request {
     int64_t newest_issue_seen;      /* newest signed issue time seen (store_meta) */
     const char (*jurisdictions)[3]; /* the kiosk's gate jurisdictions ("CN") */
     size_t n_jurisdictions;
-    const struct engine_id *ids;    /* 1..ENGINE_IDS_MAX */
+    const struct engine_id *ids; /* 1..ENGINE_IDS_MAX */
     size_t n_ids;
     const struct engine_list_state *lists; /* cfg->n_lists entries */
 };
@@ -109,16 +105,16 @@ struct engine_reason {
     const char *legal_basis;
     const char *contest;
     char listing_id[FEED_LISTING_ID_MAX + 1]; /* "" when none */
-    int64_t valid_from;      /* 0 when none */
-    int64_t valid_until;     /* FEED_UNTIL_OPEN when open or none */
-    bool overridable;        /* the reason allows a supervisor override */
-    int id;                  /* request id index that matched, -1 when none */
+    int64_t valid_from;                       /* 0 when none */
+    int64_t valid_until;                      /* FEED_UNTIL_OPEN when open or none */
+    bool overridable;                         /* the reason allows a supervisor override */
+    int id;                                   /* request id index that matched, -1 when none */
     char detail[ENGINE_DETAIL_MAX];
 };
 
 struct engine_result {
     enum engine_decision decision;
-    int service;        /* cfg service index */
+    int service; /* cfg service index */
     bool clock_fault;
     bool minor;         /* a cn_rid shows the subject under 18 at the instant */
     int64_t data_age_s; /* oldest data age among the lists that took part, -1 when none */
@@ -145,7 +141,7 @@ POSGATE_WUR enum posgate_err engine_check_store(struct store_reader *r,
                                                 const struct engine_request *req,
                                                 struct engine_result *res);
 
-const char *engine_decision_name(enum engine_decision d); /* "allow", "deny", "refer" */
+const char *engine_decision_name(enum engine_decision d);       /* "allow", "deny", "refer" */
 const char *engine_reason_kind_name(enum engine_reason_kind k); /* "match", ... */
 
 #endif

@@ -20,12 +20,12 @@
 #include "plat_clock.h"
 #include "plat_mem.h"
 
-#define STORE_MAGIC        "posgate-store"
-#define BUSY_TIMEOUT_MS    10000
-#define MMAP_SIZE          (1LL << 31)
-#define WRITER_CACHE_KIB   16384
-#define TMPL_CACHE_SLOTS   1024
-#define STEM_MAX           FEED_LISTING_ID_MAX
+#define STORE_MAGIC      "posgate-store"
+#define BUSY_TIMEOUT_MS  10000
+#define MMAP_SIZE        (1LL << 31)
+#define WRITER_CACHE_KIB 16384
+#define TMPL_CACHE_SLOTS 1024
+#define STEM_MAX         FEED_LISTING_ID_MAX
 
 struct store {
     sqlite3 *db;
@@ -43,11 +43,7 @@ struct tmpl_slot {
     char stem[STEM_MAX];
 };
 
-enum update_mode {
-    MODE_NONE,
-    MODE_SNAPSHOT,
-    MODE_DELTA
-};
+enum update_mode { MODE_NONE, MODE_SNAPSHOT, MODE_DELTA };
 
 struct store_update {
     struct store *s;
@@ -89,7 +85,7 @@ struct store_reader {
     struct store_meta meta;
     struct feed_config *cfg;
     struct buf cfg_bytes;
-    struct store_list *lists; /* STORE_LISTS_MAX */
+    struct store_list *lists;    /* STORE_LISTS_MAX */
     struct reader_list_map *map; /* sorted by no */
     size_t n_lists;
     char errmsg[STORE_ERRMSG_MAX];
@@ -123,8 +119,8 @@ map_sqlite(int rc)
     }
 }
 
-static void
-set_msg(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 set_msg(char *msg, size_t cap, const char *fmt, ...)
@@ -210,8 +206,7 @@ split_listing(const char *id, size_t len, size_t *stem_len, uint8_t *width, int6
     size_t d = 0;
     int64_t v = 0;
 
-    while (d < len && d < FEED_NUM_DIGITS_MAX && id[len - 1 - d] >= '0' &&
-           id[len - 1 - d] <= '9') {
+    while (d < len && d < FEED_NUM_DIGITS_MAX && id[len - 1 - d] >= '0' && id[len - 1 - d] <= '9') {
         d++;
     }
     for (size_t i = len - d; i < len; i++) {
@@ -412,15 +407,16 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
     }
     if (err != POSGATE_OK) {
         if (err == POSGATE_ERR_CORRUPT || err == POSGATE_ERR_IO) {
-            set_msg(msg, cap, "store: not a posgate store or damaged: %s",
-                    sqlite3_errmsg(db));
+            set_msg(msg, cap, "store: not a posgate store or damaged: %s", sqlite3_errmsg(db));
             err = POSGATE_ERR_CORRUPT;
         }
         goto out;
     }
     if (version == 0 && tables != 0) {
-        set_msg(msg, cap, "store: not a posgate store: a SQLite database with %" PRId64
-                          " objects and no schema version", tables);
+        set_msg(msg, cap,
+                "store: not a posgate store: a SQLite database with %" PRId64
+                " objects and no schema version",
+                tables);
         err = POSGATE_ERR_CORRUPT;
         goto out;
     }
@@ -446,8 +442,9 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
                 m = sqlite3_column_text(st, 0);
             }
             if (m == NULL || strcmp((const char *)m, STORE_MAGIC) != 0) {
-                set_msg(msg, cap, "store: not a posgate store: meta.magic is \"%.32s\", "
-                                  "expected \"" STORE_MAGIC "\"",
+                set_msg(msg, cap,
+                        "store: not a posgate store: meta.magic is \"%.32s\", "
+                        "expected \"" STORE_MAGIC "\"",
                         m != NULL ? (const char *)m : "(none)");
                 err = POSGATE_ERR_CORRUPT;
             }
@@ -464,8 +461,10 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
         goto out;
     }
     if (readonly || (version == 0 && !may_create)) {
-        set_msg(msg, cap, "store: schema version %" PRId64 " needs migration to %d; open it "
-                          "for writing first", version, STORE_SCHEMA_VERSION);
+        set_msg(msg, cap,
+                "store: schema version %" PRId64 " needs migration to %d; open it "
+                "for writing first",
+                version, STORE_SCHEMA_VERSION);
         err = version == 0 ? POSGATE_ERR_CORRUPT : POSGATE_ERR_STATE;
         goto out;
     }
@@ -618,16 +617,15 @@ store_errmsg(const struct store *s)
 /* ---------------------------------------------------------------- reading meta and lists */
 
 static const char *const meta_names[] = {
-    "feed_version", "root_version",      "snapshot_version", "targets_version",
-    "issued_at",    "expires_at",        "newest_issue_seen", "installed_at",
+    "feed_version", "root_version", "snapshot_version",  "targets_version",
+    "issued_at",    "expires_at",   "newest_issue_seen", "installed_at",
 };
 
 static int64_t *
 meta_field(struct store_meta *m, size_t i)
 {
-    int64_t *f[] = {&m->feed_version, &m->root_version,      &m->snapshot_version,
-                    &m->targets_version, &m->issued_at,      &m->expires_at,
-                    &m->newest_issue_seen, &m->installed_at};
+    int64_t *f[] = {&m->feed_version, &m->root_version, &m->snapshot_version,  &m->targets_version,
+                    &m->issued_at,    &m->expires_at,   &m->newest_issue_seen, &m->installed_at};
 
     return f[i];
 }
@@ -684,8 +682,7 @@ read_meta(sqlite3 *db, struct store_meta *out, char *msg, size_t cap)
 }
 
 static enum posgate_err
-row_to_list(sqlite3 *db, sqlite3_stmt *st, struct store_list *l, int64_t *no, char *msg,
-            size_t cap)
+row_to_list(sqlite3 *db, sqlite3_stmt *st, struct store_list *l, int64_t *no, char *msg, size_t cap)
 {
     const char *id = (const char *)sqlite3_column_text(st, 1);
     const char *digest = (const char *)sqlite3_column_text(st, 4);
@@ -803,8 +800,8 @@ static enum posgate_err
 read_config(sqlite3 *db, struct buf *out, char *msg, size_t cap)
 {
     sqlite3_stmt *st = NULL;
-    enum posgate_err err = prepare(db, "SELECT value FROM meta WHERE name = 'config'", &st, msg,
-                                   cap);
+    enum posgate_err err =
+        prepare(db, "SELECT value FROM meta WHERE name = 'config'", &st, msg, cap);
     int rc;
 
     if (err != POSGATE_OK) {
@@ -837,8 +834,7 @@ store_get_config(struct store *s, struct buf *out)
 
 /* ---------------------------------------------------------------- updates */
 
-static enum posgate_err
-ufail(struct store_update *u, enum posgate_err err, const char *fmt, ...)
+static enum posgate_err ufail(struct store_update *u, enum posgate_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static enum posgate_err
@@ -915,16 +911,16 @@ store_begin_update(struct store *s, struct store_update **out)
                       &u->sel_row, msg, cap);
     }
     if (err == POSGATE_OK) {
-        err = prepare(s->db, "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3",
-                      &u->del_row, msg, cap);
+        err = prepare(s->db, "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3", &u->del_row,
+                      msg, cap);
     }
     if (err == POSGATE_OK) {
         err = prepare(s->db, "SELECT id FROM tmpl WHERE list = ?1 AND stem = ?2 AND width = ?3",
                       &u->tmpl_sel, msg, cap);
     }
     if (err == POSGATE_OK) {
-        err = prepare(s->db, "INSERT INTO tmpl(list, stem, width) VALUES(?1, ?2, ?3)",
-                      &u->tmpl_ins, msg, cap);
+        err = prepare(s->db, "INSERT INTO tmpl(list, stem, width) VALUES(?1, ?2, ?3)", &u->tmpl_ins,
+                      msg, cap);
     }
     if (err != POSGATE_OK) {
         store_update_abort(u);
@@ -1193,8 +1189,7 @@ clear_list(struct store_update *u, int64_t no, uint64_t count)
                 sqlite3_bind_int64(st, 1, no);
                 rc = sqlite3_step(st);
                 if (rc != SQLITE_DONE) {
-                    err = db_fail(s->db, rc, "delete list entries", s->errmsg,
-                                  sizeof(s->errmsg));
+                    err = db_fail(s->db, rc, "delete list entries", s->errmsg, sizeof(s->errmsg));
                 }
                 sqlite3_finalize(st);
                 st = NULL;
@@ -1280,8 +1275,8 @@ store_list_delta_begin(struct store_update *u, const char *list_id, uint64_t bas
 /* The template id for (current list, stem, width); creates it when create is set. 0 when
  * absent and not created. */
 static enum posgate_err
-template_id(struct store_update *u, const char *stem, size_t stem_len, uint8_t width,
-            bool create, int64_t *out)
+template_id(struct store_update *u, const char *stem, size_t stem_len, uint8_t width, bool create,
+            int64_t *out)
 {
     uint32_t h = 2166136261u;
     struct tmpl_slot *slot;
@@ -1468,8 +1463,8 @@ store_list_remove(struct store_update *u, const struct feed_entry *e)
                               sqlite3_column_int64(u->sel_row, 1), u->sel_row, 2, 3)) {
                 sqlite3_reset(u->sel_row);
                 return ufail(u, POSGATE_ERR_CORRUPT,
-                             "store: list \"%s\": the row of listing \"%s\" is damaged",
-                             u->list_id, e->listing_id);
+                             "store: list \"%s\": the row of listing \"%s\" is damaged", u->list_id,
+                             e->listing_id);
             }
         }
         sqlite3_reset(u->sel_row);
@@ -1602,8 +1597,7 @@ store_list_drop(struct store_update *u, const char *list_id)
         return err;
     }
     if (!existed) {
-        set_msg(u->s->errmsg, sizeof(u->s->errmsg), "store: list \"%s\" is not installed",
-                list_id);
+        set_msg(u->s->errmsg, sizeof(u->s->errmsg), "store: list \"%s\" is not installed", list_id);
         return POSGATE_ERR_NOTFOUND; /* not poisoning: nothing changed */
     }
     err = clear_list(u, u->list_no, u->count);
@@ -1714,7 +1708,7 @@ store_update_abort(struct store_update *u)
 /* ---------------------------------------------------------------- verify */
 
 #define ROW_SELECT                                                                                 \
-    "SELECT e.k, e.t, e.n, e.a, e.f, e.u, e.s, m.list, m.stem, m.width FROM entries AS e"         \
+    "SELECT e.k, e.t, e.n, e.a, e.f, e.u, e.s, m.list, m.stem, m.width FROM entries AS e"          \
     " LEFT JOIN tmpl AS m ON m.id = e.t"
 
 /* Decodes a ROW_SELECT row into e and *list_no; false when damaged. Columns: 0 k, 1 t, 2 n,
@@ -1806,8 +1800,9 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         state_digest_init(&calc[i]);
         state_digest_hex(&lists[i].state, hex);
         if (strcmp(hex, lists[i].digest) != 0) {
-            set_msg(errmsg, errcap, "list \"%s\": stored digest %.16s... does not match its "
-                                    "stored state %.16s...",
+            set_msg(errmsg, errcap,
+                    "list \"%s\": stored digest %.16s... does not match its "
+                    "stored state %.16s...",
                     lists[i].id, lists[i].digest, hex);
             err = POSGATE_ERR_REJECTED;
             goto out;
@@ -1831,8 +1826,8 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         for (i = 0; i < n && nos[i] != no; i++) {
         }
         if (i == n) {
-            set_msg(errmsg, errcap, "store: entry row %" PRIu64 " belongs to no list (%" PRId64
-                                    ")", rows + 1, no);
+            set_msg(errmsg, errcap, "store: entry row %" PRIu64 " belongs to no list (%" PRId64 ")",
+                    rows + 1, no);
             err = POSGATE_ERR_REJECTED;
             goto out;
         }
@@ -2000,9 +1995,8 @@ reader_load(struct store_reader *r)
             r->cfg = NULL;
             buf_reset(&r->cfg_bytes);
             err = POSGATE_OK;
-        } else if (err == POSGATE_OK &&
-                   (r->cfg == NULL || cfg.len != r->cfg_bytes.len ||
-                    memcmp(cfg.data, r->cfg_bytes.data, cfg.len) != 0)) {
+        } else if (err == POSGATE_OK && (r->cfg == NULL || cfg.len != r->cfg_bytes.len ||
+                                         memcmp(cfg.data, r->cfg_bytes.data, cfg.len) != 0)) {
             struct feed_config *c = NULL;
             char cmsg[FEED_ERRMSG_MIN];
 
@@ -2059,11 +2053,9 @@ store_reader_refresh(struct store_reader *r)
     r->seen_store_gen = gen;
     r->txn_start_ns = now;
     /* The first read starts the snapshot; data_version then tells whether it is new. */
-    err = query_int(r->db, "SELECT count(*) FROM meta", &dv, &found, r->errmsg,
-                    sizeof(r->errmsg));
+    err = query_int(r->db, "SELECT count(*) FROM meta", &dv, &found, r->errmsg, sizeof(r->errmsg));
     if (err == POSGATE_OK) {
-        err = query_int(r->db, "PRAGMA data_version", &dv, &found, r->errmsg,
-                        sizeof(r->errmsg));
+        err = query_int(r->db, "PRAGMA data_version", &dv, &found, r->errmsg, sizeof(r->errmsg));
     }
     if (err == POSGATE_OK && dv != r->data_version) {
         err = reader_load(r);

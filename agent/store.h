@@ -56,13 +56,13 @@
 #include "posgate_err.h"
 #include "state_digest.h"
 
-#define STORE_SCHEMA_VERSION  2
-#define STORE_KEY_LEN         16
+#define STORE_SCHEMA_VERSION    2
+#define STORE_KEY_LEN           16
 #define STORE_JURISDICTIONS_MAX 16
-#define STORE_LISTS_MAX       FEED_LISTS_MAX
-#define STORE_REASON_BITMAP   (FEED_REASONS_MAX / 8)
-#define STORE_ERRMSG_MAX      256
-#define STORE_CONFIG_MAX      FEED_CONFIG_MAX_BYTES
+#define STORE_LISTS_MAX         FEED_LISTS_MAX
+#define STORE_REASON_BITMAP     (FEED_REASONS_MAX / 8)
+#define STORE_ERRMSG_MAX        256
+#define STORE_CONFIG_MAX        FEED_CONFIG_MAX_BYTES
 
 /* store_open flags. */
 #define STORE_CREATE   0x1u /* create the file (and schema) when missing */
@@ -70,7 +70,7 @@
 
 /* Installed feed metadata (one row per field in meta). Zero means unknown / never set. */
 struct store_meta {
-    int64_t feed_version;      /* the timestamp role's version */
+    int64_t feed_version; /* the timestamp role's version */
     int64_t root_version;
     int64_t snapshot_version;
     int64_t targets_version;
@@ -149,8 +149,8 @@ POSGATE_WUR enum posgate_err store_update_set_jurisdictions(struct store_update 
  * FEED_READ_VERIFY_DIGEST) and store_list_finish must be given the state; otherwise the store
  * computes the state and compares it with the one given to finish (if any). */
 #define STORE_SNAPSHOT_TRUST_STATE 0x1u
-POSGATE_WUR enum posgate_err store_list_snapshot_begin(struct store_update *u,
-                                                       const char *list_id, unsigned flags);
+POSGATE_WUR enum posgate_err store_list_snapshot_begin(struct store_update *u, const char *list_id,
+                                                       unsigned flags);
 /* Delta: REJECTED when the list is not installed or its seq is not base_seq. */
 POSGATE_WUR enum posgate_err store_list_delta_begin(struct store_update *u, const char *list_id,
                                                     uint64_t base_seq);
@@ -159,8 +159,7 @@ POSGATE_WUR enum posgate_err store_list_delta_begin(struct store_update *u, cons
 POSGATE_WUR enum posgate_err store_list_add(struct store_update *u, const struct feed_entry *e);
 /* A delta removal (key and listing id are read). REJECTED when the entry is not in the list or
  * an addition was already applied in this delta (removals come first). */
-POSGATE_WUR enum posgate_err store_list_remove(struct store_update *u,
-                                               const struct feed_entry *e);
+POSGATE_WUR enum posgate_err store_list_remove(struct store_update *u, const struct feed_entry *e);
 /* Ends the current list: records seq, issued_at, entry count, state and digest. expected may
  * be NULL (not with STORE_SNAPSHOT_TRUST_STATE); REJECTED when the computed state differs
  * ("digest mismatch after applying"), ROLLBACK when a snapshot's seq is below the installed
@@ -218,8 +217,7 @@ struct store_hit {
 /* Every entry with this key, across lists, into out[0..cap); *n is the number found, which may
  * exceed cap (then only cap were written). Does not allocate; refreshes first (see above).
  * CORRUPT for a row that cannot be decoded. */
-POSGATE_WUR enum posgate_err store_lookup(struct store_reader *r,
-                                          const uint8_t key[STORE_KEY_LEN],
+POSGATE_WUR enum posgate_err store_lookup(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
                                           struct store_hit *out, size_t cap, size_t *n);
 /* The same in the reader's current version, without refreshing (several lookups of one check
  * then see one version). STATE when the reader was never refreshed. */

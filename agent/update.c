@@ -349,10 +349,12 @@ apply_body(struct run *r, struct store_update *u, const char *list_id,
         goto out;
     }
     if (strcmp(h->list_id, list_id) != 0 || h->seq != t->seq || (h->body == FEED_BODY_DELTA) != t->is_delta) {
-        fail(r, "target %s: body says list %s seq %llu (%s), signed metadata says seq %llu (%s)",
+        fail(r,
+             "target %s: body says list %s seq %llu (%s), signed metadata says list %s seq %llu "
+             "(%s)",
              t->info.name, h->list_id, (unsigned long long)h->seq,
-             h->body == FEED_BODY_DELTA ? "delta" : "snapshot", (unsigned long long)t->seq,
-             t->is_delta ? "delta" : "snapshot");
+             h->body == FEED_BODY_DELTA ? "delta" : "snapshot", list_id,
+             (unsigned long long)t->seq, t->is_delta ? "delta" : "snapshot");
         err = POSGATE_ERR_REJECTED;
         goto out;
     }
@@ -480,11 +482,6 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
         goto out;
     }
     head = head_snapshot(&c);
-    if (head == NULL) {
-        fail(r, "list %s: the feed lists no snapshot for it", list_id);
-        err = POSGATE_ERR_REJECTED;
-        goto out;
-    }
     err = store_get_list(r->st, list_id, &sl);
     have_local = err == POSGATE_OK;
     if (err != POSGATE_OK && err != POSGATE_ERR_NOTFOUND) {
@@ -492,6 +489,28 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
         goto out;
     }
     err = POSGATE_OK;
+    if (head == NULL) {
+        /* Name a delta that cannot be used: its base is not what is installed. */
+        uint64_t local = have_local ? sl.seq : 0;
+
+        d = NULL;
+        for (size_t i = 0; i < c.n; i++) {
+            if (c.v[i].is_delta && c.v[i].base_seq != local && (d == NULL || c.v[i].seq > d->seq)) {
+                d = &c.v[i];
+            }
+        }
+        if (d != NULL) {
+            fail(r,
+                 "list %s: delta %s has base seq %llu, expected the installed seq %llu, and the "
+                 "feed lists no snapshot to fall back to",
+                 list_id, d->info.name, (unsigned long long)d->base_seq,
+                 (unsigned long long)local);
+        } else {
+            fail(r, "list %s: the feed lists no snapshot for it", list_id);
+        }
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
     *issued_at = head->issued_at;
     if (have_local && head->seq < sl.seq) {
         fail(r, "list %s: feed seq %llu is older than the installed seq %llu", list_id,
@@ -748,7 +767,7 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     enum posgate_err err;
     char msg[512];
     int retry = 0;
-    int64_t tsv, tse;
+    int64_t tsv = 0, tse = 0;
 
     memset(&r, 0, sizeof(r));
     memset(res, 0, sizeof(*res));

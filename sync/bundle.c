@@ -20,16 +20,16 @@
 #include "plat_mem.h"
 
 struct bundle {
-    int fd;            /* -1 for a bundle in memory */
-    uint8_t *mem;      /* the bytes of a bundle in memory */
-    uint64_t size;     /* file size */
+    int fd;        /* -1 for a bundle in memory */
+    uint8_t *mem;  /* the bytes of a bundle in memory */
+    uint64_t size; /* file size */
     size_t count;
     struct bundle_entry *entries;
-    char *paths;       /* NUL-terminated paths, back to back */
+    char *paths; /* NUL-terminated paths, back to back */
 };
 
-static void
-setmsg(char *errmsg, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void setmsg(char *errmsg, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 setmsg(char *errmsg, size_t errcap, const char *fmt, ...)
@@ -158,7 +158,8 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
         goto out;
     }
     if (count > BUNDLE_MAX_ENTRIES || index_len > BUNDLE_INDEX_MAX) {
-        setmsg(errmsg, errcap, "bundle: %llu entries / %llu index bytes exceed the limits (%u / %u)",
+        setmsg(errmsg, errcap,
+               "bundle: %llu entries / %llu index bytes exceed the limits (%u / %u)",
                (unsigned long long)count, (unsigned long long)index_len, BUNDLE_MAX_ENTRIES,
                BUNDLE_INDEX_MAX);
         err = POSGATE_ERR_TOOBIG;

@@ -103,7 +103,6 @@ POSGATE_WUR enum posgate_err bundle_check_path(const char *path, size_t len);
  * with "targets/" for .targets.
  */
 POSGATE_WUR enum posgate_err carrier_bundle_new(const char *bundle_path, const char *prefix,
-                                                struct carrier **out, char *errmsg,
-                                                size_t errcap);
+                                                struct carrier **out, char *errmsg, size_t errcap);
 
 #endif

@@ -82,12 +82,12 @@ POSGATE_WUR enum posgate_err carrier_dir_new(const char *root, struct carrier **
 
 /* HTTP(S) GET through libcurl. */
 struct carrier_http_options {
-    const char *ca_file;         /* PEM bundle for HTTPS; NULL: the system store */
-    long connect_timeout_s;      /* 0: 10 s */
-    long timeout_s;              /* whole transfer; 0: 300 s */
-    long low_speed_limit;        /* bytes/s below which ... (0: 1 byte/s) */
-    long low_speed_time_s;       /* ... for this long aborts (0: 30 s): the slow retrieval attack */
-    const char *user_agent;      /* NULL: "posgate/<version>" */
+    const char *ca_file;    /* PEM bundle for HTTPS; NULL: the system store */
+    long connect_timeout_s; /* 0: 10 s */
+    long timeout_s;         /* whole transfer; 0: 300 s */
+    long low_speed_limit;   /* bytes/s below which ... (0: 1 byte/s) */
+    long low_speed_time_s;  /* ... for this long aborts (0: 30 s): the slow retrieval attack */
+    const char *user_agent; /* NULL: "posgate/<version>" */
 };
 /* base_url is copied; a '/' is added when it does not end in one. opt may be NULL (defaults).
  * Only http:// and https:// are allowed; redirects are not followed. */

@@ -22,8 +22,8 @@ struct carrier_bundle {
 };
 
 static enum posgate_err
-bundle_fetch(struct carrier *c, const char *name, uint64_t max_len,
-             const struct carrier_sink *sink, uint64_t *got)
+bundle_fetch(struct carrier *c, const char *name, uint64_t max_len, const struct carrier_sink *sink,
+             uint64_t *got)
 {
     struct carrier_bundle *cb = (struct carrier_bundle *)c;
     char full[PREFIX_MAX + CARRIER_NAME_MAX + 2];
@@ -88,8 +88,8 @@ bundle_destroy(struct carrier *c)
 static const struct carrier_ops bundle_ops = {"bundle", bundle_fetch, bundle_destroy};
 
 enum posgate_err
-carrier_bundle_new(const char *bundle_path, const char *prefix, struct carrier **out,
-                   char *errmsg, size_t errcap)
+carrier_bundle_new(const char *bundle_path, const char *prefix, struct carrier **out, char *errmsg,
+                   size_t errcap)
 {
     enum posgate_err err;
     struct carrier_bundle *cb;
@@ -101,8 +101,10 @@ carrier_bundle_new(const char *bundle_path, const char *prefix, struct carrier *
     plen = strlen(prefix);
     if (plen > PREFIX_MAX || (plen > 0 && prefix[plen - 1] != '/')) {
         if (errmsg != NULL && errcap > 0) {
-            snprintf(errmsg, errcap, "bundle carrier: prefix \"%.64s\" must end in '/' and be at "
-                     "most %d bytes", prefix, PREFIX_MAX);
+            snprintf(errmsg, errcap,
+                     "bundle carrier: prefix \"%.64s\" must end in '/' and be at "
+                     "most %d bytes",
+                     prefix, PREFIX_MAX);
         }
         return POSGATE_ERR_INVALID;
     }

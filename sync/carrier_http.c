@@ -18,7 +18,8 @@
 
 #include "plat_mem.h"
 
-#define HTTP_URL_MAX 8192
+#define HTTP_URL_MAX     8192
+#define HTTP_ERRBODY_MAX 65536
 
 struct carrier_http {
     struct carrier base; /* first */
@@ -35,6 +36,7 @@ struct xfer {
     const struct carrier_sink *sink;
     uint64_t max_len;
     uint64_t total;
+    uint64_t dropped; /* bytes of an error page */
     long status;
     enum posgate_err err; /* why the callback stopped the transfer */
 };
@@ -58,7 +60,9 @@ on_data(char *ptr, size_t size, size_t nmemb, void *ud)
         curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->status);
     }
     if (x->status != 200) {
-        return n; /* an error page: read and drop it (bounded by the timeouts) */
+        /* An error page: dropped, and never more than HTTP_ERRBODY_MAX of it. */
+        x->dropped += (uint64_t)n;
+        return x->dropped > HTTP_ERRBODY_MAX ? 0 : n;
     }
     if ((uint64_t)n > x->max_len - x->total) {
         x->err = POSGATE_ERR_TOOBIG;
@@ -108,7 +112,7 @@ http_fetch(struct carrier *c, const char *name, uint64_t max_len, const struct c
            uint64_t *got)
 {
     struct carrier_http *h = (struct carrier_http *)c;
-    struct xfer x = {h->curl, sink, max_len, 0, 0, POSGATE_OK};
+    struct xfer x = {h->curl, sink, max_len, 0, 0, 0, POSGATE_OK};
     char url[HTTP_URL_MAX + 4 * CARRIER_NAME_MAX];
     char cerr[CURL_ERROR_SIZE];
     CURLcode rc;
@@ -131,9 +135,13 @@ http_fetch(struct carrier *c, const char *name, uint64_t max_len, const struct c
         curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &x.status);
     }
     if (rc == CURLE_FILESIZE_EXCEEDED || (rc == CURLE_WRITE_ERROR && x.err == POSGATE_ERR_TOOBIG)) {
-        snprintf(c->errmsg, sizeof(c->errmsg), "GET %.300s: body longer than the %llu bytes allowed",
-                 url, (unsigned long long)max_len);
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "GET %.300s: body longer than the %llu bytes allowed", url,
+                 (unsigned long long)max_len);
         return POSGATE_ERR_TOOBIG;
+    }
+    if (rc == CURLE_WRITE_ERROR && x.status != 200 && x.status != 0) {
+        rc = CURLE_OK; /* we stopped reading an oversized error page: report its status */
     }
     if (rc == CURLE_WRITE_ERROR && x.err != POSGATE_OK) {
         snprintf(c->errmsg, sizeof(c->errmsg), "GET %.300s: the receiver refused the data (%s)",
@@ -150,8 +158,7 @@ http_fetch(struct carrier *c, const char *name, uint64_t max_len, const struct c
         return POSGATE_ERR_NOTFOUND;
     }
     if (x.status != 200) {
-        snprintf(c->errmsg, sizeof(c->errmsg), "GET %.300s: HTTP %ld, expected 200", url,
-                 x.status);
+        snprintf(c->errmsg, sizeof(c->errmsg), "GET %.300s: HTTP %ld, expected 200", url, x.status);
         return (x.status == 429 || x.status >= 500) ? POSGATE_ERR_RETRY : POSGATE_ERR_NETWORK;
     }
     *got = x.total;
@@ -184,8 +191,7 @@ copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum posgate_err
-carrier_http_new(const char *base_url, const struct carrier_http_options *opt,
-                 struct carrier **out)
+carrier_http_new(const char *base_url, const struct carrier_http_options *opt, struct carrier **out)
 {
     struct carrier_http *h = NULL;
     enum posgate_err err = POSGATE_OK;
@@ -218,7 +224,8 @@ carrier_http_new(const char *base_url, const struct carrier_http_options *opt,
         h->base_url[n] = '/';
         h->base_url[n + 1] = 0;
     }
-    h->connect_timeout_s = (opt != NULL && opt->connect_timeout_s > 0) ? opt->connect_timeout_s : 10;
+    h->connect_timeout_s =
+        (opt != NULL && opt->connect_timeout_s > 0) ? opt->connect_timeout_s : 10;
     h->timeout_s = (opt != NULL && opt->timeout_s > 0) ? opt->timeout_s : 300;
     h->low_speed_limit = (opt != NULL && opt->low_speed_limit > 0) ? opt->low_speed_limit : 1;
     h->low_speed_time_s = (opt != NULL && opt->low_speed_time_s > 0) ? opt->low_speed_time_s : 30;

@@ -31,14 +31,14 @@ struct csv_reader {
     char label[LABEL_MAX];
     size_t field_max;
     size_t record_max;
-    uint8_t *in;      /* read buffer */
+    uint8_t *in; /* read buffer */
     size_t in_len;
     size_t in_pos;
     int eof;
     int err_sticky;
-    uint64_t line;       /* current physical line */
-    uint64_t rec_line;   /* line where the last record started */
-    char *rec;           /* record bytes, fields NUL-separated */
+    uint64_t line;     /* current physical line */
+    uint64_t rec_line; /* line where the last record started */
+    char *rec;         /* record bytes, fields NUL-separated */
     size_t rec_len;
     size_t nfields;
     size_t starts[CSV_MAX_FIELDS];
@@ -47,8 +47,7 @@ struct csv_reader {
     char errmsg[ENTRIES_CSV_ERRMSG_MAX];
 };
 
-static void
-rmsg(struct csv_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rmsg(struct csv_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 rmsg(struct csv_reader *r, const char *fmt, ...)
@@ -151,10 +150,10 @@ peekbyte(struct csv_reader *r)
 }
 
 enum field_state {
-    ST_START,   /* at the start of a field */
-    ST_PLAIN,   /* inside an unquoted field */
-    ST_QUOTED,  /* inside a quoted field */
-    ST_AFTERQ   /* just after a quote inside a quoted field */
+    ST_START,  /* at the start of a field */
+    ST_PLAIN,  /* inside an unquoted field */
+    ST_QUOTED, /* inside a quoted field */
+    ST_AFTERQ  /* just after a quote inside a quoted field */
 };
 
 static enum posgate_err
@@ -289,7 +288,8 @@ csv_reader_next(struct csv_reader *r, size_t *nfields, char *const **fields, con
                 break;
             }
             if (st == ST_AFTERQ) {
-                rmsg(r, "'%c' after the closing quote of field %zu (expected ',' or the end of "
+                rmsg(r,
+                     "'%c' after the closing quote of field %zu (expected ',' or the end of "
                      "the line)",
                      c >= 0x20 && c < 0x7f ? c : '?', r->nfields + 1);
                 err = POSGATE_ERR_PARSE;
@@ -297,7 +297,8 @@ csv_reader_next(struct csv_reader *r, size_t *nfields, char *const **fields, con
             }
             if (c == '"') {
                 if (st == ST_PLAIN) {
-                    rmsg(r, "quote inside unquoted field %zu (quote the whole field and double "
+                    rmsg(r,
+                         "quote inside unquoted field %zu (quote the whole field and double "
                          "the quote)",
                          r->nfields + 1);
                     err = POSGATE_ERR_PARSE;
@@ -330,21 +331,11 @@ fail:
 
 /* ---- entries.csv ---- */
 
-static const char *const columns[ENTRIES_CSV_FIELDS] = {
-    "list", "listing_id", "kind", "id_type", "id_value", "reason", "valid_from", "valid_until",
-    "scope"};
+static const char *const columns[ENTRIES_CSV_FIELDS] = {"list",       "listing_id",  "kind",
+                                                        "id_type",    "id_value",    "reason",
+                                                        "valid_from", "valid_until", "scope"};
 
-enum col {
-    C_LIST,
-    C_LISTING,
-    C_KIND,
-    C_IDTYPE,
-    C_IDVALUE,
-    C_REASON,
-    C_FROM,
-    C_UNTIL,
-    C_SCOPE
-};
+enum col { C_LIST, C_LISTING, C_KIND, C_IDTYPE, C_IDVALUE, C_REASON, C_FROM, C_UNTIL, C_SCOPE };
 
 struct entries_csv {
     struct csv_reader *csv;
@@ -353,8 +344,7 @@ struct entries_csv {
     char errmsg[ENTRIES_CSV_ERRMSG_MAX];
 };
 
-static void
-emsg(struct entries_csv *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emsg(struct entries_csv *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 emsg(struct entries_csv *r, const char *fmt, ...)
@@ -466,7 +456,8 @@ entries_csv_open(FILE *f, const char *label, const struct feed_config *cfg,
     for (i = 0; i < n && i < ENTRIES_CSV_FIELDS; i++) {
         if (strcmp(fields[i], columns[i]) != 0) {
             shown(shown_buf, sizeof shown_buf, fields[i], lens[i]);
-            emsg(r, "header column %zu is \"%s\", expected \"%s\" (the header must be exactly "
+            emsg(r,
+                 "header column %zu is \"%s\", expected \"%s\" (the header must be exactly "
                  "\"%s\")",
                  i + 1, shown_buf, columns[i], ENTRIES_CSV_HEADER);
             err = POSGATE_ERR_INVALID;
@@ -529,7 +520,8 @@ parse_time(struct entries_csv *r, const char *col, const char *s, size_t len, in
 
     if (plat_time_parse(s, out) != POSGATE_OK || *out < 0 || *out > FEED_TIME_MAX) {
         shown(shown_buf, sizeof shown_buf, s, len);
-        emsg(r, "%s \"%s\" is not a date: expected YYYY-MM-DD or RFC 3339 "
+        emsg(r,
+             "%s \"%s\" is not a date: expected YYYY-MM-DD or RFC 3339 "
              "(2026-01-02T03:04:05Z) between 1970 and 9999",
              col, shown_buf);
         return POSGATE_ERR_INVALID;
@@ -546,8 +538,7 @@ u16_cmp(const void *a, const void *b)
 }
 
 static enum posgate_err
-parse_scope(struct entries_csv *r, const char *s, size_t len, unsigned reason,
-            struct feed_entry *e)
+parse_scope(struct entries_csv *r, const char *s, size_t len, unsigned reason, struct feed_entry *e)
 {
     const struct feed_reason *rs = &r->cfg->reasons[reason];
     size_t pos = 0, k, w;
@@ -579,13 +570,15 @@ parse_scope(struct entries_csv *r, const char *s, size_t len, unsigned reason,
         shown(shown_buf, sizeof shown_buf, p, n);
         idx = feed_config_service_find_n(r->cfg, p, n);
         if (idx < 0) {
-            emsg(r, "scope: unknown service \"%s\"; expected a service of the taxonomy in "
+            emsg(r,
+                 "scope: unknown service \"%s\"; expected a service of the taxonomy in "
                  "feed.json",
                  shown_buf);
             return POSGATE_ERR_INVALID;
         }
         if (!feed_config_service_within_any(r->cfg, (unsigned)idx, rs->scope, rs->n_scope)) {
-            emsg(r, "scope: service \"%s\" is outside the scope of reason \"%s\" (%s%s%s); a row "
+            emsg(r,
+                 "scope: service \"%s\" is outside the scope of reason \"%s\" (%s%s%s); a row "
                  "may only narrow its reason's scope",
                  shown_buf, rs->id, r->cfg->services[rs->scope[0]].name,
                  rs->n_scope > 1 ? ", " : "", rs->n_scope > 1 ? "..." : "");

@@ -36,8 +36,8 @@
 #include "posgate_err.h"
 
 #define ENTRIES_CSV_FIELDS     9
-#define ENTRIES_CSV_FIELD_MAX  2048  /* bytes of one field */
-#define ENTRIES_CSV_RECORD_MAX 8192  /* bytes of one record (all fields) */
+#define ENTRIES_CSV_FIELD_MAX  2048 /* bytes of one field */
+#define ENTRIES_CSV_RECORD_MAX 8192 /* bytes of one record (all fields) */
 #define ENTRIES_CSV_ERRMSG_MAX 768
 #define ENTRIES_CSV_HEADER                                                                         \
     "list,listing_id,kind,id_type,id_value,reason,valid_from,valid_until,scope"

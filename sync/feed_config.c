@@ -22,8 +22,8 @@ struct ctx {
     unsigned flags;
 };
 
-static enum posgate_err
-fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static enum posgate_err fail(struct ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static enum posgate_err
 fail(struct ctx *c, const char *fmt, ...)
@@ -433,8 +433,9 @@ parse_services(struct ctx *c, const cJSON *root, struct feed_config *cfg)
         }
         p = feed_config_service_find_n(cfg, name, (size_t)(dot - name));
         if (p < 0) {
-            return fail(c, "services[%zu]: \"%s\" needs its parent \"%.*s\" in services, "
-                           "which is missing",
+            return fail(c,
+                        "services[%zu]: \"%s\" needs its parent \"%.*s\" in services, "
+                        "which is missing",
                         i, name, (int)(dot - name), name);
         }
         cfg->services[i].parent = (uint16_t)p;
@@ -445,8 +446,8 @@ parse_services(struct ctx *c, const cJSON *root, struct feed_config *cfg)
 static enum posgate_err
 parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
 {
-    static const char *const keys[] = {"id",           "authority",    "jurisdictions",
-                                       "stale_after",  "stale_policy", NULL};
+    static const char *const keys[] = {"id",          "authority",    "jurisdictions",
+                                       "stale_after", "stale_policy", NULL};
     char where[32];
     const char *s;
     const cJSON *arr, *v;
@@ -590,8 +591,7 @@ parse_reason(struct ctx *c, const cJSON *o, size_t i, struct feed_config *cfg,
         }
         for (size_t k = 0; k < j; k++) {
             if (r->scope[k] == (uint16_t)idx) {
-                return fail(c, "%s.scope[%zu]: \"%s\" is listed twice", where, j,
-                            v->valuestring);
+                return fail(c, "%s.scope[%zu]: \"%s\" is listed twice", where, j, v->valuestring);
             }
         }
         r->scope[j++] = (uint16_t)idx;

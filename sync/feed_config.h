@@ -50,40 +50,30 @@
 
 #include "posgate_err.h"
 
-#define FEED_CONFIG_MAX_BYTES   (4u << 20) /* largest feed.json accepted */
-#define FEED_ID_MAX             64         /* feed_id length */
-#define FEED_SERVICES_MAX       1024
-#define FEED_SERVICE_NAME_MAX   64 /* whole dotted name */
-#define FEED_SERVICE_LABEL_MAX  32 /* one label between dots */
-#define FEED_SERVICE_DEPTH_MAX  8  /* labels in a name */
-#define FEED_LISTS_MAX          1024
-#define FEED_REASONS_MAX        4096
-#define FEED_NAME_ID_MAX        32 /* list and reason ids */
-#define FEED_AUTHORITY_MAX      256
-#define FEED_TEXT_MAX           1024 /* legal_basis, contest */
-#define FEED_JURISDICTIONS_MAX  64   /* per list */
-#define FEED_REASON_SCOPE_MAX        64   /* services per reason */
-#define FEED_NONE               UINT16_MAX /* "no index" (a root service's parent) */
-#define FEED_ERRMSG_MIN         160        /* errmsg buffers of this size hold any message */
+#define FEED_CONFIG_MAX_BYTES  (4u << 20) /* largest feed.json accepted */
+#define FEED_ID_MAX            64         /* feed_id length */
+#define FEED_SERVICES_MAX      1024
+#define FEED_SERVICE_NAME_MAX  64 /* whole dotted name */
+#define FEED_SERVICE_LABEL_MAX 32 /* one label between dots */
+#define FEED_SERVICE_DEPTH_MAX 8  /* labels in a name */
+#define FEED_LISTS_MAX         1024
+#define FEED_REASONS_MAX       4096
+#define FEED_NAME_ID_MAX       32 /* list and reason ids */
+#define FEED_AUTHORITY_MAX     256
+#define FEED_TEXT_MAX          1024       /* legal_basis, contest */
+#define FEED_JURISDICTIONS_MAX 64         /* per list */
+#define FEED_REASON_SCOPE_MAX  64         /* services per reason */
+#define FEED_NONE              UINT16_MAX /* "no index" (a root service's parent) */
+#define FEED_ERRMSG_MIN        160        /* errmsg buffers of this size hold any message */
 
 /* Parse flags. */
 #define FEED_CONFIG_STRICT 0x1u /* refuse unknown keys (publisher); else ignore them (kiosk) */
 
-enum feed_stale_policy {
-    FEED_STALE_ALLOW,
-    FEED_STALE_REFER,
-    FEED_STALE_DENY
-};
+enum feed_stale_policy { FEED_STALE_ALLOW, FEED_STALE_REFER, FEED_STALE_DENY };
 
-enum feed_override {
-    FEED_OVERRIDE_NONE,
-    FEED_OVERRIDE_SUPERVISOR
-};
+enum feed_override { FEED_OVERRIDE_NONE, FEED_OVERRIDE_SUPERVISOR };
 
-enum feed_minors {
-    FEED_MINORS_DENY,
-    FEED_MINORS_REFER
-};
+enum feed_minors { FEED_MINORS_DENY, FEED_MINORS_REFER };
 
 struct feed_service {
     char name[FEED_SERVICE_NAME_MAX + 1];
@@ -94,10 +84,10 @@ struct feed_service {
 struct feed_list {
     char id[FEED_NAME_ID_MAX + 1];
     char *authority;
-    uint16_t n_jurisdictions; /* 0 = everywhere */
+    uint16_t n_jurisdictions;                      /* 0 = everywhere */
     char jurisdictions[FEED_JURISDICTIONS_MAX][3]; /* "CN", NUL-terminated */
-    int64_t stale_after_s;     /* > 0 */
-    char stale_after[16];      /* the DURATION text as written, for notices ("7d") */
+    int64_t stale_after_s;                         /* > 0 */
+    char stale_after[16]; /* the DURATION text as written, for notices ("7d") */
     enum feed_stale_policy stale_policy;
 };
 
@@ -106,8 +96,8 @@ struct feed_reason {
     char *authority;
     char *legal_basis;
     char *contest;
-    uint16_t n_scope;                 /* >= 1 */
-    uint16_t scope[FEED_REASON_SCOPE_MAX];   /* service indices */
+    uint16_t n_scope;                      /* >= 1 */
+    uint16_t scope[FEED_REASON_SCOPE_MAX]; /* service indices */
     enum feed_override override;
     enum feed_minors minors;
 };
@@ -155,8 +145,7 @@ bool feed_config_service_within_any(const struct feed_config *cfg, unsigned svc_
                                     const uint16_t *scope, size_t n);
 /* True when the list applies at a gate of the kiosk jurisdiction cc ("CN"; case-insensitive):
  * its jurisdictions are empty (everywhere) or hold cc. */
-bool feed_config_list_applies_in(const struct feed_config *cfg, unsigned list_idx,
-                                 const char *cc);
+bool feed_config_list_applies_in(const struct feed_config *cfg, unsigned list_idx, const char *cc);
 
 /* Names for messages: "stale_policy" values ("allow", ...), never NULL. */
 const char *feed_stale_policy_name(enum feed_stale_policy p);

@@ -19,7 +19,7 @@
 #include "crypto.h"
 #include "plat_mem.h"
 
-#define IOBUF_LEN   65536
+#define IOBUF_LEN 65536
 /* Longest record: flags 1, gap 16, template 10 + 3 + 1 + 1 + 64 + 1, number 10, from 10,
  * until 10, scope 10 + 32 * 10. */
 #define RECORD_MAX  512
@@ -60,11 +60,7 @@ static const uint64_t pow10_table[FEED_NUM_DIGITS_MAX + 1] = {
     1000000000000000000ULL,
 };
 
-enum section {
-    SEC_SNAPSHOT,
-    SEC_REMOVALS,
-    SEC_ADDITIONS
-};
+enum section { SEC_SNAPSHOT, SEC_REMOVALS, SEC_ADDITIONS };
 
 /* ---- templates: (stem, width, reason, id_type) shared by many records ---- */
 
@@ -226,8 +222,7 @@ check_listing(const struct feed_entry *e, char *msg, size_t cap)
                  FEED_LISTING_ID_MAX);
         return POSGATE_ERR_INVALID;
     }
-    if (!printable(e->listing_id, e->listing_id_len) ||
-        e->listing_id[e->listing_id_len] != '\0') {
+    if (!printable(e->listing_id, e->listing_id_len) || e->listing_id[e->listing_id_len] != '\0') {
         snprintf(msg, cap, "listing id is not printable ASCII of the length given (%u)",
                  e->listing_id_len);
         return POSGATE_ERR_INVALID;
@@ -283,8 +278,8 @@ feed_entry_check(const struct feed_entry *e, char *msg, size_t cap)
 }
 
 static int
-compare_key_listing(const uint8_t *ka, const char *la, size_t na, const uint8_t *kb,
-                    const char *lb, size_t nb)
+compare_key_listing(const uint8_t *ka, const char *la, size_t na, const uint8_t *kb, const char *lb,
+                    size_t nb)
 {
     int c = memcmp(ka, kb, FEED_KEY_LEN);
     size_t n = na < nb ? na : nb;
@@ -310,8 +305,8 @@ int
 feed_entry_equal(const struct feed_entry *a, const struct feed_entry *b)
 {
     if (feed_entry_compare(a, b) != 0 || a->reason != b->reason || a->id_type != b->id_type ||
-        a->kind != b->kind || a->valid_from != b->valid_from ||
-        a->valid_until != b->valid_until || a->scope_count != b->scope_count) {
+        a->kind != b->kind || a->valid_from != b->valid_from || a->valid_until != b->valid_until ||
+        a->scope_count != b->scope_count) {
         return 0;
     }
     for (unsigned i = 0; i < a->scope_count && i < FEED_SCOPE_MAX; i++) {
@@ -501,12 +496,7 @@ day_floor(int64_t t)
 
 /* ---- writer ---- */
 
-enum wstate {
-    W_NEW,
-    W_OPEN,
-    W_DONE,
-    W_FAILED
-};
+enum wstate { W_NEW, W_OPEN, W_DONE, W_FAILED };
 
 struct feed_writer {
     struct feed_sink sink;
@@ -528,8 +518,7 @@ struct feed_writer {
     struct tmpl_dict dict;
 };
 
-static enum posgate_err
-wfail(struct feed_writer *w, enum posgate_err err, const char *fmt, ...)
+static enum posgate_err wfail(struct feed_writer *w, enum posgate_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static enum posgate_err
@@ -649,8 +638,7 @@ check_header(const struct feed_header *h, char *msg, size_t cap)
     }
     if (h->body == FEED_BODY_SNAPSHOT) {
         if (h->count > FEED_MAX_ENTRIES) {
-            snprintf(msg, cap, "count %" PRIu64 " past the limit %llu", h->count,
-                     FEED_MAX_ENTRIES);
+            snprintf(msg, cap, "count %" PRIu64 " past the limit %llu", h->count, FEED_MAX_ENTRIES);
             return POSGATE_ERR_TOOBIG;
         }
         return POSGATE_OK;
@@ -1033,12 +1021,7 @@ feed_writer_free(struct feed_writer *w)
 
 /* ---- reader ---- */
 
-enum rstate {
-    R_NEW,
-    R_RECORDS,
-    R_DONE,
-    R_FAILED
-};
+enum rstate { R_NEW, R_RECORDS, R_DONE, R_FAILED };
 
 struct feed_reader {
     struct feed_source src;
@@ -1071,9 +1054,8 @@ struct cur {
     const uint8_t *end;
 };
 
-static enum posgate_err
-rfail(struct feed_reader *r, enum posgate_err err, uint64_t off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static enum posgate_err rfail(struct feed_reader *r, enum posgate_err err, uint64_t off,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static enum posgate_err
 rfail(struct feed_reader *r, enum posgate_err err, uint64_t off, const char *fmt, ...)
@@ -1172,11 +1154,7 @@ cur_be64(struct cur *c, uint64_t *v)
     return 1;
 }
 
-enum vres {
-    V_OK,
-    V_SHORT,
-    V_BAD
-};
+enum vres { V_OK, V_SHORT, V_BAD };
 
 /* A minimal LEB128 varint of at most 10 bytes that fits 64 bits. */
 static enum vres
@@ -1286,8 +1264,7 @@ feed_reader_header(struct feed_reader *r, const struct feed_header **out)
     } else {
         hex4(m, hx);
         return rfail(r, POSGATE_ERR_PARSE, 0,
-                     "bad magic: expected \"PGSN\" (snapshot) or \"PGDL\" (delta), found 0x%s",
-                     hx);
+                     "bad magic: expected \"PGSN\" (snapshot) or \"PGDL\" (delta), found 0x%s", hx);
     }
     if (!cur_u8(&c, &ver)) {
         return rshort_header(r, &c, "the version");
@@ -1323,9 +1300,8 @@ feed_reader_header(struct feed_reader *r, const struct feed_header **out)
             return rshort_header(r, &c, "seq, count and issue time (8 bytes each)");
         }
     } else {
-        if (!cur_be64(&c, &h->base_seq) || !cur_be64(&c, &h->seq) ||
-            !cur_be64(&c, &h->removals) || !cur_be64(&c, &h->additions) ||
-            !cur_be64(&c, &issued)) {
+        if (!cur_be64(&c, &h->base_seq) || !cur_be64(&c, &h->seq) || !cur_be64(&c, &h->removals) ||
+            !cur_be64(&c, &h->additions) || !cur_be64(&c, &issued)) {
             return rshort_header(
                 r, &c, "base seq, seq, removals, additions and issue time (8 bytes each)");
         }
@@ -1695,8 +1671,8 @@ read_trailer(struct feed_reader *r)
     }
     if (r->h.body == FEED_BODY_SNAPSHOT && a != r->h.count) {
         return rfail(r, POSGATE_ERR_PARSE, off + 4,
-                     "count mismatch: the trailer says %" PRIu64 " records, the header %" PRIu64,
-                     a, r->h.count);
+                     "count mismatch: the trailer says %" PRIu64 " records, the header %" PRIu64, a,
+                     r->h.count);
     }
     if (r->h.body == FEED_BODY_DELTA && (a != r->h.removals || b != r->h.additions)) {
         return rfail(r, POSGATE_ERR_PARSE, off + 4,
@@ -1709,8 +1685,7 @@ read_trailer(struct feed_reader *r)
             goto truncated;
         }
         if (state_digest_deserialise(&r->trailer, ser, sizeof ser) != POSGATE_OK) {
-            return rfail(r, POSGATE_ERR_PARSE, off + 12,
-                         "trailer state: expected magic \"PGL1\"");
+            return rfail(r, POSGATE_ERR_PARSE, off + 12, "trailer state: expected magic \"PGL1\"");
         }
     }
     if (c.p != c.end) {
@@ -1724,8 +1699,7 @@ read_trailer(struct feed_reader *r)
         state_digest_hex(&r->trailer, want);
         state_digest_hex(&r->computed, got);
         return rfail(r, POSGATE_ERR_BADHASH, off + 12,
-                     "state digest mismatch: the trailer says %s, the entries give %s", want,
-                     got);
+                     "state digest mismatch: the trailer says %s, the entries give %s", want, got);
     }
     return POSGATE_OK;
 truncated:

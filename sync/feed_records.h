@@ -59,32 +59,26 @@
 #include "posgate_err.h"
 #include "state_digest.h"
 
-#define FEED_FORMAT_VERSION   1
-#define FEED_KEY_LEN          16
-#define FEED_LIST_ID_MAX      64
-#define FEED_LISTING_ID_MAX   64
-#define FEED_SCOPE_MAX        32
-#define FEED_DIGEST_LEN       32
+#define FEED_FORMAT_VERSION 1
+#define FEED_KEY_LEN        16
+#define FEED_LIST_ID_MAX    64
+#define FEED_LISTING_ID_MAX 64
+#define FEED_SCOPE_MAX      32
+#define FEED_DIGEST_LEN     32
 /* The largest count a header may declare (TOOBIG beyond). */
-#define FEED_MAX_ENTRIES      1000000000ULL
+#define FEED_MAX_ENTRIES 1000000000ULL
 /* Times are seconds since the epoch in [0, FEED_TIME_MAX] (9999-12-31T23:59:59Z). */
-#define FEED_TIME_MAX         253402300799LL
-#define FEED_UNTIL_OPEN       INT64_MAX
+#define FEED_TIME_MAX   253402300799LL
+#define FEED_UNTIL_OPEN INT64_MAX
 /* Longest listing-id numeric tail carried as a number; longer digit runs stay in the stem. */
-#define FEED_NUM_DIGITS_MAX   18
+#define FEED_NUM_DIGITS_MAX 18
 /* Templates remembered per section; later definitions stay inline (bounded reader memory). */
-#define FEED_TEMPLATES_MAX    4096
-#define FEED_ERRMSG_MAX       256
+#define FEED_TEMPLATES_MAX 4096
+#define FEED_ERRMSG_MAX    256
 
-enum feed_kind {
-    FEED_KIND_RESTRICT = 0,
-    FEED_KIND_EXEMPT = 1
-};
+enum feed_kind { FEED_KIND_RESTRICT = 0, FEED_KIND_EXEMPT = 1 };
 
-enum feed_body {
-    FEED_BODY_SNAPSHOT = 1,
-    FEED_BODY_DELTA = 2
-};
+enum feed_body { FEED_BODY_SNAPSHOT = 1, FEED_BODY_DELTA = 2 };
 
 /* One list entry after keyed hashing. listing_id is NUL-terminated; listing_id_len excludes the
  * NUL. scope[] holds scope_count service indices, strictly increasing; 0 = the reason's scope. */
@@ -157,7 +151,8 @@ int feed_list_id_valid(const char *id);
 /* Writer. Usage: new, begin, add/remove records in order, finish, free. */
 #define FEED_WRITE_CALLER_STATE 1u /* snapshot: finish is given the state; entries not hashed */
 struct feed_writer;
-POSGATE_WUR enum posgate_err feed_writer_new(const struct feed_sink *sink, struct feed_writer **out);
+POSGATE_WUR enum posgate_err feed_writer_new(const struct feed_sink *sink,
+                                             struct feed_writer **out);
 /* Validates and writes the header (h->body says which body); flags FEED_WRITE_*. */
 POSGATE_WUR enum posgate_err feed_writer_begin(struct feed_writer *w, const struct feed_header *h,
                                                unsigned flags);

@@ -36,7 +36,7 @@
 #define STATE_DIGEST_HEX_LEN    64
 #define STATE_DIGEST_SERIAL_LEN 268
 /* Longest canonical entry encoding: 16 + 1 + 1 + 2 + 8 + 8 + 1 + 2 * 32 + 1 + 64. */
-#define STATE_DIGEST_ENTRY_MAX  166
+#define STATE_DIGEST_ENTRY_MAX 166
 
 struct feed_entry;
 

@@ -21,6 +21,7 @@
 
 #include "plat_clock.h"
 #include "plat_file.h"
+#include "plat_log.h"
 #include "plat_mem.h"
 #include "tuf_meta.h"
 
@@ -47,8 +48,7 @@ struct tuf_client {
     int expired;   /* accept_expired let expired metadata through */
 };
 
-static enum posgate_err
-seterr(struct tuf_client *c, enum posgate_err err, const char *fmt, ...)
+static enum posgate_err seterr(struct tuf_client *c, enum posgate_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static enum posgate_err
@@ -176,8 +176,8 @@ verify_role(struct tuf_client *c, const struct tuf_meta *m, const struct tuf_key
     enum posgate_err err = tuf_meta_verify(m, keys, nkeys, role, &valid);
 
     if (err != POSGATE_OK) {
-        return seterr(c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u %s",
-                      what, valid, plural(valid), role->threshold, by);
+        return seterr(c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u %s", what,
+                      valid, plural(valid), role->threshold, by);
     }
     return POSGATE_OK;
 }
@@ -299,8 +299,8 @@ load_trusted_root(struct tuf_client *c)
     struct tuf_meta *m = NULL;
     enum posgate_err err;
 
-    err = load_local(c, "root", TUF_ROLE_ROOT, cap_or(c->opt.root_max_len, TUF_DEFAULT_ROOT_MAX_LEN),
-                     &m, msg, sizeof(msg));
+    err = load_local(c, "root", TUF_ROLE_ROOT,
+                     cap_or(c->opt.root_max_len, TUF_DEFAULT_ROOT_MAX_LEN), &m, msg, sizeof(msg));
     if (err == POSGATE_ERR_NOTFOUND) {
         return seterr(c, err, "no trusted root.json in %s (bootstrap first)", c->dir);
     }
@@ -324,8 +324,8 @@ load_trusted_root(struct tuf_client *c)
 static enum posgate_err
 update_root(struct tuf_client *c)
 {
-    unsigned max_rot = c->opt.max_root_rotations ? c->opt.max_root_rotations
-                                                 : TUF_DEFAULT_MAX_ROOT_ROTATIONS;
+    unsigned max_rot =
+        c->opt.max_root_rotations ? c->opt.max_root_rotations : TUF_DEFAULT_MAX_ROOT_ROTATIONS;
     uint64_t max_len = cap_or(c->opt.root_max_len, TUF_DEFAULT_ROOT_MAX_LEN);
     struct buf raw = BUF_INIT(max_len);
     enum posgate_err err = POSGATE_OK;
@@ -351,8 +351,8 @@ update_root(struct tuf_client *c)
         snprintf(what, sizeof(what), "root %lld", (long long)next);
         snprintf(by, sizeof(by), "by the old root's (version %lld) keys",
                  (long long)c->root->version);
-        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_ROOT],
-                          what, by);
+        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_ROOT], what,
+                          by);
         if (err == POSGATE_OK) {
             err = verify_role(c, m, m->keys, m->nkeys, &m->roles[TUF_ROLE_ROOT], what,
                               "by its own root keys");
@@ -414,8 +414,8 @@ load_references(struct tuf_client *c)
     if (local_path(c, "snapshot", path, sizeof(path)) == POSGATE_OK) {
         sn_file = plat_exists(path);
     }
-    c->timestamp = load_trusted_top(c, TUF_ROLE_TIMESTAMP,
-                                    cap_or(c->opt.timestamp_max_len, TUF_DEFAULT_TIMESTAMP_MAX_LEN));
+    c->timestamp = load_trusted_top(
+        c, TUF_ROLE_TIMESTAMP, cap_or(c->opt.timestamp_max_len, TUF_DEFAULT_TIMESTAMP_MAX_LEN));
     c->snapshot = load_trusted_top(c, TUF_ROLE_SNAPSHOT, TUF_META_MAX_LEN);
     if ((ts_file && c->timestamp == NULL) || (sn_file && c->snapshot == NULL)) {
         tuf_meta_free(c->timestamp);
@@ -444,8 +444,8 @@ update_timestamp(struct tuf_client *c)
         char by[64];
 
         snprintf(by, sizeof(by), "by the keys of root %lld", (long long)c->root->version);
-        err = verify_role(c, m, c->root->keys, c->root->nkeys,
-                          &c->root->roles[TUF_ROLE_TIMESTAMP], "timestamp", by);
+        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_TIMESTAMP],
+                          "timestamp", by);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -517,8 +517,8 @@ static enum posgate_err
 update_snapshot(struct tuf_client *c)
 {
     const struct tuf_meta_file *sm = tuf_meta_find_meta(c->timestamp, "snapshot.json");
-    uint64_t max_len = sm->has_length ? sm->length
-                                      : cap_or(c->opt.snapshot_max_len, TUF_DEFAULT_SNAPSHOT_MAX_LEN);
+    uint64_t max_len =
+        sm->has_length ? sm->length : cap_or(c->opt.snapshot_max_len, TUF_DEFAULT_SNAPSHOT_MAX_LEN);
     struct buf raw = BUF_INIT(max_len);
     struct tuf_meta *m = NULL;
     char name[ESCAPED_MAX + 32], by[64];
@@ -572,10 +572,10 @@ update_snapshot(struct tuf_client *c)
         }
     }
     if (m->version != sm->version) {
-        err = seterr(c, m->version < sm->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
-                     "snapshot version %lld does not match version %lld listed in timestamp %lld",
-                     (long long)m->version, (long long)sm->version,
-                     (long long)c->timestamp->version);
+        err =
+            seterr(c, m->version < sm->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
+                   "snapshot version %lld does not match version %lld listed in timestamp %lld",
+                   (long long)m->version, (long long)sm->version, (long long)c->timestamp->version);
         goto out;
     }
     err = check_expiry(c, m, "snapshot");
@@ -602,9 +602,8 @@ out:
  * persisted. *out is owned by the caller.
  */
 static enum posgate_err
-load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *keys,
-                  size_t nkeys, const struct tuf_role_keys *rk, const char *by,
-                  struct tuf_meta **out)
+load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *keys, size_t nkeys,
+                  const struct tuf_role_keys *rk, const char *by, struct tuf_meta **out)
 {
     char fname[ESCAPED_MAX + 32], name[ESCAPED_MAX + 32], what[TUF_NAME_MAX + 32];
     char msg[TUF_ERRMSG_MAX];
@@ -620,11 +619,12 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
     mf = tuf_meta_find_meta(c->snapshot, fname);
     if (mf == NULL) {
         return seterr(c, POSGATE_ERR_NOTFOUND,
-                      "role \"%s\" is not listed in snapshot %lld (expected an entry \"%s\")",
-                      role, (long long)c->snapshot->version, fname);
+                      "role \"%s\" is not listed in snapshot %lld (expected an entry \"%s\")", role,
+                      (long long)c->snapshot->version, fname);
     }
     snprintf(what, sizeof(what), "%s %lld", role, (long long)mf->version);
-    max_len = mf->has_length ? mf->length : cap_or(c->opt.targets_max_len, TUF_DEFAULT_TARGETS_MAX_LEN);
+    max_len =
+        mf->has_length ? mf->length : cap_or(c->opt.targets_max_len, TUF_DEFAULT_TARGETS_MAX_LEN);
     if (load_local(c, role, TUF_ROLE_TARGETS, max_len, &m, msg, sizeof(msg)) == POSGATE_OK) {
         if (m->version == mf->version && now_s(c) < m->expires &&
             tuf_meta_verify(m, keys, nkeys, rk, NULL) == POSGATE_OK) {
@@ -649,10 +649,10 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
         err = verify_role(c, m, keys, nkeys, rk, what, by);
     }
     if (err == POSGATE_OK && m->version != mf->version) {
-        err = seterr(c, m->version < mf->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
-                     "%s version %lld does not match version %lld listed in snapshot %lld", role,
-                     (long long)m->version, (long long)mf->version,
-                     (long long)c->snapshot->version);
+        err =
+            seterr(c, m->version < mf->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
+                   "%s version %lld does not match version %lld listed in snapshot %lld", role,
+                   (long long)m->version, (long long)mf->version, (long long)c->snapshot->version);
     }
     if (err == POSGATE_OK) {
         err = check_expiry(c, m, role);
@@ -716,7 +716,8 @@ tuf_client_bootstrap(const char *metadata_dir, const void *root, size_t len, cha
         if (errmsg != NULL) {
             snprintf(errmsg, errcap,
                      "initial root %lld has %u valid signature%s of threshold %u by its own keys",
-                     (long long)m->version, valid, plural(valid), m->roles[TUF_ROLE_ROOT].threshold);
+                     (long long)m->version, valid, plural(valid),
+                     m->roles[TUF_ROLE_ROOT].threshold);
         }
         goto out;
     }
@@ -765,7 +766,7 @@ tuf_client_new(const struct tuf_client_options *opt, struct tuf_client **out)
     err = load_trusted_root(c);
     if (err != POSGATE_OK) {
         /* The caller has no client to ask: log the reason where it can be seen. */
-        fprintf(stderr, "tuf: %s\n", c->errmsg);
+        plat_log(PLAT_LOG_WARN, "tuf: %s", c->errmsg);
         tuf_client_free(c);
         return err;
     }
@@ -859,8 +860,7 @@ get_role(struct tuf_client *c, const char *role, const char *delegator,
         }
         return err;
     }
-    err = load_targets_role(c, role, dmeta->delegations.keys, dmeta->delegations.nkeys, rk, by,
-                            &m);
+    err = load_targets_role(c, role, dmeta->delegations.keys, dmeta->delegations.nkeys, rk, by, &m);
     if (err != POSGATE_OK) {
         return err;
     }
@@ -890,8 +890,8 @@ get_role(struct tuf_client *c, const char *role, const char *delegator,
 struct visit {
     const char *role;
     const char *delegator;
-    const struct tuf_meta *dmeta;    /* the delegator's metadata (keys) */
-    const struct tuf_role_keys *rk;  /* keyids and threshold of the delegation */
+    const struct tuf_meta *dmeta;   /* the delegator's metadata (keys) */
+    const struct tuf_role_keys *rk; /* keyids and threshold of the delegation */
 };
 
 static enum posgate_err
@@ -977,8 +977,7 @@ tuf_client_find_target(struct tuf_client *c, const char *name, struct tuf_target
         }
         if (nvisited >= cap) {
             err = seterr(c, POSGATE_ERR_NOTFOUND,
-                         "target \"%.200s\" not found within %u delegated roles", name,
-                         max_deleg);
+                         "target \"%.200s\" not found within %u delegated roles", name, max_deleg);
             goto out;
         }
         err = get_role(c, v.role, v.delegator, v.dmeta, v.rk, &m);
@@ -1058,8 +1057,8 @@ struct node {
     const char *role;
     const struct tuf_meta *dmeta;
     const struct tuf_role_keys *rk;
-    const struct tuf_deleg_role *edge;  /* NULL for "targets" and succinct bins */
-    const struct tuf_succinct *sedge;   /* the succinct delegation of a bin */
+    const struct tuf_deleg_role *edge; /* NULL for "targets" and succinct bins */
+    const struct tuf_succinct *sedge;  /* the succinct delegation of a bin */
     size_t parent;
 };
 
@@ -1106,9 +1105,9 @@ chain_allows(const struct node *nodes, size_t i, const char *path)
         if (n->edge != NULL && !tuf_deleg_role_matches(n->edge, path)) {
             return 0;
         }
-        if (n->sedge != NULL && (tuf_succinct_role_for(n->sedge, path, bin, sizeof(bin)) !=
-                                     POSGATE_OK ||
-                                 strcmp(bin, n->role) != 0)) {
+        if (n->sedge != NULL &&
+            (tuf_succinct_role_for(n->sedge, path, bin, sizeof(bin)) != POSGATE_OK ||
+             strcmp(bin, n->role) != 0)) {
             return 0;
         }
         i = n->parent;
@@ -1198,11 +1197,12 @@ tuf_client_foreach_target(struct tuf_client *c, const char *role,
             continue;
         }
         if (m->delegations.has_succinct) {
-            if (is_succinct_bin(&m->delegations.succinct, role) && nnodes < cap * TUF_MAX_DELEG_ROLES) {
+            if (is_succinct_bin(&m->delegations.succinct, role) &&
+                nnodes < cap * TUF_MAX_DELEG_ROLES) {
                 /* Only the wanted bin: the others cannot lead to it (bins delegate no
                  * further names of their own prefix in any useful way). */
-                nodes[nnodes] = (struct node){role, m, &m->delegations.succinct.keys, NULL,
-                                              &m->delegations.succinct, idx};
+                nodes[nnodes] = (struct node){
+                    role, m, &m->delegations.succinct.keys, NULL, &m->delegations.succinct, idx};
                 stack[top++] = nnodes++;
                 pushed++;
             }
@@ -1221,6 +1221,17 @@ tuf_client_foreach_target(struct tuf_client *c, const char *role,
 
             stack[first + i] = stack[first + pushed - 1 - i];
             stack[first + pushed - 1 - i] = tmp;
+        }
+        /* A child that is the wanted role goes first: no need to fetch its siblings (the
+         * agent lists one authority's role among hundreds). */
+        for (size_t i = first; pushed > 1 && i < top; i++) {
+            if (strcmp(nodes[stack[i]].role, role) == 0) {
+                size_t tmp = stack[top - 1];
+
+                stack[top - 1] = stack[i];
+                stack[i] = tmp;
+                break;
+            }
         }
     }
     err = seterr(c, POSGATE_ERR_NOTFOUND,
@@ -1421,8 +1432,10 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
         }
         total += (uint64_t)n;
         if (total > tt->length) {
-            err = seterr(c, POSGATE_ERR_BADHASH, "%.300s is longer than the %llu bytes of target "
-                         "\"%.200s\"", path, (unsigned long long)tt->length, tt->name);
+            err = seterr(c, POSGATE_ERR_BADHASH,
+                         "%.300s is longer than the %llu bytes of target "
+                         "\"%.200s\"",
+                         path, (unsigned long long)tt->length, tt->name);
             break;
         }
         crypto_hash_stream_update(h, chunk, (size_t)n);

@@ -76,7 +76,7 @@ struct tuf_client;
 /* One target as the trusted metadata describes it. The strings point into the client and stay
  * valid until the next tuf_client_refresh() or tuf_client_free(). */
 struct tuf_target_info {
-    const char *name;        /* target path, e.g. "lists/eu-1/snapshot-42.bin" */
+    const char *name; /* target path, e.g. "lists/eu-1/snapshot-42.bin" */
     uint64_t length;
     int has_sha256;
     uint8_t sha256[CRYPTO_SHA256_LEN];
@@ -138,9 +138,10 @@ POSGATE_WUR enum posgate_err tuf_client_find_target(struct tuf_client *c, const 
  * delegated role may list targets outside the paths delegated to it; fn receives only those the
  * delegation allows. A non-OK return from fn stops the walk and is returned.
  */
-POSGATE_WUR enum posgate_err tuf_client_foreach_target(
-    struct tuf_client *c, const char *role,
-    enum posgate_err (*fn)(void *ctx, const struct tuf_target_info *t), void *ctx);
+POSGATE_WUR enum posgate_err
+tuf_client_foreach_target(struct tuf_client *c, const char *role,
+                          enum posgate_err (*fn)(void *ctx, const struct tuf_target_info *t),
+                          void *ctx);
 
 /*
  * Downloads the target to dest_path: streams at most its length into a temporary file in
@@ -151,15 +152,13 @@ POSGATE_WUR enum posgate_err tuf_client_foreach_target(
  * handle: length and hashes are taken from the trusted metadata (t->role, t->name), never from
  * the caller's copy (STATE when that metadata is not loaded).
  */
-POSGATE_WUR enum posgate_err tuf_client_download(struct tuf_client *c,
-                                                 const struct tuf_target_info *t,
-                                                 const char *dest_path);
+POSGATE_WUR enum posgate_err
+tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const char *dest_path);
 
 /* OK when the file at path has exactly the target's length and hashes; BADHASH when it differs,
  * NOTFOUND when absent (the caching check: no need to download again). */
-POSGATE_WUR enum posgate_err tuf_client_verify_file(struct tuf_client *c,
-                                                    const struct tuf_target_info *t,
-                                                    const char *path);
+POSGATE_WUR enum posgate_err
+tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, const char *path);
 
 /* Version and expiry (seconds since the epoch) of a trusted role ("root", "timestamp",
  * "snapshot", "targets" or a loaded delegated role); NOTFOUND when not trusted (yet). */

@@ -29,8 +29,8 @@ struct pctx {
     size_t cap;
 };
 
-static enum posgate_err
-fail(struct pctx *p, enum posgate_err err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum posgate_err fail(struct pctx *p, enum posgate_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static enum posgate_err
 fail(struct pctx *p, enum posgate_err err, const char *fmt, ...)
@@ -201,11 +201,11 @@ parse_key(struct pctx *p, const cJSON *kv, struct tuf_key *k)
     if (!cJSON_IsObject(kv)) {
         return fail(p, POSGATE_ERR_PARSE, "%s is not an object", what);
     }
-    err = dup_string(p, cJSON_GetObjectItemCaseSensitive(kv, "keytype"), "keytype", 64,
-                     &k->keytype);
+    err =
+        dup_string(p, cJSON_GetObjectItemCaseSensitive(kv, "keytype"), "keytype", 64, &k->keytype);
     if (err == POSGATE_OK) {
-        err = dup_string(p, cJSON_GetObjectItemCaseSensitive(kv, "scheme"), "scheme", 64,
-                         &k->scheme);
+        err =
+            dup_string(p, cJSON_GetObjectItemCaseSensitive(kv, "scheme"), "scheme", 64, &k->scheme);
     }
     if (err != POSGATE_OK) {
         return err;
@@ -382,8 +382,7 @@ parse_hashes(struct pctx *p, const cJSON *h, const char *what, struct tuf_hashes
         int *flag = NULL;
 
         if (!cJSON_IsString(c)) {
-            err = fail(p, POSGATE_ERR_PARSE, "hash '%.32s' of %s is not a string", c->string,
-                       what);
+            err = fail(p, POSGATE_ERR_PARSE, "hash '%.32s' of %s is not a string", c->string, what);
             goto out;
         }
         out->count++;
@@ -397,8 +396,7 @@ parse_hashes(struct pctx *p, const cJSON *h, const char *what, struct tuf_hashes
             flag = &out->has_sha512;
         }
         buf_reset(&tmp);
-        if (dst != NULL && strlen(c->valuestring) == 2 * want &&
-            is_hex(c->valuestring, 2 * want) &&
+        if (dst != NULL && strlen(c->valuestring) == 2 * want && is_hex(c->valuestring, 2 * want) &&
             crypto_unhex(c->valuestring, 2 * want, &tmp) == POSGATE_OK) {
             memcpy(dst, tmp.data, want);
             *flag = 1;
@@ -407,8 +405,7 @@ parse_hashes(struct pctx *p, const cJSON *h, const char *what, struct tuf_hashes
 
             /* Kept, not refused: the metadata stays readable, but nothing it describes can
              * pass tuf_hashes_check. */
-            snprintf(name, sizeof(name), "%s%.40s", dst != NULL ? "malformed " : "",
-                     c->string);
+            snprintf(name, sizeof(name), "%s%.40s", dst != NULL ? "malformed " : "", c->string);
             out->unknown = plat_strdup(name);
             if (out->unknown == NULL) {
                 err = POSGATE_ERR_NOMEM;
@@ -537,8 +534,8 @@ parse_target(struct pctx *p, const cJSON *v, struct tuf_target *t)
 static int
 is_top_level_name(const char *s)
 {
-    return strcmp(s, "root") == 0 || strcmp(s, "timestamp") == 0 ||
-           strcmp(s, "snapshot") == 0 || strcmp(s, "targets") == 0;
+    return strcmp(s, "root") == 0 || strcmp(s, "timestamp") == 0 || strcmp(s, "snapshot") == 0 ||
+           strcmp(s, "targets") == 0;
 }
 
 static enum posgate_err
@@ -558,8 +555,10 @@ parse_deleg_role(struct pctx *p, const cJSON *v, struct tuf_deleg_role *r)
         return err;
     }
     if (r->name[0] == 0 || is_top_level_name(r->name)) {
-        return fail(p, POSGATE_ERR_PARSE, "delegated role name \"%s\" is empty or a top-level "
-                    "role name", r->name);
+        return fail(p, POSGATE_ERR_PARSE,
+                    "delegated role name \"%s\" is empty or a top-level "
+                    "role name",
+                    r->name);
     }
     snprintf(what, sizeof(what), "delegated role \"%s\"", r->name);
     err = parse_role_keys(p, v, what, &r->keys);
@@ -844,8 +843,8 @@ tuf_meta_parse(const void *data, size_t len, enum tuf_role_type expected, struct
         goto out;
     }
     if (!spec_version_ok(spec->valuestring)) {
-        err = fail(&p, POSGATE_ERR_UNSUPPORTED, "spec_version \"%s\" is not 1.x",
-                   spec->valuestring);
+        err =
+            fail(&p, POSGATE_ERR_UNSUPPORTED, "spec_version \"%s\" is not 1.x", spec->valuestring);
         goto out;
     }
     memcpy(m->spec_version, spec->valuestring, strlen(spec->valuestring) + 1);
@@ -1210,8 +1209,7 @@ tuf_deleg_role_matches(const struct tuf_deleg_role *r, const char *target_path)
 }
 
 enum posgate_err
-tuf_succinct_role_for(const struct tuf_succinct *s, const char *target_path, char *out,
-                      size_t cap)
+tuf_succinct_role_for(const struct tuf_succinct *s, const char *target_path, char *out, size_t cap)
 {
     uint8_t h[CRYPTO_SHA256_LEN];
     uint32_t first, bin, last;

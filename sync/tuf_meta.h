@@ -57,12 +57,7 @@
 #define TUF_MAX_SUCCINCT_BITS 32
 #define TUF_ERRMSG_MAX        512
 
-enum tuf_role_type {
-    TUF_ROLE_ROOT,
-    TUF_ROLE_TIMESTAMP,
-    TUF_ROLE_SNAPSHOT,
-    TUF_ROLE_TARGETS
-};
+enum tuf_role_type { TUF_ROLE_ROOT, TUF_ROLE_TIMESTAMP, TUF_ROLE_SNAPSHOT, TUF_ROLE_TARGETS };
 
 struct tuf_key {
     char *keyid;
@@ -137,7 +132,7 @@ struct tuf_meta {
     enum tuf_role_type type;
     char spec_version[32];
     int64_t version;
-    int64_t expires;   /* seconds since the epoch */
+    int64_t expires;         /* seconds since the epoch */
     struct buf signed_canon; /* canonical JSON of "signed": the signed bytes */
     size_t nsigs;
     struct tuf_sig *sigs;
@@ -194,9 +189,9 @@ const struct tuf_key *tuf_meta_find_key(const struct tuf_key *keys, size_t nkeys
  * a message otherwise, also when the hashes name an algorithm we do not compute; what names the
  * file in the message ("snapshot.json").
  */
-POSGATE_WUR enum posgate_err tuf_hashes_check(const struct tuf_hashes *h,
-                                              const uint8_t *sha256, const uint8_t *sha512,
-                                              const char *what, char *errmsg, size_t errcap);
+POSGATE_WUR enum posgate_err tuf_hashes_check(const struct tuf_hashes *h, const uint8_t *sha256,
+                                              const uint8_t *sha512, const char *what, char *errmsg,
+                                              size_t errcap);
 
 /* TUF path pattern match: shell-style '*' (not matching '/'), '?', '[...]'; the pattern and the
  * path must have the same number of '/'-separated segments. 1 on match. */
@@ -207,7 +202,6 @@ int tuf_deleg_role_matches(const struct tuf_deleg_role *r, const char *target_pa
 
 /* The succinct hash bin role name for a target path ("<prefix>-<hex bin>"), written to out. */
 POSGATE_WUR enum posgate_err tuf_succinct_role_for(const struct tuf_succinct *s,
-                                                   const char *target_path, char *out,
-                                                   size_t cap);
+                                                   const char *target_path, char *out, size_t cap);
 
 #endif

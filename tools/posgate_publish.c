@@ -41,8 +41,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "bundle.h"
 #include "buf.h"
+#include "bundle.h"
 #include "crypto.h"
 #include "entries_csv.h"
 #include "json_canon.h"
@@ -66,23 +66,22 @@
 #define EXIT_REFUSED 4
 #define EXIT_IO      5
 
-#define PATH_CAP         4096
-#define LIST_KEY_LEN     32
-#define MAX_ROOT_KEYS    16
-#define MAX_AUTH_KEYS    16
-#define KEEP_DELTAS      10 /* deltas listed per list; a kiosk further behind takes a snapshot */
-#define MASS_PERCENT     10 /* changes above this share of a list need --allow-mass-change */
-#define SORT_CHUNK       262144
-#define STATE_JSON_MAX   (16u << 20)
-#define ROLE_PREFIX      "list-"
+#define PATH_CAP       4096
+#define LIST_KEY_LEN   32
+#define MAX_ROOT_KEYS  16
+#define MAX_AUTH_KEYS  16
+#define KEEP_DELTAS    10 /* deltas listed per list; a kiosk further behind takes a snapshot */
+#define MASS_PERCENT   10 /* changes above this share of a list need --allow-mass-change */
+#define SORT_CHUNK     262144
+#define STATE_JSON_MAX (16u << 20)
+#define ROLE_PREFIX    "list-"
 
 static const char *prog = "posgate-publish";
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
 
-static void
-die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 die_msg(const char *fmt, ...)
@@ -127,8 +126,8 @@ exit_for(enum posgate_err err)
     return EXIT_IO;
 }
 
-static enum posgate_err
-pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum posgate_err pathf(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static enum posgate_err
 pathf(char *out, size_t cap, const char *fmt, ...)
@@ -274,8 +273,8 @@ load_list_key(const char *path, struct crypto_hmac_key *k)
         goto out;
     }
     if (raw.len != LIST_KEY_LEN) {
-        die_msg("list key %s is %zu bytes, expected %d (posgate-keygen --list-key)", path,
-                raw.len, LIST_KEY_LEN);
+        die_msg("list key %s is %zu bytes, expected %d (posgate-keygen --list-key)", path, raw.len,
+                LIST_KEY_LEN);
         err = POSGATE_ERR_INVALID;
         goto out;
     }
@@ -772,11 +771,11 @@ struct sorter {
     struct item *chunk;
     size_t n;
     size_t nruns;
-    FILE **runs;      /* open for reading during the merge */
+    FILE **runs; /* open for reading during the merge */
     struct item *heads;
-    size_t *heap;     /* indices of runs, ordered by their head item */
+    size_t *heap; /* indices of runs, ordered by their head item */
     size_t heap_n;
-    size_t mem_pos;   /* iteration over chunk when there is no run */
+    size_t mem_pos; /* iteration over chunk when there is no run */
 };
 
 static enum posgate_err
@@ -954,10 +953,10 @@ sorter_cleanup(struct sorter *s)
 /* update: per-list work */
 
 struct list_work {
-    struct pub_list *pl;       /* state of the list (NULL fields until published) */
+    struct pub_list *pl; /* state of the list (NULL fields until published) */
     const char *id;
-    uint64_t rows;             /* rows of this list in the CSV */
-    int first;                 /* never published */
+    uint64_t rows; /* rows of this list in the CSV */
+    int first;     /* never published */
     uint64_t additions, removals;
     uint64_t new_seq;
     struct state_digest new_state;
@@ -973,8 +972,8 @@ struct file_src {
 
 /* Opens the previous snapshot of a list for reading (NULL reader when never published). */
 static enum posgate_err
-open_prev(const struct pub_state *s, const struct list_work *lw, FILE **f,
-          struct feed_source *src, struct feed_reader **r)
+open_prev(const struct pub_state *s, const struct list_work *lw, FILE **f, struct feed_source *src,
+          struct feed_reader **r)
 {
     char p[PATH_CAP];
     const struct feed_header *h;
@@ -1545,9 +1544,12 @@ usage_update(FILE *f)
 static int
 cmd_update(int argc, char **argv)
 {
-    struct opt o[] = {{"state", 1, 0, {0}, 0},       {"entries", 1, 0, {0}, 0},
-                      {"out", 1, 0, {0}, 0},         {"expires", 1, 0, {0}, 0},
-                      {"allow-mass-change", 0, 0, {0}, 0}, {"authority-key", 1, 1, {0}, 0}};
+    struct opt o[] = {{"state", 1, 0, {0}, 0},
+                      {"entries", 1, 0, {0}, 0},
+                      {"out", 1, 0, {0}, 0},
+                      {"expires", 1, 0, {0}, 0},
+                      {"allow-mass-change", 0, 0, {0}, 0},
+                      {"authority-key", 1, 1, {0}, 0}};
     struct pub_state s;
     struct feed_config *cfg = NULL;
     struct buf cfg_raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
@@ -1719,8 +1721,8 @@ cmd_update(int argc, char **argv)
             fprintf(stderr,
                     "%s: list %s: %" PRIu64 " additions + %" PRIu64 " removals = %" PRIu64
                     " changes against %" PRIu64 " entries, more than %d%%%s\n",
-                    prog, l->id, l->additions, l->removals, changes, l->pl->entries,
-                    MASS_PERCENT, o[4].count > 0 ? " (allowed by --allow-mass-change)" : "");
+                    prog, l->id, l->additions, l->removals, changes, l->pl->entries, MASS_PERCENT,
+                    o[4].count > 0 ? " (allowed by --allow-mass-change)" : "");
             refused = 1;
         }
     }
@@ -1771,8 +1773,7 @@ cmd_update(int argc, char **argv)
         changed++;
         err = custom_json(custom, sizeof custom, l, 0, now);
         if (err == POSGATE_OK) {
-            err = pathf(name, sizeof name, "lists/%s/snapshot-%" PRIu64 ".pgs", l->id,
-                        l->new_seq);
+            err = pathf(name, sizeof name, "lists/%s/snapshot-%" PRIu64 ".pgs", l->id, l->new_seq);
         }
         if (err == POSGATE_OK) {
             err = tuf_writer_add_target(w, pl->role, name, l->snap_path, custom);
@@ -1807,8 +1808,8 @@ cmd_update(int argc, char **argv)
             }
             snprintf(pl->deltas[pl->ndeltas], sizeof pl->deltas[0],
                      "lists/%s/delta-%" PRIu64 "-%" PRIu64 ".pgd", l->id, pl->seq, l->new_seq);
-            err = tuf_writer_add_target(w, pl->role, pl->deltas[pl->ndeltas], l->delta_path,
-                                        custom);
+            err =
+                tuf_writer_add_target(w, pl->role, pl->deltas[pl->ndeltas], l->delta_path, custom);
             if (err != POSGATE_OK) {
                 die_msg("cannot add %s: %s", pl->deltas[pl->ndeltas], tuf_writer_errmsg(w));
                 goto out;
@@ -1830,8 +1831,8 @@ cmd_update(int argc, char **argv)
             goto out;
         }
         snprintf(pl->snapshot_target, sizeof pl->snapshot_target, "%s", name);
-        fprintf(stderr, "%s: list %s: seq %" PRIu64 ", %" PRIu64 " entries (+%" PRIu64
-                        " -%" PRIu64 ")\n",
+        fprintf(stderr,
+                "%s: list %s: seq %" PRIu64 ", %" PRIu64 " entries (+%" PRIu64 " -%" PRIu64 ")\n",
                 prog, l->id, l->new_seq, l->rows, l->additions, l->removals);
     }
 
@@ -1849,8 +1850,7 @@ cmd_update(int argc, char **argv)
         }
         if ((err = pathf(from, sizeof from, "%s/lists/%s/snapshot.pgs.new", s.dir, l->id)) !=
                 POSGATE_OK ||
-            (err = pathf(to, sizeof to, "%s/lists/%s/snapshot.pgs", s.dir, l->id)) !=
-                POSGATE_OK) {
+            (err = pathf(to, sizeof to, "%s/lists/%s/snapshot.pgs", s.dir, l->id)) != POSGATE_OK) {
             goto out;
         }
         err = plat_rename_durable(from, to);
@@ -1920,9 +1920,9 @@ usage_init(FILE *f)
 static int
 cmd_init(int argc, char **argv)
 {
-    struct opt o[] = {{"state", 1, 0, {0}, 0},     {"config", 1, 0, {0}, 0},
-                      {"root-key", 1, 1, {0}, 0},  {"threshold", 1, 0, {0}, 0},
-                      {"feed-key", 1, 0, {0}, 0},  {"list-key", 1, 0, {0}, 0}};
+    struct opt o[] = {{"state", 1, 0, {0}, 0},    {"config", 1, 0, {0}, 0},
+                      {"root-key", 1, 1, {0}, 0}, {"threshold", 1, 0, {0}, 0},
+                      {"feed-key", 1, 0, {0}, 0}, {"list-key", 1, 0, {0}, 0}};
     struct pub_state s;
     struct feed_config *cfg = NULL;
     struct buf cfg_raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
@@ -2087,12 +2087,11 @@ out:
 static void
 usage_refresh(FILE *f)
 {
-    fprintf(f,
-            "usage: posgate-publish refresh --state DIR --out FEEDDIR [--expires DURATION]\n"
-            "                               [--authority-key LIST=KEY.key ...]\n"
-            "Signs a new timestamp (and any role with pending changes) without changing a\n"
-            "list, and writes the repository to FEEDDIR. --expires sets the timestamp's\n"
-            "lifetime (default 1d). Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n");
+    fprintf(f, "usage: posgate-publish refresh --state DIR --out FEEDDIR [--expires DURATION]\n"
+               "                               [--authority-key LIST=KEY.key ...]\n"
+               "Signs a new timestamp (and any role with pending changes) without changing a\n"
+               "list, and writes the repository to FEEDDIR. --expires sets the timestamp's\n"
+               "lifetime (default 1d). Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n");
 }
 
 static int
@@ -2145,8 +2144,7 @@ cmd_refresh(int argc, char **argv)
         err = clear_resign(&s, &kr);
     }
     if (err == POSGATE_OK && tuf_writer_role_version(w, "timestamp", &v) == POSGATE_OK) {
-        fprintf(stderr, "%s: timestamp version %" PRId64 " written to %s\n", prog, v,
-                optv(&o[1]));
+        fprintf(stderr, "%s: timestamp version %" PRId64 " written to %s\n", prog, v, optv(&o[1]));
     }
     tuf_writer_free(w);
     keyring_cleanup(&kr);
@@ -2160,15 +2158,14 @@ cmd_refresh(int argc, char **argv)
 static void
 usage_delegate(FILE *f)
 {
-    fprintf(f,
-            "usage: posgate-publish delegate --state DIR --list ID --key AUTH.pub [--key ...]\n"
-            "                                --threshold N\n"
-            "Delegates the targets lists/ID/* to the list's issuing authority: from now on only\n"
-            "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX
-            "ID\"),\n"
-            "so the next update or refresh needs --authority-key ID=KEY.key. The list's current\n"
-            "targets move into the delegated role. Nothing is published until then.\n"
-            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
+    fprintf(
+        f, "usage: posgate-publish delegate --state DIR --list ID --key AUTH.pub [--key ...]\n"
+           "                                --threshold N\n"
+           "Delegates the targets lists/ID/* to the list's issuing authority: from now on only\n"
+           "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX "ID\"),\n"
+           "so the next update or refresh needs --authority-key ID=KEY.key. The list's current\n"
+           "targets move into the delegated role. Nothing is published until then.\n"
+           "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
 
 struct move_ctx {
@@ -2342,8 +2339,8 @@ cmd_delegate(int argc, char **argv)
     if (err != POSGATE_OK) {
         goto out;
     }
-    printf("delegated %s to role %s: %zu key(s), threshold %lu%s\n", pattern, role, o[2].count,
-           thr, mv != NULL && mv->n > 0 ? "; its targets moved into the role" : "");
+    printf("delegated %s to role %s: %zu key(s), threshold %lu%s\n", pattern, role, o[2].count, thr,
+           mv != NULL && mv->n > 0 ? "; its targets moved into the role" : "");
     printf("the next update or refresh needs --authority-key %s=KEY.key\n", pl->id);
 out:
     if (mv != NULL && workdir[0] != '\0') {
@@ -2364,14 +2361,13 @@ out:
 static void
 usage_bundle(FILE *f)
 {
-    fprintf(f,
-            "usage: posgate-publish bundle --feed FEEDDIR --out FILE\n"
-            "Writes one file for a USB stick holding what a kiosk needs from the feed: every\n"
-            "root version (so an old kiosk can walk the chain), the current timestamp,\n"
-            "snapshot, targets and delegated roles, and every target they list (the feed\n"
-            "config, each list's current snapshot and its listed deltas). Nothing is verified\n"
-            "here: the kiosk verifies the bundle exactly like a feed directory.\n"
-            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
+    fprintf(f, "usage: posgate-publish bundle --feed FEEDDIR --out FILE\n"
+               "Writes one file for a USB stick holding what a kiosk needs from the feed: every\n"
+               "root version (so an old kiosk can walk the chain), the current timestamp,\n"
+               "snapshot, targets and delegated roles, and every target they list (the feed\n"
+               "config, each list's current snapshot and its listed deltas). Nothing is verified\n"
+               "here: the kiosk verifies the bundle exactly like a feed directory.\n"
+               "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
 
 struct bundle_list {
@@ -2483,8 +2479,8 @@ add_role_targets(struct bundle_list *bl, const char *feed, const struct tuf_meta
         }
         crypto_hex(t->hashes.sha256, CRYPTO_SHA256_LEN, hex);
         if (slash != NULL) {
-            err = pathf(rel, sizeof rel, "targets/%.*s/%s.%s", (int)(slash - t->name), t->name,
-                        hex, slash + 1);
+            err = pathf(rel, sizeof rel, "targets/%.*s/%s.%s", (int)(slash - t->name), t->name, hex,
+                        slash + 1);
         } else {
             err = pathf(rel, sizeof rel, "targets/%s.%s", hex, t->name);
         }

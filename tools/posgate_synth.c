@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posgate-synth: writes a synthetic entries.csv of any size for demos, tests and benchmarks,
- * deterministic from a seed (splitmix64, never rand()), streamed row by row so 15 million rows
- * take no memory. Identifiers are valid with their check digits (ident_synth_*); rows mix the
- * lists and reasons of the feed config (the built-in sample, or --config), kinds, identifier
- * types, lapsed and future validity windows and scope narrowings, and an exempt row now and
- * then lifts the restriction of the subject listed just before it. --subjects-out names a few
+ * deterministic from a seed (splitmix64, not the C library generator), streamed row by row so 15
+ * million rows take no memory. Identifiers are valid with their check digits (ident_synth_*); rows
+ * mix the lists and reasons of the feed config (the built-in sample, or --config), kinds,
+ * identifier types, lapsed and future validity windows and scope narrowings, and an exempt row now
+ * and then lifts the restriction of the subject listed just before it. --subjects-out names a few
  * subjects of each situation so a demo can check them.
  *
  * Validity windows are fixed calendar dates (lapsed windows end by 2020, future ones start in
@@ -27,9 +27,9 @@
 
 #include "feed_config.h"
 
-#define EXIT_OK    0
-#define EXIT_USAGE 2
-#define EXIT_IO    5
+#define EXIT_OK           0
+#define EXIT_USAGE        2
+#define EXIT_IO           5
 #define SUBJECTS_PER_KIND 3
 
 static const char sample_config[] =
@@ -124,7 +124,7 @@ date_text(int64_t days, char out[16])
 }
 
 enum situation {
-    S_LISTED,    /* restricted now, whole reason scope, open-ended */
+    S_LISTED,   /* restricted now, whole reason scope, open-ended */
     S_EXEMPT,   /* restricted and exempted by the next row */
     S_LAPSED,   /* window ended before 2021 */
     S_FUTURE,   /* window starts in 2090 or later */
@@ -133,7 +133,7 @@ enum situation {
     S_COUNT
 };
 
-static const char *const situation_names[S_COUNT] = {"listed", "exempt", "lapsed",
+static const char *const situation_names[S_COUNT] = {"listed", "exempt",   "lapsed",
                                                      "future", "narrowed", "name_only"};
 
 struct subjects {
@@ -300,8 +300,7 @@ main(int argc, char **argv)
     if (subjects_out != NULL) {
         sj.f = fopen(subjects_out, "w");
         if (sj.f == NULL) {
-            fprintf(stderr, "posgate-synth: cannot create %s: %s\n", subjects_out,
-                    strerror(errno));
+            fprintf(stderr, "posgate-synth: cannot create %s: %s\n", subjects_out, strerror(errno));
             goto out;
         }
         fprintf(sj.f, "status,id,service,list,listing_id\n");
@@ -342,8 +341,10 @@ main(int argc, char **argv)
                 ident_synth_name_dob(v, value);
             } else {
                 make_ident(v, (unsigned)below(&rng, 100), &type, value, sizeof value);
-                sit = roll < 85 ? S_LAPSED : roll < 115 ? S_FUTURE : roll < 165 ? S_NARROWED
-                                                                              : S_LISTED;
+                sit = roll < 85    ? S_LAPSED
+                      : roll < 115 ? S_FUTURE
+                      : roll < 165 ? S_NARROWED
+                                   : S_LISTED;
             }
         }
         r = &cfg->reasons[ri];
@@ -418,8 +419,7 @@ main(int argc, char **argv)
         }
     }
     if (pend.set) {
-        note_subject(&sj, S_LISTED, pend.type, pend.value, pend.service, pend.list,
-                     pend.listing);
+        note_subject(&sj, S_LISTED, pend.type, pend.value, pend.service, pend.list, pend.listing);
     }
     /* never listed: identifiers from a separate stream of the generator */
     rng = seed ^ 0x5eed5eed5eed5eedULL;

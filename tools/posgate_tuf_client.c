@@ -23,21 +23,20 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: posgate-tuf-client --metadata-dir DIR init TRUSTED_ROOT\n"
-            "       posgate-tuf-client --metadata-dir DIR --metadata-url URL refresh\n"
-            "       posgate-tuf-client --metadata-dir DIR --metadata-url URL\n"
-            "                          --target-name NAME [--target-name NAME ...]\n"
-            "                          --target-base-url URL --target-dir DIR download\n"
-            "\n"
-            "The TUF conformance client-under-test interface of posgate's TUF client.\n"
-            "  init      install TRUSTED_ROOT (checked: a TUF root signed by its own keys)\n"
-            "  refresh   update root, timestamp, snapshot and targets (TUF spec section 5)\n"
-            "  download  refresh, then download each target verified into DIR (named by the\n"
-            "            URL-escaped target path); a file already there with the right length\n"
-            "            and hashes is not downloaded again\n"
-            "URLs not starting with http:// or https:// are read as local directories.\n"
-            "Exit status: 0 on success, 1 on failure (the reason goes to stderr).\n");
+    fprintf(f, "usage: posgate-tuf-client --metadata-dir DIR init TRUSTED_ROOT\n"
+               "       posgate-tuf-client --metadata-dir DIR --metadata-url URL refresh\n"
+               "       posgate-tuf-client --metadata-dir DIR --metadata-url URL\n"
+               "                          --target-name NAME [--target-name NAME ...]\n"
+               "                          --target-base-url URL --target-dir DIR download\n"
+               "\n"
+               "The TUF conformance client-under-test interface of posgate's TUF client.\n"
+               "  init      install TRUSTED_ROOT (checked: a TUF root signed by its own keys)\n"
+               "  refresh   update root, timestamp, snapshot and targets (TUF spec section 5)\n"
+               "  download  refresh, then download each target verified into DIR (named by the\n"
+               "            URL-escaped target path); a file already there with the right length\n"
+               "            and hashes is not downloaded again\n"
+               "URLs not starting with http:// or https:// are read as local directories.\n"
+               "Exit status: 0 on success, 1 on failure (the reason goes to stderr).\n");
 }
 
 static enum posgate_err
@@ -154,8 +153,8 @@ run(const char *cmd, const char *mdir, const char *murl, const char *const *name
         }
         err = tuf_client_download(c, &info, path);
         if (err != POSGATE_OK) {
-            fprintf(stderr, "posgate-tuf-client: download failed (%s): %s\n",
-                    posgate_err_name(err), tuf_client_errmsg(c));
+            fprintf(stderr, "posgate-tuf-client: download failed (%s): %s\n", posgate_err_name(err),
+                    tuf_client_errmsg(c));
             goto out;
         }
         fprintf(stderr, "posgate-tuf-client: downloaded %s (signed by %s) to %s\n", names[i],

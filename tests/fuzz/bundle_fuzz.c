@@ -35,8 +35,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         end = e->offset + e->length;
-        if (bundle_read(b, e, 0, chunk, e->length < sizeof chunk ? (size_t)e->length
-                                                                 : sizeof chunk) != POSGATE_OK ||
+        if (bundle_read(b, e, 0, chunk,
+                        e->length < sizeof chunk ? (size_t)e->length : sizeof chunk) !=
+                POSGATE_OK ||
             memcmp(chunk, data + e->offset,
                    e->length < sizeof chunk ? (size_t)e->length : sizeof chunk) != 0) {
             abort();

@@ -37,8 +37,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum posgate_err err;
     FILE *f;
 
-    if (cfg == NULL && feed_config_parse(config_json, strlen(config_json), FEED_CONFIG_STRICT,
-                                         &cfg, msg, sizeof msg) != POSGATE_OK) {
+    if (cfg == NULL && feed_config_parse(config_json, strlen(config_json), FEED_CONFIG_STRICT, &cfg,
+                                         msg, sizeof msg) != POSGATE_OK) {
         abort();
     }
     if (size == 0) {
@@ -68,8 +68,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (unsigned i = 0; i < row.entry.scope_count; i++) {
             if (row.entry.scope[i] >= cfg->n_services ||
                 (i > 0 && row.entry.scope[i] <= row.entry.scope[i - 1]) ||
-                !feed_config_service_within_any(cfg, row.entry.scope[i], rs->scope,
-                                                rs->n_scope)) {
+                !feed_config_service_within_any(cfg, row.entry.scope[i], rs->scope, rs->n_scope)) {
                 abort();
             }
         }

@@ -87,8 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct tuf_meta *m = NULL;
         char msg[TUF_ERRMSG_MAX];
 
-        if (tuf_meta_parse(data, size, (enum tuf_role_type)t, &m, msg, sizeof(msg)) ==
-            POSGATE_OK) {
+        if (tuf_meta_parse(data, size, (enum tuf_role_type)t, &m, msg, sizeof(msg)) == POSGATE_OK) {
             if (m == NULL) {
                 abort();
             }

@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bundle.h"
 #include "buf.h"
+#include "bundle.h"
 #include "carrier.h"
 #include "feed_records.h"
 #include "plat_file.h"
@@ -144,8 +144,7 @@ test_safety(void)
     n = forge(mem, sizeof mem, p1, b1, 2, 0, 0, 0);
     CHECK(bundle_open_mem(mem, n - 1, &b, msg, sizeof msg) != POSGATE_OK);
     /* truncated in the index */
-    CHECK_ERR(bundle_open_mem(mem, BUNDLE_HEADER_LEN + 3, &b, msg, sizeof msg),
-              POSGATE_ERR_PARSE);
+    CHECK_ERR(bundle_open_mem(mem, BUNDLE_HEADER_LEN + 3, &b, msg, sizeof msg), POSGATE_ERR_PARSE);
     {
         const char *dup[] = {"a/b", "a/b"};
         const char *dot[] = {"a/b", "../etc/passwd"};
@@ -276,8 +275,7 @@ collect(void *ctx, const struct tuf_target_info *t)
 }
 
 static struct tuf_client *
-client_for(const char *trusted, const char *root_path, struct carrier *meta,
-           struct carrier *tgts)
+client_for(const char *trusted, const char *root_path, struct carrier *meta, struct carrier *tgts)
 {
     struct buf root = BUF_INIT(1 << 20);
     struct tuf_client_options opt;

@@ -313,7 +313,8 @@ test_stale_policies(void)
     states[L_SPC].age_s = 9 * 86400;
     CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_REFER);
     CHECK_INT(res.reasons[0].kind, ENGINE_REASON_STALE);
-    CHECK_STR(res.reasons[0].detail, "stale list: data is 9 days old, stale_after 7d, policy refer");
+    CHECK_STR(res.reasons[0].detail,
+              "stale list: data is 9 days old, stale_after 7d, policy refer");
     CHECK_CONTAINS(res.notice, "out of date");
     h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
@@ -401,7 +402,7 @@ test_minors(void)
     struct engine_hit h;
     reset_request(&q, "air");
     ids[0].type = IDENT_CN_RID;
-    ids[0].birth_days = plat_days_from_civil(2010, 1, 15); /* 16 at T0 */
+    ids[0].birth_days = plat_days_from_civil(2010, 1, 15);    /* 16 at T0 */
     h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1"); /* minors: refer */
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
     CHECK(res.minor);

@@ -174,7 +174,8 @@ test_tokenizer(void)
     }
     /* record bound */
     {
-        const char *t = "aaaaaaaaaa,bbbbbbbbbb,cccccccccc,dddddddddd,eeeeeeeeee,ffffffffff,gggggggggg\n";
+        const char *t =
+            "aaaaaaaaaa,bbbbbbbbbb,cccccccccc,dddddddddd,eeeeeeeeee,ffffffffff,gggggggggg\n";
 
         f = fmemopen((void *)t, strlen(t), "rb");
         CHECK_OK(csv_reader_new(f, "t.csv", 16, 64, &r));
@@ -242,8 +243,7 @@ test_rows(void)
             {"court,C-1,restrict,dna,ACGT,debt,2020-01-01,,", "line 3: id_value:"},
             {"court,,restrict,cn_rid,11010519491231002X,debt,2020-01-01,,",
              "line 3: listing_id \"\": expected 1 to 64 printable"},
-            {"court,C-1,restrict,cn_rid,11010519491231002X,debt,,,",
-             "line 3: valid_from is empty"},
+            {"court,C-1,restrict,cn_rid,11010519491231002X,debt,,,", "line 3: valid_from is empty"},
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,01/02/2020,,",
              "line 3: valid_from \"01/02/2020\" is not a date"},
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-01,2020-01-01,",
@@ -279,8 +279,9 @@ test_rows(void)
     CHECK_CONTAINS(msg, "listing_id"); /* a newline is not printable */
     CHECK_INT(rows, 0);
     CHECK_CONTAINS(msg, "line 2:");
-    CHECK_ERR(parse_text(HDR "court,\"C-1\",restrict,cn_rid,\"11010519491231002X\",debt,"
-                             "2020-01-01,,\"\"\n\n\ncourt,C-2,restrict,cn_rid,1,debt,2020-01-01,,\n",
+    CHECK_ERR(parse_text(HDR
+                         "court,\"C-1\",restrict,cn_rid,\"11010519491231002X\",debt,"
+                         "2020-01-01,,\"\"\n\n\ncourt,C-2,restrict,cn_rid,1,debt,2020-01-01,,\n",
                          &rows, NULL, msg, sizeof msg),
               POSGATE_ERR_INVALID);
     CHECK_INT(rows, 1);

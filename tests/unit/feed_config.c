@@ -18,7 +18,7 @@
     "{\"id\":\"spc\",\"authority\":\"SPC\",\"jurisdictions\":[\"CN\"],\"stale_after\":\"7d\","     \
     "\"stale_policy\":\"refer\"}"
 #define BASE_REASON                                                                                \
-    "{\"id\":\"debtor\",\"authority\":\"SPC\",\"legal_basis\":\"Art. 3\",\"contest\":\"call "    \
+    "{\"id\":\"debtor\",\"authority\":\"SPC\",\"legal_basis\":\"Art. 3\",\"contest\":\"call "      \
     "12368\",\"scope\":[\"rail.hsr\",\"air\"],\"override\":\"none\",\"minors\":\"refer\"}"
 
 static enum posgate_err
@@ -29,8 +29,7 @@ parse(const char *json, unsigned flags, struct feed_config **cfg, char *msg, siz
 
 /* Expects a refusal with err and a message containing each needle. */
 static void
-expect_fail(const char *json, unsigned flags, enum posgate_err err, const char *n1,
-            const char *n2)
+expect_fail(const char *json, unsigned flags, enum posgate_err err, const char *n1, const char *n2)
 {
     struct feed_config *cfg = NULL;
     char msg[FEED_ERRMSG_MIN];
@@ -226,8 +225,7 @@ test_refusals(void)
         "{\"id\":\"spc\",\"authority\":\"SPC\",\"stale_after\":\"7d\","
         "\"stale_policy\":\"sometimes\"}",
         "");
-    expect_fail(json, 0, POSGATE_ERR_INVALID, "lists[0].stale_policy",
-                "found \"sometimes\"");
+    expect_fail(json, 0, POSGATE_ERR_INVALID, "lists[0].stale_policy", "found \"sometimes\"");
     DOC(BASE_SERVICES, "{\"id\":\"spc\",\"authority\":\"SPC\",\"stale_after\":\"7 days\"}", "");
     expect_fail(json, 0, POSGATE_ERR_INVALID, "lists[0].stale_after", "\"7 days\"");
     DOC(BASE_SERVICES, "{\"id\":\"spc\",\"authority\":\"SPC\",\"stale_after\":\"0h\"}", "");

@@ -174,8 +174,8 @@ write_snapshot(const struct feed_entry *v, size_t n, struct buf *out, struct sta
 
 /* Reads a whole body; the error and its message are returned, entries compared with want. */
 static enum posgate_err
-read_all(const struct feed_source *src, unsigned flags, const struct feed_entry *want,
-         size_t nwant, char *msg, size_t cap, uint64_t *nread)
+read_all(const struct feed_source *src, unsigned flags, const struct feed_entry *want, size_t nwant,
+         char *msg, size_t cap, uint64_t *nread)
 {
     struct feed_reader *r = NULL;
     const struct feed_header *h;
@@ -524,13 +524,11 @@ test_truncation_and_garbage(void)
     CHECK(all_parse);
     CHECK(all_msg);
     /* the message counts whole records */
-    CHECK_ERR(read_mem(body.data, (size_t)starts[12] + 3, 0, msg, sizeof msg),
-              POSGATE_ERR_PARSE);
+    CHECK_ERR(read_mem(body.data, (size_t)starts[12] + 3, 0, msg, sizeof msg), POSGATE_ERR_PARSE);
     snprintf(want, sizeof want, "offset %llu: truncated: expected 20 records, found 12",
              (unsigned long long)starts[12] + 3);
     CHECK_CONTAINS(msg, want);
-    CHECK_ERR(read_mem(body.data, (size_t)starts[20] + 2, 0, msg, sizeof msg),
-              POSGATE_ERR_PARSE);
+    CHECK_ERR(read_mem(body.data, (size_t)starts[20] + 2, 0, msg, sizeof msg), POSGATE_ERR_PARSE);
     CHECK_CONTAINS(msg, "truncated trailer");
 
     /* trailing data */

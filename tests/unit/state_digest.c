@@ -95,8 +95,8 @@ reference_digest(const struct feed_entry *v, size_t n, uint8_t out[32])
             crypto_sha256(seed, 33, block);
             for (unsigned j = 0; j < 8; j++) {
                 const uint8_t *p = block + 4 * j;
-                lanes[i * 8 + j] += (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                    (uint32_t)p[2] << 8 | p[3];
+                lanes[i * 8 + j] +=
+                    (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
             }
         }
     }
@@ -276,7 +276,7 @@ test_every_field_counts(void)
         if (memcmp(d, d0, 32) != 0) {                                                              \
             changed++;                                                                             \
         } else {                                                                                   \
-            fprintf(stderr, "no digest change for: %s\n", #stmt);                                 \
+            fprintf(stderr, "no digest change for: %s\n", #stmt);                                  \
         }                                                                                          \
     } while (0)
 

@@ -84,9 +84,12 @@ static const char *config_json =
     "{\"feed_id\":\"t\",\"services\":[\"air\",\"air.first\",\"rail\",\"rail.hsr\","
     "\"rail.hsr.first\"],\"lists\":[{\"id\":\"a\",\"authority\":\"A\",\"stale_after\":\"7d\"},"
     "{\"id\":\"b\",\"authority\":\"B\",\"stale_after\":\"7d\"}],\"reasons\":["
-    "{\"id\":\"r0\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":[\"air\"]},"
-    "{\"id\":\"r1\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":[\"rail\"]},"
-    "{\"id\":\"r2\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":[\"air\"]}]}";
+    "{\"id\":\"r0\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":[\"air\"]"
+    "},"
+    "{\"id\":\"r1\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":["
+    "\"rail\"]},"
+    "{\"id\":\"r2\",\"authority\":\"X\",\"legal_basis\":\"L\",\"contest\":\"C\",\"scope\":[\"air\"]"
+    "}]}";
 
 /* Installs list `id` as a snapshot of entries seed0..seed0+n-1 at seq. */
 static enum posgate_err
@@ -714,23 +717,24 @@ test_migration_from_v1(void)
     path_in(p, sizeof(p), "v1.db");
     /* A store as schema version 1 wrote it: no lists.reasons. */
     CHECK_INT(sqlite3_open(p, &db), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db,
-                           "PRAGMA journal_mode=WAL;"
-                           "CREATE TABLE meta(name TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
-                           "INSERT INTO meta VALUES('magic', 'posgate-store');"
-                           "INSERT INTO meta VALUES('feed_version', 3);"
-                           "CREATE TABLE lists(no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
-                           " seq INTEGER NOT NULL, entries INTEGER NOT NULL, digest TEXT NOT NULL,"
-                           " state BLOB NOT NULL, issued_at INTEGER NOT NULL);"
-                           "CREATE TABLE tmpl(id INTEGER PRIMARY KEY, list INTEGER NOT NULL,"
-                           " stem BLOB NOT NULL, width INTEGER NOT NULL, UNIQUE(list, stem, width));"
-                           "CREATE TABLE entries(k BLOB NOT NULL, t INTEGER NOT NULL,"
-                           " n INTEGER NOT NULL, a INTEGER NOT NULL, f INTEGER NOT NULL, u INTEGER,"
-                           " s BLOB, PRIMARY KEY(k, t, n)) WITHOUT ROWID;"
-                           "INSERT INTO tmpl VALUES(1, 1, CAST('SPC-' AS BLOB), 6);"
-                           "PRAGMA user_version = 1;",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
+    CHECK_INT(
+        sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL;"
+                     "CREATE TABLE meta(name TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
+                     "INSERT INTO meta VALUES('magic', 'posgate-store');"
+                     "INSERT INTO meta VALUES('feed_version', 3);"
+                     "CREATE TABLE lists(no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+                     " seq INTEGER NOT NULL, entries INTEGER NOT NULL, digest TEXT NOT NULL,"
+                     " state BLOB NOT NULL, issued_at INTEGER NOT NULL);"
+                     "CREATE TABLE tmpl(id INTEGER PRIMARY KEY, list INTEGER NOT NULL,"
+                     " stem BLOB NOT NULL, width INTEGER NOT NULL, UNIQUE(list, stem, width));"
+                     "CREATE TABLE entries(k BLOB NOT NULL, t INTEGER NOT NULL,"
+                     " n INTEGER NOT NULL, a INTEGER NOT NULL, f INTEGER NOT NULL, u INTEGER,"
+                     " s BLOB, PRIMARY KEY(k, t, n)) WITHOUT ROWID;"
+                     "INSERT INTO tmpl VALUES(1, 1, CAST('SPC-' AS BLOB), 6);"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     state_digest_init(&sd);
     CHECK_INT(sqlite3_prepare_v2(db, "INSERT INTO entries VALUES(?1, 1, ?2, ?3, ?4, ?5, NULL)", -1,
                                  &st, NULL),

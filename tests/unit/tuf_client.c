@@ -35,10 +35,10 @@
 #include "test.h"
 #include "tuf_client.h"
 
-#define NOW    ((int64_t)1893456000) /* 2030-01-01T00:00:00Z */
-#define DAY    ((int64_t)86400)
-#define PCAP   1024
-#define MAXF   32
+#define NOW  ((int64_t)1893456000) /* 2030-01-01T00:00:00Z */
+#define DAY  ((int64_t)86400)
+#define PCAP 1024
+#define MAXF 32
 
 /* ---- keys and signing ---- */
 
@@ -405,7 +405,8 @@ repo_init(struct repo *r, const char *tag)
     r->targets = cJSON_CreateObject();
     r->snap_meta = cJSON_CreateObject();
     write_root(r, 1, r->root_keys, 1);
-    add_target(r, r->targets, "config/feed.json", "{\"lists\":[]}", "{\"kind\":\"config\",\"seq\":1}");
+    add_target(r, r->targets, "config/feed.json", "{\"lists\":[]}",
+               "{\"kind\":\"config\",\"seq\":1}");
     publish(r);
     /* Install the trusted root as an operator would. */
     path_of(path, r->meta, "1.root.json");
@@ -817,7 +818,8 @@ test_root_rotation(void)
         path_of(from, r.meta, "6.root.json");
         path_of(to, r.meta, "5.root.json");
         CHECK(rename(from, to) == 0);
-        expect_attack_refused(&r, POSGATE_ERR_REJECTED, "5.root.json holds root version 6, expected 5");
+        expect_attack_refused(&r, POSGATE_ERR_REJECTED,
+                              "5.root.json holds root version 6, expected 5");
     }
     /* An expired final root is persisted (5.3.10), then refused. */
     {
@@ -855,7 +857,8 @@ test_delegations(void)
     role = role_json(dk, 1, 1);
     cJSON_AddStringToObject(role, "name", "lists/eu-1");
     cJSON_AddBoolToObject(role, "terminating", 1);
-    cJSON_AddItemToObject(role, "paths", cJSON_CreateStringArray((const char *[]){"lists/eu-1/*"}, 1));
+    cJSON_AddItemToObject(role, "paths",
+                          cJSON_CreateStringArray((const char *[]){"lists/eu-1/*"}, 1));
     cJSON_AddItemToArray(roles, role);
     cJSON_AddItemToObject(r.delegations, "roles", roles);
     add_target(&r, dt, "lists/eu-1/snap-7.bin", "eu entries", "{\"seq\":7}");
@@ -914,7 +917,8 @@ test_delegations(void)
         write_targets_role(&r, "other", 1, other, NULL, dk, 1);
         cJSON_AddStringToObject(r2, "name", "other");
         cJSON_AddBoolToObject(r2, "terminating", 0);
-        cJSON_AddItemToObject(r2, "paths", cJSON_CreateStringArray((const char *[]){"lists/*/*"}, 1));
+        cJSON_AddItemToObject(r2, "paths",
+                              cJSON_CreateStringArray((const char *[]){"lists/*/*"}, 1));
         cJSON_AddItemToArray(roles, r2);
         publish(&r);
         CHECK_OK(client_open(&r, &x, NULL));
@@ -928,6 +932,16 @@ test_delegations(void)
         CHECK_OK(tuf_client_refresh(x.c));
         CHECK_OK(tuf_client_find_target(x.c, "lists/eu-1/snap-9.bin", &info));
         CHECK_STR(info.role, "other");
+        client_close(&x);
+        /* Listing one role fetches it first, not its siblings. */
+        CHECK_OK(client_open(&r, &x, NULL));
+        CHECK_OK(tuf_client_refresh(x.c));
+        memset(&col, 0, sizeof(col));
+        CHECK_OK(tuf_client_foreach_target(x.c, "other", collect_fn, &col));
+        CHECK_INT(col.n, 1);
+        CHECK_STR(col.names[0], "lists/eu-1/snap-9.bin");
+        CHECK_ERR(tuf_client_role_info(x.c, "lists/eu-1", NULL, NULL), POSGATE_ERR_NOTFOUND);
+        CHECK_OK(tuf_client_role_info(x.c, "other", NULL, NULL));
         client_close(&x);
         cJSON_Delete(other);
     }
@@ -1089,8 +1103,7 @@ test_rollback_and_freeze(void)
     {
         cJSON *saved = cJSON_Duplicate(r.snap_meta, 1);
 
-        cJSON_AddItemToObject(r.snap_meta, "lists/x.json",
-                              cJSON_Parse("{\"version\":1}"));
+        cJSON_AddItemToObject(r.snap_meta, "lists/x.json", cJSON_Parse("{\"version\":1}"));
         write_snapshot(&r, 6, &raw);
         write_timestamp(&r, 8, 6, &raw, r.expires, r.ts_key);
         CHECK_OK(refresh_once(&r, NULL, msg, sizeof(msg)));
@@ -1181,9 +1194,9 @@ test_endless_and_arbitrary(void)
     add_target(&r, r.targets, "lists/a/snap.bin", "0123456789", NULL);
     add_target(&r, r.targets, "lists/a/delta.bin", "abcdefghij", NULL);
     add_target(&r, r.targets, "lists/a/md5.bin", "md5", NULL);
-    cJSON_AddStringToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(r.targets, "lists/a/md5.bin"),
-                                                "hashes"),
-                            "md5", "00112233445566778899aabbccddeeff");
+    cJSON_AddStringToObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(r.targets, "lists/a/md5.bin"), "hashes"), "md5",
+        "00112233445566778899aabbccddeeff");
     publish(&r);
     crypto_sha256("0123456789", 10, h);
     crypto_hex(h, sizeof(h), hex);

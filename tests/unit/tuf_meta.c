@@ -126,8 +126,7 @@ root_signed(struct key *const *keys, size_t n, int threshold)
 
     cJSON_AddBoolToObject(s, "consistent_snapshot", 1);
     for (size_t i = 0; i < n; i++) {
-        cJSON_AddItemToObject(ks, keys[i]->id,
-                              key_json(keys[i], "ecdsa", "ecdsa-sha2-nistp256"));
+        cJSON_AddItemToObject(ks, keys[i]->id, key_json(keys[i], "ecdsa", "ecdsa-sha2-nistp256"));
     }
     cJSON_AddItemToObject(s, "keys", ks);
     for (size_t i = 0; i < 4; i++) {
@@ -162,8 +161,7 @@ test_safety(void)
     size_t big = (size_t)TUF_META_MAX_LEN + 1;
     char *huge;
 
-    CHECK_ERR(tuf_meta_parse("{}", 2, TUF_ROLE_ROOT, NULL, msg, sizeof(msg)),
-              POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_meta_parse("{}", 2, TUF_ROLE_ROOT, NULL, msg, sizeof(msg)), POSGATE_ERR_INVALID);
     CHECK_ERR(tuf_meta_parse(NULL, 2, TUF_ROLE_ROOT, &m, msg, sizeof(msg)), POSGATE_ERR_INVALID);
     CHECK(m == NULL);
     CHECK_ERR(tuf_meta_parse("{}", 2, (enum tuf_role_type)7, &m, msg, sizeof(msg)),
@@ -230,9 +228,9 @@ test_golden(void)
         p[3] = '8';
         CHECK_OK(tuf_meta_parse(raw.data, raw.len, TUF_ROLE_ROOT, &m, msg, sizeof(msg)));
         if (m != NULL) {
-            CHECK_ERR(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_ROOT],
-                                      &valid),
-                      POSGATE_ERR_BADSIG);
+            CHECK_ERR(
+                tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_ROOT], &valid),
+                POSGATE_ERR_BADSIG);
             CHECK_INT(valid, 0);
         }
         tuf_meta_free(m);
@@ -255,8 +253,8 @@ test_golden(void)
             CHECK(f->hashes.has_sha256 && !f->hashes.has_sha512 && f->hashes.unknown == NULL);
         }
         CHECK_INT(m->version, 7);
-        CHECK_OK(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TIMESTAMP],
-                                 &valid));
+        CHECK_OK(
+            tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TIMESTAMP], &valid));
     }
     tuf_meta_free(m);
     m = NULL;
@@ -266,8 +264,8 @@ test_golden(void)
     if (m != NULL) {
         const struct tuf_target *t = tuf_meta_find_target(m, "config/feed.json");
 
-        CHECK_OK(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS],
-                                 &valid));
+        CHECK_OK(
+            tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS], &valid));
         CHECK(t != NULL);
         if (t != NULL) {
             CHECK_STR(t->custom_json, "{\"kind\":\"config\",\"seq\":4}");
@@ -296,9 +294,9 @@ test_golden(void)
         CHECK_INT(m->delegations.succinct.bit_length, 8);
         CHECK_STR(m->delegations.succinct.name_prefix, "bin");
         /* Signed by the ecdsa key only: threshold 3 of the root's targets role is not met. */
-        CHECK_ERR(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS],
-                                  &valid),
-                  POSGATE_ERR_BADSIG);
+        CHECK_ERR(
+            tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS], &valid),
+            POSGATE_ERR_BADSIG);
         CHECK_INT(valid, 1);
     }
     tuf_meta_free(m);
@@ -388,9 +386,9 @@ test_thresholds(void)
         cJSON_ReplaceItemInObject(cJSON_GetArrayItem(sigs, 2), "sig", cJSON_CreateString("zz"));
         dup = cJSON_PrintUnformatted(d);
         CHECK_OK(parse_text(dup, TUF_ROLE_TARGETS, &m, msg, sizeof(msg)));
-        CHECK_ERR(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS],
-                                  &valid),
-                  POSGATE_ERR_BADSIG);
+        CHECK_ERR(
+            tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS], &valid),
+            POSGATE_ERR_BADSIG);
         CHECK_INT(valid, 1);
         tuf_meta_free(m);
         m = NULL;
@@ -408,9 +406,9 @@ test_thresholds(void)
         cJSON_free(dup);
         dup = cJSON_PrintUnformatted(d);
         CHECK_OK(parse_text(dup, TUF_ROLE_TARGETS, &m, msg, sizeof(msg)));
-        CHECK_ERR(tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS],
-                                  &valid),
-                  POSGATE_ERR_BADSIG);
+        CHECK_ERR(
+            tuf_meta_verify(m, root->keys, root->nkeys, &root->roles[TUF_ROLE_TARGETS], &valid),
+            POSGATE_ERR_BADSIG);
         CHECK_INT(valid, 0);
         tuf_meta_free(m);
         m = NULL;
@@ -494,7 +492,8 @@ test_wrong_types(void)
     key_new(&a);
     s = base_signed("timestamp", 1);
     cJSON_ReplaceItemInObject(s, "version", cJSON_CreateString("1"));
-    expect_refused(s, TUF_ROLE_TIMESTAMP, POSGATE_ERR_PARSE, "'version' of signed is not an integer");
+    expect_refused(s, TUF_ROLE_TIMESTAMP, POSGATE_ERR_PARSE,
+                   "'version' of signed is not an integer");
 
     s = base_signed("timestamp", 0);
     expect_refused(s, TUF_ROLE_TIMESTAMP, POSGATE_ERR_PARSE, "not an integer >= 1");
@@ -515,10 +514,10 @@ test_wrong_types(void)
     expect_refused(s, TUF_ROLE_ROOT, POSGATE_ERR_PARSE, "'threshold' of role \"root\"");
 
     s = root_signed(ka, 1, 1);
-    cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "roles"),
-                                                                 "snapshot"),
-                                             "keyids"),
-                         cJSON_CreateString(a.id));
+    cJSON_AddItemToArray(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "roles"), "snapshot"),
+                            "keyids"),
+        cJSON_CreateString(a.id));
     expect_refused(s, TUF_ROLE_ROOT, POSGATE_ERR_PARSE, "twice");
 
     s = root_signed(ka, 1, 1);
@@ -568,8 +567,7 @@ test_wrong_types(void)
                        "top-level role name");
         cJSON_ReplaceItemInObject(r, "name", cJSON_CreateString("x"));
         cJSON_ReplaceItemInObject(r, "terminating", cJSON_CreateString("no"));
-        expect_refused(cJSON_Duplicate(s, 1), TUF_ROLE_TARGETS, POSGATE_ERR_PARSE,
-                       "'terminating'");
+        expect_refused(cJSON_Duplicate(s, 1), TUF_ROLE_TARGETS, POSGATE_ERR_PARSE, "'terminating'");
         cJSON_ReplaceItemInObject(r, "terminating", cJSON_CreateFalse());
         cJSON_AddItemToArray(roles, cJSON_Duplicate(r, 1));
         expect_refused(s, TUF_ROLE_TARGETS, POSGATE_ERR_PARSE, "listed twice");
@@ -586,7 +584,8 @@ test_wrong_types(void)
                                 "x-more", "too");
         text = sign_doc(s, ka, 1);
         CHECK_OK(parse_text(text, TUF_ROLE_TARGETS, &m, msg, sizeof(msg)));
-        CHECK(m != NULL && strstr((const char *)m->signed_canon.data, "\"x-more\":\"too\"") != NULL);
+        CHECK(m != NULL &&
+              strstr((const char *)m->signed_canon.data, "\"x-more\":\"too\"") != NULL);
         tuf_meta_free(m);
         cJSON_free(text);
     }

@@ -268,8 +268,8 @@ main(int argc, char **argv)
     if (!write_snapshot(keys, n, FEED_WRITE_CALLER_STATE, &body, &st2, &twn)) {
         return 5;
     }
-    printf("write, state given           %.2f s, %.0f entries/s, %.1f MB/s\n", twn,
-           (double)n / twn, (double)body.len / twn / 1e6);
+    printf("write, state given           %.2f s, %.0f entries/s, %.1f MB/s\n", twn, (double)n / twn,
+           (double)body.len / twn / 1e6);
     if (!read_body(&body, 0, &recs, &tr)) {
         return 5;
     }

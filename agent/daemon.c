@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * posgated: the agent daemon. It opens the data directory made by `posgate init`, serves the
+ * local HTTP API (httpd.c) and keeps the lists fresh with a sync thread that runs update_run
+ * over the fetcher's carriers (sync/fetch.h) every poll_interval_s on the monotonic clock,
+ * backing off with full jitter after a failure (capped at 8 poll intervals, at least 1 s, never
+ * before a mirror's Retry-After ends). A sync never blocks a check: update_run installs a
+ * version in one SQLite transaction while readers keep the previous one. POST /v1/sync runs a
+ * sync in the request's thread, serialised with the loop (a caller arriving during a sync
+ * waits for it and reports its result). Signals are taken synchronously by the main thread
+ * (sigwait): SIGTERM/SIGINT stop accepting, let requests in flight finish, stop the sync
+ * thread, close the store and exit 0; SIGHUP reloads the config (feed_urls, poll interval, TLS
+ * and proxy options, rate limit, token, log level; listen and data_dir need a restart), keeping
+ * the old config when the new one is bad.
+ *
+ * Exit codes: 0 clean stop, 2 usage or config error, 5 start-up failure (store, listen).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon_config.h"
+#include "fetch.h"
+#include "httpd.h"
+#include "plat_clock.h"
+#include "plat_log.h"
+#include "plat_mem.h"
+#include "posgate.h"
+#include "update.h"
+
+#define NS_PER_S 1000000000ull
+
+enum sync_fail_kind {
+    SF_NETWORK,
+    SF_REJECTED,
+    SF_STORE,
+    SF_CONFIG,
+    SF__COUNT
+};
+static const char *const sf_name[SF__COUNT] = {"network", "rejected", "store", "config"};
+
+struct daemon {
+    char config_path[DAEMON_PATH_MAX];
+    struct daemon_config cfg; /* guarded by lock (reloadable fields change on SIGHUP) */
+    struct posgate *pg;
+    struct httpd *httpd;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC: wakes the loop; signals the end of a sync */
+    int stop;
+    int running;           /* a sync is in progress */
+    uint64_t generation;   /* syncs finished */
+    struct httpd_sync_outcome last;
+    struct daemon_sync_state state;
+    uint64_t next_due_ns;  /* monotonic */
+    uint64_t last_end_ns;  /* monotonic end of the last sync */
+    unsigned fails;        /* consecutive failures */
+    int fetch_dirty;       /* the fetch options changed: make a new fetcher */
+    uint64_t attempts;
+    uint64_t failures[SF__COUNT];
+
+    /* The fetcher: used only by the one running sync; replaced under stats_lock so /metrics
+     * can read its counters at any time. Counters of replaced fetchers are kept in base. */
+    pthread_mutex_t stats_lock;
+    struct fetch *fetch;
+    struct fetch_stats base;
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: posgated --config FILE          run the agent daemon\n"
+               "       posgated --check-config --config FILE   validate the config and exit\n"
+               "       posgated --help\n"
+               "The config is JSON; every key and its default is in docs/daemon.md.\n"
+               "Signals: SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config.\n"
+               "Exit codes: 0 clean stop, 2 usage or config error, 5 start-up failure.\n");
+}
+
+static void
+stats_add(struct fetch_stats *a, const struct fetch_stats *b)
+{
+    a->attempts += b->attempts;
+    a->ok += b->ok;
+    a->not_modified += b->not_modified;
+    a->not_found += b->not_found;
+    a->resumed += b->resumed;
+    a->bytes += b->bytes;
+    for (int i = 0; i < FETCH_FAIL__COUNT; i++) {
+        a->failures[i] += b->failures[i];
+    }
+}
+
+/* Called by the running sync only (no other thread uses the fetcher). */
+static enum posgate_err
+ensure_fetcher(struct daemon *d, const struct daemon_config *cfg, char *errmsg, size_t errcap)
+{
+    struct fetch_options fo;
+    const char *mirrors[DAEMON_FEED_URLS_MAX];
+    char spool[DAEMON_PATH_MAX + 32], cache[DAEMON_PATH_MAX + 32];
+    struct fetch *f = NULL, *old;
+    struct fetch_stats st;
+    enum posgate_err err;
+    int dirty;
+
+    pthread_mutex_lock(&d->lock);
+    dirty = d->fetch_dirty;
+    d->fetch_dirty = 0;
+    pthread_mutex_unlock(&d->lock);
+    if (d->fetch != NULL && !dirty) {
+        return POSGATE_OK;
+    }
+    memset(&fo, 0, sizeof(fo));
+    for (size_t i = 0; i < cfg->n_feed_urls; i++) {
+        mirrors[i] = cfg->feed_urls[i];
+    }
+    snprintf(spool, sizeof(spool), "%s/incoming/partial", cfg->data_dir);
+    snprintf(cache, sizeof(cache), "%s/http-cache", cfg->data_dir);
+    fo.mirrors = mirrors;
+    fo.n_mirrors = cfg->n_feed_urls;
+    fo.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
+    fo.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
+    fo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
+    fo.proxy = cfg->proxy[0] ? cfg->proxy : NULL;
+    fo.max_recv_bytes_per_s = cfg->max_recv_bytes_per_s;
+    fo.spool_dir = spool;
+    fo.cache_dir = cache;
+    err = fetch_new(&fo, &f, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        pthread_mutex_lock(&d->lock);
+        d->fetch_dirty = 1; /* try again next time */
+        pthread_mutex_unlock(&d->lock);
+        return err;
+    }
+    pthread_mutex_lock(&d->stats_lock);
+    old = d->fetch;
+    if (old != NULL) {
+        fetch_stats_get(old, &st);
+        stats_add(&d->base, &st);
+    }
+    d->fetch = f;
+    pthread_mutex_unlock(&d->stats_lock);
+    fetch_free(old);
+    return POSGATE_OK;
+}
+
+static enum sync_fail_kind
+classify(enum posgate_err err)
+{
+    switch (err) {
+    case POSGATE_ERR_NETWORK:
+    case POSGATE_ERR_RETRY:
+    case POSGATE_ERR_IO:
+        return SF_NETWORK;
+    case POSGATE_ERR_REJECTED:
+    case POSGATE_ERR_BADSIG:
+    case POSGATE_ERR_BADHASH:
+    case POSGATE_ERR_ROLLBACK:
+    case POSGATE_ERR_EXPIRED:
+    case POSGATE_ERR_UNSUPPORTED:
+    case POSGATE_ERR_PARSE:
+    case POSGATE_ERR_TOOBIG:
+        return SF_REJECTED;
+    case POSGATE_ERR_OK:
+    case POSGATE_ERR_NOMEM:
+    case POSGATE_ERR_INVALID:
+    case POSGATE_ERR_USAGE:
+    case POSGATE_ERR_NOTFOUND:
+    case POSGATE_ERR_CORRUPT:
+    case POSGATE_ERR_STATE:
+    case POSGATE_ERR__COUNT:
+        return SF_STORE;
+    }
+    return SF_STORE;
+}
+
+/* One sync with the config as it is now; fills o. Runs outside d->lock. */
+static void
+run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_outcome *o,
+        uint64_t *retry_after_s)
+{
+    struct update_options uo;
+    struct update_result ur;
+    char msg[DAEMON_ERRMSG_MAX];
+    enum posgate_err err;
+
+    memset(o, 0, sizeof(*o));
+    *retry_after_s = 0;
+    if (cfg->n_feed_urls == 0) {
+        o->kind = HTTPD_SYNC_CONFIG;
+        snprintf(o->error, sizeof(o->error), "no feed_urls configured: nothing to sync from");
+        return;
+    }
+    err = ensure_fetcher(d, cfg, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        o->kind = HTTPD_SYNC_CONFIG;
+        snprintf(o->error, sizeof(o->error), "fetcher: %.480s", msg);
+        return;
+    }
+    memset(&uo, 0, sizeof(uo));
+    memset(&ur, 0, sizeof(ur));
+    uo.data_dir = cfg->data_dir;
+    uo.metadata = fetch_metadata_carrier(d->fetch);
+    uo.targets = fetch_targets_carrier(d->fetch);
+    msg[0] = 0;
+    err = update_run(&uo, &ur, msg, sizeof(msg));
+    o->feed_version = ur.feed_version;
+    o->changed = ur.changed;
+    if (err == POSGATE_OK) {
+        o->kind = HTTPD_SYNC_OK;
+        return;
+    }
+    switch (classify(err)) {
+    case SF_NETWORK:
+        o->kind = HTTPD_SYNC_NETWORK;
+        break;
+    case SF_REJECTED:
+        o->kind = HTTPD_SYNC_REJECTED;
+        fetch_note_rejected(d->fetch);
+        break;
+    case SF_STORE:
+    case SF_CONFIG:
+    case SF__COUNT:
+        o->kind = HTTPD_SYNC_STORE;
+        break;
+    }
+    snprintf(o->error, sizeof(o->error), "%s: %.400s", posgate_err_name(err),
+             msg[0] ? msg : posgate_strerror(err));
+    *retry_after_s = fetch_retry_after_s(d->fetch);
+}
+
+static enum sync_fail_kind
+outcome_fail_kind(enum httpd_sync_kind k)
+{
+    switch (k) {
+    case HTTPD_SYNC_NETWORK:
+        return SF_NETWORK;
+    case HTTPD_SYNC_REJECTED:
+        return SF_REJECTED;
+    case HTTPD_SYNC_CONFIG:
+        return SF_CONFIG;
+    case HTTPD_SYNC_OK:
+    case HTTPD_SYNC_STORE:
+        return SF_STORE;
+    }
+    return SF_STORE;
+}
+
+/* Runs a sync, or waits for the one running and reports it (d->lock not held on entry). */
+static void
+do_sync(struct daemon *d, struct httpd_sync_outcome *out)
+{
+    struct daemon_config *cfg;
+    struct httpd_sync_outcome o;
+    uint64_t retry_after = 0, delay, now;
+    int64_t poll;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->running) {
+        uint64_t gen = d->generation;
+
+        while (d->generation == gen) {
+            pthread_cond_wait(&d->cond, &d->lock);
+        }
+        if (out != NULL) {
+            *out = d->last;
+        }
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    d->running = 1;
+    d->state.running = 1;
+    d->state.last_attempt = plat_wall_s();
+    d->attempts++;
+    pthread_mutex_unlock(&d->lock);
+
+    /* a private copy: a SIGHUP during the sync changes d->cfg, not this run */
+    cfg = plat_malloc(sizeof(*cfg));
+    if (cfg == NULL) {
+        memset(&o, 0, sizeof(o));
+        o.kind = HTTPD_SYNC_STORE;
+        snprintf(o.error, sizeof(o.error), "out of memory");
+    } else {
+        pthread_mutex_lock(&d->lock);
+        *cfg = d->cfg;
+        pthread_mutex_unlock(&d->lock);
+        run_one(d, cfg, &o, &retry_after);
+        plat_free(cfg);
+    }
+
+    pthread_mutex_lock(&d->lock);
+    now = plat_mono_ns();
+    poll = d->cfg.poll_interval_s;
+    if (o.kind == HTTPD_SYNC_OK) {
+        d->fails = 0;
+        delay = (uint64_t)poll;
+        d->state.last_success = plat_wall_s();
+        d->state.last_error[0] = 0;
+        plat_log(PLAT_LOG_INFO, "sync: feed version %lld%s", (long long)o.feed_version,
+                 o.changed ? " installed" : " (no change)");
+    } else {
+        d->failures[outcome_fail_kind(o.kind)]++;
+        delay = fetch_backoff_s(d->fails, (uint64_t)poll, (uint64_t)poll * 8);
+        d->fails++;
+        if (delay < 1) {
+            delay = 1;
+        }
+        if (delay < retry_after) {
+            delay = retry_after;
+        }
+        snprintf(d->state.last_error, sizeof(d->state.last_error), "%s", o.error);
+        plat_log(PLAT_LOG_WARN, "sync failed (%s), next attempt in %llu s: %s",
+                 sf_name[outcome_fail_kind(o.kind)], (unsigned long long)delay, o.error);
+    }
+    if (o.kind == HTTPD_SYNC_CONFIG && d->cfg.n_feed_urls == 0) {
+        d->state.next_attempt = 0;
+        d->next_due_ns = UINT64_MAX;
+    } else {
+        d->next_due_ns = now + delay * NS_PER_S;
+        d->state.next_attempt = plat_wall_s() + (int64_t)delay;
+    }
+    d->last_end_ns = now;
+    d->last = o;
+    d->running = 0;
+    d->state.running = 0;
+    d->generation++;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    if (out != NULL) {
+        *out = o;
+    }
+}
+
+static void *
+sync_thread(void *arg)
+{
+    struct daemon *d = arg;
+
+    pthread_mutex_lock(&d->lock);
+    while (!d->stop) {
+        uint64_t now = plat_mono_ns();
+
+        if (d->cfg.n_feed_urls > 0 && !d->running && now >= d->next_due_ns) {
+            pthread_mutex_unlock(&d->lock);
+            do_sync(d, NULL);
+            pthread_mutex_lock(&d->lock);
+            continue;
+        }
+        if (d->running || d->cfg.n_feed_urls == 0 || d->next_due_ns == UINT64_MAX) {
+            pthread_cond_wait(&d->cond, &d->lock);
+        } else {
+            struct timespec ts;
+            uint64_t wait = d->next_due_ns - now, at;
+
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            at = (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec + wait;
+            ts.tv_sec = (time_t)(at / NS_PER_S);
+            ts.tv_nsec = (long)(at % NS_PER_S);
+            (void)pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* ---- hooks for the HTTP API ---- */
+
+static void
+hook_sync_now(void *ctx, struct httpd_sync_outcome *out)
+{
+    do_sync(ctx, out);
+}
+
+static void
+hook_sync_state(void *ctx, struct daemon_sync_state *out)
+{
+    struct daemon *d = ctx;
+
+    pthread_mutex_lock(&d->lock);
+    *out = d->state;
+    pthread_mutex_unlock(&d->lock);
+}
+
+static enum posgate_err
+hook_metrics(void *ctx, struct buf *b)
+{
+    struct daemon *d = ctx;
+    struct fetch_stats st;
+    uint64_t attempts, failures[SF__COUNT];
+    int64_t last_success;
+    enum posgate_err err;
+
+    pthread_mutex_lock(&d->lock);
+    attempts = d->attempts;
+    memcpy(failures, d->failures, sizeof(failures));
+    last_success = d->state.last_success;
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_lock(&d->stats_lock);
+    st = d->base;
+    if (d->fetch != NULL) {
+        struct fetch_stats cur;
+
+        fetch_stats_get(d->fetch, &cur);
+        stats_add(&st, &cur);
+    }
+    pthread_mutex_unlock(&d->stats_lock);
+
+    err = buf_printf(b,
+                     "# HELP posgate_sync_attempts_total Syncs started (loop and POST /v1/sync).\n"
+                     "# TYPE posgate_sync_attempts_total counter\n"
+                     "posgate_sync_attempts_total %llu\n"
+                     "# HELP posgate_sync_failures_total Syncs that failed, by kind.\n"
+                     "# TYPE posgate_sync_failures_total counter\n",
+                     (unsigned long long)attempts);
+    for (int i = 0; err == POSGATE_OK && i < SF__COUNT; i++) {
+        err = buf_printf(b, "posgate_sync_failures_total{kind=\"%s\"} %llu\n", sf_name[i],
+                         (unsigned long long)failures[i]);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_printf(b,
+                         "# HELP posgate_sync_last_success_timestamp_seconds Wall time of the "
+                         "last successful sync (0: none).\n"
+                         "# TYPE posgate_sync_last_success_timestamp_seconds gauge\n"
+                         "posgate_sync_last_success_timestamp_seconds %lld\n"
+                         "# HELP posgate_fetch_bytes_total Body bytes received from mirrors.\n"
+                         "# TYPE posgate_fetch_bytes_total counter\n"
+                         "posgate_fetch_bytes_total %llu\n"
+                         "# HELP posgate_fetch_requests_total HTTP requests sent to mirrors, by "
+                         "result.\n"
+                         "# TYPE posgate_fetch_requests_total counter\n"
+                         "posgate_fetch_requests_total{result=\"sent\"} %llu\n"
+                         "posgate_fetch_requests_total{result=\"ok\"} %llu\n"
+                         "posgate_fetch_requests_total{result=\"not_modified\"} %llu\n"
+                         "posgate_fetch_requests_total{result=\"not_found\"} %llu\n"
+                         "posgate_fetch_requests_total{result=\"resumed\"} %llu\n"
+                         "# HELP posgate_fetch_failures_total Failed mirror requests, by kind.\n"
+                         "# TYPE posgate_fetch_failures_total counter\n",
+                         (long long)last_success, (unsigned long long)st.bytes,
+                         (unsigned long long)st.attempts, (unsigned long long)st.ok,
+                         (unsigned long long)st.not_modified, (unsigned long long)st.not_found,
+                         (unsigned long long)st.resumed);
+    }
+    for (int i = 0; err == POSGATE_OK && i < FETCH_FAIL__COUNT; i++) {
+        err = buf_printf(b, "posgate_fetch_failures_total{kind=\"%s\"} %llu\n",
+                         fetch_fail_name((enum fetch_fail)i), (unsigned long long)st.failures[i]);
+    }
+    return err;
+}
+
+/* ---- config reload ---- */
+
+static int
+fetch_options_differ(const struct daemon_config *a, const struct daemon_config *b)
+{
+    if (a->n_feed_urls != b->n_feed_urls) {
+        return 1;
+    }
+    for (size_t i = 0; i < a->n_feed_urls; i++) {
+        if (strcmp(a->feed_urls[i], b->feed_urls[i]) != 0) {
+            return 1;
+        }
+    }
+    return strcmp(a->ca_file, b->ca_file) != 0 || strcmp(a->client_cert, b->client_cert) != 0 ||
+           strcmp(a->client_key, b->client_key) != 0 || strcmp(a->proxy, b->proxy) != 0 ||
+           a->max_recv_bytes_per_s != b->max_recv_bytes_per_s;
+}
+
+static int
+listen_differs(const struct daemon_config *a, const struct daemon_config *b)
+{
+    if (a->n_listen != b->n_listen) {
+        return 1;
+    }
+    for (size_t i = 0; i < a->n_listen; i++) {
+        if (strcmp(a->listen[i].text, b->listen[i].text) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+reload(struct daemon *d)
+{
+    static struct daemon_config nc; /* main thread only */
+    char msg[DAEMON_ERRMSG_MAX];
+    uint64_t now;
+
+    if (daemon_config_load(d->config_path, &nc, msg, sizeof(msg)) != POSGATE_OK) {
+        plat_log(PLAT_LOG_ERROR, "SIGHUP: %s; keeping the running config", msg);
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (listen_differs(&d->cfg, &nc) || d->cfg.allow_remote != nc.allow_remote) {
+        plat_log(PLAT_LOG_WARN, "SIGHUP: listen/allow_remote changed; they take effect at the "
+                                "next restart");
+    }
+    if (strcmp(d->cfg.data_dir, nc.data_dir) != 0) {
+        plat_log(PLAT_LOG_WARN, "SIGHUP: data_dir changed; it takes effect at the next restart");
+    }
+    if (fetch_options_differ(&d->cfg, &nc)) {
+        d->fetch_dirty = 1;
+    }
+    /* keep what needs a restart */
+    memcpy(nc.listen, d->cfg.listen, sizeof(nc.listen));
+    nc.n_listen = d->cfg.n_listen;
+    nc.allow_remote = d->cfg.allow_remote;
+    memcpy(nc.data_dir, d->cfg.data_dir, sizeof(nc.data_dir));
+    d->cfg = nc;
+    now = plat_mono_ns();
+    if (d->cfg.n_feed_urls == 0) {
+        d->next_due_ns = UINT64_MAX;
+        d->state.next_attempt = 0;
+    } else if (d->fetch_dirty || d->next_due_ns == UINT64_MAX) {
+        d->next_due_ns = now; /* new mirrors or options: try them at once */
+        d->fails = 0;
+        d->state.next_attempt = plat_wall_s();
+    } else if (d->fails == 0 && d->last_end_ns != 0) {
+        uint64_t due = d->last_end_ns + (uint64_t)d->cfg.poll_interval_s * NS_PER_S;
+
+        d->next_due_ns = due;
+        d->state.next_attempt =
+            plat_wall_s() + (due > now ? (int64_t)((due - now) / NS_PER_S) : 0);
+    }
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    httpd_set_token(d->httpd, nc.api_token);
+    plat_log_set_level(nc.log_level);
+    plat_log(PLAT_LOG_INFO, "SIGHUP: config reloaded from %s (poll every %lld s, %zu feed URL%s)",
+             d->config_path, (long long)nc.poll_interval_s, nc.n_feed_urls,
+             nc.n_feed_urls == 1 ? "" : "s");
+}
+
+int
+main(int argc, char **argv)
+{
+    static struct daemon d;
+    const char *config = NULL;
+    int check_only = 0, rc = 5, thread_started = 0;
+    char msg[DAEMON_ERRMSG_MAX];
+    struct httpd_options ho;
+    pthread_condattr_t ca;
+    pthread_t thr;
+    sigset_t set;
+    enum posgate_err err;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = 1;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else {
+            fprintf(stderr, "posgated: unexpected argument \"%s\"\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        fprintf(stderr, "posgated: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (strlen(config) >= sizeof(d.config_path)) {
+        fprintf(stderr, "posgated: config path too long\n");
+        return 2;
+    }
+    snprintf(d.config_path, sizeof(d.config_path), "%s", config);
+    if (daemon_config_load(config, &d.cfg, msg, sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "posgated: %s\n", msg);
+        return 2;
+    }
+    if (check_only) {
+        printf("config %s is valid\n", config);
+        return 0;
+    }
+    plat_log_set_level(d.cfg.log_level);
+
+    /* Signals are taken by sigwait in this thread; every thread started below inherits the
+     * mask. SIGPIPE is ignored (a client gone mid-answer). */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    pthread_mutex_init(&d.lock, NULL);
+    pthread_mutex_init(&d.stats_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d.cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    err = posgate_open(d.cfg.data_dir, &d.pg);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgated: cannot open data dir %s: %s\n", d.cfg.data_dir,
+                posgate_open_errmsg());
+        goto out;
+    }
+    memset(&ho, 0, sizeof(ho));
+    ho.pg = d.pg;
+    ho.listen = d.cfg.listen;
+    ho.n_listen = d.cfg.n_listen;
+    ho.api_token = d.cfg.api_token;
+    ho.hooks.ctx = &d;
+    ho.hooks.sync_now = hook_sync_now;
+    ho.hooks.sync_state = hook_sync_state;
+    ho.hooks.metrics = hook_metrics;
+    err = httpd_start(&ho, &d.httpd, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgated: %s\n", msg);
+        goto out;
+    }
+    d.next_due_ns = d.cfg.n_feed_urls > 0 ? plat_mono_ns() : UINT64_MAX;
+    d.state.next_attempt = d.cfg.n_feed_urls > 0 ? plat_wall_s() : 0;
+    if (pthread_create(&thr, NULL, sync_thread, &d) != 0) {
+        fprintf(stderr, "posgated: cannot start the sync thread\n");
+        goto out;
+    }
+    thread_started = 1;
+    plat_log(PLAT_LOG_INFO, "posgated running: data dir %s, %zu feed URL%s, poll every %lld s",
+             d.cfg.data_dir, d.cfg.n_feed_urls, d.cfg.n_feed_urls == 1 ? "" : "s",
+             (long long)d.cfg.poll_interval_s);
+
+    for (;;) {
+        int sig = 0;
+
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            reload(&d);
+            continue;
+        }
+        plat_log(PLAT_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    rc = 0;
+out:
+    httpd_stop(d.httpd, HTTPD_GRACE_MS);
+    d.httpd = NULL;
+    if (thread_started) {
+        pthread_mutex_lock(&d.lock);
+        d.stop = 1;
+        pthread_cond_broadcast(&d.cond);
+        pthread_mutex_unlock(&d.lock);
+        pthread_join(thr, NULL);
+    }
+    fetch_free(d.fetch);
+    posgate_close(d.pg);
+    pthread_cond_destroy(&d.cond);
+    pthread_mutex_destroy(&d.stats_lock);
+    pthread_mutex_destroy(&d.lock);
+    if (rc == 0) {
+        plat_log(PLAT_LOG_INFO, "stopped");
+    }
+    return rc;
+}

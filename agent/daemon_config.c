@@ -1,0 +1,826 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon's JSON codecs (daemon_config.h): the posgated config file with its defaults and
+ * per-key errors, the POST /v1/check body, and the small JSON answers of the HTTP API. Each
+ * parser walks the members of the top object itself, so an unknown key is found and named
+ * rather than ignored.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "daemon_config.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "json_canon.h"
+#include "plat_clock.h"
+#include "plat_file.h"
+
+void
+daemon_config_defaults(struct daemon_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->data_dir, sizeof(c->data_dir), "%s", "/var/lib/posgate");
+    c->n_listen = 1;
+    c->listen[0].kind = DAEMON_LISTEN_TCP4;
+    snprintf(c->listen[0].text, sizeof(c->listen[0].text), "%s", "127.0.0.1:8421");
+    c->listen[0].addr[0] = 127;
+    c->listen[0].addr[3] = 1;
+    c->listen[0].port = 8421;
+    c->listen[0].loopback = 1;
+    c->poll_interval_s = 300;
+    c->log_level = PLAT_LOG_INFO;
+}
+
+static const char *
+json_type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        return "a string";
+    }
+    if (cJSON_IsNumber(v)) {
+        return "a number";
+    }
+    if (cJSON_IsBool(v)) {
+        return "a boolean";
+    }
+    if (cJSON_IsNull(v)) {
+        return "null";
+    }
+    if (cJSON_IsArray(v)) {
+        return "an array";
+    }
+    if (cJSON_IsObject(v)) {
+        return "an object";
+    }
+    return "something else";
+}
+
+static int
+has_control(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A string member copied into dst; null allowed (dst = "") when nullable. */
+static enum posgate_err
+get_string(const cJSON *v, const char *key, int nullable, char *dst, size_t cap, char *errmsg,
+           size_t errcap)
+{
+    size_t n;
+
+    if (nullable && cJSON_IsNull(v)) {
+        dst[0] = 0;
+        return POSGATE_OK;
+    }
+    if (!cJSON_IsString(v)) {
+        snprintf(errmsg, errcap, "%s: expected a string%s, found %s", key,
+                 nullable ? " or null" : "", json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    n = strlen(v->valuestring);
+    if (n == 0) {
+        snprintf(errmsg, errcap, "%s: expected a non-empty string%s, found \"\"", key,
+                 nullable ? " (or null)" : "");
+        return POSGATE_ERR_INVALID;
+    }
+    if (n >= cap) {
+        snprintf(errmsg, errcap, "%s: expected at most %zu bytes, found %zu", key, cap - 1, n);
+        return POSGATE_ERR_INVALID;
+    }
+    if (has_control(v->valuestring)) {
+        snprintf(errmsg, errcap, "%s: expected printable text, found a control character", key);
+        return POSGATE_ERR_INVALID;
+    }
+    memcpy(dst, v->valuestring, n + 1);
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+get_int(const cJSON *v, const char *key, int64_t min, int64_t max, int64_t *out, char *errmsg,
+        size_t errcap)
+{
+    double d;
+
+    if (!cJSON_IsNumber(v)) {
+        snprintf(errmsg, errcap, "%s: expected an integer from %lld to %lld, found %s", key,
+                 (long long)min, (long long)max, json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    d = v->valuedouble;
+    if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) {
+        snprintf(errmsg, errcap, "%s: expected an integer from %lld to %lld, found %g", key,
+                 (long long)min, (long long)max, d);
+        return POSGATE_ERR_INVALID;
+    }
+    *out = (int64_t)d;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+get_bool(const cJSON *v, const char *key, int *out, char *errmsg, size_t errcap)
+{
+    if (!cJSON_IsBool(v)) {
+        snprintf(errmsg, errcap, "%s: expected true or false, found %s", key, json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    *out = cJSON_IsTrue(v) ? 1 : 0;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_port(const char *s, const char *whole, uint16_t *out, char *errmsg, size_t errcap)
+{
+    unsigned long v = 0;
+    size_t n = 0;
+
+    for (; s[n] >= '0' && s[n] <= '9' && n < 6; n++) {
+        v = v * 10 + (unsigned long)(s[n] - '0');
+    }
+    if (n == 0 || s[n] != 0 || v == 0 || v > 65535) {
+        snprintf(errmsg, errcap, "expected a port from 1 to 65535 after the last ':' in \"%.200s\"",
+                 whole);
+        return POSGATE_ERR_INVALID;
+    }
+    *out = (uint16_t)v;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+daemon_listen_parse(const char *s, struct daemon_listen *out, char *errmsg, size_t errcap)
+{
+    struct daemon_listen l;
+    char host[64];
+    const char *colon;
+    size_t hl;
+    enum posgate_err err;
+
+    memset(&l, 0, sizeof(l));
+    if (s == NULL || strlen(s) >= sizeof(l.text) || has_control(s)) {
+        snprintf(errmsg, errcap, "expected an address like 127.0.0.1:8421, [::1]:8421 or "
+                                 "unix:/path, found an empty, overlong or unprintable value");
+        return POSGATE_ERR_INVALID;
+    }
+    snprintf(l.text, sizeof(l.text), "%s", s);
+    if (strncmp(s, "unix:", 5) == 0) {
+        const char *p = s + 5;
+
+        if (p[0] != '/' || strlen(p) > DAEMON_UNIX_PATH_MAX) {
+            snprintf(errmsg, errcap,
+                     "expected unix: followed by an absolute path of at most %d bytes, found "
+                     "\"%.200s\"",
+                     DAEMON_UNIX_PATH_MAX, s);
+            return POSGATE_ERR_INVALID;
+        }
+        l.kind = DAEMON_LISTEN_UNIX;
+        l.loopback = 1;
+        snprintf(l.path, sizeof(l.path), "%s", p);
+        *out = l;
+        return POSGATE_OK;
+    }
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+
+        if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host)) {
+            snprintf(errmsg, errcap, "expected [IPV6]:PORT, found \"%.200s\"", s);
+            return POSGATE_ERR_INVALID;
+        }
+        hl = (size_t)(close - s - 1);
+        memcpy(host, s + 1, hl);
+        host[hl] = 0;
+        if (inet_pton(AF_INET6, host, l.addr) != 1) {
+            snprintf(errmsg, errcap, "expected a numeric IPv6 address in [], found \"%.64s\"",
+                     host);
+            return POSGATE_ERR_INVALID;
+        }
+        err = parse_port(close + 2, s, &l.port, errmsg, errcap);
+        if (err != POSGATE_OK) {
+            return err;
+        }
+        l.kind = DAEMON_LISTEN_TCP6;
+        {
+            static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+            l.loopback = memcmp(l.addr, lo6, 16) == 0;
+        }
+        *out = l;
+        return POSGATE_OK;
+    }
+    colon = strrchr(s, ':');
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host)) {
+        snprintf(errmsg, errcap,
+                 "expected an address like 127.0.0.1:8421, [::1]:8421 or unix:/path, found "
+                 "\"%.200s\"",
+                 s);
+        return POSGATE_ERR_INVALID;
+    }
+    hl = (size_t)(colon - s);
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    if (inet_pton(AF_INET, host, l.addr) != 1) {
+        snprintf(errmsg, errcap,
+                 "expected a numeric IPv4 address (a host name is not resolved), found \"%.64s\"",
+                 host);
+        return POSGATE_ERR_INVALID;
+    }
+    err = parse_port(colon + 1, s, &l.port, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    l.kind = DAEMON_LISTEN_TCP4;
+    l.loopback = l.addr[0] == 127;
+    *out = l;
+    return POSGATE_OK;
+}
+
+/* http:// or https://, a host, no spaces or control characters. */
+static int
+url_ok(const char *u, int http_only)
+{
+    const char *rest;
+
+    if (strncmp(u, "http://", 7) == 0) {
+        rest = u + 7;
+    } else if (strncmp(u, "https://", 8) == 0) {
+        rest = u + 8;
+    } else if (!http_only && strstr(u, "://") != NULL && strstr(u, "://") != u) {
+        rest = strstr(u, "://") + 3;
+    } else {
+        return 0;
+    }
+    if (*rest == 0 || *rest == '/' || *rest == ':') {
+        return 0;
+    }
+    for (const char *p = u; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static enum posgate_err
+parse_listen_array(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errcap)
+{
+    const cJSON *it;
+    size_t n = 0;
+    char msg[DAEMON_ERRMSG_MAX];
+
+    if (!cJSON_IsArray(v)) {
+        snprintf(errmsg, errcap, "listen: expected an array of addresses, found %s",
+                 json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    cJSON_ArrayForEach(it, v)
+    {
+        if (n >= DAEMON_LISTEN_MAX) {
+            snprintf(errmsg, errcap, "listen: expected at most %d addresses", DAEMON_LISTEN_MAX);
+            return POSGATE_ERR_INVALID;
+        }
+        if (!cJSON_IsString(it)) {
+            snprintf(errmsg, errcap, "listen[%zu]: expected a string, found %s", n,
+                     json_type_name(it));
+            return POSGATE_ERR_INVALID;
+        }
+        if (daemon_listen_parse(it->valuestring, &c->listen[n], msg, sizeof(msg)) !=
+            POSGATE_OK) {
+            snprintf(errmsg, errcap, "listen[%zu]: %s", n, msg);
+            return POSGATE_ERR_INVALID;
+        }
+        n++;
+    }
+    if (n == 0) {
+        snprintf(errmsg, errcap, "listen: expected at least one address, found an empty array");
+        return POSGATE_ERR_INVALID;
+    }
+    c->n_listen = n;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_feed_urls(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errcap)
+{
+    const cJSON *it;
+    size_t n = 0;
+
+    if (!cJSON_IsArray(v)) {
+        snprintf(errmsg, errcap, "feed_urls: expected an array of http(s) URLs, found %s",
+                 json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    cJSON_ArrayForEach(it, v)
+    {
+        if (n >= DAEMON_FEED_URLS_MAX) {
+            snprintf(errmsg, errcap, "feed_urls: expected at most %d URLs", DAEMON_FEED_URLS_MAX);
+            return POSGATE_ERR_INVALID;
+        }
+        if (!cJSON_IsString(it)) {
+            snprintf(errmsg, errcap, "feed_urls[%zu]: expected a string, found %s", n,
+                     json_type_name(it));
+            return POSGATE_ERR_INVALID;
+        }
+        if (strlen(it->valuestring) >= DAEMON_URL_MAX || !url_ok(it->valuestring, 1)) {
+            snprintf(errmsg, errcap,
+                     "feed_urls[%zu]: expected an http:// or https:// URL with a host and no "
+                     "spaces, found \"%.200s\"",
+                     n, it->valuestring);
+            return POSGATE_ERR_INVALID;
+        }
+        snprintf(c->feed_urls[n], sizeof(c->feed_urls[n]), "%s", it->valuestring);
+        n++;
+    }
+    c->n_feed_urls = n;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errcap)
+{
+    const char *k = v->string;
+    int64_t i;
+    enum posgate_err err;
+
+    if (strcmp(k, "data_dir") == 0) {
+        return get_string(v, k, 0, c->data_dir, sizeof(c->data_dir), errmsg, errcap);
+    }
+    if (strcmp(k, "listen") == 0) {
+        return parse_listen_array(v, c, errmsg, errcap);
+    }
+    if (strcmp(k, "allow_remote") == 0) {
+        return get_bool(v, k, &c->allow_remote, errmsg, errcap);
+    }
+    if (strcmp(k, "feed_urls") == 0) {
+        return parse_feed_urls(v, c, errmsg, errcap);
+    }
+    if (strcmp(k, "poll_interval_s") == 0) {
+        return get_int(v, k, 1, DAEMON_POLL_MAX_S, &c->poll_interval_s, errmsg, errcap);
+    }
+    if (strcmp(k, "ca_file") == 0) {
+        return get_string(v, k, 1, c->ca_file, sizeof(c->ca_file), errmsg, errcap);
+    }
+    if (strcmp(k, "client_cert") == 0) {
+        return get_string(v, k, 1, c->client_cert, sizeof(c->client_cert), errmsg, errcap);
+    }
+    if (strcmp(k, "client_key") == 0) {
+        return get_string(v, k, 1, c->client_key, sizeof(c->client_key), errmsg, errcap);
+    }
+    if (strcmp(k, "proxy") == 0) {
+        err = get_string(v, k, 1, c->proxy, sizeof(c->proxy), errmsg, errcap);
+        if (err == POSGATE_OK && c->proxy[0] != 0 && !url_ok(c->proxy, 0)) {
+            snprintf(errmsg, errcap,
+                     "proxy: expected a URL like http://proxy:3128 or socks5://host:1080, found "
+                     "\"%.200s\"",
+                     c->proxy);
+            err = POSGATE_ERR_INVALID;
+        }
+        return err;
+    }
+    if (strcmp(k, "max_recv_bytes_per_s") == 0) {
+        err = get_int(v, k, 0, (int64_t)1 << 40, &i, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            c->max_recv_bytes_per_s = (uint64_t)i;
+        }
+        return err;
+    }
+    if (strcmp(k, "api_token") == 0) {
+        err = get_string(v, k, 1, c->api_token, sizeof(c->api_token), errmsg, errcap);
+        if (err == POSGATE_OK && strchr(c->api_token, ' ') != NULL) {
+            snprintf(errmsg, errcap, "api_token: expected a token without spaces");
+            err = POSGATE_ERR_INVALID;
+        }
+        return err;
+    }
+    if (strcmp(k, "log_level") == 0) {
+        if (!cJSON_IsString(v) || !plat_log_level_parse(v->valuestring, &c->log_level)) {
+            snprintf(errmsg, errcap,
+                     "log_level: expected one of \"debug\", \"info\", \"warn\", \"error\", "
+                     "\"off\", found %s%.40s%s",
+                     cJSON_IsString(v) ? "\"" : json_type_name(v),
+                     cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "");
+            return POSGATE_ERR_INVALID;
+        }
+        return POSGATE_OK;
+    }
+    snprintf(errmsg, errcap,
+             "%.100s: unknown key (expected one of data_dir, listen, allow_remote, feed_urls, "
+             "poll_interval_s, ca_file, client_cert, client_key, proxy, max_recv_bytes_per_s, "
+             "api_token, log_level)",
+             k);
+    return POSGATE_ERR_INVALID;
+}
+
+enum posgate_err
+daemon_config_parse(const void *data, size_t len, struct daemon_config *out, char *errmsg,
+                    size_t errcap)
+{
+    struct daemon_config *c;
+    cJSON *root = NULL;
+    const cJSON *it;
+    enum posgate_err err;
+    char msg[DAEMON_ERRMSG_MAX];
+
+    json_init_hooks();
+    c = cJSON_malloc(sizeof(*c));
+    if (c == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    daemon_config_defaults(c);
+    err = json_parse_bounded(data, len, DAEMON_CONFIG_MAX_BYTES, &root, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "config: %s", msg);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        snprintf(errmsg, errcap, "config: expected a JSON object, found %s",
+                 json_type_name(root));
+        err = POSGATE_ERR_INVALID;
+        goto out;
+    }
+    cJSON_ArrayForEach(it, root)
+    {
+        for (const cJSON *p = root->child; p != it; p = p->next) {
+            if (strcmp(p->string, it->string) == 0) {
+                snprintf(errmsg, errcap, "%.100s: key given twice", it->string);
+                err = POSGATE_ERR_INVALID;
+                goto out;
+            }
+        }
+        err = parse_member(it, c, errmsg, errcap);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < c->n_listen; i++) {
+        if (!c->listen[i].loopback && !c->allow_remote) {
+            snprintf(errmsg, errcap,
+                     "listen[%zu]: \"%.200s\" is not a loopback address; set \"allow_remote\": "
+                     "true to listen on it",
+                     i, c->listen[i].text);
+            err = POSGATE_ERR_INVALID;
+            goto out;
+        }
+    }
+    if ((c->client_cert[0] != 0) != (c->client_key[0] != 0)) {
+        snprintf(errmsg, errcap, "%s: expected client_cert and client_key together, found only "
+                                 "one of them",
+                 c->client_cert[0] != 0 ? "client_key" : "client_cert");
+        err = POSGATE_ERR_INVALID;
+        goto out;
+    }
+    *out = *c;
+out:
+    cJSON_Delete(root);
+    cJSON_free(c);
+    return err;
+}
+
+enum posgate_err
+daemon_config_load(const char *path, struct daemon_config *out, char *errmsg, size_t errcap)
+{
+    struct buf raw = BUF_INIT(DAEMON_CONFIG_MAX_BYTES);
+    enum posgate_err err;
+
+    if (path == NULL) {
+        snprintf(errmsg, errcap, "config: no file given");
+        return POSGATE_ERR_INVALID;
+    }
+    err = plat_read_file(path, &raw);
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "config %.300s: %s", path,
+                 err == POSGATE_ERR_TOOBIG ? "larger than 64 KiB" : posgate_strerror(err));
+        goto out;
+    }
+    err = daemon_config_parse(raw.data, raw.len, out, errmsg, errcap);
+out:
+    buf_free(&raw);
+    return err;
+}
+
+/* ---- POST /v1/check ---- */
+
+static enum posgate_err
+body_string(const cJSON *v, const char *field, char *errmsg, size_t errcap)
+{
+    if (!cJSON_IsString(v)) {
+        snprintf(errmsg, errcap, "%s: expected a string, found %s", field, json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq, char *errmsg,
+                        size_t errcap)
+{
+    cJSON *root = NULL;
+    const cJSON *it, *service = NULL, *ids = NULL, *name = NULL, *dob = NULL, *op = NULL,
+                     *at = NULL;
+    enum posgate_err err;
+    char msg[DAEMON_ERRMSG_MAX];
+
+    if (rq == NULL || (data == NULL && len > 0)) {
+        snprintf(errmsg, errcap, "body: no request");
+        return POSGATE_ERR_INVALID;
+    }
+    posgate_request_reset(rq);
+    json_init_hooks();
+    if (len > DAEMON_CHECK_BODY_MAX) {
+        snprintf(errmsg, errcap, "body: expected at most %u bytes, found %zu",
+                 DAEMON_CHECK_BODY_MAX, len);
+        return POSGATE_ERR_TOOBIG;
+    }
+    err = json_parse_bounded(data, len, DAEMON_CHECK_BODY_MAX, &root, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "body: %s", msg);
+        goto out;
+    }
+    err = POSGATE_ERR_INVALID;
+    if (!cJSON_IsObject(root)) {
+        snprintf(errmsg, errcap, "body: expected a JSON object, found %s", json_type_name(root));
+        goto out;
+    }
+    cJSON_ArrayForEach(it, root)
+    {
+        const cJSON **slot = NULL;
+
+        if (strcmp(it->string, "service") == 0) {
+            slot = &service;
+        } else if (strcmp(it->string, "ids") == 0) {
+            slot = &ids;
+        } else if (strcmp(it->string, "name") == 0) {
+            slot = &name;
+        } else if (strcmp(it->string, "birth_date") == 0) {
+            slot = &dob;
+        } else if (strcmp(it->string, "operator") == 0) {
+            slot = &op;
+        } else if (strcmp(it->string, "at") == 0) {
+            slot = &at;
+        } else {
+            snprintf(errmsg, errcap,
+                     "%.100s: unknown key (expected service, ids, name, birth_date, operator, "
+                     "at)",
+                     it->string);
+            goto out;
+        }
+        if (*slot != NULL) {
+            snprintf(errmsg, errcap, "%s: key given twice", it->string);
+            goto out;
+        }
+        *slot = it;
+    }
+    if (service == NULL) {
+        snprintf(errmsg, errcap, "service: required, not given");
+        goto out;
+    }
+    if (body_string(service, "service", errmsg, errcap) != POSGATE_OK) {
+        goto out;
+    }
+    if (posgate_request_set_service(rq, service->valuestring) != POSGATE_OK) {
+        snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+        goto out;
+    }
+    if (ids != NULL) {
+        size_t i = 0;
+
+        if (!cJSON_IsArray(ids)) {
+            snprintf(errmsg, errcap, "ids: expected an array of \"TYPE:VALUE\" strings, found %s",
+                     json_type_name(ids));
+            goto out;
+        }
+        cJSON_ArrayForEach(it, ids)
+        {
+            if (!cJSON_IsString(it)) {
+                snprintf(errmsg, errcap, "ids[%zu]: expected a \"TYPE:VALUE\" string, found %s",
+                         i, json_type_name(it));
+                goto out;
+            }
+            if (posgate_request_add_id(rq, it->valuestring) != POSGATE_OK) {
+                snprintf(errmsg, errcap, "ids[%zu]: %s", i, posgate_request_errmsg(rq));
+                goto out;
+            }
+            i++;
+        }
+    }
+    if ((name == NULL) != (dob == NULL)) {
+        snprintf(errmsg, errcap, "%s: required together with %s",
+                 name == NULL ? "name" : "birth_date", name == NULL ? "birth_date" : "name");
+        goto out;
+    }
+    if (name != NULL) {
+        if (body_string(name, "name", errmsg, errcap) != POSGATE_OK ||
+            body_string(dob, "birth_date", errmsg, errcap) != POSGATE_OK) {
+            goto out;
+        }
+        if (posgate_request_set_name_dob(rq, name->valuestring, dob->valuestring) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+            goto out;
+        }
+    }
+    if ((ids == NULL || cJSON_GetArraySize(ids) == 0) && name == NULL) {
+        snprintf(errmsg, errcap,
+                 "ids: expected at least one \"TYPE:VALUE\" identifier (or name and birth_date)");
+        goto out;
+    }
+    if (op != NULL) {
+        if (body_string(op, "operator", errmsg, errcap) != POSGATE_OK) {
+            goto out;
+        }
+        if (posgate_request_set_operator(rq, op->valuestring) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+            goto out;
+        }
+    }
+    if (at != NULL) {
+        if (body_string(at, "at", errmsg, errcap) != POSGATE_OK) {
+            goto out;
+        }
+        if (posgate_request_set_at(rq, at->valuestring) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+            goto out;
+        }
+    }
+    err = POSGATE_OK;
+out:
+    cJSON_Delete(root);
+    return err;
+}
+
+/* ---- answers ---- */
+
+static enum posgate_err
+finish(cJSON *root, struct buf *out)
+{
+    char *s;
+    enum posgate_err err;
+
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (s == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    buf_reset(out);
+    err = buf_append_str(out, s);
+    cJSON_free(s);
+    return err;
+}
+
+static void
+add_time(cJSON *o, const char *name, int64_t t)
+{
+    char s[32];
+
+    if (t == 0) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    plat_time_format(t, s, sizeof(s));
+    cJSON_AddStringToObject(o, name, s);
+}
+
+enum posgate_err
+daemon_health_from_status(const char *status_json, struct daemon_health *h)
+{
+    cJSON *root = NULL;
+    const cJSON *v, *lists, *it;
+    enum posgate_err err;
+    char msg[128];
+
+    memset(h, 0, sizeof(*h));
+    h->data_age_s = -1;
+    json_init_hooks();
+    err = json_parse_bounded(status_json, strlen(status_json), 1u << 22, &root, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        return POSGATE_ERR_PARSE;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root, "feed_version");
+    lists = cJSON_GetObjectItemCaseSensitive(root, "lists");
+    if (!cJSON_IsNumber(v) || !cJSON_IsArray(lists)) {
+        err = POSGATE_ERR_PARSE;
+        goto out;
+    }
+    h->feed_version = (int64_t)v->valuedouble;
+    cJSON_ArrayForEach(it, lists)
+    {
+        const cJSON *age = cJSON_GetObjectItemCaseSensitive(it, "data_age_s");
+        const cJSON *stale = cJSON_GetObjectItemCaseSensitive(it, "stale");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+
+        if (cJSON_IsNumber(age) && (int64_t)age->valuedouble > h->data_age_s) {
+            h->data_age_s = (int64_t)age->valuedouble;
+        }
+        if (cJSON_IsTrue(stale) && h->reason[0] == 0) {
+            snprintf(h->reason, sizeof(h->reason), "list %.100s is stale (data age %lld s)",
+                     cJSON_IsString(id) ? id->valuestring : "?",
+                     cJSON_IsNumber(age) ? (long long)age->valuedouble : -1LL);
+        }
+    }
+    if (h->feed_version <= 0) {
+        snprintf(h->reason, sizeof(h->reason), "no verified list data is installed yet");
+    } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "metadata_expired"))) {
+        v = cJSON_GetObjectItemCaseSensitive(root, "expires_at");
+        snprintf(h->reason, sizeof(h->reason), "feed metadata expired at %.40s",
+                 cJSON_IsString(v) ? v->valuestring : "?");
+    } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "clock_fault"))) {
+        snprintf(h->reason, sizeof(h->reason),
+                 "clock fault: the wall clock is earlier than the newest signed issue time");
+    }
+    h->ok = h->reason[0] == 0;
+out:
+    cJSON_Delete(root);
+    return err;
+}
+
+enum posgate_err
+daemon_status_with_sync(const char *status_json, const struct daemon_sync_state *s,
+                        struct buf *out)
+{
+    cJSON *root = NULL, *sync;
+    char msg[128];
+    enum posgate_err err;
+
+    json_init_hooks();
+    err = json_parse_bounded(status_json, strlen(status_json), 1u << 22, &root, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        return POSGATE_ERR_PARSE;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return POSGATE_ERR_PARSE;
+    }
+    sync = cJSON_AddObjectToObject(root, "sync");
+    if (sync == NULL) {
+        cJSON_Delete(root);
+        return POSGATE_ERR_NOMEM;
+    }
+    add_time(sync, "last_attempt", s->last_attempt);
+    add_time(sync, "last_success", s->last_success);
+    if (s->last_error[0] != 0) {
+        cJSON_AddStringToObject(sync, "last_error", s->last_error);
+    } else {
+        cJSON_AddNullToObject(sync, "last_error");
+    }
+    add_time(sync, "next_attempt", s->next_attempt);
+    cJSON_AddBoolToObject(sync, "running", s->running != 0);
+    return finish(root, out);
+}
+
+enum posgate_err
+daemon_error_json(const char *msg, struct buf *out)
+{
+    cJSON *root;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddStringToObject(root, "error", msg != NULL ? msg : "");
+    }
+    return finish(root, out);
+}
+
+enum posgate_err
+daemon_health_json(const struct daemon_health *h, struct buf *out)
+{
+    cJSON *root;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddBoolToObject(root, "ok", h->ok != 0);
+        if (!h->ok) {
+            cJSON_AddStringToObject(root, "reason", h->reason);
+        }
+        cJSON_AddNumberToObject(root, "feed_version", (double)h->feed_version);
+    }
+    return finish(root, out);
+}
+
+enum posgate_err
+daemon_sync_result_json(int ok, int64_t feed_version, int changed, const char *error,
+                        struct buf *out)
+{
+    cJSON *root;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root != NULL) {
+        cJSON_AddBoolToObject(root, "ok", ok != 0);
+        cJSON_AddNumberToObject(root, "feed_version", (double)feed_version);
+        cJSON_AddBoolToObject(root, "changed", changed != 0);
+        if (ok || error == NULL) {
+            cJSON_AddNullToObject(root, "error");
+        } else {
+            cJSON_AddStringToObject(root, "error", error);
+        }
+    }
+    return finish(root, out);
+}

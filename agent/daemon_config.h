@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon's JSON codecs (cJSON is reached through json_parse_bounded only): the posgated
+ * config file, the POST /v1/check request body, and the JSON the HTTP API answers with that is
+ * not the check result itself (GET /v1/status with its "sync" object, the health summary behind
+ * GET /healthz and /metrics, POST /v1/sync results and {"error": ...} bodies). Every key of the
+ * config has a default (daemon_config_defaults); an unknown key or a wrong type is an error that
+ * names the key. docs/daemon.md is the reference for every key.
+ *
+ *   {
+ *     "data_dir": "/var/lib/posgate",          string
+ *     "listen": ["127.0.0.1:8421"],            "A.B.C.D:PORT" | "[V6]:PORT" | "unix:/path"
+ *     "allow_remote": false,                   a non-loopback TCP address needs true
+ *     "feed_urls": [],                         http(s) base URLs of a feed directory, in order
+ *     "poll_interval_s": 300,                  1 .. 604800
+ *     "ca_file": null, "client_cert": null, "client_key": null, "proxy": null,
+ *     "max_recv_bytes_per_s": 0,               0 = unlimited
+ *     "api_token": null,                       TCP listeners require "Bearer TOKEN"
+ *     "log_level": "info"                      debug | info | warn | error | off
+ *   }
+ */
+#ifndef POSGATE_DAEMON_CONFIG_H
+#define POSGATE_DAEMON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "plat_log.h"
+#include "posgate.h"
+#include "posgate_err.h"
+
+#define DAEMON_CONFIG_MAX_BYTES (64u * 1024u)
+#define DAEMON_LISTEN_MAX       8
+#define DAEMON_FEED_URLS_MAX    8
+#define DAEMON_PATH_MAX         1024
+#define DAEMON_URL_MAX          1024
+#define DAEMON_UNIX_PATH_MAX    107 /* sun_path holds 108 bytes with the NUL */
+#define DAEMON_TOKEN_MAX        256
+#define DAEMON_POLL_MAX_S       604800
+#define DAEMON_ERRMSG_MAX       512
+#define DAEMON_CHECK_BODY_MAX   (64u * 1024u)
+
+enum daemon_listen_kind {
+    DAEMON_LISTEN_TCP4,
+    DAEMON_LISTEN_TCP6,
+    DAEMON_LISTEN_UNIX
+};
+
+struct daemon_listen {
+    enum daemon_listen_kind kind;
+    char text[DAEMON_URL_MAX];   /* as written in the config */
+    uint8_t addr[16];            /* network order: 4 bytes (TCP4) or 16 (TCP6) */
+    uint16_t port;               /* host order */
+    int loopback;                /* 1 for 127.0.0.0/8, ::1 and unix sockets */
+    char path[DAEMON_UNIX_PATH_MAX + 1]; /* UNIX */
+};
+
+struct daemon_config {
+    char data_dir[DAEMON_PATH_MAX];
+    struct daemon_listen listen[DAEMON_LISTEN_MAX];
+    size_t n_listen;
+    int allow_remote;
+    char feed_urls[DAEMON_FEED_URLS_MAX][DAEMON_URL_MAX];
+    size_t n_feed_urls;
+    int64_t poll_interval_s;
+    char ca_file[DAEMON_PATH_MAX];     /* "" = null */
+    char client_cert[DAEMON_PATH_MAX]; /* "" = null */
+    char client_key[DAEMON_PATH_MAX];  /* "" = null */
+    char proxy[DAEMON_URL_MAX];        /* "" = null */
+    uint64_t max_recv_bytes_per_s;     /* 0 = unlimited */
+    char api_token[DAEMON_TOKEN_MAX + 1]; /* "" = null (no token required) */
+    enum plat_log_level log_level;
+};
+
+/* The documented defaults. */
+void daemon_config_defaults(struct daemon_config *c);
+/* Parses a config document over the defaults into *out (written only on success). INVALID,
+ * PARSE or TOOBIG with a message naming the key ("poll_interval_s: expected an integer from 1
+ * to 604800, found \"5m\""). */
+POSGATE_WUR enum posgate_err daemon_config_parse(const void *data, size_t len,
+                                                 struct daemon_config *out, char *errmsg,
+                                                 size_t errcap);
+/* Reads and parses a config file; NOTFOUND / IO name the path. */
+POSGATE_WUR enum posgate_err daemon_config_load(const char *path, struct daemon_config *out,
+                                                char *errmsg, size_t errcap);
+/* Parses one listen address ("127.0.0.1:8421", "[::1]:8421", "unix:/run/posgate.sock"). */
+POSGATE_WUR enum posgate_err daemon_listen_parse(const char *s, struct daemon_listen *out,
+                                                 char *errmsg, size_t errcap);
+
+/* Parses a POST /v1/check body into rq (reset first): keys service (required), ids (array of
+ * "TYPE:VALUE"), name and birth_date (together), operator, at; ids or name+birth_date
+ * required. INVALID with a message that starts with the offending field ("ids[1]: ...",
+ * "frobnicate: unknown key"); PARSE for malformed JSON; TOOBIG past DAEMON_CHECK_BODY_MAX. */
+POSGATE_WUR enum posgate_err daemon_check_body_parse(const void *data, size_t len,
+                                                     struct posgate_request *rq, char *errmsg,
+                                                     size_t errcap);
+
+/* What the sync loop last did (times are wall seconds; 0 = never / none). */
+struct daemon_sync_state {
+    int64_t last_attempt;
+    int64_t last_success;
+    int64_t next_attempt;
+    char last_error[DAEMON_ERRMSG_MAX]; /* "" = none (the last attempt succeeded) */
+    int running;
+};
+
+/* The health of the installed version, read from the status --json object. */
+struct daemon_health {
+    int ok;                         /* verified, not expired, no list stale, no clock fault */
+    char reason[DAEMON_ERRMSG_MAX]; /* why not ok */
+    int64_t feed_version;           /* 0: nothing installed */
+    int64_t data_age_s;             /* the oldest list's age; -1 when unknown */
+};
+
+/* Fills h from the text of posgate_status_json. PARSE when it is not that object. */
+POSGATE_WUR enum posgate_err daemon_health_from_status(const char *status_json,
+                                                       struct daemon_health *h);
+/* GET /v1/status: the status object with "sync": {last_attempt, last_success, last_error,
+ * next_attempt, running} added (RFC 3339 or null). */
+POSGATE_WUR enum posgate_err daemon_status_with_sync(const char *status_json,
+                                                     const struct daemon_sync_state *s,
+                                                     struct buf *out);
+/* {"error": msg} */
+POSGATE_WUR enum posgate_err daemon_error_json(const char *msg, struct buf *out);
+/* {"ok": bool, "reason": ...}: the /healthz body (reason only when not ok). */
+POSGATE_WUR enum posgate_err daemon_health_json(const struct daemon_health *h, struct buf *out);
+/* The POST /v1/sync answer: {"ok", "feed_version", "changed", "error"} (error null on ok). */
+POSGATE_WUR enum posgate_err daemon_sync_result_json(int ok, int64_t feed_version, int changed,
+                                                     const char *error, struct buf *out);
+
+#endif
