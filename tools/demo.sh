@@ -69,27 +69,32 @@ pick() {  # pick SITUATION FIELD [TYPE]: the first subject of a situation (field
         '$1 == s && index($2, t) == 1 { gsub(/"/, "", $0); print (f == "id" ? $2 : $3); exit }' \
         subjects.csv
 }
-LISTED_ID=$(pick listed id cn_rid:) LISTED_SVC=$(pick listed service cn_rid:)
+LISTED_ID=$(pick listed id) LISTED_SVC=$(pick listed service)
+CLEAN_ID=$(pick clean id cn_rid:)
 EXEMPT_ID=$(pick exempt id) EXEMPT_SVC=$(pick exempt service)
 NAME_ID=$(pick name_only id) NAME_SVC=$(pick name_only service)
+for v in LISTED_ID LISTED_SVC CLEAN_ID EXEMPT_ID NAME_ID; do
+    [[ -n ${!v} ]] || { echo "demo.sh: subjects.csv names no subject for $v" >&2; exit 1; }
+done
 
 step "kiosk: decisions"
 echo "-- a subject on a list, for a service its reason covers:"
 run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID"
 echo "-- a subject nobody listed (a valid resident id):"
-run_rc posgate check --service rail.hsr --id cn_rid:11010519491231002X
+run_rc posgate check --service rail.hsr --id "$CLEAN_ID"
 echo "-- a listed subject with a court-approved exemption:"
 run_rc posgate check --service "$EXEMPT_SVC" --id "$EXEMPT_ID"
 echo "-- a bare name and birth date match can only REFER:"
 run_rc posgate check --service "$NAME_SVC" --id "$NAME_ID"
 echo "-- a mistyped identifier is an input error, never an ALLOW:"
-BAD_ID=${LISTED_ID%?}$( [[ ${LISTED_ID: -1} == 0 ]] && echo 1 || echo 0 )   # wrong check character
-run_rc posgate check --service "$LISTED_SVC" --id "$BAD_ID"
+BAD_ID=${CLEAN_ID%?}$( [[ ${CLEAN_ID: -1} == 0 ]] && echo 1 || echo 0 )   # wrong check character
+run_rc posgate check --service rail.hsr --id "$BAD_ID"
 echo "-- the same decision as JSON:"
 run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID" --json
 
 step "publisher: the listing of $LISTED_ID is lifted; publish an update"
 LISTING=$(awk -F, -v id="$LISTED_ID" '$1 == "listed" && $2 == id { print $5; exit }' subjects.csv)
+[[ -n $LISTING ]] || { echo "demo.sh: no listing id for $LISTED_ID" >&2; exit 1; }
 grep -v ",$LISTING," entries.csv > entries2.csv
 echo "removed $(( $(wc -l < entries.csv) - $(wc -l < entries2.csv) )) row(s) of listing $LISTING"
 run posgate-publish update --state pubstate --entries entries2.csv --out feed
