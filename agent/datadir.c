@@ -37,6 +37,9 @@ datadir_init(struct datadir *d, const char *root)
     if (err == POSGATE_OK) {
         err = plat_path_join(d->list_key, sizeof(d->list_key), root, "list.key");
     }
+    if (err == POSGATE_OK) {
+        err = plat_path_join(d->pins, sizeof(d->pins), root, "pins.json");
+    }
     return err;
 }
 

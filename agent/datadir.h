@@ -8,6 +8,7 @@
  *   | tuf-staging/      | a refresh in progress; promoted to tuf/ after the store commit |
  *   | incoming/         | verified downloads waiting to be applied (removed after)      |
  *   | list.key          | the 32-byte list key, mode 0600; never leaves the kiosk       |
+ *   | pins.json         | the authority delegations pinned per list (pins.h)            |
  *   +-------------------+--------------------------------------------------------------+
  */
 #ifndef POSGATE_DATADIR_H
@@ -28,6 +29,7 @@ struct datadir {
     char tuf_staging[DATADIR_PATH_MAX];
     char incoming[DATADIR_PATH_MAX];
     char list_key[DATADIR_PATH_MAX];
+    char pins[DATADIR_PATH_MAX];
 };
 
 /* Fills the paths below root (NULL: $POSGATE_DATA_DIR, else /var/lib/posgate). */

@@ -16,6 +16,7 @@
 #include "datadir.h"
 #include "feed_config.h"
 #include "feed_records.h"
+#include "pins.h"
 #include "json_canon.h"
 #include "plat_clock.h"
 #include "plat_file.h"
@@ -59,6 +60,7 @@ struct run {
     struct tuf_client *tc;
     struct feed_config *cfg;
     struct tuf_meta *targets_meta; /* trusted top-level targets, for delegations */
+    struct buf targets_json;       /* its bytes */
     struct update_result *res;
     int64_t now;
     char *errmsg;
@@ -604,20 +606,19 @@ static enum posgate_err
 load_targets_meta(struct run *r)
 {
     char path[DATADIR_PATH_MAX], msg[256];
-    struct buf b = BUF_INIT(TUF_FILE_MAX);
     enum posgate_err err;
 
     err = plat_path_join(path, sizeof(path), r->dd.tuf_staging, "targets.json");
     if (err == POSGATE_OK) {
-        err = plat_read_file(path, &b);
+        err = plat_read_file(path, &r->targets_json);
     }
     if (err == POSGATE_OK) {
-        err = tuf_meta_parse(b.data, b.len, TUF_ROLE_TARGETS, &r->targets_meta, msg, sizeof(msg));
+        err = tuf_meta_parse(r->targets_json.data, r->targets_json.len, TUF_ROLE_TARGETS,
+                             &r->targets_meta, msg, sizeof(msg));
         if (err != POSGATE_OK) {
             fail(r, "trusted targets.json: %s", msg);
         }
     }
-    buf_free(&b);
     return err;
 }
 
@@ -770,6 +771,7 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     int64_t tsv = 0, tse = 0;
 
     memset(&r, 0, sizeof(r));
+    buf_init(&r.targets_json, TUF_FILE_MAX);
     memset(res, 0, sizeof(*res));
     memset(force, 0, sizeof(force));
     r.opt = opt;
@@ -815,6 +817,11 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     if (err == POSGATE_OK) {
         err = load_config(&r, &config_json);
     }
+    if (err == POSGATE_OK) {
+        /* Before any list is read: a delegation the kiosk pinned must not have changed. */
+        err = pins_check(r.dd.pins, r.targets_json.data, r.targets_json.len, r.targets_meta,
+                         r.cfg, errmsg, errcap);
+    }
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -835,6 +842,7 @@ out:
         plat_log(PLAT_LOG_WARN, "cannot remove %s", r.dd.tuf_staging);
     }
     tuf_meta_free(r.targets_meta);
+    buf_free(&r.targets_json);
     feed_config_free(r.cfg);
     tuf_client_free(r.tc);
     store_close(r.st);

@@ -1074,6 +1074,35 @@ test_delegation(void)
     step_alpha(&u, 6, 8, 111, 115, &top);
     CHECK_OK(fx_publish(&u.f));
     EXPECT_REFUSED(&u, &k, "delegated to the role \"alpha-auth\"", "lists/alpha/snapshot-3.pgs");
+
+    /* the operator removes the delegation and signs alpha itself: the kiosk's pin refuses it */
+    CHECK_OK(tuf_writer_undelegate(u.f.w, "targets", "alpha-auth"));
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "pinned to its authority's delegation", "removes");
+
+    /* ... or re-points the delegation at a key of its own: refused too */
+    {
+        const char *pem[1];
+        const char *paths[1] = {"lists/alpha/*"};
+        struct tuf_writer_delegation d;
+        struct crypto_privkey *own = fx_key();
+
+        pem[0] = fx_pub(own);
+        memset(&d, 0, sizeof(d));
+        d.delegator = "targets";
+        d.name = "alpha-auth";
+        d.paths = paths;
+        d.path_count = 1;
+        d.keys = (struct tuf_writer_role_keys){pem, 1, 1};
+        d.terminating = 1;
+        CHECK_OK(tuf_writer_delegate(u.f.w, &d));
+        u.f.keyring[u.f.nkeyring - 1] = own; /* the slot of the authority's key */
+        CHECK_OK(tuf_writer_touch(u.f.w, "alpha-auth"));
+        CHECK_OK(fx_publish(&u.f));
+        EXPECT_REFUSED(&u, &k, "pinned to its authority's delegation", "changes");
+        u.f.keyring[u.f.nkeyring - 1] = u.auth;
+        crypto_privkey_free(own);
+    }
     uf_cleanup(&u);
 }
 

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Delegation pins: the kiosk's memory of which authority keys sign each delegated list. TUF lets
+ * the top-level targets role (the feed operator's key) rewrite its delegations at will, so on its
+ * own it cannot stop an operator from undelegating a list, or re-pointing it at keys of its own,
+ * and then signing the list itself. The first time a kiosk sees a list delegated it pins the
+ * delegated role's name, threshold and keys (SHA-256 of each key's canonical JSON); from then on
+ * an update whose delegation of that list differs in any of these is refused. An authority's key
+ * change therefore needs the kiosk to be re-initialised (or pins.json removed by someone with
+ * access to the data dir), which is the point.
+ *
+ * pins.json (written atomically, mode 0600):
+ *
+ *   {"lists": {"<list id>": {"role": "list-<id>", "threshold": 1,
+ *                            "keys": ["<sha256 hex of canonical key JSON>", ...]}}}
+ */
+#ifndef POSGATE_PINS_H
+#define POSGATE_PINS_H
+
+#include <stddef.h>
+
+#include "feed_config.h"
+#include "posgate_err.h"
+#include "tuf_meta.h"
+
+/* Checks the delegations in the trusted top-level targets metadata (targets_json, already
+ * verified; meta its parsed form) for every list of cfg against the pins at pins_path, and pins
+ * lists delegated for the first time (rewriting the file). REJECTED with a message naming the
+ * list when a pinned delegation was removed or changed; IO, NOMEM; CORRUPT for an unreadable
+ * pins file. */
+POSGATE_WUR enum posgate_err pins_check(const char *pins_path, const void *targets_json,
+                                        size_t len, const struct tuf_meta *meta,
+                                        const struct feed_config *cfg, char *errmsg,
+                                        size_t errcap);
+
+#endif
