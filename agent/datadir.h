@@ -7,7 +7,12 @@
  *   | tuf/              | the trusted TUF metadata (root.json, timestamp.json, ...)     |
  *   | tuf-staging/      | a refresh in progress; promoted to tuf/ after the store commit |
  *   | incoming/         | verified downloads waiting to be applied (removed after)      |
+ *   | incoming/partial/ | interrupted network downloads, resumed with Range (fetch.h)    |
+ *   | http-cache/       | ETag / Last-Modified of timestamp.json for conditional GET    |
  *   | list.key          | the 32-byte list key, mode 0600; never leaves the kiosk       |
+ *   | audit.db (+ WAL)  | the audit queue: hash-chained decision events (audit.h)        |
+ *   | device.key        | the device's ECDSA P-256 private key, mode 0600 (device_key.h) |
+ *   | device.pub        | its public key, enrolled at the collector                      |
  *   | pins.json         | the authority delegations pinned per list (pins.h)            |
  *   +-------------------+--------------------------------------------------------------+
  */
@@ -29,6 +34,9 @@ struct datadir {
     char tuf_staging[DATADIR_PATH_MAX];
     char incoming[DATADIR_PATH_MAX];
     char list_key[DATADIR_PATH_MAX];
+    char audit_db[DATADIR_PATH_MAX];
+    char device_key[DATADIR_PATH_MAX];
+    char device_pub[DATADIR_PATH_MAX];
     char pins[DATADIR_PATH_MAX];
 };
 

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "crypto.h"
 #include "datadir.h"
 #include "feed_config.h"
 #include "feed_records.h"
@@ -313,7 +314,7 @@ digest_matches(const struct state_digest *s, const char *hex)
 /* Reads a body and applies it to the open update. */
 static enum posgate_err
 apply_body(struct run *r, struct store_update *u, const char *list_id,
-           const struct list_target *t, uint64_t installed_seq)
+           const struct list_target *t, uint64_t installed_seq, const struct state_digest *base)
 {
     char path[DATADIR_PATH_MAX];
     struct file_source fs = {NULL, 0};
@@ -365,6 +366,18 @@ apply_body(struct run *r, struct store_update *u, const char *list_id,
              t->info.name, (unsigned long long)h->base_seq, (unsigned long long)installed_seq);
         err = POSGATE_ERR_REJECTED;
         goto out;
+    }
+    if (t->is_delta && base != NULL) {
+        uint8_t have[STATE_DIGEST_LEN];
+
+        state_digest_finish(base, have);
+        if (!crypto_equal(have, h->base_digest, sizeof(have))) {
+            fail(r, "target %s: delta applies to a list state other than the installed seq %llu "
+                    "(base digest differs)",
+                 t->info.name, (unsigned long long)installed_seq);
+            err = POSGATE_ERR_REJECTED;
+            goto out;
+        }
     }
     if (!t->is_delta && h->count != t->entries) {
         fail(r, "target %s: body holds %llu entries, signed metadata says %llu", t->info.name,
@@ -541,7 +554,8 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
             uint64_t base = sl.seq;
 
             for (size_t i = 0; i < nchain; i++) {
-                err = apply_body(r, u, list_id, chain[i], base);
+                err = apply_body(r, u, list_id, chain[i], base,
+                                 i == 0 ? &sl.state : store_update_list_state(u));
                 if (err == POSGATE_ERR_REJECTED) {
                     plat_log(PLAT_LOG_WARN, "%s; trying the snapshot", r->errmsg);
                     *fallback = 1;
@@ -556,7 +570,7 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
             goto out;
         }
     }
-    err = apply_body(r, u, list_id, head, have_local ? sl.seq : 0);
+    err = apply_body(r, u, list_id, head, have_local ? sl.seq : 0, NULL);
     if (err == POSGATE_OK) {
         r->res->snapshots++;
     }
