@@ -2,7 +2,8 @@
 /*
  * The public C API (posgate.h): opening a data directory, building requests, and the check
  * itself — keys from the prepared HMAC pads, a pooled store reader per concurrent check, the
- * decision engine — with no allocation on the check path once the readers are warm.
+ * decision engine, a supervisor override where the listing allows one, and the audit event of
+ * every decision (audit.h) — with no allocation on the check path once the readers are warm.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "posgate.h"
@@ -13,6 +14,7 @@
 
 #include "api_internal.h"
 #include "plat_clock.h"
+#include "plat_log.h"
 #include "plat_mem.h"
 #include "plat_random.h"
 
@@ -22,6 +24,32 @@ const char *
 posgate_open_errmsg(void)
 {
     return open_errmsg;
+}
+
+/* The device key and the audit queue. A data dir made before the device key existed gets its
+ * key now, so that no decision goes unaudited. */
+static enum posgate_err
+open_audit(struct posgate *pg)
+{
+    char msg[API_ERRMSG_MAX];
+    enum posgate_err err;
+
+    err = device_key_load(pg->dd.device_key, pg->dd.device_pub, &pg->dk, msg, sizeof(msg));
+    if (err == POSGATE_ERR_NOTFOUND) {
+        plat_log(PLAT_LOG_INFO, "no device key in %s: making one", pg->dd.root);
+        err = device_key_create(pg->dd.device_key, pg->dd.device_pub, msg, sizeof(msg));
+        if (err == POSGATE_OK) {
+            err = device_key_load(pg->dd.device_key, pg->dd.device_pub, &pg->dk, msg,
+                                  sizeof(msg));
+        }
+    }
+    if (err == POSGATE_OK) {
+        err = audit_open(pg->dd.audit_db, pg->dk, NULL, 0, &pg->audit, msg, sizeof(msg));
+    }
+    if (err != POSGATE_OK) {
+        snprintf(open_errmsg, sizeof(open_errmsg), "%s", msg);
+    }
+    return err;
 }
 
 enum posgate_err
@@ -70,6 +98,10 @@ posgate_open(const char *data_dir, struct posgate **out)
     if (err != POSGATE_OK) {
         goto fail;
     }
+    err = open_audit(pg);
+    if (err != POSGATE_OK) {
+        goto fail;
+    }
     *out = pg;
     return POSGATE_OK;
 fail:
@@ -83,6 +115,8 @@ posgate_close(struct posgate *pg)
     if (pg == NULL) {
         return;
     }
+    audit_close(pg->audit); /* commits what is still queued */
+    device_key_free(pg->dk);
     for (size_t i = 0; i < pg->n_readers; i++) {
         store_reader_free(pg->readers[i]);
     }
@@ -160,6 +194,23 @@ posgate_request_set_operator(struct posgate_request *rq, const char *op)
 {
     return rq == NULL ? POSGATE_ERR_INVALID
                       : set_text(rq, rq->operator_id, sizeof(rq->operator_id), "operator", op);
+}
+
+enum posgate_err
+posgate_request_set_override(struct posgate_request *rq, const char *by, const char *reason)
+{
+    enum posgate_err err;
+
+    if (rq == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = set_text(rq, rq->override_by, sizeof(rq->override_by), "override by", by);
+    if (err == POSGATE_OK) {
+        err = set_text(rq, rq->override_reason, sizeof(rq->override_reason), "override reason",
+                       reason);
+    }
+    rq->has_override = err == POSGATE_OK;
+    return err;
 }
 
 static enum posgate_err
@@ -306,15 +357,214 @@ result_fail(struct posgate_result *res, enum posgate_err err, const char *msg)
              msg);
 }
 
+static enum audit_decision
+audit_of(enum engine_decision d)
+{
+    switch (d) {
+    case ENGINE_ALLOW:
+        return AUDIT_ALLOW;
+    case ENGINE_DENY:
+        return AUDIT_DENY;
+    case ENGINE_REFER:
+        return AUDIT_REFER;
+    }
+    return AUDIT_REFER;
+}
+
+/* The installed lists that took part in the check: those that apply at the gate and whose
+ * entries use a reason covering the service (the engine's rule 2). */
+static void
+event_lists(struct audit_event *ev, struct store_reader *r, int svc)
+{
+    const struct feed_config *cfg = store_reader_config(r);
+    const struct store_meta *meta = store_reader_meta(r);
+    const struct store_list *lists;
+    size_t n = 0;
+
+    ev->n_lists = 0;
+    ev->lists_more = 0;
+    if (cfg == NULL || svc < 0) {
+        return;
+    }
+    lists = store_reader_lists(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        int c = lists[i].cfg_index;
+        bool gate = false, relevant = false;
+
+        if (c < 0 || (size_t)c >= cfg->n_lists) {
+            continue;
+        }
+        gate = cfg->lists[c].n_jurisdictions == 0;
+        for (size_t j = 0; !gate && j < meta->n_jurisdictions; j++) {
+            gate = feed_config_list_applies_in(cfg, (unsigned)c, meta->jurisdictions[j]);
+        }
+        for (size_t rr = 0; gate && !relevant && rr < cfg->n_reasons; rr++) {
+            relevant = (lists[i].reasons[rr / 8] >> (rr % 8) & 1) != 0 &&
+                       feed_config_service_within_any(cfg, (unsigned)svc, cfg->reasons[rr].scope,
+                                                      cfg->reasons[rr].n_scope);
+        }
+        if (!gate || !relevant) {
+            continue;
+        }
+        if (ev->n_lists == AUDIT_LISTS_MAX) {
+            ev->lists_more++;
+            continue;
+        }
+        snprintf(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), "%s", lists[i].id);
+        ev->lists[ev->n_lists].seq = lists[i].seq;
+        snprintf(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), "%s",
+                 lists[i].digest);
+        ev->n_lists++;
+    }
+}
+
+/* The parts of the event that do not depend on the engine's answer. */
+static void
+event_begin(struct audit_event *ev, const struct posgate_request *rq,
+            const struct posgate_result *res, const struct engine_id *ids)
+{
+    snprintf(ev->id, sizeof(ev->id), "%s", res->decision_id);
+    ev->time_us = plat_wall_us();
+    ev->mono_us = (int64_t)(plat_mono_ns() / 1000u);
+    snprintf(ev->service, sizeof(ev->service), "%s", rq->service);
+    snprintf(ev->operator_id, sizeof(ev->operator_id), "%s", rq->operator_id);
+    ev->n_subjects = rq->n_ids < AUDIT_SUBJECTS_MAX ? rq->n_ids : AUDIT_SUBJECTS_MAX;
+    for (size_t i = 0; i < ev->n_subjects; i++) {
+        memcpy(ev->subjects[i], ids[i].key, AUDIT_SUBJECT_LEN);
+    }
+    ev->n_reasons = 0;
+    ev->n_lists = 0;
+    ev->lists_more = 0;
+    ev->feed_version = 0;
+    ev->data_age_s = -1;
+    ev->has_override = rq->has_override != 0;
+    ev->override_refused = false;
+    ev->overridden = AUDIT_DENY;
+    if (ev->has_override) {
+        snprintf(ev->override_by, sizeof(ev->override_by), "%s", rq->override_by);
+        snprintf(ev->override_reason, sizeof(ev->override_reason), "%s", rq->override_reason);
+    }
+    ev->error[0] = 0;
+}
+
+/* The engine's answer; decision is what the caller is told. */
+static void
+event_answer(struct audit_event *ev, const struct posgate_result *res, enum engine_decision d)
+{
+    const struct engine_result *e = &res->eng;
+
+    ev->decision = audit_of(d);
+    ev->feed_version = res->feed_version;
+    ev->data_age_s = e->data_age_s;
+    ev->n_reasons = 0;
+    for (size_t i = 0; i < e->n_reasons && i < AUDIT_REASONS_MAX; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+        struct audit_reason *a = &ev->reasons[ev->n_reasons++];
+
+        snprintf(a->kind, sizeof(a->kind), "%s", engine_reason_kind_name(r->kind));
+        snprintf(a->effect, sizeof(a->effect), "%s", engine_decision_name(r->effect));
+        snprintf(a->list, sizeof(a->list), "%s", r->list_id != NULL ? r->list_id : "");
+        snprintf(a->listing_id, sizeof(a->listing_id), "%s", r->listing_id);
+        snprintf(a->reason, sizeof(a->reason), "%s", r->reason_id != NULL ? r->reason_id : "");
+    }
+}
+
+/* Why a supervisor override of this result is refused, or NULL when it may proceed. */
+static const char *
+override_refusal(const struct engine_result *e, char *msg, size_t cap)
+{
+    if (e->decision != ENGINE_DENY) {
+        snprintf(msg, cap, "override: nothing to override: the decision is %s (an override "
+                 "applies only to a DENY)", engine_decision_name(e->decision));
+        return msg;
+    }
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+
+        if (r->effect != ENGINE_DENY) {
+            continue;
+        }
+        if (r->kind != ENGINE_REASON_MATCH) {
+            snprintf(msg, cap, "override: list %s denies (%s: %.200s); a supervisor override "
+                     "lifts only listings whose reason allows it",
+                     r->list_id != NULL && r->list_id[0] ? r->list_id : "-",
+                     engine_reason_kind_name(r->kind), r->detail);
+            return msg;
+        }
+        if (!r->overridable) {
+            snprintf(msg, cap, "override: listing %s on list %s does not allow a supervisor "
+                     "override (reason %s says override: none)", r->listing_id, r->list_id,
+                     r->reason_id);
+            return msg;
+        }
+    }
+    if (e->reasons_dropped > 0 && e->n_reasons > 0 &&
+        e->reasons[e->n_reasons - 1].effect == ENGINE_DENY) {
+        snprintf(msg, cap, "override: more than %d reasons deny; they cannot all be checked for "
+                 "a supervisor override", ENGINE_REASONS_MAX);
+        return msg;
+    }
+    return NULL;
+}
+
+/* Applies an allowed override: the DENY reasons are lifted; a REFER from another reason stays. */
+static void
+apply_override(const struct posgate_request *rq, struct posgate_result *res)
+{
+    struct engine_result *e = &res->eng;
+    char old[ENGINE_NOTICE_MAX];
+    enum engine_decision d = ENGINE_ALLOW;
+
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        if (e->reasons[i].effect == ENGINE_REFER) {
+            d = ENGINE_REFER;
+        }
+    }
+    snprintf(old, sizeof(old), "%s", e->notice);
+    if (d == ENGINE_ALLOW) {
+        snprintf(e->notice, sizeof(e->notice),
+                 "ALLOW by supervisor override: %s overrode a DENY (reason given: %.600s). The "
+                 "override is audited. The overridden decision was:\n%.3000s",
+                 rq->override_by, rq->override_reason, old);
+    } else {
+        snprintf(e->notice, sizeof(e->notice),
+                 "REFER: supervisor %s lifted the denial (reason given: %.600s), but another "
+                 "reason still asks for a referral:\n%.3000s",
+                 rq->override_by, rq->override_reason, old);
+    }
+    e->decision = d;
+    res->overridden = 1;
+    snprintf(res->override_by, sizeof(res->override_by), "%s", rq->override_by);
+    snprintf(res->override_reason, sizeof(res->override_reason), "%s", rq->override_reason);
+}
+
+/* Records ev; a failure leaves the result REFER with the reason (the answer is not durable). */
+static enum posgate_err
+audit_or_fail(struct posgate *pg, const struct audit_event *ev, struct posgate_result *res)
+{
+    enum posgate_err err = audit_record(pg->audit, ev, &res->audit_seq);
+    char msg[API_ERRMSG_MAX];
+
+    if (err != POSGATE_OK) {
+        snprintf(msg, sizeof(msg), "audit: the decision could not be recorded (%s)",
+                 posgate_strerror(err));
+        result_fail(res, err == POSGATE_ERR_STATE ? POSGATE_ERR_IO : err, msg);
+        return res->err;
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res)
 {
     struct engine_id ids[ENGINE_IDS_MAX];
     struct engine_request er;
     struct store_reader *r = NULL;
+    struct audit_event ev;
     enum posgate_err err;
     uint64_t n;
     int64_t now;
+    char msg[API_ERRMSG_MAX];
 
     if (res == NULL) {
         return POSGATE_ERR_INVALID;
@@ -322,6 +572,8 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     buf_reset(&res->json);
     res->errmsg[0] = 0;
     res->err = POSGATE_OK;
+    res->overridden = 0;
+    res->audit_seq = 0;
     if (pg == NULL || rq == NULL) {
         result_fail(res, POSGATE_ERR_INVALID, "no handle or request");
         return POSGATE_ERR_INVALID;
@@ -349,6 +601,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         ids[i].type = rq->ids[i].type;
         ids[i].birth_days = rq->ids[i].birth_days;
     }
+    event_begin(&ev, rq, res, ids);
     memset(&er, 0, sizeof(er));
     er.service = rq->service;
     er.at = res->at;
@@ -358,24 +611,53 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     err = take_reader(pg, &r);
     if (err != POSGATE_OK) {
         result_fail(res, err, "cannot read the store");
+        ev.decision = AUDIT_REFER;
+        snprintf(ev.error, sizeof(ev.error), "%s", res->errmsg);
+        (void)audit_or_fail(pg, &ev, res);
         return err;
     }
     err = engine_check_store(r, &er, &res->eng);
     if (err == POSGATE_OK || err == POSGATE_ERR_INVALID) {
         res->feed_version = store_reader_meta(r)->feed_version;
     }
+    if (err == POSGATE_OK) {
+        event_lists(&ev, r, res->eng.service);
+    }
     give_reader(pg, r);
-    if (err == POSGATE_ERR_NOTFOUND) {
-        result_fail(res, err, "no verified list data is installed (run posgate import)");
-    } else if (err == POSGATE_ERR_INVALID) {
-        char msg[API_ERRMSG_MAX];
-
+    if (err == POSGATE_ERR_INVALID) {
+        /* not a decision: the request itself is wrong; nothing to audit */
         snprintf(msg, sizeof(msg), "%.500s", res->eng.notice);
         result_fail(res, err, msg);
-    } else if (err != POSGATE_OK) {
-        result_fail(res, err, posgate_strerror(err));
+        return err;
     }
-    return err;
+    if (err != POSGATE_OK) {
+        result_fail(res, err,
+                    err == POSGATE_ERR_NOTFOUND
+                        ? "no verified list data is installed (run posgate import)"
+                        : posgate_strerror(err));
+        ev.decision = AUDIT_REFER;
+        ev.feed_version = res->feed_version;
+        snprintf(ev.error, sizeof(ev.error), "%s", res->errmsg);
+        (void)audit_or_fail(pg, &ev, res);
+        return err;
+    }
+    if (rq->has_override) {
+        if (override_refusal(&res->eng, msg, sizeof(msg)) != NULL) {
+            /* audited as answered by the engine, with the refused override */
+            event_answer(&ev, res, res->eng.decision);
+            ev.overridden = audit_of(res->eng.decision);
+            ev.override_refused = true;
+            err = audit_or_fail(pg, &ev, res);
+            if (err != POSGATE_OK) {
+                return err;
+            }
+            result_fail(res, POSGATE_ERR_INVALID, msg);
+            return POSGATE_ERR_INVALID;
+        }
+        apply_override(rq, res);
+    }
+    event_answer(&ev, res, res->eng.decision);
+    return audit_or_fail(pg, &ev, res);
 }
 
 enum posgate_decision
@@ -419,6 +701,34 @@ const char *
 posgate_result_notice(const struct posgate_result *res)
 {
     return res != NULL ? res->eng.notice : "";
+}
+
+uint64_t
+posgate_result_audit_seq(const struct posgate_result *res)
+{
+    return res != NULL ? res->audit_seq : 0;
+}
+
+enum posgate_err
+posgate_set_audit_durability(struct posgate *pg, const char *mode)
+{
+    enum audit_durability d;
+
+    if (pg == NULL || audit_durability_parse(mode, &d) != POSGATE_OK) {
+        return POSGATE_ERR_INVALID;
+    }
+    audit_set_durability(pg->audit, d);
+    return POSGATE_OK;
+}
+
+enum posgate_err
+posgate_set_audit_limits(struct posgate *pg, uint64_t max_bytes, uint32_t retention_days)
+{
+    if (pg == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    audit_set_limits(pg->audit, max_bytes, retention_days);
+    return POSGATE_OK;
 }
 
 const char *

@@ -8,9 +8,11 @@
 
 #include <pthread.h>
 
+#include "audit.h"
 #include "buf.h"
 #include "crypto.h"
 #include "datadir.h"
+#include "device_key.h"
 #include "engine.h"
 #include "ident.h"
 #include "posgate.h"
@@ -20,6 +22,7 @@
 #define API_SERVICE_MAX  64
 #define API_OPERATOR_MAX 128
 #define API_ERRMSG_MAX   512
+#define API_OVERRIDE_MAX AUDIT_OVERRIDE_MAX
 
 struct posgate {
     struct datadir dd;
@@ -30,6 +33,8 @@ struct posgate {
     size_t n_readers;
     uint8_t id_prefix[8]; /* random per open: decision ids stay unique across restarts */
     uint64_t id_counter;  /* atomic */
+    struct device_key *dk;     /* the device key (audit batch signatures) */
+    struct audit_queue *audit; /* every decision goes here before posgate_check returns */
 };
 
 struct posgate_request {
@@ -39,6 +44,9 @@ struct posgate_request {
     size_t n_ids;
     int has_at;
     int64_t at;
+    int has_override; /* a supervisor override of a DENY (posgate_request_set_override) */
+    char override_by[API_OPERATOR_MAX + 1];
+    char override_reason[API_OVERRIDE_MAX + 1];
     char errmsg[API_ERRMSG_MAX];
 };
 
@@ -49,6 +57,10 @@ struct posgate_result {
     char decision_id[33];
     int64_t at;
     int64_t feed_version;
+    int overridden; /* the DENY was turned by a supervisor override (override_by, _reason) */
+    char override_by[API_OPERATOR_MAX + 1];
+    char override_reason[API_OVERRIDE_MAX + 1];
+    uint64_t audit_seq; /* the event's seq once committed; 0 for a batched ALLOW */
     char errmsg[API_ERRMSG_MAX];
     struct buf json;
 };

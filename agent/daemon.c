@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_internal.h"
 #include "daemon_config.h"
 #include "fetch.h"
 #include "httpd.h"
@@ -250,6 +251,24 @@ outcome_fail_kind(enum httpd_sync_kind k)
     return SF_STORE;
 }
 
+/* update_run commits through its own store connection, which pooled readers of d->pg notice
+ * only on their renewal period (store.h: within a second). After an update is installed the
+ * idle readers are renewed at once, so a check after POST /v1/sync answers from the new
+ * version. (A reader busy in a check right now renews on its period.) */
+static void
+renew_idle_readers(struct posgate *pg)
+{
+    pthread_mutex_lock(&pg->lock);
+    for (size_t i = 0; i < pg->n_readers; i++) {
+        store_reader_set_renew_ms(pg->readers[i], 0);
+        if (store_reader_refresh(pg->readers[i]) != POSGATE_OK) {
+            plat_log(PLAT_LOG_WARN, "sync: a store reader could not be renewed");
+        }
+        store_reader_set_renew_ms(pg->readers[i], 1000);
+    }
+    pthread_mutex_unlock(&pg->lock);
+}
+
 /* Runs a sync, or waits for the one running and reports it (d->lock not held on entry). */
 static void
 do_sync(struct daemon *d, struct httpd_sync_outcome *out)
@@ -290,6 +309,9 @@ do_sync(struct daemon *d, struct httpd_sync_outcome *out)
         pthread_mutex_unlock(&d->lock);
         run_one(d, cfg, &o, &retry_after);
         plat_free(cfg);
+        if (o.kind == HTTPD_SYNC_OK) {
+            renew_idle_readers(d->pg);
+        }
     }
 
     pthread_mutex_lock(&d->lock);

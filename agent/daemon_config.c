@@ -445,13 +445,6 @@ daemon_config_parse(const void *data, size_t len, struct daemon_config *out, cha
     }
     cJSON_ArrayForEach(it, root)
     {
-        for (const cJSON *p = root->child; p != it; p = p->next) {
-            if (strcmp(p->string, it->string) == 0) {
-                snprintf(errmsg, errcap, "%.100s: key given twice", it->string);
-                err = POSGATE_ERR_INVALID;
-                goto out;
-            }
-        }
         err = parse_member(it, c, errmsg, errcap);
         if (err != POSGATE_OK) {
             goto out;
@@ -619,7 +612,12 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
             goto out;
         }
         if (posgate_request_set_name_dob(rq, name->valuestring, dob->valuestring) != POSGATE_OK) {
-            snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+            const char *m = posgate_request_errmsg(rq);
+
+            snprintf(errmsg, errcap, "%s: %s",
+                     strstr(m, "birth") != NULL || strstr(m, "date") != NULL ? "birth_date"
+                                                                           : "name",
+                     m);
             goto out;
         }
     }

@@ -38,6 +38,15 @@ datadir_init(struct datadir *d, const char *root)
         err = plat_path_join(d->list_key, sizeof(d->list_key), root, "list.key");
     }
     if (err == POSGATE_OK) {
+        err = plat_path_join(d->audit_db, sizeof(d->audit_db), root, "audit.db");
+    }
+    if (err == POSGATE_OK) {
+        err = plat_path_join(d->device_key, sizeof(d->device_key), root, "device.key");
+    }
+    if (err == POSGATE_OK) {
+        err = plat_path_join(d->device_pub, sizeof(d->device_pub), root, "device.pub");
+    }
+    if (err == POSGATE_OK) {
         err = plat_path_join(d->pins, sizeof(d->pins), root, "pins.json");
     }
     return err;

@@ -668,11 +668,11 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
         }
         l->mhd = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
-            NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
+            NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
             MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-            NULL, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
         if (l->mhd == NULL) {
             snprintf(errmsg, errcap, "listen %.200s: libmicrohttpd did not start", l->text);
             err = POSGATE_ERR_IO;

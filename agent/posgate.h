@@ -19,7 +19,9 @@
  *
  * Every handle is opaque; every function that can fail returns enum posgate_err. A decision is
  * not an error: posgate_check returns OK and fills the result with ALLOW, DENY or REFER. On any
- * error the result's decision is REFER, never ALLOW. One request and one result per thread;
+ * error the result's decision is REFER, never ALLOW. Every decision is recorded in the audit
+ * queue (DIR/audit.db, docs/audit.md); a DENY or REFER is durable before posgate_check returns.
+ * One request and one result per thread;
  * any number of threads may share one struct posgate.
  */
 #ifndef POSGATE_H
@@ -73,6 +75,14 @@ POSGATE_API POSGATE_WUR enum posgate_err posgate_request_set_operator(struct pos
 /* The instant the check is about, RFC 3339 (default: now). */
 POSGATE_API POSGATE_WUR enum posgate_err posgate_request_set_at(struct posgate_request *rq,
                                                                 const char *rfc3339);
+/* A supervisor override (by: the supervisor's id; reason: free text, both copied, no control
+ * characters). posgate_check then turns a DENY into ALLOW only when every reason that denies is
+ * a listing whose reason allows `override: supervisor`; a REFER from another list stays a REFER.
+ * Otherwise posgate_check returns INVALID ("listing X on list Y does not allow a supervisor
+ * override"; an ALLOW or REFER has nothing to override). Either way the decision and the
+ * override are audited. */
+POSGATE_API POSGATE_WUR enum posgate_err
+posgate_request_set_override(struct posgate_request *rq, const char *by, const char *reason);
 /* The message of the request's last failure; never NULL. */
 POSGATE_API const char *posgate_request_errmsg(const struct posgate_request *rq);
 
@@ -98,6 +108,22 @@ POSGATE_API const char *posgate_result_errmsg(const struct posgate_result *res);
 /* The result as the JSON object `posgate check --json` prints (owned by res, valid until the
  * next check with it). NULL only when memory ran out. */
 POSGATE_API const char *posgate_result_json(struct posgate_result *res);
+
+/* The seq of the decision's audit event (docs/audit.md) once committed: always for a DENY or
+ * REFER and in strict mode; 0 for a batched ALLOW (committed within 50 ms). */
+POSGATE_API uint64_t posgate_result_audit_seq(const struct posgate_result *res);
+
+/* Audit durability of ALLOW events: "strict" (the default: committed before posgate_check
+ * returns, like every DENY and REFER) or "batched" (group commit within 50 ms or 256 events;
+ * a power loss may lose up to that window of ALLOW events, never a DENY or REFER). INVALID
+ * for any other mode. */
+POSGATE_API POSGATE_WUR enum posgate_err posgate_set_audit_durability(struct posgate *pg,
+                                                                      const char *mode);
+/* Bounds of the audit queue: max_bytes of stored events (0: unbounded; default 256 MiB; past
+ * it ALLOWs are folded into counted summaries, DENY and REFER are always kept) and the days
+ * acknowledged events are kept (default 30). */
+POSGATE_API POSGATE_WUR enum posgate_err
+posgate_set_audit_limits(struct posgate *pg, uint64_t max_bytes, uint32_t retention_days);
 
 /* The installed version as the JSON object `posgate status --json` prints; the caller frees
  * *out with posgate_free. */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `posgate`: the kiosk command line. Subcommands init, import, check, status, verify. Exit
+ * `posgate`: the kiosk command line. Subcommands init, import, sync, check, status, verify, audit,
+ * device-key. Exit
  * codes (an interface: keep them): 0 ALLOW or success, 1 DENY, 2 usage or invalid input,
  * 3 REFER, 4 update rejected or integrity failure, 5 I/O or other failure.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +14,11 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "audit_cli.h"
 #include "bundle.h"
 #include "carrier.h"
 #include "datadir.h"
+#include "fetch.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_mem.h"
@@ -41,9 +45,12 @@ static const char usage_main[] =
     "commands:\n"
     "  init     create the data dir from a trusted root and the list key\n"
     "  import   install a feed from a feed directory or a USB bundle file\n"
+    "  sync     fetch the feed from a web server (mirrors, TLS) and install it\n"
     "  check    decide ALLOW / DENY / REFER for a subject and a service\n"
     "  status   show the installed feed version and list freshness\n"
     "  verify   recompute every list's digest and check the store\n"
+    "  audit    list, export or verify the audit trail of decisions\n"
+    "  device-key  print the public device key (enrol it at the collector)\n"
     "\n"
     "--data-dir defaults to $POSGATE_DATA_DIR, else /var/lib/posgate.\n"
     "`posgate COMMAND --help` describes each command.\n"
@@ -80,7 +87,8 @@ static const char usage_init[] =
     "\n"
     "Creates the data dir (mode 0700): installs the trusted TUF root (which must be signed by a\n"
     "threshold of its own keys), a copy of the 32-byte list key (mode 0600; it never travels in\n"
-    "the feed) and the gate jurisdictions (ISO 3166 alpha-2) this terminal checks for.\n";
+    "the feed) and the gate jurisdictions (ISO 3166 alpha-2) this terminal checks for, and makes\n"
+    "the device key (device.key, mode 0600, and device.pub) that signs the audit trail.\n";
 
 static int
 cmd_init(int argc, char **argv)
@@ -158,6 +166,11 @@ cmd_init(int argc, char **argv)
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate init: cannot write %s: %s\n", dd.list_key,
                 posgate_strerror(err));
+        goto out;
+    }
+    if (!plat_exists(dd.device_key) &&
+        device_key_create(dd.device_key, dd.device_pub, msg, sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "posgate init: %s\n", msg);
         goto out;
     }
     err = store_open(dd.store, STORE_CREATE, &st, msg, sizeof(msg));
@@ -325,11 +338,208 @@ out:
     return rc;
 }
 
+/* ---- sync ---- */
+
+static const char usage_sync[] =
+    "usage: posgate [--data-dir DIR] sync --url URL [--url MIRROR ...] [--ca-file F]\n"
+    "        [--client-cert C --client-key K] [--proxy P] [--max-recv-bytes-per-s N]\n"
+    "        [--connect-timeout S] [--timeout S] [--accept-expired] [--json]\n"
+    "\n"
+    "Fetches the feed from a web server once and installs it as `import` does: URL is the base\n"
+    "of a feed directory (holding metadata/ and targets/), served by posgate-hub or any static\n"
+    "web server. Mirrors are tried in order. Every file is verified before it is used; on any\n"
+    "problem nothing changes and the last good version keeps serving. Exit codes as for\n"
+    "import: 0 installed or up to date, 4 the feed was refused, 5 network or I/O failure.\n"
+    "\n"
+    "  --url URL            feed base URL, http:// or https:// (repeat for mirrors, up to 8)\n"
+    "  --ca-file F          PEM CA bundle: the ONLY trust for https (default: system store)\n"
+    "  --client-cert C      PEM client certificate for servers that require one (with\n"
+    "  --client-key K       its PEM key)\n"
+    "  --proxy P            proxy URL (the *_proxy environment variables are ignored)\n"
+    "  --max-recv-bytes-per-s N  byte-rate limit for thin links\n"
+    "  --connect-timeout S  per connection (default 10); --timeout S whole transfer (300)\n"
+    "  --json               print the result as one JSON object\n"
+    "Interrupted target downloads resume from DIR/incoming/partial; timestamp.json is polled\n"
+    "with conditional GET (cache in DIR/http-cache). See docs/sync.md.\n";
+
+static void
+put_json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != 0; p++) {
+        if (*p == '"' || *p == '\\') {
+            putchar('\\');
+            putchar(*p);
+        } else if (*p < 0x20) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+static int
+parse_count(const char *s, long long max, long long *out)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != 0 || v < 0 || v > max) {
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int
+cmd_sync(int argc, char **argv)
+{
+    const char *urls[FETCH_MIRRORS_MAX];
+    struct fetch_options fo;
+    struct update_options o;
+    struct update_result res;
+    struct fetch_stats fs;
+    struct fetch *f = NULL;
+    struct datadir dd;
+    char msg[2048], spool[DATADIR_PATH_MAX + 16], cache[DATADIR_PATH_MAX + 16];
+    enum posgate_err err;
+    long long v;
+    int json = 0, rc;
+
+    memset(&fo, 0, sizeof(fo));
+    memset(&o, 0, sizeof(o));
+    memset(&res, 0, sizeof(res));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (is_help(a)) {
+            fputs(usage_sync, stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--accept-expired") == 0) {
+            o.accept_expired = 1;
+        } else if (i + 1 >= argc) {
+            return usage_error("sync", "unexpected argument \"%s\" (or its value is missing)", a);
+        } else if (strcmp(a, "--url") == 0) {
+            if (fo.n_mirrors == FETCH_MIRRORS_MAX) {
+                return usage_error("sync", "at most 8 --url, got more (\"%s\")", argv[i + 1]);
+            }
+            urls[fo.n_mirrors++] = argv[++i];
+        } else if (strcmp(a, "--ca-file") == 0) {
+            fo.ca_file = argv[++i];
+        } else if (strcmp(a, "--client-cert") == 0) {
+            fo.client_cert = argv[++i];
+        } else if (strcmp(a, "--client-key") == 0) {
+            fo.client_key = argv[++i];
+        } else if (strcmp(a, "--proxy") == 0) {
+            fo.proxy = argv[++i];
+        } else if (strcmp(a, "--max-recv-bytes-per-s") == 0) {
+            if (!parse_count(argv[++i], INT64_MAX, &v)) {
+                return usage_error("sync", "--max-recv-bytes-per-s: expected a number of bytes, "
+                                   "got \"%s\"", argv[i]);
+            }
+            fo.max_recv_bytes_per_s = (uint64_t)v;
+        } else if (strcmp(a, "--connect-timeout") == 0 || strcmp(a, "--timeout") == 0) {
+            if (!parse_count(argv[++i], 86400, &v) || v == 0) {
+                return usage_error("sync", "expected seconds (1..86400) after the timeout, got "
+                                   "\"%s\"", argv[i]);
+            }
+            if (a[2] == 'c') {
+                fo.connect_timeout_s = (long)v;
+            } else {
+                fo.timeout_s = (long)v;
+            }
+        } else {
+            return usage_error("sync", "unexpected argument \"%s\"", a);
+        }
+    }
+    if (fo.n_mirrors == 0) {
+        return usage_error("sync", "%s", "expected --url URL");
+    }
+    if ((fo.client_cert == NULL) != (fo.client_key == NULL)) {
+        return usage_error("sync", "%s", "--client-cert and --client-key go together");
+    }
+    fo.mirrors = urls;
+    err = datadir_init(&dd, data_dir_opt);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate sync: bad data dir: %s\n", posgate_strerror(err));
+        return EXIT_IO;
+    }
+    /* resume and cache files only in an initialised data dir (else update_run says "init") */
+    if (plat_exists(dd.store) && plat_path_join(spool, sizeof(spool), dd.incoming, "partial") ==
+                                     POSGATE_OK &&
+        plat_path_join(cache, sizeof(cache), dd.root, "http-cache") == POSGATE_OK) {
+        fo.spool_dir = spool;
+        fo.cache_dir = cache;
+    }
+    err = fetch_new(&fo, &f, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate sync: %s\n", msg);
+        return err == POSGATE_ERR_INVALID ? EXIT_USAGE : EXIT_IO;
+    }
+    o.data_dir = data_dir_opt;
+    o.metadata = fetch_metadata_carrier(f);
+    o.targets = fetch_targets_carrier(f);
+    o.progress = !json;
+    msg[0] = 0;
+    err = update_run(&o, &res, msg, sizeof(msg));
+    if (err == POSGATE_ERR_REJECTED) {
+        fetch_note_rejected(f);
+    }
+    rc = update_exit(err);
+    fetch_stats_get(f, &fs);
+    if (json) {
+        printf("{\"ok\":%s,\"exit\":%d,\"feed_version\":%lld,\"previous_version\":%lld,"
+               "\"changed\":%s,\"snapshots\":%u,\"deltas\":%u,\"dropped\":%u,"
+               "\"entries_changed\":%llu,\"retry_after_s\":%llu,\"error\":",
+               err == POSGATE_OK ? "true" : "false", rc, (long long)res.feed_version,
+               (long long)res.previous_version, res.changed ? "true" : "false", res.snapshots,
+               res.deltas, res.dropped, (unsigned long long)res.entries_changed,
+               (unsigned long long)fetch_retry_after_s(f));
+        if (err == POSGATE_OK) {
+            fputs("null", stdout);
+        } else {
+            put_json_str(msg[0] != 0 ? msg : posgate_strerror(err));
+        }
+        printf(",\"fetch\":{\"attempts\":%llu,\"ok\":%llu,\"not_modified\":%llu,"
+               "\"not_found\":%llu,\"resumed\":%llu,\"bytes\":%llu,\"failures\":{",
+               (unsigned long long)fs.attempts, (unsigned long long)fs.ok,
+               (unsigned long long)fs.not_modified, (unsigned long long)fs.not_found,
+               (unsigned long long)fs.resumed, (unsigned long long)fs.bytes);
+        for (int k = 0; k < FETCH_FAIL__COUNT; k++) {
+            printf("%s\"%s\":%llu", k > 0 ? "," : "", fetch_fail_name((enum fetch_fail)k),
+                   (unsigned long long)fs.failures[k]);
+        }
+        printf("}}}\n");
+    }
+    if (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) {
+        fprintf(stderr, "posgate sync: %s: refused, nothing changed: %s\n", urls[0], msg);
+    } else if (err != POSGATE_OK) {
+        uint64_t wait = fetch_retry_after_s(f);
+
+        fprintf(stderr, "posgate sync: %s: nothing changed, the last good version keeps "
+                "serving: %s", urls[0], msg[0] != 0 ? msg : posgate_strerror(err));
+        if (wait > 0) {
+            fprintf(stderr, " (the server asks to retry in %llu s)", (unsigned long long)wait);
+        }
+        fputc('\n', stderr);
+    } else if (!json) {
+        print_update(&res);
+    }
+    fetch_free(f);
+    return rc;
+}
+
 /* ---- check ---- */
 
 static const char usage_check[] =
     "usage: posgate [--data-dir DIR] check --service S --id TYPE:VALUE [--id ...]\n"
     "        [--name NAME --birth-date YYYY-MM-DD] [--operator ID] [--at RFC3339] [--json]\n"
+    "        [--override-by SUPERVISOR --override-reason TEXT]\n"
     "\n"
     "Decides ALLOW (exit 0), DENY (exit 1) or REFER (exit 3) for the subject and the service\n"
     "from the installed lists, offline. A DENY prints the notice to hand to the customer: list,\n"
@@ -339,7 +549,10 @@ static const char usage_check[] =
     "  passport (ISSUER:NUMBER, ICAO 9303 issuer), mrz (TD3: two 44-character lines joined by\n"
     "  '|' or a newline), national_id (CC:VALUE), name_dob (NAME|YYYY-MM-DD; only ever REFER).\n"
     "A malformed identifier is an input error (exit 2), never an ALLOW.\n"
-    "  --json  print the decision as one JSON object\n";
+    "  --json  print the decision as one JSON object\n"
+    "  --override-by, --override-reason  a supervisor override: turns a DENY into ALLOW only\n"
+    "          when every denying listing allows `override: supervisor`; else exit 2. Audited.\n"
+    "Every decision is committed to the audit trail (DIR/audit.db) before it is printed.\n";
 
 static int
 cmd_check(int argc, char **argv)
@@ -347,7 +560,7 @@ cmd_check(int argc, char **argv)
     struct posgate *pg = NULL;
     struct posgate_request *rq = NULL;
     struct posgate_result *res = NULL;
-    const char *name = NULL, *dob = NULL;
+    const char *name = NULL, *dob = NULL, *ov_by = NULL, *ov_reason = NULL;
     int json = 0, rc = EXIT_IO;
     enum posgate_err err;
 
@@ -372,7 +585,8 @@ cmd_check(int argc, char **argv)
         if (i + 1 >= argc ||
             (strcmp(a, "--service") != 0 && strcmp(a, "--id") != 0 && strcmp(a, "--name") != 0 &&
              strcmp(a, "--birth-date") != 0 && strcmp(a, "--operator") != 0 &&
-             strcmp(a, "--at") != 0)) {
+             strcmp(a, "--at") != 0 && strcmp(a, "--override-by") != 0 &&
+             strcmp(a, "--override-reason") != 0)) {
             rc = usage_error("check", "unexpected argument \"%s\"", a);
             goto out;
         }
@@ -387,6 +601,10 @@ cmd_check(int argc, char **argv)
             dob = argv[i];
         } else if (strcmp(a, "--operator") == 0) {
             err = posgate_request_set_operator(rq, argv[i]);
+        } else if (strcmp(a, "--override-by") == 0) {
+            ov_by = argv[i];
+        } else if (strcmp(a, "--override-reason") == 0) {
+            ov_reason = argv[i];
         } else {
             err = posgate_request_set_at(rq, argv[i]);
         }
@@ -398,6 +616,15 @@ cmd_check(int argc, char **argv)
     }
     if ((name == NULL) != (dob == NULL)) {
         rc = usage_error("check", "%s", "--name and --birth-date go together");
+        goto out;
+    }
+    if ((ov_by == NULL) != (ov_reason == NULL)) {
+        rc = usage_error("check", "%s", "--override-by and --override-reason go together");
+        goto out;
+    }
+    if (ov_by != NULL && posgate_request_set_override(rq, ov_by, ov_reason) != POSGATE_OK) {
+        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
+        rc = EXIT_USAGE;
         goto out;
     }
     if (name != NULL && posgate_request_set_name_dob(rq, name, dob) != POSGATE_OK) {
@@ -645,6 +872,9 @@ main(int argc, char **argv)
     if (strcmp(argv[0], "import") == 0) {
         return cmd_import(argc, argv);
     }
+    if (strcmp(argv[0], "sync") == 0) {
+        return cmd_sync(argc, argv);
+    }
     if (strcmp(argv[0], "check") == 0) {
         return cmd_check(argc, argv);
     }
@@ -653,6 +883,12 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[0], "verify") == 0) {
         return cmd_verify(argc, argv);
+    }
+    if (strcmp(argv[0], "audit") == 0) {
+        return audit_cli_main(data_dir_opt, argc, argv);
+    }
+    if (strcmp(argv[0], "device-key") == 0) {
+        return device_key_cli_main(data_dir_opt, argc, argv);
     }
     fprintf(stderr, "posgate: unknown command \"%s\"\n\n%s", argv[0], usage_main);
     return EXIT_USAGE;

@@ -93,6 +93,20 @@ report_result_json(const struct posgate_result *res, struct buf *out)
     }
     cJSON_AddBoolToObject(root, "clock_fault", res->err == POSGATE_OK && e->clock_fault);
     cJSON_AddStringToObject(root, "notice", e->notice);
+    if (res->err == POSGATE_OK && res->overridden) {
+        cJSON *o = cJSON_AddObjectToObject(root, "override");
+
+        if (o != NULL) {
+            cJSON_AddStringToObject(o, "by", res->override_by);
+            cJSON_AddStringToObject(o, "reason", res->override_reason);
+            cJSON_AddStringToObject(o, "overridden_decision", "deny");
+        }
+    }
+    if (res->audit_seq > 0) {
+        cJSON_AddNumberToObject(root, "audit_seq", (double)res->audit_seq);
+    } else {
+        cJSON_AddNullToObject(root, "audit_seq");
+    }
     if (res->err != POSGATE_OK) {
         cJSON_AddStringToObject(root, "error", res->errmsg);
     }

@@ -27,6 +27,11 @@
 #define TMPL_CACHE_SLOTS 1024
 #define STEM_MAX         FEED_LISTING_ID_MAX
 
+/* Commits through any store handle of this process: readers renew when it moves, so a check
+ * never answers from an older version than one this process already committed, whichever
+ * handle committed it (an update runs on its own handle, checks on pooled readers). */
+static _Atomic uint64_t process_commits = 1;
+
 struct store {
     sqlite3 *db;
     unsigned flags;
@@ -514,8 +519,10 @@ open_conn(const char *path, bool write, bool create, sqlite3 **out, char *msg, s
              (long long)MMAP_SIZE, write ? WRITER_CACHE_KIB : 2048);
     err = exec_sql(db, pragmas, msg, cap);
     if (err != POSGATE_OK) {
+        /* A file that is no database fails here with SQLITE_NOTADB (CORRUPT); an I/O error
+         * (a full disk while the WAL index is set up) stays IO, so nobody wipes a sound store. */
         sqlite3_close(db);
-        return err == POSGATE_ERR_IO ? POSGATE_ERR_CORRUPT : err;
+        return err;
     }
     *out = db;
     return POSGATE_OK;
@@ -1677,6 +1684,7 @@ store_update_commit(struct store_update *u)
         return err;
     }
     atomic_fetch_add(&s->generation, 1);
+    atomic_fetch_add(&process_commits, 1);
     update_free(u);
     /* Copy the WAL into the database and truncate it, so that removed entries (zeroed by
      * secure_delete in the new pages) leave no old page images behind in the WAL. Best effort
@@ -2001,7 +2009,9 @@ reader_load(struct store_reader *r)
             char cmsg[FEED_ERRMSG_MIN];
 
             err = feed_config_parse(cfg.data, cfg.len, 0, &c, cmsg, sizeof(cmsg));
-            if (err != POSGATE_OK) {
+            if (err == POSGATE_ERR_NOMEM) {
+                set_msg(msg, cap, "store: out of memory reading the installed feed configuration");
+            } else if (err != POSGATE_OK) {
                 set_msg(msg, cap, "store: installed feed configuration is damaged: %s", cmsg);
                 err = POSGATE_ERR_CORRUPT;
             } else {
@@ -2036,7 +2046,7 @@ store_reader_refresh(struct store_reader *r)
         return POSGATE_ERR_INVALID;
     }
     now = plat_mono_ns();
-    gen = atomic_load(&r->s->generation);
+    gen = atomic_load(&process_commits);
     if (r->in_txn && gen == r->seen_store_gen && now - r->txn_start_ns < r->renew_ns) {
         return POSGATE_OK;
     }

@@ -846,10 +846,13 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         goto out;
     }
     /* The store holds the new version: now the trusted metadata may follow. */
-    err = plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX);
-    if (err != POSGATE_OK) {
-        fail(&r, "cannot promote the verified metadata into %s: %s", r.dd.tuf,
-             posgate_strerror(err));
+    if (plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX) != POSGATE_OK) {
+        /* The new version is installed and serving; the trusted metadata stays at the older,
+         * equally verified version, which the next update moves forward again. */
+        plat_log(PLAT_LOG_WARN,
+                 "feed version %lld is installed, but the verified metadata could not be copied "
+                 "into %s; the next update will retry",
+                 (long long)res->feed_version, r.dd.tuf);
     }
 out:
     if (plat_remove_dir_files(r.dd.tuf_staging) != POSGATE_OK) {

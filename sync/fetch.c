@@ -935,14 +935,23 @@ on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* A short, printable summary of an error page: tags dropped, blanks collapsed. */
+/* A short, printable summary of an error page: its <title> when it has one, else the text
+ * with tags dropped; blanks collapsed. */
 static void
 page_text(const char *page, char *out, size_t cap)
 {
     size_t o = 0;
     int in_tag = 0, space = 1;
+    const char *title = strstr(page, "<title>"), *end = NULL;
 
-    for (const char *p = page; *p != 0 && o + 1 < cap; p++) {
+    if (title != NULL) {
+        title += 7;
+        end = strstr(title, "</title>");
+    }
+    if (end == NULL) {
+        title = page;
+    }
+    for (const char *p = title; *p != 0 && p != end && o + 1 < cap; p++) {
         unsigned char c = (unsigned char)*p;
 
         if (c == '<') {

@@ -21,11 +21,25 @@
 #define JSON_SAFE_INT  9007199254740992.0 /* 2^53 */
 
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+/* Allocations cJSON was refused, per thread: cJSON reports running out of memory as a parse
+ * failure, and json_parse_bounded tells the two apart by this count. */
+static _Thread_local unsigned long alloc_failures;
+
+static void *
+hook_malloc(size_t n)
+{
+    void *p = plat_malloc(n);
+
+    if (p == NULL) {
+        alloc_failures++;
+    }
+    return p;
+}
 
 static void
 install_hooks(void)
 {
-    cJSON_Hooks h = {plat_malloc, plat_free};
+    cJSON_Hooks h = {hook_malloc, plat_free};
 
     cJSON_InitHooks(&h);
 }
@@ -219,6 +233,7 @@ json_parse_bounded(const void *data, size_t len, size_t max_len, struct cJSON **
     cJSON *root;
     enum posgate_err err;
     char dummy[8];
+    unsigned long failures;
 
     if (errmsg == NULL || errcap == 0) {
         errmsg = dummy;
@@ -242,7 +257,12 @@ json_parse_bounded(const void *data, size_t len, size_t max_len, struct cJSON **
         return POSGATE_ERR_PARSE;
     }
     json_init_hooks();
+    failures = alloc_failures;
     root = cJSON_ParseWithLengthOpts(p, len, &end, 0);
+    if (root == NULL && alloc_failures != failures) {
+        snprintf(errmsg, errcap, "out of memory while parsing %zu bytes of JSON", len);
+        return POSGATE_ERR_NOMEM;
+    }
     if (root == NULL) {
         const char *at = cJSON_GetErrorPtr();
         long off = (at != NULL && at >= p && at <= p + len) ? (long)(at - p) : -1;

@@ -3,23 +3,28 @@
 # The one test command: installs what a fresh Debian machine lacks, builds the normal and the
 # ASan+UBSan builds (warnings are errors), and runs every test of both through ctest.
 #
-# usage: tests/run.sh [--no-install] [--only normal|asan] [--fuzz-seconds N] [-- ctest args]
+# usage: tests/run.sh [--no-install] [--only normal|asan] [--fuzz-seconds N] [--valgrind]
+#                     [-- ctest args]
 #   --no-install      skip apt-get (the packages are already there)
 #   --only B          build and test one build only
-#   --fuzz-seconds N  when clang is present, also run each fuzzer for N seconds (default 0 here)
+#   --fuzz-seconds N  when clang is present, run each libFuzzer target for N seconds (default 10
+#                     when clang is present, 0 to skip; POSGATE_FUZZ_SECONDS sets it too)
+#   --valgrind        run every unit test of the normal build under valgrind memcheck (without
+#                     it, a short subset runs when valgrind is present)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-INSTALL=1 ONLY="" FUZZ_SECONDS=${POSGATE_FUZZ_SECONDS:-0}
+INSTALL=1 ONLY="" FUZZ_SECONDS=${POSGATE_FUZZ_SECONDS:-10} VALGRIND_ALL=0
 CTEST_EXTRA=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --no-install) INSTALL=0; shift ;;
         --only) ONLY=$2; shift 2 ;;
         --fuzz-seconds) FUZZ_SECONDS=$2; shift 2 ;;
+        --valgrind) VALGRIND_ALL=1; shift ;;
         --) shift; CTEST_EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "tests/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -47,6 +52,26 @@ if [[ -z $ONLY || $ONLY == normal ]]; then
     echo "== build (normal)"
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     run_ctest build normal
+    # memcheck: every unit test with --valgrind, else a short subset (well under a minute)
+    if command -v valgrind >/dev/null; then
+        if [[ $VALGRIND_ALL == 1 ]]; then
+            vg_tests=$(cd build/tests && ls unit_* | sed 's/^unit_//')
+        else
+            vg_tests="platform ident engine json_canon"  # about 30 s; feed_records alone takes 50 s
+        fi
+        echo "== valgrind memcheck: $(echo $vg_tests | wc -w) unit tests"
+        for t in $vg_tests; do
+            if ! (cd build/tests && POSGATE_TEST_SRC="$ROOT/tests" POSGATE_BIN="$ROOT/build" \
+                    valgrind -q --error-exitcode=1 --leak-check=full \
+                    --errors-for-leak-kinds=definite --trace-children=no \
+                    "./unit_$t" >"../valgrind-$t.log" 2>&1); then
+                echo "valgrind: unit/$t failed (see build/valgrind-$t.log)"; tail -30 "build/valgrind-$t.log"
+                status=1
+            fi
+        done
+    elif [[ $VALGRIND_ALL == 1 ]]; then
+        echo "valgrind is not installed"; status=1
+    fi
 fi
 if [[ -z $ONLY || $ONLY == asan ]]; then
     echo "== build (ASan+UBSan)"
@@ -59,11 +84,15 @@ if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
     echo "== fuzz (${FUZZ_SECONDS}s per target)"
     CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DPOSGATE_FUZZ=ON
     for f in build-fuzz/tests/fuzz_*; do
+        [[ -x $f ]] || continue
         name=${f##*/fuzz_}
         work=$(mktemp -d)
         cp -r "tests/fuzz/corpus/$name/." "$work/"
-        if ! "$f" -max_total_time="$FUZZ_SECONDS" -artifact_prefix=build-fuzz/ "$work" >/dev/null 2>&1; then
-            echo "fuzz: $name found a crash (see build-fuzz/)"; status=1
+        if ! "$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+                -artifact_prefix="build-fuzz/$name-" "$work" >"build-fuzz/$name.log" 2>&1; then
+            echo "fuzz: $name found a crash (see build-fuzz/$name.log and build-fuzz/$name-*);"\
+                 "add the input to tests/fuzz/corpus/$name/ once fixed"
+            status=1
         fi
         rm -rf "$work"
     done

@@ -3,7 +3,8 @@
 # The posgate demo, from nothing: installs what it needs, builds, creates keys, synthesises a
 # 100,000-entry list, publishes a signed feed, initialises a kiosk store, imports it, prints a
 # few decisions (ALLOW, DENY with its notice, REFER), publishes an update, imports it as a delta
-# and shows the changed answer and `posgate status`.
+# and shows the changed answer and `posgate status`; then serves the feed with posgate-hub, runs
+# the daemon posgated, asks it for decisions over HTTP and shows it pick up an update by itself.
 #
 # usage: tools/demo.sh [--entries N] [--workdir DIR] [--no-install]
 set -euo pipefail
@@ -105,5 +106,63 @@ run posgate import feed
 run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID"
 run posgate status
 run posgate verify
+step "network: posgate-hub serves the feed, posgated syncs by itself and answers over HTTP"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+rm -f hub.port
+posgate-hub --feed feed --listen 127.0.0.1:0 --port-file hub.port --log-level warn &
+PIDS+=($!)
+for _ in $(seq 50); do [[ -s hub.port ]] && break; sleep 0.1; done
+HUB=http://127.0.0.1:$(cat hub.port)
+API_PORT=$(free_port)
+POLL=2
+posgate --data-dir "$WORK/kiosk2" init --root feed/metadata/1.root.json --list-key keys/list.key \
+    --jurisdiction CN >/dev/null
+cat > posgated.json <<JSON
+{
+  "data_dir": "$WORK/kiosk2",
+  "listen": ["127.0.0.1:$API_PORT"],
+  "feed_urls": ["$HUB"],
+  "poll_interval_s": $POLL,
+  "log_level": "warn"
+}
+JSON
+cat posgated.json
+posgated --config posgated.json &
+DAEMON=$!
+PIDS+=($DAEMON)
+API=http://127.0.0.1:$API_PORT
+for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+run curl -s "$API/healthz"; echo
+SUBJECT=$(pick listed id)
+SVC=$(pick listed service)
+BODY="{\"service\": \"$SVC\", \"ids\": [\"$SUBJECT\"], \"operator\": \"counter-7\"}"
+echo "-- POST /v1/check $BODY"
+curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["decision"].upper(), [r["listing_id"] for r in d["reasons"]], "feed version", d["feed_version"])'
+echo "-- POST /v1/check with a mistyped identifier: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST \
+    -d "{\"service\": \"rail.hsr\", \"ids\": [\"$BAD_ID\"]}" "$API/v1/check") (the error names the field)"
+
+step "publisher lifts the listing of $SUBJECT; the daemon picks it up within two poll intervals"
+SUBJECT_LISTING=$(awk -F, -v id="$SUBJECT" '$1 == "listed" && $2 == id { print $5; exit }' subjects.csv)
+grep -v ",$SUBJECT_LISTING," entries2.csv > entries3.csv
+run posgate-publish update --state pubstate --entries entries3.csv --out feed
+start=$(date +%s%N)
+for _ in $(seq $((POLL * 20))); do
+    d=$(curl -s -X POST -d "$BODY" "$API/v1/check" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
+    [[ $d == allow ]] && break
+    sleep 0.1
+done
+printf 'now %s after %d ms (poll interval %d s)\n' "$(echo "$d" | tr a-z A-Z)" \
+    $(( ($(date +%s%N) - start) / 1000000 )) "$POLL"
+curl -s "$API/v1/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("feed version", d["feed_version"], "sync", d["sync"])'
+curl -s "$API/metrics" | grep -E '^posgate_(checks_total|feed_version|sync_attempts_total)' | head -6
+
+step "stopping the daemon and the hub cleanly (SIGTERM)"
+kill -TERM "$DAEMON"; wait "$DAEMON" && echo "posgated exited 0"
+cleanup; trap - EXIT
+
 echo
 echo "demo finished; files are in $WORK"

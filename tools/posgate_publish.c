@@ -11,7 +11,8 @@
  *
  *   +------------------------------+---------------------------------------------------+
  *   | publish.json                 | key paths, per list: seq, entries, state digest,  |
- *   |                              | role, targets listed (snapshot, kept deltas)      |
+ *   |                              | role, targets listed (snapshot, kept deltas),     |
+ *   |                              | pending (a run stopped before its publication)    |
  *   | feed.json                    | the feed configuration, published as config/...   |
  *   | lists/<id>/snapshot.pgs      | the last published snapshot body of the list      |
  *   | tuf/                         | the TUF writer's state (tuf_writer.h)             |
@@ -381,6 +382,8 @@ struct pub_list {
     char deltas[KEEP_DELTAS + 1][256]; /* listed delta target names, oldest first */
     unsigned auth_threshold;
     int resign; /* delegated, its role not yet signed by the authority */
+    int pending; /* changed by a run that stopped before its publication finished: the next
+                    update publishes the list whole (a new snapshot, no delta) */
 };
 
 struct pub_state {
@@ -527,6 +530,12 @@ pub_state_load(const char *dir, struct pub_state *s)
             goto bad_list;
         }
         l->resign = (int)v;
+        v = 0;
+        if (cJSON_GetObjectItemCaseSensitive(it, "pending") != NULL &&
+            json_get_int(it, "pending", 0, 1, &v) != POSGATE_OK) {
+            goto bad_list;
+        }
+        l->pending = (int)v;
         if (jstr(it, "role", l->role, sizeof l->role) != 0 ||
             jstr(it, "snapshot_target", l->snapshot_target, sizeof l->snapshot_target) != 0 ||
             jstr(it, "state", hex, sizeof hex) != 0 ||
@@ -598,6 +607,7 @@ pub_state_save(const struct pub_state *s)
         cJSON_AddNumberToObject(o, "issued_at", (double)l->issued_at);
         cJSON_AddNumberToObject(o, "auth_threshold", (double)l->auth_threshold);
         cJSON_AddNumberToObject(o, "resign", l->resign);
+        cJSON_AddNumberToObject(o, "pending", l->pending);
         cJSON_AddStringToObject(o, "role", l->role);
         cJSON_AddStringToObject(o, "snapshot_target", l->snapshot_target);
         cJSON_AddStringToObject(o, "state", hex);
@@ -1625,7 +1635,9 @@ cmd_update(int argc, char **argv)
             err = POSGATE_ERR_NOMEM;
             goto out;
         }
-        lw[i].first = !lw[i].pl->published;
+        /* a list a stopped run left pending is published whole: its snapshot.pgs may be
+         * newer than its seq says, and what reached the repository is unknown */
+        lw[i].first = !lw[i].pl->published || lw[i].pl->pending;
         lw[i].new_seq = lw[i].pl->seq + 1;
     }
     /* pub_add may have moved the array: take the pointers again */
@@ -1781,7 +1793,26 @@ cmd_update(int argc, char **argv)
                 die_msg("cannot add %s: %s", name, tuf_writer_errmsg(w));
             }
         }
-        if (err == POSGATE_OK && pl->snapshot_target[0] != '\0') {
+        if (err == POSGATE_OK && pl->pending) {
+            /* A run stopped before its publication finished: what it left in the writer's
+             * state is unknown, so its deltas and snapshots are withdrawn (kiosks take the new
+             * snapshot) and the list is published whole under a seq never published before. */
+            for (size_t k = 0; err == POSGATE_OK && k < pl->ndeltas; k++) {
+                err = remove_target_quiet(w, pl->role, pl->deltas[k]);
+            }
+            pl->ndeltas = 0;
+            for (uint64_t k = 0; err == POSGATE_OK && k < 2 && pl->seq > k; k++) {
+                char old[256];
+
+                err = pathf(old, sizeof old, "lists/%s/snapshot-%" PRIu64 ".pgs", l->id,
+                            pl->seq - k);
+                if (err == POSGATE_OK && strcmp(old, name) != 0) {
+                    err = remove_target_quiet(w, pl->role, old);
+                }
+            }
+        }
+        if (err == POSGATE_OK && pl->snapshot_target[0] != '\0' &&
+            strcmp(pl->snapshot_target, name) != 0) {
             err = remove_target_quiet(w, pl->role, pl->snapshot_target);
         }
         if (err != POSGATE_OK) {
@@ -1839,8 +1870,21 @@ cmd_update(int argc, char **argv)
     /*
      * 6. Our state first, then the repository: should the publish fail after this, the next
      * update starts from a seq that was never published, and kiosks fall back to a snapshot;
-     * the reverse order could publish the same seq twice with different contents.
+     * the reverse order could publish the same seq twice with different contents. The changed
+     * lists are marked pending before their snapshot.pgs is replaced and until the repository
+     * is written, so a run killed anywhere in between leaves them to be published whole by the
+     * next update (without the mark, the next update found snapshot.pgs newer than the state,
+     * or found no change and never published the lists at all).
      */
+    for (i = 0; i < cfg->n_lists; i++) {
+        if (lw[i].first || lw[i].additions + lw[i].removals > 0) {
+            lw[i].pl->pending = 1;
+        }
+    }
+    err = pub_state_save(&s);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
     for (i = 0; i < cfg->n_lists; i++) {
         struct list_work *l = &lw[i];
         char from[PATH_CAP], to[PATH_CAP];
@@ -1869,6 +1913,13 @@ cmd_update(int argc, char **argv)
         goto out;
     }
     err = publish_repo(w, optv(&o[2]), &kr);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    for (i = 0; i < s.nlists; i++) {
+        s.lists[i].pending = 0;
+    }
+    err = pub_state_save(&s);
     if (err != POSGATE_OK) {
         goto out;
     }

@@ -1,0 +1,1158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
+ * under a full queue, pruning, the signed batches for the uploader, and chain verification.
+ * SQLite is included here and in the list store only.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "audit.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "crypto.h"
+#include "plat_clock.h"
+#include "plat_log.h"
+#include "plat_mem.h"
+
+#define RING_CAP        512
+#define BUSY_TIMEOUT_MS 10000
+#define IDLE_RETRY_MS   1000
+#define SCHEMA_VERSION  1
+
+struct receipt {
+    enum posgate_err err;
+    uint64_t seq;
+    int done;
+};
+
+struct slot {
+    struct audit_event ev;
+    struct receipt *rc; /* NULL: nobody waits (a batched ALLOW) */
+    uint64_t seq;       /* set by the writer */
+};
+
+struct audit_queue {
+    sqlite3 *wdb; /* the writer thread's connection */
+    sqlite3 *rdb; /* everything else, under rlock */
+    pthread_mutex_t rlock;
+    sqlite3_stmt *ins, *head, *anchor, *meta_get, *meta_set;
+    struct device_key *key;
+    char device_id[DEVICE_ID_HEX_LEN + 1];
+    int readonly;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t cv_work, cv_done;
+    pthread_t th;
+    int has_thread, stop;
+    struct slot *ring;
+    size_t *scratch; /* folded slot indices waiting for their summary's seq (writer only) */
+    size_t head_i, n, urgent;
+    uint64_t enq_count, done_count;
+    uint64_t oldest_ns;
+    enum audit_durability durability;
+    uint64_t max_bytes;
+    int64_t retention_s;
+    uint32_t batch_ms, batch_max;
+    struct audit_summary carry; /* ALLOWs of failed commits, written with the next one */
+    uint64_t folded, commits, failures;
+    struct buf body; /* writer's render buffer */
+};
+
+void
+audit_options_default(struct audit_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->durability = AUDIT_STRICT;
+    o->max_bytes = 256ull << 20;
+    o->retention_days = 30;
+    o->batch_ms = 50;
+    o->batch_max = 256;
+}
+
+enum posgate_err
+audit_durability_parse(const char *s, enum audit_durability *out)
+{
+    if (s != NULL && strcmp(s, "strict") == 0) {
+        *out = AUDIT_STRICT;
+    } else if (s != NULL && strcmp(s, "batched") == 0) {
+        *out = AUDIT_BATCHED;
+    } else {
+        return POSGATE_ERR_INVALID;
+    }
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+sql_err(sqlite3 *db, int rc, const char *what, char *errmsg, size_t errcap)
+{
+    if (errmsg != NULL && errcap > 0) {
+        snprintf(errmsg, errcap, "audit: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "");
+    }
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+        return POSGATE_ERR_CORRUPT;
+    }
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        return POSGATE_ERR_RETRY;
+    }
+    if (rc == SQLITE_NOMEM) {
+        return POSGATE_ERR_NOMEM;
+    }
+    return POSGATE_ERR_IO;
+}
+
+static enum posgate_err
+exec(sqlite3 *db, const char *sql, char *errmsg, size_t errcap)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
+}
+
+static enum posgate_err
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *errmsg, size_t errcap)
+{
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+
+    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
+}
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+    " decision TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL, hash BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL, b BLOB);"
+    "INSERT OR IGNORE INTO meta VALUES('anchor', 0, zeroblob(32)), ('acked', 0, NULL),"
+    " ('bytes', 0, NULL);"
+    "PRAGMA user_version = 1;";
+
+static enum posgate_err
+open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errcap)
+{
+    sqlite3 *db = NULL;
+    int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int rc;
+    enum posgate_err err;
+
+    *out = NULL;
+    rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        if (readonly && rc == SQLITE_CANTOPEN) {
+            snprintf(errmsg, errcap, "audit: %s does not exist (no decision was audited yet)",
+                     path);
+            sqlite3_close(db);
+            return POSGATE_ERR_NOTFOUND;
+        }
+        err = sql_err(db, rc, path, errmsg, errcap);
+        sqlite3_close(db);
+        return err;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    err = exec(db,
+               readonly ? "PRAGMA query_only = ON;"
+                        : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+               errmsg, errcap);
+    if (err != POSGATE_OK) {
+        sqlite3_close(db);
+        return err;
+    }
+    *out = db;
+    return POSGATE_OK;
+}
+
+/* ---- the writer ---- */
+
+static struct slot *
+slot_at(struct audit_queue *q, size_t start, size_t i)
+{
+    return &q->ring[(start + i) % RING_CAP];
+}
+
+static int64_t
+meta_int(struct audit_queue *q, const char *k)
+{
+    int64_t v = 0;
+
+    sqlite3_bind_text(q->meta_get, 1, k, -1, SQLITE_STATIC);
+    if (sqlite3_step(q->meta_get) == SQLITE_ROW) {
+        v = sqlite3_column_int64(q->meta_get, 0);
+    }
+    sqlite3_reset(q->meta_get);
+    return v;
+}
+
+static int
+meta_put(sqlite3_stmt *st, const char *k, int64_t v, const uint8_t *b, size_t blen)
+{
+    int rc;
+
+    sqlite3_bind_int64(st, 1, v);
+    if (b != NULL) {
+        sqlite3_bind_blob(st, 2, b, (int)blen, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 2);
+    }
+    sqlite3_bind_text(st, 3, k, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The chain head: the newest event, else the anchor left by pruning. */
+static int
+read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
+          uint8_t hash[AUDIT_HASH_LEN])
+{
+    sqlite3_stmt *st = head;
+    int rc = sqlite3_step(st);
+
+    (void)db;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        st = anchor;
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    }
+    *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    memset(hash, 0, AUDIT_HASH_LEN);
+    if (sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
+        memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
+    }
+    sqlite3_reset(st);
+    return SQLITE_OK;
+}
+
+/* Deletes the events with seq <= upto that are older than cutoff_us (a prefix of the chain:
+ * it stops at the first younger one) and moves the anchor. Inside a write transaction. */
+static int
+prune_prefix(sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *freed)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t limit = upto, anchor = 0;
+    uint8_t hash[AUDIT_HASH_LEN];
+    int rc, have = 0;
+
+    *freed = 0;
+    rc = sqlite3_prepare_v2(db, "SELECT min(seq) FROM events WHERE seq <= ?1 AND time_us >= ?2", -1,
+                            &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
+        sqlite3_bind_int64(st, 2, cutoff_us);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            limit = (uint64_t)sqlite3_column_int64(st, 0) - 1;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT seq, hash FROM events WHERE seq <= ?1 "
+                                "ORDER BY seq DESC LIMIT 1",
+                                -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
+            anchor = (uint64_t)sqlite3_column_int64(st, 0);
+            memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
+            have = 1;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc != SQLITE_OK || !have) {
+        return rc;
+    }
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT total(length(CAST(body AS BLOB))) FROM events "
+                            "WHERE seq <= ?1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *freed = (uint64_t)sqlite3_column_double(st, 0);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = sqlite3_prepare_v2(db, "DELETE FROM events WHERE seq <= ?1", -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = rc != SQLITE_OK ? rc
+                             : sqlite3_prepare_v2(db,
+                                                  "UPDATE meta SET v = ?1, b = ?2 WHERE k = "
+                                                  "'anchor'",
+                                                  -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
+        sqlite3_bind_blob(st, 2, hash, AUDIT_HASH_LEN, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = rc != SQLITE_OK ? rc
+                             : sqlite3_prepare_v2(db,
+                                                  "UPDATE meta SET v = max(0, v - ?1) "
+                                                  "WHERE k = 'bytes'",
+                                                  -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)*freed);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+struct chain {
+    uint64_t seq;
+    uint8_t hash[AUDIT_HASH_LEN];
+    uint64_t bytes;
+};
+
+static int
+insert(struct audit_queue *q, struct chain *c, const char *kind, const char *decision,
+       int64_t time_us)
+{
+    uint8_t h[AUDIT_HASH_LEN];
+    int rc;
+
+    audit_chain_hash(c->hash, q->body.data, q->body.len, h);
+    sqlite3_bind_int64(q->ins, 1, (sqlite3_int64)(c->seq + 1));
+    sqlite3_bind_text(q->ins, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q->ins, 3, decision, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q->ins, 4, time_us);
+    sqlite3_bind_text(q->ins, 5, (const char *)q->body.data, (int)q->body.len, SQLITE_STATIC);
+    sqlite3_bind_blob(q->ins, 6, h, AUDIT_HASH_LEN, SQLITE_STATIC);
+    rc = sqlite3_step(q->ins);
+    sqlite3_reset(q->ins);
+    if (rc != SQLITE_DONE) {
+        return rc;
+    }
+    c->seq++;
+    memcpy(c->hash, h, AUDIT_HASH_LEN);
+    c->bytes += q->body.len;
+    return SQLITE_OK;
+}
+
+static int
+write_summary(struct audit_queue *q, struct chain *c, const struct audit_summary *s)
+{
+    buf_reset(&q->body);
+    if (audit_summary_encode(s, q->device_id, c->seq + 1, c->hash, &q->body) != POSGATE_OK) {
+        return SQLITE_NOMEM;
+    }
+    return insert(q, c, "allow_summary", "allow", s->last_us);
+}
+
+static int
+is_full(const struct audit_queue *q, const struct chain *c, uint64_t max_bytes)
+{
+    (void)q;
+    return max_bytes > 0 && c->bytes >= max_bytes;
+}
+
+/* Writes slots [start, start+k) (and the carried summary) in one transaction. */
+static enum posgate_err
+commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
+{
+    struct audit_summary sum;
+    struct chain c;
+    size_t nf = 0;
+    int rc, full;
+    uint64_t folded = 0;
+
+    memset(&sum, 0, sizeof(sum));
+    sum.cause = "queue_full";
+    rc = sqlite3_exec(q->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    rc = read_head(q->wdb, q->head, q->anchor, &c.seq, c.hash);
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    c.bytes = (uint64_t)meta_int(q, "bytes");
+    full = is_full(q, &c, max_bytes);
+    if (full) {
+        uint64_t freed = 0;
+
+        /* acknowledged events are at the collector: make room before folding anything */
+        rc = prune_prefix(q->wdb, (uint64_t)meta_int(q, "acked"), INT64_MAX, &freed);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+        c.bytes = c.bytes > freed ? c.bytes - freed : 0;
+        full = is_full(q, &c, max_bytes);
+    }
+    if (q->carry.count > 0) {
+        rc = write_summary(q, &c, &q->carry);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        struct slot *s = slot_at(q, start, i);
+
+        if (s->ev.decision == AUDIT_ALLOW && full) {
+            audit_summary_add(&sum, &s->ev);
+            q->scratch[nf++] = (start + i) % RING_CAP;
+            folded++;
+            continue;
+        }
+        if (sum.count > 0) {
+            rc = write_summary(q, &c, &sum);
+            if (rc != SQLITE_OK) {
+                goto fail;
+            }
+            for (size_t j = 0; j < nf; j++) {
+                q->ring[q->scratch[j]].seq = c.seq;
+            }
+            nf = 0;
+            memset(&sum, 0, sizeof(sum));
+            sum.cause = "queue_full";
+        }
+        buf_reset(&q->body);
+        if (audit_event_encode(&s->ev, q->device_id, c.seq + 1, c.hash, &q->body) != POSGATE_OK) {
+            rc = SQLITE_NOMEM;
+            goto fail;
+        }
+        rc = insert(q, &c, "decision", audit_decision_name(s->ev.decision), s->ev.time_us);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+        s->seq = c.seq;
+        full = is_full(q, &c, max_bytes);
+    }
+    if (sum.count > 0) {
+        rc = write_summary(q, &c, &sum);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+        for (size_t j = 0; j < nf; j++) {
+            q->ring[q->scratch[j]].seq = c.seq;
+        }
+    }
+    rc = meta_put(q->meta_set, "bytes", (int64_t)c.bytes, NULL, 0);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(q->wdb, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        goto fail;
+    }
+    memset(&q->carry, 0, sizeof(q->carry));
+    q->folded += folded;
+    q->commits++;
+    return POSGATE_OK;
+fail:
+    plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
+             sqlite3_errmsg(q->wdb), k);
+    sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    q->failures++;
+    q->carry.cause = "write_failed";
+    for (size_t i = 0; i < k; i++) {
+        struct slot *s = slot_at(q, start, i);
+
+        /* nobody waits for a batched ALLOW: keep it counted for the next commit */
+        if (s->rc == NULL && s->ev.decision == AUDIT_ALLOW) {
+            audit_summary_add(&q->carry, &s->ev);
+        }
+    }
+    return sql_err(q->wdb, rc, "commit", NULL, 0);
+}
+
+static void
+deadline_after(struct timespec *ts, uint64_t from_ns, uint32_t ms)
+{
+    uint64_t t = from_ns + (uint64_t)ms * 1000000u;
+
+    ts->tv_sec = (time_t)(t / 1000000000u);
+    ts->tv_nsec = (long)(t % 1000000000u);
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct audit_queue *q = arg;
+
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        size_t start, k, waiters = 0;
+        uint64_t max_bytes;
+        enum posgate_err err;
+        struct timespec ts;
+
+        if (q->n == 0) {
+            if (q->carry.count > 0 && !q->stop) {
+                deadline_after(&ts, plat_mono_ns(), IDLE_RETRY_MS);
+                pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+            } else if (q->carry.count == 0) {
+                if (q->stop) {
+                    break;
+                }
+                pthread_cond_wait(&q->cv_work, &q->mu);
+                continue;
+            }
+            if (q->n == 0 && q->carry.count > 0) {
+                if (q->stop) {
+                    /* one last attempt at the carried summary, then give up on it */
+                    pthread_mutex_unlock(&q->mu);
+                    err = commit_batch(q, q->head_i, 0, q->max_bytes);
+                    pthread_mutex_lock(&q->mu);
+                    if (err != POSGATE_OK) {
+                        plat_log(PLAT_LOG_ERROR, "audit: %llu ALLOW event(s) lost at close",
+                                 (unsigned long long)q->carry.count);
+                    }
+                    break;
+                }
+                pthread_mutex_unlock(&q->mu);
+                (void)commit_batch(q, q->head_i, 0, q->max_bytes);
+                pthread_mutex_lock(&q->mu);
+            }
+            continue;
+        }
+        if (!q->stop && q->urgent == 0 && q->n < q->batch_max) {
+            uint64_t now = plat_mono_ns(), due = q->oldest_ns + (uint64_t)q->batch_ms * 1000000u;
+
+            if (now < due) {
+                deadline_after(&ts, q->oldest_ns, q->batch_ms);
+                pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+                continue;
+            }
+        }
+        start = q->head_i;
+        k = q->n;
+        max_bytes = q->max_bytes;
+        pthread_mutex_unlock(&q->mu);
+        err = commit_batch(q, start, k, max_bytes);
+        pthread_mutex_lock(&q->mu);
+        for (size_t i = 0; i < k; i++) {
+            struct slot *s = slot_at(q, start, i);
+
+            if (s->rc != NULL) {
+                s->rc->err = err;
+                s->rc->seq = err == POSGATE_OK ? s->seq : 0;
+                s->rc->done = 1;
+                s->rc = NULL;
+                waiters++;
+            }
+        }
+        q->head_i = (start + k) % RING_CAP;
+        q->n -= k;
+        q->urgent -= waiters;
+        q->done_count += k;
+        q->oldest_ns = plat_mono_ns();
+        pthread_cond_broadcast(&q->cv_done);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* ---- open / close ---- */
+
+enum posgate_err
+audit_open(const char *path, struct device_key *key, const struct audit_options *opt,
+           unsigned flags, struct audit_queue **out, char *errmsg, size_t errcap)
+{
+    struct audit_queue *q;
+    struct audit_options def;
+    pthread_condattr_t ca;
+    enum posgate_err err;
+    int ro = (flags & AUDIT_READONLY) != 0;
+
+    if (out == NULL || path == NULL || (key == NULL && !ro)) {
+        return POSGATE_ERR_INVALID;
+    }
+    *out = NULL;
+    if (opt == NULL) {
+        audit_options_default(&def);
+        opt = &def;
+    }
+    q = plat_calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    q->readonly = ro;
+    q->key = key;
+    snprintf(q->device_id, sizeof(q->device_id), "%s", key != NULL ? device_key_id(key) : "");
+    q->durability = opt->durability;
+    q->max_bytes = opt->max_bytes;
+    q->retention_s = (int64_t)opt->retention_days * 86400;
+    q->batch_ms = opt->batch_ms > 0 ? opt->batch_ms : 50;
+    q->batch_max = opt->batch_max > 0 && opt->batch_max <= RING_CAP / 2 ? opt->batch_max : 256;
+    buf_init(&q->body, AUDIT_EVENT_MAX);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->rlock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv_work, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&q->cv_done, NULL);
+    if (!ro) {
+        err = open_db(path, 0, &q->wdb, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            err = exec(q->wdb, schema, errmsg, errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb,
+                          "INSERT INTO events(seq, kind, decision, time_us, body, hash) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                          &q->ins, errmsg, errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+                          &q->head, errmsg, errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "SELECT v, b FROM meta WHERE k = 'anchor'", &q->anchor, errmsg,
+                          errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "SELECT v FROM meta WHERE k = ?1", &q->meta_get, errmsg, errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = coalesce(?2, b) WHERE k = ?3",
+                          &q->meta_set, errmsg, errcap);
+        }
+        if (err != POSGATE_OK) {
+            goto fail;
+        }
+        q->ring = plat_calloc(RING_CAP, sizeof(*q->ring));
+        q->scratch = plat_calloc(RING_CAP, sizeof(*q->scratch));
+        if (q->ring == NULL || q->scratch == NULL) {
+            err = POSGATE_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    err = open_db(path, ro, &q->rdb, errmsg, errcap);
+    if (err == POSGATE_OK && ro) {
+        sqlite3_stmt *st = NULL;
+
+        /* an empty or foreign file is not an audit queue */
+        err = prepare(q->rdb, "SELECT v FROM meta WHERE k = 'anchor'", &st, errmsg, errcap);
+        sqlite3_finalize(st);
+        if (err == POSGATE_ERR_IO) {
+            snprintf(errmsg, errcap, "audit: %s holds no audit queue", path);
+            err = POSGATE_ERR_CORRUPT;
+        }
+    }
+    if (err != POSGATE_OK) {
+        goto fail;
+    }
+    if (!ro) {
+        if (pthread_create(&q->th, NULL, writer_main, q) != 0) {
+            snprintf(errmsg, errcap, "audit: cannot start the writer thread");
+            err = POSGATE_ERR_NOMEM;
+            goto fail;
+        }
+        q->has_thread = 1;
+    }
+    *out = q;
+    return POSGATE_OK;
+fail:
+    audit_close(q);
+    return err;
+}
+
+void
+audit_close(struct audit_queue *q)
+{
+    if (q == NULL) {
+        return;
+    }
+    if (q->has_thread) {
+        pthread_mutex_lock(&q->mu);
+        q->stop = 1;
+        pthread_cond_broadcast(&q->cv_work);
+        pthread_mutex_unlock(&q->mu);
+        pthread_join(q->th, NULL);
+    }
+    sqlite3_finalize(q->ins);
+    sqlite3_finalize(q->head);
+    sqlite3_finalize(q->anchor);
+    sqlite3_finalize(q->meta_get);
+    sqlite3_finalize(q->meta_set);
+    sqlite3_close(q->wdb);
+    sqlite3_close(q->rdb);
+    pthread_cond_destroy(&q->cv_work);
+    pthread_cond_destroy(&q->cv_done);
+    pthread_mutex_destroy(&q->mu);
+    pthread_mutex_destroy(&q->rlock);
+    buf_free(&q->body);
+    plat_free(q->ring);
+    plat_free(q->scratch);
+    plat_free(q);
+}
+
+void
+audit_set_durability(struct audit_queue *q, enum audit_durability d)
+{
+    if (q != NULL) {
+        pthread_mutex_lock(&q->mu);
+        q->durability = d;
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+void
+audit_set_limits(struct audit_queue *q, uint64_t max_bytes, uint32_t retention_days)
+{
+    if (q != NULL) {
+        pthread_mutex_lock(&q->mu);
+        q->max_bytes = max_bytes;
+        q->retention_s = (int64_t)retention_days * 86400;
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+/* ---- enqueueing ---- */
+
+enum posgate_err
+audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
+{
+    struct receipt rc = {POSGATE_OK, 0, 0};
+    struct slot *s;
+    int wait;
+
+    if (seq != NULL) {
+        *seq = 0;
+    }
+    if (q == NULL || e == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    if (q->readonly) {
+        return POSGATE_ERR_STATE;
+    }
+    pthread_mutex_lock(&q->mu);
+    while (q->n == RING_CAP && !q->stop) {
+        pthread_cond_wait(&q->cv_done, &q->mu);
+    }
+    if (q->stop) {
+        pthread_mutex_unlock(&q->mu);
+        return POSGATE_ERR_STATE;
+    }
+    wait = q->durability == AUDIT_STRICT || e->decision != AUDIT_ALLOW;
+    s = slot_at(q, q->head_i, q->n);
+    memcpy(&s->ev, e, sizeof(*e));
+    s->rc = wait ? &rc : NULL;
+    s->seq = 0;
+    if (q->n == 0) {
+        q->oldest_ns = plat_mono_ns();
+    }
+    q->n++;
+    q->enq_count++;
+    if (wait) {
+        q->urgent++;
+    }
+    if (wait || q->n == 1 || q->n >= q->batch_max) {
+        pthread_cond_signal(&q->cv_work);
+    }
+    while (wait && !rc.done) {
+        pthread_cond_wait(&q->cv_done, &q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (wait && seq != NULL) {
+        *seq = rc.seq;
+    }
+    return wait ? rc.err : POSGATE_OK;
+}
+
+enum posgate_err
+audit_flush(struct audit_queue *q)
+{
+    uint64_t target;
+
+    if (q == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    if (q->readonly) {
+        return POSGATE_OK;
+    }
+    pthread_mutex_lock(&q->mu);
+    target = q->enq_count;
+    if (q->n > 0) {
+        q->urgent++; /* commit now rather than at the batch deadline */
+        pthread_cond_signal(&q->cv_work);
+        while (q->done_count < target) {
+            pthread_cond_wait(&q->cv_done, &q->mu);
+        }
+        q->urgent--;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return POSGATE_OK;
+}
+
+/* ---- reading, acknowledging, pruning (the rdb connection) ---- */
+
+static enum posgate_err
+rd_head(struct audit_queue *q, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN])
+{
+    sqlite3_stmt *h = NULL, *a = NULL;
+    int rc = sqlite3_prepare_v2(q->rdb, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+                                -1, &h, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(q->rdb, "SELECT v, b FROM meta WHERE k = 'anchor'", -1, &a, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = read_head(q->rdb, h, a, seq, hash);
+    }
+    sqlite3_finalize(h);
+    sqlite3_finalize(a);
+    return rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "head", NULL, 0);
+}
+
+static int64_t
+rd_meta(struct audit_queue *q, const char *k, uint8_t *b, size_t blen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if (sqlite3_prepare_v2(q->rdb, "SELECT v, b FROM meta WHERE k = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+            if (b != NULL && (size_t)sqlite3_column_bytes(st, 1) == blen) {
+                memcpy(b, sqlite3_column_blob(st, 1), blen);
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+enum posgate_err
+audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct buf *out,
+                 struct audit_batch_info *info)
+{
+    sqlite3_stmt *st = NULL;
+    struct audit_batch_info bi;
+    struct buf msg = BUF_INIT(512), sig = BUF_INIT(256);
+    uint8_t head_hash[AUDIT_HASH_LEN], idem[CRYPTO_SHA256_LEN];
+    char hex[2 * AUDIT_HASH_LEN + 1], sighex[2 * 256 + 1];
+    enum posgate_err err;
+    int rc;
+
+    if (q == NULL || out == NULL || q->key == NULL || max == 0) {
+        return POSGATE_ERR_INVALID;
+    }
+    memset(&bi, 0, sizeof(bi));
+    buf_reset(out);
+    pthread_mutex_lock(&q->rlock);
+    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL); /* one snapshot for the whole batch */
+    err = rc == SQLITE_OK ? rd_head(q, &bi.head_seq, head_hash)
+                          : sql_err(q->rdb, rc, "begin", NULL, 0);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = buf_printf(out, "{\"device_id\":\"%s\",\"events\":[", q->device_id);
+    rc = sqlite3_prepare_v2(q->rdb,
+                            "SELECT seq, body, hash FROM events WHERE seq > ?1 "
+                            "ORDER BY seq LIMIT ?2",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+    while (err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+
+        if (bi.n_events > 0) {
+            err = buf_append(out, ",", 1);
+        }
+        if (err == POSGATE_OK) {
+            err = buf_append(out, sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        }
+        if (bi.n_events == 0) {
+            bi.first_seq = seq;
+        }
+        bi.last_seq = seq;
+        if (sqlite3_column_bytes(st, 2) == AUDIT_HASH_LEN) {
+            memcpy(head_hash, sqlite3_column_blob(st, 2), AUDIT_HASH_LEN);
+        }
+        bi.n_events++;
+    }
+    if (err == POSGATE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (bi.n_events > 0) {
+        bi.head_seq = bi.last_seq;
+    }
+    err = audit_head_message(q->device_id, bi.head_seq, head_hash, &msg);
+    if (err == POSGATE_OK) {
+        err = device_key_sign(q->key, msg.data, msg.len, &sig);
+    }
+    if (err != POSGATE_OK || sig.len > 256) {
+        err = err != POSGATE_OK ? err : POSGATE_ERR_TOOBIG;
+        goto out;
+    }
+    crypto_hex(sig.data, sig.len, sighex);
+    crypto_hex(head_hash, AUDIT_HASH_LEN, hex);
+    /* the idempotency key names the batch's content: a retry of the same events repeats it */
+    buf_reset(&msg);
+    err = buf_printf(&msg, "posgate-audit-batch/v1\n%s\n%llu\n%llu\n%s\n", q->device_id,
+                     (unsigned long long)bi.first_seq, (unsigned long long)bi.last_seq, hex);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    crypto_sha256(msg.data, msg.len, idem);
+    {
+        char ik[33];
+
+        crypto_hex(idem, 16, ik);
+        err = buf_printf(out,
+                         "],\"head\":{\"hash\":\"%s\",\"seq\":%llu},\"idempotency_key\":"
+                         "\"%s\",\"signature\":\"%s\",\"v\":1}",
+                         hex, (unsigned long long)bi.head_seq, ik, sighex);
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&q->rlock);
+    buf_free(&msg);
+    buf_free(&sig);
+    if (err != POSGATE_OK) {
+        buf_reset(out);
+    } else if (info != NULL) {
+        *info = bi;
+    }
+    return err;
+}
+
+static enum posgate_err
+prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
+{
+    uint64_t head = 0, freed = 0, acked;
+    uint8_t hh[AUDIT_HASH_LEN];
+    enum posgate_err err = POSGATE_OK;
+    int64_t retention_s;
+    int rc;
+
+    pthread_mutex_lock(&q->mu);
+    retention_s = q->retention_s;
+    pthread_mutex_unlock(&q->mu);
+    rc = sqlite3_exec(q->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        return sql_err(q->rdb, rc, "begin", NULL, 0);
+    }
+    err = rd_head(q, &head, hh);
+    if (err == POSGATE_OK && ack > head) {
+        err = POSGATE_ERR_INVALID; /* the collector cannot hold what was never written */
+    }
+    acked = (uint64_t)rd_meta(q, "acked", NULL, 0);
+    if (err == POSGATE_OK && ack > acked) {
+        sqlite3_stmt *st = NULL;
+
+        rc = sqlite3_prepare_v2(q->rdb, "UPDATE meta SET v = ?1 WHERE k = 'acked'", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)ack);
+            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(q->rdb);
+        }
+        sqlite3_finalize(st);
+        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "ack", NULL, 0);
+        acked = ack;
+    }
+    if (err == POSGATE_OK && acked > 0) {
+        rc = prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
+        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "prune", NULL, 0);
+    }
+    rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_err(q->rdb, rc, "commit", NULL, 0);
+    }
+    return err;
+}
+
+enum posgate_err
+audit_ack(struct audit_queue *q, uint64_t seq)
+{
+    enum posgate_err err;
+
+    if (q == NULL || q->readonly) {
+        return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
+    }
+    pthread_mutex_lock(&q->rlock);
+    err = prune_locked(q, plat_wall_s(), seq);
+    pthread_mutex_unlock(&q->rlock);
+    return err;
+}
+
+enum posgate_err
+audit_prune(struct audit_queue *q, int64_t now_s)
+{
+    enum posgate_err err;
+
+    if (q == NULL || q->readonly) {
+        return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
+    }
+    pthread_mutex_lock(&q->rlock);
+    err = prune_locked(q, now_s, 0);
+    pthread_mutex_unlock(&q->rlock);
+    return err;
+}
+
+enum posgate_err
+audit_stats(struct audit_queue *q, struct audit_stats *out)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t hh[AUDIT_HASH_LEN];
+    enum posgate_err err;
+    int rc;
+
+    if (q == NULL || out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->rlock);
+    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
+    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : sql_err(q->rdb, rc, "begin", NULL, 0);
+    if (err == POSGATE_OK) {
+        out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
+        out->bytes = (uint64_t)rd_meta(q, "bytes", NULL, 0);
+        rc = sqlite3_prepare_v2(q->rdb, "SELECT count(*), min(seq) FROM events", -1, &st, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+            out->events = (uint64_t)sqlite3_column_int64(st, 0);
+            out->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
+        } else {
+            err = sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&q->rlock);
+    pthread_mutex_lock(&q->mu);
+    out->pending = q->n;
+    out->folded = q->folded;
+    out->commits = q->commits;
+    out->failures = q->failures;
+    pthread_mutex_unlock(&q->mu);
+    return err;
+}
+
+enum posgate_err
+audit_each(struct audit_queue *q, uint64_t since_seq, audit_each_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    if (q == NULL || fn == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&q->rlock);
+    rc = sqlite3_prepare_v2(q->rdb,
+                            "SELECT seq, body, hash FROM events WHERE seq > ?1 "
+                            "ORDER BY seq",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            uint8_t h[AUDIT_HASH_LEN] = {0};
+
+            if (sqlite3_column_bytes(st, 2) == AUDIT_HASH_LEN) {
+                memcpy(h, sqlite3_column_blob(st, 2), AUDIT_HASH_LEN);
+            }
+            if (fn(ctx, (uint64_t)sqlite3_column_int64(st, 0),
+                   (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                   h) != 0) {
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        err = sql_err(q->rdb, rc, "read", NULL, 0);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->rlock);
+    return err;
+}
+
+enum posgate_err
+audit_verify(struct audit_queue *q, uint64_t *n_events, char *errmsg, size_t errcap)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t prev[AUDIT_HASH_LEN] = {0}, h[AUDIT_HASH_LEN];
+    char sub[256];
+    uint64_t expect, n = 0;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    if (q == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    errmsg[0] = 0;
+    pthread_mutex_lock(&q->rlock);
+    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
+    expect = (uint64_t)rd_meta(q, "anchor", prev, sizeof(prev)) + 1;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(q->rdb, "SELECT seq, body, hash FROM events ORDER BY seq", -1, &st,
+                                NULL);
+    }
+    while (st != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const void *body = sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        struct audit_event_info info;
+
+        if (seq != expect) {
+            snprintf(errmsg, errcap,
+                     "chain broken: expected seq %llu, found %llu (events %llu "
+                     "to %llu are missing)",
+                     (unsigned long long)expect, (unsigned long long)seq,
+                     (unsigned long long)expect, (unsigned long long)(seq - 1));
+            err = POSGATE_ERR_CORRUPT;
+            break;
+        }
+        if (audit_event_inspect(body, len, &info, sub, sizeof(sub)) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "chain broken at seq %llu: %s", (unsigned long long)seq, sub);
+            err = POSGATE_ERR_CORRUPT;
+            break;
+        }
+        if (info.seq != seq || memcmp(info.prev, prev, AUDIT_HASH_LEN) != 0) {
+            snprintf(errmsg, errcap,
+                     "chain broken at seq %llu: the event names seq %llu and a "
+                     "previous hash that is not the hash of event %llu",
+                     (unsigned long long)seq, (unsigned long long)info.seq,
+                     (unsigned long long)(seq - 1));
+            err = POSGATE_ERR_CORRUPT;
+            break;
+        }
+        audit_chain_hash(prev, body, len, h);
+        if (sqlite3_column_bytes(st, 2) != AUDIT_HASH_LEN ||
+            memcmp(sqlite3_column_blob(st, 2), h, AUDIT_HASH_LEN) != 0) {
+            snprintf(errmsg, errcap,
+                     "chain broken at seq %llu: the stored hash is not "
+                     "SHA-256(prev || event): the event was edited",
+                     (unsigned long long)seq);
+            err = POSGATE_ERR_CORRUPT;
+            break;
+        }
+        memcpy(prev, h, AUDIT_HASH_LEN);
+        expect++;
+        n++;
+    }
+    if (err == POSGATE_OK && rc != SQLITE_DONE) {
+        err = sql_err(q->rdb, rc, "verify", errmsg, errcap);
+    }
+    sqlite3_finalize(st);
+    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&q->rlock);
+    if (n_events != NULL) {
+        *n_events = n;
+    }
+    return err;
+}

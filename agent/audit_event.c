@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The audit event codec (audit_event.h): events and summaries to canonical JSON through cJSON
+ * and the canonical encoder, the chain hash, the signed head message, and the reading of a
+ * stored event for `posgate audit list` and `audit verify`.
+ */
+#include "audit_event.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
+#include "json_canon.h"
+#include "plat_clock.h"
+
+const char *
+audit_decision_name(enum audit_decision d)
+{
+    switch (d) {
+    case AUDIT_ALLOW:
+        return "allow";
+    case AUDIT_DENY:
+        return "deny";
+    case AUDIT_REFER:
+        return "refer";
+    }
+    return "refer";
+}
+
+/* Every addition is checked: a tree with a member missing for lack of memory must never be
+ * encoded as if it were the event. */
+#define CHK(call) chk(ok, (call))
+
+static void *
+chk(int *ok, void *added)
+{
+    if (added == NULL) {
+        *ok = 0;
+    }
+    return added;
+}
+
+static void
+add_time(int *ok, cJSON *o, const char *name, const char *name_us, int64_t us)
+{
+    char t[32];
+
+    plat_time_format(us / 1000000, t, sizeof(t));
+    CHK(cJSON_AddStringToObject(o, name, t));
+    CHK(cJSON_AddNumberToObject(o, name_us, (double)us));
+}
+
+static void
+add_chain(int *ok, cJSON *o, const char *device_id, uint64_t seq,
+          const uint8_t prev[AUDIT_HASH_LEN])
+{
+    char hex[2 * AUDIT_HASH_LEN + 1];
+
+    crypto_hex(prev, AUDIT_HASH_LEN, hex);
+    CHK(cJSON_AddStringToObject(o, "device_id", device_id));
+    CHK(cJSON_AddStringToObject(o, "prev", hex));
+    CHK(cJSON_AddNumberToObject(o, "seq", (double)seq));
+    CHK(cJSON_AddNumberToObject(o, "v", AUDIT_EVENT_VERSION));
+}
+
+static enum posgate_err
+finish(int ok, cJSON *root, struct buf *out)
+{
+    size_t mark = out->len;
+    enum posgate_err err;
+
+    if (root == NULL || !ok) {
+        cJSON_Delete(root);
+        return POSGATE_ERR_NOMEM;
+    }
+    err = json_canon_encode(root, out);
+    cJSON_Delete(root);
+    if (err == POSGATE_OK && out->len - mark > AUDIT_EVENT_MAX) {
+        err = POSGATE_ERR_TOOBIG;
+    }
+    if (err != POSGATE_OK) {
+        out->len = mark;
+    }
+    return err;
+}
+
+enum posgate_err
+audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t seq,
+                   const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
+{
+    cJSON *root, *a;
+    char hex[2 * AUDIT_SUBJECT_LEN + 1];
+    int okv = 1, *ok = &okv;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    add_chain(ok, root, device_id, seq, prev);
+    CHK(cJSON_AddStringToObject(root, "kind", "decision"));
+    CHK(cJSON_AddStringToObject(root, "id", e->id));
+    add_time(ok, root, "time", "time_us", e->time_us);
+    CHK(cJSON_AddNumberToObject(root, "mono_us", (double)e->mono_us));
+    CHK(cJSON_AddStringToObject(root, "decision", audit_decision_name(e->decision)));
+    CHK(cJSON_AddStringToObject(root, "service", e->service));
+    CHK(cJSON_AddStringToObject(root, "operator", e->operator_id));
+    a = CHK(cJSON_AddArrayToObject(root, "subjects"));
+    for (size_t i = 0; a != NULL && i < e->n_subjects && i < AUDIT_SUBJECTS_MAX; i++) {
+        crypto_hex(e->subjects[i], AUDIT_SUBJECT_LEN, hex);
+        cJSON *str = CHK(cJSON_CreateString(hex));
+
+        if (str != NULL) {
+            cJSON_AddItemToArray(a, str);
+        }
+    }
+    a = CHK(cJSON_AddArrayToObject(root, "reasons"));
+    for (size_t i = 0; a != NULL && i < e->n_reasons && i < AUDIT_REASONS_MAX; i++) {
+        const struct audit_reason *r = &e->reasons[i];
+        cJSON *o = cJSON_CreateObject();
+
+        if (CHK(o) == NULL) {
+            break;
+        }
+        cJSON_AddItemToArray(a, o);
+        CHK(cJSON_AddStringToObject(o, "kind", r->kind));
+        CHK(cJSON_AddStringToObject(o, "effect", r->effect));
+        CHK(cJSON_AddStringToObject(o, "list", r->list));
+        CHK(cJSON_AddStringToObject(o, "listing_id", r->listing_id));
+        CHK(cJSON_AddStringToObject(o, "reason", r->reason));
+    }
+    CHK(cJSON_AddNumberToObject(root, "feed_version", (double)e->feed_version));
+    if (e->data_age_s >= 0) {
+        CHK(cJSON_AddNumberToObject(root, "data_age_s", (double)e->data_age_s));
+    } else {
+        CHK(cJSON_AddNullToObject(root, "data_age_s"));
+    }
+    a = CHK(cJSON_AddArrayToObject(root, "lists"));
+    for (size_t i = 0; a != NULL && i < e->n_lists && i < AUDIT_LISTS_MAX; i++) {
+        cJSON *o = cJSON_CreateObject();
+
+        if (CHK(o) == NULL) {
+            break;
+        }
+        cJSON_AddItemToArray(a, o);
+        CHK(cJSON_AddStringToObject(o, "id", e->lists[i].id));
+        CHK(cJSON_AddNumberToObject(o, "seq", (double)e->lists[i].seq));
+        CHK(cJSON_AddStringToObject(o, "digest", e->lists[i].digest));
+    }
+    if (e->lists_more > 0) {
+        CHK(cJSON_AddNumberToObject(root, "lists_more", (double)e->lists_more));
+    }
+    if (e->has_override) {
+        cJSON *o = CHK(cJSON_AddObjectToObject(root, "override"));
+
+        if (o != NULL) {
+            CHK(cJSON_AddStringToObject(o, "by", e->override_by));
+            CHK(cJSON_AddStringToObject(o, "reason", e->override_reason));
+            CHK(cJSON_AddStringToObject(o, "overridden_decision",
+                                        audit_decision_name(e->overridden)));
+            if (e->override_refused) {
+                CHK(cJSON_AddBoolToObject(o, "refused", 1));
+            }
+        }
+    }
+    if (e->error[0] != 0) {
+        CHK(cJSON_AddStringToObject(root, "error", e->error));
+    }
+    return finish(*ok, root, out);
+}
+
+enum posgate_err
+audit_summary_encode(const struct audit_summary *s, const char *device_id, uint64_t seq,
+                     const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
+{
+    cJSON *root, *svc;
+    int okv = 1, *ok = &okv;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    add_chain(ok, root, device_id, seq, prev);
+    CHK(cJSON_AddStringToObject(root, "kind", "allow_summary"));
+    CHK(cJSON_AddStringToObject(root, "cause", s->cause != NULL ? s->cause : "queue_full"));
+    CHK(cJSON_AddNumberToObject(root, "count", (double)s->count));
+    add_time(ok, root, "first_time", "first_time_us", s->first_us);
+    add_time(ok, root, "last_time", "last_time_us", s->last_us);
+    svc = CHK(cJSON_AddObjectToObject(root, "services"));
+    for (size_t i = 0; svc != NULL && i < s->n_services; i++) {
+        CHK(cJSON_AddNumberToObject(svc, s->services[i].name, (double)s->services[i].n));
+    }
+    CHK(cJSON_AddNumberToObject(root, "services_other", (double)s->services_other));
+    return finish(*ok, root, out);
+}
+
+static void
+count_service(struct audit_summary *s, const char *name, uint64_t n)
+{
+    for (size_t i = 0; i < s->n_services; i++) {
+        if (strcmp(s->services[i].name, name) == 0) {
+            s->services[i].n += n;
+            return;
+        }
+    }
+    if (s->n_services < AUDIT_SERVICES_MAX) {
+        snprintf(s->services[s->n_services].name, sizeof(s->services[0].name), "%s", name);
+        s->services[s->n_services++].n = n;
+    } else {
+        s->services_other += n;
+    }
+}
+
+void
+audit_summary_add(struct audit_summary *s, const struct audit_event *e)
+{
+    if (s->count == 0 || e->time_us < s->first_us) {
+        s->first_us = e->time_us;
+    }
+    if (s->count == 0 || e->time_us > s->last_us) {
+        s->last_us = e->time_us;
+    }
+    s->count++;
+    count_service(s, e->service, 1);
+}
+
+void
+audit_summary_merge(struct audit_summary *dst, const struct audit_summary *src)
+{
+    if (src->count == 0) {
+        return;
+    }
+    if (dst->count == 0 || src->first_us < dst->first_us) {
+        dst->first_us = src->first_us;
+    }
+    if (dst->count == 0 || src->last_us > dst->last_us) {
+        dst->last_us = src->last_us;
+    }
+    dst->count += src->count;
+    for (size_t i = 0; i < src->n_services; i++) {
+        count_service(dst, src->services[i].name, src->services[i].n);
+    }
+    dst->services_other += src->services_other;
+}
+
+void
+audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const void *text, size_t len,
+                 uint8_t out[AUDIT_HASH_LEN])
+{
+    struct crypto_sha256_ctx c;
+
+    crypto_sha256_init(&c);
+    crypto_sha256_update(&c, prev, AUDIT_HASH_LEN);
+    crypto_sha256_update(&c, text, len);
+    crypto_sha256_finish(&c, out);
+}
+
+enum posgate_err
+audit_head_message(const char *device_id, uint64_t seq, const uint8_t hash[AUDIT_HASH_LEN],
+                   struct buf *out)
+{
+    char hex[2 * AUDIT_HASH_LEN + 1];
+
+    crypto_hex(hash, AUDIT_HASH_LEN, hex);
+    buf_reset(out);
+    return buf_printf(out, "posgate-audit-head/v1\n%s\n%llu\n%s\n", device_id,
+                      (unsigned long long)seq, hex);
+}
+
+static const char *
+get_str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsString(v) && v->valuestring != NULL ? v->valuestring : NULL;
+}
+
+enum posgate_err
+audit_event_inspect(const void *text, size_t len, struct audit_event_info *out, char *errmsg,
+                    size_t errcap)
+{
+    cJSON *root = NULL;
+    const cJSON *a, *it;
+    struct buf canon = BUF_INIT(AUDIT_EVENT_MAX + 1);
+    struct buf prev = BUF_INIT(AUDIT_HASH_LEN);
+    enum posgate_err err;
+    const char *s;
+    int64_t v;
+    size_t used = 0;
+
+    memset(out, 0, sizeof(*out));
+    json_init_hooks();
+    err = json_parse_bounded(text, len, AUDIT_EVENT_MAX, &root, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        err = POSGATE_ERR_PARSE;
+        goto out;
+    }
+    err = json_canon_encode(root, &canon);
+    if (err != POSGATE_OK || canon.len != len || memcmp(canon.data, text, len) != 0) {
+        snprintf(errmsg, errcap, "event text is not in canonical form");
+        err = POSGATE_ERR_PARSE;
+        goto out;
+    }
+    err = json_get_int(root, "seq", 1, (int64_t)1 << 53, &v);
+    s = get_str(root, "prev");
+    if (err != POSGATE_OK || s == NULL || strlen(s) != 2 * AUDIT_HASH_LEN ||
+        crypto_unhex(s, strlen(s), &prev) != POSGATE_OK || prev.len != AUDIT_HASH_LEN) {
+        snprintf(errmsg, errcap, "event: expected an integer \"seq\" and a 64-hex \"prev\"");
+        err = POSGATE_ERR_PARSE;
+        goto out;
+    }
+    out->seq = (uint64_t)v;
+    memcpy(out->prev, prev.data, AUDIT_HASH_LEN);
+    s = get_str(root, "kind");
+    snprintf(out->kind, sizeof(out->kind), "%s", s != NULL ? s : "");
+    s = get_str(root, "device_id");
+    snprintf(out->device_id, sizeof(out->device_id), "%s", s != NULL ? s : "");
+    out->count = 1;
+    if (strcmp(out->kind, "allow_summary") == 0) {
+        s = get_str(root, "last_time");
+        snprintf(out->time, sizeof(out->time), "%s", s != NULL ? s : "");
+        if (json_get_int(root, "count", 0, (int64_t)1 << 53, &v) == POSGATE_OK) {
+            out->count = (uint64_t)v;
+        }
+        snprintf(out->decision, sizeof(out->decision), "allow");
+        snprintf(out->listings, sizeof(out->listings), "%llu allow(s) folded",
+                 (unsigned long long)out->count);
+    } else if (strcmp(out->kind, "decision") == 0) {
+        s = get_str(root, "time");
+        snprintf(out->time, sizeof(out->time), "%s", s != NULL ? s : "");
+        s = get_str(root, "decision");
+        snprintf(out->decision, sizeof(out->decision), "%s", s != NULL ? s : "");
+        s = get_str(root, "service");
+        snprintf(out->service, sizeof(out->service), "%s", s != NULL ? s : "");
+        s = get_str(root, "operator");
+        snprintf(out->operator_id, sizeof(out->operator_id), "%s", s != NULL ? s : "");
+        a = cJSON_GetObjectItemCaseSensitive(root, "reasons");
+        cJSON_ArrayForEach(it, a)
+        {
+            const char *l = get_str(it, "list"), *id = get_str(it, "listing_id");
+            int n;
+
+            if (l == NULL || id == NULL || id[0] == 0) {
+                continue;
+            }
+            n = snprintf(out->listings + used, sizeof(out->listings) - used, "%s%s/%s",
+                         used > 0 ? " " : "", l, id);
+            if (n < 0 || (size_t)n >= sizeof(out->listings) - used) {
+                break;
+            }
+            used += (size_t)n;
+        }
+    } else {
+        snprintf(errmsg, errcap, "event %llu: unknown kind \"%.32s\"", (unsigned long long)out->seq,
+                 out->kind);
+        err = POSGATE_ERR_PARSE;
+        goto out;
+    }
+    err = POSGATE_OK;
+out:
+    cJSON_Delete(root);
+    buf_free(&canon);
+    buf_free(&prev);
+    return err;
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Clock faults on a kiosk, with POSGATE_FAKE_NOW (the wall clock platform/plat_clock.c reads):
+#   - the wall clock set back before the newest signed issue time seen: `check` answers REFER
+#     (exit 3) with a clock_fault reason whose detail names the clock, even for a subject that
+#     is on no list, and `status --json` says clock_fault true; with the clock right again the
+#     same checks answer as before;
+#   - the wall clock past each list's stale_after: that list's signed stale policy applies (a
+#     stale reason for the list with the policy's effect: refer, deny, or allow for no match),
+#     the detail names staleness, the exit code is the strongest effect, and a subject listed
+#     on a stale list with policy allow is REFERred, never allowed; before stale_after no list
+#     is stale.
+# The policies and thresholds are read from the feed.json posgate-synth writes, so the test
+# follows the configuration. (Monotonic time for poll intervals belongs to the daemon's tests.)
+# Usage: clock.sh BUILD_DIR
+set -euo pipefail
+B=${1:?usage: clock.sh BUILD_DIR}
+T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-clock-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pg() { "$B/posgate" --data-dir "$T/k" "$@"; }
+
+"$B/posgate-keygen" --out root >/dev/null
+"$B/posgate-keygen" --out feed >/dev/null
+"$B/posgate-keygen" --list-key --out list.key >/dev/null
+"$B/posgate-synth" --count 3000 --seed 5 --out e.csv --config-out feed.json --subjects-out subj.csv
+"$B/posgate-publish" init --state st --config feed.json --root-key root.key --threshold 1 \
+    --feed-key feed.key --list-key list.key >/dev/null
+"$B/posgate-publish" update --state st --entries e.csv --out feed >/dev/null 2>&1
+pg init --root feed/metadata/1.root.json --list-key list.key --jurisdiction CN >/dev/null
+pg import feed >/dev/null
+
+NOW=$(date +%s)
+CLEAN=$(awk -F, '$1 == "clean" { print $2; exit }' subj.csv)
+read -r LISTED LSVC LLIST < <(awk -F, '$1 == "listed" { print $2, $3, $4; exit }' subj.csv)
+[[ -n $CLEAN && -n $LISTED ]] || fail "subjects missing in subj.csv"
+SERVICES=$(python3 -c 'import json; print(" ".join(json.load(open("feed.json"))["services"]))')
+
+# check_json NOW SERVICE ID: the check's JSON in out.json, its exit code in $rc
+check_at() {
+    set +e
+    POSGATE_FAKE_NOW=$1 pg check --service "$2" --id "$3" --json >out.json 2>err.txt
+    rc=$?
+    set -e
+}
+
+# --- the clock right: no fault, the clean subject allowed
+pg status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["clock_fault"] is False, d' ||
+    fail "status says clock_fault with the clock right"
+check_at "$NOW" "$LSVC" "$CLEAN"
+[[ $rc == 0 ]] || fail "clean subject not allowed with the clock right: $rc $(cat out.json err.txt)"
+NEWEST=$(pg status --json | python3 -c '
+import json, sys, datetime
+d = json.load(sys.stdin)
+print(int(datetime.datetime.strptime(d["newest_issue_seen"], "%Y-%m-%dT%H:%M:%SZ")
+          .replace(tzinfo=datetime.timezone.utc).timestamp()))')
+
+# --- the wall clock before the newest signed issue time: REFER, named as a clock fault
+for back in 1 3600 $((30 * 86400)); do
+    at=$((NEWEST - back))
+    for id in "$CLEAN" "$LISTED"; do
+        check_at "$at" "$LSVC" "$id"
+        [[ $rc == 3 || ( $id == "$LISTED" && $rc == 1 ) ]] ||
+            fail "clock ${back}s behind: $id answered exit $rc, expected REFER: $(cat out.json err.txt)"
+        python3 - <<'PY' || fail "clock ${back}s behind: no clock_fault reason: $(cat out.json)"
+import json
+d = json.load(open("out.json"))
+assert d["clock_fault"] is True, d
+r = [x for x in d["reasons"] if x.get("kind") == "clock_fault"]
+assert r and r[0]["effect"] == "refer" and "clock" in r[0]["detail"], d["reasons"]
+assert "Clock fault" in d["notice"] or "clock" in d["notice"].lower(), d["notice"]
+PY
+    done
+    [[ $(POSGATE_FAKE_NOW=$at pg status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clock_fault"])') == True ]] ||
+        fail "status --json does not say clock_fault true with the clock ${back}s behind"
+done
+# the clean subject with the clock right again
+check_at "$NOW" "$LSVC" "$CLEAN"
+[[ $rc == 0 ]] || fail "clean subject not allowed after the clock came right: $rc"
+
+# --- the wall clock past each list's stale_after: its policy applies
+python3 - > lists.txt <<'PY'
+import json, re
+units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+for l in json.load(open("feed.json"))["lists"]:
+    m = re.fullmatch(r"(\d+)([smhd])", l["stale_after"])
+    print(l["id"], int(m.group(1)) * units[m.group(2)], l.get("stale_policy", "refer"))
+PY
+[[ -s lists.txt ]] || fail "no lists in feed.json"
+# before any list is stale: no stale reason anywhere
+MIN=$(sort -k2 -n lists.txt | head -1 | cut -d' ' -f2)
+for svc in $SERVICES; do
+    check_at $((NOW + MIN - 600)) "$svc" "$CLEAN"
+    ! grep -q '"kind":"stale"' out.json || fail "a list is stale before its stale_after: $(cat out.json)"
+done
+stale_checks=0
+while read -r list after policy; do
+    at=$((NOW + after + 600))
+    seen=0
+    for svc in $SERVICES; do
+        check_at "$at" "$svc" "$CLEAN"
+        [[ $rc == 0 || $rc == 1 || $rc == 3 ]] || fail "check at +${after}s on $svc: exit $rc $(cat err.txt)"
+        if python3 - "$list" "$policy" "$rc" <<'PY'; then seen=1; fi
+import json, sys
+lst, policy, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+d = json.load(open("out.json"))
+r = [x for x in d["reasons"] if x.get("kind") == "stale" and x.get("list") == lst]
+if not r:
+    sys.exit(1)              # the list does not apply to this service
+want = {"refer": "refer", "deny": "deny", "allow": "allow"}[policy]
+assert r[0]["effect"] == want, (lst, policy, r)
+assert "stale" in r[0]["detail"], r
+rank = {"allow": 0, "refer": 1, "deny": 2}
+strongest = max((x["effect"] for x in d["reasons"]), key=rank.get, default="allow")
+assert d["decision"] == strongest, (d["decision"], strongest)
+assert rc == {"allow": 0, "deny": 1, "refer": 3}[d["decision"]], (rc, d["decision"])
+PY
+    done
+    [[ $seen == 1 ]] || fail "list $list (stale_after ${after}s, policy $policy): no check showed it stale"
+    stale_checks=$((stale_checks + 1))
+done < lists.txt
+
+# a subject listed on a stale list whose policy is allow is referred, not allowed
+LPOL=$(awk -v l="$LLIST" '$1 == l { print $3 }' lists.txt)
+LAFTER=$(awk -v l="$LLIST" '$1 == l { print $2 }' lists.txt)
+check_at "$NOW" "$LSVC" "$LISTED"
+[[ $rc == 1 ]] || fail "listed subject not denied while fresh: exit $rc"
+check_at $((NOW + LAFTER + 600)) "$LSVC" "$LISTED"
+case $LPOL in
+    allow|refer) [[ $rc == 3 || $rc == 1 ]] || fail "listed on stale $LLIST ($LPOL): exit $rc, expected REFER" ;;
+    deny) [[ $rc == 1 ]] || fail "listed on stale $LLIST (deny): exit $rc, expected DENY" ;;
+esac
+python3 - "$LLIST" <<'PY' || fail "listed on stale $LLIST: no refer/deny reason for the list: $(cat out.json)"
+import json, sys
+d = json.load(open("out.json"))
+r = [x for x in d["reasons"] if x.get("list") == sys.argv[1] and x["effect"] in ("refer", "deny")]
+assert r, d["reasons"]
+PY
+echo "clock: clock fault and $stale_checks stale policies checked"

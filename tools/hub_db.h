@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The collector's store (posgate-hub --db, docs/collector.md): enrolled devices, every audit
+ * event a device uploaded, stored once per (device_id, seq), and what went wrong, kept in
+ * tables rather than hidden: gaps (seqs the collector never received) and chain breaks (an
+ * event whose text does not hash to what the next event or the signed head names, or that
+ * differs from the event already held at its seq). A batch is judged in one write transaction:
+ * the device must be enrolled, the signature over the head must verify with its key, the chain
+ * must link inside the batch and onto the events already held; then new events are inserted,
+ * known ones are compared and skipped. SQLite in WAL mode with synchronous=FULL: an ack is
+ * sent only for events on disk.
+ *
+ * Schema (PRAGMA user_version 1):
+ *   +-------------------------------------------------------------------------------------+
+ *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
+ *   |         broken_at INT|NULL (lowest seq of a break))                                   |
+ *   | events(device_id, seq, hash BLOB(32), prev_hash BLOB(32), kind TEXT, decision TEXT   |
+ *   |        (allow|deny|refer|summary), count INT (ALLOWs a summary stands for, else 1),  |
+ *   |        json TEXT (canonical event), received_at INT, PK(device_id, seq))             |
+ *   | gaps(device_id, from_seq, to_seq, detected_at, closed_at INT|NULL, PK(dev,from,to))  |
+ *   | chain_breaks(device_id, seq, kind (prev|head|conflict|hole|origin), detail TEXT,     |
+ *   |        event_json TEXT|NULL, first_seen, last_seen, times, PK(device_id, seq, kind)) |
+ *   | batches(device_id, idempotency_key, first_seq, last_seq, n_events, stored, status,   |
+ *   |        received_at, times, PK(device_id, idempotency_key))                           |
+ *   +-------------------------------------------------------------------------------------+
+ * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
+ */
+#ifndef POSGATE_HUB_DB_H
+#define POSGATE_HUB_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "device_key.h"
+#include "hub_batch.h"
+#include "posgate_err.h"
+
+struct hub_db;
+
+/* What one batch did. acked_seq is the highest seq up to which the collector holds every event
+ * of the device (0 when it holds none from 1). */
+struct hub_ingest {
+    uint64_t acked_seq;
+    uint64_t held_seq;   /* highest seq held */
+    size_t stored;       /* events inserted by this batch */
+    size_t duplicates;   /* events of the batch already held, identical */
+    bool repeated_key;   /* the idempotency key was seen before for this device */
+    uint64_t gap_from, gap_to; /* a gap this batch revealed (0, 0: none) */
+    uint64_t broken_at;  /* the seq of the break found (with BADHASH) */
+    char device_id[DEVICE_ID_HEX_LEN + 1];
+    char error[512];     /* what was expected and found, for any result but OK */
+};
+
+struct hub_device_state {
+    char device_id[DEVICE_ID_HEX_LEN + 1];
+    int64_t enrolled_at;
+    uint64_t last_seq; /* highest contiguous from 1 */
+    uint64_t held_seq;
+    uint64_t events;
+    uint64_t gaps; /* open holes in 1..held_seq */
+    bool chain_ok;
+    uint64_t broken_at; /* 0 when chain_ok */
+    uint64_t breaks;    /* rows in chain_breaks */
+};
+
+POSGATE_WUR enum posgate_err hub_db_open(const char *path, struct hub_db **out, char *errmsg,
+                                         size_t errcap);
+/* NULL is a no-op. */
+void hub_db_close(struct hub_db *db);
+
+/* Enrols the device whose public key PEM (the bytes of its device.pub) is pem; id gets its
+ * device id (device_id_from_pub_pem). INVALID when pem is not an ECDSA P-256 public key;
+ * STATE when that id is enrolled with a different key. Enrolling the same key again is OK and
+ * sets *added (may be NULL) to false. */
+POSGATE_WUR enum posgate_err hub_db_enroll(struct hub_db *db, const char *pem, size_t len,
+                                           int64_t now_s, char id[DEVICE_ID_HEX_LEN + 1],
+                                           bool *added, char *errmsg, size_t errcap);
+
+/* Judges and stores one parsed batch. idem_header (may be NULL) is the Idempotency-Key header;
+ * when the batch carries a key too they must agree. Returns
+ *   OK        stored (possibly nothing new: a duplicate or overlapping batch is acknowledged)
+ *   NOTFOUND  device not enrolled            BADSIG   signature over the head does not verify
+ *   BADHASH   chain break or conflict (recorded; nothing of the batch stored)
+ *   INVALID   header and field keys differ   RETRY    the database is busy
+ *   IO        the database failed
+ * and fills *res (acked_seq is filled whenever the device is known). */
+POSGATE_WUR enum posgate_err hub_db_ingest(struct hub_db *db, const struct hub_batch *b,
+                                           const char *idem_header, int64_t now_s,
+                                           struct hub_ingest *res);
+/* hub_batch_parse + hub_db_ingest; PARSE / TOOBIG from the parser. */
+POSGATE_WUR enum posgate_err hub_db_ingest_json(struct hub_db *db, const void *json, size_t len,
+                                                const char *idem_header, int64_t now_s,
+                                                struct hub_ingest *res);
+
+POSGATE_WUR enum posgate_err hub_db_device(struct hub_db *db, const char *device_id,
+                                           struct hub_device_state *out);
+/* The stats document of `posgate-hub stats --json` (docs/collector.md), appended to out. */
+POSGATE_WUR enum posgate_err hub_db_stats_json(struct hub_db *db, struct buf *out);
+/* The same figures as text, one line per device. */
+POSGATE_WUR enum posgate_err hub_db_stats_text(struct hub_db *db, struct buf *out);
+
+#endif
