@@ -10,8 +10,17 @@
  * waits for it and reports its result). Signals are taken synchronously by the main thread
  * (sigwait): SIGTERM/SIGINT stop accepting, let requests in flight finish, stop the sync
  * thread, close the store and exit 0; SIGHUP reloads the config (feed_urls, poll interval, TLS
- * and proxy options, rate limit, token, log level; listen and data_dir need a restart), keeping
- * the old config when the new one is bad.
+ * and proxy options, rate limit, token, log level, the audit keys; listen and data_dir need a
+ * restart), keeping the old config when the new one is bad.
+ *
+ * With audit_url set, an uploader thread sends the audit queue (audit.h) to the collector
+ * (docs/collector.md): every audit_upload_interval_s on the monotonic clock, and at once again
+ * while a full batch leaves more events waiting, it reads up to audit_batch_max events after
+ * the collector's last acknowledged seq, POSTs them gzip-compressed (sync/uploader.h, the
+ * fetcher's TLS/mTLS/proxy options) and passes the answered acked_seq to audit_ack, which also
+ * prunes acknowledged events past audit_retention_days. A failure backs off with full jitter
+ * (capped at 8 intervals, never before a Retry-After); a chain break (409) stops the uploads
+ * until a SIGHUP or a restart, reported in GET /v1/status "audit" and in /metrics.
  *
  * Exit codes: 0 clean stop, 2 usage or config error, 5 start-up failure (store, listen).
  */
@@ -32,6 +41,7 @@
 #include "plat_mem.h"
 #include "posgate.h"
 #include "update.h"
+#include "uploader.h"
 
 #define NS_PER_S 1000000000ull
 
@@ -69,6 +79,17 @@ struct daemon {
     pthread_mutex_t stats_lock;
     struct fetch *fetch;
     struct fetch_stats base;
+
+    /* The audit uploader thread; its fields are guarded by lock, except the uploader itself,
+     * which only that thread uses. */
+    pthread_cond_t audit_cond; /* CLOCK_MONOTONIC: wakes the uploader (reload, stop) */
+    struct daemon_audit_state audit;
+    struct uploader *up;
+    int audit_dirty;          /* the upload options changed: make a new uploader */
+    int audit_kick;           /* upload at once (a reload) */
+    unsigned audit_fails;     /* consecutive failed uploads */
+    uint64_t audit_uploaded;  /* events newly acknowledged by uploads */
+    uint64_t audit_failures[UPLOAD__COUNT];
 };
 
 static void
@@ -389,6 +410,255 @@ sync_thread(void *arg)
     return NULL;
 }
 
+/* ---- the audit uploader ---- */
+
+static void
+audit_apply_options(struct daemon *d, const struct daemon_config *cfg)
+{
+    if (posgate_set_audit_durability(d->pg, cfg->audit_strict ? "strict" : "batched") !=
+            POSGATE_OK ||
+        posgate_set_audit_limits(d->pg, cfg->audit_max_bytes,
+                                 (uint32_t)cfg->audit_retention_days) != POSGATE_OK) {
+        plat_log(PLAT_LOG_ERROR, "audit: the durability or limits could not be applied");
+    }
+}
+
+/* Makes the uploader when there is none or the options changed (uploader thread only). */
+static enum posgate_err
+ensure_uploader(struct daemon *d, const struct daemon_config *cfg, char *errmsg, size_t errcap)
+{
+    struct uploader_options uo;
+    struct uploader *u = NULL;
+    enum posgate_err err;
+    int dirty;
+
+    pthread_mutex_lock(&d->lock);
+    dirty = d->audit_dirty;
+    d->audit_dirty = 0;
+    pthread_mutex_unlock(&d->lock);
+    if (d->up != NULL && !dirty) {
+        return POSGATE_OK;
+    }
+    memset(&uo, 0, sizeof(uo));
+    uo.url = cfg->audit_url;
+    uo.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
+    uo.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
+    uo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
+    uo.proxy = cfg->proxy[0] ? cfg->proxy : NULL;
+    err = uploader_new(&uo, &u, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        pthread_mutex_lock(&d->lock);
+        d->audit_dirty = 1;
+        pthread_mutex_unlock(&d->lock);
+        return err;
+    }
+    uploader_free(d->up);
+    d->up = u;
+    return POSGATE_OK;
+}
+
+/* The queue's figures into d->audit (d->lock held by the caller). */
+static void
+audit_refresh_locked(struct daemon *d)
+{
+    struct audit_stats st;
+
+    if (audit_stats(d->pg->audit, &st) == POSGATE_OK) {
+        d->audit.last_acked_seq = st.acked_seq;
+        d->audit.queued = (st.head_seq > st.acked_seq ? st.head_seq - st.acked_seq : 0) +
+                          st.pending;
+    }
+}
+
+/* One upload round. Returns 1 when more events wait (upload again at once), 0 when the queue
+ * is drained; *kind is the outcome (UPLOAD_OK also when there was nothing to send). */
+static int
+audit_upload_once(struct daemon *d, const struct daemon_config *cfg, struct buf *batch,
+                  struct uploader_result *res)
+{
+    struct audit_stats st;
+    struct audit_batch_info info;
+    char msg[DAEMON_ERRMSG_MAX];
+    enum posgate_err err;
+    uint64_t ack;
+
+    memset(res, 0, sizeof(*res));
+    res->kind = UPLOAD_OK;
+    err = audit_stats(d->pg->audit, &st);
+    if (err != POSGATE_OK) {
+        res->kind = UPLOAD_PROTOCOL;
+        snprintf(res->error, sizeof(res->error), "audit queue: %s", posgate_strerror(err));
+        return 0;
+    }
+    if (st.head_seq <= st.acked_seq) {
+        return 0; /* nothing to send */
+    }
+    err = ensure_uploader(d, cfg, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        res->kind = UPLOAD_PROTOCOL;
+        snprintf(res->error, sizeof(res->error), "uploader: %.480s", msg);
+        return 0;
+    }
+    err = audit_batch_json(d->pg->audit, st.acked_seq, (size_t)cfg->audit_batch_max, batch,
+                           &info);
+    if (err != POSGATE_OK) {
+        res->kind = UPLOAD_PROTOCOL;
+        snprintf(res->error, sizeof(res->error), "audit batch after seq %llu: %s",
+                 (unsigned long long)st.acked_seq, posgate_strerror(err));
+        return 0;
+    }
+    if (info.n_events == 0) {
+        return 0;
+    }
+    err = uploader_post(d->up, batch->data, batch->len, res);
+    if (err != POSGATE_OK) {
+        if (res->error[0] == 0) {
+            snprintf(res->error, sizeof(res->error), "upload: %s", posgate_strerror(err));
+        }
+        res->kind = UPLOAD_PROTOCOL;
+        return 0;
+    }
+    if (res->kind != UPLOAD_OK) {
+        return 0;
+    }
+    ack = res->acked_seq;
+    if (ack > info.last_seq) {
+        /* the collector holds more than this device wrote: never acknowledge that */
+        res->kind = UPLOAD_PROTOCOL;
+        snprintf(res->error, sizeof(res->error),
+                 "collector acknowledged seq %llu, past the last seq sent (%llu): is audit_url "
+                 "the collector of this device?",
+                 (unsigned long long)ack, (unsigned long long)info.last_seq);
+        return 0;
+    }
+    if (ack > st.acked_seq) {
+        err = audit_ack(d->pg->audit, ack);
+        if (err != POSGATE_OK) {
+            res->kind = UPLOAD_PROTOCOL;
+            snprintf(res->error, sizeof(res->error), "audit_ack(%llu): %s",
+                     (unsigned long long)ack, posgate_strerror(err));
+            return 0;
+        }
+        pthread_mutex_lock(&d->lock);
+        d->audit_uploaded += ack - st.acked_seq;
+        pthread_mutex_unlock(&d->lock);
+    } else if (ack < info.last_seq) {
+        /* nothing new held: a gap or a collector that lost events; report, do not spin */
+        res->kind = UPLOAD_PROTOCOL;
+        snprintf(res->error, sizeof(res->error),
+                 "collector answered acked_seq %llu after a batch of seqs %llu..%llu (held_seq "
+                 "%llu): it holds no new contiguous events",
+                 (unsigned long long)ack, (unsigned long long)info.first_seq,
+                 (unsigned long long)info.last_seq, (unsigned long long)res->held_seq);
+        return 0;
+    }
+    return st.head_seq > ack;
+}
+
+static void
+wait_until_locked(struct daemon *d, uint64_t due_ns)
+{
+    struct timespec ts;
+    uint64_t now = plat_mono_ns(), at;
+
+    if (due_ns <= now) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    at = (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec + (due_ns - now);
+    ts.tv_sec = (time_t)(at / NS_PER_S);
+    ts.tv_nsec = (long)(at % NS_PER_S);
+    (void)pthread_cond_timedwait(&d->audit_cond, &d->lock, &ts);
+}
+
+static void *
+audit_thread(void *arg)
+{
+    struct daemon *d = arg;
+    struct daemon_config *cfg = plat_malloc(sizeof(*cfg));
+    struct buf batch = BUF_INIT(UPLOADER_BODY_MAX);
+    struct uploader_result res;
+    uint64_t due_ns = 0, last_prune_ns = 0;
+
+    if (cfg == NULL) {
+        plat_log(PLAT_LOG_ERROR, "audit: out of memory; no uploads");
+        return NULL;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (!d->stop) {
+        uint64_t now = plat_mono_ns(), delay_s, interval;
+        int more;
+
+        audit_refresh_locked(d);
+        if (d->audit_kick) {
+            d->audit_kick = 0;
+            due_ns = 0;
+        }
+        if (d->cfg.audit_url[0] == 0 || d->audit.stopped) {
+            d->audit.next_upload = 0;
+            pthread_cond_wait(&d->audit_cond, &d->lock);
+            due_ns = 0;
+            continue;
+        }
+        if (now < due_ns) {
+            wait_until_locked(d, due_ns);
+            if (plat_mono_ns() < due_ns) {
+                continue; /* woken early: reload or stop */
+            }
+        }
+        *cfg = d->cfg;
+        pthread_mutex_unlock(&d->lock);
+
+        more = audit_upload_once(d, cfg, &batch, &res);
+        now = plat_mono_ns();
+        if (last_prune_ns == 0 || now - last_prune_ns >= 60 * NS_PER_S) {
+            if (audit_prune(d->pg->audit, plat_wall_s()) != POSGATE_OK) {
+                plat_log(PLAT_LOG_WARN, "audit: pruning acknowledged events failed");
+            }
+            last_prune_ns = now;
+        }
+
+        pthread_mutex_lock(&d->lock);
+        interval = (uint64_t)d->cfg.audit_upload_interval_s;
+        if (res.kind == UPLOAD_OK) {
+            d->audit_fails = 0;
+            d->audit.last_error[0] = 0;
+            if (res.http_status == 200) {
+                d->audit.last_upload = plat_wall_s();
+            }
+            delay_s = more ? 0 : interval;
+        } else {
+            d->audit_failures[res.kind]++;
+            snprintf(d->audit.last_error, sizeof(d->audit.last_error), "%s: %.480s",
+                     uploader_kind_name(res.kind), res.error);
+            if (res.kind == UPLOAD_CHAIN_BREAK) {
+                d->audit.stopped = 1;
+                plat_log(PLAT_LOG_ERROR,
+                         "audit: uploads stopped: %s; compare `posgate audit verify` with the "
+                         "collector's chain_breaks, then send SIGHUP or restart",
+                         res.error);
+                continue;
+            }
+            delay_s = fetch_backoff_s(d->audit_fails, interval, interval * 8);
+            d->audit_fails++;
+            if (delay_s < 1) {
+                delay_s = 1;
+            }
+            if (res.kind == UPLOAD_THROTTLED && delay_s < res.retry_after_s) {
+                delay_s = res.retry_after_s;
+            }
+            plat_log(PLAT_LOG_WARN, "audit upload failed (%s), next attempt in %llu s: %s",
+                     uploader_kind_name(res.kind), (unsigned long long)delay_s, res.error);
+        }
+        due_ns = now + delay_s * NS_PER_S;
+        d->audit.next_upload = plat_wall_s() + (int64_t)delay_s;
+    }
+    pthread_mutex_unlock(&d->lock);
+    buf_free(&batch);
+    plat_free(cfg);
+    return NULL;
+}
+
 /* ---- hooks for the HTTP API ---- */
 
 static void
@@ -403,7 +673,10 @@ hook_sync_state(void *ctx, struct daemon_sync_state *out)
     struct daemon *d = ctx;
 
     pthread_mutex_lock(&d->lock);
+    audit_refresh_locked(d);
+    d->audit.enabled = d->cfg.audit_url[0] != 0;
     *out = d->state;
+    out->audit = d->audit;
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -412,11 +685,18 @@ hook_metrics(void *ctx, struct buf *b)
 {
     struct daemon *d = ctx;
     struct fetch_stats st;
-    uint64_t attempts, failures[SF__COUNT];
+    uint64_t attempts, failures[SF__COUNT], up_failures[UPLOAD__COUNT], uploaded, queued, acked;
     int64_t last_success;
+    int stopped;
     enum posgate_err err;
 
     pthread_mutex_lock(&d->lock);
+    audit_refresh_locked(d);
+    queued = d->audit.queued;
+    acked = d->audit.last_acked_seq;
+    stopped = d->audit.stopped;
+    uploaded = d->audit_uploaded;
+    memcpy(up_failures, d->audit_failures, sizeof(up_failures));
     attempts = d->attempts;
     memcpy(failures, d->failures, sizeof(failures));
     last_success = d->state.last_success;
@@ -469,6 +749,34 @@ hook_metrics(void *ctx, struct buf *b)
     for (int i = 0; err == POSGATE_OK && i < FETCH_FAIL__COUNT; i++) {
         err = buf_printf(b, "posgate_fetch_failures_total{kind=\"%s\"} %llu\n",
                          fetch_fail_name((enum fetch_fail)i), (unsigned long long)st.failures[i]);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_printf(b,
+                         "# HELP posgate_audit_queued Audit events not yet acknowledged by the "
+                         "collector.\n"
+                         "# TYPE posgate_audit_queued gauge\n"
+                         "posgate_audit_queued %llu\n"
+                         "# HELP posgate_audit_acked_seq Highest seq the collector acknowledged.\n"
+                         "# TYPE posgate_audit_acked_seq gauge\n"
+                         "posgate_audit_acked_seq %llu\n"
+                         "# HELP posgate_audit_upload_stopped 1 when a chain break stopped the "
+                         "uploads.\n"
+                         "# TYPE posgate_audit_upload_stopped gauge\n"
+                         "posgate_audit_upload_stopped %d\n"
+                         "# HELP posgate_audit_uploaded_total Audit events acknowledged by the "
+                         "collector.\n"
+                         "# TYPE posgate_audit_uploaded_total counter\n"
+                         "posgate_audit_uploaded_total %llu\n"
+                         "# HELP posgate_audit_upload_failures_total Failed audit uploads, by "
+                         "kind.\n"
+                         "# TYPE posgate_audit_upload_failures_total counter\n",
+                         (unsigned long long)queued, (unsigned long long)acked, stopped,
+                         (unsigned long long)uploaded);
+    }
+    for (int i = 1; err == POSGATE_OK && i < UPLOAD__COUNT; i++) {
+        err = buf_printf(b, "posgate_audit_upload_failures_total{kind=\"%s\"} %llu\n",
+                         uploader_kind_name((enum uploader_kind)i),
+                         (unsigned long long)up_failures[i]);
     }
     return err;
 }
@@ -527,6 +835,13 @@ reload(struct daemon *d)
     if (fetch_options_differ(&d->cfg, &nc)) {
         d->fetch_dirty = 1;
     }
+    if (fetch_options_differ(&d->cfg, &nc) || strcmp(d->cfg.audit_url, nc.audit_url) != 0) {
+        d->audit_dirty = 1;
+    }
+    /* a reload resumes uploads stopped by a chain break and tries at once */
+    d->audit.stopped = 0;
+    d->audit_fails = 0;
+    d->audit_kick = 1;
     /* keep what needs a restart */
     memcpy(nc.listen, d->cfg.listen, sizeof(nc.listen));
     nc.n_listen = d->cfg.n_listen;
@@ -549,7 +864,9 @@ reload(struct daemon *d)
             plat_wall_s() + (due > now ? (int64_t)((due - now) / NS_PER_S) : 0);
     }
     pthread_cond_broadcast(&d->cond);
+    pthread_cond_broadcast(&d->audit_cond);
     pthread_mutex_unlock(&d->lock);
+    audit_apply_options(d, &nc);
     httpd_set_token(d->httpd, nc.api_token);
     plat_log_set_level(nc.log_level);
     plat_log(PLAT_LOG_INFO, "SIGHUP: config reloaded from %s (poll every %lld s, %zu feed URL%s)",
@@ -566,7 +883,8 @@ main(int argc, char **argv)
     char msg[DAEMON_ERRMSG_MAX];
     struct httpd_options ho;
     pthread_condattr_t ca;
-    pthread_t thr;
+    pthread_t thr, athr;
+    int audit_started = 0;
     sigset_t set;
     enum posgate_err err;
 
@@ -619,6 +937,7 @@ main(int argc, char **argv)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d.cond, &ca);
+    pthread_cond_init(&d.audit_cond, &ca);
     pthread_condattr_destroy(&ca);
 
     err = posgate_open(d.cfg.data_dir, &d.pg);
@@ -627,6 +946,7 @@ main(int argc, char **argv)
                 posgate_open_errmsg());
         goto out;
     }
+    audit_apply_options(&d, &d.cfg);
     memset(&ho, 0, sizeof(ho));
     ho.pg = d.pg;
     ho.listen = d.cfg.listen;
@@ -648,6 +968,15 @@ main(int argc, char **argv)
         goto out;
     }
     thread_started = 1;
+    if (pthread_create(&athr, NULL, audit_thread, &d) != 0) {
+        fprintf(stderr, "posgated: cannot start the audit uploader thread\n");
+        goto out;
+    }
+    audit_started = 1;
+    if (d.cfg.audit_url[0] != 0) {
+        plat_log(PLAT_LOG_INFO, "audit: uploading to %s every %lld s", d.cfg.audit_url,
+                 (long long)d.cfg.audit_upload_interval_s);
+    }
     plat_log(PLAT_LOG_INFO, "posgated running: data dir %s, %zu feed URL%s, poll every %lld s",
              d.cfg.data_dir, d.cfg.n_feed_urls, d.cfg.n_feed_urls == 1 ? "" : "s",
              (long long)d.cfg.poll_interval_s);
@@ -676,9 +1005,18 @@ out:
         pthread_mutex_unlock(&d.lock);
         pthread_join(thr, NULL);
     }
+    if (audit_started) {
+        pthread_mutex_lock(&d.lock);
+        d.stop = 1;
+        pthread_cond_broadcast(&d.audit_cond);
+        pthread_mutex_unlock(&d.lock);
+        pthread_join(athr, NULL);
+    }
+    uploader_free(d.up);
     fetch_free(d.fetch);
     posgate_close(d.pg);
     pthread_cond_destroy(&d.cond);
+    pthread_cond_destroy(&d.audit_cond);
     pthread_mutex_destroy(&d.stats_lock);
     pthread_mutex_destroy(&d.lock);
     if (rc == 0) {

@@ -32,6 +32,11 @@ daemon_config_defaults(struct daemon_config *c)
     c->listen[0].loopback = 1;
     c->poll_interval_s = 300;
     c->log_level = PLAT_LOG_INFO;
+    c->audit_batch_max = 500;
+    c->audit_upload_interval_s = 10;
+    c->audit_retention_days = 30;
+    c->audit_max_bytes = 256u * 1024u * 1024u;
+    c->audit_strict = 0;
 }
 
 static const char *
@@ -408,10 +413,54 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
         }
         return POSGATE_OK;
     }
+    if (strcmp(k, "audit_url") == 0) {
+        err = get_string(v, k, 1, c->audit_url, sizeof(c->audit_url), errmsg, errcap);
+        if (err == POSGATE_OK && c->audit_url[0] != 0 && !url_ok(c->audit_url, 1)) {
+            snprintf(errmsg, errcap,
+                     "audit_url: expected an http:// or https:// URL with a host and no spaces "
+                     "(or null), found \"%.200s\"",
+                     c->audit_url);
+            err = POSGATE_ERR_INVALID;
+        }
+        return err;
+    }
+    if (strcmp(k, "audit_batch_max") == 0) {
+        return get_int(v, k, 1, DAEMON_AUDIT_BATCH_MAX, &c->audit_batch_max, errmsg, errcap);
+    }
+    if (strcmp(k, "audit_upload_interval_s") == 0) {
+        return get_int(v, k, 1, DAEMON_AUDIT_INTERVAL_MAX_S, &c->audit_upload_interval_s, errmsg,
+                       errcap);
+    }
+    if (strcmp(k, "audit_retention_days") == 0) {
+        return get_int(v, k, 0, DAEMON_AUDIT_RETENTION_MAX_DAYS, &c->audit_retention_days,
+                       errmsg, errcap);
+    }
+    if (strcmp(k, "audit_max_bytes") == 0) {
+        err = get_int(v, k, 0, (int64_t)1 << 50, &i, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            c->audit_max_bytes = (uint64_t)i;
+        }
+        return err;
+    }
+    if (strcmp(k, "audit_durability") == 0) {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "strict") == 0) {
+            c->audit_strict = 1;
+            return POSGATE_OK;
+        }
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "batched") == 0) {
+            c->audit_strict = 0;
+            return POSGATE_OK;
+        }
+        snprintf(errmsg, errcap, "audit_durability: expected \"batched\" or \"strict\", found %s%.40s%s",
+                 cJSON_IsString(v) ? "\"" : json_type_name(v),
+                 cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "");
+        return POSGATE_ERR_INVALID;
+    }
     snprintf(errmsg, errcap,
              "%.100s: unknown key (expected one of data_dir, listen, allow_remote, feed_urls, "
              "poll_interval_s, ca_file, client_cert, client_key, proxy, max_recv_bytes_per_s, "
-             "api_token, log_level)",
+             "api_token, log_level, audit_url, audit_batch_max, audit_upload_interval_s, "
+             "audit_retention_days, audit_max_bytes, audit_durability)",
              k);
     return POSGATE_ERR_INVALID;
 }
@@ -742,7 +791,7 @@ enum posgate_err
 daemon_status_with_sync(const char *status_json, const struct daemon_sync_state *s,
                         struct buf *out)
 {
-    cJSON *root = NULL, *sync;
+    cJSON *root = NULL, *sync, *audit;
     char msg[128];
     enum posgate_err err;
 
@@ -769,6 +818,22 @@ daemon_status_with_sync(const char *status_json, const struct daemon_sync_state 
     }
     add_time(sync, "next_attempt", s->next_attempt);
     cJSON_AddBoolToObject(sync, "running", s->running != 0);
+    audit = cJSON_AddObjectToObject(root, "audit");
+    if (audit == NULL) {
+        cJSON_Delete(root);
+        return POSGATE_ERR_NOMEM;
+    }
+    cJSON_AddBoolToObject(audit, "enabled", s->audit.enabled != 0);
+    cJSON_AddNumberToObject(audit, "queued", (double)s->audit.queued);
+    cJSON_AddNumberToObject(audit, "last_acked_seq", (double)s->audit.last_acked_seq);
+    add_time(audit, "last_upload", s->audit.last_upload);
+    if (s->audit.last_error[0] != 0) {
+        cJSON_AddStringToObject(audit, "last_error", s->audit.last_error);
+    } else {
+        cJSON_AddNullToObject(audit, "last_error");
+    }
+    add_time(audit, "next_upload", s->audit.next_upload);
+    cJSON_AddBoolToObject(audit, "stopped", s->audit.stopped != 0);
     return finish(root, out);
 }
 

@@ -16,7 +16,13 @@
  *     "ca_file": null, "client_cert": null, "client_key": null, "proxy": null,
  *     "max_recv_bytes_per_s": 0,               0 = unlimited
  *     "api_token": null,                       TCP listeners require "Bearer TOKEN"
- *     "log_level": "info"                      debug | info | warn | error | off
+ *     "log_level": "info",                     debug | info | warn | error | off
+ *     "audit_url": null,                       the collector's POST /v1/audit URL; null: no upload
+ *     "audit_batch_max": 500,                  events per upload, 1 .. 10000
+ *     "audit_upload_interval_s": 10,           1 .. 86400
+ *     "audit_retention_days": 30,              acknowledged events kept, 0 .. 36500
+ *     "audit_max_bytes": 268435456,            stored event text before ALLOWs fold; 0: unbounded
+ *     "audit_durability": "batched"            batched | strict
  *   }
  */
 #ifndef POSGATE_DAEMON_CONFIG_H
@@ -40,6 +46,9 @@
 #define DAEMON_POLL_MAX_S       604800
 #define DAEMON_ERRMSG_MAX       512
 #define DAEMON_CHECK_BODY_MAX   (64u * 1024u)
+#define DAEMON_AUDIT_BATCH_MAX  10000 /* the collector's limit per batch */
+#define DAEMON_AUDIT_INTERVAL_MAX_S 86400
+#define DAEMON_AUDIT_RETENTION_MAX_DAYS 36500
 
 enum daemon_listen_kind {
     DAEMON_LISTEN_TCP4,
@@ -71,6 +80,12 @@ struct daemon_config {
     uint64_t max_recv_bytes_per_s;     /* 0 = unlimited */
     char api_token[DAEMON_TOKEN_MAX + 1]; /* "" = null (no token required) */
     enum plat_log_level log_level;
+    char audit_url[DAEMON_URL_MAX]; /* "" = null (no upload) */
+    int64_t audit_batch_max;
+    int64_t audit_upload_interval_s;
+    int64_t audit_retention_days;
+    uint64_t audit_max_bytes;       /* 0 = unbounded */
+    int audit_strict;               /* 1: "strict", 0: "batched" */
 };
 
 /* The documented defaults. */
@@ -96,6 +111,17 @@ POSGATE_WUR enum posgate_err daemon_check_body_parse(const void *data, size_t le
                                                      struct posgate_request *rq, char *errmsg,
                                                      size_t errcap);
 
+/* What the audit uploader last did (times are wall seconds; 0 = never / none). */
+struct daemon_audit_state {
+    int enabled;               /* audit_url is set */
+    int stopped;               /* a chain break (409) stopped the uploads */
+    uint64_t queued;           /* events stored and not yet acknowledged */
+    uint64_t last_acked_seq;
+    int64_t last_upload;       /* last successful upload */
+    int64_t next_upload;
+    char last_error[DAEMON_ERRMSG_MAX]; /* "" = none */
+};
+
 /* What the sync loop last did (times are wall seconds; 0 = never / none). */
 struct daemon_sync_state {
     int64_t last_attempt;
@@ -103,6 +129,7 @@ struct daemon_sync_state {
     int64_t next_attempt;
     char last_error[DAEMON_ERRMSG_MAX]; /* "" = none (the last attempt succeeded) */
     int running;
+    struct daemon_audit_state audit; /* reported beside "sync" as "audit" */
 };
 
 /* The health of the installed version, read from the status --json object. */
@@ -117,7 +144,8 @@ struct daemon_health {
 POSGATE_WUR enum posgate_err daemon_health_from_status(const char *status_json,
                                                        struct daemon_health *h);
 /* GET /v1/status: the status object with "sync": {last_attempt, last_success, last_error,
- * next_attempt, running} added (RFC 3339 or null). */
+ * next_attempt, running} and "audit": {enabled, queued, last_acked_seq, last_upload,
+ * last_error, next_upload, stopped} added (times RFC 3339 or null). */
 POSGATE_WUR enum posgate_err daemon_status_with_sync(const char *status_json,
                                                      const struct daemon_sync_state *s,
                                                      struct buf *out);

@@ -524,6 +524,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void
+mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];

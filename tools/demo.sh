@@ -39,7 +39,7 @@ export PATH="$B:$PATH"
 [[ -n $WORK ]] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/posgate-demo.XXXXXX")
 mkdir -p "$WORK"
 cd "$WORK"
-rm -rf keys pubstate feed kiosk feed.bundle
+rm -rf keys pubstate feed kiosk kiosk2 feed.bundle hub.db hub.db-* hub.port audit-hub.port *.log
 echo "working in $WORK"
 
 step "publisher: keys (root, feed) and the list key"
@@ -136,8 +136,9 @@ PIDS+=($DAEMON)
 API=http://127.0.0.1:$API_PORT
 for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 run curl -s "$API/healthz"; echo
-SUBJECT=$(pick listed id)
-SVC=$(pick listed service)
+# another listed subject: the first one was lifted above
+SUBJECT=$(awk -F, -v x="$LISTED_ID" '$1 == "listed" && $2 != x { gsub(/"/, "", $0); print $2; exit }' subjects.csv)
+SVC=$(awk -F, -v x="$LISTED_ID" '$1 == "listed" && $2 != x { print $3; exit }' subjects.csv)
 BODY="{\"service\": \"$SVC\", \"ids\": [\"$SUBJECT\"], \"operator\": \"counter-7\"}"
 echo "-- POST /v1/check $BODY"
 curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" |
@@ -164,5 +165,41 @@ step "stopping the daemon and the hub cleanly (SIGTERM)"
 kill -TERM "$DAEMON"; wait "$DAEMON" && echo "posgated exited 0"
 cleanup; trap - EXIT
 
+
+step "audit: posgated uploads its decisions to posgate-hub --db; the collector verifies the chain"
+# the kiosk's device key (made by `posgate init`) is enrolled at the collector, then the daemon
+# is started again with audit_url: every decision it made above, and the ones below, arrive once
+run posgate --data-dir "$WORK/kiosk2" device-key
+rm -f hub.db hub.db-wal hub.db-shm collector.port
+run posgate-hub enroll --db hub.db --pub "$WORK/kiosk2/device.pub"
+PIDS=()
+trap cleanup EXIT
+posgate-hub serve --db hub.db --listen 127.0.0.1:0 --port-file collector.port --log-level warn &
+PIDS+=($!)
+for _ in $(seq 50); do [[ -s collector.port ]] && break; sleep 0.1; done
+python3 - posgated.json "http://127.0.0.1:$(cat collector.port)/v1/audit" > posgated-audit.json <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update({"audit_url": sys.argv[2], "audit_upload_interval_s": 1, "audit_durability": "batched",
+          "log_level": "error"})  # the feed hub is stopped: sync warnings would be noise
+print(json.dumps(c, indent=2))
+PY
+cat posgated-audit.json
+posgated --config posgated-audit.json &
+DAEMON=$!
+PIDS+=($DAEMON)
+for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in 1 2 3; do curl -s -o /dev/null -X POST -d "$BODY" "$API/v1/check"; done
+for _ in $(seq 100); do
+    q=$(curl -s "$API/v1/status" | python3 -c 'import json,sys; a=json.load(sys.stdin)["audit"]; print(a["queued"] == 0 and a["last_upload"] is not None)')
+    [[ $q == True ]] && break
+    sleep 0.1
+done
+curl -s "$API/v1/status" | python3 -c 'import json,sys; print("audit", json.load(sys.stdin)["audit"])'
+curl -s "$API/metrics" | grep -E '^posgate_audit_(queued|uploaded_total)'
+run posgate-hub stats --db hub.db
+posgate-hub stats --db hub.db --json | python3 -c 'import json,sys; s=json.load(sys.stdin); d=s["devices"][0]; print("collector: %d events, by decision %s; device %s last_seq %d, gaps %d, chain_ok %s" % (s["events"], s["by_decision"], d["device_id"], d["last_seq"], d["gaps"], d["chain_ok"]))'
+kill -TERM "$DAEMON"; wait "$DAEMON" && echo "posgated exited 0"
+cleanup; trap - EXIT
 echo
 echo "demo finished; files are in $WORK"

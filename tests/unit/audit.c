@@ -618,7 +618,7 @@ test_batched_bounds(struct posgate *pg, const char *audit_path)
             break;
         }
         if (lag > 5000) {
-            CHECK(!"batched events not committed within 5 s");
+            CHECK_FAIL("batched events not committed within 5 s");
             break;
         }
         nanosleep(&(struct timespec){0, 2000000}, NULL);

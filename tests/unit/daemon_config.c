@@ -154,7 +154,36 @@ test_unknown_and_malformed(void)
 
     expect_key_error("{\"poll_interval\": 300}", "poll_interval");
     CHECK_CONTAINS(msg, "unknown key");
-    expect_key_error("{\"audit_url\": \"http://x/\"}", "audit_url");
+    expect_key_error("{\"audit_uri\": \"http://x/\"}", "audit_uri");
+    /* the audit uploader's keys: defaults, values, type and range errors naming the key */
+    CHECK_OK(parse("{}", &c));
+    CHECK_STR(c.audit_url, "");
+    CHECK_INT(c.audit_batch_max, 500);
+    CHECK_INT(c.audit_upload_interval_s, 10);
+    CHECK_INT(c.audit_retention_days, 30);
+    CHECK_INT(c.audit_max_bytes, 256 * 1024 * 1024);
+    CHECK_INT(c.audit_strict, 0);
+    CHECK_OK(parse("{\"audit_url\": \"https://hub:8443/v1/audit\", \"audit_batch_max\": 10000, "
+                   "\"audit_upload_interval_s\": 1, \"audit_retention_days\": 0, "
+                   "\"audit_max_bytes\": 0, \"audit_durability\": \"strict\"}",
+                   &c));
+    CHECK_STR(c.audit_url, "https://hub:8443/v1/audit");
+    CHECK_INT(c.audit_batch_max, 10000);
+    CHECK_INT(c.audit_upload_interval_s, 1);
+    CHECK_INT(c.audit_retention_days, 0);
+    CHECK_INT(c.audit_max_bytes, 0);
+    CHECK_INT(c.audit_strict, 1);
+    CHECK_OK(parse("{\"audit_url\": null, \"audit_durability\": \"batched\"}", &c));
+    CHECK_INT(c.audit_strict, 0);
+    expect_key_error("{\"audit_url\": \"ftp://hub/\"}", "audit_url");
+    expect_key_error("{\"audit_url\": 5}", "audit_url");
+    expect_key_error("{\"audit_batch_max\": 0}", "audit_batch_max");
+    expect_key_error("{\"audit_batch_max\": 10001}", "audit_batch_max");
+    expect_key_error("{\"audit_upload_interval_s\": \"10\"}", "audit_upload_interval_s");
+    expect_key_error("{\"audit_retention_days\": -1}", "audit_retention_days");
+    expect_key_error("{\"audit_max_bytes\": 1.5}", "audit_max_bytes");
+    expect_key_error("{\"audit_durability\": \"lazy\"}", "audit_durability");
+    CHECK_CONTAINS(msg, "\"lazy\"");
     CHECK_ERR(parse("{\"log_level\": \"info\", \"log_level\": \"debug\"}", &c),
               POSGATE_ERR_PARSE);
     CHECK_CONTAINS(msg, "log_level");

@@ -421,7 +421,7 @@ test_roundtrip(void)
         }
         CHECK_INT(item, FEED_ITEM_ENTRY);
         if (got < n && !feed_entry_equal(&e, &v[got])) {
-            CHECK(!"entry differs");
+            CHECK_FAIL("entry differs");
         }
         got++;
     }
@@ -1121,14 +1121,14 @@ test_delta(void)
             if (ir < nrem && feed_entry_compare(&e, &rem[ir]) == 0) {
                 state_digest_remove(&st_applied, &rem[ir]); /* the full entry, as a store would */
             } else {
-                CHECK(!"removal differs");
+                CHECK_FAIL("removal differs");
             }
             CHECK_INT(e.reason, 0);
             ir++;
         } else {
             CHECK_INT(item, FEED_ITEM_ADD);
             if (ia >= nadd || !feed_entry_equal(&e, &add[ia])) {
-                CHECK(!"addition differs");
+                CHECK_FAIL("addition differs");
             }
             state_digest_add(&st_applied, &e);
             ia++;

@@ -32,6 +32,14 @@ static int test_checks;
         }                                                                                          \
     } while (0)
 
+/* A failure with a message, for branches that must not be reached. */
+#define CHECK_FAIL(msg)                                                                            \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        test_failures++;                                                                           \
+        fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, (msg));                                \
+    } while (0)
+
 #define CHECK_OK(expr) CHECK_ERR(expr, POSGATE_OK)
 
 #define CHECK_INT(a, b)                                                                            \

@@ -586,7 +586,7 @@ expect_refused_at(struct repo *r, enum posgate_err err, const char *needle, int 
     CHECK_ERR(refresh_once(r, NULL, msg, sizeof(msg)), err);
     CHECK_CONTAINS(msg, needle);
     if (!unchanged(r->trusted, &before)) {
-        CHECK(!"the trusted directory changed");
+        CHECK_FAIL("the trusted directory changed");
         fprintf(stderr, "  (attack refused at line %d: %s)\n", line, msg);
     }
     free_picture(&before);
@@ -1444,7 +1444,7 @@ test_http_carrier(void)
     char url[128];
 
     if (server_start(&s) != 0) {
-        CHECK(!"cannot start the loopback HTTP server");
+        CHECK_FAIL("cannot start the loopback HTTP server");
         return;
     }
     CHECK_ERR(carrier_http_new("ftp://127.0.0.1/", NULL, &c), POSGATE_ERR_INVALID);
