@@ -563,7 +563,7 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
 {
     cJSON *root = NULL;
     const cJSON *it, *service = NULL, *ids = NULL, *name = NULL, *dob = NULL, *op = NULL,
-                     *at = NULL;
+                     *at = NULL, *ov_by = NULL, *ov_reason = NULL;
     enum posgate_err err;
     char msg[DAEMON_ERRMSG_MAX];
 
@@ -604,10 +604,14 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
             slot = &op;
         } else if (strcmp(it->string, "at") == 0) {
             slot = &at;
+        } else if (strcmp(it->string, "override_by") == 0) {
+            slot = &ov_by;
+        } else if (strcmp(it->string, "override_reason") == 0) {
+            slot = &ov_reason;
         } else {
             snprintf(errmsg, errcap,
                      "%.100s: unknown key (expected service, ids, name, birth_date, operator, "
-                     "at)",
+                     "at, override_by, override_reason)",
                      it->string);
             goto out;
         }
@@ -680,6 +684,23 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
             goto out;
         }
         if (posgate_request_set_operator(rq, op->valuestring) != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
+            goto out;
+        }
+    }
+    if ((ov_by == NULL) != (ov_reason == NULL)) {
+        snprintf(errmsg, errcap, "%s: required together with %s",
+                 ov_by == NULL ? "override_by" : "override_reason",
+                 ov_by == NULL ? "override_reason" : "override_by");
+        goto out;
+    }
+    if (ov_by != NULL) {
+        if (body_string(ov_by, "override_by", errmsg, errcap) != POSGATE_OK ||
+            body_string(ov_reason, "override_reason", errmsg, errcap) != POSGATE_OK) {
+            goto out;
+        }
+        if (posgate_request_set_override(rq, ov_by->valuestring, ov_reason->valuestring) !=
+            POSGATE_OK) {
             snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
             goto out;
         }

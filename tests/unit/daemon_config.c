@@ -378,6 +378,18 @@ test_check_body(void)
               POSGATE_ERR_PARSE);
     CHECK_CONTAINS(msg, "\"service\" twice");
     expect_body_error(rq, "[1, 2]", "body");
+    /* a supervisor override comes as a pair of fields */
+    CHECK_OK(body("{\"service\": \"air\", \"ids\": [\"cn_rid:11010519491231002X\"], "
+                  "\"override_by\": \"sup-1\", \"override_reason\": \"court letter\"}",
+                  rq));
+    expect_body_error(rq,
+                      "{\"service\": \"air\", \"ids\": [\"cn_rid:11010519491231002X\"], "
+                      "\"override_by\": \"sup-1\"}",
+                      "override_reason");
+    expect_body_error(rq,
+                      "{\"service\": \"air\", \"ids\": [\"cn_rid:11010519491231002X\"], "
+                      "\"override_by\": 1, \"override_reason\": \"x\"}",
+                      "override_by");
     CHECK_ERR(body("{\"service\": ", rq), POSGATE_ERR_PARSE);
     CHECK(strncmp(msg, "body", 4) == 0);
     {
