@@ -474,7 +474,7 @@ uploader_post(struct uploader *u, const void *body, size_t len, struct uploader_
     res->sent_bytes = u->gz.len;
     if (rc != CURLE_OK) {
         res->kind = transport_kind(rc);
-        snprintf(res->error, sizeof(res->error), "POST %.300s: %s (%s)", u->url,
+        snprintf(res->error, sizeof(res->error), "POST %.200s: %.100s (%.180s)", u->url,
                  curl_easy_strerror(rc), cerr[0] ? cerr : "no detail");
         return POSGATE_OK;
     }

