@@ -117,6 +117,9 @@ stop_daemon() { # SIGTERM; a clean stop exits 0 without sanitizer reports
     [[ $rc == 0 ]] || fail "posgated exited $rc after SIGTERM"
     ! grep -q "Sanitizer" "$T/daemon.log" || fail "sanitizer report in daemon.log"
 }
+audit_is() { # audit_is DPORT EXPR : true when EXPR holds now (re-evaluated at each wait_for try)
+    [[ $(status_audit "$1" "$2") == True ]]
+}
 status_audit() { # status_audit DPORT EXPR : a Python expression over the status "audit" object a
     curl -s "http://127.0.0.1:$1/v1/status" | python3 -c '
 import json, sys
@@ -194,7 +197,7 @@ scenario_down() {
     : > "$T/down-answered"
     python3 "$T/checker.py" "$DP" 2000 "$T/down-answered" || fail "down: checks failed"
     [[ $(wc -l < "$T/down-answered") == 2000 ]] || fail "down: not 2000 answers"
-    wait_for 10 test "$(status_audit "$DP" 'a["last_error"] is not None and a["queued"] >= 2000')" == True \
+    wait_for 10 audit_is "$DP" 'a["last_error"] is not None and a["queued"] >= 2000' \
         || fail "down: status does not report the failing uploads: $(curl -s "http://127.0.0.1:$DP/v1/status")"
     curl -s "http://127.0.0.1:$DP/metrics" > "$T/metrics.txt"
     grep -Eq '^posgate_audit_upload_failures_total\{kind="network"\} [1-9]' "$T/metrics.txt" \
@@ -301,7 +304,7 @@ else:
 c.commit()
 PY
         start_daemon "$T/break.json" "$DP"
-        wait_for 20 test "$(status_audit "$DP" 'a["stopped"]')" == True \
+        wait_for 20 audit_is "$DP" 'a["stopped"]' \
             || fail "break $mode: the daemon did not stop at the chain break: $(curl -s "http://127.0.0.1:$DP/v1/status")"
         [[ $(status_audit "$DP" '"chain_break" in a["last_error"] and a["queued"] >= 4') == True ]] \
             || fail "break $mode: status: $(curl -s "http://127.0.0.1:$DP/v1/status")"

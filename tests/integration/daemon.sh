@@ -305,8 +305,11 @@ cp ts-v1/timestamp.json feed/metadata/timestamp.json
 expect_http 422 POST /v1/sync
 [[ $(jget 'd["ok"]') == False ]] || fail "replay accepted: $(cat resp.json)"
 check_still_v2
-curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" | grep -q '^posgate_sync_failures_total{kind="rejected"} [1-9]' ||
-    fail "rejected feed not counted in metrics"
+rejected_counted() {
+    curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" |
+        grep -q '^posgate_sync_failures_total{kind="rejected"} [1-9]'
+}
+wait_for 5 rejected_counted || fail "rejected feed not counted in metrics: $(curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" | grep sync_failures)"
 expect_http 200 GET /v1/status
 [[ $(jget 'd["sync"]["last_error"]') == *REJECTED* || $(jget 'd["sync"]["last_error"]') == *ROLLBACK* ]] ||
     fail "status last_error: $(cat resp.json)"
