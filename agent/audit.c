@@ -448,14 +448,19 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
         goto fail;
     }
     memset(&q->carry, 0, sizeof(q->carry));
+    /* commit_batch runs without q->mu; the counters are read under it (audit_stats) */
+    pthread_mutex_lock(&q->mu);
     q->folded += folded;
     q->commits++;
+    pthread_mutex_unlock(&q->mu);
     return POSGATE_OK;
 fail:
     plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
              sqlite3_errmsg(q->wdb), k);
     sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_lock(&q->mu);
     q->failures++;
+    pthread_mutex_unlock(&q->mu);
     q->carry.cause = "write_failed";
     for (size_t i = 0; i < k; i++) {
         struct slot *s = slot_at(q, start, i);

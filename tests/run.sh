@@ -6,7 +6,7 @@
 # usage: tests/run.sh [--no-install] [--only normal|asan] [--fuzz-seconds N] [--valgrind]
 #                     [-- ctest args]
 #   --no-install      skip apt-get (the packages are already there)
-#   --only B          build and test one build only
+#   --only B          build and test one build only (normal, asan or tsan)
 #   --fuzz-seconds N  when clang is present, run each libFuzzer target for N seconds (default 10
 #                     when clang is present, 0 to skip; POSGATE_FUZZ_SECONDS sets it too)
 #   --valgrind        run every unit test of the normal build under valgrind memcheck (without
@@ -78,6 +78,19 @@ if [[ -z $ONLY || $ONLY == asan ]]; then
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DPOSGATE_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_ctest build-asan asan
+fi
+
+if [[ -z $ONLY || $ONLY == tsan ]]; then
+    # ThreadSanitizer over the tests that run threads against one store and one audit queue
+    echo "== build (ThreadSanitizer: concurrency tests)"
+    cmake -S "$ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSGATE_TSAN=ON \
+        -DPOSGATE_WERROR=ON >/dev/null
+    cmake --build build-tsan -j "$JOBS" --target unit_store unit_audit unit_daemon_concurrency
+    echo "== ctest (tsan)"
+    if ! TSAN_OPTIONS=halt_on_error=1 POSGATE_CONCURRENCY_COUNT=100000 ctest --test-dir build-tsan \
+            --output-on-failure -R '^unit/(store|audit|daemon_concurrency)$'; then
+        status=1
+    fi
 fi
 
 if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
