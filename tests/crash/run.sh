@@ -15,11 +15,12 @@
 # succeeds, a fresh kiosk imports the feed and serves v2's lists and answers, and a kiosk at v1
 # reaches v2 too.
 #
-# Further scenarios (the daemon posgated during imports and uploads, audit completeness) plug in
-# as more trial_* functions listed in SCENARIOS.
+# posgated is killed during its own sync (daemon_sync); killing it during audit uploads, with
+# the completeness of the trail checked at a collector, is tests/integration/audit_upload.sh.
+# Further scenarios plug in as more trial_* functions listed in SCENARIOS.
 #
 # usage: tests/crash/run.sh [--trials N] [--build DIR] [--seed S] [--count ENTRIES] [--keep]
-#                           [--scenarios import_delta,import_fresh,publish,sync_delta]
+#                           [--scenarios import_delta,import_fresh,publish,sync_delta,daemon_sync]
 # Prints "N passed, N failed"; exits 1 on any failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -193,6 +194,21 @@ trial_sync_delta() {
     check_kiosk A B "${cmd[@]}"
 }
 
+# posgated syncing v1 -> v2 by itself, killed at a random moment of its start and first sync (a
+# daemon never ends on its own, so only delays are drawn); the rerun is a one-shot sync.
+trial_daemon_sync() {
+    local port cfg=$FX/posgated.json
+    local rerun=("$B/posgate" --data-dir "$K" sync --url "$FX_HTTP_URL" --timeout 30)
+    [[ -n ${dur_sync:-} ]] || dur_sync=$(duration_ms prep_import_delta "${rerun[@]}")
+    prep_import_delta
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf '{"data_dir": "%s", "listen": ["127.0.0.1:%s"], "feed_urls": ["%s"], "poll_interval_s": 1, "log_level": "error"}\n' \
+        "$K" "$port" "$FX_HTTP_URL" >"$cfg"
+    how="delay:$(rand_between 1 $((dur_sync + 300)))"
+    run_killed "$B/posgated" --config "$cfg"
+    check_kiosk A B "${rerun[@]}"
+}
+
 # ---- publisher scenario: update v1 -> v2 killed, then rerun
 
 P=$FX/p
@@ -236,6 +252,7 @@ trial_publish() {
 
 SCENARIOS=(import_delta import_fresh publish)
 [[ $HAVE_SYNC == 1 ]] && SCENARIOS+=(sync_delta)
+[[ $HAVE_SYNC == 1 && -x $B/posgated ]] && SCENARIOS+=(daemon_sync)
 if [[ -n $ONLY ]]; then
     IFS=, read -r -a SCENARIOS <<<"$ONLY"
 fi
