@@ -11,7 +11,8 @@
 #     on a stale list with policy allow is REFERred, never allowed; before stale_after no list
 #     is stale.
 # The policies and thresholds are read from the feed.json posgate-synth writes, so the test
-# follows the configuration. (Monotonic time for poll intervals belongs to the daemon's tests.)
+# follows the configuration. Then the daemon, its wall clock frozen 30 days back: it still
+# syncs at its poll interval (monotonic scheduling) and its checks answer REFER (clock fault).
 # Usage: clock.sh BUILD_DIR
 set -euo pipefail
 B=${1:?usage: clock.sh BUILD_DIR}
@@ -138,4 +139,30 @@ d = json.load(open("out.json"))
 r = [x for x in d["reasons"] if x.get("list") == sys.argv[1] and x["effect"] in ("refer", "deny")]
 assert r, d["reasons"]
 PY
+# --- the daemon schedules on the monotonic clock: with its wall clock frozen 30 days in the past
+# (POSGATE_FAKE_NOW pins the wall clock), a daemon polling every second still syncs every
+# second, and a check through it answers REFER for the clock fault.
+if [[ -x $B/posgated ]]; then
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    HP=$(free_port) AP=$(free_port)
+    python3 -m http.server --bind 127.0.0.1 --directory feed "$HP" >http.log 2>&1 &
+    HTTP_PID=$!
+    printf '{"data_dir": "%s", "listen": ["127.0.0.1:%s"], "feed_urls": ["http://127.0.0.1:%s/"], "poll_interval_s": 1, "log_level": "error"}\n' \
+        "$T/k" "$AP" "$HP" >posgated.json
+    POSGATE_FAKE_NOW=$((NOW - 30 * 86400)) "$B/posgated" --config posgated.json >posgated.log 2>&1 &
+    D_PID=$!
+    trap 'kill $HTTP_PID $D_PID 2>/dev/null; rm -rf "$T"' EXIT
+    attempts() { curl -s "http://127.0.0.1:$AP/metrics" | awk '$1 == "posgate_sync_attempts_total" { print $2 }'; }
+    for _ in $(seq 50); do [[ -n $(attempts) ]] && break; sleep 0.1; done
+    a0=$(attempts)
+    [[ -n $a0 ]] || fail "posgated did not answer: $(cat posgated.log)"
+    sleep 4.5
+    a1=$(attempts)
+    (( a1 - a0 >= 3 )) || fail "with a frozen wall clock the daemon synced $((a1 - a0)) times in 4.5 s at a 1 s poll interval"
+    code=$(curl -s -o resp.json -w '%{http_code}' -X POST -d "{\"service\": \"$LSVC\", \"ids\": [\"$CLEAN\"]}" "http://127.0.0.1:$AP/v1/check")
+    [[ $code == 200 ]] && python3 -c 'import json; d=json.load(open("resp.json")); assert d["decision"] == "refer" and d["clock_fault"], d' ||
+        fail "check through the daemon with its clock set back: $code $(cat resp.json)"
+    kill -TERM "$D_PID"; wait "$D_PID" || fail "posgated did not exit 0 on SIGTERM"
+    echo "clock: daemon synced $((a1 - a0)) times in 4.5 s with its wall clock frozen 30 days back"
+fi
 echo "clock: clock fault and $stale_checks stale policies checked"
