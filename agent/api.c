@@ -39,8 +39,7 @@ open_audit(struct posgate *pg)
         plat_log(PLAT_LOG_INFO, "no device key in %s: making one", pg->dd.root);
         err = device_key_create(pg->dd.device_key, pg->dd.device_pub, msg, sizeof(msg));
         if (err == POSGATE_OK) {
-            err = device_key_load(pg->dd.device_key, pg->dd.device_pub, &pg->dk, msg,
-                                  sizeof(msg));
+            err = device_key_load(pg->dd.device_key, pg->dd.device_pub, &pg->dk, msg, sizeof(msg));
         }
     }
     if (err == POSGATE_OK) {
@@ -167,14 +166,13 @@ set_text(struct posgate_request *rq, char *dst, size_t cap, const char *what, co
     }
     n = strlen(s);
     if (n >= cap) {
-        snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: expected at most %zu bytes, found %zu",
-                 what, cap - 1, n);
+        snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: expected at most %zu bytes, found %zu", what,
+                 cap - 1, n);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20) {
-            snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: control character at byte %zu", what,
-                     i);
+            snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: control character at byte %zu", what, i);
             return POSGATE_ERR_INVALID;
         }
     }
@@ -260,8 +258,8 @@ posgate_request_set_name_dob(struct posgate_request *rq, const char *name, const
     if (err != POSGATE_OK) {
         return err;
     }
-    err = ident_parse_name_dob(name, birth_date, &rq->ids[rq->n_ids], rq->errmsg,
-                               sizeof(rq->errmsg));
+    err =
+        ident_parse_name_dob(name, birth_date, &rq->ids[rq->n_ids], rq->errmsg, sizeof(rq->errmsg));
     if (err == POSGATE_OK) {
         rq->n_ids++;
     }
@@ -412,8 +410,7 @@ event_lists(struct audit_event *ev, struct store_reader *r, int svc)
         }
         snprintf(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), "%s", lists[i].id);
         ev->lists[ev->n_lists].seq = lists[i].seq;
-        snprintf(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), "%s",
-                 lists[i].digest);
+        snprintf(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), "%s", lists[i].digest);
         ev->n_lists++;
     }
 }
@@ -474,8 +471,10 @@ static const char *
 override_refusal(const struct engine_result *e, char *msg, size_t cap)
 {
     if (e->decision != ENGINE_DENY) {
-        snprintf(msg, cap, "override: nothing to override: the decision is %s (an override "
-                 "applies only to a DENY)", engine_decision_name(e->decision));
+        snprintf(msg, cap,
+                 "override: nothing to override: the decision is %s (an override "
+                 "applies only to a DENY)",
+                 engine_decision_name(e->decision));
         return msg;
     }
     for (size_t i = 0; i < e->n_reasons; i++) {
@@ -485,23 +484,27 @@ override_refusal(const struct engine_result *e, char *msg, size_t cap)
             continue;
         }
         if (r->kind != ENGINE_REASON_MATCH) {
-            snprintf(msg, cap, "override: list %s denies (%s: %.200s); a supervisor override "
+            snprintf(msg, cap,
+                     "override: list %s denies (%s: %.200s); a supervisor override "
                      "lifts only listings whose reason allows it",
                      r->list_id != NULL && r->list_id[0] ? r->list_id : "-",
                      engine_reason_kind_name(r->kind), r->detail);
             return msg;
         }
         if (!r->overridable) {
-            snprintf(msg, cap, "override: listing %s on list %s does not allow a supervisor "
-                     "override (reason %s says override: none)", r->listing_id, r->list_id,
-                     r->reason_id);
+            snprintf(msg, cap,
+                     "override: listing %s on list %s does not allow a supervisor "
+                     "override (reason %s says override: none)",
+                     r->listing_id, r->list_id, r->reason_id);
             return msg;
         }
     }
     if (e->reasons_dropped > 0 && e->n_reasons > 0 &&
         e->reasons[e->n_reasons - 1].effect == ENGINE_DENY) {
-        snprintf(msg, cap, "override: more than %d reasons deny; they cannot all be checked for "
-                 "a supervisor override", ENGINE_REASONS_MAX);
+        snprintf(msg, cap,
+                 "override: more than %d reasons deny; they cannot all be checked for "
+                 "a supervisor override",
+                 ENGINE_REASONS_MAX);
         return msg;
     }
     return NULL;
@@ -580,10 +583,10 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     }
     now = plat_wall_s();
     n = atomic_fetch_add((_Atomic uint64_t *)&pg->id_counter, 1) + 1;
-    snprintf(res->decision_id, sizeof(res->decision_id),
-             "%02x%02x%02x%02x%02x%02x%02x%02x%016llx", pg->id_prefix[0], pg->id_prefix[1],
-             pg->id_prefix[2], pg->id_prefix[3], pg->id_prefix[4], pg->id_prefix[5],
-             pg->id_prefix[6], pg->id_prefix[7], (unsigned long long)n);
+    snprintf(res->decision_id, sizeof(res->decision_id), "%02x%02x%02x%02x%02x%02x%02x%02x%016llx",
+             pg->id_prefix[0], pg->id_prefix[1], pg->id_prefix[2], pg->id_prefix[3],
+             pg->id_prefix[4], pg->id_prefix[5], pg->id_prefix[6], pg->id_prefix[7],
+             (unsigned long long)n);
     snprintf(res->service, sizeof(res->service), "%s", rq->service);
     res->at = rq->has_at ? rq->at : now;
     res->feed_version = 0;

@@ -31,8 +31,8 @@ struct posgate {
     pthread_mutex_t lock;        /* guards the reader pool */
     struct store_reader *readers[API_READERS_MAX];
     size_t n_readers;
-    uint8_t id_prefix[8]; /* random per open: decision ids stay unique across restarts */
-    uint64_t id_counter;  /* atomic */
+    uint8_t id_prefix[8];      /* random per open: decision ids stay unique across restarts */
+    uint64_t id_counter;       /* atomic */
     struct device_key *dk;     /* the device key (audit batch signatures) */
     struct audit_queue *audit; /* every decision goes here before posgate_check returns */
 };

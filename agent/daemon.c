@@ -45,13 +45,7 @@
 
 #define NS_PER_S 1000000000ull
 
-enum sync_fail_kind {
-    SF_NETWORK,
-    SF_REJECTED,
-    SF_STORE,
-    SF_CONFIG,
-    SF__COUNT
-};
+enum sync_fail_kind { SF_NETWORK, SF_REJECTED, SF_STORE, SF_CONFIG, SF__COUNT };
 static const char *const sf_name[SF__COUNT] = {"network", "rejected", "store", "config"};
 
 struct daemon {
@@ -63,14 +57,14 @@ struct daemon {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC: wakes the loop; signals the end of a sync */
     int stop;
-    int running;           /* a sync is in progress */
-    uint64_t generation;   /* syncs finished */
+    int running;         /* a sync is in progress */
+    uint64_t generation; /* syncs finished */
     struct httpd_sync_outcome last;
     struct daemon_sync_state state;
-    uint64_t next_due_ns;  /* monotonic */
-    uint64_t last_end_ns;  /* monotonic end of the last sync */
-    unsigned fails;        /* consecutive failures */
-    int fetch_dirty;       /* the fetch options changed: make a new fetcher */
+    uint64_t next_due_ns; /* monotonic */
+    uint64_t last_end_ns; /* monotonic end of the last sync */
+    unsigned fails;       /* consecutive failures */
+    int fetch_dirty;      /* the fetch options changed: make a new fetcher */
     uint64_t attempts;
     uint64_t failures[SF__COUNT];
 
@@ -85,10 +79,10 @@ struct daemon {
     pthread_cond_t audit_cond; /* CLOCK_MONOTONIC: wakes the uploader (reload, stop) */
     struct daemon_audit_state audit;
     struct uploader *up;
-    int audit_dirty;          /* the upload options changed: make a new uploader */
-    int audit_kick;           /* upload at once (a reload) */
-    unsigned audit_fails;     /* consecutive failed uploads */
-    uint64_t audit_uploaded;  /* events newly acknowledged by uploads */
+    int audit_dirty;         /* the upload options changed: make a new uploader */
+    int audit_kick;          /* upload at once (a reload) */
+    unsigned audit_fails;    /* consecutive failed uploads */
+    uint64_t audit_uploaded; /* events newly acknowledged by uploads */
     uint64_t audit_failures[UPLOAD__COUNT];
 };
 
@@ -465,8 +459,8 @@ audit_refresh_locked(struct daemon *d)
 
     if (audit_stats(d->pg->audit, &st) == POSGATE_OK) {
         d->audit.last_acked_seq = st.acked_seq;
-        d->audit.queued = (st.head_seq > st.acked_seq ? st.head_seq - st.acked_seq : 0) +
-                          st.pending;
+        d->audit.queued =
+            (st.head_seq > st.acked_seq ? st.head_seq - st.acked_seq : 0) + st.pending;
     }
 }
 
@@ -499,8 +493,7 @@ audit_upload_once(struct daemon *d, const struct daemon_config *cfg, struct buf 
         snprintf(res->error, sizeof(res->error), "uploader: %.480s", msg);
         return 0;
     }
-    err = audit_batch_json(d->pg->audit, st.acked_seq, (size_t)cfg->audit_batch_max, batch,
-                           &info);
+    err = audit_batch_json(d->pg->audit, st.acked_seq, (size_t)cfg->audit_batch_max, batch, &info);
     if (err != POSGATE_OK) {
         res->kind = UPLOAD_PROTOCOL;
         snprintf(res->error, sizeof(res->error), "audit batch after seq %llu: %s",
@@ -535,8 +528,8 @@ audit_upload_once(struct daemon *d, const struct daemon_config *cfg, struct buf 
         err = audit_ack(d->pg->audit, ack);
         if (err != POSGATE_OK) {
             res->kind = UPLOAD_PROTOCOL;
-            snprintf(res->error, sizeof(res->error), "audit_ack(%llu): %s",
-                     (unsigned long long)ack, posgate_strerror(err));
+            snprintf(res->error, sizeof(res->error), "audit_ack(%llu): %s", (unsigned long long)ack,
+                     posgate_strerror(err));
             return 0;
         }
         pthread_mutex_lock(&d->lock);
@@ -860,8 +853,7 @@ reload(struct daemon *d)
         uint64_t due = d->last_end_ns + (uint64_t)d->cfg.poll_interval_s * NS_PER_S;
 
         d->next_due_ns = due;
-        d->state.next_attempt =
-            plat_wall_s() + (due > now ? (int64_t)((due - now) / NS_PER_S) : 0);
+        d->state.next_attempt = plat_wall_s() + (due > now ? (int64_t)((due - now) / NS_PER_S) : 0);
     }
     pthread_cond_broadcast(&d->cond);
     pthread_cond_broadcast(&d->audit_cond);

@@ -169,8 +169,9 @@ daemon_listen_parse(const char *s, struct daemon_listen *out, char *errmsg, size
 
     memset(&l, 0, sizeof(l));
     if (s == NULL || strlen(s) >= sizeof(l.text) || has_control(s)) {
-        snprintf(errmsg, errcap, "expected an address like 127.0.0.1:8421, [::1]:8421 or "
-                                 "unix:/path, found an empty, overlong or unprintable value");
+        snprintf(errmsg, errcap,
+                 "expected an address like 127.0.0.1:8421, [::1]:8421 or "
+                 "unix:/path, found an empty, overlong or unprintable value");
         return POSGATE_ERR_INVALID;
     }
     snprintf(l.text, sizeof(l.text), "%s", s);
@@ -294,8 +295,7 @@ parse_listen_array(const cJSON *v, struct daemon_config *c, char *errmsg, size_t
                      json_type_name(it));
             return POSGATE_ERR_INVALID;
         }
-        if (daemon_listen_parse(it->valuestring, &c->listen[n], msg, sizeof(msg)) !=
-            POSGATE_OK) {
+        if (daemon_listen_parse(it->valuestring, &c->listen[n], msg, sizeof(msg)) != POSGATE_OK) {
             snprintf(errmsg, errcap, "listen[%zu]: %s", n, msg);
             return POSGATE_ERR_INVALID;
         }
@@ -432,8 +432,8 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
                        errcap);
     }
     if (strcmp(k, "audit_retention_days") == 0) {
-        return get_int(v, k, 0, DAEMON_AUDIT_RETENTION_MAX_DAYS, &c->audit_retention_days,
-                       errmsg, errcap);
+        return get_int(v, k, 0, DAEMON_AUDIT_RETENTION_MAX_DAYS, &c->audit_retention_days, errmsg,
+                       errcap);
     }
     if (strcmp(k, "audit_max_bytes") == 0) {
         err = get_int(v, k, 0, (int64_t)1 << 50, &i, errmsg, errcap);
@@ -451,7 +451,8 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
             c->audit_strict = 0;
             return POSGATE_OK;
         }
-        snprintf(errmsg, errcap, "audit_durability: expected \"batched\" or \"strict\", found %s%.40s%s",
+        snprintf(errmsg, errcap,
+                 "audit_durability: expected \"batched\" or \"strict\", found %s%.40s%s",
                  cJSON_IsString(v) ? "\"" : json_type_name(v),
                  cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "");
         return POSGATE_ERR_INVALID;
@@ -487,8 +488,7 @@ daemon_config_parse(const void *data, size_t len, struct daemon_config *out, cha
         goto out;
     }
     if (!cJSON_IsObject(root)) {
-        snprintf(errmsg, errcap, "config: expected a JSON object, found %s",
-                 json_type_name(root));
+        snprintf(errmsg, errcap, "config: expected a JSON object, found %s", json_type_name(root));
         err = POSGATE_ERR_INVALID;
         goto out;
     }
@@ -510,8 +510,9 @@ daemon_config_parse(const void *data, size_t len, struct daemon_config *out, cha
         }
     }
     if ((c->client_cert[0] != 0) != (c->client_key[0] != 0)) {
-        snprintf(errmsg, errcap, "%s: expected client_cert and client_key together, found only "
-                                 "one of them",
+        snprintf(errmsg, errcap,
+                 "%s: expected client_cert and client_key together, found only "
+                 "one of them",
                  c->client_cert[0] != 0 ? "client_key" : "client_cert");
         err = POSGATE_ERR_INVALID;
         goto out;
@@ -643,8 +644,8 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
         cJSON_ArrayForEach(it, ids)
         {
             if (!cJSON_IsString(it)) {
-                snprintf(errmsg, errcap, "ids[%zu]: expected a \"TYPE:VALUE\" string, found %s",
-                         i, json_type_name(it));
+                snprintf(errmsg, errcap, "ids[%zu]: expected a \"TYPE:VALUE\" string, found %s", i,
+                         json_type_name(it));
                 goto out;
             }
             if (posgate_request_add_id(rq, it->valuestring) != POSGATE_OK) {
@@ -667,10 +668,9 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
         if (posgate_request_set_name_dob(rq, name->valuestring, dob->valuestring) != POSGATE_OK) {
             const char *m = posgate_request_errmsg(rq);
 
-            snprintf(errmsg, errcap, "%s: %s",
-                     strstr(m, "birth") != NULL || strstr(m, "date") != NULL ? "birth_date"
-                                                                           : "name",
-                     m);
+            snprintf(
+                errmsg, errcap, "%s: %s",
+                strstr(m, "birth") != NULL || strstr(m, "date") != NULL ? "birth_date" : "name", m);
             goto out;
         }
     }
@@ -809,8 +809,7 @@ out:
 }
 
 enum posgate_err
-daemon_status_with_sync(const char *status_json, const struct daemon_sync_state *s,
-                        struct buf *out)
+daemon_status_with_sync(const char *status_json, const struct daemon_sync_state *s, struct buf *out)
 {
     cJSON *root = NULL, *sync, *audit;
     char msg[128];

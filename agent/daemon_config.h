@@ -36,32 +36,28 @@
 #include "posgate.h"
 #include "posgate_err.h"
 
-#define DAEMON_CONFIG_MAX_BYTES (64u * 1024u)
-#define DAEMON_LISTEN_MAX       8
-#define DAEMON_FEED_URLS_MAX    8
-#define DAEMON_PATH_MAX         1024
-#define DAEMON_URL_MAX          1024
-#define DAEMON_UNIX_PATH_MAX    107 /* sun_path holds 108 bytes with the NUL */
-#define DAEMON_TOKEN_MAX        256
-#define DAEMON_POLL_MAX_S       604800
-#define DAEMON_ERRMSG_MAX       512
-#define DAEMON_CHECK_BODY_MAX   (64u * 1024u)
-#define DAEMON_AUDIT_BATCH_MAX  10000 /* the collector's limit per batch */
-#define DAEMON_AUDIT_INTERVAL_MAX_S 86400
+#define DAEMON_CONFIG_MAX_BYTES         (64u * 1024u)
+#define DAEMON_LISTEN_MAX               8
+#define DAEMON_FEED_URLS_MAX            8
+#define DAEMON_PATH_MAX                 1024
+#define DAEMON_URL_MAX                  1024
+#define DAEMON_UNIX_PATH_MAX            107 /* sun_path holds 108 bytes with the NUL */
+#define DAEMON_TOKEN_MAX                256
+#define DAEMON_POLL_MAX_S               604800
+#define DAEMON_ERRMSG_MAX               512
+#define DAEMON_CHECK_BODY_MAX           (64u * 1024u)
+#define DAEMON_AUDIT_BATCH_MAX          10000 /* the collector's limit per batch */
+#define DAEMON_AUDIT_INTERVAL_MAX_S     86400
 #define DAEMON_AUDIT_RETENTION_MAX_DAYS 36500
 
-enum daemon_listen_kind {
-    DAEMON_LISTEN_TCP4,
-    DAEMON_LISTEN_TCP6,
-    DAEMON_LISTEN_UNIX
-};
+enum daemon_listen_kind { DAEMON_LISTEN_TCP4, DAEMON_LISTEN_TCP6, DAEMON_LISTEN_UNIX };
 
 struct daemon_listen {
     enum daemon_listen_kind kind;
-    char text[DAEMON_URL_MAX];   /* as written in the config */
-    uint8_t addr[16];            /* network order: 4 bytes (TCP4) or 16 (TCP6) */
-    uint16_t port;               /* host order */
-    int loopback;                /* 1 for 127.0.0.0/8, ::1 and unix sockets */
+    char text[DAEMON_URL_MAX];           /* as written in the config */
+    uint8_t addr[16];                    /* network order: 4 bytes (TCP4) or 16 (TCP6) */
+    uint16_t port;                       /* host order */
+    int loopback;                        /* 1 for 127.0.0.0/8, ::1 and unix sockets */
     char path[DAEMON_UNIX_PATH_MAX + 1]; /* UNIX */
 };
 
@@ -73,19 +69,19 @@ struct daemon_config {
     char feed_urls[DAEMON_FEED_URLS_MAX][DAEMON_URL_MAX];
     size_t n_feed_urls;
     int64_t poll_interval_s;
-    char ca_file[DAEMON_PATH_MAX];     /* "" = null */
-    char client_cert[DAEMON_PATH_MAX]; /* "" = null */
-    char client_key[DAEMON_PATH_MAX];  /* "" = null */
-    char proxy[DAEMON_URL_MAX];        /* "" = null */
-    uint64_t max_recv_bytes_per_s;     /* 0 = unlimited */
+    char ca_file[DAEMON_PATH_MAX];        /* "" = null */
+    char client_cert[DAEMON_PATH_MAX];    /* "" = null */
+    char client_key[DAEMON_PATH_MAX];     /* "" = null */
+    char proxy[DAEMON_URL_MAX];           /* "" = null */
+    uint64_t max_recv_bytes_per_s;        /* 0 = unlimited */
     char api_token[DAEMON_TOKEN_MAX + 1]; /* "" = null (no token required) */
     enum plat_log_level log_level;
     char audit_url[DAEMON_URL_MAX]; /* "" = null (no upload) */
     int64_t audit_batch_max;
     int64_t audit_upload_interval_s;
     int64_t audit_retention_days;
-    uint64_t audit_max_bytes;       /* 0 = unbounded */
-    int audit_strict;               /* 1: "strict", 0: "batched" */
+    uint64_t audit_max_bytes; /* 0 = unbounded */
+    int audit_strict;         /* 1: "strict", 0: "batched" */
 };
 
 /* The documented defaults. */
@@ -113,11 +109,11 @@ POSGATE_WUR enum posgate_err daemon_check_body_parse(const void *data, size_t le
 
 /* What the audit uploader last did (times are wall seconds; 0 = never / none). */
 struct daemon_audit_state {
-    int enabled;               /* audit_url is set */
-    int stopped;               /* a chain break (409) stopped the uploads */
-    uint64_t queued;           /* events stored and not yet acknowledged */
+    int enabled;     /* audit_url is set */
+    int stopped;     /* a chain break (409) stopped the uploads */
+    uint64_t queued; /* events stored and not yet acknowledged */
     uint64_t last_acked_seq;
-    int64_t last_upload;       /* last successful upload */
+    int64_t last_upload; /* last successful upload */
     int64_t next_upload;
     char last_error[DAEMON_ERRMSG_MAX]; /* "" = none */
 };

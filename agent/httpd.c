@@ -27,17 +27,11 @@
 #include "plat_mem.h"
 
 /* Latency buckets (seconds) of posgate_check_duration_seconds, from 1 µs to 100 ms. */
-static const double bucket_le[] = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4,
-                                   5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
+static const double bucket_le[] = {1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5,   1e-4, 2.5e-4,
+                                   5e-4, 1e-3,   2.5e-3, 5e-3, 1e-2,   2.5e-2, 5e-2, 1e-1};
 #define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
 
-enum outcome_slot {
-    SLOT_ALLOW,
-    SLOT_DENY,
-    SLOT_REFER,
-    SLOT_ERROR,
-    SLOT__COUNT
-};
+enum outcome_slot { SLOT_ALLOW, SLOT_DENY, SLOT_REFER, SLOT_ERROR, SLOT__COUNT };
 static const char *const slot_name[SLOT__COUNT] = {"allow", "deny", "refer", "error"};
 
 struct listener {
@@ -283,8 +277,7 @@ handle_healthz(struct httpd *h, struct MHD_Connection *c)
     err = read_health(h, &hl);
     if (err != POSGATE_OK) {
         memset(&hl, 0, sizeof(hl));
-        snprintf(hl.reason, sizeof(hl.reason), "cannot read the store: %s",
-                 posgate_strerror(err));
+        snprintf(hl.reason, sizeof(hl.reason), "cannot read the store: %s", posgate_strerror(err));
     }
     err = daemon_health_json(&hl, &b);
     ret = err == POSGATE_OK ? reply_buf(c, hl.ok ? 200 : 503, &b)
@@ -318,11 +311,11 @@ metrics_text(struct httpd *h, struct buf *b)
             err = buf_printf(b, "posgate_check_duration_seconds_bucket{le=\"%g\"} %llu\n",
                              bucket_le[i], (unsigned long long)cum);
         } else {
-            err = buf_printf(b, "posgate_check_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                                "posgate_check_duration_seconds_sum %.9f\n"
-                                "posgate_check_duration_seconds_count %llu\n",
-                             (unsigned long long)cum,
-                             (double)atomic_load(&h->duration_ns) / 1e9,
+            err = buf_printf(b,
+                             "posgate_check_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                             "posgate_check_duration_seconds_sum %.9f\n"
+                             "posgate_check_duration_seconds_count %llu\n",
+                             (unsigned long long)cum, (double)atomic_load(&h->duration_ns) / 1e9,
                              (unsigned long long)cum);
         }
     }
@@ -376,8 +369,8 @@ handle_sync(struct httpd *h, struct MHD_Connection *c)
 
     memset(&o, 0, sizeof(o));
     h->hooks.sync_now(h->hooks.ctx, &o);
-    if (daemon_sync_result_json(o.kind == HTTPD_SYNC_OK, o.feed_version, o.changed, o.error,
-                                &b) != POSGATE_OK) {
+    if (daemon_sync_result_json(o.kind == HTTPD_SYNC_OK, o.feed_version, o.changed, o.error, &b) !=
+        POSGATE_OK) {
         ret = reply_error(c, 500, "out of memory");
     } else {
         ret = reply_buf(c, httpd_sync_status(o.kind), &b);
@@ -523,8 +516,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-static void
-mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
@@ -672,9 +664,8 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
         l->mhd = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
             NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
-            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
         if (l->mhd == NULL) {
             snprintf(errmsg, errcap, "listen %.200s: libmicrohttpd did not start", l->text);

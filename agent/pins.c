@@ -44,8 +44,7 @@ cmp_str(const void *a, const void *b)
 
 /* A JSON array of the sorted key hashes of role r, from the raw delegations keys. */
 static enum posgate_err
-key_hashes(const cJSON *keys, const struct tuf_deleg_role *r, cJSON **out, char *errmsg,
-           size_t cap)
+key_hashes(const cJSON *keys, const struct tuf_deleg_role *r, cJSON **out, char *errmsg, size_t cap)
 {
     cJSON *arr = cJSON_CreateArray();
     char **hex = NULL;
@@ -94,9 +93,8 @@ out:
 }
 
 enum posgate_err
-pins_check(const char *pins_path, const void *targets_json, size_t len,
-           const struct tuf_meta *meta, const struct feed_config *cfg, char *errmsg,
-           size_t errcap)
+pins_check(const char *pins_path, const void *targets_json, size_t len, const struct tuf_meta *meta,
+           const struct feed_config *cfg, char *errmsg, size_t errcap)
 {
     struct buf raw = BUF_INIT(PINS_MAX_BYTES);
     cJSON *pins = NULL, *lists, *targets = NULL, *keys;
@@ -111,7 +109,8 @@ pins_check(const char *pins_path, const void *targets_json, size_t len,
     } else if (err == POSGATE_OK) {
         err = json_parse_bounded(raw.data, raw.len, PINS_MAX_BYTES, &pins, msg, sizeof(msg));
         if (err != POSGATE_OK || !cJSON_IsObject(pins)) {
-            snprintf(errmsg, errcap, "%s: %s", pins_path, err != POSGATE_OK ? msg : "not an object");
+            snprintf(errmsg, errcap, "%s: %s", pins_path,
+                     err != POSGATE_OK ? msg : "not an object");
             err = POSGATE_ERR_CORRUPT;
         }
     }
@@ -168,9 +167,10 @@ pins_check(const char *pins_path, const void *targets_json, size_t len,
             const cJSON *prole = cJSON_GetObjectItemCaseSensitive(pin, "role");
             const cJSON *pth = cJSON_GetObjectItemCaseSensitive(pin, "threshold");
             const cJSON *pkeys = cJSON_GetObjectItemCaseSensitive(pin, "keys");
-            int same = r != NULL && cJSON_IsString(prole) && strcmp(prole->valuestring, r->name) == 0 &&
-                       cJSON_IsNumber(pth) && pth->valuedouble == (double)r->keys.threshold &&
-                       pkeys != NULL && cJSON_Compare(pkeys, hashes, 1);
+            int same = r != NULL && cJSON_IsString(prole) &&
+                       strcmp(prole->valuestring, r->name) == 0 && cJSON_IsNumber(pth) &&
+                       pth->valuedouble == (double)r->keys.threshold && pkeys != NULL &&
+                       cJSON_Compare(pkeys, hashes, 1);
 
             cJSON_Delete(hashes);
             if (!same) {

@@ -28,9 +28,8 @@
  * lists delegated for the first time (rewriting the file). REJECTED with a message naming the
  * list when a pinned delegation was removed or changed; IO, NOMEM; CORRUPT for an unreadable
  * pins file. */
-POSGATE_WUR enum posgate_err pins_check(const char *pins_path, const void *targets_json,
-                                        size_t len, const struct tuf_meta *meta,
-                                        const struct feed_config *cfg, char *errmsg,
-                                        size_t errcap);
+POSGATE_WUR enum posgate_err pins_check(const char *pins_path, const void *targets_json, size_t len,
+                                        const struct tuf_meta *meta, const struct feed_config *cfg,
+                                        char *errmsg, size_t errcap);
 
 #endif

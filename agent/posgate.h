@@ -92,9 +92,8 @@ POSGATE_API void posgate_result_free(struct posgate_result *res);
 /* Answers the request from the installed verified data. Errors: INVALID (no service, no
  * identifier, a service the signed taxonomy does not name), NOTFOUND (no verified data is
  * installed), CORRUPT, IO, NOMEM; the result then says REFER and posgate_result_errmsg why. */
-POSGATE_API POSGATE_WUR enum posgate_err posgate_check(struct posgate *pg,
-                                                       const struct posgate_request *rq,
-                                                       struct posgate_result *res);
+POSGATE_API POSGATE_WUR enum posgate_err
+posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res);
 
 POSGATE_API enum posgate_decision posgate_result_decision(const struct posgate_result *res);
 /* "allow", "deny", "refer". */

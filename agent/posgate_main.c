@@ -57,8 +57,7 @@ static const char usage_main[] =
     "exit codes: 0 allow/success, 1 deny, 2 usage or invalid input, 3 refer,\n"
     "            4 update rejected or integrity failure, 5 I/O or other failure\n";
 
-static int
-usage_error(const char *cmd, const char *fmt, const char *arg)
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
     __attribute__((format(printf, 2, 0)));
 
 static int
@@ -117,8 +116,9 @@ cmd_init(int argc, char **argv)
             const char *cc = argv[++i];
 
             if (strlen(cc) != 2 || cc[0] < 'A' || cc[0] > 'z' || cc[1] < 'A' || cc[1] > 'z') {
-                return usage_error("init", "--jurisdiction: expected a two-letter country code "
-                                           "like CN, found \"%s\"",
+                return usage_error("init",
+                                   "--jurisdiction: expected a two-letter country code "
+                                   "like CN, found \"%s\"",
                                    cc);
             }
             if (njur == STORE_JURISDICTIONS_MAX) {
@@ -164,8 +164,7 @@ cmd_init(int argc, char **argv)
     }
     err = plat_write_atomic(dd.list_key, key, sizeof(key), 0600);
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: cannot write %s: %s\n", dd.list_key,
-                posgate_strerror(err));
+        fprintf(stderr, "posgate init: cannot write %s: %s\n", dd.list_key, posgate_strerror(err));
         goto out;
     }
     if (!plat_exists(dd.device_key) &&
@@ -439,14 +438,18 @@ cmd_sync(int argc, char **argv)
             fo.proxy = argv[++i];
         } else if (strcmp(a, "--max-recv-bytes-per-s") == 0) {
             if (!parse_count(argv[++i], INT64_MAX, &v)) {
-                return usage_error("sync", "--max-recv-bytes-per-s: expected a number of bytes, "
-                                   "got \"%s\"", argv[i]);
+                return usage_error("sync",
+                                   "--max-recv-bytes-per-s: expected a number of bytes, "
+                                   "got \"%s\"",
+                                   argv[i]);
             }
             fo.max_recv_bytes_per_s = (uint64_t)v;
         } else if (strcmp(a, "--connect-timeout") == 0 || strcmp(a, "--timeout") == 0) {
             if (!parse_count(argv[++i], 86400, &v) || v == 0) {
-                return usage_error("sync", "expected seconds (1..86400) after the timeout, got "
-                                   "\"%s\"", argv[i]);
+                return usage_error("sync",
+                                   "expected seconds (1..86400) after the timeout, got "
+                                   "\"%s\"",
+                                   argv[i]);
             }
             if (a[2] == 'c') {
                 fo.connect_timeout_s = (long)v;
@@ -470,8 +473,8 @@ cmd_sync(int argc, char **argv)
         return EXIT_IO;
     }
     /* resume and cache files only in an initialised data dir (else update_run says "init") */
-    if (plat_exists(dd.store) && plat_path_join(spool, sizeof(spool), dd.incoming, "partial") ==
-                                     POSGATE_OK &&
+    if (plat_exists(dd.store) &&
+        plat_path_join(spool, sizeof(spool), dd.incoming, "partial") == POSGATE_OK &&
         plat_path_join(cache, sizeof(cache), dd.root, "http-cache") == POSGATE_OK) {
         fo.spool_dir = spool;
         fo.cache_dir = cache;
@@ -521,8 +524,10 @@ cmd_sync(int argc, char **argv)
     } else if (err != POSGATE_OK) {
         uint64_t wait = fetch_retry_after_s(f);
 
-        fprintf(stderr, "posgate sync: %s: nothing changed, the last good version keeps "
-                "serving: %s", urls[0], msg[0] != 0 ? msg : posgate_strerror(err));
+        fprintf(stderr,
+                "posgate sync: %s: nothing changed, the last good version keeps "
+                "serving: %s",
+                urls[0], msg[0] != 0 ? msg : posgate_strerror(err));
         if (wait > 0) {
             fprintf(stderr, " (the server asks to retry in %llu s)", (unsigned long long)wait);
         }
@@ -669,9 +674,8 @@ cmd_check(int argc, char **argv)
             up[k] = (char)(d[k] - 'a' + 'A');
         }
         up[k] = 0;
-        printf("%s  (decision %s, feed version %lld)\n%s\n", up,
-               posgate_result_decision_id(res), (long long)res->feed_version,
-               posgate_result_notice(res));
+        printf("%s  (decision %s, feed version %lld)\n%s\n", up, posgate_result_decision_id(res),
+               (long long)res->feed_version, posgate_result_notice(res));
     }
     rc = (int)posgate_result_decision(res);
 out:
@@ -820,9 +824,9 @@ cmd_verify(int argc, char **argv)
         }
         tuf_client_free(tc);
     }
-    rc = err == POSGATE_OK ? 0
+    rc = err == POSGATE_OK                                             ? 0
          : (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) ? EXIT_REJECTED
-                                                                         : EXIT_IO;
+                                                                       : EXIT_IO;
     if (as_json) {
         printf("{\"ok\":%s,\"lists\":%zu,\"error\":", err == POSGATE_OK ? "true" : "false", n);
         if (err == POSGATE_OK) {

@@ -11,7 +11,7 @@
 struct progress {
     int enabled;
     const char *label;
-    uint64_t total;      /* entries expected, 0 when unknown */
+    uint64_t total; /* entries expected, 0 when unknown */
     uint64_t total_bytes;
     uint64_t start_ns;
     uint64_t last_ns;

@@ -57,8 +57,7 @@ report_result_json(const struct posgate_result *res, struct buf *out)
     if (root == NULL) {
         return POSGATE_ERR_NOMEM;
     }
-    cJSON_AddStringToObject(root, "decision",
-                            posgate_decision_name(posgate_result_decision(res)));
+    cJSON_AddStringToObject(root, "decision", posgate_decision_name(posgate_result_decision(res)));
     cJSON_AddStringToObject(root, "decision_id", res->decision_id);
     cJSON_AddStringToObject(root, "service", res->service);
     add_time(root, "at", res->at);

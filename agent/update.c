@@ -17,8 +17,8 @@
 #include "datadir.h"
 #include "feed_config.h"
 #include "feed_records.h"
-#include "pins.h"
 #include "json_canon.h"
+#include "pins.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_log.h"
@@ -29,8 +29,8 @@
 #include "tuf_client.h"
 #include "tuf_meta.h"
 
-#define TUF_FILE_MAX    (8u << 20)
-#define CUSTOM_MAX      4096
+#define TUF_FILE_MAX     (8u << 20)
+#define CUSTOM_MAX       4096
 #define LIST_TARGETS_MAX 4096
 
 /* One list target as its signed custom metadata describes it. */
@@ -68,8 +68,7 @@ struct run {
     size_t errcap;
 };
 
-static void
-fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 fail(struct run *r, const char *fmt, ...)
@@ -313,8 +312,8 @@ digest_matches(const struct state_digest *s, const char *hex)
 
 /* Reads a body and applies it to the open update. */
 static enum posgate_err
-apply_body(struct run *r, struct store_update *u, const char *list_id,
-           const struct list_target *t, uint64_t installed_seq, const struct state_digest *base)
+apply_body(struct run *r, struct store_update *u, const char *list_id, const struct list_target *t,
+           uint64_t installed_seq, const struct state_digest *base)
 {
     char path[DATADIR_PATH_MAX];
     struct file_source fs = {NULL, 0};
@@ -351,19 +350,20 @@ apply_body(struct run *r, struct store_update *u, const char *list_id,
         err = POSGATE_ERR_REJECTED;
         goto out;
     }
-    if (strcmp(h->list_id, list_id) != 0 || h->seq != t->seq || (h->body == FEED_BODY_DELTA) != t->is_delta) {
+    if (strcmp(h->list_id, list_id) != 0 || h->seq != t->seq ||
+        (h->body == FEED_BODY_DELTA) != t->is_delta) {
         fail(r,
              "target %s: body says list %s seq %llu (%s), signed metadata says list %s seq %llu "
              "(%s)",
              t->info.name, h->list_id, (unsigned long long)h->seq,
-             h->body == FEED_BODY_DELTA ? "delta" : "snapshot", list_id,
-             (unsigned long long)t->seq, t->is_delta ? "delta" : "snapshot");
+             h->body == FEED_BODY_DELTA ? "delta" : "snapshot", list_id, (unsigned long long)t->seq,
+             t->is_delta ? "delta" : "snapshot");
         err = POSGATE_ERR_REJECTED;
         goto out;
     }
     if (t->is_delta && (h->base_seq != installed_seq || h->base_seq != t->base_seq)) {
-        fail(r, "target %s: delta base seq is %llu, expected the installed seq %llu",
-             t->info.name, (unsigned long long)h->base_seq, (unsigned long long)installed_seq);
+        fail(r, "target %s: delta base seq is %llu, expected the installed seq %llu", t->info.name,
+             (unsigned long long)h->base_seq, (unsigned long long)installed_seq);
         err = POSGATE_ERR_REJECTED;
         goto out;
     }
@@ -372,8 +372,9 @@ apply_body(struct run *r, struct store_update *u, const char *list_id,
 
         state_digest_finish(base, have);
         if (!crypto_equal(have, h->base_digest, sizeof(have))) {
-            fail(r, "target %s: delta applies to a list state other than the installed seq %llu "
-                    "(base digest differs)",
+            fail(r,
+                 "target %s: delta applies to a list state other than the installed seq %llu "
+                 "(base digest differs)",
                  t->info.name, (unsigned long long)installed_seq);
             err = POSGATE_ERR_REJECTED;
             goto out;
@@ -391,9 +392,8 @@ apply_body(struct run *r, struct store_update *u, const char *list_id,
         fail(r, "list %s: %s", list_id, store_errmsg(r->st));
         goto out;
     }
-    progress_begin(&pr, r->opt->progress, h->list_id, t->is_delta ? h->removals + h->additions
-                                                                   : h->count,
-                   t->info.length);
+    progress_begin(&pr, r->opt->progress, h->list_id,
+                   t->is_delta ? h->removals + h->additions : h->count, t->info.length);
     for (;;) {
         err = feed_reader_next(rd, &item, &e);
         if (err != POSGATE_OK) {
@@ -518,8 +518,7 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
             fail(r,
                  "list %s: delta %s has base seq %llu, expected the installed seq %llu, and the "
                  "feed lists no snapshot to fall back to",
-                 list_id, d->info.name, (unsigned long long)d->base_seq,
-                 (unsigned long long)local);
+                 list_id, d->info.name, (unsigned long long)d->base_seq, (unsigned long long)local);
         } else {
             fail(r, "list %s: the feed lists no snapshot for it", list_id);
         }
@@ -676,8 +675,8 @@ open_client(struct run *r)
 }
 
 static enum posgate_err
-run_once(struct run *r, const struct store_meta *old, const struct buf *config_json,
-         uint8_t *force, int *retry)
+run_once(struct run *r, const struct store_meta *old, const struct buf *config_json, uint8_t *force,
+         int *retry)
 {
     struct store_update *u = NULL;
     struct store_meta m = *old;
@@ -772,8 +771,7 @@ out:
 }
 
 enum posgate_err
-update_run(const struct update_options *opt, struct update_result *res, char *errmsg,
-           size_t errcap)
+update_run(const struct update_options *opt, struct update_result *res, char *errmsg, size_t errcap)
 {
     struct run r;
     struct store_meta old;
@@ -833,8 +831,8 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     }
     if (err == POSGATE_OK) {
         /* Before any list is read: a delegation the kiosk pinned must not have changed. */
-        err = pins_check(r.dd.pins, r.targets_json.data, r.targets_json.len, r.targets_meta,
-                         r.cfg, errmsg, errcap);
+        err = pins_check(r.dd.pins, r.targets_json.data, r.targets_json.len, r.targets_meta, r.cfg,
+                         errmsg, errcap);
     }
     if (err != POSGATE_OK) {
         goto out;

@@ -26,29 +26,29 @@
 #include "posgate_err.h"
 
 struct update_options {
-    const char *data_dir;       /* NULL: the default data dir */
-    struct carrier *metadata;   /* borrowed */
-    struct carrier *targets;    /* borrowed */
+    const char *data_dir;     /* NULL: the default data dir */
+    struct carrier *metadata; /* borrowed */
+    struct carrier *targets;  /* borrowed */
     int accept_expired;
-    int progress;               /* draw progress bars on a terminal */
-    int64_t now;                /* 0: the wall clock */
+    int progress; /* draw progress bars on a terminal */
+    int64_t now;  /* 0: the wall clock */
 };
 
 struct update_result {
-    int changed;               /* 1 when list data changed */
-    int64_t feed_version;      /* timestamp version now installed */
+    int changed;          /* 1 when list data changed */
+    int64_t feed_version; /* timestamp version now installed */
     int64_t previous_version;
-    unsigned snapshots;        /* lists replaced from a snapshot */
-    unsigned deltas;           /* deltas applied */
-    unsigned dropped;          /* lists removed from the feed */
-    unsigned fallbacks;        /* delta chains abandoned for a snapshot */
+    unsigned snapshots; /* lists replaced from a snapshot */
+    unsigned deltas;    /* deltas applied */
+    unsigned dropped;   /* lists removed from the feed */
+    unsigned fallbacks; /* delta chains abandoned for a snapshot */
     uint64_t entries_changed;
     int expired_accepted;
 };
 
 /* Runs one update. Errors: REJECTED (the feed was refused: errmsg says why), NETWORK/RETRY/IO
  * (the carrier failed), NOTFOUND (no store: run posgate init), CORRUPT, NOMEM. */
-POSGATE_WUR enum posgate_err update_run(const struct update_options *opt,
-                                        struct update_result *res, char *errmsg, size_t errcap);
+POSGATE_WUR enum posgate_err update_run(const struct update_options *opt, struct update_result *res,
+                                        char *errmsg, size_t errcap);
 
 #endif

@@ -18,7 +18,10 @@ struct buf {
     size_t max; /* hard limit on len */
 };
 
-#define BUF_INIT(maxlen) {NULL, 0, 0, (maxlen)}
+#define BUF_INIT(maxlen)                                                                           \
+    {                                                                                              \
+        NULL, 0, 0, (maxlen)                                                                       \
+    }
 
 void buf_init(struct buf *b, size_t max);
 /* Frees the storage (wiping it first when it held a secret: see buf_wipe). */

@@ -50,8 +50,7 @@ void plat_atomic_abort(struct plat_atomic_file *f);
 
 /* Copies every regular file of directory src into dst (created when missing; flat, no
  * subdirectories), each with plat_write_atomic. files_max caps each file's size. */
-POSGATE_WUR enum posgate_err plat_copy_dir_files(const char *src, const char *dst,
-                                                 size_t file_max);
+POSGATE_WUR enum posgate_err plat_copy_dir_files(const char *src, const char *dst, size_t file_max);
 /* Removes every regular file of a directory, then the directory (flat; OK when absent). */
 POSGATE_WUR enum posgate_err plat_remove_dir_files(const char *dir);
 

@@ -244,8 +244,8 @@ out:
 }
 
 enum posgate_err
-crypto_pubkey_verify(const struct crypto_pubkey *k, const void *msg, size_t len,
-                     const uint8_t *sig, size_t siglen)
+crypto_pubkey_verify(const struct crypto_pubkey *k, const void *msg, size_t len, const uint8_t *sig,
+                     size_t siglen)
 {
     uint8_t hash[CRYPTO_SHA256_LEN];
     int rc;
@@ -397,8 +397,8 @@ crypto_privkey_public_pem(const struct crypto_privkey *k, struct buf *out)
 {
     unsigned char tmp[2048];
 
-    return pem_out(mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&k->pk, tmp, sizeof(tmp)),
-                   tmp, sizeof(tmp), out);
+    return pem_out(mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&k->pk, tmp, sizeof(tmp)), tmp,
+                   sizeof(tmp), out);
 }
 
 enum posgate_err

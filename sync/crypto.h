@@ -52,7 +52,8 @@ void crypto_hmac(const struct crypto_hmac_key *k, const void *msg, size_t len,
 
 /* Public keys. */
 enum crypto_scheme {
-    CRYPTO_SCHEME_ECDSA_P256_SHA256, /* TUF "ecdsa-sha2-nistp256", keytype ecdsa or ecdsa-sha2-nistp256 */
+    CRYPTO_SCHEME_ECDSA_P256_SHA256, /* TUF "ecdsa-sha2-nistp256", keytype ecdsa or
+                                        ecdsa-sha2-nistp256 */
     CRYPTO_SCHEME_RSA_PSS_SHA256,    /* "rsassa-pss-sha256", salt length = digest length */
     CRYPTO_SCHEME_RSA_PKCS1_SHA256   /* "rsa-pkcs1v15-sha256" */
 };

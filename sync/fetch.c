@@ -51,14 +51,14 @@
 #include "plat_mem.h"
 #include "plat_random.h"
 
-#define FETCH_URL_MAX        4096
-#define FETCH_PATH_MAX       4096
-#define FETCH_COND_BODY_MAX  (1024 * 1024)
-#define FETCH_MEM_SPOOL_MAX  ((uint64_t)512 * 1024 * 1024)
-#define FETCH_ERRBODY_MAX    512
-#define FETCH_HDR_MAX        256
+#define FETCH_URL_MAX         4096
+#define FETCH_PATH_MAX        4096
+#define FETCH_COND_BODY_MAX   (1024 * 1024)
+#define FETCH_MEM_SPOOL_MAX   ((uint64_t)512 * 1024 * 1024)
+#define FETCH_ERRBODY_MAX     512
+#define FETCH_HDR_MAX         256
 #define FETCH_RETRY_AFTER_MAX 86400
-#define FETCH_CHUNK          65536
+#define FETCH_CHUNK           65536
 
 /* Conditional GET state of one URL. */
 struct cond_entry {
@@ -78,7 +78,7 @@ struct mirror {
 struct fetch_carrier {
     struct carrier base; /* first */
     struct fetch *f;
-    int targets;         /* 0: metadata/, 1: targets/ */
+    int targets; /* 0: metadata/, 1: targets/ */
 };
 
 struct fetch {
@@ -99,9 +99,9 @@ struct fetch {
 
 /* Where a response body goes while it arrives. */
 struct spool {
-    int fd;             /* the part file, or -1 for memory */
+    int fd; /* the part file, or -1 for memory */
     struct buf mem;
-    uint64_t len;       /* bytes held */
+    uint64_t len; /* bytes held */
     char part[FETCH_PATH_MAX];
     char meta[FETCH_PATH_MAX];
     char etag[FETCH_HDR_MAX]; /* validator of the held bytes */
@@ -114,11 +114,11 @@ struct xfer {
     struct spool *sp;
     const char *name;
     long status;
-    int started;        /* first body byte seen */
+    int started; /* first body byte seen */
     uint64_t max_len;
-    uint64_t offset;    /* bytes in the spool when the request was sent (resume) */
+    uint64_t offset; /* bytes in the spool when the request was sent (resume) */
     enum posgate_err err;
-    int restart;        /* the resume went wrong: drop the part and ask again */
+    int restart; /* the resume went wrong: drop the part and ask again */
     char etag[FETCH_HDR_MAX];
     char last_modified[FETCH_HDR_MAX];
     char content_range[FETCH_HDR_MAX];
@@ -191,8 +191,8 @@ hash_name(const char *s, char out[33])
 }
 
 /* Appends to dst (NUL-terminated, capacity cap) without overflowing. */
-static void
-append(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 append(char *dst, size_t cap, const char *fmt, ...)
@@ -209,8 +209,7 @@ append(char *dst, size_t cap, const char *fmt, ...)
 }
 
 /* snprintf that truncates quietly (messages and paths whose length was checked). */
-static void
-msgf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msgf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 msgf(char *dst, size_t cap, const char *fmt, ...)
@@ -506,7 +505,7 @@ fetch_parse_retry_after(const char *value, int64_t now, uint64_t *out_s)
         *out_s = 0;
     } else {
         *out_s = (uint64_t)(t - now) > FETCH_RETRY_AFTER_MAX ? FETCH_RETRY_AFTER_MAX
-                                                            : (uint64_t)(t - now);
+                                                             : (uint64_t)(t - now);
     }
     return POSGATE_OK;
 }
@@ -675,8 +674,7 @@ spool_open(struct fetch *f, int targets, const char *name, uint64_t max_len, str
             p += 18;
             ok = take_line(&p, end, "name", line, sizeof(line)) && strcmp(line, name) == 0 &&
                  take_line(&p, end, "etag", sp->etag, sizeof(sp->etag)) &&
-                 take_line(&p, end, "last-modified", sp->last_modified,
-                           sizeof(sp->last_modified));
+                 take_line(&p, end, "last-modified", sp->last_modified, sizeof(sp->last_modified));
         }
         /* resume only with a validator, and only when something is left to fetch */
         if (!ok || (sp->etag[0] == 0 && sp->last_modified[0] == 0) || sp->len >= max_len) {
@@ -983,11 +981,11 @@ static int
 is_tls_error(CURLcode rc)
 {
     static const CURLcode tls[] = {
-        CURLE_SSL_CONNECT_ERROR,      CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
-        CURLE_SSL_CIPHER,             CURLE_SSL_CACERT_BADFILE,       CURLE_SSL_ISSUER_ERROR,
-        CURLE_SSL_CRL_BADFILE,        CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-        CURLE_SSL_ENGINE_NOTFOUND,    CURLE_SSL_ENGINE_SETFAILED,     CURLE_SSL_ENGINE_INITFAILED,
-        CURLE_SSL_SHUTDOWN_FAILED,    CURLE_USE_SSL_FAILED,
+        CURLE_SSL_CONNECT_ERROR,   CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+        CURLE_SSL_CIPHER,          CURLE_SSL_CACERT_BADFILE,       CURLE_SSL_ISSUER_ERROR,
+        CURLE_SSL_CRL_BADFILE,     CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+        CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,     CURLE_SSL_ENGINE_INITFAILED,
+        CURLE_SSL_SHUTDOWN_FAILED, CURLE_USE_SSL_FAILED,
     };
 
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
@@ -1000,8 +998,8 @@ is_tls_error(CURLcode rc)
 
 /* Says what a failed transfer means, counts it and picks the outcome. */
 static enum outcome
-transport_failure(struct fetch *f, struct mirror *m, const char *url, CURLcode rc,
-                  const char *cerr, char *msg, size_t cap)
+transport_failure(struct fetch *f, struct mirror *m, const char *url, CURLcode rc, const char *cerr,
+                  char *msg, size_t cap)
 {
     const char *detail = cerr[0] != 0 ? cerr : curl_easy_strerror(rc);
 
@@ -1010,31 +1008,35 @@ transport_failure(struct fetch *f, struct mirror *m, const char *url, CURLcode r
         count_fail(f, FETCH_FAIL_TLS);
         if (f->ca_file[0] != 0) {
             msgf(msg, cap, "GET %.300s: TLS: certificate not trusted by ca_file %.200s (%.150s)",
-                     url, f->ca_file, detail);
+                 url, f->ca_file, detail);
         } else {
-            msgf(msg, cap, "GET %.300s: TLS: certificate not trusted by the system CA store "
-                     "(%.150s)", url, detail);
+            msgf(msg, cap,
+                 "GET %.300s: TLS: certificate not trusted by the system CA store "
+                 "(%.150s)",
+                 url, detail);
         }
         return OUT_NETWORK;
     }
     if (rc == CURLE_SSL_CERTPROBLEM) {
         count_fail(f, FETCH_FAIL_TLS);
-        msgf(msg, cap, "GET %.300s: TLS: cannot use the client certificate %.150s with key "
-                 "%.150s (%.150s)", url, f->client_cert, f->client_key, detail);
+        msgf(msg, cap,
+             "GET %.300s: TLS: cannot use the client certificate %.150s with key "
+             "%.150s (%.150s)",
+             url, f->client_cert, f->client_key, detail);
         return OUT_NETWORK;
     }
     if (rc == CURLE_SSL_CACERT_BADFILE) {
         count_fail(f, FETCH_FAIL_TLS);
-        msgf(msg, cap, "GET %.300s: TLS: cannot read ca_file %.200s (%.150s)", url,
-                 f->ca_file, detail);
+        msgf(msg, cap, "GET %.300s: TLS: cannot read ca_file %.200s (%.150s)", url, f->ca_file,
+             detail);
         return OUT_NETWORK;
     }
     if (is_tls_error(rc) || strstr(detail, "SSL") != NULL || strstr(detail, "alert") != NULL) {
         count_fail(f, FETCH_FAIL_TLS);
         msgf(msg, cap, "GET %.300s: TLS: handshake failed (%.200s)%s", url, detail,
-                 (m->https && f->client_cert[0] == 0)
-                     ? "; the server may require a client certificate (none configured)"
-                     : "");
+             (m->https && f->client_cert[0] == 0)
+                 ? "; the server may require a client certificate (none configured)"
+                 : "");
         return OUT_NETWORK;
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -1132,12 +1134,13 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
         plat_log(PLAT_LOG_DEBUG, "fetch: GET %s%s -> %ld (curl %d)", url,
                  x.offset > 0 ? " (resume)" : "", x.status, (int)rc);
         if (x.restart || (x.status == 416 && x.offset > 0)) {
-            plat_log(PLAT_LOG_INFO, "fetch: GET %s: cannot resume at byte %llu (HTTP %ld%s); "
-                     "starting over", url, (unsigned long long)x.offset, x.status,
+            plat_log(PLAT_LOG_INFO,
+                     "fetch: GET %s: cannot resume at byte %llu (HTTP %ld%s); "
+                     "starting over",
+                     url, (unsigned long long)x.offset, x.status,
                      x.restart ? ", unexpected Content-Range" : "");
             if (spool_truncate(sp) != POSGATE_OK) {
-                msgf(msg, cap, "GET %.300s: cannot reset the partial file %.200s", url,
-                         sp->part);
+                msgf(msg, cap, "GET %.300s: cannot reset the partial file %.200s", url, sp->part);
                 return OUT_LOCAL;
             }
             continue;
@@ -1147,12 +1150,11 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
             count_fail(f, FETCH_FAIL_TOO_BIG);
             (void)spool_truncate(sp);
             msgf(msg, cap, "GET %.300s: body longer than the %llu bytes allowed", url,
-                     (unsigned long long)max_len);
+                 (unsigned long long)max_len);
             return OUT_TOOBIG;
         }
         if (rc == CURLE_WRITE_ERROR && x.err != POSGATE_OK) {
-            msgf(msg, cap, "GET %.300s: cannot keep the body (%s)", url,
-                     posgate_strerror(x.err));
+            msgf(msg, cap, "GET %.300s: cannot keep the body (%s)", url, posgate_strerror(x.err));
             return OUT_LOCAL;
         }
         if (rc != CURLE_OK) {
@@ -1161,8 +1163,8 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
         if (x.status == 304 && conditional && m->ts.valid) {
             if (m->ts.body.len > max_len) {
                 count_fail(f, FETCH_FAIL_TOO_BIG);
-                msgf(msg, cap, "GET %.300s: cached body longer than the %llu bytes allowed",
-                         url, (unsigned long long)max_len);
+                msgf(msg, cap, "GET %.300s: cached body longer than the %llu bytes allowed", url,
+                     (unsigned long long)max_len);
                 return OUT_TOOBIG;
             }
             count(f, &f->stats.not_modified, 1);
@@ -1179,8 +1181,7 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
                 buf_reset(&m->ts.body);
                 m->ts.valid = buf_append(&m->ts.body, sp->mem.data, sp->mem.len) == POSGATE_OK;
                 snprintf(m->ts.etag, sizeof(m->ts.etag), "%s", x.etag);
-                snprintf(m->ts.last_modified, sizeof(m->ts.last_modified), "%s",
-                         x.last_modified);
+                snprintf(m->ts.last_modified, sizeof(m->ts.last_modified), "%s", x.last_modified);
                 if (m->ts.valid) {
                     cache_save(f, url, &m->ts);
                 }
@@ -1203,8 +1204,7 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
             }
             count_fail(f, x.status == 429 ? FETCH_FAIL_HTTP_4XX : FETCH_FAIL_HTTP_5XX);
             msgf(msg, cap, "GET %.300s: HTTP %ld%s%s%s, retry after %llu s", url, x.status,
-                     text[0] != 0 ? " (" : "", text, text[0] != 0 ? ")" : "",
-                     (unsigned long long)wait);
+                 text[0] != 0 ? " (" : "", text, text[0] != 0 ? ")" : "", (unsigned long long)wait);
             return OUT_RETRY;
         }
         if (x.status >= 500) {
@@ -1216,7 +1216,7 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
             out = OUT_NETWORK;
         }
         msgf(msg, cap, "GET %.300s: HTTP %ld%s%s%s, expected 200", url, x.status,
-                 text[0] != 0 ? " (" : "", text, text[0] != 0 ? ")" : "");
+             text[0] != 0 ? " (" : "", text, text[0] != 0 ? ")" : "");
         if (m->https && f->client_cert[0] == 0 &&
             (x.status == 400 || x.status == 401 || x.status == 403 || x.status == 495 ||
              x.status == 496)) {
@@ -1224,8 +1224,7 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
         }
         return out;
     }
-    msgf(msg, cap, "GET %.300s: the server cannot resume the download, even from the start",
-             url);
+    msgf(msg, cap, "GET %.300s: the server cannot resume the download, even from the start", url);
     count_fail(f, FETCH_FAIL_NETWORK);
     return OUT_NETWORK;
 }
@@ -1248,8 +1247,8 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
     c->errmsg[0] = 0;
     err = spool_open(f, fc->targets, name, max_len, &sp);
     if (err != POSGATE_OK) {
-        msgf(c->errmsg, sizeof(c->errmsg), "cannot open the partial download %s: %s",
-                 sp.part, posgate_strerror(err));
+        msgf(c->errmsg, sizeof(c->errmsg), "cannot open the partial download %s: %s", sp.part,
+             posgate_strerror(err));
         spool_close(&sp, 0);
         return err;
     }
@@ -1264,8 +1263,7 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
         one[0] = 0;
         if (m->closed_until_ns > now) {
             msgf(one, sizeof(one), "%.300s: asked to wait %llu s more (Retry-After)", m->base,
-                     (unsigned long long)((m->closed_until_ns - now + 999999999ull) /
-                                          1000000000ull));
+                 (unsigned long long)((m->closed_until_ns - now + 999999999ull) / 1000000000ull));
             out = OUT_RETRY;
         } else {
             m->closed_until_ns = 0;
@@ -1290,13 +1288,13 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
         const struct cond_entry *ce = &f->mirrors[delivered_from].ts;
         uint64_t len = use_cache ? ce->body.len : sp.len;
 
-        err = use_cache ? (len > 0 ? sink->write(sink->ctx, ce->body.data, ce->body.len)
-                                   : POSGATE_OK)
-                        : spool_replay(&sp, sink);
+        err = use_cache
+                  ? (len > 0 ? sink->write(sink->ctx, ce->body.data, ce->body.len) : POSGATE_OK)
+                  : spool_replay(&sp, sink);
         spool_close(&sp, 1); /* complete: the part file has served its purpose */
         if (err != POSGATE_OK) {
             msgf(c->errmsg, sizeof(c->errmsg), "%s: the receiver refused the data (%s)", name,
-                     posgate_err_name(err));
+                 posgate_err_name(err));
             return err;
         }
         if (got != NULL) {
@@ -1354,8 +1352,10 @@ fetch_new(const struct fetch_options *opt, struct fetch **out, char *errmsg, siz
         goto out;
     }
     if ((opt->client_cert == NULL) != (opt->client_key == NULL)) {
-        snprintf(e, sizeof(e), "a client certificate needs its key and the other way round "
-                 "(got %s without %s)", opt->client_cert != NULL ? "client_cert" : "client_key",
+        snprintf(e, sizeof(e),
+                 "a client certificate needs its key and the other way round "
+                 "(got %s without %s)",
+                 opt->client_cert != NULL ? "client_cert" : "client_key",
                  opt->client_cert != NULL ? "client_key" : "client_cert");
         goto out;
     }
@@ -1385,13 +1385,17 @@ fetch_new(const struct fetch_options *opt, struct fetch **out, char *errmsg, siz
         buf_init(&m->ts.body, FETCH_COND_BODY_MAX);
         if (u == NULL || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
             n < 9) {
-            snprintf(e, sizeof(e), "feed URL \"%.300s\": expected http://HOST/... or "
-                     "https://HOST/...", u != NULL ? u : "(null)");
+            snprintf(e, sizeof(e),
+                     "feed URL \"%.300s\": expected http://HOST/... or "
+                     "https://HOST/...",
+                     u != NULL ? u : "(null)");
             goto out;
         }
         if (n + 2 > sizeof(m->base) || strpbrk(u, " \t\r\n\"<>\\^`{|}?#") != NULL) {
-            snprintf(e, sizeof(e), "feed URL \"%.300s\": too long, or holds a character not "
-                     "allowed in a base URL (space, quote, ?, # ...)", u);
+            snprintf(e, sizeof(e),
+                     "feed URL \"%.300s\": too long, or holds a character not "
+                     "allowed in a base URL (space, quote, ?, # ...)",
+                     u);
             goto out;
         }
         memcpy(m->base, u, n + 1);

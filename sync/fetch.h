@@ -71,7 +71,7 @@ struct fetch_stats {
     uint64_t not_found;    /* 404/410 answers (normal: "no next root") */
     uint64_t resumed;      /* transfers continued with Range (206) */
     uint64_t failures[FETCH_FAIL__COUNT];
-    uint64_t bytes;        /* body bytes received from the network (not replays) */
+    uint64_t bytes; /* body bytes received from the network (not replays) */
 };
 
 struct fetch_options {
@@ -83,16 +83,16 @@ struct fetch_options {
     const char *client_key;     /* PEM private key of client_cert */
     const char *proxy;          /* e.g. "http://127.0.0.1:3128"; NULL: none (env ignored) */
     uint64_t max_recv_bytes_per_s; /* 0: unlimited */
-    long connect_timeout_s;     /* 0: 10 */
-    long timeout_s;             /* whole transfer; 0: 300 */
-    long low_speed_bytes_per_s; /* below this ... (0: 1) */
-    long low_speed_time_s;      /* ... for this long aborts (0: 30): slow retrieval attack */
-    const char *spool_dir;      /* partial target downloads (created 0700); NULL: memory only,
-                                   no resume across fetchers. The daemon and `posgate sync`
-                                   use "<data_dir>/incoming/partial". */
-    const char *cache_dir;      /* conditional-GET cache (created 0700); NULL: memory only.
-                                   They use "<data_dir>/http-cache". */
-    const char *user_agent;     /* NULL: "posgate/0.1" */
+    long connect_timeout_s;        /* 0: 10 */
+    long timeout_s;                /* whole transfer; 0: 300 */
+    long low_speed_bytes_per_s;    /* below this ... (0: 1) */
+    long low_speed_time_s;         /* ... for this long aborts (0: 30): slow retrieval attack */
+    const char *spool_dir;         /* partial target downloads (created 0700); NULL: memory only,
+                                      no resume across fetchers. The daemon and `posgate sync`
+                                      use "<data_dir>/incoming/partial". */
+    const char *cache_dir;         /* conditional-GET cache (created 0700); NULL: memory only.
+                                      They use "<data_dir>/http-cache". */
+    const char *user_agent;        /* NULL: "posgate/0.1" */
 };
 
 struct fetch;

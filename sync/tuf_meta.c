@@ -519,10 +519,9 @@ parse_target(struct pctx *p, const cJSON *v, struct tuf_target *t)
         err = json_canon_encode(custom, &b);
         if (err != POSGATE_OK) {
             buf_free(&b);
-            return fail(p,
-                        err == POSGATE_ERR_TOOBIG || err == POSGATE_ERR_NOMEM ? err
-                                                                              : POSGATE_ERR_PARSE,
-                        "'custom' of %s cannot be encoded (%s)", what, posgate_err_name(err));
+            return fail(
+                p, err == POSGATE_ERR_TOOBIG || err == POSGATE_ERR_NOMEM ? err : POSGATE_ERR_PARSE,
+                "'custom' of %s cannot be encoded (%s)", what, posgate_err_name(err));
         }
         t->custom_json = plat_strdup(buf_cstr(&b));
         buf_free(&b);

@@ -99,16 +99,16 @@ copy_opt(char *dst, size_t cap, const char *src)
 }
 
 enum posgate_err
-uploader_new(const struct uploader_options *opt, struct uploader **out, char *errmsg,
-             size_t errcap)
+uploader_new(const struct uploader_options *opt, struct uploader **out, char *errmsg, size_t errcap)
 {
     struct uploader *u;
 
     *out = NULL;
     if (opt == NULL || opt->url == NULL || strlen(opt->url) >= sizeof(u->url) ||
         !url_ok(opt->url)) {
-        snprintf(errmsg, errcap, "audit_url: expected an http:// or https:// URL with a host, "
-                                 "found \"%.200s\"",
+        snprintf(errmsg, errcap,
+                 "audit_url: expected an http:// or https:// URL with a host, "
+                 "found \"%.200s\"",
                  opt != NULL && opt->url != NULL ? opt->url : "(none)");
         return POSGATE_ERR_INVALID;
     }
@@ -292,8 +292,8 @@ answer_error(const cJSON *root, const char *body, size_t len, char *dst, size_t 
 }
 
 void
-uploader_classify(long status, const char *body, size_t len, const char *retry_after,
-                  int64_t now, struct uploader_result *res)
+uploader_classify(long status, const char *body, size_t len, const char *retry_after, int64_t now,
+                  struct uploader_result *res)
 {
     cJSON *root = NULL;
     char msg[128], detail[420];
@@ -314,8 +314,7 @@ uploader_classify(long status, const char *body, size_t len, const char *retry_a
         if (!found) {
             res->kind = UPLOAD_PROTOCOL;
             snprintf(res->error, sizeof(res->error),
-                     "collector answered 200 without a non-negative integer acked_seq: %s",
-                     detail);
+                     "collector answered 200 without a non-negative integer acked_seq: %s", detail);
         } else {
             res->kind = UPLOAD_OK;
             res->held_seq = member_u64(root, "held_seq", &found_held);
@@ -339,12 +338,12 @@ uploader_classify(long status, const char *body, size_t len, const char *retry_a
         if (retry_after != NULL && fetch_parse_retry_after(retry_after, now, &s) == POSGATE_OK) {
             res->retry_after_s = s;
         }
-        snprintf(res->error, sizeof(res->error), "collector busy (HTTP %ld, Retry-After %llu s): %s",
-                 status, (unsigned long long)res->retry_after_s, detail);
+        snprintf(res->error, sizeof(res->error),
+                 "collector busy (HTTP %ld, Retry-After %llu s): %s", status,
+                 (unsigned long long)res->retry_after_s, detail);
     } else if (status >= 500 && status <= 599) {
         res->kind = UPLOAD_SERVER;
-        snprintf(res->error, sizeof(res->error), "collector failed (HTTP %ld): %s", status,
-                 detail);
+        snprintf(res->error, sizeof(res->error), "collector failed (HTTP %ld): %s", status, detail);
     } else if (status >= 400 && status <= 499) {
         res->kind = UPLOAD_REFUSED;
         snprintf(res->error, sizeof(res->error), "collector refused the batch (HTTP %ld): %s",
@@ -396,10 +395,10 @@ static enum uploader_kind
 transport_kind(CURLcode rc)
 {
     static const CURLcode tls[] = {
-        CURLE_SSL_CONNECT_ERROR,   CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
-        CURLE_SSL_CIPHER,          CURLE_SSL_CACERT_BADFILE,       CURLE_SSL_ISSUER_ERROR,
-        CURLE_SSL_CRL_BADFILE,     CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-        CURLE_USE_SSL_FAILED,      CURLE_SSL_CLIENTCERT,
+        CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+        CURLE_SSL_CIPHER,        CURLE_SSL_CACERT_BADFILE,       CURLE_SSL_ISSUER_ERROR,
+        CURLE_SSL_CRL_BADFILE,   CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+        CURLE_USE_SSL_FAILED,    CURLE_SSL_CLIENTCERT,
     };
 
     if (rc == CURLE_OPERATION_TIMEDOUT) {

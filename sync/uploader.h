@@ -28,14 +28,14 @@
 #include "buf.h"
 #include "posgate_err.h"
 
-#define UPLOADER_ERRMSG_MAX  512
-#define UPLOADER_RESP_MAX    (64u * 1024u)
-#define UPLOADER_BODY_MAX    (64u * 1024u * 1024u)
+#define UPLOADER_ERRMSG_MAX 512
+#define UPLOADER_RESP_MAX   (64u * 1024u)
+#define UPLOADER_BODY_MAX   (64u * 1024u * 1024u)
 
 enum uploader_kind {
     UPLOAD_OK,
-    UPLOAD_NETWORK,     /* connection refused/reset, truncated answer */
-    UPLOAD_TLS,         /* handshake, untrusted peer, bad client certificate */
+    UPLOAD_NETWORK, /* connection refused/reset, truncated answer */
+    UPLOAD_TLS,     /* handshake, untrusted peer, bad client certificate */
     UPLOAD_TIMEOUT,
     UPLOAD_THROTTLED,   /* 429 or 503: retry after retry_after_s (0: not given) */
     UPLOAD_SERVER,      /* another 5xx */
@@ -50,20 +50,20 @@ struct uploader_options {
     const char *ca_file;     /* PEM bundle, the only trust for https; NULL: system store */
     const char *client_cert; /* PEM client certificate (mTLS); needs client_key */
     const char *client_key;
-    const char *proxy;       /* NULL: none (env ignored) */
-    long connect_timeout_s;  /* 0: 10 */
-    long timeout_s;          /* whole request; 0: 60 */
-    const char *user_agent;  /* NULL: "posgate/0.1" */
+    const char *proxy;      /* NULL: none (env ignored) */
+    long connect_timeout_s; /* 0: 10 */
+    long timeout_s;         /* whole request; 0: 60 */
+    const char *user_agent; /* NULL: "posgate/0.1" */
 };
 
 struct uploader_result {
     enum uploader_kind kind;
-    long http_status;       /* 0 when no answer */
-    uint64_t acked_seq;     /* OK and CHAIN_BREAK (when the body says) */
-    uint64_t held_seq;      /* OK: highest seq held (acked_seq when absent) */
-    uint64_t broken_at;     /* CHAIN_BREAK: the lowest broken seq (0: not given) */
-    uint64_t retry_after_s; /* THROTTLED: from Retry-After (0: not given) */
-    size_t sent_bytes;      /* gzip bytes sent */
+    long http_status;                /* 0 when no answer */
+    uint64_t acked_seq;              /* OK and CHAIN_BREAK (when the body says) */
+    uint64_t held_seq;               /* OK: highest seq held (acked_seq when absent) */
+    uint64_t broken_at;              /* CHAIN_BREAK: the lowest broken seq (0: not given) */
+    uint64_t retry_after_s;          /* THROTTLED: from Retry-After (0: not given) */
+    size_t sent_bytes;               /* gzip bytes sent */
     char error[UPLOADER_ERRMSG_MAX]; /* "" on OK */
 };
 
@@ -71,8 +71,8 @@ struct uploader;
 
 /* INVALID (errmsg says which option) for a URL that is not http(s) with a host, or a
  * client_cert without client_key. opt is copied. */
-POSGATE_WUR enum posgate_err uploader_new(const struct uploader_options *opt,
-                                          struct uploader **out, char *errmsg, size_t errcap);
+POSGATE_WUR enum posgate_err uploader_new(const struct uploader_options *opt, struct uploader **out,
+                                          char *errmsg, size_t errcap);
 void uploader_free(struct uploader *u);
 
 /* Compresses body (one batch JSON, at most UPLOADER_BODY_MAX bytes) and POSTs it; *res says

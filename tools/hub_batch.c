@@ -83,8 +83,10 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_
         goto out;
     }
     if (strcmp(info.device_id, b->device_id) != 0) {
-        snprintf(errmsg, errcap, "events[%zu] (seq %llu): device_id \"%s\", expected the batch's "
-                 "\"%s\"", i, (unsigned long long)info.seq, info.device_id, b->device_id);
+        snprintf(errmsg, errcap,
+                 "events[%zu] (seq %llu): device_id \"%s\", expected the batch's "
+                 "\"%s\"",
+                 i, (unsigned long long)info.seq, info.device_id, b->device_id);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
@@ -107,8 +109,10 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_
         snprintf(e->decision, sizeof(e->decision), "%s", info.decision);
         e->count = 1;
     } else {
-        snprintf(errmsg, errcap, "events[%zu] (seq %llu): decision \"%s\", expected allow, deny "
-                 "or refer", i, (unsigned long long)info.seq, info.decision);
+        snprintf(errmsg, errcap,
+                 "events[%zu] (seq %llu): decision \"%s\", expected allow, deny "
+                 "or refer",
+                 i, (unsigned long long)info.seq, info.decision);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
@@ -127,8 +131,7 @@ out:
 }
 
 enum posgate_err
-hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errmsg,
-                size_t errcap)
+hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errmsg, size_t errcap)
 {
     cJSON *root = NULL;
     const cJSON *events, *head, *item;
@@ -186,13 +189,16 @@ hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errm
     if (item != NULL) {
         s = get_str(root, "idempotency_key");
         if (s == NULL || strlen(s) == 0 || strlen(s) > HUB_IDEM_MAX) {
-            snprintf(errmsg, errcap, "batch: expected \"idempotency_key\" as a string of 1 to %d "
-                     "bytes", HUB_IDEM_MAX);
+            snprintf(errmsg, errcap,
+                     "batch: expected \"idempotency_key\" as a string of 1 to %d "
+                     "bytes",
+                     HUB_IDEM_MAX);
             goto out;
         }
         for (const char *p = s; *p != 0; p++) {
             if (*p <= ' ' || *p > '~') {
-                snprintf(errmsg, errcap, "batch: \"idempotency_key\" must be printable ASCII "
+                snprintf(errmsg, errcap,
+                         "batch: \"idempotency_key\" must be printable ASCII "
                          "without spaces");
                 goto out;
             }
@@ -200,8 +206,7 @@ hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errm
         snprintf(b->idem, sizeof(b->idem), "%s", s);
     }
     head = cJSON_GetObjectItemCaseSensitive(root, "head");
-    if (!cJSON_IsObject(head) ||
-        json_get_int(head, "seq", 0, (int64_t)1 << 53, &v) != POSGATE_OK ||
+    if (!cJSON_IsObject(head) || json_get_int(head, "seq", 0, (int64_t)1 << 53, &v) != POSGATE_OK ||
         hex32(get_str(head, "hash"), b->head_hash) != POSGATE_OK) {
         snprintf(errmsg, errcap, "batch: expected \"head\": {\"hash\": 64 hex, \"seq\": integer}");
         goto out;

@@ -28,7 +28,7 @@
 
 #define HUB_IDEM_MAX       128
 #define HUB_SIG_MAX        256
-#define HUB_BATCH_EVENTS   10000               /* events in one batch */
+#define HUB_BATCH_EVENTS   10000                 /* events in one batch */
 #define HUB_BATCH_JSON_MAX (32u * 1024u * 1024u) /* batch JSON after gzip decoding */
 
 struct hub_event {

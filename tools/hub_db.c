@@ -65,8 +65,8 @@ hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
         return POSGATE_ERR_NOMEM;
     }
     pthread_mutex_init(&db->mu, NULL);
-    rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                         SQLITE_OPEN_FULLMUTEX, NULL);
+    rc = sqlite3_open_v2(path, &db->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(errmsg, errcap, "cannot open %s: %s", path,
                  db->db != NULL ? sqlite3_errmsg(db->db) : "out of memory");
@@ -74,8 +74,8 @@ hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
         goto out;
     }
     sqlite3_busy_timeout(db->db, 5000);
-    rc = sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                      NULL);
+    rc =
+        sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_exec(db->db, schema, NULL, NULL, NULL);
     }
@@ -122,8 +122,10 @@ hub_db_enroll(struct hub_db *db, const char *pem, size_t len, int64_t now_s,
         err = crypto_pubkey_from_pem(buf_cstr(&text), CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk);
     }
     if (err != POSGATE_OK) {
-        snprintf(errmsg, errcap, "expected an ECDSA P-256 public key in PEM (a device.pub), "
-                 "found %zu bytes that are not one", len);
+        snprintf(errmsg, errcap,
+                 "expected an ECDSA P-256 public key in PEM (a device.pub), "
+                 "found %zu bytes that are not one",
+                 len);
         err = POSGATE_ERR_INVALID;
         goto out;
     }
@@ -150,8 +152,10 @@ hub_db_enroll(struct hub_db *db, const char *pem, size_t len, int64_t now_s,
     }
     sqlite3_finalize(st);
     st = NULL;
-    rc = sqlite3_prepare_v2(db->db, "INSERT INTO devices(device_id, pub_pem, enrolled_at) "
-                                    "VALUES (?1, ?2, ?3)", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db->db,
+                            "INSERT INTO devices(device_id, pub_pem, enrolled_at) "
+                            "VALUES (?1, ?2, ?3)",
+                            -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, pem, (int)len, SQLITE_STATIC);
@@ -205,10 +209,12 @@ held_hash(struct hub_db *db, const char *dev, uint64_t seq, int prev_col,
     sqlite3_stmt *st = NULL;
     int rc, found = 0;
 
-    rc = sqlite3_prepare_v2(db->db, prev_col ? "SELECT prev_hash FROM events WHERE device_id = ?1 "
-                                               "AND seq = ?2"
-                                             : "SELECT hash FROM events WHERE device_id = ?1 AND "
-                                               "seq = ?2", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db->db,
+                            prev_col ? "SELECT prev_hash FROM events WHERE device_id = ?1 "
+                                       "AND seq = ?2"
+                                     : "SELECT hash FROM events WHERE device_id = ?1 AND "
+                                       "seq = ?2",
+                            -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
@@ -262,8 +268,10 @@ advance_acked(struct hub_db *db, const char *dev, uint64_t *acked)
     int rc = query_u64(db, "SELECT last_seq FROM devices WHERE device_id = ?1", dev, 0, &a);
 
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db, "SELECT seq FROM events WHERE device_id = ?1 AND "
-                                        "seq > ?2 ORDER BY seq", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT seq FROM events WHERE device_id = ?1 AND "
+                                "seq > ?2 ORDER BY seq",
+                                -1, &st, NULL);
     }
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
@@ -277,8 +285,8 @@ advance_acked(struct hub_db *db, const char *dev, uint64_t *acked)
         st = NULL;
     }
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db, "UPDATE devices SET last_seq = ?2 WHERE device_id = ?1",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db, "UPDATE devices SET last_seq = ?2 WHERE device_id = ?1", -1,
+                                &st, NULL);
     }
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
@@ -332,8 +340,10 @@ note_batch(struct hub_db *db, const struct hub_batch *b, const char *key, size_t
     {
         sqlite3_stmt *st = NULL;
 
-        rc = sqlite3_prepare_v2(db->db, "SELECT times FROM batches WHERE device_id = ?1 AND "
-                                        "idempotency_key = ?2", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT times FROM batches WHERE device_id = ?1 AND "
+                                "idempotency_key = ?2",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, b->device_id, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -352,17 +362,20 @@ note_batch(struct hub_db *db, const struct hub_batch *b, const char *key, size_t
     v[2] = (int64_t)b->n;
     v[3] = now_s;
     if (seen > 0) {
-        return exec_bound(db, "UPDATE batches SET times = times + 1, received_at = ?5, "
-                              "status = ?6 WHERE device_id = ?1 AND idempotency_key = ?7",
+        return exec_bound(db,
+                          "UPDATE batches SET times = times + 1, received_at = ?5, "
+                          "status = ?6 WHERE device_id = ?1 AND idempotency_key = ?7",
                           b->device_id, v, 4, status, key);
     }
     {
         sqlite3_stmt *st = NULL;
 
-        rc = sqlite3_prepare_v2(db->db, "INSERT INTO batches(device_id, idempotency_key, "
-                                        "first_seq, last_seq, n_events, stored, status, "
-                                        "received_at, times) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                        "?8, 1)", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "INSERT INTO batches(device_id, idempotency_key, "
+                                "first_seq, last_seq, n_events, stored, status, "
+                                "received_at, times) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                                "?8, 1)",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, b->device_id, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -387,10 +400,12 @@ record_break(struct hub_db *db, const char *dev, const struct brk *k, int64_t no
     int64_t v[2];
     int rc;
 
-    rc = sqlite3_prepare_v2(db->db, "INSERT INTO chain_breaks(device_id, seq, kind, detail, "
-                                    "event_json, first_seen, last_seen, times) VALUES (?1, ?2, "
-                                    "?3, ?4, ?5, ?6, ?6, 1) ON CONFLICT(device_id, seq, kind) DO "
-                                    "UPDATE SET last_seen = ?6, times = times + 1", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db->db,
+                            "INSERT INTO chain_breaks(device_id, seq, kind, detail, "
+                            "event_json, first_seen, last_seen, times) VALUES (?1, ?2, "
+                            "?3, ?4, ?5, ?6, ?6, 1) ON CONFLICT(device_id, seq, kind) DO "
+                            "UPDATE SET last_seen = ?6, times = times + 1",
+                            -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)k->seq);
@@ -406,8 +421,10 @@ record_break(struct hub_db *db, const char *dev, const struct brk *k, int64_t no
     sqlite3_finalize(st);
     if (rc == SQLITE_OK) {
         v[0] = (int64_t)k->seq;
-        rc = exec_bound(db, "UPDATE devices SET chain_ok = 0, broken_at = min(coalesce(broken_at, "
-                            "?2), ?2) WHERE device_id = ?1", dev, v, 1, NULL, NULL);
+        rc = exec_bound(db,
+                        "UPDATE devices SET chain_ok = 0, broken_at = min(coalesce(broken_at, "
+                        "?2), ?2) WHERE device_id = ?1",
+                        dev, v, 1, NULL, NULL);
     }
     return rc;
 }
@@ -416,9 +433,11 @@ static int
 insert_event(struct hub_db *db, const char *dev, const struct hub_event *e, int64_t now_s)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->db, "INSERT INTO events(device_id, seq, hash, prev_hash, kind, "
-                                        "decision, count, json, received_at) VALUES (?1, ?2, ?3, "
-                                        "?4, ?5, ?6, ?7, ?8, ?9)", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db->db,
+                                "INSERT INTO events(device_id, seq, hash, prev_hash, kind, "
+                                "decision, count, json, received_at) VALUES (?1, ?2, ?3, "
+                                "?4, ?5, ?6, ?7, ?8, ?9)",
+                                -1, &st, NULL);
 
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
@@ -457,7 +476,8 @@ find_breaks(struct hub_db *db, const struct hub_batch *b, struct brk *k, size_t 
         const struct hub_event *p = &b->ev[i - 1], *e = &b->ev[i];
 
         if (e->seq != p->seq + 1) {
-            snprintf(d, sizeof(d), "seq %llu..%llu missing inside the batch (events %llu and "
+            snprintf(d, sizeof(d),
+                     "seq %llu..%llu missing inside the batch (events %llu and "
                      "%llu are next to each other): the device's trail lost events",
                      (unsigned long long)(p->seq + 1), (unsigned long long)(e->seq - 1),
                      (unsigned long long)p->seq, (unsigned long long)e->seq);
@@ -491,9 +511,11 @@ find_breaks(struct hub_db *db, const struct hub_batch *b, struct brk *k, size_t 
             if (f == 1 && memcmp(h, first->prev, AUDIT_HASH_LEN) != 0) {
                 hexs(first->prev, x);
                 hexs(h, y);
-                snprintf(d, sizeof(d), "event %llu names prev %s but the held event %llu hashes "
-                         "to %s", (unsigned long long)first->seq, x,
-                         (unsigned long long)(first->seq - 1), y);
+                snprintf(d, sizeof(d),
+                         "event %llu names prev %s but the held event %llu hashes "
+                         "to %s",
+                         (unsigned long long)first->seq, x, (unsigned long long)(first->seq - 1),
+                         y);
                 note_break(k, first->seq, "prev", first->text, d);
             }
         }
@@ -504,9 +526,10 @@ find_breaks(struct hub_db *db, const struct hub_batch *b, struct brk *k, size_t 
         if (f == 1 && memcmp(h, last->hash, AUDIT_HASH_LEN) != 0) {
             hexs(h, x);
             hexs(last->hash, y);
-            snprintf(d, sizeof(d), "the held event %llu names prev %s but event %llu hashes to "
-                     "%s", (unsigned long long)(last->seq + 1), x, (unsigned long long)last->seq,
-                     y);
+            snprintf(d, sizeof(d),
+                     "the held event %llu names prev %s but event %llu hashes to "
+                     "%s",
+                     (unsigned long long)(last->seq + 1), x, (unsigned long long)last->seq, y);
             note_break(k, last->seq, "prev", last->text, d);
         }
     }
@@ -522,7 +545,8 @@ find_breaks(struct hub_db *db, const struct hub_batch *b, struct brk *k, size_t 
         } else if (f == 1) {
             hexs(e->hash, x);
             hexs(h, y);
-            snprintf(d, sizeof(d), "event %llu hashes to %s but the event held at that seq "
+            snprintf(d, sizeof(d),
+                     "event %llu hashes to %s but the event held at that seq "
                      "hashes to %s: the device's trail changed after upload",
                      (unsigned long long)e->seq, x, y);
             note_break(k, e->seq, "conflict", e->text, d);
@@ -536,8 +560,10 @@ find_breaks(struct hub_db *db, const struct hub_batch *b, struct brk *k, size_t 
         if (f == 1 && memcmp(h, b->head_hash, AUDIT_HASH_LEN) != 0) {
             hexs(b->head_hash, x);
             hexs(h, y);
-            snprintf(d, sizeof(d), "signed head %llu is %s but the event held at that seq "
-                     "hashes to %s", (unsigned long long)b->head_seq, x, y);
+            snprintf(d, sizeof(d),
+                     "signed head %llu is %s but the event held at that seq "
+                     "hashes to %s",
+                     (unsigned long long)b->head_seq, x, y);
             note_break(k, b->head_seq, "conflict", NULL, d);
         }
     }
@@ -558,7 +584,8 @@ check_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *r
         err = crypto_pubkey_verify(pk, msg.data, msg.len, b->sig, b->sig_len);
     }
     if (err != POSGATE_OK) {
-        snprintf(res->error, sizeof(res->error), "the signature over head seq %llu does not "
+        snprintf(res->error, sizeof(res->error),
+                 "the signature over head seq %llu does not "
                  "verify with the public key enrolled for device %s",
                  (unsigned long long)b->head_seq, b->device_id);
         err = POSGATE_ERR_BADSIG;
@@ -572,13 +599,15 @@ check_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *r
 static int
 held_below(struct hub_db *db, const char *dev, uint64_t below, uint64_t *out)
 {
-    return query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = ?1 AND "
-                         "seq < ?2", dev, below, out);
+    return query_u64(db,
+                     "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = ?1 AND "
+                     "seq < ?2",
+                     dev, below, out);
 }
 
 enum posgate_err
-hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_header,
-              int64_t now_s, struct hub_ingest *res)
+hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_header, int64_t now_s,
+              struct hub_ingest *res)
 {
     sqlite3_stmt *st = NULL;
     struct brk k;
@@ -597,8 +626,10 @@ hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_hea
     key = b->idem[0] != 0 ? b->idem : idem_header;
     if (idem_header != NULL && idem_header[0] != 0 && b->idem[0] != 0 &&
         strcmp(idem_header, b->idem) != 0) {
-        snprintf(res->error, sizeof(res->error), "Idempotency-Key header \"%.64s\" differs from "
-                 "the batch's idempotency_key \"%.64s\"", idem_header, b->idem);
+        snprintf(res->error, sizeof(res->error),
+                 "Idempotency-Key header \"%.64s\" differs from "
+                 "the batch's idempotency_key \"%.64s\"",
+                 idem_header, b->idem);
         return POSGATE_ERR_INVALID;
     }
     if (key != NULL && strlen(key) > HUB_IDEM_MAX) {
@@ -619,8 +650,10 @@ hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_hea
         rc = sqlite3_step(st);
     }
     if (rc == SQLITE_DONE) {
-        snprintf(res->error, sizeof(res->error), "device %s is not enrolled at this collector "
-                 "(posgate-hub enroll --pub device.pub)", b->device_id);
+        snprintf(res->error, sizeof(res->error),
+                 "device %s is not enrolled at this collector "
+                 "(posgate-hub enroll --pub device.pub)",
+                 b->device_id);
         err = POSGATE_ERR_NOTFOUND;
         goto out;
     }
@@ -691,9 +724,10 @@ hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_hea
             v[0] = (int64_t)res->gap_from;
             v[1] = (int64_t)res->gap_to;
             v[2] = now_s;
-            rc = exec_bound(db, "INSERT OR IGNORE INTO gaps(device_id, from_seq, to_seq, "
-                                "detected_at) VALUES (?1, ?2, ?3, ?4)", b->device_id, v, 3, NULL,
-                            NULL);
+            rc = exec_bound(db,
+                            "INSERT OR IGNORE INTO gaps(device_id, from_seq, to_seq, "
+                            "detected_at) VALUES (?1, ?2, ?3, ?4)",
+                            b->device_id, v, 3, NULL, NULL);
             if (rc != SQLITE_OK) {
                 goto sqlerr;
             }
@@ -718,10 +752,12 @@ hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_hea
         int64_t v[1] = {now_s};
 
         /* a gap every seq of which is now held is closed, not forgotten */
-        rc = exec_bound(db, "UPDATE gaps SET closed_at = ?2 WHERE device_id = ?1 AND closed_at "
-                            "IS NULL AND (SELECT count(*) FROM events e WHERE e.device_id = "
-                            "gaps.device_id AND e.seq BETWEEN gaps.from_seq AND gaps.to_seq) = "
-                            "to_seq - from_seq + 1", b->device_id, v, 1, NULL, NULL);
+        rc = exec_bound(db,
+                        "UPDATE gaps SET closed_at = ?2 WHERE device_id = ?1 AND closed_at "
+                        "IS NULL AND (SELECT count(*) FROM events e WHERE e.device_id = "
+                        "gaps.device_id AND e.seq BETWEEN gaps.from_seq AND gaps.to_seq) = "
+                        "to_seq - from_seq + 1",
+                        b->device_id, v, 1, NULL, NULL);
         if (rc != SQLITE_OK) {
             goto sqlerr;
         }
@@ -789,8 +825,9 @@ device_state(struct hub_db *db, const char *device_id, struct hub_device_state *
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = sqlite3_prepare_v2(db->db, "SELECT enrolled_at, last_seq, chain_ok, "
-                                    "coalesce(broken_at, 0) FROM devices WHERE device_id = ?1",
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT enrolled_at, last_seq, chain_ok, "
+                            "coalesce(broken_at, 0) FROM devices WHERE device_id = ?1",
                             -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
@@ -818,8 +855,8 @@ device_state(struct hub_db *db, const char *device_id, struct hub_device_state *
                        device_id, 0, &out->held_seq);
     }
     if (rc == SQLITE_OK) {
-        rc = query_u64(db, "SELECT count(*) FROM chain_breaks WHERE device_id = ?1", device_id,
-                       0, &out->breaks);
+        rc = query_u64(db, "SELECT count(*) FROM chain_breaks WHERE device_id = ?1", device_id, 0,
+                       &out->breaks);
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v2(db->db, gaps_sql, -1, &st, NULL);
@@ -866,8 +903,9 @@ device_json(struct hub_db *db, const char *dev, struct buf *out)
     if (err != POSGATE_OK) {
         return err;
     }
-    err = buf_printf(out, "{\"device_id\":\"%s\",\"enrolled_at\":%lld,\"last_seq\":%llu,"
-                          "\"held_seq\":%llu,\"events\":%llu,\"gaps\":%llu,\"gap_ranges\":[",
+    err = buf_printf(out,
+                     "{\"device_id\":\"%s\",\"enrolled_at\":%lld,\"last_seq\":%llu,"
+                     "\"held_seq\":%llu,\"events\":%llu,\"gaps\":%llu,\"gap_ranges\":[",
                      dev, (long long)s.enrolled_at, (unsigned long long)s.last_seq,
                      (unsigned long long)s.held_seq, (unsigned long long)s.events,
                      (unsigned long long)s.gaps);
@@ -886,15 +924,17 @@ device_json(struct hub_db *db, const char *dev, struct buf *out)
     if (err == POSGATE_OK && rc == SQLITE_OK) {
         err = buf_printf(out, "],\"gaps_detected\":[");
         n = 0;
-        rc = sqlite3_prepare_v2(db->db, "SELECT from_seq, to_seq, detected_at, closed_at FROM "
-                                        "gaps WHERE device_id = ?1 ORDER BY from_seq", -1, &st,
-                                NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT from_seq, to_seq, detected_at, closed_at FROM "
+                                "gaps WHERE device_id = ?1 ORDER BY from_seq",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
             while (err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                err = buf_printf(out, "%s{\"from\":%lld,\"to\":%lld,\"detected_at\":%lld,"
-                                      "\"closed\":%s}", n++ > 0 ? "," : "",
-                                 (long long)sqlite3_column_int64(st, 0),
+                err = buf_printf(out,
+                                 "%s{\"from\":%lld,\"to\":%lld,\"detected_at\":%lld,"
+                                 "\"closed\":%s}",
+                                 n++ > 0 ? "," : "", (long long)sqlite3_column_int64(st, 0),
                                  (long long)sqlite3_column_int64(st, 1),
                                  (long long)sqlite3_column_int64(st, 2),
                                  sqlite3_column_type(st, 3) == SQLITE_NULL ? "false" : "true");
@@ -914,8 +954,10 @@ device_json(struct hub_db *db, const char *dev, struct buf *out)
             err = buf_printf(out, ",\"chain_breaks\":[");
         }
         n = 0;
-        rc = sqlite3_prepare_v2(db->db, "SELECT seq, kind, times FROM chain_breaks WHERE "
-                                        "device_id = ?1 ORDER BY seq, kind", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT seq, kind, times FROM chain_breaks WHERE "
+                                "device_id = ?1 ORDER BY seq, kind",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
             while (err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -949,8 +991,8 @@ device_text(struct hub_db *db, const char *dev, struct buf *out)
     int rc, n = 0;
 
     if (err == POSGATE_OK) {
-        err = buf_printf(out, "%s  last_seq %llu  held %llu  events %llu  gaps %llu",
-                         dev, (unsigned long long)s.last_seq, (unsigned long long)s.held_seq,
+        err = buf_printf(out, "%s  last_seq %llu  held %llu  events %llu  gaps %llu", dev,
+                         (unsigned long long)s.last_seq, (unsigned long long)s.held_seq,
                          (unsigned long long)s.events, (unsigned long long)s.gaps);
     }
     if (err != POSGATE_OK) {
@@ -960,7 +1002,7 @@ device_text(struct hub_db *db, const char *dev, struct buf *out)
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
         while (err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            err = buf_printf(out, "%s%lld-%lld", n++ > 0 ? "," : " (", 
+            err = buf_printf(out, "%s%lld-%lld", n++ > 0 ? "," : " (",
                              (long long)sqlite3_column_int64(st, 0),
                              (long long)sqlite3_column_int64(st, 1));
         }
@@ -971,10 +1013,10 @@ device_text(struct hub_db *db, const char *dev, struct buf *out)
         err = buf_append_str(out, ")");
     }
     if (err == POSGATE_OK) {
-        err = s.chain_ok ? buf_printf(out, "  chain ok\n")
-                         : buf_printf(out, "  chain BROKEN at seq %llu (%llu break record(s))\n",
-                                      (unsigned long long)s.broken_at,
-                                      (unsigned long long)s.breaks);
+        err = s.chain_ok
+                  ? buf_printf(out, "  chain ok\n")
+                  : buf_printf(out, "  chain BROKEN at seq %llu (%llu break record(s))\n",
+                               (unsigned long long)s.broken_at, (unsigned long long)s.breaks);
     }
     if (err == POSGATE_OK && rc != SQLITE_OK) {
         err = sql_fail(db, rc, "stats", NULL, 0);
@@ -989,7 +1031,7 @@ stats(struct hub_db *db, bool json, struct buf *out)
     uint64_t events = 0, allow = 0, deny = 0, refer = 0, summary = 0, folded = 0, batches = 0,
              repeats = 0;
     enum posgate_err err = POSGATE_OK;
-    char (*ids)[DEVICE_ID_HEX_LEN + 1] = NULL;
+    char(*ids)[DEVICE_ID_HEX_LEN + 1] = NULL;
     size_t n_ids = 0, cap_ids = 0;
     int rc;
 
@@ -999,8 +1041,10 @@ stats(struct hub_db *db, bool json, struct buf *out)
     pthread_mutex_lock(&db->mu);
     rc = sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL); /* one snapshot */
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db, "SELECT decision, count(*), sum(count) FROM events "
-                                        "GROUP BY decision", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT decision, count(*), sum(count) FROM events "
+                                "GROUP BY decision",
+                                -1, &st, NULL);
     }
     if (rc == SQLITE_OK) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1027,8 +1071,10 @@ stats(struct hub_db *db, bool json, struct buf *out)
     sqlite3_finalize(st);
     st = NULL;
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db, "SELECT count(*), coalesce(sum(times - 1), 0) FROM "
-                                        "batches", -1, &st, NULL);
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT count(*), coalesce(sum(times - 1), 0) FROM "
+                                "batches",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             batches = (uint64_t)sqlite3_column_int64(st, 0);
             repeats = (uint64_t)sqlite3_column_int64(st, 1);
@@ -1038,8 +1084,8 @@ stats(struct hub_db *db, bool json, struct buf *out)
         st = NULL;
     }
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db, "SELECT device_id FROM devices ORDER BY device_id", -1,
-                                &st, NULL);
+        rc = sqlite3_prepare_v2(db->db, "SELECT device_id FROM devices ORDER BY device_id", -1, &st,
+                                NULL);
         while (rc == SQLITE_OK && err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *d = (const char *)sqlite3_column_text(st, 0);
 
@@ -1065,8 +1111,9 @@ stats(struct hub_db *db, bool json, struct buf *out)
         err = sql_fail(db, rc, "stats", NULL, 0);
     }
     if (err == POSGATE_OK && !json) {
-        err = buf_printf(out, "events %llu: allow %llu, deny %llu, refer %llu, summary %llu "
-                              "(folding %llu allow)\nbatches %llu (%llu repeated)\ndevices %zu\n",
+        err = buf_printf(out,
+                         "events %llu: allow %llu, deny %llu, refer %llu, summary %llu "
+                         "(folding %llu allow)\nbatches %llu (%llu repeated)\ndevices %zu\n",
                          (unsigned long long)events, (unsigned long long)allow,
                          (unsigned long long)deny, (unsigned long long)refer,
                          (unsigned long long)summary, (unsigned long long)folded,
@@ -1077,9 +1124,10 @@ stats(struct hub_db *db, bool json, struct buf *out)
         goto done;
     }
     if (err == POSGATE_OK) {
-        err = buf_printf(out, "{\"events\":%llu,\"by_decision\":{\"allow\":%llu,\"deny\":%llu,"
-                              "\"refer\":%llu,\"summary\":%llu,\"allow_folded\":%llu},"
-                              "\"batches\":%llu,\"repeated_batches\":%llu,\"devices\":[",
+        err = buf_printf(out,
+                         "{\"events\":%llu,\"by_decision\":{\"allow\":%llu,\"deny\":%llu,"
+                         "\"refer\":%llu,\"summary\":%llu,\"allow_folded\":%llu},"
+                         "\"batches\":%llu,\"repeated_batches\":%llu,\"devices\":[",
                          (unsigned long long)events, (unsigned long long)allow,
                          (unsigned long long)deny, (unsigned long long)refer,
                          (unsigned long long)summary, (unsigned long long)folded,

@@ -43,14 +43,14 @@ struct hub_db;
  * of the device (0 when it holds none from 1). */
 struct hub_ingest {
     uint64_t acked_seq;
-    uint64_t held_seq;   /* highest seq held */
-    size_t stored;       /* events inserted by this batch */
-    size_t duplicates;   /* events of the batch already held, identical */
-    bool repeated_key;   /* the idempotency key was seen before for this device */
+    uint64_t held_seq;         /* highest seq held */
+    size_t stored;             /* events inserted by this batch */
+    size_t duplicates;         /* events of the batch already held, identical */
+    bool repeated_key;         /* the idempotency key was seen before for this device */
     uint64_t gap_from, gap_to; /* a gap this batch revealed (0, 0: none) */
-    uint64_t broken_at;  /* the seq of the break found (with BADHASH) */
+    uint64_t broken_at;        /* the seq of the break found (with BADHASH) */
     char device_id[DEVICE_ID_HEX_LEN + 1];
-    char error[512];     /* what was expected and found, for any result but OK */
+    char error[512]; /* what was expected and found, for any result but OK */
 };
 
 struct hub_device_state {

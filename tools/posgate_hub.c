@@ -20,8 +20,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +96,8 @@ static const char usage_stats[] =
 struct hub {
     char root[PATH_MAX]; /* realpath of the feed directory; "" without --feed */
     size_t root_len;
-    int client_ca;       /* verify client certificates */
-    struct hub_db *db;   /* the collector; NULL without --db */
+    int client_ca;     /* verify client certificates */
+    struct hub_db *db; /* the collector; NULL without --db */
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;
@@ -105,8 +105,8 @@ struct hub {
 
 /* One connection's request: an audit POST keeps its body here. */
 struct hub_req {
-    int audit;     /* POST /v1/audit */
-    int counted;   /* holds one of max_inflight */
+    int audit;   /* POST /v1/audit */
+    int counted; /* holds one of max_inflight */
     int too_big;
     struct buf body;
 };
@@ -299,7 +299,8 @@ reply_json(struct MHD_Connection *conn, unsigned status, const struct buf *body,
     ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     plat_log(PLAT_LOG_INFO, "%s %s %u %.*s", method, url, status,
-             (int)(body->len > 300 ? 300 : body->len), body->len > 0 ? (const char *)body->data : "");
+             (int)(body->len > 300 ? 300 : body->len),
+             body->len > 0 ? (const char *)body->data : "");
     return ret;
 }
 
@@ -355,8 +356,10 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
                            method, url);
     }
     if (h->client_ca && !client_ok(conn)) {
-        return reply_error(conn, MHD_HTTP_FORBIDDEN, "a client certificate signed by the hub's "
-                           "client CA is required", 0, method, url);
+        return reply_error(conn, MHD_HTTP_FORBIDDEN,
+                           "a client certificate signed by the hub's "
+                           "client CA is required",
+                           0, method, url);
     }
     if (rq->too_big) {
         snprintf(msg, sizeof(msg), "request body larger than %zu bytes", h->max_body);
@@ -373,9 +376,9 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
         err = hub_gunzip(rq->body.data, rq->body.len, &plain, msg, sizeof(msg));
         if (err != POSGATE_OK) {
             buf_free(&plain);
-            return reply_error(conn, err == POSGATE_ERR_TOOBIG ? MHD_HTTP_CONTENT_TOO_LARGE
-                                                                : MHD_HTTP_BAD_REQUEST,
-                               msg[0] != 0 ? msg : posgate_strerror(err), 0, method, url);
+            return reply_error(
+                conn, err == POSGATE_ERR_TOOBIG ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+                msg[0] != 0 ? msg : posgate_strerror(err), 0, method, url);
         }
         json = plain.data;
         len = plain.len;
@@ -388,8 +391,9 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
     switch (err) {
     case POSGATE_ERR_OK:
         status = MHD_HTTP_OK;
-        e2 = buf_printf(&out, "{\"acked_seq\":%llu,\"device_id\":\"%s\",\"duplicates\":%zu,"
-                              "\"held_seq\":%llu,\"repeated\":%s,\"stored\":%zu",
+        e2 = buf_printf(&out,
+                        "{\"acked_seq\":%llu,\"device_id\":\"%s\",\"duplicates\":%zu,"
+                        "\"held_seq\":%llu,\"repeated\":%s,\"stored\":%zu",
                         (unsigned long long)res.acked_seq, res.device_id, res.duplicates,
                         (unsigned long long)res.held_seq, res.repeated_key ? "true" : "false",
                         res.stored);
@@ -499,8 +503,10 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
     buf_init(&rq->body, h->max_body);
     rq->counted = 1;
     if (atomic_fetch_add(&h->inflight, 1u) >= h->max_inflight) {
-        return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS, "too many uploads at once, retry "
-                           "later", 1, method, url);
+        return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                           "too many uploads at once, retry "
+                           "later",
+                           1, method, url);
     }
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl != NULL && parse_u64(cl, strlen(cl), &n) && n > h->max_body) {
@@ -547,9 +553,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return handle_audit(h, conn, rq, method, url);
     }
     if (h->root_len == 0) {
-        return simple(conn, MHD_HTTP_NOT_FOUND, h->db != NULL
-                      ? "not found (this hub collects audit batches at POST " HUB_AUDIT_PATH ")\n"
-                      : "not found\n", method, url);
+        return simple(conn, MHD_HTTP_NOT_FOUND,
+                      h->db != NULL
+                          ? "not found (this hub collects audit batches at POST " HUB_AUDIT_PATH
+                            ")\n"
+                          : "not found\n",
+                      method, url);
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         return simple(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n", method, url);
@@ -604,7 +613,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Range");
     ifrange = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-Range");
-    if (range != NULL && (ifrange == NULL || strcmp(ifrange, etag) == 0 || strcmp(ifrange, lm) == 0)) {
+    if (range != NULL &&
+        (ifrange == NULL || strcmp(ifrange, etag) == 0 || strcmp(ifrange, lm) == 0)) {
         rr = parse_range(range, size, &first, &last);
         if (rr < 0) {
             close(fd);
@@ -771,15 +781,18 @@ cmd_serve(int argc, char **argv)
             i++;
             if (!parse_u64(argv[i], strlen(argv[i]), dst) || *dst == 0 ||
                 *dst > (a[6] == 'b' ? (uint64_t)HUB_BATCH_JSON_MAX : 4096u)) {
-                fprintf(stderr, "posgate-hub: %s: expected a positive integer up to %llu, got "
-                        "\"%s\"\n", a, a[6] == 'b' ? (unsigned long long)HUB_BATCH_JSON_MAX
-                                                  : 4096ull, argv[i]);
+                fprintf(stderr,
+                        "posgate-hub: %s: expected a positive integer up to %llu, got "
+                        "\"%s\"\n",
+                        a, a[6] == 'b' ? (unsigned long long)HUB_BATCH_JSON_MAX : 4096ull, argv[i]);
                 return 2;
             }
         } else if (strcmp(a, "--log-level") == 0) {
             if (!plat_log_level_parse(argv[++i], &lvl)) {
-                fprintf(stderr, "posgate-hub: --log-level: expected debug, info, warn or error, "
-                        "got \"%s\"\n", argv[i]);
+                fprintf(stderr,
+                        "posgate-hub: --log-level: expected debug, info, warn or error, "
+                        "got \"%s\"\n",
+                        argv[i]);
                 return 2;
             }
         } else {
@@ -788,18 +801,22 @@ cmd_serve(int argc, char **argv)
         }
     }
     if ((feed == NULL && dbpath == NULL) || listen == NULL) {
-        fprintf(stderr, "posgate-hub: expected --feed DIR and/or --db HUB.db, and --listen "
-                "ADDR:PORT\n\n%s", usage);
+        fprintf(stderr,
+                "posgate-hub: expected --feed DIR and/or --db HUB.db, and --listen "
+                "ADDR:PORT\n\n%s",
+                usage);
         return 2;
     }
     if ((cert == NULL) != (key == NULL) || (ca != NULL && cert == NULL)) {
         fprintf(stderr, "posgate-hub: --tls-cert and --tls-key go together, and "
-                "--tls-client-ca needs them\n");
+                        "--tls-client-ca needs them\n");
         return 2;
     }
     if (!parse_listen(listen, &ss, &sl, &v6)) {
-        fprintf(stderr, "posgate-hub: --listen: expected 127.0.0.1:PORT or [::1]:PORT, got "
-                "\"%s\"\n", listen);
+        fprintf(stderr,
+                "posgate-hub: --listen: expected 127.0.0.1:PORT or [::1]:PORT, got "
+                "\"%s\"\n",
+                listen);
         return 2;
     }
     plat_log_set_level(lvl);
@@ -838,26 +855,28 @@ cmd_serve(int argc, char **argv)
         size_t nt = 0;
 
         if (cert != NULL) {
-            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
-                                                (void *)buf_cstr(&cert_pem)};
-            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
-                                                (void *)buf_cstr(&key_pem)};
+            tls[nt++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)buf_cstr(&cert_pem)};
+            tls[nt++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)buf_cstr(&key_pem)};
         }
         if (ca != NULL) {
-            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
-                                                (void *)buf_cstr(&ca_pem)};
+            tls[nt++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)buf_cstr(&ca_pem)};
         }
         tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         /* the collector waits on fsync: a few threads keep the feed served meanwhile */
         d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR,
                              (struct sockaddr *)&ss, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                              MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE,
-                             h.db != NULL ? 4u : 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+                             on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE, h.db != NULL ? 4u : 1u,
+                             MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     }
     if (d == NULL) {
-        fprintf(stderr, "posgate-hub: cannot listen on %s (address in use, or a bad TLS "
-                "certificate or key)\n", listen);
+        fprintf(stderr,
+                "posgate-hub: cannot listen on %s (address in use, or a bad TLS "
+                "certificate or key)\n",
+                listen);
         goto out;
     }
     di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -865,14 +884,13 @@ cmd_serve(int argc, char **argv)
         char pbuf[16];
         int n = snprintf(pbuf, sizeof(pbuf), "%u\n", (unsigned)di->port);
 
-        plat_log(PLAT_LOG_INFO, "serving %s%s%s on %s port %u (%s)",
-                 h.root_len > 0 ? h.root : "", h.root_len > 0 && h.db != NULL ? " and " : "",
+        plat_log(PLAT_LOG_INFO, "serving %s%s%s on %s port %u (%s)", h.root_len > 0 ? h.root : "",
+                 h.root_len > 0 && h.db != NULL ? " and " : "",
                  h.db != NULL ? "audit collection at " HUB_AUDIT_PATH : "", listen,
-                 (unsigned)di->port, cert != NULL ? (ca != NULL ? "HTTPS, client certificates"
-                                                                : "HTTPS")
-                                                  : "HTTP");
-        if (port_file != NULL && plat_write_atomic(port_file, pbuf, (size_t)n, 0644) !=
-                                     POSGATE_OK) {
+                 (unsigned)di->port,
+                 cert != NULL ? (ca != NULL ? "HTTPS, client certificates" : "HTTPS") : "HTTP");
+        if (port_file != NULL &&
+            plat_write_atomic(port_file, pbuf, (size_t)n, 0644) != POSGATE_OK) {
             fprintf(stderr, "posgate-hub: cannot write %s\n", port_file);
             goto out;
         }

@@ -381,7 +381,7 @@ struct pub_list {
     size_t ndeltas;
     char deltas[KEEP_DELTAS + 1][256]; /* listed delta target names, oldest first */
     unsigned auth_threshold;
-    int resign; /* delegated, its role not yet signed by the authority */
+    int resign;  /* delegated, its role not yet signed by the authority */
     int pending; /* changed by a run that stopped before its publication finished: the next
                     update publishes the list whole (a new snapshot, no delta) */
 };
@@ -1804,8 +1804,8 @@ cmd_update(int argc, char **argv)
             for (uint64_t k = 0; err == POSGATE_OK && k < 2 && pl->seq > k; k++) {
                 char old[256];
 
-                err = pathf(old, sizeof old, "lists/%s/snapshot-%" PRIu64 ".pgs", l->id,
-                            pl->seq - k);
+                err =
+                    pathf(old, sizeof old, "lists/%s/snapshot-%" PRIu64 ".pgs", l->id, pl->seq - k);
                 if (err == POSGATE_OK && strcmp(old, name) != 0) {
                     err = remove_target_quiet(w, pl->role, old);
                 }

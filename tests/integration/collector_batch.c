@@ -36,8 +36,7 @@ main(int argc, char **argv)
     }
     max = strtoull(argv[3], &end, 10);
     if (*end != 0 || max == 0) {
-        fprintf(stderr, "collector_batch: MAX: expected a positive integer, got \"%s\"\n",
-                argv[3]);
+        fprintf(stderr, "collector_batch: MAX: expected a positive integer, got \"%s\"\n", argv[3]);
         return 2;
     }
     snprintf(kp, sizeof(kp), "%s/device.key", argv[1]);

@@ -363,8 +363,7 @@ op_posgate_check(void *ctx, long *result)
 
 /* ---- the fixture: a small real feed and an installed kiosk ---- */
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 run(const char *fmt, ...)

@@ -112,8 +112,8 @@ test_sign_verify(void)
 {
     struct crypto_privkey *sk = NULL, *sk2 = NULL, *other = NULL;
     struct crypto_pubkey *pk = NULL, *wrong_scheme = NULL;
-    struct buf pem = BUF_INIT(CRYPTO_PEM_MAX), pub = BUF_INIT(CRYPTO_PEM_MAX),
-               sig = BUF_INIT(256), sig2 = BUF_INIT(256);
+    struct buf pem = BUF_INIT(CRYPTO_PEM_MAX), pub = BUF_INIT(CRYPTO_PEM_MAX), sig = BUF_INIT(256),
+               sig2 = BUF_INIT(256);
 
     CHECK_OK(crypto_privkey_generate(&sk));
     CHECK_OK(crypto_privkey_generate(&other));

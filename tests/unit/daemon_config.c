@@ -184,8 +184,7 @@ test_unknown_and_malformed(void)
     expect_key_error("{\"audit_max_bytes\": 1.5}", "audit_max_bytes");
     expect_key_error("{\"audit_durability\": \"lazy\"}", "audit_durability");
     CHECK_CONTAINS(msg, "\"lazy\"");
-    CHECK_ERR(parse("{\"log_level\": \"info\", \"log_level\": \"debug\"}", &c),
-              POSGATE_ERR_PARSE);
+    CHECK_ERR(parse("{\"log_level\": \"info\", \"log_level\": \"debug\"}", &c), POSGATE_ERR_PARSE);
     CHECK_CONTAINS(msg, "log_level");
     CHECK_CONTAINS(msg, "twice");
     CHECK_ERR(parse("[]", &c), POSGATE_ERR_INVALID);
@@ -310,8 +309,7 @@ expect_body_error(struct posgate_request *rq, const char *json, const char *fiel
     CHECK_ERR(body(json, rq), POSGATE_ERR_INVALID);
     if (strncmp(msg, field, strlen(field)) != 0) {
         test_failures++;
-        fprintf(stderr, "body %s: message \"%s\" does not start with \"%s\"\n", json, msg,
-                field);
+        fprintf(stderr, "body %s: message \"%s\" does not start with \"%s\"\n", json, msg, field);
     }
 }
 
@@ -338,14 +336,12 @@ test_check_body(void)
                   rq));
 
     expect_body_error(rq, "{\"ids\": [\"cn_rid:11010519491231002X\"]}", "service");
-    expect_body_error(rq, "{\"service\": 7, \"ids\": [\"cn_rid:11010519491231002X\"]}",
-                      "service");
+    expect_body_error(rq, "{\"service\": 7, \"ids\": [\"cn_rid:11010519491231002X\"]}", "service");
     expect_body_error(rq, "{\"service\": \"\", \"ids\": [\"cn_rid:11010519491231002X\"]}",
                       "service");
     expect_body_error(rq, "{\"service\": \"air\"}", "ids");
     expect_body_error(rq, "{\"service\": \"air\", \"ids\": []}", "ids");
-    expect_body_error(rq, "{\"service\": \"air\", \"ids\": \"cn_rid:11010519491231002X\"}",
-                      "ids");
+    expect_body_error(rq, "{\"service\": \"air\", \"ids\": \"cn_rid:11010519491231002X\"}", "ids");
     expect_body_error(rq, "{\"service\": \"air\", \"ids\": [42]}", "ids[0]");
     /* a bad check character names the element and the rule */
     expect_body_error(rq,
@@ -356,9 +352,9 @@ test_check_body(void)
     expect_body_error(rq, "{\"service\": \"air\", \"ids\": [\"nosuchtype:1\"]}", "ids[0]");
     expect_body_error(rq, "{\"service\": \"air\", \"name\": \"Li Lei\"}", "birth_date");
     expect_body_error(rq, "{\"service\": \"air\", \"birth_date\": \"1980-02-03\"}", "name");
-    expect_body_error(rq,
-                      "{\"service\": \"air\", \"name\": \"Li Lei\", \"birth_date\": \"1980-13-45\"}",
-                      "birth_date");
+    expect_body_error(
+        rq, "{\"service\": \"air\", \"name\": \"Li Lei\", \"birth_date\": \"1980-13-45\"}",
+        "birth_date");
     expect_body_error(rq,
                       "{\"service\": \"air\", \"ids\": [\"cn_rid:11010519491231002X\"], "
                       "\"at\": \"yesterday\"}",
@@ -436,11 +432,10 @@ test_answers(void)
     CHECK_INT(h.ok, 1);
     CHECK_INT(h.feed_version, 3);
     CHECK_INT(h.data_age_s, 40);
-    CHECK_OK(daemon_health_from_status(
-        "{\"feed_version\":3,\"metadata_expired\":false,\"lists\":["
-        "{\"id\":\"a\",\"data_age_s\":10,\"stale\":false},"
-        "{\"id\":\"b\",\"data_age_s\":900000,\"stale\":true}]}",
-        &h));
+    CHECK_OK(daemon_health_from_status("{\"feed_version\":3,\"metadata_expired\":false,\"lists\":["
+                                       "{\"id\":\"a\",\"data_age_s\":10,\"stale\":false},"
+                                       "{\"id\":\"b\",\"data_age_s\":900000,\"stale\":true}]}",
+                                       &h));
     CHECK_INT(h.ok, 0);
     CHECK_CONTAINS(h.reason, "list b is stale");
     CHECK_OK(daemon_health_from_status("{\"feed_version\":3,\"metadata_expired\":true,"

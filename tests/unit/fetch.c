@@ -145,26 +145,32 @@ serve_one(int fd)
     }
     pthread_mutex_unlock(&srv_lock);
     if (!found || r.mode == M_404) {
-        snprintf(hdr, sizeof(hdr), "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n"
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n"
                  "Connection: close\r\n\r\nnot found");
         send_all(fd, hdr, strlen(hdr));
         return;
     }
     if (r.mode == M_500) {
-        snprintf(hdr, sizeof(hdr), "HTTP/1.1 500 Oops\r\nContent-Length: 21\r\n"
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 500 Oops\r\nContent-Length: 21\r\n"
                  "Connection: close\r\n\r\n<h1>server broke</h1>");
         send_all(fd, hdr, strlen(hdr));
         return;
     }
     if (r.mode == M_429) {
-        snprintf(hdr, sizeof(hdr), "HTTP/1.1 429 Too Many\r\nRetry-After: %d\r\n"
-                 "Content-Length: 0\r\nConnection: close\r\n\r\n", r.retry_after);
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 429 Too Many\r\nRetry-After: %d\r\n"
+                 "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                 r.retry_after);
         send_all(fd, hdr, strlen(hdr));
         return;
     }
     if (inm[0] != 0 && strcmp(inm, r.etag) == 0) {
-        snprintf(hdr, sizeof(hdr), "HTTP/1.1 304 Not Modified\r\nETag: %s\r\n"
-                 "Connection: close\r\n\r\n", r.etag);
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 304 Not Modified\r\nETag: %s\r\n"
+                 "Connection: close\r\n\r\n",
+                 r.etag);
         send_all(fd, hdr, strlen(hdr));
         return;
     }
@@ -172,7 +178,8 @@ serve_one(int fd)
         unsigned long long first = strtoull(range + 6, NULL, 10);
 
         if (first < r.len) {
-            snprintf(hdr, sizeof(hdr), "HTTP/1.1 206 Partial\r\nETag: %s\r\nContent-Range: "
+            snprintf(hdr, sizeof(hdr),
+                     "HTTP/1.1 206 Partial\r\nETag: %s\r\nContent-Range: "
                      "bytes %llu-%zu/%zu\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                      r.etag, first, r.len - 1, r.len, r.len - (size_t)first);
             send_all(fd, hdr, strlen(hdr));
@@ -184,8 +191,10 @@ serve_one(int fd)
         /* no Content-Length: the body ends when the connection does */
         snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
     } else {
-        snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %zu\r\n"
-                 "Connection: close\r\n\r\n", r.etag, r.len);
+        snprintf(hdr, sizeof(hdr),
+                 "HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n",
+                 r.etag, r.len);
     }
     send_all(fd, hdr, strlen(hdr));
     send_all(fd, r.body, r.mode == M_CUT ? r.len * 2 / 5 : r.len);
@@ -290,8 +299,7 @@ file_size(const char *dir, uint64_t *total)
     unsigned long long v = 0;
     int n = 0;
 
-    snprintf(cmd, sizeof(cmd), "cat %s/*.part 2>/dev/null | wc -c; ls %s | grep -c part", dir,
-             dir);
+    snprintf(cmd, sizeof(cmd), "cat %s/*.part 2>/dev/null | wc -c; ls %s | grep -c part", dir, dir);
     p = popen(cmd, "r");
     if (p == NULL) {
         return -1;
@@ -419,12 +427,9 @@ test_retry_after(void)
     CHECK_ERR(fetch_parse_retry_after("", 0, &s), POSGATE_ERR_INVALID);
     CHECK_ERR(fetch_parse_retry_after("-5", 0, &s), POSGATE_ERR_INVALID);
     CHECK_ERR(fetch_parse_retry_after("12s", 0, &s), POSGATE_ERR_INVALID);
-    CHECK_ERR(fetch_parse_retry_after("Sun, 32 Nov 1994 08:49:37 GMT", 0, &s),
-              POSGATE_ERR_INVALID);
-    CHECK_ERR(fetch_parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", 0, &s),
-              POSGATE_ERR_INVALID);
-    CHECK_ERR(fetch_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0, &s),
-              POSGATE_ERR_INVALID);
+    CHECK_ERR(fetch_parse_retry_after("Sun, 32 Nov 1994 08:49:37 GMT", 0, &s), POSGATE_ERR_INVALID);
+    CHECK_ERR(fetch_parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", 0, &s), POSGATE_ERR_INVALID);
+    CHECK_ERR(fetch_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0, &s), POSGATE_ERR_INVALID);
     CHECK_ERR(fetch_parse_retry_after(NULL, 0, &s), POSGATE_ERR_INVALID);
     fetch_format_http_date(ref, d, sizeof(d));
     CHECK_STR(d, "Sun, 06 Nov 1994 08:49:37 GMT");
@@ -570,8 +575,10 @@ test_server(const char *tmp, int port)
     /* every mirror failing: RETRY, with each failure in the message */
     set_route("/b/metadata/snapshot.json", M_500, NULL, 0, "");
     CHECK_ERR(get(fetch_metadata_carrier(f), "snapshot.json", 100, &out), POSGATE_ERR_RETRY);
-    CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)), "/a/metadata/snapshot.json: HTTP 500");
-    CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)), "/b/metadata/snapshot.json: HTTP 500");
+    CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)),
+                   "/a/metadata/snapshot.json: HTTP 500");
+    CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)),
+                   "/b/metadata/snapshot.json: HTTP 500");
     CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)), "server broke");
     /* a mirror cutting mid-body, the next serving: the sink sees exactly one body */
     set_route("/a/metadata/1.targets.json", M_CUT, big, 5000, "\"x\"");

@@ -143,8 +143,10 @@ edit_event(const char *qpath, uint64_t seq)
     char sql[256];
 
     CHECK_INT(sqlite3_open(qpath, &s), SQLITE_OK);
-    snprintf(sql, sizeof(sql), "UPDATE events SET body = replace(body, '\"clerk-', '\"clerc-') "
-             "WHERE seq = %llu", (unsigned long long)seq);
+    snprintf(sql, sizeof(sql),
+             "UPDATE events SET body = replace(body, '\"clerk-', '\"clerc-') "
+             "WHERE seq = %llu",
+             (unsigned long long)seq);
     CHECK_INT(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
     CHECK_INT(sqlite3_changes(s), 1);
     sqlite3_close(s);
@@ -183,10 +185,12 @@ test_safety(void)
         "{\"v\":1,\"device_id\":\"0123456789abcdef0123456789abcdef\",\"signature\":\"3045\","
         "\"head\":{\"seq\":1},\"events\":[]}",
         "{\"v\":1,\"device_id\":\"0123456789abcdef0123456789abcdef\",\"signature\":\"3045\","
-        "\"head\":{\"seq\":0,\"hash\":\"" "0000000000000000000000000000000000000000000000000000000"
+        "\"head\":{\"seq\":0,\"hash\":\""
+        "0000000000000000000000000000000000000000000000000000000"
         "000000000\"},\"events\":[{\"kind\":\"decision\"}]}",
         "{\"v\":1,\"device_id\":\"0123456789abcdef0123456789abcdef\",\"signature\":\"3045\","
-        "\"head\":{\"seq\":0,\"hash\":\"" "0000000000000000000000000000000000000000000000000000000"
+        "\"head\":{\"seq\":0,\"hash\":\""
+        "0000000000000000000000000000000000000000000000000000000"
         "000000000\"},\"events\":{}}",
     };
 
@@ -198,8 +202,7 @@ test_safety(void)
     hub_batch_free(NULL);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msg[0] = 0;
-        CHECK_ERR(hub_batch_parse(bad[i], strlen(bad[i]), &b, msg, sizeof(msg)),
-                  POSGATE_ERR_PARSE);
+        CHECK_ERR(hub_batch_parse(bad[i], strlen(bad[i]), &b, msg, sizeof(msg)), POSGATE_ERR_PARSE);
         CHECK(b == NULL);
         CHECK(msg[0] != 0);
     }
@@ -469,7 +472,8 @@ main(void)
     CHECK_INT(st.broken_at, 2);
     CHECK_INT(st.events, 8); /* the held events stay; the conflicting text is only recorded */
     CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM chain_breaks WHERE kind = 'conflict' "
-                                  "AND event_json LIKE '%clerc-%'"), 1);
+                                  "AND event_json LIKE '%clerc-%'"),
+              1);
     CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM events WHERE json LIKE '%clerc-%'"), 0);
 
     /* a full queue: ALLOWs folded into summaries that the collector counts */
@@ -510,8 +514,7 @@ main(void)
         root = cJSON_ParseWithLength((const char *)j.data, j.len);
         CHECK(root != NULL);
         bd = cJSON_GetObjectItemCaseSensitive(root, "by_decision");
-        CHECK_INT(num(root, "events"),
-                  count_rows(hubpath, "SELECT count(*) FROM events"));
+        CHECK_INT(num(root, "events"), count_rows(hubpath, "SELECT count(*) FROM events"));
         CHECK_INT(num(bd, "summary"), summaries_dev);
         CHECK_INT(num(bd, "allow_folded"), folded_dev);
         CHECK_INT(num(bd, "deny"),

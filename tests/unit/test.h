@@ -37,7 +37,7 @@ static int test_checks;
     do {                                                                                           \
         test_checks++;                                                                             \
         test_failures++;                                                                           \
-        fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, (msg));                                \
+        fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, (msg));                                 \
     } while (0)
 
 #define CHECK_OK(expr) CHECK_ERR(expr, POSGATE_OK)
@@ -69,7 +69,7 @@ static int test_checks;
         test_checks++;                                                                             \
         if (h_ == NULL || strstr(h_, n_) == NULL) {                                                \
             test_failures++;                                                                       \
-            fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,        \
+            fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,         \
                     h_ ? h_ : "(null)", n_);                                                       \
         }                                                                                          \
     } while (0)

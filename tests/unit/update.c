@@ -20,26 +20,26 @@
 #include "store.h"
 #include "update.h"
 
-#define NSUBJ       400  /* subjects 1..NSUBJ-1 may be on a list */
-#define NLISTS      2
-#define MAX_SEQ     16
-#define PROBE       50   /* a subject on "alpha" in every version */
-#define CUSTOM_CAP  512
-#define VALID_FROM  1600000000
+#define NSUBJ      400 /* subjects 1..NSUBJ-1 may be on a list */
+#define NLISTS     2
+#define MAX_SEQ    16
+#define PROBE      50 /* a subject on "alpha" in every version */
+#define CUSTOM_CAP 512
+#define VALID_FROM 1600000000
 
 static const char *const list_ids[NLISTS] = {"alpha", "beta"};
 
 /* The publisher's model of one list. */
 struct ulist {
     const char *id;
-    const char *role;             /* the targets role listing it */
-    uint8_t in[NSUBJ];            /* the published set of subjects */
+    const char *role;  /* the targets role listing it */
+    uint8_t in[NSUBJ]; /* the published set of subjects */
     uint64_t seq;
     int64_t issued_at;
     struct state_digest st;
-    char snap_name[128];          /* the snapshot target now listed, "" when none */
-    char snap_body[MAX_SEQ][FX_PATH];          /* body file of snapshot seq */
-    char snap_custom[MAX_SEQ][CUSTOM_CAP];     /* its custom metadata */
+    char snap_name[128];                   /* the snapshot target now listed, "" when none */
+    char snap_body[MAX_SEQ][FX_PATH];      /* body file of snapshot seq */
+    char snap_custom[MAX_SEQ][CUSTOM_CAP]; /* its custom metadata */
 };
 
 struct uf {
@@ -66,8 +66,8 @@ struct forge {
     const char *delta_body_list;            /* list id in the delta body */
     uint64_t snap_body_seq;                 /* seq in the snapshot body (0: honest) */
     int delta_base_forged;
-    uint64_t delta_body_base;               /* base seq in the delta body */
-    const char *role;                       /* role to list the targets in */
+    uint64_t delta_body_base; /* base seq in the delta body */
+    const char *role;         /* role to list the targets in */
 };
 
 #define BAD_DIGEST "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -114,8 +114,7 @@ entry_cmp(const void *a, const void *b)
 
 /* The entries of the subjects where want(set_a[v], set_b[v]) holds, sorted. */
 static struct feed_entry *
-entries_of(struct uf *u, const char *list, const uint8_t *a, const uint8_t *b, int mode,
-           size_t *n)
+entries_of(struct uf *u, const char *list, const uint8_t *a, const uint8_t *b, int mode, size_t *n)
 {
     struct feed_entry *v = calloc(NSUBJ, sizeof(*v));
 
@@ -157,8 +156,8 @@ body_path(struct uf *u, const char *what, char *out)
 }
 
 static void
-write_snapshot(struct uf *u, size_t li, const uint8_t *set, const char *body_list,
-               uint64_t seq, const char *path)
+write_snapshot(struct uf *u, size_t li, const uint8_t *set, const char *body_list, uint64_t seq,
+               const char *path)
 {
     struct feed_header h;
     struct feed_sink sink;
@@ -286,8 +285,7 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
     snprintf(l->snap_body[seq], FX_PATH, "%s", snap);
     snprintf(l->snap_custom[seq], CUSTOM_CAP, "%s", custom);
     if (!fg->no_snapshot) {
-        snprintf(name, sizeof(name), "lists/%s/snapshot-%llu.pgs", l->id,
-                 (unsigned long long)seq);
+        snprintf(name, sizeof(name), "lists/%s/snapshot-%llu.pgs", l->id, (unsigned long long)seq);
         CHECK_OK(tuf_writer_add_target(u->f.w, role, name, snap, custom));
     }
     if (l->snap_name[0] != 0) {
@@ -300,10 +298,8 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
 
     if (l->seq > 0 && !fg->no_delta) {
         body_path(u, "delta", delta);
-        write_delta(u, li, l->in, next,
-                    fg->delta_body_list != NULL ? fg->delta_body_list : l->id,
-                    fg->delta_base_forged ? fg->delta_body_base : l->seq,
-                    seq, &l->st, &nst, delta);
+        write_delta(u, li, l->in, next, fg->delta_body_list != NULL ? fg->delta_body_list : l->id,
+                    fg->delta_base_forged ? fg->delta_body_base : l->seq, seq, &l->st, &nst, delta);
         snprintf(custom, sizeof(custom),
                  "{\"base_seq\":%llu,\"digest\":\"%s\",\"entries\":%zu,\"issued_at\":\"%s\","
                  "\"list\":\"%s\",\"seq\":%llu,\"type\":\"delta\"}",
@@ -411,8 +407,7 @@ alpha_next(struct uf *u, unsigned rf, unsigned rt, unsigned af, unsigned at, uin
 }
 
 static void
-step_alpha(struct uf *u, unsigned rf, unsigned rt, unsigned af, unsigned at,
-           const struct forge *fg)
+step_alpha(struct uf *u, unsigned rf, unsigned rt, unsigned af, unsigned at, const struct forge *fg)
 {
     uint8_t set[NSUBJ];
 
@@ -896,8 +891,7 @@ test_trust_refusals(void)
             struct update_result r2;
             char msg[1024];
 
-            CHECK_ERR(kiosk_update_at(&u, &k2, 0, 0, &r2, msg, sizeof(msg)),
-                      POSGATE_ERR_REJECTED);
+            CHECK_ERR(kiosk_update_at(&u, &k2, 0, 0, &r2, msg, sizeof(msg)), POSGATE_ERR_REJECTED);
             CHECK_CONTAINS(msg, "snapshot-2.pgs");
         }
     }
@@ -1143,8 +1137,7 @@ test_expired_accepted(void)
     }
 
     /* the same version again: not newer, refused */
-    expect_refused_at(&u, &k, 1, later, __LINE__, "not newer than the installed version",
-                      NULL);
+    expect_refused_at(&u, &k, 1, later, __LINE__, "not newer than the installed version", NULL);
     /* an older timestamp: refused */
     fx_copy_file(old_ts, path);
     expect_refused_at(&u, &k, 1, later, __LINE__, "timestamp version", "older");
@@ -1169,8 +1162,7 @@ test_body_mismatch(void)
     /* alpha's snapshot 2 whose body says list beta */
     step_alpha(&u, 1, 5, 101, 110, &other_list);
     CHECK_OK(fx_publish(&u.f));
-    EXPECT_REFUSED(&u, &k, "body says list beta seq 2",
-                   "signed metadata says list alpha seq 2");
+    EXPECT_REFUSED(&u, &k, "body says list beta seq 2", "signed metadata says list alpha seq 2");
 
     /* alpha's snapshot 3 whose body says seq 9 */
     step_alpha(&u, 6, 6, 0, 0, &other_seq);

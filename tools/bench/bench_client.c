@@ -29,9 +29,9 @@
 
 #include "bench.h"
 
-#define RESP_BUF   65536
-#define REQ_MAX    4096
-#define CONN_MAX   256
+#define RESP_BUF 65536
+#define REQ_MAX  4096
+#define CONN_MAX 256
 
 struct shared {
     int proto_http;
@@ -245,7 +245,8 @@ run_worker(void *arg)
             fail(w, "send failed");
             break;
         }
-        rc = sh->proto_http ? read_http(fd, buf, RESP_BUF, &status) : read_resp(fd, buf, RESP_BUF, &v);
+        rc = sh->proto_http ? read_http(fd, buf, RESP_BUF, &status)
+                            : read_resp(fd, buf, RESP_BUF, &v);
         bench_hist_add(w->h, bench_now_ns() - t0);
         if (rc != 0) {
             fail(w, "connection closed or malformed reply");

@@ -414,8 +414,7 @@ bench_cmd_check(int argc, char **argv)
     bench_map_close(&map);
     free(h);
     if (errors > 0) {
-        fprintf(stderr, "posgate-bench: %" PRIu64 " checks failed; first: %s\n", errors,
-                first_err);
+        fprintf(stderr, "posgate-bench: %" PRIu64 " checks failed; first: %s\n", errors, first_err);
         return 1;
     }
     return 0;
@@ -637,8 +636,15 @@ bench_cmd_cold(int argc, char **argv)
     const char *service = bench_arg(argc, argv, "--service", "rail.hsr");
     uint64_t runs = bench_arg_u64(argc, argv, "--runs", 11);
     double ms[101];
-    char *child[] = {"posgate-bench", "cold-child", "--data-dir", (char *)(uintptr_t)dir, "--id",
-                     (char *)(uintptr_t)id, "--service", (char *)(uintptr_t)service, NULL};
+    char *child[] = {"posgate-bench",
+                     "cold-child",
+                     "--data-dir",
+                     (char *)(uintptr_t)dir,
+                     "--id",
+                     (char *)(uintptr_t)id,
+                     "--service",
+                     (char *)(uintptr_t)service,
+                     NULL};
 
     if (dir == NULL || id == NULL || runs == 0 || runs > 101) {
         bench_die("usage: cold --data-dir DIR --id TYPE:VALUE [--service S] [--runs 1..101]");

@@ -54,8 +54,8 @@ bench_cmd_spawn(int argc, char **argv)
     if (f == NULL) {
         bench_die("%s: %s", out, strerror(errno));
     }
-    fprintf(f, "spawn_wall_s=%.3f\nspawn_maxrss_kb=%ld\nspawn_status=%d\n",
-            (double)(t1 - t0) / 1e9, ru.ru_maxrss, WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+    fprintf(f, "spawn_wall_s=%.3f\nspawn_maxrss_kb=%ld\nspawn_status=%d\n", (double)(t1 - t0) / 1e9,
+            ru.ru_maxrss, WIFEXITED(st) ? WEXITSTATUS(st) : 128);
     fclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }

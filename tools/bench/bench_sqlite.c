@@ -44,8 +44,8 @@ open_fresh(const char *dir, const char *name, const char *schema)
     snprintf(side, sizeof side, "%s-shm", path);
     unlink(side);
     sql_ok(NULL, sqlite3_open(path, &db), "open");
-    sql_ok(db, sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                            NULL),
+    sql_ok(db,
+           sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL),
            "pragma");
     sql_ok(db, sqlite3_exec(db, schema, NULL, NULL, NULL), "schema");
     return db;
@@ -67,9 +67,10 @@ bench_cmd_fsync(int argc, char **argv)
     }
     db = open_fresh(dir, "fsync.db",
                     "CREATE TABLE ev(seq INTEGER PRIMARY KEY, at INTEGER, body BLOB)");
-    sql_ok(db, sqlite3_prepare_v2(db, "INSERT INTO ev(seq, at, body) VALUES (?1, ?2, ?3)", -1,
-                                  &ins, NULL),
-           "prepare");
+    sql_ok(
+        db,
+        sqlite3_prepare_v2(db, "INSERT INTO ev(seq, at, body) VALUES (?1, ?2, ?3)", -1, &ins, NULL),
+        "prepare");
     bench_hist_init(h);
     for (uint64_t i = 0; i < count + 20; i++) {
         uint64_t t0 = bench_now_ns(), t1;
