@@ -126,7 +126,10 @@ grep -q '"ok":false' out.txt || fail "verify --json after an edit: $(cat out.txt
 # a tampered bundle is refused and the installed version keeps serving
 cp feed.bundle bad.bundle
 size=$(stat -c %s bad.bundle)
-printf '\xff' | dd of=bad.bundle bs=1 seek=$((size - 100)) conv=notrunc 2>/dev/null
+flip() { # flip FILE OFFSET: invert one byte (writing a fixed value may leave it unchanged)
+    python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' "$1" "$2"
+}
+flip bad.bundle $((size - 100))
 # (a kiosk already at this version reads nothing of the bundle's targets: a fresh one does)
 expect_rc 0 pg k4 init --root feed/metadata/1.root.json --list-key list.key --jurisdiction CN
 pg k4 status --json > before.json
@@ -140,7 +143,7 @@ expect_rc 1 pg k2 check --service "$LSVC" --id "$LISTED"
 # a tampered target in a feed directory is refused too
 cp -r feed badfeed
 f=$(ls badfeed/targets/lists/*/*.pgs | head -1)
-printf '\x00' | dd of="$f" bs=1 seek=40 conv=notrunc 2>/dev/null
+flip "$f" 40
 expect_rc 4 pg k4 import badfeed
 grep -q "target lists/" err.txt || fail "tampered target message: $(cat err.txt)"
 expect_rc 0 pg k1 verify
