@@ -18,6 +18,7 @@
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
+#include "store.h"
 
 #define RING_CAP        512
 #define BUSY_TIMEOUT_MS 10000
@@ -138,6 +139,7 @@ open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errc
     enum posgate_err err;
 
     *out = NULL;
+    store_sqlite_setup();
     rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         if (readonly && rc == SQLITE_CANTOPEN) {

@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,6 +51,20 @@ struct tmpl_slot {
 
 enum update_mode { MODE_NONE, MODE_SNAPSHOT, MODE_DELTA };
 
+/* A snapshot's rows are inserted INS_BATCH at a time: one multi-row INSERT keeps its cursor
+ * open across the rows (sorted keys then append without a seek from the root) and pays the
+ * statement's start and reset once per batch. */
+#define INS_BATCH 64
+
+struct pending_row {
+    uint8_t key[FEED_KEY_LEN];
+    bool open_until;
+    uint8_t scope_len;
+    int64_t tid, num, attrs, from, until;
+    uint8_t scope[2 * FEED_SCOPE_MAX];
+    char listing_id[FEED_LISTING_ID_MAX + 1];
+};
+
 struct store_update {
     struct store *s;
     enum posgate_err failed; /* sticky first error */
@@ -69,7 +84,10 @@ struct store_update {
     sqlite3_stmt *del_row;
     sqlite3_stmt *tmpl_sel;
     sqlite3_stmt *tmpl_ins;
+    sqlite3_stmt *ins_batch; /* INS_BATCH rows in one INSERT, prepared on first use */
     struct tmpl_slot tmpl_cache[TMPL_CACHE_SLOTS];
+    unsigned n_pending;
+    struct pending_row pending[INS_BATCH];
 };
 
 struct reader_list_map {
@@ -493,6 +511,22 @@ out:
     return err;
 }
 
+static void
+sqlite_setup_once(void)
+{
+    /* Before SQLite initialises: no allocation statistics, so its allocator takes no global
+     * mutex on every malloc (an insert allocates; the import and the check paths pay it). */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void
+store_sqlite_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    (void)pthread_once(&once, sqlite_setup_once);
+}
+
 static enum posgate_err
 open_conn(const char *path, bool write, bool create, sqlite3 **out, char *msg, size_t cap)
 {
@@ -505,6 +539,7 @@ open_conn(const char *path, bool write, bool create, sqlite3 **out, char *msg, s
     if (create) {
         flags |= SQLITE_OPEN_CREATE;
     }
+    store_sqlite_setup();
     rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         err = db != NULL ? db_fail(db, rc, "open", msg, cap) : POSGATE_ERR_NOMEM;
@@ -1361,6 +1396,90 @@ check_entry(struct store_update *u, const struct feed_entry *e, bool full)
     return POSGATE_OK;
 }
 
+static void
+bind_row(sqlite3_stmt *st, int base, const struct pending_row *r)
+{
+    sqlite3_bind_blob(st, base + 1, r->key, FEED_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, base + 2, r->tid);
+    sqlite3_bind_int64(st, base + 3, r->num);
+    sqlite3_bind_int64(st, base + 4, r->attrs);
+    sqlite3_bind_int64(st, base + 5, r->from);
+    if (r->open_until) {
+        sqlite3_bind_null(st, base + 6);
+    } else {
+        sqlite3_bind_int64(st, base + 6, r->until);
+    }
+    if (r->scope_len > 0) {
+        sqlite3_bind_blob(st, base + 7, r->scope, r->scope_len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, base + 7);
+    }
+}
+
+static enum posgate_err
+insert_one(struct store_update *u, const struct pending_row *r)
+{
+    int rc;
+
+    bind_row(u->ins, 0, r);
+    rc = sqlite3_step(u->ins);
+    sqlite3_reset(u->ins);
+    if (rc != SQLITE_DONE) {
+        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+            return ufail(u, POSGATE_ERR_REJECTED,
+                         "store: list \"%s\": listing \"%s\" is added but already present",
+                         u->list_id, r->listing_id);
+        }
+        return ufail_db(u, rc, "insert entry");
+    }
+    return POSGATE_OK;
+}
+
+/* Inserts the pending rows. A full batch goes in one statement; when that statement fails on
+ * a constraint (it is rolled back as a whole) the rows are inserted one by one to name the
+ * listing at fault. */
+static enum posgate_err
+flush_pending(struct store_update *u)
+{
+    enum posgate_err err = POSGATE_OK;
+    unsigned n = u->n_pending, i = 0;
+    int rc;
+
+    u->n_pending = 0;
+    if (n == INS_BATCH) {
+        if (u->ins_batch == NULL) {
+            char sql[64 + INS_BATCH * 32];
+            size_t used = (size_t)snprintf(sql, sizeof(sql),
+                                           "INSERT INTO entries(k, t, n, a, f, u, s) VALUES");
+            for (unsigned r = 0; r < INS_BATCH; r++) {
+                used += (size_t)snprintf(sql + used, sizeof(sql) - used, "%s(?,?,?,?,?,?,?)",
+                                         r == 0 ? "" : ",");
+            }
+            char msg[STORE_ERRMSG_MAX];
+
+            err = prepare(u->s->db, sql, &u->ins_batch, msg, sizeof(msg));
+            if (err != POSGATE_OK) {
+                return ufail(u, err, "%s", msg);
+            }
+        }
+        for (unsigned r = 0; r < INS_BATCH; r++) {
+            bind_row(u->ins_batch, 7 * (int)r, &u->pending[r]);
+        }
+        rc = sqlite3_step(u->ins_batch);
+        sqlite3_reset(u->ins_batch);
+        if (rc == SQLITE_DONE) {
+            return POSGATE_OK;
+        }
+        if ((rc & 0xff) != SQLITE_CONSTRAINT) {
+            return ufail_db(u, rc, "insert entries");
+        }
+    }
+    for (; i < n && err == POSGATE_OK; i++) {
+        err = insert_one(u, &u->pending[i]);
+    }
+    return err;
+}
+
 enum posgate_err
 store_list_add(struct store_update *u, const struct feed_entry *e)
 {
@@ -1368,8 +1487,7 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     size_t stem_len;
     uint8_t width;
     int64_t num, tid = 0;
-    uint8_t scope[2 * FEED_SCOPE_MAX];
-    int rc;
+    struct pending_row *r;
 
     if (err != POSGATE_OK) {
         return err;
@@ -1386,34 +1504,29 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     if (err != POSGATE_OK) {
         return err;
     }
-    sqlite3_bind_blob(u->ins, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(u->ins, 2, tid);
-    sqlite3_bind_int64(u->ins, 3, num);
-    sqlite3_bind_int64(u->ins, 4, encode_attrs(e));
-    sqlite3_bind_int64(u->ins, 5, e->valid_from);
-    if (e->valid_until == FEED_UNTIL_OPEN) {
-        sqlite3_bind_null(u->ins, 6);
-    } else {
-        sqlite3_bind_int64(u->ins, 6, e->valid_until);
+    r = &u->pending[u->n_pending];
+    memcpy(r->key, e->key, FEED_KEY_LEN);
+    r->tid = tid;
+    r->num = num;
+    r->attrs = encode_attrs(e);
+    r->from = e->valid_from;
+    r->open_until = e->valid_until == FEED_UNTIL_OPEN;
+    r->until = e->valid_until;
+    r->scope_len = (uint8_t)(2 * e->scope_count);
+    for (unsigned i = 0; i < e->scope_count; i++) {
+        r->scope[2 * i] = (uint8_t)(e->scope[i] >> 8);
+        r->scope[2 * i + 1] = (uint8_t)e->scope[i];
     }
-    if (e->scope_count > 0) {
-        for (unsigned i = 0; i < e->scope_count; i++) {
-            scope[2 * i] = (uint8_t)(e->scope[i] >> 8);
-            scope[2 * i + 1] = (uint8_t)e->scope[i];
-        }
-        sqlite3_bind_blob(u->ins, 7, scope, 2 * e->scope_count, SQLITE_STATIC);
+    memcpy(r->listing_id, e->listing_id, e->listing_id_len);
+    r->listing_id[e->listing_id_len] = 0;
+    if (u->mode == MODE_SNAPSHOT) {
+        u->n_pending++;
+        err = u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
     } else {
-        sqlite3_bind_null(u->ins, 7);
+        err = insert_one(u, r); /* a delta's additions land anywhere and may collide */
     }
-    rc = sqlite3_step(u->ins);
-    sqlite3_reset(u->ins);
-    if (rc != SQLITE_DONE) {
-        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-            return ufail(u, POSGATE_ERR_REJECTED,
-                         "store: list \"%s\": listing \"%s\" is added but already present",
-                         u->list_id, e->listing_id);
-        }
-        return ufail_db(u, rc, "insert entry");
+    if (err != POSGATE_OK) {
+        return err;
     }
     if (!u->trust_state) {
         state_digest_add(&u->state, e);
@@ -1514,6 +1627,10 @@ store_list_finish(struct store_update *u, uint64_t seq, int64_t issued_at,
     }
     if (u->mode == MODE_NONE) {
         return ufail(u, POSGATE_ERR_STATE, "store: finish without a list");
+    }
+    err = flush_pending(u);
+    if (err != POSGATE_OK) {
+        return err;
     }
     if (seq > INT64_MAX) {
         return ufail(u, POSGATE_ERR_INVALID, "store: seq %" PRIu64 " out of range", seq);
@@ -1641,6 +1758,7 @@ update_free(struct store_update *u)
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
+    sqlite3_finalize(u->ins_batch);
     u->s->updating = false;
     plat_free(u);
 }
@@ -1670,7 +1788,8 @@ store_update_commit(struct store_update *u)
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
-    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = NULL;
+    sqlite3_finalize(u->ins_batch);
+    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     if (err == POSGATE_OK) {
         int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 
@@ -1708,7 +1827,8 @@ store_update_abort(struct store_update *u)
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
-    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = NULL;
+    sqlite3_finalize(u->ins_batch);
+    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     (void)sqlite3_exec(u->s->db, "ROLLBACK", NULL, NULL, NULL);
     update_free(u);
 }

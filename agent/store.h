@@ -64,6 +64,10 @@
 #define STORE_ERRMSG_MAX        256
 #define STORE_CONFIG_MAX        FEED_CONFIG_MAX_BYTES
 
+/* Process-wide SQLite settings, applied once before SQLite's first use (store_open and the
+ * audit queue call it). */
+void store_sqlite_setup(void);
+
 /* store_open flags. */
 #define STORE_CREATE   0x1u /* create the file (and schema) when missing */
 #define STORE_READONLY 0x2u /* no updates through this handle (a reader-only process) */

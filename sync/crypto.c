@@ -7,9 +7,11 @@
  */
 #include "crypto.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <mbedtls/bignum.h>
+#include <mbedtls/chacha20.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
@@ -46,13 +48,27 @@ crypto_sha512(const void *data, size_t len, uint8_t out[CRYPTO_SHA512_LEN])
     mbedtls_sha512_ret(data, len, out, 0);
 }
 
+void
+crypto_chacha20_stream(const uint8_t key[32], const uint8_t nonce[12], uint8_t *out, size_t len)
+{
+    mbedtls_chacha20_context c;
+
+    mbedtls_chacha20_init(&c);
+    mbedtls_chacha20_setkey(&c, key);
+    mbedtls_chacha20_starts(&c, nonce, 0);
+    memset(out, 0, len);
+    mbedtls_chacha20_update(&c, len, out, out); /* keystream XOR zeros, in place */
+    mbedtls_chacha20_free(&c);
+}
+
 struct crypto_hash_stream {
     mbedtls_sha256_context s256;
     mbedtls_sha512_context s512;
+    bool do256, do512;
 };
 
 enum posgate_err
-crypto_hash_stream_new(struct crypto_hash_stream **out)
+crypto_hash_stream_new_for(struct crypto_hash_stream **out, bool sha256, bool sha512)
 {
     struct crypto_hash_stream *h = plat_calloc(1, sizeof(*h));
 
@@ -60,6 +76,8 @@ crypto_hash_stream_new(struct crypto_hash_stream **out)
     if (h == NULL) {
         return POSGATE_ERR_NOMEM;
     }
+    h->do256 = sha256;
+    h->do512 = sha512;
     mbedtls_sha256_init(&h->s256);
     mbedtls_sha512_init(&h->s512);
     mbedtls_sha256_starts_ret(&h->s256, 0);
@@ -68,19 +86,33 @@ crypto_hash_stream_new(struct crypto_hash_stream **out)
     return POSGATE_OK;
 }
 
+enum posgate_err
+crypto_hash_stream_new(struct crypto_hash_stream **out)
+{
+    return crypto_hash_stream_new_for(out, true, true);
+}
+
 void
 crypto_hash_stream_update(struct crypto_hash_stream *h, const void *data, size_t len)
 {
-    mbedtls_sha256_update_ret(&h->s256, data, len);
-    mbedtls_sha512_update_ret(&h->s512, data, len);
+    if (h->do256) {
+        mbedtls_sha256_update_ret(&h->s256, data, len);
+    }
+    if (h->do512) {
+        mbedtls_sha512_update_ret(&h->s512, data, len);
+    }
 }
 
 void
 crypto_hash_stream_finish(struct crypto_hash_stream *h, uint8_t sha256[CRYPTO_SHA256_LEN],
                           uint8_t sha512[CRYPTO_SHA512_LEN])
 {
-    mbedtls_sha256_finish_ret(&h->s256, sha256);
-    mbedtls_sha512_finish_ret(&h->s512, sha512);
+    if (h->do256 && sha256 != NULL) {
+        mbedtls_sha256_finish_ret(&h->s256, sha256);
+    }
+    if (h->do512 && sha512 != NULL) {
+        mbedtls_sha512_finish_ret(&h->s512, sha512);
+    }
 }
 
 void

@@ -8,6 +8,7 @@
 #ifndef POSGATE_CRYPTO_H
 #define POSGATE_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,10 +21,17 @@
 
 void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN]);
 void crypto_sha512(const void *data, size_t len, uint8_t out[CRYPTO_SHA512_LEN]);
+/* The ChaCha20 keystream (RFC 8439) under key and nonce from block counter 0: len bytes. */
+void crypto_chacha20_stream(const uint8_t key[32], const uint8_t nonce[12], uint8_t *out,
+                            size_t len);
 
 /* Streaming SHA-256 + SHA-512 over the same bytes (target downloads hash both at once). */
 struct crypto_hash_stream;
 POSGATE_WUR enum posgate_err crypto_hash_stream_new(struct crypto_hash_stream **out);
+/* Only the hashes asked for (a download computes the ones its metadata lists); finish leaves
+ * the other output untouched. */
+POSGATE_WUR enum posgate_err crypto_hash_stream_new_for(struct crypto_hash_stream **out,
+                                                        bool sha256, bool sha512);
 void crypto_hash_stream_update(struct crypto_hash_stream *h, const void *data, size_t len);
 void crypto_hash_stream_finish(struct crypto_hash_stream *h, uint8_t sha256[CRYPTO_SHA256_LEN],
                                uint8_t sha512[CRYPTO_SHA512_LEN]);

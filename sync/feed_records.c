@@ -1038,6 +1038,7 @@ struct feed_reader {
     uint8_t prev_lid_len;
     char prev_lid[FEED_LISTING_ID_MAX];
     struct state_digest computed;
+    struct state_digest_async *hasher; /* FEED_READ_VERIFY_DIGEST: hashes beside the caller */
     struct state_digest trailer;
     uint64_t base_off; /* offset of buf[0] in the body */
     size_t pos, len;
@@ -1209,6 +1210,10 @@ feed_reader_new(const struct feed_source *src, unsigned flags, struct feed_reade
     state_digest_init(&r->computed);
     state_digest_init(&r->trailer);
     dict_reset(&r->dict);
+    if ((flags & FEED_READ_VERIFY_DIGEST) && state_digest_async_new(&r->hasher) != POSGATE_OK) {
+        plat_free(r);
+        return POSGATE_ERR_NOMEM;
+    }
     *out = r;
     return POSGATE_OK;
 }
@@ -1633,7 +1638,7 @@ read_record(struct feed_reader *r, struct feed_entry *e, int full)
     r->in_section++;
     r->records++;
     if (full && r->sec == SEC_SNAPSHOT && (r->flags & FEED_READ_VERIFY_DIGEST)) {
-        state_digest_add(&r->computed, e);
+        state_digest_async_add(r->hasher, e);
     }
     return POSGATE_OK;
 }
@@ -1693,6 +1698,9 @@ read_trailer(struct feed_reader *r)
                      "unexpected data after the trailer (the body should end here)");
     }
     r->pos += (size_t)(c.p - c.start);
+    if (r->h.body == FEED_BODY_SNAPSHOT && (r->flags & FEED_READ_VERIFY_DIGEST)) {
+        state_digest_async_finish(r->hasher, &r->computed);
+    }
     if (r->h.body == FEED_BODY_SNAPSHOT && (r->flags & FEED_READ_VERIFY_DIGEST) &&
         !state_digest_equal(&r->computed, &r->trailer)) {
         char want[STATE_DIGEST_HEX_LEN + 1], got[STATE_DIGEST_HEX_LEN + 1];
@@ -1786,5 +1794,8 @@ feed_reader_error(const struct feed_reader *r)
 void
 feed_reader_free(struct feed_reader *r)
 {
+    if (r != NULL) {
+        state_digest_async_free(r->hasher);
+    }
     plat_free(r);
 }

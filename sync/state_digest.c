@@ -2,16 +2,21 @@
 /*
  * State digest of a list: an additive lattice hash over the canonical encodings of its entries
  * (see state_digest.h for the encodings and docs/feed.md for the security argument). Adding and
- * removing an entry cost one SHA-256 of its encoding and eight single-block SHA-256 calls.
+ * removing an entry cost one SHA-256 of its encoding and 256 bytes of ChaCha20 keystream.
+ * state_digest_async hashes a stream of entries on a helper thread (snapshot imports).
  */
 #include "state_digest.h"
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "crypto.h"
 #include "feed_records.h"
+#include "plat_mem.h"
 
-static const char entry_domain[] = "posgate-entry-v1"; /* hashed with its NUL */
+static const char entry_domain[] = "posgate-entry-v2"; /* hashed with its NUL */
 static const uint8_t state_magic[4] = {'P', 'G', 'L', '1'};
 
 static void
@@ -78,26 +83,32 @@ state_digest_entry_encode(const struct feed_entry *e, uint8_t out[STATE_DIGEST_E
     return n;
 }
 
-void
-state_digest_entry_lanes(const struct feed_entry *e, uint32_t lanes[STATE_DIGEST_LANES])
+/* Element hash of an encoded entry: seed = SHA-256(domain || enc), expanded with the ChaCha20
+ * keystream under the seed (zero nonce) to 256 bytes = 64 big-endian u32 lanes. */
+static void
+lanes_of_encoding(const uint8_t *enc, size_t n, uint32_t lanes[STATE_DIGEST_LANES])
 {
-    uint8_t enc[STATE_DIGEST_ENTRY_MAX];
-    uint8_t seed[CRYPTO_SHA256_LEN + 1];
-    uint8_t block[CRYPTO_SHA256_LEN];
+    static const uint8_t zero_nonce[12];
+    uint8_t seed[CRYPTO_SHA256_LEN];
+    uint8_t stream[4 * STATE_DIGEST_LANES];
     struct crypto_sha256_ctx c;
-    size_t n = state_digest_entry_encode(e, enc);
 
     crypto_sha256_init(&c);
     crypto_sha256_update(&c, entry_domain, sizeof entry_domain);
     crypto_sha256_update(&c, enc, n);
     crypto_sha256_finish(&c, seed);
-    for (unsigned i = 0; i < STATE_DIGEST_LANES / 8; i++) {
-        seed[CRYPTO_SHA256_LEN] = (uint8_t)i;
-        crypto_sha256(seed, sizeof seed, block);
-        for (unsigned j = 0; j < 8; j++) {
-            lanes[i * 8 + j] = get_be32(block + 4 * j);
-        }
+    crypto_chacha20_stream(seed, zero_nonce, stream, sizeof stream);
+    for (unsigned i = 0; i < STATE_DIGEST_LANES; i++) {
+        lanes[i] = get_be32(stream + 4 * i);
     }
+}
+
+void
+state_digest_entry_lanes(const struct feed_entry *e, uint32_t lanes[STATE_DIGEST_LANES])
+{
+    uint8_t enc[STATE_DIGEST_ENTRY_MAX];
+
+    lanes_of_encoding(enc, state_digest_entry_encode(e, enc), lanes);
 }
 
 void
@@ -202,4 +213,184 @@ state_digest_hex(const struct state_digest *d, char out[STATE_DIGEST_HEX_LEN + 1
 
     state_digest_finish(d, dg);
     crypto_hex(dg, sizeof dg, out);
+}
+
+/* ---------------------------------------------------------------- hashing on a helper thread */
+
+/* Batches of encoded entries, each record one length byte and the encoding. The producer fills
+ * slot prod = (head + queued) % ASYNC_SLOTS; the worker hashes slot head and only then dequeues
+ * it (head + 1, queued - 1, prod unchanged), so the producer never writes a slot the worker
+ * reads. */
+#define ASYNC_SLOTS     4
+#define ASYNC_SLOT_SIZE (64 * 1024)
+
+struct state_digest_async {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started; /* the worker runs; otherwise batches are hashed inline */
+    bool done;    /* no more batches: the worker exits when the queue is empty */
+    bool abandon; /* the worker skips what is left */
+    unsigned head, queued; /* the queue of full slots; the worker moves head */
+    unsigned prod;         /* the producer's slot, always (head + queued) % ASYNC_SLOTS */
+    size_t fill; /* bytes in the producer's slot */
+    size_t len[ASYNC_SLOTS];
+    struct state_digest inline_sum; /* the producer's thread */
+    struct state_digest worker_sum; /* the worker's; read after the join */
+    uint8_t slot[ASYNC_SLOTS][ASYNC_SLOT_SIZE];
+};
+
+static void
+hash_batch(struct state_digest *d, const uint8_t *p, size_t len)
+{
+    uint32_t lanes[STATE_DIGEST_LANES];
+    size_t off = 0;
+
+    while (off < len) {
+        size_t n = p[off];
+        lanes_of_encoding(p + off + 1, n, lanes);
+        for (unsigned i = 0; i < STATE_DIGEST_LANES; i++) {
+            d->lane[i] += lanes[i];
+        }
+        d->count++;
+        off += 1 + n;
+    }
+}
+
+static void *
+async_worker(void *arg)
+{
+    struct state_digest_async *a = arg;
+
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->queued == 0 && !a->done) {
+            pthread_cond_wait(&a->cv, &a->mu);
+        }
+        if (a->queued == 0 || a->abandon) {
+            break;
+        }
+        unsigned s = a->head;
+        size_t len = a->len[s];
+        pthread_mutex_unlock(&a->mu);
+        hash_batch(&a->worker_sum, a->slot[s], len);
+        pthread_mutex_lock(&a->mu);
+        a->head = (a->head + 1) % ASYNC_SLOTS;
+        a->queued--;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+enum posgate_err
+state_digest_async_new(struct state_digest_async **out)
+{
+    struct state_digest_async *a = plat_malloc(sizeof *a);
+
+    *out = NULL;
+    if (a == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    memset(a, 0, offsetof(struct state_digest_async, slot));
+    if (pthread_mutex_init(&a->mu, NULL) != 0) {
+        plat_free(a);
+        return POSGATE_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&a->cv, NULL) != 0) {
+        pthread_mutex_destroy(&a->mu);
+        plat_free(a);
+        return POSGATE_ERR_NOMEM;
+    }
+    state_digest_init(&a->inline_sum);
+    state_digest_init(&a->worker_sum);
+    *out = a;
+    return POSGATE_OK;
+}
+
+/* Hands the producer's slot to the worker (starting it with the first full slot), or hashes it
+ * inline when no thread can run. */
+static void
+async_flush(struct state_digest_async *a)
+{
+    if (a->fill == 0) {
+        return;
+    }
+    if (!a->started && pthread_create(&a->thread, NULL, async_worker, a) == 0) {
+        a->started = true;
+    }
+    if (!a->started) {
+        hash_batch(&a->inline_sum, a->slot[a->prod], a->fill);
+        a->fill = 0;
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->len[a->prod] = a->fill;
+    a->queued++;
+    a->prod = (a->prod + 1) % ASYNC_SLOTS;
+    pthread_cond_broadcast(&a->cv);
+    while (a->queued == ASYNC_SLOTS) { /* the next slot to fill is still being read */
+        pthread_cond_wait(&a->cv, &a->mu);
+    }
+    a->fill = 0;
+    pthread_mutex_unlock(&a->mu);
+}
+
+void
+state_digest_async_add(struct state_digest_async *a, const struct feed_entry *e)
+{
+    uint8_t enc[STATE_DIGEST_ENTRY_MAX];
+    size_t n = state_digest_entry_encode(e, enc);
+
+    if (a->fill + 1 + n > ASYNC_SLOT_SIZE) {
+        async_flush(a);
+    }
+    uint8_t *p = a->slot[a->prod] + a->fill;
+    p[0] = (uint8_t)n;
+    memcpy(p + 1, enc, n);
+    a->fill += 1 + n;
+}
+
+static void
+async_stop(struct state_digest_async *a, bool abandon)
+{
+    if (!a->started) {
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->done = true;
+    a->abandon = abandon;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->thread, NULL);
+    a->started = a->done = a->abandon = false;
+    a->head = a->queued = a->prod = 0;
+}
+
+void
+state_digest_async_finish(struct state_digest_async *a, struct state_digest *d)
+{
+    if (a->started) {
+        async_flush(a);
+    } else {
+        hash_batch(&a->inline_sum, a->slot[a->prod], a->fill);
+        a->fill = 0;
+    }
+    async_stop(a, false);
+    state_digest_merge(d, &a->inline_sum);
+    state_digest_merge(d, &a->worker_sum);
+    state_digest_init(&a->inline_sum);
+    state_digest_init(&a->worker_sum);
+}
+
+void
+state_digest_async_free(struct state_digest_async *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    async_stop(a, true);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    plat_free(a);
 }

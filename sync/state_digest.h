@@ -3,18 +3,19 @@
  * The state digest of a list: a homomorphic multiset hash (LtHash-style, 64 lanes of 32 bits =
  * 2048 bits of state) so that applying a delta updates it in O(delta) and `posgate verify` can
  * recompute it from scratch. Each entry's canonical encoding is hashed with SHA-256 to a seed,
- * the seed is expanded with SHA-256 in counter mode to 256 bytes = 64 big-endian u32 lanes, and
+ * the seed is expanded with the ChaCha20 keystream to 256 bytes = 64 big-endian u32 lanes, and
  * the lanes are added to the state (mod 2^32 each) on insert and subtracted on removal, together
  * with an entry count. The 32-byte digest shown to people and put in TUF `custom` is SHA-256 of
  * the serialised state. docs/feed.md gives the security argument.
  *
- * Canonical entry encoding (big-endian), hashed as SHA-256("posgate-entry-v1" 0x00 || enc):
+ * Canonical entry encoding (big-endian), hashed as SHA-256("posgate-entry-v2" 0x00 || enc):
  *
  *   +-----+------+---------+--------+------+-------+----+----------+-----+-----------+
  *   | key | kind | id_type | reason | from | until | sn | scope... | lid | listing id |
  *   | 16  |  1   |    1    |   2    |  8   |   8   | 1  |  2 * sn  |  1  |    lid     |
  *   +-----+------+---------+--------+------+-------+----+----------+-----+-----------+
- *   until = 0xffffffffffffffff when open.   lane block i (0..7) = SHA-256(seed || i).
+ *   until = 0xffffffffffffffff when open.
+ *   lanes = 256 bytes of ChaCha20(key = seed, nonce = 12 zero bytes, counter from 0).
  *
  * Serialised state (268 bytes; the digest is SHA-256 of these bytes):
  *
@@ -69,5 +70,17 @@ POSGATE_WUR enum posgate_err state_digest_deserialise(struct state_digest *d, co
 size_t state_digest_entry_encode(const struct feed_entry *e, uint8_t out[STATE_DIGEST_ENTRY_MAX]);
 /* The 64 lanes one entry adds (the element hash). */
 void state_digest_entry_lanes(const struct feed_entry *e, uint32_t lanes[STATE_DIGEST_LANES]);
+
+/* Adds a stream of entries to a digest on a helper thread, so that a snapshot import hashes on
+ * one core while it writes the store on another. Entries are copied into 64 KiB batches; the
+ * thread starts with the first full batch (short bodies never start one) and, if it cannot be
+ * started, batches are hashed inline. One producer thread; about 260 KiB. */
+struct state_digest_async;
+POSGATE_WUR enum posgate_err state_digest_async_new(struct state_digest_async **out);
+void state_digest_async_add(struct state_digest_async *a, const struct feed_entry *e);
+/* Waits for the batches handed over and adds the entries added since the last finish to *d. */
+void state_digest_async_finish(struct state_digest_async *a, struct state_digest *d);
+/* Stops the thread without waiting for the rest of the work; NULL is a no-op. */
+void state_digest_async_free(struct state_digest_async *a);
 
 #endif

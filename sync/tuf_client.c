@@ -1342,7 +1342,7 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
         snprintf(rname, sizeof(rname), "%s", tt->name);
     }
     f.fd = -1;
-    err = crypto_hash_stream_new(&ds.h);
+    err = crypto_hash_stream_new_for(&ds.h, tt->hashes.has_sha256, tt->hashes.has_sha512);
     if (err != POSGATE_OK) {
         return seterr(c, err, "out of memory");
     }
@@ -1371,7 +1371,8 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
     }
     crypto_hash_stream_finish(ds.h, h256, h512);
     snprintf(rname, sizeof(rname), "target \"%.200s\"", tt->name);
-    if (tuf_hashes_check(&tt->hashes, h256, h512, rname, msg, sizeof(msg)) != POSGATE_OK) {
+    if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
+                         tt->hashes.has_sha512 ? h512 : NULL, rname, msg, sizeof(msg)) != POSGATE_OK) {
         err = seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
         goto out;
     }
@@ -1416,7 +1417,7 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
         return seterr(c, errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO, "open %.300s: %s",
                       path, strerror(errno));
     }
-    err = crypto_hash_stream_new(&h);
+    err = crypto_hash_stream_new_for(&h, tt->hashes.has_sha256, tt->hashes.has_sha512);
     while (err == POSGATE_OK) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
 
@@ -1448,7 +1449,9 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
     if (err == POSGATE_OK) {
         crypto_hash_stream_finish(h, h256, h512);
         snprintf(what, sizeof(what), "%.300s", path);
-        if (tuf_hashes_check(&tt->hashes, h256, h512, what, msg, sizeof(msg)) != POSGATE_OK) {
+        if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
+                             tt->hashes.has_sha512 ? h512 : NULL, what, msg,
+                             sizeof(msg)) != POSGATE_OK) {
             err = seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
         }
     }

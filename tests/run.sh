@@ -81,14 +81,16 @@ if [[ -z $ONLY || $ONLY == asan ]]; then
 fi
 
 if [[ -z $ONLY || $ONLY == tsan ]]; then
-    # ThreadSanitizer over the tests that run threads against one store and one audit queue
+    # ThreadSanitizer over the tests that run threads against one store and one audit queue,
+    # and the state digest's helper thread
     echo "== build (ThreadSanitizer: concurrency tests)"
     cmake -S "$ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSGATE_TSAN=ON \
         -DPOSGATE_WERROR=ON >/dev/null
-    cmake --build build-tsan -j "$JOBS" --target unit_store unit_audit unit_daemon_concurrency
+    cmake --build build-tsan -j "$JOBS" --target unit_store unit_audit unit_daemon_concurrency \
+        unit_state_digest
     echo "== ctest (tsan)"
     if ! TSAN_OPTIONS=halt_on_error=1 POSGATE_CONCURRENCY_COUNT=100000 ctest --test-dir build-tsan \
-            --output-on-failure -R '^unit/(store|audit|daemon_concurrency)$'; then
+            --output-on-failure -R '^unit/(store|audit|daemon_concurrency|state_digest)$'; then
         status=1
     fi
 fi

@@ -393,6 +393,76 @@ has_key(struct store *s, uint64_t seed)
     return n > 0;
 }
 
+/* A snapshot with an entry twice, in a full batch of the multi-row insert and in the last,
+ * partial one: refused naming the listing, the installed list untouched; sizes around the
+ * batch length install every entry. */
+static enum posgate_err
+snapshot_with_dup(struct store *s, unsigned n, unsigned dup_at)
+{
+    struct store_update *u = NULL;
+    enum posgate_err err = store_begin_update(s, &u);
+
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = store_update_set_config(u, config_json, strlen(config_json));
+    if (err == POSGATE_OK) {
+        err = store_list_snapshot_begin(u, "a", STORE_SNAPSHOT_TRUST_STATE);
+    }
+    for (unsigned i = 0; i < n && err == POSGATE_OK; i++) {
+        struct feed_entry e;
+
+        make_entry(&e, 7000 + (i == dup_at ? i - 1 : i), "SPC-");
+        err = store_list_add(u, &e);
+    }
+    if (err == POSGATE_OK) {
+        err = store_list_finish(u, 9, 1700000009, NULL);
+    }
+    if (err == POSGATE_OK) {
+        err = store_update_commit(u);
+    } else {
+        store_update_abort(u);
+    }
+    return err;
+}
+
+static void
+test_snapshot_batches(void)
+{
+    static const unsigned sizes[] = {63, 64, 65, 128, 200};
+    static const unsigned dups[][2] = {{200, 100}, {200, 199}, {64, 63}, {65, 64}};
+    struct store *s = NULL;
+    struct store_list l;
+    char p[512], msg[STORE_ERRMSG_MAX];
+
+    path_in(p, sizeof(p), "batches.db");
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        CHECK_OK(install_snapshot(s, "a", i + 1, 0, sizes[i], "SPC-", NULL));
+        CHECK_OK(store_get_list(s, "a", &l));
+        CHECK_INT(l.entries, sizes[i]);
+        CHECK(has_key(s, 0));
+        CHECK(has_key(s, sizes[i] - 1));
+        CHECK(!has_key(s, sizes[i]));
+    }
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        char want[64];
+
+        CHECK_ERR(snapshot_with_dup(s, dups[i][0], dups[i][1]), POSGATE_ERR_REJECTED);
+        snprintf(want, sizeof want, "listing \"SPC-%06u\" is added but already present",
+                 7000 + dups[i][1] - 1);
+        CHECK_CONTAINS(store_errmsg(s), want);
+        CHECK_OK(store_get_list(s, "a", &l));
+        CHECK_INT(l.seq, 5);
+        CHECK_INT(l.entries, 200);
+        CHECK(has_key(s, 199));
+    }
+    store_close(s);
+}
+
 static void
 test_deltas(void)
 {
@@ -894,6 +964,7 @@ main(void)
     }
     test_safety();
     test_roundtrip();
+    test_snapshot_batches();
     test_deltas();
     test_visibility();
     test_verify_detects_edits();
