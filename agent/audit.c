@@ -42,6 +42,7 @@ struct audit_queue {
     sqlite3 *rdb; /* everything else, under rlock */
     pthread_mutex_t rlock;
     sqlite3_stmt *ins, *head, *anchor, *meta_get, *meta_set;
+    sqlite3_stmt *begin, *commit; /* prepared once: a DENY's commit pays no SQL parsing */
     struct device_key *key;
     char device_id[DEVICE_ID_HEX_LEN + 1];
     int readonly;
@@ -50,6 +51,7 @@ struct audit_queue {
     pthread_cond_t cv_work, cv_done;
     pthread_t th;
     int has_thread, stop;
+    int committing; /* a thread (the writer or a waiting caller) is in commit_batch */
     struct slot *ring;
     size_t *scratch; /* folded slot indices waiting for their summary's seq (writer only) */
     size_t head_i, n, urgent;
@@ -199,6 +201,16 @@ meta_put(sqlite3_stmt *st, const char *k, int64_t v, const uint8_t *b, size_t bl
     }
     sqlite3_bind_text(st, 3, k, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Runs a prepared statement that returns no rows (BEGIN, COMMIT). */
+static int
+step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -373,7 +385,7 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
 
     memset(&sum, 0, sizeof(sum));
     sum.cause = "queue_full";
-    rc = sqlite3_exec(q->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    rc = step_done(q->begin);
     if (rc != SQLITE_OK) {
         goto fail;
     }
@@ -444,7 +456,7 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
     }
     rc = meta_put(q->meta_set, "bytes", (int64_t)c.bytes, NULL, 0);
     if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(q->wdb, "COMMIT", NULL, NULL, NULL);
+        rc = step_done(q->commit);
     }
     if (rc != SQLITE_OK) {
         goto fail;
@@ -484,6 +496,36 @@ deadline_after(struct timespec *ts, uint64_t from_ns, uint32_t ms)
     ts->tv_nsec = (long)(t % 1000000000u);
 }
 
+/* Called with q->mu held and committing set: commits every queued slot without the lock, then
+ * completes them (receipts, counters) and wakes whoever waits. */
+static void
+run_batch(struct audit_queue *q)
+{
+    size_t start = q->head_i, k = q->n, waiters = 0;
+    uint64_t max_bytes = q->max_bytes;
+    enum posgate_err err;
+
+    pthread_mutex_unlock(&q->mu);
+    err = commit_batch(q, start, k, max_bytes);
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < k; i++) {
+        struct slot *s = slot_at(q, start, i);
+
+        if (s->rc != NULL) {
+            s->rc->err = err;
+            s->rc->seq = err == POSGATE_OK ? s->seq : 0;
+            s->rc->done = 1;
+            s->rc = NULL;
+            waiters++;
+        }
+    }
+    q->head_i = (start + k) % RING_CAP;
+    q->n -= k;
+    q->urgent -= waiters;
+    q->done_count += k;
+    q->oldest_ns = plat_mono_ns();
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -491,11 +533,13 @@ writer_main(void *arg)
 
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        size_t start, k, waiters = 0;
-        uint64_t max_bytes;
         enum posgate_err err;
         struct timespec ts;
 
+        if (q->committing) { /* a caller commits (audit_record): the carry is its until then */
+            pthread_cond_wait(&q->cv_done, &q->mu);
+            continue;
+        }
         if (q->n == 0) {
             if (q->carry.count > 0 && !q->stop) {
                 deadline_after(&ts, plat_mono_ns(), IDLE_RETRY_MS);
@@ -507,21 +551,24 @@ writer_main(void *arg)
                 pthread_cond_wait(&q->cv_work, &q->mu);
                 continue;
             }
+            if (q->committing) {
+                continue;
+            }
             if (q->n == 0 && q->carry.count > 0) {
+                q->committing = 1;
+                pthread_mutex_unlock(&q->mu);
+                err = commit_batch(q, q->head_i, 0, q->max_bytes);
+                pthread_mutex_lock(&q->mu);
+                q->committing = 0;
+                pthread_cond_broadcast(&q->cv_done);
                 if (q->stop) {
-                    /* one last attempt at the carried summary, then give up on it */
-                    pthread_mutex_unlock(&q->mu);
-                    err = commit_batch(q, q->head_i, 0, q->max_bytes);
-                    pthread_mutex_lock(&q->mu);
+                    /* that was the last attempt at the carried summary */
                     if (err != POSGATE_OK) {
                         plat_log(PLAT_LOG_ERROR, "audit: %llu ALLOW event(s) lost at close",
                                  (unsigned long long)q->carry.count);
                     }
                     break;
                 }
-                pthread_mutex_unlock(&q->mu);
-                (void)commit_batch(q, q->head_i, 0, q->max_bytes);
-                pthread_mutex_lock(&q->mu);
             }
             continue;
         }
@@ -534,28 +581,9 @@ writer_main(void *arg)
                 continue;
             }
         }
-        start = q->head_i;
-        k = q->n;
-        max_bytes = q->max_bytes;
-        pthread_mutex_unlock(&q->mu);
-        err = commit_batch(q, start, k, max_bytes);
-        pthread_mutex_lock(&q->mu);
-        for (size_t i = 0; i < k; i++) {
-            struct slot *s = slot_at(q, start, i);
-
-            if (s->rc != NULL) {
-                s->rc->err = err;
-                s->rc->seq = err == POSGATE_OK ? s->seq : 0;
-                s->rc->done = 1;
-                s->rc = NULL;
-                waiters++;
-            }
-        }
-        q->head_i = (start + k) % RING_CAP;
-        q->n -= k;
-        q->urgent -= waiters;
-        q->done_count += k;
-        q->oldest_ns = plat_mono_ns();
+        q->committing = 1;
+        run_batch(q);
+        q->committing = 0;
         pthread_cond_broadcast(&q->cv_done);
     }
     pthread_mutex_unlock(&q->mu);
@@ -628,6 +656,12 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = coalesce(?2, b) WHERE k = ?3",
                           &q->meta_set, errmsg, errcap);
         }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "BEGIN IMMEDIATE", &q->begin, errmsg, errcap);
+        }
+        if (err == POSGATE_OK) {
+            err = prepare(q->wdb, "COMMIT", &q->commit, errmsg, errcap);
+        }
         if (err != POSGATE_OK) {
             goto fail;
         }
@@ -686,6 +720,8 @@ audit_close(struct audit_queue *q)
     sqlite3_finalize(q->anchor);
     sqlite3_finalize(q->meta_get);
     sqlite3_finalize(q->meta_set);
+    sqlite3_finalize(q->begin);
+    sqlite3_finalize(q->commit);
     sqlite3_close(q->wdb);
     sqlite3_close(q->rdb);
     pthread_cond_destroy(&q->cv_work);
@@ -758,10 +794,24 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     if (wait) {
         q->urgent++;
     }
-    if (wait || q->n == 1 || q->n >= q->batch_max) {
+    if (!wait && (q->n == 1 || q->n >= q->batch_max)) {
         pthread_cond_signal(&q->cv_work);
     }
+    /* A caller that waits commits the queue itself when nobody else is committing (its event
+     * and everything queued before it, in one transaction): no hand-over to the writer thread
+     * and back, two thread wake-ups less on every DENY. Otherwise it waits for the commit in
+     * progress and then, unless that one carried its event, takes the next. */
     while (wait && !rc.done) {
+        if (!q->committing) {
+            q->committing = 1;
+            run_batch(q);
+            q->committing = 0;
+            pthread_cond_broadcast(&q->cv_done);
+            if (q->n > 0 || q->carry.count > 0) {
+                pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+            }
+            continue;
+        }
         pthread_cond_wait(&q->cv_done, &q->mu);
     }
     pthread_mutex_unlock(&q->mu);

@@ -80,7 +80,6 @@ struct store_update {
     struct state_digest state;
     uint8_t reasons[STORE_REASON_BITMAP];
     sqlite3_stmt *ins;
-    sqlite3_stmt *sel_row;
     sqlite3_stmt *del_row;
     sqlite3_stmt *tmpl_sel;
     sqlite3_stmt *tmpl_ins;
@@ -949,12 +948,9 @@ store_begin_update(struct store *s, struct store_update **out)
     err = prepare(s->db, "INSERT INTO entries(k, t, n, a, f, u, s) VALUES(?1,?2,?3,?4,?5,?6,?7)",
                   &u->ins, msg, cap);
     if (err == POSGATE_OK) {
-        err = prepare(s->db, "SELECT a, f, u, s FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3",
-                      &u->sel_row, msg, cap);
-    }
-    if (err == POSGATE_OK) {
-        err = prepare(s->db, "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3", &u->del_row,
-                      msg, cap);
+        err = prepare(s->db,
+                      "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3 RETURNING a, f, u, s",
+                      &u->del_row, msg, cap);
     }
     if (err == POSGATE_OK) {
         err = prepare(s->db, "SELECT id FROM tmpl WHERE list = ?1 AND stem = ?2 AND width = ?3",
@@ -1571,23 +1567,35 @@ store_list_remove(struct store_update *u, const struct feed_entry *e)
     memset(&old, 0, sizeof(old));
     rc = SQLITE_DONE;
     if (tid != 0) {
-        sqlite3_bind_blob(u->sel_row, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(u->sel_row, 2, tid);
-        sqlite3_bind_int64(u->sel_row, 3, num);
-        rc = sqlite3_step(u->sel_row);
+        /* one statement finds and deletes the row and hands back what the digest needs */
+        sqlite3_bind_blob(u->del_row, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(u->del_row, 2, tid);
+        sqlite3_bind_int64(u->del_row, 3, num);
+        rc = sqlite3_step(u->del_row);
         if (rc == SQLITE_ROW) {
             memcpy(old.key, e->key, FEED_KEY_LEN);
             memcpy(old.listing_id, e->listing_id, e->listing_id_len + 1u);
             old.listing_id_len = e->listing_id_len;
-            if (!decode_attrs(&old, sqlite3_column_int64(u->sel_row, 0),
-                              sqlite3_column_int64(u->sel_row, 1), u->sel_row, 2, 3)) {
-                sqlite3_reset(u->sel_row);
+            if (!decode_attrs(&old, sqlite3_column_int64(u->del_row, 0),
+                              sqlite3_column_int64(u->del_row, 1), u->del_row, 2, 3)) {
+                sqlite3_reset(u->del_row);
                 return ufail(u, POSGATE_ERR_CORRUPT,
                              "store: list \"%s\": the row of listing \"%s\" is damaged", u->list_id,
                              e->listing_id);
             }
+            if (sqlite3_step(u->del_row) != SQLITE_DONE) { /* (k, t, n) is the primary key */
+                rc = sqlite3_reset(u->del_row);
+                return ufail_db(u, rc, "delete entry");
+            }
         }
-        sqlite3_reset(u->sel_row);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            int rrc = sqlite3_reset(u->del_row);
+            if (rrc != SQLITE_OK) {
+                return ufail_db(u, rrc, "delete entry");
+            }
+        } else {
+            sqlite3_reset(u->del_row);
+        }
     }
     if (rc == SQLITE_DONE) {
         return ufail(u, POSGATE_ERR_REJECTED,
@@ -1595,14 +1603,6 @@ store_list_remove(struct store_update *u, const struct feed_entry *e)
                      e->listing_id);
     }
     if (rc != SQLITE_ROW) {
-        return ufail_db(u, rc, "read entry");
-    }
-    sqlite3_bind_blob(u->del_row, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(u->del_row, 2, tid);
-    sqlite3_bind_int64(u->del_row, 3, num);
-    rc = sqlite3_step(u->del_row);
-    sqlite3_reset(u->del_row);
-    if (rc != SQLITE_DONE) {
         return ufail_db(u, rc, "delete entry");
     }
     state_digest_remove(&u->state, &old);
@@ -1754,7 +1754,6 @@ static void
 update_free(struct store_update *u)
 {
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->sel_row);
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
@@ -1784,12 +1783,11 @@ store_update_commit(struct store_update *u)
     changes = u->changes;
     /* Statements must be finalized before COMMIT can succeed without pending writes. */
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->sel_row);
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
-    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+    u->ins = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     if (err == POSGATE_OK) {
         int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 
@@ -1823,12 +1821,11 @@ store_update_abort(struct store_update *u)
         return;
     }
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->sel_row);
     sqlite3_finalize(u->del_row);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
-    u->ins = u->sel_row = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+    u->ins = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     (void)sqlite3_exec(u->s->db, "ROLLBACK", NULL, NULL, NULL);
     update_free(u);
 }
