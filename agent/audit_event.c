@@ -6,6 +6,8 @@
  */
 #include "audit_event.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,89 +88,205 @@ finish(int ok, cJSON *root, struct buf *out)
     return err;
 }
 
+/* The event's canonical text written directly, keys in the canonical (strcmp) order, the same
+ * bytes json_canon_encode gives for the event's cJSON tree (tests/unit/audit.c compares the
+ * two on random events): the writer encodes one event per decision, and building and sorting a
+ * tree was most of its time. Errors are sticky in *err. */
+struct ew {
+    struct buf *out;
+    enum posgate_err err;
+    bool first; /* no member written yet in the current object or array */
+};
+
+static void
+ew_raw(struct ew *w, const char *s, size_t n)
+{
+    if (w->err == POSGATE_OK) {
+        w->err = buf_append(w->out, s, n);
+    }
+}
+
+static void
+ew_str(struct ew *w, const char *s)
+{
+    ew_raw(w, "\"", 1);
+    while (w->err == POSGATE_OK && *s != 0) {
+        size_t run = strcspn(s, "\"\\");
+
+        ew_raw(w, s, run);
+        s += run;
+        if (*s != 0) {
+            char esc[2] = {'\\', *s};
+
+            ew_raw(w, esc, 2);
+            s++;
+        }
+    }
+    ew_raw(w, "\"", 1);
+}
+
+static void
+ew_open(struct ew *w, char c)
+{
+    ew_raw(w, &c, 1);
+    w->first = true;
+}
+
+static void
+ew_close(struct ew *w, char c)
+{
+    ew_raw(w, &c, 1);
+    w->first = false;
+}
+
+/* The separator and "name": of the next member. */
+static void
+ew_key(struct ew *w, const char *name)
+{
+    if (!w->first) {
+        ew_raw(w, ",", 1);
+    }
+    w->first = false;
+    ew_str(w, name);
+    ew_raw(w, ":", 1);
+}
+
+static void
+ew_next(struct ew *w) /* the separator before an array element */
+{
+    if (!w->first) {
+        ew_raw(w, ",", 1);
+    }
+    w->first = false;
+}
+
+/* Integers as the canonical encoder writes numbers: within +-2^53, else UNSUPPORTED. */
+static void
+ew_int(struct ew *w, const char *name, int64_t v)
+{
+    char t[24];
+    int n;
+
+    ew_key(w, name);
+    if (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) {
+        if (w->err == POSGATE_OK) {
+            w->err = POSGATE_ERR_UNSUPPORTED;
+        }
+        return;
+    }
+    n = snprintf(t, sizeof t, "%lld", (long long)v);
+    ew_raw(w, t, (size_t)n);
+}
+
+static void
+ew_uint(struct ew *w, const char *name, uint64_t v)
+{
+    ew_int(w, name, v > (UINT64_C(1) << 53) ? INT64_MAX : (int64_t)v);
+}
+
+static void
+ew_kv(struct ew *w, const char *name, const char *v)
+{
+    ew_key(w, name);
+    ew_str(w, v);
+}
+
 enum posgate_err
 audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t seq,
                    const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
 {
-    cJSON *root, *a;
-    char hex[2 * AUDIT_SUBJECT_LEN + 1];
-    int okv = 1, *ok = &okv;
+    struct ew w = {out, POSGATE_OK, true};
+    size_t mark = out->len;
+    char hex[2 * AUDIT_HASH_LEN + 1], t[32];
+    size_t n;
 
-    json_init_hooks();
-    root = cJSON_CreateObject();
-    if (root == NULL) {
-        return POSGATE_ERR_NOMEM;
-    }
-    add_chain(ok, root, device_id, seq, prev);
-    CHK(cJSON_AddStringToObject(root, "kind", "decision"));
-    CHK(cJSON_AddStringToObject(root, "id", e->id));
-    add_time(ok, root, "time", "time_us", e->time_us);
-    CHK(cJSON_AddNumberToObject(root, "mono_us", (double)e->mono_us));
-    CHK(cJSON_AddStringToObject(root, "decision", audit_decision_name(e->decision)));
-    CHK(cJSON_AddStringToObject(root, "service", e->service));
-    CHK(cJSON_AddStringToObject(root, "operator", e->operator_id));
-    a = CHK(cJSON_AddArrayToObject(root, "subjects"));
-    for (size_t i = 0; a != NULL && i < e->n_subjects && i < AUDIT_SUBJECTS_MAX; i++) {
-        crypto_hex(e->subjects[i], AUDIT_SUBJECT_LEN, hex);
-        cJSON *str = CHK(cJSON_CreateString(hex));
-
-        if (str != NULL) {
-            cJSON_AddItemToArray(a, str);
-        }
-    }
-    a = CHK(cJSON_AddArrayToObject(root, "reasons"));
-    for (size_t i = 0; a != NULL && i < e->n_reasons && i < AUDIT_REASONS_MAX; i++) {
-        const struct audit_reason *r = &e->reasons[i];
-        cJSON *o = cJSON_CreateObject();
-
-        if (CHK(o) == NULL) {
-            break;
-        }
-        cJSON_AddItemToArray(a, o);
-        CHK(cJSON_AddStringToObject(o, "kind", r->kind));
-        CHK(cJSON_AddStringToObject(o, "effect", r->effect));
-        CHK(cJSON_AddStringToObject(o, "list", r->list));
-        CHK(cJSON_AddStringToObject(o, "listing_id", r->listing_id));
-        CHK(cJSON_AddStringToObject(o, "reason", r->reason));
-    }
-    CHK(cJSON_AddNumberToObject(root, "feed_version", (double)e->feed_version));
+    ew_open(&w, '{');
     if (e->data_age_s >= 0) {
-        CHK(cJSON_AddNumberToObject(root, "data_age_s", (double)e->data_age_s));
+        ew_int(&w, "data_age_s", e->data_age_s);
     } else {
-        CHK(cJSON_AddNullToObject(root, "data_age_s"));
+        ew_key(&w, "data_age_s");
+        ew_raw(&w, "null", 4);
     }
-    a = CHK(cJSON_AddArrayToObject(root, "lists"));
-    for (size_t i = 0; a != NULL && i < e->n_lists && i < AUDIT_LISTS_MAX; i++) {
-        cJSON *o = cJSON_CreateObject();
-
-        if (CHK(o) == NULL) {
-            break;
-        }
-        cJSON_AddItemToArray(a, o);
-        CHK(cJSON_AddStringToObject(o, "id", e->lists[i].id));
-        CHK(cJSON_AddNumberToObject(o, "seq", (double)e->lists[i].seq));
-        CHK(cJSON_AddStringToObject(o, "digest", e->lists[i].digest));
-    }
-    if (e->lists_more > 0) {
-        CHK(cJSON_AddNumberToObject(root, "lists_more", (double)e->lists_more));
-    }
-    if (e->has_override) {
-        cJSON *o = CHK(cJSON_AddObjectToObject(root, "override"));
-
-        if (o != NULL) {
-            CHK(cJSON_AddStringToObject(o, "by", e->override_by));
-            CHK(cJSON_AddStringToObject(o, "reason", e->override_reason));
-            CHK(cJSON_AddStringToObject(o, "overridden_decision",
-                                        audit_decision_name(e->overridden)));
-            if (e->override_refused) {
-                CHK(cJSON_AddBoolToObject(o, "refused", 1));
-            }
-        }
-    }
+    ew_kv(&w, "decision", audit_decision_name(e->decision));
+    ew_kv(&w, "device_id", device_id);
     if (e->error[0] != 0) {
-        CHK(cJSON_AddStringToObject(root, "error", e->error));
+        ew_kv(&w, "error", e->error);
     }
-    return finish(*ok, root, out);
+    ew_int(&w, "feed_version", e->feed_version);
+    ew_kv(&w, "id", e->id);
+    ew_kv(&w, "kind", "decision");
+    ew_key(&w, "lists");
+    ew_open(&w, '[');
+    n = e->n_lists < AUDIT_LISTS_MAX ? e->n_lists : AUDIT_LISTS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        ew_next(&w);
+        ew_open(&w, '{');
+        ew_kv(&w, "digest", e->lists[i].digest);
+        ew_kv(&w, "id", e->lists[i].id);
+        ew_uint(&w, "seq", e->lists[i].seq);
+        ew_close(&w, '}');
+    }
+    ew_close(&w, ']');
+    if (e->lists_more > 0) {
+        ew_uint(&w, "lists_more", e->lists_more);
+    }
+    ew_int(&w, "mono_us", e->mono_us);
+    ew_kv(&w, "operator", e->operator_id);
+    if (e->has_override) {
+        ew_key(&w, "override");
+        ew_open(&w, '{');
+        ew_kv(&w, "by", e->override_by);
+        ew_kv(&w, "overridden_decision", audit_decision_name(e->overridden));
+        ew_kv(&w, "reason", e->override_reason);
+        if (e->override_refused) {
+            ew_key(&w, "refused");
+            ew_raw(&w, "true", 4);
+        }
+        ew_close(&w, '}');
+    }
+    crypto_hex(prev, AUDIT_HASH_LEN, hex);
+    ew_kv(&w, "prev", hex);
+    ew_key(&w, "reasons");
+    ew_open(&w, '[');
+    n = e->n_reasons < AUDIT_REASONS_MAX ? e->n_reasons : AUDIT_REASONS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const struct audit_reason *r = &e->reasons[i];
+
+        ew_next(&w);
+        ew_open(&w, '{');
+        ew_kv(&w, "effect", r->effect);
+        ew_kv(&w, "kind", r->kind);
+        ew_kv(&w, "list", r->list);
+        ew_kv(&w, "listing_id", r->listing_id);
+        ew_kv(&w, "reason", r->reason);
+        ew_close(&w, '}');
+    }
+    ew_close(&w, ']');
+    ew_uint(&w, "seq", seq);
+    ew_kv(&w, "service", e->service);
+    ew_key(&w, "subjects");
+    ew_open(&w, '[');
+    n = e->n_subjects < AUDIT_SUBJECTS_MAX ? e->n_subjects : AUDIT_SUBJECTS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        char sh[2 * AUDIT_SUBJECT_LEN + 1];
+
+        crypto_hex(e->subjects[i], AUDIT_SUBJECT_LEN, sh);
+        ew_next(&w);
+        ew_str(&w, sh);
+    }
+    ew_close(&w, ']');
+    plat_time_format(e->time_us / 1000000, t, sizeof(t));
+    ew_kv(&w, "time", t);
+    ew_int(&w, "time_us", e->time_us);
+    ew_int(&w, "v", AUDIT_EVENT_VERSION);
+    ew_close(&w, '}');
+    if (w.err == POSGATE_OK && out->len - mark > AUDIT_EVENT_MAX) {
+        w.err = POSGATE_ERR_TOOBIG;
+    }
+    if (w.err != POSGATE_OK) {
+        out->len = mark;
+    }
+    return w.err;
 }
 
 enum posgate_err

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests of agent/audit_event's event encoder: on random events (every optional member present
+ * and absent, strings with quotes and backslashes, empty and full arrays) its bytes equal the
+ * canonical encoding of the event built as a cJSON tree, which is how the format is defined
+ * (docs/audit.md); the text parses back with the bounded parser; oversized events are TOOBIG
+ * and leave the buffer as it was.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit_event.h"
+#include "buf.h"
+#include "crypto.h"
+#include "json_canon.h"
+#include "plat_clock.h"
+#include "test.h"
+
+static uint64_t rng = 99;
+
+static uint64_t
+rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A string of up to cap - 1 characters from a set that includes the escaped ones. */
+static void
+rnd_str(char *s, size_t cap)
+{
+    static const char set[] = "abcXYZ019-_.:/ \"\\{}[],\xc3\xa9";
+    size_t n = rnd() % 4 == 0 ? 0 : (size_t)(rnd() % cap);
+
+    for (size_t i = 0; i < n; i++) {
+        s[i] = set[rnd() % (sizeof set - 1)];
+    }
+    s[n] = 0;
+}
+
+static void
+rnd_event(struct audit_event *e)
+{
+    memset(e, 0, sizeof *e);
+    rnd_str(e->id, sizeof e->id);
+    e->time_us = (int64_t)(rnd() % 4000000000000000ULL);
+    e->mono_us = (int64_t)(rnd() % 100000000000ULL);
+    e->decision = (enum audit_decision)(rnd() % 3);
+    rnd_str(e->service, sizeof e->service);
+    rnd_str(e->operator_id, sizeof e->operator_id);
+    e->n_subjects = rnd() % (AUDIT_SUBJECTS_MAX + 1);
+    for (size_t i = 0; i < e->n_subjects; i++) {
+        for (size_t j = 0; j < AUDIT_SUBJECT_LEN; j++) {
+            e->subjects[i][j] = (uint8_t)rnd();
+        }
+    }
+    e->n_reasons = rnd() % (AUDIT_REASONS_MAX + 1);
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        rnd_str(e->reasons[i].kind, sizeof e->reasons[i].kind);
+        rnd_str(e->reasons[i].effect, sizeof e->reasons[i].effect);
+        rnd_str(e->reasons[i].list, sizeof e->reasons[i].list);
+        rnd_str(e->reasons[i].listing_id, sizeof e->reasons[i].listing_id);
+        rnd_str(e->reasons[i].reason, sizeof e->reasons[i].reason);
+    }
+    e->feed_version = (int64_t)(rnd() % 1000000);
+    e->data_age_s = rnd() % 3 == 0 ? -1 : (int64_t)(rnd() % 10000000);
+    e->n_lists = rnd() % (AUDIT_LISTS_MAX + 1);
+    for (size_t i = 0; i < e->n_lists; i++) {
+        rnd_str(e->lists[i].id, sizeof e->lists[i].id);
+        e->lists[i].seq = rnd() % 100000;
+        rnd_str(e->lists[i].digest, sizeof e->lists[i].digest);
+    }
+    e->lists_more = rnd() % 3 == 0 ? (size_t)(rnd() % 50) : 0;
+    e->has_override = rnd() % 3 == 0;
+    if (e->has_override) {
+        e->override_refused = rnd() % 2 == 0;
+        rnd_str(e->override_by, sizeof e->override_by);
+        rnd_str(e->override_reason, sizeof e->override_reason);
+        e->overridden = (enum audit_decision)(rnd() % 3);
+    }
+    if (rnd() % 4 == 0) {
+        rnd_str(e->error, sizeof e->error);
+    }
+}
+
+/* The definition: the event as a cJSON tree, canonically encoded. */
+static enum posgate_err
+reference(const struct audit_event *e, const char *device_id, uint64_t seq,
+          const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
+{
+    cJSON *root = cJSON_CreateObject(), *a;
+    char hex[2 * AUDIT_HASH_LEN + 1], t[32];
+    enum posgate_err err;
+
+    crypto_hex(prev, AUDIT_HASH_LEN, hex);
+    cJSON_AddStringToObject(root, "device_id", device_id);
+    cJSON_AddStringToObject(root, "prev", hex);
+    cJSON_AddNumberToObject(root, "seq", (double)seq);
+    cJSON_AddNumberToObject(root, "v", AUDIT_EVENT_VERSION);
+    cJSON_AddStringToObject(root, "kind", "decision");
+    cJSON_AddStringToObject(root, "id", e->id);
+    plat_time_format(e->time_us / 1000000, t, sizeof t);
+    cJSON_AddStringToObject(root, "time", t);
+    cJSON_AddNumberToObject(root, "time_us", (double)e->time_us);
+    cJSON_AddNumberToObject(root, "mono_us", (double)e->mono_us);
+    cJSON_AddStringToObject(root, "decision", audit_decision_name(e->decision));
+    cJSON_AddStringToObject(root, "service", e->service);
+    cJSON_AddStringToObject(root, "operator", e->operator_id);
+    a = cJSON_AddArrayToObject(root, "subjects");
+    for (size_t i = 0; i < e->n_subjects; i++) {
+        char sh[2 * AUDIT_SUBJECT_LEN + 1];
+        crypto_hex(e->subjects[i], AUDIT_SUBJECT_LEN, sh);
+        cJSON_AddItemToArray(a, cJSON_CreateString(sh));
+    }
+    a = cJSON_AddArrayToObject(root, "reasons");
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, o);
+        cJSON_AddStringToObject(o, "kind", e->reasons[i].kind);
+        cJSON_AddStringToObject(o, "effect", e->reasons[i].effect);
+        cJSON_AddStringToObject(o, "list", e->reasons[i].list);
+        cJSON_AddStringToObject(o, "listing_id", e->reasons[i].listing_id);
+        cJSON_AddStringToObject(o, "reason", e->reasons[i].reason);
+    }
+    cJSON_AddNumberToObject(root, "feed_version", (double)e->feed_version);
+    if (e->data_age_s >= 0) {
+        cJSON_AddNumberToObject(root, "data_age_s", (double)e->data_age_s);
+    } else {
+        cJSON_AddNullToObject(root, "data_age_s");
+    }
+    a = cJSON_AddArrayToObject(root, "lists");
+    for (size_t i = 0; i < e->n_lists; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, o);
+        cJSON_AddStringToObject(o, "id", e->lists[i].id);
+        cJSON_AddNumberToObject(o, "seq", (double)e->lists[i].seq);
+        cJSON_AddStringToObject(o, "digest", e->lists[i].digest);
+    }
+    if (e->lists_more > 0) {
+        cJSON_AddNumberToObject(root, "lists_more", (double)e->lists_more);
+    }
+    if (e->has_override) {
+        cJSON *o = cJSON_AddObjectToObject(root, "override");
+        cJSON_AddStringToObject(o, "by", e->override_by);
+        cJSON_AddStringToObject(o, "reason", e->override_reason);
+        cJSON_AddStringToObject(o, "overridden_decision", audit_decision_name(e->overridden));
+        if (e->override_refused) {
+            cJSON_AddBoolToObject(o, "refused", 1);
+        }
+    }
+    if (e->error[0] != 0) {
+        cJSON_AddStringToObject(root, "error", e->error);
+    }
+    err = json_canon_encode(root, out);
+    cJSON_Delete(root);
+    return err;
+}
+
+int
+main(void)
+{
+    struct audit_event e;
+    struct buf got = BUF_INIT(1u << 20), want = BUF_INIT(1u << 20);
+    uint8_t prev[AUDIT_HASH_LEN];
+    unsigned same = 0;
+    const int rounds = 5000;
+
+    json_init_hooks();
+    for (int k = 0; k < rounds; k++) {
+        uint64_t seq = rnd() % 10000000000ULL;
+        char dev[DEVICE_ID_HEX_LEN + 1];
+
+        rnd_event(&e);
+        for (size_t i = 0; i < sizeof prev; i++) {
+            prev[i] = (uint8_t)rnd();
+        }
+        crypto_hex(prev, DEVICE_ID_HEX_LEN / 2, dev);
+        buf_reset(&got);
+        buf_reset(&want);
+        CHECK_OK(buf_append(&got, "x", 1)); /* appends after what the buffer holds */
+        CHECK_OK(audit_event_encode(&e, dev, seq, prev, &got));
+        CHECK_OK(reference(&e, dev, seq, prev, &want));
+        if (got.len == want.len + 1 && memcmp(got.data + 1, want.data, want.len) == 0) {
+            same++;
+        } else if (same + 1 == (unsigned)k + 1) {
+            fprintf(stderr, "event %d differs:\n got  %.*s\n want %.*s\n", k, (int)got.len - 1,
+                    (const char *)got.data + 1, (int)want.len, (const char *)want.data);
+        }
+        cJSON *back = NULL;
+        CHECK_OK(json_parse_bounded(got.data + 1, got.len - 1, AUDIT_EVENT_MAX, &back, NULL, 0));
+        cJSON_Delete(back);
+    }
+    CHECK_INT(same, rounds);
+    /* a number the canonical form cannot carry, and an event past the size limit */
+    rnd_event(&e);
+    buf_reset(&got);
+    CHECK_ERR(audit_event_encode(&e, "d", UINT64_C(1) << 60, prev, &got), POSGATE_ERR_UNSUPPORTED);
+    CHECK_INT(got.len, 0);
+    memset(e.error, 'x', sizeof e.error - 1);
+    e.error[sizeof e.error - 1] = 0;
+    e.n_reasons = AUDIT_REASONS_MAX;
+    for (size_t i = 0; i < e.n_reasons; i++) {
+        memset(e.reasons[i].listing_id, '\\', sizeof e.reasons[i].listing_id - 1);
+        e.reasons[i].listing_id[sizeof e.reasons[i].listing_id - 1] = 0;
+        memset(e.reasons[i].list, '"', sizeof e.reasons[i].list - 1);
+        e.reasons[i].list[sizeof e.reasons[i].list - 1] = 0;
+    }
+    CHECK_OK(buf_append(&got, "keep", 4));
+    enum posgate_err err = audit_event_encode(&e, "d", 1, prev, &got);
+    if (err == POSGATE_ERR_TOOBIG) {
+        CHECK_INT(got.len, 4); /* left as it was */
+    } else {
+        CHECK_OK(err);
+        CHECK(got.len - 4 <= AUDIT_EVENT_MAX);
+    }
+    buf_free(&got);
+    buf_free(&want);
+    return test_summary("audit_event");
+}
