@@ -301,6 +301,7 @@ posgate_result_new(struct posgate_result **out)
         return POSGATE_ERR_NOMEM;
     }
     buf_init(&res->json, 1u << 20);
+    buf_init(&res->texts, 1u << 20);
     res->eng.decision = ENGINE_REFER;
     *out = res;
     return POSGATE_OK;
@@ -311,8 +312,53 @@ posgate_result_free(struct posgate_result *res)
 {
     if (res != NULL) {
         buf_free(&res->json);
+        buf_free(&res->texts);
         plat_free(res);
     }
+}
+
+/* The engine's reasons borrow their texts (list, authority, legal basis, contest route) from the
+ * reader's feed config. Once the reader is back in the pool another check may renew it and
+ * free that config while the caller still holds this result (posgate_result_json renders it
+ * later), so the texts are copied into the result first. */
+static enum posgate_err
+own_texts(struct posgate_result *res)
+{
+    struct engine_result *e = &res->eng;
+    size_t need = 0;
+
+    buf_reset(&res->texts);
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+        const char *t[] = {r->list_id,  r->list_authority, r->reason_id,
+                           r->authority, r->legal_basis,    r->contest};
+
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            need += (t[k] != NULL ? strlen(t[k]) : 0) + 1;
+        }
+    }
+    if (need == 0) {
+        return POSGATE_OK;
+    }
+    if (buf_reserve(&res->texts, need) != POSGATE_OK) { /* no reallocation below */
+        return POSGATE_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        struct engine_reason *r = &e->reasons[i];
+        const char **t[] = {&r->list_id,  &r->list_authority, &r->reason_id,
+                            &r->authority, &r->legal_basis,    &r->contest};
+
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            const char *src = *t[k] != NULL ? *t[k] : "";
+            size_t at = res->texts.len;
+
+            if (buf_append(&res->texts, src, strlen(src) + 1) != POSGATE_OK) {
+                return POSGATE_ERR_NOMEM;
+            }
+            *t[k] = (const char *)res->texts.data + at;
+        }
+    }
+    return POSGATE_OK;
 }
 
 static enum posgate_err
@@ -622,6 +668,9 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     err = engine_check_store(r, &er, &res->eng);
     if (err == POSGATE_OK || err == POSGATE_ERR_INVALID) {
         res->feed_version = store_reader_meta(r)->feed_version;
+    }
+    if (err == POSGATE_OK) {
+        err = own_texts(res);
     }
     if (err == POSGATE_OK) {
         event_lists(&ev, r, res->eng.service);

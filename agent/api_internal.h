@@ -63,6 +63,7 @@ struct posgate_result {
     uint64_t audit_seq; /* the event's seq once committed; 0 for a batched ALLOW */
     char errmsg[API_ERRMSG_MAX];
     struct buf json;
+    struct buf texts; /* the reasons' texts, copied from the reader's config (own_texts) */
 };
 
 /* The report codec (report.c): the check and status JSON objects. */

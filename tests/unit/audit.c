@@ -645,6 +645,65 @@ test_batched_bounds(struct posgate *pg, const char *audit_path)
     posgate_result_free(res);
 }
 
+/* A result's reasons keep their texts after the reader that produced them renews onto a new
+ * feed config (the old config is freed then): the DENY is rendered only afterwards, and still
+ * names the authority of the config it was decided under. Under AddressSanitizer a reason that
+ * borrowed from the freed config is a use-after-free. */
+static void
+test_texts_outlive_config(struct posgate *pg, const char *kd)
+{
+    struct posgate_request *rq = NULL;
+    struct posgate_result *ra = NULL, *rb = NULL, *rc = NULL;
+    char path[1200], old_auth[300] = "";
+    sqlite3 *db = NULL;
+    const char *j, *p;
+
+    CHECK_OK(posgate_request_new(&rq));
+    CHECK_OK(posgate_result_new(&ra));
+    CHECK_OK(posgate_result_new(&rb));
+    CHECK_OK(posgate_result_new(&rc));
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, hard));
+    CHECK_OK(posgate_check(pg, rq, ra));
+    CHECK_OK(posgate_check(pg, rq, rb)); /* rendered only after the config changed */
+    CHECK_INT(posgate_result_decision(rb), POSGATE_DENY);
+    j = posgate_result_json(ra);
+    p = j != NULL ? strstr(j, "\"authority\":\"") : NULL;
+    CHECK(p != NULL);
+    if (p != NULL) {
+        p += strlen("\"authority\":\"");
+        snprintf(old_auth, sizeof old_auth, "%.*s", (int)strcspn(p, "\""), p);
+    }
+    CHECK(old_auth[0] != 0);
+    /* the feed config changes under the running kiosk (as a new feed version would) */
+    snprintf(path, sizeof path, "%s/store.db", kd);
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK_INT(sqlite3_exec(db,
+                           "UPDATE meta SET value = CAST(replace(CAST(value AS TEXT), "
+                           "'\"authority\": \"', '\"authority\": \"Renamed ') AS BLOB) "
+                           "WHERE name = 'config'",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(sqlite3_changes(db), 1);
+    sqlite3_close(db); /* (the feed.json as published: "authority": "..." with a space) */
+    {
+        struct timespec renew = {1, 200 * 1000 * 1000}; /* pooled readers renew within 1 s */
+
+        nanosleep(&renew, NULL);
+    }
+    CHECK_OK(posgate_check(pg, rq, rc)); /* renews the pooled reader: the old config goes */
+    j = posgate_result_json(rc);
+    CHECK_CONTAINS(j != NULL ? j : "", "\"authority\":\"Renamed ");
+    j = posgate_result_json(rb);
+    CHECK_CONTAINS(j != NULL ? j : "", old_auth);
+    CHECK(j != NULL && strstr(j, "Renamed ") == NULL);
+    posgate_result_free(ra);
+    posgate_result_free(rb);
+    posgate_result_free(rc);
+    posgate_request_free(rq);
+}
+
 static void
 test_override(struct posgate *pg, const char *audit_path)
 {
@@ -849,6 +908,7 @@ main(void)
     check_batch(pg->audit, pg->dk, 0);
     check_batch(pg->audit, pg->dk, 7);
     verify_ok(pg->audit, "end");
+    test_texts_outlive_config(pg, kdir);
 out:
     posgate_request_free(rq);
     posgate_result_free(res);
