@@ -330,7 +330,7 @@ own_texts(struct posgate_result *res)
     buf_reset(&res->texts);
     for (size_t i = 0; i < e->n_reasons; i++) {
         const struct engine_reason *r = &e->reasons[i];
-        const char *t[] = {r->list_id,  r->list_authority, r->reason_id,
+        const char *t[] = {r->list_id,   r->list_authority, r->reason_id,
                            r->authority, r->legal_basis,    r->contest};
 
         for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
@@ -345,7 +345,7 @@ own_texts(struct posgate_result *res)
     }
     for (size_t i = 0; i < e->n_reasons; i++) {
         struct engine_reason *r = &e->reasons[i];
-        const char **t[] = {&r->list_id,  &r->list_authority, &r->reason_id,
+        const char **t[] = {&r->list_id,   &r->list_authority, &r->reason_id,
                             &r->authority, &r->legal_basis,    &r->contest};
 
         for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {

@@ -228,12 +228,12 @@ struct state_digest_async {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
-    bool started; /* the worker runs; otherwise batches are hashed inline */
-    bool done;    /* no more batches: the worker exits when the queue is empty */
-    bool abandon; /* the worker skips what is left */
+    bool started;          /* the worker runs; otherwise batches are hashed inline */
+    bool done;             /* no more batches: the worker exits when the queue is empty */
+    bool abandon;          /* the worker skips what is left */
     unsigned head, queued; /* the queue of full slots; the worker moves head */
     unsigned prod;         /* the producer's slot, always (head + queued) % ASYNC_SLOTS */
-    size_t fill; /* bytes in the producer's slot */
+    size_t fill;           /* bytes in the producer's slot */
     size_t len[ASYNC_SLOTS];
     struct state_digest inline_sum; /* the producer's thread */
     struct state_digest worker_sum; /* the worker's; read after the join */

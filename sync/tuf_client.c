@@ -1372,7 +1372,8 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
     crypto_hash_stream_finish(ds.h, h256, h512);
     snprintf(rname, sizeof(rname), "target \"%.200s\"", tt->name);
     if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
-                         tt->hashes.has_sha512 ? h512 : NULL, rname, msg, sizeof(msg)) != POSGATE_OK) {
+                         tt->hashes.has_sha512 ? h512 : NULL, rname, msg,
+                         sizeof(msg)) != POSGATE_OK) {
         err = seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
         goto out;
     }

@@ -172,11 +172,10 @@ test_hex(void)
 static void
 test_chacha20(void)
 {
-    static const char want[] =
-        "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
-        "da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"
-        "9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed"
-        "29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f";
+    static const char want[] = "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
+                               "da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"
+                               "9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed"
+                               "29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f";
     uint8_t key[32] = {0}, nonce[12] = {0}, out[128], other[128];
     char hex[2 * sizeof out + 1];
 

@@ -1197,6 +1197,27 @@ test_endless_and_arbitrary(void)
     cJSON_AddStringToObject(
         cJSON_GetObjectItem(cJSON_GetObjectItem(r.targets, "lists/a/md5.bin"), "hashes"), "md5",
         "00112233445566778899aabbccddeeff");
+    /* Each listed hash is computed and checked, and only those: a wrong sha512 beside a right
+     * sha256 is refused; a target listing sha512 alone is fetched under its sha512 name. */
+    add_target(&r, r.targets, "lists/a/s512.bin", "sixty-four", NULL);
+    cJSON_ReplaceItemInObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(r.targets, "lists/a/s512.bin"), "hashes"), "sha512",
+        cJSON_CreateString("00000000000000000000000000000000000000000000000000000000"
+                           "000000000000000000000000000000000000000000000000000000000"
+                           "000000000000000"));
+    add_target(&r, r.targets, "lists/a/only512.bin", "only sha512", NULL);
+    cJSON_DeleteItemFromObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(r.targets, "lists/a/only512.bin"), "hashes"),
+        "sha256");
+    {
+        uint8_t h512[CRYPTO_SHA512_LEN];
+        char hex512[2 * CRYPTO_SHA512_LEN + 1];
+
+        crypto_sha512("only sha512", 11, h512);
+        crypto_hex(h512, sizeof(h512), hex512);
+        snprintf(path, sizeof(path), "%s/lists/a/%s.only512.bin", r.tdir, hex512);
+        CHECK_OK(plat_write_atomic(path, "only sha512", 11, 0644));
+    }
     publish(&r);
     crypto_sha256("0123456789", 10, h);
     crypto_hex(h, sizeof(h), hex);
@@ -1226,6 +1247,18 @@ test_endless_and_arbitrary(void)
     path_of(dest, r.dl, "md5.bin");
     CHECK_ERR(tuf_client_download(x.c, &info, dest), POSGATE_ERR_BADHASH);
     CHECK_CONTAINS(tuf_client_errmsg(x.c), "cannot check (md5)");
+    CHECK_OK(tuf_client_find_target(x.c, "lists/a/s512.bin", &info));
+    path_of(dest, r.dl, "s512.bin");
+    CHECK_ERR(tuf_client_download(x.c, &info, dest), POSGATE_ERR_BADHASH);
+    CHECK_CONTAINS(tuf_client_errmsg(x.c), "has sha512");
+    CHECK(!plat_exists(dest));
+    CHECK_OK(tuf_client_find_target(x.c, "lists/a/only512.bin", &info));
+    CHECK(!info.has_sha256 && info.has_sha512);
+    path_of(dest, r.dl, "only512.bin");
+    CHECK_OK(tuf_client_download(x.c, &info, dest));
+    CHECK_OK(plat_read_file(dest, &got));
+    CHECK_STR(buf_cstr(&got), "only sha512");
+    CHECK_OK(plat_unlink(dest));
     /* Forged info: the caller's length and hashes are not trusted. */
     CHECK_OK(tuf_client_find_target(x.c, "lists/a/delta.bin", &info));
     info.length = 3;

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "plat_clock.h"
+
 #define BENCH_HIST_BINS (10000 + 9900 + 9900 + 1)
 #define BENCH_LINE_MAX  2048
 
@@ -29,7 +31,8 @@ struct bench_hist {
     uint64_t bins[BENCH_HIST_BINS];
 };
 
-uint64_t bench_now_ns(void);
+/* splitmix64: reproducible pseudo-random picks from a seed. */
+uint64_t bench_mix(uint64_t z);
 void bench_hist_init(struct bench_hist *h);
 void bench_hist_add(struct bench_hist *h, uint64_t ns);
 void bench_hist_merge(struct bench_hist *into, const struct bench_hist *from);

@@ -95,6 +95,29 @@ send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Appends what the socket has to buf[have..cap-1): 0 when something came, -1 on close, error
+ * or a full buffer (cap - 1 bytes, room kept for a terminating NUL). */
+static int
+recv_more(int fd, char *buf, size_t cap, size_t *have)
+{
+    for (;;) {
+        ssize_t r;
+
+        if (*have + 1 >= cap) {
+            return -1;
+        }
+        r = recv(fd, buf + *have, cap - 1 - *have, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return -1;
+        }
+        *have += (size_t)r;
+        return 0;
+    }
+}
+
 /* Reads one HTTP response: 0 and *status on success, -1 on a closed or malformed stream. */
 static int
 read_http(int fd, char *buf, size_t cap, unsigned *status)
@@ -103,7 +126,6 @@ read_http(int fd, char *buf, size_t cap, unsigned *status)
     char *end = NULL;
 
     for (;;) {
-        ssize_t r;
         if (end == NULL && have > 0) {
             buf[have] = '\0';
             end = strstr(buf, "\r\n\r\n");
@@ -129,17 +151,9 @@ read_http(int fd, char *buf, size_t cap, unsigned *status)
         if (end != NULL && have >= head + clen) {
             return have == head + clen ? 0 : -1;
         }
-        if (have + 1 >= cap) {
+        if (recv_more(fd, buf, cap, &have) != 0) {
             return -1;
         }
-        r = recv(fd, buf + have, cap - 1 - have, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return -1;
-        }
-        have += (size_t)r;
     }
 }
 
@@ -150,7 +164,6 @@ read_resp(int fd, char *buf, size_t cap, long *value)
     size_t have = 0;
 
     for (;;) {
-        ssize_t r;
         if (have >= 3 && buf[have - 2] == '\r' && buf[have - 1] == '\n') {
             if (buf[0] != ':') {
                 return -1;
@@ -159,17 +172,9 @@ read_resp(int fd, char *buf, size_t cap, long *value)
             *value = strtol(buf + 1, NULL, 10);
             return 0;
         }
-        if (have + 1 >= cap) {
+        if (recv_more(fd, buf, cap, &have) != 0) {
             return -1;
         }
-        r = recv(fd, buf + have, cap - 1 - have, 0);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return -1;
-        }
-        have += (size_t)r;
     }
 }
 
@@ -236,7 +241,7 @@ run_worker(void *arg)
     for (uint64_t i = 0; i < sh->per_thread; i++) {
         size_t n = sh->proto_http ? build_http(sh, base + i, req, sizeof req)
                                   : build_resp(sh, base + i, req, sizeof req);
-        uint64_t t0 = bench_now_ns();
+        uint64_t t0 = plat_mono_ns();
         unsigned status = 0;
         long v = 0;
         int rc;
@@ -247,7 +252,7 @@ run_worker(void *arg)
         }
         rc = sh->proto_http ? read_http(fd, buf, RESP_BUF, &status)
                             : read_resp(fd, buf, RESP_BUF, &v);
-        bench_hist_add(w->h, bench_now_ns() - t0);
+        bench_hist_add(w->h, plat_mono_ns() - t0);
         if (rc != 0) {
             fail(w, "connection closed or malformed reply");
             break;
@@ -320,7 +325,7 @@ bench_cmd_client(int argc, char **argv)
     if (w == NULL) {
         bench_die("out of memory");
     }
-    t0 = bench_now_ns();
+    t0 = plat_mono_ns();
     for (uint64_t i = 0; i < conns; i++) {
         w[i].sh = &sh;
         w[i].index = (unsigned)i;
@@ -343,7 +348,7 @@ bench_cmd_client(int argc, char **argv)
         errors += w[i].errors;
         hits += w[i].hits;
     }
-    t1 = bench_now_ns();
+    t1 = plat_mono_ns();
     bench_hist_print(all, prefix);
     printf("%s_rps=%.0f\n", prefix, (double)all->count * 1e9 / (double)(t1 - t0));
     printf("%s_errors=%" PRIu64 "\n%s_hits=%" PRIu64 "\n", prefix, errors, prefix, hits);

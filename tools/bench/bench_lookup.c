@@ -44,15 +44,6 @@ extern char **environ;
 #define WARMUP_MAX 10000
 #define KEY_LEN    16
 
-static uint64_t
-mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void
 load_list_key(const char *path, struct crypto_hmac_key *k)
 {
@@ -167,7 +158,7 @@ bench_cmd_prep(int argc, char **argv)
         bench_die("out of memory");
     }
     for (uint64_t i = 0; i < nhits; i++) {
-        pick[i] = mix(seed * 0x100000001ULL + i) % nrows;
+        pick[i] = bench_mix(seed * 0x100000001ULL + i) % nrows;
     }
     qsort(pick, nhits, sizeof *pick, cmp_u64);
 
@@ -251,7 +242,8 @@ bench_cmd_prep(int argc, char **argv)
         char msg[IDENT_MSG_MAX];
         size_t mlen;
 
-        ident_synth_cn_rid(mix(seed ^ 0x5bd1e9955bd1e995ULL) ^ mix(i + 0x7fffffffULL), rid);
+        ident_synth_cn_rid(bench_mix(seed ^ 0x5bd1e9955bd1e995ULL) ^ bench_mix(i + 0x7fffffffULL),
+                           rid);
         snprintf(a, sizeof a, "cn_rid:%s", rid);
         if (ident_parse_arg(a, strlen(a), &id, errmsg, sizeof errmsg) != POSGATE_OK) {
             bench_die("synthetic %s: %s", a, errmsg);
@@ -268,7 +260,7 @@ bench_cmd_prep(int argc, char **argv)
     }
     close_out(fq, "misses.txt");
     for (uint64_t i = nq - 1; i > 0; i--) {
-        uint64_t j = mix(seed + 0x1234567ULL + i) % (i + 1);
+        uint64_t j = bench_mix(seed + 0x1234567ULL + i) % (i + 1);
         struct query t = q[i];
         q[i] = q[j];
         q[j] = t;
@@ -374,12 +366,12 @@ bench_cmd_check(int argc, char **argv)
         }
     }
     map.pos = 0;
-    t_start = bench_now_ns();
+    t_start = plat_mono_ns();
     while ((limit == 0 || n < limit) && bench_map_line(&map, arg, sizeof arg) >= 0) {
-        uint64_t t0 = bench_now_ns(), t1;
+        uint64_t t0 = plat_mono_ns(), t1;
         enum posgate_err e = one_check(pg, rq, res, service, arg);
 
-        t1 = bench_now_ns();
+        t1 = plat_mono_ns();
         bench_hist_add(h, t1 - t0);
         n++;
         if (e != POSGATE_OK) {
@@ -394,7 +386,7 @@ bench_cmd_check(int argc, char **argv)
             fprintf(fd, "%s\n", arg);
         }
     }
-    t_end = bench_now_ns();
+    t_end = plat_mono_ns();
     anon_after = bench_proc_status_kb(0, "RssAnon");
     bench_hist_print(h, prefix);
     printf("%s_per_s=%.0f\n", prefix, (double)n * 1e9 / (double)(t_end - t_start));
@@ -505,12 +497,12 @@ bench_cmd_floor(int argc, char **argv)
         msgs.pos = 0;
         while ((mlen = bench_map_line(&msgs, msg, sizeof msg)) >= 0) {
             uint8_t mac[CRYPTO_SHA256_LEN];
-            uint64_t t0 = bench_now_ns(), t1;
+            uint64_t t0 = plat_mono_ns(), t1;
             int found;
 
             crypto_hmac(&hk, msg, (size_t)mlen, mac);
             found = oa_find(&t, mac);
-            t1 = bench_now_ns();
+            t1 = plat_mono_ns();
             if (pass == 1) {
                 bench_hist_add(h, t1 - t0);
                 hits += (uint64_t)found;
@@ -563,13 +555,13 @@ bench_cmd_naive(int argc, char **argv)
         msgs.pos = 0;
         n = 0;
         while ((mlen = bench_map_line(&msgs, msg, sizeof msg)) >= 0) {
-            uint64_t t0 = bench_now_ns(), t1;
+            uint64_t t0 = plat_mono_ns(), t1;
             int rc;
 
             sqlite3_bind_text(sel, 1, msg, (int)mlen, SQLITE_STATIC);
             rc = sqlite3_step(sel);
             sqlite3_reset(sel);
-            t1 = bench_now_ns();
+            t1 = plat_mono_ns();
             sql_ok(db, rc, "select");
             n++;
             if (pass == 1) {
@@ -652,7 +644,7 @@ bench_cmd_cold(int argc, char **argv)
     for (uint64_t i = 0; i < runs; i++) {
         pid_t pid;
         int st = 0;
-        uint64_t t0 = bench_now_ns();
+        uint64_t t0 = plat_mono_ns();
 
         if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, child, environ) != 0) {
             bench_die("posix_spawn: %s", strerror(errno));
@@ -660,7 +652,7 @@ bench_cmd_cold(int argc, char **argv)
         if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             bench_die("cold-child failed (status %d)", st);
         }
-        ms[i] = (double)(bench_now_ns() - t0) / 1e6;
+        ms[i] = (double)(plat_mono_ns() - t0) / 1e6;
     }
     qsort(ms, runs, sizeof ms[0], cmp_double);
     printf("cold_start_ms=%.2f\ncold_start_min_ms=%.2f\ncold_start_max_ms=%.2f\n", ms[runs / 2],

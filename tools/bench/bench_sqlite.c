@@ -73,7 +73,7 @@ bench_cmd_fsync(int argc, char **argv)
         "prepare");
     bench_hist_init(h);
     for (uint64_t i = 0; i < count + 20; i++) {
-        uint64_t t0 = bench_now_ns(), t1;
+        uint64_t t0 = plat_mono_ns(), t1;
 
         for (size_t j = 0; j < sizeof row; j++) {
             row[j] = (uint8_t)(i * 31 + j);
@@ -83,7 +83,7 @@ bench_cmd_fsync(int argc, char **argv)
         sqlite3_bind_blob(ins, 3, row, (int)sizeof row, SQLITE_STATIC);
         sql_ok(db, sqlite3_step(ins), "insert");
         sqlite3_reset(ins);
-        t1 = bench_now_ns();
+        t1 = plat_mono_ns();
         if (i >= 20) { /* the first commits create the WAL */
             bench_hist_add(h, t1 - t0);
         }
@@ -96,15 +96,6 @@ bench_cmd_fsync(int argc, char **argv)
     sqlite3_close(db);
     free(h);
     return 0;
-}
-
-static uint64_t
-mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
 }
 
 int
@@ -122,11 +113,11 @@ bench_cmd_bulk(int argc, char **argv)
     step = UINT64_MAX / n;
     db = open_fresh(dir, "bulk.db", "CREATE TABLE k(k BLOB PRIMARY KEY) WITHOUT ROWID");
     sql_ok(db, sqlite3_prepare_v2(db, "INSERT INTO k(k) VALUES (?1)", -1, &ins, NULL), "prepare");
-    t0 = bench_now_ns();
+    t0 = plat_mono_ns();
     sql_ok(db, sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), "begin");
     for (uint64_t i = 0; i < n; i++) {
         uint8_t key[16];
-        uint64_t hi = i * step, lo = mix(i);
+        uint64_t hi = i * step, lo = bench_mix(i);
 
         for (int b = 0; b < 8; b++) {
             key[b] = (uint8_t)(hi >> (56 - 8 * b));
@@ -137,7 +128,7 @@ bench_cmd_bulk(int argc, char **argv)
         sqlite3_reset(ins);
     }
     sql_ok(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), "commit");
-    t1 = bench_now_ns();
+    t1 = plat_mono_ns();
     printf("bulk_floor_s=%.3f\n", (double)(t1 - t0) / 1e9);
     printf("bulk_floor_entries_per_s=%.0f\n", (double)n * 1e9 / (double)(t1 - t0));
     sqlite3_finalize(ins);
