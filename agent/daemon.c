@@ -58,6 +58,7 @@ struct daemon {
     pthread_cond_t cond; /* CLOCK_MONOTONIC: wakes the loop; signals the end of a sync */
     int stop;
     int running;         /* a sync is in progress */
+    int merge_due;       /* the store's recent changes are to be merged (sync thread) */
     uint64_t generation; /* syncs finished */
     struct httpd_sync_outcome last;
     struct daemon_sync_state state;
@@ -220,6 +221,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     memset(&uo, 0, sizeof(uo));
     memset(&ur, 0, sizeof(ur));
     uo.data_dir = cfg->data_dir;
+    uo.defer_merge = 1; /* the sync thread merges after the sync (merge_recent) */
     uo.metadata = fetch_metadata_carrier(d->fetch);
     uo.targets = fetch_targets_carrier(d->fetch);
     msg[0] = 0;
@@ -361,6 +363,9 @@ do_sync(struct daemon *d, struct httpd_sync_outcome *out)
         d->state.next_attempt = plat_wall_s() + (int64_t)delay;
     }
     d->last_end_ns = now;
+    if (o.kind == HTTPD_SYNC_OK && o.changed) {
+        d->merge_due = 1;
+    }
     d->last = o;
     d->running = 0;
     d->state.running = 0;
@@ -372,6 +377,49 @@ do_sync(struct daemon *d, struct httpd_sync_outcome *out)
     }
 }
 
+/* Between merge chunks: stop for a stop request or a sync (which then merges again). */
+static int
+merge_keep_going(void *ctx)
+{
+    struct daemon *d = ctx;
+    int go;
+
+    pthread_mutex_lock(&d->lock);
+    go = !d->stop && !d->running;
+    pthread_mutex_unlock(&d->lock);
+    return go;
+}
+
+/* Merges the store's recent changes into its main table (store.h) after a sync installed a
+ * delta, in the sync thread so that no caller of POST /v1/sync waits for it. Called with
+ * d->lock held; releases it while merging. Checks go on meanwhile (each chunk leaves the
+ * answers as they were). */
+static void
+merge_recent(struct daemon *d)
+{
+    char dir[DAEMON_PATH_MAX], msg[1024];
+    uint64_t moved = 0, t0 = plat_mono_ns();
+    enum posgate_err err;
+
+    d->merge_due = 0;
+    memcpy(dir, d->cfg.data_dir, sizeof(dir));
+    pthread_mutex_unlock(&d->lock);
+    err = update_compact(dir, merge_keep_going, d, &moved, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN,
+                 "merging the store's recent changes failed (retried after the "
+                 "next sync): %s",
+                 msg);
+    } else if (moved > 0) {
+        plat_log(PLAT_LOG_INFO, "merged %llu recent row(s) into the store's main table in %.2f s",
+                 (unsigned long long)moved, (double)(plat_mono_ns() - t0) / 1e9);
+    }
+    pthread_mutex_lock(&d->lock);
+    if (err == POSGATE_OK && d->running) {
+        d->merge_due = 1; /* interrupted by a sync: go on after it */
+    }
+}
+
 static void *
 sync_thread(void *arg)
 {
@@ -380,6 +428,11 @@ sync_thread(void *arg)
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
         uint64_t now = plat_mono_ns();
+
+        if (d->merge_due && !d->running) {
+            merge_recent(d);
+            continue;
+        }
 
         if (d->cfg.n_feed_urls > 0 && !d->running && now >= d->next_due_ns) {
             pthread_mutex_unlock(&d->lock);
@@ -954,6 +1007,7 @@ main(int argc, char **argv)
         goto out;
     }
     d.next_due_ns = d.cfg.n_feed_urls > 0 ? plat_mono_ns() : UINT64_MAX;
+    d.merge_due = 1; /* rows an earlier run or posgate import left in recent */
     d.state.next_attempt = d.cfg.n_feed_urls > 0 ? plat_wall_s() : 0;
     if (pthread_create(&thr, NULL, sync_thread, &d) != 0) {
         fprintf(stderr, "posgated: cannot start the sync thread\n");

@@ -49,6 +49,7 @@ static const char usage_main[] =
     "  check    decide ALLOW / DENY / REFER for a subject and a service\n"
     "  status   show the installed feed version and list freshness\n"
     "  verify   recompute every list's digest and check the store\n"
+    "  compact  merge the changes of deltas into the store's main table\n"
     "  audit    list, export or verify the audit trail of decisions\n"
     "  device-key  print the public device key (enrol it at the collector)\n"
     "\n"
@@ -256,12 +257,16 @@ print_update(const struct update_result *res)
         return;
     }
     printf("installed feed version %lld (was %lld): %u snapshot(s), %u delta(s), %u list(s) "
-           "dropped, %llu entries applied%s%s\n",
+           "dropped, %llu entries applied in %.3f s%s%s\n",
            (long long)res->feed_version, (long long)res->previous_version, res->snapshots,
-           res->deltas, res->dropped, (unsigned long long)res->entries_changed,
+           res->deltas, res->dropped, (unsigned long long)res->entries_changed, res->install_s,
            res->fallbacks ? "; a delta failed and the snapshot was used" : "",
            res->expired_accepted ? "; expired metadata accepted (lists age from their issue time)"
                                  : "");
+    if (res->merged_rows > 0) {
+        printf("merged %llu delta row(s) into the main table in %.3f s\n",
+               (unsigned long long)res->merged_rows, res->merge_s);
+    }
 }
 
 static int
@@ -335,6 +340,73 @@ out:
     carrier_free(meta);
     carrier_free(targets);
     return rc;
+}
+
+/* ---- compact ---- */
+
+/* Prints s as a JSON string (control characters dropped). */
+static void
+print_json_string(const char *s)
+{
+    putchar('"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            putchar('\\');
+        }
+        if ((unsigned char)*p >= 0x20) {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+static const char usage_compact[] =
+    "usage: posgate [--data-dir DIR] compact [--json]\n"
+    "\n"
+    "Merges the changes that deltas wrote to the store's recent table into its main table and\n"
+    "erases the rows they removed. Checks answer the same before and after, and may run\n"
+    "meanwhile. posgate import and sync do this after each update and the daemon after each\n"
+    "sync, so it is needed only after an update whose merge failed (it then said so).\n"
+    "\n"
+    "  --json  print {\"ok\":true,\"merged_rows\":N,\"seconds\":S} (or \"error\")\n";
+
+static int
+cmd_compact(int argc, char **argv)
+{
+    int as_json = 0;
+    uint64_t moved = 0, t0;
+    double secs;
+    char msg[1024];
+    enum posgate_err err;
+
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_compact, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            return usage_error("compact", "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    t0 = plat_mono_ns();
+    err = update_compact(data_dir_opt, NULL, NULL, &moved, msg, sizeof(msg));
+    secs = (double)(plat_mono_ns() - t0) / 1e9;
+    if (as_json) {
+        printf("{\"ok\":%s,\"merged_rows\":%llu,\"seconds\":%.3f,\"error\":",
+               err == POSGATE_OK ? "true" : "false", (unsigned long long)moved, secs);
+        if (err == POSGATE_OK) {
+            printf("null}\n");
+        } else {
+            print_json_string(msg[0] ? msg : posgate_strerror(err));
+            printf("}\n");
+        }
+    } else if (err == POSGATE_OK) {
+        printf("merged %llu row(s) in %.3f s\n", (unsigned long long)moved, secs);
+    } else {
+        fprintf(stderr, "posgate compact: %s\n", msg[0] ? msg : posgate_strerror(err));
+    }
+    return update_exit(err);
 }
 
 /* ---- sync ---- */
@@ -832,16 +904,8 @@ cmd_verify(int argc, char **argv)
         if (err == POSGATE_OK) {
             printf("null}\n");
         } else {
-            putchar('"');
-            for (const char *p = msg; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                    putchar('\\');
-                }
-                if ((unsigned char)*p >= 0x20) {
-                    putchar(*p);
-                }
-            }
-            printf("\"}\n");
+            print_json_string(msg[0] ? msg : posgate_strerror(err));
+            printf("}\n");
         }
     } else if (err == POSGATE_OK) {
         printf("ok: %zu list(s), every digest matches its signed value\n", n);
@@ -887,6 +951,9 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[0], "verify") == 0) {
         return cmd_verify(argc, argv);
+    }
+    if (strcmp(argv[0], "compact") == 0) {
+        return cmd_compact(argc, argv);
     }
     if (strcmp(argv[0], "audit") == 0) {
         return audit_cli_main(data_dir_opt, argc, argv);

@@ -80,7 +80,9 @@ struct store_update {
     struct state_digest state;
     uint8_t reasons[STORE_REASON_BITMAP];
     sqlite3_stmt *ins;
-    sqlite3_stmt *del_row;
+    sqlite3_stmt *ov_ins;  /* a delta's addition, into recent */
+    sqlite3_stmt *ov_take; /* a delta's removal of a recent addition */
+    sqlite3_stmt *ov_tomb; /* a delta's removal of an entries row: its marker in recent */
     sqlite3_stmt *tmpl_sel;
     sqlite3_stmt *tmpl_ins;
     sqlite3_stmt *ins_batch; /* INS_BATCH rows in one INSERT, prepared on first use */
@@ -97,7 +99,9 @@ struct reader_list_map {
 struct store_reader {
     struct store *s;
     sqlite3 *db;
-    sqlite3_stmt *lookup;
+    sqlite3_stmt *lookup;    /* entries only: recent is empty */
+    sqlite3_stmt *lookup_ov; /* entries without their removal markers, plus recent additions */
+    bool has_recent;         /* recent holds rows in the reader's version */
     bool in_txn;
     uint64_t seen_store_gen;
     uint64_t txn_start_ns;
@@ -406,7 +410,19 @@ out:
     return err;
 }
 
-static const migrate_fn migrations[STORE_SCHEMA_VERSION] = {migrate_to_1, migrate_to_2};
+/* Version 3: recent, the changes of deltas not yet merged into entries (store.h). */
+static enum posgate_err
+migrate_to_3(sqlite3 *db, char *msg, size_t cap)
+{
+    return exec_sql(db,
+                    "CREATE TABLE recent(k BLOB NOT NULL, t INTEGER NOT NULL, n INTEGER NOT NULL,"
+                    " d INTEGER NOT NULL, a INTEGER, f INTEGER, u INTEGER, s BLOB,"
+                    " PRIMARY KEY(k, t, n, d)) WITHOUT ROWID;",
+                    msg, cap);
+}
+
+static const migrate_fn migrations[STORE_SCHEMA_VERSION] = {migrate_to_1, migrate_to_2,
+                                                            migrate_to_3};
 
 /* Brings the schema to STORE_SCHEMA_VERSION inside one write transaction. */
 static enum posgate_err
@@ -948,9 +964,27 @@ store_begin_update(struct store *s, struct store_update **out)
     err = prepare(s->db, "INSERT INTO entries(k, t, n, a, f, u, s) VALUES(?1,?2,?3,?4,?5,?6,?7)",
                   &u->ins, msg, cap);
     if (err == POSGATE_OK) {
+        /* an addition is refused when the entry is visible: in entries without a removal
+         * marker (checked here), or already added to recent (the primary key) */
         err = prepare(s->db,
-                      "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3 RETURNING a, f, u, s",
-                      &u->del_row, msg, cap);
+                      "INSERT INTO recent(k, t, n, d, a, f, u, s)"
+                      " SELECT ?1, ?2, ?3, 0, ?4, ?5, ?6, ?7 WHERE NOT EXISTS(SELECT 1 FROM entries"
+                      " WHERE k = ?1 AND t = ?2 AND n = ?3 AND NOT EXISTS(SELECT 1 FROM recent"
+                      " WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = 1))",
+                      &u->ov_ins, msg, cap);
+    }
+    if (err == POSGATE_OK) {
+        err = prepare(s->db,
+                      "DELETE FROM recent WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = 0"
+                      " RETURNING a, f, u, s",
+                      &u->ov_take, msg, cap);
+    }
+    if (err == POSGATE_OK) {
+        /* a second marker for the same row breaks the primary key: removed twice */
+        err = prepare(s->db,
+                      "INSERT INTO recent(k, t, n, d, a, f, u, s) SELECT k, t, n, 1, a, f, u, s"
+                      " FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3 RETURNING a, f, u, s",
+                      &u->ov_tomb, msg, cap);
     }
     if (err == POSGATE_OK) {
         err = prepare(s->db, "SELECT id FROM tmpl WHERE list = ?1 AND stem = ?2 AND width = ?3",
@@ -1208,29 +1242,44 @@ clear_list(struct store_update *u, int64_t no, uint64_t count)
     bool found;
     enum posgate_err err;
     sqlite3_stmt *st = NULL;
+    int64_t pending = 0;
     int rc;
 
-    if (count > 0) {
+    if (count == 0) {
+        /* an emptied list may still have rows in entries, hidden by their markers in recent */
+        err = query_int(s->db, "SELECT EXISTS(SELECT 1 FROM recent)", &pending, &found, s->errmsg,
+                        sizeof(s->errmsg));
+        if (err != POSGATE_OK) {
+            return ufail(u, err, "%s", s->errmsg);
+        }
+    }
+    if (count > 0 || pending != 0) {
         err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
                         s->errmsg, sizeof(s->errmsg));
         if (err != POSGATE_OK) {
             return ufail(u, err, "%s", s->errmsg);
         }
         if ((uint64_t)total == count) {
-            /* The list holds every row: SQLite truncates the table (zeroing the pages). */
-            err = exec_sql(s->db, "DELETE FROM entries", s->errmsg, sizeof(s->errmsg));
+            /* The list holds every row: SQLite truncates the tables (zeroing the pages). */
+            err = exec_sql(s->db, "DELETE FROM entries; DELETE FROM recent", s->errmsg,
+                           sizeof(s->errmsg));
         } else {
-            err = prepare(s->db,
-                          "DELETE FROM entries WHERE t IN (SELECT id FROM tmpl WHERE list = ?1)",
-                          &st, s->errmsg, sizeof(s->errmsg));
-            if (err == POSGATE_OK) {
-                sqlite3_bind_int64(st, 1, no);
-                rc = sqlite3_step(st);
-                if (rc != SQLITE_DONE) {
-                    err = db_fail(s->db, rc, "delete list entries", s->errmsg, sizeof(s->errmsg));
+            static const char *const sql[] = {
+                "DELETE FROM entries WHERE t IN (SELECT id FROM tmpl WHERE list = ?1)",
+                "DELETE FROM recent WHERE t IN (SELECT id FROM tmpl WHERE list = ?1)"};
+
+            for (size_t i = 0; i < 2 && err == POSGATE_OK; i++) {
+                err = prepare(s->db, sql[i], &st, s->errmsg, sizeof(s->errmsg));
+                if (err == POSGATE_OK) {
+                    sqlite3_bind_int64(st, 1, no);
+                    rc = sqlite3_step(st);
+                    if (rc != SQLITE_DONE) {
+                        err =
+                            db_fail(s->db, rc, "delete list entries", s->errmsg, sizeof(s->errmsg));
+                    }
+                    sqlite3_finalize(st);
+                    st = NULL;
                 }
-                sqlite3_finalize(st);
-                st = NULL;
             }
         }
         if (err != POSGATE_OK) {
@@ -1431,6 +1480,26 @@ insert_one(struct store_update *u, const struct pending_row *r)
     return POSGATE_OK;
 }
 
+/* A delta's addition: a row of recent, refused when the entry is visible already. */
+static enum posgate_err
+insert_recent(struct store_update *u, const struct pending_row *r)
+{
+    int rc;
+
+    bind_row(u->ov_ins, 0, r);
+    rc = sqlite3_step(u->ov_ins);
+    sqlite3_reset(u->ov_ins);
+    if (rc == SQLITE_DONE && sqlite3_changes(u->s->db) == 1) {
+        return POSGATE_OK;
+    }
+    if (rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT) {
+        return ufail(u, POSGATE_ERR_REJECTED,
+                     "store: list \"%s\": listing \"%s\" is added but already present", u->list_id,
+                     r->listing_id);
+    }
+    return ufail_db(u, rc, "insert entry");
+}
+
 /* Inserts the pending rows. A full batch goes in one statement; when that statement fails on
  * a constraint (it is rolled back as a whole) the rows are inserted one by one to name the
  * listing at fault. */
@@ -1519,7 +1588,7 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
         u->n_pending++;
         err = u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
     } else {
-        err = insert_one(u, r); /* a delta's additions land anywhere and may collide */
+        err = insert_recent(u, r); /* a delta's additions go to recent (store.h) */
     }
     if (err != POSGATE_OK) {
         return err;
@@ -1532,6 +1601,39 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     u->changes++;
     u->additions_started = true;
     return POSGATE_OK;
+}
+
+/* Steps a removal statement (?1 k, ?2 t, ?3 n; RETURNING a, f, u, s) and decodes the row it
+ * hands back into *old. SQLITE_ROW: removed; SQLITE_DONE: no such row; SQLITE_CORRUPT: the row
+ * does not decode; otherwise the SQLite error. */
+static int
+take_row(sqlite3_stmt *st, const struct feed_entry *e, int64_t tid, int64_t num,
+         struct feed_entry *old)
+{
+    int rc, rrc;
+
+    sqlite3_bind_blob(st, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, tid);
+    sqlite3_bind_int64(st, 3, num);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memcpy(old->key, e->key, FEED_KEY_LEN);
+        memcpy(old->listing_id, e->listing_id, e->listing_id_len + 1u);
+        old->listing_id_len = e->listing_id_len;
+        if (!decode_attrs(old, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), st, 2,
+                          3)) {
+            sqlite3_reset(st);
+            return SQLITE_CORRUPT;
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) { /* (k, t, n[, d]) is the primary key */
+            return sqlite3_reset(st);
+        }
+    }
+    rrc = sqlite3_reset(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        return rrc == SQLITE_OK ? rc : rrc;
+    }
+    return rc == SQLITE_ERROR ? rrc : rc; /* reset gives the extended code */
 }
 
 enum posgate_err
@@ -1567,34 +1669,18 @@ store_list_remove(struct store_update *u, const struct feed_entry *e)
     memset(&old, 0, sizeof(old));
     rc = SQLITE_DONE;
     if (tid != 0) {
-        /* one statement finds and deletes the row and hands back what the digest needs */
-        sqlite3_bind_blob(u->del_row, 1, e->key, FEED_KEY_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(u->del_row, 2, tid);
-        sqlite3_bind_int64(u->del_row, 3, num);
-        rc = sqlite3_step(u->del_row);
-        if (rc == SQLITE_ROW) {
-            memcpy(old.key, e->key, FEED_KEY_LEN);
-            memcpy(old.listing_id, e->listing_id, e->listing_id_len + 1u);
-            old.listing_id_len = e->listing_id_len;
-            if (!decode_attrs(&old, sqlite3_column_int64(u->del_row, 0),
-                              sqlite3_column_int64(u->del_row, 1), u->del_row, 2, 3)) {
-                sqlite3_reset(u->del_row);
-                return ufail(u, POSGATE_ERR_CORRUPT,
-                             "store: list \"%s\": the row of listing \"%s\" is damaged", u->list_id,
-                             e->listing_id);
-            }
-            if (sqlite3_step(u->del_row) != SQLITE_DONE) { /* (k, t, n) is the primary key */
-                rc = sqlite3_reset(u->del_row);
-                return ufail_db(u, rc, "delete entry");
+        /* an addition still in recent goes from there; a row of entries gets a marker */
+        rc = take_row(u->ov_take, e, tid, num, &old);
+        if (rc == SQLITE_DONE) {
+            rc = take_row(u->ov_tomb, e, tid, num, &old);
+            if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+                rc = SQLITE_DONE; /* marked already: removed before */
             }
         }
-        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-            int rrc = sqlite3_reset(u->del_row);
-            if (rrc != SQLITE_OK) {
-                return ufail_db(u, rrc, "delete entry");
-            }
-        } else {
-            sqlite3_reset(u->del_row);
+        if (rc == SQLITE_CORRUPT) {
+            return ufail(u, POSGATE_ERR_CORRUPT,
+                         "store: list \"%s\": the row of listing \"%s\" is damaged", u->list_id,
+                         e->listing_id);
         }
     }
     if (rc == SQLITE_DONE) {
@@ -1754,7 +1840,9 @@ static void
 update_free(struct store_update *u)
 {
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->del_row);
+    sqlite3_finalize(u->ov_ins);
+    sqlite3_finalize(u->ov_take);
+    sqlite3_finalize(u->ov_tomb);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
@@ -1783,11 +1871,14 @@ store_update_commit(struct store_update *u)
     changes = u->changes;
     /* Statements must be finalized before COMMIT can succeed without pending writes. */
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->del_row);
+    sqlite3_finalize(u->ov_ins);
+    sqlite3_finalize(u->ov_take);
+    sqlite3_finalize(u->ov_tomb);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
-    u->ins = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+    u->ins = u->ov_ins = u->ov_take = u->ov_tomb = NULL;
+    u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     if (err == POSGATE_OK) {
         int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 
@@ -1821,20 +1912,216 @@ store_update_abort(struct store_update *u)
         return;
     }
     sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->del_row);
+    sqlite3_finalize(u->ov_ins);
+    sqlite3_finalize(u->ov_take);
+    sqlite3_finalize(u->ov_tomb);
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
-    u->ins = u->del_row = u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+    u->ins = u->ov_ins = u->ov_take = u->ov_tomb = NULL;
+    u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
     (void)sqlite3_exec(u->s->db, "ROLLBACK", NULL, NULL, NULL);
     update_free(u);
 }
 
+/* ---------------------------------------------------------------- merge */
+
+struct merge_key {
+    uint8_t k[FEED_KEY_LEN];
+    int64_t t, n;
+    int d;
+};
+
+enum posgate_err
+store_recent_rows(struct store *s, uint64_t *rows, uint64_t *entries)
+{
+    enum posgate_err err;
+    int64_t v = 0, total = 0;
+    bool found = false;
+
+    if (s == NULL || rows == NULL || entries == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = query_int(s->db, "SELECT count(*) FROM recent", &v, &found, s->errmsg, sizeof(s->errmsg));
+    if (err == POSGATE_OK) {
+        err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
+                        s->errmsg, sizeof(s->errmsg));
+    }
+    *rows = err == POSGATE_OK ? (uint64_t)v : 0;
+    *entries = err == POSGATE_OK ? (uint64_t)total : 0;
+    return err;
+}
+
+/* Reads the first max_rows keys of recent in key order; an addition whose removal marker may
+ * follow in the next chunk is held back, so a chunk deletes a row before re-adding it. */
+static enum posgate_err
+merge_read_chunk(struct store *s, struct merge_key *keys, size_t max_rows, size_t *n, bool *more)
+{
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err;
+    size_t got = 0;
+    int rc;
+
+    err = prepare(s->db, "SELECT k, t, n, d FROM recent ORDER BY k, t, n, d LIMIT ?1", &st,
+                  s->errmsg, sizeof(s->errmsg));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)max_rows);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct merge_key *m = &keys[got];
+
+        if (sqlite3_column_bytes(st, 0) != FEED_KEY_LEN || sqlite3_column_blob(st, 0) == NULL) {
+            sqlite3_finalize(st);
+            set_msg(s->errmsg, sizeof(s->errmsg), "store: a row of recent has a damaged key");
+            return POSGATE_ERR_CORRUPT;
+        }
+        memcpy(m->k, sqlite3_column_blob(st, 0), FEED_KEY_LEN);
+        m->t = sqlite3_column_int64(st, 1);
+        m->n = sqlite3_column_int64(st, 2);
+        m->d = sqlite3_column_int(st, 3);
+        got++;
+    }
+    if (rc != SQLITE_DONE) {
+        err = db_fail(s->db, rc, "read recent", s->errmsg, sizeof(s->errmsg));
+    }
+    sqlite3_finalize(st);
+    *more = got == max_rows;
+    if (*more && got > 1 && keys[got - 1].d == 0) {
+        got--;
+    }
+    *n = got;
+    return err;
+}
+
+static void
+bind_merge_key(sqlite3_stmt *st, const struct merge_key *m)
+{
+    sqlite3_bind_blob(st, 1, m->k, FEED_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, m->t);
+    sqlite3_bind_int64(st, 3, m->n);
+}
+
+/* Applies a chunk inside the caller's transaction: markers first, then additions. */
+static enum posgate_err
+merge_apply(struct store *s, const struct merge_key *keys, size_t n)
+{
+    static const char *const sql[3] = {
+        "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3",
+        "INSERT INTO entries(k, t, n, a, f, u, s) SELECT k, t, n, a, f, u, s FROM recent"
+        " WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = 0",
+        "DELETE FROM recent WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = ?4"};
+    sqlite3_stmt *st[3] = {NULL, NULL, NULL};
+    enum posgate_err err = POSGATE_OK;
+    int rc = SQLITE_DONE;
+
+    for (size_t i = 0; i < 3 && err == POSGATE_OK; i++) {
+        err = prepare(s->db, sql[i], &st[i], s->errmsg, sizeof(s->errmsg));
+    }
+    for (int pass = 1; pass >= 0 && err == POSGATE_OK; pass--) {
+        for (size_t i = 0; i < n && err == POSGATE_OK; i++) {
+            sqlite3_stmt *op = pass == 1 ? st[0] : st[1];
+
+            if (keys[i].d != pass) {
+                continue;
+            }
+            bind_merge_key(op, &keys[i]);
+            rc = sqlite3_step(op);
+            sqlite3_reset(op);
+            if ((rc == SQLITE_DONE && sqlite3_changes(s->db) != 1) ||
+                (rc & 0xff) == SQLITE_CONSTRAINT) {
+                set_msg(s->errmsg, sizeof(s->errmsg), "store: recent %s a row of entries that %s",
+                        pass == 1 ? "marks the removal of" : "adds",
+                        pass == 1 ? "is absent" : "exists");
+                err = POSGATE_ERR_CORRUPT;
+            } else if (rc != SQLITE_DONE) {
+                err = db_fail(s->db, rc, "merge recent", s->errmsg, sizeof(s->errmsg));
+            }
+        }
+    }
+    for (size_t i = 0; i < n && err == POSGATE_OK; i++) {
+        bind_merge_key(st[2], &keys[i]);
+        sqlite3_bind_int(st[2], 4, keys[i].d);
+        rc = sqlite3_step(st[2]);
+        sqlite3_reset(st[2]);
+        if (rc != SQLITE_DONE) {
+            err = db_fail(s->db, rc, "merge recent", s->errmsg, sizeof(s->errmsg));
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_finalize(st[i]);
+    }
+    return err;
+}
+
+enum posgate_err
+store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
+{
+    struct merge_key *keys;
+    enum posgate_err err;
+    size_t n = 0;
+
+    if (s == NULL || moved == NULL || more == NULL || max_rows < 2) {
+        return POSGATE_ERR_INVALID;
+    }
+    *moved = 0;
+    *more = false;
+    if ((s->flags & STORE_READONLY) != 0 || s->updating) {
+        set_msg(s->errmsg, sizeof(s->errmsg), "store: %s",
+                s->updating ? "an update is in progress" : "opened read-only");
+        return POSGATE_ERR_STATE;
+    }
+    keys = plat_malloc(max_rows * sizeof(*keys));
+    if (keys == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    err = exec_sql(s->db, "BEGIN IMMEDIATE", s->errmsg, sizeof(s->errmsg));
+    if (err == POSGATE_OK) {
+        err = merge_read_chunk(s, keys, max_rows, &n, more);
+        if (err == POSGATE_OK && n > 0) {
+            err = merge_apply(s, keys, n);
+        }
+        if (err == POSGATE_OK) {
+            int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+
+            if (rc != SQLITE_OK) {
+                err = db_fail(s->db, rc, "commit", s->errmsg, sizeof(s->errmsg));
+            }
+        }
+        if (err != POSGATE_OK) {
+            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    plat_free(keys);
+    if (err != POSGATE_OK) {
+        *more = false;
+        return err;
+    }
+    *moved = n;
+    if (n > 0) {
+        /* the version is the same (only its layout changed); readers renew to let go of the
+         * pages they hold */
+        atomic_fetch_add(&s->generation, 1);
+        atomic_fetch_add(&process_commits, 1);
+    }
+    if (!*more) {
+        sqlite3_busy_timeout(s->db, 0);
+        (void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    }
+    return POSGATE_OK;
+}
+
 /* ---------------------------------------------------------------- verify */
 
-#define ROW_SELECT                                                                                 \
-    "SELECT e.k, e.t, e.n, e.a, e.f, e.u, e.s, m.list, m.stem, m.width FROM entries AS e"          \
-    " LEFT JOIN tmpl AS m ON m.id = e.t"
+/* The visible entries: rows of entries without a removal marker, plus the additions in
+ * recent (store.h). VISIBLE_ROWS(" AND e.k = ?1") selects one key's. */
+#define ROW_COLS   "SELECT e.k, e.t, e.n, e.a, e.f, e.u, e.s, m.list, m.stem, m.width FROM "
+#define ROW_SELECT ROW_COLS "entries AS e LEFT JOIN tmpl AS m ON m.id = e.t"
+#define VISIBLE_ROWS(cond)                                                                         \
+    ROW_SELECT " WHERE NOT EXISTS(SELECT 1 FROM recent AS r WHERE r.k = e.k AND r.t = e.t"         \
+               " AND r.n = e.n AND r.d = 1)" cond " UNION ALL " ROW_COLS                           \
+               "recent AS e LEFT JOIN tmpl AS m ON m.id = e.t WHERE e.d = 0" cond
 
 /* Decodes a ROW_SELECT row into e and *list_no; false when damaged. Columns: 0 k, 1 t, 2 n,
  * 3 a, 4 f, 5 u, 6 s, 7 list, 8 stem, 9 width. */
@@ -1933,7 +2220,24 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
             goto out;
         }
     }
-    err = prepare(s->db, ROW_SELECT, &st, errmsg, errcap);
+    {
+        int64_t dangling = 0;
+        bool found = false;
+
+        err = query_int(s->db,
+                        "SELECT count(*) FROM recent AS r WHERE r.d = 1 AND NOT EXISTS(SELECT 1"
+                        " FROM entries AS e WHERE e.k = r.k AND e.t = r.t AND e.n = r.n)",
+                        &dangling, &found, errmsg, errcap);
+        if (err == POSGATE_OK && dangling != 0) {
+            set_msg(errmsg, errcap,
+                    "store: %" PRId64 " removal marker(s) in recent name no row of entries",
+                    dangling);
+            err = POSGATE_ERR_CORRUPT;
+        }
+    }
+    if (err == POSGATE_OK) {
+        err = prepare(s->db, VISIBLE_ROWS(""), &st, errmsg, errcap);
+    }
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -2029,6 +2333,10 @@ store_reader_new(struct store *s, struct store_reader **out)
         goto fail;
     }
     err = prepare(r->db, ROW_SELECT " WHERE e.k = ?1", &r->lookup, s->errmsg, sizeof(s->errmsg));
+    if (err == POSGATE_OK) {
+        err = prepare(r->db, VISIBLE_ROWS(" AND e.k = ?1"), &r->lookup_ov, s->errmsg,
+                      sizeof(s->errmsg));
+    }
     if (err != POSGATE_OK) {
         goto fail;
     }
@@ -2046,6 +2354,7 @@ store_reader_free(struct store_reader *r)
         return;
     }
     sqlite3_finalize(r->lookup);
+    sqlite3_finalize(r->lookup_ov);
     if (r->db != NULL && r->in_txn) {
         (void)sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
     }
@@ -2093,6 +2402,13 @@ reader_load(struct store_reader *r)
     size_t n = 0;
 
     err = read_meta(r->db, &r->meta, msg, cap);
+    if (err == POSGATE_OK) {
+        int64_t any = 0;
+        bool found = false;
+
+        err = query_int(r->db, "SELECT EXISTS(SELECT 1 FROM recent)", &any, &found, msg, cap);
+        r->has_recent = any != 0;
+    }
     if (err != POSGATE_OK) {
         return err;
     }
@@ -2168,6 +2484,7 @@ store_reader_refresh(struct store_reader *r)
         return POSGATE_OK;
     }
     sqlite3_reset(r->lookup);
+    sqlite3_reset(r->lookup_ov);
     if (r->in_txn) {
         (void)sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
         r->in_txn = false;
@@ -2280,6 +2597,7 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
                      struct store_hit *out, size_t cap, size_t *n)
 {
     size_t found = 0;
+    sqlite3_stmt *st;
     int rc;
 
     if (r == NULL || key == NULL || n == NULL || (out == NULL && cap > 0)) {
@@ -2290,16 +2608,17 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
         set_msg(r->errmsg, sizeof(r->errmsg), "store: reader has no version; refresh first");
         return POSGATE_ERR_STATE;
     }
-    sqlite3_bind_blob(r->lookup, 1, key, STORE_KEY_LEN, SQLITE_STATIC);
-    while ((rc = sqlite3_step(r->lookup)) == SQLITE_ROW) {
+    st = r->has_recent ? r->lookup_ov : r->lookup;
+    sqlite3_bind_blob(st, 1, key, STORE_KEY_LEN, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (found < cap) {
             struct store_hit *h = &out[found];
             int64_t no = -1;
             int idx;
 
-            idx = decode_row(r->lookup, &h->e, &no) ? map_find(r, no) : -1;
+            idx = decode_row(st, &h->e, &no) ? map_find(r, no) : -1;
             if (idx < 0) {
-                sqlite3_reset(r->lookup);
+                sqlite3_reset(st);
                 set_msg(r->errmsg, sizeof(r->errmsg),
                         "store: an entry row of this key cannot be decoded");
                 return POSGATE_ERR_CORRUPT;
@@ -2308,7 +2627,7 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
         }
         found++;
     }
-    sqlite3_reset(r->lookup);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         return map_sqlite(rc) == POSGATE_OK ? POSGATE_ERR_IO : map_sqlite(rc);
     }

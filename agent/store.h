@@ -19,6 +19,7 @@
  *         state BLOB (268, state_digest_serialise), issued_at, reasons BLOB (bitmap))
  *   tmpl(id INTEGER PRIMARY KEY, list, stem BLOB, width, UNIQUE(list, stem, width))
  *   entries(k BLOB, t, n, a, f, u, s, PRIMARY KEY(k, t, n)) WITHOUT ROWID
+ *   recent(k BLOB, t, n, d, a, f, u, s, PRIMARY KEY(k, t, n, d)) WITHOUT ROWID
  *
  * An entry row (≈ 40 bytes on disk with B-tree overhead for a typical entry):
  *
@@ -40,6 +41,17 @@
  * Templates of rows removed by deltas remain until the list's next snapshot (they hold only
  * public listing-id prefixes).
  *
+ * Deltas go to recent, not to entries. The keys are keyed hashes, so a delta's changes land on
+ * random pages: written into entries, a 1% delta of a 15M list rewrites most of the table's
+ * pages. In recent a delta costs O(changes). A row of recent with d = 0 is an addition (a, f,
+ * u, s as in entries); d = 1 marks the removal of the entries row (k, t, n) and carries its
+ * values. The entries a check sees are the rows of entries without a marker plus the additions
+ * (a key removed and added again has both). store_merge_step moves recent into entries a chunk
+ * per transaction, each leaving the visible entries as they were: the daemon merges after a
+ * sync, posgate import and sync when recent passes STORE_RECENT_MERGE_DIV-th of the entries,
+ * posgate compact on demand. Until then a removed row stays in entries, hidden by its marker;
+ * the merge deletes it (zeroed by secure_delete).
+ *
  * Pragmas: journal_mode=WAL, synchronous=FULL, secure_delete=ON (removed entries are zeroed
  * on disk), foreign_keys off, mmap_size for readers.
  */
@@ -56,13 +68,17 @@
 #include "posgate_err.h"
 #include "state_digest.h"
 
-#define STORE_SCHEMA_VERSION    2
+#define STORE_SCHEMA_VERSION    3
 #define STORE_KEY_LEN           16
 #define STORE_JURISDICTIONS_MAX 16
 #define STORE_LISTS_MAX         FEED_LISTS_MAX
 #define STORE_REASON_BITMAP     (FEED_REASONS_MAX / 8)
 #define STORE_ERRMSG_MAX        256
 #define STORE_CONFIG_MAX        FEED_CONFIG_MAX_BYTES
+/* An update merges recent into entries when recent holds more than 1/DIV of the entries. */
+#define STORE_RECENT_MERGE_DIV 16
+/* Rows of recent moved per merge transaction. */
+#define STORE_MERGE_CHUNK 16384
 
 /* Process-wide SQLite settings, applied once before SQLite's first use (store_open and the
  * audit queue call it). */
@@ -181,6 +197,16 @@ uint64_t store_update_changes(const struct store_update *u);
 POSGATE_WUR enum posgate_err store_update_commit(struct store_update *u);
 /* Rolls back and frees; NULL is a no-op. */
 void store_update_abort(struct store_update *u);
+
+/* Rows in recent (not yet merged) and the entries of all lists. */
+POSGATE_WUR enum posgate_err store_recent_rows(struct store *s, uint64_t *rows, uint64_t *entries);
+
+/* Moves up to max_rows (>= 2) rows of recent into entries in one transaction; *moved is how
+ * many, *more whether recent may hold more. The visible entries do not change. Errors: STATE
+ * (read-only, or an update is open on this handle), CORRUPT (recent does not match entries),
+ * IO/FULL (nothing of this step is kept). */
+POSGATE_WUR enum posgate_err store_merge_step(struct store *s, size_t max_rows, uint64_t *moved,
+                                              bool *more);
 
 /* Recomputes every list's state from its rows and compares it with the stored state and the
  * entry count. REJECTED (CORRUPT for an unreadable row) when any differs; errmsg names the

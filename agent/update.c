@@ -770,9 +770,58 @@ out:
     return err;
 }
 
+static enum posgate_err
+merge_all(struct store *st, int (*keep_going)(void *), void *ctx, uint64_t *moved, char *errmsg,
+          size_t errcap)
+{
+    enum posgate_err err = POSGATE_OK;
+    bool more = true;
+
+    *moved = 0;
+    while (more && (keep_going == NULL || keep_going(ctx))) {
+        uint64_t n = 0;
+
+        err = store_merge_step(st, STORE_MERGE_CHUNK, &n, &more);
+        if (err != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", store_errmsg(st));
+            break;
+        }
+        *moved += n;
+    }
+    return err;
+}
+
+enum posgate_err
+update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint64_t *moved,
+               char *errmsg, size_t errcap)
+{
+    struct datadir dd;
+    struct store *st = NULL;
+    enum posgate_err err;
+    char msg[STORE_ERRMSG_MAX];
+
+    *moved = 0;
+    errmsg[0] = 0;
+    err = datadir_init(&dd, data_dir);
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "data dir: %s", posgate_strerror(err));
+        return err;
+    }
+    err = store_open(dd.store, 0, &st, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "store %s: %s%s", dd.store, msg,
+                 err == POSGATE_ERR_NOTFOUND ? " (run posgate init first)" : "");
+        return err;
+    }
+    err = merge_all(st, keep_going, ctx, moved, errmsg, errcap);
+    store_close(st);
+    return err;
+}
+
 enum posgate_err
 update_run(const struct update_options *opt, struct update_result *res, char *errmsg, size_t errcap)
 {
+    uint64_t t0 = plat_mono_ns();
     struct run r;
     struct store_meta old;
     struct buf config_json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
@@ -843,6 +892,7 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     if (err != POSGATE_OK) {
         goto out;
     }
+    res->install_s = (double)(plat_mono_ns() - t0) / 1e9;
     /* The store holds the new version: now the trusted metadata may follow. */
     if (plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX) != POSGATE_OK) {
         /* The new version is installed and serving; the trusted metadata stays at the older,
@@ -851,6 +901,19 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
                  "feed version %lld is installed, but the verified metadata could not be copied "
                  "into %s; the next update will retry",
                  (long long)res->feed_version, r.dd.tuf);
+    }
+    if (!opt->defer_merge) {
+        uint64_t t1 = plat_mono_ns();
+
+        /* The new version is installed and serving either way: a merge that fails is retried
+         * by the next update or by posgate compact. */
+        if (merge_all(r.st, NULL, NULL, &res->merged_rows, msg, sizeof(msg)) != POSGATE_OK) {
+            plat_log(PLAT_LOG_WARN,
+                     "feed version %lld is installed; merging its changes into the main table "
+                     "failed and is retried by the next update: %s",
+                     (long long)res->feed_version, msg);
+        }
+        res->merge_s = (double)(plat_mono_ns() - t1) / 1e9;
     }
 out:
     if (plat_remove_dir_files(r.dd.tuf_staging) != POSGATE_OK) {

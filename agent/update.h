@@ -32,6 +32,10 @@ struct update_options {
     int accept_expired;
     int progress; /* draw progress bars on a terminal */
     int64_t now;  /* 0: the wall clock */
+    /* 0: after installing, merge the store's recent changes into its main table (store.h), so
+     * that rows removed are erased when the call returns; 1: leave that to the caller
+     * (update_compact), as the daemon does outside the sync */
+    int defer_merge;
 };
 
 struct update_result {
@@ -44,11 +48,22 @@ struct update_result {
     unsigned fallbacks; /* delta chains abandoned for a snapshot */
     uint64_t entries_changed;
     int expired_accepted;
+    double install_s;     /* from the start to the commit of the new version */
+    uint64_t merged_rows; /* recent rows merged after the commit */
+    double merge_s;
 };
 
 /* Runs one update. Errors: REJECTED (the feed was refused: errmsg says why), NETWORK/RETRY/IO
  * (the carrier failed), NOTFOUND (no store: run posgate init), CORRUPT, NOMEM. */
 POSGATE_WUR enum posgate_err update_run(const struct update_options *opt, struct update_result *res,
                                         char *errmsg, size_t errcap);
+
+/* Merges the store's recent changes into its main table, a transaction per chunk, until none
+ * is left or keep_going (may be NULL) returns 0 between chunks. The store is opened here
+ * (data_dir NULL: the default). *moved counts the rows merged. Errors as store_merge_step;
+ * errmsg says what failed. */
+POSGATE_WUR enum posgate_err update_compact(const char *data_dir, int (*keep_going)(void *),
+                                            void *ctx, uint64_t *moved, char *errmsg,
+                                            size_t errcap);
 
 #endif

@@ -269,6 +269,18 @@ allowed() { [[ $(http POST /v1/check '{"service": "'"$LSVC"'", "ids": ["'"$LISTE
 wait_for $((2 * POLL + 1)) allowed || fail "removal not propagated within $((2 * POLL)) s: $(cat resp.json)"
 echo "removal propagated in $(( ($(date +%s%N) - t0) / 1000000 )) ms (poll interval ${POLL} s)"
 [[ $(jget 'd["feed_version"]') == 2 ]] || fail "allowed at feed version $(jget 'd["feed_version"]')"
+# the sync thread then merges the delta's rows into the main table: recent ends empty and the
+# removed row is gone from entries, while the answer stays the same
+wait_for 10 grep -q "merged 1 recent row(s) into the store's main table" daemon.log ||
+    fail "the delta was not merged after the sync: $(grep -i merg daemon.log)"
+python3 - "$T/k/store.db" <<'PY' || fail "the store after the merge"
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+assert db.execute("SELECT count(*) FROM recent").fetchone()[0] == 0, "recent is not empty"
+assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == \
+    db.execute("SELECT sum(entries) FROM lists").fetchone()[0], "entries and the lists differ"
+PY
+allowed || fail "after the merge: $(cat resp.json)"
 expect_http 200 POST /v1/sync
 [[ $(jget 'd["ok"]') == True && $(jget 'd["changed"]') == False && $(jget 'd["feed_version"]') == 2 ]] ||
     fail "no-change sync: $(cat resp.json)"

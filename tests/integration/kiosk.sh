@@ -155,6 +155,13 @@ grep -v ",$LISTING," e1.csv > e2.csv
 "$B/posgate-publish" bundle --feed feed --out feed2.bundle >/dev/null
 expect_rc 0 pg k1 import feed
 grep -q "1 delta" out.txt || fail "expected a delta: $(cat out.txt)"
+# the delta's one removal is merged into the main table before import returns
+grep -q "merged 1 delta row(s) into the main table" out.txt || fail "no merge: $(cat out.txt)"
+expect_rc 0 pg k1 compact --json
+grep -q '"ok":true,"merged_rows":0,' out.txt || fail "compact after import: $(cat out.txt)"
+expect_rc 0 pg k1 compact --help
+grep -q "usage: posgate" out.txt || fail "compact --help"
+expect_rc 2 pg k1 compact --bogus
 expect_rc 0 pg k2 import feed2.bundle
 expect_rc 0 pg k1 check --service "$LSVC" --id "$LISTED"
 expect_rc 0 pg k2 check --service "$LSVC" --id "$LISTED"

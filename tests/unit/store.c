@@ -766,10 +766,292 @@ test_secure_delete(void)
     CHECK(file_has(p, e.key) || file_has(wal, e.key)); /* the probe can see the key */
     CHECK_OK(try_delta(s, 1, rm, 1, NULL, 0, false, false));
     CHECK(!has_key(s, 123));
+    /* the delta only marked the row removed (recent); the merge deletes and zeroes it */
+    CHECK(file_has(p, e.key) || file_has(wal, e.key));
+    {
+        uint64_t moved = 0;
+        bool more = true;
+
+        CHECK_OK(store_merge_step(s, 16, &moved, &more));
+        CHECK_INT(moved, 1);
+        CHECK(!more);
+    }
+    CHECK(!has_key(s, 123));
     CHECK(!file_has(p, e.key));
     CHECK(!file_has(wal, e.key));
     store_close(s);
     CHECK(!file_has(p, e.key));
+}
+
+/* ---- recent: deltas against a model, merged at random points ---- */
+
+#define MODEL_KEYS 400
+
+/* Seed i's entry in version v (v > 0): the same identity (key, listing id), other values. */
+static void
+model_entry(struct feed_entry *e, uint64_t i, unsigned v)
+{
+    make_entry(e, i, "SPC-");
+    e->valid_from += (int64_t)v * 1000000;
+    if (e->valid_until != FEED_UNTIL_OPEN) {
+        e->valid_until += (int64_t)v * 1000000;
+    }
+}
+
+static enum posgate_err
+model_delta(struct store *s, uint64_t base, const unsigned *before, const unsigned *after)
+{
+    struct store_update *u = NULL;
+    struct store_list l;
+    struct state_digest st;
+    enum posgate_err err;
+
+    CHECK_OK(store_get_list(s, "a", &l));
+    st = l.state;
+    err = store_begin_update(s, &u);
+    if (err == POSGATE_OK) {
+        err = store_list_delta_begin(u, "a", base);
+    }
+    for (uint64_t i = 0; i < MODEL_KEYS && err == POSGATE_OK; i++) {
+        struct feed_entry e, rem;
+
+        if (before[i] == 0 || before[i] == after[i]) {
+            continue;
+        }
+        model_entry(&e, i, before[i]);
+        state_digest_remove(&st, &e);
+        memset(&rem, 0, sizeof(rem));
+        memcpy(rem.key, e.key, 16);
+        CHECK_OK(feed_entry_set_listing_id(&rem, e.listing_id));
+        err = store_list_remove(u, &rem);
+    }
+    for (uint64_t i = 0; i < MODEL_KEYS && err == POSGATE_OK; i++) {
+        struct feed_entry e;
+
+        if (after[i] == 0 || before[i] == after[i]) {
+            continue;
+        }
+        model_entry(&e, i, after[i]);
+        state_digest_add(&st, &e);
+        err = store_list_add(u, &e);
+    }
+    if (err == POSGATE_OK) {
+        err = store_list_finish(u, base + 1, 1700000000, &st);
+    }
+    if (err == POSGATE_OK) {
+        return store_update_commit(u);
+    }
+    store_update_abort(u);
+    return err;
+}
+
+/* Every key answers as the model says, through r and through a new reader. */
+static void
+model_check(struct store *s, struct store_reader *r, const unsigned *want, int round)
+{
+    struct store_reader *fresh = NULL;
+    char msg[STORE_ERRMSG_MAX];
+    unsigned bad = 0;
+
+    CHECK_OK(store_reader_new(s, &fresh));
+    for (uint64_t i = 0; i < MODEL_KEYS; i++) {
+        struct store_reader *rr[2] = {r, fresh};
+        struct feed_entry e;
+
+        model_entry(&e, i, want[i] > 0 ? want[i] : 1);
+        for (int j = 0; j < 2; j++) {
+            struct store_hit h[3];
+            size_t n = 9;
+
+            CHECK_OK(store_lookup(rr[j], e.key, h, 3, &n));
+            if (n != (want[i] > 0 ? 1u : 0u) ||
+                (n == 1 && (h[0].e.valid_from != e.valid_from ||
+                            strcmp(h[0].e.listing_id, e.listing_id) != 0))) {
+                bad++;
+            }
+        }
+    }
+    if (bad != 0) {
+        fprintf(stderr, "recent model, round %d: %u lookups differ from the model\n", round, bad);
+    }
+    CHECK_INT(bad, 0);
+    msg[0] = 0;
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    if (msg[0]) {
+        fprintf(stderr, "recent model, round %d: %s\n", round, msg);
+    }
+    store_reader_free(fresh);
+}
+
+static void
+test_recent_model(void)
+{
+    struct store *s = NULL;
+    struct store_reader *r = NULL;
+    char p[512], msg[STORE_ERRMSG_MAX];
+    unsigned model[MODEL_KEYS], next[MODEL_KEYS];
+    uint64_t rng = 0x5eed, seq = 1, rows = 0, total = 0, moved = 0;
+    bool more = false;
+
+    path_in(p, sizeof(p), "recent.db");
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    /* version 1 of keys 0..199 (model_entry(i, 1) is make_entry(i) moved by 1e6 s) */
+    {
+        struct store_update *u = NULL;
+        struct state_digest st;
+
+        state_digest_init(&st);
+        CHECK_OK(store_begin_update(s, &u));
+        CHECK_OK(store_update_set_config(u, config_json, strlen(config_json)));
+        CHECK_OK(store_list_snapshot_begin(u, "a", 0));
+        for (uint64_t i = 0; i < MODEL_KEYS; i++) {
+            struct feed_entry e;
+
+            model[i] = i < MODEL_KEYS / 2 ? 1 : 0;
+            if (model[i]) {
+                model_entry(&e, i, 1);
+                state_digest_add(&st, &e);
+                CHECK_OK(store_list_add(u, &e));
+            }
+        }
+        CHECK_OK(store_list_finish(u, seq, 1700000000, &st));
+        CHECK_OK(store_update_commit(u));
+    }
+    CHECK_OK(store_reader_new(s, &r));
+    model_check(s, r, model, 0);
+    for (int round = 1; round <= 40; round++) {
+        /* a tenth of the keys change: removed, added, or replaced by another version */
+        memcpy(next, model, sizeof(next));
+        for (uint64_t i = 0; i < MODEL_KEYS; i++) {
+            if (mix(rng++) % 10 == 0) {
+                next[i] = model[i] > 0 && mix(rng++) % 2 ? 0 : (unsigned)round + 1;
+            }
+        }
+        CHECK_OK(model_delta(s, seq, model, next));
+        seq++;
+        memcpy(model, next, sizeof(model));
+        model_check(s, r, model, round);
+        CHECK_OK(store_recent_rows(s, &rows, &total));
+        CHECK(rows > 0);
+        /* merge none, some or all of it, in small chunks */
+        switch (mix(rng++) % 3) {
+        case 0:
+            break;
+        case 1:
+            for (int k = 0; k < 3; k++) {
+                CHECK_OK(store_merge_step(s, 2 + (size_t)(mix(rng++) % 6), &moved, &more));
+                model_check(s, r, model, round);
+            }
+            break;
+        default:
+            do {
+                CHECK_OK(store_merge_step(s, 2 + (size_t)(mix(rng++) % 40), &moved, &more));
+            } while (more);
+            CHECK_OK(store_recent_rows(s, &rows, &total));
+            CHECK_INT(rows, 0);
+            model_check(s, r, model, round);
+        }
+    }
+    /* refusals against what recent holds: an addition of a visible entry, in entries or in
+     * recent, and a removal of an entry removed before */
+    {
+        unsigned dup[MODEL_KEYS];
+        uint64_t in_recent = MODEL_KEYS, removed = MODEL_KEYS;
+
+        memcpy(next, model, sizeof(next));
+        for (uint64_t i = 0; i < MODEL_KEYS; i++) {
+            if (model[i] == 0 && removed == MODEL_KEYS) {
+                removed = i;
+            } else if (model[i] == 0) {
+                next[i] = 99;
+                in_recent = i;
+                break;
+            }
+        }
+        CHECK(in_recent < MODEL_KEYS && removed < MODEL_KEYS);
+        CHECK_OK(model_delta(s, seq, model, next));
+        seq++;
+        memcpy(model, next, sizeof(model));
+        memcpy(dup, model, sizeof(dup));
+        dup[in_recent] = 0; /* remove it, then add it back twice: the second is refused */
+        {
+            struct store_update *u = NULL;
+            struct feed_entry e;
+
+            CHECK_OK(store_begin_update(s, &u));
+            CHECK_OK(store_list_delta_begin(u, "a", seq));
+            model_entry(&e, in_recent, 99);
+            CHECK_OK(store_list_add(u, &e) == POSGATE_ERR_REJECTED ? POSGATE_OK : POSGATE_ERR_IO);
+            CHECK(strstr(store_errmsg(s), "already present") != NULL);
+            store_update_abort(u);
+            CHECK_OK(store_begin_update(s, &u));
+            CHECK_OK(store_list_delta_begin(u, "a", seq));
+            memset(&e, 0, sizeof(e));
+            model_entry(&e, removed, 1);
+            e.valid_from = 0;
+            CHECK_ERR(store_list_remove(u, &e), POSGATE_ERR_REJECTED);
+            CHECK(strstr(store_errmsg(s), "removed but not present") != NULL);
+            store_update_abort(u);
+        }
+        model_check(s, r, model, 100);
+    }
+    /* a snapshot of the list replaces entries and recent alike */
+    CHECK_OK(store_recent_rows(s, &rows, &total));
+    CHECK(rows > 0);
+    CHECK_OK(install_snapshot(s, "a", seq + 1, 0, 10, "SPC-", NULL));
+    CHECK_OK(store_recent_rows(s, &rows, &total));
+    CHECK_INT(rows, 0);
+    CHECK_INT(total, 10);
+    CHECK(has_key(s, 3) && !has_key(s, 10));
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    store_reader_free(r);
+    store_close(s);
+
+    /* recent that does not match entries: verify and the merge say so, nothing is lost */
+    {
+        uint8_t key[16];
+        struct feed_entry e;
+
+        CHECK_OK(store_open(p, 0, &s, msg, sizeof(msg)));
+        {
+            uint64_t rm[] = {4};
+
+            CHECK_OK(try_delta(s, seq + 1, rm, 1, NULL, 0, false, false));
+        }
+        store_close(s);
+        make_entry(&e, 7, "SPC-");
+        memcpy(key, e.key, 16);
+        raw_exec(p, "INSERT INTO recent SELECT k, t, n, 0, a, f, u, s FROM entries WHERE k = ?1",
+                 key);
+        CHECK_OK(store_open(p, 0, &s, msg, sizeof(msg)));
+        CHECK_ERR(store_verify(s, NULL, NULL, msg, sizeof(msg)), POSGATE_ERR_REJECTED);
+        CHECK_ERR(store_merge_step(s, 16, &moved, &more), POSGATE_ERR_CORRUPT);
+        CHECK(strstr(store_errmsg(s), "adds a row of entries that exists") != NULL);
+        CHECK_OK(store_recent_rows(s, &rows, &total));
+        CHECK_INT(rows, 2); /* the marker of 4 and the bad addition: the step rolled back */
+        CHECK(!has_key(s, 4));
+        store_close(s);
+        raw_exec(p, "DELETE FROM recent WHERE k = ?1", key);
+        raw_exec(p, "DELETE FROM entries WHERE k = ?1", key);
+        CHECK_OK(store_open(p, 0, &s, msg, sizeof(msg)));
+        /* 7 is gone from entries: a marker naming it would dangle */
+        store_close(s);
+        make_entry(&e, 5, "SPC-");
+        memcpy(key, e.key, 16);
+        raw_exec(p, "INSERT INTO recent SELECT k, t, n, 1, a, f, u, s FROM entries WHERE k = ?1",
+                 key);
+        raw_exec(p, "DELETE FROM entries WHERE k = ?1", key);
+        CHECK_OK(store_open(p, 0, &s, msg, sizeof(msg)));
+        msg[0] = 0;
+        CHECK_ERR(store_verify(s, NULL, NULL, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+        CHECK(strstr(msg, "removal marker") != NULL);
+        CHECK_ERR(store_merge_step(s, 16, &moved, &more), POSGATE_ERR_CORRUPT);
+        CHECK(strstr(store_errmsg(s), "is absent") != NULL);
+        store_close(s);
+    }
 }
 
 static void
@@ -969,6 +1251,7 @@ main(void)
     test_visibility();
     test_verify_detects_edits();
     test_secure_delete();
+    test_recent_model();
     test_migration_from_v1();
     test_corrupt_files();
     {
