@@ -44,6 +44,7 @@ struct audit_queue {
     sqlite3_stmt *ins, *head, *anchor, *meta_get, *meta_set;
     sqlite3_stmt *begin, *commit; /* prepared once: a DENY's commit pays no SQL parsing */
     struct device_key *key;
+    struct crypto_hash_stream *chain; /* the chain's SHA-256, used by the one committer */
     char device_id[DEVICE_ID_HEX_LEN + 1];
     int readonly;
 
@@ -338,7 +339,7 @@ insert(struct audit_queue *q, struct chain *c, const char *kind, const char *dec
     uint8_t h[AUDIT_HASH_LEN];
     int rc;
 
-    audit_chain_hash(c->hash, q->body.data, q->body.len, h);
+    audit_chain_hash_stream(q->chain, c->hash, q->body.data, q->body.len, h);
     sqlite3_bind_int64(q->ins, 1, (sqlite3_int64)(c->seq + 1));
     sqlite3_bind_text(q->ins, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(q->ins, 3, decision, -1, SQLITE_STATIC);
@@ -667,7 +668,8 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
         }
         q->ring = plat_calloc(RING_CAP, sizeof(*q->ring));
         q->scratch = plat_calloc(RING_CAP, sizeof(*q->scratch));
-        if (q->ring == NULL || q->scratch == NULL) {
+        if (q->ring == NULL || q->scratch == NULL ||
+            crypto_hash_stream_new_for(&q->chain, true, false) != POSGATE_OK) {
             err = POSGATE_ERR_NOMEM;
             goto fail;
         }
@@ -731,6 +733,7 @@ audit_close(struct audit_queue *q)
     buf_free(&q->body);
     plat_free(q->ring);
     plat_free(q->scratch);
+    crypto_hash_stream_free(q->chain);
     plat_free(q);
 }
 
@@ -783,7 +786,7 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     }
     wait = q->durability == AUDIT_STRICT || e->decision != AUDIT_ALLOW;
     s = slot_at(q, q->head_i, q->n);
-    memcpy(&s->ev, e, sizeof(*e));
+    audit_event_copy(&s->ev, e);
     s->rc = wait ? &rc : NULL;
     s->seq = 0;
     if (q->n == 0) {

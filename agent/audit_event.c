@@ -98,29 +98,45 @@ struct ew {
     bool first; /* no member written yet in the current object or array */
 };
 
-static void
+/* The bytes go straight into the buffer while they fit (the encoder reserves room for a
+ * typical event first); buf_append grows it otherwise. */
+static inline void
 ew_raw(struct ew *w, const char *s, size_t n)
 {
-    if (w->err == POSGATE_OK) {
-        w->err = buf_append(w->out, s, n);
+    struct buf *b = w->out;
+
+    if (w->err != POSGATE_OK) {
+        return;
+    }
+    if (n < b->cap - b->len && b->len + n <= b->max) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    } else {
+        w->err = buf_append(b, s, n);
     }
 }
 
+/* A string with " and \ escaped (the only escapes of canonical JSON). */
 static void
 ew_str(struct ew *w, const char *s)
 {
     ew_raw(w, "\"", 1);
-    while (w->err == POSGATE_OK && *s != 0) {
-        size_t run = strcspn(s, "\"\\");
+    for (;;) {
+        const char *q = s;
 
-        ew_raw(w, s, run);
-        s += run;
-        if (*s != 0) {
-            char esc[2] = {'\\', *s};
+        while (*q != 0 && *q != '"' && *q != '\\') {
+            q++;
+        }
+        ew_raw(w, s, (size_t)(q - s));
+        if (*q == 0) {
+            break;
+        }
+        {
+            char esc[2] = {'\\', *q};
 
             ew_raw(w, esc, 2);
-            s++;
         }
+        s = q + 1;
     }
     ew_raw(w, "\"", 1);
 }
@@ -147,8 +163,9 @@ ew_key(struct ew *w, const char *name)
         ew_raw(w, ",", 1);
     }
     w->first = false;
-    ew_str(w, name);
-    ew_raw(w, ":", 1);
+    ew_raw(w, "\"", 1);
+    ew_raw(w, name, strlen(name)); /* member names are ours: nothing to escape */
+    ew_raw(w, "\":", 2);
 }
 
 static void
@@ -174,8 +191,19 @@ ew_int(struct ew *w, const char *name, int64_t v)
         }
         return;
     }
-    n = snprintf(t, sizeof t, "%lld", (long long)v);
-    ew_raw(w, t, (size_t)n);
+    {
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+        n = (int)sizeof t;
+        do {
+            t[--n] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (v < 0) {
+            t[--n] = '-';
+        }
+    }
+    ew_raw(w, t + n, sizeof t - (size_t)n);
 }
 
 static void
@@ -191,6 +219,61 @@ ew_kv(struct ew *w, const char *name, const char *v)
     ew_str(w, v);
 }
 
+#define COPY_STR(d, s) copy_text((d), sizeof(d), (s))
+
+static void
+copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+
+    while (n + 1 < cap && src[n] != 0) {
+        n++;
+    }
+
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+void
+audit_event_copy(struct audit_event *dst, const struct audit_event *src)
+{
+    size_t n;
+
+    COPY_STR(dst->id, src->id);
+    dst->time_us = src->time_us;
+    dst->mono_us = src->mono_us;
+    dst->decision = src->decision;
+    COPY_STR(dst->service, src->service);
+    COPY_STR(dst->operator_id, src->operator_id);
+    dst->n_subjects = src->n_subjects < AUDIT_SUBJECTS_MAX ? src->n_subjects : AUDIT_SUBJECTS_MAX;
+    memcpy(dst->subjects, src->subjects, dst->n_subjects * sizeof(src->subjects[0]));
+    n = src->n_reasons < AUDIT_REASONS_MAX ? src->n_reasons : AUDIT_REASONS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        COPY_STR(dst->reasons[i].kind, src->reasons[i].kind);
+        COPY_STR(dst->reasons[i].effect, src->reasons[i].effect);
+        COPY_STR(dst->reasons[i].list, src->reasons[i].list);
+        COPY_STR(dst->reasons[i].listing_id, src->reasons[i].listing_id);
+        COPY_STR(dst->reasons[i].reason, src->reasons[i].reason);
+    }
+    dst->n_reasons = n;
+    dst->feed_version = src->feed_version;
+    dst->data_age_s = src->data_age_s;
+    n = src->n_lists < AUDIT_LISTS_MAX ? src->n_lists : AUDIT_LISTS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        COPY_STR(dst->lists[i].id, src->lists[i].id);
+        dst->lists[i].seq = src->lists[i].seq;
+        COPY_STR(dst->lists[i].digest, src->lists[i].digest);
+    }
+    dst->n_lists = n;
+    dst->lists_more = src->lists_more;
+    dst->has_override = src->has_override;
+    dst->override_refused = src->override_refused;
+    COPY_STR(dst->override_by, src->has_override ? src->override_by : "");
+    COPY_STR(dst->override_reason, src->has_override ? src->override_reason : "");
+    dst->overridden = src->overridden;
+    COPY_STR(dst->error, src->error);
+}
+
 enum posgate_err
 audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t seq,
                    const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
@@ -200,6 +283,9 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
     char hex[2 * AUDIT_HASH_LEN + 1], t[32];
     size_t n;
 
+    if (buf_reserve(out, 2048) != POSGATE_OK) { /* a typical event, so ew_raw copies */
+        w.err = buf_reserve(out, 0);
+    }
     ew_open(&w, '{');
     if (e->data_age_s >= 0) {
         ew_int(&w, "data_age_s", e->data_age_s);
@@ -285,6 +371,9 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
     }
     if (w.err != POSGATE_OK) {
         out->len = mark;
+    }
+    if (out->data != NULL) {
+        out->data[out->len] = 0; /* ew_raw's copies leave the terminator to here */
     }
     return w.err;
 }
@@ -374,6 +463,15 @@ audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const void *text, size_t le
     crypto_sha256_update(&c, prev, AUDIT_HASH_LEN);
     crypto_sha256_update(&c, text, len);
     crypto_sha256_finish(&c, out);
+}
+
+void
+audit_chain_hash_stream(struct crypto_hash_stream *h, const uint8_t prev[AUDIT_HASH_LEN],
+                        const void *text, size_t len, uint8_t out[AUDIT_HASH_LEN])
+{
+    crypto_hash_stream_update(h, prev, AUDIT_HASH_LEN);
+    crypto_hash_stream_update(h, text, len);
+    crypto_hash_stream_finish(h, out, NULL);
 }
 
 enum posgate_err

@@ -240,6 +240,23 @@ subject_minor(const struct engine_request *req)
     return false;
 }
 
+/* Appends s (the fixed sentences: no printf on an ALLOW's way). */
+static void
+tput(struct text *t, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (t->len + 1 >= t->cap) {
+        return;
+    }
+    if (n > t->cap - 1 - t->len) {
+        n = t->cap - 1 - t->len;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = 0;
+}
+
 static void
 format_time(int64_t t, char *out, size_t cap)
 {
@@ -260,19 +277,23 @@ write_notice(const struct engine_request *req, struct engine_result *res)
     size_t i;
 
     plat_time_format(req->at, when, sizeof(when));
-    tprintf(&t, "Decision: %s for service %s at %s.\n",
-            res->decision == ENGINE_DENY    ? "DENY"
-            : res->decision == ENGINE_REFER ? "REFER"
-                                            : "ALLOW",
-            req->service, when);
+    tput(&t, "Decision: ");
+    tput(&t, res->decision == ENGINE_DENY    ? "DENY"
+             : res->decision == ENGINE_REFER ? "REFER"
+                                             : "ALLOW");
+    tput(&t, " for service ");
+    tput(&t, req->service);
+    tput(&t, " at ");
+    tput(&t, when);
+    tput(&t, ".\n");
     if (res->decision == ENGINE_DENY) {
-        tprintf(&t, "This service cannot be sold to you because of the listing(s) below.\n");
+        tput(&t, "This service cannot be sold to you because of the listing(s) below.\n");
     } else if (res->decision == ENGINE_REFER) {
-        tprintf(&t, "This check could not be settled automatically. Clerk: check the customer's "
-                    "identity document against the details below and ask a supervisor to "
-                    "decide; do not complete the sale until the supervisor has decided.\n");
+        tput(&t, "This check could not be settled automatically. Clerk: check the customer's "
+                 "identity document against the details below and ask a supervisor to "
+                 "decide; do not complete the sale until the supervisor has decided.\n");
     } else {
-        tprintf(&t, "No listing restricts this service for you.\n");
+        tput(&t, "No listing restricts this service for you.\n");
     }
     for (i = 0; i < res->n_reasons; i++) {
         const struct engine_reason *r = &res->reasons[i];

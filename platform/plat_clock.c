@@ -190,6 +190,26 @@ plat_time_format(int64_t t, char *out, size_t cap)
     unsigned m, d;
 
     civil_from_days(days, &y, &m, &d);
+    if (y >= 0 && y <= 9999 && cap >= 21) {
+        /* every check formats a time or two: digits by hand, not through printf */
+        unsigned v[6] = {
+            (unsigned)y,         m, d, (unsigned)(rem / 3600), (unsigned)(rem % 3600 / 60),
+            (unsigned)(rem % 60)};
+        static const char sep[6] = {'-', '-', 'T', ':', ':', 'Z'};
+        char *p = out;
+
+        for (int i = 0; i < 6; i++) {
+            if (i == 0) {
+                *p++ = (char)('0' + v[0] / 1000);
+                *p++ = (char)('0' + v[0] / 100 % 10);
+            }
+            *p++ = (char)('0' + v[i] / 10 % 10);
+            *p++ = (char)('0' + v[i] % 10);
+            *p++ = sep[i];
+        }
+        *p = 0;
+        return;
+    }
     snprintf(out, cap, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d, (int)(rem / 3600),
              (int)(rem % 3600 / 60), (int)(rem % 60));
 }

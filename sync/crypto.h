@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The crypto module: the only code that includes mbedTLS. Hashes (SHA-256, SHA-512), HMAC-SHA256
- * with pads computed once per key, public-key verification for the TUF key types
+ * The crypto module: the only code that includes mbedTLS or OpenSSL. Hashes (SHA-256, SHA-512),
+ * HMAC-SHA256 with pads computed once per key, public-key verification for the TUF key types
  * (ecdsa-sha2-nistp256 with DER signatures; RSA rsassa-pss-sha256 and rsa-pkcs1v15-sha256) and
  * ECDSA P-256 signing and key generation for the writer side and the device key.
  */
@@ -25,7 +25,9 @@ void crypto_sha512(const void *data, size_t len, uint8_t out[CRYPTO_SHA512_LEN])
 void crypto_chacha20_stream(const uint8_t key[32], const uint8_t nonce[12], uint8_t *out,
                             size_t len);
 
-/* Streaming SHA-256 + SHA-512 over the same bytes (target downloads hash both at once). */
+/* Streaming SHA-256 + SHA-512 over the same bytes (target downloads hash both at once), for
+ * long inputs (OpenSSL's libcrypto: the CPU's SHA extensions). finish starts the stream over,
+ * so one stream hashes many inputs in turn (the audit chain). */
 struct crypto_hash_stream;
 POSGATE_WUR enum posgate_err crypto_hash_stream_new(struct crypto_hash_stream **out);
 /* Only the hashes asked for (a download computes the ones its metadata lists); finish leaves

@@ -4,7 +4,7 @@
 # With --check, only reports what is missing.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libmbedtls-dev libsqlite3-dev sqlite3 libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
+      libmbedtls-dev libsqlite3-dev sqlite3 libcjson-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
       libgnutls28-dev zlib1g-dev curl python3 nginx-light openssl valgrind)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -167,7 +167,7 @@ main(void)
     struct audit_event e;
     struct buf got = BUF_INIT(1u << 20), want = BUF_INIT(1u << 20);
     uint8_t prev[AUDIT_HASH_LEN];
-    unsigned same = 0;
+    unsigned same = 0, copies_differ = 0;
     const int rounds = 5000;
 
     json_init_hooks();
@@ -183,7 +183,13 @@ main(void)
         buf_reset(&got);
         buf_reset(&want);
         CHECK_OK(buf_append(&got, "x", 1)); /* appends after what the buffer holds */
+        if (k % 7 == 0) {
+            e.time_us = -e.time_us; /* negative numbers */
+        } else if (k % 7 == 1) {
+            e.time_us = 1795319670000000 + k; /* events of the same second, in a row */
+        }
         CHECK_OK(audit_event_encode(&e, dev, seq, prev, &got));
+        CHECK_INT(strlen((const char *)got.data), got.len); /* terminated, no NUL inside */
         CHECK_OK(reference(&e, dev, seq, prev, &want));
         if (got.len == want.len + 1 && memcmp(got.data + 1, want.data, want.len) == 0) {
             same++;
@@ -191,11 +197,25 @@ main(void)
             fprintf(stderr, "event %d differs:\n got  %.*s\n want %.*s\n", k, (int)got.len - 1,
                     (const char *)got.data + 1, (int)want.len, (const char *)want.data);
         }
+        /* what the queue keeps of the event (its parts in use) encodes to the same bytes */
+        {
+            static struct audit_event cp;
+            struct buf again = BUF_INIT(1u << 20);
+
+            memset(&cp, 0x5a, sizeof cp);
+            audit_event_copy(&cp, &e);
+            CHECK_OK(audit_event_encode(&cp, dev, seq, prev, &again));
+            if (again.len + 1 != got.len || memcmp(again.data, got.data + 1, again.len) != 0) {
+                copies_differ++;
+            }
+            buf_free(&again);
+        }
         cJSON *back = NULL;
         CHECK_OK(json_parse_bounded(got.data + 1, got.len - 1, AUDIT_EVENT_MAX, &back, NULL, 0));
         cJSON_Delete(back);
     }
     CHECK_INT(same, rounds);
+    CHECK_INT(copies_differ, 0);
     /* a number the canonical form cannot carry, and an event past the size limit */
     rnd_event(&e);
     buf_reset(&got);

@@ -2,6 +2,8 @@
 /* Tests of platform/: errors, buffers, clocks and time text, atomic files, randomness. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +73,28 @@ test_time(void)
     CHECK_STR(s, "2026-11-21T01:02:03Z");
     plat_time_format(-1, s, sizeof(s));
     CHECK_STR(s, "1969-12-31T23:59:59Z");
+    /* against gmtime_r over years 0 to 9999 (the digits are written by hand there) and past */
+    {
+        uint64_t x = 42;
+        unsigned bad = 0;
+
+        for (int i = 0; i < 200000; i++) {
+            int64_t tt;
+            struct tm tm;
+            time_t tv;
+            char want[64];
+
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            tt = -62167219200 + (int64_t)((x >> 11) % (253402300800ull + 62167219200ull + 10000000));
+            tv = (time_t)tt;
+            gmtime_r(&tv, &tm);
+            snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+            plat_time_format(tt, s, sizeof(s));
+            bad += strcmp(s, want) != 0;
+        }
+        CHECK_INT(bad, 0);
+    }
     CHECK_OK(plat_duration_parse("90m", &t));
     CHECK_INT(t, 5400);
     CHECK_OK(plat_duration_parse("7d", &t));
