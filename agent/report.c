@@ -151,6 +151,15 @@ report_status_json(struct store *st, int64_t now, struct buf *out)
     cJSON_AddNumberToObject(root, "root_version", (double)m.root_version);
     add_time(root, "installed_at", m.installed_at);
     add_time(root, "newest_issue_seen", m.newest_issue_seen);
+    {
+        uint64_t unmerged = 0, total = 0;
+
+        /* delta rows not yet merged into the store's main table (store.h): 0 after each
+         * import, sync or daemon merge; more means a merge failed (posgate compact) */
+        if (store_recent_rows(st, &unmerged, &total) == POSGATE_OK) {
+            cJSON_AddNumberToObject(root, "unmerged_rows", (double)unmerged);
+        }
+    }
     cJSON_AddBoolToObject(root, "metadata_expired", m.expires_at != 0 && now >= m.expires_at);
     cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
     if (cfg != NULL) {

@@ -157,6 +157,8 @@ expect_rc 0 pg k1 import feed
 grep -q "1 delta" out.txt || fail "expected a delta: $(cat out.txt)"
 # the delta's one removal is merged into the main table before import returns
 grep -q "merged 1 delta row(s) into the main table" out.txt || fail "no merge: $(cat out.txt)"
+expect_rc 0 pg k1 status --json
+grep -q '"unmerged_rows":0' out.txt || fail "status after import: $(cat out.txt)"
 expect_rc 0 pg k1 compact --json
 grep -q '"ok":true,"merged_rows":0,' out.txt || fail "compact after import: $(cat out.txt)"
 expect_rc 0 pg k1 compact --help
