@@ -415,21 +415,6 @@ audit_of(enum engine_decision d)
     return AUDIT_REFER;
 }
 
-/* Copies the string src into dst[cap], cut to fit: the snprintf("%s") of the check path
- * without printf's cost. */
-static void
-copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = 0;
-
-    while (n + 1 < cap && src[n] != 0) {
-        n++;
-    }
-
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
 /* The installed lists that took part in the check: those that apply at the gate and whose
  * entries use a reason covering the service (the engine's rule 2). */
 static void
@@ -469,9 +454,9 @@ event_lists(struct audit_event *ev, struct store_reader *r, int svc)
             ev->lists_more++;
             continue;
         }
-        copy_str(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), lists[i].id);
+        plat_str_copy(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), lists[i].id);
         ev->lists[ev->n_lists].seq = lists[i].seq;
-        copy_str(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), lists[i].digest);
+        plat_str_copy(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), lists[i].digest);
         ev->n_lists++;
     }
 }
@@ -481,11 +466,11 @@ static void
 event_begin(struct audit_event *ev, const struct posgate_request *rq,
             const struct posgate_result *res, const struct engine_id *ids)
 {
-    copy_str(ev->id, sizeof(ev->id), res->decision_id);
+    plat_str_copy(ev->id, sizeof(ev->id), res->decision_id);
     ev->time_us = plat_wall_us();
     ev->mono_us = (int64_t)(plat_mono_ns() / 1000u);
-    copy_str(ev->service, sizeof(ev->service), rq->service);
-    copy_str(ev->operator_id, sizeof(ev->operator_id), rq->operator_id);
+    plat_str_copy(ev->service, sizeof(ev->service), rq->service);
+    plat_str_copy(ev->operator_id, sizeof(ev->operator_id), rq->operator_id);
     ev->n_subjects = rq->n_ids < AUDIT_SUBJECTS_MAX ? rq->n_ids : AUDIT_SUBJECTS_MAX;
     for (size_t i = 0; i < ev->n_subjects; i++) {
         memcpy(ev->subjects[i], ids[i].key, AUDIT_SUBJECT_LEN);
@@ -499,8 +484,8 @@ event_begin(struct audit_event *ev, const struct posgate_request *rq,
     ev->override_refused = false;
     ev->overridden = AUDIT_DENY;
     if (ev->has_override) {
-        copy_str(ev->override_by, sizeof(ev->override_by), rq->override_by);
-        copy_str(ev->override_reason, sizeof(ev->override_reason), rq->override_reason);
+        plat_str_copy(ev->override_by, sizeof(ev->override_by), rq->override_by);
+        plat_str_copy(ev->override_reason, sizeof(ev->override_reason), rq->override_reason);
     }
     ev->error[0] = 0;
 }
@@ -519,11 +504,11 @@ event_answer(struct audit_event *ev, const struct posgate_result *res, enum engi
         const struct engine_reason *r = &e->reasons[i];
         struct audit_reason *a = &ev->reasons[ev->n_reasons++];
 
-        copy_str(a->kind, sizeof(a->kind), engine_reason_kind_name(r->kind));
-        copy_str(a->effect, sizeof(a->effect), engine_decision_name(r->effect));
-        copy_str(a->list, sizeof(a->list), r->list_id != NULL ? r->list_id : "");
-        copy_str(a->listing_id, sizeof(a->listing_id), r->listing_id);
-        copy_str(a->reason, sizeof(a->reason), r->reason_id != NULL ? r->reason_id : "");
+        plat_str_copy(a->kind, sizeof(a->kind), engine_reason_kind_name(r->kind));
+        plat_str_copy(a->effect, sizeof(a->effect), engine_decision_name(r->effect));
+        plat_str_copy(a->list, sizeof(a->list), r->list_id != NULL ? r->list_id : "");
+        plat_str_copy(a->listing_id, sizeof(a->listing_id), r->listing_id);
+        plat_str_copy(a->reason, sizeof(a->reason), r->reason_id != NULL ? r->reason_id : "");
     }
 }
 
@@ -657,7 +642,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         }
         res->decision_id[32] = 0;
     }
-    copy_str(res->service, sizeof(res->service), rq->service);
+    plat_str_copy(res->service, sizeof(res->service), rq->service);
     res->at = rq->has_at ? rq->at : now;
     res->feed_version = 0;
     if (rq->service[0] == 0) {

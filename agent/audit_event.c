@@ -16,6 +16,7 @@
 #include "crypto.h"
 #include "json_canon.h"
 #include "plat_clock.h"
+#include "plat_mem.h"
 
 const char *
 audit_decision_name(enum audit_decision d)
@@ -219,20 +220,7 @@ ew_kv(struct ew *w, const char *name, const char *v)
     ew_str(w, v);
 }
 
-#define COPY_STR(d, s) copy_text((d), sizeof(d), (s))
-
-static void
-copy_text(char *dst, size_t cap, const char *src)
-{
-    size_t n = 0;
-
-    while (n + 1 < cap && src[n] != 0) {
-        n++;
-    }
-
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
+#define COPY_STR(d, s) plat_str_copy((d), sizeof(d), (s))
 
 void
 audit_event_copy(struct audit_event *dst, const struct audit_event *src)

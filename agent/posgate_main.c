@@ -360,6 +360,37 @@ print_json_string(const char *s)
     putchar('"');
 }
 
+/* Ends a --json object: the error (null when err is OK) and the closing brace. */
+static void
+print_json_error_end(enum posgate_err err, const char *msg)
+{
+    if (err == POSGATE_OK) {
+        printf("null}\n");
+    } else {
+        print_json_string(msg[0] ? msg : posgate_strerror(err));
+        printf("}\n");
+    }
+}
+
+/* The options of a read command that takes only --json (and --help): -1 to go on, else
+ * the exit code to return. */
+static int
+json_only_args(int argc, char **argv, const char *cmd, const char *usage, int *as_json)
+{
+    *as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            *as_json = 1;
+        } else {
+            return usage_error(cmd, "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    return -1;
+}
+
 static const char usage_compact[] =
     "usage: posgate [--data-dir DIR] compact [--json]\n"
     "\n"
@@ -379,15 +410,10 @@ cmd_compact(int argc, char **argv)
     char msg[1024];
     enum posgate_err err;
 
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(usage_compact, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-        } else {
-            return usage_error("compact", "unexpected argument \"%s\"", argv[i]);
-        }
+    int arc = json_only_args(argc, argv, "compact", usage_compact, &as_json);
+
+    if (arc >= 0) {
+        return arc;
     }
     t0 = plat_mono_ns();
     err = update_compact(data_dir_opt, NULL, NULL, &moved, msg, sizeof(msg));
@@ -395,12 +421,7 @@ cmd_compact(int argc, char **argv)
     if (as_json) {
         printf("{\"ok\":%s,\"merged_rows\":%llu,\"seconds\":%.3f,\"error\":",
                err == POSGATE_OK ? "true" : "false", (unsigned long long)moved, secs);
-        if (err == POSGATE_OK) {
-            printf("null}\n");
-        } else {
-            print_json_string(msg[0] ? msg : posgate_strerror(err));
-            printf("}\n");
-        }
+        print_json_error_end(err, msg);
     } else if (err == POSGATE_OK) {
         printf("merged %llu row(s) in %.3f s\n", (unsigned long long)moved, secs);
     } else {
@@ -773,15 +794,10 @@ cmd_status(int argc, char **argv)
     int as_json = 0, rc = EXIT_IO;
     enum posgate_err err;
 
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(usage_status, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-        } else {
-            return usage_error("status", "unexpected argument \"%s\"", argv[i]);
-        }
+    int arc = json_only_args(argc, argv, "status", usage_status, &as_json);
+
+    if (arc >= 0) {
+        return arc;
     }
     err = posgate_open(data_dir_opt, &pg);
     if (err != POSGATE_OK) {
@@ -862,15 +878,10 @@ cmd_verify(int argc, char **argv)
     int as_json = 0, rc;
     enum posgate_err err;
 
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(usage_verify, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            as_json = 1;
-        } else {
-            return usage_error("verify", "unexpected argument \"%s\"", argv[i]);
-        }
+    int arc = json_only_args(argc, argv, "verify", usage_verify, &as_json);
+
+    if (arc >= 0) {
+        return arc;
     }
     if (datadir_init(&dd, data_dir_opt) != POSGATE_OK) {
         return EXIT_USAGE;
@@ -901,12 +912,7 @@ cmd_verify(int argc, char **argv)
                                                                        : EXIT_IO;
     if (as_json) {
         printf("{\"ok\":%s,\"lists\":%zu,\"error\":", err == POSGATE_OK ? "true" : "false", n);
-        if (err == POSGATE_OK) {
-            printf("null}\n");
-        } else {
-            print_json_string(msg[0] ? msg : posgate_strerror(err));
-            printf("}\n");
-        }
+        print_json_error_end(err, msg);
     } else if (err == POSGATE_OK) {
         printf("ok: %zu list(s), every digest matches its signed value\n", n);
     } else {

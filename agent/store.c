@@ -1836,8 +1836,9 @@ store_update_changes(const struct store_update *u)
     return u != NULL ? u->changes : 0;
 }
 
+/* Finalizes the update's statements (COMMIT wants none pending). */
 static void
-update_free(struct store_update *u)
+update_finalize(struct store_update *u)
 {
     sqlite3_finalize(u->ins);
     sqlite3_finalize(u->ov_ins);
@@ -1846,8 +1847,45 @@ update_free(struct store_update *u)
     sqlite3_finalize(u->tmpl_sel);
     sqlite3_finalize(u->tmpl_ins);
     sqlite3_finalize(u->ins_batch);
+    u->ins = u->ov_ins = u->ov_take = u->ov_tomb = NULL;
+    u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+}
+
+static void
+update_free(struct store_update *u)
+{
+    update_finalize(u);
     u->s->updating = false;
     plat_free(u);
+}
+
+/* COMMIT when err is OK (its failure becomes err), else ROLLBACK; returns err. */
+static enum posgate_err
+end_txn(struct store *s, enum posgate_err err)
+{
+    if (err == POSGATE_OK) {
+        int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+
+        if (rc != SQLITE_OK) {
+            err = db_fail(s->db, rc, "commit", s->errmsg, sizeof(s->errmsg));
+        }
+    }
+    if (err != POSGATE_OK) {
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return err;
+}
+
+/* Copies the WAL into the database and truncates it, so that removed entries (zeroed by
+ * secure_delete in the new pages) leave no old page images behind in the WAL. Best effort
+ * and without waiting: a reader still on an older version keeps the WAL until the next
+ * commit's checkpoint. */
+static void
+checkpoint_now(struct store *s)
+{
+    sqlite3_busy_timeout(s->db, 0);
+    (void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 }
 
 enum posgate_err
@@ -1855,7 +1893,6 @@ store_update_commit(struct store_update *u)
 {
     enum posgate_err err;
     struct store *s;
-    uint64_t changes;
 
     if (u == NULL) {
         return POSGATE_ERR_INVALID;
@@ -1868,40 +1905,16 @@ store_update_commit(struct store_update *u)
     if (err == POSGATE_OK) {
         err = meta_put_int(u, "installed_at", plat_wall_s());
     }
-    changes = u->changes;
-    /* Statements must be finalized before COMMIT can succeed without pending writes. */
-    sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->ov_ins);
-    sqlite3_finalize(u->ov_take);
-    sqlite3_finalize(u->ov_tomb);
-    sqlite3_finalize(u->tmpl_sel);
-    sqlite3_finalize(u->tmpl_ins);
-    sqlite3_finalize(u->ins_batch);
-    u->ins = u->ov_ins = u->ov_take = u->ov_tomb = NULL;
-    u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
-    if (err == POSGATE_OK) {
-        int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-
-        if (rc != SQLITE_OK) {
-            err = db_fail(s->db, rc, "commit", s->errmsg, sizeof(s->errmsg));
-        }
-    }
+    update_finalize(u);
+    err = end_txn(s, err);
     if (err != POSGATE_OK) {
-        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         update_free(u);
         return err;
     }
     atomic_fetch_add(&s->generation, 1);
     atomic_fetch_add(&process_commits, 1);
     update_free(u);
-    /* Copy the WAL into the database and truncate it, so that removed entries (zeroed by
-     * secure_delete in the new pages) leave no old page images behind in the WAL. Best effort
-     * and without waiting: a reader still on an older version keeps the WAL until the next
-     * commit's checkpoint. */
-    (void)changes;
-    sqlite3_busy_timeout(s->db, 0);
-    (void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    checkpoint_now(s);
     return POSGATE_OK;
 }
 
@@ -1911,15 +1924,7 @@ store_update_abort(struct store_update *u)
     if (u == NULL) {
         return;
     }
-    sqlite3_finalize(u->ins);
-    sqlite3_finalize(u->ov_ins);
-    sqlite3_finalize(u->ov_take);
-    sqlite3_finalize(u->ov_tomb);
-    sqlite3_finalize(u->tmpl_sel);
-    sqlite3_finalize(u->tmpl_ins);
-    sqlite3_finalize(u->ins_batch);
-    u->ins = u->ov_ins = u->ov_take = u->ov_tomb = NULL;
-    u->tmpl_sel = u->tmpl_ins = u->ins_batch = NULL;
+    update_finalize(u);
     (void)sqlite3_exec(u->s->db, "ROLLBACK", NULL, NULL, NULL);
     update_free(u);
 }
@@ -2081,16 +2086,7 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
         if (err == POSGATE_OK && n > 0) {
             err = merge_apply(s, keys, n);
         }
-        if (err == POSGATE_OK) {
-            int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-
-            if (rc != SQLITE_OK) {
-                err = db_fail(s->db, rc, "commit", s->errmsg, sizeof(s->errmsg));
-            }
-        }
-        if (err != POSGATE_OK) {
-            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        }
+        err = end_txn(s, err);
     }
     plat_free(keys);
     if (err != POSGATE_OK) {
@@ -2105,9 +2101,7 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
         atomic_fetch_add(&process_commits, 1);
     }
     if (!*more) {
-        sqlite3_busy_timeout(s->db, 0);
-        (void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-        sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+        checkpoint_now(s);
     }
     return POSGATE_OK;
 }

@@ -809,8 +809,10 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
     }
     err = store_open(dd.store, 0, &st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        snprintf(errmsg, errcap, "store %s: %s%s", dd.store, msg,
-                 err == POSGATE_ERR_NOTFOUND ? " (run posgate init first)" : "");
+        /* NOTFOUND: store_open names the file and the remedy */
+        snprintf(errmsg, errcap, "%s%s%s%s", err == POSGATE_ERR_NOTFOUND ? "" : "store ",
+                 err == POSGATE_ERR_NOTFOUND ? "" : dd.store,
+                 err == POSGATE_ERR_NOTFOUND ? "" : ": ", msg);
         return err;
     }
     err = merge_all(st, keep_going, ctx, moved, errmsg, errcap);
@@ -848,8 +850,10 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     }
     err = store_open(r.dd.store, 0, &r.st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        fail(&r, "store %s: %s%s", r.dd.store, msg,
-             err == POSGATE_ERR_NOTFOUND ? " (run posgate init first)" : "");
+        /* NOTFOUND: store_open names the file and the remedy */
+        fail(&r, "%s%s%s%s", err == POSGATE_ERR_NOTFOUND ? "" : "store ",
+             err == POSGATE_ERR_NOTFOUND ? "" : r.dd.store, err == POSGATE_ERR_NOTFOUND ? "" : ": ",
+             msg);
         return err;
     }
     err = store_get_meta(r.st, &old);

@@ -90,3 +90,15 @@ plat_wipe(void *p, size_t n)
     memset(p, 0, n);
     __asm__ __volatile__("" : : "r"(p) : "memory");
 }
+
+void
+plat_str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+
+    while (n + 1 < cap && src[n] != 0) {
+        n++;
+    }
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}

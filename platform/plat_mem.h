@@ -18,6 +18,10 @@ char *plat_strdup(const char *s);
 /* Overwrites memory in a way the compiler may not remove. */
 void plat_wipe(void *p, size_t n);
 
+/* Copies the string src into dst[cap] (cap >= 1), cut to fit and terminated: snprintf's "%s"
+ * without printf's cost (the check path copies a dozen strings per decision). */
+void plat_str_copy(char *dst, size_t cap, const char *src);
+
 /* Test hook: the next `countdown` allocations succeed, then every one fails until reset with
  * a negative value. Process-wide; not for production use. */
 void plat_mem_fail_after(long countdown);
