@@ -230,6 +230,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     o->changed = ur.changed;
     if (err == POSGATE_OK) {
         o->kind = HTTPD_SYNC_OK;
+        fetch_prune_spool(d->fetch, NULL);
         return;
     }
     switch (classify(err)) {

@@ -585,6 +585,8 @@ cmd_sync(int argc, char **argv)
     err = update_run(&o, &res, msg, sizeof(msg));
     if (err == POSGATE_ERR_REJECTED) {
         fetch_note_rejected(f);
+    } else if (err == POSGATE_OK) {
+        fetch_prune_spool(f, NULL);
     }
     rc = update_exit(err);
     fetch_stats_get(f, &fs);

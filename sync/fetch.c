@@ -31,6 +31,7 @@
 #define _DEFAULT_SOURCE
 #include "fetch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -625,6 +626,51 @@ spool_close(struct spool *sp, int remove_files)
         unlink_quiet(sp->meta);
     }
     buf_free(&sp->mem);
+}
+
+void
+fetch_prune_spool(struct fetch *f, unsigned *removed)
+{
+    DIR *d;
+    struct dirent *de;
+    unsigned n = 0;
+
+    if (removed != NULL) {
+        *removed = 0;
+    }
+    if (f == NULL || f->spool_dir[0] == 0 || (d = opendir(f->spool_dir)) == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char part[FETCH_PATH_MAX], meta[FETCH_PATH_MAX];
+        int fd;
+
+        if (len != 32 + 5 || strcmp(de->d_name + 32, ".part") != 0) {
+            continue; /* only our "<32 hex>.part" names */
+        }
+        msgf(part, sizeof(part), "%s/%s", f->spool_dir, de->d_name);
+        msgf(meta, sizeof(meta), "%s/%.32s.meta", f->spool_dir, de->d_name);
+        fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* not in a transfer */
+            unlink_quiet(meta);
+            if (unlink(part) == 0) {
+                n++;
+            }
+        }
+        close(fd);
+    }
+    closedir(d);
+    if (n > 0) {
+        plat_log(PLAT_LOG_INFO, "fetch: removed %u partial download(s) of targets no longer needed",
+                 n);
+    }
+    if (removed != NULL) {
+        *removed = n;
+    }
 }
 
 /* Opens the spool for one fetch: the part file of a target when there is a spool dir (its

@@ -110,6 +110,13 @@ void fetch_free(struct fetch *f);
 struct carrier *fetch_metadata_carrier(struct fetch *f);
 struct carrier *fetch_targets_carrier(struct fetch *f);
 
+/* Removes the partial downloads left in the spool dir (each ".part" with its ".meta"), skipping
+ * one a transfer holds right now (flock). Call after an update succeeded: every target it
+ * needed is complete by then, so what is left belongs to versions abandoned half-way (a delta
+ * that fell back to a snapshot, a snapshot superseded while it downloaded), which would
+ * otherwise stay on the kiosk's disk for good. *removed (may be NULL) counts the files. */
+void fetch_prune_spool(struct fetch *f, unsigned *removed);
+
 /* A copy of the counters (thread-safe). */
 void fetch_stats_get(struct fetch *f, struct fetch_stats *out);
 /* Counts a feed the verifier refused (update_run returned REJECTED) (thread-safe). */

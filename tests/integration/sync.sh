@@ -142,12 +142,26 @@ expect_rc 5 pg k1 sync --url "$PROXY"
 expect_err "transfer closed with"
 still_v2
 ls k1/incoming/partial/*.part >/dev/null 2>&1 || fail "no partial download kept for resume"
+# partial downloads of targets no version needs any more (abandoned half-way): a successful
+# sync removes them, except one a transfer holds locked right now
+SP=k1/incoming/partial
+printf 'stale' > "$SP/0123456789abcdef0123456789abcdef.part"
+printf 'posgate-partial 1\nname old\netag \nlast-modified \n' > "$SP/0123456789abcdef0123456789abcdef.meta"
+printf 'busy' > "$SP/fedcba9876543210fedcba9876543210.part"
+flock "$SP/fedcba9876543210fedcba9876543210.part" sleep 60 &
+LOCKER=$!
+PIDS+=("$LOCKER")
+sleep 0.3
 # the fault stops: the next sync resumes the cut download with Range and installs version 3
 fault "mode=pass"
 expect_rc 0 pg k1 sync --url "$PROXY"
 grep -q "installed feed version 3" out.txt || fail "recovery sync said: $(cat out.txt)"
 grep -q "GET /targets/lists/.* 206 " hub.log || fail "the cut download was not resumed with Range"
-if ls k1/incoming/partial/*.part >/dev/null 2>&1; then fail "partial files left after success"; fi
+[[ -f $SP/fedcba9876543210fedcba9876543210.part ]] || fail "a locked partial download was removed"
+kill "$LOCKER" 2>/dev/null; wait "$LOCKER" 2>/dev/null || true
+rm -f "$SP/fedcba9876543210fedcba9876543210.part"
+[[ ! -e $SP/0123456789abcdef0123456789abcdef.meta ]] || fail "an abandoned partial's .meta was left"
+if ls k1/incoming/partial/*.part >/dev/null 2>&1; then fail "partial files left after success: $(ls $SP)"; fi
 expect_rc 1 pg k1 check --service "$LSVC" --id "$LISTED"
 # replay of version 2's timestamp (a rollback/freeze attempt): refused, version 3 keeps serving
 fault "mode=replay"
