@@ -1726,7 +1726,10 @@ cmd_update(int argc, char **argv)
         struct list_work *l = &lw[i];
         uint64_t changes = l->additions + l->removals;
 
-        if (l->first || changes == 0) {
+        /* a list never published has nothing to compare with; one a stopped run left
+         * pending is republished whole, but its rows were compared with its last snapshot
+         * all the same, so the guard holds for it too */
+        if (!l->pl->published || changes == 0) {
             continue;
         }
         if (changes * 100 > l->pl->entries * MASS_PERCENT) {

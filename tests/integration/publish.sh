@@ -81,6 +81,20 @@ expect_rc 4 "$B/posgate-publish" update --state st --entries e4.csv --out feed
 grep -q "removals" err.txt || fail "removal mass msg"
 diff -r feed feed.before >/dev/null || fail "a refused removal changed the feed"
 expect_rc 0 "$B/posgate-publish" update --state st --entries e3.csv --out feed --allow-mass-change
+# a list a stopped run left pending is republished whole, but a mass change is still refused
+cp -a st stp; cp -a feed feedp
+python3 - stp/publish.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for l in d["lists"]:
+    l["pending"] = 1
+json.dump(d, open(sys.argv[1], "w"))
+PY
+"$B/posgate-synth" --count 3600 --seed 11 --out e3p.csv
+expect_rc 4 "$B/posgate-publish" update --state stp --entries e3p.csv --out feedp
+grep -q "list spc-enforcement: [0-9]* additions" err.txt || fail "pending mass msg: $(cat err.txt)"
+expect_rc 0 "$B/posgate-publish" update --state stp --entries e3p.csv --out feedp --allow-mass-change
+rm -rf stp feedp
 ls feed/targets/lists/spc-enforcement/*.delta-2-3.pgd >/dev/null || fail "no delta-2-3"
 grep -q '"version":3' feed/metadata/timestamp.json || fail "timestamp version after 3 updates"
 
