@@ -121,7 +121,14 @@ ew_raw(struct ew *w, const char *s, size_t n)
 static void
 ew_str(struct ew *w, const char *s)
 {
+    size_t len = strlen(s);
+
     ew_raw(w, "\"", 1);
+    if (memchr(s, '"', len) == NULL && memchr(s, '\\', len) == NULL) {
+        ew_raw(w, s, len); /* most strings (digests, ids, names) need no escape */
+        ew_raw(w, "\"", 1);
+        return;
+    }
     for (;;) {
         const char *q = s;
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The allocator every module uses, with a failure-injection hook for allocation sweeps. */
+#define _DEFAULT_SOURCE /* strnlen */
 #include "plat_mem.h"
 
 #include <stdatomic.h>
@@ -94,11 +95,8 @@ plat_wipe(void *p, size_t n)
 void
 plat_str_copy(char *dst, size_t cap, const char *src)
 {
-    size_t n = 0;
+    size_t n = strnlen(src, cap - 1);
 
-    while (n + 1 < cap && src[n] != 0) {
-        n++;
-    }
     memcpy(dst, src, n);
     dst[n] = 0;
 }

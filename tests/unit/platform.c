@@ -3,8 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -48,6 +48,22 @@ test_buf(void)
 }
 
 static void
+test_str_copy(void)
+{
+    char d[5];
+
+    memset(d, 'z', sizeof d);
+    plat_str_copy(d, sizeof d, "abc");
+    CHECK_STR(d, "abc");
+    plat_str_copy(d, sizeof d, "abcdefgh"); /* cut to fit, terminated */
+    CHECK_STR(d, "abcd");
+    plat_str_copy(d, sizeof d, "");
+    CHECK_STR(d, "");
+    plat_str_copy(d, 1, "x");
+    CHECK_STR(d, "");
+}
+
+static void
 test_time(void)
 {
     int64_t t;
@@ -85,7 +101,8 @@ test_time(void)
             char want[64];
 
             x = x * 6364136223846793005ull + 1442695040888963407ull;
-            tt = -62167219200 + (int64_t)((x >> 11) % (253402300800ull + 62167219200ull + 10000000));
+            tt =
+                -62167219200 + (int64_t)((x >> 11) % (253402300800ull + 62167219200ull + 10000000));
             tv = (time_t)tt;
             gmtime_r(&tv, &tm);
             snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
@@ -178,6 +195,7 @@ main(void)
 {
     test_errors();
     test_buf();
+    test_str_copy();
     test_time();
     test_files();
     test_random();
