@@ -53,8 +53,13 @@ struct audit_queue {
     pthread_t th;
     int has_thread, stop;
     int committing; /* a thread (the writer or a waiting caller) is in commit_batch */
-    struct slot *ring;
-    size_t *scratch; /* folded slot indices waiting for their summary's seq (writer only) */
+    /* The queue is a ring of slot pointers. A commit takes its events out of the ring at once
+     * (their slots move to batch, spare slots take their places), so checks go on filling the
+     * ring while the commit encodes, hashes and waits for its fsync. batch and spare belong to
+     * the one committer. */
+    struct slot *slots; /* 2 * RING_CAP */
+    struct slot **ring, **batch, **spare;
+    size_t *scratch; /* folded batch indices waiting for their summary's seq (committer only) */
     size_t head_i, n, urgent;
     uint64_t enq_count, done_count;
     uint64_t oldest_ns;
@@ -173,7 +178,7 @@ open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errc
 static struct slot *
 slot_at(struct audit_queue *q, size_t start, size_t i)
 {
-    return &q->ring[(start + i) % RING_CAP];
+    return q->ring[(start + i) % RING_CAP];
 }
 
 static int64_t
@@ -374,9 +379,9 @@ is_full(const struct audit_queue *q, const struct chain *c, uint64_t max_bytes)
     return max_bytes > 0 && c->bytes >= max_bytes;
 }
 
-/* Writes slots [start, start+k) (and the carried summary) in one transaction. */
+/* Writes batch[0, k) (and the carried summary) in one transaction. */
 static enum posgate_err
-commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
+commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
 {
     struct audit_summary sum;
     struct chain c;
@@ -414,11 +419,11 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
         }
     }
     for (size_t i = 0; i < k; i++) {
-        struct slot *s = slot_at(q, start, i);
+        struct slot *s = q->batch[i];
 
         if (s->ev.decision == AUDIT_ALLOW && full) {
             audit_summary_add(&sum, &s->ev);
-            q->scratch[nf++] = (start + i) % RING_CAP;
+            q->scratch[nf++] = i;
             folded++;
             continue;
         }
@@ -428,7 +433,7 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
                 goto fail;
             }
             for (size_t j = 0; j < nf; j++) {
-                q->ring[q->scratch[j]].seq = c.seq;
+                q->batch[q->scratch[j]]->seq = c.seq;
             }
             nf = 0;
             memset(&sum, 0, sizeof(sum));
@@ -452,7 +457,7 @@ commit_batch(struct audit_queue *q, size_t start, size_t k, uint64_t max_bytes)
             goto fail;
         }
         for (size_t j = 0; j < nf; j++) {
-            q->ring[q->scratch[j]].seq = c.seq;
+            q->batch[q->scratch[j]]->seq = c.seq;
         }
     }
     rc = meta_put(q->meta_set, "bytes", (int64_t)c.bytes, NULL, 0);
@@ -478,7 +483,7 @@ fail:
     pthread_mutex_unlock(&q->mu);
     q->carry.cause = "write_failed";
     for (size_t i = 0; i < k; i++) {
-        struct slot *s = slot_at(q, start, i);
+        struct slot *s = q->batch[i];
 
         /* nobody waits for a batched ALLOW: keep it counted for the next commit */
         if (s->rc == NULL && s->ev.decision == AUDIT_ALLOW) {
@@ -506,25 +511,35 @@ run_batch(struct audit_queue *q)
     uint64_t max_bytes = q->max_bytes;
     enum posgate_err err;
 
+    /* take the events out of the ring: their slots become the batch, spares fill the ring */
+    for (size_t i = 0; i < k; i++) {
+        size_t r = (start + i) % RING_CAP;
+
+        q->batch[i] = q->ring[r];
+        q->ring[r] = q->spare[i];
+        waiters += q->batch[i]->rc != NULL;
+    }
+    q->head_i = (start + k) % RING_CAP;
+    q->n -= k;
+    q->urgent -= waiters;
+    if (k > 0) {
+        pthread_cond_broadcast(&q->cv_done); /* room in the ring again */
+    }
     pthread_mutex_unlock(&q->mu);
-    err = commit_batch(q, start, k, max_bytes);
+    err = commit_batch(q, k, max_bytes);
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < k; i++) {
-        struct slot *s = slot_at(q, start, i);
+        struct slot *s = q->batch[i];
 
         if (s->rc != NULL) {
             s->rc->err = err;
             s->rc->seq = err == POSGATE_OK ? s->seq : 0;
             s->rc->done = 1;
             s->rc = NULL;
-            waiters++;
         }
+        q->spare[i] = s; /* the batch's slots are the next spares */
     }
-    q->head_i = (start + k) % RING_CAP;
-    q->n -= k;
-    q->urgent -= waiters;
     q->done_count += k;
-    q->oldest_ns = plat_mono_ns();
 }
 
 static void *
@@ -558,7 +573,7 @@ writer_main(void *arg)
             if (q->n == 0 && q->carry.count > 0) {
                 q->committing = 1;
                 pthread_mutex_unlock(&q->mu);
-                err = commit_batch(q, q->head_i, 0, q->max_bytes);
+                err = commit_batch(q, 0, q->max_bytes);
                 pthread_mutex_lock(&q->mu);
                 q->committing = 0;
                 pthread_cond_broadcast(&q->cv_done);
@@ -666,9 +681,18 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
         if (err != POSGATE_OK) {
             goto fail;
         }
+        q->slots = plat_calloc(2 * RING_CAP, sizeof(*q->slots));
         q->ring = plat_calloc(RING_CAP, sizeof(*q->ring));
+        q->batch = plat_calloc(RING_CAP, sizeof(*q->batch));
+        q->spare = plat_calloc(RING_CAP, sizeof(*q->spare));
         q->scratch = plat_calloc(RING_CAP, sizeof(*q->scratch));
-        if (q->ring == NULL || q->scratch == NULL ||
+        for (size_t i = 0; q->slots != NULL && q->ring != NULL && q->spare != NULL && i < RING_CAP;
+             i++) {
+            q->ring[i] = &q->slots[i];
+            q->spare[i] = &q->slots[RING_CAP + i];
+        }
+        if (q->slots == NULL || q->ring == NULL || q->batch == NULL || q->spare == NULL ||
+            q->scratch == NULL ||
             crypto_hash_stream_new_for(&q->chain, true, false) != POSGATE_OK) {
             err = POSGATE_ERR_NOMEM;
             goto fail;
@@ -731,7 +755,10 @@ audit_close(struct audit_queue *q)
     pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->rlock);
     buf_free(&q->body);
+    plat_free(q->slots);
     plat_free(q->ring);
+    plat_free(q->batch);
+    plat_free(q->spare);
     plat_free(q->scratch);
     crypto_hash_stream_free(q->chain);
     plat_free(q);
