@@ -570,7 +570,10 @@ open_conn(const char *path, bool write, bool create, sqlite3 **out, char *msg, s
     err = exec_sql(db, pragmas, msg, cap);
     if (err != POSGATE_OK) {
         /* A file that is no database fails here with SQLITE_NOTADB (CORRUPT); an I/O error
-         * (a full disk while the WAL index is set up) stays IO, so nobody wipes a sound store. */
+         * (a full disk while the WAL index is set up) stays IO, so nobody wipes a sound store.
+         * The message names the file, not the pragmas. */
+        set_msg(msg, cap, "store: %s: %s%s", path, sqlite3_errmsg(db),
+                err == POSGATE_ERR_CORRUPT ? " (expected a posgate store)" : "");
         sqlite3_close(db);
         return err;
     }

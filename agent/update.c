@@ -809,10 +809,10 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
     }
     err = store_open(dd.store, 0, &st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        /* NOTFOUND: store_open names the file and the remedy */
-        snprintf(errmsg, errcap, "%s%s%s%s", err == POSGATE_ERR_NOTFOUND ? "" : "store ",
-                 err == POSGATE_ERR_NOTFOUND ? "" : dd.store,
-                 err == POSGATE_ERR_NOTFOUND ? "" : ": ", msg);
+        bool named = strstr(msg, dd.store) != NULL; /* store_open named the file */
+
+        snprintf(errmsg, errcap, "%s%s%s%s", named ? "" : "store ", named ? "" : dd.store,
+                 named ? "" : ": ", msg);
         return err;
     }
     err = merge_all(st, keep_going, ctx, moved, errmsg, errcap);
@@ -850,9 +850,9 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     }
     err = store_open(r.dd.store, 0, &r.st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        /* NOTFOUND: store_open names the file and the remedy */
-        fail(&r, "%s%s%s%s", err == POSGATE_ERR_NOTFOUND ? "" : "store ",
-             err == POSGATE_ERR_NOTFOUND ? "" : r.dd.store, err == POSGATE_ERR_NOTFOUND ? "" : ": ",
+        bool named = strstr(msg, r.dd.store) != NULL; /* store_open named the file */
+
+        fail(&r, "%s%s%s%s", named ? "" : "store ", named ? "" : r.dd.store, named ? "" : ": ",
              msg);
         return err;
     }
