@@ -1464,34 +1464,16 @@ bind_row(sqlite3_stmt *st, int base, const struct pending_row *r)
     }
 }
 
+/* Inserts one row through st: u->ins (a snapshot's row into entries) or u->ov_ins (a delta's
+ * addition into recent, which inserts nothing when the entry is visible already). */
 static enum posgate_err
-insert_one(struct store_update *u, const struct pending_row *r)
+insert_row(struct store_update *u, sqlite3_stmt *st, const struct pending_row *r)
 {
     int rc;
 
-    bind_row(u->ins, 0, r);
-    rc = sqlite3_step(u->ins);
-    sqlite3_reset(u->ins);
-    if (rc != SQLITE_DONE) {
-        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-            return ufail(u, POSGATE_ERR_REJECTED,
-                         "store: list \"%s\": listing \"%s\" is added but already present",
-                         u->list_id, r->listing_id);
-        }
-        return ufail_db(u, rc, "insert entry");
-    }
-    return POSGATE_OK;
-}
-
-/* A delta's addition: a row of recent, refused when the entry is visible already. */
-static enum posgate_err
-insert_recent(struct store_update *u, const struct pending_row *r)
-{
-    int rc;
-
-    bind_row(u->ov_ins, 0, r);
-    rc = sqlite3_step(u->ov_ins);
-    sqlite3_reset(u->ov_ins);
+    bind_row(st, 0, r);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
     if (rc == SQLITE_DONE && sqlite3_changes(u->s->db) == 1) {
         return POSGATE_OK;
     }
@@ -1543,7 +1525,7 @@ flush_pending(struct store_update *u)
         }
     }
     for (; i < n && err == POSGATE_OK; i++) {
-        err = insert_one(u, &u->pending[i]);
+        err = insert_row(u, u->ins, &u->pending[i]);
     }
     return err;
 }
@@ -1591,7 +1573,7 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
         u->n_pending++;
         err = u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
     } else {
-        err = insert_recent(u, r); /* a delta's additions go to recent (store.h) */
+        err = insert_row(u, u->ov_ins, r); /* a delta's additions go to recent (store.h) */
     }
     if (err != POSGATE_OK) {
         return err;
@@ -2016,8 +1998,8 @@ merge_apply(struct store *s, const struct merge_key *keys, size_t n)
 {
     static const char *const sql[3] = {
         "DELETE FROM entries WHERE k = ?1 AND t = ?2 AND n = ?3",
-        "INSERT INTO entries(k, t, n, a, f, u, s) SELECT k, t, n, a, f, u, s FROM recent"
-        " WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = 0",
+        ("INSERT INTO entries(k, t, n, a, f, u, s) SELECT k, t, n, a, f, u, s FROM recent"
+         " WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = 0"),
         "DELETE FROM recent WHERE k = ?1 AND t = ?2 AND n = ?3 AND d = ?4"};
     sqlite3_stmt *st[3] = {NULL, NULL, NULL};
     enum posgate_err err = POSGATE_OK;
@@ -2078,6 +2060,17 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
         set_msg(s->errmsg, sizeof(s->errmsg), "store: %s",
                 s->updating ? "an update is in progress" : "opened read-only");
         return POSGATE_ERR_STATE;
+    }
+    {
+        int64_t any = 0;
+        bool found = false;
+
+        /* nothing to merge (the usual case): no write transaction, no checkpoint */
+        err = query_int(s->db, "SELECT EXISTS(SELECT 1 FROM recent)", &any, &found, s->errmsg,
+                        sizeof(s->errmsg));
+        if (err != POSGATE_OK || any == 0) {
+            return err;
+        }
     }
     keys = plat_malloc(max_rows * sizeof(*keys));
     if (keys == NULL) {

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "plat_clock.h"
 #include "plat_file.h"
 #include "state_digest.h"
 #include "store.h"
@@ -1007,6 +1008,21 @@ test_recent_model(void)
     CHECK_INT(total, 10);
     CHECK(has_key(s, 3) && !has_key(s, 10));
     CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    /* nothing to merge: no write transaction, so another writer holding the lock (a sync in
+     * another process) does not make it wait */
+    {
+        sqlite3 *other = NULL;
+        uint64_t t0 = plat_mono_ns();
+
+        CHECK_INT(sqlite3_open(p, &other), SQLITE_OK);
+        CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        more = true;
+        CHECK_OK(store_merge_step(s, 16, &moved, &more));
+        CHECK(moved == 0 && !more);
+        CHECK(plat_mono_ns() - t0 < 2000000000ull);
+        sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(other);
+    }
     store_reader_free(r);
     store_close(s);
 
