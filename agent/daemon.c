@@ -399,21 +399,24 @@ static void
 merge_recent(struct daemon *d)
 {
     char dir[DAEMON_PATH_MAX], msg[1024];
-    uint64_t moved = 0, t0 = plat_mono_ns();
+    uint64_t moved = 0, fkeys = 0, t0 = plat_mono_ns();
     enum posgate_err err;
 
     d->merge_due = 0;
     memcpy(dir, d->cfg.data_dir, sizeof(dir));
     pthread_mutex_unlock(&d->lock);
-    err = update_compact(dir, merge_keep_going, d, &moved, msg, sizeof(msg));
+    err = update_compact(dir, merge_keep_going, d, &moved, &fkeys, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         plat_log(PLAT_LOG_WARN,
-                 "merging the store's recent changes failed (retried after the "
-                 "next sync): %s",
+                 "merging the store's recent changes failed (retried after the next sync "
+                 "that changes a list, at the next start, or by posgate compact): %s",
                  msg);
-    } else if (moved > 0) {
-        plat_log(PLAT_LOG_INFO, "merged %llu recent row(s) into the store's main table in %.2f s",
-                 (unsigned long long)moved, (double)(plat_mono_ns() - t0) / 1e9);
+    } else if (moved > 0 || fkeys > 0) {
+        plat_log(PLAT_LOG_INFO,
+                 "merged %llu recent row(s) into the store's main table and rebuilt the key "
+                 "filter with %llu key(s) in %.2f s",
+                 (unsigned long long)moved, (unsigned long long)fkeys,
+                 (double)(plat_mono_ns() - t0) / 1e9);
     }
     pthread_mutex_lock(&d->lock);
     if (err == POSGATE_OK && d->running) {

@@ -267,6 +267,9 @@ print_update(const struct update_result *res)
         printf("merged %llu delta row(s) into the main table in %.3f s\n",
                (unsigned long long)res->merged_rows, res->merge_s);
     }
+    if (res->filter_keys > 0) {
+        printf("rebuilt the key filter with %llu key(s)\n", (unsigned long long)res->filter_keys);
+    }
 }
 
 static int
@@ -395,17 +398,20 @@ static const char usage_compact[] =
     "usage: posgate [--data-dir DIR] compact [--json]\n"
     "\n"
     "Merges the changes that deltas wrote to the store's recent table into its main table and\n"
-    "erases the rows they removed. Checks answer the same before and after, and may run\n"
-    "meanwhile. posgate import and sync do this after each update and the daemon after each\n"
-    "sync, so it is needed only after an update whose merge failed (it then said so).\n"
+    "erases the rows they removed, then rebuilds the store's key filter (store.db.filter) when\n"
+    "it is not made for the installed version. Checks answer the same before and after, and\n"
+    "may run meanwhile. posgate import and sync do this after each update and the daemon after\n"
+    "each sync, so it is needed only after an update whose merge failed (it then said so), or\n"
+    "when status says key_filter is not ok.\n"
     "\n"
-    "  --json  print {\"ok\":true,\"merged_rows\":N,\"seconds\":S} (or \"error\")\n";
+    "  --json  print {\"ok\":true,\"merged_rows\":N,\"filter_keys\":K,\"seconds\":S} (or\n"
+    "          \"error\"); K is the keys of a rebuilt filter, 0 when none was needed\n";
 
 static int
 cmd_compact(int argc, char **argv)
 {
     int as_json = 0;
-    uint64_t moved = 0, t0;
+    uint64_t moved = 0, fkeys = 0, t0;
     double secs;
     char msg[1024];
     enum posgate_err err;
@@ -416,14 +422,17 @@ cmd_compact(int argc, char **argv)
         return arc;
     }
     t0 = plat_mono_ns();
-    err = update_compact(data_dir_opt, NULL, NULL, &moved, msg, sizeof(msg));
+    err = update_compact(data_dir_opt, NULL, NULL, &moved, &fkeys, msg, sizeof(msg));
     secs = (double)(plat_mono_ns() - t0) / 1e9;
     if (as_json) {
-        printf("{\"ok\":%s,\"merged_rows\":%llu,\"seconds\":%.3f,\"error\":",
-               err == POSGATE_OK ? "true" : "false", (unsigned long long)moved, secs);
+        printf("{\"ok\":%s,\"merged_rows\":%llu,\"filter_keys\":%llu,\"seconds\":%.3f,"
+               "\"error\":",
+               err == POSGATE_OK ? "true" : "false", (unsigned long long)moved,
+               (unsigned long long)fkeys, secs);
         print_json_error_end(err, msg);
     } else if (err == POSGATE_OK) {
-        printf("merged %llu row(s) in %.3f s\n", (unsigned long long)moved, secs);
+        printf("merged %llu row(s)%s in %.3f s\n", (unsigned long long)moved,
+               fkeys > 0 ? " and rebuilt the key filter" : "", secs);
     } else {
         fprintf(stderr, "posgate compact: %s\n", msg[0] ? msg : posgate_strerror(err));
     }

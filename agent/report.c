@@ -160,6 +160,15 @@ report_status_json(struct store *st, int64_t now, struct buf *out)
             cJSON_AddNumberToObject(root, "unmerged_rows", (double)unmerged);
         }
     }
+    {
+        enum store_filter_state fs;
+
+        /* the key filter (store.h): "ok" after each import, sync or daemon merge; otherwise
+         * checks use the store alone (slower, same answers) until posgate compact */
+        if (store_filter_check(st, &fs, NULL) == POSGATE_OK) {
+            cJSON_AddStringToObject(root, "key_filter", store_filter_state_name(fs));
+        }
+    }
     cJSON_AddBoolToObject(root, "metadata_expired", m.expires_at != 0 && now >= m.expires_at);
     cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
     if (cfg != NULL) {

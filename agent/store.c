@@ -18,8 +18,11 @@
 
 #include <sqlite3.h>
 
+#include "keyfilter.h"
 #include "plat_clock.h"
+#include "plat_log.h"
 #include "plat_mem.h"
+#include "plat_random.h"
 
 #define STORE_MAGIC      "posgate-store"
 #define BUSY_TIMEOUT_MS  10000
@@ -38,6 +41,7 @@ struct store {
     unsigned flags;
     bool updating;
     _Atomic uint64_t generation; /* bumped after each commit through this handle */
+    char *kf_path;               /* the key filter file beside the store (keyfilter.h) */
     char errmsg[STORE_ERRMSG_MAX];
 };
 
@@ -50,6 +54,11 @@ struct tmpl_slot {
 };
 
 enum update_mode { MODE_NONE, MODE_SNAPSHOT, MODE_DELTA };
+
+/* What an update does with the key filter, chosen at its first added key: add the keys to the
+ * filter of the current version in place, write a new filter (kept when the update replaced
+ * every list that had rows, so that it holds every key), or none (it is rebuilt later). */
+enum kf_mode { KF_UNDECIDED, KF_INPLACE, KF_NEW, KF_NONE };
 
 /* A snapshot's rows are inserted INS_BATCH at a time: one multi-row INSERT keeps its cursor
  * open across the rows (sorted keys then append without a seek from the root) and pays the
@@ -87,6 +96,15 @@ struct store_update {
     sqlite3_stmt *tmpl_ins;
     sqlite3_stmt *ins_batch; /* INS_BATCH rows in one INSERT, prepared on first use */
     struct tmpl_slot tmpl_cache[TMPL_CACHE_SLOTS];
+    enum kf_mode kf_mode;
+    struct keyfilter_writer kf;
+    bool have_token;                    /* the store had a key set token at begin */
+    uint8_t token[KEYFILTER_TOKEN_LEN]; /* ... that token */
+    uint64_t expect_keys;               /* store_update_expect_keys */
+    uint64_t adds;                      /* keys added by this update */
+    size_t n_had;                       /* lists that had rows at begin ... */
+    int64_t *had_no;                    /* ... their numbers */
+    bool *had_cleared;                  /* ... and whether this update emptied them */
     unsigned n_pending;
     struct pending_row pending[INS_BATCH];
 };
@@ -102,6 +120,10 @@ struct store_reader {
     sqlite3_stmt *lookup;    /* entries only: recent is empty */
     sqlite3_stmt *lookup_ov; /* entries without their removal markers, plus recent additions */
     bool has_recent;         /* recent holds rows in the reader's version */
+    bool have_token;         /* the reader's version has a key set token ... */
+    uint8_t token[KEYFILTER_TOKEN_LEN];
+    bool kf_ok; /* ... and kf is a filter made for it */
+    struct keyfilter_map kf;
     bool in_txn;
     uint64_t seen_store_gen;
     uint64_t txn_start_ns;
@@ -226,6 +248,31 @@ query_int(sqlite3 *db, const char *sql, int64_t *out, bool *found, char *msg, si
 }
 
 /* Splits a listing id at its trailing run of at most FEED_NUM_DIGITS_MAX digits. */
+/* The key set token (meta "keyset", keyfilter.h); *have is false when the store has none. */
+static enum posgate_err
+read_token(sqlite3 *db, uint8_t token[KEYFILTER_TOKEN_LEN], bool *have, char *msg, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err =
+        prepare(db, "SELECT value FROM meta WHERE name = 'keyset'", &st, msg, cap);
+    int rc;
+
+    *have = false;
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB &&
+        sqlite3_column_bytes(st, 0) == KEYFILTER_TOKEN_LEN) {
+        memcpy(token, sqlite3_column_blob(st, 0), KEYFILTER_TOKEN_LEN);
+        *have = true;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = db_fail(db, rc, "read the key set token", msg, cap);
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
 static void
 split_listing(const char *id, size_t len, size_t *stem_len, uint8_t *width, int64_t *num)
 {
@@ -651,6 +698,13 @@ store_open(const char *path, unsigned flags, struct store **out, char *errmsg, s
     if (err != POSGATE_OK) {
         goto out;
     }
+    s->kf_path = plat_malloc(strlen(path) + sizeof(KEYFILTER_SUFFIX));
+    if (s->kf_path == NULL) {
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(s->kf_path, path, strlen(path));
+    memcpy(s->kf_path + strlen(path), KEYFILTER_SUFFIX, sizeof(KEYFILTER_SUFFIX));
     *out = s;
     s = NULL;
 out:
@@ -665,6 +719,7 @@ store_close(struct store *s)
         return;
     }
     sqlite3_close(s->db);
+    plat_free(s->kf_path);
     plat_free(s);
 }
 
@@ -932,6 +987,153 @@ ready(struct store_update *u)
     return POSGATE_OK;
 }
 
+/* Notes the lists that have rows as the update begins (for the key filter: a new filter holds
+ * every key only when the update emptied each of them). */
+static enum posgate_err
+read_had_rows(struct store_update *u)
+{
+    struct store *s = u->s;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err;
+    int rc;
+
+    u->had_no = plat_calloc(STORE_LISTS_MAX + 1, sizeof(*u->had_no));
+    u->had_cleared = plat_calloc(STORE_LISTS_MAX + 1, sizeof(*u->had_cleared));
+    if (u->had_no == NULL || u->had_cleared == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    err =
+        prepare(s->db, "SELECT no FROM lists WHERE entries > 0", &st, s->errmsg, sizeof(s->errmsg));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && u->n_had <= STORE_LISTS_MAX) {
+        u->had_no[u->n_had++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return db_fail(s->db, rc, "read lists", s->errmsg, sizeof(s->errmsg));
+    }
+    if (u->n_had > STORE_LISTS_MAX) {
+        set_msg(s->errmsg, sizeof(s->errmsg), "store: more than %d lists installed",
+                STORE_LISTS_MAX);
+        return POSGATE_ERR_CORRUPT;
+    }
+    return POSGATE_OK;
+}
+
+void
+store_update_expect_keys(struct store_update *u, uint64_t n)
+{
+    if (u != NULL) {
+        u->expect_keys = n;
+    }
+}
+
+/* The first key an update adds chooses how it keeps the key filter (enum kf_mode). A filter
+ * failure never fails the update: the update then leaves no filter for its version, lookups
+ * go to SQLite, and store_filter_rebuild makes a new one. */
+static void
+kf_start(struct store_update *u)
+{
+    struct store *s = u->s;
+    char msg[STORE_ERRMSG_MAX];
+    uint64_t size = u->expect_keys;
+    bool found, all_cleared = true;
+    int64_t total = 0;
+
+    u->kf_mode = KF_NONE;
+    for (size_t i = 0; i < u->n_had; i++) {
+        all_cleared = all_cleared && u->had_cleared[i];
+    }
+    /* a store whose rows this update replaced so far gets a new filter; otherwise the keys go
+     * into the current version's filter while it has room */
+    if (!all_cleared && u->have_token &&
+        keyfilter_open_rw(&u->kf, s->kf_path, u->token, msg, sizeof(msg)) == POSGATE_OK) {
+        if (!keyfilter_is_full(u->kf.n_blocks, u->kf.keys)) {
+            u->kf_mode = KF_INPLACE;
+            return;
+        }
+        keyfilter_close(&u->kf);
+    }
+    if (!all_cleared &&
+        query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found, msg,
+                  sizeof(msg)) == POSGATE_OK &&
+        (uint64_t)total > size) {
+        size = (uint64_t)total;
+    }
+    if (keyfilter_create(&u->kf, s->kf_path, size, msg, sizeof(msg)) == POSGATE_OK) {
+        u->kf_mode = KF_NEW;
+    } else {
+        plat_log(PLAT_LOG_WARN, "store: %s; lookups use the store alone until it is rebuilt", msg);
+    }
+}
+
+static void
+kf_note_add(struct store_update *u, const uint8_t *key)
+{
+    if (u->kf_mode == KF_UNDECIDED) {
+        kf_start(u);
+    }
+    if (u->kf_mode == KF_INPLACE || u->kf_mode == KF_NEW) {
+        keyfilter_add(&u->kf, key);
+    }
+    u->adds++;
+}
+
+static void
+kf_note_cleared(struct store_update *u, int64_t no)
+{
+    for (size_t i = 0; i < u->n_had; i++) {
+        if (u->had_no[i] == no) {
+            u->had_cleared[i] = true;
+        }
+    }
+}
+
+static enum posgate_err meta_put_blob(struct store_update *u, const char *name, const void *p,
+                                      size_t len, bool text);
+
+/* Before the commit of an update that added keys: a new key set token, and a filter that holds
+ * every key of the new version made durable, then given that token (keyfilter.h). */
+static enum posgate_err
+kf_finish(struct store_update *u)
+{
+    char msg[STORE_ERRMSG_MAX];
+    uint8_t token[KEYFILTER_TOKEN_LEN];
+    enum posgate_err err;
+    bool complete = u->kf_mode == KF_INPLACE;
+
+    if (u->adds == 0) {
+        return POSGATE_OK; /* the key set only shrank: the filter still covers it */
+    }
+    err = plat_random(token, sizeof(token));
+    if (err != POSGATE_OK) {
+        return ufail(u, err, "store: no random bytes for the key set token");
+    }
+    err = meta_put_blob(u, "keyset", token, sizeof(token), false);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (u->kf_mode == KF_NEW) {
+        complete = true;
+        for (size_t i = 0; i < u->n_had; i++) {
+            complete = complete && u->had_cleared[i];
+        }
+    }
+    if (!complete) {
+        return POSGATE_OK; /* no filter for this version until store_filter_rebuild */
+    }
+    err = keyfilter_install(&u->kf, msg, sizeof(msg));
+    if (err == POSGATE_OK) {
+        err = keyfilter_set_token(&u->kf, token, msg, sizeof(msg));
+    }
+    if (err != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "store: %s; lookups use the store alone until it is rebuilt", msg);
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 store_begin_update(struct store *s, struct store_update **out)
 {
@@ -958,6 +1160,7 @@ store_begin_update(struct store *s, struct store_update **out)
         return POSGATE_ERR_NOMEM;
     }
     u->s = s;
+    u->kf.fd = -1;
     err = exec_sql(s->db, "BEGIN IMMEDIATE", msg, cap);
     if (err != POSGATE_OK) {
         plat_free(u);
@@ -996,6 +1199,12 @@ store_begin_update(struct store *s, struct store_update **out)
     if (err == POSGATE_OK) {
         err = prepare(s->db, "INSERT INTO tmpl(list, stem, width) VALUES(?1, ?2, ?3)", &u->tmpl_ins,
                       msg, cap);
+    }
+    if (err == POSGATE_OK) {
+        err = read_token(s->db, u->token, &u->have_token, msg, cap);
+    }
+    if (err == POSGATE_OK) {
+        err = read_had_rows(u);
     }
     if (err != POSGATE_OK) {
         store_update_abort(u);
@@ -1247,6 +1456,8 @@ clear_list(struct store_update *u, int64_t no, uint64_t count)
     sqlite3_stmt *st = NULL;
     int64_t pending = 0;
     int rc;
+
+    kf_note_cleared(u, no);
 
     if (count == 0) {
         /* an emptied list may still have rows in entries, hidden by their markers in recent */
@@ -1578,6 +1789,7 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     if (err != POSGATE_OK) {
         return err;
     }
+    kf_note_add(u, e->key);
     if (!u->trust_state) {
         state_digest_add(&u->state, e);
     }
@@ -1840,6 +2052,9 @@ static void
 update_free(struct store_update *u)
 {
     update_finalize(u);
+    keyfilter_close(&u->kf);
+    plat_free(u->had_no);
+    plat_free(u->had_cleared);
     u->s->updating = false;
     plat_free(u);
 }
@@ -1889,6 +2104,9 @@ store_update_commit(struct store_update *u)
     }
     if (err == POSGATE_OK) {
         err = meta_put_int(u, "installed_at", plat_wall_s());
+    }
+    if (err == POSGATE_OK) {
+        err = kf_finish(u);
     }
     update_finalize(u);
     err = end_txn(s, err);
@@ -2102,6 +2320,173 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
     return POSGATE_OK;
 }
 
+/* ---------------------------------------------------------------- key filter */
+
+const char *
+store_filter_state_name(enum store_filter_state st)
+{
+    switch (st) {
+    case STORE_FILTER_OK:
+        return "ok";
+    case STORE_FILTER_FULL:
+        return "full";
+    case STORE_FILTER_STALE:
+        return "stale";
+    case STORE_FILTER_DAMAGED:
+        return "damaged";
+    case STORE_FILTER_MISSING:
+        break;
+    }
+    return "missing";
+}
+
+/* The filter file's state against token (have: the store has one); *keys from its header. */
+static enum store_filter_state
+filter_state_of(struct store *s, const uint8_t *token, bool have, uint64_t *keys)
+{
+    struct keyfilter_map m;
+    char msg[STORE_ERRMSG_MAX];
+    enum posgate_err err = keyfilter_map_open(&m, s->kf_path, msg, sizeof(msg));
+    enum store_filter_state st;
+
+    *keys = 0;
+    if (err != POSGATE_OK) {
+        return err == POSGATE_ERR_CORRUPT ? STORE_FILTER_DAMAGED : STORE_FILTER_MISSING;
+    }
+    *keys = keyfilter_map_keys(&m);
+    if (!have || !keyfilter_map_token_is(&m, token)) {
+        st = STORE_FILTER_STALE;
+    } else if (keyfilter_is_full(m.n_blocks, *keys)) {
+        st = STORE_FILTER_FULL;
+    } else {
+        st = STORE_FILTER_OK;
+    }
+    keyfilter_map_close(&m);
+    return st;
+}
+
+enum posgate_err
+store_filter_check(struct store *s, enum store_filter_state *state, uint64_t *keys)
+{
+    uint8_t token[KEYFILTER_TOKEN_LEN];
+    bool have = false;
+    uint64_t k;
+    enum posgate_err err;
+
+    if (s == NULL || state == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = read_token(s->db, token, &have, s->errmsg, sizeof(s->errmsg));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    *state = filter_state_of(s, token, have, &k);
+    if (keys != NULL) {
+        *keys = k;
+    }
+    return POSGATE_OK;
+}
+
+/* Adds the first column of every row sql selects to w. */
+static enum posgate_err
+filter_add_rows(struct store *s, struct keyfilter_writer *w, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = prepare(s->db, sql, &st, s->errmsg, sizeof(s->errmsg));
+    int rc;
+
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != STORE_KEY_LEN) {
+            sqlite3_finalize(st);
+            set_msg(s->errmsg, sizeof(s->errmsg), "store: a row's key is %d bytes, expected %d",
+                    sqlite3_column_bytes(st, 0), STORE_KEY_LEN);
+            return POSGATE_ERR_CORRUPT;
+        }
+        keyfilter_add(w, sqlite3_column_blob(st, 0));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? POSGATE_OK
+                             : db_fail(s->db, rc, "read keys", s->errmsg, sizeof(s->errmsg));
+}
+
+enum posgate_err
+store_filter_rebuild(struct store *s, uint64_t *keys)
+{
+    struct keyfilter_writer w = {.fd = -1};
+    uint8_t token[KEYFILTER_TOKEN_LEN];
+    bool have = false, found;
+    int64_t total = 0;
+    enum posgate_err err;
+
+    if (s == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    if ((s->flags & STORE_READONLY) != 0 || s->updating) {
+        set_msg(s->errmsg, sizeof(s->errmsg), "store: %s",
+                s->updating ? "an update is in progress" : "opened read-only");
+        return POSGATE_ERR_STATE;
+    }
+    /* under the write lock: no key is added while the rows are read */
+    err = exec_sql(s->db, "BEGIN IMMEDIATE", s->errmsg, sizeof(s->errmsg));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = read_token(s->db, token, &have, s->errmsg, sizeof(s->errmsg));
+    if (err == POSGATE_OK && !have) {
+        sqlite3_stmt *st = NULL;
+
+        err = plat_random(token, sizeof(token));
+        if (err == POSGATE_OK) {
+            err = prepare(s->db, "INSERT OR REPLACE INTO meta VALUES('keyset', ?1)", &st, s->errmsg,
+                          sizeof(s->errmsg));
+        }
+        if (err == POSGATE_OK) {
+            int rc;
+
+            sqlite3_bind_blob(st, 1, token, sizeof(token), SQLITE_STATIC);
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_DONE) {
+                err = db_fail(s->db, rc, "write the key set token", s->errmsg, sizeof(s->errmsg));
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    if (err == POSGATE_OK) {
+        err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
+                        s->errmsg, sizeof(s->errmsg));
+    }
+    if (err == POSGATE_OK) {
+        err = keyfilter_create(&w, s->kf_path, total > 0 ? (uint64_t)total : 0, s->errmsg,
+                               sizeof(s->errmsg));
+    }
+    /* every key of entries (rows hidden by a removal marker too: a superset is correct) and
+     * of recent's additions */
+    if (err == POSGATE_OK) {
+        err = filter_add_rows(s, &w, "SELECT k FROM entries");
+    }
+    if (err == POSGATE_OK) {
+        err = filter_add_rows(s, &w, "SELECT k FROM recent WHERE d = 0");
+    }
+    if (err == POSGATE_OK) {
+        err = keyfilter_install(&w, s->errmsg, sizeof(s->errmsg));
+    }
+    if (err == POSGATE_OK) {
+        err = keyfilter_set_token(&w, token, s->errmsg, sizeof(s->errmsg));
+    }
+    if (err == POSGATE_OK && keys != NULL) {
+        *keys = w.keys;
+    }
+    keyfilter_close(&w);
+    err = end_txn(s, err);
+    if (err == POSGATE_OK) {
+        atomic_fetch_add(&process_commits, 1); /* readers of this process look again */
+    }
+    return err;
+}
+
 /* ---------------------------------------------------------------- verify */
 
 /* The visible entries: rows of entries without a removal marker, plus the additions in
@@ -2145,10 +2530,12 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
     struct state_digest *calc = NULL;
     sqlite3_stmt *st = NULL;
     size_t n = 0, cap = STORE_LISTS_MAX;
-    uint64_t rows = 0;
+    uint64_t rows = 0, unfiltered = 0;
     char dummy[8];
     int rc;
-    bool txn = false;
+    bool txn = false, have_token = false, kf_ok = false;
+    uint8_t token[KEYFILTER_TOKEN_LEN];
+    struct keyfilter_map kf = {0};
 
     if (errmsg == NULL || errcap == 0) {
         errmsg = dummy;
@@ -2170,6 +2557,17 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         goto out;
     }
     txn = true;
+    /* the key filter, when it is made for this version, must pass every visible key */
+    err = read_token(s->db, token, &have_token, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (have_token) {
+        char kmsg[STORE_ERRMSG_MAX];
+
+        kf_ok = keyfilter_map_open(&kf, s->kf_path, kmsg, sizeof(kmsg)) == POSGATE_OK &&
+                keyfilter_map_token_is(&kf, token);
+    }
     err = prepare(s->db, "PRAGMA quick_check", &st, errmsg, errcap);
     if (err == POSGATE_OK) {
         rc = sqlite3_step(st);
@@ -2251,6 +2649,9 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
             goto out;
         }
         state_digest_add(&calc[i], &e);
+        if (kf_ok && !keyfilter_maybe(&kf, e.key)) {
+            unfiltered++;
+        }
         rows++;
         if (progress != NULL && (rows & 0xffff) == 0) {
             progress(ctx, rows);
@@ -2277,8 +2678,17 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
             goto out;
         }
     }
+    if (unfiltered > 0) {
+        set_msg(errmsg, errcap,
+                "store: key filter %s lacks %" PRIu64 " of the %" PRIu64
+                " entries' keys (lookups of them would find nothing): remove it, and posgate "
+                "compact writes a new one",
+                s->kf_path, unfiltered, rows);
+        err = POSGATE_ERR_CORRUPT;
+    }
 out:
     sqlite3_finalize(st);
+    keyfilter_map_close(&kf);
     if (txn) {
         (void)sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     }
@@ -2345,6 +2755,7 @@ store_reader_free(struct store_reader *r)
     }
     sqlite3_finalize(r->lookup);
     sqlite3_finalize(r->lookup_ov);
+    keyfilter_map_close(&r->kf);
     if (r->db != NULL && r->in_txn) {
         (void)sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
     }
@@ -2379,6 +2790,33 @@ sort_map(struct reader_list_map *m, size_t n)
     }
 }
 
+/* Whether the key filter file is made for the reader's version (keyfilter.h); a file replaced
+ * since it was mapped is mapped again. A filter that cannot be used is not an error: lookups
+ * then go to SQLite alone. */
+static void
+reader_filter(struct store_reader *r)
+{
+    r->kf_ok = false;
+    if (!r->have_token) {
+        return;
+    }
+    if (!keyfilter_map_same(&r->kf, r->s->kf_path)) {
+        char msg[STORE_ERRMSG_MAX];
+
+        keyfilter_map_close(&r->kf);
+        if (keyfilter_map_open(&r->kf, r->s->kf_path, msg, sizeof(msg)) != POSGATE_OK) {
+            return;
+        }
+    }
+    r->kf_ok = keyfilter_map_token_is(&r->kf, r->token);
+}
+
+bool
+store_reader_uses_filter(const struct store_reader *r)
+{
+    return r != NULL && r->kf_ok;
+}
+
 /* Reloads meta, lists and config inside the reader's new read transaction. */
 static enum posgate_err
 reader_load(struct store_reader *r)
@@ -2398,6 +2836,10 @@ reader_load(struct store_reader *r)
 
         err = query_int(r->db, "SELECT EXISTS(SELECT 1 FROM recent)", &any, &found, msg, cap);
         r->has_recent = any != 0;
+    }
+    if (err == POSGATE_OK) {
+        err = read_token(r->db, r->token, &r->have_token, msg, cap);
+        reader_filter(r);
     }
     if (err != POSGATE_OK) {
         return err;
@@ -2497,6 +2939,8 @@ store_reader_refresh(struct store_reader *r)
             r->data_version = dv;
             r->generation++;
         }
+    } else if (err == POSGATE_OK && !r->kf_ok) {
+        reader_filter(r); /* a filter rebuilt since, without a change of the store */
     }
     if (err != POSGATE_OK) {
         (void)sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
@@ -2597,6 +3041,9 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
     if (!r->in_txn) {
         set_msg(r->errmsg, sizeof(r->errmsg), "store: reader has no version; refresh first");
         return POSGATE_ERR_STATE;
+    }
+    if (r->kf_ok && !keyfilter_maybe(&r->kf, key)) {
+        return POSGATE_OK; /* in no row: the filter's "no" is certain */
     }
     st = r->has_recent ? r->lookup_ov : r->lookup;
     sqlite3_bind_blob(st, 1, key, STORE_KEY_LEN, SQLITE_STATIC);

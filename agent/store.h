@@ -191,6 +191,9 @@ POSGATE_WUR enum posgate_err store_list_finish(struct store_update *u, uint64_t 
 const struct state_digest *store_update_list_state(const struct store_update *u);
 /* Removes a list and all its entries (a list dropped from the feed). NOTFOUND when absent. */
 POSGATE_WUR enum posgate_err store_list_drop(struct store_update *u, const char *list_id);
+/* Tells the update about how many keys the store holds after it (sizes a new key filter;
+ * optional). */
+void store_update_expect_keys(struct store_update *u, uint64_t n);
 /* Entries added/removed in this update so far. */
 uint64_t store_update_changes(const struct store_update *u);
 /* Commits (fsync, synchronous=FULL) and frees u. On failure everything is rolled back. */
@@ -207,6 +210,26 @@ POSGATE_WUR enum posgate_err store_recent_rows(struct store *s, uint64_t *rows, 
  * IO/FULL (nothing of this step is kept). */
 POSGATE_WUR enum posgate_err store_merge_step(struct store *s, size_t max_rows, uint64_t *moved,
                                               bool *more);
+
+/* The key filter (keyfilter.h): a file beside the store that answers "in no row" for most
+ * absent keys without SQLite. An update that adds keys keeps it (in place, or a new one when it
+ * replaced every list) or leaves none for its version; readers then use SQLite alone until
+ * store_filter_rebuild. STALE: made for another version; FULL: usable but due for a rebuild;
+ * DAMAGED: not a filter file. */
+enum store_filter_state {
+    STORE_FILTER_OK,
+    STORE_FILTER_FULL,
+    STORE_FILTER_STALE,
+    STORE_FILTER_MISSING,
+    STORE_FILTER_DAMAGED
+};
+const char *store_filter_state_name(enum store_filter_state st);
+/* The filter's state for the store's newest version; keys (may be NULL): keys it holds. */
+POSGATE_WUR enum posgate_err store_filter_check(struct store *s, enum store_filter_state *state,
+                                                uint64_t *keys);
+/* Writes a new filter from every row, under the store's write lock (a few seconds at 15M
+ * entries); keys (may be NULL): keys added. STATE when read-only or an update is open. */
+POSGATE_WUR enum posgate_err store_filter_rebuild(struct store *s, uint64_t *keys);
 
 /* Recomputes every list's state from its rows and compares it with the stored state and the
  * entry count. REJECTED (CORRUPT for an unreadable row) when any differs; errmsg names the
@@ -237,6 +260,8 @@ const struct store_list *store_reader_lists(const struct store_reader *r, size_t
 const char *store_reader_errmsg(const struct store_reader *r);
 /* A counter that changes whenever the reader moved to another version. */
 uint64_t store_reader_generation(const struct store_reader *r);
+/* True when the reader's lookups consult the key filter first (a filter made for its version). */
+bool store_reader_uses_filter(const struct store_reader *r);
 
 struct store_hit {
     uint16_t list; /* index into store_reader_lists */

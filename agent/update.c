@@ -477,6 +477,28 @@ next_delta(const struct collect *c, uint64_t base, uint64_t target)
     return best;
 }
 
+/* The entries the feed's newest snapshots hold over all lists: about the keys the store holds
+ * after this update, which sizes a new key filter (store_update_expect_keys). 0 when unknown;
+ * a failure here is reported by apply_list. */
+static uint64_t
+expected_keys(struct run *r)
+{
+    uint64_t sum = 0;
+
+    for (unsigned i = 0; i < r->cfg->n_lists; i++) {
+        struct collect c;
+        const struct list_target *head;
+
+        if (collect_list(r, r->cfg->lists[i].id, &c) == POSGATE_OK &&
+            (head = head_snapshot(&c)) != NULL) {
+            sum += head->entries;
+        }
+        plat_free(c.v);
+    }
+    r->errmsg[0] = 0;
+    return sum;
+}
+
 /* Applies one list; *fallback is set when a delta chain failed and a snapshot should be tried. */
 static enum posgate_err
 apply_list(struct run *r, struct store_update *u, const char *list_id, int force_snapshot,
@@ -692,6 +714,7 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
     r->res->entries_changed = 0;
     err = store_begin_update(r->st, &u);
     if (err == POSGATE_OK) {
+        store_update_expect_keys(u, expected_keys(r));
         err = store_update_set_config(u, config_json->data, config_json->len);
     }
     if (err != POSGATE_OK) {
@@ -770,30 +793,44 @@ out:
     return err;
 }
 
+/* Merges recent into the main table, then rebuilds the key filter when the store's newest
+ * version has none usable (or a full one). *filter_keys: the keys of a rebuilt filter, else 0. */
 static enum posgate_err
-merge_all(struct store *st, int (*keep_going)(void *), void *ctx, uint64_t *moved, char *errmsg,
-          size_t errcap)
+merge_all(struct store *st, int (*keep_going)(void *), void *ctx, uint64_t *moved,
+          uint64_t *filter_keys, char *errmsg, size_t errcap)
 {
     enum posgate_err err = POSGATE_OK;
+    enum store_filter_state fs = STORE_FILTER_OK;
     bool more = true;
 
     *moved = 0;
+    *filter_keys = 0;
     while (more && (keep_going == NULL || keep_going(ctx))) {
         uint64_t n = 0;
 
         err = store_merge_step(st, STORE_MERGE_CHUNK, &n, &more);
         if (err != POSGATE_OK) {
             snprintf(errmsg, errcap, "%s", store_errmsg(st));
-            break;
+            return err;
         }
         *moved += n;
+    }
+    if (keep_going != NULL && !keep_going(ctx)) {
+        return POSGATE_OK;
+    }
+    err = store_filter_check(st, &fs, NULL);
+    if (err == POSGATE_OK && fs != STORE_FILTER_OK) {
+        err = store_filter_rebuild(st, filter_keys);
+    }
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "key filter: %s", store_errmsg(st));
     }
     return err;
 }
 
 enum posgate_err
 update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint64_t *moved,
-               char *errmsg, size_t errcap)
+               uint64_t *filter_keys, char *errmsg, size_t errcap)
 {
     struct datadir dd;
     struct store *st = NULL;
@@ -801,6 +838,7 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
     char msg[STORE_ERRMSG_MAX];
 
     *moved = 0;
+    *filter_keys = 0;
     errmsg[0] = 0;
     err = datadir_init(&dd, data_dir);
     if (err != POSGATE_OK) {
@@ -815,7 +853,7 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
                  named ? "" : ": ", msg);
         return err;
     }
-    err = merge_all(st, keep_going, ctx, moved, errmsg, errcap);
+    err = merge_all(st, keep_going, ctx, moved, filter_keys, errmsg, errcap);
     store_close(st);
     return err;
 }
@@ -909,12 +947,13 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     if (!opt->defer_merge) {
         uint64_t t1 = plat_mono_ns();
 
-        /* The new version is installed and serving either way: a merge that fails is retried
-         * by the next update or by posgate compact. */
-        if (merge_all(r.st, NULL, NULL, &res->merged_rows, msg, sizeof(msg)) != POSGATE_OK) {
+        /* The new version is installed and serving either way: a merge or a filter rebuild
+         * that fails is retried by the next update or by posgate compact. */
+        if (merge_all(r.st, NULL, NULL, &res->merged_rows, &res->filter_keys, msg, sizeof(msg)) !=
+            POSGATE_OK) {
             plat_log(PLAT_LOG_WARN,
                      "feed version %lld is installed; merging its changes into the main table "
-                     "failed and is retried by the next update: %s",
+                     "failed and is retried by the next update or posgate compact: %s",
                      (long long)res->feed_version, msg);
         }
         res->merge_s = (double)(plat_mono_ns() - t1) / 1e9;

@@ -50,7 +50,8 @@ struct update_result {
     int expired_accepted;
     double install_s;     /* from the start to the commit of the new version */
     uint64_t merged_rows; /* recent rows merged after the commit */
-    double merge_s;
+    uint64_t filter_keys; /* keys of a key filter rebuilt after the commit (0: none needed) */
+    double merge_s;       /* the merge and the rebuild */
 };
 
 /* Runs one update. Errors: REJECTED (the feed was refused: errmsg says why), NETWORK/RETRY/IO
@@ -59,11 +60,12 @@ POSGATE_WUR enum posgate_err update_run(const struct update_options *opt, struct
                                         char *errmsg, size_t errcap);
 
 /* Merges the store's recent changes into its main table, a transaction per chunk, until none
- * is left or keep_going (may be NULL) returns 0 between chunks. The store is opened here
- * (data_dir NULL: the default). *moved counts the rows merged. Errors as store_merge_step;
- * errmsg says what failed. */
+ * is left or keep_going (may be NULL) returns 0 between chunks; then rebuilds the key filter
+ * when the newest version has none usable (store_filter_rebuild). The store is opened here
+ * (data_dir NULL: the default). *moved counts the rows merged, *filter_keys the keys of a
+ * rebuilt filter (0: none needed). Errors as store_merge_step; errmsg says what failed. */
 POSGATE_WUR enum posgate_err update_compact(const char *data_dir, int (*keep_going)(void *),
-                                            void *ctx, uint64_t *moved, char *errmsg,
-                                            size_t errcap);
+                                            void *ctx, uint64_t *moved, uint64_t *filter_keys,
+                                            char *errmsg, size_t errcap);
 
 #endif

@@ -159,8 +159,39 @@ grep -q "1 delta" out.txt || fail "expected a delta: $(cat out.txt)"
 grep -q "merged 1 delta row(s) into the main table" out.txt || fail "no merge: $(cat out.txt)"
 expect_rc 0 pg k1 status --json
 grep -q '"unmerged_rows":0' out.txt || fail "status after import: $(cat out.txt)"
+grep -q '"key_filter":"ok"' out.txt || fail "key filter after import: $(cat out.txt)"
 expect_rc 0 pg k1 compact --json
-grep -q '"ok":true,"merged_rows":0,' out.txt || fail "compact after import: $(cat out.txt)"
+grep -q '"ok":true,"merged_rows":0,"filter_keys":0,' out.txt || fail "compact after import: $(cat out.txt)"
+# the key filter: without it checks read the store alone (same answers); compact rebuilds it,
+# and verify finds a filter that lacks keys of the store
+STILL=$(awk -F, -v id="$LISTED" '$1 == "listed" && $2 != id { print $2 "," $3; exit }' subj.csv)
+STILL_ID=${STILL%,*} STILL_SVC=${STILL#*,}
+[[ -n $STILL_ID ]] || fail "no second listed subject in subj.csv"
+rm k1/store.db.filter
+expect_rc 0 pg k1 status --json
+grep -q '"key_filter":"missing"' out.txt || fail "status without the key filter: $(cat out.txt)"
+expect_rc 1 pg k1 check --service "$STILL_SVC" --id "$STILL_ID"
+expect_rc 0 pg k1 check --service "$LSVC" --id "$LISTED"
+expect_rc 0 pg k1 check --service rail.hsr --id "$CLEAN"
+expect_rc 0 pg k1 compact --json
+grep -Eq '"ok":true,"merged_rows":0,"filter_keys":[1-9]' out.txt || fail "compact rebuild: $(cat out.txt)"
+expect_rc 0 pg k1 status --json
+grep -q '"key_filter":"ok"' out.txt || fail "key filter after compact: $(cat out.txt)"
+expect_rc 1 pg k1 check --service "$STILL_SVC" --id "$STILL_ID"
+expect_rc 0 pg k1 check --service rail.hsr --id "$CLEAN"
+python3 - k1/store.db.filter <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(4096)
+    n = len(f.read())
+    f.seek(4096)
+    f.write(bytes(n))
+PY
+expect_rc 4 pg k1 verify
+grep -q "key filter" err.txt || fail "verify of an emptied key filter: $(cat err.txt)"
+rm k1/store.db.filter
+expect_rc 0 pg k1 compact
+expect_rc 0 pg k1 verify
 expect_rc 0 pg k1 compact --help
 grep -q "usage: posgate" out.txt || fail "compact --help"
 expect_rc 2 pg k1 compact --bogus

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "keyfilter.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "state_digest.h"
@@ -1250,6 +1251,230 @@ test_corrupt_files(void)
     }
 }
 
+/* ---------------------------------------------------------------- key filter */
+
+/* Lookups of seeds lo..hi-1 ("SPC-" entries) through r: how many are found. */
+static unsigned
+found_through(struct store_reader *r, uint64_t lo, uint64_t hi)
+{
+    unsigned found = 0;
+
+    for (uint64_t i = lo; i < hi; i++) {
+        struct store_hit h[2];
+        struct feed_entry e;
+        size_t n = 0;
+
+        make_entry(&e, i, "SPC-");
+        CHECK_OK(store_lookup(r, e.key, h, 2, &n));
+        found += n > 0;
+    }
+    return found;
+}
+
+static enum store_filter_state
+filter_state(struct store *s, uint64_t *keys)
+{
+    enum store_filter_state fs = STORE_FILTER_DAMAGED;
+
+    CHECK_OK(store_filter_check(s, &fs, keys));
+    return fs;
+}
+
+/* A new reader: whether it uses the filter, and that it finds exactly seeds lo..hi-1 of the
+ * range lo - 500 .. hi + 500. */
+static bool
+fresh_reader_uses_filter(struct store *s, uint64_t lo, uint64_t hi)
+{
+    struct store_reader *r = NULL;
+    bool uses;
+
+    CHECK_OK(store_reader_new(s, &r));
+    CHECK_OK(store_reader_refresh(r));
+    uses = store_reader_uses_filter(r);
+    CHECK_INT(found_through(r, lo, hi), hi - lo);
+    CHECK_INT(found_through(r, lo > 500 ? lo - 500 : 0, lo), 0);
+    CHECK_INT(found_through(r, hi, hi + 500), 0);
+    store_reader_free(r);
+    return uses;
+}
+
+static void
+put_file_bytes(const char *path, long off, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+
+    CHECK(f != NULL);
+    if (f != NULL) {
+        CHECK(fseek(f, off, SEEK_SET) == 0);
+        CHECK(fwrite(p, 1, n, f) == n);
+        fclose(f);
+    }
+}
+
+static void
+test_key_filter(void)
+{
+    struct store *s = NULL;
+    struct store_reader *held = NULL;
+    char p[512], fp[600], msg[STORE_ERRMSG_MAX];
+    uint64_t keys = 0, moved = 0;
+    struct keyfilter_map m;
+    unsigned passed = 0;
+    uint64_t size = 0;
+
+    path_in(p, sizeof(p), "filter.db");
+    snprintf(fp, sizeof(fp), "%s%s", p, KEYFILTER_SUFFIX);
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_MISSING);
+
+    /* the first snapshot writes a new filter with the store's new version */
+    CHECK_OK(install_snapshot(s, "a", 1, 0, 2000, "SPC-", NULL));
+    CHECK_INT(filter_state(s, &keys), STORE_FILTER_OK);
+    CHECK_INT(keys, 2000);
+    CHECK(fresh_reader_uses_filter(s, 0, 2000));
+    /* its "no" for absent keys: at 10+ bits a key, far more than 95 in 100 */
+    CHECK_OK(keyfilter_map_open(&m, fp, msg, sizeof(msg)));
+    for (uint64_t i = 0; i < 2000; i++) {
+        struct feed_entry e;
+
+        make_entry(&e, i, "SPC-");
+        CHECK(keyfilter_maybe(&m, e.key));
+        make_entry(&e, 1000000 + i, "SPC-");
+        passed += keyfilter_maybe(&m, e.key);
+    }
+    keyfilter_map_close(&m);
+    CHECK(passed < 100);
+
+    /* a reader on that version; another list goes into the same file in place */
+    CHECK_OK(store_reader_new(s, &held));
+    CHECK_OK(store_reader_refresh(held));
+    CHECK(store_reader_uses_filter(held));
+    CHECK_OK(install_snapshot(s, "b", 1, 5000, 500, "SPC-", NULL));
+    CHECK_INT(filter_state(s, &keys), STORE_FILTER_OK);
+    CHECK_INT(keys, 2500);
+    CHECK_INT(found_through(held, 5000, 5500), 500); /* renewed to the new version */
+    CHECK(store_reader_uses_filter(held));
+    CHECK_INT(found_through(held, 0, 2000), 2000);
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+
+    /* a file whose token is not the store's (a crash before it was written): not used, the
+     * answers come from the store, and a rebuild makes a filter for the version again */
+    {
+        uint8_t other[KEYFILTER_TOKEN_LEN];
+
+        memset(other, 0x5a, sizeof(other));
+        put_file_bytes(fp, 32, other, sizeof(other));
+    }
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_STALE);
+    CHECK(!fresh_reader_uses_filter(s, 0, 2000));
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    CHECK_OK(store_filter_rebuild(s, &keys));
+    CHECK_INT(keys, 2500);
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
+    CHECK(fresh_reader_uses_filter(s, 5000, 5500));
+
+    /* no file while a delta adds keys: that version has no filter (SQLite answers) until the
+     * rebuild that posgate import, sync, compact and the daemon run after an update */
+    CHECK_OK(plat_unlink(fp));
+    {
+        uint64_t add[] = {2000, 2001, 2002};
+
+        CHECK_OK(try_delta(s, 1, NULL, 0, add, 3, false, false));
+    }
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_MISSING);
+    CHECK(!fresh_reader_uses_filter(s, 0, 2003));
+    CHECK_OK(store_filter_rebuild(s, NULL));
+    CHECK(fresh_reader_uses_filter(s, 0, 2003));
+    /* a delta then adds in place, and a held reader moves on with the filter */
+    {
+        uint64_t add[] = {2003, 2004};
+        uint64_t rm[] = {0};
+
+        CHECK_OK(try_delta(s, 2, rm, 1, add, 2, false, false));
+    }
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
+    CHECK(fresh_reader_uses_filter(s, 1, 2005));
+    CHECK_INT(found_through(held, 2003, 2005), 2);
+    CHECK(store_reader_uses_filter(held));
+
+    /* a file that is not a filter */
+    CHECK_OK(plat_write_atomic(fp, "not a filter", 12, 0644));
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_DAMAGED);
+    CHECK(!fresh_reader_uses_filter(s, 1, 2005));
+    CHECK_OK(store_filter_rebuild(s, NULL));
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
+
+    /* a filter with the right token that lacks keys (bits lost behind the store's back): it
+     * would answer "in no row" for listed keys, and verify says so */
+    CHECK_OK(plat_file_size(fp, &size));
+    {
+        uint8_t *zero = calloc(1, (size_t)size - KEYFILTER_HEADER);
+
+        put_file_bytes(fp, KEYFILTER_HEADER, zero, (size_t)size - KEYFILTER_HEADER);
+        free(zero);
+    }
+    CHECK_ERR(store_verify(s, NULL, NULL, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "key filter");
+    CHECK_OK(store_filter_rebuild(s, NULL));
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+
+    /* a filter filled in place past its size is due for a rebuild, which makes a larger one */
+    CHECK_OK(install_snapshot(s, "b", 2, 10000, 6000, "SPC-", NULL));
+    CHECK_INT(filter_state(s, &keys), STORE_FILTER_FULL);
+    CHECK(keys > 6000);
+    CHECK(fresh_reader_uses_filter(s, 10000, 16000)); /* still correct, only less selective */
+    CHECK_OK(store_filter_rebuild(s, &keys));
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
+    CHECK_INT(keys, 2000 + 6000 + 5); /* every row of entries (0 too, hidden by its removal
+                                       * marker) and the five additions in recent */
+    {
+        uint64_t bigger = 0;
+
+        CHECK_OK(plat_file_size(fp, &bigger));
+        CHECK(bigger > size);
+    }
+    /* a merge leaves the version, and so the filter, as it is */
+    {
+        bool more = true;
+
+        while (more) {
+            CHECK_OK(store_merge_step(s, 64, &moved, &more));
+        }
+    }
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
+    store_reader_free(held);
+    store_close(s);
+
+    /* sizing: a store told to expect a million keys gets a filter for them at once */
+    path_in(p, sizeof(p), "filter2.db");
+    snprintf(fp, sizeof(fp), "%s%s", p, KEYFILTER_SUFFIX);
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s != NULL) {
+        struct store_update *u = NULL;
+        struct feed_entry e;
+        struct state_digest st;
+
+        state_digest_init(&st);
+        CHECK_OK(store_begin_update(s, &u));
+        store_update_expect_keys(u, 1000000);
+        CHECK_OK(store_update_set_config(u, config_json, strlen(config_json)));
+        CHECK_OK(store_list_snapshot_begin(u, "a", 0));
+        make_entry(&e, 1, "SPC-");
+        state_digest_add(&st, &e);
+        CHECK_OK(store_list_add(u, &e));
+        CHECK_OK(store_list_finish(u, 1, 1700000000, &st));
+        CHECK_OK(store_update_commit(u));
+        CHECK_OK(plat_file_size(fp, &size));
+        CHECK_INT(size, KEYFILTER_HEADER + keyfilter_blocks_for(1000000) * KEYFILTER_BLOCK);
+        CHECK(keyfilter_blocks_for(1000000) * KEYFILTER_BLOCK * 8 >= 10000000ull);
+        CHECK(fresh_reader_uses_filter(s, 1, 2));
+        store_close(s);
+    }
+}
+
 int
 main(void)
 {
@@ -1270,6 +1495,7 @@ main(void)
     test_recent_model();
     test_migration_from_v1();
     test_corrupt_files();
+    test_key_filter();
     {
         char cmd[400];
 

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The key filter file (keyfilter.h): mapping, creation, adding keys, install and token. */
+#define _GNU_SOURCE
+#include "keyfilter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plat_random.h"
+
+#define MAGIC     "PGKFLT01"
+#define OFF_BLOCK 8
+#define OFF_PROBE 12
+#define OFF_NBLK  16
+#define OFF_KEYS  24
+#define OFF_TOKEN 32
+/* Largest filter: 2^26 blocks (4 GiB), far beyond the entries a store holds. */
+#define BLOCKS_MAX (1ull << 26)
+/* A writer drops its mapped pages every so many keys, so that its resident memory stays small
+ * while it fills a large filter (the pages stay in the page cache). */
+#define DROP_EVERY 65536
+
+static void kf_msg(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+kf_msg(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (msg == NULL || cap == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+uint64_t
+keyfilter_blocks_for(uint64_t capacity)
+{
+    uint64_t n =
+        (capacity * KEYFILTER_BITS_PER_KEY + KEYFILTER_BLOCK * 8 - 1) / (KEYFILTER_BLOCK * 8);
+
+    return n < 64 ? 64 : n > BLOCKS_MAX ? BLOCKS_MAX : n;
+}
+
+bool
+keyfilter_is_full(uint64_t n_blocks, uint64_t keys)
+{
+    return keys > n_blocks * KEYFILTER_BLOCK * 8 / KEYFILTER_FULL_BITS;
+}
+
+/* Checks a header against the file size; returns n_blocks or 0 (msg says why). */
+static uint64_t
+check_header(const uint8_t *h, uint64_t size, const char *path, char *msg, size_t cap)
+{
+    uint64_t n;
+
+    if (memcmp(h, MAGIC, 8) != 0) {
+        kf_msg(msg, cap, "key filter %s: not a key filter file (expected magic %s)", path, MAGIC);
+        return 0;
+    }
+    n = get64(h + OFF_NBLK);
+    if (get32(h + OFF_BLOCK) != KEYFILTER_BLOCK || get32(h + OFF_PROBE) != KEYFILTER_PROBES ||
+        n == 0 || n > BLOCKS_MAX || size != KEYFILTER_HEADER + n * KEYFILTER_BLOCK) {
+        kf_msg(msg, cap,
+               "key filter %s: header says %" PRIu32 "-byte blocks, %" PRIu32
+               " probes and %llu blocks in %llu bytes (expected %d-byte blocks, %d probes and "
+               "a matching size)",
+               path, get32(h + OFF_BLOCK), get32(h + OFF_PROBE), (unsigned long long)n,
+               (unsigned long long)size, KEYFILTER_BLOCK, KEYFILTER_PROBES);
+        return 0;
+    }
+    return n;
+}
+
+enum posgate_err
+keyfilter_map_open(struct keyfilter_map *m, const char *path, char *msg, size_t cap)
+{
+    struct stat st;
+    uint8_t h[64];
+    void *p;
+    int fd;
+    uint64_t n;
+
+    memset(m, 0, sizeof(*m));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        kf_msg(msg, cap, "key filter %s: %s", path, strerror(errno));
+        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+    }
+    if (fstat(fd, &st) != 0 || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+        kf_msg(msg, cap, "key filter %s: cannot read its header (expected %d bytes)", path,
+               KEYFILTER_HEADER);
+        close(fd);
+        return POSGATE_ERR_CORRUPT;
+    }
+    n = check_header(h, (uint64_t)st.st_size, path, msg, cap);
+    if (n == 0) {
+        close(fd);
+        return POSGATE_ERR_CORRUPT;
+    }
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        kf_msg(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
+        return POSGATE_ERR_IO;
+    }
+    m->base = p;
+    m->len = (size_t)st.st_size;
+    m->n_blocks = n;
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    return POSGATE_OK;
+}
+
+void
+keyfilter_map_close(struct keyfilter_map *m)
+{
+    if (m->base != NULL) {
+        munmap((void *)m->base, m->len);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+bool
+keyfilter_map_same(const struct keyfilter_map *m, const char *path)
+{
+    struct stat st;
+
+    return m->base != NULL && stat(path, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino;
+}
+
+bool
+keyfilter_map_token_is(const struct keyfilter_map *m, const uint8_t token[KEYFILTER_TOKEN_LEN])
+{
+    uint8_t have[KEYFILTER_TOKEN_LEN];
+    static const uint8_t zero[KEYFILTER_TOKEN_LEN];
+
+    if (m->base == NULL) {
+        return false;
+    }
+    /* another process writes the token after the bits it covers; read it before any bit */
+    memcpy(have, m->base + OFF_TOKEN, sizeof(have));
+    atomic_thread_fence(memory_order_acquire);
+    return memcmp(have, zero, sizeof(have)) != 0 && memcmp(have, token, sizeof(have)) == 0;
+}
+
+uint64_t
+keyfilter_map_keys(const struct keyfilter_map *m)
+{
+    return m->base != NULL ? get64(m->base + OFF_KEYS) : 0;
+}
+
+static enum posgate_err
+map_rw(struct keyfilter_writer *w, const char *path, char *msg, size_t cap)
+{
+    void *p = mmap(NULL, w->len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+
+    if (p == MAP_FAILED) {
+        kf_msg(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
+        return POSGATE_ERR_IO;
+    }
+    w->base = p;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+keyfilter_create(struct keyfilter_writer *w, const char *path, uint64_t capacity, char *msg,
+                 size_t cap)
+{
+    uint8_t rnd[6];
+    enum posgate_err err;
+    struct plat_atomic_file *f = &w->af;
+
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    w->is_new = true;
+    w->n_blocks = keyfilter_blocks_for(capacity);
+    w->len = (size_t)(KEYFILTER_HEADER + w->n_blocks * KEYFILTER_BLOCK);
+    if (strlen(path) >= sizeof(f->final_path)) {
+        kf_msg(msg, cap, "key filter %s: path too long", path);
+        return POSGATE_ERR_TOOBIG;
+    }
+    memcpy(f->final_path, path, strlen(path) + 1);
+    err = plat_random(rnd, sizeof(rnd));
+    if (err != POSGATE_OK) {
+        kf_msg(msg, cap, "key filter %s: no random bytes for a temporary name", path);
+        return err;
+    }
+    snprintf(f->tmp_path, sizeof(f->tmp_path), "%s.tmp.%02x%02x%02x%02x%02x%02x", path, rnd[0],
+             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+    w->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        kf_msg(msg, cap, "key filter %s: %s", f->tmp_path, strerror(errno));
+        f->tmp_path[0] = 0;
+        return POSGATE_ERR_IO;
+    }
+    f->fd = -1;
+    /* allocated now, so that a full disk fails here and not as SIGBUS on a mapped page */
+    if ((errno = posix_fallocate(w->fd, 0, (off_t)w->len)) != 0) {
+        kf_msg(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(errno),
+               w->len);
+        err = POSGATE_ERR_IO;
+        keyfilter_close(w);
+        return err;
+    }
+    err = map_rw(w, f->tmp_path, msg, cap);
+    if (err != POSGATE_OK) {
+        keyfilter_close(w);
+        return err;
+    }
+    memcpy(w->base, MAGIC, 8);
+    put32(w->base + OFF_BLOCK, KEYFILTER_BLOCK);
+    put32(w->base + OFF_PROBE, KEYFILTER_PROBES);
+    put64(w->base + OFF_NBLK, w->n_blocks);
+    return POSGATE_OK;
+}
+
+enum posgate_err
+keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
+                  const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg, size_t cap)
+{
+    struct stat st;
+    uint8_t h[64];
+    static const uint8_t zero[KEYFILTER_TOKEN_LEN];
+    enum posgate_err err;
+
+    memset(w, 0, sizeof(*w));
+    if (strlen(path) >= sizeof(w->af.final_path)) {
+        w->fd = -1;
+        kf_msg(msg, cap, "key filter %s: path too long", path);
+        return POSGATE_ERR_TOOBIG;
+    }
+    memcpy(w->af.final_path, path, strlen(path) + 1);
+    w->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (w->fd < 0) {
+        kf_msg(msg, cap, "key filter %s: %s", path, strerror(errno));
+        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+    }
+    if (fstat(w->fd, &st) != 0 || pread(w->fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+        kf_msg(msg, cap, "key filter %s: cannot read its header", path);
+        keyfilter_close(w);
+        return POSGATE_ERR_CORRUPT;
+    }
+    w->n_blocks = check_header(h, (uint64_t)st.st_size, path, msg, cap);
+    if (w->n_blocks == 0) {
+        keyfilter_close(w);
+        return POSGATE_ERR_CORRUPT;
+    }
+    if (memcmp(h + OFF_TOKEN, zero, sizeof(zero)) == 0 ||
+        memcmp(h + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN) != 0) {
+        kf_msg(msg, cap, "key filter %s: made for another version of the store", path);
+        keyfilter_close(w);
+        return POSGATE_ERR_STATE;
+    }
+    w->keys = get64(h + OFF_KEYS);
+    w->len = (size_t)st.st_size;
+    err = map_rw(w, path, msg, cap);
+    if (err != POSGATE_OK) {
+        keyfilter_close(w);
+    }
+    return err;
+}
+
+void
+keyfilter_add(struct keyfilter_writer *w, const uint8_t *key)
+{
+    uint64_t h;
+    uint8_t *blk = w->base + keyfilter_block_offset(w->n_blocks, key, &h);
+
+    for (int p = 0; p < KEYFILTER_PROBES; p++) {
+        unsigned bit = (unsigned)(h >> (9 * p)) & 511u;
+
+        blk[bit >> 3] = (uint8_t)(blk[bit >> 3] | (1u << (bit & 7)));
+    }
+    w->keys++;
+    if (++w->since_drop >= DROP_EVERY) {
+        w->since_drop = 0;
+        /* shared file pages: the writes are in the page cache, only the mapping is dropped */
+        (void)madvise(w->base, w->len, MADV_DONTNEED);
+    }
+}
+
+enum posgate_err
+keyfilter_install(struct keyfilter_writer *w, char *msg, size_t cap)
+{
+    const char *name = w->is_new ? w->af.tmp_path : w->af.final_path;
+
+    put64(w->base + OFF_KEYS, w->keys);
+    if (msync(w->base, w->len, MS_SYNC) != 0 || fsync(w->fd) != 0) {
+        kf_msg(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
+        return POSGATE_ERR_IO;
+    }
+    if (w->is_new) {
+        enum posgate_err err = plat_rename_durable(w->af.tmp_path, w->af.final_path);
+
+        if (err != POSGATE_OK) {
+            kf_msg(msg, cap, "key filter %s: rename to %s failed", w->af.tmp_path,
+                   w->af.final_path);
+            return err;
+        }
+        w->af.tmp_path[0] = 0;
+        w->is_new = false;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+keyfilter_set_token(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
+                    size_t cap)
+{
+    if (w->is_new) {
+        kf_msg(msg, cap, "key filter: a token is set only on an installed filter");
+        return POSGATE_ERR_STATE;
+    }
+    if (pwrite(w->fd, token, KEYFILTER_TOKEN_LEN, OFF_TOKEN) != KEYFILTER_TOKEN_LEN ||
+        fdatasync(w->fd) != 0) {
+        kf_msg(msg, cap, "key filter %s: writing its token: %s", w->af.final_path, strerror(errno));
+        return POSGATE_ERR_IO;
+    }
+    return POSGATE_OK;
+}
+
+void
+keyfilter_close(struct keyfilter_writer *w)
+{
+    if (w->base != NULL) {
+        munmap(w->base, w->len);
+        w->base = NULL;
+    }
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    if (w->is_new && w->af.tmp_path[0] != 0) {
+        unlink(w->af.tmp_path);
+        w->af.tmp_path[0] = 0;
+    }
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key filter: a blocked Bloom filter of the store's keys in its own file beside the store
+ * ("<store>.filter"), so that a lookup of a key that is in no row (most checks: most people
+ * are on no list) is answered without SQLite. A "no" from the filter is certain; a "maybe"
+ * goes to SQLite as before.
+ *
+ * File (little-endian): a 4,096-byte header, then n_blocks blocks of 64 bytes.
+ *   0  magic "PGKFLT01"     8  block bytes (u32, 64)   12 probes (u32, 7)
+ *   16 n_blocks (u64)       24 keys added (u64)         32 token (16 bytes)
+ * A key's block is (first 4 bytes big-endian * n_blocks) >> 32, so keys in sorted order fill
+ * the blocks in order; its 7 bits in the block come from bytes 8..15. Keys are HMAC outputs.
+ *
+ * Which store version a file is good for: the store keeps a random token (meta "keyset") that
+ * changes with every commit that adds a key; a file whose token equals the store's holds every
+ * key of that version. A writer sets bits only (never clears one) in a file in place, makes
+ * them durable, commits the store and only then writes the new token, through the same open
+ * file. A new file (a rebuild) is written under a temporary name and renamed over. So a file
+ * that names a token covers it for as long as it exists, a crash at any point leaves a token
+ * that differs (the filter is then not used until it is rebuilt), and a reader that matched a
+ * token keeps a correct filter for that version while writers add bits.
+ */
+#ifndef POSGATE_KEYFILTER_H
+#define POSGATE_KEYFILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "plat_file.h"
+#include "posgate_err.h"
+
+#define KEYFILTER_TOKEN_LEN 16
+#define KEYFILTER_KEY_LEN   16
+#define KEYFILTER_HEADER    4096
+#define KEYFILTER_BLOCK     64
+#define KEYFILTER_PROBES    7
+#define KEYFILTER_SUFFIX    ".filter"
+/* Bits per key a new filter is sized for (about 1% of absent keys then pass). */
+#define KEYFILTER_BITS_PER_KEY 10
+/* A filter holding more keys than one per KEYFILTER_FULL_BITS bits is due for a rebuild. */
+#define KEYFILTER_FULL_BITS 6
+
+/* A read-only mapping of a filter file. */
+struct keyfilter_map {
+    const uint8_t *base; /* NULL: not mapped */
+    size_t len;
+    uint64_t n_blocks;
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Maps path. NOTFOUND when absent, CORRUPT when it is not a filter file (msg says why). */
+POSGATE_WUR enum posgate_err keyfilter_map_open(struct keyfilter_map *m, const char *path,
+                                                char *msg, size_t cap);
+void keyfilter_map_close(struct keyfilter_map *m);
+/* True when path names the file m maps (same device and inode). */
+bool keyfilter_map_same(const struct keyfilter_map *m, const char *path);
+/* True when the mapped file's token equals token (an all-zero token never matches). */
+bool keyfilter_map_token_is(const struct keyfilter_map *m,
+                            const uint8_t token[KEYFILTER_TOKEN_LEN]);
+/* Keys added to the mapped file so far (its header). */
+uint64_t keyfilter_map_keys(const struct keyfilter_map *m);
+
+/* Offset in the file of key's block; *probes gets the bits its probes take (9 each). */
+static inline uint64_t
+keyfilter_block_offset(uint64_t n_blocks, const uint8_t *key, uint64_t *probes)
+{
+    uint32_t hi = ((uint32_t)key[0] << 24) | ((uint32_t)key[1] << 16) | ((uint32_t)key[2] << 8) |
+                  (uint32_t)key[3];
+    uint64_t h = 0;
+
+    for (int i = 7; i >= 0; i--) {
+        h = (h << 8) | key[8 + i];
+    }
+    *probes = h;
+    return KEYFILTER_HEADER + (((uint64_t)hi * n_blocks) >> 32) * KEYFILTER_BLOCK;
+}
+
+/* False: key is in no row of a version whose token the file holds. */
+static inline bool
+keyfilter_maybe(const struct keyfilter_map *m, const uint8_t *key)
+{
+    uint64_t h;
+    const uint8_t *blk = m->base + keyfilter_block_offset(m->n_blocks, key, &h);
+
+    for (int p = 0; p < KEYFILTER_PROBES; p++) {
+        unsigned bit = (unsigned)(h >> (9 * p)) & 511u;
+
+        if ((blk[bit >> 3] & (1u << (bit & 7))) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A filter file open for adding keys: a new one (keyfilter_create, installed by
+ * keyfilter_install) or the existing one (keyfilter_open_rw). */
+struct keyfilter_writer {
+    int fd;
+    uint8_t *base;
+    size_t len;
+    uint64_t n_blocks;
+    uint64_t keys;
+    uint64_t since_drop;
+    bool is_new;
+    struct plat_atomic_file af;
+};
+
+/* Blocks for a filter of capacity keys (at least 64). */
+uint64_t keyfilter_blocks_for(uint64_t capacity);
+/* True when the filter holds too many keys for its size (due for a rebuild). */
+bool keyfilter_is_full(uint64_t n_blocks, uint64_t keys);
+
+/* A new, empty filter for capacity keys, written under a temporary name beside path. */
+POSGATE_WUR enum posgate_err keyfilter_create(struct keyfilter_writer *w, const char *path,
+                                              uint64_t capacity, char *msg, size_t cap);
+/* The existing filter at path, opened for adding keys; NOTFOUND when absent, CORRUPT when
+ * malformed, STATE when its token is not token (it does not cover the current version). */
+POSGATE_WUR enum posgate_err keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
+                                               const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
+                                               size_t cap);
+void keyfilter_add(struct keyfilter_writer *w, const uint8_t *key);
+/* Makes the bits and the key count durable; a new filter is then renamed over path. */
+POSGATE_WUR enum posgate_err keyfilter_install(struct keyfilter_writer *w, char *msg, size_t cap);
+/* Writes token into the header and syncs it. Only after the store commit of that token. */
+POSGATE_WUR enum posgate_err keyfilter_set_token(struct keyfilter_writer *w,
+                                                 const uint8_t token[KEYFILTER_TOKEN_LEN],
+                                                 char *msg, size_t cap);
+/* Unmaps and closes; a new filter not installed is removed. */
+void keyfilter_close(struct keyfilter_writer *w);
+
+#endif
