@@ -412,11 +412,19 @@ merge_recent(struct daemon *d)
                  "that changes a list, at the next start, or by posgate compact): %s",
                  msg);
     } else if (moved > 0 || fkeys > 0) {
-        plat_log(PLAT_LOG_INFO,
-                 "merged %llu recent row(s) into the store's main table and rebuilt the key "
-                 "filter with %llu key(s) in %.2f s",
-                 (unsigned long long)moved, (unsigned long long)fkeys,
-                 (double)(plat_mono_ns() - t0) / 1e9);
+        char filter[96] = "";
+
+        if (fkeys > 0) {
+            snprintf(filter, sizeof(filter), "%srebuilt the key filter (%llu keys)",
+                     moved > 0 ? " and " : "", (unsigned long long)fkeys);
+        }
+        if (moved > 0) {
+            plat_log(PLAT_LOG_INFO,
+                     "merged %llu recent row(s) into the store's main table%s in %.2f s",
+                     (unsigned long long)moved, filter, (double)(plat_mono_ns() - t0) / 1e9);
+        } else {
+            plat_log(PLAT_LOG_INFO, "%s in %.2f s", filter, (double)(plat_mono_ns() - t0) / 1e9);
+        }
     }
     pthread_mutex_lock(&d->lock);
     if (err == POSGATE_OK && d->running) {

@@ -282,7 +282,8 @@ assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == \
 PY
 allowed || fail "after the merge: $(cat resp.json)"
 expect_http 200 GET /v1/status
-[[ $(jget 'd["unmerged_rows"]') == 0 ]] || fail "status after the merge: $(cat resp.json)"
+[[ $(jget 'd["unmerged_rows"]') == 0 && $(jget 'd["key_filter"]') == ok ]] ||
+    fail "status after the merge: $(cat resp.json)"
 expect_http 200 POST /v1/sync
 [[ $(jget 'd["ok"]') == True && $(jget 'd["changed"]') == False && $(jget 'd["feed_version"]') == 2 ]] ||
     fail "no-change sync: $(cat resp.json)"
