@@ -1009,6 +1009,7 @@ main(int argc, char **argv)
     ho.listen = d.cfg.listen;
     ho.n_listen = d.cfg.n_listen;
     ho.api_token = d.cfg.api_token;
+    ho.threads = (unsigned)d.cfg.http_threads;
     ho.hooks.ctx = &d;
     ho.hooks.sync_now = hook_sync_now;
     ho.hooks.sync_state = hook_sync_state;

@@ -37,6 +37,7 @@ daemon_config_defaults(struct daemon_config *c)
     c->audit_retention_days = 30;
     c->audit_max_bytes = 256u * 1024u * 1024u;
     c->audit_strict = 0;
+    c->http_threads = DAEMON_HTTP_THREADS_DEFAULT;
 }
 
 static const char *
@@ -442,6 +443,9 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
         }
         return err;
     }
+    if (strcmp(k, "http_threads") == 0) {
+        return get_int(v, k, 1, DAEMON_HTTP_THREADS_MAX, &c->http_threads, errmsg, errcap);
+    }
     if (strcmp(k, "audit_durability") == 0) {
         if (cJSON_IsString(v) && strcmp(v->valuestring, "strict") == 0) {
             c->audit_strict = 1;
@@ -461,7 +465,7 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
              "%.100s: unknown key (expected one of data_dir, listen, allow_remote, feed_urls, "
              "poll_interval_s, ca_file, client_cert, client_key, proxy, max_recv_bytes_per_s, "
              "api_token, log_level, audit_url, audit_batch_max, audit_upload_interval_s, "
-             "audit_retention_days, audit_max_bytes, audit_durability)",
+             "audit_retention_days, audit_max_bytes, audit_durability, http_threads)",
              k);
     return POSGATE_ERR_INVALID;
 }

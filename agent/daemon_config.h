@@ -22,7 +22,8 @@
  *     "audit_upload_interval_s": 10,           1 .. 86400
  *     "audit_retention_days": 30,              acknowledged events kept, 0 .. 36500
  *     "audit_max_bytes": 268435456,            stored event text before ALLOWs fold; 0: unbounded
- *     "audit_durability": "batched"            batched | strict
+ *     "audit_durability": "batched",           batched | strict
+ *     "http_threads": 16                       request threads per listener, 1 .. 64
  *   }
  */
 #ifndef POSGATE_DAEMON_CONFIG_H
@@ -49,6 +50,8 @@
 #define DAEMON_AUDIT_BATCH_MAX          10000 /* the collector's limit per batch */
 #define DAEMON_AUDIT_INTERVAL_MAX_S     86400
 #define DAEMON_AUDIT_RETENTION_MAX_DAYS 36500
+#define DAEMON_HTTP_THREADS_MAX         64
+#define DAEMON_HTTP_THREADS_DEFAULT     16
 
 enum daemon_listen_kind { DAEMON_LISTEN_TCP4, DAEMON_LISTEN_TCP6, DAEMON_LISTEN_UNIX };
 
@@ -82,6 +85,7 @@ struct daemon_config {
     int64_t audit_retention_days;
     uint64_t audit_max_bytes; /* 0 = unbounded */
     int audit_strict;         /* 1: "strict", 0: "batched" */
+    int64_t http_threads;     /* request threads per listener */
 };
 
 /* The documented defaults. */

@@ -25,7 +25,7 @@
 #include "posgate.h"
 #include "posgate_err.h"
 
-#define HTTPD_THREADS_DEFAULT 4
+#define HTTPD_THREADS_DEFAULT DAEMON_HTTP_THREADS_DEFAULT
 #define HTTPD_GRACE_MS        10000
 
 enum httpd_sync_kind {

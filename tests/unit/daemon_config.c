@@ -163,6 +163,12 @@ test_unknown_and_malformed(void)
     CHECK_INT(c.audit_retention_days, 30);
     CHECK_INT(c.audit_max_bytes, 256 * 1024 * 1024);
     CHECK_INT(c.audit_strict, 0);
+    CHECK_INT(c.http_threads, 16);
+    CHECK_OK(parse("{\"http_threads\": 32}", &c));
+    CHECK_INT(c.http_threads, 32);
+    expect_key_error("{\"http_threads\": 0}", "http_threads");
+    expect_key_error("{\"http_threads\": 65}", "http_threads");
+    expect_key_error("{\"http_threads\": \"8\"}", "http_threads");
     CHECK_OK(parse("{\"audit_url\": \"https://hub:8443/v1/audit\", \"audit_batch_max\": 10000, "
                    "\"audit_upload_interval_s\": 1, \"audit_retention_days\": 0, "
                    "\"audit_max_bytes\": 0, \"audit_durability\": \"strict\"}",

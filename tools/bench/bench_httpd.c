@@ -3,7 +3,8 @@
  * "httpd" of posgate-bench: the HTTP floor, a libmicrohttpd server on 127.0.0.1 that reads the
  * request body and answers every request with one fixed JSON body of the size of a check
  * answer. It runs MHD the way posgated does (internal polling thread, a thread pool of
- * --threads, default 4, the same connection limits), so the difference between the two is the
+ * --threads, default posgated's http_threads default, the same connection limits), so the
+ * difference between the two is the
  * work posgated does per request. Usage: httpd --port P [--threads N]; prints "listening" when
  * ready and runs until SIGTERM or SIGINT.
  */
@@ -13,6 +14,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+
+#include "httpd.h"
 #include <string.h>
 
 #include "bench.h"
@@ -49,7 +52,7 @@ int
 bench_cmd_httpd(int argc, char **argv)
 {
     uint64_t port = bench_arg_u64(argc, argv, "--port", 0);
-    uint64_t threads = bench_arg_u64(argc, argv, "--threads", 4);
+    uint64_t threads = bench_arg_u64(argc, argv, "--threads", HTTPD_THREADS_DEFAULT);
     struct MHD_Response *r;
     struct MHD_Daemon *d;
     struct sockaddr_in sa;
