@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plat_mem.h"
 #include "plat_random.h"
 
 #define MAGIC     "PGKFLT01"
@@ -27,22 +27,6 @@
 /* A writer drops its mapped pages every so many keys, so that its resident memory stays small
  * while it fills a large filter (the pages stay in the page cache). */
 #define DROP_EVERY 65536
-
-static void kf_msg(char *msg, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-kf_msg(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (msg == NULL || cap == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-}
 
 static uint32_t
 get32(const uint8_t *p)
@@ -93,18 +77,19 @@ check_header(const uint8_t *h, uint64_t size, const char *path, char *msg, size_
     uint64_t n;
 
     if (memcmp(h, MAGIC, 8) != 0) {
-        kf_msg(msg, cap, "key filter %s: not a key filter file (expected magic %s)", path, MAGIC);
+        plat_msgf(msg, cap, "key filter %s: not a key filter file (expected magic %s)", path,
+                  MAGIC);
         return 0;
     }
     n = get64(h + OFF_NBLK);
     if (get32(h + OFF_BLOCK) != KEYFILTER_BLOCK || get32(h + OFF_PROBE) != KEYFILTER_PROBES ||
         n == 0 || n > BLOCKS_MAX || size != KEYFILTER_HEADER + n * KEYFILTER_BLOCK) {
-        kf_msg(msg, cap,
-               "key filter %s: header says %" PRIu32 "-byte blocks, %" PRIu32
-               " probes and %llu blocks in %llu bytes (expected %d-byte blocks, %d probes and "
-               "a matching size)",
-               path, get32(h + OFF_BLOCK), get32(h + OFF_PROBE), (unsigned long long)n,
-               (unsigned long long)size, KEYFILTER_BLOCK, KEYFILTER_PROBES);
+        plat_msgf(msg, cap,
+                  "key filter %s: header says %" PRIu32 "-byte blocks, %" PRIu32
+                  " probes and %llu blocks in %llu bytes (expected %d-byte blocks, %d probes and "
+                  "a matching size)",
+                  path, get32(h + OFF_BLOCK), get32(h + OFF_PROBE), (unsigned long long)n,
+                  (unsigned long long)size, KEYFILTER_BLOCK, KEYFILTER_PROBES);
         return 0;
     }
     return n;
@@ -122,12 +107,12 @@ keyfilter_map_open(struct keyfilter_map *m, const char *path, char *msg, size_t 
     memset(m, 0, sizeof(*m));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        kf_msg(msg, cap, "key filter %s: %s", path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(errno));
         return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
     }
     if (fstat(fd, &st) != 0 || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-        kf_msg(msg, cap, "key filter %s: cannot read its header (expected %d bytes)", path,
-               KEYFILTER_HEADER);
+        plat_msgf(msg, cap, "key filter %s: cannot read its header (expected %d bytes)", path,
+                  KEYFILTER_HEADER);
         close(fd);
         return POSGATE_ERR_CORRUPT;
     }
@@ -139,7 +124,7 @@ keyfilter_map_open(struct keyfilter_map *m, const char *path, char *msg, size_t 
     p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
-        kf_msg(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
         return POSGATE_ERR_IO;
     }
     m->base = p;
@@ -194,7 +179,7 @@ map_rw(struct keyfilter_writer *w, const char *path, char *msg, size_t cap)
     void *p = mmap(NULL, w->len, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
 
     if (p == MAP_FAILED) {
-        kf_msg(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: mmap: %s", path, strerror(errno));
         return POSGATE_ERR_IO;
     }
     w->base = p;
@@ -215,28 +200,28 @@ keyfilter_create(struct keyfilter_writer *w, const char *path, uint64_t capacity
     w->n_blocks = keyfilter_blocks_for(capacity);
     w->len = (size_t)(KEYFILTER_HEADER + w->n_blocks * KEYFILTER_BLOCK);
     if (strlen(path) >= sizeof(f->final_path)) {
-        kf_msg(msg, cap, "key filter %s: path too long", path);
+        plat_msgf(msg, cap, "key filter %s: path too long", path);
         return POSGATE_ERR_TOOBIG;
     }
     memcpy(f->final_path, path, strlen(path) + 1);
     err = plat_random(rnd, sizeof(rnd));
     if (err != POSGATE_OK) {
-        kf_msg(msg, cap, "key filter %s: no random bytes for a temporary name", path);
+        plat_msgf(msg, cap, "key filter %s: no random bytes for a temporary name", path);
         return err;
     }
     snprintf(f->tmp_path, sizeof(f->tmp_path), "%s.tmp.%02x%02x%02x%02x%02x%02x", path, rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     w->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
-        kf_msg(msg, cap, "key filter %s: %s", f->tmp_path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: %s", f->tmp_path, strerror(errno));
         f->tmp_path[0] = 0;
         return POSGATE_ERR_IO;
     }
     f->fd = -1;
     /* allocated now, so that a full disk fails here and not as SIGBUS on a mapped page */
     if ((errno = posix_fallocate(w->fd, 0, (off_t)w->len)) != 0) {
-        kf_msg(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(errno),
-               w->len);
+        plat_msgf(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(errno),
+                  w->len);
         err = POSGATE_ERR_IO;
         keyfilter_close(w);
         return err;
@@ -265,17 +250,17 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     memset(w, 0, sizeof(*w));
     if (strlen(path) >= sizeof(w->af.final_path)) {
         w->fd = -1;
-        kf_msg(msg, cap, "key filter %s: path too long", path);
+        plat_msgf(msg, cap, "key filter %s: path too long", path);
         return POSGATE_ERR_TOOBIG;
     }
     memcpy(w->af.final_path, path, strlen(path) + 1);
     w->fd = open(path, O_RDWR | O_CLOEXEC);
     if (w->fd < 0) {
-        kf_msg(msg, cap, "key filter %s: %s", path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(errno));
         return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
     }
     if (fstat(w->fd, &st) != 0 || pread(w->fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-        kf_msg(msg, cap, "key filter %s: cannot read its header", path);
+        plat_msgf(msg, cap, "key filter %s: cannot read its header", path);
         keyfilter_close(w);
         return POSGATE_ERR_CORRUPT;
     }
@@ -286,7 +271,7 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     }
     if (memcmp(h + OFF_TOKEN, zero, sizeof(zero)) == 0 ||
         memcmp(h + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN) != 0) {
-        kf_msg(msg, cap, "key filter %s: made for another version of the store", path);
+        plat_msgf(msg, cap, "key filter %s: made for another version of the store", path);
         keyfilter_close(w);
         return POSGATE_ERR_STATE;
     }
@@ -325,15 +310,15 @@ keyfilter_install(struct keyfilter_writer *w, char *msg, size_t cap)
 
     put64(w->base + OFF_KEYS, w->keys);
     if (msync(w->base, w->len, MS_SYNC) != 0 || fsync(w->fd) != 0) {
-        kf_msg(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
         return POSGATE_ERR_IO;
     }
     if (w->is_new) {
         enum posgate_err err = plat_rename_durable(w->af.tmp_path, w->af.final_path);
 
         if (err != POSGATE_OK) {
-            kf_msg(msg, cap, "key filter %s: rename to %s failed", w->af.tmp_path,
-                   w->af.final_path);
+            plat_msgf(msg, cap, "key filter %s: rename to %s failed", w->af.tmp_path,
+                      w->af.final_path);
             return err;
         }
         w->af.tmp_path[0] = 0;
@@ -347,12 +332,13 @@ keyfilter_set_token(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TO
                     size_t cap)
 {
     if (w->is_new) {
-        kf_msg(msg, cap, "key filter: a token is set only on an installed filter");
+        plat_msgf(msg, cap, "key filter: a token is set only on an installed filter");
         return POSGATE_ERR_STATE;
     }
     if (pwrite(w->fd, token, KEYFILTER_TOKEN_LEN, OFF_TOKEN) != KEYFILTER_TOKEN_LEN ||
         fdatasync(w->fd) != 0) {
-        kf_msg(msg, cap, "key filter %s: writing its token: %s", w->af.final_path, strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: writing its token: %s", w->af.final_path,
+                  strerror(errno));
         return POSGATE_ERR_IO;
     }
     return POSGATE_OK;

@@ -167,28 +167,12 @@ map_sqlite(int rc)
     }
 }
 
-static void set_msg(char *msg, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_msg(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (msg == NULL || cap == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-}
-
 static enum posgate_err
 db_fail(sqlite3 *db, int rc, const char *what, char *msg, size_t cap)
 {
     enum posgate_err err = map_sqlite(rc);
 
-    set_msg(msg, cap, "store: %s: %s (%s)", what, sqlite3_errmsg(db), sqlite3_errstr(rc));
+    plat_msgf(msg, cap, "store: %s: %s (%s)", what, sqlite3_errmsg(db), sqlite3_errstr(rc));
     if (err == POSGATE_OK) {
         err = POSGATE_ERR_IO;
     }
@@ -204,7 +188,7 @@ exec_sql(sqlite3 *db, const char *sql, char *msg, size_t cap)
     if (rc != SQLITE_OK) {
         enum posgate_err err = map_sqlite(rc);
 
-        set_msg(msg, cap, "store: %.60s: %s", sql, e != NULL ? e : sqlite3_errstr(rc));
+        plat_msgf(msg, cap, "store: %.60s: %s", sql, e != NULL ? e : sqlite3_errstr(rc));
         sqlite3_free(e);
         return err == POSGATE_OK ? POSGATE_ERR_IO : err;
     }
@@ -492,27 +476,27 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
     }
     if (err != POSGATE_OK) {
         if (err == POSGATE_ERR_CORRUPT || err == POSGATE_ERR_IO) {
-            set_msg(msg, cap, "store: not a posgate store or damaged: %s", sqlite3_errmsg(db));
+            plat_msgf(msg, cap, "store: not a posgate store or damaged: %s", sqlite3_errmsg(db));
             err = POSGATE_ERR_CORRUPT;
         }
         goto out;
     }
     if (version == 0 && tables != 0) {
-        set_msg(msg, cap,
-                "store: not a posgate store: a SQLite database with %" PRId64
-                " objects and no schema version",
-                tables);
+        plat_msgf(msg, cap,
+                  "store: not a posgate store: a SQLite database with %" PRId64
+                  " objects and no schema version",
+                  tables);
         err = POSGATE_ERR_CORRUPT;
         goto out;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_msg(msg, cap, "store: schema version %" PRId64 " is newer than this program's %d",
-                version, STORE_SCHEMA_VERSION);
+        plat_msgf(msg, cap, "store: schema version %" PRId64 " is newer than this program's %d",
+                  version, STORE_SCHEMA_VERSION);
         err = POSGATE_ERR_CORRUPT;
         goto out;
     }
     if (version < 0) {
-        set_msg(msg, cap, "store: schema version %" PRId64 " is not valid", version);
+        plat_msgf(msg, cap, "store: schema version %" PRId64 " is not valid", version);
         err = POSGATE_ERR_CORRUPT;
         goto out;
     }
@@ -527,14 +511,14 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
                 m = sqlite3_column_text(st, 0);
             }
             if (m == NULL || strcmp((const char *)m, STORE_MAGIC) != 0) {
-                set_msg(msg, cap,
-                        "store: not a posgate store: meta.magic is \"%.32s\", "
-                        "expected \"" STORE_MAGIC "\"",
-                        m != NULL ? (const char *)m : "(none)");
+                plat_msgf(msg, cap,
+                          "store: not a posgate store: meta.magic is \"%.32s\", "
+                          "expected \"" STORE_MAGIC "\"",
+                          m != NULL ? (const char *)m : "(none)");
                 err = POSGATE_ERR_CORRUPT;
             }
         } else {
-            set_msg(msg, cap, "store: not a posgate store: no meta table");
+            plat_msgf(msg, cap, "store: not a posgate store: no meta table");
             err = POSGATE_ERR_CORRUPT;
         }
         sqlite3_finalize(st);
@@ -546,10 +530,10 @@ check_schema(sqlite3 *db, bool may_create, bool readonly, char *msg, size_t cap)
         goto out;
     }
     if (readonly || (version == 0 && !may_create)) {
-        set_msg(msg, cap,
-                "store: schema version %" PRId64 " needs migration to %d; open it "
-                "for writing first",
-                version, STORE_SCHEMA_VERSION);
+        plat_msgf(msg, cap,
+                  "store: schema version %" PRId64 " needs migration to %d; open it "
+                  "for writing first",
+                  version, STORE_SCHEMA_VERSION);
         err = version == 0 ? POSGATE_ERR_CORRUPT : POSGATE_ERR_STATE;
         goto out;
     }
@@ -619,8 +603,8 @@ open_conn(const char *path, bool write, bool create, sqlite3 **out, char *msg, s
         /* A file that is no database fails here with SQLITE_NOTADB (CORRUPT); an I/O error
          * (a full disk while the WAL index is set up) stays IO, so nobody wipes a sound store.
          * The message names the file, not the pragmas. */
-        set_msg(msg, cap, "store: %s: %s%s", path, sqlite3_errmsg(db),
-                err == POSGATE_ERR_CORRUPT ? " (expected a posgate store)" : "");
+        plat_msgf(msg, cap, "store: %s: %s%s", path, sqlite3_errmsg(db),
+                  err == POSGATE_ERR_CORRUPT ? " (expected a posgate store)" : "");
         sqlite3_close(db);
         return err;
     }
@@ -644,20 +628,20 @@ store_open(const char *path, unsigned flags, struct store **out, char *errmsg, s
     }
     errmsg[0] = 0;
     if (path == NULL || out == NULL) {
-        set_msg(errmsg, errcap, "store: no path");
+        plat_msgf(errmsg, errcap, "store: no path");
         return POSGATE_ERR_INVALID;
     }
     exists = stat(path, &st) == 0;
     if (!exists && ((flags & STORE_CREATE) == 0 || readonly)) {
-        set_msg(errmsg, errcap, "store: %s does not exist (run posgate init)", path);
+        plat_msgf(errmsg, errcap, "store: %s does not exist (run posgate init)", path);
         return POSGATE_ERR_NOTFOUND;
     }
     if (exists && !S_ISREG(st.st_mode)) {
-        set_msg(errmsg, errcap, "store: %s is not a regular file", path);
+        plat_msgf(errmsg, errcap, "store: %s is not a regular file", path);
         return POSGATE_ERR_CORRUPT;
     }
     if (sqlite3_threadsafe() == 0) {
-        set_msg(errmsg, errcap, "store: SQLite was built without thread support");
+        plat_msgf(errmsg, errcap, "store: SQLite was built without thread support");
         return POSGATE_ERR_UNSUPPORTED;
     }
     s = plat_calloc(1, sizeof(*s));
@@ -683,8 +667,8 @@ store_open(const char *path, unsigned flags, struct store **out, char *errmsg, s
                 if (err == POSGATE_ERR_IO || err == POSGATE_OK) {
                     err = POSGATE_ERR_CORRUPT;
                 }
-                set_msg(errmsg, errcap, "store: %s: cannot switch to WAL: %s", path,
-                        mode != NULL ? (const char *)mode : sqlite3_errmsg(s->db));
+                plat_msgf(errmsg, errcap, "store: %s: cannot switch to WAL: %s", path,
+                          mode != NULL ? (const char *)mode : sqlite3_errmsg(s->db));
             }
         } else {
             err = POSGATE_ERR_CORRUPT;
@@ -813,7 +797,7 @@ row_to_list(sqlite3 *db, sqlite3_stmt *st, struct store_list *l, int64_t *no, ch
         strlen(digest) != STATE_DIGEST_HEX_LEN || state == NULL ||
         state_digest_deserialise(&l->state, state, (size_t)state_len) != POSGATE_OK ||
         reasons_len > STORE_REASON_BITMAP) {
-        set_msg(msg, cap, "store: lists row %" PRId64 " is damaged", *no);
+        plat_msgf(msg, cap, "store: lists row %" PRId64 " is damaged", *no);
         return POSGATE_ERR_CORRUPT;
     }
     memcpy(l->id, id, strlen(id) + 1);
@@ -859,7 +843,7 @@ store_get_list(struct store *s, const char *list_id, struct store_list *out)
     if (rc == SQLITE_ROW) {
         err = row_to_list(s->db, st, out, &no, s->errmsg, sizeof(s->errmsg));
     } else if (rc == SQLITE_DONE) {
-        set_msg(s->errmsg, sizeof(s->errmsg), "store: list \"%.64s\" is not installed", list_id);
+        plat_msgf(s->errmsg, sizeof(s->errmsg), "store: list \"%.64s\" is not installed", list_id);
         err = POSGATE_ERR_NOTFOUND;
     } else {
         err = db_fail(s->db, rc, "read list", s->errmsg, sizeof(s->errmsg));
@@ -929,7 +913,7 @@ read_config(sqlite3 *db, struct buf *out, char *msg, size_t cap)
 
         err = buf_append(out, p != NULL ? p : "", (size_t)len);
     } else if (rc == SQLITE_DONE) {
-        set_msg(msg, cap, "store: no feed configuration is installed");
+        plat_msgf(msg, cap, "store: no feed configuration is installed");
         err = POSGATE_ERR_NOTFOUND;
     } else {
         err = db_fail(db, rc, "read config", msg, cap);
@@ -1015,8 +999,8 @@ read_had_rows(struct store_update *u)
         return db_fail(s->db, rc, "read lists", s->errmsg, sizeof(s->errmsg));
     }
     if (u->n_had > STORE_LISTS_MAX) {
-        set_msg(s->errmsg, sizeof(s->errmsg), "store: more than %d lists installed",
-                STORE_LISTS_MAX);
+        plat_msgf(s->errmsg, sizeof(s->errmsg), "store: more than %d lists installed",
+                  STORE_LISTS_MAX);
         return POSGATE_ERR_CORRUPT;
     }
     return POSGATE_OK;
@@ -1148,11 +1132,11 @@ store_begin_update(struct store *s, struct store_update **out)
     msg = s->errmsg;
     cap = sizeof(s->errmsg);
     if ((s->flags & STORE_READONLY) != 0) {
-        set_msg(msg, cap, "store: opened read-only");
+        plat_msgf(msg, cap, "store: opened read-only");
         return POSGATE_ERR_STATE;
     }
     if (s->updating) {
-        set_msg(msg, cap, "store: an update is already in progress");
+        plat_msgf(msg, cap, "store: an update is already in progress");
         return POSGATE_ERR_STATE;
     }
     u = plat_calloc(1, sizeof(*u));
@@ -2004,7 +1988,8 @@ store_list_drop(struct store_update *u, const char *list_id)
         return err;
     }
     if (!existed) {
-        set_msg(u->s->errmsg, sizeof(u->s->errmsg), "store: list \"%s\" is not installed", list_id);
+        plat_msgf(u->s->errmsg, sizeof(u->s->errmsg), "store: list \"%s\" is not installed",
+                  list_id);
         return POSGATE_ERR_NOTFOUND; /* not poisoning: nothing changed */
     }
     err = clear_list(u, u->list_no, u->count);
@@ -2181,7 +2166,7 @@ merge_read_chunk(struct store *s, struct merge_key *keys, size_t max_rows, size_
 
         if (sqlite3_column_bytes(st, 0) != FEED_KEY_LEN || sqlite3_column_blob(st, 0) == NULL) {
             sqlite3_finalize(st);
-            set_msg(s->errmsg, sizeof(s->errmsg), "store: a row of recent has a damaged key");
+            plat_msgf(s->errmsg, sizeof(s->errmsg), "store: a row of recent has a damaged key");
             return POSGATE_ERR_CORRUPT;
         }
         memcpy(m->k, sqlite3_column_blob(st, 0), FEED_KEY_LEN);
@@ -2238,9 +2223,9 @@ merge_apply(struct store *s, const struct merge_key *keys, size_t n)
             sqlite3_reset(op);
             if ((rc == SQLITE_DONE && sqlite3_changes(s->db) != 1) ||
                 (rc & 0xff) == SQLITE_CONSTRAINT) {
-                set_msg(s->errmsg, sizeof(s->errmsg), "store: recent %s a row of entries that %s",
-                        pass == 1 ? "marks the removal of" : "adds",
-                        pass == 1 ? "is absent" : "exists");
+                plat_msgf(s->errmsg, sizeof(s->errmsg), "store: recent %s a row of entries that %s",
+                          pass == 1 ? "marks the removal of" : "adds",
+                          pass == 1 ? "is absent" : "exists");
                 err = POSGATE_ERR_CORRUPT;
             } else if (rc != SQLITE_DONE) {
                 err = db_fail(s->db, rc, "merge recent", s->errmsg, sizeof(s->errmsg));
@@ -2275,8 +2260,8 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
     *moved = 0;
     *more = false;
     if ((s->flags & STORE_READONLY) != 0 || s->updating) {
-        set_msg(s->errmsg, sizeof(s->errmsg), "store: %s",
-                s->updating ? "an update is in progress" : "opened read-only");
+        plat_msgf(s->errmsg, sizeof(s->errmsg), "store: %s",
+                  s->updating ? "an update is in progress" : "opened read-only");
         return POSGATE_ERR_STATE;
     }
     {
@@ -2401,8 +2386,8 @@ filter_add_rows(struct store *s, struct keyfilter_writer *w, const char *sql)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(st, 0) != STORE_KEY_LEN) {
             sqlite3_finalize(st);
-            set_msg(s->errmsg, sizeof(s->errmsg), "store: a row's key is %d bytes, expected %d",
-                    sqlite3_column_bytes(st, 0), STORE_KEY_LEN);
+            plat_msgf(s->errmsg, sizeof(s->errmsg), "store: a row's key is %d bytes, expected %d",
+                      sqlite3_column_bytes(st, 0), STORE_KEY_LEN);
             return POSGATE_ERR_CORRUPT;
         }
         keyfilter_add(w, sqlite3_column_blob(st, 0));
@@ -2425,8 +2410,8 @@ store_filter_rebuild(struct store *s, uint64_t *keys)
         return POSGATE_ERR_INVALID;
     }
     if ((s->flags & STORE_READONLY) != 0 || s->updating) {
-        set_msg(s->errmsg, sizeof(s->errmsg), "store: %s",
-                s->updating ? "an update is in progress" : "opened read-only");
+        plat_msgf(s->errmsg, sizeof(s->errmsg), "store: %s",
+                  s->updating ? "an update is in progress" : "opened read-only");
         return POSGATE_ERR_STATE;
     }
     /* under the write lock: no key is added while the rows are read */
@@ -2573,10 +2558,10 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL ||
             strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-            set_msg(errmsg, errcap, "store: SQLite integrity check failed: %.120s",
-                    rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL
-                        ? (const char *)sqlite3_column_text(st, 0)
-                        : sqlite3_errmsg(s->db));
+            plat_msgf(errmsg, errcap, "store: SQLite integrity check failed: %.120s",
+                      rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL
+                          ? (const char *)sqlite3_column_text(st, 0)
+                          : sqlite3_errmsg(s->db));
             err = POSGATE_ERR_CORRUPT;
         }
         sqlite3_finalize(st);
@@ -2590,7 +2575,7 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         goto out;
     }
     if (n > cap) {
-        set_msg(errmsg, errcap, "store: %zu lists, at most %zu supported", n, cap);
+        plat_msgf(errmsg, errcap, "store: %zu lists, at most %zu supported", n, cap);
         err = POSGATE_ERR_CORRUPT;
         goto out;
     }
@@ -2600,10 +2585,10 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
         state_digest_init(&calc[i]);
         state_digest_hex(&lists[i].state, hex);
         if (strcmp(hex, lists[i].digest) != 0) {
-            set_msg(errmsg, errcap,
-                    "list \"%s\": stored digest %.16s... does not match its "
-                    "stored state %.16s...",
-                    lists[i].id, lists[i].digest, hex);
+            plat_msgf(errmsg, errcap,
+                      "list \"%s\": stored digest %.16s... does not match its "
+                      "stored state %.16s...",
+                      lists[i].id, lists[i].digest, hex);
             err = POSGATE_ERR_REJECTED;
             goto out;
         }
@@ -2617,9 +2602,9 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
                         " FROM entries AS e WHERE e.k = r.k AND e.t = r.t AND e.n = r.n)",
                         &dangling, &found, errmsg, errcap);
         if (err == POSGATE_OK && dangling != 0) {
-            set_msg(errmsg, errcap,
-                    "store: %" PRId64 " removal marker(s) in recent name no row of entries",
-                    dangling);
+            plat_msgf(errmsg, errcap,
+                      "store: %" PRId64 " removal marker(s) in recent name no row of entries",
+                      dangling);
             err = POSGATE_ERR_CORRUPT;
         }
     }
@@ -2636,15 +2621,16 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
 
         memset(&e, 0, sizeof(e));
         if (!decode_row(st, &e, &no)) {
-            set_msg(errmsg, errcap, "store: entry row %" PRIu64 " cannot be decoded", rows + 1);
+            plat_msgf(errmsg, errcap, "store: entry row %" PRIu64 " cannot be decoded", rows + 1);
             err = POSGATE_ERR_CORRUPT;
             goto out;
         }
         for (i = 0; i < n && nos[i] != no; i++) {
         }
         if (i == n) {
-            set_msg(errmsg, errcap, "store: entry row %" PRIu64 " belongs to no list (%" PRId64 ")",
-                    rows + 1, no);
+            plat_msgf(errmsg, errcap,
+                      "store: entry row %" PRIu64 " belongs to no list (%" PRId64 ")", rows + 1,
+                      no);
             err = POSGATE_ERR_REJECTED;
             goto out;
         }
@@ -2669,21 +2655,21 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
             char hex[STATE_DIGEST_HEX_LEN + 1];
 
             state_digest_hex(&calc[i], hex);
-            set_msg(errmsg, errcap,
-                    "list \"%s\" seq %" PRIu64 ": rows give digest %.16s... over %" PRIu64
-                    " entries, expected %.16s... over %" PRIu64,
-                    lists[i].id, lists[i].seq, hex, calc[i].count, lists[i].digest,
-                    lists[i].entries);
+            plat_msgf(errmsg, errcap,
+                      "list \"%s\" seq %" PRIu64 ": rows give digest %.16s... over %" PRIu64
+                      " entries, expected %.16s... over %" PRIu64,
+                      lists[i].id, lists[i].seq, hex, calc[i].count, lists[i].digest,
+                      lists[i].entries);
             err = POSGATE_ERR_REJECTED;
             goto out;
         }
     }
     if (unfiltered > 0) {
-        set_msg(errmsg, errcap,
-                "store: key filter %s lacks %" PRIu64 " of the %" PRIu64
-                " entries' keys (lookups of them would find nothing): remove it, and posgate "
-                "compact writes a new one",
-                s->kf_path, unfiltered, rows);
+        plat_msgf(errmsg, errcap,
+                  "store: key filter %s lacks %" PRIu64 " of the %" PRIu64
+                  " entries' keys (lookups of them would find nothing): remove it, and posgate "
+                  "compact writes a new one",
+                  s->kf_path, unfiltered, rows);
         err = POSGATE_ERR_CORRUPT;
     }
 out:
@@ -2852,7 +2838,7 @@ reader_load(struct store_reader *r)
     }
     err = read_lists(r->db, r->lists, nos_p, STORE_LISTS_MAX, &n, msg, cap);
     if (err == POSGATE_OK && n > STORE_LISTS_MAX) {
-        set_msg(msg, cap, "store: %zu lists installed, at most %d supported", n, STORE_LISTS_MAX);
+        plat_msgf(msg, cap, "store: %zu lists installed, at most %d supported", n, STORE_LISTS_MAX);
         err = POSGATE_ERR_CORRUPT;
     }
     if (err == POSGATE_OK) {
@@ -2875,9 +2861,10 @@ reader_load(struct store_reader *r)
 
             err = feed_config_parse(cfg.data, cfg.len, 0, &c, cmsg, sizeof(cmsg));
             if (err == POSGATE_ERR_NOMEM) {
-                set_msg(msg, cap, "store: out of memory reading the installed feed configuration");
+                plat_msgf(msg, cap,
+                          "store: out of memory reading the installed feed configuration");
             } else if (err != POSGATE_OK) {
-                set_msg(msg, cap, "store: installed feed configuration is damaged: %s", cmsg);
+                plat_msgf(msg, cap, "store: installed feed configuration is damaged: %s", cmsg);
                 err = POSGATE_ERR_CORRUPT;
             } else {
                 feed_config_free(r->cfg);
@@ -3039,7 +3026,7 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
     }
     *n = 0;
     if (!r->in_txn) {
-        set_msg(r->errmsg, sizeof(r->errmsg), "store: reader has no version; refresh first");
+        plat_msgf(r->errmsg, sizeof(r->errmsg), "store: reader has no version; refresh first");
         return POSGATE_ERR_STATE;
     }
     if (r->kf_ok && !keyfilter_maybe(&r->kf, key)) {
@@ -3056,8 +3043,8 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
             idx = decode_row(st, &h->e, &no) ? map_find(r, no) : -1;
             if (idx < 0) {
                 sqlite3_reset(st);
-                set_msg(r->errmsg, sizeof(r->errmsg),
-                        "store: an entry row of this key cannot be decoded");
+                plat_msgf(r->errmsg, sizeof(r->errmsg),
+                          "store: an entry row of this key cannot be decoded");
                 return POSGATE_ERR_CORRUPT;
             }
             h->list = (uint16_t)idx;

@@ -3,7 +3,9 @@
 #define _DEFAULT_SOURCE /* strnlen */
 #include "plat_mem.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +101,17 @@ plat_str_copy(char *dst, size_t cap, const char *src)
 
     memcpy(dst, src, n);
     dst[n] = 0;
+}
+
+void
+plat_msgf(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (dst == NULL || cap == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
 }

@@ -21,6 +21,8 @@ void plat_wipe(void *p, size_t n);
 /* Copies the string src into dst[cap] (cap >= 1), cut to fit and terminated: snprintf's "%s"
  * without printf's cost (the check path copies a dozen strings per decision). */
 void plat_str_copy(char *dst, size_t cap, const char *src);
+/* snprintf into an error message buffer; nothing when dst is NULL or cap is 0. */
+void plat_msgf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Test hook: the next `countdown` allocations succeed, then every one fails until reset with
  * a negative value. Process-wide; not for production use. */

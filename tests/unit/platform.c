@@ -61,6 +61,12 @@ test_str_copy(void)
     CHECK_STR(d, "");
     plat_str_copy(d, 1, "x");
     CHECK_STR(d, "");
+    plat_msgf(d, sizeof d, "%s %d", "ab", 42); /* cut to fit, terminated */
+    CHECK_STR(d, "ab 4");
+    d[0] = 'q';
+    plat_msgf(d, 0, "%s", "x"); /* no room: untouched */
+    plat_msgf(NULL, 8, "%s", "x");
+    CHECK(d[0] == 'q');
 }
 
 static void
