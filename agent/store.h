@@ -14,7 +14,7 @@
  *   meta(name TEXT PRIMARY KEY, value)  WITHOUT ROWID
  *       magic "posgate-store", feed_version, root_version, snapshot_version,
  *       targets_version, issued_at, expires_at, newest_issue_seen, installed_at,
- *       jurisdictions ("CN,HK"), config (the feed.json bytes, BLOB)
+ *       jurisdictions ("CN,HK"), config (the feed.json bytes, BLOB), keyset (16-byte BLOB)
  *   lists(no INTEGER PRIMARY KEY, id TEXT UNIQUE, seq, entries, digest TEXT (hex),
  *         state BLOB (268, state_digest_serialise), issued_at, reasons BLOB (bitmap))
  *   tmpl(id INTEGER PRIMARY KEY, list, stem BLOB, width, UNIQUE(list, stem, width))
@@ -48,9 +48,13 @@
  * values. The entries a check sees are the rows of entries without a marker plus the additions
  * (a key removed and added again has both). store_merge_step moves recent into entries a chunk
  * per transaction, each leaving the visible entries as they were: the daemon merges after a
- * sync, posgate import and sync when recent passes STORE_RECENT_MERGE_DIV-th of the entries,
- * posgate compact on demand. Until then a removed row stays in entries, hidden by its marker;
- * the merge deletes it (zeroed by secure_delete).
+ * sync, posgate import and sync after their commit (update.h, defer_merge), posgate compact on
+ * demand. Until then a removed row stays in entries, hidden by its marker; the merge deletes it
+ * (zeroed by secure_delete).
+ *
+ * Beside the file, "<path>.filter" is the key filter (keyfilter.h): meta "keyset" holds the
+ * random token of the key set, which changes with every commit that adds a key, and a filter
+ * file is used only for the token it names. store_filter_check and store_filter_rebuild below.
  *
  * Pragmas: journal_mode=WAL, synchronous=FULL, secure_delete=ON (removed entries are zeroed
  * on disk), foreign_keys off, mmap_size for readers.
@@ -75,8 +79,6 @@
 #define STORE_REASON_BITMAP     (FEED_REASONS_MAX / 8)
 #define STORE_ERRMSG_MAX        256
 #define STORE_CONFIG_MAX        FEED_CONFIG_MAX_BYTES
-/* An update merges recent into entries when recent holds more than 1/DIV of the entries. */
-#define STORE_RECENT_MERGE_DIV 16
 /* Rows of recent moved per merge transaction. */
 #define STORE_MERGE_CHUNK 16384
 
