@@ -20,7 +20,8 @@
 # Further scenarios plug in as more trial_* functions listed in SCENARIOS.
 #
 # usage: tests/crash/run.sh [--trials N] [--build DIR] [--seed S] [--count ENTRIES] [--keep]
-#                           [--scenarios import_delta,import_fresh,publish,sync_delta,daemon_sync]
+#                           [--scenarios import_delta,import_fresh,publish,filter_rebuild,
+#                            sync_delta,daemon_sync]
 # Prints "N passed, N failed"; exits 1 on any failure.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -171,6 +172,12 @@ check_kiosk() { # check_kiosk OLD NEW RERUN_CMD...
     [[ $got == "$new" ]] || note_fail "after the rerun the kiosk does not serve $new: $got"
     fx_pg "$K" verify >/dev/null 2>&1 || note_fail "verify failed after the rerun"
     [[ $(recent_rows) == 0 ]] || note_fail "the rerun left $(recent_rows) rows unmerged in recent"
+    [[ $(key_filter) == ok ]] || note_fail "after the rerun the key filter is $(key_filter)"
+}
+key_filter() { # the store's key filter state as status --json says it (agent/store.h)
+    fx_pg "$K" status --json 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin).get("key_filter"))' 2>/dev/null ||
+        echo "unreadable"
 }
 in_merge=0
 recent_rows() {
@@ -203,6 +210,19 @@ trial_sync_delta() {
     prep_import_delta
     run_killed "${cmd[@]}"
     check_kiosk A B "${cmd[@]}"
+}
+
+# posgate compact writing a new key filter for a kiosk at v2 whose filter is gone (a crash, or
+# removed by hand), killed at a random point of the rebuild: checks must give v2's answers
+# whatever is left, and a rerun must leave a filter made for the store's version.
+prep_filter() { rm -rf "$K"; cp -a "$FX/kB" "$K"; rm -f "$K/store.db.filter"; }
+trial_filter_rebuild() {
+    local cmd=("$B/posgate" --data-dir "$K" compact)
+    [[ -n ${dur_filter:-} ]] || dur_filter=$(duration_ms prep_filter "${cmd[@]}")
+    pick_how "$dur_filter" prep_filter "${cmd[@]}"
+    prep_filter
+    run_killed "${cmd[@]}"
+    check_kiosk B B "${cmd[@]}"
 }
 
 # posgated syncing v1 -> v2 by itself, killed at a random moment of its start and first sync (a
@@ -261,7 +281,7 @@ trial_publish() {
     fi
 }
 
-SCENARIOS=(import_delta import_fresh publish)
+SCENARIOS=(import_delta import_fresh publish filter_rebuild)
 [[ $HAVE_SYNC == 1 ]] && SCENARIOS+=(sync_delta)
 [[ $HAVE_SYNC == 1 && -x $B/posgated ]] && SCENARIOS+=(daemon_sync)
 if [[ -n $ONLY ]]; then
