@@ -90,11 +90,7 @@ posgate_open(const char *data_dir, struct posgate **out)
     }
     err = store_open(pg->dd.store, 0, &pg->st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        if (strstr(msg, pg->dd.store) != NULL) { /* store_open named the file */
-            snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg);
-        } else {
-            snprintf(open_errmsg, sizeof(open_errmsg), "store %.200s: %.250s", pg->dd.store, msg);
-        }
+        snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
         goto fail;
     }
     err = plat_random(pg->id_prefix, sizeof(pg->id_prefix));

@@ -185,8 +185,11 @@ cmd_init(int argc, char **argv)
         u = NULL;
     }
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: store %s: %s\n", dd.store,
-                st != NULL ? store_errmsg(st) : msg);
+        if (st != NULL) {
+            fprintf(stderr, "posgate init: store %s: %s\n", dd.store, store_errmsg(st));
+        } else {
+            fprintf(stderr, "posgate init: %s\n", msg); /* store_open names the file */
+        }
         goto out;
     }
     printf("initialised %s (jurisdictions:", dd.root);

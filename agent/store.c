@@ -693,6 +693,15 @@ store_open(const char *path, unsigned flags, struct store **out, char *errmsg, s
     s = NULL;
 out:
     store_close(s);
+    if (err != POSGATE_OK && strstr(errmsg, path) == NULL) {
+        /* every refusal names the file: "store: PATH: what is wrong" */
+        char what[STORE_ERRMSG_MAX];
+        const char *w = strncmp(errmsg, "store: ", 7) == 0 ? errmsg + 7 : errmsg;
+
+        plat_str_copy(what, sizeof(what), w);
+        plat_msgf(errmsg, errcap, "store: %s: %s", path,
+                  what[0] != 0 ? what : posgate_strerror(err));
+    }
     return err;
 }
 

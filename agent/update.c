@@ -847,10 +847,7 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
     }
     err = store_open(dd.store, 0, &st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        bool named = strstr(msg, dd.store) != NULL; /* store_open named the file */
-
-        snprintf(errmsg, errcap, "%s%s%s%s", named ? "" : "store ", named ? "" : dd.store,
-                 named ? "" : ": ", msg);
+        snprintf(errmsg, errcap, "%s", msg); /* it names the file */
         return err;
     }
     err = merge_all(st, keep_going, ctx, moved, filter_keys, errmsg, errcap);
@@ -888,10 +885,7 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     }
     err = store_open(r.dd.store, 0, &r.st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        bool named = strstr(msg, r.dd.store) != NULL; /* store_open named the file */
-
-        fail(&r, "%s%s%s%s", named ? "" : "store ", named ? "" : r.dd.store, named ? "" : ": ",
-             msg);
+        fail(&r, "%s", msg); /* it names the file */
         return err;
     }
     err = store_get_meta(r.st, &old);

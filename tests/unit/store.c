@@ -1224,6 +1224,8 @@ test_corrupt_files(void)
     sqlite3_close(db);
     CHECK_ERR(store_open(p, 0, &s, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "newer");
+    CHECK_CONTAINS(msg, "future.db: schema version 99"); /* every refusal names the file once */
+    CHECK(strstr(strstr(msg, "future.db") + 1, "future.db") == NULL);
 
     /* A real store with its pages overwritten in the middle. */
     path_in(p, sizeof(p), "damaged.db");
