@@ -107,8 +107,10 @@ keyfilter_map_open(struct keyfilter_map *m, const char *path, char *msg, size_t 
     memset(m, 0, sizeof(*m));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(errno));
-        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+        int e = errno;
+
+        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(e));
+        return e == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
     }
     if (fstat(fd, &st) != 0 || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
         plat_msgf(msg, cap, "key filter %s: cannot read its header (expected %d bytes)", path,
@@ -192,6 +194,7 @@ keyfilter_create(struct keyfilter_writer *w, const char *path, uint64_t capacity
 {
     uint8_t rnd[6];
     enum posgate_err err;
+    int e;
     struct plat_atomic_file *f = &w->af;
 
     memset(w, 0, sizeof(*w));
@@ -219,8 +222,8 @@ keyfilter_create(struct keyfilter_writer *w, const char *path, uint64_t capacity
     }
     f->fd = -1;
     /* allocated now, so that a full disk fails here and not as SIGBUS on a mapped page */
-    if ((errno = posix_fallocate(w->fd, 0, (off_t)w->len)) != 0) {
-        plat_msgf(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(errno),
+    if ((e = posix_fallocate(w->fd, 0, (off_t)w->len)) != 0) {
+        plat_msgf(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(e),
                   w->len);
         err = POSGATE_ERR_IO;
         keyfilter_close(w);
@@ -256,8 +259,10 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     memcpy(w->af.final_path, path, strlen(path) + 1);
     w->fd = open(path, O_RDWR | O_CLOEXEC);
     if (w->fd < 0) {
-        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(errno));
-        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+        int e = errno;
+
+        plat_msgf(msg, cap, "key filter %s: %s", path, strerror(e));
+        return e == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
     }
     if (fstat(w->fd, &st) != 0 || pread(w->fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
         plat_msgf(msg, cap, "key filter %s: cannot read its header", path);
