@@ -57,7 +57,7 @@ if [[ -z $ONLY || $ONLY == normal ]]; then
         if [[ $VALGRIND_ALL == 1 ]]; then
             vg_tests=$(cd build/tests && ls unit_* | sed 's/^unit_//')
         else
-            vg_tests="platform ident engine json_canon"  # about 30 s; feed_records alone takes 50 s
+            vg_tests="platform ident engine json_canon keyfilter"  # about 30 s; feed_records alone takes 50 s
         fi
         echo "== valgrind memcheck: $(echo $vg_tests | wc -w) unit tests"
         for t in $vg_tests; do
