@@ -124,6 +124,8 @@ struct store_reader {
     uint8_t token[KEYFILTER_TOKEN_LEN];
     bool kf_ok; /* ... and kf is a filter made for it */
     struct keyfilter_map kf;
+    bool kf_rejected; /* kf failed the spot check for kf_rejected_token */
+    uint8_t kf_rejected_token[KEYFILTER_TOKEN_LEN];
     bool in_txn;
     uint64_t seen_store_gen;
     uint64_t txn_start_ns;
@@ -2316,6 +2318,44 @@ store_merge_step(struct store *s, size_t max_rows, uint64_t *moved, bool *more)
 
 /* ---------------------------------------------------------------- key filter */
 
+#define FILTER_SPOT_PROBES 8
+
+/* A few visible keys of the store, found from random points of the key space, must pass a
+ * filter made for its version. One that fails was lost behind the store's back (a damaged or
+ * emptied file): the filter would answer "in no row" for listed keys, so it is not used. False
+ * too when the check cannot run. Costs FILTER_SPOT_PROBES B-tree probes, once per version. */
+static bool
+filter_spot_check(sqlite3 *db, const struct keyfilter_map *m)
+{
+    static const char sql[] = "SELECT e.k FROM entries AS e WHERE e.k >= ?1 AND NOT EXISTS("
+                              "SELECT 1 FROM recent AS r WHERE r.k = e.k AND r.t = e.t"
+                              " AND r.n = e.n AND r.d = 1) LIMIT 1";
+    uint8_t probes[FILTER_SPOT_PROBES][STORE_KEY_LEN];
+    sqlite3_stmt *st = NULL;
+    bool ok = true;
+
+    if (plat_random(probes, sizeof(probes)) != POSGATE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return false;
+    }
+    for (size_t i = 0; i < FILTER_SPOT_PROBES && ok; i++) {
+        int rc;
+
+        sqlite3_bind_blob(st, 1, probes[i], STORE_KEY_LEN, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            ok = sqlite3_column_bytes(st, 0) == STORE_KEY_LEN &&
+                 keyfilter_maybe(m, sqlite3_column_blob(st, 0));
+        } else if (rc != SQLITE_DONE) {
+            ok = false;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
 const char *
 store_filter_state_name(enum store_filter_state st)
 {
@@ -2350,6 +2390,8 @@ filter_state_of(struct store *s, const uint8_t *token, bool have, uint64_t *keys
     *keys = keyfilter_map_keys(&m);
     if (!have || !keyfilter_map_token_is(&m, token)) {
         st = STORE_FILTER_STALE;
+    } else if (!filter_spot_check(s->db, &m)) {
+        st = STORE_FILTER_DAMAGED;
     } else if (keyfilter_is_full(m.n_blocks, *keys)) {
         st = STORE_FILTER_FULL;
     } else {
@@ -2370,15 +2412,20 @@ store_filter_check(struct store *s, enum store_filter_state *state, uint64_t *ke
     if (s == NULL || state == NULL) {
         return POSGATE_ERR_INVALID;
     }
-    err = read_token(s->db, token, &have, s->errmsg, sizeof(s->errmsg));
+    /* one read transaction: the token and the keys the spot check reads are of one version */
+    err = exec_sql(s->db, "BEGIN", s->errmsg, sizeof(s->errmsg));
     if (err != POSGATE_OK) {
         return err;
     }
-    *state = filter_state_of(s, token, have, &k);
-    if (keys != NULL) {
-        *keys = k;
+    err = read_token(s->db, token, &have, s->errmsg, sizeof(s->errmsg));
+    if (err == POSGATE_OK) {
+        *state = filter_state_of(s, token, have, &k);
+        if (keys != NULL) {
+            *keys = k;
+        }
     }
-    return POSGATE_OK;
+    (void)sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return err;
 }
 
 /* Adds the first column of every row sql selects to w. */
@@ -2799,11 +2846,26 @@ reader_filter(struct store_reader *r)
         char msg[STORE_ERRMSG_MAX];
 
         keyfilter_map_close(&r->kf);
+        r->kf_rejected = false;
         if (keyfilter_map_open(&r->kf, r->s->kf_path, msg, sizeof(msg)) != POSGATE_OK) {
             return;
         }
     }
-    r->kf_ok = keyfilter_map_token_is(&r->kf, r->token);
+    if (!keyfilter_map_token_is(&r->kf, r->token)) {
+        return;
+    }
+    if (r->kf_rejected && memcmp(r->kf_rejected_token, r->token, sizeof(r->token)) == 0) {
+        return; /* this file failed the spot check for this version already */
+    }
+    r->kf_ok = filter_spot_check(r->db, &r->kf);
+    if (!r->kf_ok) {
+        r->kf_rejected = true;
+        memcpy(r->kf_rejected_token, r->token, sizeof(r->token));
+        plat_log(PLAT_LOG_WARN,
+                 "store: key filter %s lacks keys of the store; checks read the store alone "
+                 "until posgate compact (or the next update) writes a new one",
+                 r->s->kf_path);
+    }
 }
 
 bool

@@ -189,8 +189,12 @@ with open(sys.argv[1], "r+b") as f:
 PY
 expect_rc 4 pg k1 verify
 grep -q "key filter" err.txt || fail "verify of an emptied key filter: $(cat err.txt)"
-rm k1/store.db.filter
-expect_rc 0 pg k1 compact
+# checks refuse it (a spot check of a few keys of the store) and answer from the store
+expect_rc 1 pg k1 check --service "$STILL_SVC" --id "$STILL_ID"
+expect_rc 0 pg k1 status --json
+grep -q '"key_filter":"damaged"' out.txt || fail "status with an emptied key filter: $(cat out.txt)"
+expect_rc 0 pg k1 compact --json
+grep -Eq '"filter_keys":[1-9]' out.txt || fail "compact over a damaged filter: $(cat out.txt)"
 expect_rc 0 pg k1 verify
 expect_rc 0 pg k1 compact --help
 grep -q "usage: posgate" out.txt || fail "compact --help"

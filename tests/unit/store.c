@@ -1410,7 +1410,8 @@ test_key_filter(void)
     CHECK_INT(filter_state(s, NULL), STORE_FILTER_OK);
 
     /* a filter with the right token that lacks keys (bits lost behind the store's back): it
-     * would answer "in no row" for listed keys, and verify says so */
+     * would answer "in no row" for listed keys. A reader's spot check of a few keys refuses it
+     * (the answers come from the store), the state is damaged, and verify says so */
     CHECK_OK(plat_file_size(fp, &size));
     {
         uint8_t *zero = calloc(1, (size_t)size - KEYFILTER_HEADER);
@@ -1420,8 +1421,11 @@ test_key_filter(void)
     }
     CHECK_ERR(store_verify(s, NULL, NULL, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "key filter");
+    CHECK_INT(filter_state(s, NULL), STORE_FILTER_DAMAGED);
+    CHECK(!fresh_reader_uses_filter(s, 1, 2005));
     CHECK_OK(store_filter_rebuild(s, NULL));
     CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    CHECK(fresh_reader_uses_filter(s, 1, 2005));
 
     /* a filter filled in place past its size is due for a rebuild, which makes a larger one */
     CHECK_OK(install_snapshot(s, "b", 2, 10000, 6000, "SPC-", NULL));
