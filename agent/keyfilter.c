@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "plat_mem.h"
-#include "plat_random.h"
 
 #define MAGIC     "PGKFLT01"
 #define OFF_BLOCK 8
@@ -192,35 +191,23 @@ enum posgate_err
 keyfilter_create(struct keyfilter_writer *w, const char *path, uint64_t capacity, char *msg,
                  size_t cap)
 {
-    uint8_t rnd[6];
     enum posgate_err err;
     int e;
     struct plat_atomic_file *f = &w->af;
 
     memset(w, 0, sizeof(*w));
-    w->fd = -1;
     w->is_new = true;
     w->n_blocks = keyfilter_blocks_for(capacity);
     w->len = (size_t)(KEYFILTER_HEADER + w->n_blocks * KEYFILTER_BLOCK);
-    if (strlen(path) >= sizeof(f->final_path)) {
-        plat_msgf(msg, cap, "key filter %s: path too long", path);
-        return POSGATE_ERR_TOOBIG;
-    }
-    memcpy(f->final_path, path, strlen(path) + 1);
-    err = plat_random(rnd, sizeof(rnd));
+    /* the temporary file is the atomic replace's (plat_file.h); w->fd is its descriptor */
+    err = plat_atomic_open(f, path, 0644);
     if (err != POSGATE_OK) {
-        plat_msgf(msg, cap, "key filter %s: no random bytes for a temporary name", path);
+        plat_msgf(msg, cap, "key filter %s: cannot create its temporary file (%s)", path,
+                  posgate_strerror(err));
+        w->fd = -1;
         return err;
     }
-    snprintf(f->tmp_path, sizeof(f->tmp_path), "%s.tmp.%02x%02x%02x%02x%02x%02x", path, rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-    w->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        plat_msgf(msg, cap, "key filter %s: %s", f->tmp_path, strerror(errno));
-        f->tmp_path[0] = 0;
-        return POSGATE_ERR_IO;
-    }
-    f->fd = -1;
+    w->fd = f->fd;
     /* allocated now, so that a full disk fails here and not as SIGBUS on a mapped page */
     if ((e = posix_fallocate(w->fd, 0, (off_t)w->len)) != 0) {
         plat_msgf(msg, cap, "key filter %s: %s allocating %zu bytes", f->tmp_path, strerror(e),
@@ -309,41 +296,38 @@ keyfilter_add(struct keyfilter_writer *w, const uint8_t *key)
 }
 
 enum posgate_err
-keyfilter_install(struct keyfilter_writer *w, char *msg, size_t cap)
+keyfilter_install(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
+                  size_t cap)
 {
     const char *name = w->is_new ? w->af.tmp_path : w->af.final_path;
+    enum posgate_err err;
 
     put64(w->base + OFF_KEYS, w->keys);
+    if (w->is_new) {
+        /* nobody reads the file before the rename: bits, count and token go durable together */
+        memcpy(w->base + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN);
+        if (msync(w->base, w->len, MS_SYNC) != 0) {
+            plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
+            return POSGATE_ERR_IO;
+        }
+        err = plat_atomic_commit(&w->af); /* fsync, rename over, fsync of the directory */
+        w->fd = -1;
+        if (err != POSGATE_OK) {
+            plat_msgf(msg, cap, "key filter %s: cannot replace %s (%s)", name, w->af.final_path,
+                      posgate_strerror(err));
+            return err;
+        }
+        w->is_new = false;
+        return POSGATE_OK;
+    }
+    /* in place, while readers of the older token map it: the bits first, then the token */
     if (msync(w->base, w->len, MS_SYNC) != 0 || fsync(w->fd) != 0) {
         plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
         return POSGATE_ERR_IO;
     }
-    if (w->is_new) {
-        enum posgate_err err = plat_rename_durable(w->af.tmp_path, w->af.final_path);
-
-        if (err != POSGATE_OK) {
-            plat_msgf(msg, cap, "key filter %s: rename to %s failed", w->af.tmp_path,
-                      w->af.final_path);
-            return err;
-        }
-        w->af.tmp_path[0] = 0;
-        w->is_new = false;
-    }
-    return POSGATE_OK;
-}
-
-enum posgate_err
-keyfilter_set_token(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
-                    size_t cap)
-{
-    if (w->is_new) {
-        plat_msgf(msg, cap, "key filter: a token is set only on an installed filter");
-        return POSGATE_ERR_STATE;
-    }
     if (pwrite(w->fd, token, KEYFILTER_TOKEN_LEN, OFF_TOKEN) != KEYFILTER_TOKEN_LEN ||
         fdatasync(w->fd) != 0) {
-        plat_msgf(msg, cap, "key filter %s: writing its token: %s", w->af.final_path,
-                  strerror(errno));
+        plat_msgf(msg, cap, "key filter %s: writing its token: %s", name, strerror(errno));
         return POSGATE_ERR_IO;
     }
     return POSGATE_OK;
@@ -356,12 +340,10 @@ keyfilter_close(struct keyfilter_writer *w)
         munmap(w->base, w->len);
         w->base = NULL;
     }
-    if (w->fd >= 0) {
+    if (w->is_new) {
+        plat_atomic_abort(&w->af); /* closes and removes a file never installed */
+    } else if (w->fd >= 0) {
         close(w->fd);
-        w->fd = -1;
     }
-    if (w->is_new && w->af.tmp_path[0] != 0) {
-        unlink(w->af.tmp_path);
-        w->af.tmp_path[0] = 0;
-    }
+    w->fd = -1;
 }

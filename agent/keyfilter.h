@@ -13,11 +13,12 @@
  *
  * Which store version a file is good for: the store keeps a random token (meta "keyset") that
  * changes with every commit that adds a key; a file whose token equals the store's holds every
- * key of that version. A writer sets bits only (never clears one) in a file in place, makes
- * them durable, commits the store and only then writes the new token, through the same open
- * file. A new file (a rebuild) is written under a temporary name and renamed over. So a file
- * that names a token covers it for as long as it exists, a crash at any point leaves a token
- * that differs (the filter is then not used until it is rebuilt), and a reader that matched a
+ * key of that version. Under the store's write lock, a writer sets bits only (never clears
+ * one) in a file in place, makes them durable and only then writes the new token through the
+ * same open file, before the store commits that token; a new file (the first import, a
+ * rebuild) is written whole with its token under a temporary name and renamed over. So a file
+ * that names a token covers it for as long as it exists, a crash at any point leaves tokens
+ * that differ (the filter is then not used until it is rebuilt), and a reader that matched a
  * token keeps a correct filter for that version while writers add bits.
  */
 #ifndef POSGATE_KEYFILTER_H
@@ -122,12 +123,13 @@ POSGATE_WUR enum posgate_err keyfilter_open_rw(struct keyfilter_writer *w, const
                                                const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
                                                size_t cap);
 void keyfilter_add(struct keyfilter_writer *w, const uint8_t *key);
-/* Makes the bits and the key count durable; a new filter is then renamed over path. */
-POSGATE_WUR enum posgate_err keyfilter_install(struct keyfilter_writer *w, char *msg, size_t cap);
-/* Writes token into the header and syncs it. Only after the store commit of that token. */
-POSGATE_WUR enum posgate_err keyfilter_set_token(struct keyfilter_writer *w,
-                                                 const uint8_t token[KEYFILTER_TOKEN_LEN],
-                                                 char *msg, size_t cap);
+/* Makes the filter durable for token, the store's token of the version it now covers: a new
+ * filter with its bits, count and token, then renamed over path; a filter added to in place
+ * with its bits and count first, then the token. Under the store's write lock, before the
+ * store's commit. */
+POSGATE_WUR enum posgate_err keyfilter_install(struct keyfilter_writer *w,
+                                               const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
+                                               size_t cap);
 /* Unmaps and closes; a new filter not installed is removed. */
 void keyfilter_close(struct keyfilter_writer *w);
 

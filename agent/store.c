@@ -60,6 +60,11 @@ enum update_mode { MODE_NONE, MODE_SNAPSHOT, MODE_DELTA };
  * every list that had rows, so that it holds every key), or none (it is rebuilt later). */
 enum kf_mode { KF_UNDECIDED, KF_INPLACE, KF_NEW, KF_NONE };
 
+struct had_rows {
+    int64_t no;
+    bool cleared;
+};
+
 /* A snapshot's rows are inserted INS_BATCH at a time: one multi-row INSERT keeps its cursor
  * open across the rows (sorted keys then append without a seek from the root) and pays the
  * statement's start and reset once per batch. */
@@ -102,9 +107,8 @@ struct store_update {
     uint8_t token[KEYFILTER_TOKEN_LEN]; /* ... that token */
     uint64_t expect_keys;               /* store_update_expect_keys */
     uint64_t adds;                      /* keys added by this update */
-    size_t n_had;                       /* lists that had rows at begin ... */
-    int64_t *had_no;                    /* ... their numbers */
-    bool *had_cleared;                  /* ... and whether this update emptied them */
+    size_t n_had;                       /* lists that had rows at begin: */
+    struct had_rows *had;               /* ... whether this update emptied each */
     unsigned n_pending;
     struct pending_row pending[INS_BATCH];
 };
@@ -234,6 +238,15 @@ query_int(sqlite3 *db, const char *sql, int64_t *out, bool *found, char *msg, si
 }
 
 /* Splits a listing id at its trailing run of at most FEED_NUM_DIGITS_MAX digits. */
+/* The entries of all lists (the visible rows). */
+static enum posgate_err
+lists_total(sqlite3 *db, int64_t *total, char *msg, size_t cap)
+{
+    bool found;
+
+    return query_int(db, "SELECT coalesce(sum(entries), 0) FROM lists", total, &found, msg, cap);
+}
+
 /* The key set token (meta "keyset", keyfilter.h); *have is false when the store has none. */
 static enum posgate_err
 read_token(sqlite3 *db, uint8_t token[KEYFILTER_TOKEN_LEN], bool *have, char *msg, size_t cap)
@@ -992,9 +1005,8 @@ read_had_rows(struct store_update *u)
     enum posgate_err err;
     int rc;
 
-    u->had_no = plat_calloc(STORE_LISTS_MAX + 1, sizeof(*u->had_no));
-    u->had_cleared = plat_calloc(STORE_LISTS_MAX + 1, sizeof(*u->had_cleared));
-    if (u->had_no == NULL || u->had_cleared == NULL) {
+    u->had = plat_calloc(STORE_LISTS_MAX + 1, sizeof(*u->had));
+    if (u->had == NULL) {
         return POSGATE_ERR_NOMEM;
     }
     err =
@@ -1003,7 +1015,7 @@ read_had_rows(struct store_update *u)
         return err;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && u->n_had <= STORE_LISTS_MAX) {
-        u->had_no[u->n_had++] = sqlite3_column_int64(st, 0);
+        u->had[u->n_had++].no = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -1025,6 +1037,18 @@ store_update_expect_keys(struct store_update *u, uint64_t n)
     }
 }
 
+/* True when the update emptied every list that had rows as it began: every row is its own. */
+static bool
+had_all_cleared(const struct store_update *u)
+{
+    for (size_t i = 0; i < u->n_had; i++) {
+        if (!u->had[i].cleared) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The first key an update adds chooses how it keeps the key filter (enum kf_mode). A filter
  * failure never fails the update: the update then leaves no filter for its version, lookups
  * go to SQLite, and store_filter_rebuild makes a new one. */
@@ -1034,13 +1058,10 @@ kf_start(struct store_update *u)
     struct store *s = u->s;
     char msg[STORE_ERRMSG_MAX];
     uint64_t size = u->expect_keys;
-    bool found, all_cleared = true;
+    bool all_cleared = had_all_cleared(u);
     int64_t total = 0;
 
     u->kf_mode = KF_NONE;
-    for (size_t i = 0; i < u->n_had; i++) {
-        all_cleared = all_cleared && u->had_cleared[i];
-    }
     /* a store whose rows this update replaced so far gets a new filter; otherwise the keys go
      * into the current version's filter while it has room */
     if (!all_cleared && u->have_token &&
@@ -1051,9 +1072,7 @@ kf_start(struct store_update *u)
         }
         keyfilter_close(&u->kf);
     }
-    if (!all_cleared &&
-        query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found, msg,
-                  sizeof(msg)) == POSGATE_OK &&
+    if (!all_cleared && lists_total(s->db, &total, msg, sizeof(msg)) == POSGATE_OK &&
         (uint64_t)total > size) {
         size = (uint64_t)total;
     }
@@ -1080,8 +1099,8 @@ static void
 kf_note_cleared(struct store_update *u, int64_t no)
 {
     for (size_t i = 0; i < u->n_had; i++) {
-        if (u->had_no[i] == no) {
-            u->had_cleared[i] = true;
+        if (u->had[i].no == no) {
+            u->had[i].cleared = true;
         }
     }
 }
@@ -1097,7 +1116,7 @@ kf_finish(struct store_update *u)
     char msg[STORE_ERRMSG_MAX];
     uint8_t token[KEYFILTER_TOKEN_LEN];
     enum posgate_err err;
-    bool complete = u->kf_mode == KF_INPLACE;
+    bool complete = u->kf_mode == KF_INPLACE || (u->kf_mode == KF_NEW && had_all_cleared(u));
 
     if (u->adds == 0) {
         return POSGATE_OK; /* the key set only shrank: the filter still covers it */
@@ -1110,19 +1129,10 @@ kf_finish(struct store_update *u)
     if (err != POSGATE_OK) {
         return err;
     }
-    if (u->kf_mode == KF_NEW) {
-        complete = true;
-        for (size_t i = 0; i < u->n_had; i++) {
-            complete = complete && u->had_cleared[i];
-        }
-    }
     if (!complete) {
         return POSGATE_OK; /* no filter for this version until store_filter_rebuild */
     }
-    err = keyfilter_install(&u->kf, msg, sizeof(msg));
-    if (err == POSGATE_OK) {
-        err = keyfilter_set_token(&u->kf, token, msg, sizeof(msg));
-    }
+    err = keyfilter_install(&u->kf, token, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         plat_log(PLAT_LOG_WARN, "store: %s; lookups use the store alone until it is rebuilt", msg);
     }
@@ -1463,8 +1473,7 @@ clear_list(struct store_update *u, int64_t no, uint64_t count)
         }
     }
     if (count > 0 || pending != 0) {
-        err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
-                        s->errmsg, sizeof(s->errmsg));
+        err = lists_total(s->db, &total, s->errmsg, sizeof(s->errmsg));
         if (err != POSGATE_OK) {
             return ufail(u, err, "%s", s->errmsg);
         }
@@ -2049,8 +2058,7 @@ update_free(struct store_update *u)
 {
     update_finalize(u);
     keyfilter_close(&u->kf);
-    plat_free(u->had_no);
-    plat_free(u->had_cleared);
+    plat_free(u->had);
     u->s->updating = false;
     plat_free(u);
 }
@@ -2148,8 +2156,7 @@ store_recent_rows(struct store *s, uint64_t *rows, uint64_t *entries)
     }
     err = query_int(s->db, "SELECT count(*) FROM recent", &v, &found, s->errmsg, sizeof(s->errmsg));
     if (err == POSGATE_OK) {
-        err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
-                        s->errmsg, sizeof(s->errmsg));
+        err = lists_total(s->db, &total, s->errmsg, sizeof(s->errmsg));
     }
     *rows = err == POSGATE_OK ? (uint64_t)v : 0;
     *entries = err == POSGATE_OK ? (uint64_t)total : 0;
@@ -2458,7 +2465,7 @@ store_filter_rebuild(struct store *s, uint64_t *keys)
 {
     struct keyfilter_writer w = {.fd = -1};
     uint8_t token[KEYFILTER_TOKEN_LEN];
-    bool have = false, found;
+    bool have = false;
     int64_t total = 0;
     enum posgate_err err;
 
@@ -2496,8 +2503,7 @@ store_filter_rebuild(struct store *s, uint64_t *keys)
         sqlite3_finalize(st);
     }
     if (err == POSGATE_OK) {
-        err = query_int(s->db, "SELECT coalesce(sum(entries), 0) FROM lists", &total, &found,
-                        s->errmsg, sizeof(s->errmsg));
+        err = lists_total(s->db, &total, s->errmsg, sizeof(s->errmsg));
     }
     if (err == POSGATE_OK) {
         err = keyfilter_create(&w, s->kf_path, total > 0 ? (uint64_t)total : 0, s->errmsg,
@@ -2512,10 +2518,7 @@ store_filter_rebuild(struct store *s, uint64_t *keys)
         err = filter_add_rows(s, &w, "SELECT k FROM recent WHERE d = 0");
     }
     if (err == POSGATE_OK) {
-        err = keyfilter_install(&w, s->errmsg, sizeof(s->errmsg));
-    }
-    if (err == POSGATE_OK) {
-        err = keyfilter_set_token(&w, token, s->errmsg, sizeof(s->errmsg));
+        err = keyfilter_install(&w, token, s->errmsg, sizeof(s->errmsg));
     }
     if (err == POSGATE_OK && keys != NULL) {
         *keys = w.keys;

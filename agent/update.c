@@ -477,34 +477,13 @@ next_delta(const struct collect *c, uint64_t base, uint64_t target)
     return best;
 }
 
-/* The entries the feed's newest snapshots hold over all lists: about the keys the store holds
- * after this update, which sizes a new key filter (store_update_expect_keys). 0 when unknown;
- * a failure here is reported by apply_list. */
-static uint64_t
-expected_keys(struct run *r)
-{
-    uint64_t sum = 0;
-
-    for (unsigned i = 0; i < r->cfg->n_lists; i++) {
-        struct collect c;
-        const struct list_target *head;
-
-        if (collect_list(r, r->cfg->lists[i].id, &c) == POSGATE_OK &&
-            (head = head_snapshot(&c)) != NULL) {
-            sum += head->entries;
-        }
-        plat_free(c.v);
-    }
-    r->errmsg[0] = 0;
-    return sum;
-}
-
-/* Applies one list; *fallback is set when a delta chain failed and a snapshot should be tried. */
+/* Applies one list from its targets c; *fallback is set when a delta chain failed and a snapshot
+ * should be tried. */
 static enum posgate_err
-apply_list(struct run *r, struct store_update *u, const char *list_id, int force_snapshot,
+apply_list(struct run *r, struct store_update *u, const struct collect *c, int force_snapshot,
            int *fallback, int64_t *issued_at)
 {
-    struct collect c;
+    const char *list_id = c->list_id;
     struct store_list sl;
     const struct list_target *head, *d;
     enum posgate_err err;
@@ -514,11 +493,7 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
     size_t nchain = 0;
 
     *fallback = 0;
-    err = collect_list(r, list_id, &c);
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    head = head_snapshot(&c);
+    head = head_snapshot(c);
     err = store_get_list(r->st, list_id, &sl);
     have_local = err == POSGATE_OK;
     if (err != POSGATE_OK && err != POSGATE_ERR_NOTFOUND) {
@@ -531,9 +506,10 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
         uint64_t local = have_local ? sl.seq : 0;
 
         d = NULL;
-        for (size_t i = 0; i < c.n; i++) {
-            if (c.v[i].is_delta && c.v[i].base_seq != local && (d == NULL || c.v[i].seq > d->seq)) {
-                d = &c.v[i];
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->v[i].is_delta && c->v[i].base_seq != local &&
+                (d == NULL || c->v[i].seq > d->seq)) {
+                d = &c->v[i];
             }
         }
         if (d != NULL) {
@@ -565,7 +541,7 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
     }
     if (have_local && !force_snapshot) {
         for (cur = sl.seq; cur < head->seq && nchain < 64; cur = d->seq) {
-            d = next_delta(&c, cur, head->seq);
+            d = next_delta(c, cur, head->seq);
             if (d == NULL) {
                 break;
             }
@@ -596,7 +572,6 @@ apply_list(struct run *r, struct store_update *u, const char *list_id, int force
         r->res->snapshots++;
     }
 out:
-    plat_free(c.v);
     return err;
 }
 
@@ -707,25 +682,44 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
     enum posgate_err err;
     int64_t v, exp, min_exp = INT64_MAX, newest = 0, oldest = INT64_MAX;
     static const char *const roles[] = {"timestamp", "snapshot", "targets"};
+    struct collect *lists = plat_calloc(r->cfg->n_lists + 1, sizeof(*lists));
+    unsigned n_lists = 0;
+    uint64_t expect = 0;
 
     *retry = 0;
     r->errmsg[0] = 0;
     r->res->snapshots = r->res->deltas = r->res->dropped = 0;
     r->res->entries_changed = 0;
+    if (lists == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    /* every list's targets, once: their newest snapshots' entries are about the keys the store
+     * holds after this update, which sizes a new key filter (store_update_expect_keys) */
+    for (; n_lists < r->cfg->n_lists; n_lists++) {
+        const struct list_target *head;
+
+        err = collect_list(r, r->cfg->lists[n_lists].id, &lists[n_lists]);
+        if (err != POSGATE_OK) {
+            n_lists++;
+            goto out;
+        }
+        head = head_snapshot(&lists[n_lists]);
+        expect += head != NULL ? head->entries : 0;
+    }
     err = store_begin_update(r->st, &u);
     if (err == POSGATE_OK) {
-        store_update_expect_keys(u, expected_keys(r));
+        store_update_expect_keys(u, expect);
         err = store_update_set_config(u, config_json->data, config_json->len);
     }
     if (err != POSGATE_OK) {
         fail(r, "store: %s", store_errmsg(r->st));
         goto out;
     }
-    for (unsigned i = 0; i < r->cfg->n_lists; i++) {
+    for (unsigned i = 0; i < n_lists; i++) {
         int fb = 0;
         int64_t issued = 0;
 
-        err = apply_list(r, u, r->cfg->lists[i].id, force[i], &fb, &issued);
+        err = apply_list(r, u, &lists[i], force[i], &fb, &issued);
         if (fb && !force[i]) {
             force[i] = 1;
             r->res->fallbacks++;
@@ -790,6 +784,10 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
     }
 out:
     store_update_abort(u);
+    for (unsigned i = 0; i < n_lists; i++) {
+        plat_free(lists[i].v);
+    }
+    plat_free(lists);
     return err;
 }
 

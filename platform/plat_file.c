@@ -139,7 +139,7 @@ plat_atomic_open(struct plat_atomic_file *f, const char *path, unsigned mode)
     }
     snprintf(f->tmp_path, sizeof(f->tmp_path), "%s.tmp.%02x%02x%02x%02x%02x%02x", path, rnd[0],
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-    f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    f->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
     if (f->fd < 0) {
         f->tmp_path[0] = 0;
         return errno_err(errno);

@@ -2,9 +2,10 @@
 /*
  * Tests of agent/keyfilter on real files in a temporary directory: sizing, every added key
  * passing, the share of absent keys passing near the 1% the sizing aims at, a filter larger than
- * the writer's page-drop interval, tokens (a new file has none until installed; a writer opens
- * only the file of the token it expects), and files that are not filters. The store's use of
- * the filter (versions, crashes, rebuilds) is tested in unit/store and the crash harness.
+ * the writer's page-drop interval, tokens (a new file appears at its path only when installed,
+ * whole with its token; a writer opens only the file of the token it expects), and files that
+ * are not filters. The store's use of the filter (versions, crashes, rebuilds) is tested in
+ * unit/store and the crash harness.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -81,22 +82,23 @@ test_fill_and_probe(void)
     memset(token, 0x11, sizeof(token));
     CHECK_OK(keyfilter_create(&w, p, n, msg, sizeof(msg)));
     CHECK_INT(files_in_tmpdir(), 1); /* the temporary file only */
-    CHECK_ERR(keyfilter_set_token(&w, token, msg, sizeof(msg)), POSGATE_ERR_STATE);
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, key);
         keyfilter_add(&w, key);
     }
     CHECK_INT(w.keys, n);
-    CHECK(!plat_exists(p));
-    CHECK_OK(keyfilter_install(&w, msg, sizeof(msg)));
+    CHECK(!plat_exists(p)); /* nothing at the path until it is installed, whole */
+    CHECK_OK(keyfilter_install(&w, token, msg, sizeof(msg)));
     CHECK(plat_exists(p));
-    /* mapped before the token: no version matches it yet */
-    CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
-    CHECK(!keyfilter_map_token_is(&m, token));
-    CHECK_OK(keyfilter_set_token(&w, token, msg, sizeof(msg)));
     keyfilter_close(&w);
     CHECK_INT(files_in_tmpdir(), 1);
-    CHECK(keyfilter_map_token_is(&m, token)); /* the same mapping sees the token written */
+    CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
+    CHECK(keyfilter_map_token_is(&m, token));
+    {
+        uint8_t zero[KEYFILTER_TOKEN_LEN] = {0};
+
+        CHECK(!keyfilter_map_token_is(&m, zero)); /* no token matches the all-zero one */
+    }
     CHECK_INT(keyfilter_map_keys(&m), n);
     for (uint64_t i = 0; i < n; i++) {
         key_of(i, key);
@@ -122,8 +124,7 @@ test_fill_and_probe(void)
         CHECK_INT(w.keys, n);
         key_of(5 * n, key);
         keyfilter_add(&w, key);
-        CHECK_OK(keyfilter_install(&w, msg, sizeof(msg)));
-        CHECK_OK(keyfilter_set_token(&w, other, msg, sizeof(msg)));
+        CHECK_OK(keyfilter_install(&w, other, msg, sizeof(msg)));
         keyfilter_close(&w);
         CHECK(keyfilter_maybe(&m, key)); /* the old mapping sees the bits added in place */
         CHECK(keyfilter_map_token_is(&m, other));
