@@ -1337,7 +1337,7 @@ test_key_filter(void)
     CHECK_INT(filter_state(s, &keys), STORE_FILTER_OK);
     CHECK_INT(keys, 2000);
     CHECK(fresh_reader_uses_filter(s, 0, 2000));
-    /* its "no" for absent keys: at 10+ bits a key, far more than 95 in 100 */
+    /* its "no" for absent keys: at 16+ bits a key, far more than 95 in 100 */
     CHECK_OK(keyfilter_map_open(&m, fp, msg, sizeof(msg)));
     for (uint64_t i = 0; i < 2000; i++) {
         struct feed_entry e;
