@@ -9,11 +9,11 @@
  */
 #include "ident.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "plat_clock.h"
+#include "plat_mem.h"
 
 static const char *const type_names[IDENT_TYPE_COUNT] = {
     "cn_rid", "cn_uscc", "passport", "mrz", "national_id", "name_dob",
@@ -28,21 +28,6 @@ static const unsigned rid_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10
 
 /* ------------------------------------------------------------------------------------------ */
 /* Messages */
-
-static void fail(char *em, size_t ec, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-fail(char *em, size_t ec, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (em == NULL || ec == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(em, ec, fmt, ap);
-    va_end(ap);
-}
 
 /* A printable description of one code point: 'A', space, U+00E9. */
 struct chardesc {
@@ -221,15 +206,15 @@ fold_ascii(const char *tn, const char *in, size_t len, char *out, size_t *outlen
 
         index++;
         if (c < 0) {
-            fail(em, ec, "%s: invalid UTF-8 at byte %zu, expected UTF-8 text", tn, at + 1);
+            plat_msgf(em, ec, "%s: invalid UTF-8 at byte %zu, expected UTF-8 text", tn, at + 1);
             return POSGATE_ERR_INVALID;
         }
         c = fold_width(c);
         if (c >= 0x80) {
-            fail(em, ec,
-                 "%s: character %zu is %s, expected ASCII letters, digits or their "
-                 "full-width forms",
-                 tn, index, describe(c).s);
+            plat_msgf(em, ec,
+                      "%s: character %zu is %s, expected ASCII letters, digits or their "
+                      "full-width forms",
+                      tn, index, describe(c).s);
             return POSGATE_ERR_INVALID;
         }
         out[n++] = (char)c;
@@ -283,17 +268,17 @@ static int
 check_date(const char *tn, const char *what, int y, int m, int d, char *em, size_t ec)
 {
     if (y < IDENT_YEAR_MIN || y > IDENT_YEAR_MAX) {
-        fail(em, ec, "%s: %s has year %04d, expected %d-%d", tn, what, y, IDENT_YEAR_MIN,
-             IDENT_YEAR_MAX);
+        plat_msgf(em, ec, "%s: %s has year %04d, expected %d-%d", tn, what, y, IDENT_YEAR_MIN,
+                  IDENT_YEAR_MAX);
         return -1;
     }
     if (m < 1 || m > 12) {
-        fail(em, ec, "%s: %s has month %02d, expected 01-12", tn, what, m);
+        plat_msgf(em, ec, "%s: %s has month %02d, expected 01-12", tn, what, m);
         return -1;
     }
     if (d < 1 || d > days_in_month(y, m)) {
-        fail(em, ec, "%s: %s has day %02d, expected 01-%02d for %04d-%02d", tn, what, d,
-             days_in_month(y, m), y, m);
+        plat_msgf(em, ec, "%s: %s has day %02d, expected 01-%02d for %04d-%02d", tn, what, d,
+                  days_in_month(y, m), y, m);
         return -1;
     }
     return 0;
@@ -403,23 +388,25 @@ parse_cn_rid(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     }
     s = trim(a, &n);
     if (n != 18) {
-        fail(em, ec, "%s: expected 18 characters, found %zu", tn, n);
+        plat_msgf(em, ec, "%s: expected 18 characters, found %zu", tn, n);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < 17; i++) {
         if (!is_digit(s[i])) {
-            fail(em, ec, "%s: character %zu is %s, expected a digit", tn, i + 1, describe(s[i]).s);
+            plat_msgf(em, ec, "%s: character %zu is %s, expected a digit", tn, i + 1,
+                      describe(s[i]).s);
             return POSGATE_ERR_INVALID;
         }
     }
     got = (char)to_upper(s[17]);
     if (!is_digit(got) && got != 'X') {
-        fail(em, ec, "%s: character 18 is %s, expected a check character 0-9 or X", tn,
-             describe(s[17]).s);
+        plat_msgf(em, ec, "%s: character 18 is %s, expected a check character 0-9 or X", tn,
+                  describe(s[17]).s);
         return POSGATE_ERR_INVALID;
     }
     if (memcmp(s, "000000", 6) == 0) {
-        fail(em, ec, "%s: region code (characters 1-6) is 000000, expected an assigned code", tn);
+        plat_msgf(em, ec, "%s: region code (characters 1-6) is 000000, expected an assigned code",
+                  tn);
         return POSGATE_ERR_INVALID;
     }
     y = digits_value(s + 6, 4);
@@ -430,7 +417,8 @@ parse_cn_rid(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     }
     want = rid_check(s);
     if (got != want) {
-        fail(em, ec, "%s: check character is %c, expected %c (ISO 7064 MOD 11-2)", tn, got, want);
+        plat_msgf(em, ec, "%s: check character is %c, expected %c (ISO 7064 MOD 11-2)", tn, got,
+                  want);
         return POSGATE_ERR_INVALID;
     }
     memcpy(id->norm, s, 17);
@@ -457,22 +445,22 @@ parse_cn_uscc(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     }
     s = trim(a, &n);
     if (n != 18) {
-        fail(em, ec, "%s: expected 18 characters, found %zu", tn, n);
+        plat_msgf(em, ec, "%s: expected 18 characters, found %zu", tn, n);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < 18; i++) {
         u[i] = (char)to_upper(s[i]);
         if (uscc_index(u[i]) < 0) {
-            fail(em, ec,
-                 "%s: character %zu is %s, expected 0-9 or A-H J-N P-R T U W-Y "
-                 "(GB 32100 alphabet, no I O S V Z)",
-                 tn, i + 1, describe(s[i]).s);
+            plat_msgf(em, ec,
+                      "%s: character %zu is %s, expected 0-9 or A-H J-N P-R T U W-Y "
+                      "(GB 32100 alphabet, no I O S V Z)",
+                      tn, i + 1, describe(s[i]).s);
             return POSGATE_ERR_INVALID;
         }
     }
     want = uscc_check(u);
     if (u[17] != want) {
-        fail(em, ec, "%s: check character is %c, expected %c (GB 32100)", tn, u[17], want);
+        plat_msgf(em, ec, "%s: check character is %c, expected %c (GB 32100)", tn, u[17], want);
         return POSGATE_ERR_INVALID;
     }
     memcpy(id->norm, u, 18);
@@ -494,17 +482,17 @@ passport_build(const char *tn, const char *iss, size_t isslen, const char *num, 
         isslen--;
     }
     if (isslen != 3 && !(isslen == 1 && to_upper(iss[0]) == 'D')) {
-        fail(em, ec,
-             "%s: issuer has %zu characters, expected a three-letter ICAO 9303 code "
-             "(or D, D<<)",
-             tn, isslen);
+        plat_msgf(em, ec,
+                  "%s: issuer has %zu characters, expected a three-letter ICAO 9303 code "
+                  "(or D, D<<)",
+                  tn, isslen);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < isslen; i++) {
         int c = to_upper(iss[i]);
         if (!is_upper(c)) {
-            fail(em, ec, "%s: issuer character %zu is %s, expected a letter A-Z (ICAO 9303)", tn,
-                 i + 1, describe(iss[i]).s);
+            plat_msgf(em, ec, "%s: issuer character %zu is %s, expected a letter A-Z (ICAO 9303)",
+                      tn, i + 1, describe(iss[i]).s);
             return POSGATE_ERR_INVALID;
         }
         id->norm[k++] = (char)c;
@@ -516,8 +504,8 @@ passport_build(const char *tn, const char *iss, size_t isslen, const char *num, 
             continue;
         }
         if (!is_upper(c) && !is_digit(c)) {
-            fail(em, ec, "%s: number character %zu is %s, expected A-Z, 0-9 or the filler <", tn,
-                 i + 1, describe(num[i]).s);
+            plat_msgf(em, ec, "%s: number character %zu is %s, expected A-Z, 0-9 or the filler <",
+                      tn, i + 1, describe(num[i]).s);
             return POSGATE_ERR_INVALID;
         }
         count++;
@@ -526,11 +514,12 @@ passport_build(const char *tn, const char *iss, size_t isslen, const char *num, 
         }
     }
     if (count == 0) {
-        fail(em, ec, "%s: number is empty, expected 1-9 characters A-Z 0-9", tn);
+        plat_msgf(em, ec, "%s: number is empty, expected 1-9 characters A-Z 0-9", tn);
         return POSGATE_ERR_INVALID;
     }
     if (count > 9) {
-        fail(em, ec, "%s: number has %zu characters, expected at most 9 (ICAO 9303)", tn, count);
+        plat_msgf(em, ec, "%s: number has %zu characters, expected at most 9 (ICAO 9303)", tn,
+                  count);
         return POSGATE_ERR_INVALID;
     }
     id->norm[k] = '\0';
@@ -555,7 +544,7 @@ parse_passport(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     s = trim(a, &n);
     colon = memchr(s, ':', n);
     if (colon == NULL) {
-        fail(em, ec, "%s: expected ISSUER:NUMBER, found no ':'", tn);
+        plat_msgf(em, ec, "%s: expected ISSUER:NUMBER, found no ':'", tn);
         return POSGATE_ERR_INVALID;
     }
     return passport_build(tn, s, (size_t)(colon - s), colon + 1, n - (size_t)(colon - s) - 1, id,
@@ -585,12 +574,13 @@ mrz_verify(const char *what, const char *l2, size_t pos, char want, int filler_o
         got = '0';
     }
     if (!is_digit(got)) {
-        fail(em, ec, "mrz: %s check digit (line 2 character %zu) is %s, expected a digit", what,
-             pos + 1, describe(l2[pos]).s);
+        plat_msgf(em, ec, "mrz: %s check digit (line 2 character %zu) is %s, expected a digit",
+                  what, pos + 1, describe(l2[pos]).s);
         return POSGATE_ERR_INVALID;
     }
     if (got != want) {
-        fail(em, ec, "mrz: %s check digit is %c, expected %c (ICAO 9303 7-3-1)", what, got, want);
+        plat_msgf(em, ec, "mrz: %s check digit is %c, expected %c (ICAO 9303 7-3-1)", what, got,
+                  want);
         return POSGATE_ERR_INVALID;
     }
     return POSGATE_OK;
@@ -618,10 +608,10 @@ parse_mrz(const char *v, size_t len, struct ident *id, char *em, size_t ec)
         }
     }
     if (sep == NULL) {
-        fail(em, ec,
-             "%s: expected two 44-character lines joined by a newline or '|', found "
-             "one line",
-             tn);
+        plat_msgf(em, ec,
+                  "%s: expected two 44-character lines joined by a newline or '|', found "
+                  "one line",
+                  tn);
         return POSGATE_ERR_INVALID;
     }
     line[0] = s;
@@ -631,30 +621,32 @@ parse_mrz(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     for (int L = 0; L < 2; L++) {
         line[L] = trim(line[L], &ln[L]);
         if (memchr(line[L], '\n', ln[L]) != NULL || memchr(line[L], '|', ln[L]) != NULL) {
-            fail(em, ec, "%s: found more than two lines, expected two (TD3)", tn);
+            plat_msgf(em, ec, "%s: found more than two lines, expected two (TD3)", tn);
             return POSGATE_ERR_INVALID;
         }
         if (ln[L] != 44) {
-            fail(em, ec, "%s: line %d has %zu characters, expected 44 (TD3)", tn, L + 1, ln[L]);
+            plat_msgf(em, ec, "%s: line %d has %zu characters, expected 44 (TD3)", tn, L + 1,
+                      ln[L]);
             return POSGATE_ERR_INVALID;
         }
         for (size_t i = 0; i < 44; i++) {
             int c = to_upper(line[L][i]);
             if (!is_upper(c) && !is_digit(c) && c != '<') {
-                fail(em, ec, "%s: line %d character %zu is %s, expected A-Z, 0-9 or <", tn, L + 1,
-                     i + 1, describe(line[L][i]).s);
+                plat_msgf(em, ec, "%s: line %d character %zu is %s, expected A-Z, 0-9 or <", tn,
+                          L + 1, i + 1, describe(line[L][i]).s);
                 return POSGATE_ERR_INVALID;
             }
             (L == 0 ? l1 : l2)[i] = (char)c;
         }
     }
     if (l1[0] != 'P') {
-        fail(em, ec, "%s: line 1 starts with %s, expected P (TD3 passport)", tn, describe(l1[0]).s);
+        plat_msgf(em, ec, "%s: line 1 starts with %s, expected P (TD3 passport)", tn,
+                  describe(l1[0]).s);
         return POSGATE_ERR_INVALID;
     }
     if (strchr("MFX<", l2[20]) == NULL) {
-        fail(em, ec, "%s: sex (line 2 character 21) is %s, expected M, F, X or <", tn,
-             describe(l2[20]).s);
+        plat_msgf(em, ec, "%s: sex (line 2 character 21) is %s, expected M, F, X or <", tn,
+                  describe(l2[20]).s);
         return POSGATE_ERR_INVALID;
     }
     for (int f = 0; f < 4; f++) {
@@ -705,20 +697,21 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
     s = trim(a, &n);
     colon = memchr(s, ':', n);
     if (colon == NULL) {
-        fail(em, ec, "%s: expected CC:VALUE, found no ':'", tn);
+        plat_msgf(em, ec, "%s: expected CC:VALUE, found no ':'", tn);
         return POSGATE_ERR_INVALID;
     }
     ccn = (size_t)(colon - s);
     cc = trim(s, &ccn);
     if (ccn != 2) {
-        fail(em, ec, "%s: country code has %zu characters, expected 2 (ISO 3166 alpha-2)", tn, ccn);
+        plat_msgf(em, ec, "%s: country code has %zu characters, expected 2 (ISO 3166 alpha-2)", tn,
+                  ccn);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < 2; i++) {
         int c = to_upper(cc[i]);
         if (!is_upper(c)) {
-            fail(em, ec, "%s: country code character %zu is %s, expected a letter A-Z", tn, i + 1,
-                 describe(cc[i]).s);
+            plat_msgf(em, ec, "%s: country code character %zu is %s, expected a letter A-Z", tn,
+                      i + 1, describe(cc[i]).s);
             return POSGATE_ERR_INVALID;
         }
         id->norm[k++] = (char)c;
@@ -730,10 +723,10 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
             continue;
         }
         if (!is_upper(c) && !is_digit(c)) {
-            fail(em, ec,
-                 "%s: value character %zu is %s, expected A-Z or 0-9 (spaces, '-' "
-                 "and '.' are ignored)",
-                 tn, i - (size_t)(colon - s), describe(s[i]).s);
+            plat_msgf(em, ec,
+                      "%s: value character %zu is %s, expected A-Z or 0-9 (spaces, '-' "
+                      "and '.' are ignored)",
+                      tn, i - (size_t)(colon - s), describe(s[i]).s);
             return POSGATE_ERR_INVALID;
         }
         count++;
@@ -742,11 +735,11 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
         }
     }
     if (count == 0) {
-        fail(em, ec, "%s: value is empty, expected 1-32 characters A-Z 0-9", tn);
+        plat_msgf(em, ec, "%s: value is empty, expected 1-32 characters A-Z 0-9", tn);
         return POSGATE_ERR_INVALID;
     }
     if (count > 32) {
-        fail(em, ec, "%s: value has %zu characters, expected at most 32", tn, count);
+        plat_msgf(em, ec, "%s: value has %zu characters, expected at most 32", tn, count);
         return POSGATE_ERR_INVALID;
     }
     id->norm[k] = '\0';
@@ -814,8 +807,8 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
 
         index++;
         if (c < 0) {
-            fail(em, ec, "%s: invalid UTF-8 at byte %zu of the name, expected UTF-8 text", tn,
-                 at + 1);
+            plat_msgf(em, ec, "%s: invalid UTF-8 at byte %zu of the name, expected UTF-8 text", tn,
+                      at + 1);
             return POSGATE_ERR_INVALID;
         }
         c = fold_width(c);
@@ -824,8 +817,8 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
             continue;
         }
         if (c < 0x20 || c == 0x7F || (c >= 0x80 && c < 0xA0) || c == '|') {
-            fail(em, ec, "%s: name character %zu is %s, expected a letter", tn, index,
-                 describe(c).s);
+            plat_msgf(em, ec, "%s: name character %zu is %s, expected a letter", tn, index,
+                      describe(c).s);
             return POSGATE_ERR_INVALID;
         }
         if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x200B && c <= 0x200D) || c == 0x2060 ||
@@ -869,13 +862,13 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
         }
     }
     if (n == 0) {
-        fail(em, ec, "%s: name is empty, expected at least one letter", tn);
+        plat_msgf(em, ec, "%s: name is empty, expected at least one letter", tn);
         return POSGATE_ERR_INVALID;
     }
     *outlen = n;
     return POSGATE_OK;
 toolong:
-    fail(em, ec, "%s: name is longer than %d bytes after folding", tn, IDENT_NAME_MAX);
+    plat_msgf(em, ec, "%s: name is longer than %d bytes after folding", tn, IDENT_NAME_MAX);
     return POSGATE_ERR_INVALID;
 }
 
@@ -901,14 +894,14 @@ name_dob_build(const char *name, size_t namelen, const char *date, size_t datele
     }
     s = trim(a, &n);
     if (n != 10 || s[4] != '-' || s[7] != '-') {
-        fail(em, ec, "%s: birth date \"%s\" is not in the form YYYY-MM-DD", tn,
-             make_excerpt(s, n).s);
+        plat_msgf(em, ec, "%s: birth date \"%s\" is not in the form YYYY-MM-DD", tn,
+                  make_excerpt(s, n).s);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < 10; i++) {
         if (i != 4 && i != 7 && !is_digit(s[i])) {
-            fail(em, ec, "%s: birth date character %zu is %s, expected a digit (YYYY-MM-DD)", tn,
-                 i + 1, describe(s[i]).s);
+            plat_msgf(em, ec, "%s: birth date character %zu is %s, expected a digit (YYYY-MM-DD)",
+                      tn, i + 1, describe(s[i]).s);
             return POSGATE_ERR_INVALID;
         }
     }
@@ -939,7 +932,7 @@ parse_name_dob(const char *v, size_t len, struct ident *id, char *em, size_t ec)
         }
     }
     if (bar == NULL) {
-        fail(em, ec, "name_dob: expected NAME|YYYY-MM-DD, found no '|'");
+        plat_msgf(em, ec, "name_dob: expected NAME|YYYY-MM-DD, found no '|'");
         return POSGATE_ERR_INVALID;
     }
     return name_dob_build(v, (size_t)(bar - v), bar + 1, len - (size_t)(bar - v) - 1, id, em, ec);
@@ -1006,27 +999,27 @@ parse_typed(enum ident_type t, const char *value, size_t len, struct ident *out,
     enum posgate_err err = POSGATE_ERR_INVALID;
 
     if (out == NULL) {
-        fail(em, ec, "%s: no place for the result (out is NULL)", tn);
+        plat_msgf(em, ec, "%s: no place for the result (out is NULL)", tn);
         return POSGATE_ERR_INVALID;
     }
     if (value == NULL) {
-        fail(em, ec, "%s: value is missing", tn);
+        plat_msgf(em, ec, "%s: value is missing", tn);
         return POSGATE_ERR_INVALID;
     }
     if (len > IDENT_VALUE_MAX) {
-        fail(em, ec, "%s: value is %zu bytes, expected at most %d", tn, len, IDENT_VALUE_MAX);
+        plat_msgf(em, ec, "%s: value is %zu bytes, expected at most %d", tn, len, IDENT_VALUE_MAX);
         return POSGATE_ERR_INVALID;
     }
     nul = memchr(value, '\0', len);
     if (nul != NULL) {
-        fail(em, ec, "%s: value contains a NUL byte at offset %zu", tn, (size_t)(nul - value));
+        plat_msgf(em, ec, "%s: value contains a NUL byte at offset %zu", tn, (size_t)(nul - value));
         return POSGATE_ERR_INVALID;
     }
     {
         size_t n = len;
         (void)trim(value, &n);
         if (n == 0) {
-            fail(em, ec, "%s: value is empty", tn);
+            plat_msgf(em, ec, "%s: value is empty", tn);
             return POSGATE_ERR_INVALID;
         }
     }
@@ -1062,10 +1055,10 @@ parse_typed(enum ident_type t, const char *value, size_t len, struct ident *out,
 static void
 fail_unknown_type(const char *name, size_t len, char *em, size_t ec)
 {
-    fail(em, ec,
-         "unknown identifier type \"%s\", expected cn_rid, cn_uscc, passport, mrz, "
-         "national_id or name_dob",
-         make_excerpt(name, len).s);
+    plat_msgf(em, ec,
+              "unknown identifier type \"%s\", expected cn_rid, cn_uscc, passport, mrz, "
+              "national_id or name_dob",
+              make_excerpt(name, len).s);
 }
 
 enum posgate_err
@@ -1078,9 +1071,9 @@ ident_parse(const char *type_name, const char *value, size_t len, struct ident *
         errmsg[0] = '\0';
     }
     if (type_name == NULL) {
-        fail(errmsg, errcap,
-             "identifier type is missing, expected cn_rid, cn_uscc, passport, "
-             "mrz, national_id or name_dob");
+        plat_msgf(errmsg, errcap,
+                  "identifier type is missing, expected cn_rid, cn_uscc, passport, "
+                  "mrz, national_id or name_dob");
         return POSGATE_ERR_INVALID;
     }
     if (ident_type_from_name(type_name, &t) != 0) {
@@ -1101,14 +1094,14 @@ ident_parse_arg(const char *arg, size_t len, struct ident *out, char *errmsg, si
         errmsg[0] = '\0';
     }
     if (arg == NULL) {
-        fail(errmsg, errcap, "identifier is missing, expected TYPE:VALUE");
+        plat_msgf(errmsg, errcap, "identifier is missing, expected TYPE:VALUE");
         return POSGATE_ERR_INVALID;
     }
     colon = memchr(arg, ':', len);
     if (colon == NULL) {
-        fail(errmsg, errcap,
-             "identifier has no type, expected TYPE:VALUE with TYPE one of "
-             "cn_rid, cn_uscc, passport, mrz, national_id, name_dob");
+        plat_msgf(errmsg, errcap,
+                  "identifier has no type, expected TYPE:VALUE with TYPE one of "
+                  "cn_rid, cn_uscc, passport, mrz, national_id, name_dob");
         return POSGATE_ERR_INVALID;
     }
     tl = (size_t)(colon - arg);
@@ -1131,18 +1124,18 @@ ident_parse_name_dob(const char *name, const char *date, struct ident *out, char
         errmsg[0] = '\0';
     }
     if (name == NULL || date == NULL || out == NULL) {
-        fail(errmsg, errcap, "name_dob: %s is missing",
-             name == NULL   ? "name"
-             : date == NULL ? "birth date"
-                            : "the result (out)");
+        plat_msgf(errmsg, errcap, "name_dob: %s is missing",
+                  name == NULL   ? "name"
+                  : date == NULL ? "birth date"
+                                 : "the result (out)");
         return POSGATE_ERR_INVALID;
     }
     nl = strlen(name);
     dl = strlen(date);
     if (nl > IDENT_VALUE_MAX || dl > IDENT_VALUE_MAX) {
-        fail(errmsg, errcap, "name_dob: %s is %zu bytes, expected at most %d",
-             nl > IDENT_VALUE_MAX ? "name" : "birth date", nl > IDENT_VALUE_MAX ? nl : dl,
-             IDENT_VALUE_MAX);
+        plat_msgf(errmsg, errcap, "name_dob: %s is %zu bytes, expected at most %d",
+                  nl > IDENT_VALUE_MAX ? "name" : "birth date", nl > IDENT_VALUE_MAX ? nl : dl,
+                  IDENT_VALUE_MAX);
         return POSGATE_ERR_INVALID;
     }
     memset(&id, 0, sizeof(id));

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,22 +26,6 @@ struct bundle {
     struct bundle_entry *entries;
     char *paths; /* NUL-terminated paths, back to back */
 };
-
-static void setmsg(char *errmsg, size_t errcap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-setmsg(char *errmsg, size_t errcap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errmsg == NULL || errcap == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errcap, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t
 get_be(const uint8_t *p, unsigned n)
@@ -129,51 +112,52 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
     size_t i, paths_len = 0, pp = 0;
 
     if (b->size < BUNDLE_HEADER_LEN) {
-        setmsg(errmsg, errcap, "bundle: file of %llu bytes is shorter than the %u-byte header",
-               (unsigned long long)b->size, BUNDLE_HEADER_LEN);
+        plat_msgf(errmsg, errcap, "bundle: file of %llu bytes is shorter than the %u-byte header",
+                  (unsigned long long)b->size, BUNDLE_HEADER_LEN);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
     err = src_read(b, 0, hdr, sizeof hdr);
     if (err != POSGATE_OK) {
-        setmsg(errmsg, errcap, "bundle: cannot read the header");
+        plat_msgf(errmsg, errcap, "bundle: cannot read the header");
         goto out;
     }
     if (memcmp(hdr, BUNDLE_MAGIC, BUNDLE_MAGIC_LEN) != 0) {
-        setmsg(errmsg, errcap, "bundle: magic is not \"%s\": not a posgate bundle", BUNDLE_MAGIC);
+        plat_msgf(errmsg, errcap, "bundle: magic is not \"%s\": not a posgate bundle",
+                  BUNDLE_MAGIC);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
     if (get_be(hdr + 8, 4) != BUNDLE_VERSION) {
-        setmsg(errmsg, errcap, "bundle: version %llu, expected %u",
-               (unsigned long long)get_be(hdr + 8, 4), BUNDLE_VERSION);
+        plat_msgf(errmsg, errcap, "bundle: version %llu, expected %u",
+                  (unsigned long long)get_be(hdr + 8, 4), BUNDLE_VERSION);
         err = POSGATE_ERR_UNSUPPORTED;
         goto out;
     }
     count = get_be(hdr + 12, 4);
     index_len = get_be(hdr + 16, 8);
     if (get_be(hdr + 24, 8) != 0) {
-        setmsg(errmsg, errcap, "bundle: reserved header field is not 0");
+        plat_msgf(errmsg, errcap, "bundle: reserved header field is not 0");
         err = POSGATE_ERR_PARSE;
         goto out;
     }
     if (count > BUNDLE_MAX_ENTRIES || index_len > BUNDLE_INDEX_MAX) {
-        setmsg(errmsg, errcap,
-               "bundle: %llu entries / %llu index bytes exceed the limits (%u / %u)",
-               (unsigned long long)count, (unsigned long long)index_len, BUNDLE_MAX_ENTRIES,
-               BUNDLE_INDEX_MAX);
+        plat_msgf(errmsg, errcap,
+                  "bundle: %llu entries / %llu index bytes exceed the limits (%u / %u)",
+                  (unsigned long long)count, (unsigned long long)index_len, BUNDLE_MAX_ENTRIES,
+                  BUNDLE_INDEX_MAX);
         err = POSGATE_ERR_TOOBIG;
         goto out;
     }
     if (index_len > b->size - BUNDLE_HEADER_LEN) {
-        setmsg(errmsg, errcap, "bundle: index of %llu bytes runs past the end of the file",
-               (unsigned long long)index_len);
+        plat_msgf(errmsg, errcap, "bundle: index of %llu bytes runs past the end of the file",
+                  (unsigned long long)index_len);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
     if (count * 18u > index_len) {
-        setmsg(errmsg, errcap, "bundle: index of %llu bytes cannot hold %llu entries",
-               (unsigned long long)index_len, (unsigned long long)count);
+        plat_msgf(errmsg, errcap, "bundle: index of %llu bytes cannot hold %llu entries",
+                  (unsigned long long)index_len, (unsigned long long)count);
         err = POSGATE_ERR_PARSE;
         goto out;
     }
@@ -187,7 +171,7 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
     }
     err = src_read(b, BUNDLE_HEADER_LEN, idx, (size_t)index_len);
     if (err != POSGATE_OK) {
-        setmsg(errmsg, errcap, "bundle: cannot read the index");
+        plat_msgf(errmsg, errcap, "bundle: cannot read the index");
         goto out;
     }
     pos = 0;
@@ -197,23 +181,23 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
         uint64_t plen;
 
         if (index_len - pos < 2) {
-            setmsg(errmsg, errcap, "bundle index entry %zu: truncated", i);
+            plat_msgf(errmsg, errcap, "bundle index entry %zu: truncated", i);
             err = POSGATE_ERR_PARSE;
             goto out;
         }
         plen = get_be(idx + pos, 2);
         pos += 2;
         if (plen > index_len - pos || index_len - pos - plen < 16) {
-            setmsg(errmsg, errcap, "bundle index entry %zu: truncated", i);
+            plat_msgf(errmsg, errcap, "bundle index entry %zu: truncated", i);
             err = POSGATE_ERR_PARSE;
             goto out;
         }
         if (memchr(idx + pos, 0, (size_t)plen) != NULL ||
             bundle_check_path((const char *)idx + pos, (size_t)plen) != POSGATE_OK) {
-            setmsg(errmsg, errcap,
-                   "bundle index entry %zu: path is not a relative path without \".\", \"..\","
-                   " empty segments or control bytes",
-                   i);
+            plat_msgf(errmsg, errcap,
+                      "bundle index entry %zu: path is not a relative path without \".\", \"..\","
+                      " empty segments or control bytes",
+                      i);
             err = POSGATE_ERR_INVALID;
             goto out;
         }
@@ -227,27 +211,27 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
         e->length = get_be(idx + pos + 8, 8);
         pos += 16;
         if (i > 0 && strcmp(b->entries[i - 1].path, e->path) >= 0) {
-            setmsg(errmsg, errcap,
-                   "bundle index entry %zu: path \"%s\" is a duplicate or out of order after "
-                   "\"%s\"",
-                   i, e->path, b->entries[i - 1].path);
+            plat_msgf(errmsg, errcap,
+                      "bundle index entry %zu: path \"%s\" is a duplicate or out of order after "
+                      "\"%s\"",
+                      i, e->path, b->entries[i - 1].path);
             err = POSGATE_ERR_INVALID;
             goto out;
         }
         if (e->offset != expect_off) {
-            setmsg(errmsg, errcap,
-                   "bundle index entry %zu: offset %llu, expected %llu (bodies are packed in "
-                   "index order)",
-                   i, (unsigned long long)e->offset, (unsigned long long)expect_off);
+            plat_msgf(errmsg, errcap,
+                      "bundle index entry %zu: offset %llu, expected %llu (bodies are packed in "
+                      "index order)",
+                      i, (unsigned long long)e->offset, (unsigned long long)expect_off);
             err = POSGATE_ERR_INVALID;
             goto out;
         }
         if (e->length > b->size - e->offset) {
-            setmsg(errmsg, errcap,
-                   "bundle index entry %zu: body of %llu bytes at offset %llu runs past the end "
-                   "of the %llu-byte file",
-                   i, (unsigned long long)e->length, (unsigned long long)e->offset,
-                   (unsigned long long)b->size);
+            plat_msgf(errmsg, errcap,
+                      "bundle index entry %zu: body of %llu bytes at offset %llu runs past the end "
+                      "of the %llu-byte file",
+                      i, (unsigned long long)e->length, (unsigned long long)e->offset,
+                      (unsigned long long)b->size);
             err = POSGATE_ERR_INVALID;
             goto out;
         }
@@ -255,14 +239,14 @@ load_index(struct bundle *b, char *errmsg, size_t errcap)
     }
     (void)paths_len;
     if (pos != index_len) {
-        setmsg(errmsg, errcap, "bundle: %llu bytes left over after the last index entry",
-               (unsigned long long)(index_len - pos));
+        plat_msgf(errmsg, errcap, "bundle: %llu bytes left over after the last index entry",
+                  (unsigned long long)(index_len - pos));
         err = POSGATE_ERR_PARSE;
         goto out;
     }
     if (expect_off != b->size) {
-        setmsg(errmsg, errcap, "bundle: file is %llu bytes, the index accounts for %llu",
-               (unsigned long long)b->size, (unsigned long long)expect_off);
+        plat_msgf(errmsg, errcap, "bundle: file is %llu bytes, the index accounts for %llu",
+                  (unsigned long long)b->size, (unsigned long long)expect_off);
         err = POSGATE_ERR_INVALID;
         goto out;
     }
@@ -313,7 +297,7 @@ bundle_open(const char *path, struct bundle **out, char *errmsg, size_t errcap)
     struct bundle *b = NULL;
     struct stat st;
 
-    setmsg(errmsg, errcap, "%s", "");
+    plat_msgf(errmsg, errcap, "%s", "");
     if (path == NULL || out == NULL) {
         return POSGATE_ERR_INVALID;
     }
@@ -324,11 +308,11 @@ bundle_open(const char *path, struct bundle **out, char *errmsg, size_t errcap)
     b->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (b->fd < 0) {
         err = errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
-        setmsg(errmsg, errcap, "bundle %s: %s", path, strerror(errno));
+        plat_msgf(errmsg, errcap, "bundle %s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(b->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        setmsg(errmsg, errcap, "bundle %s: not a regular file", path);
+        plat_msgf(errmsg, errcap, "bundle %s: not a regular file", path);
         err = POSGATE_ERR_IO;
         goto out;
     }
@@ -350,7 +334,7 @@ bundle_open_mem(const void *data, size_t len, struct bundle **out, char *errmsg,
     enum posgate_err err;
     struct bundle *b = NULL;
 
-    setmsg(errmsg, errcap, "%s", "");
+    plat_msgf(errmsg, errcap, "%s", "");
     if ((data == NULL && len > 0) || out == NULL) {
         return POSGATE_ERR_INVALID;
     }
@@ -475,12 +459,12 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
 
     af.fd = -1;
     af.tmp_path[0] = '\0';
-    setmsg(errmsg, errcap, "%s", "");
+    plat_msgf(errmsg, errcap, "%s", "");
     if (out_path == NULL || (items == NULL && n > 0)) {
         return POSGATE_ERR_INVALID;
     }
     if (n > BUNDLE_MAX_ENTRIES) {
-        setmsg(errmsg, errcap, "bundle: %zu files, at most %u allowed", n, BUNDLE_MAX_ENTRIES);
+        plat_msgf(errmsg, errcap, "bundle: %zu files, at most %u allowed", n, BUNDLE_MAX_ENTRIES);
         return POSGATE_ERR_TOOBIG;
     }
     w = plat_calloc(n > 0 ? n : 1, sizeof *w);
@@ -493,8 +477,8 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
         size_t plen = items[i].path != NULL ? strlen(items[i].path) : 0;
 
         if (bundle_check_path(items[i].path, plen) != POSGATE_OK || items[i].src_path == NULL) {
-            setmsg(errmsg, errcap, "bundle: invalid member path \"%s\"",
-                   items[i].path != NULL ? items[i].path : "(null)");
+            plat_msgf(errmsg, errcap, "bundle: invalid member path \"%s\"",
+                      items[i].path != NULL ? items[i].path : "(null)");
             err = POSGATE_ERR_INVALID;
             goto out;
         }
@@ -502,8 +486,8 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
         w[i].src = items[i].src_path;
         err = plat_file_size(w[i].src, &w[i].length);
         if (err != POSGATE_OK) {
-            setmsg(errmsg, errcap, "bundle: cannot read %s (for %s): %s", w[i].src, w[i].path,
-                   posgate_strerror(err));
+            plat_msgf(errmsg, errcap, "bundle: cannot read %s (for %s): %s", w[i].src, w[i].path,
+                      posgate_strerror(err));
             goto out;
         }
         index_len += 2 + plen + 16;
@@ -513,14 +497,14 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
     }
     for (i = 1; i < n; i++) {
         if (strcmp(w[i - 1].path, w[i].path) == 0) {
-            setmsg(errmsg, errcap, "bundle: path \"%s\" given twice", w[i].path);
+            plat_msgf(errmsg, errcap, "bundle: path \"%s\" given twice", w[i].path);
             err = POSGATE_ERR_INVALID;
             goto out;
         }
     }
     if (index_len > BUNDLE_INDEX_MAX) {
-        setmsg(errmsg, errcap, "bundle: index of %llu bytes exceeds %u",
-               (unsigned long long)index_len, BUNDLE_INDEX_MAX);
+        plat_msgf(errmsg, errcap, "bundle: index of %llu bytes exceeds %u",
+                  (unsigned long long)index_len, BUNDLE_INDEX_MAX);
         err = POSGATE_ERR_TOOBIG;
         goto out;
     }
@@ -549,7 +533,7 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
 
     err = plat_atomic_open(&af, out_path, 0644);
     if (err != POSGATE_OK) {
-        setmsg(errmsg, errcap, "bundle: cannot create %s: %s", out_path, posgate_strerror(err));
+        plat_msgf(errmsg, errcap, "bundle: cannot create %s: %s", out_path, posgate_strerror(err));
         goto out;
     }
     err = plat_atomic_write(&af, hdr, sizeof hdr);
@@ -561,7 +545,7 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
 
         f = fopen(w[i].src, "rb");
         if (f == NULL) {
-            setmsg(errmsg, errcap, "bundle: cannot open %s: %s", w[i].src, strerror(errno));
+            plat_msgf(errmsg, errcap, "bundle: cannot open %s: %s", w[i].src, strerror(errno));
             err = POSGATE_ERR_IO;
             break;
         }
@@ -571,7 +555,7 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
 
             if (got != want) {
                 /* the file changed size since it was measured: the index would lie */
-                setmsg(errmsg, errcap, "bundle: %s changed while being bundled", w[i].src);
+                plat_msgf(errmsg, errcap, "bundle: %s changed while being bundled", w[i].src);
                 err = POSGATE_ERR_IO;
                 break;
             }
@@ -585,7 +569,7 @@ bundle_write(const char *out_path, const struct bundle_item *items, size_t n, ch
         err = plat_atomic_commit(&af);
     }
     if (err != POSGATE_OK && errmsg != NULL && errmsg[0] == '\0') {
-        setmsg(errmsg, errcap, "bundle: writing %s: %s", out_path, posgate_strerror(err));
+        plat_msgf(errmsg, errcap, "bundle: writing %s: %s", out_path, posgate_strerror(err));
     }
 out:
     if (err != POSGATE_OK) {
