@@ -13,14 +13,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "plat_mem.h"
 
-#define MAGIC     "PGKFLT01"
+#define MAGIC     "PGKFLT02"
+#define MAGIC_V1  "PGKFLT01" /* 10-byte header fields, no checksum: rebuilt */
 #define OFF_BLOCK 8
 #define OFF_PROBE 12
 #define OFF_NBLK  16
 #define OFF_KEYS  24
 #define OFF_TOKEN 32
+#define OFF_SUM   48 /* CRC-32 of the blocks; token, sum and flux are written in one pwrite */
+#define OFF_FLUX  52 /* 1 while a writer adds keys in place */
+#define OFF_GEN   56 /* counts the in-place updates begun */
 /* Largest filter: 2^26 blocks (4 GiB), far beyond the entries a store holds. */
 #define BLOCKS_MAX (1ull << 26)
 /* A writer drops its mapped pages every so many keys, so that its resident memory stays small
@@ -75,6 +81,13 @@ check_header(const uint8_t *h, uint64_t size, const char *path, char *msg, size_
 {
     uint64_t n;
 
+    if (memcmp(h, MAGIC_V1, 8) == 0) {
+        plat_msgf(msg, cap,
+                  "key filter %s: made by an older posgate (format %s, expected %s); the next "
+                  "update or posgate compact writes a new one",
+                  path, MAGIC_V1, MAGIC);
+        return 0;
+    }
     if (memcmp(h, MAGIC, 8) != 0) {
         plat_msgf(msg, cap, "key filter %s: not a key filter file (expected magic %s)", path,
                   MAGIC);
@@ -120,7 +133,7 @@ keyfilter_map_open(struct keyfilter_map *m, const char *path, char *msg, size_t 
     n = check_header(h, (uint64_t)st.st_size, path, msg, cap);
     if (n == 0) {
         close(fd);
-        return POSGATE_ERR_CORRUPT;
+        return memcmp(h, MAGIC_V1, 8) == 0 ? POSGATE_ERR_UNSUPPORTED : POSGATE_ERR_CORRUPT;
     }
     p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
@@ -172,6 +185,47 @@ uint64_t
 keyfilter_map_keys(const struct keyfilter_map *m)
 {
     return m->base != NULL ? get64(m->base + OFF_KEYS) : 0;
+}
+
+static uint32_t
+blocks_crc(const uint8_t *base, size_t len)
+{
+    return (uint32_t)crc32_z(crc32_z(0, NULL, 0), base + KEYFILTER_HEADER, len - KEYFILTER_HEADER);
+}
+
+/* The header fields a checksum is read against, copied before any bit (another process writes
+ * them after the bits they cover). */
+struct sum_head {
+    uint8_t b[32]; /* token, sum, flux, gen */
+};
+
+static void
+read_sum_head(const struct keyfilter_map *m, struct sum_head *h)
+{
+    memcpy(h->b, m->base + OFF_TOKEN, sizeof(h->b));
+    atomic_thread_fence(memory_order_acquire);
+}
+
+enum keyfilter_sum
+keyfilter_map_verify(const struct keyfilter_map *m)
+{
+    struct sum_head before, after;
+    uint32_t crc;
+
+    if (m->base == NULL) {
+        return KEYFILTER_SUM_BAD;
+    }
+    read_sum_head(m, &before);
+    if (get32(before.b + (OFF_FLUX - OFF_TOKEN)) != 0) {
+        return KEYFILTER_SUM_BUSY;
+    }
+    crc = blocks_crc(m->base, m->len);
+    atomic_thread_fence(memory_order_acquire);
+    read_sum_head(m, &after);
+    if (memcmp(before.b, after.b, sizeof(before.b)) != 0) {
+        return KEYFILTER_SUM_BUSY; /* a writer began (or finished) while the sum was read */
+    }
+    return crc == get32(before.b + (OFF_SUM - OFF_TOKEN)) ? KEYFILTER_SUM_OK : KEYFILTER_SUM_BAD;
 }
 
 static enum posgate_err
@@ -272,8 +326,45 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     err = map_rw(w, path, msg, cap);
     if (err != POSGATE_OK) {
         keyfilter_close(w);
+        return err;
     }
-    return err;
+    /* bits lost on disk must not be sealed by a new checksum: the file is added to only when
+     * it matches its own (a file left in flux by a crash cannot be checked, so it is not) */
+    if (get32(h + OFF_FLUX) != 0 || blocks_crc(w->base, w->len) != get32(h + OFF_SUM)) {
+        plat_msgf(msg, cap, "key filter %s: %s", path,
+                  get32(h + OFF_FLUX) != 0 ? "left in flux by an update that did not finish"
+                                           : "its blocks do not match their checksum");
+        keyfilter_close(w);
+        return POSGATE_ERR_CORRUPT;
+    }
+    /* readers that check the file from now on find it busy until install or close; the token
+     * is left as it is, so that a reader that matched it keeps its (only growing) filter */
+    {
+        uint8_t f[12];
+
+        put32(f, 1);
+        put64(f + 4, get64(h + OFF_GEN) + 1);
+        if (pwrite(w->fd, f, sizeof(f), OFF_FLUX) != (ssize_t)sizeof(f)) {
+            plat_msgf(msg, cap, "key filter %s: marking it busy: %s", path, strerror(errno));
+            keyfilter_close(w);
+            return POSGATE_ERR_IO;
+        }
+        memcpy(w->token, token, KEYFILTER_TOKEN_LEN);
+        w->busy = true;
+    }
+    return POSGATE_OK;
+}
+
+/* Token, checksum of the blocks and flux 0, in one write (the header fields 32..55). */
+static bool
+write_sum(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN])
+{
+    uint8_t f[24];
+
+    memcpy(f, token, KEYFILTER_TOKEN_LEN);
+    put32(f + 16, blocks_crc(w->base, w->len));
+    put32(f + 20, 0);
+    return pwrite(w->fd, f, sizeof(f), OFF_TOKEN) == (ssize_t)sizeof(f) && fdatasync(w->fd) == 0;
 }
 
 void
@@ -304,8 +395,10 @@ keyfilter_install(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKE
 
     put64(w->base + OFF_KEYS, w->keys);
     if (w->is_new) {
-        /* nobody reads the file before the rename: bits, count and token go durable together */
+        /* nobody reads the file before the rename: bits, count, sum and token go durable
+         * together */
         memcpy(w->base + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN);
+        put32(w->base + OFF_SUM, blocks_crc(w->base, w->len));
         if (msync(w->base, w->len, MS_SYNC) != 0) {
             plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
             return POSGATE_ERR_IO;
@@ -320,22 +413,30 @@ keyfilter_install(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKE
         w->is_new = false;
         return POSGATE_OK;
     }
-    /* in place, while readers of the older token map it: the bits first, then the token */
+    /* in place, while readers of the older token map it: the bits first, then the token with
+     * the new checksum (and flux 0) */
     if (msync(w->base, w->len, MS_SYNC) != 0 || fsync(w->fd) != 0) {
         plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
         return POSGATE_ERR_IO;
     }
-    if (pwrite(w->fd, token, KEYFILTER_TOKEN_LEN, OFF_TOKEN) != KEYFILTER_TOKEN_LEN ||
-        fdatasync(w->fd) != 0) {
+    if (!write_sum(w, token)) {
         plat_msgf(msg, cap, "key filter %s: writing its token: %s", name, strerror(errno));
         return POSGATE_ERR_IO;
     }
+    w->busy = false;
     return POSGATE_OK;
 }
 
 void
 keyfilter_close(struct keyfilter_writer *w)
 {
+    if (w->busy && w->base != NULL) {
+        /* an update that did not install: the bits it set are a superset for the token the
+         * file had, so the file serves it again with a checksum of what it now holds. A file
+         * left busy (this fails, or a crash) is rebuilt by the next update. */
+        (void)(msync(w->base, w->len, MS_SYNC) == 0 && write_sum(w, w->token));
+        w->busy = false;
+    }
     if (w->base != NULL) {
         munmap(w->base, w->len);
         w->base = NULL;

@@ -6,8 +6,14 @@
  * goes to SQLite as before.
  *
  * File (little-endian): a 4,096-byte header, then n_blocks blocks of 64 bytes.
- *   0  magic "PGKFLT01"     8  block bytes (u32, 64)   12 probes (u32, 7)
+ *   0  magic "PGKFLT02"     8  block bytes (u32, 64)   12 probes (u32, 7)
  *   16 n_blocks (u64)       24 keys added (u64)         32 token (16 bytes)
+ *   48 CRC-32 of the blocks (u32)   52 flux (u32: 1 while a writer adds keys in place)
+ *   56 in-place updates begun (u64)
+ * A reader checks the CRC when it first uses a file for a version, so that bits lost on disk
+ * (a flipped sector: a "no" for a listed key, a wrong ALLOW) make the file unused instead. A
+ * file in flux, or one whose header changes while the CRC is read, is busy: not used, not
+ * damaged. A file of the older format (PGKFLT01) is refused and rebuilt.
  * A key's block is (first 4 bytes big-endian * n_blocks) >> 32, so keys in sorted order fill
  * the blocks in order; its 7 bits in the block come from bytes 8..15. Keys are HMAC outputs.
  *
@@ -54,7 +60,8 @@ struct keyfilter_map {
     ino_t ino;
 };
 
-/* Maps path. NOTFOUND when absent, CORRUPT when it is not a filter file (msg says why). */
+/* Maps path. NOTFOUND when absent, CORRUPT when it is not a filter file, UNSUPPORTED when it
+ * is one of the older format (msg says why). */
 POSGATE_WUR enum posgate_err keyfilter_map_open(struct keyfilter_map *m, const char *path,
                                                 char *msg, size_t cap);
 void keyfilter_map_close(struct keyfilter_map *m);
@@ -65,6 +72,14 @@ bool keyfilter_map_token_is(const struct keyfilter_map *m,
                             const uint8_t token[KEYFILTER_TOKEN_LEN]);
 /* Keys added to the mapped file so far (its header). */
 uint64_t keyfilter_map_keys(const struct keyfilter_map *m);
+
+enum keyfilter_sum {
+    KEYFILTER_SUM_OK,   /* the blocks match the header's CRC */
+    KEYFILTER_SUM_BUSY, /* a writer is adding keys in place (or left the file so): not usable */
+    KEYFILTER_SUM_BAD,  /* the blocks do not match their CRC: damaged */
+};
+/* Reads every block (about 4.5 ms for a 30 MB filter in the page cache). */
+enum keyfilter_sum keyfilter_map_verify(const struct keyfilter_map *m);
 
 /* Offset in the file of key's block; *probes gets the bits its probes take (9 each). */
 static inline uint64_t
@@ -108,6 +123,8 @@ struct keyfilter_writer {
     uint64_t keys;
     uint64_t since_drop;
     bool is_new;
+    bool busy; /* in place: marked in flux, not yet installed (keyfilter_close restores) */
+    uint8_t token[KEYFILTER_TOKEN_LEN]; /* in place: the token the file had */
     struct plat_atomic_file af;
 };
 
@@ -120,7 +137,8 @@ bool keyfilter_is_full(uint64_t n_blocks, uint64_t keys);
 POSGATE_WUR enum posgate_err keyfilter_create(struct keyfilter_writer *w, const char *path,
                                               uint64_t capacity, char *msg, size_t cap);
 /* The existing filter at path, opened for adding keys; NOTFOUND when absent, CORRUPT when
- * malformed, STATE when its token is not token (it does not cover the current version). */
+ * malformed, STATE when its token is not token (it does not cover the current version). The
+ * file is marked in flux until keyfilter_install or keyfilter_close. */
 POSGATE_WUR enum posgate_err keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
                                                const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
                                                size_t cap);
@@ -132,7 +150,8 @@ void keyfilter_add(struct keyfilter_writer *w, const uint8_t *key);
 POSGATE_WUR enum posgate_err keyfilter_install(struct keyfilter_writer *w,
                                                const uint8_t token[KEYFILTER_TOKEN_LEN], char *msg,
                                                size_t cap);
-/* Unmaps and closes; a new filter not installed is removed. */
+/* Unmaps and closes; a new filter not installed is removed; one added to in place and not
+ * installed gets its old token back with the checksum of its bits. */
 void keyfilter_close(struct keyfilter_writer *w);
 
 #endif

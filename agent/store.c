@@ -2390,14 +2390,19 @@ filter_state_of(struct store *s, const uint8_t *token, bool have, uint64_t *keys
     enum posgate_err err = keyfilter_map_open(&m, s->kf_path, msg, sizeof(msg));
     enum store_filter_state st;
 
+    enum keyfilter_sum sum = KEYFILTER_SUM_BAD;
+
     *keys = 0;
     if (err != POSGATE_OK) {
-        return err == POSGATE_ERR_CORRUPT ? STORE_FILTER_DAMAGED : STORE_FILTER_MISSING;
+        return err == POSGATE_ERR_CORRUPT       ? STORE_FILTER_DAMAGED
+               : err == POSGATE_ERR_UNSUPPORTED ? STORE_FILTER_STALE
+                                                : STORE_FILTER_MISSING;
     }
     *keys = keyfilter_map_keys(&m);
-    if (!have || !keyfilter_map_token_is(&m, token)) {
+    if (!have || !keyfilter_map_token_is(&m, token) ||
+        (sum = keyfilter_map_verify(&m)) == KEYFILTER_SUM_BUSY) {
         st = STORE_FILTER_STALE;
-    } else if (!filter_spot_check(s->db, &m)) {
+    } else if (sum == KEYFILTER_SUM_BAD || !filter_spot_check(s->db, &m)) {
         st = STORE_FILTER_DAMAGED;
     } else if (keyfilter_is_full(m.n_blocks, *keys)) {
         st = STORE_FILTER_FULL;
@@ -2580,6 +2585,7 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
     bool txn = false, have_token = false, kf_ok = false;
     uint8_t token[KEYFILTER_TOKEN_LEN];
     struct keyfilter_map kf = {0};
+    enum keyfilter_sum kf_sum = KEYFILTER_SUM_OK;
 
     if (errmsg == NULL || errcap == 0) {
         errmsg = dummy;
@@ -2611,6 +2617,7 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
 
         kf_ok = keyfilter_map_open(&kf, s->kf_path, kmsg, sizeof(kmsg)) == POSGATE_OK &&
                 keyfilter_map_token_is(&kf, token);
+        kf_sum = kf_ok ? keyfilter_map_verify(&kf) : KEYFILTER_SUM_OK;
     }
     err = prepare(s->db, "PRAGMA quick_check", &st, errmsg, errcap);
     if (err == POSGATE_OK) {
@@ -2723,7 +2730,15 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
             goto out;
         }
     }
-    if (unfiltered > 0) {
+    if (kf_sum == KEYFILTER_SUM_BAD) {
+        plat_msgf(
+            errmsg, errcap,
+            "store: key filter %s does not match its checksum (damaged on disk; it lacks %" PRIu64
+            " of the %" PRIu64 " entries' keys; checks do not use it): remove it, and "
+            "posgate compact writes a new one",
+            s->kf_path, unfiltered, rows);
+        err = POSGATE_ERR_CORRUPT;
+    } else if (unfiltered > 0) {
         plat_msgf(errmsg, errcap,
                   "store: key filter %s lacks %" PRIu64 " of the %" PRIu64
                   " entries' keys (lookups of them would find nothing): remove it, and posgate "
@@ -2841,6 +2856,8 @@ sort_map(struct reader_list_map *m, size_t n)
 static void
 reader_filter(struct store_reader *r)
 {
+    enum keyfilter_sum sum;
+
     r->kf_ok = false;
     if (!r->have_token) {
         return;
@@ -2858,16 +2875,22 @@ reader_filter(struct store_reader *r)
         return;
     }
     if (r->kf_rejected && memcmp(r->kf_rejected_token, r->token, sizeof(r->token)) == 0) {
-        return; /* this file failed the spot check for this version already */
+        return; /* this file failed its checks for this version already */
     }
-    r->kf_ok = filter_spot_check(r->db, &r->kf);
+    sum = keyfilter_map_verify(&r->kf);
+    if (sum == KEYFILTER_SUM_BUSY) {
+        return; /* a writer is adding keys: tried again at the next renewal */
+    }
+    r->kf_ok = sum == KEYFILTER_SUM_OK && filter_spot_check(r->db, &r->kf);
     if (!r->kf_ok) {
         r->kf_rejected = true;
         memcpy(r->kf_rejected_token, r->token, sizeof(r->token));
         plat_log(PLAT_LOG_WARN,
-                 "store: key filter %s lacks keys of the store; checks read the store alone "
-                 "until posgate compact (or the next update) writes a new one",
-                 r->s->kf_path);
+                 "store: key filter %s %s; checks read the store alone until posgate compact "
+                 "(or the next update) writes a new one",
+                 r->s->kf_path,
+                 sum == KEYFILTER_SUM_OK ? "lacks keys of the store"
+                                         : "does not match its checksum (damaged on disk)");
     }
 }
 

@@ -216,9 +216,10 @@ POSGATE_WUR enum posgate_err store_merge_step(struct store *s, size_t max_rows, 
 /* The key filter (keyfilter.h): a file beside the store that answers "in no row" for most
  * absent keys without SQLite. An update that adds keys keeps it (in place, or a new one when it
  * replaced every list) or leaves none for its version; readers then use SQLite alone until
- * store_filter_rebuild. STALE: made for another version; FULL: usable but due for a rebuild;
- * DAMAGED: not a filter file, or one that fails a key of a spot check (a few keys of the store
- * found from random points: bits lost behind the store's back); readers refuse it too. */
+ * store_filter_rebuild. STALE: made for another version, of an older format, or in flux (an
+ * update adds to it); FULL: usable but due for a rebuild; DAMAGED: not a filter file, one whose
+ * blocks do not match their checksum (bits lost on disk), or one that fails a key of a spot
+ * check (a few keys of the store found from random points); readers refuse it too. */
 enum store_filter_state {
     STORE_FILTER_OK,
     STORE_FILTER_FULL,

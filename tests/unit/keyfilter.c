@@ -159,7 +159,7 @@ test_not_filters(void)
     CHECK_CONTAINS(msg, "header");
     /* a header of the right magic whose size does not match its block count */
     memset(head, 0, sizeof(head));
-    memcpy(head, "PGKFLT01", 8);
+    memcpy(head, "PGKFLT02", 8);
     head[8] = 64;
     head[12] = 7;
     head[16] = 64;
@@ -167,10 +167,102 @@ test_not_filters(void)
     CHECK_ERR(keyfilter_map_open(&m, p, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "64 blocks in 4096 bytes");
     CHECK_ERR(keyfilter_open_rw(&w, p, token, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
-    memcpy(head, "PGKFLT02", 8);
+    /* a file of the older format (no checksum) is refused as such, to be rebuilt */
+    memcpy(head, "PGKFLT01", 8);
+    CHECK_OK(plat_write_atomic(p, head, sizeof(head), 0644));
+    CHECK_ERR(keyfilter_map_open(&m, p, msg, sizeof(msg)), POSGATE_ERR_UNSUPPORTED);
+    CHECK_CONTAINS(msg, "older posgate (format PGKFLT01");
+    memcpy(head, "PGKFLT03", 8);
     CHECK_OK(plat_write_atomic(p, head, sizeof(head), 0644));
     CHECK_ERR(keyfilter_map_open(&m, p, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "not a key filter file");
+    CHECK_OK(plat_unlink(p));
+}
+
+static void
+flip_bit(const char *p, uint64_t off, unsigned bit)
+{
+    FILE *f = fopen(p, "r+b");
+    int c;
+
+    CHECK(f != NULL);
+    if (f == NULL) {
+        return;
+    }
+    CHECK(fseek(f, (long)off, SEEK_SET) == 0);
+    c = fgetc(f);
+    CHECK(c != EOF);
+    CHECK(fseek(f, (long)off, SEEK_SET) == 0);
+    CHECK(fputc(c ^ (1 << bit), f) != EOF);
+    CHECK(fclose(f) == 0);
+}
+
+/* The checksum of the blocks: one bit lost on disk is found; a writer adding in place makes
+ * the file busy (not damaged) until it installs or closes; a file that fails its checksum is
+ * not added to (its loss would be sealed by the new checksum). */
+static void
+test_checksum(void)
+{
+    struct keyfilter_writer w, w2;
+    struct keyfilter_map m, m2;
+    char p[400], msg[256];
+    uint8_t key[KEYFILTER_KEY_LEN], t1[KEYFILTER_TOKEN_LEN], t2[KEYFILTER_TOKEN_LEN];
+    uint64_t h, off;
+
+    snprintf(p, sizeof(p), "%s/sum.filter", tmpdir);
+    memset(t1, 0x31, sizeof(t1));
+    memset(t2, 0x32, sizeof(t2));
+    CHECK_OK(keyfilter_create(&w, p, 1000, msg, sizeof(msg)));
+    for (uint64_t i = 0; i < 1000; i++) {
+        key_of(i, key);
+        keyfilter_add(&w, key);
+    }
+    CHECK_OK(keyfilter_install(&w, t1, msg, sizeof(msg)));
+    keyfilter_close(&w);
+    CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+
+    /* in place: busy from open to install, then good for the new token with the new key */
+    CHECK_OK(keyfilter_open_rw(&w, p, t1, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BUSY);
+    key_of(5000, key);
+    keyfilter_add(&w, key);
+    CHECK_OK(keyfilter_install(&w, t2, msg, sizeof(msg)));
+    keyfilter_close(&w);
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK(keyfilter_map_token_is(&m, t2));
+    CHECK(keyfilter_maybe(&m, key));
+
+    /* an in-place update that does not install leaves the file good for its old token */
+    CHECK_OK(keyfilter_open_rw(&w, p, t2, msg, sizeof(msg)));
+    key_of(6000, key);
+    keyfilter_add(&w, key);
+    keyfilter_close(&w);
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK(keyfilter_map_token_is(&m, t2));
+
+    /* a file left in flux (a crash while adding in place) is neither used nor added to */
+    flip_bit(p, 52, 0);
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BUSY);
+    CHECK_ERR(keyfilter_open_rw(&w2, p, t2, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "in flux");
+    flip_bit(p, 52, 0);
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+
+    /* one bit of a stored key's block lost: the spot checks of a few keys would likely miss it,
+     * the checksum does not; and the writer will not add to the file */
+    key_of(17, key);
+    off = keyfilter_block_offset(m.n_blocks, key, &h);
+    flip_bit(p, off + ((h & 511u) >> 3), (unsigned)(h & 7u));
+    CHECK(!keyfilter_maybe(&m, key)); /* the loss a reader must not trust */
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BAD);
+    CHECK_OK(keyfilter_map_open(&m2, p, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify(&m2), KEYFILTER_SUM_BAD);
+    keyfilter_map_close(&m2);
+    CHECK_ERR(keyfilter_open_rw(&w2, p, t2, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "checksum");
+    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BAD); /* still: nothing sealed it */
+    keyfilter_map_close(&m);
     CHECK_OK(plat_unlink(p));
 }
 
@@ -187,6 +279,7 @@ main(void)
     test_sizing();
     test_fill_and_probe();
     test_not_filters();
+    test_checksum();
     if (test_failures == 0) {
         rmdir(tmpdir);
     }
