@@ -193,17 +193,32 @@ blocks_crc(const uint8_t *base, size_t len)
     return (uint32_t)crc32_z(crc32_z(0, NULL, 0), base + KEYFILTER_HEADER, len - KEYFILTER_HEADER);
 }
 
-/* The header fields a checksum is read against, copied before any bit (another process writes
- * them after the bits they cover). */
+/* The header fields a checksum is read against (token, sum, flux, gen), read with acquire
+ * loads so that the blocks are read after them. Read again after the blocks: a header that
+ * changed meanwhile means a writer came by, and the file counts as busy. Whatever the order the
+ * loads take, a file is used only when its blocks match the sum it names; a writer only adds
+ * bits, so a file read that way is correct for its token. */
 struct sum_head {
-    uint8_t b[32]; /* token, sum, flux, gen */
+    uint64_t w[4];
 };
 
 static void
 read_sum_head(const struct keyfilter_map *m, struct sum_head *h)
 {
-    memcpy(h->b, m->base + OFF_TOKEN, sizeof(h->b));
-    atomic_thread_fence(memory_order_acquire);
+    const uint64_t *p = (const uint64_t *)(const void *)(m->base + OFF_TOKEN); /* 8-aligned */
+
+    for (size_t i = 0; i < 4; i++) {
+        h->w[i] = __atomic_load_n(&p[i], __ATOMIC_ACQUIRE);
+    }
+}
+
+static uint32_t
+head32(const struct sum_head *h, size_t off)
+{
+    uint8_t b[sizeof(h->w)];
+
+    memcpy(b, h->w, sizeof(b));
+    return get32(b + (off - OFF_TOKEN));
 }
 
 enum keyfilter_sum
@@ -216,16 +231,15 @@ keyfilter_map_verify(const struct keyfilter_map *m)
         return KEYFILTER_SUM_BAD;
     }
     read_sum_head(m, &before);
-    if (get32(before.b + (OFF_FLUX - OFF_TOKEN)) != 0) {
+    if (head32(&before, OFF_FLUX) != 0) {
         return KEYFILTER_SUM_BUSY;
     }
     crc = blocks_crc(m->base, m->len);
-    atomic_thread_fence(memory_order_acquire);
     read_sum_head(m, &after);
-    if (memcmp(before.b, after.b, sizeof(before.b)) != 0) {
+    if (memcmp(before.w, after.w, sizeof(before.w)) != 0) {
         return KEYFILTER_SUM_BUSY; /* a writer began (or finished) while the sum was read */
     }
-    return crc == get32(before.b + (OFF_SUM - OFF_TOKEN)) ? KEYFILTER_SUM_OK : KEYFILTER_SUM_BAD;
+    return crc == head32(&before, OFF_SUM) ? KEYFILTER_SUM_OK : KEYFILTER_SUM_BAD;
 }
 
 static enum posgate_err
