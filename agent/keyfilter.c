@@ -18,7 +18,7 @@
 #include "plat_mem.h"
 
 #define MAGIC     "PGKFLT02"
-#define MAGIC_V1  "PGKFLT01" /* 10-byte header fields, no checksum: rebuilt */
+#define MAGIC_V1  "PGKFLT01" /* the format before the checksum: refused, then rebuilt */
 #define OFF_BLOCK 8
 #define OFF_PROBE 12
 #define OFF_NBLK  16
