@@ -193,6 +193,25 @@ blocks_crc(const uint8_t *base, size_t len)
     return (uint32_t)crc32_z(crc32_z(0, NULL, 0), base + KEYFILTER_HEADER, len - KEYFILTER_HEADER);
 }
 
+/* The same for a writer, a page-aligned MiB at a time, each dropped from its mapping after it
+ * is read (shared file pages: they stay in the page cache, dirty or not), so that summing a
+ * large filter does not add it to the resident memory of an import. */
+static uint32_t
+writer_crc(struct keyfilter_writer *w)
+{
+    const size_t step = (size_t)1 << 20;
+    uLong crc = crc32_z(0, NULL, 0);
+
+    for (size_t off = 0; off < w->len; off += step) {
+        size_t n = w->len - off < step ? w->len - off : step;
+        size_t skip = off == 0 ? KEYFILTER_HEADER : 0;
+
+        crc = crc32_z(crc, w->base + off + skip, n - skip);
+        (void)madvise(w->base + off, n, MADV_DONTNEED);
+    }
+    return (uint32_t)crc;
+}
+
 /* The header fields a checksum is read against (token, sum, flux, gen), read with acquire
  * loads so that the blocks are read after them. Read again after the blocks: a header that
  * changed meanwhile means a writer came by, and the file counts as busy. Whatever the order the
@@ -344,7 +363,7 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     }
     /* bits lost on disk must not be sealed by a new checksum: the file is added to only when
      * it matches its own (a file left in flux by a crash cannot be checked, so it is not) */
-    if (get32(h + OFF_FLUX) != 0 || blocks_crc(w->base, w->len) != get32(h + OFF_SUM)) {
+    if (get32(h + OFF_FLUX) != 0 || writer_crc(w) != get32(h + OFF_SUM)) {
         plat_msgf(msg, cap, "key filter %s: %s", path,
                   get32(h + OFF_FLUX) != 0 ? "left in flux by an update that did not finish"
                                            : "its blocks do not match their checksum");
@@ -376,7 +395,7 @@ write_sum(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN])
     uint8_t f[24];
 
     memcpy(f, token, KEYFILTER_TOKEN_LEN);
-    put32(f + 16, blocks_crc(w->base, w->len));
+    put32(f + 16, writer_crc(w));
     put32(f + 20, 0);
     return pwrite(w->fd, f, sizeof(f), OFF_TOKEN) == (ssize_t)sizeof(f) && fdatasync(w->fd) == 0;
 }
@@ -412,7 +431,7 @@ keyfilter_install(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKE
         /* nobody reads the file before the rename: bits, count, sum and token go durable
          * together */
         memcpy(w->base + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN);
-        put32(w->base + OFF_SUM, blocks_crc(w->base, w->len));
+        put32(w->base + OFF_SUM, writer_crc(w));
         if (msync(w->base, w->len, MS_SYNC) != 0) {
             plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
             return POSGATE_ERR_IO;
