@@ -78,8 +78,10 @@ enum keyfilter_sum {
     KEYFILTER_SUM_BUSY, /* a writer is adding keys in place (or left the file so): not usable */
     KEYFILTER_SUM_BAD,  /* the blocks do not match their CRC: damaged */
 };
-/* Reads every block (about 4.5 ms for a 30 MB filter in the page cache). */
-enum keyfilter_sum keyfilter_map_verify(const struct keyfilter_map *m);
+/* Reads every block (about 4.5 ms for a 30 MB filter in the page cache). drop: for a caller that
+ * will not probe the mapping (a state check, verify), each MiB read is dropped from it, so that
+ * the check does not add the filter to the process's resident memory. */
+enum keyfilter_sum keyfilter_map_verify(const struct keyfilter_map *m, bool drop);
 
 /* Offset in the file of key's block; *probes gets the bits its probes take (9 each). */
 static inline uint64_t

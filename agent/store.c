@@ -2400,7 +2400,7 @@ filter_state_of(struct store *s, const uint8_t *token, bool have, uint64_t *keys
     }
     *keys = keyfilter_map_keys(&m);
     if (!have || !keyfilter_map_token_is(&m, token) ||
-        (sum = keyfilter_map_verify(&m)) == KEYFILTER_SUM_BUSY) {
+        (sum = keyfilter_map_verify(&m, true)) == KEYFILTER_SUM_BUSY) {
         st = STORE_FILTER_STALE;
     } else if (sum == KEYFILTER_SUM_BAD || !filter_spot_check(s->db, &m)) {
         st = STORE_FILTER_DAMAGED;
@@ -2617,7 +2617,7 @@ store_verify(struct store *s, void (*progress)(void *, uint64_t), void *ctx, cha
 
         kf_ok = keyfilter_map_open(&kf, s->kf_path, kmsg, sizeof(kmsg)) == POSGATE_OK &&
                 keyfilter_map_token_is(&kf, token);
-        kf_sum = kf_ok ? keyfilter_map_verify(&kf) : KEYFILTER_SUM_OK;
+        kf_sum = kf_ok ? keyfilter_map_verify(&kf, true) : KEYFILTER_SUM_OK;
     }
     err = prepare(s->db, "PRAGMA quick_check", &st, errmsg, errcap);
     if (err == POSGATE_OK) {
@@ -2877,7 +2877,7 @@ reader_filter(struct store_reader *r)
     if (r->kf_rejected && memcmp(r->kf_rejected_token, r->token, sizeof(r->token)) == 0) {
         return; /* this file failed its checks for this version already */
     }
-    sum = keyfilter_map_verify(&r->kf);
+    sum = keyfilter_map_verify(&r->kf, false);
     if (sum == KEYFILTER_SUM_BUSY) {
         return; /* a writer is adding keys: tried again at the next renewal */
     }

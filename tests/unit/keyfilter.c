@@ -220,34 +220,34 @@ test_checksum(void)
     CHECK_OK(keyfilter_install(&w, t1, msg, sizeof(msg)));
     keyfilter_close(&w);
     CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_OK);
 
     /* in place: busy from open to install, then good for the new token with the new key */
     CHECK_OK(keyfilter_open_rw(&w, p, t1, msg, sizeof(msg)));
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BUSY);
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_BUSY);
     key_of(5000, key);
     keyfilter_add(&w, key);
     CHECK_OK(keyfilter_install(&w, t2, msg, sizeof(msg)));
     keyfilter_close(&w);
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK_INT(keyfilter_map_verify(&m, true), KEYFILTER_SUM_OK); /* dropping its pages */
     CHECK(keyfilter_map_token_is(&m, t2));
-    CHECK(keyfilter_maybe(&m, key));
+    CHECK(keyfilter_maybe(&m, key)); /* ... which a probe maps again */
 
     /* an in-place update that does not install leaves the file good for its old token */
     CHECK_OK(keyfilter_open_rw(&w, p, t2, msg, sizeof(msg)));
     key_of(6000, key);
     keyfilter_add(&w, key);
     keyfilter_close(&w);
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_OK);
     CHECK(keyfilter_map_token_is(&m, t2));
 
     /* a file left in flux (a crash while adding in place) is neither used nor added to */
     flip_bit(p, 52, 0);
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BUSY);
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_BUSY);
     CHECK_ERR(keyfilter_open_rw(&w2, p, t2, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "in flux");
     flip_bit(p, 52, 0);
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_OK);
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_OK);
 
     /* one bit of a stored key's block lost: the spot checks of a few keys would likely miss it,
      * the checksum does not; and the writer will not add to the file */
@@ -255,13 +255,13 @@ test_checksum(void)
     off = keyfilter_block_offset(m.n_blocks, key, &h);
     flip_bit(p, off + ((h & 511u) >> 3), (unsigned)(h & 7u));
     CHECK(!keyfilter_maybe(&m, key)); /* the loss a reader must not trust */
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BAD);
+    CHECK_INT(keyfilter_map_verify(&m, true), KEYFILTER_SUM_BAD);
     CHECK_OK(keyfilter_map_open(&m2, p, msg, sizeof(msg)));
-    CHECK_INT(keyfilter_map_verify(&m2), KEYFILTER_SUM_BAD);
+    CHECK_INT(keyfilter_map_verify(&m2, false), KEYFILTER_SUM_BAD);
     keyfilter_map_close(&m2);
     CHECK_ERR(keyfilter_open_rw(&w2, p, t2, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "checksum");
-    CHECK_INT(keyfilter_map_verify(&m), KEYFILTER_SUM_BAD); /* still: nothing sealed it */
+    CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_BAD); /* still: nothing sealed it */
     keyfilter_map_close(&m);
     CHECK_OK(plat_unlink(p));
 }
