@@ -187,27 +187,24 @@ keyfilter_map_keys(const struct keyfilter_map *m)
     return m->base != NULL ? get64(m->base + OFF_KEYS) : 0;
 }
 
+/* The CRC-32 of the blocks of a mapping, a page-aligned MiB at a time. drop: each MiB is dropped
+ * from the mapping after it is read (shared file pages stay in the page cache, dirty or not; a
+ * later access maps its page again), so that summing a large filter does not add it to the
+ * resident memory of a process that will not probe it (an import, a state check, verify). */
 static uint32_t
-blocks_crc(const uint8_t *base, size_t len)
-{
-    return (uint32_t)crc32_z(crc32_z(0, NULL, 0), base + KEYFILTER_HEADER, len - KEYFILTER_HEADER);
-}
-
-/* The same for a writer, a page-aligned MiB at a time, each dropped from its mapping after it
- * is read (shared file pages: they stay in the page cache, dirty or not), so that summing a
- * large filter does not add it to the resident memory of an import. */
-static uint32_t
-writer_crc(struct keyfilter_writer *w)
+blocks_crc(const uint8_t *base, size_t len, bool drop)
 {
     const size_t step = (size_t)1 << 20;
     uLong crc = crc32_z(0, NULL, 0);
 
-    for (size_t off = 0; off < w->len; off += step) {
-        size_t n = w->len - off < step ? w->len - off : step;
+    for (size_t off = 0; off < len; off += step) {
+        size_t n = len - off < step ? len - off : step;
         size_t skip = off == 0 ? KEYFILTER_HEADER : 0;
 
-        crc = crc32_z(crc, w->base + off + skip, n - skip);
-        (void)madvise(w->base + off, n, MADV_DONTNEED);
+        crc = crc32_z(crc, base + off + skip, n - skip);
+        if (drop) {
+            (void)madvise((void *)(uintptr_t)(base + off), n, MADV_DONTNEED);
+        }
     }
     return (uint32_t)crc;
 }
@@ -240,27 +237,6 @@ head32(const struct sum_head *h, size_t off)
     return get32(b + (off - OFF_TOKEN));
 }
 
-/* The CRC of a read-only mapping, a MiB at a time; drop: each MiB is dropped from the mapping
- * after it is read (the pages stay in the page cache; a later probe maps its page again). */
-static uint32_t
-map_crc(const struct keyfilter_map *m, bool drop)
-{
-    const size_t step = (size_t)1 << 20;
-    uLong crc = crc32_z(0, NULL, 0);
-
-    if (!drop) {
-        return blocks_crc(m->base, m->len);
-    }
-    for (size_t off = 0; off < m->len; off += step) {
-        size_t n = m->len - off < step ? m->len - off : step;
-        size_t skip = off == 0 ? KEYFILTER_HEADER : 0;
-
-        crc = crc32_z(crc, m->base + off + skip, n - skip);
-        (void)madvise((void *)(uintptr_t)(m->base + off), n, MADV_DONTNEED);
-    }
-    return (uint32_t)crc;
-}
-
 enum keyfilter_sum
 keyfilter_map_verify(const struct keyfilter_map *m, bool drop)
 {
@@ -274,7 +250,7 @@ keyfilter_map_verify(const struct keyfilter_map *m, bool drop)
     if (head32(&before, OFF_FLUX) != 0) {
         return KEYFILTER_SUM_BUSY;
     }
-    crc = map_crc(m, drop);
+    crc = blocks_crc(m->base, m->len, drop);
     read_sum_head(m, &after);
     if (memcmp(before.w, after.w, sizeof(before.w)) != 0) {
         return KEYFILTER_SUM_BUSY; /* a writer began (or finished) while the sum was read */
@@ -384,7 +360,7 @@ keyfilter_open_rw(struct keyfilter_writer *w, const char *path,
     }
     /* bits lost on disk must not be sealed by a new checksum: the file is added to only when
      * it matches its own (a file left in flux by a crash cannot be checked, so it is not) */
-    if (get32(h + OFF_FLUX) != 0 || writer_crc(w) != get32(h + OFF_SUM)) {
+    if (get32(h + OFF_FLUX) != 0 || blocks_crc(w->base, w->len, true) != get32(h + OFF_SUM)) {
         plat_msgf(msg, cap, "key filter %s: %s", path,
                   get32(h + OFF_FLUX) != 0 ? "left in flux by an update that did not finish"
                                            : "its blocks do not match their checksum");
@@ -416,7 +392,7 @@ write_sum(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKEN_LEN])
     uint8_t f[24];
 
     memcpy(f, token, KEYFILTER_TOKEN_LEN);
-    put32(f + 16, writer_crc(w));
+    put32(f + 16, blocks_crc(w->base, w->len, true));
     put32(f + 20, 0);
     return pwrite(w->fd, f, sizeof(f), OFF_TOKEN) == (ssize_t)sizeof(f) && fdatasync(w->fd) == 0;
 }
@@ -452,7 +428,7 @@ keyfilter_install(struct keyfilter_writer *w, const uint8_t token[KEYFILTER_TOKE
         /* nobody reads the file before the rename: bits, count, sum and token go durable
          * together */
         memcpy(w->base + OFF_TOKEN, token, KEYFILTER_TOKEN_LEN);
-        put32(w->base + OFF_SUM, writer_crc(w));
+        put32(w->base + OFF_SUM, blocks_crc(w->base, w->len, true));
         if (msync(w->base, w->len, MS_SYNC) != 0) {
             plat_msgf(msg, cap, "key filter %s: sync: %s", name, strerror(errno));
             return POSGATE_ERR_IO;

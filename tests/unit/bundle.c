@@ -22,6 +22,7 @@
 #include "plat_file.h"
 #include "posgate_err.h"
 #include "test.h"
+#include "test_files.h"
 #include "tuf_client.h"
 
 static char tmpdir[512];
@@ -453,12 +454,9 @@ out:
 int
 main(void)
 {
-    const char *t = getenv("TMPDIR");
     char cmd[700];
 
-    snprintf(tmpdir, sizeof tmpdir, "%s/posgate-bundle-XXXXXX", t != NULL ? t : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
+    if (!test_mkdtemp(tmpdir, sizeof tmpdir, "bundle")) {
         return 1;
     }
     test_safety();

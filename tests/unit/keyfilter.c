@@ -17,6 +17,7 @@
 #include "keyfilter.h"
 #include "plat_file.h"
 #include "test.h"
+#include "test_files.h"
 
 static char tmpdir[256];
 
@@ -179,24 +180,6 @@ test_not_filters(void)
     CHECK_OK(plat_unlink(p));
 }
 
-static void
-flip_bit(const char *p, uint64_t off, unsigned bit)
-{
-    FILE *f = fopen(p, "r+b");
-    int c;
-
-    CHECK(f != NULL);
-    if (f == NULL) {
-        return;
-    }
-    CHECK(fseek(f, (long)off, SEEK_SET) == 0);
-    c = fgetc(f);
-    CHECK(c != EOF);
-    CHECK(fseek(f, (long)off, SEEK_SET) == 0);
-    CHECK(fputc(c ^ (1 << bit), f) != EOF);
-    CHECK(fclose(f) == 0);
-}
-
 /* The checksum of the blocks: one bit lost on disk is found; a writer adding in place makes
  * the file busy (not damaged) until it installs or closes; a file that fails its checksum is
  * not added to (its loss would be sealed by the new checksum). */
@@ -242,18 +225,18 @@ test_checksum(void)
     CHECK(keyfilter_map_token_is(&m, t2));
 
     /* a file left in flux (a crash while adding in place) is neither used nor added to */
-    flip_bit(p, 52, 0);
+    test_flip_bit(p, 52, 0);
     CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_BUSY);
     CHECK_ERR(keyfilter_open_rw(&w2, p, t2, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "in flux");
-    flip_bit(p, 52, 0);
+    test_flip_bit(p, 52, 0);
     CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_OK);
 
     /* one bit of a stored key's block lost: the spot checks of a few keys would likely miss it,
      * the checksum does not; and the writer will not add to the file */
     key_of(17, key);
     off = keyfilter_block_offset(m.n_blocks, key, &h);
-    flip_bit(p, off + ((h & 511u) >> 3), (unsigned)(h & 7u));
+    test_flip_bit(p, (long)(off + ((h & 511u) >> 3)), (unsigned)(h & 7u));
     CHECK(!keyfilter_maybe(&m, key)); /* the loss a reader must not trust */
     CHECK_INT(keyfilter_map_verify(&m, true), KEYFILTER_SUM_BAD);
     CHECK_OK(keyfilter_map_open(&m2, p, msg, sizeof(msg)));
@@ -269,11 +252,7 @@ test_checksum(void)
 int
 main(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(tmpdir, sizeof(tmpdir), "%s/posgate-keyfilter-XXXXXX", base != NULL ? base : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
+    if (!test_mkdtemp(tmpdir, sizeof(tmpdir), "keyfilter")) {
         return 1;
     }
     test_sizing();

@@ -24,6 +24,7 @@
 #include "state_digest.h"
 #include "store.h"
 #include "test.h"
+#include "test_files.h"
 
 static char tmpdir[256];
 
@@ -1441,20 +1442,12 @@ test_key_filter(void)
         struct feed_entry e;
         struct keyfilter_map bm;
         uint64_t h, off;
-        uint8_t byte;
-        FILE *f;
 
         CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
         make_entry(&e, 1000, "SPC-");
         off = keyfilter_block_offset(bm.n_blocks, e.key, &h) + ((h & 511u) >> 3);
         keyfilter_map_close(&bm);
-        f = fopen(fp, "rb");
-        CHECK(f != NULL && fseek(f, (long)off, SEEK_SET) == 0 && fread(&byte, 1, 1, f) == 1);
-        if (f != NULL) {
-            fclose(f);
-        }
-        byte = (uint8_t)(byte & ~(1u << (h & 7u)));
-        put_file_bytes(fp, (long)off, &byte, 1);
+        test_flip_bit(fp, (long)off, (unsigned)(h & 7u)); /* set: the key passes the filter */
         CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
         CHECK(!keyfilter_maybe(&bm, e.key)); /* the filter alone would miss this listed key */
         keyfilter_map_close(&bm);
@@ -1524,11 +1517,7 @@ test_key_filter(void)
 int
 main(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(tmpdir, sizeof(tmpdir), "%s/posgate-store-XXXXXX", base != NULL ? base : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
+    if (!test_mkdtemp(tmpdir, sizeof(tmpdir), "store")) {
         return 1;
     }
     test_safety();
