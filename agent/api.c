@@ -93,6 +93,8 @@ posgate_open(const char *data_dir, struct posgate **out)
         snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
         goto fail;
     }
+    pg->at_tolerance_s = POSGATE_AT_TOLERANCE_S;
+    pg->at_horizon_s = POSGATE_AT_HORIZON_S;
     err = plat_random(pg->id_prefix, sizeof(pg->id_prefix));
     if (err != POSGATE_OK) {
         goto fail;
@@ -467,6 +469,7 @@ event_begin(struct audit_event *ev, const struct posgate_request *rq,
             const struct posgate_result *res, const struct engine_id *ids)
 {
     plat_str_copy(ev->id, sizeof(ev->id), res->decision_id);
+    ev->at = res->at;
     ev->time_us = plat_wall_us();
     ev->mono_us = (int64_t)(plat_mono_ns() / 1000u);
     plat_str_copy(ev->service, sizeof(ev->service), rq->service);
@@ -603,6 +606,43 @@ audit_or_fail(struct posgate *pg, const struct audit_event *ev, struct posgate_r
     return POSGATE_OK;
 }
 
+/* A service date is a day of travel or stay from now on: one before now (less the clock-skew
+ * tolerance) would ask about the past, one past the horizon about a day no list can speak for. */
+static bool
+at_in_window(const struct posgate *pg, int64_t at, int64_t now, char *msg, size_t cap)
+{
+    char a[32], b[32];
+
+    if (at < now - pg->at_tolerance_s) {
+        plat_time_format(at, a, sizeof(a));
+        plat_time_format(now - pg->at_tolerance_s, b, sizeof(b));
+        snprintf(msg, cap,
+                 "at: expected a service date from %s (now less %lld s) on, found %s; a check "
+                 "is about a sale now and a service on or after it",
+                 b, (long long)pg->at_tolerance_s, a);
+        return false;
+    }
+    if (at > now + pg->at_horizon_s) {
+        plat_time_format(at, a, sizeof(a));
+        plat_time_format(now + pg->at_horizon_s, b, sizeof(b));
+        snprintf(msg, cap, "at: expected a service date up to %s (now plus %lld days), found %s", b,
+                 (long long)(pg->at_horizon_s / 86400), a);
+        return false;
+    }
+    return true;
+}
+
+enum posgate_err
+posgate_set_check_window(struct posgate *pg, int64_t tolerance_s, int64_t horizon_s)
+{
+    if (pg == NULL || tolerance_s < 0 || horizon_s < 0) {
+        return POSGATE_ERR_INVALID;
+    }
+    pg->at_tolerance_s = tolerance_s;
+    pg->at_horizon_s = horizon_s;
+    return POSGATE_OK;
+}
+
 enum posgate_err
 posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res)
 {
@@ -652,6 +692,10 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     if (rq->n_ids == 0) {
         result_fail(res, POSGATE_ERR_INVALID,
                     "id: expected at least one identifier (or a name and birth date)");
+        return POSGATE_ERR_INVALID;
+    }
+    if (rq->has_at && !at_in_window(pg, rq->at, now, msg, sizeof(msg))) {
+        result_fail(res, POSGATE_ERR_INVALID, msg);
         return POSGATE_ERR_INVALID;
     }
     for (size_t i = 0; i < rq->n_ids; i++) {

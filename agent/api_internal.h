@@ -23,6 +23,8 @@
 #define API_OPERATOR_MAX 128
 #define API_ERRMSG_MAX   512
 #define API_OVERRIDE_MAX AUDIT_OVERRIDE_MAX
+#define POSGATE_AT_TOLERANCE_S 300               /* default service-date tolerance */
+#define POSGATE_AT_HORIZON_S   (120 * 86400LL)   /* default service-date horizon */
 
 struct posgate {
     struct datadir dd;
@@ -35,6 +37,8 @@ struct posgate {
     uint64_t id_counter;       /* atomic */
     struct device_key *dk;     /* the device key (audit batch signatures) */
     struct audit_queue *audit; /* every decision goes here before posgate_check returns */
+    int64_t at_tolerance_s;    /* a service date may lie this far before now (clock skew) */
+    int64_t at_horizon_s;      /* ... and at most this far after it */
 };
 
 struct posgate_request {

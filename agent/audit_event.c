@@ -253,6 +253,7 @@ audit_event_copy(struct audit_event *dst, const struct audit_event *src)
     dst->n_reasons = n;
     dst->feed_version = src->feed_version;
     dst->data_age_s = src->data_age_s;
+    dst->at = src->at;
     n = src->n_lists < AUDIT_LISTS_MAX ? src->n_lists : AUDIT_LISTS_MAX;
     for (size_t i = 0; i < n; i++) {
         COPY_STR(dst->lists[i].id, src->lists[i].id);
@@ -282,6 +283,8 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
         w.err = buf_reserve(out, 0);
     }
     ew_open(&w, '{');
+    plat_time_format(e->at, t, sizeof(t));
+    ew_kv(&w, "at", t);
     if (e->data_age_s >= 0) {
         ew_int(&w, "data_age_s", e->data_age_s);
     } else {

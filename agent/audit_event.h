@@ -9,6 +9,7 @@
  * whitespace, integers only) and already holds "seq": n and "prev": hex(hash(n-1)).
  *
  *   +-------------------------- a decision event (kind "decision") --------------------------+
+ *   | at          RFC 3339  the service date the check was about (the sale is `time`)      |
  *   | data_age_s  int|null  oldest age of the lists that took part, seconds                  |
  *   | decision    "allow" | "deny" | "refer"  (what the customer was answered)              |
  *   | device_id   32 hex    first 16 bytes of SHA-256(device.pub)                           |
@@ -76,6 +77,7 @@ struct audit_list {
 /* One decision as the check hands it to the queue (seq, prev and device id come later). */
 struct audit_event {
     char id[33];
+    int64_t at; /* the service date, seconds */
     int64_t time_us;
     int64_t mono_us;
     enum audit_decision decision;

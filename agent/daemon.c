@@ -471,6 +471,7 @@ sync_thread(void *arg)
 
 /* ---- the audit uploader ---- */
 
+/* The handle's options from the config: audit durability and bounds, the service date's window. */
 static void
 audit_apply_options(struct daemon *d, const struct daemon_config *cfg)
 {
@@ -479,6 +480,10 @@ audit_apply_options(struct daemon *d, const struct daemon_config *cfg)
         posgate_set_audit_limits(d->pg, cfg->audit_max_bytes,
                                  (uint32_t)cfg->audit_retention_days) != POSGATE_OK) {
         plat_log(PLAT_LOG_ERROR, "audit: the durability or limits could not be applied");
+    }
+    if (posgate_set_check_window(d->pg, cfg->at_tolerance_s, cfg->at_horizon_days * 86400) !=
+        POSGATE_OK) {
+        plat_log(PLAT_LOG_ERROR, "check: the service date window could not be applied");
     }
 }
 

@@ -36,6 +36,8 @@ daemon_config_defaults(struct daemon_config *c)
     c->audit_upload_interval_s = 10;
     c->audit_retention_days = 30;
     c->audit_max_bytes = 256u * 1024u * 1024u;
+    c->at_tolerance_s = 300;
+    c->at_horizon_days = 120;
     c->audit_strict = 0;
     c->http_threads = DAEMON_HTTP_THREADS_DEFAULT;
 }
@@ -443,6 +445,12 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
         }
         return err;
     }
+    if (strcmp(k, "at_tolerance_s") == 0) {
+        return get_int(v, k, 0, 86400, &c->at_tolerance_s, errmsg, errcap);
+    }
+    if (strcmp(k, "at_horizon_days") == 0) {
+        return get_int(v, k, 0, 3660, &c->at_horizon_days, errmsg, errcap);
+    }
     if (strcmp(k, "http_threads") == 0) {
         return get_int(v, k, 1, DAEMON_HTTP_THREADS_MAX, &c->http_threads, errmsg, errcap);
     }
@@ -465,7 +473,8 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
              "%.100s: unknown key (expected one of data_dir, listen, allow_remote, feed_urls, "
              "poll_interval_s, ca_file, client_cert, client_key, proxy, max_recv_bytes_per_s, "
              "api_token, log_level, audit_url, audit_batch_max, audit_upload_interval_s, "
-             "audit_retention_days, audit_max_bytes, audit_durability, http_threads)",
+             "audit_retention_days, audit_max_bytes, audit_durability, http_threads, "
+             "at_tolerance_s, at_horizon_days)",
              k);
     return POSGATE_ERR_INVALID;
 }

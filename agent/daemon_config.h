@@ -23,7 +23,10 @@
  *     "audit_retention_days": 30,              acknowledged events kept, 0 .. 36500
  *     "audit_max_bytes": 268435456,            stored event text before ALLOWs fold; 0: unbounded
  *     "audit_durability": "batched",           batched | strict
- *     "http_threads": 16                       request threads per listener, 1 .. 64
+ *     "http_threads": 16,                      request threads per listener, 1 .. 64
+ *     "at_tolerance_s": 300,                   a check's service date may lie this far before
+ *                                              now (clock skew), 0 .. 86400
+ *     "at_horizon_days": 120                   ... and this far after it, 0 .. 3660
  *   }
  */
 #ifndef POSGATE_DAEMON_CONFIG_H
@@ -86,6 +89,8 @@ struct daemon_config {
     uint64_t audit_max_bytes; /* 0 = unbounded */
     int audit_strict;         /* 1: "strict", 0: "batched" */
     int64_t http_threads;     /* request threads per listener */
+    int64_t at_tolerance_s;   /* service date bounds (posgate_set_check_window) */
+    int64_t at_horizon_days;
 };
 
 /* The documented defaults. */

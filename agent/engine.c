@@ -176,47 +176,115 @@ gate_applies(const struct engine_request *req, unsigned l)
     return false;
 }
 
+/* True when services a and b share a part: one lies inside the other. */
 static bool
-list_relevant(const struct engine_request *req, unsigned l, unsigned svc)
+services_overlap(const struct feed_config *cfg, unsigned a, unsigned b)
 {
-    const struct engine_list_state *st = &req->lists[l];
-    const struct feed_config *cfg = req->cfg;
+    return feed_config_service_within(cfg, a, b) || feed_config_service_within(cfg, b, a);
+}
 
-    if (!st->installed || st->reasons == NULL) {
-        return true;
-    }
-    for (unsigned b = 0; b < STORE_REASON_BITMAP && b * 8 < cfg->n_reasons; b++) {
-        uint8_t v = st->reasons[b];
-
-        for (unsigned bit = 0; v != 0 && bit < 8; bit++, v = (uint8_t)(v >> 1)) {
-            unsigned r = b * 8 + bit;
-
-            if ((v & 1) != 0 && r < cfg->n_reasons &&
-                feed_config_service_within_any(cfg, svc, cfg->reasons[r].scope,
-                                               cfg->reasons[r].n_scope)) {
-                return true;
-            }
+static bool
+reason_touches(const struct feed_config *cfg, unsigned r, unsigned svc)
+{
+    for (size_t i = 0; i < cfg->reasons[r].n_scope; i++) {
+        if (services_overlap(cfg, svc, cfg->reasons[r].scope[i])) {
+            return true;
         }
     }
     return false;
 }
 
-/* Entry applies to (service, instant): window and scope (the reason's and any narrowing). */
+/* Rule 2's relevance: some reason the list's entries use covers the service or a part of it. A
+ * stale list (or one without data) is judged on what it could hold, not on its old data: any
+ * reason of the feed (its next entries could use it). */
 static bool
-entry_applies(const struct feed_config *cfg, const struct feed_entry *e, unsigned svc, int64_t at)
+list_relevant(const struct engine_request *req, unsigned l, unsigned svc, bool stale)
+{
+    const struct engine_list_state *st = &req->lists[l];
+    const struct feed_config *cfg = req->cfg;
+
+    for (unsigned r = 0; r < cfg->n_reasons; r++) {
+        bool used = stale || st->reasons == NULL ||
+                    (r / 8 < STORE_REASON_BITMAP && (st->reasons[r / 8] >> (r % 8) & 1) != 0);
+
+        if (used && reason_touches(cfg, r, svc)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* How an entry's scope (its reason's, narrowed by the entry's own when it has one) covers a
+ * service: the whole of it, a part of it (a sub-service: *part is the widest such service of
+ * the first overlap found), or nothing. Scopes are subtrees of the taxonomy, so three of them
+ * meet exactly when the deepest of their roots lies inside the other two. */
+enum cover { COVER_NONE, COVER_PART, COVER_FULL };
+
+static unsigned
+deeper(const struct feed_config *cfg, unsigned a, unsigned b)
+{
+    return cfg->services[b].depth > cfg->services[a].depth ? b : a;
+}
+
+static enum cover
+entry_cover(const struct feed_config *cfg, const struct feed_entry *e, unsigned svc, int *part)
 {
     const struct feed_reason *fr = &cfg->reasons[e->reason];
+    enum cover best = COVER_NONE;
+    size_t n_narrow = e->scope_count > 0 ? e->scope_count : 1;
 
-    if (at < e->valid_from || (e->valid_until != FEED_UNTIL_OPEN && at >= e->valid_until)) {
-        return false;
+    for (size_t i = 0; i < fr->n_scope; i++) {
+        for (size_t j = 0; j < n_narrow; j++) {
+            unsigned r = fr->scope[i];
+            unsigned d = deeper(cfg, svc, r);
+
+            if (e->scope_count > 0) {
+                d = deeper(cfg, d, e->scope[j]);
+                if (!feed_config_service_within(cfg, d, e->scope[j])) {
+                    continue;
+                }
+            }
+            if (!feed_config_service_within(cfg, d, svc) ||
+                !feed_config_service_within(cfg, d, r)) {
+                continue;
+            }
+            if (d == svc) {
+                return COVER_FULL;
+            }
+            if (best == COVER_NONE) {
+                best = COVER_PART;
+                *part = (int)d;
+            }
+        }
     }
-    if (!feed_config_service_within_any(cfg, svc, fr->scope, fr->n_scope)) {
-        return false;
+    return best;
+}
+
+/* The instant lies in the entry's window [valid_from, valid_until). */
+static bool
+entry_in_window(const struct feed_entry *e, int64_t t)
+{
+    return t >= e->valid_from && (e->valid_until == FEED_UNTIL_OPEN || t < e->valid_until);
+}
+
+/* An exempt entry of the restriction's list that lifts it (rule 4): found through the same
+ * identifier of the request, covering the whole service and in effect on the service date. An
+ * exemption of another identifier (someone else's, or another document) lifts nothing. */
+static const struct engine_hit *
+exemption_for(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
+              const struct engine_hit *restriction, unsigned svc)
+{
+    for (size_t i = 0; i < n_hits; i++) {
+        const struct engine_hit *h = &hits[i];
+        int part = -1;
+
+        if (h->list == restriction->list && h->id == restriction->id &&
+            h->e.kind == FEED_KIND_EXEMPT && entry_in_window(&h->e, req->at) &&
+            entry_cover(req->cfg, &h->e, svc, &part) == COVER_FULL) {
+            return h;
+        }
     }
-    if (e->scope_count > 0 && !feed_config_service_within_any(cfg, svc, e->scope, e->scope_count)) {
-        return false;
-    }
-    return true;
+    return NULL;
 }
 
 static bool
@@ -233,7 +301,10 @@ subject_minor(const struct engine_request *req)
         memset(&tmp, 0, sizeof(tmp));
         tmp.type = IDENT_CN_RID;
         tmp.birth_days = id->birth_days;
-        if (ident_age_at(&tmp, req->at, &years) == POSGATE_OK && years < AGE_OF_MAJORITY) {
+        /* the later instant: a minor then was a minor at the earlier one too */
+        if (ident_age_at(&tmp, req->at > req->wall_now ? req->at : req->wall_now, &years) ==
+                POSGATE_OK &&
+            years < AGE_OF_MAJORITY) {
             return true;
         }
     }
@@ -444,53 +515,45 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
     for (unsigned l = 0; l < cfg->n_lists; l++) {
         const struct feed_list *fl = &cfg->lists[l];
         const struct engine_list_state *st = &req->lists[l];
-        bool stale, exempt_strong = false, exempt_weak = false, matched = false;
-        const struct engine_hit *exemption = NULL;
+        bool stale, matched = false;
+        const struct engine_hit *lifted_by = NULL;
 
-        if (!gate_applies(req, l) || !list_relevant(req, l, (unsigned)svc)) {
+        stale = !st->installed || st->age_s > fl->stale_after_s;
+        if (!gate_applies(req, l) || !list_relevant(req, l, (unsigned)svc, stale)) {
             continue;
         }
-        stale = !st->installed || st->age_s > fl->stale_after_s;
         if (st->installed && st->age_s > res->data_age_s) {
             res->data_age_s = st->age_s;
         }
         for (size_t i = 0; i < n_hits; i++) {
             const struct engine_hit *h = &hits[i];
-
-            if (h->list != l || h->e.kind != FEED_KIND_EXEMPT ||
-                !entry_applies(cfg, &h->e, (unsigned)svc, req->at)) {
-                continue;
-            }
-            if (req->ids[h->id].type == IDENT_NAME_DOB) {
-                exempt_weak = true;
-            } else {
-                exempt_strong = true;
-            }
-            if (exemption == NULL || (req->ids[exemption->id].type == IDENT_NAME_DOB &&
-                                      req->ids[h->id].type != IDENT_NAME_DOB)) {
-                exemption = h;
-            }
-        }
-        for (size_t i = 0; i < n_hits; i++) {
-            const struct engine_hit *h = &hits[i];
-            bool by_name;
+            const struct engine_hit *ex;
+            bool by_name, now_in, at_in;
             enum engine_decision eff;
+            enum cover cov;
+            int part = -1;
             struct engine_reason *r;
             const struct feed_reason *fr;
 
-            if (h->list != l || h->e.kind != FEED_KIND_RESTRICT ||
-                !entry_applies(cfg, &h->e, (unsigned)svc, req->at)) {
+            if (h->list != l || h->e.kind != FEED_KIND_RESTRICT) {
                 continue;
             }
-            by_name = req->ids[h->id].type == IDENT_NAME_DOB;
-            if (exempt_strong || (exempt_weak && by_name)) {
-                continue; /* lifted by this list's exemption */
+            cov = entry_cover(cfg, &h->e, (unsigned)svc, &part);
+            now_in = entry_in_window(&h->e, req->wall_now);
+            at_in = entry_in_window(&h->e, req->at);
+            if (cov == COVER_NONE || (!now_in && !at_in)) {
+                continue;
+            }
+            ex = exemption_for(req, hits, n_hits, h, (unsigned)svc);
+            if (ex != NULL) {
+                lifted_by = lifted_by != NULL ? lifted_by : ex;
+                continue; /* lifted by an exemption of this list for the same identifier */
             }
             matched = true;
             fr = &cfg->reasons[h->e.reason];
+            by_name = req->ids[h->id].type == IDENT_NAME_DOB;
             eff = ENGINE_DENY;
-            r = NULL;
-            if (by_name) {
+            if (by_name || cov == COVER_PART || !now_in) {
                 eff = ENGINE_REFER;
             } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
                 eff = ENGINE_REFER;
@@ -507,6 +570,19 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
             if (by_name) {
                 snprintf(r->detail, sizeof(r->detail),
                          "name and birth date match only: verify the identity document");
+            } else if (cov == COVER_PART) {
+                snprintf(r->detail, sizeof(r->detail),
+                         "listed for %s, a part of %s: sell only what the listing does not "
+                         "cover",
+                         cfg->services[part].name, req->service);
+            } else if (!now_in) {
+                char from[32];
+
+                format_time(h->e.valid_from, from, sizeof(from));
+                snprintf(r->detail, sizeof(r->detail),
+                         "listing in effect on the service date but not at the time of sale "
+                         "(from %s)",
+                         from);
             } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
                 snprintf(r->detail, sizeof(r->detail),
                          "subject is under %d and reason %s refers minors", AGE_OF_MAJORITY,
@@ -519,23 +595,15 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
                 snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id, req->service);
             }
         }
-        if (!matched && exemption != NULL) {
-            /* Report an exemption only when it lifted something. */
-            bool lifted = false;
+        if (lifted_by != NULL) {
+            struct engine_reason *r = add_reason(res, ENGINE_REASON_EXEMPTION, ENGINE_ALLOW);
 
-            for (size_t i = 0; i < n_hits && !lifted; i++) {
-                lifted = hits[i].list == l && hits[i].e.kind == FEED_KIND_RESTRICT &&
-                         entry_applies(cfg, &hits[i].e, (unsigned)svc, req->at);
-            }
-            if (lifted) {
-                struct engine_reason *r = add_reason(res, ENGINE_REASON_EXEMPTION, ENGINE_ALLOW);
-
-                if (r != NULL) {
-                    fill_entry(r, cfg, exemption);
-                    snprintf(r->detail, sizeof(r->detail),
-                             "exemption %s lifts the restrictions of list %s",
-                             exemption->e.listing_id, fl->id);
-                }
+            if (r != NULL) {
+                fill_entry(r, cfg, lifted_by);
+                snprintf(r->detail, sizeof(r->detail),
+                         "exemption %s lifts the restrictions of list %s found through the same "
+                         "identifier",
+                         lifted_by->e.listing_id, fl->id);
             }
         }
         if (stale) {

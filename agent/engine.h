@@ -9,18 +9,23 @@
  * Rules, in the order they are applied:
  *   1. The service must be in the signed taxonomy (else POSGATE_ERR_INVALID).
  *   2. A list takes part only when it applies at the gate (its jurisdictions are empty or share
- *      one with the kiosk) and is relevant to the service (some reason its entries use covers
- *      the service; a list without data, or whose reasons are unknown, is relevant).
- *   3. An entry matches when its key is one of the subject's, the instant is in
- *      [valid_from, valid_until), and the service lies inside its scope (the entry's scope
- *      narrowing when present, and always the reason's scope; prefix match on dotted names).
- *   4. An exempt entry of a list that matches (subject, service, instant) lifts that list's
- *      restrictions, and only that list's. An exemption found through a name_dob key lifts only
- *      restrictions that were themselves matched through a name_dob key.
+ *      one with the kiosk) and is relevant to the service: some reason its entries use covers
+ *      the service or a part of it (a list whose reasons are unknown is relevant). A stale list,
+ *      or one without data, is judged on what it could hold: any reason of the feed.
+ *   3. Two instants: now (the sale, wall_now) and at (the service date, default now). A
+ *      restriction row matches when its key is one of the subject's, now or at lies in
+ *      [valid_from, valid_until), and its scope (the reason's, narrowed by the row's own) meets
+ *      the service (prefix match on dotted names). It counts in full only when it is in effect
+ *      now and its scope covers the whole service; one in effect only at `at`, or one that
+ *      covers only a sub-service of the one asked for (rail.hsr.first for rail.hsr), is a
+ *      REFER naming why. So no `at` can lift a listing in effect now.
+ *   4. An exempt row lifts a restriction of its own list matched through the same identifier of
+ *      the request, when it is in effect at `at` and covers the whole service. Someone else's
+ *      exemption, or one found through another document, lifts nothing.
  *   5. Per list, fresh data: a match DENYs, except a name_dob match (REFER) and a match whose
  *      reason says `minors: refer` when a cn_rid birth date shows the subject under 18 at the
- *      instant (REFER). Data older than stale_after (or not installed): policy refer → REFER;
- *      deny → DENY; allow → REFER on a match, else ALLOW.
+ *      later of now and at (REFER). Data older than stale_after (or not installed): policy
+ *      refer → REFER; deny → DENY; allow → REFER on a match, else ALLOW.
  *   6. DENY > REFER > ALLOW across lists.
  *   7. A wall clock earlier than the newest signed issue time seen is a clock fault: the
  *      decision is REFER whatever the lists say (no time-based rule can be trusted), with a
@@ -82,8 +87,8 @@ struct engine_hit {
 struct engine_request {
     const struct feed_config *cfg;
     const char *service;            /* dotted name, NUL-terminated */
-    int64_t at;                     /* the instant the check is about (seconds) */
-    int64_t wall_now;               /* the wall clock now (seconds) */
+    int64_t at;                     /* the service date (seconds); the caller bounds it */
+    int64_t wall_now;               /* the wall clock now: the sale (seconds) */
     int64_t newest_issue_seen;      /* newest signed issue time seen (store_meta) */
     const char (*jurisdictions)[3]; /* the kiosk's gate jurisdictions ("CN") */
     size_t n_jurisdictions;

@@ -72,7 +72,11 @@ posgate_request_set_name_dob(struct posgate_request *rq, const char *name, const
 /* The operator (clerk or kiosk id) recorded with the decision; copied. */
 POSGATE_API POSGATE_WUR enum posgate_err posgate_request_set_operator(struct posgate_request *rq,
                                                                       const char *op);
-/* The instant the check is about, RFC 3339 (default: now). */
+/* The service date, RFC 3339 (default: now): the day of the journey or the stay, which may be
+ * later than the sale. A check is about both instants: a listing in effect now applies
+ * whatever the service date (no date can lift it), and one in effect only on the service date
+ * gives REFER. posgate_check refuses (INVALID) a date before now minus the tolerance or after
+ * now plus the horizon (posgate_set_check_window). */
 POSGATE_API POSGATE_WUR enum posgate_err posgate_request_set_at(struct posgate_request *rq,
                                                                 const char *rfc3339);
 /* A supervisor override (by: the supervisor's id; reason: free text, both copied, no control
@@ -123,6 +127,13 @@ POSGATE_API POSGATE_WUR enum posgate_err posgate_set_audit_durability(struct pos
  * acknowledged events are kept (default 30). */
 POSGATE_API POSGATE_WUR enum posgate_err
 posgate_set_audit_limits(struct posgate *pg, uint64_t max_bytes, uint32_t retention_days);
+
+/* Bounds of a request's service date (posgate_request_set_at): at most tolerance_s before now
+ * (clock skew between the caller and the kiosk; default 300) and at most horizon_s after now
+ * (default 120 days). INVALID for a negative bound. */
+POSGATE_API POSGATE_WUR enum posgate_err posgate_set_check_window(struct posgate *pg,
+                                                                  int64_t tolerance_s,
+                                                                  int64_t horizon_s);
 
 /* The installed version as the JSON object `posgate status --json` prints; the caller frees
  * *out with posgate_free. */

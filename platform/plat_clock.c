@@ -2,6 +2,7 @@
 /* Wall and monotonic clocks, RFC 3339 and duration text. */
 #define _POSIX_C_SOURCE 200809L
 #include "plat_clock.h"
+#include "plat_clock_hook.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,32 +10,13 @@
 #include <string.h>
 #include <time.h>
 
-static int
-fake_now(int64_t *out)
-{
-    const char *s = getenv("POSGATE_FAKE_NOW");
-    char *end = NULL;
-    long long v;
-
-    if (s == NULL || *s == 0) {
-        return 0;
-    }
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != 0) {
-        return 0;
-    }
-    *out = (int64_t)v;
-    return 1;
-}
-
 int64_t
 plat_wall_us(void)
 {
     struct timespec ts;
     int64_t f;
 
-    if (fake_now(&f)) {
+    if (plat_clock_hook_now(&f)) {
         return f * 1000000;
     }
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -47,7 +29,7 @@ plat_wall_s(void)
     struct timespec ts;
     int64_t f;
 
-    if (fake_now(&f)) {
+    if (plat_clock_hook_now(&f)) {
         return f;
     }
     clock_gettime(CLOCK_REALTIME, &ts);

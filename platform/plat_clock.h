@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Clocks and time text. Wall time is what signed expiries are compared against; monotonic time
- * drives poll intervals and latencies and never jumps. Tests may override the wall clock with
- * POSGATE_FAKE_NOW (seconds since the epoch) so clock faults can be reproduced.
+ * drives poll intervals and latencies and never jumps. Only a build configured with
+ * POSGATE_TEST_HOOKS=ON lets the environment (POSGATE_FAKE_NOW, seconds since the epoch) set the
+ * wall clock, so that tests can reproduce clock faults; a shipped build reads the real clock
+ * whatever the environment says (plat_clock_hook.h).
  */
 #ifndef POSGATE_PLAT_CLOCK_H
 #define POSGATE_PLAT_CLOCK_H

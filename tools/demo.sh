@@ -31,7 +31,7 @@ if [[ $INSTALL == 1 ]]; then
     bash tools/install-deps.sh
 fi
 step "building"
-cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSGATE_TEST_HOOKS=OFF >/dev/null
 cmake --build "$ROOT/build" -j "$(nproc)" >/dev/null
 B=$ROOT/build
 export PATH="$B:$PATH"

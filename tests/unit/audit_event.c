@@ -50,6 +50,7 @@ rnd_event(struct audit_event *e)
     rnd_str(e->id, sizeof e->id);
     e->time_us = (int64_t)(rnd() % 4000000000000000ULL);
     e->mono_us = (int64_t)(rnd() % 100000000000ULL);
+    e->at = (int64_t)(rnd() % 4000000000ULL);
     e->decision = (enum audit_decision)(rnd() % 3);
     rnd_str(e->service, sizeof e->service);
     rnd_str(e->operator_id, sizeof e->operator_id);
@@ -106,6 +107,8 @@ reference(const struct audit_event *e, const char *device_id, uint64_t seq,
     cJSON_AddStringToObject(root, "id", e->id);
     plat_time_format(e->time_us / 1000000, t, sizeof t);
     cJSON_AddStringToObject(root, "time", t);
+    plat_time_format(e->at, t, sizeof t);
+    cJSON_AddStringToObject(root, "at", t);
     cJSON_AddNumberToObject(root, "time_us", (double)e->time_us);
     cJSON_AddNumberToObject(root, "mono_us", (double)e->mono_us);
     cJSON_AddStringToObject(root, "decision", audit_decision_name(e->decision));

@@ -193,18 +193,61 @@ test_validity_window(void)
 
     reset_request(&q, "air");
     h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "W-1");
-    q.at = FROM - 1;
+    q.newest_issue_seen = FROM - 86400; /* no clock fault at the instants below */
+    q.at = q.wall_now = FROM - 1;
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
-    q.at = FROM;
+    q.at = q.wall_now = FROM;
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
-    q.at = UNTIL - 1;
+    q.at = q.wall_now = UNTIL - 1;
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
-    q.at = UNTIL; /* lapses at valid_until, even offline */
+    q.at = q.wall_now = UNTIL; /* lapses at valid_until, even offline */
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
     h.e.valid_until = FEED_UNTIL_OPEN;
     q.at = UNTIL + 86400 * 3650;
     q.wall_now = q.at;
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+}
+
+/* Two instants: the sale (now) and the service date (at). No `at` lifts a listing in effect
+ * now; a listing in effect only on the service date refers. */
+static void
+test_sale_and_service_date(void)
+{
+    struct engine_request q;
+    struct engine_result res;
+    struct engine_hit h;
+
+    reset_request(&q, "air");
+    h = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "AT-1");
+    /* in effect now: a service date before it began or after it lapses changes nothing */
+    q.at = FROM - 86400 * 365;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    q.at = UNTIL + 86400;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK_STR(res.reasons[0].listing_id, "AT-1");
+    /* in effect only on the service date: REFER, saying so */
+    q.newest_issue_seen = FROM - 86400 * 2;
+    q.wall_now = FROM - 86400;
+    q.at = FROM + 86400;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_CONTAINS(res.reasons[0].detail, "service date");
+    /* in effect at neither: ALLOW */
+    q.at = FROM - 3600;
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    /* an exemption counts on the service date (a court-approved trip), not now */
+    {
+        struct engine_hit hx[2];
+
+        reset_request(&q, "air");
+        hx[0] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "AT-2");
+        hx[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "AT-EX");
+        hx[1].e.valid_from = T0 + 86400 * 10;
+        hx[1].e.valid_until = T0 + 86400 * 12;
+        CHECK_INT(decide(&q, hx, 2, &res), ENGINE_DENY);
+        q.at = T0 + 86400 * 11;
+        CHECK_INT(decide(&q, hx, 2, &res), ENGINE_ALLOW);
+        CHECK_INT(res.reasons[0].kind, ENGINE_REASON_EXEMPTION);
+    }
 }
 
 static void
@@ -218,8 +261,10 @@ test_scope_prefix(void)
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY); /* descendant covered */
     q.service = "rail.hsr";
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
-    q.service = "rail"; /* the parent is not */
-    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
+    q.service = "rail"; /* the parent is covered in part only: REFER naming the part */
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_CONTAINS(res.reasons[0].detail, "listed for rail.hsr, a part of rail");
+    CHECK_CONTAINS(res.notice, "REFER");
     q.service = "hotel.star";
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
     q.service = "air.first";
@@ -228,6 +273,12 @@ test_scope_prefix(void)
     h.e.scope_count = 1;
     h.e.scope[0] = 4;
     q.service = "rail.hsr";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_CONTAINS(res.reasons[0].detail, "listed for rail.hsr.first, a part of rail.hsr");
+    q.service = "rail";
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_REFER);
+    CHECK_CONTAINS(res.reasons[0].detail, "listed for rail.hsr.first, a part of rail");
+    q.service = "air"; /* inside the reason, outside the narrowing */
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_ALLOW);
     q.service = "rail.hsr.first";
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
@@ -265,14 +316,29 @@ test_exemptions(void)
     CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
     q.service = "rail.hsr";
     CHECK_INT(decide(&q, h, 2, &res), ENGINE_ALLOW);
-    /* An exemption through another of the subject's identifiers counts. */
+    /* An exemption found through another identifier of the request (someone else's, or
+     * another document) lifts nothing. */
     q.service = "air";
     q.n_ids = 2;
     h[1] = hit(1, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-9");
-    CHECK_INT(decide(&q, h, 2, &res), ENGINE_ALLOW);
-    /* ...but a name_dob exemption does not lift a document match. */
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
     ids[1].type = IDENT_NAME_DOB;
     CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+    /* An exemption for a part of the service does not lift the whole. */
+    q.n_ids = 1;
+    h[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-10");
+    h[1].e.scope_count = 1;
+    h[1].e.scope[0] = 4; /* rail.hsr.first */
+    q.service = "rail.hsr";
+    CHECK_INT(decide(&q, h, 2, &res), ENGINE_DENY);
+    /* Two identifiers listed, one exempted: the other listing stands. */
+    q.n_ids = 2;
+    ids[1].type = IDENT_PASSPORT;
+    h[0] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-1");
+    h[1] = hit(0, L_SPC, R_DEBTOR, FEED_KIND_EXEMPT, "SPC-EX-11");
+    h[2] = hit(1, L_SPC, R_DEBTOR, FEED_KIND_RESTRICT, "SPC-2");
+    CHECK_INT(decide(&q, h, 3, &res), ENGINE_DENY);
+    CHECK_STR(res.reasons[0].listing_id, "SPC-2");
 }
 
 static void
@@ -358,11 +424,16 @@ test_relevance(void)
     struct engine_result res;
     uint8_t avsec_only[STORE_REASON_BITMAP] = {1u << R_AVSEC};
 
-    /* A stale deny-list whose entries only restrict air does not deny a hotel room. */
+    /* A fresh list whose entries only restrict air takes no part in a hotel check... */
     reset_request(&q, "hotel.star");
-    states[L_NOFLY].age_s = 86400 * 10;
     states[L_NOFLY].reasons = avsec_only;
     CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_ALLOW);
+    CHECK_INT(res.n_reasons, 0);
+    /* ...but a stale one is judged on what it could hold, not on its old data: its policy
+     * (deny) applies to every service a reason of the feed covers. */
+    states[L_NOFLY].age_s = 86400 * 10;
+    CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
+    CHECK_INT(res.reasons[0].kind, ENGINE_REASON_STALE);
     q.service = "air.first";
     CHECK_INT(decide(&q, NULL, 0, &res), ENGINE_DENY);
     /* Unknown reasons: relevant everywhere. */
@@ -573,9 +644,9 @@ test_through_store(void)
     q.wall_now = T0 + 10 * 86400;
     q.at = q.wall_now;
     CHECK_OK(engine_check_store(r, &q, &res));
-    /* spc is stale (policy refer) and matches: REFER. The empty no-fly list (stale, deny) uses
-     * no reason, so it is not relevant to any service and does not deny. */
-    CHECK_INT(res.decision, ENGINE_REFER);
+    /* spc is stale (policy refer) and matches: REFER; but the empty no-fly list is stale too
+     * (policy deny), and an empty stale list is judged on what it could hold: DENY. */
+    CHECK_INT(res.decision, ENGINE_DENY);
     store_reader_free(r);
     store_close(s);
     crypto_hmac_key_cleanup(&k);
@@ -602,6 +673,7 @@ main(void)
     test_safety();
     test_allow_and_deny_fields();
     test_validity_window();
+    test_sale_and_service_date();
     test_scope_prefix();
     test_exemptions();
     test_jurisdiction();

@@ -127,7 +127,12 @@ test_time(void)
     CHECK_ERR(plat_duration_parse("99999999999999999999d", &t), POSGATE_ERR_INVALID);
     CHECK(plat_mono_ns() > 0);
     setenv("POSGATE_FAKE_NOW", "1000", 1);
+#ifdef POSGATE_TEST_HOOKS
     CHECK_INT(plat_wall_s(), 1000);
+#else
+    CHECK(plat_wall_s() > 1700000000); /* a shippable build ignores the environment */
+    CHECK(plat_wall_us() > 1700000000LL * 1000000);
+#endif
     unsetenv("POSGATE_FAKE_NOW");
     CHECK(plat_wall_s() > 1700000000);
 }
