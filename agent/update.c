@@ -680,7 +680,7 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
     struct store_list installed[STORE_LISTS_MAX];
     size_t n_installed = 0;
     enum posgate_err err;
-    int64_t v, exp, min_exp = INT64_MAX, newest = 0, oldest = INT64_MAX;
+    int64_t v, exp, min_exp = INT64_MAX, newest = 0, oldest = INT64_MAX, ts_issued;
     static const char *const roles[] = {"timestamp", "snapshot", "targets"};
     struct collect *lists = plat_calloc(r->cfg->n_lists + 1, sizeof(*lists));
     unsigned n_lists = 0;
@@ -763,9 +763,13 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
         m.root_version = v;
     }
     m.expires_at = min_exp == INT64_MAX ? 0 : min_exp;
-    /* Freshness: verified, unexpired metadata vouches for the data as of now; an expired bundle
-     * only as of its lists' own signed issue times. */
-    m.issued_at = r->res->expired_accepted ? (oldest == INT64_MAX ? 0 : oldest) : r->now;
+    /* Freshness counts from signed issue times only, never from the install: the timestamp's
+     * (TUF_ISSUED_FIELD: the operator vouched for the whole feed then), else each list's own.
+     * Old metadata from a lagging mirror or CDN is old data, however recently installed. An
+     * expired bundle counts only as of its lists' own signed issue times. */
+    ts_issued = tuf_client_role_issued(r->tc, "timestamp");
+    m.issued_at = r->res->expired_accepted ? (oldest == INT64_MAX ? 0 : oldest) : ts_issued;
+    newest = ts_issued > newest ? ts_issued : newest;
     if (newest > m.newest_issue_seen) {
         m.newest_issue_seen = newest;
     }

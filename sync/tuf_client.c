@@ -1462,15 +1462,11 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
 
 /* ---- state ---- */
 
-enum posgate_err
-tuf_client_role_info(const struct tuf_client *c, const char *role, int64_t *version,
-                     int64_t *expires)
+static const struct tuf_meta *
+role_meta(const struct tuf_client *c, const char *role)
 {
     const struct tuf_meta *m = NULL;
 
-    if (c == NULL || role == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
     if (strcmp(role, "root") == 0) {
         m = c->root;
     } else if (strcmp(role, "timestamp") == 0) {
@@ -1486,6 +1482,19 @@ tuf_client_role_info(const struct tuf_client *c, const char *role, int64_t *vers
             }
         }
     }
+    return m;
+}
+
+enum posgate_err
+tuf_client_role_info(const struct tuf_client *c, const char *role, int64_t *version,
+                     int64_t *expires)
+{
+    const struct tuf_meta *m;
+
+    if (c == NULL || role == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    m = role_meta(c, role);
     if (m == NULL) {
         return POSGATE_ERR_NOTFOUND;
     }
@@ -1496,6 +1505,18 @@ tuf_client_role_info(const struct tuf_client *c, const char *role, int64_t *vers
         *expires = m->expires;
     }
     return POSGATE_OK;
+}
+
+int64_t
+tuf_client_role_issued(const struct tuf_client *c, const char *role)
+{
+    const struct tuf_meta *m;
+
+    if (c == NULL || role == NULL) {
+        return 0;
+    }
+    m = role_meta(c, role);
+    return m != NULL ? m->issued : 0;
 }
 
 int

@@ -165,6 +165,10 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
 POSGATE_WUR enum posgate_err tuf_client_role_info(const struct tuf_client *c, const char *role,
                                                   int64_t *version, int64_t *expires);
 
+/* The signed issue time (TUF_ISSUED_FIELD, seconds) of a trusted role; 0 when the role is not
+ * trusted or its metadata carries none. */
+int64_t tuf_client_role_issued(const struct tuf_client *c, const char *role);
+
 /* 1 when accept_expired let expired metadata through in the last refresh. */
 int tuf_client_expired(const struct tuf_client *c);
 

@@ -862,6 +862,21 @@ tuf_meta_parse(const void *data, size_t len, enum tuf_role_type expected, struct
         err = fail(&p, POSGATE_ERR_PARSE, "expires \"%s\" is not an RFC 3339 time", tmp);
         goto out;
     }
+    /* posgate's signed issue time: what data age counts from (docs/tuf.md) */
+    exp = cJSON_GetObjectItemCaseSensitive(s, TUF_ISSUED_FIELD);
+    if (exp != NULL) {
+        plat_free(tmp);
+        tmp = NULL;
+        err = dup_string(&p, exp, TUF_ISSUED_FIELD, 64, &tmp);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+        if (plat_time_parse(tmp, &m->issued) != POSGATE_OK || m->issued <= 0) {
+            err = fail(&p, POSGATE_ERR_PARSE, TUF_ISSUED_FIELD " \"%s\" is not an RFC 3339 time",
+                       tmp);
+            goto out;
+        }
+    }
     switch (expected) {
     case TUF_ROLE_ROOT:
         err = parse_root(&p, s, m);

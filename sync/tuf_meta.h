@@ -50,6 +50,9 @@
 #define TUF_MAX_DELEG_ROLES   4096                  /* roles of one delegations object */
 #define TUF_MAX_PATHS         1024                  /* paths or prefixes of one role */
 #define TUF_NAME_MAX          1024                  /* role names, target paths, patterns */
+/* An extra field of "signed" that posgate's writer puts in every timestamp: the RFC 3339 time it
+ * was signed. Other TUF clients ignore it; ours counts data age from it (docs/tuf.md). */
+#define TUF_ISSUED_FIELD "x-posgate-issued"
 #define TUF_KEYID_MAX         128                   /* keyid characters */
 #define TUF_PEM_MAX           16384                 /* one public key */
 #define TUF_SIG_HEX_MAX       2048                  /* one signature in hex (RSA-8192 fits) */
@@ -133,6 +136,7 @@ struct tuf_meta {
     char spec_version[32];
     int64_t version;
     int64_t expires;         /* seconds since the epoch */
+    int64_t issued;          /* "x-posgate-issued" (any role; ours: the timestamp), 0: none */
     struct buf signed_canon; /* canonical JSON of "signed": the signed bytes */
     size_t nsigs;
     struct tuf_sig *sigs;

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "json_canon.h"
+#include "tuf_meta.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_mem.h"
@@ -2299,6 +2300,14 @@ build_timestamp(struct tuf_writer *w, cJSON **out)
         return POSGATE_ERR_NOMEM;
     }
     err = obj_set(body, "meta", meta);
+    if (err == POSGATE_OK) {
+        /* the signed issue time kiosks count data age from (TUF_ISSUED_FIELD) */
+        char t[32];
+
+        plat_time_format(writer_now(w), t, sizeof(t));
+        err = cJSON_AddStringToObject(body, TUF_ISSUED_FIELD, t) != NULL ? POSGATE_OK
+                                                                          : POSGATE_ERR_NOMEM;
+    }
     if (err == POSGATE_OK) {
         err = meta_entry(w, s, 1, &m);
     }

@@ -13,6 +13,8 @@
 # The policies and thresholds are read from the feed.json posgate-synth writes, so the test
 # follows the configuration. Then the daemon, its wall clock frozen 30 days back: it still
 # syncs at its poll interval (monotonic scheduling) and its checks answer REFER (clock fault).
+# Last, metadata signed five days ago and not yet expired (a lagging mirror or CDN): data age
+# counts from the signed issue time, not from the install, so a 48 h deny list is stale.
 # Usage: clock.sh BUILD_DIR
 set -euo pipefail
 B=${1:?usage: clock.sh BUILD_DIR}
@@ -165,4 +167,40 @@ if [[ -x $B/posgated ]]; then
     kill -TERM "$D_PID"; wait "$D_PID" || fail "posgated did not exit 0 on SIGTERM"
     echo "clock: daemon synced $((a1 - a0)) times in 4.5 s with its wall clock frozen 30 days back"
 fi
-echo "clock: clock fault and $stale_checks stale policies checked"
+
+# --- five-day-old, unexpired metadata is five-day-old data
+mkdir old && cd old
+cat > feed.json <<'JSON'
+{"feed_id": "old", "services": ["air"],
+ "lists": [{"id": "no-fly", "authority": "CAAC", "stale_after": "48h", "stale_policy": "deny"}],
+ "reasons": [{"id": "avsec", "authority": "CAAC", "legal_basis": "Art. 14", "contest": "12326",
+              "scope": ["air"]}]}
+JSON
+printf 'list,listing_id,kind,id_type,id_value,reason,valid_from,valid_until,scope\nno-fly,NF-1,restrict,passport,DEU:C01X00T47,avsec,2020-01-01,,\n' > e.csv
+OLD=$((NOW - 5 * 86400))
+POSGATE_FAKE_NOW=$OLD "$B/posgate-publish" init --state st --config feed.json --root-key ../root.key \
+    --threshold 1 --feed-key ../feed.key --list-key ../list.key >/dev/null
+POSGATE_FAKE_NOW=$OLD "$B/posgate-publish" update --state st --entries e.csv --out feed \
+    --expires 30d >/dev/null 2>&1
+"$B/posgate" --data-dir k init --root feed/metadata/1.root.json --list-key ../list.key \
+    --jurisdiction CN >/dev/null
+"$B/posgate" --data-dir k import feed >/dev/null || fail "unexpired old metadata refused"
+set +e
+"$B/posgate" --data-dir k check --service air --id national_id:FR:X1234567 --json >out.json
+rc=$?
+set -e
+python3 - <<'PY' || fail "five-day-old metadata counted as fresh: rc $rc $(cat out.json)"
+import json
+d = json.load(open("out.json"))
+assert d["decision"] == "deny", d
+assert d["data_age_s"] >= 5 * 86400 - 60, d
+assert "stale list" in d["reasons"][0]["detail"], d["reasons"]
+PY
+"$B/posgate" --data-dir k status --json | python3 -c '
+import json, sys, datetime
+d = json.load(sys.stdin)
+issued = datetime.datetime.strptime(d["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+assert abs(issued.timestamp() - '"$OLD"') < 120, d["issued_at"]' ||
+    fail "status issued_at is not the signed issue time"
+cd ..
+echo "clock: clock fault and $stale_checks stale policies checked; old metadata counts as old"
