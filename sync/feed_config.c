@@ -622,10 +622,44 @@ parse_reason(struct ctx *c, const cJSON *o, size_t i, struct feed_config *cfg,
     return POSGATE_OK;
 }
 
+/* Optional: the publisher adds it; whether a feed without it is acceptable is the kiosk's
+ * decision (list_key.h), not the parser's. */
+static enum posgate_err
+parse_list_key_check(struct ctx *c, const cJSON *root, struct feed_config *cfg)
+{
+    const char *s;
+    size_t n;
+    enum posgate_err err;
+
+    if (cJSON_GetObjectItemCaseSensitive(root, "list_key_check") == NULL) {
+        cfg->list_key_check[0] = 0;
+        return POSGATE_OK;
+    }
+    err = get_string(c, root, "feed.json", "list_key_check", 64, NULL, &s);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            n = 0;
+            break;
+        }
+    }
+    if (n != FEED_KEY_CHECK_HEX) {
+        return fail(c,
+                    "feed.json.list_key_check: expected %d lower-case hex digits, found \"%.64s\"",
+                    FEED_KEY_CHECK_HEX, s);
+    }
+    memcpy(cfg->list_key_check, s, n + 1);
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 parse_root(struct ctx *c, const cJSON *root, struct feed_config *cfg)
 {
-    static const char *const keys[] = {"feed_id", "services", "lists", "reasons", NULL};
+    static const char *const keys[] = {"feed_id", "list_key_check", "services",
+                                       "lists",   "reasons",        NULL};
     const cJSON *arr, *v;
     const char *s;
     size_t n, i;
@@ -653,6 +687,10 @@ parse_root(struct ctx *c, const cJSON *root, struct feed_config *cfg)
         }
     }
     memcpy(cfg->feed_id, s, i + 1);
+    err = parse_list_key_check(c, root, cfg);
+    if (err != POSGATE_OK) {
+        return err;
+    }
     err = parse_services(c, root, cfg);
     if (err != POSGATE_OK) {
         return err;

@@ -11,6 +11,11 @@
  *
  *   {
  *     "feed_id":  "cn-transport",                      1..64 of [A-Za-z0-9._-]
+ *     "list_key_check": "3f9c0a17d2b4e861",            16 lower-case hex digits: the list
+ *                                                      key's check value (list_key.h), added
+ *                                                      by posgate-publish; absent in the
+ *                                                      operator's input is fine, but a kiosk
+ *                                                      refuses a feed without it
  *     "services": ["air", "air.first", "rail", ...],   dotted labels of [a-z0-9_-], each
  *                                                      label 1..32, name <= 64, depth <= 8;
  *                                                      every dotted parent must be listed
@@ -65,6 +70,7 @@
 #define FEED_REASON_SCOPE_MAX  64         /* services per reason */
 #define FEED_NONE              UINT16_MAX /* "no index" (a root service's parent) */
 #define FEED_ERRMSG_MIN        160        /* errmsg buffers of this size hold any message */
+#define FEED_KEY_CHECK_HEX     16         /* list_key_check digits (LIST_KEY_CHECK_HEX) */
 
 /* Parse flags. */
 #define FEED_CONFIG_STRICT 0x1u /* refuse unknown keys (publisher); else ignore them (kiosk) */
@@ -106,6 +112,7 @@ struct feed_reason {
  * be read directly; the arrays have n_* elements. */
 struct feed_config {
     char feed_id[FEED_ID_MAX + 1];
+    char list_key_check[FEED_KEY_CHECK_HEX + 1]; /* "" when the feed has none */
     uint16_t n_services;
     uint16_t n_lists;
     uint16_t n_reasons;
