@@ -443,11 +443,38 @@ parse_services(struct ctx *c, const cJSON *root, struct feed_config *cfg)
     return POSGATE_OK;
 }
 
+/* "Z" or [+-]HH:MM with HH <= 14 and MM <= 59, into seconds east of UTC. */
+static bool
+parse_utc_offset(const char *s, int32_t *out)
+{
+    int h, m;
+
+    if (strcmp(s, "Z") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (strlen(s) != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':') {
+        return false;
+    }
+    for (size_t i = 1; i < 6; i++) {
+        if (i != 3 && (s[i] < '0' || s[i] > '9')) {
+            return false;
+        }
+    }
+    h = (s[1] - '0') * 10 + (s[2] - '0');
+    m = (s[4] - '0') * 10 + (s[5] - '0');
+    if (h > 14 || m > 59 || (h == 14 && m > 0)) {
+        return false;
+    }
+    *out = (int32_t)((s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60));
+    return true;
+}
+
 static enum posgate_err
 parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
 {
-    static const char *const keys[] = {"id",          "authority",    "jurisdictions",
-                                       "stale_after", "stale_policy", NULL};
+    static const char *const keys[] = {
+        "id", "authority", "jurisdictions", "stale_after", "stale_policy", "timezone", NULL};
     char where[32];
     const char *s;
     const cJSON *arr, *v;
@@ -526,6 +553,16 @@ parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
         l->stale_policy = FEED_STALE_DENY;
     } else {
         return fail(c, "%s.stale_policy: expected \"allow\", \"refer\" or \"deny\", found \"%s\"",
+                    where, s);
+    }
+    err = get_string(c, o, where, "timezone", 16, "Z", &s);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (!parse_utc_offset(s, &l->tz_offset_s)) {
+        return fail(c,
+                    "%s.timezone: expected a UTC offset like \"+08:00\" or \"-05:30\" (at most "
+                    "14 hours) or \"Z\", found \"%.16s\"",
                     where, s);
     }
     return POSGATE_OK;

@@ -5,7 +5,8 @@
 # instead of installing it and allowing every listed person; with the right key the import
 # works; once list.key in the data dir is replaced, status --json says list_key "mismatch",
 # verify exits 4, and a check is refused (exit 4 on the command line, HTTP 500 from posgated),
-# never ALLOW. (A feed configuration without the value is refused too: unit/update.)
+# never ALLOW. (A feed configuration without the value is refused too: unit/update.) Last, a
+# date-only valid_until of today in the list's timezone still applies now (whole days).
 # Usage: listkey.sh BUILD_DIR
 set -euo pipefail
 B=${1:?usage: listkey.sh BUILD_DIR}
@@ -141,4 +142,32 @@ code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer $TOKEN" 
 cp list.key good/list.key
 expect_rc 0 pg good verify
 expect_rc 1 pg good check --service rail.hsr --id "$LISTED"
+# ---- date-only bounds are whole days in the list's timezone (here "+00:00"): an entry whose
+# valid_until is today still applies now (until tomorrow 00:00 in the zone), one whose
+# valid_until is yesterday has lapsed. Before, a date-only valid_until ended at 00:00 UTC of
+# that day, so the first was ALLOW already.
+if (( $(date -u +%s) % 86400 > 86400 - 30 )); then sleep 31; fi # not across midnight
+TODAY=$(date -u +%F) YESTERDAY=$(date -u -d yesterday +%F) TOMORROW=$(date -u -d tomorrow +%F)
+LAPSED=cn_rid:110105198001010016
+python3 -c '
+import json; d = json.load(open("feed.json")); d["lists"][0]["timezone"] = "+00:00"
+json.dump(d, open("feed-tz.json", "w"))'
+cat > e2.csv <<EOF
+list,listing_id,kind,id_type,id_value,reason,valid_from,valid_until,scope
+court,C-1,restrict,cn_rid,${LISTED#cn_rid:},debtor,2020-01-01,$TODAY,
+court,C-2,restrict,cn_rid,${LAPSED#cn_rid:},debtor,2020-01-01,$YESTERDAY,
+EOF
+expect_rc 0 "$B/posgate-publish" init --state st-tz --config feed-tz.json --root-key root.key \
+    --threshold 1 --feed-key feedk.key --list-key list.key
+"$B/posgate-publish" update --state st-tz --entries e2.csv --out feed-tz >/dev/null 2>&1 ||
+    fail "publish update with dates"
+expect_rc 0 pg dated init --root feed-tz/metadata/1.root.json --list-key list.key --jurisdiction CN
+expect_rc 0 pg dated import feed-tz
+expect_rc 1 pg dated check --service rail.hsr --id "$LISTED" --json
+python3 -c '
+import json, sys
+r = json.load(open("out.txt"))["reasons"][0]
+assert r["valid_until"] == sys.argv[1] + "T00:00:00Z", r
+' "$TOMORROW" || fail "valid_until of today should end at tomorrow 00:00Z: $(cat out.txt)"
+expect_rc 0 pg dated check --service rail.hsr --id "$LAPSED"
 echo "listkey: ok"

@@ -412,6 +412,49 @@ test_list_key_check(void)
     }
 }
 
+/* lists[].timezone: a fixed UTC offset or "Z"; absent = UTC. */
+static void
+test_timezone(void)
+{
+    static const struct {
+        const char *tz;
+        int32_t off;
+    } good[] = {{"Z", 0},
+                {"+08:00", 8 * 3600},
+                {"-05:30", -(5 * 3600 + 30 * 60)},
+                {"+14:00", 14 * 3600},
+                {"-00:00", 0}};
+    static const char *const bad[] = {"+15:00", "+14:30", "08:00", "+8:00",        "+08:60",
+                                      "+0800",  "UTC",    "",      "Asia/Shanghai"};
+    struct feed_config *cfg = NULL;
+    char msg[FEED_ERRMSG_MIN], json[1024];
+
+    snprintf(json, sizeof(json), "{\"feed_id\":\"f\",%s,\"lists\":[%s],\"reasons\":[%s]}",
+             BASE_SERVICES, BASE_LIST, BASE_REASON);
+    CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+    CHECK(cfg != NULL && cfg->lists[0].tz_offset_s == 0);
+    feed_config_free(cfg);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cfg = NULL;
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\",\"timezone\":\"%s\"}],\"reasons\":[%s]}",
+                 BASE_SERVICES, good[i].tz, BASE_REASON);
+        CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+        CHECK(cfg != NULL && cfg->lists[0].tz_offset_s == good[i].off);
+        feed_config_free(cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\",\"timezone\":\"%s\"}],\"reasons\":[%s]}",
+                 BASE_SERVICES, bad[i], BASE_REASON);
+        expect_fail(json, 0, POSGATE_ERR_INVALID,
+                    bad[i][0] != 0 ? "lists[0].timezone" : "lists[0].timezone: expected 1 to",
+                    NULL);
+    }
+}
+
 int
 main(void)
 {
@@ -422,5 +465,6 @@ main(void)
     test_caps();
     test_alloc_failures();
     test_list_key_check();
+    test_timezone();
     return test_summary("feed_config");
 }
