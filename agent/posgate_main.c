@@ -90,7 +90,8 @@ static const char usage_init[] =
     "Creates the data dir (mode 0700): installs the trusted TUF root (which must be signed by a\n"
     "threshold of its own keys), a copy of the 32-byte list key (mode 0600; it never travels in\n"
     "the feed) and the gate jurisdictions (ISO 3166 alpha-2) this terminal checks for, and makes\n"
-    "the device key (device.key, mode 0600, and device.pub) that signs the audit trail.\n";
+    "the device key (device.key, mode 0600, and device.pub) that signs the audit trail. Prints\n"
+    "the list key's fingerprint: a feed's list_key_check must equal it, or import refuses it.\n";
 
 static int
 cmd_init(int argc, char **argv)

@@ -137,6 +137,10 @@ code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer $TOKEN" 
     "http://127.0.0.1:$DPORT/v1/status")
 [[ $code == 200 ]] && grep -q '"list_key": *"mismatch"' resp.json ||
     fail "posgated status: $code $(cat resp.json)"
+code=$(curl -s -o resp.json -w "%{http_code}" -H "Authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$DPORT/healthz")
+[[ $code == 503 ]] && grep -qi "list key mismatch" resp.json ||
+    fail "posgated healthz under the wrong key: $code $(cat resp.json)"
 
 # ---- the right key back: checks answer again
 cp list.key good/list.key
