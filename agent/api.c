@@ -88,6 +88,7 @@ posgate_open(const char *data_dir, struct posgate **out)
     if (err != POSGATE_OK) {
         goto fail;
     }
+    list_key_check(&pg->hmac, pg->key_check);
     err = store_open(pg->dd.store, 0, &pg->st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
@@ -643,6 +644,22 @@ posgate_set_check_window(struct posgate *pg, int64_t tolerance_s, int64_t horizo
     return POSGATE_OK;
 }
 
+/* CORRUPT (with msg) when the reader's version carries no list key check value or another key's:
+ * a comparison of two short strings, made under the version the engine just read. */
+static enum posgate_err
+key_matches(const struct posgate *pg, const struct store_reader *r, char *msg, size_t cap)
+{
+    const struct feed_config *cfg = store_reader_config(r);
+
+    if (cfg == NULL) {
+        return POSGATE_OK; /* nothing installed: the engine answered from no list */
+    }
+    if (list_key_check_match(cfg->list_key_check, pg->key_check, msg, cap) != POSGATE_OK) {
+        return POSGATE_ERR_CORRUPT;
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res)
 {
@@ -658,6 +675,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     if (res == NULL) {
         return POSGATE_ERR_INVALID;
     }
+    msg[0] = 0;
     buf_reset(&res->json);
     res->errmsg[0] = 0;
     res->err = POSGATE_OK;
@@ -723,6 +741,11 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         res->feed_version = store_reader_meta(r)->feed_version;
     }
     if (err == POSGATE_OK) {
+        /* the version the engine read must be keyed with this kiosk's list key, or its
+         * ALLOW means only that no key matched (list_key.h) */
+        err = key_matches(pg, r, msg, sizeof(msg));
+    }
+    if (err == POSGATE_OK) {
         err = own_texts(res);
     }
     if (err == POSGATE_OK) {
@@ -736,10 +759,12 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         return err;
     }
     if (err != POSGATE_OK) {
-        result_fail(res, err,
-                    err == POSGATE_ERR_NOTFOUND
-                        ? "no verified list data is installed (run posgate import)"
-                        : posgate_strerror(err));
+        if (err == POSGATE_ERR_NOTFOUND) {
+            snprintf(msg, sizeof(msg), "no verified list data is installed (run posgate import)");
+        } else if (msg[0] == 0) {
+            snprintf(msg, sizeof(msg), "%s", posgate_strerror(err));
+        }
+        result_fail(res, err, msg);
         ev.decision = AUDIT_REFER;
         ev.feed_version = res->feed_version;
         snprintf(ev.error, sizeof(ev.error), "%s", res->errmsg);
@@ -864,7 +889,7 @@ posgate_status_json(struct posgate *pg, char **out)
         return POSGATE_ERR_INVALID;
     }
     *out = NULL;
-    err = report_status_json(pg->st, plat_wall_s(), &b);
+    err = report_status_json(pg->st, pg->key_check, plat_wall_s(), &b);
     if (err != POSGATE_OK) {
         buf_free(&b);
         return err;

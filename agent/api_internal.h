@@ -29,8 +29,9 @@
 struct posgate {
     struct datadir dd;
     struct store *st;
-    struct crypto_hmac_key hmac; /* list key pads, computed once */
-    pthread_mutex_t lock;        /* guards the reader pool */
+    struct crypto_hmac_key hmac;            /* list key pads, computed once */
+    char key_check[LIST_KEY_CHECK_HEX + 1]; /* its check value (list_key.h), computed once */
+    pthread_mutex_t lock;                   /* guards the reader pool */
     struct store_reader *readers[API_READERS_MAX];
     size_t n_readers;
     uint8_t id_prefix[8];      /* random per open: decision ids stay unique across restarts */
@@ -72,6 +73,8 @@ struct posgate_result {
 
 /* The report codec (report.c): the check and status JSON objects. */
 POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
-POSGATE_WUR enum posgate_err report_status_json(struct store *st, int64_t now, struct buf *out);
+/* key_check: the kiosk's list key check value, compared with the installed feed's. */
+POSGATE_WUR enum posgate_err report_status_json(struct store *st, const char *key_check,
+                                                int64_t now, struct buf *out);
 
 #endif

@@ -805,8 +805,13 @@ daemon_health_from_status(const char *status_json, struct daemon_health *h)
                      cJSON_IsNumber(age) ? (long long)age->valuedouble : -1LL);
         }
     }
+    v = cJSON_GetObjectItemCaseSensitive(root, "list_key");
     if (h->feed_version <= 0) {
         snprintf(h->reason, sizeof(h->reason), "no verified list data is installed yet");
+    } else if (cJSON_IsString(v) && strcmp(v->valuestring, "mismatch") == 0) {
+        snprintf(h->reason, sizeof(h->reason),
+                 "list key mismatch: the installed feed was keyed with another list key; every "
+                 "check is refused");
     } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "metadata_expired"))) {
         v = cJSON_GetObjectItemCaseSensitive(root, "expires_at");
         snprintf(h->reason, sizeof(h->reason), "feed metadata expired at %.40s",

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "plat_file.h"
+#include "plat_mem.h"
 
 enum posgate_err
 datadir_init(struct datadir *d, const char *root)
@@ -68,5 +69,19 @@ datadir_read_list_key(const char *path, uint8_t key[LIST_KEY_LEN], char *errmsg,
         memcpy(key, b.data, LIST_KEY_LEN);
     }
     buf_wipe(&b);
+    return err;
+}
+
+enum posgate_err
+datadir_list_key_check(const char *path, char out[LIST_KEY_CHECK_HEX + 1], char *errmsg,
+                       size_t errcap)
+{
+    uint8_t key[LIST_KEY_LEN];
+    enum posgate_err err = datadir_read_list_key(path, key, errmsg, errcap);
+
+    if (err == POSGATE_OK) {
+        err = list_key_check_raw(key, sizeof(key), out);
+    }
+    plat_wipe(key, sizeof(key));
     return err;
 }

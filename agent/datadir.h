@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list_key.h"
 #include "posgate_err.h"
 
 #define DATADIR_PATH_MAX 4096
@@ -45,5 +46,10 @@ POSGATE_WUR enum posgate_err datadir_init(struct datadir *d, const char *root);
 /* Reads a 32-byte list key file; INVALID (with a message) when it is not exactly 32 bytes. */
 POSGATE_WUR enum posgate_err datadir_read_list_key(const char *path, uint8_t key[LIST_KEY_LEN],
                                                    char *errmsg, size_t errcap);
+/* The check value (list_key.h) of the list key file at path, into out; errors and messages as
+ * datadir_read_list_key. The key itself is wiped before returning. */
+POSGATE_WUR enum posgate_err datadir_list_key_check(const char *path,
+                                                    char out[LIST_KEY_CHECK_HEX + 1], char *errmsg,
+                                                    size_t errcap);
 
 #endif

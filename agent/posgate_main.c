@@ -18,7 +18,9 @@
 #include "bundle.h"
 #include "carrier.h"
 #include "datadir.h"
+#include "feed_config.h"
 #include "fetch.h"
+#include "list_key.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_mem.h"
@@ -88,7 +90,8 @@ static const char usage_init[] =
     "Creates the data dir (mode 0700): installs the trusted TUF root (which must be signed by a\n"
     "threshold of its own keys), a copy of the 32-byte list key (mode 0600; it never travels in\n"
     "the feed) and the gate jurisdictions (ISO 3166 alpha-2) this terminal checks for, and makes\n"
-    "the device key (device.key, mode 0600, and device.pub) that signs the audit trail.\n";
+    "the device key (device.key, mode 0600, and device.pub) that signs the audit trail. Prints\n"
+    "the list key's fingerprint: a feed's list_key_check must equal it, or import refuses it.\n";
 
 static int
 cmd_init(int argc, char **argv)
@@ -99,7 +102,7 @@ cmd_init(int argc, char **argv)
     struct datadir dd;
     struct buf rootb = BUF_INIT(TUF_DEFAULT_ROOT_MAX_LEN);
     uint8_t key[LIST_KEY_LEN];
-    char msg[1024];
+    char msg[1024], fingerprint[LIST_KEY_CHECK_HEX + 1];
     struct store *st = NULL;
     struct store_update *u = NULL;
     enum posgate_err err;
@@ -146,6 +149,11 @@ cmd_init(int argc, char **argv)
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate init: %s\n", msg);
         return err == POSGATE_ERR_INVALID ? EXIT_USAGE : EXIT_IO;
+    }
+    err = list_key_check_raw(key, sizeof(key), fingerprint);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate init: %s\n", posgate_strerror(err));
+        goto out;
     }
     err = plat_read_file(root, &rootb);
     if (err != POSGATE_OK) {
@@ -197,6 +205,7 @@ cmd_init(int argc, char **argv)
         printf(" %s", jur[i]);
     }
     printf("); next: posgate import FEEDDIR or BUNDLE\n");
+    printf("list key fingerprint %s (a feed's list_key_check must equal it)\n", fingerprint);
     rc = 0;
 out:
     store_update_abort(u);
@@ -795,6 +804,43 @@ out:
     return rc;
 }
 
+/* ---- list key ---- */
+
+/* Compares the installed feed config's list key check value with key_check (list_key.h).
+ * OK when they match or no feed is installed (*installed 0); CORRUPT with msg when they differ
+ * or the installed config has none; other errors when the config cannot be read. */
+static enum posgate_err
+installed_key_matches(struct store *st, const char *key_check, int *installed, char *msg,
+                      size_t cap)
+{
+    struct buf json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    struct feed_config *cfg = NULL;
+    enum posgate_err err;
+
+    *installed = 0;
+    err = store_get_config(st, &json);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        err = POSGATE_OK;
+        goto out;
+    }
+    if (err == POSGATE_OK) {
+        err = feed_config_parse(json.data, json.len, 0, &cfg, msg, cap);
+    }
+    if (err != POSGATE_OK) {
+        snprintf(msg, cap, "the installed feed config cannot be read: %s", posgate_strerror(err));
+        err = POSGATE_ERR_CORRUPT;
+        goto out;
+    }
+    *installed = 1;
+    if (list_key_check_match(cfg->list_key_check, key_check, msg, cap) != POSGATE_OK) {
+        err = POSGATE_ERR_CORRUPT;
+    }
+out:
+    feed_config_free(cfg);
+    buf_free(&json);
+    return err;
+}
+
 /* ---- status ---- */
 
 static const char usage_status[] =
@@ -851,6 +897,18 @@ cmd_status(int argc, char **argv)
             printf("verified at   %s\nexpires at    %s%s\n", t1, t2,
                    now >= m.expires_at ? "  (EXPIRED: import a newer feed)" : "");
         }
+        {
+            char kmsg[512];
+            int installed = 0;
+
+            if (installed_key_matches(pg->st, pg->key_check, &installed, kmsg, sizeof(kmsg)) ==
+                POSGATE_OK) {
+                printf("list key      %s (fingerprint %s)\n", installed ? "ok" : "none installed",
+                       pg->key_check);
+            } else {
+                printf("list key      MISMATCH: %s\n", kmsg);
+            }
+        }
         printf("jurisdictions");
         for (size_t i = 0; i < m.n_jurisdictions; i++) {
             printf(" %s", m.jurisdictions[i]);
@@ -881,8 +939,9 @@ static const char usage_verify[] =
     "usage: posgate [--data-dir DIR] verify [--json]\n"
     "\n"
     "Recomputes every installed list's state digest from the rows on disk and compares it with\n"
-    "the signed digest recorded at import, and checks the trusted TUF root. Exit 0 when all\n"
-    "match, 4 when the store was changed behind posgate's back or is damaged.\n";
+    "the signed digest recorded at import, checks the trusted TUF root, and that the installed\n"
+    "feed was keyed with the data dir's list.key (fingerprints compared). Exit 0 when all\n"
+    "match, 4 when the store or list.key was changed behind posgate's back or is damaged.\n";
 
 static int
 cmd_verify(int argc, char **argv)
@@ -923,6 +982,20 @@ cmd_verify(int argc, char **argv)
             err = POSGATE_ERR_CORRUPT;
         }
         tuf_client_free(tc);
+    }
+    if (err == POSGATE_OK) {
+        /* the installed feed must be keyed with the list key in the data dir, or every check
+         * is refused (someone replaced list.key, or the feed came from another publisher) */
+        char mine[LIST_KEY_CHECK_HEX + 1];
+        int installed = 0;
+
+        err = datadir_list_key_check(dd.list_key, mine, msg, sizeof(msg));
+        if (err == POSGATE_ERR_INVALID) {
+            err = POSGATE_ERR_CORRUPT;
+        }
+        if (err == POSGATE_OK) {
+            err = installed_key_matches(st, mine, &installed, msg, sizeof(msg));
+        }
     }
     rc = err == POSGATE_OK                                             ? 0
          : (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) ? EXIT_REJECTED

@@ -113,7 +113,7 @@ report_result_json(const struct posgate_result *res, struct buf *out)
 }
 
 enum posgate_err
-report_status_json(struct store *st, int64_t now, struct buf *out)
+report_status_json(struct store *st, const char *key_check, int64_t now, struct buf *out)
 {
     struct store_meta m;
     struct store_list *lists = NULL;
@@ -173,6 +173,16 @@ report_status_json(struct store *st, int64_t now, struct buf *out)
     cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
     if (cfg != NULL) {
         cJSON_AddStringToObject(root, "feed_id", cfg->feed_id);
+    }
+    /* whether the installed feed was keyed with this kiosk's list key (list_key.h): on
+     * "mismatch" every check is refused until the right key or a matching feed is installed */
+    cJSON_AddStringToObject(root, "list_key",
+                            cfg == NULL                                   ? "none"
+                            : strcmp(cfg->list_key_check, key_check) == 0 ? "ok"
+                                                                          : "mismatch");
+    cJSON_AddStringToObject(root, "list_key_fingerprint", key_check);
+    if (cfg != NULL) {
+        cJSON_AddStringToObject(root, "feed_list_key_fingerprint", cfg->list_key_check);
     }
     j = cJSON_AddArrayToObject(root, "jurisdictions");
     for (size_t i = 0; j != NULL && i < m.n_jurisdictions; i++) {

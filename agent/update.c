@@ -18,6 +18,7 @@
 #include "feed_config.h"
 #include "feed_records.h"
 #include "json_canon.h"
+#include "list_key.h"
 #include "pins.h"
 #include "plat_clock.h"
 #include "plat_file.h"
@@ -575,6 +576,27 @@ out:
     return err;
 }
 
+/* The entries are keyed hashes under the publisher's list key: under another key nothing
+ * would match and every listed person would be allowed. The feed must name this kiosk's key
+ * (list_key.h); a feed without the value is refused too (fail closed). */
+static enum posgate_err
+check_list_key(struct run *r)
+{
+    char mine[LIST_KEY_CHECK_HEX + 1], msg[DATADIR_PATH_MAX + 128];
+    enum posgate_err err;
+
+    err = datadir_list_key_check(r->dd.list_key, mine, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fail(r, "%s", msg);
+        return err == POSGATE_ERR_INVALID ? POSGATE_ERR_CORRUPT : err; /* a damaged key file */
+    }
+    err = list_key_check_match(r->cfg->list_key_check, mine, r->errmsg, r->errcap);
+    if (err != POSGATE_OK) {
+        return POSGATE_ERR_REJECTED;
+    }
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 load_config(struct run *r, struct buf *json)
 {
@@ -609,7 +631,7 @@ load_config(struct run *r, struct buf *json)
         fail(r, "config/feed.json: %s", msg);
         return POSGATE_ERR_REJECTED;
     }
-    return POSGATE_OK;
+    return check_list_key(r);
 }
 
 static enum posgate_err

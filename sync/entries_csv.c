@@ -513,12 +513,20 @@ reason_name(const struct feed_config *cfg, unsigned i)
     return cfg->reasons[i].id;
 }
 
+/* A bound of the row: an RFC 3339 timestamp as given, or a date (YYYY-MM-DD) as a whole day in
+ * the list's timezone (feed_config.h): valid_from from the start of that day, valid_until to
+ * the start of the next (the day itself included). */
 static enum posgate_err
-parse_time(struct entries_csv *r, const char *col, const char *s, size_t len, int64_t *out)
+parse_time(struct entries_csv *r, const char *col, const char *s, size_t len, int32_t tz_offset_s,
+           int until, int64_t *out)
 {
     char shown_buf[96];
+    enum posgate_err err = plat_time_parse(s, out);
 
-    if (plat_time_parse(s, out) != POSGATE_OK || *out < 0 || *out > FEED_TIME_MAX) {
+    if (err == POSGATE_OK && len == 10) {
+        *out += (until ? 86400 : 0) - (int64_t)tz_offset_s;
+    }
+    if (err != POSGATE_OK || *out < 0 || *out > FEED_TIME_MAX) {
         shown(shown_buf, sizeof shown_buf, s, len);
         emsg(r,
              "%s \"%s\" is not a date: expected YYYY-MM-DD or RFC 3339 "
@@ -691,14 +699,16 @@ entries_csv_next(struct entries_csv *r, struct entries_row *row)
         emsg(r, "valid_from is empty; expected YYYY-MM-DD or RFC 3339");
         return POSGATE_ERR_INVALID;
     }
-    err = parse_time(r, "valid_from", fv[C_FROM], lv[C_FROM], &e->valid_from);
+    err = parse_time(r, "valid_from", fv[C_FROM], lv[C_FROM], r->cfg->lists[li].tz_offset_s, 0,
+                     &e->valid_from);
     if (err != POSGATE_OK) {
         return err;
     }
     if (lv[C_UNTIL] == 0) {
         e->valid_until = FEED_UNTIL_OPEN;
     } else {
-        err = parse_time(r, "valid_until", fv[C_UNTIL], lv[C_UNTIL], &e->valid_until);
+        err = parse_time(r, "valid_until", fv[C_UNTIL], lv[C_UNTIL], r->cfg->lists[li].tz_offset_s,
+                         1, &e->valid_until);
         if (err != POSGATE_OK) {
             return err;
         }

@@ -19,8 +19,10 @@
  *   id_type      cn_rid | cn_uscc | passport | mrz | national_id | name_dob (ident.h)
  *   id_value     valid for its type, check digits included (ident_parse)
  *   reason       a reason id of feed.json
- *   valid_from   YYYY-MM-DD or RFC 3339 (UTC when no offset); required
- *   valid_until  the same, later than valid_from; empty = open-ended
+ *   valid_from   YYYY-MM-DD (from the start of that day in the list's timezone,
+ *                feed_config.h) or RFC 3339 (UTC when no offset); required
+ *   valid_until  the same, later than valid_from; a date is inclusive (to the start of
+ *                the next day in the list's timezone); empty = open-ended
  *   scope        empty = the reason's scope; else services joined by ';', each in the
  *                taxonomy and inside the reason's scope (a narrowing, never a widening)
  */

@@ -443,11 +443,38 @@ parse_services(struct ctx *c, const cJSON *root, struct feed_config *cfg)
     return POSGATE_OK;
 }
 
+/* "Z" or [+-]HH:MM with HH <= 14 and MM <= 59, into seconds east of UTC. */
+static bool
+parse_utc_offset(const char *s, int32_t *out)
+{
+    int h, m;
+
+    if (strcmp(s, "Z") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (strlen(s) != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':') {
+        return false;
+    }
+    for (size_t i = 1; i < 6; i++) {
+        if (i != 3 && (s[i] < '0' || s[i] > '9')) {
+            return false;
+        }
+    }
+    h = (s[1] - '0') * 10 + (s[2] - '0');
+    m = (s[4] - '0') * 10 + (s[5] - '0');
+    if (h > 14 || m > 59 || (h == 14 && m > 0)) {
+        return false;
+    }
+    *out = (int32_t)((s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60));
+    return true;
+}
+
 static enum posgate_err
 parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
 {
-    static const char *const keys[] = {"id",          "authority",    "jurisdictions",
-                                       "stale_after", "stale_policy", NULL};
+    static const char *const keys[] = {
+        "id", "authority", "jurisdictions", "stale_after", "stale_policy", "timezone", NULL};
     char where[32];
     const char *s;
     const cJSON *arr, *v;
@@ -526,6 +553,16 @@ parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
         l->stale_policy = FEED_STALE_DENY;
     } else {
         return fail(c, "%s.stale_policy: expected \"allow\", \"refer\" or \"deny\", found \"%s\"",
+                    where, s);
+    }
+    err = get_string(c, o, where, "timezone", 16, "Z", &s);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (!parse_utc_offset(s, &l->tz_offset_s)) {
+        return fail(c,
+                    "%s.timezone: expected a UTC offset like \"+08:00\" or \"-05:30\" (at most "
+                    "14 hours) or \"Z\", found \"%.16s\"",
                     where, s);
     }
     return POSGATE_OK;
@@ -622,10 +659,44 @@ parse_reason(struct ctx *c, const cJSON *o, size_t i, struct feed_config *cfg,
     return POSGATE_OK;
 }
 
+/* Optional: the publisher adds it; whether a feed without it is acceptable is the kiosk's
+ * decision (list_key.h), not the parser's. */
+static enum posgate_err
+parse_list_key_check(struct ctx *c, const cJSON *root, struct feed_config *cfg)
+{
+    const char *s;
+    size_t n;
+    enum posgate_err err;
+
+    if (cJSON_GetObjectItemCaseSensitive(root, "list_key_check") == NULL) {
+        cfg->list_key_check[0] = 0;
+        return POSGATE_OK;
+    }
+    err = get_string(c, root, "feed.json", "list_key_check", 64, NULL, &s);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            n = 0;
+            break;
+        }
+    }
+    if (n != FEED_KEY_CHECK_HEX) {
+        return fail(c,
+                    "feed.json.list_key_check: expected %d lower-case hex digits, found \"%.64s\"",
+                    FEED_KEY_CHECK_HEX, s);
+    }
+    memcpy(cfg->list_key_check, s, n + 1);
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 parse_root(struct ctx *c, const cJSON *root, struct feed_config *cfg)
 {
-    static const char *const keys[] = {"feed_id", "services", "lists", "reasons", NULL};
+    static const char *const keys[] = {"feed_id", "list_key_check", "services",
+                                       "lists",   "reasons",        NULL};
     const cJSON *arr, *v;
     const char *s;
     size_t n, i;
@@ -653,6 +724,10 @@ parse_root(struct ctx *c, const cJSON *root, struct feed_config *cfg)
         }
     }
     memcpy(cfg->feed_id, s, i + 1);
+    err = parse_list_key_check(c, root, cfg);
+    if (err != POSGATE_OK) {
+        return err;
+    }
     err = parse_services(c, root, cfg);
     if (err != POSGATE_OK) {
         return err;

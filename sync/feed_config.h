@@ -11,6 +11,11 @@
  *
  *   {
  *     "feed_id":  "cn-transport",                      1..64 of [A-Za-z0-9._-]
+ *     "list_key_check": "3f9c0a17d2b4e861",            16 lower-case hex digits: the list
+ *                                                      key's check value (list_key.h), added
+ *                                                      by posgate-publish; absent in the
+ *                                                      operator's input is fine, but a kiosk
+ *                                                      refuses a feed without it
  *     "services": ["air", "air.first", "rail", ...],   dotted labels of [a-z0-9_-], each
  *                                                      label 1..32, name <= 64, depth <= 8;
  *                                                      every dotted parent must be listed
@@ -21,7 +26,11 @@
  *       "jurisdictions": ["CN"],                       ISO 3166 alpha-2, upper case;
  *                                                      [] or absent = everywhere
  *       "stale_after":   "7d",                         DURATION (plat_duration_parse), > 0
- *       "stale_policy":  "refer"                       allow|refer|deny; absent = refer
+ *       "stale_policy":  "refer",                      allow|refer|deny; absent = refer
+ *       "timezone":      "+08:00"                      the list's UTC offset, [+-]HH:MM
+ *                                                      (HH <= 14, MM < 60) or "Z"; absent =
+ *                                                      UTC; a date-only valid_from/valid_until
+ *                                                      of entries.csv is a whole day there
  *     }],
  *     "reasons": [{
  *       "id":          "court-enforcement",            1..32 of [a-z0-9_-], unique
@@ -33,6 +42,13 @@
  *       "minors":      "refer"                         deny|refer; absent = deny
  *     }]
  *   }
+ *
+ * Dates: the publisher turns a date-only bound of entries.csv into an instant with the list's
+ * timezone (entries_csv.h): with "+08:00", valid_from 2026-01-01 starts at
+ * 2025-12-31T16:00:00Z and valid_until 2026-12-31 (inclusive: the whole day) ends at
+ * 2026-12-31T16:00:00Z; a full RFC 3339 timestamp is taken as given. Kiosks receive instants
+ * only. A fixed offset rather than a zone name: a whole day stays 24 hours, whatever daylight
+ * saving time a region observes (an issuer with DST writes timestamps).
  *
  * Text fields may hold any UTF-8 except control characters (tab and newline are allowed in
  * legal_basis and contest). Unknown keys are refused with FEED_CONFIG_STRICT (the publisher's
@@ -65,6 +81,7 @@
 #define FEED_REASON_SCOPE_MAX  64         /* services per reason */
 #define FEED_NONE              UINT16_MAX /* "no index" (a root service's parent) */
 #define FEED_ERRMSG_MIN        160        /* errmsg buffers of this size hold any message */
+#define FEED_KEY_CHECK_HEX     16         /* list_key_check digits (LIST_KEY_CHECK_HEX) */
 
 /* Parse flags. */
 #define FEED_CONFIG_STRICT 0x1u /* refuse unknown keys (publisher); else ignore them (kiosk) */
@@ -89,6 +106,7 @@ struct feed_list {
     int64_t stale_after_s;                         /* > 0 */
     char stale_after[16]; /* the DURATION text as written, for notices ("7d") */
     enum feed_stale_policy stale_policy;
+    int32_t tz_offset_s; /* "timezone": seconds east of UTC (0 when absent) */
 };
 
 struct feed_reason {
@@ -106,6 +124,7 @@ struct feed_reason {
  * be read directly; the arrays have n_* elements. */
 struct feed_config {
     char feed_id[FEED_ID_MAX + 1];
+    char list_key_check[FEED_KEY_CHECK_HEX + 1]; /* "" when the feed has none */
     uint16_t n_services;
     uint16_t n_lists;
     uint16_t n_reasons;

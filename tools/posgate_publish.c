@@ -47,6 +47,7 @@
 #include "crypto.h"
 #include "entries_csv.h"
 #include "json_canon.h"
+#include "list_key.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_mem.h"
@@ -300,6 +301,72 @@ load_config(const char *path, struct feed_config **cfg, struct buf *raw)
     if (err != POSGATE_OK) {
         die_msg("%s: %s", path, msg);
     }
+    return err;
+}
+
+/* The feed configuration as kiosks receive it: the operator's feed.json with the list key's
+ * check value (list_key.h) inserted as its first member, every other byte as written, so that a
+ * kiosk holding another list key refuses the feed instead of allowing everyone. A value
+ * already present must be this key's (a different one means the list key file is not the one
+ * the feed was set up with). *added is 1 when the value was inserted; *cfg is then re-parsed
+ * from the new bytes (which must still fit FEED_CONFIG_MAX_BYTES). */
+static enum posgate_err
+add_key_check(const char *where, const struct crypto_hmac_key *hk, struct buf *raw,
+              struct feed_config **cfg, int *added)
+{
+    char check[LIST_KEY_CHECK_HEX + 1];
+    struct buf out = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    struct feed_config *c = NULL;
+    const char *p = (const char *)raw->data;
+    size_t open = 0;
+    enum posgate_err err = POSGATE_OK;
+
+    *added = 0;
+    list_key_check(hk, check);
+    if ((*cfg)->list_key_check[0] != 0) {
+        if (strcmp((*cfg)->list_key_check, check) != 0) {
+            die_msg("%s: list_key_check is %s, but the list key's fingerprint is %s: the list "
+                    "key is not the one this feed configuration names",
+                    where, (*cfg)->list_key_check, check);
+            err = POSGATE_ERR_REJECTED;
+        }
+        goto out;
+    }
+    while (open < raw->len && p[open] != '{') {
+        open++;
+    }
+    if (open == raw->len) {
+        die_msg("%s: expected a JSON object, found no \"{\"", where);
+        err = POSGATE_ERR_INVALID;
+        goto out;
+    }
+    err = buf_append(&out, raw->data, open + 1);
+    if (err == POSGATE_OK) {
+        err = buf_printf(&out, "\n  \"list_key_check\": \"%s\",", check);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_append(&out, p + open + 1, raw->len - open - 1);
+    }
+    if (err != POSGATE_OK) {
+        die_msg("%s: cannot add list_key_check: %s", where, posgate_strerror(err));
+        goto out;
+    }
+    err = feed_config_parse(out.data, out.len, FEED_CONFIG_STRICT, &c, NULL, 0);
+    if (err != POSGATE_OK) {
+        die_msg("%s: with list_key_check added it no longer parses: %s", where,
+                posgate_strerror(err));
+        goto out;
+    }
+    feed_config_free(*cfg);
+    *cfg = c;
+    buf_reset(raw);
+    err = buf_append(raw, out.data, out.len);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    *added = 1;
+out:
+    buf_free(&out);
     return err;
 }
 
@@ -1573,7 +1640,7 @@ cmd_update(int argc, char **argv)
     struct item pending;
     FILE *in = NULL;
     char p[PATH_CAP], workdir[PATH_CAP], msg[ENTRIES_CSV_ERRMSG_MAX], label[PATH_CAP];
-    int help, have_pending = 0, refused = 0, cfg_changed = 0;
+    int help, have_pending = 0, refused = 0, cfg_changed = 0, key_check_added = 0;
     int64_t expires, now = plat_wall_s();
     uint64_t total = 0;
     size_t i, changed = 0;
@@ -1609,6 +1676,16 @@ cmd_update(int argc, char **argv)
     }
     if (err == POSGATE_OK) {
         err = load_list_key(s.list_key, &hk);
+    }
+    if (err == POSGATE_OK) {
+        /* a state made before feeds carried the check value gets it now, and publishes it */
+        err = add_key_check(p, &hk, &cfg_raw, &cfg, &key_check_added);
+    }
+    if (err == POSGATE_OK && key_check_added) {
+        err = plat_write_atomic(p, cfg_raw.data, cfg_raw.len, 0644);
+        if (err != POSGATE_OK) {
+            die_msg("cannot write %s: %s", p, posgate_strerror(err));
+        }
     }
     if (err == POSGATE_OK) {
         err = keyring_load(&s, &o[5], &kr);
@@ -1987,7 +2064,7 @@ cmd_init(int argc, char **argv)
     struct tuf_writer_init wi;
     struct tuf_writer *w = NULL;
     char p[PATH_CAP], msg[TUF_WRITER_ERRMSG_MAX], *end = NULL;
-    int help;
+    int help, key_check_added = 0;
     unsigned long thr;
     size_t i;
     enum posgate_err err = POSGATE_ERR_USAGE;
@@ -2042,6 +2119,9 @@ cmd_init(int argc, char **argv)
     err = abs_path(optv(&o[5]), s.list_key, sizeof s.list_key);
     if (err == POSGATE_OK) {
         err = load_list_key(s.list_key, &hk);
+    }
+    if (err == POSGATE_OK) {
+        err = add_key_check(optv(&o[1]), &hk, &cfg_raw, &cfg, &key_check_added);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -2120,8 +2200,9 @@ cmd_init(int argc, char **argv)
     if (err != POSGATE_OK) {
         goto out;
     }
-    printf("initialised %s: %zu root key(s), threshold %lu; feed %s with %u list(s)\n", s.dir,
-           s.nroot, thr, cfg->feed_id, (unsigned)cfg->n_lists);
+    printf("initialised %s: %zu root key(s), threshold %lu; feed %s with %u list(s); list key "
+           "fingerprint %s\n",
+           s.dir, s.nroot, thr, cfg->feed_id, (unsigned)cfg->n_lists, cfg->list_key_check);
 out:
     tuf_writer_free(w);
     crypto_hmac_key_cleanup(&hk);

@@ -24,7 +24,9 @@ static const char config_json[] =
     "\"rail.hsr.first\",\"hotel\"],"
     "\"lists\":[{\"id\":\"court\",\"authority\":\"C\",\"jurisdictions\":[\"CN\"],"
     "\"stale_after\":\"7d\",\"stale_policy\":\"refer\"},"
-    "{\"id\":\"air-ban\",\"authority\":\"A\",\"stale_after\":\"2d\",\"stale_policy\":\"deny\"}],"
+    "{\"id\":\"air-ban\",\"authority\":\"A\",\"stale_after\":\"2d\",\"stale_policy\":\"deny\"},"
+    "{\"id\":\"east\",\"authority\":\"E\",\"stale_after\":\"2d\",\"timezone\":\"+08:00\"},"
+    "{\"id\":\"west\",\"authority\":\"W\",\"stale_after\":\"2d\",\"timezone\":\"-05:30\"}],"
     "\"reasons\":[{\"id\":\"debt\",\"authority\":\"C\",\"legal_basis\":\"L\",\"contest\":\"X\","
     "\"scope\":[\"air\",\"rail.hsr\"]},"
     "{\"id\":\"unruly\",\"authority\":\"A\",\"legal_basis\":\"L\",\"contest\":\"X\","
@@ -246,8 +248,11 @@ test_rows(void)
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,,,", "line 3: valid_from is empty"},
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,01/02/2020,,",
              "line 3: valid_from \"01/02/2020\" is not a date"},
-            {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-01,2020-01-01,",
-             "line 3: valid_until 2020-01-01 is not later than valid_from 2020-01-01"},
+            {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-02,2020-01-01,",
+             "line 3: valid_until 2020-01-01 is not later than valid_from 2020-01-02"},
+            {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-01T00:00:00Z,"
+             "2020-01-01T00:00:00Z,",
+             "line 3: valid_until 2020-01-01T00:00:00Z is not later than valid_from"},
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-01,,boat",
              "line 3: scope: unknown service \"boat\""},
             {"court,C-1,restrict,cn_rid,11010519491231002X,debt,2020-01-01,,hotel",
@@ -286,6 +291,60 @@ test_rows(void)
               POSGATE_ERR_INVALID);
     CHECK_INT(rows, 1);
     CHECK_CONTAINS(msg, "entries.csv line 5: id_value");
+}
+
+/* One row's bounds: the instants the publisher writes for from and until on list. */
+static void
+bounds(const char *list, const char *from, const char *until, int64_t *f, int64_t *u)
+{
+    char text[512], msg[ENTRIES_CSV_ERRMSG_MAX];
+    struct entries_row row;
+    size_t rows = 0;
+
+    snprintf(text, sizeof text, HDR "%s,C-1,restrict,cn_rid,11010519491231002X,debt,%s,%s,\n", list,
+             from, until);
+    memset(&row, 0, sizeof row);
+    CHECK_OK(parse_text(text, &rows, &row, msg, sizeof msg));
+    CHECK_INT(rows, 1);
+    *f = row.entry.valid_from;
+    *u = row.entry.valid_until;
+}
+
+static int64_t
+instant(const char *rfc3339)
+{
+    int64_t t = 0;
+
+    CHECK_OK(plat_time_parse(rfc3339, &t));
+    return t;
+}
+
+/* A date-only bound is a whole day in the list's timezone (UTC by default): valid_from from the
+ * start of the day, valid_until to the start of the next (inclusive); timestamps as given. */
+static void
+test_dates(void)
+{
+    int64_t f, u;
+
+    /* UTC+8: the day of 2026-12-31 there ends at 16:00 UTC; 2026-01-01 starts the day before */
+    bounds("east", "2026-01-01", "2026-12-31", &f, &u);
+    CHECK_INT(f, instant("2025-12-31T16:00:00Z"));
+    CHECK_INT(u, instant("2026-12-31T16:00:00Z"));
+    /* UTC (no timezone): until 2026-12-31 includes that whole day */
+    bounds("court", "2026-01-01", "2026-12-31", &f, &u);
+    CHECK_INT(f, instant("2026-01-01T00:00:00Z"));
+    CHECK_INT(u, instant("2027-01-01T00:00:00Z"));
+    /* west of UTC, with minutes */
+    bounds("west", "2026-03-01", "2026-03-01", &f, &u);
+    CHECK_INT(f, instant("2026-03-01T05:30:00Z"));
+    CHECK_INT(u, instant("2026-03-02T05:30:00Z")); /* a one-day listing */
+    /* full timestamps are taken as given, whatever the list's zone */
+    bounds("east", "2026-01-01T00:00:00Z", "2026-12-31T10:00:00+08:00", &f, &u);
+    CHECK_INT(f, instant("2026-01-01T00:00:00Z"));
+    CHECK_INT(u, instant("2026-12-31T02:00:00Z"));
+    /* mixed: a date-only until in the zone after a timestamp from */
+    bounds("east", "2026-12-31T15:00:00Z", "2026-12-31", &f, &u);
+    CHECK_INT(u - f, 3600);
 }
 
 static void
@@ -328,6 +387,7 @@ main(void)
     test_safety();
     test_tokenizer();
     test_rows();
+    test_dates();
     test_key();
     feed_config_free(cfg);
     return test_summary("entries_csv");

@@ -4,9 +4,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "buf.h"
 #include "feed_config.h"
+#include "list_key.h"
 #include "plat_file.h"
 #include "plat_mem.h"
 #include "test.h"
@@ -349,6 +351,110 @@ test_alloc_failures(void)
     CHECK(succeeded);
 }
 
+/* list_key_check: optional for the parser (the kiosk refuses its absence, list_key.h), exactly
+ * 16 lower-case hex digits when present, accepted in strict mode (the publisher's own state),
+ * and equal to HMAC-SHA256(key, "posgate list key check v1") truncated to 8 bytes. */
+static void
+test_list_key_check(void)
+{
+    static const char *const bad[] = {"", "0123456789ABCDEF", "0123456789abcde",
+                                      "0123456789abcdef0", "0123456789abcdeg"};
+    struct feed_config *cfg = NULL;
+    char msg[FEED_ERRMSG_MIN], json[1024], check[LIST_KEY_CHECK_HEX + 1];
+    uint8_t key[32];
+
+    snprintf(json, sizeof(json),
+             "{\"feed_id\":\"f\",\"list_key_check\":\"0123456789abcdef\",%s,\"lists\":[%s],"
+             "\"reasons\":[%s]}",
+             BASE_SERVICES, BASE_LIST, BASE_REASON);
+    CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+    CHECK(cfg != NULL && strcmp(cfg->list_key_check, "0123456789abcdef") == 0);
+    feed_config_free(cfg);
+    cfg = NULL;
+    snprintf(json, sizeof(json), "{\"feed_id\":\"f\",%s,\"lists\":[%s],\"reasons\":[%s]}",
+             BASE_SERVICES, BASE_LIST, BASE_REASON);
+    CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+    CHECK(cfg != NULL && cfg->list_key_check[0] == 0);
+    feed_config_free(cfg);
+    cfg = NULL;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",\"list_key_check\":\"%s\",%s,\"lists\":[%s],"
+                 "\"reasons\":[%s]}",
+                 bad[i], BASE_SERVICES, BASE_LIST, BASE_REASON);
+        expect_fail(json, 0, POSGATE_ERR_INVALID, "list_key_check", "expected");
+    }
+    snprintf(json, sizeof(json),
+             "{\"feed_id\":\"f\",\"list_key_check\":42,%s,\"lists\":[%s],\"reasons\":[%s]}",
+             BASE_SERVICES, BASE_LIST, BASE_REASON);
+    expect_fail(json, 0, POSGATE_ERR_INVALID, "list_key_check", "found a number");
+
+    /* the value itself: a known key gives a known, stable fingerprint (a publisher and a
+     * kiosk built years apart must agree), and another key another one */
+    for (size_t i = 0; i < sizeof(key); i++) {
+        key[i] = (uint8_t)i;
+    }
+    CHECK_OK(list_key_check_raw(key, sizeof(key), check));
+    CHECK(strlen(check) == LIST_KEY_CHECK_HEX);
+    CHECK(strcmp(check, "dca444bc1a4f797f") == 0); /* python3 hmac, key bytes 0..31 */
+    key[0] ^= 1;
+    {
+        char other[LIST_KEY_CHECK_HEX + 1], kmsg[512];
+
+        CHECK_OK(list_key_check_raw(key, sizeof(key), other));
+        CHECK(strcmp(check, other) != 0);
+        CHECK_ERR(list_key_check_match(check, other, kmsg, sizeof(kmsg)), POSGATE_ERR_REJECTED);
+        CHECK_CONTAINS(kmsg, check);
+        CHECK_CONTAINS(kmsg, other);
+        CHECK_ERR(list_key_check_match("", other, kmsg, sizeof(kmsg)), POSGATE_ERR_REJECTED);
+        CHECK_CONTAINS(kmsg, "republish");
+        CHECK_OK(list_key_check_match(other, other, kmsg, sizeof(kmsg)));
+    }
+}
+
+/* lists[].timezone: a fixed UTC offset or "Z"; absent = UTC. */
+static void
+test_timezone(void)
+{
+    static const struct {
+        const char *tz;
+        int32_t off;
+    } good[] = {{"Z", 0},
+                {"+08:00", 8 * 3600},
+                {"-05:30", -(5 * 3600 + 30 * 60)},
+                {"+14:00", 14 * 3600},
+                {"-00:00", 0}};
+    static const char *const bad[] = {"+15:00", "+14:30", "08:00", "+8:00",        "+08:60",
+                                      "+0800",  "UTC",    "",      "Asia/Shanghai"};
+    struct feed_config *cfg = NULL;
+    char msg[FEED_ERRMSG_MIN], json[1024];
+
+    snprintf(json, sizeof(json), "{\"feed_id\":\"f\",%s,\"lists\":[%s],\"reasons\":[%s]}",
+             BASE_SERVICES, BASE_LIST, BASE_REASON);
+    CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+    CHECK(cfg != NULL && cfg->lists[0].tz_offset_s == 0);
+    feed_config_free(cfg);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cfg = NULL;
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\",\"timezone\":\"%s\"}],\"reasons\":[%s]}",
+                 BASE_SERVICES, good[i].tz, BASE_REASON);
+        CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+        CHECK(cfg != NULL && cfg->lists[0].tz_offset_s == good[i].off);
+        feed_config_free(cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\",\"timezone\":\"%s\"}],\"reasons\":[%s]}",
+                 BASE_SERVICES, bad[i], BASE_REASON);
+        expect_fail(json, 0, POSGATE_ERR_INVALID,
+                    bad[i][0] != 0 ? "lists[0].timezone" : "lists[0].timezone: expected 1 to",
+                    NULL);
+    }
+}
+
 int
 main(void)
 {
@@ -358,5 +464,7 @@ main(void)
     test_refusals();
     test_caps();
     test_alloc_failures();
+    test_list_key_check();
+    test_timezone();
     return test_summary("feed_config");
 }

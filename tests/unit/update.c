@@ -15,6 +15,7 @@
 #include "datadir.h"
 #include "feed_records.h"
 #include "ident.h"
+#include "list_key.h"
 #include "plat_log.h"
 #include "state_digest.h"
 #include "store.h"
@@ -49,6 +50,7 @@ struct uf {
     struct ulist l[NLISTS];
     unsigned nfile;
     struct crypto_privkey *auth; /* the authority of a delegated "alpha", else NULL */
+    int no_key_check;            /* set_config leaves list_key_check out (an old publisher) */
 };
 
 /* A kiosk: one data dir. */
@@ -319,10 +321,14 @@ static void
 set_config(struct uf *u, size_t nlists)
 {
     struct buf b = BUF_INIT(8192);
-    char path[FX_PATH];
+    char path[FX_PATH], check[LIST_KEY_CHECK_HEX + 1];
 
-    CHECK_OK(buf_printf(&b, "{\"feed_id\":\"test-feed\",\"services\":[\"air\",\"rail\"],"
-                            "\"lists\":["));
+    list_key_check(&u->hk, check);
+    CHECK_OK(buf_printf(&b, "{\"feed_id\":\"test-feed\","));
+    if (!u->no_key_check) {
+        CHECK_OK(buf_printf(&b, "\"list_key_check\":\"%s\",", check));
+    }
+    CHECK_OK(buf_printf(&b, "\"services\":[\"air\",\"rail\"],\"lists\":["));
     for (size_t i = 0; i < nlists; i++) {
         CHECK_OK(buf_printf(&b,
                             "%s{\"id\":\"%s\",\"authority\":\"Authority %s\","
@@ -1192,6 +1198,53 @@ test_body_mismatch(void)
 }
 
 /* No store yet: NOTFOUND, telling to run init. */
+/* The list key: a kiosk holding another key refuses the feed, naming both fingerprints (with
+ * it nothing would match and everyone would be allowed); a feed config without the value (an
+ * older publisher) is refused with a request to republish; either way nothing changes. */
+static void
+test_list_key(void)
+{
+    struct uf u;
+    struct kiosk k, w;
+    struct update_result res;
+    uint8_t other[LIST_KEY_LEN];
+    char mine[LIST_KEY_CHECK_HEX + 1], theirs[LIST_KEY_CHECK_HEX + 1], msg[1024];
+    struct store *st = NULL;
+    struct store_meta meta;
+
+    uf_setup(&u, "uplistkey", 0);
+    kiosk_init(&u, &k, "kiosk");
+    kiosk_init(&u, &w, "kiosk-w");
+    for (size_t i = 0; i < sizeof(other); i++) {
+        other[i] = (uint8_t)(u.list_key[i] ^ 0x5a);
+    }
+    CHECK_OK(plat_write_atomic(w.dd.list_key, other, sizeof(other), 0600));
+    list_key_check(&u.hk, mine);
+    CHECK_OK(list_key_check_raw(other, sizeof(other), theirs));
+    CHECK_ERR(kiosk_update_at(&u, &w, 0, 0, &res, msg, sizeof(msg)), POSGATE_ERR_REJECTED);
+    CHECK_CONTAINS(msg, "list key mismatch");
+    CHECK_CONTAINS(msg, mine);
+    CHECK_CONTAINS(msg, theirs);
+    CHECK_OK(store_open(w.dd.store, 0, &st, msg, sizeof(msg)));
+    CHECK_OK(store_get_meta(st, &meta));
+    CHECK_INT(meta.feed_version, 0); /* nothing installed */
+    store_close(st);
+
+    kiosk_update_ok(&u, &k, &res);
+    check_state(&u, &k, 2);
+    u.no_key_check = 1;
+    set_config(&u, NLISTS);
+    step_alpha(&u, 1, 5, 0, 0, NULL);
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "no list key fingerprint", "republish");
+    u.no_key_check = 0;
+    set_config(&u, NLISTS);
+    CHECK_OK(fx_publish(&u.f));
+    kiosk_update_ok(&u, &k, &res);
+    check_state(&u, &k, 2);
+    uf_cleanup(&u);
+}
+
 static void
 test_no_store(void)
 {
@@ -1221,6 +1274,7 @@ main(void)
     test_expired_accepted();
     test_body_mismatch();
     test_no_store();
+    test_list_key();
     fx_pub_free_all();
     return test_summary("update");
 }
