@@ -32,4 +32,12 @@ POSGATE_WUR enum posgate_err pins_check(const char *pins_path, const void *targe
                                         const struct tuf_meta *meta, const struct feed_config *cfg,
                                         char *errmsg, size_t errcap);
 
+/* Calls fn with the list id and the pinned role name of every list pinned at pins_path, in
+ * the file's order; a missing file pins nothing. A non-OK return from fn stops the walk and is
+ * returned. CORRUPT (errmsg says why) for an unreadable pins file; IO, NOMEM. */
+POSGATE_WUR enum posgate_err pins_foreach(const char *pins_path,
+                                          enum posgate_err (*fn)(void *ctx, const char *list_id,
+                                                                 const char *role),
+                                          void *ctx, char *errmsg, size_t errcap);
+
 #endif
