@@ -693,8 +693,8 @@ check_pinned_list(void *ctx, const char *list_id, const char *role)
         err = err == POSGATE_ERR_TOOBIG ? POSGATE_ERR_REJECTED : err;
         goto out;
     }
-    err = list_config_check(pc->config_json->data, pc->config_json->len, list_id,
-                            signed_json.data, signed_json.len, r->errmsg, r->errcap);
+    err = list_config_check(pc->config_json->data, pc->config_json->len, list_id, signed_json.data,
+                            signed_json.len, r->errmsg, r->errcap);
 out:
     buf_free(&signed_json);
     return err;

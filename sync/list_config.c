@@ -155,8 +155,7 @@ value_text(const cJSON *v, char out[VALUE_TEXT_MAX + 4])
  * only differs, as does a repeated key); NULL when they are equal. *sv and *fv are the two
  * values (NULL for the side that lacks it). */
 static const char *
-first_difference(const cJSON *signed_obj, const cJSON *feed_obj, const cJSON **sv,
-                 const cJSON **fv)
+first_difference(const cJSON *signed_obj, const cJSON *feed_obj, const cJSON **sv, const cJSON **fv)
 {
     const cJSON *m;
 
@@ -208,12 +207,10 @@ check_shape(const cJSON *sig, const char *list_id, char *errmsg, size_t errcap)
     const cJSON *r, *s;
     int64_t format = 0, prev = -1;
 
-    if (!cJSON_IsObject(sig) ||
-        json_get_int(sig, "format", 0, INT32_MAX, &format) != POSGATE_OK ||
+    if (!cJSON_IsObject(sig) || json_get_int(sig, "format", 0, INT32_MAX, &format) != POSGATE_OK ||
         format != LIST_CONFIG_FORMAT) {
-        say(errmsg, errcap,
-            "lists/%s/config.json: expected an object of format %d, found %s%lld", list_id,
-            LIST_CONFIG_FORMAT, cJSON_IsObject(sig) ? "format " : "no object",
+        say(errmsg, errcap, "lists/%s/config.json: expected an object of format %d, found %s%lld",
+            list_id, LIST_CONFIG_FORMAT, cJSON_IsObject(sig) ? "format " : "no object",
             cJSON_IsObject(sig) ? (long long)format : 0LL);
         return POSGATE_ERR_REJECTED;
     }
@@ -232,8 +229,7 @@ check_shape(const cJSON *sig, const char *list_id, char *errmsg, size_t errcap)
     cJSON_ArrayForEach(s, services)
     {
         if (!cJSON_IsString(s)) {
-            say(errmsg, errcap, "lists/%s/config.json: expected services to be strings",
-                list_id);
+            say(errmsg, errcap, "lists/%s/config.json: expected services to be strings", list_id);
             return POSGATE_ERR_REJECTED;
         }
     }
@@ -241,8 +237,8 @@ check_shape(const cJSON *sig, const char *list_id, char *errmsg, size_t errcap)
     {
         int64_t idx;
 
-        if (json_get_int(r, "index", 0, FEED_REASONS_MAX - 1, &idx) != POSGATE_OK ||
-            idx <= prev || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r, "reason"))) {
+        if (json_get_int(r, "index", 0, FEED_REASONS_MAX - 1, &idx) != POSGATE_OK || idx <= prev ||
+            !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r, "reason"))) {
             say(errmsg, errcap,
                 "lists/%s/config.json: expected reasons as {\"index\", \"reason\"} with "
                 "strictly increasing indices below %d (after %lld)",
