@@ -7,7 +7,9 @@
  * delegated role's name, threshold and keys (SHA-256 of each key's canonical JSON); from then on
  * an update whose delegation of that list differs in any of these is refused. An authority's key
  * change therefore needs the kiosk to be re-initialised (or pins.json removed by someone with
- * access to the data dir), which is the point.
+ * access to the data dir), which is the point. The update (update.c) also walks the pins
+ * (pins_foreach) to hold each pinned list's entry in config/feed.json to the configuration its
+ * authority signed in the pinned role (list_config.h), so the operator cannot drop or loosen it.
  *
  * pins.json (written atomically, mode 0600):
  *
