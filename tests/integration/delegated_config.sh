@@ -168,4 +168,10 @@ installed status.after
     fail "the authority's change was not installed: $(cat status.before) -> $(cat status.after)"
 grep -q '"stale_after":"3d"' feed/targets/lists/$LIST/*.config.json ||
     fail "no signed config with stale_after 3d"
+# a bundle carries the signed list config: a second kiosk imports it from a USB stick
+expect_rc 0 "$B/posgate-publish" bundle --feed feed --out feed.bundle
+expect_rc 0 "$B/posgate" --data-dir "$T/k2" init --root feed/metadata/1.root.json \
+    --list-key list.key --jurisdiction CN
+expect_rc 0 "$B/posgate" --data-dir "$T/k2" import feed.bundle
+expect_rc 1 "$B/posgate" --data-dir "$T/k2" check --service "$SVC" --id "$ID"
 echo "delegated_config.sh: all checks passed"

@@ -1201,6 +1201,11 @@ test_delegated_config(void)
     CHECK_OK(fx_publish(&u.f));
     kiosk_update_ok(&u, &k, &res);
     check_state(&u, &k, 2);
+
+    /* the authority's role no longer lists the list's configuration: refused */
+    CHECK_OK(tuf_writer_remove_target(u.f.w, u.l[0].role, "lists/alpha/config.json"));
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "list alpha is pinned", "that role lists no lists/alpha/config.json");
     uf_cleanup(&u);
 }
 
