@@ -1693,6 +1693,36 @@ signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, struct tuf_wr
     return POSGATE_OK;
 }
 
+/* refresh reads no entries.csv, so it cannot sign a list's configuration: a delegated list
+ * whose authority has not signed one yet needs an update first (kiosks would refuse the feed). */
+static enum posgate_err
+signed_cfg_require(const struct pub_state *s)
+{
+    char p[PATH_CAP];
+    enum posgate_err err;
+    size_t i;
+
+    for (i = 0; i < s->nlists; i++) {
+        const struct pub_list *l = &s->lists[i];
+
+        if (strcmp(l->role, "targets") == 0) {
+            continue;
+        }
+        err = pathf(p, sizeof p, "%s/lists/%s/config.json", s->dir, l->id);
+        if (err != POSGATE_OK) {
+            return err;
+        }
+        if (access(p, F_OK) != 0) {
+            die_msg("refused: list %s is delegated to its authority (role %s) and its "
+                    "configuration (lists/%s/config.json) is not signed by it yet; run %s update "
+                    "with --authority-key %s=KEY.key first. Nothing was published.",
+                    l->id, l->role, l->id, prog, l->id);
+            return POSGATE_ERR_REJECTED;
+        }
+    }
+    return POSGATE_OK;
+}
+
 /* After the publication: the configs just signed are the ones to compare with next time. */
 static enum posgate_err
 signed_cfg_commit(const struct pub_state *s, const struct feed_config *cfg,
@@ -2398,6 +2428,9 @@ cmd_refresh(int argc, char **argv)
         err = check_resign(&s, &kr);
     }
     if (err == POSGATE_OK) {
+        err = signed_cfg_require(&s);
+    }
+    if (err == POSGATE_OK) {
         err = open_writer(&s, &w);
     }
     if (err == POSGATE_OK) {
@@ -2429,7 +2462,7 @@ usage_delegate(FILE *f)
            "                                --threshold N\n"
            "Delegates the targets lists/ID/* to the list's issuing authority: from now on only\n"
            "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX "ID\"),\n"
-           "so the next update or refresh needs --authority-key ID=KEY.key. The list's current\n"
+           "so the next update needs --authority-key ID=KEY.key. The list's current\n"
            "targets move into the delegated role. Nothing is published until then.\n"
            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
@@ -2607,7 +2640,9 @@ cmd_delegate(int argc, char **argv)
     }
     printf("delegated %s to role %s: %zu key(s), threshold %lu%s\n", pattern, role, o[2].count, thr,
            mv != NULL && mv->n > 0 ? "; its targets moved into the role" : "");
-    printf("the next update or refresh needs --authority-key %s=KEY.key\n", pl->id);
+    printf("the next update needs --authority-key %s=KEY.key (its authority signs the list's "
+           "configuration too)\n",
+           pl->id);
 out:
     if (mv != NULL && workdir[0] != '\0') {
         remove_dir(workdir);

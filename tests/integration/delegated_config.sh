@@ -58,6 +58,9 @@ expect_rc 0 "$B/posgate-publish" init --state st --config feed.json --root-key r
     --threshold 1 --feed-key feed.key --list-key list.key
 expect_rc 0 "$B/posgate-publish" update --state st --entries e1.csv --out feed
 expect_rc 0 "$B/posgate-publish" delegate --state st --list $LIST --key auth.pub --threshold 1
+# refresh reads no entries.csv and cannot sign the list's configuration: an update must come first
+expect_rc 4 "$B/posgate-publish" refresh --state st --out feed --authority-key $LIST=auth.key
+expect_err "its configuration (lists/$LIST/config.json) is not signed by it yet"
 expect_rc 0 "$B/posgate-publish" update --state st --entries e1.csv --out feed \
     --authority-key $LIST=auth.key
 expect_err "list $LIST: configuration signed by its authority"
