@@ -7,8 +7,10 @@
 # ["hotel.star"]. posgate-publish refuses each (exit 4) and leaves the feed as it was; the same
 # feed.json signed by the operator's keys alone (operator_publish, the TUF writer without
 # posgate-publish's checks) is refused by the kiosk (exit 4, naming the list and the field) and
-# the listed subject stays DENY. An operator-only change elsewhere goes through, and the
-# authority's own change of its list's stale_after is published and accepted.
+# the listed subject stays DENY (also for a rewritten contest route and a field left out). An
+# operator-only change elsewhere goes through; refresh refuses to sign the role before the
+# list's configuration is signed; the authority's own change of its list's stale_after is
+# published and accepted, also from a bundle on a second kiosk.
 # Usage: delegated_config.sh BUILD_DIR
 set -euo pipefail
 B=${1:?usage: delegated_config.sh BUILD_DIR}

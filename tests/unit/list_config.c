@@ -158,7 +158,7 @@ test_malformed_signed(void)
     }
     CHECK_OK(buf_append_str(&huge, "[\""));
     while (huge.len < LIST_CONFIG_MAX_BYTES + 8) {
-        CHECK_OK(buf_append_str(&huge, "xxxxxxxx"));
+        CHECK_OK(buf_append_str(&huge, "aaaaaaaa"));
     }
     CHECK_OK(buf_append_str(&huge, "\"]"));
     CHECK_ERR(
