@@ -205,3 +205,52 @@ out:
     buf_free(&raw);
     return err;
 }
+
+enum posgate_err
+pins_foreach(const char *pins_path,
+             enum posgate_err (*fn)(void *ctx, const char *list_id, const char *role), void *ctx,
+             char *errmsg, size_t errcap)
+{
+    struct buf raw = BUF_INIT(PINS_MAX_BYTES);
+    cJSON *pins = NULL;
+    const cJSON *lists, *pin;
+    enum posgate_err err;
+    char msg[160];
+
+    err = plat_read_file(pins_path, &raw);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        err = POSGATE_OK;
+        goto out;
+    }
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "cannot read %s: %s", pins_path, posgate_strerror(err));
+        goto out;
+    }
+    err = json_parse_bounded(raw.data, raw.len, PINS_MAX_BYTES, &pins, msg, sizeof(msg));
+    lists = cJSON_GetObjectItemCaseSensitive(pins, "lists");
+    if (err != POSGATE_OK || !cJSON_IsObject(lists)) {
+        snprintf(errmsg, errcap, "%s: %s", pins_path,
+                 err != POSGATE_OK ? msg : "expected an object \"lists\"");
+        err = POSGATE_ERR_CORRUPT;
+        goto out;
+    }
+    cJSON_ArrayForEach(pin, lists)
+    {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(pin, "role");
+
+        if (pin->string == NULL || !cJSON_IsString(role)) {
+            snprintf(errmsg, errcap, "%s: list %.40s: expected a pin with a \"role\"", pins_path,
+                     pin->string != NULL ? pin->string : "?");
+            err = POSGATE_ERR_CORRUPT;
+            goto out;
+        }
+        err = fn(ctx, pin->string, role->valuestring);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+    }
+out:
+    cJSON_Delete(pins);
+    buf_free(&raw);
+    return err;
+}

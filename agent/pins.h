@@ -7,7 +7,9 @@
  * delegated role's name, threshold and keys (SHA-256 of each key's canonical JSON); from then on
  * an update whose delegation of that list differs in any of these is refused. An authority's key
  * change therefore needs the kiosk to be re-initialised (or pins.json removed by someone with
- * access to the data dir), which is the point.
+ * access to the data dir), which is the point. The update (update.c) also walks the pins
+ * (pins_foreach) to hold each pinned list's entry in config/feed.json to the configuration its
+ * authority signed in the pinned role (list_config.h), so the operator cannot drop or loosen it.
  *
  * pins.json (written atomically, mode 0600):
  *
@@ -31,5 +33,13 @@
 POSGATE_WUR enum posgate_err pins_check(const char *pins_path, const void *targets_json, size_t len,
                                         const struct tuf_meta *meta, const struct feed_config *cfg,
                                         char *errmsg, size_t errcap);
+
+/* Calls fn with the list id and the pinned role name of every list pinned at pins_path, in
+ * the file's order; a missing file pins nothing. A non-OK return from fn stops the walk and is
+ * returned. CORRUPT (errmsg says why) for an unreadable pins file; IO, NOMEM. */
+POSGATE_WUR enum posgate_err pins_foreach(const char *pins_path,
+                                          enum posgate_err (*fn)(void *ctx, const char *list_id,
+                                                                 const char *role),
+                                          void *ctx, char *errmsg, size_t errcap);
 
 #endif

@@ -19,6 +19,7 @@
 #include "feed_records.h"
 #include "json_canon.h"
 #include "list_key.h"
+#include "list_config.h"
 #include "pins.h"
 #include "plat_clock.h"
 #include "plat_file.h"
@@ -634,6 +635,103 @@ load_config(struct run *r, struct buf *json)
     return check_list_key(r);
 }
 
+/* Finds one target by name in a role's listing. */
+struct config_probe {
+    char name[FEED_NAME_ID_MAX + 32];
+    struct tuf_target_info info; /* strings owned by the client */
+    int found;
+};
+
+static enum posgate_err
+config_probe_fn(void *ctx, const struct tuf_target_info *t)
+{
+    struct config_probe *p = ctx;
+
+    if (strcmp(t->name, p->name) == 0) {
+        p->info = *t;
+        p->found = 1;
+    }
+    return POSGATE_OK;
+}
+
+struct pinned_ctx {
+    struct run *r;
+    const struct buf *config_json;
+};
+
+/* A pinned list: still in config/feed.json, and there exactly as its authority signed it in
+ * lists/<id>/config.json, which its pinned role (never the top-level targets) must list. */
+static enum posgate_err
+check_pinned_list(void *ctx, const char *list_id, const char *role)
+{
+    struct pinned_ctx *pc = ctx;
+    struct run *r = pc->r;
+    struct config_probe probe;
+    struct buf signed_json = BUF_INIT(LIST_CONFIG_MAX_BYTES);
+    char path[DATADIR_PATH_MAX];
+    enum posgate_err err;
+
+    memset(&probe, 0, sizeof(probe));
+    snprintf(probe.name, sizeof(probe.name), "lists/%s/config.json", list_id);
+    if (feed_config_list_find(r->cfg, list_id) < 0) {
+        fail(r,
+             "list %s is pinned to its authority's delegation (role %s); this feed's "
+             "config/feed.json drops it: refused (only its authority may change a delegated "
+             "list's configuration, and retiring one is not supported in this version)",
+             list_id, role);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = tuf_client_foreach_target(r->tc, role, config_probe_fn, &probe);
+    if (err != POSGATE_OK) {
+        fail(r, "list %s (role %s): %s", list_id, role, tuf_client_errmsg(r->tc));
+        err = tuf_to_update_err(err);
+        goto out;
+    }
+    if (!probe.found) {
+        fail(r,
+             "list %s is pinned to its authority's delegation (role %s), but that role lists no "
+             "%s (the list's configuration as its authority signed it): refused",
+             list_id, role, probe.name);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = plat_path_join(path, sizeof(path), r->dd.incoming, "list-config.json");
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = tuf_client_download(r->tc, &probe.info, path);
+    if (err != POSGATE_OK) {
+        fail(r, "target %s: %s", probe.name, tuf_client_errmsg(r->tc));
+        err = tuf_to_update_err(err);
+        goto out;
+    }
+    err = plat_read_file(path, &signed_json);
+    if (plat_unlink(path) != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "cannot remove %s", path);
+    }
+    if (err != POSGATE_OK) {
+        fail(r, "target %s: %s", probe.name, posgate_strerror(err));
+        err = err == POSGATE_ERR_TOOBIG ? POSGATE_ERR_REJECTED : err;
+        goto out;
+    }
+    err = list_config_check(pc->config_json->data, pc->config_json->len, list_id, signed_json.data,
+                            signed_json.len, r->errmsg, r->errcap);
+out:
+    buf_free(&signed_json);
+    return err;
+}
+
+/* Every list the kiosk pinned (pins.h): its configuration must be the one its authority
+ * signed, whatever the operator's config/feed.json says. */
+static enum posgate_err
+check_pinned_lists(struct run *r, const struct buf *config_json)
+{
+    struct pinned_ctx pc = {r, config_json};
+
+    return pins_foreach(r->dd.pins, check_pinned_list, &pc, r->errmsg, r->errcap);
+}
+
 static enum posgate_err
 load_targets_meta(struct run *r)
 {
@@ -942,6 +1040,10 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         /* Before any list is read: a delegation the kiosk pinned must not have changed. */
         err = pins_check(r.dd.pins, r.targets_json.data, r.targets_json.len, r.targets_meta, r.cfg,
                          errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
+        /* ... nor the configuration of a pinned list, which only its authority signs */
+        err = check_pinned_lists(&r, &config_json);
     }
     if (err != POSGATE_OK) {
         goto out;

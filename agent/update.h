@@ -13,6 +13,10 @@
  *   - a delta whose base is not the installed seq (the chain is then not taken);
  *   - a digest mismatch after applying a delta (the update is redone with the snapshot);
  *   - a list delegated to an authority's role whose targets appear in another role;
+ *   - a list pinned to its authority's delegation (pins.h) that config/feed.json drops, whose
+ *     role lists no lists/<id>/config.json, or whose entry in config/feed.json (the list, the
+ *     reasons its entries use, the services before them) differs from that authority-signed
+ *     copy (list_config.h);
  *   - expired metadata, unless accept_expired and the feed version is newer than the installed
  *     one (the lists then count as fresh only as of their own signed issue time).
  */

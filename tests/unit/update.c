@@ -16,6 +16,7 @@
 #include "feed_records.h"
 #include "ident.h"
 #include "list_key.h"
+#include "list_config.h"
 #include "plat_log.h"
 #include "state_digest.h"
 #include "store.h"
@@ -316,12 +317,23 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
     l->st = nst;
 }
 
-/* Publishes config/feed.json naming the first nlists lists. */
+/* How config/feed.json differs from the honest one, and who publishes it. */
+struct cfg_edit {
+    const char *alpha_jurisdictions; /* JSON array text; NULL: [] */
+    const char *scope;               /* r1's scope, JSON array text; NULL: ["air"] */
+    int drop_alpha;                  /* alpha left out of lists */
+    int unsigned_alpha;              /* the operator alone: lists/alpha/config.json unchanged */
+};
+
+/* Publishes config/feed.json naming the first nlists lists (as edit says), and, with a
+ * delegated alpha, lists/alpha/config.json in alpha's role as its authority signs it. */
 static void
-set_config(struct uf *u, size_t nlists)
+set_config_edit(struct uf *u, size_t nlists, const struct cfg_edit *edit)
 {
-    struct buf b = BUF_INIT(8192);
-    char path[FX_PATH], check[LIST_KEY_CHECK_HEX + 1];
+    struct buf b = BUF_INIT(8192), lc = BUF_INIT(LIST_CONFIG_MAX_BYTES);
+    char path[FX_PATH], check[LIST_KEY_CHECK_HEX + 1], msg[LIST_CONFIG_ERRMSG];
+    const uint16_t used[1] = {0};
+    int first = 1;
 
     list_key_check(&u->hk, check);
     CHECK_OK(buf_printf(&b, "{\"feed_id\":\"test-feed\","));
@@ -330,20 +342,44 @@ set_config(struct uf *u, size_t nlists)
     }
     CHECK_OK(buf_printf(&b, "\"services\":[\"air\",\"rail\"],\"lists\":["));
     for (size_t i = 0; i < nlists; i++) {
+        if (i == 0 && edit->drop_alpha) {
+            continue;
+        }
         CHECK_OK(buf_printf(&b,
                             "%s{\"id\":\"%s\",\"authority\":\"Authority %s\","
-                            "\"jurisdictions\":[],\"stale_after\":\"7d\","
+                            "\"jurisdictions\":%s,\"stale_after\":\"7d\","
                             "\"stale_policy\":\"refer\"}",
-                            i ? "," : "", u->l[i].id, u->l[i].id));
+                            first ? "" : ",", u->l[i].id, u->l[i].id,
+                            i == 0 && edit->alpha_jurisdictions != NULL ? edit->alpha_jurisdictions
+                                                                        : "[]"));
+        first = 0;
     }
-    CHECK_OK(buf_printf(&b, "],\"reasons\":[{\"id\":\"r1\",\"authority\":\"A\","
-                            "\"legal_basis\":\"Act 1\",\"contest\":\"Write to A\","
-                            "\"scope\":[\"air\"]}]}"));
+    CHECK_OK(buf_printf(&b,
+                        "],\"reasons\":[{\"id\":\"r1\",\"authority\":\"A\","
+                        "\"legal_basis\":\"Act 1\",\"contest\":\"Write to A\","
+                        "\"scope\":%s}]}",
+                        edit->scope != NULL ? edit->scope : "[\"air\"]"));
     body_path(u, "feed.json", path);
     fx_write(path, b.data, b.len);
-    buf_free(&b);
     CHECK_OK(tuf_writer_add_target(u->f.w, "targets", "config/feed.json", path,
                                    "{\"type\":\"config\"}"));
+    if (u->auth != NULL && !edit->drop_alpha && !edit->unsigned_alpha) {
+        CHECK_OK(list_config_build(b.data, b.len, "alpha", used, 1, &lc, msg, sizeof(msg)));
+        body_path(u, "alpha-config.json", path);
+        fx_write(path, lc.data, lc.len);
+        CHECK_OK(tuf_writer_add_target(u->f.w, u->l[0].role, "lists/alpha/config.json", path,
+                                       "{\"list\":\"alpha\",\"type\":\"list-config\"}"));
+    }
+    buf_free(&lc);
+    buf_free(&b);
+}
+
+static void
+set_config(struct uf *u, size_t nlists)
+{
+    static const struct cfg_edit honest = {NULL, NULL, 0, 0};
+
+    set_config_edit(u, nlists, &honest);
 }
 
 /* A repository with lists alpha (subjects 1..100) and beta (201..260) at seq 1, published.
@@ -1106,6 +1142,79 @@ test_delegation(void)
     uf_cleanup(&u);
 }
 
+/* The operator edits config/feed.json for a delegated list without its authority: each edit is
+ * refused naming the list and the field; the authority's own change is accepted. */
+static void
+test_delegated_config(void)
+{
+    struct uf u;
+    struct kiosk k;
+    struct update_result res;
+    static const struct cfg_edit juris = {"[\"HK\"]", NULL, 0, 1};
+    static const struct cfg_edit scope = {NULL, "[\"rail\"]", 0, 1};
+    static const struct cfg_edit drop = {NULL, NULL, 1, 1};
+    static const struct cfg_edit signed_juris = {"[\"CN\"]", NULL, 0, 0};
+
+    uf_setup(&u, "updelegcfg", 1);
+    kiosk_init(&u, &k, "kiosk");
+    kiosk_update_ok(&u, &k, &res);
+    check_state(&u, &k, 2);
+
+    set_config_edit(&u, NLISTS, &juris);
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "list alpha: config/feed.json differs",
+                   "lists[0].jurisdictions is [\"HK\"], the authority signed []");
+    set_config_edit(&u, NLISTS, &scope);
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "list alpha", "reasons[0].scope is [\"rail\"], the authority signed");
+    set_config_edit(&u, NLISTS, &drop);
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "list alpha is pinned", "config/feed.json drops it");
+
+    /* the operator lists its own lists/alpha/config.json in the top-level targets: not read */
+    {
+        char path[FX_PATH];
+        struct buf lc = BUF_INIT(LIST_CONFIG_MAX_BYTES);
+        const uint16_t used[1] = {0};
+        char msg[LIST_CONFIG_ERRMSG];
+        static const char feed[] =
+            "{\"feed_id\":\"f\",\"services\":[\"air\",\"rail\"],\"lists\":[{\"id\":\"alpha\","
+            "\"authority\":\"Authority alpha\",\"jurisdictions\":[\"HK\"],\"stale_after\":\"7d\","
+            "\"stale_policy\":\"refer\"}],\"reasons\":[{\"id\":\"r1\",\"authority\":\"A\","
+            "\"legal_basis\":\"Act 1\",\"contest\":\"Write to A\",\"scope\":[\"air\"]}]}";
+
+        set_config_edit(&u, NLISTS, &juris);
+        CHECK_OK(list_config_build(feed, strlen(feed), "alpha", used, 1, &lc, msg, sizeof(msg)));
+        body_path(&u, "forged-config.json", path);
+        fx_write(path, lc.data, lc.len);
+        buf_free(&lc);
+        CHECK_OK(tuf_writer_add_target(u.f.w, "targets", "lists/alpha/config.json", path,
+                                       "{\"list\":\"alpha\",\"type\":\"list-config\"}"));
+        CHECK_OK(fx_publish(&u.f));
+        EXPECT_REFUSED(&u, &k, "list alpha: config/feed.json differs", "jurisdictions");
+        CHECK_OK(tuf_writer_remove_target(u.f.w, "targets", "lists/alpha/config.json"));
+    }
+
+    /* ... and an operator-signed version of alpha's role with its edited config: refused by the
+     * delegation's keys */
+    set_config_edit(&u, NLISTS, &signed_juris);
+    CHECK_OK(tuf_writer_set_signers(u.f.w, u.l[0].role, &u.f.tgt, 1));
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "alpha-auth", NULL);
+
+    /* the authority itself signs the change: accepted */
+    CHECK_OK(tuf_writer_set_signers(u.f.w, u.l[0].role, &u.auth, 1));
+    CHECK_OK(fx_publish(&u.f));
+    kiosk_update_ok(&u, &k, &res);
+    check_state(&u, &k, 2);
+
+    /* the authority's role no longer lists the list's configuration: refused */
+    CHECK_OK(tuf_writer_remove_target(u.f.w, u.l[0].role, "lists/alpha/config.json"));
+    CHECK_OK(fx_publish(&u.f));
+    EXPECT_REFUSED(&u, &k, "list alpha is pinned", "that role lists no lists/alpha/config.json");
+    uf_cleanup(&u);
+}
+
 static void
 test_expired_accepted(void)
 {
@@ -1271,6 +1380,7 @@ main(void)
     test_delta_base();
     test_digest_mismatch();
     test_delegation();
+    test_delegated_config();
     test_expired_accepted();
     test_body_mismatch();
     test_no_store();
