@@ -385,8 +385,8 @@ test_passport(void)
     EXPECT_OK("passport", "DEU:C01X00T47", IDENT_PASSPORT, "DEU:C01X00T47");
     EXPECT_OK("passport", "deu:c01x00t47", IDENT_PASSPORT, "DEU:C01X00T47");
     EXPECT_OK("passport", " DEU : C01 X00 T47 ", IDENT_PASSPORT, "DEU:C01X00T47");
-    EXPECT_OK("passport", "D<<:C01X00T47", IDENT_PASSPORT, "D:C01X00T47");
-    EXPECT_OK("passport", "d:C01X00T47", IDENT_PASSPORT, "D:C01X00T47");
+    EXPECT_OK("passport", "D<<:C01X00T47", IDENT_PASSPORT, "DEU:C01X00T47");
+    EXPECT_OK("passport", "d:C01X00T47", IDENT_PASSPORT, "DEU:C01X00T47");
     EXPECT_OK("passport", "UTO:L898902C<", IDENT_PASSPORT, "UTO:L898902C");
     EXPECT_OK("passport", "XXA:1", IDENT_PASSPORT, "XXA:1");
     EXPECT_OK("passport", "UNO:123456789", IDENT_PASSPORT, "UNO:123456789");
@@ -444,7 +444,7 @@ test_mrz(void)
     memcpy(l2, DEU_L2, 45);
     ref_mrz_fix(l2);
     CHECK_STR(l2, DEU_L2);
-    EXPECT_OK("mrz", DEU_L1 "\n" DEU_L2, IDENT_PASSPORT, "D:C01X00T47");
+    EXPECT_OK("mrz", DEU_L1 "\n" DEU_L2, IDENT_PASSPORT, "DEU:C01X00T47");
     /* lowercase OCR output folds */
     EXPECT_OK("mrz", "p<utoeriksson<<anna<maria<<<<<<<<<<<<<<<<<<<|" SPEC_L2, IDENT_PASSPORT,
               "UTO:L898902C3");
@@ -909,6 +909,117 @@ test_roundtrip_plain(void)
     CHECK(distinct_pp > N_ROUNDS - 50);
 }
 
+
+/* ---- one document, one key ---- */
+
+/* Expects a and b (TYPE:VALUE) to give the same key message, expected. */
+static void
+expect_same_key(const char *a, const char *b, const char *expected, int line)
+{
+    struct ident ia, ib;
+    char ma[IDENT_MSG_MAX], mb[IDENT_MSG_MAX];
+
+    test_checks++;
+    if (ident_parse_arg(a, strlen(a), &ia, em, sizeof(em)) != POSGATE_OK ||
+        ident_parse_arg(b, strlen(b), &ib, em, sizeof(em)) != POSGATE_OK) {
+        test_failures++;
+        fprintf(stderr, "line %d: \"%s\" or \"%s\" rejected: %s\n", line, a, b, em);
+        return;
+    }
+    (void)ident_key_message(&ia, ma, sizeof(ma));
+    (void)ident_key_message(&ib, mb, sizeof(mb));
+    test_checks++;
+    if (strcmp(ma, expected) != 0 || strcmp(mb, expected) != 0) {
+        test_failures++;
+        fprintf(stderr, "line %d: \"%s\" keys as \"%s\", \"%s\" as \"%s\", expected \"%s\"\n",
+                line, a, ma, b, mb, expected);
+    }
+}
+#define EXPECT_SAME_KEY(a, b, e) expect_same_key((a), (b), (e), __LINE__)
+
+static void
+test_one_document(void)
+{
+    struct ident id;
+    uint8_t ka[IDENT_KEY_LEN], kb[IDENT_KEY_LEN];
+    struct crypto_hmac_key k;
+    static const uint8_t raw[32] = {1, 2, 3};
+
+    /* a Chinese national id is the resident identity number */
+    EXPECT_SAME_KEY("cn_rid:11010519491231002X", "national_id:CN:11010519491231002X",
+                    "cn_rid:11010519491231002X");
+    EXPECT_SAME_KEY("cn_rid:11010519491231002x", "national_id: cn : 11010519491231002x ",
+                    "cn_rid:11010519491231002X");
+    EXPECT_OK("national_id", "CN:11010519491231002X", IDENT_CN_RID, "11010519491231002X");
+    CHECK_OK(parse("national_id", "CN:11010519491231002X", &id));
+    CHECK_INT(id.birth_days, plat_days_from_civil(1949, 12, 31));
+    /* with cn_rid's validation: a malformed value is an input error */
+    EXPECT_BAD("national_id", "CN:110105194912310021",
+               "cn_rid: check character is 1, expected X (ISO 7064 MOD 11-2)");
+    EXPECT_BAD("national_id", "CN:12345", "cn_rid: expected 18 characters, found 5");
+    EXPECT_BAD("national_id", "CN:110105-19491231-002X", "cn_rid: expected 18 characters");
+
+    /* the entry keys, not only the spellings, agree */
+    CHECK_OK(crypto_hmac_key_init(&k, raw, sizeof(raw)));
+    CHECK_OK(parse("cn_rid", "11010519491231002X", &id));
+    ident_entry_key(&k, &id, ka);
+    CHECK_OK(parse("national_id", "CN:11010519491231002X", &id));
+    ident_entry_key(&k, &id, kb);
+    CHECK(memcmp(ka, kb, IDENT_KEY_LEN) == 0);
+    crypto_hmac_key_cleanup(&k);
+
+    /* Germany: D (what German passports carry), D<< in an MRZ and DEU are one issuer */
+    EXPECT_SAME_KEY("passport:DEU:C01X00T47", "passport:D:C01X00T47", "passport:DEU:C01X00T47");
+    EXPECT_SAME_KEY("passport:DEU:C01X00T47", "passport:D<<:C01X00T47",
+                    "passport:DEU:C01X00T47");
+    EXPECT_SAME_KEY("passport:DEU:C01X00T47",
+                    "mrz:" DEU_L1 "|" DEU_L2, "passport:DEU:C01X00T47");
+}
+
+static void
+test_issuer_codes(void)
+{
+    /* ICAO-only codes of Doc 9303 Part 3 */
+    static const char *const icao_only[] = {
+        "GBD", "GBN", "GBO", "GBP", "GBS", "UNO", "UNA", "UNK", "XXA", "XXB",
+        "XXC", "XXX", "EUE", "RKS", "XOM", "XPO", "XCC", "XBA", "UTO",
+    };
+    char v[32], want[32];
+
+    for (size_t i = 0; i < sizeof(icao_only) / sizeof(icao_only[0]); i++) {
+        snprintf(v, sizeof(v), "%s:123456789", icao_only[i]);
+        snprintf(want, sizeof(want), "%s:123456789", icao_only[i]);
+        EXPECT_OK("passport", v, IDENT_PASSPORT, want);
+    }
+    EXPECT_OK("passport", "AFG:1", IDENT_PASSPORT, "AFG:1");
+    EXPECT_OK("passport", "ZWE:1", IDENT_PASSPORT, "ZWE:1");
+    EXPECT_BAD("passport", "ZZZ:123", "passport: issuer ZZZ is not an ICAO 9303 code");
+    EXPECT_BAD("passport", "GER:123", "issuer GER is not an ICAO 9303 code");
+    EXPECT_BAD("passport", "AAA:123", "issuer AAA is not an ICAO 9303 code");
+    EXPECT_BAD("passport", "ZZ:123", "issuer has 2 characters");
+    {
+        /* an MRZ whose issuing state is not a code */
+        char l1[45], l2[45], mrz[90];
+
+        memcpy(l1, SPEC_L1, 45);
+        memcpy(l1 + 2, "ZZZ", 3);
+        memcpy(l2, SPEC_L2, 45);
+        memcpy(l2 + 10, "ZZZ", 3);
+        ref_mrz_fix(l2);
+        mrz_join(mrz, l1, l2);
+        EXPECT_BAD("mrz", mrz, "mrz: issuer ZZZ is not an ICAO 9303 code");
+    }
+
+    /* national_id: ISO 3166-1 alpha-2 */
+    EXPECT_OK("national_id", "DE:T220001293", IDENT_NATIONAL_ID, "DE:T220001293");
+    EXPECT_OK("national_id", "ax:1", IDENT_NATIONAL_ID, "AX:1");
+    EXPECT_OK("national_id", "ZW:1", IDENT_NATIONAL_ID, "ZW:1");
+    EXPECT_BAD("national_id", "ZZ:123",
+               "national_id: country code ZZ is not assigned in ISO 3166-1 alpha-2");
+    EXPECT_BAD("national_id", "UK:123", "country code UK is not assigned");
+    EXPECT_BAD("national_id", "XX:123", "country code XX is not assigned");
+}
+
 int
 main(void)
 {
@@ -918,6 +1029,8 @@ main(void)
     test_passport();
     test_mrz();
     test_national_id();
+    test_one_document();
+    test_issuer_codes();
     test_name_dob();
     test_keys();
     test_birth();
