@@ -22,6 +22,7 @@
  *                                              alpha-2, VALUE 1-32 alnum;
  *                                              CN:VALUE is a cn_rid
  *   name_dob     NAME|YYYY-MM-DD               folded name|date             anna maria|1974-08-12
+ *                                              (see below)
  *
  *   entry key = HMAC-SHA256(list key, "passport:UTO:L898902C3")[0..15]
  *
@@ -29,6 +30,13 @@
  * for cn_rid), passport D, D<< and an MRZ issued by D<< to DEU. An issuer outside the ICAO
  * 9303 table (ISO 3166-1 alpha-3 and the ICAO-only codes) or a country outside ISO 3166-1
  * alpha-2 is an input error, never a key no entry can match.
+ *
+ * A name folds with utf8proc (the only module that uses it): NFKC, full case folding, combining
+ * marks stripped (so Ş and Ș, precomposed and decomposed Nguyễn are alike), the Latin letters
+ * without a decomposition to base letters (ł l, ø o, æ ae), white space and punctuation as
+ * part separators except between two CJK characters, where they are dropped ("张 伟" is
+ * "张伟"), then the parts as a sorted set ("Petrov Ivan" is "ivan petrov"). Invalid UTF-8 and
+ * control characters are input errors.
  *
  * Full-width forms (U+FF01..U+FF5E) and the ideographic space fold to ASCII in every type.
  * Every failure is POSGATE_ERR_INVALID with a message naming the type, the field and the rule

@@ -549,9 +549,9 @@ test_name_dob(void)
 
     EXPECT_OK("name_dob", "Anna Maria|1974-08-12", IDENT_NAME_DOB, "anna maria|1974-08-12");
     EXPECT_OK("name_dob", "  ANNA--MARIA  O'Brien. |  1974-08-12 ", IDENT_NAME_DOB,
-              "anna maria o brien|1974-08-12");
+              "anna brien maria o|1974-08-12");
     EXPECT_OK("name_dob", "Anna\xE2\x80\x93Maria\xE2\x80\x90Lena|1974-08-12", IDENT_NAME_DOB,
-              "anna maria lena|1974-08-12"); /* en dash, Unicode hyphen */
+              "anna lena maria|1974-08-12"); /* en dash, Unicode hyphen */
     EXPECT_OK("name_dob", "Jos\xC3\xA9 M\xC3\xBCller|1980-01-31", IDENT_NAME_DOB,
               "jose muller|1980-01-31");
     EXPECT_OK("name_dob", "\xC3\x89LO\xC3\x8FSE \xC3\x98stergaard|1980-01-31", IDENT_NAME_DOB,
@@ -559,24 +559,24 @@ test_name_dob(void)
     EXPECT_OK("name_dob",
               "Stra\xC3\x9F"
               "e \xC3\x86sir|1980-01-31",
-              IDENT_NAME_DOB, "strasse aesir|1980-01-31");
+              IDENT_NAME_DOB, "aesir strasse|1980-01-31");
     /* Latin Extended-A: Łukasz Żółć, Dvořák, Œuvre, Ĳssel, Ğül */
     EXPECT_OK("name_dob", "\xC5\x81ukasz \xC5\xBB\xC3\xB3\xC5\x82\xC4\x87|1990-05-06",
               IDENT_NAME_DOB, "lukasz zolc|1990-05-06");
     EXPECT_OK("name_dob", "Dvo\xC5\x99\xC3\xA1k|1990-05-06", IDENT_NAME_DOB, "dvorak|1990-05-06");
     EXPECT_OK("name_dob", "\xC5\x92uvre \xC4\xB2ssel \xC4\x9E\xC3\xBCl|1990-05-06", IDENT_NAME_DOB,
-              "oeuvre ijssel gul|1990-05-06");
+              "gul ijssel oeuvre|1990-05-06");
     /* decomposed accents, typographic apostrophe, no-break space, zero-width space */
     EXPECT_OK("name_dob",
               "Jose\xCC\x81 O\xE2\x80\x99"
               "Brien\xC2\xA0"
               "Jr\xE2\x80\x8B|1990-05-06",
-              IDENT_NAME_DOB, "jose o brien jr|1990-05-06");
-    /* CJK kept as is; middle dot and ideographic space are separators */
+              IDENT_NAME_DOB, "brien jose jr o|1990-05-06");
+    /* CJK kept as is; the ideographic space and the middle dot between CJK characters go */
     EXPECT_OK("name_dob", "\xE7\x8E\x8B\xE3\x80\x80\xE4\xBC\x9F|1990-05-06", IDENT_NAME_DOB,
-              "\xE7\x8E\x8B \xE4\xBC\x9F|1990-05-06");
+              "\xE7\x8E\x8B\xE4\xBC\x9F|1990-05-06");
     EXPECT_OK("name_dob", "\xE9\x98\xBF\xE6\xB2\x9B\xC2\xB7\xE9\x98\xBF\xE6\x97\xBA|1990-05-06",
-              IDENT_NAME_DOB, "\xE9\x98\xBF\xE6\xB2\x9B \xE9\x98\xBF\xE6\x97\xBA|1990-05-06");
+              IDENT_NAME_DOB, "\xE9\x98\xBF\xE6\xB2\x9B\xE9\x98\xBF\xE6\x97\xBA|1990-05-06");
     /* full-width letters and digits */
     EXPECT_OK("name_dob",
               "\xEF\xBC\xA1\xEF\xBC\xAE\xEF\xBC\xAE\xEF\xBC\xA1|"
@@ -1020,6 +1020,93 @@ test_issuer_codes(void)
     EXPECT_BAD("national_id", "XX:123", "country code XX is not assigned");
 }
 
+/* ---- names: one spelling per person ---- */
+
+static void
+test_name_forms(void)
+{
+    struct ident id;
+    char big[IDENT_VALUE_MAX + 2];
+
+    /* safety: NULLs, oversize, invalid UTF-8 in the name are input errors */
+    CHECK_ERR(ident_parse_name_dob(NULL, "1990-01-01", &id, em, sizeof(em)), POSGATE_ERR_INVALID);
+    CHECK_CONTAINS(em, "name_dob: name is missing");
+    CHECK_ERR(ident_parse_name_dob("Anna", NULL, &id, em, sizeof(em)), POSGATE_ERR_INVALID);
+    CHECK_CONTAINS(em, "name_dob: birth date is missing");
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_ERR(ident_parse_name_dob(big, "1990-01-01", &id, em, sizeof(em)), POSGATE_ERR_INVALID);
+    CHECK_CONTAINS(em, "name_dob: name is 1025 bytes, expected at most 1024");
+    EXPECT_BAD("name_dob", "Iv\xC3n|1990-01-01", "name_dob: invalid UTF-8 at byte 3 of the name");
+    EXPECT_BAD("name_dob", "Iv\xED\xA0\x80n|1990-01-01", "invalid UTF-8 at byte 3");
+    EXPECT_BAD("name_dob", "Ivan\xC2\x85|1990-01-01", "name character 5 is U+0085");
+    EXPECT_BAD("name_dob", "Ivan\xEF\xBD\x9CP|1990-01-01", "name character 5 is '|'");
+    /* U+FDFA decomposes to 18 code points: 300 of them (900 bytes) are too many to normalise */
+    {
+        char wide[3 * 300 + 12];
+
+        for (int i = 0; i < 300; i++) {
+            memcpy(wide + 3 * i, "\xEF\xB7\xBA", 3);
+        }
+        memcpy(wide + 900, "|1990-01-01", 12);
+        EXPECT_BAD("name_dob", wide, "name_dob: name is longer than 192 bytes after folding");
+    }
+    /* many combining marks on one letter fold to the letter */
+    {
+        char marks[1 + 2 * 500 + 12];
+        size_t k = 0;
+
+        marks[k++] = 'a';
+        for (int i = 0; i < 500; i++) {
+            marks[k++] = '\xCC';
+            marks[k++] = '\x81';
+        }
+        memcpy(marks + k, "|1990-01-01", 12);
+        EXPECT_OK("name_dob", marks, IDENT_NAME_DOB, "a|1990-01-01");
+    }
+
+    /* CJK: spaces and punctuation between CJK characters go */
+    EXPECT_OK("name_dob", "张伟|1990-01-01", IDENT_NAME_DOB, "张伟|1990-01-01");
+    EXPECT_OK("name_dob", "张 伟|1990-01-01", IDENT_NAME_DOB, "张伟|1990-01-01");
+    EXPECT_OK("name_dob", " 张\xE3\x80\x80伟 |1990-01-01", IDENT_NAME_DOB, "张伟|1990-01-01");
+    EXPECT_OK("name_dob", "张·伟|1990-01-01", IDENT_NAME_DOB, "张伟|1990-01-01");
+    EXPECT_OK("name_dob", "김 민수|1990-01-01", IDENT_NAME_DOB, "김민수|1990-01-01");
+    /* Cyrillic: full case folding; the parts are a set */
+    EXPECT_OK("name_dob", "Иван Петров|1990-01-01", IDENT_NAME_DOB, "иван петров|1990-01-01");
+    EXPECT_OK("name_dob", "ИВАН ПЕТРОВ|1990-01-01", IDENT_NAME_DOB, "иван петров|1990-01-01");
+    EXPECT_OK("name_dob", "Петров, Иван|1990-01-01", IDENT_NAME_DOB, "иван петров|1990-01-01");
+    EXPECT_OK("name_dob", "Petrov Ivan|1990-01-01", IDENT_NAME_DOB, "ivan petrov|1990-01-01");
+    EXPECT_OK("name_dob", "IVAN  petrov|1990-01-01", IDENT_NAME_DOB, "ivan petrov|1990-01-01");
+    EXPECT_OK("name_dob", "Ivan Ivan Petrov|1990-01-01", IDENT_NAME_DOB, "ivan petrov|1990-01-01");
+    /* Vietnamese: precomposed, decomposed and half-composed spellings of Nguyễn */
+    EXPECT_OK("name_dob", "Nguy\xE1\xBB\x85n V\xC4\x83n|1990-01-01", IDENT_NAME_DOB,
+              "nguyen van|1990-01-01");
+    EXPECT_OK("name_dob", "Nguye\xCC\x82\xCC\x83n Va\xCC\x86n|1990-01-01", IDENT_NAME_DOB,
+              "nguyen van|1990-01-01");
+    EXPECT_OK("name_dob", "NGUY\xC3\x8A\xCC\x83N V\xC4\x82N|1990-01-01", IDENT_NAME_DOB,
+              "nguyen van|1990-01-01");
+    /* Romanian comma below (U+0218..U+021B) and cedilla (U+015E, U+015F, U+0162, U+0163) */
+    EXPECT_OK("name_dob", "\xC8\x98tefan \xC8\x9Aurcanu|1990-01-01", IDENT_NAME_DOB,
+              "stefan turcanu|1990-01-01");
+    EXPECT_OK("name_dob", "\xC5\x9Etefan \xC5\xA2urcanu|1990-01-01", IDENT_NAME_DOB,
+              "stefan turcanu|1990-01-01");
+    EXPECT_OK("name_dob", "\xC8\x99tefan \xC8\x9Burcanu|1990-01-01", IDENT_NAME_DOB,
+              "stefan turcanu|1990-01-01");
+    EXPECT_OK("name_dob", "\xC5\x9Ftefan \xC5\xA3urcanu|1990-01-01", IDENT_NAME_DOB,
+              "stefan turcanu|1990-01-01");
+    /* NFKC and full case folding: ß, the ﬁ ligature, full-width, Greek final sigma */
+    EXPECT_OK("name_dob", "STRASSE|1990-01-01", IDENT_NAME_DOB, "strasse|1990-01-01");
+    EXPECT_OK("name_dob", "Stra\xC3\x9F" "e|1990-01-01", IDENT_NAME_DOB, "strasse|1990-01-01");
+    EXPECT_OK("name_dob", "\xEF\xAC\x81lipe|1990-01-01", IDENT_NAME_DOB, "filipe|1990-01-01");
+    EXPECT_OK("name_dob", "ΟΔΥΣΣΕΥΣ|1990-01-01", IDENT_NAME_DOB, "οδυσσευσ|1990-01-01");
+    EXPECT_OK("name_dob", "Οδυσσεύς|1990-01-01", IDENT_NAME_DOB, "οδυσσευσ|1990-01-01");
+    /* soft hyphen and zero-width joiner are ignored, not separators */
+    EXPECT_OK("name_dob", "Pe\xC2\xADtrov|1990-01-01", IDENT_NAME_DOB, "petrov|1990-01-01");
+    /* sorting can bring two CJK parts side by side: they join, and the result is stable */
+    EXPECT_OK("name_dob", "李 wang 张伟|1990-01-01", IDENT_NAME_DOB, "wang 张伟李|1990-01-01");
+    EXPECT_OK("name_dob", "wang 张伟李|1990-01-01", IDENT_NAME_DOB, "wang 张伟李|1990-01-01");
+}
+
 int
 main(void)
 {
@@ -1032,6 +1119,7 @@ main(void)
     test_one_document();
     test_issuer_codes();
     test_name_dob();
+    test_name_forms();
     test_keys();
     test_birth();
     test_roundtrip_cn_rid();
