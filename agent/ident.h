@@ -62,6 +62,12 @@ enum ident_type {
 };
 #define IDENT_TYPE_COUNT 6
 
+/* The version of the canonical spellings above: entry keys made by one version match only
+ * keys made by the same version. Publishers write it into every list target's signed custom
+ * metadata ("ident_format"); a kiosk refuses a list whose newest snapshot carries an older one
+ * (or none: version 1). 2: ICAO/ISO code tables, national_id:CN as cn_rid, utf8proc names. */
+#define IDENT_FORMAT 2
+
 #define IDENT_VALUE_MAX     1024 /* longest raw value accepted, in bytes */
 #define IDENT_NAME_MAX      192  /* longest folded name of a name_dob, in bytes */
 #define IDENT_NORM_MAX      255  /* longest canonical value, in bytes */

@@ -12,7 +12,8 @@
  *   +------------------------------+---------------------------------------------------+
  *   | publish.json                 | key paths, per list: seq, entries, state digest,  |
  *   |                              | role, targets listed (snapshot, kept deltas),     |
- *   |                              | pending (a run stopped before its publication)    |
+ *   |                              | pending (a run stopped before its publication),   |
+ *   |                              | ident_format (IDENT_FORMAT of its last keys)      |
  *   | feed.json                    | the feed configuration, published as config/...   |
  *   | lists/<id>/snapshot.pgs      | the last published snapshot body of the list      |
  *   | tuf/                         | the TUF writer's state (tuf_writer.h)             |
@@ -59,6 +60,7 @@
  * only needs the entry's (feed_entry.scope). */
 #undef FEED_SCOPE_MAX
 #include "feed_config.h"
+#include "ident.h"
 #undef FEED_SCOPE_MAX
 #define FEED_SCOPE_MAX (sizeof(((struct feed_entry *)0)->scope) / sizeof(uint16_t))
 
@@ -384,6 +386,8 @@ struct pub_list {
     int resign;  /* delegated, its role not yet signed by the authority */
     int pending; /* changed by a run that stopped before its publication finished: the next
                     update publishes the list whole (a new snapshot, no delta) */
+    int ident_format; /* IDENT_FORMAT of its last publication (1 when the state predates it,
+                         0 before the first) */
 };
 
 struct pub_state {
@@ -536,6 +540,12 @@ pub_state_load(const char *dir, struct pub_state *s)
             goto bad_list;
         }
         l->pending = (int)v;
+        v = 1;
+        if (cJSON_GetObjectItemCaseSensitive(it, "ident_format") != NULL &&
+            json_get_int(it, "ident_format", 0, INT32_MAX, &v) != POSGATE_OK) {
+            goto bad_list;
+        }
+        l->ident_format = (int)v;
         if (jstr(it, "role", l->role, sizeof l->role) != 0 ||
             jstr(it, "snapshot_target", l->snapshot_target, sizeof l->snapshot_target) != 0 ||
             jstr(it, "state", hex, sizeof hex) != 0 ||
@@ -608,6 +618,7 @@ pub_state_save(const struct pub_state *s)
         cJSON_AddNumberToObject(o, "auth_threshold", (double)l->auth_threshold);
         cJSON_AddNumberToObject(o, "resign", l->resign);
         cJSON_AddNumberToObject(o, "pending", l->pending);
+        cJSON_AddNumberToObject(o, "ident_format", l->ident_format);
         cJSON_AddStringToObject(o, "role", l->role);
         cJSON_AddStringToObject(o, "snapshot_target", l->snapshot_target);
         cJSON_AddStringToObject(o, "state", hex);
@@ -1299,6 +1310,19 @@ out:
     return err;
 }
 
+/* A list last published with older identifier spellings (IDENT_FORMAT) is republished whole,
+ * changed or not: kiosks refuse its old keys, which no longer match what they compute. */
+static int
+ident_format_old(const struct pub_list *pl)
+{
+    if (pl->published && pl->ident_format < IDENT_FORMAT) {
+        fprintf(stderr, "%s: list %s: keys of identifier format %d, republishing it whole in "
+                "format %d\n", prog, pl->id, pl->ident_format, IDENT_FORMAT);
+        return 1;
+    }
+    return 0;
+}
+
 static enum posgate_err
 custom_json(char *out, size_t cap, const struct list_work *lw, int delta, int64_t now)
 {
@@ -1311,15 +1335,17 @@ custom_json(char *out, size_t cap, const struct list_work *lw, int delta, int64_
     if (delta) {
         n = snprintf(out, cap,
                      "{\"additions\":%" PRIu64 ",\"base_seq\":%" PRIu64 ",\"digest\":\"%s\","
-                     "\"entries\":%" PRIu64 ",\"issued_at\":\"%s\",\"list\":\"%s\","
-                     "\"removals\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"type\":\"delta\"}",
-                     lw->additions, lw->pl->seq, hex, lw->rows, ts, lw->id, lw->removals,
-                     lw->new_seq);
+                     "\"entries\":%" PRIu64 ",\"ident_format\":%d,\"issued_at\":\"%s\","
+                     "\"list\":\"%s\",\"removals\":%" PRIu64 ",\"seq\":%" PRIu64
+                     ",\"type\":\"delta\"}",
+                     lw->additions, lw->pl->seq, hex, lw->rows, IDENT_FORMAT, ts, lw->id,
+                     lw->removals, lw->new_seq);
     } else {
         n = snprintf(out, cap,
-                     "{\"digest\":\"%s\",\"entries\":%" PRIu64 ",\"issued_at\":\"%s\","
-                     "\"list\":\"%s\",\"seq\":%" PRIu64 ",\"type\":\"snapshot\"}",
-                     hex, lw->rows, ts, lw->id, lw->new_seq);
+                     "{\"digest\":\"%s\",\"entries\":%" PRIu64 ",\"ident_format\":%d,"
+                     "\"issued_at\":\"%s\",\"list\":\"%s\",\"seq\":%" PRIu64
+                     ",\"type\":\"snapshot\"}",
+                     hex, lw->rows, IDENT_FORMAT, ts, lw->id, lw->new_seq);
     }
     return n > 0 && (size_t)n < cap ? POSGATE_OK : POSGATE_ERR_TOOBIG;
 }
@@ -1637,7 +1663,7 @@ cmd_update(int argc, char **argv)
         }
         /* a list a stopped run left pending is published whole: its snapshot.pgs may be
          * newer than its seq says, and what reached the repository is unknown */
-        lw[i].first = !lw[i].pl->published || lw[i].pl->pending;
+        lw[i].first = !lw[i].pl->published || lw[i].pl->pending || ident_format_old(lw[i].pl);
         lw[i].new_seq = lw[i].pl->seq + 1;
     }
     /* pub_add may have moved the array: take the pointers again */
@@ -1921,6 +1947,7 @@ cmd_update(int argc, char **argv)
     }
     for (i = 0; i < s.nlists; i++) {
         s.lists[i].pending = 0;
+        s.lists[i].ident_format = IDENT_FORMAT;
     }
     err = pub_state_save(&s);
     if (err != POSGATE_OK) {
