@@ -978,6 +978,7 @@ struct list_work {
     const char *id;
     uint64_t rows; /* rows of this list in the CSV */
     int first;     /* never published */
+    int reformat;  /* last keyed in an older IDENT_FORMAT: published even when unchanged */
     uint64_t additions, removals;
     uint64_t new_seq;
     struct state_digest new_state;
@@ -1310,14 +1311,15 @@ out:
     return err;
 }
 
-/* A list last published with older identifier spellings (IDENT_FORMAT) is republished whole,
- * changed or not: kiosks refuse its old keys, which no longer match what they compute. */
+/* A list last published with older identifier spellings (IDENT_FORMAT) is republished, changed
+ * or not (its delta replaces the keys whose spelling changed): kiosks refuse its old keys,
+ * which no longer match what they compute. */
 static int
 ident_format_old(const struct pub_list *pl)
 {
     if (pl->published && pl->ident_format < IDENT_FORMAT) {
-        fprintf(stderr, "%s: list %s: keys of identifier format %d, republishing it whole in "
-                "format %d\n", prog, pl->id, pl->ident_format, IDENT_FORMAT);
+        fprintf(stderr, "%s: list %s: keys of identifier format %d, republishing it in format "
+                "%d\n", prog, pl->id, pl->ident_format, IDENT_FORMAT);
         return 1;
     }
     return 0;
@@ -1663,7 +1665,8 @@ cmd_update(int argc, char **argv)
         }
         /* a list a stopped run left pending is published whole: its snapshot.pgs may be
          * newer than its seq says, and what reached the repository is unknown */
-        lw[i].first = !lw[i].pl->published || lw[i].pl->pending || ident_format_old(lw[i].pl);
+        lw[i].first = !lw[i].pl->published || lw[i].pl->pending;
+        lw[i].reformat = ident_format_old(lw[i].pl);
         lw[i].new_seq = lw[i].pl->seq + 1;
     }
     /* pub_add may have moved the array: take the pointers again */
@@ -1779,7 +1782,7 @@ cmd_update(int argc, char **argv)
         struct list_work *l = &lw[i];
 
         if (strcmp(l->pl->role, "targets") != 0 &&
-            (l->first || l->pl->resign || l->additions + l->removals > 0) &&
+            (l->first || l->reformat || l->pl->resign || l->additions + l->removals > 0) &&
             keyring_auth_count(&kr, l->id) < l->pl->auth_threshold) {
             die_msg("refused: list %s is delegated to its authority (role %s, threshold %u) and "
                     "changed; pass --authority-key %s=KEY.key (%zu given). Nothing was published.",
@@ -1808,7 +1811,7 @@ cmd_update(int argc, char **argv)
         struct pub_list *pl = l->pl;
         char name[256], custom[1024], dst[PATH_CAP], dir[PATH_CAP];
 
-        if (!l->first && l->additions + l->removals == 0) {
+        if (!l->first && !l->reformat && l->additions + l->removals == 0) {
             continue;
         }
         changed++;
@@ -1906,7 +1909,7 @@ cmd_update(int argc, char **argv)
      * or found no change and never published the lists at all).
      */
     for (i = 0; i < cfg->n_lists; i++) {
-        if (lw[i].first || lw[i].additions + lw[i].removals > 0) {
+        if (lw[i].first || lw[i].reformat || lw[i].additions + lw[i].removals > 0) {
             lw[i].pl->pending = 1;
         }
     }
@@ -1918,7 +1921,7 @@ cmd_update(int argc, char **argv)
         struct list_work *l = &lw[i];
         char from[PATH_CAP], to[PATH_CAP];
 
-        if (!l->first && l->additions + l->removals == 0) {
+        if (!l->first && !l->reformat && l->additions + l->removals == 0) {
             continue;
         }
         if ((err = pathf(from, sizeof from, "%s/lists/%s/snapshot.pgs.new", s.dir, l->id)) !=
