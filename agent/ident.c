@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Identifier normalisation and validation (see ident.h for the canonical forms). Each type has
- * one parser that folds the raw input to ASCII (or, for names, to lowercase base letters),
- * checks length, alphabet, embedded dates and check digits, and writes the canonical form into
- * a caller-owned struct ident. Nothing here allocates or reads a clock: the check path calls it
- * for every identifier of every request. The synthesisers at the end build valid identifiers
- * from a 64-bit value with a SplitMix64 sequence, so test data is reproducible.
+ * one parser that folds the raw input to ASCII (or, for names, through utf8proc, which no other
+ * module includes), checks length, alphabet, code tables, embedded dates and check digits, and
+ * writes the canonical form into a caller-owned struct ident. Nothing here allocates or reads a
+ * clock: the check path calls it for every identifier of every request. The synthesisers at the
+ * end build valid identifiers from a 64-bit value with a SplitMix64 sequence, so test data is
+ * reproducible.
  */
 #include "ident.h"
 
@@ -860,8 +861,10 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
     }
     id->norm[k] = '\0';
     if (!iso_alpha2_known(id->norm)) {
-        plat_msgf(em, ec, "%s: country code %s is not assigned in ISO 3166-1 alpha-2, expected "
-                  "an assigned code such as FR or DE", tn, id->norm);
+        plat_msgf(em, ec,
+                  "%s: country code %s is not assigned in ISO 3166-1 alpha-2, expected "
+                  "an assigned code such as FR or DE",
+                  tn, id->norm);
         return POSGATE_ERR_INVALID;
     }
     if (strcmp(id->norm, "CN") == 0) {
@@ -1113,8 +1116,7 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
             return POSGATE_ERR_INVALID;
         }
         c = fold_width(c);
-        if (((c < 0x20 || c == 0x7F) && !is_space((int)c)) || (c >= 0x80 && c < 0xA0) ||
-            c == '|') {
+        if (((c < 0x20 || c == 0x7F) && !is_space((int)c)) || (c >= 0x80 && c < 0xA0) || c == '|') {
             plat_msgf(em, ec, "%s: name character %zu is %s, expected a letter", tn, index,
                       describe(c).s);
             return POSGATE_ERR_INVALID;

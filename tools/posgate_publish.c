@@ -383,9 +383,9 @@ struct pub_list {
     size_t ndeltas;
     char deltas[KEEP_DELTAS + 1][256]; /* listed delta target names, oldest first */
     unsigned auth_threshold;
-    int resign;  /* delegated, its role not yet signed by the authority */
-    int pending; /* changed by a run that stopped before its publication finished: the next
-                    update publishes the list whole (a new snapshot, no delta) */
+    int resign;       /* delegated, its role not yet signed by the authority */
+    int pending;      /* changed by a run that stopped before its publication finished: the next
+                         update publishes the list whole (a new snapshot, no delta) */
     int ident_format; /* IDENT_FORMAT of its last publication (1 when the state predates it,
                          0 before the first) */
 };
@@ -1318,8 +1318,10 @@ static int
 ident_format_old(const struct pub_list *pl)
 {
     if (pl->published && pl->ident_format < IDENT_FORMAT) {
-        fprintf(stderr, "%s: list %s: keys of identifier format %d, republishing it in format "
-                "%d\n", prog, pl->id, pl->ident_format, IDENT_FORMAT);
+        fprintf(stderr,
+                "%s: list %s: keys of identifier format %d, republishing it in format "
+                "%d\n",
+                prog, pl->id, pl->ident_format, IDENT_FORMAT);
         return 1;
     }
     return 0;

@@ -72,8 +72,8 @@ collect_fn(void *ctx, const struct tuf_writer_target *t)
     }
     if (c->n == TARGETS_MAX || strlen(t->name) >= sizeof(o->name) ||
         strlen(t->custom_json) >= sizeof(o->custom)) {
-        fprintf(stderr, "ident_old_format: target %s: expected at most %d short targets\n",
-                t->name, TARGETS_MAX);
+        fprintf(stderr, "ident_old_format: target %s: expected at most %d short targets\n", t->name,
+                TARGETS_MAX);
         return POSGATE_ERR_INVALID;
     }
     o = &c->v[c->n];

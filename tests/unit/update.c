@@ -280,8 +280,8 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
     snprintf(custom, sizeof(custom),
              "{\"digest\":\"%s\",\"entries\":%zu,\"ident_format\":%d,\"issued_at\":\"%s\","
              "\"list\":\"%s\",\"seq\":%llu,\"type\":\"snapshot\"}",
-             fg->snap_digest != NULL ? fg->snap_digest : hex, set_count(next), IDENT_FORMAT, ts, clist,
-             (unsigned long long)seq);
+             fg->snap_digest != NULL ? fg->snap_digest : hex, set_count(next), IDENT_FORMAT, ts,
+             clist, (unsigned long long)seq);
     snprintf(l->snap_body[seq], FX_PATH, "%s", snap);
     snprintf(l->snap_custom[seq], CUSTOM_CAP, "%s", custom);
     if (!fg->no_snapshot) {
