@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Identifier normalisation and validation (see ident.h for the canonical forms). Each type has
- * one parser that folds the raw input to ASCII (or, for names, to lowercase base letters),
- * checks length, alphabet, embedded dates and check digits, and writes the canonical form into
- * a caller-owned struct ident. Nothing here allocates or reads a clock: the check path calls it
- * for every identifier of every request. The synthesisers at the end build valid identifiers
- * from a 64-bit value with a SplitMix64 sequence, so test data is reproducible.
+ * one parser that folds the raw input to ASCII (or, for names, through utf8proc, which no other
+ * module includes), checks length, alphabet, code tables, embedded dates and check digits, and
+ * writes the canonical form into a caller-owned struct ident. Nothing here allocates or reads a
+ * clock: the check path calls it for every identifier of every request. The synthesisers at the
+ * end build valid identifiers from a 64-bit value with a SplitMix64 sequence, so test data is
+ * reproducible.
  */
 #include "ident.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include <utf8proc.h>
 
 #include "plat_clock.h"
 #include "plat_mem.h"
@@ -25,6 +28,89 @@ static const unsigned uscc_weights[17] = {1,  3,  9,  27, 19, 26, 16, 17, 20,
                                           29, 25, 13, 8,  24, 10, 30, 28};
 /* ISO 7064 MOD 11-2 weights 2^(17-i) mod 11 for the 17 digits of a cn_rid. */
 static const unsigned rid_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+
+/* ICAO Doc 9303 Part 3 (8th edition, 2021), section 5 "Codes for nationality, place of birth,
+ * location of issuing State/authority and other purposes": the three-letter codes of
+ * ISO 3166-1 alpha-3 (249 codes, as in Debian iso-codes 4.15) plus the codes ICAO assigns
+ * itself: D (Germany, canonical DEU), EUE (European Union), GBD GBN GBO GBP GBS (British
+ * nationality classes), RKS (Kosovo), UNA UNK UNO (United Nations), XBA XCC XCE XCO XDC XEC
+ * XES XIM XMP XOM XPO (international organisations), XXA XXB XXC XXX (stateless, refugee,
+ * unspecified), and UTO, the fictional state of the Doc 9303 specimens. Sorted by code for
+ * binary search; a code is spelt canonical in keys, so D and DEU key alike. */
+struct icao_code {
+    char code[4];
+    char canonical[4];
+};
+
+static const struct icao_code icao_codes[] = {
+    {"ABW", "ABW"}, {"AFG", "AFG"}, {"AGO", "AGO"}, {"AIA", "AIA"}, {"ALA", "ALA"}, {"ALB", "ALB"},
+    {"AND", "AND"}, {"ARE", "ARE"}, {"ARG", "ARG"}, {"ARM", "ARM"}, {"ASM", "ASM"}, {"ATA", "ATA"},
+    {"ATF", "ATF"}, {"ATG", "ATG"}, {"AUS", "AUS"}, {"AUT", "AUT"}, {"AZE", "AZE"}, {"BDI", "BDI"},
+    {"BEL", "BEL"}, {"BEN", "BEN"}, {"BES", "BES"}, {"BFA", "BFA"}, {"BGD", "BGD"}, {"BGR", "BGR"},
+    {"BHR", "BHR"}, {"BHS", "BHS"}, {"BIH", "BIH"}, {"BLM", "BLM"}, {"BLR", "BLR"}, {"BLZ", "BLZ"},
+    {"BMU", "BMU"}, {"BOL", "BOL"}, {"BRA", "BRA"}, {"BRB", "BRB"}, {"BRN", "BRN"}, {"BTN", "BTN"},
+    {"BVT", "BVT"}, {"BWA", "BWA"}, {"CAF", "CAF"}, {"CAN", "CAN"}, {"CCK", "CCK"}, {"CHE", "CHE"},
+    {"CHL", "CHL"}, {"CHN", "CHN"}, {"CIV", "CIV"}, {"CMR", "CMR"}, {"COD", "COD"}, {"COG", "COG"},
+    {"COK", "COK"}, {"COL", "COL"}, {"COM", "COM"}, {"CPV", "CPV"}, {"CRI", "CRI"}, {"CUB", "CUB"},
+    {"CUW", "CUW"}, {"CXR", "CXR"}, {"CYM", "CYM"}, {"CYP", "CYP"}, {"CZE", "CZE"}, {"D", "DEU"},
+    {"DEU", "DEU"}, {"DJI", "DJI"}, {"DMA", "DMA"}, {"DNK", "DNK"}, {"DOM", "DOM"}, {"DZA", "DZA"},
+    {"ECU", "ECU"}, {"EGY", "EGY"}, {"ERI", "ERI"}, {"ESH", "ESH"}, {"ESP", "ESP"}, {"EST", "EST"},
+    {"ETH", "ETH"}, {"EUE", "EUE"}, {"FIN", "FIN"}, {"FJI", "FJI"}, {"FLK", "FLK"}, {"FRA", "FRA"},
+    {"FRO", "FRO"}, {"FSM", "FSM"}, {"GAB", "GAB"}, {"GBD", "GBD"}, {"GBN", "GBN"}, {"GBO", "GBO"},
+    {"GBP", "GBP"}, {"GBR", "GBR"}, {"GBS", "GBS"}, {"GEO", "GEO"}, {"GGY", "GGY"}, {"GHA", "GHA"},
+    {"GIB", "GIB"}, {"GIN", "GIN"}, {"GLP", "GLP"}, {"GMB", "GMB"}, {"GNB", "GNB"}, {"GNQ", "GNQ"},
+    {"GRC", "GRC"}, {"GRD", "GRD"}, {"GRL", "GRL"}, {"GTM", "GTM"}, {"GUF", "GUF"}, {"GUM", "GUM"},
+    {"GUY", "GUY"}, {"HKG", "HKG"}, {"HMD", "HMD"}, {"HND", "HND"}, {"HRV", "HRV"}, {"HTI", "HTI"},
+    {"HUN", "HUN"}, {"IDN", "IDN"}, {"IMN", "IMN"}, {"IND", "IND"}, {"IOT", "IOT"}, {"IRL", "IRL"},
+    {"IRN", "IRN"}, {"IRQ", "IRQ"}, {"ISL", "ISL"}, {"ISR", "ISR"}, {"ITA", "ITA"}, {"JAM", "JAM"},
+    {"JEY", "JEY"}, {"JOR", "JOR"}, {"JPN", "JPN"}, {"KAZ", "KAZ"}, {"KEN", "KEN"}, {"KGZ", "KGZ"},
+    {"KHM", "KHM"}, {"KIR", "KIR"}, {"KNA", "KNA"}, {"KOR", "KOR"}, {"KWT", "KWT"}, {"LAO", "LAO"},
+    {"LBN", "LBN"}, {"LBR", "LBR"}, {"LBY", "LBY"}, {"LCA", "LCA"}, {"LIE", "LIE"}, {"LKA", "LKA"},
+    {"LSO", "LSO"}, {"LTU", "LTU"}, {"LUX", "LUX"}, {"LVA", "LVA"}, {"MAC", "MAC"}, {"MAF", "MAF"},
+    {"MAR", "MAR"}, {"MCO", "MCO"}, {"MDA", "MDA"}, {"MDG", "MDG"}, {"MDV", "MDV"}, {"MEX", "MEX"},
+    {"MHL", "MHL"}, {"MKD", "MKD"}, {"MLI", "MLI"}, {"MLT", "MLT"}, {"MMR", "MMR"}, {"MNE", "MNE"},
+    {"MNG", "MNG"}, {"MNP", "MNP"}, {"MOZ", "MOZ"}, {"MRT", "MRT"}, {"MSR", "MSR"}, {"MTQ", "MTQ"},
+    {"MUS", "MUS"}, {"MWI", "MWI"}, {"MYS", "MYS"}, {"MYT", "MYT"}, {"NAM", "NAM"}, {"NCL", "NCL"},
+    {"NER", "NER"}, {"NFK", "NFK"}, {"NGA", "NGA"}, {"NIC", "NIC"}, {"NIU", "NIU"}, {"NLD", "NLD"},
+    {"NOR", "NOR"}, {"NPL", "NPL"}, {"NRU", "NRU"}, {"NZL", "NZL"}, {"OMN", "OMN"}, {"PAK", "PAK"},
+    {"PAN", "PAN"}, {"PCN", "PCN"}, {"PER", "PER"}, {"PHL", "PHL"}, {"PLW", "PLW"}, {"PNG", "PNG"},
+    {"POL", "POL"}, {"PRI", "PRI"}, {"PRK", "PRK"}, {"PRT", "PRT"}, {"PRY", "PRY"}, {"PSE", "PSE"},
+    {"PYF", "PYF"}, {"QAT", "QAT"}, {"REU", "REU"}, {"RKS", "RKS"}, {"ROU", "ROU"}, {"RUS", "RUS"},
+    {"RWA", "RWA"}, {"SAU", "SAU"}, {"SDN", "SDN"}, {"SEN", "SEN"}, {"SGP", "SGP"}, {"SGS", "SGS"},
+    {"SHN", "SHN"}, {"SJM", "SJM"}, {"SLB", "SLB"}, {"SLE", "SLE"}, {"SLV", "SLV"}, {"SMR", "SMR"},
+    {"SOM", "SOM"}, {"SPM", "SPM"}, {"SRB", "SRB"}, {"SSD", "SSD"}, {"STP", "STP"}, {"SUR", "SUR"},
+    {"SVK", "SVK"}, {"SVN", "SVN"}, {"SWE", "SWE"}, {"SWZ", "SWZ"}, {"SXM", "SXM"}, {"SYC", "SYC"},
+    {"SYR", "SYR"}, {"TCA", "TCA"}, {"TCD", "TCD"}, {"TGO", "TGO"}, {"THA", "THA"}, {"TJK", "TJK"},
+    {"TKL", "TKL"}, {"TKM", "TKM"}, {"TLS", "TLS"}, {"TON", "TON"}, {"TTO", "TTO"}, {"TUN", "TUN"},
+    {"TUR", "TUR"}, {"TUV", "TUV"}, {"TWN", "TWN"}, {"TZA", "TZA"}, {"UGA", "UGA"}, {"UKR", "UKR"},
+    {"UMI", "UMI"}, {"UNA", "UNA"}, {"UNK", "UNK"}, {"UNO", "UNO"}, {"URY", "URY"}, {"USA", "USA"},
+    {"UTO", "UTO"}, {"UZB", "UZB"}, {"VAT", "VAT"}, {"VCT", "VCT"}, {"VEN", "VEN"}, {"VGB", "VGB"},
+    {"VIR", "VIR"}, {"VNM", "VNM"}, {"VUT", "VUT"}, {"WLF", "WLF"}, {"WSM", "WSM"}, {"XBA", "XBA"},
+    {"XCC", "XCC"}, {"XCE", "XCE"}, {"XCO", "XCO"}, {"XDC", "XDC"}, {"XEC", "XEC"}, {"XES", "XES"},
+    {"XIM", "XIM"}, {"XMP", "XMP"}, {"XOM", "XOM"}, {"XPO", "XPO"}, {"XXA", "XXA"}, {"XXB", "XXB"},
+    {"XXC", "XXC"}, {"XXX", "XXX"}, {"YEM", "YEM"}, {"ZAF", "ZAF"}, {"ZMB", "ZMB"}, {"ZWE", "ZWE"},
+};
+
+/* ISO 3166-1 alpha-2, all 249 officially assigned codes (Debian iso-codes 4.15), sorted; the
+ * country of a national_id. */
+static const char iso_alpha2[][3] = {
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Messages */
@@ -238,6 +324,50 @@ trim(const char *s, size_t *n)
     }
     *n = b - a;
     return s + a;
+}
+
+/* The canonical spelling of an ICAO 9303 issuer code (upper case, 1-3 letters), or NULL. */
+static const char *
+icao_canonical(const char *code)
+{
+    size_t lo = 0, hi = sizeof(icao_codes) / sizeof(icao_codes[0]);
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(code, icao_codes[mid].code);
+
+        if (c == 0) {
+            return icao_codes[mid].canonical;
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return NULL;
+}
+
+/* 1 when cc (two upper-case letters and a NUL) is an assigned ISO 3166-1 alpha-2 code. */
+static int
+iso_alpha2_known(const char *cc)
+{
+    size_t lo = 0, hi = sizeof(iso_alpha2) / sizeof(iso_alpha2[0]);
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(cc, iso_alpha2[mid]);
+
+        if (c == 0) {
+            return 1;
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -469,13 +599,15 @@ parse_cn_uscc(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     return POSGATE_OK;
 }
 
-/* Writes "ISSUER:NUMBER" into id from an issuer (3 letters, or D padded with '<') and a
- * number (fillers and spaces dropped, at most 9 of A-Z 0-9). */
+/* Writes "ISSUER:NUMBER" into id from an issuer (3 letters, or D padded with '<'; one of
+ * icao_codes, spelt canonical) and a number (fillers and spaces dropped, at most 9 of A-Z 0-9). */
 static enum posgate_err
 passport_build(const char *tn, const char *iss, size_t isslen, const char *num, size_t numlen,
                struct ident *id, char *em, size_t ec)
 {
-    size_t k = 0, count = 0;
+    size_t k, count = 0;
+    char code[4];
+    const char *canon;
 
     iss = trim(iss, &isslen);
     while (isslen > 0 && iss[isslen - 1] == '<') {
@@ -495,8 +627,19 @@ passport_build(const char *tn, const char *iss, size_t isslen, const char *num, 
                       tn, i + 1, describe(iss[i]).s);
             return POSGATE_ERR_INVALID;
         }
-        id->norm[k++] = (char)c;
+        code[i] = (char)c;
     }
+    code[isslen] = '\0';
+    canon = icao_canonical(code);
+    if (canon == NULL) {
+        plat_msgf(em, ec,
+                  "%s: issuer %s is not an ICAO 9303 code, expected an ISO 3166-1 alpha-3 code "
+                  "or an ICAO code (D, GBD, UNO, XXA, ...)",
+                  tn, code);
+        return POSGATE_ERR_INVALID;
+    }
+    k = strlen(canon);
+    memcpy(id->norm, canon, k);
     id->norm[k++] = ':';
     for (size_t i = 0; i < numlen; i++) {
         int c = to_upper(num[i]);
@@ -716,6 +859,20 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
         }
         id->norm[k++] = (char)c;
     }
+    id->norm[k] = '\0';
+    if (!iso_alpha2_known(id->norm)) {
+        plat_msgf(em, ec,
+                  "%s: country code %s is not assigned in ISO 3166-1 alpha-2, expected "
+                  "an assigned code such as FR or DE",
+                  tn, id->norm);
+        return POSGATE_ERR_INVALID;
+    }
+    if (strcmp(id->norm, "CN") == 0) {
+        /* A Chinese national id is a resident identity number: one document, one key, so
+         * national_id:CN:X is cn_rid:X, with cn_rid's validation. */
+        id->type = IDENT_CN_RID;
+        return parse_cn_rid(colon + 1, n - (size_t)(colon - s) - 1, id, em, ec);
+    }
     id->norm[k++] = ':';
     for (size_t i = (size_t)(colon - s) + 1; i < n; i++) {
         int c = to_upper(s[i]);
@@ -747,63 +904,210 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
     return POSGATE_OK;
 }
 
-/* Base letters of U+00C0..U+00FF; NULL for the two symbols (multiplication, division). */
-static const char *const latin1_base[64] = {
-    "a", "a", "a", "a", "a", "a", "ae", "c",  "e", "e", "e", "e", "i", "i", "i",  "i",
-    "d", "n", "o", "o", "o", "o", "o",  NULL, "o", "u", "u", "u", "u", "y", "th", "ss",
-    "a", "a", "a", "a", "a", "a", "ae", "c",  "e", "e", "e", "e", "i", "i", "i",  "i",
-    "d", "n", "o", "o", "o", "o", "o",  NULL, "o", "u", "u", "u", "u", "y", "th", "y",
-};
-
-/* Base letters of U+0100..U+017F, one per code point; '*' marks the ligatures IJ and OE. */
-static const char latin_ext_a[] = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiii**jjkkk"
-                                  "llllllllllnnnnnnnnnoooooo**rrrrrrssssssssttttttuuuuuuuuuuuu"
-                                  "wwyyyzzzzzzs";
-_Static_assert(sizeof(latin_ext_a) == 129, "one entry per code point of Latin Extended-A");
-
-/* Separators collapse to one space: white space, hyphens and dashes, apostrophes and quotes,
- * dots (the middle dots of transliterated names included). */
-static int
-is_name_separator(long c)
+/* Latin letters Unicode gives no decomposition, after case folding, to the base letters a
+ * clerk's keyboard has (Łukasz is typed Lukasz); every other accent is a combining mark that
+ * normalisation strips. */
+static const char *
+latin_base(utf8proc_int32_t c)
 {
     switch (c) {
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-    case '-':
-    case '\'':
-    case '`':
-    case '.':
-    case 0x00A0: /* no-break space */
-    case 0x00B4: /* acute accent used as an apostrophe */
-    case 0x00B7: /* middle dot */
-    case 0x02BC: /* modifier letter apostrophe */
-    case 0x2018:
-    case 0x2019:
-    case 0x2027: /* hyphenation point */
-    case 0x30FB: /* katakana middle dot */
-        return 1;
+    case 0x00E6: /* æ */
+        return "ae";
+    case 0x00F0: /* ð */
+    case 0x0111: /* đ */
+        return "d";
+    case 0x00F8: /* ø */
+        return "o";
+    case 0x00FE: /* þ */
+        return "th";
+    case 0x0127: /* ħ */
+        return "h";
+    case 0x0131: /* dotless i */
+        return "i";
+    case 0x0138: /* kra */
+        return "k";
+    case 0x0142: /* ł */
+        return "l";
+    case 0x0153: /* œ */
+        return "oe";
+    case 0x0167: /* ŧ */
+        return "t";
     default:
-        return c >= 0x2010 && c <= 0x2015; /* hyphens and dashes */
+        return NULL;
     }
 }
 
-/* Folds a name: lowercase, accents removed, separators collapsed, trimmed. */
+/* Han, kana, Hangul and Bopomofo: scripts written without spaces between the parts of a name,
+ * so "张 伟" and "张伟" are one name. */
+static int
+is_cjk(long c)
+{
+    return (c >= 0x1100 && c <= 0x11FF) || (c >= 0x2E80 && c <= 0x2FDF) ||
+           (c >= 0x3005 && c <= 0x3007) || (c >= 0x3021 && c <= 0x3029) ||
+           (c >= 0x3031 && c <= 0x303C) || (c >= 0x3040 && c <= 0x31FF) ||
+           (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
+           (c >= 0xA960 && c <= 0xA97F) || (c >= 0xAC00 && c <= 0xD7FF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFF66 && c <= 0xFF9F) ||
+           (c >= 0x1B000 && c <= 0x1B16F) || (c >= 0x20000 && c <= 0x3FFFF);
+}
+
+/* White space, punctuation and modifier symbols (the spacing accents) separate name parts. */
+static int
+is_name_separator(utf8proc_int32_t c)
+{
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO:
+    case UTF8PROC_CATEGORY_SK:
+        return 1;
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_SM:
+    case UTF8PROC_CATEGORY_SC:
+    case UTF8PROC_CATEGORY_SO:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+        break;
+    }
+    return c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* One part of a name in a token buffer. */
+struct name_token {
+    size_t off, len;
+};
+
+#define NAME_TOKENS_MAX (IDENT_NAME_MAX / 2 + 1) /* parts of one byte and a space each */
+
+/* Splits s[0..n) (parts joined by single spaces) into tokens written to buf without the
+ * spaces, except that a space between two CJK characters is dropped and the parts joined.
+ * Returns the token count. buf holds at least n bytes. */
+static size_t
+name_split(const char *s, size_t n, char *buf, struct name_token *tok)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t pos = 0, k = 0, nt = 0;
+    long prev = -1;
+    int gap = 0;
+
+    while (pos < n) {
+        size_t at = pos;
+        long c = utf8_next(u, n, &pos);
+
+        if (c == ' ') {
+            gap = 1;
+            continue;
+        }
+        if (nt == 0 || (gap && !(is_cjk(prev) && is_cjk(c)))) {
+            tok[nt].off = k;
+            tok[nt].len = 0;
+            nt++;
+        }
+        gap = 0;
+        memcpy(buf + k, s + at, pos - at);
+        k += pos - at;
+        tok[nt - 1].len = k - tok[nt - 1].off;
+        prev = c;
+    }
+    return nt;
+}
+
+static int
+token_cmp(const char *buf, const struct name_token *a, const struct name_token *b)
+{
+    size_t m = a->len < b->len ? a->len : b->len;
+    int c = memcmp(buf + a->off, buf + b->off, m);
+
+    if (c != 0) {
+        return c;
+    }
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+/* Rewrites s[0..*n) as its parts sorted bytewise, duplicates dropped, joined by spaces, until
+ * that spelling splits into the same parts again (sorting can bring two CJK parts side by side,
+ * which then join): the result is a set, and folding it again gives it back. */
+static void
+name_sort(char *s, size_t *n)
+{
+    char buf[IDENT_NAME_MAX], joined[IDENT_NAME_MAX];
+    struct name_token tok[NAME_TOKENS_MAX];
+
+    for (;;) {
+        size_t nt = name_split(s, *n, buf, tok), k = 0, kept = 0;
+
+        for (size_t i = 1; i < nt; i++) {
+            struct name_token t = tok[i];
+            size_t j = i;
+
+            while (j > 0 && token_cmp(buf, &tok[j - 1], &t) > 0) {
+                tok[j] = tok[j - 1];
+                j--;
+            }
+            tok[j] = t;
+        }
+        for (size_t i = 0; i < nt; i++) {
+            if (kept > 0 && token_cmp(buf, &tok[kept - 1], &tok[i]) == 0) {
+                continue;
+            }
+            tok[kept++] = tok[i];
+        }
+        for (size_t i = 0; i < kept; i++) {
+            if (i > 0) {
+                joined[k++] = ' ';
+            }
+            memcpy(joined + k, buf + tok[i].off, tok[i].len);
+            k += tok[i].len;
+        }
+        if (k == *n && memcmp(joined, s, k) == 0) {
+            return;
+        }
+        memcpy(s, joined, k);
+        *n = k;
+    }
+}
+
+#define NAME_CODEPOINTS_MAX IDENT_VALUE_MAX /* a name's code points during normalisation */
+
+/* Folds a name (see ident.h): NFKC with full case folding and combining marks stripped
+ * (utf8proc), the few Latin letters without a decomposition to their base letters, white space
+ * and punctuation as part separators (none between CJK characters), then the parts as a sorted
+ * set. out holds IDENT_NAME_MAX bytes. */
 static enum posgate_err
 fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_t ec)
 {
     static const char tn[] = "name_dob";
+    const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                                   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE;
     const unsigned char *s = (const unsigned char *)in;
+    utf8proc_int32_t cp[NAME_CODEPOINTS_MAX];
+    utf8proc_ssize_t ncp;
     size_t pos = 0, n = 0, index = 0;
-    int pending = 0;
+    int gap = 0;
 
     while (pos < len) {
         size_t at = pos;
         long c = utf8_next(s, len, &pos);
-        const char *base = NULL;
-        char one[2] = {0, 0};
-        int rc;
 
         index++;
         if (c < 0) {
@@ -812,52 +1116,49 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
             return POSGATE_ERR_INVALID;
         }
         c = fold_width(c);
-        if (is_name_separator(c)) {
-            pending = n > 0;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7F || (c >= 0x80 && c < 0xA0) || c == '|') {
+        if (((c < 0x20 || c == 0x7F) && !is_space((int)c)) || (c >= 0x80 && c < 0xA0) || c == '|') {
             plat_msgf(em, ec, "%s: name character %zu is %s, expected a letter", tn, index,
                       describe(c).s);
             return POSGATE_ERR_INVALID;
         }
-        if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x200B && c <= 0x200D) || c == 0x2060 ||
-            c == 0xFEFF) {
-            continue; /* combining accents of decomposed letters; zero-width characters */
+    }
+    ncp = utf8proc_decompose(s, (utf8proc_ssize_t)len, cp, NAME_CODEPOINTS_MAX, opts);
+    if (ncp > NAME_CODEPOINTS_MAX) {
+        goto toolong;
+    }
+    if (ncp >= 0) {
+        ncp = utf8proc_normalize_utf32(cp, ncp, opts);
+    }
+    if (ncp < 0) {
+        plat_msgf(em, ec, "%s: name cannot be normalised (%s), expected UTF-8 text", tn,
+                  utf8proc_errmsg(ncp));
+        return POSGATE_ERR_INVALID;
+    }
+    for (utf8proc_ssize_t i = 0; i < ncp; i++) {
+        utf8proc_int32_t c = cp[i];
+        const char *base;
+
+        if (is_name_separator(c)) {
+            gap = n > 0;
+            continue;
         }
-        if (c >= 'A' && c <= 'Z') {
-            one[0] = (char)(c - 'A' + 'a');
-            base = one;
-        } else if (c >= 0xC0 && c <= 0xFF) {
-            base = latin1_base[c - 0xC0];
-        } else if (c >= 0x100 && c <= 0x17F) {
-            char b = latin_ext_a[c - 0x100];
-            if (b == '*') {
-                base = (c == 0x132 || c == 0x133) ? "ij" : "oe";
-            } else {
-                one[0] = b;
-                base = one;
-            }
-        }
-        if (pending) {
+        if (gap) {
             if (n >= IDENT_NAME_MAX) {
                 goto toolong;
             }
             out[n++] = ' ';
-            pending = 0;
+            gap = 0;
         }
+        base = latin_base(c);
         if (base != NULL) {
             size_t bl = strlen(base);
+
             if (IDENT_NAME_MAX - n < bl) {
                 goto toolong;
             }
             memcpy(out + n, base, bl);
             n += bl;
-            rc = 0;
-        } else {
-            rc = utf8_put(c, out, IDENT_NAME_MAX, &n);
-        }
-        if (rc != 0) {
+        } else if (utf8_put(c, out, IDENT_NAME_MAX, &n) != 0) {
             goto toolong;
         }
     }
@@ -865,6 +1166,7 @@ fold_name(const char *in, size_t len, char *out, size_t *outlen, char *em, size_
         plat_msgf(em, ec, "%s: name is empty, expected at least one letter", tn);
         return POSGATE_ERR_INVALID;
     }
+    name_sort(out, &n);
     *outlen = n;
     return POSGATE_OK;
 toolong:
@@ -1343,6 +1645,9 @@ ident_synth_passport(uint64_t v, char out[IDENT_SYNTH_PASSPORT_SIZE])
     size_t il, nl;
 
     synth_passport_parts(v, issuer, number);
+    if (strcmp(issuer, "D") == 0) {
+        memcpy(issuer, "DEU", 4); /* the canonical spelling; the MRZ keeps D<< */
+    }
     il = strlen(issuer);
     nl = strlen(number);
     memcpy(out, issuer, il);
@@ -1434,6 +1739,12 @@ ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE])
     size_t k = 0;
     int y, m, d;
 
+    if (strcmp(given, sur) > 0) {
+        const char *t = given; /* canonical names are their parts in sorted order */
+
+        given = sur;
+        sur = t;
+    }
     for (const char *p = given; *p != '\0'; p++) {
         out[k++] = (char)(*p - 'A' + 'a');
     }

@@ -14,13 +14,29 @@
  *   ----------   ---------------------------   --------------------------   ----------------------
  *   cn_rid       18 chars, 17 digits + 0-9/X   uppercase, trimmed           11010519491231002X
  *   cn_uscc      18 chars of 0-9A-HJ-NPQRTUWXY uppercase, trimmed           91350100M000100Y43
- *   passport     ISSUER:NUMBER                 AAA:N (issuer 3 letters or   DEU:C01X00T47
- *                                              "D"; number 1-9 alnum)
+ *   passport     ISSUER:NUMBER                 AAA:N (issuer an ICAO 9303   DEU:C01X00T47
+ *                                              code, D spelt DEU; number
+ *                                              1-9 alnum)
  *   mrz          TD3 line1 (\n | "|") line2    reduced to passport          UTO:L898902C3
- *   national_id  CC:VALUE                      CC:VALUE, 1-32 alnum         FR:123ABC
+ *   national_id  CC:VALUE                      CC:VALUE, CC ISO 3166-1      FR:123ABC
+ *                                              alpha-2, VALUE 1-32 alnum;
+ *                                              CN:VALUE is a cn_rid
  *   name_dob     NAME|YYYY-MM-DD               folded name|date             anna maria|1974-08-12
+ *                                              (see below)
  *
  *   entry key = HMAC-SHA256(list key, "passport:UTO:L898902C3")[0..15]
+ *
+ * One document has one key: national_id:CN:X reduces to cn_rid:X (a malformed X is an error, as
+ * for cn_rid), passport D, D<< and an MRZ issued by D<< to DEU. An issuer outside the ICAO
+ * 9303 table (ISO 3166-1 alpha-3 and the ICAO-only codes) or a country outside ISO 3166-1
+ * alpha-2 is an input error, never a key no entry can match.
+ *
+ * A name folds with utf8proc (the only module that uses it): NFKC, full case folding, combining
+ * marks stripped (so Ş and Ș, precomposed and decomposed Nguyễn are alike), the Latin letters
+ * without a decomposition to base letters (ł l, ø o, æ ae), white space and punctuation as
+ * part separators except between two CJK characters, where they are dropped ("张 伟" is
+ * "张伟"), then the parts as a sorted set ("Petrov Ivan" is "ivan petrov"). Invalid UTF-8 and
+ * control characters are input errors.
  *
  * Full-width forms (U+FF01..U+FF5E) and the ideographic space fold to ASCII in every type.
  * Every failure is POSGATE_ERR_INVALID with a message naming the type, the field and the rule
@@ -45,6 +61,12 @@ enum ident_type {
     IDENT_NAME_DOB /* may only ever lead to REFER; the engine enforces that */
 };
 #define IDENT_TYPE_COUNT 6
+
+/* The version of the canonical spellings above: entry keys made by one version match only
+ * keys made by the same version. Publishers write it into every list target's signed custom
+ * metadata ("ident_format"); a kiosk refuses a list whose newest snapshot carries an older one
+ * (or none: version 1). 2: ICAO/ISO code tables, national_id:CN as cn_rid, utf8proc names. */
+#define IDENT_FORMAT 2
 
 #define IDENT_VALUE_MAX     1024 /* longest raw value accepted, in bytes */
 #define IDENT_NAME_MAX      192  /* longest folded name of a name_dob, in bytes */

@@ -17,6 +17,7 @@
 #include "datadir.h"
 #include "feed_config.h"
 #include "feed_records.h"
+#include "ident.h"
 #include "json_canon.h"
 #include "list_key.h"
 #include "list_config.h"
@@ -44,6 +45,7 @@ struct list_target {
     uint64_t entries;
     int64_t issued_at;
     char digest[STATE_DIGEST_HEX_LEN + 1];
+    int ident_format; /* custom "ident_format"; 1 when absent (feeds before it) */
 };
 
 struct collect {
@@ -162,6 +164,14 @@ parse_custom(const struct tuf_target_info *t, const char *list_id, struct list_t
         goto out;
     }
     snprintf(out->digest, sizeof(out->digest), "%s", v->valuestring);
+    i = 1;
+    if (cJSON_GetObjectItemCaseSensitive(c, "ident_format") != NULL &&
+        json_get_int(c, "ident_format", 1, INT32_MAX, &i) != POSGATE_OK) {
+        snprintf(errmsg, errcap, "target %s: custom \"ident_format\" must be a positive integer",
+                 t->name);
+        goto out;
+    }
+    out->ident_format = (int)i;
     err = POSGATE_OK;
 out:
     cJSON_Delete(c);
@@ -479,6 +489,22 @@ next_delta(const struct collect *c, uint64_t base, uint64_t target)
     return best;
 }
 
+/* Refuses a list whose newest snapshot was keyed with older identifier spellings: its entries
+ * would not match the keys this kiosk computes, and every missed match is an ALLOW. The newest
+ * snapshot decides, as the state it signs is what the list becomes, by delta or snapshot. */
+static enum posgate_err
+check_ident_format(struct run *r, const char *list_id, const struct list_target *head)
+{
+    if (head->ident_format >= IDENT_FORMAT) {
+        return POSGATE_OK;
+    }
+    fail(r,
+         "list %s: target %s has identifier format %d, expected %d or newer; the publisher must "
+         "republish the feed with a current posgate-publish",
+         list_id, head->info.name, head->ident_format, IDENT_FORMAT);
+    return POSGATE_ERR_REJECTED;
+}
+
 /* Applies one list from its targets c; *fallback is set when a delta chain failed and a snapshot
  * should be tried. */
 static enum posgate_err
@@ -523,6 +549,10 @@ apply_list(struct run *r, struct store_update *u, const struct collect *c, int f
             fail(r, "list %s: the feed lists no snapshot for it", list_id);
         }
         err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = check_ident_format(r, list_id, head);
+    if (err != POSGATE_OK) {
         goto out;
     }
     *issued_at = head->issued_at;

@@ -12,7 +12,8 @@
  *   +------------------------------+---------------------------------------------------+
  *   | publish.json                 | key paths, per list: seq, entries, state digest,  |
  *   |                              | role, targets listed (snapshot, kept deltas),     |
- *   |                              | pending (a run stopped before its publication)    |
+ *   |                              | pending (a run stopped before its publication),   |
+ *   |                              | ident_format (IDENT_FORMAT of its last keys)      |
  *   | feed.json                    | the feed configuration, published as config/...   |
  *   | lists/<id>/snapshot.pgs      | the last published snapshot body of the list      |
  *   | tuf/                         | the TUF writer's state (tuf_writer.h)             |
@@ -61,6 +62,7 @@
  * only needs the entry's (feed_entry.scope). */
 #undef FEED_SCOPE_MAX
 #include "feed_config.h"
+#include "ident.h"
 #undef FEED_SCOPE_MAX
 #define FEED_SCOPE_MAX (sizeof(((struct feed_entry *)0)->scope) / sizeof(uint16_t))
 
@@ -449,9 +451,11 @@ struct pub_list {
     size_t ndeltas;
     char deltas[KEEP_DELTAS + 1][256]; /* listed delta target names, oldest first */
     unsigned auth_threshold;
-    int resign;  /* delegated, its role not yet signed by the authority */
-    int pending; /* changed by a run that stopped before its publication finished: the next
-                    update publishes the list whole (a new snapshot, no delta) */
+    int resign;       /* delegated, its role not yet signed by the authority */
+    int pending;      /* changed by a run that stopped before its publication finished: the next
+                         update publishes the list whole (a new snapshot, no delta) */
+    int ident_format; /* IDENT_FORMAT of its last publication (1 when the state predates it,
+                         0 before the first) */
 };
 
 struct pub_state {
@@ -604,6 +608,12 @@ pub_state_load(const char *dir, struct pub_state *s)
             goto bad_list;
         }
         l->pending = (int)v;
+        v = 1;
+        if (cJSON_GetObjectItemCaseSensitive(it, "ident_format") != NULL &&
+            json_get_int(it, "ident_format", 0, INT32_MAX, &v) != POSGATE_OK) {
+            goto bad_list;
+        }
+        l->ident_format = (int)v;
         if (jstr(it, "role", l->role, sizeof l->role) != 0 ||
             jstr(it, "snapshot_target", l->snapshot_target, sizeof l->snapshot_target) != 0 ||
             jstr(it, "state", hex, sizeof hex) != 0 ||
@@ -676,6 +686,7 @@ pub_state_save(const struct pub_state *s)
         cJSON_AddNumberToObject(o, "auth_threshold", (double)l->auth_threshold);
         cJSON_AddNumberToObject(o, "resign", l->resign);
         cJSON_AddNumberToObject(o, "pending", l->pending);
+        cJSON_AddNumberToObject(o, "ident_format", l->ident_format);
         cJSON_AddStringToObject(o, "role", l->role);
         cJSON_AddStringToObject(o, "snapshot_target", l->snapshot_target);
         cJSON_AddStringToObject(o, "state", hex);
@@ -1035,6 +1046,7 @@ struct list_work {
     const char *id;
     uint64_t rows; /* rows of this list in the CSV */
     int first;     /* never published */
+    int reformat;  /* last keyed in an older IDENT_FORMAT: published even when unchanged */
     uint64_t additions, removals;
     uint64_t new_seq;
     struct state_digest new_state;
@@ -1367,6 +1379,22 @@ out:
     return err;
 }
 
+/* A list last published with older identifier spellings (IDENT_FORMAT) is republished, changed
+ * or not (its delta replaces the keys whose spelling changed): kiosks refuse its old keys,
+ * which no longer match what they compute. */
+static int
+ident_format_old(const struct pub_list *pl)
+{
+    if (pl->published && pl->ident_format < IDENT_FORMAT) {
+        fprintf(stderr,
+                "%s: list %s: keys of identifier format %d, republishing it in format "
+                "%d\n",
+                prog, pl->id, pl->ident_format, IDENT_FORMAT);
+        return 1;
+    }
+    return 0;
+}
+
 static enum posgate_err
 custom_json(char *out, size_t cap, const struct list_work *lw, int delta, int64_t now)
 {
@@ -1379,15 +1407,17 @@ custom_json(char *out, size_t cap, const struct list_work *lw, int delta, int64_
     if (delta) {
         n = snprintf(out, cap,
                      "{\"additions\":%" PRIu64 ",\"base_seq\":%" PRIu64 ",\"digest\":\"%s\","
-                     "\"entries\":%" PRIu64 ",\"issued_at\":\"%s\",\"list\":\"%s\","
-                     "\"removals\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"type\":\"delta\"}",
-                     lw->additions, lw->pl->seq, hex, lw->rows, ts, lw->id, lw->removals,
-                     lw->new_seq);
+                     "\"entries\":%" PRIu64 ",\"ident_format\":%d,\"issued_at\":\"%s\","
+                     "\"list\":\"%s\",\"removals\":%" PRIu64 ",\"seq\":%" PRIu64
+                     ",\"type\":\"delta\"}",
+                     lw->additions, lw->pl->seq, hex, lw->rows, IDENT_FORMAT, ts, lw->id,
+                     lw->removals, lw->new_seq);
     } else {
         n = snprintf(out, cap,
-                     "{\"digest\":\"%s\",\"entries\":%" PRIu64 ",\"issued_at\":\"%s\","
-                     "\"list\":\"%s\",\"seq\":%" PRIu64 ",\"type\":\"snapshot\"}",
-                     hex, lw->rows, ts, lw->id, lw->new_seq);
+                     "{\"digest\":\"%s\",\"entries\":%" PRIu64 ",\"ident_format\":%d,"
+                     "\"issued_at\":\"%s\",\"list\":\"%s\",\"seq\":%" PRIu64
+                     ",\"type\":\"snapshot\"}",
+                     hex, lw->rows, IDENT_FORMAT, ts, lw->id, lw->new_seq);
     }
     return n > 0 && (size_t)n < cap ? POSGATE_OK : POSGATE_ERR_TOOBIG;
 }
@@ -1942,6 +1972,7 @@ cmd_update(int argc, char **argv)
         /* a list a stopped run left pending is published whole: its snapshot.pgs may be
          * newer than its seq says, and what reached the repository is unknown */
         lw[i].first = !lw[i].pl->published || lw[i].pl->pending;
+        lw[i].reformat = ident_format_old(lw[i].pl);
         lw[i].new_seq = lw[i].pl->seq + 1;
     }
     /* pub_add may have moved the array: take the pointers again */
@@ -2058,7 +2089,7 @@ cmd_update(int argc, char **argv)
         struct list_work *l = &lw[i];
 
         if (strcmp(l->pl->role, "targets") != 0 &&
-            (l->first || l->pl->resign || l->additions + l->removals > 0) &&
+            (l->first || l->reformat || l->pl->resign || l->additions + l->removals > 0) &&
             keyring_auth_count(&kr, l->id) < l->pl->auth_threshold) {
             die_msg("refused: list %s is delegated to its authority (role %s, threshold %u) and "
                     "changed; pass --authority-key %s=KEY.key (%zu given). Nothing was published.",
@@ -2096,7 +2127,7 @@ cmd_update(int argc, char **argv)
         struct pub_list *pl = l->pl;
         char name[256], custom[1024], dst[PATH_CAP], dir[PATH_CAP];
 
-        if (!l->first && l->additions + l->removals == 0) {
+        if (!l->first && !l->reformat && l->additions + l->removals == 0) {
             continue;
         }
         changed++;
@@ -2194,7 +2225,7 @@ cmd_update(int argc, char **argv)
      * or found no change and never published the lists at all).
      */
     for (i = 0; i < cfg->n_lists; i++) {
-        if (lw[i].first || lw[i].additions + lw[i].removals > 0) {
+        if (lw[i].first || lw[i].reformat || lw[i].additions + lw[i].removals > 0) {
             lw[i].pl->pending = 1;
         }
     }
@@ -2206,7 +2237,7 @@ cmd_update(int argc, char **argv)
         struct list_work *l = &lw[i];
         char from[PATH_CAP], to[PATH_CAP];
 
-        if (!l->first && l->additions + l->removals == 0) {
+        if (!l->first && !l->reformat && l->additions + l->removals == 0) {
             continue;
         }
         if ((err = pathf(from, sizeof from, "%s/lists/%s/snapshot.pgs.new", s.dir, l->id)) !=
@@ -2238,6 +2269,7 @@ cmd_update(int argc, char **argv)
     }
     for (i = 0; i < s.nlists; i++) {
         s.lists[i].pending = 0;
+        s.lists[i].ident_format = IDENT_FORMAT;
     }
     err = pub_state_save(&s);
     if (err != POSGATE_OK) {

@@ -54,7 +54,7 @@ ls feed/targets/config/*.feed.json >/dev/null || fail "no config target"
 for l in spc-enforcement caac-safety rail-safety; do
     ls feed/targets/lists/$l/*.snapshot-1.pgs >/dev/null || fail "no snapshot-1 of $l"
 done
-grep -q '"custom":{"digest":"[0-9a-f]\{64\}","entries":[0-9]*,"issued_at":"[0-9T:Z-]*","list":"caac-safety","seq":1,"type":"snapshot"}' \
+grep -q '"custom":{"digest":"[0-9a-f]\{64\}","entries":[0-9]*,"ident_format":2,"issued_at":"[0-9T:Z-]*","list":"caac-safety","seq":1,"type":"snapshot"}' \
     feed/metadata/1.targets.json || fail "snapshot custom fields"
 if grep -q "$(xxd -p -c 64 list.key 2>/dev/null || od -An -tx1 list.key | tr -d ' \n')" -r feed; then
     fail "the list key is in the feed"

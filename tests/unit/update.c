@@ -281,10 +281,10 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
     write_snapshot(u, li, next, blist, fg->snap_body_seq ? fg->snap_body_seq : seq, snap);
     state_digest_hex(&nst, hex);
     snprintf(custom, sizeof(custom),
-             "{\"digest\":\"%s\",\"entries\":%zu,\"issued_at\":\"%s\",\"list\":\"%s\","
-             "\"seq\":%llu,\"type\":\"snapshot\"}",
-             fg->snap_digest != NULL ? fg->snap_digest : hex, set_count(next), ts, clist,
-             (unsigned long long)seq);
+             "{\"digest\":\"%s\",\"entries\":%zu,\"ident_format\":%d,\"issued_at\":\"%s\","
+             "\"list\":\"%s\",\"seq\":%llu,\"type\":\"snapshot\"}",
+             fg->snap_digest != NULL ? fg->snap_digest : hex, set_count(next), IDENT_FORMAT, ts,
+             clist, (unsigned long long)seq);
     snprintf(l->snap_body[seq], FX_PATH, "%s", snap);
     snprintf(l->snap_custom[seq], CUSTOM_CAP, "%s", custom);
     if (!fg->no_snapshot) {
@@ -304,10 +304,10 @@ step(struct uf *u, size_t li, const uint8_t *next, const struct forge *fg)
         write_delta(u, li, l->in, next, fg->delta_body_list != NULL ? fg->delta_body_list : l->id,
                     fg->delta_base_forged ? fg->delta_body_base : l->seq, seq, &l->st, &nst, delta);
         snprintf(custom, sizeof(custom),
-                 "{\"base_seq\":%llu,\"digest\":\"%s\",\"entries\":%zu,\"issued_at\":\"%s\","
-                 "\"list\":\"%s\",\"seq\":%llu,\"type\":\"delta\"}",
+                 "{\"base_seq\":%llu,\"digest\":\"%s\",\"entries\":%zu,\"ident_format\":%d,"
+                 "\"issued_at\":\"%s\",\"list\":\"%s\",\"seq\":%llu,\"type\":\"delta\"}",
                  (unsigned long long)l->seq, fg->delta_digest != NULL ? fg->delta_digest : hex,
-                 set_count(next), ts, clist, (unsigned long long)seq);
+                 set_count(next), IDENT_FORMAT, ts, clist, (unsigned long long)seq);
         snprintf(name, sizeof(name), "lists/%s/delta-%llu-%llu.pgd", l->id,
                  (unsigned long long)l->seq, (unsigned long long)seq);
         CHECK_OK(tuf_writer_add_target(u->f.w, role, name, delta, custom));
