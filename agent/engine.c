@@ -287,24 +287,31 @@ exemption_for(const struct engine_request *req, const struct engine_hit *hits, s
     return NULL;
 }
 
+/* Identifier i is a cn_rid whose birth date shows someone under 18 at the later of now and the
+ * service date (a minor then was a minor at the earlier instant too). */
+static bool
+id_minor(const struct engine_request *req, size_t i)
+{
+    const struct engine_id *id = &req->ids[i];
+    struct ident tmp;
+    int years = 0;
+
+    if (id->type != IDENT_CN_RID || id->birth_days == IDENT_NO_BIRTH) {
+        return false;
+    }
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.type = IDENT_CN_RID;
+    tmp.birth_days = id->birth_days;
+    return ident_age_at(&tmp, req->at > req->wall_now ? req->at : req->wall_now, &years) ==
+               POSGATE_OK &&
+           years < AGE_OF_MAJORITY;
+}
+
 static bool
 subject_minor(const struct engine_request *req)
 {
     for (size_t i = 0; i < req->n_ids; i++) {
-        const struct engine_id *id = &req->ids[i];
-        struct ident tmp;
-        int years = 0;
-
-        if (id->type != IDENT_CN_RID || id->birth_days == IDENT_NO_BIRTH) {
-            continue;
-        }
-        memset(&tmp, 0, sizeof(tmp));
-        tmp.type = IDENT_CN_RID;
-        tmp.birth_days = id->birth_days;
-        /* the later instant: a minor then was a minor at the earlier one too */
-        if (ident_age_at(&tmp, req->at > req->wall_now ? req->at : req->wall_now, &years) ==
-                POSGATE_OK &&
-            years < AGE_OF_MAJORITY) {
+        if (id_minor(req, i)) {
             return true;
         }
     }
@@ -528,7 +535,7 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
         for (size_t i = 0; i < n_hits; i++) {
             const struct engine_hit *h = &hits[i];
             const struct engine_hit *ex;
-            bool by_name, now_in, at_in;
+            bool by_name, now_in, at_in, minor;
             enum engine_decision eff;
             enum cover cov;
             int part = -1;
@@ -552,10 +559,13 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
             matched = true;
             fr = &cfg->reasons[h->e.reason];
             by_name = req->ids[h->id].type == IDENT_NAME_DOB;
+            /* the minors rule reads the birth date of the identifier that matched, not of
+             * another one passed along (someone else's) */
+            minor = id_minor(req, h->id);
             eff = ENGINE_DENY;
             if (by_name || cov == COVER_PART || !now_in) {
                 eff = ENGINE_REFER;
-            } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
+            } else if (minor && fr->minors == FEED_MINORS_REFER) {
                 eff = ENGINE_REFER;
             }
             if (stale && fl->stale_policy != FEED_STALE_DENY) {
@@ -583,7 +593,7 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
                          "listing in effect on the service date but not at the time of sale "
                          "(from %s)",
                          from);
-            } else if (res->minor && fr->minors == FEED_MINORS_REFER) {
+            } else if (minor && fr->minors == FEED_MINORS_REFER) {
                 snprintf(r->detail, sizeof(r->detail),
                          "subject is under %d and reason %s refers minors", AGE_OF_MAJORITY,
                          fr->id);

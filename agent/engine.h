@@ -23,8 +23,8 @@
  *      the request, when it is in effect at `at` and covers the whole service. Someone else's
  *      exemption, or one found through another document, lifts nothing.
  *   5. Per list, fresh data: a match DENYs, except a name_dob match (REFER) and a match whose
- *      reason says `minors: refer` when a cn_rid birth date shows the subject under 18 at the
- *      later of now and at (REFER). Data older than stale_after (or not installed): policy
+ *      reason says `minors: refer` when the cn_rid it matched through shows someone under 18
+ *      at the later of now and at (REFER); another identifier's birth date changes nothing. Data older than stale_after (or not installed): policy
  *      refer → REFER; deny → DENY; allow → REFER on a match, else ALLOW.
  *   6. DENY > REFER > ALLOW across lists.
  *   7. A wall clock earlier than the newest signed issue time seen is a clock fault: the

@@ -6,6 +6,7 @@
 #     window is an input error; a listing in effect only on the service date REFERs; the audit
 #     event records the service date;
 #   - an exemption of another identifier (someone else's, on the same list) lifting a listing;
+#   - a child's cn_rid passed along with a listed adult's passport turning DENY into REFER;
 #   - a check for a parent service (rail.hsr) of a listed sub-service (rail.hsr.first): REFER;
 #   - an empty stale list with policy deny taking no part because it holds no rows.
 # Usage: failclosed.sh BUILD_DIR
@@ -39,6 +40,7 @@ print(b + "10X98765432"[sum(int(c) * x for c, x in zip(b, w)) % 11])' "$1"
 }
 day() { date -u -d "@$(( $(date +%s) + $1 * 86400 ))" +%Y-%m-%dT%H:%M:%SZ; }
 
+MINOR=$(rid 11010520150301456) # a child's cn_rid, on no list
 A=$(rid 11010519800101123)   # listed now on spc (air, rail.hsr.first, hotel.star)
 B2=$(rid 11010519800101234)  # listed from in 10 days
 C=$(rid 11010519800101345)   # listed, and exempted through the same identifier
@@ -52,7 +54,8 @@ cat > feed.json <<'JSON'
   ],
   "reasons": [
     {"id": "debtor", "authority": "Supreme People's Court", "legal_basis": "Fa Shi [2015] No. 17",
-     "contest": "hotline 12368", "scope": ["air", "rail.hsr.first", "hotel.star"]}
+     "contest": "hotline 12368", "scope": ["air", "rail.hsr.first", "hotel.star"],
+     "minors": "refer"}
   ]
 }
 JSON
@@ -63,6 +66,7 @@ spc,SPC-B,restrict,cn_rid,$B2,debtor,$(day 10),,
 spc,SPC-C,restrict,cn_rid,$C,debtor,2020-01-01,,
 spc,SPC-C-EX,exempt,cn_rid,$C,debtor,2020-01-01,,air
 spc,SPC-OTHER-EX,exempt,national_id,FR:X1234567,debtor,2020-01-01,,
+spc,SPC-P,restrict,passport,DEU:C01X00T47,debtor,2020-01-01,,
 CSV
 "$B/posgate-keygen" --out root >/dev/null
 "$B/posgate-keygen" --out feedk >/dev/null
@@ -106,6 +110,11 @@ expect_rc 0 pg k check --service air --id "cn_rid:$C"
 grep -q "SPC-C-EX" out.txt || fail "own exemption not named: $(cat out.txt)"
 # C's exemption covers air only: hotel.star stays denied
 expect_rc 1 pg k check --service hotel.star --id "cn_rid:$C"
+
+# ---- the minors rule reads the identifier that matched, not a child's number passed along
+expect_rc 1 pg k check --service air --id passport:DEU:C01X00T47
+expect_rc 1 pg k check --service air --id passport:DEU:C01X00T47 --id "cn_rid:$MINOR"
+grep -q "SPC-P" out.txt || fail "minor's number passed along: $(cat out.txt)"
 
 # ---- a parent service of a listed sub-service: REFER naming the part
 expect_rc 3 pg k check --service rail.hsr --id "cn_rid:$A"

@@ -490,6 +490,13 @@ test_minors(void)
     /* A birth date on a passport-type id is not used. */
     ids[0].type = IDENT_PASSPORT;
     CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    /* An adult listed by passport, with a minor's cn_rid (someone else's) passed along: the
+     * minors rule reads the identifier that matched, so DENY. */
+    q.n_ids = 2;
+    ids[1].type = IDENT_CN_RID;
+    ids[1].birth_days = plat_days_from_civil(2015, 3, 1);
+    CHECK_INT(decide(&q, &h, 1, &res), ENGINE_DENY);
+    CHECK_STR(res.reasons[0].listing_id, "SPC-1");
 }
 
 static void
