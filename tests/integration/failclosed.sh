@@ -87,8 +87,9 @@ grep -q "now plus 120 days" err.txt || fail "far at: $(cat err.txt)"
 expect_rc 1 pg k check --service air --id "cn_rid:$A" --at "$(day 30)"
 # a listing in effect only on the service date: REFER, saying so; today: ALLOW
 expect_rc 0 pg k check --service air --id "cn_rid:$B2"
-expect_rc 3 pg k check --service air --id "cn_rid:$B2" --at "$(day 11)" --json
-python3 - "$(day 11)" <<'PY' || fail "service-date REFER: $(cat out.txt)"
+AT11=$(day 11)
+expect_rc 3 pg k check --service air --id "cn_rid:$B2" --at "$AT11" --json
+python3 - "$AT11" <<'PY' || fail "service-date REFER: $(cat out.txt)"
 import json, sys
 d = json.load(open("out.txt"))
 assert d["decision"] == "refer" and d["at"] == sys.argv[1], d
@@ -96,7 +97,7 @@ assert "service date" in d["reasons"][0]["detail"], d["reasons"]
 PY
 # the audit trail records the service date
 pg k audit export --out audit.jsonl >/dev/null
-python3 - "$(day 11)" <<'PY' || fail "audit at: $(tail -2 audit.jsonl)"
+python3 - "$AT11" <<'PY' || fail "audit at: $(tail -2 audit.jsonl)"
 import json, sys
 ev = [json.loads(l) for l in open("audit.jsonl")]
 assert all("at" in e for e in ev if e["kind"] == "decision"), ev[-1]
