@@ -89,6 +89,8 @@ posgate_open(const char *data_dir, struct posgate **out)
         goto fail;
     }
     list_key_check(&pg->hmac, pg->key_check);
+    /* on a full disk, the space the audit queue set aside lets the store make its -shm file */
+    audit_reserve_prepare(pg->dd.audit_db);
     err = store_open(pg->dd.store, 0, &pg->st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
@@ -883,13 +885,18 @@ enum posgate_err
 posgate_status_json(struct posgate *pg, char **out)
 {
     struct buf b = BUF_INIT(1u << 22);
+    struct audit_stats as;
+    const struct audit_stats *asp = NULL;
     enum posgate_err err;
 
     if (pg == NULL || out == NULL) {
         return POSGATE_ERR_INVALID;
     }
     *out = NULL;
-    err = report_status_json(pg->st, pg->key_check, plat_wall_s(), &b);
+    if (audit_stats(pg->audit, &as) == POSGATE_OK) {
+        asp = &as;
+    }
+    err = report_status_json(pg->st, pg->key_check, asp, plat_wall_s(), &b);
     if (err != POSGATE_OK) {
         buf_free(&b);
         return err;

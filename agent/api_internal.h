@@ -73,8 +73,10 @@ struct posgate_result {
 
 /* The report codec (report.c): the check and status JSON objects. */
 POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
-/* key_check: the kiosk's list key check value, compared with the installed feed's. */
+/* key_check: the kiosk's list key check value, compared with the installed feed's; audit: the
+ * queue's figures (disk_full, reserve_bytes), NULL when unknown. */
 POSGATE_WUR enum posgate_err report_status_json(struct store *st, const char *key_check,
-                                                int64_t now, struct buf *out);
+                                                const struct audit_stats *audit, int64_t now,
+                                                struct buf *out);
 
 #endif

@@ -743,6 +743,27 @@ hook_sync_state(void *ctx, struct daemon_sync_state *out)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* The data dir's file system as the audit queue sees it (audit.h, "A full disk"). */
+static enum posgate_err
+disk_metrics(struct daemon *d, struct buf *b)
+{
+    struct audit_stats st;
+
+    if (audit_stats(d->pg->audit, &st) != POSGATE_OK) {
+        return POSGATE_OK; /* no figures to give */
+    }
+    return buf_printf(b,
+                      "# HELP posgate_disk_full 1 while the data dir's file system is full and "
+                      "the audit queue records on its reserve.\n"
+                      "# TYPE posgate_disk_full gauge\n"
+                      "posgate_disk_full %d\n"
+                      "# HELP posgate_audit_reserve_bytes Space the audit queue holds for a full "
+                      "disk (0: released).\n"
+                      "# TYPE posgate_audit_reserve_bytes gauge\n"
+                      "posgate_audit_reserve_bytes %llu\n",
+                      st.disk_full ? 1 : 0, (unsigned long long)st.reserve_bytes);
+}
+
 static enum posgate_err
 hook_metrics(void *ctx, struct buf *b)
 {
@@ -840,6 +861,9 @@ hook_metrics(void *ctx, struct buf *b)
         err = buf_printf(b, "posgate_audit_upload_failures_total{kind=\"%s\"} %llu\n",
                          uploader_kind_name((enum uploader_kind)i),
                          (unsigned long long)up_failures[i]);
+    }
+    if (err == POSGATE_OK) {
+        err = disk_metrics(d, b);
     }
     return err;
 }
