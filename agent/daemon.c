@@ -195,6 +195,18 @@ classify(enum posgate_err err)
     return SF_STORE;
 }
 
+/* The feed version installed now (0: none): what a failed sync leaves serving. */
+static int64_t
+installed_version(struct daemon *d)
+{
+    struct store_meta m;
+
+    if (store_get_meta(d->pg->st, &m) != POSGATE_OK) {
+        return 0;
+    }
+    return m.feed_version;
+}
+
 /* One sync with the config as it is now; fills o. Runs outside d->lock. */
 static void
 run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_outcome *o,
@@ -206,6 +218,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     enum posgate_err err;
 
     memset(o, 0, sizeof(*o));
+    o->feed_version = installed_version(d);
     *retry_after_s = 0;
     if (cfg->n_feed_urls == 0) {
         o->kind = HTTPD_SYNC_CONFIG;
@@ -226,7 +239,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     uo.targets = fetch_targets_carrier(d->fetch);
     msg[0] = 0;
     err = update_run(&uo, &ur, msg, sizeof(msg));
-    o->feed_version = ur.feed_version;
+    o->feed_version = err == POSGATE_OK ? ur.feed_version : installed_version(d);
     o->changed = ur.changed;
     if (err == POSGATE_OK) {
         o->kind = HTTPD_SYNC_OK;
