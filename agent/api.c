@@ -89,6 +89,8 @@ posgate_open(const char *data_dir, struct posgate **out)
         goto fail;
     }
     list_key_check(&pg->hmac, pg->key_check);
+    /* on a full disk, the space the audit queue set aside lets the store make its -shm file */
+    audit_reserve_prepare(pg->dd.audit_db);
     err = store_open(pg->dd.store, 0, &pg->st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
@@ -591,6 +593,38 @@ apply_override(const struct posgate_request *rq, struct posgate_result *res)
     snprintf(res->override_reason, sizeof(res->override_reason), "%s", rq->override_reason);
 }
 
+/* Says in the notice what the answer stands on when that is less than a fresh, signed feed: an
+ * expired feed (metadata past its signed expiry) and stale lists. The same facts are in the
+ * check object (feed_expired, stale_lists). */
+static void
+footing_note(struct posgate_result *res)
+{
+    struct engine_result *e = &res->eng;
+    size_t len = strlen(e->notice), cap = sizeof(e->notice);
+    char when[32];
+    int n;
+
+    if (res->expires_at != 0 && res->checked_now >= res->expires_at && len < cap) {
+        plat_time_format(res->expires_at, when, sizeof(when));
+        n = snprintf(e->notice + len, cap - len,
+                     "\nNote: the feed's signed metadata expired at %s; this answer rests on "
+                     "lists their publisher no longer vouches for. Sync or import a newer feed.",
+                     when);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    for (size_t i = 0; i < e->n_reasons && len < cap; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+
+        if (r->kind != ENGINE_REASON_STALE) {
+            continue;
+        }
+        n = snprintf(e->notice + len, cap - len,
+                     "\nNote: list %s is stale (%s); it answers by its stale policy.",
+                     r->list_id != NULL ? r->list_id : "-", r->detail);
+        len += n > 0 ? (size_t)n : 0;
+    }
+}
+
 /* Records ev; a failure leaves the result REFER with the reason (the answer is not durable). */
 static enum posgate_err
 audit_or_fail(struct posgate *pg, const struct audit_event *ev, struct posgate_result *res)
@@ -703,6 +737,9 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     plat_str_copy(res->service, sizeof(res->service), rq->service);
     res->at = rq->has_at ? rq->at : now;
     res->feed_version = 0;
+    res->expires_at = 0;
+    res->checked_now = now;
+    res->list_key = "none";
     if (rq->service[0] == 0) {
         result_fail(res, POSGATE_ERR_INVALID, "service: expected a service name, found none");
         return POSGATE_ERR_INVALID;
@@ -731,7 +768,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     err = take_reader(pg, &r);
     if (err != POSGATE_OK) {
         result_fail(res, err, "cannot read the store");
-        ev.decision = AUDIT_REFER;
+        ev.decision = AUDIT_ERROR;
         snprintf(ev.error, sizeof(ev.error), "%s", res->errmsg);
         (void)audit_or_fail(pg, &ev, res);
         return err;
@@ -739,11 +776,13 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     err = engine_check_store(r, &er, &res->eng);
     if (err == POSGATE_OK || err == POSGATE_ERR_INVALID) {
         res->feed_version = store_reader_meta(r)->feed_version;
+        res->expires_at = store_reader_meta(r)->expires_at;
     }
     if (err == POSGATE_OK) {
         /* the version the engine read must be keyed with this kiosk's list key, or its
          * ALLOW means only that no key matched (list_key.h) */
         err = key_matches(pg, r, msg, sizeof(msg));
+        res->list_key = err == POSGATE_OK ? "ok" : "mismatch";
     }
     if (err == POSGATE_OK) {
         err = own_texts(res);
@@ -765,7 +804,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
             snprintf(msg, sizeof(msg), "%s", posgate_strerror(err));
         }
         result_fail(res, err, msg);
-        ev.decision = AUDIT_REFER;
+        ev.decision = AUDIT_ERROR;
         ev.feed_version = res->feed_version;
         snprintf(ev.error, sizeof(ev.error), "%s", res->errmsg);
         (void)audit_or_fail(pg, &ev, res);
@@ -786,6 +825,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         }
         apply_override(rq, res);
     }
+    footing_note(res);
     event_answer(&ev, res, res->eng.decision);
     return audit_or_fail(pg, &ev, res);
 }
@@ -883,13 +923,18 @@ enum posgate_err
 posgate_status_json(struct posgate *pg, char **out)
 {
     struct buf b = BUF_INIT(1u << 22);
+    struct audit_stats as;
+    const struct audit_stats *asp = NULL;
     enum posgate_err err;
 
     if (pg == NULL || out == NULL) {
         return POSGATE_ERR_INVALID;
     }
     *out = NULL;
-    err = report_status_json(pg->st, pg->key_check, plat_wall_s(), &b);
+    if (audit_stats(pg->audit, &as) == POSGATE_OK) {
+        asp = &as;
+    }
+    err = report_status_json(pg->st, pg->key_check, asp, plat_wall_s(), &b);
     if (err != POSGATE_OK) {
         buf_free(&b);
         return err;

@@ -62,6 +62,9 @@ struct posgate_result {
     char decision_id[33];
     int64_t at;
     int64_t feed_version;
+    int64_t expires_at;   /* the installed metadata's expiry (0: none installed) */
+    int64_t checked_now;  /* the wall clock of the check */
+    const char *list_key; /* "ok", "mismatch" or "none" (static text) */
     int overridden; /* the DENY was turned by a supervisor override (override_by, _reason) */
     char override_by[API_OPERATOR_MAX + 1];
     char override_reason[API_OVERRIDE_MAX + 1];
@@ -72,9 +75,18 @@ struct posgate_result {
 };
 
 /* The report codec (report.c): the check and status JSON objects. */
+/* {"error": {"code": NAME, "field": field or null, "message": msg}}: the error form of
+ * `posgate check --json`. */
+POSGATE_WUR enum posgate_err report_error_json(enum posgate_err err, const char *field,
+                                               const char *msg, struct buf *out);
+/* The field an input error's message names ("ids[1]: cn_rid: ..." -> "ids[1]"), into out; ""
+ * when it names none. */
+void report_error_field(const char *msg, char *out, size_t cap);
 POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
-/* key_check: the kiosk's list key check value, compared with the installed feed's. */
+/* key_check: the kiosk's list key check value, compared with the installed feed's; audit: the
+ * queue's figures (disk_full, reserve_bytes), NULL when unknown. */
 POSGATE_WUR enum posgate_err report_status_json(struct store *st, const char *key_check,
-                                                int64_t now, struct buf *out);
+                                                const struct audit_stats *audit, int64_t now,
+                                                struct buf *out);
 
 #endif

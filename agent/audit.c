@@ -16,6 +16,7 @@
 
 #include "crypto.h"
 #include "plat_clock.h"
+#include "plat_file.h"
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "store.h"
@@ -24,6 +25,7 @@
 #define BUSY_TIMEOUT_MS 10000
 #define IDLE_RETRY_MS   1000
 #define SCHEMA_VERSION  1
+#define RESERVE_CHECK_NS 1000000000ull /* free space is looked at most once a second */
 
 struct receipt {
     enum posgate_err err;
@@ -70,6 +72,12 @@ struct audit_queue {
     struct audit_summary carry; /* ALLOWs of failed commits, written with the next one */
     uint64_t folded, commits, failures;
     struct buf body; /* writer's render buffer */
+    /* The reserve (audit_reserve_path): room for the commits of a full disk. Owned by the one
+     * committer (and audit_open); reserve_bytes is read under mu (audit_stats). */
+    char reserve_path[AUDIT_PATH_MAX + 16];
+    char dir[AUDIT_PATH_MAX]; /* the directory of the queue: its file system's free space */
+    uint64_t reserve_bytes; /* size of the reserve file present now, 0 when released */
+    uint64_t next_reserve_ns;
 };
 
 void
@@ -138,6 +146,21 @@ static const char schema[] =
     " ('bytes', 0, NULL);"
     "PRAGMA user_version = 1;";
 
+/* PRAGMA user_version: SCHEMA_VERSION once the schema is in place, 0 for a new file. */
+static int
+schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
 static enum posgate_err
 open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errcap)
 {
@@ -171,6 +194,107 @@ open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errc
     }
     *out = db;
     return POSGATE_OK;
+}
+
+/* ---- the reserve ---- */
+
+/* Free space below which the reserve is given back, and the free space it needs to be made
+ * again: the gap keeps a disk near the mark from removing and re-making it on every commit. */
+#define RESERVE_LOW    (1ull << 20)
+#define RESERVE_REMAKE (AUDIT_RESERVE_BYTES + 2 * RESERVE_LOW)
+
+static enum posgate_err
+reserve_paths(const char *path, char *rpath, size_t rcap, char *dir, size_t dcap)
+{
+    const char *slash = strrchr(path, '/');
+    int n = snprintf(rpath, rcap, "%s%s", path, AUDIT_RESERVE_SUFFIX);
+
+    if (n < 0 || (size_t)n >= rcap) {
+        return POSGATE_ERR_TOOBIG;
+    }
+    if (slash == NULL) {
+        n = snprintf(dir, dcap, ".");
+    } else if (slash == path) {
+        n = snprintf(dir, dcap, "/");
+    } else {
+        n = snprintf(dir, dcap, "%.*s", (int)(slash - path), path);
+    }
+    return n < 0 || (size_t)n >= dcap ? POSGATE_ERR_TOOBIG : POSGATE_OK;
+}
+
+static uint64_t
+reserve_size(const char *rpath)
+{
+    uint64_t n = 0;
+
+    if (plat_file_size(rpath, &n) != POSGATE_OK) {
+        n = 0;
+    }
+    return n;
+}
+
+/* Removes the reserve when it is there and (unless force) the file system is short of space.
+ * Returns the size of the reserve left in place. */
+static uint64_t
+reserve_release(const char *rpath, const char *dir, int force)
+{
+    uint64_t have = reserve_size(rpath), avail = 0;
+
+    if (have == 0) {
+        return 0;
+    }
+    if (!force && (plat_fs_free(dir, &avail) != POSGATE_OK || avail >= RESERVE_LOW)) {
+        return have;
+    }
+    if (plat_unlink(rpath) != POSGATE_OK) {
+        plat_log(PLAT_LOG_ERROR, "audit: disk full and the reserve %s cannot be removed", rpath);
+        return have;
+    }
+    plat_log(PLAT_LOG_ERROR,
+             "audit: disk full (less than %llu bytes free): released the reserve %s (%llu "
+             "bytes) so that decisions stay recorded; free space on %s",
+             (unsigned long long)RESERVE_LOW, rpath, (unsigned long long)have, dir);
+    return 0;
+}
+
+void
+audit_reserve_prepare(const char *path)
+{
+    char rpath[AUDIT_PATH_MAX + 16], dir[AUDIT_PATH_MAX];
+
+    if (path != NULL &&
+        reserve_paths(path, rpath, sizeof(rpath), dir, sizeof(dir)) == POSGATE_OK) {
+        (void)reserve_release(rpath, dir, 0);
+    }
+}
+
+/* The committer's care of the reserve: after a failed commit (failed) it is released at once;
+ * otherwise, at most once a second, released when space is short or made again when space came
+ * back. Returns 1 when a release made room (a failed commit is worth one more try). */
+static int
+reserve_tend(struct audit_queue *q, int failed)
+{
+    uint64_t now = plat_mono_ns(), avail = 0, had = q->reserve_bytes, size;
+
+    if (!failed && now < q->next_reserve_ns) {
+        return 0;
+    }
+    q->next_reserve_ns = now + RESERVE_CHECK_NS;
+    size = reserve_release(q->reserve_path, q->dir, failed);
+    if (size < AUDIT_RESERVE_BYTES && !failed && plat_fs_free(q->dir, &avail) == POSGATE_OK &&
+        avail >= RESERVE_REMAKE + size) {
+        if (plat_file_reserve(q->reserve_path, AUDIT_RESERVE_BYTES, 0600) == POSGATE_OK) {
+            size = AUDIT_RESERVE_BYTES;
+            if (had < AUDIT_RESERVE_BYTES) {
+                plat_log(PLAT_LOG_INFO, "audit: space is back on %s: reserve %s made again",
+                         q->dir, q->reserve_path);
+            }
+        }
+    }
+    pthread_mutex_lock(&q->mu);
+    q->reserve_bytes = size;
+    pthread_mutex_unlock(&q->mu);
+    return failed && had > 0 && size == 0;
 }
 
 /* ---- the writer ---- */
@@ -379,9 +503,9 @@ is_full(const struct audit_queue *q, const struct chain *c, uint64_t max_bytes)
     return max_bytes > 0 && c->bytes >= max_bytes;
 }
 
-/* Writes batch[0, k) (and the carried summary) in one transaction. */
-static enum posgate_err
-commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
+/* Writes batch[0, k) (and the carried summary) in one transaction; rolls back on failure. */
+static int
+commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
 {
     struct audit_summary sum;
     struct chain c;
@@ -473,11 +597,29 @@ commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
     q->folded += folded;
     q->commits++;
     pthread_mutex_unlock(&q->mu);
-    return POSGATE_OK;
+    return SQLITE_OK;
 fail:
     plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
              sqlite3_errmsg(q->wdb), k);
     sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Writes batch[0, k) (and the carried summary) in one transaction. A commit that fails while the
+ * reserve is in place is tried once more after releasing it: a full disk still records every
+ * DENY and REFER. */
+static enum posgate_err
+commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
+{
+    int rc = commit_try(q, k, max_bytes);
+
+    if (rc != SQLITE_OK && reserve_tend(q, 1)) {
+        rc = commit_try(q, k, max_bytes);
+    }
+    if (rc == SQLITE_OK) {
+        (void)reserve_tend(q, 0);
+        return POSGATE_OK;
+    }
     pthread_mutex_lock(&q->mu);
     q->failures++;
     pthread_mutex_unlock(&q->mu);
@@ -647,8 +789,19 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&q->cv_done, NULL);
     if (!ro) {
+        err = reserve_paths(path, q->reserve_path, sizeof(q->reserve_path), q->dir,
+                            sizeof(q->dir));
+        if (err != POSGATE_OK) {
+            snprintf(errmsg, errcap, "audit: path %.200s... is too long", path);
+            goto fail;
+        }
+        /* before SQLite needs room for the -wal and -shm files: released on a full disk, made
+         * when missing and there is room */
+        (void)reserve_tend(q, 0);
         err = open_db(path, 0, &q->wdb, errmsg, errcap);
-        if (err == POSGATE_OK) {
+        if (err == POSGATE_OK && schema_version(q->wdb) != SCHEMA_VERSION) {
+            /* a write transaction: only for a new file, so that an existing queue opens on a
+             * full disk (its commits then draw on the reserve) */
             err = exec(q->wdb, schema, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
@@ -1125,6 +1278,8 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     out->folded = q->folded;
     out->commits = q->commits;
     out->failures = q->failures;
+    out->reserve_bytes = q->readonly ? 0 : q->reserve_bytes;
+    out->disk_full = !q->readonly && q->reserve_bytes < AUDIT_RESERVE_BYTES;
     pthread_mutex_unlock(&q->mu);
     return err;
 }

@@ -12,6 +12,14 @@
  * into counted `allow_summary` events that take their own seq. An uploader reads batches signed
  * by the device key (audit_batch_json) and records what the collector holds (audit_ack).
  *
+ * A full disk: beside the queue, DIR/audit.db.reserve holds AUDIT_RESERVE_BYTES set aside
+ * (posix_fallocate) while there is room. When the file system has less than 1 MiB free, or a
+ * commit fails, the reserve is removed and the commit tried again: the queue, and the list
+ * store's -shm file, go on with the space it gave back, so every DENY and REFER is still
+ * recorded before it is answered, after a restart too (audit_reserve_prepare before opening
+ * the store). Once AUDIT_RESERVE_BYTES + 2 MiB are free again the reserve is made anew. While
+ * it is missing the queue reports disk_full (audit_stats).
+ *
  * Schema (PRAGMA user_version 1):
  *   +----------------------------------------------------------------------------------+
  *   | events(seq INTEGER PRIMARY KEY, kind TEXT, decision TEXT, time_us INTEGER,        |
@@ -43,7 +51,10 @@ struct audit_options {
     uint32_t batch_max;               /* group commit size (default 256) */
 };
 
-#define AUDIT_READONLY 0x1u /* no writer thread, no key needed: list, export, verify */
+#define AUDIT_READONLY       0x1u
+#define AUDIT_RESERVE_BYTES  (8ull << 20)  /* space set aside for a full disk */
+#define AUDIT_RESERVE_SUFFIX ".reserve"     /* DIR/audit.db.reserve */
+#define AUDIT_PATH_MAX       4096 /* no writer thread, no key needed: list, export, verify */
 
 struct audit_queue;
 
@@ -57,6 +68,8 @@ struct audit_stats {
     uint64_t folded;   /* ALLOWs folded into summaries (this process) */
     uint64_t commits;  /* write transactions (this process) */
     uint64_t failures; /* failed write transactions (this process) */
+    uint64_t reserve_bytes; /* size of the reserve file in place (0: released or read-only) */
+    int disk_full; /* the reserve is missing or short: the disk filled and has not recovered */
 };
 
 struct audit_batch_info {
@@ -77,6 +90,11 @@ POSGATE_WUR enum posgate_err audit_open(const char *path, struct device_key *key
 void audit_close(struct audit_queue *q);
 void audit_set_durability(struct audit_queue *q, enum audit_durability d);
 void audit_set_limits(struct audit_queue *q, uint64_t max_bytes, uint32_t retention_days);
+
+/* Gives back the reserve of the queue at path (its audit.db) when its file system has less
+ * than 1 MiB free. For a process about to open other files of the data dir (the list store)
+ * before the queue. */
+void audit_reserve_prepare(const char *path);
 
 /* Enqueues one decision (copied). Waits for the commit when e is a DENY or REFER or the queue
  * is strict; then *seq (may be NULL) is its seq (or that of the summary it was folded into) and

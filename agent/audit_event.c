@@ -28,6 +28,8 @@ audit_decision_name(enum audit_decision d)
         return "deny";
     case AUDIT_REFER:
         return "refer";
+    case AUDIT_ERROR:
+        return "error";
     }
     return "refer";
 }

@@ -58,7 +58,9 @@
 #define AUDIT_EVENT_MAX     (64u * 1024u) /* largest canonical event text */
 #define AUDIT_EVENT_VERSION 1
 
-enum audit_decision { AUDIT_ALLOW = 0, AUDIT_DENY = 1, AUDIT_REFER = 3 };
+/* AUDIT_ERROR: the terminal could not decide (store unreadable, no feed, list key mismatch, an
+ * audit write failure of its own); the caller was told REFER with the error. */
+enum audit_decision { AUDIT_ALLOW = 0, AUDIT_DENY = 1, AUDIT_REFER = 3, AUDIT_ERROR = 5 };
 
 struct audit_reason {
     char kind[16];  /* "match", "exemption", "stale", "clock_fault", "overflow" */
@@ -127,7 +129,7 @@ struct audit_event_info {
     uint64_t count;     /* summary: ALLOWs folded; decision: 1 */
 };
 
-const char *audit_decision_name(enum audit_decision d); /* "allow", "deny", "refer" */
+const char *audit_decision_name(enum audit_decision d); /* "allow", "deny", "refer", "error" */
 
 /* Appends the canonical text of e as event seq after prev. TOOBIG past AUDIT_EVENT_MAX. */
 POSGATE_WUR enum posgate_err audit_event_encode(const struct audit_event *e, const char *device_id,

@@ -195,6 +195,18 @@ classify(enum posgate_err err)
     return SF_STORE;
 }
 
+/* The feed version installed now (0: none): what a failed sync leaves serving. */
+static int64_t
+installed_version(struct daemon *d)
+{
+    struct store_meta m;
+
+    if (store_get_meta(d->pg->st, &m) != POSGATE_OK) {
+        return 0;
+    }
+    return m.feed_version;
+}
+
 /* One sync with the config as it is now; fills o. Runs outside d->lock. */
 static void
 run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_outcome *o,
@@ -206,6 +218,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     enum posgate_err err;
 
     memset(o, 0, sizeof(*o));
+    o->feed_version = installed_version(d);
     *retry_after_s = 0;
     if (cfg->n_feed_urls == 0) {
         o->kind = HTTPD_SYNC_CONFIG;
@@ -226,7 +239,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     uo.targets = fetch_targets_carrier(d->fetch);
     msg[0] = 0;
     err = update_run(&uo, &ur, msg, sizeof(msg));
-    o->feed_version = ur.feed_version;
+    o->feed_version = err == POSGATE_OK ? ur.feed_version : installed_version(d);
     o->changed = ur.changed;
     if (err == POSGATE_OK) {
         o->kind = HTTPD_SYNC_OK;
@@ -743,6 +756,27 @@ hook_sync_state(void *ctx, struct daemon_sync_state *out)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* The data dir's file system as the audit queue sees it (audit.h, "A full disk"). */
+static enum posgate_err
+disk_metrics(struct daemon *d, struct buf *b)
+{
+    struct audit_stats st;
+
+    if (audit_stats(d->pg->audit, &st) != POSGATE_OK) {
+        return POSGATE_OK; /* no figures to give */
+    }
+    return buf_printf(b,
+                      "# HELP posgate_disk_full 1 while the data dir's file system is full and "
+                      "the audit queue records on its reserve.\n"
+                      "# TYPE posgate_disk_full gauge\n"
+                      "posgate_disk_full %d\n"
+                      "# HELP posgate_audit_reserve_bytes Space the audit queue holds for a full "
+                      "disk (0: released).\n"
+                      "# TYPE posgate_audit_reserve_bytes gauge\n"
+                      "posgate_audit_reserve_bytes %llu\n",
+                      st.disk_full ? 1 : 0, (unsigned long long)st.reserve_bytes);
+}
+
 static enum posgate_err
 hook_metrics(void *ctx, struct buf *b)
 {
@@ -840,6 +874,9 @@ hook_metrics(void *ctx, struct buf *b)
         err = buf_printf(b, "posgate_audit_upload_failures_total{kind=\"%s\"} %llu\n",
                          uploader_kind_name((enum uploader_kind)i),
                          (unsigned long long)up_failures[i]);
+    }
+    if (err == POSGATE_OK) {
+        err = disk_metrics(d, b);
     }
     return err;
 }

@@ -819,6 +819,10 @@ daemon_health_from_status(const char *status_json, struct daemon_health *h)
     } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "clock_fault"))) {
         snprintf(h->reason, sizeof(h->reason),
                  "clock fault: the wall clock is earlier than the newest signed issue time");
+    } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "disk_full"))) {
+        snprintf(h->reason, sizeof(h->reason),
+                 "disk full: the audit queue is recording on the space it set aside; checks "
+                 "are answered, free space in the data dir");
     }
     h->ok = h->reason[0] == 0;
 out:

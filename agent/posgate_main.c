@@ -678,6 +678,63 @@ static const char usage_check[] =
     "          when every denying listing allows `override: supervisor`; else exit 2. Audited.\n"
     "Every decision is committed to the audit trail (DIR/audit.db) before it is printed.\n";
 
+/* One line saying what the answer stands on (the check object's at, data_age_s, feed_expired,
+ * stale_lists, list_key). */
+static void
+print_footing(const struct posgate_result *res)
+{
+    const struct engine_result *e = &res->eng;
+    char at[32], age[32];
+    int stale = 0;
+
+    plat_time_format(res->at, at, sizeof(at));
+    if (e->data_age_s < 0) {
+        snprintf(age, sizeof(age), "unknown");
+    } else {
+        snprintf(age, sizeof(age), "%lld s", (long long)e->data_age_s);
+    }
+    printf("footing: service date %s, data age %s, feed %s, list key %s, stale lists:", at, age,
+           res->expires_at != 0 && res->checked_now >= res->expires_at ? "EXPIRED" : "signed, valid",
+           res->list_key != NULL ? res->list_key : "none");
+    for (size_t i = 0; i < e->n_reasons; i++) {
+        if (e->reasons[i].kind == ENGINE_REASON_STALE && e->reasons[i].list_id != NULL) {
+            printf(" %s", e->reasons[i].list_id);
+            stale = 1;
+        }
+    }
+    printf("%s\n", stale ? "" : " none");
+}
+
+/* A failed check: the message on stderr and, with --json, {"error": {"code", "field",
+ * "message"}} on stdout (field: the option or request field it is about, or null). Returns rc. */
+static int
+check_error(int json, int rc, enum posgate_err err, const char *field, const char *msg)
+{
+    struct buf b = BUF_INIT(1u << 16);
+    char derived[64];
+
+    fprintf(stderr, "posgate check: %s%s\n", err == POSGATE_ERR_INVALID ? "invalid input: " : "",
+            msg);
+    if (json) {
+        if (field == NULL && err == POSGATE_ERR_INVALID) {
+            report_error_field(msg, derived, sizeof(derived));
+            field = derived;
+        }
+        if (report_error_json(err, field, msg, &b) == POSGATE_OK) {
+            puts(buf_cstr(&b));
+        }
+    }
+    buf_free(&b);
+    return rc;
+}
+
+/* The option a request field comes from: "--id" -> "id". */
+static const char *
+option_field(const char *opt)
+{
+    return strcmp(opt, "--birth-date") == 0 ? "birth_date" : opt + 2;
+}
+
 static int
 cmd_check(int argc, char **argv)
 {
@@ -693,6 +750,8 @@ cmd_check(int argc, char **argv)
             fputs(usage_check, stdout);
             return 0;
         }
+        /* known before any option is read: every error then takes the JSON form */
+        json |= strcmp(argv[i], "--json") == 0;
     }
     if (posgate_request_new(&rq) != POSGATE_OK || posgate_result_new(&res) != POSGATE_OK) {
         fprintf(stderr, "posgate check: out of memory\n");
@@ -733,42 +792,46 @@ cmd_check(int argc, char **argv)
             err = posgate_request_set_at(rq, argv[i]);
         }
         if (err != POSGATE_OK) {
-            fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
-            rc = EXIT_USAGE;
+            rc = check_error(json, EXIT_USAGE, POSGATE_ERR_INVALID, option_field(a),
+                             posgate_request_errmsg(rq));
             goto out;
         }
     }
     if ((name == NULL) != (dob == NULL)) {
-        rc = usage_error("check", "%s", "--name and --birth-date go together");
+        rc = json ? check_error(json, EXIT_USAGE, POSGATE_ERR_INVALID, name == NULL ? "name" : "birth_date",
+                                "--name and --birth-date go together")
+                  : usage_error("check", "%s", "--name and --birth-date go together");
         goto out;
     }
     if ((ov_by == NULL) != (ov_reason == NULL)) {
-        rc = usage_error("check", "%s", "--override-by and --override-reason go together");
+        rc = json ? check_error(json, EXIT_USAGE, POSGATE_ERR_INVALID, "override",
+                                "--override-by and --override-reason go together")
+                  : usage_error("check", "%s", "--override-by and --override-reason go together");
         goto out;
     }
     if (ov_by != NULL && posgate_request_set_override(rq, ov_by, ov_reason) != POSGATE_OK) {
-        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
-        rc = EXIT_USAGE;
+        rc = check_error(json, EXIT_USAGE, POSGATE_ERR_INVALID, "override",
+                         posgate_request_errmsg(rq));
         goto out;
     }
     if (name != NULL && posgate_request_set_name_dob(rq, name, dob) != POSGATE_OK) {
-        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_request_errmsg(rq));
-        rc = EXIT_USAGE;
+        rc = check_error(json, EXIT_USAGE, POSGATE_ERR_INVALID, "name",
+                         posgate_request_errmsg(rq));
         goto out;
     }
     err = posgate_open(data_dir_opt, &pg);
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate check: %s\n", posgate_open_errmsg());
-        rc = err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
+        rc = check_error(json, err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO, err, "",
+                         posgate_open_errmsg());
         goto out;
     }
     err = posgate_check(pg, rq, res);
     if (err == POSGATE_ERR_INVALID) {
-        fprintf(stderr, "posgate check: invalid input: %s\n", posgate_result_errmsg(res));
-        rc = EXIT_USAGE;
+        rc = check_error(json, EXIT_USAGE, err, NULL, posgate_result_errmsg(res));
         goto out;
     }
     if (err != POSGATE_OK) {
+        /* the refusal is audited (decision "error"): the object names its decision_id */
         fprintf(stderr, "posgate check: %s\n", posgate_result_errmsg(res));
         if (json) {
             puts(posgate_result_json(res));
@@ -793,8 +856,10 @@ cmd_check(int argc, char **argv)
             up[k] = (char)(d[k] - 'a' + 'A');
         }
         up[k] = 0;
-        printf("%s  (decision %s, feed version %lld)\n%s\n", up, posgate_result_decision_id(res),
-               (long long)res->feed_version, posgate_result_notice(res));
+        printf("%s  (decision %s, feed version %lld)\n", up, posgate_result_decision_id(res),
+               (long long)res->feed_version);
+        print_footing(res);
+        printf("%s\n", posgate_result_notice(res));
     }
     rc = (int)posgate_result_decision(res);
 out:
@@ -849,9 +914,36 @@ static const char usage_status[] =
     "Shows the installed feed version, when it was issued and expires, the root version, and\n"
     "per list its seq, entry count, digest, age and whether it is stale.\n";
 
+/* Adds what makes the terminal unhealthy to the text status's health line. */
+static void
+health_bad(char *health, size_t cap, const char *what)
+{
+    size_t len = strlen(health);
+
+    if (strstr(health, what) == NULL && len < cap) {
+        snprintf(health + len, cap - len, "%s%s", len == 0 ? "NOT OK: " : ", ", what);
+    }
+}
+
+/* The installed feed config, or NULL when none or unreadable (the list key line says which). */
+static struct feed_config *
+installed_config(struct store *st)
+{
+    struct buf json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    struct feed_config *cfg = NULL;
+
+    if (store_get_config(st, &json) != POSGATE_OK ||
+        feed_config_parse(json.data, json.len, 0, &cfg, NULL, 0) != POSGATE_OK) {
+        cfg = NULL;
+    }
+    buf_free(&json);
+    return cfg;
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
+    struct feed_config *cfg = NULL;
     struct posgate *pg = NULL;
     char *json = NULL;
     int as_json = 0, rc = EXIT_IO;
@@ -878,7 +970,7 @@ cmd_status(int argc, char **argv)
         struct store_meta m;
         struct store_list lists[64];
         size_t n = 0;
-        char t1[32], t2[32];
+        char t1[32], t2[32], health[256] = "";
         int64_t now = plat_wall_s();
 
         if (store_get_meta(pg->st, &m) != POSGATE_OK ||
@@ -891,11 +983,23 @@ cmd_status(int argc, char **argv)
         printf("data dir      %s\n", pg->dd.root);
         if (m.feed_version == 0) {
             printf("feed          none installed (run posgate import)\n");
+            health_bad(health, sizeof(health), "no verified list data is installed");
         } else {
+            char t3[32];
+
+            plat_time_format(m.installed_at, t3, sizeof(t3));
             printf("feed version  %lld (root version %lld)\n", (long long)m.feed_version,
                    (long long)m.root_version);
-            printf("verified at   %s\nexpires at    %s%s\n", t1, t2,
+            printf("issued at     %s (signed)\ninstalled at  %s\nexpires at    %s%s\n", t1, t3, t2,
                    now >= m.expires_at ? "  (EXPIRED: import a newer feed)" : "");
+            if (now >= m.expires_at) {
+                health_bad(health, sizeof(health), "feed metadata expired");
+            }
+            if (now < m.newest_issue_seen) {
+                printf("clock         FAULT: the wall clock is earlier than the newest signed "
+                       "issue time\n");
+                health_bad(health, sizeof(health), "clock fault");
+            }
         }
         {
             char kmsg[512];
@@ -907,8 +1011,30 @@ cmd_status(int argc, char **argv)
                        pg->key_check);
             } else {
                 printf("list key      MISMATCH: %s\n", kmsg);
+                health_bad(health, sizeof(health), "list key mismatch");
             }
         }
+        {
+            enum store_filter_state fs;
+
+            if (store_filter_check(pg->st, &fs, NULL) == POSGATE_OK) {
+                printf("key filter    %s%s\n", store_filter_state_name(fs),
+                       fs == STORE_FILTER_OK ? ""
+                                             : "  (checks read the store alone, same answers; "
+                                               "posgate compact rebuilds it)");
+            }
+        }
+        {
+            struct audit_stats as;
+
+            if (audit_stats(pg->audit, &as) == POSGATE_OK && as.disk_full) {
+                printf("disk          FULL: the audit queue records on its reserve; free space "
+                       "in %s\n",
+                       pg->dd.root);
+                health_bad(health, sizeof(health), "disk full");
+            }
+        }
+        cfg = installed_config(pg->st);
         printf("jurisdictions");
         for (size_t i = 0; i < m.n_jurisdictions; i++) {
             printf(" %s", m.jurisdictions[i]);
@@ -917,17 +1043,25 @@ cmd_status(int argc, char **argv)
         for (size_t i = 0; i < n && i < 64; i++) {
             int64_t fresh = lists[i].issued_at > m.issued_at ? lists[i].issued_at : m.issued_at;
 
-            printf("list %-24s seq %-6llu entries %-10llu age %5.1fh  digest %.16s...\n",
+            int li = cfg != NULL ? feed_config_list_find(cfg, lists[i].id) : -1;
+            int stale = li >= 0 && now - fresh > cfg->lists[li].stale_after_s;
+
+            printf("list %-24s seq %-6llu entries %-10llu age %5.1fh  digest %.16s...%s\n",
                    lists[i].id, (unsigned long long)lists[i].seq,
                    (unsigned long long)lists[i].entries, (double)(now - fresh) / 3600.0,
-                   lists[i].digest);
+                   lists[i].digest, stale ? "  STALE" : "");
+            if (stale) {
+                health_bad(health, sizeof(health), "stale list");
+            }
         }
         if (n > 64) {
             printf("(%zu more lists: see --json)\n", n - 64);
         }
+        printf("health        %s\n", health[0] ? health : "ok");
     }
     rc = 0;
 out:
+    feed_config_free(cfg);
     posgate_free(json);
     posgate_close(pg);
     return rc;

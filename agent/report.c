@@ -46,6 +46,89 @@ finish(cJSON *root, struct buf *out)
     return err;
 }
 
+void
+report_error_field(const char *msg, char *out, size_t cap)
+{
+    size_t k = 0;
+
+    out[0] = 0;
+    if (msg == NULL) {
+        return;
+    }
+    /* a field is a name, maybe indexed, right before ": " */
+    while (msg[k] != 0 && msg[k] != ':' && k + 1 < cap &&
+           ((msg[k] >= 'a' && msg[k] <= 'z') || (msg[k] >= '0' && msg[k] <= '9') ||
+            msg[k] == '_' || msg[k] == '[' || msg[k] == ']' || msg[k] == '.')) {
+        k++;
+    }
+    if (k > 0 && msg[k] == ':' && msg[k + 1] == ' ') {
+        memcpy(out, msg, k);
+        out[k] = 0;
+    }
+    /* the engine's "check: service \"x\" is not in the signed service taxonomy" */
+    if (strcmp(out, "check") == 0 && strncmp(msg + k + 2, "service ", 8) == 0 && cap > 7) {
+        memcpy(out, "service", 8);
+    }
+}
+
+static cJSON *
+error_object(enum posgate_err err, const char *field, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "code", posgate_err_name(err));
+    if (field != NULL && field[0] != 0) {
+        cJSON_AddStringToObject(o, "field", field);
+    } else {
+        cJSON_AddNullToObject(o, "field");
+    }
+    cJSON_AddStringToObject(o, "message", msg != NULL ? msg : posgate_strerror(err));
+    return o;
+}
+
+enum posgate_err
+report_error_json(enum posgate_err err, const char *field, const char *msg, struct buf *out)
+{
+    cJSON *root, *o;
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    o = error_object(err, field, msg);
+    if (root == NULL || o == NULL) {
+        cJSON_Delete(root);
+        cJSON_Delete(o);
+        return POSGATE_ERR_NOMEM;
+    }
+    cJSON_AddItemToObject(root, "error", o);
+    return finish(root, out);
+}
+
+/* The ids of the stale lists among the reasons (each once). */
+static void
+add_stale_lists(cJSON *root, const struct engine_result *e, int ok)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "stale_lists");
+
+    for (size_t i = 0; ok && arr != NULL && i < e->n_reasons; i++) {
+        const struct engine_reason *r = &e->reasons[i];
+        int seen = 0;
+
+        if (r->kind != ENGINE_REASON_STALE || r->list_id == NULL) {
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            seen |= e->reasons[j].kind == ENGINE_REASON_STALE && e->reasons[j].list_id != NULL &&
+                    strcmp(e->reasons[j].list_id, r->list_id) == 0;
+        }
+        if (!seen) {
+            cJSON_AddItemToArray(arr, cJSON_CreateString(r->list_id));
+        }
+    }
+}
+
 enum posgate_err
 report_result_json(const struct posgate_result *res, struct buf *out)
 {
@@ -91,6 +174,11 @@ report_result_json(const struct posgate_result *res, struct buf *out)
         cJSON_AddNullToObject(root, "data_age_s");
     }
     cJSON_AddBoolToObject(root, "clock_fault", res->err == POSGATE_OK && e->clock_fault);
+    /* the answer's footing: signed metadata past its expiry, stale lists, the list key */
+    cJSON_AddBoolToObject(root, "feed_expired",
+                          res->expires_at != 0 && res->checked_now >= res->expires_at);
+    add_stale_lists(root, e, res->err == POSGATE_OK);
+    cJSON_AddStringToObject(root, "list_key", res->list_key != NULL ? res->list_key : "none");
     cJSON_AddStringToObject(root, "notice", e->notice);
     if (res->err == POSGATE_OK && res->overridden) {
         cJSON *o = cJSON_AddObjectToObject(root, "override");
@@ -107,13 +195,18 @@ report_result_json(const struct posgate_result *res, struct buf *out)
         cJSON_AddNullToObject(root, "audit_seq");
     }
     if (res->err != POSGATE_OK) {
-        cJSON_AddStringToObject(root, "error", res->errmsg);
+        char field[64];
+
+        report_error_field(res->err == POSGATE_ERR_INVALID ? res->errmsg : NULL, field,
+                           sizeof(field));
+        cJSON_AddItemToObject(root, "error", error_object(res->err, field, res->errmsg));
     }
     return finish(root, out);
 }
 
 enum posgate_err
-report_status_json(struct store *st, const char *key_check, int64_t now, struct buf *out)
+report_status_json(struct store *st, const char *key_check, const struct audit_stats *audit,
+                   int64_t now, struct buf *out)
 {
     struct store_meta m;
     struct store_list *lists = NULL;
@@ -171,6 +264,11 @@ report_status_json(struct store *st, const char *key_check, int64_t now, struct 
     }
     cJSON_AddBoolToObject(root, "metadata_expired", m.expires_at != 0 && now >= m.expires_at);
     cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
+    if (audit != NULL) {
+        /* the audit queue's reserve is released: the data dir's file system is full */
+        cJSON_AddBoolToObject(root, "disk_full", audit->disk_full != 0);
+        cJSON_AddNumberToObject(root, "audit_reserve_bytes", (double)audit->reserve_bytes);
+    }
     if (cfg != NULL) {
         cJSON_AddStringToObject(root, "feed_id", cfg->feed_id);
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "plat_log.h"
@@ -282,6 +283,40 @@ plat_file_size(const char *path, uint64_t *out)
     }
     *out = (uint64_t)st.st_size;
     return POSGATE_OK;
+}
+
+enum posgate_err
+plat_fs_free(const char *path, uint64_t *out)
+{
+    struct statvfs vs;
+
+    if (statvfs(path, &vs) != 0) {
+        return errno_err(errno);
+    }
+    *out = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+plat_file_reserve(const char *path, uint64_t size, unsigned mode)
+{
+    struct plat_atomic_file f;
+    enum posgate_err err;
+    int rc;
+
+    err = plat_atomic_open(&f, path, mode);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    /* posix_fallocate returns the error rather than setting errno */
+    rc = posix_fallocate(f.fd, 0, (off_t)size);
+    if (rc != 0) {
+        plat_log(PLAT_LOG_WARN, "%s: cannot set aside %llu bytes: %s", path,
+                 (unsigned long long)size, strerror(rc));
+        plat_atomic_abort(&f);
+        return POSGATE_ERR_IO;
+    }
+    return plat_atomic_commit(&f); /* drops the temp file itself on failure */
 }
 
 enum posgate_err

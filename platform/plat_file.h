@@ -30,6 +30,12 @@ int plat_exists(const char *path);
 POSGATE_WUR enum posgate_err plat_unlink(const char *path);
 /* Size of a file in bytes. */
 POSGATE_WUR enum posgate_err plat_file_size(const char *path, uint64_t *out);
+/* Bytes an unprivileged writer may still use on the file system holding path (statvfs
+ * f_bavail * f_frsize). */
+POSGATE_WUR enum posgate_err plat_fs_free(const char *path, uint64_t *out);
+/* Makes path a file of size bytes whose blocks are allocated now (temp file, posix_fallocate,
+ * fsync, rename): space set aside that a later unlink gives back. IO (ENOSPC) leaves no file. */
+POSGATE_WUR enum posgate_err plat_file_reserve(const char *path, uint64_t size, unsigned mode);
 /* Joins a and b with one '/' into out; TOOBIG when it does not fit. */
 POSGATE_WUR enum posgate_err plat_path_join(char *out, size_t cap, const char *a, const char *b);
 

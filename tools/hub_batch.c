@@ -105,13 +105,13 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_
         snprintf(e->decision, sizeof(e->decision), "summary");
         e->count = info.count;
     } else if (strcmp(info.decision, "allow") == 0 || strcmp(info.decision, "deny") == 0 ||
-               strcmp(info.decision, "refer") == 0) {
+               strcmp(info.decision, "refer") == 0 || strcmp(info.decision, "error") == 0) {
         snprintf(e->decision, sizeof(e->decision), "%s", info.decision);
         e->count = 1;
     } else {
         snprintf(errmsg, errcap,
-                 "events[%zu] (seq %llu): decision \"%s\", expected allow, deny "
-                 "or refer",
+                 "events[%zu] (seq %llu): decision \"%s\", expected allow, deny, "
+                 "refer or error",
                  i, (unsigned long long)info.seq, info.decision);
         err = POSGATE_ERR_PARSE;
         goto out;

@@ -1028,8 +1028,8 @@ static enum posgate_err
 stats(struct hub_db *db, bool json, struct buf *out)
 {
     sqlite3_stmt *st = NULL;
-    uint64_t events = 0, allow = 0, deny = 0, refer = 0, summary = 0, folded = 0, batches = 0,
-             repeats = 0;
+    uint64_t events = 0, allow = 0, deny = 0, refer = 0, error = 0, summary = 0, folded = 0,
+             batches = 0, repeats = 0;
     enum posgate_err err = POSGATE_OK;
     char(*ids)[DEVICE_ID_HEX_LEN + 1] = NULL;
     size_t n_ids = 0, cap_ids = 0;
@@ -1061,6 +1061,8 @@ stats(struct hub_db *db, bool json, struct buf *out)
                 deny = c;
             } else if (strcmp(d, "refer") == 0) {
                 refer = c;
+            } else if (strcmp(d, "error") == 0) {
+                error = c; /* checks the terminal could not decide */
             } else if (strcmp(d, "summary") == 0) {
                 summary = c;
                 folded = (uint64_t)sqlite3_column_int64(st, 2);
@@ -1112,10 +1114,11 @@ stats(struct hub_db *db, bool json, struct buf *out)
     }
     if (err == POSGATE_OK && !json) {
         err = buf_printf(out,
-                         "events %llu: allow %llu, deny %llu, refer %llu, summary %llu "
+                         "events %llu: allow %llu, deny %llu, refer %llu, error %llu, summary %llu "
                          "(folding %llu allow)\nbatches %llu (%llu repeated)\ndevices %zu\n",
                          (unsigned long long)events, (unsigned long long)allow,
                          (unsigned long long)deny, (unsigned long long)refer,
+                         (unsigned long long)error,
                          (unsigned long long)summary, (unsigned long long)folded,
                          (unsigned long long)batches, (unsigned long long)repeats, n_ids);
         for (size_t i = 0; err == POSGATE_OK && i < n_ids; i++) {
@@ -1126,10 +1129,11 @@ stats(struct hub_db *db, bool json, struct buf *out)
     if (err == POSGATE_OK) {
         err = buf_printf(out,
                          "{\"events\":%llu,\"by_decision\":{\"allow\":%llu,\"deny\":%llu,"
-                         "\"refer\":%llu,\"summary\":%llu,\"allow_folded\":%llu},"
+                         "\"refer\":%llu,\"error\":%llu,\"summary\":%llu,\"allow_folded\":%llu},"
                          "\"batches\":%llu,\"repeated_batches\":%llu,\"devices\":[",
                          (unsigned long long)events, (unsigned long long)allow,
                          (unsigned long long)deny, (unsigned long long)refer,
+                         (unsigned long long)error,
                          (unsigned long long)summary, (unsigned long long)folded,
                          (unsigned long long)batches, (unsigned long long)repeats);
     }

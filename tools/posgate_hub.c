@@ -580,7 +580,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return simple(conn, MHD_HTTP_NOT_FOUND, "not found\n", method, url);
     }
     if (strncmp(real, h->root, h->root_len) != 0 || real[h->root_len] != '/') {
-        return simple(conn, MHD_HTTP_FORBIDDEN, "path outside the feed\n", method, url);
+        return simple(conn, MHD_HTTP_FORBIDDEN,
+                      "not a file of the feed (the feed directory itself, or a link leading "
+                      "out of it)\n",
+                      method, url);
     }
     fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -874,8 +877,9 @@ cmd_serve(int argc, char **argv)
     }
     if (d == NULL) {
         fprintf(stderr,
-                "posgate-hub: cannot listen on %s (address in use, or a bad TLS "
-                "certificate or key)\n",
+                "posgate-hub: cannot listen on %s: is another program using that address "
+                "and port? (the message above names the cause; with --tls-cert, a certificate "
+                "or key that does not load stops it too)\n",
                 listen);
         goto out;
     }

@@ -76,7 +76,8 @@
 #define MAX_ROOT_KEYS  16
 #define MAX_AUTH_KEYS  16
 #define KEEP_DELTAS    10 /* deltas listed per list; a kiosk further behind takes a snapshot */
-#define MASS_PERCENT   10 /* changes above this share of a list need --allow-mass-change */
+#define MASS_PERCENT   10  /* changes above this share of a list ... */
+#define MASS_MIN_ROWS  100 /* ... and at least this many need --allow-mass-change */
 #define SORT_CHUNK     262144
 #define STATE_JSON_MAX (16u << 20)
 #define ROLE_PREFIX    "list-"
@@ -2068,12 +2069,16 @@ cmd_update(int argc, char **argv)
         if (!l->pl->published || changes == 0) {
             continue;
         }
-        if (changes * 100 > l->pl->entries * MASS_PERCENT) {
+        /* mass only past both marks: removing 1 row of 5 is a correction, not a bad export */
+        if (changes * 100 > l->pl->entries * MASS_PERCENT && changes >= MASS_MIN_ROWS) {
             fprintf(stderr,
                     "%s: list %s: %" PRIu64 " additions + %" PRIu64 " removals = %" PRIu64
-                    " changes against %" PRIu64 " entries, more than %d%%%s\n",
+                    " changes against %" PRIu64 " entries: more than %d%% and at least %d "
+                    "rows%s\n",
                     prog, l->id, l->additions, l->removals, changes, l->pl->entries, MASS_PERCENT,
-                    o[4].count > 0 ? " (allowed by --allow-mass-change)" : "");
+                    MASS_MIN_ROWS,
+                    o[4].count > 0 ? " (allowed by --allow-mass-change)"
+                                   : "; --allow-mass-change publishes it");
             refused = 1;
         }
     }

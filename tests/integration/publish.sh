@@ -73,6 +73,7 @@ cp -a st st.before
 expect_rc 4 "$B/posgate-publish" update --state st --entries e3.csv --out feed
 grep -q "list spc-enforcement: [0-9]* additions + 0 removals" err.txt || fail "mass msg: $(cat err.txt)"
 grep -q -- "--allow-mass-change" err.txt || fail "mass msg names no option"
+grep -q "more than 10% and at least 100 rows" err.txt || fail "mass msg names no marks: $(cat err.txt)"
 diff -r feed feed.before >/dev/null || fail "a refused update changed the feed"
 diff -r --exclude=work st st.before >/dev/null || fail "a refused update changed the state"
 # removals count too: dropping 20% of the rows is refused as well
@@ -95,6 +96,22 @@ expect_rc 4 "$B/posgate-publish" update --state stp --entries e3p.csv --out feed
 grep -q "list spc-enforcement: [0-9]* additions" err.txt || fail "pending mass msg: $(cat err.txt)"
 expect_rc 0 "$B/posgate-publish" update --state stp --entries e3p.csv --out feedp --allow-mass-change
 rm -rf stp feedp
+# a small list: removing 1 of 5 rows is past 10% but under 100 rows, not a mass change
+cat > small.json <<'JSON'
+{"feed_id": "small", "services": ["air"],
+ "lists": [{"id": "few", "authority": "A", "jurisdictions": ["CN"], "stale_after": "7d",
+            "stale_policy": "refer"}],
+ "reasons": [{"id": "r", "authority": "A", "legal_basis": "L", "contest": "C", "scope": ["air"]}]}
+JSON
+printf 'list,listing_id,kind,id_type,id_value,reason,valid_from,valid_until,scope\n' > small5.csv
+for n in 1 2 3 4 5; do
+    printf 'few,F-%s,restrict,national_id,FR:X123456%s,r,2020-01-01,,\n' "$n" "$n" >> small5.csv
+done
+head -n 5 small5.csv > small4.csv
+expect_rc 0 "$B/posgate-publish" init --state sts --config small.json --root-key root.key \
+    --threshold 1 --feed-key feed.key --list-key list.key
+expect_rc 0 "$B/posgate-publish" update --state sts --entries small5.csv --out feeds
+expect_rc 0 "$B/posgate-publish" update --state sts --entries small4.csv --out feeds
 ls feed/targets/lists/spc-enforcement/*.delta-2-3.pgd >/dev/null || fail "no delta-2-3"
 grep -q '"version":3' feed/metadata/timestamp.json || fail "timestamp version after 3 updates"
 
