@@ -34,8 +34,8 @@
 /* The most ALLOWs one allow_summary may stand for: HUB_SUMMARY_BURST, plus one per microsecond
  * of its span (last_time_us - first_time_us, counted up to HUB_SUMMARY_SPAN_MAX_US). One ALLOW
  * per microsecond (1,000,000/s) is above anything a kiosk answers (docs/benchmarks.md: an ALLOW
- * check takes ~1.2 us at the median in process); the burst covers a group commit whose ALLOWs share one
- * microsecond; the span cap keeps a clock that jumped by years from standing for 2^53 ALLOWs.
+ * check takes ~1.2 us at the median in process); the burst covers a group commit whose ALLOWs share
+ * one microsecond; the span cap keeps a clock that jumped by years from standing for 2^53 ALLOWs.
  * At most ~3.2e13 per summary, so a device's total needs ~570,000 maximal summaries to pass
  * 2^64: stats still add with checks (hub_db.c). */
 #define HUB_SUMMARY_BURST       65536u
@@ -66,9 +66,9 @@ struct hub_batch {
 
 /* Parses a batch. PARSE (malformed JSON, a missing or mistyped member, an event that is not a
  * valid audit event, seqs not strictly rising, a head that is not the last event, an event of
- * another device, a summary whose count its span cannot hold: HUB_SUMMARY_*) or TOOBIG (past HUB_BATCH_JSON_MAX or HUB_BATCH_EVENTS), with what was
- * expected and what was found in errmsg. Holes between seqs and broken links are not parse
- * errors: hub_db.c records them. */
+ * another device, a summary whose count its span cannot hold: HUB_SUMMARY_*) or TOOBIG (past
+ * HUB_BATCH_JSON_MAX or HUB_BATCH_EVENTS), with what was expected and what was found in errmsg.
+ * Holes between seqs and broken links are not parse errors: hub_db.c records them. */
 POSGATE_WUR enum posgate_err hub_batch_parse(const void *json, size_t len, struct hub_batch **out,
                                              char *errmsg, size_t errcap);
 /* Whether the signed head commits to every event of b: the last event hashes to head.hash and

@@ -1034,8 +1034,8 @@ sum_folded(struct hub_db *db, uint64_t *folded, bool *over)
 
     *folded = 0;
     *over = false;
-    rc = sqlite3_prepare_v2(db->db, "SELECT count FROM events WHERE decision = 'summary'", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(db->db, "SELECT count FROM events WHERE decision = 'summary'", -1, &st,
+                            NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         sqlite3_int64 c = sqlite3_column_int64(st, 0);
 
@@ -1073,8 +1073,7 @@ stats(struct hub_db *db, bool json, struct buf *out)
     pthread_mutex_lock(&db->mu);
     rc = sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL); /* one snapshot */
     if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(db->db,
-                                "SELECT decision, count(*) FROM events GROUP BY decision",
+        rc = sqlite3_prepare_v2(db->db, "SELECT decision, count(*) FROM events GROUP BY decision",
                                 -1, &st, NULL);
     }
     if (rc == SQLITE_OK) {
@@ -1150,8 +1149,8 @@ stats(struct hub_db *db, bool json, struct buf *out)
                          (unsigned long long)events, (unsigned long long)allow,
                          (unsigned long long)deny, (unsigned long long)refer,
                          (unsigned long long)summary, folded_over ? "more than " : "",
-                         (unsigned long long)folded,
-                         (unsigned long long)batches, (unsigned long long)repeats, n_ids);
+                         (unsigned long long)folded, (unsigned long long)batches,
+                         (unsigned long long)repeats, n_ids);
         for (size_t i = 0; err == POSGATE_OK && i < n_ids; i++) {
             err = device_text(db, ids[i], out);
         }

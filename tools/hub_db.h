@@ -7,9 +7,9 @@
  * differs from the event already held at its seq). A batch is judged in one write transaction:
  * the device must be enrolled, the signature over the head must verify with its key, the head
  * must cover every event of the batch (else it is refused and nothing recorded: only what the
- * device signed is held against it), the chain must link onto the events already held; then new events are inserted,
- * known ones are compared and skipped. SQLite in WAL mode with synchronous=FULL: an ack is
- * sent only for events on disk.
+ * device signed is held against it), the chain must link onto the events already held; then new
+ * events are inserted, known ones are compared and skipped. SQLite in WAL mode with
+ * synchronous=FULL: an ack is sent only for events on disk.
  *
  * Schema (PRAGMA user_version 1):
  *   +-------------------------------------------------------------------------------------+

@@ -121,7 +121,7 @@ struct hub {
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;
-    unsigned peer_bodies;   /* HUB_PEER_BODIES unless --max-bodies-per-peer */
+    unsigned peer_bodies; /* HUB_PEER_BODIES unless --max-bodies-per-peer */
     uint64_t body_timeout_ns;
     pthread_mutex_t peers_mu; /* guards peers */
     struct hub_peer *peers;   /* peers with bodies in progress; at most one per connection */
@@ -667,9 +667,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (rq->audit && strcmp(method, "POST") == 0 &&
             plat_mono_ns() - rq->started_ns > h->body_timeout_ns) {
             /* MHD cannot answer in the middle of a body: the connection is closed */
-            plat_log(PLAT_LOG_INFO, "%s %s: body not complete within %llu s, %zu bytes read: "
-                     "connection closed", method, url,
-                     (unsigned long long)(h->body_timeout_ns / 1000000000u), rq->body.len);
+            plat_log(PLAT_LOG_INFO,
+                     "%s %s: body not complete within %llu s, %zu bytes read: "
+                     "connection closed",
+                     method, url, (unsigned long long)(h->body_timeout_ns / 1000000000u),
+                     rq->body.len);
             return MHD_NO;
         }
         if (rq->audit && strcmp(method, "POST") == 0 && !rq->too_big &&
@@ -933,14 +935,15 @@ cmd_serve(int argc, char **argv)
             }
         } else if (strcmp(a, "--max-bodies-per-peer") == 0 ||
                    strcmp(a, "--max-conns-per-peer") == 0 || strcmp(a, "--body-timeout") == 0) {
-            uint64_t *dst = strcmp(a, "--body-timeout") == 0 ? &body_timeout
+            uint64_t *dst = strcmp(a, "--body-timeout") == 0         ? &body_timeout
                             : strcmp(a, "--max-conns-per-peer") == 0 ? &peer_conns
                                                                      : &peer_bodies;
 
             i++;
             if (!parse_u64(argv[i], strlen(argv[i]), dst) || *dst == 0 || *dst > 4096u) {
-                fprintf(stderr, "posgate-hub: %s: expected a positive integer up to 4096, got "
-                                "\"%s\"\n",
+                fprintf(stderr,
+                        "posgate-hub: %s: expected a positive integer up to 4096, got "
+                        "\"%s\"\n",
                         a, argv[i]);
                 return 2;
             }
@@ -1026,13 +1029,12 @@ cmd_serve(int argc, char **argv)
         }
         tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         /* the collector waits on fsync: a few threads keep the feed served meanwhile */
-        d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR,
-                             (struct sockaddr *)&ss, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                             MHD_OPTION_CONNECTION_TIMEOUT, HUB_IDLE_TIMEOUT,
-                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)peer_conns,
-                             MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE, h.db != NULL ? 4u : 1u,
-                             MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+            HUB_IDLE_TIMEOUT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)peer_conns,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE,
+            h.db != NULL ? 4u : 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     }
     if (d == NULL) {
         fprintf(stderr,

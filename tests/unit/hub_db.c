@@ -509,8 +509,7 @@ main(void)
     CHECK(!st.chain_ok);
     CHECK_INT(st.broken_at, 1);
     CHECK_INT(st.events, 8); /* the held events stay; the conflicting text is only recorded */
-    CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM chain_breaks WHERE kind = 'conflict'"),
-              1);
+    CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM chain_breaks WHERE kind = 'conflict'"), 1);
     CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM events WHERE json LIKE '%clerc-%'"), 0);
 
     /* a full queue: ALLOWs folded into summaries that the collector counts */
