@@ -331,6 +331,17 @@ uploader_classify(long status, const char *body, size_t len, const char *retry_a
         snprintf(res->error, sizeof(res->error),
                  "collector reports a broken chain at seq %llu (HTTP 409): %s",
                  (unsigned long long)res->broken_at, detail);
+    } else if (status == 422) {
+        /* the kiosk's own events do not hash to the head it signed: `posgate audit verify` */
+        res->kind = UPLOAD_CHAIN_BREAK;
+        if (cJSON_IsObject(root)) {
+            res->acked_seq = member_u64(root, "acked_seq", &found);
+            res->broken_at = member_u64(root, "broken_at", &found);
+        }
+        snprintf(res->error, sizeof(res->error),
+                 "collector cannot verify the batch against its signed head at seq %llu (HTTP "
+                 "422): %s",
+                 (unsigned long long)res->broken_at, detail);
     } else if (status == 429 || status == 503) {
         uint64_t s = 0;
 

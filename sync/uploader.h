@@ -11,6 +11,8 @@
  *
  *   200 {"acked_seq": N, ...}          -> UPLOAD_OK, acked_seq (and held_seq when present)
  *   409 {"acked_seq", "broken_at", ...} -> UPLOAD_CHAIN_BREAK: stop, an operator must look
+ *   422 (events the signed head does not cover: this kiosk's trail does not hash to what it
+ *        signed, so the same batch will never be taken) -> UPLOAD_CHAIN_BREAK as well
  *   429 / 503 (+ Retry-After)           -> UPLOAD_THROTTLED, retry_after_s
  *   other 5xx                           -> UPLOAD_SERVER
  *   other 4xx                           -> UPLOAD_REFUSED (the same bytes will not do better)
@@ -40,7 +42,8 @@ enum uploader_kind {
     UPLOAD_THROTTLED,   /* 429 or 503: retry after retry_after_s (0: not given) */
     UPLOAD_SERVER,      /* another 5xx */
     UPLOAD_REFUSED,     /* 400, 401, 403, 413, 415 and other 4xx */
-    UPLOAD_CHAIN_BREAK, /* 409: the collector found a broken chain */
+    UPLOAD_CHAIN_BREAK, /* 409: the collector found a broken chain; 422: the batch's events
+                           do not hash to its signed head */
     UPLOAD_PROTOCOL,    /* an answer the uploader cannot use */
     UPLOAD__COUNT
 };

@@ -53,6 +53,39 @@ hex32(const char *s, uint8_t out[AUDIT_HASH_LEN])
     return err;
 }
 
+/* A summary's count against the ALLOWs its span can hold (HUB_SUMMARY_*, hub_batch.h). */
+static enum posgate_err
+check_summary(const cJSON *item, size_t i, uint64_t seq, uint64_t count, char *errmsg,
+              size_t errcap)
+{
+    int64_t first, last;
+    uint64_t span, most;
+
+    if (json_get_int(item, "first_time_us", INT64_MIN / 2, INT64_MAX / 2, &first) != POSGATE_OK ||
+        json_get_int(item, "last_time_us", INT64_MIN / 2, INT64_MAX / 2, &last) != POSGATE_OK ||
+        last < first) {
+        snprintf(errmsg, errcap,
+                 "events[%zu] (seq %llu): a summary needs integer first_time_us and "
+                 "last_time_us with first <= last",
+                 i, (unsigned long long)seq);
+        return POSGATE_ERR_PARSE;
+    }
+    span = (uint64_t)(last - first); /* both within +-2^62: no overflow */
+    if (span > HUB_SUMMARY_SPAN_MAX_US) {
+        span = HUB_SUMMARY_SPAN_MAX_US;
+    }
+    most = HUB_SUMMARY_BURST + span * HUB_SUMMARY_PER_US; /* < 2^46 */
+    if (count == 0 || count > most) {
+        snprintf(errmsg, errcap,
+                 "events[%zu] (seq %llu): a summary of %llu ALLOWs over %llu us, expected 1 to "
+                 "%llu (%u plus %u per microsecond)",
+                 i, (unsigned long long)seq, (unsigned long long)count, (unsigned long long)span,
+                 (unsigned long long)most, HUB_SUMMARY_BURST, HUB_SUMMARY_PER_US);
+        return POSGATE_ERR_PARSE;
+    }
+    return POSGATE_OK;
+}
+
 /* One event of the batch: canonical text, inspected, hashed. */
 static enum posgate_err
 read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_t errcap)
@@ -104,6 +137,10 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_
     if (strcmp(info.kind, "allow_summary") == 0) {
         snprintf(e->decision, sizeof(e->decision), "summary");
         e->count = info.count;
+        err = check_summary(item, i, info.seq, info.count, errmsg, errcap);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
     } else if (strcmp(info.decision, "allow") == 0 || strcmp(info.decision, "deny") == 0 ||
                strcmp(info.decision, "refer") == 0 || strcmp(info.decision, "error") == 0) {
         snprintf(e->decision, sizeof(e->decision), "%s", info.decision);
@@ -252,6 +289,43 @@ out:
     cJSON_Delete(root);
     buf_free(&sig);
     return err;
+}
+
+enum posgate_err
+hub_batch_covered(const struct hub_batch *b, uint64_t *first, char *errmsg, size_t errcap)
+{
+    char x[2 * AUDIT_HASH_LEN + 1], y[2 * AUDIT_HASH_LEN + 1];
+    const uint8_t *want;
+
+    if (b == NULL || first == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    *first = 0;
+    /* from the signed head back: each event must hash to what the one after it commits to */
+    want = b->head_hash;
+    for (size_t i = b->n; i > 0; i--) {
+        const struct hub_event *e = &b->ev[i - 1];
+
+        if (memcmp(e->hash, want, AUDIT_HASH_LEN) != 0) {
+            crypto_hex(e->hash, AUDIT_HASH_LEN, x);
+            crypto_hex(want, AUDIT_HASH_LEN, y);
+            *first = e->seq;
+            if (i == b->n) {
+                snprintf(errmsg, errcap,
+                         "event %llu is not covered by the signature: it hashes to %s but the "
+                         "signed head is %s",
+                         (unsigned long long)e->seq, x, y);
+            } else {
+                snprintf(errmsg, errcap,
+                         "event %llu is not covered by the signature: it hashes to %s but event "
+                         "%llu names prev %s",
+                         (unsigned long long)e->seq, x, (unsigned long long)b->ev[i].seq, y);
+            }
+            return POSGATE_ERR_REJECTED;
+        }
+        want = e->prev;
+    }
+    return POSGATE_OK;
 }
 
 void

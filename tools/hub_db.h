@@ -5,10 +5,11 @@
  * tables rather than hidden: gaps (seqs the collector never received) and chain breaks (an
  * event whose text does not hash to what the next event or the signed head names, or that
  * differs from the event already held at its seq). A batch is judged in one write transaction:
- * the device must be enrolled, the signature over the head must verify with its key, the chain
- * must link inside the batch and onto the events already held; then new events are inserted,
- * known ones are compared and skipped. SQLite in WAL mode with synchronous=FULL: an ack is
- * sent only for events on disk.
+ * the device must be enrolled, the signature over the head must verify with its key, the head
+ * must cover every event of the batch (else it is refused and nothing recorded: only what the
+ * device signed is held against it), the chain must link onto the events already held; then new
+ * events are inserted, known ones are compared and skipped. SQLite in WAL mode with
+ * synchronous=FULL: an ack is sent only for events on disk.
  *
  * Schema (PRAGMA user_version 1):
  *   +-------------------------------------------------------------------------------------+
@@ -48,7 +49,8 @@ struct hub_ingest {
     size_t duplicates;         /* events of the batch already held, identical */
     bool repeated_key;         /* the idempotency key was seen before for this device */
     uint64_t gap_from, gap_to; /* a gap this batch revealed (0, 0: none) */
-    uint64_t broken_at;        /* the seq of the break found (with BADHASH) */
+    uint64_t broken_at;        /* the seq of the break (BADHASH) or of the event nearest the
+                                  head that the signature does not cover (REJECTED) */
     char device_id[DEVICE_ID_HEX_LEN + 1];
     char error[512]; /* what was expected and found, for any result but OK */
 };
@@ -82,7 +84,10 @@ POSGATE_WUR enum posgate_err hub_db_enroll(struct hub_db *db, const char *pem, s
  * when the batch carries a key too they must agree. Returns
  *   OK        stored (possibly nothing new: a duplicate or overlapping batch is acknowledged)
  *   NOTFOUND  device not enrolled            BADSIG   signature over the head does not verify
- *   BADHASH   chain break or conflict (recorded; nothing of the batch stored)
+ *   REJECTED  an event the signed head does not cover (hub_batch_covered): nothing recorded,
+ *             the device's state unchanged (a captured batch edited by anyone proves nothing)
+ *   BADHASH   a chain break or conflict that the device signed (recorded; nothing of the
+ *             batch stored)
  *   INVALID   header and field keys differ   RETRY    the database is busy
  *   IO        the database failed
  * and fills *res (acked_seq is filled whenever the device is known). */

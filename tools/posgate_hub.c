@@ -52,6 +52,7 @@ static const char usage[] =
     "usage: posgate-hub [serve] [--feed DIR] [--db HUB.db] --listen ADDR:PORT\n"
     "                   [--tls-cert CERT.pem --tls-key KEY.pem [--tls-client-ca CA.pem]]\n"
     "                   [--port-file FILE] [--max-body BYTES] [--max-inflight N]\n"
+    "                   [--max-bodies-per-peer N] [--max-conns-per-peer N] [--body-timeout S]\n"
     "                   [--log-level debug|info|warn|error]\n"
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
@@ -66,7 +67,14 @@ static const char usage[] =
     "  --tls-client-ca CA   require a client certificate signed by CA (mTLS)\n"
     "  --port-file FILE     write the port actually bound (for PORT 0) to FILE\n"
     "  --max-body BYTES     largest audit request body as sent (default 8388608): 413 beyond\n"
-    "  --max-inflight N     audit requests handled at once (default 16): 429 beyond\n"
+    "  --max-inflight N     audit batches judged at once, once their body is here (default 16):\n"
+    "                       429 beyond\n"
+    "  --max-bodies-per-peer N  audit bodies arriving at once from one address (default 4):\n"
+    "                       429 beyond\n"
+    "  --max-conns-per-peer N  connections from one address (default 32): closed beyond\n"
+    "  --body-timeout S     an audit body must arrive whole within S seconds (default 30),\n"
+    "                       else the connection is closed; 10 s without a byte closes any\n"
+    "                       connection\n"
     "\n"
     "Logs one line per request at info level on stderr. SIGTERM or SIGINT stop it (exit 0).\n"
     "exit codes: 0 stopped by a signal, 2 usage, 5 cannot start\n";
@@ -92,6 +100,18 @@ static const char usage_stats[] =
 #define HUB_MAX_BODY     (8u * 1024u * 1024u)
 #define HUB_MAX_INFLIGHT 16u
 #define HUB_AUDIT_PATH   "/v1/audit"
+/* Slow clients (docs/collector.md, "Limits"): a peer is one client address. */
+#define HUB_PEER_BODIES  4u  /* audit bodies being received at once from one peer: 429 beyond */
+#define HUB_PEER_CONNS   32u /* connections from one peer: closed at accept beyond */
+#define HUB_BODY_TIMEOUT 30u /* seconds from the headers to the last byte of an audit body */
+#define HUB_IDLE_TIMEOUT 10u /* seconds without a byte (headers, body, or a reader) */
+#define HUB_PEER_KEY     17  /* family byte + up to 16 address bytes */
+
+/* One peer with audit bodies in progress. */
+struct hub_peer {
+    uint8_t key[HUB_PEER_KEY];
+    unsigned bodies;
+};
 
 struct hub {
     char root[PATH_MAX]; /* realpath of the feed directory; "" without --feed */
@@ -101,13 +121,21 @@ struct hub {
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;
+    unsigned peer_bodies; /* HUB_PEER_BODIES unless --max-bodies-per-peer */
+    uint64_t body_timeout_ns;
+    pthread_mutex_t peers_mu; /* guards peers */
+    struct hub_peer *peers;   /* peers with bodies in progress; at most one per connection */
+    size_t n_peers, cap_peers;
 };
 
 /* One connection's request: an audit POST keeps its body here. */
 struct hub_req {
-    int audit;   /* POST /v1/audit */
-    int counted; /* holds one of max_inflight */
+    int audit;     /* POST /v1/audit */
+    int counted;   /* holds one of max_inflight (taken once the whole body is here) */
+    int receiving; /* holds one of its peer's peer_bodies (while the body arrives) */
     int too_big;
+    uint64_t started_ns; /* when the headers were complete */
+    uint8_t peer[HUB_PEER_KEY];
     struct buf body;
 };
 
@@ -406,7 +434,9 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
         }
         break;
     case POSGATE_ERR_BADHASH:
-        status = MHD_HTTP_CONFLICT;
+    case POSGATE_ERR_REJECTED: /* a break the device signed (409, recorded), or events the
+                                  signed head does not cover (422, nothing recorded) */
+        status = err == POSGATE_ERR_BADHASH ? MHD_HTTP_CONFLICT : MHD_HTTP_UNPROCESSABLE_CONTENT;
         e2 = buf_printf(&out, "{\"acked_seq\":%llu,\"broken_at\":%llu,\"error\":",
                         (unsigned long long)res.acked_seq, (unsigned long long)res.broken_at);
         if (e2 == POSGATE_OK) {
@@ -438,7 +468,6 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
     case POSGATE_ERR_ROLLBACK:
     case POSGATE_ERR_EXPIRED:
     case POSGATE_ERR_UNSUPPORTED:
-    case POSGATE_ERR_REJECTED:
     case POSGATE_ERR_CORRUPT:
     case POSGATE_ERR_STATE:
     case POSGATE_ERR_NETWORK:
@@ -447,7 +476,8 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         break;
     }
-    if (status == MHD_HTTP_OK || status == MHD_HTTP_CONFLICT) {
+    if (status == MHD_HTTP_OK || status == MHD_HTTP_CONFLICT ||
+        status == MHD_HTTP_UNPROCESSABLE_CONTENT) {
         if (e2 != POSGATE_OK) {
             buf_reset(&out);
         }
@@ -459,6 +489,88 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
     buf_free(&plain);
     buf_free(&out);
     return ret;
+}
+
+/* The client address of conn as a key: family, then the address bytes (the port is left out:
+ * a peer is a host). 0 when MHD cannot say. */
+static int
+peer_key(struct MHD_Connection *conn, uint8_t key[HUB_PEER_KEY])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    memset(key, 0, HUB_PEER_KEY);
+    if (ci == NULL || ci->client_addr == NULL) {
+        return 0;
+    }
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
+
+        key[0] = 4;
+        memcpy(key + 1, &a->sin_addr, sizeof(a->sin_addr));
+        return 1;
+    }
+    if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+
+        key[0] = 6;
+        memcpy(key + 1, &a->sin6_addr, sizeof(a->sin6_addr));
+        return 1;
+    }
+    return 0;
+}
+
+/* Takes one of the peer's body slots: 1, or 0 when it holds h->peer_bodies already (or memory
+ * ran out: refused the same way, retried later). */
+static int
+peer_take(struct hub *h, const uint8_t key[HUB_PEER_KEY])
+{
+    int ok = 0;
+    size_t i;
+
+    pthread_mutex_lock(&h->peers_mu);
+    for (i = 0; i < h->n_peers; i++) {
+        if (memcmp(h->peers[i].key, key, HUB_PEER_KEY) == 0) {
+            break;
+        }
+    }
+    if (i == h->n_peers) {
+        if (h->n_peers == h->cap_peers) {
+            size_t nc = h->cap_peers > 0 ? h->cap_peers * 2 : 16;
+            void *p = realloc(h->peers, nc * sizeof(*h->peers));
+
+            if (p == NULL) {
+                goto out;
+            }
+            h->peers = p;
+            h->cap_peers = nc;
+        }
+        memcpy(h->peers[i].key, key, HUB_PEER_KEY);
+        h->peers[i].bodies = 0;
+        h->n_peers++;
+    }
+    if (h->peers[i].bodies < h->peer_bodies) {
+        h->peers[i].bodies++;
+        ok = 1;
+    }
+out:
+    pthread_mutex_unlock(&h->peers_mu);
+    return ok;
+}
+
+static void
+peer_give(struct hub *h, const uint8_t key[HUB_PEER_KEY])
+{
+    pthread_mutex_lock(&h->peers_mu);
+    for (size_t i = 0; i < h->n_peers; i++) {
+        if (memcmp(h->peers[i].key, key, HUB_PEER_KEY) == 0) {
+            if (--h->peers[i].bodies == 0) {
+                h->peers[i] = h->peers[--h->n_peers]; /* the table holds active peers only */
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->peers_mu);
 }
 
 static void
@@ -476,13 +588,18 @@ on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
     if (rq->counted) {
         atomic_fetch_sub(&h->inflight, 1u);
     }
+    if (rq->receiving) {
+        peer_give(h, rq->peer);
+    }
     buf_free(&rq->body);
     free(rq);
     *ctx = NULL;
 }
 
-/* The first call for a request: decides what it is, and refuses an oversized or excess audit
- * POST before its body is read. */
+/* The first call for a request: decides what it is, and refuses an oversized audit POST, or
+ * one past its peer's bodies in progress, before its body is read. An upload slot
+ * (max_inflight) is taken only once the whole body is here (on_request): a client that sends
+ * slowly holds its own peer's slots, never the fleet's. */
 static enum MHD_Result
 on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const char *method,
            void **ctx)
@@ -501,13 +618,6 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
     }
     rq->audit = 1;
     buf_init(&rq->body, h->max_body);
-    rq->counted = 1;
-    if (atomic_fetch_add(&h->inflight, 1u) >= h->max_inflight) {
-        return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
-                           "too many uploads at once, retry "
-                           "later",
-                           1, method, url);
-    }
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl != NULL && parse_u64(cl, strlen(cl), &n) && n > h->max_body) {
         char msg[128];
@@ -516,6 +626,19 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
                  (unsigned long long)n, h->max_body);
         return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg, 0, method, url);
     }
+    if (peer_key(conn, rq->peer)) {
+        if (!peer_take(h, rq->peer)) {
+            char msg[128];
+
+            snprintf(msg, sizeof(msg),
+                     "%u uploads from this address are still arriving, at most %u at once; "
+                     "retry later",
+                     h->peer_bodies, h->peer_bodies);
+            return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS, msg, 1, method, url);
+        }
+        rq->receiving = 1;
+    }
+    rq->started_ns = plat_mono_ns();
     return MHD_YES;
 }
 
@@ -541,6 +664,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     rq = *ctx;
     if (*upload_data_size != 0) {
+        if (rq->audit && strcmp(method, "POST") == 0 &&
+            plat_mono_ns() - rq->started_ns > h->body_timeout_ns) {
+            /* MHD cannot answer in the middle of a body: the connection is closed */
+            plat_log(PLAT_LOG_INFO,
+                     "%s %s: body not complete within %llu s, %zu bytes read: "
+                     "connection closed",
+                     method, url, (unsigned long long)(h->body_timeout_ns / 1000000000u),
+                     rq->body.len);
+            return MHD_NO;
+        }
         if (rq->audit && strcmp(method, "POST") == 0 && !rq->too_big &&
             buf_append(&rq->body, upload_data, *upload_data_size) != POSGATE_OK) {
             rq->too_big = 1; /* read on, answer 413 at the end */
@@ -550,6 +683,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
     if (rq->audit) {
+        if (rq->receiving) {
+            peer_give(h, rq->peer); /* the whole body is here */
+            rq->receiving = 0;
+        }
+        if (strcmp(method, "POST") == 0 && !rq->counted) {
+            rq->counted = 1;
+            if (atomic_fetch_add(&h->inflight, 1u) >= h->max_inflight) {
+                return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                                   "too many uploads at once, retry later", 1, method, url);
+            }
+        }
         return handle_audit(h, conn, rq, method, url);
     }
     if (h->root_len == 0) {
@@ -742,6 +886,8 @@ cmd_serve(int argc, char **argv)
     struct hub h;
     char dbmsg[512] = "";
     uint64_t max_body = HUB_MAX_BODY, max_inflight = HUB_MAX_INFLIGHT;
+    uint64_t peer_bodies = HUB_PEER_BODIES, peer_conns = HUB_PEER_CONNS,
+             body_timeout = HUB_BODY_TIMEOUT;
     struct buf cert_pem = BUF_INIT(HUB_PEM_MAX), key_pem = BUF_INIT(HUB_PEM_MAX),
                ca_pem = BUF_INIT(HUB_PEM_MAX);
     struct sockaddr_storage ss;
@@ -790,6 +936,20 @@ cmd_serve(int argc, char **argv)
                         a, a[6] == 'b' ? (unsigned long long)HUB_BATCH_JSON_MAX : 4096ull, argv[i]);
                 return 2;
             }
+        } else if (strcmp(a, "--max-bodies-per-peer") == 0 ||
+                   strcmp(a, "--max-conns-per-peer") == 0 || strcmp(a, "--body-timeout") == 0) {
+            uint64_t *dst = strcmp(a, "--body-timeout") == 0         ? &body_timeout
+                            : strcmp(a, "--max-conns-per-peer") == 0 ? &peer_conns
+                                                                     : &peer_bodies;
+
+            i++;
+            if (!parse_u64(argv[i], strlen(argv[i]), dst) || *dst == 0 || *dst > 4096u) {
+                fprintf(stderr,
+                        "posgate-hub: %s: expected a positive integer up to 4096, got "
+                        "\"%s\"\n",
+                        a, argv[i]);
+                return 2;
+            }
         } else if (strcmp(a, "--log-level") == 0) {
             if (!plat_log_level_parse(argv[++i], &lvl)) {
                 fprintf(stderr,
@@ -827,6 +987,9 @@ cmd_serve(int argc, char **argv)
     atomic_init(&h.inflight, 0u);
     h.max_body = (size_t)max_body;
     h.max_inflight = (unsigned)max_inflight;
+    h.peer_bodies = (unsigned)peer_bodies;
+    h.body_timeout_ns = body_timeout * 1000000000u;
+    pthread_mutex_init(&h.peers_mu, NULL);
     if (feed != NULL && realpath(feed, h.root) == NULL) {
         fprintf(stderr, "posgate-hub: --feed %s: %s\n", feed, strerror(errno));
         return 2;
@@ -869,11 +1032,12 @@ cmd_serve(int argc, char **argv)
         }
         tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         /* the collector waits on fsync: a few threads keep the feed served meanwhile */
-        d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR,
-                             (struct sockaddr *)&ss, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                             MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE, h.db != NULL ? 4u : 1u,
-                             MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+            HUB_IDLE_TIMEOUT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)peer_conns,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &h, MHD_OPTION_THREAD_POOL_SIZE,
+            h.db != NULL ? 4u : 1u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     }
     if (d == NULL) {
         fprintf(stderr,
@@ -909,6 +1073,8 @@ out:
         MHD_stop_daemon(d);
     }
     hub_db_close(h.db);
+    free(h.peers);
+    pthread_mutex_destroy(&h.peers_mu);
     buf_wipe(&key_pem);
     buf_free(&cert_pem);
     buf_free(&ca_pem);

@@ -110,6 +110,15 @@ test_classify(void)
     CHECK_INT(r.broken_at, 13);
     CHECK_INT(r.acked_seq, 10);
     CHECK_CONTAINS(r.error, "chain broken at seq 13");
+    /* events the signed head does not cover: the kiosk's own trail, stop as for a break */
+    {
+        static const char nc[] = "{\"acked_seq\":4,\"broken_at\":6,\"error\":\"not covered\"}";
+
+        uploader_classify(422, nc, strlen(nc), NULL, 0, &r);
+    }
+    CHECK_INT(r.kind, UPLOAD_CHAIN_BREAK);
+    CHECK_INT(r.broken_at, 6);
+    CHECK_CONTAINS(r.error, "HTTP 422");
     uploader_classify(429, "{\"error\":\"busy\"}", 16, "7", 0, &r);
     CHECK_INT(r.kind, UPLOAD_THROTTLED);
     CHECK_INT(r.retry_after_s, 7);
