@@ -470,11 +470,61 @@ parse_utc_offset(const char *s, int32_t *out)
     return true;
 }
 
+/* An optional integer member within [lo, hi]; def when absent. */
+static enum posgate_err
+get_uint(struct ctx *c, const cJSON *obj, const char *where, const char *key, uint32_t lo,
+         uint32_t hi, uint32_t def, uint32_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    if (v == NULL) {
+        *out = def;
+        return POSGATE_OK;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
+        v->valuedouble < (double)lo || v->valuedouble > (double)hi) {
+        return fail(c, "%s.%s: expected an integer from %u to %u, found %s", where, key, lo, hi,
+                    cJSON_IsNumber(v) ? "another number" : kind_of(v));
+    }
+    *out = (uint32_t)v->valuedouble;
+    return POSGATE_OK;
+}
+
+/* The publisher's mass-change guard of a list: {"percent": P, "rows": R}, both optional. */
+static enum posgate_err
+parse_mass_change(struct ctx *c, const cJSON *o, const char *list, struct feed_list *l)
+{
+    static const char *const keys[] = {"percent", "rows", NULL};
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mass_change");
+    char where[48];
+    uint32_t pct = FEED_MASS_PERCENT, rows = FEED_MASS_ROWS;
+    enum posgate_err err = POSGATE_OK;
+
+    snprintf(where, sizeof(where), "%s.mass_change", list);
+    if (m != NULL) {
+        if (!cJSON_IsObject(m)) {
+            return fail(c, "%s: expected an object like {\"percent\": 10, \"rows\": 100}, found %s",
+                        where, kind_of(m));
+        }
+        err = check_keys(c, m, where, keys);
+        if (err == POSGATE_OK) {
+            err = get_uint(c, m, where, "percent", 1, 100, FEED_MASS_PERCENT, &pct);
+        }
+        if (err == POSGATE_OK) {
+            err = get_uint(c, m, where, "rows", 0, 1000000000u, FEED_MASS_ROWS, &rows);
+        }
+    }
+    l->mass_percent = (uint8_t)pct;
+    l->mass_min_rows = rows;
+    return err;
+}
+
 static enum posgate_err
 parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
 {
     static const char *const keys[] = {
-        "id", "authority", "jurisdictions", "stale_after", "stale_policy", "timezone", NULL};
+        "id",       "authority", "jurisdictions", "stale_after",
+        "stale_policy", "timezone", "mass_change", NULL};
     char where[32];
     const char *s;
     const cJSON *arr, *v;
@@ -565,7 +615,7 @@ parse_list(struct ctx *c, const cJSON *o, size_t i, struct feed_list *l)
                     "14 hours) or \"Z\", found \"%.16s\"",
                     where, s);
     }
-    return POSGATE_OK;
+    return parse_mass_change(c, o, where, l);
 }
 
 static enum posgate_err

@@ -31,6 +31,11 @@
  *                                                      (HH <= 14, MM < 60) or "Z"; absent =
  *                                                      UTC; a date-only valid_from/valid_until
  *                                                      of entries.csv is a whole day there
+ *       "mass_change":   {"percent": 10, "rows": 100}  the publisher's guard: an update
+ *                                                      changing more than percent (1..100) of
+ *                                                      the list AND at least rows (0..10^9)
+ *                                                      rows needs --allow-mass-change; absent
+ *                                                      = these defaults, either key optional
  *     }],
  *     "reasons": [{
  *       "id":          "court-enforcement",            1..32 of [a-z0-9_-], unique
@@ -79,6 +84,8 @@
 #define FEED_TEXT_MAX          1024       /* legal_basis, contest */
 #define FEED_JURISDICTIONS_MAX 64         /* per list */
 #define FEED_REASON_SCOPE_MAX  64         /* services per reason */
+#define FEED_MASS_PERCENT      10 /* default mass_change.percent */
+#define FEED_MASS_ROWS         100 /* default mass_change.rows */
 #define FEED_NONE              UINT16_MAX /* "no index" (a root service's parent) */
 #define FEED_ERRMSG_MIN        160        /* errmsg buffers of this size hold any message */
 #define FEED_KEY_CHECK_HEX     16         /* list_key_check digits (LIST_KEY_CHECK_HEX) */
@@ -107,6 +114,8 @@ struct feed_list {
     char stale_after[16]; /* the DURATION text as written, for notices ("7d") */
     enum feed_stale_policy stale_policy;
     int32_t tz_offset_s; /* "timezone": seconds east of UTC (0 when absent) */
+    uint8_t mass_percent;   /* "mass_change": past this share of the list ... */
+    uint32_t mass_min_rows; /* ... and at least this many rows, a change is mass */
 };
 
 struct feed_reason {

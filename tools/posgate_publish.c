@@ -76,8 +76,6 @@
 #define MAX_ROOT_KEYS  16
 #define MAX_AUTH_KEYS  16
 #define KEEP_DELTAS    10 /* deltas listed per list; a kiosk further behind takes a snapshot */
-#define MASS_PERCENT   10  /* changes above this share of a list ... */
-#define MASS_MIN_ROWS  100 /* ... and at least this many need --allow-mass-change */
 #define SORT_CHUNK     262144
 #define STATE_JSON_MAX (16u << 20)
 #define ROLE_PREFIX    "list-"
@@ -1864,12 +1862,13 @@ usage_update(FILE *f)
             "on any error), sorts each list by entry key, compares it with the last published\n"
             "snapshot and publishes a new snapshot and a delta for every changed list, then\n"
             "signs and writes the TUF repository to FEEDDIR. A change of more than %d%% of a\n"
-            "list (additions + removals against its last entry count) is refused with exit 4\n"
-            "unless --allow-mass-change is given. --expires sets the timestamp's lifetime\n"
+            "list (additions + removals against its last entry count) and at least %d rows\n"
+            "is refused with exit 4 unless --allow-mass-change is given (a list's own marks:\n"
+            "\"mass_change\": {\"percent\": P, \"rows\": R} in feed.json). --expires sets the timestamp's lifetime\n"
             "(default 1d). A list delegated to its authority (posgate-publish delegate) needs\n"
             "its authority's key(s) to change: --authority-key LIST=KEY.key.\n"
             "Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n",
-            MASS_PERCENT);
+            FEED_MASS_PERCENT, FEED_MASS_ROWS);
 }
 
 static int
@@ -2062,6 +2061,7 @@ cmd_update(int argc, char **argv)
     for (i = 0; i < cfg->n_lists; i++) {
         struct list_work *l = &lw[i];
         uint64_t changes = l->additions + l->removals;
+        const struct feed_list *fl = &cfg->lists[i];
 
         /* a list never published has nothing to compare with; one a stopped run left
          * pending is republished whole, but its rows were compared with its last snapshot
@@ -2070,13 +2070,13 @@ cmd_update(int argc, char **argv)
             continue;
         }
         /* mass only past both marks: removing 1 row of 5 is a correction, not a bad export */
-        if (changes * 100 > l->pl->entries * MASS_PERCENT && changes >= MASS_MIN_ROWS) {
+        if (changes * 100 > l->pl->entries * fl->mass_percent && changes >= fl->mass_min_rows) {
             fprintf(stderr,
                     "%s: list %s: %" PRIu64 " additions + %" PRIu64 " removals = %" PRIu64
-                    " changes against %" PRIu64 " entries: more than %d%% and at least %d "
-                    "rows%s\n",
-                    prog, l->id, l->additions, l->removals, changes, l->pl->entries, MASS_PERCENT,
-                    MASS_MIN_ROWS,
+                    " changes against %" PRIu64 " entries: more than %u%% and at least %" PRIu32
+                    " rows (mass_change of the list in feed.json)%s\n",
+                    prog, l->id, l->additions, l->removals, changes, l->pl->entries,
+                    fl->mass_percent, fl->mass_min_rows,
                     o[4].count > 0 ? " (allowed by --allow-mass-change)"
                                    : "; --allow-mass-change publishes it");
             refused = 1;

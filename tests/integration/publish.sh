@@ -112,6 +112,28 @@ expect_rc 0 "$B/posgate-publish" init --state sts --config small.json --root-key
     --threshold 1 --feed-key feed.key --list-key list.key
 expect_rc 0 "$B/posgate-publish" update --state sts --entries small5.csv --out feeds
 expect_rc 0 "$B/posgate-publish" update --state sts --entries small4.csv --out feeds
+# a list's own marks (mass_change in feed.json): rows 1 makes removing 1 of 4 a mass change
+python3 -c '
+import json; c = json.load(open("small.json"))
+c["lists"][0]["mass_change"] = {"percent": 20, "rows": 1}
+json.dump(c, open("small2.json", "w"))'
+expect_rc 0 "$B/posgate-publish" init --state sts2 --config small2.json --root-key root.key \
+    --threshold 1 --feed-key feed.key --list-key list.key
+expect_rc 0 "$B/posgate-publish" update --state sts2 --entries small4.csv --out feeds2
+head -n 4 small4.csv > small3.csv
+expect_rc 4 "$B/posgate-publish" update --state sts2 --entries small3.csv --out feeds2
+grep -q "more than 20% and at least 1 rows (mass_change" err.txt || fail "list marks: $(cat err.txt)"
+expect_rc 0 "$B/posgate-publish" update --state sts2 --entries small3.csv --out feeds2 \
+    --allow-mass-change
+# marks out of range are refused with the key named
+python3 -c '
+import json; c = json.load(open("small.json"))
+c["lists"][0]["mass_change"] = {"percent": 0}
+json.dump(c, open("small3.json", "w"))'
+expect_rc 2 "$B/posgate-publish" init --state sts3 --config small3.json --root-key root.key \
+    --threshold 1 --feed-key feed.key --list-key list.key
+grep -q "lists\[0\].mass_change.percent: expected an integer from 1 to 100" err.txt ||
+    fail "mass_change range: $(cat err.txt)"
 ls feed/targets/lists/spc-enforcement/*.delta-2-3.pgd >/dev/null || fail "no delta-2-3"
 grep -q '"version":3' feed/metadata/timestamp.json || fail "timestamp version after 3 updates"
 

@@ -455,6 +455,46 @@ test_timezone(void)
     }
 }
 
+/* lists[].mass_change: the publisher's guard, {"percent": 1..100, "rows": 0..10^9}. */
+static void
+test_mass_change(void)
+{
+    static const struct {
+        const char *mc;
+        unsigned pct, rows;
+    } good[] = {{"", FEED_MASS_PERCENT, FEED_MASS_ROWS},
+                {",\"mass_change\":{}", FEED_MASS_PERCENT, FEED_MASS_ROWS},
+                {",\"mass_change\":{\"percent\":25}", 25, FEED_MASS_ROWS},
+                {",\"mass_change\":{\"rows\":0}", FEED_MASS_PERCENT, 0},
+                {",\"mass_change\":{\"percent\":100,\"rows\":1000000000}", 100, 1000000000}};
+    static const char *const bad[] = {
+        ",\"mass_change\":{\"percent\":0}",  ",\"mass_change\":{\"percent\":101}",
+        ",\"mass_change\":{\"percent\":2.5}", ",\"mass_change\":{\"rows\":-1}",
+        ",\"mass_change\":{\"rows\":\"9\"}",  ",\"mass_change\":{\"share\":1}",
+        ",\"mass_change\":10"};
+    struct feed_config *cfg = NULL;
+    char msg[FEED_ERRMSG_MIN], json[1024];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cfg = NULL;
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\"%s}],\"reasons\":[%s]}",
+                 BASE_SERVICES, good[i].mc, BASE_REASON);
+        CHECK_OK(parse(json, FEED_CONFIG_STRICT, &cfg, msg, sizeof(msg)));
+        CHECK(cfg != NULL && cfg->lists[0].mass_percent == good[i].pct &&
+              cfg->lists[0].mass_min_rows == good[i].rows);
+        feed_config_free(cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json),
+                 "{\"feed_id\":\"f\",%s,\"lists\":[{\"id\":\"l\",\"authority\":\"A\","
+                 "\"stale_after\":\"7d\"%s}],\"reasons\":[%s]}",
+                 BASE_SERVICES, bad[i], BASE_REASON);
+        expect_fail(json, FEED_CONFIG_STRICT, POSGATE_ERR_INVALID, "lists[0].mass_change", NULL);
+    }
+}
+
 int
 main(void)
 {
@@ -466,5 +506,6 @@ main(void)
     test_alloc_failures();
     test_list_key_check();
     test_timezone();
+    test_mass_change();
     return test_summary("feed_config");
 }
