@@ -51,6 +51,12 @@ run posgate-keygen --list-key --out keys/list.key
 step "publisher: a synthetic list of $ENTRIES entries with valid check digits"
 run posgate-synth --count "$ENTRIES" --seed 42 --out entries.csv --config-out feed.json \
     --subjects-out subjects.csv
+# the three subjects of README's example checks, so that they answer there what README says
+cat >> entries.csv <<'CSV'
+spc-enforcement,spc-readme-0001,restrict,cn_rid,11010519491231002X,court-enforcement,2020-01-01,,
+caac-safety,caac-readme-0002,restrict,passport,DEU:C01X00T47,air-safety,2020-01-01,,
+spc-enforcement,spc-readme-0003,restrict,name_dob,Li Lei|1990-01-02,court-enforcement,2020-01-01,,
+CSV
 head -3 entries.csv
 
 step "publisher: sign and publish the feed (a TUF repository)"
@@ -90,8 +96,12 @@ run_rc posgate check --service "$NAME_SVC" --id "$NAME_ID"
 echo "-- a mistyped identifier is an input error, never an ALLOW:"
 BAD_ID=${CLEAN_ID%?}$( [[ ${CLEAN_ID: -1} == 0 ]] && echo 1 || echo 0 )   # wrong check character
 run_rc posgate check --service rail.hsr --id "$BAD_ID"
-echo "-- the same decision as JSON:"
+echo "-- the same decision as JSON (its footing: service date, data age, feed_expired, stale_lists, list_key):"
 run_rc posgate check --service "$LISTED_SVC" --id "$LISTED_ID" --json
+echo "-- README's example checks, on this kiosk (POSGATE_DATA_DIR=$POSGATE_DATA_DIR):"
+run_rc posgate check --service rail.hsr --id cn_rid:11010519491231002X
+run_rc posgate check --service air --id passport:DEU:C01X00T47 --json
+run_rc posgate check --service hotel.star --name "Li Lei" --birth-date 1990-01-02
 
 step "publisher: the listing of $LISTED_ID is lifted; publish an update"
 LISTING=$(awk -F, -v id="$LISTED_ID" '$1 == "listed" && $2 == id { print $5; exit }' subjects.csv)

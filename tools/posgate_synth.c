@@ -157,6 +157,29 @@ note_subject(struct subjects *sj, enum situation s, const char *type, const char
     fprintf(sj->f, ",%s,%s,%s\n", service, list, listing);
 }
 
+/* A reason the list's own authority issued (a list and its reasons belong together: a DENY names
+ * an authority for its list), one at random when it issued several; the reason of the same
+ * position when none of the config's reasons is the list's authority's. */
+static unsigned
+reason_of_list(const struct feed_config *cfg, unsigned li, uint64_t *rng)
+{
+    unsigned n = 0, pick;
+
+    for (unsigned r = 0; r < cfg->n_reasons; r++) {
+        n += strcmp(cfg->reasons[r].authority, cfg->lists[li].authority) == 0;
+    }
+    if (n == 0) {
+        return li % cfg->n_reasons;
+    }
+    pick = (unsigned)below(rng, n);
+    for (unsigned r = 0; r < cfg->n_reasons; r++) {
+        if (strcmp(cfg->reasons[r].authority, cfg->lists[li].authority) == 0 && pick-- == 0) {
+            return r;
+        }
+    }
+    return li % cfg->n_reasons;
+}
+
 /* A service inside the reason's scope: a scope service or one of its descendants. */
 static unsigned
 pick_within(const struct feed_config *cfg, const struct feed_reason *r, uint64_t *rng)
@@ -333,8 +356,7 @@ main(int argc, char **argv)
             have_last = 0;
         } else {
             li = (unsigned)below(&rng, cfg->n_lists);
-            /* mostly the reason of the same position, sometimes any */
-            ri = below(&rng, 4) != 0 ? li % cfg->n_reasons : (unsigned)below(&rng, cfg->n_reasons);
+            ri = reason_of_list(cfg, li, &rng);
             if (roll < 35) {
                 sit = S_NAME;
                 type = "name_dob";
