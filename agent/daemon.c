@@ -222,6 +222,7 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     memset(&ur, 0, sizeof(ur));
     uo.data_dir = cfg->data_dir;
     uo.defer_merge = 1; /* the sync thread merges after the sync (merge_recent) */
+    uo.lock_wait_ms = 1000; /* an import or compact holds the data dir: try again next poll */
     uo.metadata = fetch_metadata_carrier(d->fetch);
     uo.targets = fetch_targets_carrier(d->fetch);
     msg[0] = 0;

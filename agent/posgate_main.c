@@ -909,6 +909,13 @@ cmd_status(int argc, char **argv)
                 printf("list key      MISMATCH: %s\n", kmsg);
             }
         }
+        {
+            char amsg[512];
+
+            if (api_meta_disagreement(pg, &m, amsg, sizeof(amsg)) != NULL) {
+                printf("metadata      DISAGREES WITH THE STORE (checks refused): %s\n", amsg);
+            }
+        }
         printf("jurisdictions");
         for (size_t i = 0; i < m.n_jurisdictions; i++) {
             printf(" %s", m.jurisdictions[i]);

@@ -113,7 +113,8 @@ report_result_json(const struct posgate_result *res, struct buf *out)
 }
 
 enum posgate_err
-report_status_json(struct store *st, const char *key_check, int64_t now, struct buf *out)
+report_status_json(struct store *st, const char *key_check, const char *disagreement,
+                   int64_t now, struct buf *out)
 {
     struct store_meta m;
     struct store_list *lists = NULL;
@@ -171,6 +172,11 @@ report_status_json(struct store *st, const char *key_check, int64_t now, struct 
     }
     cJSON_AddBoolToObject(root, "metadata_expired", m.expires_at != 0 && now >= m.expires_at);
     cJSON_AddBoolToObject(root, "clock_fault", now < m.newest_issue_seen);
+    /* tuf/ and the store disagree (update.h): every check is refused until an update repairs it */
+    cJSON_AddBoolToObject(root, "metadata_agree", disagreement == NULL);
+    if (disagreement != NULL) {
+        cJSON_AddStringToObject(root, "metadata_error", disagreement);
+    }
     if (cfg != NULL) {
         cJSON_AddStringToObject(root, "feed_id", cfg->feed_id);
     }
