@@ -456,7 +456,7 @@ cmd_compact(int argc, char **argv)
 static const char usage_sync[] =
     "usage: posgate [--data-dir DIR] sync --url URL [--url MIRROR ...] [--ca-file F]\n"
     "        [--client-cert C --client-key K] [--proxy P] [--max-recv-bytes-per-s N]\n"
-    "        [--connect-timeout S] [--timeout S] [--accept-expired] [--json]\n"
+    "        [--connect-timeout S] [--timeout S] [--sync-timeout S] [--accept-expired] [--json]\n"
     "\n"
     "Fetches the feed from a web server once and installs it as `import` does: URL is the base\n"
     "of a feed directory (holding metadata/ and targets/), served by posgate-hub or any static\n"
@@ -471,6 +471,8 @@ static const char usage_sync[] =
     "  --proxy P            proxy URL (the *_proxy environment variables are ignored)\n"
     "  --max-recv-bytes-per-s N  byte-rate limit for thin links\n"
     "  --connect-timeout S  per connection (default 10); --timeout S whole transfer (300)\n"
+    "  --sync-timeout S     the whole sync, every file and mirror (600); a mirror that\n"
+    "                       times out is asked last for the rest of the sync\n"
     "  --json               print the result as one JSON object\n"
     "Interrupted target downloads resume from DIR/incoming/partial; timestamp.json is polled\n"
     "with conditional GET (cache in DIR/http-cache). See docs/sync.md.\n";
@@ -558,6 +560,12 @@ cmd_sync(int argc, char **argv)
                                    argv[i]);
             }
             fo.max_recv_bytes_per_s = (uint64_t)v;
+        } else if (strcmp(a, "--sync-timeout") == 0) {
+            if (!parse_count(argv[++i], 86400, &v) || v == 0) {
+                return usage_error("sync", "--sync-timeout: expected seconds (1..86400), got \"%s\"",
+                                   argv[i]);
+            }
+            fo.sync_timeout_s = (long)v;
         } else if (strcmp(a, "--connect-timeout") == 0 || strcmp(a, "--timeout") == 0) {
             if (!parse_count(argv[++i], 86400, &v) || v == 0) {
                 return usage_error("sync",
