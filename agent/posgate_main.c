@@ -316,6 +316,13 @@ cmd_import(int argc, char **argv)
         fprintf(stderr, "posgate import: %s: no such file or directory\n", path);
         return EXIT_USAGE;
     }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        /* a FIFO would block the import until someone writes to it; a device is no bundle */
+        fprintf(stderr,
+                "posgate import: %s: expected a feed directory or a bundle file, found %s\n", path,
+                S_ISFIFO(st.st_mode) ? "a FIFO" : "another kind of file (device or socket)");
+        return EXIT_USAGE;
+    }
     if (S_ISDIR(st.st_mode)) {
         err = plat_path_join(sub, sizeof(sub), path, "metadata");
         if (err == POSGATE_OK) {

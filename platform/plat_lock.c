@@ -33,11 +33,49 @@ read_pid(int fd)
     return pid;
 }
 
-enum posgate_err
-plat_lock_take(struct plat_lock *l, const char *path, long wait_ms, long *holder_pid)
+/* flock, polled every 20 ms until wait_ms has passed. */
+static enum posgate_err
+lock_fd(int fd, long wait_ms)
 {
     uint64_t deadline = plat_mono_ns() + (uint64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000u;
     struct timespec nap = {0, 20 * 1000000L};
+
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            return POSGATE_ERR_IO;
+        }
+        if (plat_mono_ns() >= deadline) {
+            return POSGATE_ERR_RETRY;
+        }
+        nanosleep(&nap, NULL);
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+plat_lock_dir(struct plat_lock *l, const char *dir, long wait_ms)
+{
+    enum posgate_err err;
+    int fd;
+
+    l->fd = -1;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+    }
+    err = lock_fd(fd, wait_ms);
+    if (err != POSGATE_OK) {
+        close(fd);
+        return err;
+    }
+    l->fd = fd;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+plat_lock_take(struct plat_lock *l, const char *path, long wait_ms, long *holder_pid)
+{
+    enum posgate_err err;
     char b[32];
     int fd, n;
 
@@ -49,19 +87,13 @@ plat_lock_take(struct plat_lock *l, const char *path, long wait_ms, long *holder
     if (fd < 0) {
         return errno == ENOMEM ? POSGATE_ERR_NOMEM : POSGATE_ERR_IO;
     }
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            close(fd);
-            return POSGATE_ERR_IO;
+    err = lock_fd(fd, wait_ms);
+    if (err != POSGATE_OK) {
+        if (err == POSGATE_ERR_RETRY && holder_pid != NULL) {
+            *holder_pid = read_pid(fd);
         }
-        if (plat_mono_ns() >= deadline) {
-            if (holder_pid != NULL) {
-                *holder_pid = read_pid(fd);
-            }
-            close(fd);
-            return POSGATE_ERR_RETRY;
-        }
-        nanosleep(&nap, NULL);
+        close(fd);
+        return err;
     }
     n = snprintf(b, sizeof(b), "%ld\n", (long)getpid());
     /* the pid is for messages only: a failed write leaves the lock as good */

@@ -29,6 +29,10 @@ struct plat_lock {
  * opened. */
 POSGATE_WUR enum posgate_err plat_lock_take(struct plat_lock *l, const char *path, long wait_ms,
                                             long *holder_pid);
+/* Takes the lock on a directory itself (flock on the directory), creating no file in it, for
+ * directories whose contents are compared (the publisher's state); no holder pid. Waits and
+ * errors as plat_lock_take; NOTFOUND when dir does not exist. */
+POSGATE_WUR enum posgate_err plat_lock_dir(struct plat_lock *l, const char *dir, long wait_ms);
 /* Releases the lock; a no-op when it is not held. */
 void plat_lock_release(struct plat_lock *l);
 

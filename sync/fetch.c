@@ -64,6 +64,10 @@
 #define FETCH_HDR_MAX         256
 #define FETCH_RETRY_AFTER_MAX 86400
 #define FETCH_CHUNK           65536
+/* part files left by syncs that never completed: older ones, and all but the newest few, go
+ * (prune_stale), so no run of failed updates fills the disk */
+#define FETCH_PART_MAX_AGE_S (7 * 86400)
+#define FETCH_PARTS_MAX      8
 
 /* Conditional GET state of one URL. */
 struct cond_entry {
@@ -680,6 +684,88 @@ fetch_prune_spool(struct fetch *f, unsigned *removed)
     }
     if (removed != NULL) {
         *removed = n;
+    }
+}
+
+/* Removes part files older than FETCH_PART_MAX_AGE_S and all but the FETCH_PARTS_MAX newest,
+ * except one a transfer holds (flock); and ".meta" files whose part is gone. */
+static void
+prune_stale(struct fetch *f)
+{
+    struct {
+        char name[40];
+        int64_t mtime;
+    } keep[FETCH_PARTS_MAX + 1];
+    size_t n_keep = 0;
+    unsigned removed = 0;
+    int64_t now = plat_wall_s();
+    DIR *d;
+    struct dirent *de;
+
+    if (f->spool_dir[0] == 0 || (d = opendir(f->spool_dir)) == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char part[FETCH_PATH_MAX], meta[FETCH_PATH_MAX], victim[40];
+        struct stat st;
+        int fd;
+
+        if (len == 32 + 5 && strcmp(de->d_name + 32, ".meta") == 0) {
+            msgf(part, sizeof(part), "%s/%.32s.part", f->spool_dir, de->d_name);
+            msgf(meta, sizeof(meta), "%s/%s", f->spool_dir, de->d_name);
+            if (!plat_exists(part)) {
+                unlink_quiet(meta);
+            }
+            continue;
+        }
+        if (len != 32 + 5 || strcmp(de->d_name + 32, ".part") != 0) {
+            continue;
+        }
+        msgf(part, sizeof(part), "%s/%s", f->spool_dir, de->d_name);
+        if (lstat(part, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        victim[0] = 0;
+        if (now - (int64_t)st.st_mtime > FETCH_PART_MAX_AGE_S) {
+            snprintf(victim, sizeof(victim), "%s", de->d_name);
+        } else {
+            /* keep the newest FETCH_PARTS_MAX: insert by mtime, the oldest falls out */
+            size_t at = n_keep;
+
+            while (at > 0 && keep[at - 1].mtime < (int64_t)st.st_mtime) {
+                at--;
+            }
+            memmove(&keep[at + 1], &keep[at], (n_keep - at) * sizeof(keep[0]));
+            snprintf(keep[at].name, sizeof(keep[at].name), "%s", de->d_name);
+            keep[at].mtime = (int64_t)st.st_mtime;
+            if (n_keep < FETCH_PARTS_MAX) {
+                n_keep++;
+            } else {
+                snprintf(victim, sizeof(victim), "%s", keep[FETCH_PARTS_MAX].name);
+            }
+        }
+        if (victim[0] == 0) {
+            continue;
+        }
+        msgf(part, sizeof(part), "%s/%s", f->spool_dir, victim);
+        msgf(meta, sizeof(meta), "%s/%.32s.meta", f->spool_dir, victim);
+        fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlink(part) == 0) {
+            unlink_quiet(meta);
+            removed++;
+        }
+        close(fd);
+    }
+    closedir(d);
+    if (removed > 0) {
+        plat_log(PLAT_LOG_INFO,
+                 "fetch: removed %u abandoned partial download(s) (older than %d days, or past "
+                 "the newest %d)",
+                 removed, FETCH_PART_MAX_AGE_S / 86400, FETCH_PARTS_MAX);
     }
 }
 
@@ -1341,6 +1427,7 @@ fetch_sync_begin(struct fetch *f)
         return;
     }
     f->sync_deadline_ns = plat_mono_ns() + (uint64_t)f->sync_timeout_s * 1000000000ull;
+    prune_stale(f);
     for (size_t i = 0; i < f->n_mirrors; i++) {
         f->mirrors[i].slow = 0;
     }
