@@ -1346,6 +1346,12 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
         if (rc != CURLE_OK) {
             if (rc == CURLE_OPERATION_TIMEDOUT) {
                 m->slow = 1; /* later files of this sync ask the other mirrors first */
+                if (f->sync_deadline_ns != 0 && plat_mono_ns() >= f->sync_deadline_ns) {
+                    count_fail(f, FETCH_FAIL_TIMEOUT);
+                    msgf(msg, cap, "GET %.300s: cut, the sync used its whole budget of %ld s", url,
+                         f->sync_timeout_s);
+                    return OUT_NETWORK;
+                }
             }
             return transport_failure(f, m, url, rc, cerr, msg, cap);
         }
