@@ -676,15 +676,18 @@ api_meta_disagreement(struct posgate *pg, const struct store_meta *m, char *msg,
     }
     pthread_mutex_unlock(&pg->lock);
     if (!known) {
-        /* two small files read once per installed version, not per check */
+        /* two small files read once per installed version, not per check; a disagreement is
+         * read again by every check until an update repairs it (never cached as final) */
         err = update_meta_agreement(&pg->dd, m, msg, cap);
-        pthread_mutex_lock(&pg->lock);
-        pg->agree_known = 1;
-        pg->agree_feed = m->feed_version;
-        pg->agree_root = m->root_version;
-        pg->agree_err = err;
-        snprintf(pg->agree_msg, sizeof(pg->agree_msg), "%s", msg);
-        pthread_mutex_unlock(&pg->lock);
+        if (err == POSGATE_OK) {
+            pthread_mutex_lock(&pg->lock);
+            pg->agree_known = 1;
+            pg->agree_feed = m->feed_version;
+            pg->agree_root = m->root_version;
+            pg->agree_err = err;
+            pg->agree_msg[0] = 0;
+            pthread_mutex_unlock(&pg->lock);
+        }
     }
     return err == POSGATE_OK ? NULL : msg;
 }

@@ -40,8 +40,8 @@ struct posgate {
     struct audit_queue *audit; /* every decision goes here before posgate_check returns */
     int64_t at_tolerance_s;    /* a service date may lie this far before now (clock skew) */
     int64_t at_horizon_s;      /* ... and at most this far after it */
-    /* whether tuf/ and the store agree (update_meta_agreement), for the store version last
-     * seen; rechecked when a check sees another version. Guarded by lock. */
+    /* tuf/ and the store found to agree (update_meta_agreement) for this store version;
+     * rechecked when a check sees another version. Guarded by lock. */
     int agree_known;
     int64_t agree_feed, agree_root;
     enum posgate_err agree_err;
