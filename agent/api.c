@@ -17,6 +17,7 @@
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "plat_random.h"
+#include "update.h"
 
 static _Thread_local char open_errmsg[API_ERRMSG_MAX];
 
@@ -694,6 +695,51 @@ key_matches(const struct posgate *pg, const struct store_reader *r, char *msg, s
     return POSGATE_OK;
 }
 
+const char *
+api_meta_disagreement(struct posgate *pg, const struct store_meta *m, char *msg, size_t cap)
+{
+    enum posgate_err err;
+    int known;
+
+    pthread_mutex_lock(&pg->lock);
+    known = pg->agree_known && pg->agree_feed == m->feed_version &&
+            pg->agree_root == m->root_version;
+    if (known) {
+        err = pg->agree_err;
+        snprintf(msg, cap, "%s", pg->agree_msg);
+    }
+    pthread_mutex_unlock(&pg->lock);
+    if (!known) {
+        /* two small files read once per installed version, not per check; a disagreement is
+         * read again by every check until an update repairs it (never cached as final) */
+        err = update_meta_agreement(&pg->dd, m, msg, cap);
+        if (err == POSGATE_OK) {
+            pthread_mutex_lock(&pg->lock);
+            pg->agree_known = 1;
+            pg->agree_feed = m->feed_version;
+            pg->agree_root = m->root_version;
+            pg->agree_err = err;
+            pg->agree_msg[0] = 0;
+            pthread_mutex_unlock(&pg->lock);
+        }
+    }
+    return err == POSGATE_OK ? NULL : msg;
+}
+
+/* CORRUPT (with msg) when the trusted metadata in the data dir do not describe the version the
+ * engine read: a feed installed past its root's rotation, or metadata rolled back under it. */
+static enum posgate_err
+meta_agrees(struct posgate *pg, const struct store_reader *r, char *msg, size_t cap)
+{
+    char why[API_ERRMSG_MAX];
+
+    if (api_meta_disagreement(pg, store_reader_meta(r), why, sizeof(why)) != NULL) {
+        snprintf(msg, cap, "%.400s; run posgate sync or import to repair", why);
+        return POSGATE_ERR_CORRUPT;
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res)
 {
@@ -783,6 +829,9 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
          * ALLOW means only that no key matched (list_key.h) */
         err = key_matches(pg, r, msg, sizeof(msg));
         res->list_key = err == POSGATE_OK ? "ok" : "mismatch";
+    }
+    if (err == POSGATE_OK) {
+        err = meta_agrees(pg, r, msg, sizeof(msg));
     }
     if (err == POSGATE_OK) {
         err = own_texts(res);
@@ -925,6 +974,8 @@ posgate_status_json(struct posgate *pg, char **out)
     struct buf b = BUF_INIT(1u << 22);
     struct audit_stats as;
     const struct audit_stats *asp = NULL;
+    struct store_meta m;
+    char why[API_ERRMSG_MAX];
     enum posgate_err err;
 
     if (pg == NULL || out == NULL) {
@@ -934,7 +985,12 @@ posgate_status_json(struct posgate *pg, char **out)
     if (audit_stats(pg->audit, &as) == POSGATE_OK) {
         asp = &as;
     }
-    err = report_status_json(pg->st, pg->key_check, asp, plat_wall_s(), &b);
+    err = store_get_meta(pg->st, &m);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = report_status_json(pg->st, pg->key_check, asp,
+                             api_meta_disagreement(pg, &m, why, sizeof(why)), plat_wall_s(), &b);
     if (err != POSGATE_OK) {
         buf_free(&b);
         return err;

@@ -40,6 +40,12 @@ struct posgate {
     struct audit_queue *audit; /* every decision goes here before posgate_check returns */
     int64_t at_tolerance_s;    /* a service date may lie this far before now (clock skew) */
     int64_t at_horizon_s;      /* ... and at most this far after it */
+    /* tuf/ and the store found to agree (update_meta_agreement) for this store version;
+     * rechecked when a check sees another version. Guarded by lock. */
+    int agree_known;
+    int64_t agree_feed, agree_root;
+    enum posgate_err agree_err;
+    char agree_msg[API_ERRMSG_MAX];
 };
 
 struct posgate_request {
@@ -84,9 +90,15 @@ POSGATE_WUR enum posgate_err report_error_json(enum posgate_err err, const char 
 void report_error_field(const char *msg, char *out, size_t cap);
 POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
 /* key_check: the kiosk's list key check value, compared with the installed feed's; audit: the
- * queue's figures (disk_full, reserve_bytes), NULL when unknown. */
+ * queue's figures (disk_full, reserve_bytes), NULL when unknown; disagreement: why tuf/ and the
+ * store disagree (update_meta_agreement), NULL when they agree. */
 POSGATE_WUR enum posgate_err report_status_json(struct store *st, const char *key_check,
-                                                const struct audit_stats *audit, int64_t now,
+                                                const struct audit_stats *audit,
+                                                const char *disagreement, int64_t now,
                                                 struct buf *out);
+/* NULL when the trusted metadata and the store agree for the store's version m, else why not
+ * (into msg). */
+const char *api_meta_disagreement(struct posgate *pg, const struct store_meta *m, char *msg,
+                                  size_t cap);
 
 #endif

@@ -235,6 +235,8 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
     memset(&ur, 0, sizeof(ur));
     uo.data_dir = cfg->data_dir;
     uo.defer_merge = 1; /* the sync thread merges after the sync (merge_recent) */
+    uo.lock_wait_ms = 1000; /* an import or compact holds the data dir: try again next poll */
+    fetch_sync_begin(d->fetch); /* the sync's time budget starts now */
     uo.metadata = fetch_metadata_carrier(d->fetch);
     uo.targets = fetch_targets_carrier(d->fetch);
     msg[0] = 0;
@@ -1104,6 +1106,10 @@ out:
         d.stop = 1;
         pthread_cond_broadcast(&d.cond);
         pthread_mutex_unlock(&d.lock);
+        /* a sync under way stops within a second and installs nothing (fetch_cancel) */
+        pthread_mutex_lock(&d.stats_lock);
+        fetch_cancel(d.fetch);
+        pthread_mutex_unlock(&d.stats_lock);
         pthread_join(thr, NULL);
     }
     if (audit_started) {

@@ -218,7 +218,7 @@ out:
 /* ---- import ---- */
 
 static const char usage_import[] =
-    "usage: posgate [--data-dir DIR] import PATH [--accept-expired]\n"
+    "usage: posgate [--data-dir DIR] import PATH [--accept-expired] [--lock-wait S]\n"
     "\n"
     "Installs the newest verified feed version from PATH: a feed directory (holding metadata/\n"
     "and targets/) or a bundle file made by `posgate-publish bundle` (a USB stick). Every file\n"
@@ -228,7 +228,10 @@ static const char usage_import[] =
     "\n"
     "  --accept-expired  accept metadata past its expiry (a bundle carried for days), only when\n"
     "                    it is newer than what is installed; its lists then count as fresh only\n"
-    "                    as of their own signed issue time (the stale policy applies after).\n";
+    "                    as of their own signed issue time (the stale policy applies after).\n"
+    "  --lock-wait S     wait at most S seconds (default 60) for another update of the data\n"
+    "                    dir (posgated's sync, another import) to finish; then exit 5 with\n"
+    "                    \"an update is running (pid N)\"\n";
 
 static int
 update_exit(enum posgate_err err)
@@ -284,6 +287,21 @@ print_update(const struct update_result *res)
     }
 }
 
+static int parse_count(const char *s, long long max, long long *out);
+
+/* --lock-wait S: 0 means not at all (update.h: a negative lock_wait_ms). */
+static int
+parse_lock_wait(const char *s, struct update_options *o)
+{
+    long long v;
+
+    if (!parse_count(s, 3600, &v)) {
+        return 0;
+    }
+    o->lock_wait_ms = v == 0 ? -1 : (long)v * 1000;
+    return 1;
+}
+
 static int
 cmd_import(int argc, char **argv)
 {
@@ -303,6 +321,11 @@ cmd_import(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--accept-expired") == 0) {
             o.accept_expired = 1;
+        } else if (strcmp(argv[i], "--lock-wait") == 0 && i + 1 < argc) {
+            if (!parse_lock_wait(argv[++i], &o)) {
+                return usage_error("import", "--lock-wait: expected seconds (0..3600), got \"%s\"",
+                                   argv[i]);
+            }
         } else if (argv[i][0] == '-' || path != NULL) {
             return usage_error("import", "unexpected argument \"%s\"", argv[i]);
         } else {
@@ -314,6 +337,13 @@ cmd_import(int argc, char **argv)
     }
     if (stat(path, &st) != 0) {
         fprintf(stderr, "posgate import: %s: no such file or directory\n", path);
+        return EXIT_USAGE;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        /* a FIFO would block the import until someone writes to it; a device is no bundle */
+        fprintf(stderr,
+                "posgate import: %s: expected a feed directory or a bundle file, found %s\n", path,
+                S_ISFIFO(st.st_mode) ? "a FIFO" : "another kind of file (device or socket)");
         return EXIT_USAGE;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -456,7 +486,8 @@ cmd_compact(int argc, char **argv)
 static const char usage_sync[] =
     "usage: posgate [--data-dir DIR] sync --url URL [--url MIRROR ...] [--ca-file F]\n"
     "        [--client-cert C --client-key K] [--proxy P] [--max-recv-bytes-per-s N]\n"
-    "        [--connect-timeout S] [--timeout S] [--accept-expired] [--json]\n"
+    "        [--connect-timeout S] [--timeout S] [--sync-timeout S] [--lock-wait S]\n"
+    "        [--accept-expired] [--json]\n"
     "\n"
     "Fetches the feed from a web server once and installs it as `import` does: URL is the base\n"
     "of a feed directory (holding metadata/ and targets/), served by posgate-hub or any static\n"
@@ -471,6 +502,9 @@ static const char usage_sync[] =
     "  --proxy P            proxy URL (the *_proxy environment variables are ignored)\n"
     "  --max-recv-bytes-per-s N  byte-rate limit for thin links\n"
     "  --connect-timeout S  per connection (default 10); --timeout S whole transfer (300)\n"
+    "  --sync-timeout S     the whole sync, every file and mirror (600); a mirror that\n"
+    "                       times out is asked last for the rest of the sync\n"
+    "  --lock-wait S        wait for another update of the data dir as for import (60)\n"
     "  --json               print the result as one JSON object\n"
     "Interrupted target downloads resume from DIR/incoming/partial; timestamp.json is polled\n"
     "with conditional GET (cache in DIR/http-cache). See docs/sync.md.\n";
@@ -558,6 +592,17 @@ cmd_sync(int argc, char **argv)
                                    argv[i]);
             }
             fo.max_recv_bytes_per_s = (uint64_t)v;
+        } else if (strcmp(a, "--lock-wait") == 0) {
+            if (!parse_lock_wait(argv[++i], &o)) {
+                return usage_error("sync", "--lock-wait: expected seconds (0..3600), got \"%s\"",
+                                   argv[i]);
+            }
+        } else if (strcmp(a, "--sync-timeout") == 0) {
+            if (!parse_count(argv[++i], 86400, &v) || v == 0) {
+                return usage_error("sync", "--sync-timeout: expected seconds (1..86400), got \"%s\"",
+                                   argv[i]);
+            }
+            fo.sync_timeout_s = (long)v;
         } else if (strcmp(a, "--connect-timeout") == 0 || strcmp(a, "--timeout") == 0) {
             if (!parse_count(argv[++i], 86400, &v) || v == 0) {
                 return usage_error("sync",
@@ -1035,6 +1080,14 @@ cmd_status(int argc, char **argv)
             }
         }
         cfg = installed_config(pg->st);
+        {
+            char amsg[512];
+
+            if (api_meta_disagreement(pg, &m, amsg, sizeof(amsg)) != NULL) {
+                printf("metadata      DISAGREES WITH THE STORE (checks refused): %s\n", amsg);
+                health_bad(health, sizeof(health), "trusted metadata and store disagree");
+            }
+        }
         printf("jurisdictions");
         for (size_t i = 0; i < m.n_jurisdictions; i++) {
             printf(" %s", m.jurisdictions[i]);

@@ -206,6 +206,7 @@ report_result_json(const struct posgate_result *res, struct buf *out)
 
 enum posgate_err
 report_status_json(struct store *st, const char *key_check, const struct audit_stats *audit,
+                   const char *disagreement,
                    int64_t now, struct buf *out)
 {
     struct store_meta m;
@@ -268,6 +269,11 @@ report_status_json(struct store *st, const char *key_check, const struct audit_s
         /* the audit queue's reserve is released: the data dir's file system is full */
         cJSON_AddBoolToObject(root, "disk_full", audit->disk_full != 0);
         cJSON_AddNumberToObject(root, "audit_reserve_bytes", (double)audit->reserve_bytes);
+    }
+    /* tuf/ and the store disagree (update.h): every check is refused until an update repairs it */
+    cJSON_AddBoolToObject(root, "metadata_agree", disagreement == NULL);
+    if (disagreement != NULL) {
+        cJSON_AddStringToObject(root, "metadata_error", disagreement);
     }
     if (cfg != NULL) {
         cJSON_AddStringToObject(root, "feed_id", cfg->feed_id);

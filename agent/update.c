@@ -24,6 +24,7 @@
 #include "pins.h"
 #include "plat_clock.h"
 #include "plat_file.h"
+#include "plat_lock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "progress.h"
@@ -70,6 +71,8 @@ struct run {
     int64_t now;
     char *errmsg;
     size_t errcap;
+    int committed; /* the store holds the new version */
+    int promoted;  /* ... and tuf/ its metadata */
 };
 
 static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -821,6 +824,33 @@ open_client(struct run *r)
     return POSGATE_OK;
 }
 
+/* After the refresh: the trusted root and the feed never go back from what the store installed,
+ * even when tuf/ fell behind the store (an update cut between its store commit and the
+ * promotion of its metadata, or, before the update lock, a concurrent update that promoted an
+ * older staging copy): a feed signed by a root rotated away must not be installed. */
+static enum posgate_err
+check_versions(struct run *r, const struct store_meta *old)
+{
+    int64_t root = 0, ts = 0, exp = 0;
+
+    if (tuf_client_role_info(r->tc, "root", &root, &exp) != POSGATE_OK ||
+        tuf_client_role_info(r->tc, "timestamp", &ts, &exp) != POSGATE_OK) {
+        fail(r, "the refreshed metadata lacks a root or a timestamp");
+        return POSGATE_ERR_REJECTED;
+    }
+    if (root < old->root_version) {
+        fail(r, "root version %lld is older than the installed root version %lld: refused",
+             (long long)root, (long long)old->root_version);
+        return POSGATE_ERR_REJECTED;
+    }
+    if (ts < old->feed_version) {
+        fail(r, "feed version %lld is older than the installed feed version %lld: refused",
+             (long long)ts, (long long)old->feed_version);
+        return POSGATE_ERR_REJECTED;
+    }
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 run_once(struct run *r, const struct store_meta *old, const struct buf *config_json, uint8_t *force,
          int *retry)
@@ -945,6 +975,114 @@ out:
     return err;
 }
 
+/* The version of the role's metadata file in dir; 0 when the file is missing. */
+static enum posgate_err
+file_version(const char *dir, const char *name, enum tuf_role_type type, int64_t *out, char *msg,
+             size_t cap)
+{
+    char path[DATADIR_PATH_MAX], pmsg[256];
+    struct buf b = BUF_INIT(TUF_FILE_MAX);
+    struct tuf_meta *m = NULL;
+    enum posgate_err err;
+
+    *out = 0;
+    err = plat_path_join(path, sizeof(path), dir, name);
+    if (err == POSGATE_OK) {
+        err = plat_read_file(path, &b);
+    }
+    if (err == POSGATE_ERR_NOTFOUND) {
+        err = POSGATE_OK;
+        goto out;
+    }
+    if (err != POSGATE_OK) {
+        snprintf(msg, cap, "%s: %s", path, posgate_strerror(err));
+        goto out;
+    }
+    err = tuf_meta_parse(b.data, b.len, type, &m, pmsg, sizeof(pmsg));
+    if (err != POSGATE_OK) {
+        snprintf(msg, cap, "%s: %s", path, pmsg);
+        err = POSGATE_ERR_CORRUPT;
+        goto out;
+    }
+    *out = m->version;
+out:
+    tuf_meta_free(m);
+    buf_free(&b);
+    return err;
+}
+
+/* OK when the root and timestamp versions in dir are those the store records. */
+static enum posgate_err
+dir_agrees(const char *dir, const struct store_meta *m, char *msg, size_t cap)
+{
+    int64_t root = 0, ts = 0;
+    enum posgate_err err;
+
+    err = file_version(dir, "root.json", TUF_ROLE_ROOT, &root, msg, cap);
+    if (err == POSGATE_OK) {
+        err = file_version(dir, "timestamp.json", TUF_ROLE_TIMESTAMP, &ts, msg, cap);
+    }
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (root != m->root_version || ts != m->feed_version) {
+        snprintf(msg, cap,
+                 "the trusted metadata in %s is at root version %lld and feed version %lld, but "
+                 "the store installed root version %lld and feed version %lld",
+                 dir, (long long)root, (long long)ts, (long long)m->root_version,
+                 (long long)m->feed_version);
+        return POSGATE_ERR_CORRUPT;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+update_meta_agreement(const struct datadir *dd, const struct store_meta *m, char *msg, size_t cap)
+{
+    char smsg[512];
+
+    msg[0] = 0;
+    if (m->feed_version == 0) {
+        return POSGATE_OK; /* nothing installed, nothing served */
+    }
+    if (dir_agrees(dd->tuf, m, msg, cap) == POSGATE_OK) {
+        return POSGATE_OK;
+    }
+    /* The store commits first, then tuf/ follows from tuf-staging/ (update_run); staging that
+     * matches the store exactly is that promotion pending (under way, or cut by a crash or a
+     * failed copy), which the next update completes. */
+    if (dir_agrees(dd->tuf_staging, m, smsg, sizeof(smsg)) == POSGATE_OK) {
+        msg[0] = 0;
+        return POSGATE_OK;
+    }
+    return POSGATE_ERR_CORRUPT;
+}
+
+/* Takes DIR/update.lock; RETRY with "an update is running (pid N)" when it stays held. */
+static enum posgate_err
+take_update_lock(const struct datadir *dd, long wait_ms, struct plat_lock *l, char *errmsg,
+                 size_t errcap)
+{
+    char path[DATADIR_PATH_MAX];
+    long pid = 0;
+    enum posgate_err err;
+
+    err = plat_path_join(path, sizeof(path), dd->root, UPDATE_LOCK_FILE);
+    if (err == POSGATE_OK) {
+        err = plat_lock_take(l, path, wait_ms, &pid);
+    }
+    if (err == POSGATE_ERR_RETRY) {
+        snprintf(errmsg, errcap,
+                 "an update is running (pid %ld) on %s: waited %ld ms for %s; try again when it "
+                 "has finished",
+                 pid, dd->root, wait_ms, path);
+    } else if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "cannot lock %s: %s (is %s an initialised data dir?)", path,
+                 posgate_strerror(err), dd->root);
+    }
+    return err;
+}
+
 /* Merges recent into the main table, then rebuilds the key filter when the store's newest
  * version has none usable (or a full one). *filter_keys: the keys of a rebuilt filter, else 0. */
 static enum posgate_err
@@ -986,6 +1124,7 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
 {
     struct datadir dd;
     struct store *st = NULL;
+    struct plat_lock lock = PLAT_LOCK_INIT;
     enum posgate_err err;
     char msg[STORE_ERRMSG_MAX];
 
@@ -997,13 +1136,22 @@ update_compact(const char *data_dir, int (*keep_going)(void *), void *ctx, uint6
         snprintf(errmsg, errcap, "data dir: %s", posgate_strerror(err));
         return err;
     }
+    /* a caller that can be stopped (the daemon, keep_going) does not wait for another's update:
+     * its next merge comes soon enough */
+    err = take_update_lock(&dd, keep_going != NULL ? 1000 : UPDATE_LOCK_WAIT_MS, &lock, errmsg,
+                           errcap);
+    if (err != POSGATE_OK) {
+        return err;
+    }
     err = store_open(dd.store, 0, &st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         snprintf(errmsg, errcap, "%s", msg); /* it names the file */
+        plat_lock_release(&lock);
         return err;
     }
     err = merge_all(st, keep_going, ctx, moved, filter_keys, errmsg, errcap);
     store_close(st);
+    plat_lock_release(&lock);
     return err;
 }
 
@@ -1012,7 +1160,8 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
 {
     uint64_t t0 = plat_mono_ns();
     struct run r;
-    struct store_meta old;
+    struct store_meta old, now_meta;
+    struct plat_lock lock = PLAT_LOCK_INIT;
     struct buf config_json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
     uint8_t force[FEED_LISTS_MAX];
     enum posgate_err err;
@@ -1035,10 +1184,21 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         fail(&r, "data dir: %s", posgate_strerror(err));
         return err;
     }
+    /* One update of a data directory at a time (update.h): two refreshes from one trusted root
+     * would each promote their own staging copy, the later undoing the earlier. */
+    if (plat_exists(r.dd.root)) {
+        err = take_update_lock(&r.dd, opt->lock_wait_ms == 0  ? UPDATE_LOCK_WAIT_MS
+                                      : opt->lock_wait_ms < 0 ? 0
+                                                              : opt->lock_wait_ms,
+                               &lock, errmsg, errcap);
+        if (err != POSGATE_OK) {
+            return err;
+        }
+    }
     err = store_open(r.dd.store, 0, &r.st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fail(&r, "%s", msg); /* it names the file */
-        return err;
+        goto out;
     }
     err = store_get_meta(r.st, &old);
     if (err != POSGATE_OK) {
@@ -1046,7 +1206,22 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         goto out;
     }
     res->previous_version = old.feed_version;
+    if (old.feed_version != 0 && dir_agrees(r.dd.tuf, &old, msg, sizeof(msg)) != POSGATE_OK) {
+        if (dir_agrees(r.dd.tuf_staging, &old, msg, sizeof(msg)) == POSGATE_OK &&
+            plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX) == POSGATE_OK) {
+            plat_log(PLAT_LOG_INFO, "promoted the verified metadata of feed version %lld that an "
+                     "earlier update left in %s", (long long)old.feed_version, r.dd.tuf_staging);
+        } else {
+            /* the refresh below starts from the older trusted metadata; the version rules after
+             * it refuse whatever would take the store back */
+            plat_log(PLAT_LOG_WARN, "%s", msg);
+        }
+    }
     err = open_client(&r);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = check_versions(&r, &old);
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -1084,15 +1259,29 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     if (err != POSGATE_OK) {
         goto out;
     }
+    r.committed = 1;
     res->install_s = (double)(plat_mono_ns() - t0) / 1e9;
     /* The store holds the new version: now the trusted metadata may follow. */
     if (plat_copy_dir_files(r.dd.tuf_staging, r.dd.tuf, TUF_FILE_MAX) != POSGATE_OK) {
-        /* The new version is installed and serving; the trusted metadata stays at the older,
-         * equally verified version, which the next update moves forward again. */
+        /* The new version is installed and serving; its verified metadata stays in tuf-staging/
+         * (which the agreement check accepts) and the next update promotes it. */
         plat_log(PLAT_LOG_WARN,
                  "feed version %lld is installed, but the verified metadata could not be copied "
                  "into %s; the next update will retry",
                  (long long)res->feed_version, r.dd.tuf);
+    } else {
+        r.promoted = 1;
+    }
+    err = store_get_meta(r.st, &now_meta);
+    if (err == POSGATE_OK) {
+        err = update_meta_agreement(&r.dd, &now_meta, msg, sizeof(msg));
+        if (err != POSGATE_OK) {
+            fail(&r, "after installing: %s", msg);
+            goto out;
+        }
+    } else {
+        fail(&r, "store: %s", store_errmsg(r.st));
+        goto out;
     }
     if (!opt->defer_merge) {
         uint64_t t1 = plat_mono_ns();
@@ -1109,7 +1298,7 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         res->merge_s = (double)(plat_mono_ns() - t1) / 1e9;
     }
 out:
-    if (plat_remove_dir_files(r.dd.tuf_staging) != POSGATE_OK) {
+    if ((!r.committed || r.promoted) && plat_remove_dir_files(r.dd.tuf_staging) != POSGATE_OK) {
         plat_log(PLAT_LOG_WARN, "cannot remove %s", r.dd.tuf_staging);
     }
     tuf_meta_free(r.targets_meta);
@@ -1118,5 +1307,6 @@ out:
     tuf_client_free(r.tc);
     store_close(r.st);
     buf_free(&config_json);
+    plat_lock_release(&lock);
     return err;
 }

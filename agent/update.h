@@ -27,7 +27,17 @@
 #include <stdint.h>
 
 #include "carrier.h"
+#include "datadir.h"
 #include "posgate_err.h"
+#include "store.h"
+
+/* Every update of a data directory (update_run, update_compact: the daemon, posgate import,
+ * sync and compact) holds an exclusive flock on DIR/update.lock (plat_lock.h) from before it
+ * reads the store until after the trusted metadata are promoted, so two never interleave. A
+ * second caller waits up to its lock_wait_ms, then gets RETRY with "an update is running
+ * (pid N)". */
+#define UPDATE_LOCK_FILE    "update.lock"
+#define UPDATE_LOCK_WAIT_MS 60000 /* the CLI's wait; the daemon waits 1 s and tries next poll */
 
 struct update_options {
     const char *data_dir;     /* NULL: the default data dir */
@@ -40,6 +50,9 @@ struct update_options {
      * that rows removed are erased when the call returns; 1: leave that to the caller
      * (update_compact), as the daemon does outside the sync */
     int defer_merge;
+    /* how long to wait for another update of the data dir: 0 UPDATE_LOCK_WAIT_MS, < 0 not at
+     * all */
+    long lock_wait_ms;
 };
 
 struct update_result {
@@ -62,6 +75,14 @@ struct update_result {
  * (the carrier failed), NOTFOUND (no store: run posgate init), CORRUPT, NOMEM. */
 POSGATE_WUR enum posgate_err update_run(const struct update_options *opt, struct update_result *res,
                                         char *errmsg, size_t errcap);
+
+/* Whether the trusted metadata and the store agree: the root and timestamp versions in tuf/
+ * (or, while an update promotes them, in tuf-staging/) are the store's root_version and
+ * feed_version. CORRUPT with a message naming both when they do not: the data dir must then not
+ * be served as if it were fine (checks refuse, status shows it). OK when nothing is installed. */
+POSGATE_WUR enum posgate_err update_meta_agreement(const struct datadir *dd,
+                                                   const struct store_meta *m, char *msg,
+                                                   size_t cap);
 
 /* Merges the store's recent changes into its main table, a transaction per chunk, until none
  * is left or keep_going (may be NULL) returns 0 between chunks; then rebuilds the key filter

@@ -305,14 +305,21 @@ bundle_open(const char *path, struct bundle **out, char *errmsg, size_t errcap)
     if (b == NULL) {
         return POSGATE_ERR_NOMEM;
     }
-    b->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; such files are
+     * refused just below, and reads of a regular file ignore the flag */
+    b->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (b->fd < 0) {
         err = errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
         plat_msgf(errmsg, errcap, "bundle %s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(b->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        plat_msgf(errmsg, errcap, "bundle %s: not a regular file", path);
+        plat_msgf(errmsg, errcap, "bundle %s: expected a regular file, found %s", path,
+                  S_ISFIFO(st.st_mode)  ? "a FIFO"
+                  : S_ISCHR(st.st_mode) ? "a character device"
+                  : S_ISBLK(st.st_mode) ? "a block device"
+                  : S_ISSOCK(st.st_mode) ? "a socket"
+                                         : "another kind of file");
         err = POSGATE_ERR_IO;
         goto out;
     }

@@ -81,17 +81,55 @@ buf_sink_write(void *ctx, const uint8_t *data, size_t len)
     return buf_append(ctx, data, len);
 }
 
+static void
+buf_sink_reset(void *ctx)
+{
+    buf_reset(ctx);
+}
+
 void
 carrier_sink_buf(struct carrier_sink *s, struct buf *b)
 {
     s->write = buf_sink_write;
     s->ctx = b;
+    s->check = NULL;
+    s->reset = buf_sink_reset;
+}
+
+/* A buf sink with a caller's check. */
+struct checked_buf {
+    struct buf *b;
+    enum posgate_err (*check)(void *check_ctx, const struct buf *b);
+    void *check_ctx;
+};
+
+static enum posgate_err
+checked_write(void *ctx, const uint8_t *data, size_t len)
+{
+    return buf_append(((struct checked_buf *)ctx)->b, data, len);
+}
+
+static enum posgate_err
+checked_check(void *ctx)
+{
+    struct checked_buf *cb = ctx;
+
+    return cb->check(cb->check_ctx, cb->b);
+}
+
+static void
+checked_reset(void *ctx)
+{
+    buf_reset(((struct checked_buf *)ctx)->b);
 }
 
 enum posgate_err
-carrier_fetch_buf(struct carrier *c, const char *name, uint64_t max_len, struct buf *out)
+carrier_fetch_buf_checked(struct carrier *c, const char *name, uint64_t max_len, struct buf *out,
+                          enum posgate_err (*check)(void *check_ctx, const struct buf *b),
+                          void *check_ctx)
 {
     struct carrier_sink s;
+    struct checked_buf cb = {out, check, check_ctx};
     enum posgate_err err;
 
     if (out == NULL) {
@@ -102,11 +140,23 @@ carrier_fetch_buf(struct carrier *c, const char *name, uint64_t max_len, struct 
         max_len = out->max;
     }
     carrier_sink_buf(&s, out);
+    if (check != NULL) {
+        s.write = checked_write;
+        s.ctx = &cb;
+        s.check = checked_check;
+        s.reset = checked_reset;
+    }
     err = carrier_fetch(c, name, max_len, &s, NULL);
     if (err != POSGATE_OK) {
         buf_reset(out);
     }
     return err;
+}
+
+enum posgate_err
+carrier_fetch_buf(struct carrier *c, const char *name, uint64_t max_len, struct buf *out)
+{
+    return carrier_fetch_buf_checked(c, name, max_len, out, NULL, NULL);
 }
 
 const char *

@@ -35,6 +35,12 @@
 struct carrier_sink {
     enum posgate_err (*write)(void *ctx, const uint8_t *data, size_t len);
     void *ctx;
+    /* Optional (NULL: none). A carrier with several sources (the mirrors of fetch.h) calls check
+     * once a body is complete; a non-OK answer (the bytes fail verification) makes it call reset
+     * (forget every byte written) and try the next source. Carriers with one source ignore both:
+     * the caller verifies after the fetch in any case. */
+    enum posgate_err (*check)(void *ctx);
+    void (*reset)(void *ctx);
 };
 
 struct carrier;
@@ -73,6 +79,13 @@ const char *carrier_errmsg(const struct carrier *c);
 void carrier_free(struct carrier *c);
 /* INVALID unless name follows the rules above (shared by every implementation). */
 POSGATE_WUR enum posgate_err carrier_check_name(const char *name);
+/* As carrier_fetch_buf, with check(check_ctx, out) called on each complete body (see
+ * struct carrier_sink): a source whose body fails it is skipped for the next. */
+POSGATE_WUR enum posgate_err carrier_fetch_buf_checked(struct carrier *c, const char *name,
+                                                       uint64_t max_len, struct buf *out,
+                                                       enum posgate_err (*check)(void *check_ctx,
+                                                                                 const struct buf *b),
+                                                       void *check_ctx);
 /* A sink that appends to a struct buf (bounded by the buf's max: TOOBIG past it). */
 void carrier_sink_buf(struct carrier_sink *s, struct buf *b);
 

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,10 +57,17 @@
 #define FETCH_PATH_MAX        4096
 #define FETCH_COND_BODY_MAX   (1024 * 1024)
 #define FETCH_MEM_SPOOL_MAX   ((uint64_t)512 * 1024 * 1024)
+/* metadata bodies: the metadata parser's limit (tuf_meta.h TUF_META_MAX_LEN), whatever length
+ * the caller allows, so no signed length can make the memory spool hold more */
+#define FETCH_META_MAX ((uint64_t)16 * 1024 * 1024)
 #define FETCH_ERRBODY_MAX     512
 #define FETCH_HDR_MAX         256
 #define FETCH_RETRY_AFTER_MAX 86400
 #define FETCH_CHUNK           65536
+/* part files left by syncs that never completed: older ones, and all but the newest few, go
+ * (prune_stale), so no run of failed updates fills the disk */
+#define FETCH_PART_MAX_AGE_S (7 * 86400)
+#define FETCH_PARTS_MAX      8
 
 /* Conditional GET state of one URL. */
 struct cond_entry {
@@ -73,6 +81,7 @@ struct mirror {
     char base[FETCH_URL_MAX]; /* ends in '/' */
     int https;
     uint64_t closed_until_ns; /* plat_mono_ns() before which a Retry-After asks us to wait */
+    int slow;                 /* timed out in this sync: asked after the others (fetch_sync_begin) */
     struct cond_entry ts;     /* metadata/timestamp.json */
 };
 
@@ -96,6 +105,10 @@ struct fetch {
     char user_agent[128];
     pthread_mutex_t lock; /* guards stats */
     struct fetch_stats stats;
+    long timeout_ms;          /* one transfer */
+    long sync_timeout_s;      /* one sync (fetch_sync_begin) */
+    uint64_t sync_deadline_ns; /* plat_mono_ns() past which no request starts or runs */
+    atomic_int cancelled;      /* fetch_cancel: every transfer stops */
 };
 
 /* Where a response body goes while it arrives. */
@@ -120,6 +133,7 @@ struct xfer {
     uint64_t offset; /* bytes in the spool when the request was sent (resume) */
     enum posgate_err err;
     int restart; /* the resume went wrong: drop the part and ask again */
+    int validator_changed; /* ... because a 206 named another validator */
     char etag[FETCH_HDR_MAX];
     char last_modified[FETCH_HDR_MAX];
     char content_range[FETCH_HDR_MAX];
@@ -673,6 +687,88 @@ fetch_prune_spool(struct fetch *f, unsigned *removed)
     }
 }
 
+/* Removes part files older than FETCH_PART_MAX_AGE_S and all but the FETCH_PARTS_MAX newest,
+ * except one a transfer holds (flock); and ".meta" files whose part is gone. */
+static void
+prune_stale(struct fetch *f)
+{
+    struct {
+        char name[40];
+        int64_t mtime;
+    } keep[FETCH_PARTS_MAX + 1];
+    size_t n_keep = 0;
+    unsigned removed = 0;
+    int64_t now = plat_wall_s();
+    DIR *d;
+    struct dirent *de;
+
+    if (f->spool_dir[0] == 0 || (d = opendir(f->spool_dir)) == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char part[FETCH_PATH_MAX], meta[FETCH_PATH_MAX], victim[40];
+        struct stat st;
+        int fd;
+
+        if (len == 32 + 5 && strcmp(de->d_name + 32, ".meta") == 0) {
+            msgf(part, sizeof(part), "%s/%.32s.part", f->spool_dir, de->d_name);
+            msgf(meta, sizeof(meta), "%s/%s", f->spool_dir, de->d_name);
+            if (!plat_exists(part)) {
+                unlink_quiet(meta);
+            }
+            continue;
+        }
+        if (len != 32 + 5 || strcmp(de->d_name + 32, ".part") != 0) {
+            continue;
+        }
+        msgf(part, sizeof(part), "%s/%s", f->spool_dir, de->d_name);
+        if (lstat(part, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        victim[0] = 0;
+        if (now - (int64_t)st.st_mtime > FETCH_PART_MAX_AGE_S) {
+            snprintf(victim, sizeof(victim), "%s", de->d_name);
+        } else {
+            /* keep the newest FETCH_PARTS_MAX: insert by mtime, the oldest falls out */
+            size_t at = n_keep;
+
+            while (at > 0 && keep[at - 1].mtime < (int64_t)st.st_mtime) {
+                at--;
+            }
+            memmove(&keep[at + 1], &keep[at], (n_keep - at) * sizeof(keep[0]));
+            snprintf(keep[at].name, sizeof(keep[at].name), "%s", de->d_name);
+            keep[at].mtime = (int64_t)st.st_mtime;
+            if (n_keep < FETCH_PARTS_MAX) {
+                n_keep++;
+            } else {
+                snprintf(victim, sizeof(victim), "%s", keep[FETCH_PARTS_MAX].name);
+            }
+        }
+        if (victim[0] == 0) {
+            continue;
+        }
+        msgf(part, sizeof(part), "%s/%s", f->spool_dir, victim);
+        msgf(meta, sizeof(meta), "%s/%.32s.meta", f->spool_dir, victim);
+        fd = open(part, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlink(part) == 0) {
+            unlink_quiet(meta);
+            removed++;
+        }
+        close(fd);
+    }
+    closedir(d);
+    if (removed > 0) {
+        plat_log(PLAT_LOG_INFO,
+                 "fetch: removed %u abandoned partial download(s) (older than %d days, or past "
+                 "the newest %d)",
+                 removed, FETCH_PART_MAX_AGE_S / 86400, FETCH_PARTS_MAX);
+    }
+}
+
 /* Opens the spool for one fetch: the part file of a target when there is a spool dir (its
  * bytes and validator loaded for a resume), else memory. */
 static enum posgate_err
@@ -924,6 +1020,17 @@ parse_content_range(const char *s, uint64_t *first, uint64_t *total, int *total_
     return parse_uint(slash + 1, strlen(slash + 1), UINT64_MAX / 10, total) && *total > last;
 }
 
+/* libcurl calls this at least once a second during a transfer: fetch_cancel stops it. */
+static int
+on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&((struct fetch *)ud)->cancelled) ? 1 : 0;
+}
+
 static size_t
 on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -950,6 +1057,14 @@ on_data(char *ptr, size_t size, size_t nmemb, void *ud)
             if (x->offset == 0 || !parse_content_range(x->content_range, &first, &total, &known) ||
                 first != x->offset) {
                 x->restart = 1;
+                return 0;
+            }
+            /* the rest must be of the same file as the held bytes: a 206 with another validator
+             * (or none) would splice two versions together */
+            if (x->sp->etag[0] != 0 ? strcmp(x->etag, x->sp->etag) != 0
+                                    : strcmp(x->last_modified, x->sp->last_modified) != 0) {
+                x->restart = 1;
+                x->validator_changed = 1;
                 return 0;
             }
             if (known && total > x->max_len) {
@@ -1168,6 +1283,25 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
         curl_easy_setopt(f->curl, CURLOPT_ERRORBUFFER, cerr);
         curl_easy_setopt(f->curl, CURLOPT_MAXFILESIZE_LARGE,
                          (curl_off_t)(max_len > (uint64_t)INT64_MAX ? INT64_MAX : max_len));
+        {
+            /* one transfer never outlasts the sync's budget */
+            uint64_t now = plat_mono_ns();
+            long left_ms = f->timeout_ms;
+
+            if (f->sync_deadline_ns != 0) {
+                if (now >= f->sync_deadline_ns) {
+                    curl_slist_free_all(headers);
+                    count_fail(f, FETCH_FAIL_TIMEOUT);
+                    msgf(msg, cap, "GET %.300s: not sent, the sync used its whole budget of %ld s",
+                         url, f->sync_timeout_s);
+                    return OUT_NETWORK;
+                }
+                if ((f->sync_deadline_ns - now) / 1000000u < (uint64_t)left_ms) {
+                    left_ms = (long)((f->sync_deadline_ns - now) / 1000000u) + 1;
+                }
+            }
+            curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, left_ms);
+        }
         count(f, &f->stats.attempts, 1);
         rc = curl_easy_perform(f->curl);
         curl_easy_setopt(f->curl, CURLOPT_ERRORBUFFER, NULL);
@@ -1184,7 +1318,9 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
                      "fetch: GET %s: cannot resume at byte %llu (HTTP %ld%s); "
                      "starting over",
                      url, (unsigned long long)x.offset, x.status,
-                     x.restart ? ", unexpected Content-Range" : "");
+                     x.validator_changed ? ", the 206 names another validator than the held bytes"
+                     : x.restart         ? ", unexpected Content-Range"
+                                         : "");
             if (spool_truncate(sp) != POSGATE_OK) {
                 msgf(msg, cap, "GET %.300s: cannot reset the partial file %.200s", url, sp->part);
                 return OUT_LOCAL;
@@ -1203,7 +1339,20 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
             msgf(msg, cap, "GET %.300s: cannot keep the body (%s)", url, posgate_strerror(x.err));
             return OUT_LOCAL;
         }
+        if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&f->cancelled)) {
+            msgf(msg, cap, "GET %.300s: stopped (the sync was cancelled)", url);
+            return OUT_LOCAL;
+        }
         if (rc != CURLE_OK) {
+            if (rc == CURLE_OPERATION_TIMEDOUT) {
+                m->slow = 1; /* later files of this sync ask the other mirrors first */
+                if (f->sync_deadline_ns != 0 && plat_mono_ns() >= f->sync_deadline_ns) {
+                    count_fail(f, FETCH_FAIL_TIMEOUT);
+                    msgf(msg, cap, "GET %.300s: cut, the sync used its whole budget of %ld s", url,
+                         f->sync_timeout_s);
+                    return OUT_NETWORK;
+                }
+            }
             return transport_failure(f, m, url, rc, cerr, msg, cap);
         }
         if (x.status == 304 && conditional && m->ts.valid) {
@@ -1277,6 +1426,27 @@ try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, uin
 
 /* ---- the carrier ---- */
 
+void
+fetch_sync_begin(struct fetch *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    f->sync_deadline_ns = plat_mono_ns() + (uint64_t)f->sync_timeout_s * 1000000000ull;
+    prune_stale(f);
+    for (size_t i = 0; i < f->n_mirrors; i++) {
+        f->mirrors[i].slow = 0;
+    }
+}
+
+void
+fetch_cancel(struct fetch *f)
+{
+    if (f != NULL) {
+        atomic_store(&f->cancelled, 1);
+    }
+}
+
 static enum posgate_err
 fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
                     const struct carrier_sink *sink, uint64_t *got)
@@ -1285,12 +1455,17 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
     struct fetch *f = fc->f;
     struct spool sp;
     char one[CARRIER_ERRMSG_MAX];
-    int any_notfound = 0, any_toobig = 0, any_retry = 0, delivered_from = -1, use_cache = 0;
-    enum posgate_err err;
+    int any_notfound = 0, any_toobig = 0, any_retry = 0, delivered = 0, use_cache = 0;
+    int refetched = 0;
+    enum posgate_err err, check_err, bad_body = POSGATE_OK;
     enum outcome out = OUT_NETWORK;
-    size_t i;
+    size_t i, order[FETCH_MIRRORS_MAX];
+    uint64_t len = 0;
 
     c->errmsg[0] = 0;
+    if (!fc->targets && max_len > FETCH_META_MAX) {
+        max_len = FETCH_META_MAX;
+    }
     err = spool_open(f, fc->targets, name, max_len, &sp);
     if (err != POSGATE_OK) {
         msgf(c->errmsg, sizeof(c->errmsg), "cannot open the partial download %s: %s", sp.part,
@@ -1302,12 +1477,24 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
         plat_log(PLAT_LOG_INFO, "fetch: resuming %s at byte %llu", name,
                  (unsigned long long)sp.len);
     }
-    for (i = 0; i < f->n_mirrors; i++) {
-        struct mirror *m = &f->mirrors[i];
-        uint64_t now = plat_mono_ns();
+    /* mirrors in order, those that timed out earlier in this sync last */
+    for (size_t pass = 0, k = 0; pass < 2; pass++) {
+        for (i = 0; i < f->n_mirrors; i++) {
+            if (f->mirrors[i].slow == (int)pass) {
+                order[k++] = i;
+            }
+        }
+    }
+    for (size_t k = 0; k < f->n_mirrors; k++) {
+        struct mirror *m = &f->mirrors[order[k]];
+        uint64_t now = plat_mono_ns(), start_len = sp.len;
 
+        i = order[k];
         one[0] = 0;
-        if (m->closed_until_ns > now) {
+        if (atomic_load(&f->cancelled)) {
+            msgf(one, sizeof(one), "%.300s: not asked, the sync was cancelled", m->base);
+            out = OUT_LOCAL;
+        } else if (m->closed_until_ns > now) {
             msgf(one, sizeof(one), "%.300s: asked to wait %llu s more (Retry-After)", m->base,
                  (unsigned long long)((m->closed_until_ns - now + 999999999ull) / 1000000000ull));
             out = OUT_RETRY;
@@ -1316,8 +1503,49 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
             out = try_mirror(f, m, fc->targets, name, max_len, &sp, &use_cache, one, sizeof(one));
         }
         if (out == OUT_OK) {
-            delivered_from = (int)i;
-            break;
+            const struct cond_entry *ce = &m->ts;
+
+            len = use_cache ? ce->body.len : sp.len;
+            err = use_cache
+                      ? (len > 0 ? sink->write(sink->ctx, ce->body.data, ce->body.len) : POSGATE_OK)
+                      : spool_replay(&sp, sink);
+            if (err != POSGATE_OK) {
+                spool_close(&sp, 1);
+                msgf(c->errmsg, sizeof(c->errmsg), "%s: the receiver refused the data (%s)", name,
+                     posgate_err_name(err));
+                return err;
+            }
+            check_err = sink->check != NULL ? sink->check(sink->ctx) : POSGATE_OK;
+            if (check_err == POSGATE_OK) {
+                delivered = 1;
+                break;
+            }
+            /* wrong bytes from this mirror (any length, garbage, an encoded body): counted
+             * against it, forgotten, and the next mirror asked */
+            sink->reset(sink->ctx);
+            count_fail(f, FETCH_FAIL_REJECTED);
+            bad_body = check_err;
+            if (use_cache) {
+                m->ts.valid = 0;
+            }
+            if (spool_truncate(&sp) != POSGATE_OK) {
+                out = OUT_LOCAL;
+                msgf(one, sizeof(one), "cannot reset the partial file %.200s", sp.part);
+            } else if (start_len > 0 && !refetched) {
+                /* a resumed body may hold bytes of an older file: once more from byte 0 */
+                refetched = 1;
+                plat_log(PLAT_LOG_WARN,
+                         "fetch: %s%s from %s (resumed at byte %llu) fails verification (%s); "
+                         "fetching it again from byte 0",
+                         fc->targets ? "targets/" : "metadata/", name, m->base,
+                         (unsigned long long)start_len, posgate_err_name(check_err));
+                k--;
+                continue;
+            } else {
+                msgf(one, sizeof(one), "%.300s: the body of %.200s fails verification (%s)",
+                     m->base, name, posgate_err_name(check_err));
+                out = OUT_NETWORK;
+            }
         }
         append(c->errmsg, sizeof(c->errmsg), "%s%s", c->errmsg[0] != 0 ? "; " : "", one);
         if (out == OUT_LOCAL) {
@@ -1326,23 +1554,12 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
         any_notfound |= out == OUT_NOTFOUND;
         any_toobig |= out == OUT_TOOBIG;
         any_retry |= out == OUT_RETRY;
-        if (out != OUT_NOTFOUND && i + 1 < f->n_mirrors) {
+        if (out != OUT_NOTFOUND && k + 1 < f->n_mirrors) {
             plat_log(PLAT_LOG_WARN, "fetch: %s; trying the next mirror", one);
         }
     }
-    if (delivered_from >= 0) {
-        const struct cond_entry *ce = &f->mirrors[delivered_from].ts;
-        uint64_t len = use_cache ? ce->body.len : sp.len;
-
-        err = use_cache
-                  ? (len > 0 ? sink->write(sink->ctx, ce->body.data, ce->body.len) : POSGATE_OK)
-                  : spool_replay(&sp, sink);
+    if (delivered) {
         spool_close(&sp, 1); /* complete: the part file has served its purpose */
-        if (err != POSGATE_OK) {
-            msgf(c->errmsg, sizeof(c->errmsg), "%s: the receiver refused the data (%s)", name,
-                 posgate_err_name(err));
-            return err;
-        }
         if (got != NULL) {
             *got = len;
         }
@@ -1352,10 +1569,13 @@ fetch_carrier_fetch(struct carrier *c, const char *name, uint64_t max_len,
     /* a part file with a validator stays for the next attempt; an empty one goes */
     spool_close(&sp, sp.len == 0);
     if (out == OUT_LOCAL) {
-        return POSGATE_ERR_IO;
+        return atomic_load(&f->cancelled) ? POSGATE_ERR_NETWORK : POSGATE_ERR_IO;
     }
     if (any_notfound) {
         return POSGATE_ERR_NOTFOUND;
+    }
+    if (bad_body != POSGATE_OK) {
+        return bad_body;
     }
     if (any_toobig) {
         return POSGATE_ERR_TOOBIG;
@@ -1485,7 +1705,13 @@ fetch_new(const struct fetch_options *opt, struct fetch **out, char *errmsg, siz
     curl_easy_setopt(f->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(f->curl, CURLOPT_CONNECTTIMEOUT,
                      opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 10L);
-    curl_easy_setopt(f->curl, CURLOPT_TIMEOUT, opt->timeout_s > 0 ? opt->timeout_s : 300L);
+    f->timeout_ms = (opt->timeout_s > 0 ? opt->timeout_s : 300L) * 1000L;
+    f->sync_timeout_s = opt->sync_timeout_s > 0 ? opt->sync_timeout_s : FETCH_SYNC_TIMEOUT_S;
+    fetch_sync_begin(f);
+    curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, f->timeout_ms);
+    curl_easy_setopt(f->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(f->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(f->curl, CURLOPT_XFERINFODATA, f);
     curl_easy_setopt(f->curl, CURLOPT_LOW_SPEED_LIMIT,
                      opt->low_speed_bytes_per_s > 0 ? opt->low_speed_bytes_per_s : 1L);
     curl_easy_setopt(f->curl, CURLOPT_LOW_SPEED_TIME,

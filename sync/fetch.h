@@ -51,6 +51,7 @@
 
 #define FETCH_MIRRORS_MAX 8
 #define FETCH_ERRMSG_MAX  CARRIER_ERRMSG_MAX
+#define FETCH_SYNC_TIMEOUT_S 600 /* default budget of one sync */
 
 /* Failure kinds counted in fetch_stats.failures (one per failed request). */
 enum fetch_fail {
@@ -85,6 +86,8 @@ struct fetch_options {
     uint64_t max_recv_bytes_per_s; /* 0: unlimited */
     long connect_timeout_s;        /* 0: 10 */
     long timeout_s;                /* whole transfer; 0: 300 */
+    long sync_timeout_s;           /* one whole sync, every file and mirror (fetch_sync_begin);
+                                      0: FETCH_SYNC_TIMEOUT_S */
     long low_speed_bytes_per_s;    /* below this ... (0: 1) */
     long low_speed_time_s;         /* ... for this long aborts (0: 30): slow retrieval attack */
     const char *spool_dir;         /* partial target downloads (created 0700); NULL: memory only,
@@ -109,6 +112,15 @@ void fetch_free(struct fetch *f);
  * conditionally; only the targets carrier resumes. */
 struct carrier *fetch_metadata_carrier(struct fetch *f);
 struct carrier *fetch_targets_carrier(struct fetch *f);
+
+/* Starts a sync's time budget (sync_timeout_s from now; fetch_new starts the first): past it
+ * no request is sent and a transfer under way is cut. Also forgets which mirrors were slow:
+ * within a sync a mirror that timed out is asked only after the others. */
+void fetch_sync_begin(struct fetch *f);
+/* Stops every transfer of f within about a second, now and for good (thread-safe): the
+ * fetches under way fail with NETWORK "cancelled" and the update they serve installs nothing.
+ * The daemon calls it on SIGTERM. */
+void fetch_cancel(struct fetch *f);
 
 /* Removes the partial downloads left in the spool dir (each ".part" with its ".meta"), skipping
  * one a transfer holds right now (flock). Call after an update succeeded: every target it

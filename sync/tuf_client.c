@@ -202,17 +202,86 @@ check_expiry(struct tuf_client *c, const struct tuf_meta *m, const char *what)
                   (long long)m->version, e, n);
 }
 
-/* Fetches name from the metadata carrier into raw (at most max bytes). */
+/* What a metadata body must be, checked by a carrier with mirrors as soon as one mirror's body
+ * is complete (carrier_fetch_buf_checked), so that a mirror serving wrong bytes is skipped for
+ * the next one instead of failing the refresh. The caller verifies again in full afterwards. */
+struct meta_expect {
+    struct tuf_client *c;
+    const char *name;
+    enum tuf_role_type type;
+    const struct tuf_meta_file *file; /* length and hashes; NULL: none known */
+    const struct tuf_key *keys;       /* signing keys; NULL: signatures not checked here */
+    size_t nkeys;
+    const struct tuf_role_keys *rk;
+    enum posgate_err err; /* the last body's failure, with its message */
+    char msg[TUF_ERRMSG_MAX];
+};
+
+static enum posgate_err check_meta_file(struct tuf_client *c, const struct tuf_meta_file *f,
+                                        const struct buf *raw, const char *what);
+static enum posgate_err parse_fetched(struct tuf_client *c, const struct buf *raw,
+                                      enum tuf_role_type type, const char *name,
+                                      struct tuf_meta **out);
+
 static enum posgate_err
-fetch_meta(struct tuf_client *c, const char *name, uint64_t max, struct buf *raw)
+meta_check(void *ctx, const struct buf *raw)
+{
+    struct meta_expect *e = ctx;
+    struct tuf_meta *m = NULL;
+    enum posgate_err err = POSGATE_OK;
+
+    if (e->file != NULL) {
+        err = check_meta_file(e->c, e->file, raw, e->name);
+    }
+    if (err == POSGATE_OK) {
+        err = parse_fetched(e->c, raw, e->type, e->name, &m);
+    }
+    if (err == POSGATE_OK && e->rk != NULL) {
+        unsigned valid = 0;
+
+        if (tuf_meta_verify(m, e->keys, e->nkeys, e->rk, &valid) != POSGATE_OK) {
+            err = seterr(e->c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u",
+                         e->name, valid, plural(valid), e->rk->threshold);
+        }
+    }
+    tuf_meta_free(m);
+    e->err = err;
+    snprintf(e->msg, sizeof(e->msg), "%.500s", err == POSGATE_OK ? "" : e->c->errmsg);
+    return err;
+}
+
+/* Fetches name from the metadata carrier into raw (at most max bytes); e (may be NULL) says
+ * what a mirror's body must be to be taken. */
+static enum posgate_err
+fetch_meta(struct tuf_client *c, const char *name, uint64_t max, struct buf *raw,
+           struct meta_expect *e)
 {
     enum posgate_err err;
 
     if (c->opt.metadata == NULL) {
         return seterr(c, POSGATE_ERR_STATE, "no metadata carrier to fetch %s from", name);
     }
+    /* The parser takes at most TUF_META_MAX_LEN bytes: a signed length above it (a timestamp
+     * declaring a 1 TiB snapshot) is refused before a byte is buffered, not spooled first. */
+    if (max > TUF_META_MAX_LEN) {
+        return seterr(c, POSGATE_ERR_TOOBIG,
+                      "%s: its signed length of %llu bytes exceeds the metadata parser's limit "
+                      "of %u bytes; not fetched",
+                      name, (unsigned long long)max, (unsigned)TUF_META_MAX_LEN);
+    }
     buf_reset(raw);
-    err = carrier_fetch_buf(c->opt.metadata, name, max, raw);
+    if (e != NULL) {
+        e->c = c;
+        e->name = name;
+        e->err = POSGATE_OK;
+        e->msg[0] = 0;
+    }
+    err = carrier_fetch_buf_checked(c->opt.metadata, name, max, raw, e != NULL ? meta_check : NULL,
+                                    e);
+    if (e != NULL && e->err != POSGATE_OK && err == e->err) {
+        /* every mirror that delivered a body delivered one that fails verification */
+        return seterr(c, err, "%s (%s)", e->msg, carrier_errmsg(c->opt.metadata));
+    }
     if (err == POSGATE_ERR_NOTFOUND) {
         return seterr(c, err, "%s not found: %s", name, carrier_errmsg(c->opt.metadata));
     }
@@ -334,9 +403,12 @@ update_root(struct tuf_client *c)
         int64_t next = c->root->version + 1;
         char name[64], what[64], by[64];
         struct tuf_meta *m = NULL;
+        struct meta_expect ex;
 
         snprintf(name, sizeof(name), "%lld.root.json", (long long)next);
-        err = fetch_meta(c, name, max_len, &raw);
+        memset(&ex, 0, sizeof(ex));
+        ex.type = TUF_ROLE_ROOT;
+        err = fetch_meta(c, name, max_len, &raw, &ex);
         if (err == POSGATE_ERR_NOTFOUND) {
             err = POSGATE_OK; /* no newer root: the chain ends here */
             break;
@@ -434,9 +506,15 @@ update_timestamp(struct tuf_client *c)
     uint64_t max_len = cap_or(c->opt.timestamp_max_len, TUF_DEFAULT_TIMESTAMP_MAX_LEN);
     struct buf raw = BUF_INIT(max_len);
     struct tuf_meta *m = NULL;
+    struct meta_expect ex;
     enum posgate_err err;
 
-    err = fetch_meta(c, "timestamp.json", max_len, &raw);
+    memset(&ex, 0, sizeof(ex));
+    ex.type = TUF_ROLE_TIMESTAMP;
+    ex.keys = c->root->keys;
+    ex.nkeys = c->root->nkeys;
+    ex.rk = &c->root->roles[TUF_ROLE_TIMESTAMP];
+    err = fetch_meta(c, "timestamp.json", max_len, &raw, &ex);
     if (err == POSGATE_OK) {
         err = parse_fetched(c, &raw, TUF_ROLE_TIMESTAMP, "timestamp.json", &m);
     }
@@ -521,6 +599,7 @@ update_snapshot(struct tuf_client *c)
         sm->has_length ? sm->length : cap_or(c->opt.snapshot_max_len, TUF_DEFAULT_SNAPSHOT_MAX_LEN);
     struct buf raw = BUF_INIT(max_len);
     struct tuf_meta *m = NULL;
+    struct meta_expect ex;
     char name[ESCAPED_MAX + 32], by[64];
     enum posgate_err err;
 
@@ -532,7 +611,13 @@ update_snapshot(struct tuf_client *c)
     }
     err = remote_name(c, "snapshot", sm->version, name, sizeof(name));
     if (err == POSGATE_OK) {
-        err = fetch_meta(c, name, max_len, &raw);
+        memset(&ex, 0, sizeof(ex));
+        ex.type = TUF_ROLE_SNAPSHOT;
+        ex.file = sm;
+        ex.keys = c->root->keys;
+        ex.nkeys = c->root->nkeys;
+        ex.rk = &c->root->roles[TUF_ROLE_SNAPSHOT];
+        err = fetch_meta(c, name, max_len, &raw, &ex);
     }
     if (err == POSGATE_OK) {
         err = check_meta_file(c, sm, &raw, name);
@@ -609,6 +694,7 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
     char msg[TUF_ERRMSG_MAX];
     const struct tuf_meta_file *mf;
     uint64_t max_len;
+    struct meta_expect ex;
     struct buf raw;
     struct tuf_meta *m = NULL;
     enum posgate_err err;
@@ -637,7 +723,13 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
     buf_init(&raw, max_len);
     err = remote_name(c, role, mf->version, name, sizeof(name));
     if (err == POSGATE_OK) {
-        err = fetch_meta(c, name, max_len, &raw);
+        memset(&ex, 0, sizeof(ex));
+        ex.type = TUF_ROLE_TARGETS;
+        ex.file = mf;
+        ex.keys = keys;
+        ex.nkeys = nkeys;
+        ex.rk = rk;
+        err = fetch_meta(c, name, max_len, &raw, &ex);
     }
     if (err == POSGATE_OK) {
         err = check_meta_file(c, mf, &raw, name);
@@ -1286,6 +1378,10 @@ trusted_target(struct tuf_client *c, const struct tuf_target_info *t, const stru
 struct dl_sink {
     struct plat_atomic_file *f;
     struct crypto_hash_stream *h;
+    const struct tuf_target *tt;
+    uint64_t len;  /* bytes written */
+    int finished;  /* h256/h512 hold the digests of the body (dl_check) */
+    uint8_t h256[CRYPTO_SHA256_LEN], h512[CRYPTO_SHA512_LEN];
 };
 
 static enum posgate_err
@@ -1293,8 +1389,51 @@ dl_write(void *ctx, const uint8_t *data, size_t len)
 {
     struct dl_sink *s = ctx;
 
+    if (s->h == NULL) {
+        return POSGATE_ERR_NOMEM; /* dl_reset could not make a fresh hash */
+    }
     crypto_hash_stream_update(s->h, data, len);
+    s->len += len;
     return plat_atomic_write(s->f, data, len);
+}
+
+/* A mirror's complete body against the target's signed length and hashes (struct
+ * carrier_sink): a mirror serving other bytes is skipped for the next. */
+static enum posgate_err
+dl_check(void *ctx)
+{
+    struct dl_sink *s = ctx;
+    char msg[256];
+
+    if (s->len != s->tt->length) {
+        return POSGATE_ERR_BADHASH;
+    }
+    crypto_hash_stream_finish(s->h, s->h256, s->h512);
+    s->finished = 1;
+    return tuf_hashes_check(&s->tt->hashes, s->tt->hashes.has_sha256 ? s->h256 : NULL,
+                            s->tt->hashes.has_sha512 ? s->h512 : NULL, "target", msg,
+                            sizeof(msg)) == POSGATE_OK
+               ? POSGATE_OK
+               : POSGATE_ERR_BADHASH;
+}
+
+/* Forgets a body that failed dl_check: an empty temp file and a fresh hash. */
+static void
+dl_reset(void *ctx)
+{
+    struct dl_sink *s = ctx;
+
+    crypto_hash_stream_free(s->h);
+    s->h = NULL;
+    if (crypto_hash_stream_new_for(&s->h, s->tt->hashes.has_sha256, s->tt->hashes.has_sha512) !=
+        POSGATE_OK) {
+        s->h = NULL;
+    }
+    s->len = 0;
+    s->finished = 0;
+    if (ftruncate(s->f->fd, 0) != 0 || lseek(s->f->fd, 0, SEEK_SET) < 0) {
+        s->len = UINT64_MAX; /* the next body cannot pass dl_check */
+    }
 }
 
 enum posgate_err
@@ -1304,8 +1443,8 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
     char rname[2 * TUF_NAME_MAX + 160], hex[2 * CRYPTO_SHA512_LEN + 1], msg[512];
     uint8_t h256[CRYPTO_SHA256_LEN], h512[CRYPTO_SHA512_LEN];
     struct plat_atomic_file f;
-    struct dl_sink ds = {&f, NULL};
-    struct carrier_sink sink = {dl_write, &ds};
+    struct dl_sink ds = {&f, NULL, NULL, 0, 0, {0}, {0}};
+    struct carrier_sink sink = {dl_write, &ds, dl_check, dl_reset};
     uint64_t got = 0;
     enum posgate_err err;
     int opened = 0;
@@ -1353,7 +1492,19 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
         goto out;
     }
     opened = 1;
+    ds.tt = tt;
     err = carrier_fetch(c->opt.targets, rname, tt->length, &sink, &got);
+    if (err == POSGATE_OK && ds.h == NULL) {
+        err = seterr(c, POSGATE_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (err == POSGATE_ERR_BADHASH) {
+        err = seterr(c, err,
+                     "target \"%.200s\": no mirror served the %llu bytes with the hashes its "
+                     "metadata lists: %s",
+                     tt->name, (unsigned long long)tt->length, carrier_errmsg(c->opt.targets));
+        goto out;
+    }
     if (err == POSGATE_ERR_TOOBIG) {
         err = seterr(c, err, "target \"%.200s\" is longer than the %llu bytes its metadata lists",
                      tt->name, (unsigned long long)tt->length);
@@ -1369,7 +1520,12 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
                      tt->name, (unsigned long long)got, (unsigned long long)tt->length);
         goto out;
     }
-    crypto_hash_stream_finish(ds.h, h256, h512);
+    if (ds.finished) {
+        memcpy(h256, ds.h256, sizeof(h256));
+        memcpy(h512, ds.h512, sizeof(h512));
+    } else {
+        crypto_hash_stream_finish(ds.h, h256, h512);
+    }
     snprintf(rname, sizeof(rname), "target \"%.200s\"", tt->name);
     if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
                          tt->hashes.has_sha512 ? h512 : NULL, rname, msg,

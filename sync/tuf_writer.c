@@ -2514,6 +2514,36 @@ write_repository(struct tuf_writer *w, const char *out_dir)
     return err;
 }
 
+/* ROLLBACK when out_dir already serves a timestamp of a higher version than the one about to
+ * be written: a run from an older copy of the state (or one that raced another run) would roll
+ * every kiosk that fetched the newer one back. A damaged or missing file does not count. */
+static enum posgate_err
+check_not_behind(struct tuf_writer *w, const char *out_dir, int64_t next)
+{
+    char path[4096], msg[128];
+    struct buf raw = BUF_INIT(META_MAX);
+    struct tuf_meta *m = NULL;
+    enum posgate_err err = POSGATE_OK;
+
+    if (snprintf(path, sizeof(path), "%s/metadata/timestamp.json", out_dir) >=
+            (int)sizeof(path) ||
+        plat_read_file(path, &raw) != POSGATE_OK ||
+        tuf_meta_parse(raw.data, raw.len, TUF_ROLE_TIMESTAMP, &m, msg, sizeof(msg)) !=
+            POSGATE_OK) {
+        goto out;
+    }
+    if (m->version > next) {
+        err = fail(w, POSGATE_ERR_ROLLBACK,
+                   "timestamp version %lld would go back from version %lld already in %s: "
+                   "refused (the state is older than the feed it wrote)",
+                   (long long)next, (long long)m->version, path);
+    }
+out:
+    tuf_meta_free(m);
+    buf_free(&raw);
+    return err;
+}
+
 enum posgate_err
 tuf_writer_publish(struct tuf_writer *w, const char *out_dir, struct crypto_privkey *const *keyring,
                    size_t count)
@@ -2521,7 +2551,7 @@ tuf_writer_publish(struct tuf_writer *w, const char *out_dir, struct crypto_priv
     struct keyring kr = {NULL, 0, NULL};
     struct role *snap, *ts;
     cJSON *body = NULL;
-    int changed = 0;
+    int changed = 0, explicit_ts = 0;
     enum posgate_err err = usable(w, NULL, NULL);
 
     if (err != POSGATE_OK) {
@@ -2581,6 +2611,7 @@ tuf_writer_publish(struct tuf_writer *w, const char *out_dir, struct crypto_priv
         err = sign_one(w, snap, &kr, 0);
     }
     ts = find_role(w, "timestamp");
+    explicit_ts = ts->next_version > 0;
     if (err == POSGATE_OK) {
         cJSON_Delete(body);
         body = NULL;
@@ -2594,6 +2625,13 @@ tuf_writer_publish(struct tuf_writer *w, const char *out_dir, struct crypto_priv
     }
     if (err != POSGATE_OK) {
         w->failed = 1; /* some roles are signed in memory only */
+        goto out;
+    }
+    /* a version the operator set on purpose (tuf_writer_set_version: the recovery from a
+     * fast-forward attack goes back after rotating the timestamp key) is not checked */
+    err = explicit_ts ? POSGATE_OK : check_not_behind(w, out_dir, ts->signed_version);
+    if (err != POSGATE_OK) {
+        w->failed = 1;
         goto out;
     }
     err = save_state(w);

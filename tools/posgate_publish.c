@@ -52,6 +52,7 @@
 #include "list_config.h"
 #include "plat_clock.h"
 #include "plat_file.h"
+#include "plat_lock.h"
 #include "plat_mem.h"
 #include "posgate_err.h"
 #include "state_digest.h"
@@ -522,6 +523,32 @@ jstr(const cJSON *o, const char *name, char *out, size_t cap)
     return 0;
 }
 
+/* One run per state dir at a time: an update and a cron refresh at once each signed from the
+ * same state, and the later one rolled the served timestamp back. Held until the process ends
+ * (flock on the state directory itself, so the state holds no extra file; a killed run leaves
+ * no lock behind). */
+static struct plat_lock state_lock = PLAT_LOCK_INIT;
+
+#define STATE_LOCK_WAIT_MS 60000
+
+static enum posgate_err
+lock_state(const char *dir)
+{
+    enum posgate_err err;
+
+    if (state_lock.fd >= 0) {
+        return POSGATE_OK;
+    }
+    err = plat_lock_dir(&state_lock, dir, STATE_LOCK_WAIT_MS);
+    if (err == POSGATE_ERR_RETRY) {
+        die_msg("another %s run holds the state %s: waited %d s; try again when it has finished",
+                prog, dir, STATE_LOCK_WAIT_MS / 1000);
+    } else if (err != POSGATE_OK) {
+        die_msg("cannot lock the state %s: %s", dir, posgate_strerror(err));
+    }
+    return err;
+}
+
 static enum posgate_err
 pub_state_load(const char *dir, struct pub_state *s)
 {
@@ -534,6 +561,9 @@ pub_state_load(const char *dir, struct pub_state *s)
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     err = pathf(p, sizeof p, "%s/publish.json", dir);
+    if (err == POSGATE_OK && plat_exists(p)) {
+        err = lock_state(dir);
+    }
     if (err != POSGATE_OK) {
         goto out;
     }
