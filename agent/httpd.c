@@ -62,13 +62,8 @@ struct conn {
 struct httpd {
     struct posgate *pg;
     struct httpd_hooks hooks;
-    pthread_mutex_t token_lock; /* guards the access fields below */
-    char token[DAEMON_TOKEN_MAX + 1];
-    char admin[DAEMON_TOKEN_MAX + 1];
-    char hosts[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
-    size_t n_hosts;
-    char origins[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
-    size_t n_origins;
+    pthread_mutex_t token_lock; /* guards acc */
+    struct httpd_access acc;
     char group[DAEMON_GROUP_MAX + 1];
     struct listener ls[DAEMON_LISTEN_MAX];
     size_t n_ls;
@@ -184,52 +179,38 @@ token_equal(const char *given, const char *want)
 /* Who is calling: 0 refused (401), 1 a check caller, 2 privileged (the unix socket, or the
  * admin token on TCP). Without an api_token any TCP caller is a check caller. */
 static int
-credential(struct httpd *h, struct MHD_Connection *c, int is_unix)
+credential(const struct httpd_access *a, const struct httpd_peer *p, const char *hdr)
 {
-    char want[DAEMON_TOKEN_MAX + 1], admin[DAEMON_TOKEN_MAX + 1];
-    const char *hdr;
-    int level, is_admin, is_user;
+    int is_admin, is_user;
 
-    if (is_unix) {
+    if (p->is_unix) {
         return 2;
     }
-    pthread_mutex_lock(&h->token_lock);
-    memcpy(want, h->token, sizeof(want));
-    memcpy(admin, h->admin, sizeof(admin));
-    pthread_mutex_unlock(&h->token_lock);
-    hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (hdr != NULL && strncmp(hdr, "Bearer ", 7) == 0) {
         hdr += 7;
     } else {
         hdr = NULL;
     }
     /* both compared, in constant time, whatever the first answer */
-    is_admin = admin[0] != 0 && hdr != NULL && token_equal(hdr, admin);
-    is_user = want[0] != 0 && hdr != NULL && token_equal(hdr, want);
+    is_admin = a->admin_token[0] != 0 && hdr != NULL && token_equal(hdr, a->admin_token);
+    is_user = a->api_token[0] != 0 && hdr != NULL && token_equal(hdr, a->api_token);
     if (is_admin) {
-        level = 2;
-    } else if (is_user || want[0] == 0) {
-        level = 1;
-    } else {
-        level = 0;
+        return 2;
     }
-    plat_wipe(want, sizeof(want));
-    plat_wipe(admin, sizeof(admin));
-    return level;
+    return is_user || a->api_token[0] == 0 ? 1 : 0;
 }
 
 /* A Host header naming the listener: its address, localhost on loopback, an allowed_hosts
  * entry; with a port, the listener's. No Host (HTTP/1.0) passes; MHD refuses HTTP/1.1 without
  * one. A DNS rebinding page sends its own name and is refused. */
 static int
-host_ok(struct httpd *h, const struct listener *l, const char *host)
+host_ok(const struct httpd_access *a, const struct httpd_peer *p, const char *host)
 {
     char name[DAEMON_NAME_MAX + 1];
     const char *port = NULL, *end;
     size_t n;
-    int ok = 0;
 
-    if (l->is_unix || host == NULL) {
+    if (p->is_unix || host == NULL) {
         return 1;
     }
     if (host[0] == '[') {
@@ -250,36 +231,34 @@ host_ok(struct httpd *h, const struct listener *l, const char *host)
         return 0;
     }
     n = (size_t)(end - host);
-    if (n == 0 || n > DAEMON_NAME_MAX || (port != NULL && strcmp(port, l->port) != 0)) {
+    if (n == 0 || n > DAEMON_NAME_MAX || (port != NULL && strcmp(port, p->port) != 0)) {
         return 0;
     }
     memcpy(name, host, n);
     name[n] = 0;
-    if (strcasecmp(name, l->host) == 0 || (l->loopback && strcasecmp(name, "localhost") == 0)) {
+    if (strcasecmp(name, p->addr) == 0 || (p->loopback && strcasecmp(name, "localhost") == 0)) {
         return 1;
     }
-    pthread_mutex_lock(&h->token_lock);
-    for (size_t i = 0; i < h->n_hosts && !ok; i++) {
-        ok = strcasecmp(name, h->hosts[i]) == 0;
+    for (size_t i = 0; i < a->n_hosts; i++) {
+        if (strcasecmp(name, a->hosts[i]) == 0) {
+            return 1;
+        }
     }
-    pthread_mutex_unlock(&h->token_lock);
-    return ok;
+    return 0;
 }
 
 static int
-origin_ok(struct httpd *h, const char *origin)
+origin_ok(const struct httpd_access *a, const char *origin)
 {
-    int ok = 0;
-
     if (origin == NULL) {
         return 1;
     }
-    pthread_mutex_lock(&h->token_lock);
-    for (size_t i = 0; i < h->n_origins && !ok; i++) {
-        ok = strcmp(origin, h->origins[i]) == 0;
+    for (size_t i = 0; i < a->n_origins; i++) {
+        if (strcmp(origin, a->origins[i]) == 0) {
+            return 1;
+        }
     }
-    pthread_mutex_unlock(&h->token_lock);
-    return ok;
+    return 0;
 }
 
 /* application/json, with parameters ("; charset=utf-8") or not. */
@@ -290,6 +269,84 @@ json_type(const char *ct)
     size_t n = sizeof(want) - 1;
 
     return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* A Content-Length over the body cap (or absurdly long). */
+static int
+declared_too_big(const char *cl)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; cl[i] >= '0' && cl[i] <= '9'; i++) {
+        if (i >= 12) {
+            return 1;
+        }
+        v = v * 10 + (uint64_t)(cl[i] - '0');
+    }
+    return v > DAEMON_CHECK_BODY_MAX;
+}
+
+void
+httpd_access_from_config(struct httpd_access *a, const struct daemon_config *cfg)
+{
+    plat_wipe(a, sizeof(*a));
+    snprintf(a->api_token, sizeof(a->api_token), "%s", cfg->api_token);
+    snprintf(a->admin_token, sizeof(a->admin_token), "%s", cfg->admin_token);
+    memcpy(a->hosts, cfg->allowed_hosts, sizeof(a->hosts));
+    a->n_hosts = cfg->n_allowed_hosts;
+    memcpy(a->origins, cfg->allowed_origins, sizeof(a->origins));
+    a->n_origins = cfg->n_allowed_origins;
+}
+
+unsigned
+httpd_gate(const struct httpd_access *a, const struct httpd_peer *p, const struct httpd_head *r,
+           int *privileged, char *msg, size_t cap)
+{
+    int level, post = strcmp(r->method, "POST") == 0;
+    const char *ct = r->content_type, *cl = r->content_length;
+
+    *privileged = 0;
+    msg[0] = 0;
+    if (!host_ok(a, p, r->host)) {
+        snprintf(msg, cap,
+                 "Host: expected this listener's address (%s:%s)%s or an allowed_hosts name, "
+                 "found \"%.100s\"",
+                 p->addr, p->port, p->loopback ? ", localhost" : "", r->host);
+        return 421;
+    }
+    if (!origin_ok(a, r->origin)) {
+        snprintf(msg, cap,
+                 "Origin: expected no Origin or one in allowed_origins, found \"%.100s\"",
+                 r->origin);
+        return 403;
+    }
+    if (r->origin != NULL && strcmp(r->method, "OPTIONS") == 0) {
+        return 0; /* a CORS preflight carries no credential and learns nothing */
+    }
+    level = credential(a, p, r->authorization);
+    if (level == 0) {
+        snprintf(msg, cap, "missing or wrong bearer token");
+        return 401;
+    }
+    *privileged = level == 2;
+    if (post && strcmp(r->url, "/v1/sync") == 0 && level != 2) {
+        snprintf(msg, cap,
+                 "POST /v1/sync: needs the privileged credential (the unix socket or the "
+                 "admin_token), found a check caller's");
+        return 403;
+    }
+    if (post && ((ct != NULL && !json_type(ct)) ||
+                 (ct == NULL && (r->transfer_encoding != NULL ||
+                                 (cl != NULL && strspn(cl, "0") != strlen(cl)))))) {
+        snprintf(msg, cap, "Content-Type: expected application/json for a POST body, found %s%.100s%s",
+                 ct != NULL ? "\"" : "none", ct != NULL ? ct : "", ct != NULL ? "\"" : "");
+        return 415;
+    }
+    if (post && cl != NULL && declared_too_big(cl)) {
+        snprintf(msg, cap, "body: larger than 65536 bytes");
+        return 413;
+    }
+    return 0;
 }
 
 static enum MHD_Result
@@ -617,20 +674,6 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url, const char *me
     return reply_error(c, 404, "no such endpoint (see docs/api.md)");
 }
 
-/* A Content-Length over the body cap (or absurdly long). */
-static int
-declared_too_big(const char *cl)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; cl[i] >= '0' && cl[i] <= '9'; i++) {
-        if (i >= 12) {
-            return 1;
-        }
-        v = v * 10 + (uint64_t)(cl[i] - '0');
-    }
-    return v > DAEMON_CHECK_BODY_MAX;
-}
 
 static struct conn *
 conn_of(struct MHD_Connection *c)
@@ -651,47 +694,38 @@ conn_deadline(struct MHD_Connection *c, uint64_t deadline_ns)
     }
 }
 
-static enum MHD_Result
-refuse(struct httpd *h, struct MHD_Connection *c, enum refusal why, unsigned status,
-       const char *msg)
-{
-    atomic_fetch_add(&h->refused[why], 1);
-    return reply_error(c, status, msg);
-}
-
-/* Everything judged from the request line and headers, before a byte of the body is read:
- * Host, Origin, credential, privilege, Content-Type, Content-Length. MHD_YES with nothing
- * queued lets the request go on. */
+/* Everything judged from the request line and headers, before a byte of the body is read
+ * (httpd_gate). MHD_YES with nothing queued (*pass) lets the request go on. */
 static enum MHD_Result
 gate(struct listener *l, struct MHD_Connection *c, const char *url, const char *method,
      struct req *rq, int *pass)
 {
     struct httpd *h = l->h;
-    const char *v, *cl, *te;
+    struct httpd_peer peer = {l->is_unix, l->loopback, l->host, l->port};
+    struct httpd_head hd;
     char msg[DAEMON_ERRMSG_MAX];
-    int level;
+    unsigned status;
 
-    *pass = 0;
-    v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    if (!host_ok(h, l, v)) {
-        snprintf(msg, sizeof(msg),
-                 "Host: expected this listener's address (%s:%s)%s or an allowed_hosts name, "
-                 "found \"%.100s\"",
-                 l->host, l->port, l->loopback ? ", localhost" : "", v);
-        return refuse(h, c, REF_HOST, 421, msg);
-    }
-    v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    if (!origin_ok(h, v)) {
-        snprintf(msg, sizeof(msg),
-                 "Origin: expected no Origin or one in allowed_origins, found \"%.100s\"", v);
-        return refuse(h, c, REF_ORIGIN, 403, msg);
-    }
-    if (v != NULL && strcmp(method, "OPTIONS") == 0) {
-        *pass = 1; /* a CORS preflight carries no credential and learns nothing */
+    memset(&hd, 0, sizeof(hd));
+    hd.method = method;
+    hd.url = url;
+    hd.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    hd.origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    hd.authorization =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    hd.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    hd.content_length =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    hd.transfer_encoding =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    pthread_mutex_lock(&h->token_lock);
+    status = httpd_gate(&h->acc, &peer, &hd, &rq->privileged, msg, sizeof(msg));
+    pthread_mutex_unlock(&h->token_lock);
+    *pass = status == 0;
+    switch (status) {
+    case 0:
         return MHD_YES;
-    }
-    level = credential(h, c, l->is_unix);
-    if (level == 0) {
+    case 401: {
         struct MHD_Response *r;
         enum MHD_Result ret;
         static const char body[] = "{\"error\":\"missing or wrong bearer token\"}";
@@ -708,30 +742,23 @@ gate(struct listener *l, struct MHD_Connection *c, const char *url, const char *
         MHD_destroy_response(r);
         return ret;
     }
-    rq->privileged = level == 2;
-    if (strcmp(url, "/v1/sync") == 0 && strcmp(method, "POST") == 0 && !rq->privileged) {
-        return refuse(h, c, REF_PRIVILEGE, 403,
-                      "POST /v1/sync: needs the privileged credential (the unix socket or the "
-                      "admin_token), found a check caller's");
+    case 421:
+        atomic_fetch_add(&h->refused[REF_HOST], 1);
+        break;
+    case 415:
+        atomic_fetch_add(&h->refused[REF_TYPE], 1);
+        break;
+    case 403:
+        atomic_fetch_add(&h->refused[hd.origin != NULL && strncmp(msg, "Origin", 6) == 0
+                                         ? REF_ORIGIN
+                                         : REF_PRIVILEGE],
+                         1);
+        break;
+    default:
+        break;
     }
-    if (strcmp(method, "POST") == 0) {
-        v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if ((v != NULL && !json_type(v)) ||
-            (v == NULL && (te != NULL || (cl != NULL && strspn(cl, "0") != strlen(cl))))) {
-            snprintf(msg, sizeof(msg),
-                     "Content-Type: expected application/json for a POST body, found %s%.100s%s",
-                     v != NULL ? "\"" : "none", v != NULL ? v : "", v != NULL ? "\"" : "");
-            return refuse(h, c, REF_TYPE, 415, msg);
-        }
-        if (cl != NULL && declared_too_big(cl)) {
-            /* refused before reading it: MHD then closes the connection */
-            return reply_error(c, 413, "body: larger than 65536 bytes");
-        }
-    }
-    *pass = 1;
-    return MHD_YES;
+    /* a 413 is answered before the body is read: MHD then closes the connection */
+    return reply_error(c, status, msg);
 }
 
 static enum MHD_Result
@@ -1075,14 +1102,7 @@ httpd_set_access(struct httpd *h, const struct daemon_config *cfg)
         return;
     }
     pthread_mutex_lock(&h->token_lock);
-    plat_wipe(h->token, sizeof(h->token));
-    plat_wipe(h->admin, sizeof(h->admin));
-    snprintf(h->token, sizeof(h->token), "%s", cfg->api_token);
-    snprintf(h->admin, sizeof(h->admin), "%s", cfg->admin_token);
-    memcpy(h->hosts, cfg->allowed_hosts, sizeof(h->hosts));
-    h->n_hosts = cfg->n_allowed_hosts;
-    memcpy(h->origins, cfg->allowed_origins, sizeof(h->origins));
-    h->n_origins = cfg->n_allowed_origins;
+    httpd_access_from_config(&h->acc, cfg);
     pthread_mutex_unlock(&h->token_lock);
 }
 
@@ -1127,7 +1147,6 @@ httpd_stop(struct httpd *h, unsigned grace_ms)
     }
     pthread_mutex_destroy(&h->conn_lock);
     pthread_mutex_destroy(&h->token_lock);
-    plat_wipe(h->token, sizeof(h->token));
-    plat_wipe(h->admin, sizeof(h->admin));
+    plat_wipe(&h->acc, sizeof(h->acc));
     plat_free(h);
 }

@@ -78,6 +78,39 @@ struct httpd_options {
     struct httpd_hooks hooks;
 };
 
+/* The access rules a request is judged by (from the config; replaced on SIGHUP). */
+struct httpd_access {
+    char api_token[DAEMON_TOKEN_MAX + 1];   /* "": none */
+    char admin_token[DAEMON_TOKEN_MAX + 1]; /* "": none */
+    char hosts[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
+    size_t n_hosts;
+    char origins[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
+    size_t n_origins;
+};
+
+/* The listener a request came in on. */
+struct httpd_peer {
+    int is_unix;
+    int loopback;
+    const char *addr; /* as a Host header names it: "127.0.0.1", "[::1]" ("" for unix) */
+    const char *port; /* decimal ("" for unix) */
+};
+
+/* The request line and the headers the gate reads (NULL: absent). */
+struct httpd_head {
+    const char *method, *url;
+    const char *host, *origin, *authorization, *content_type, *content_length,
+        *transfer_encoding;
+};
+
+void httpd_access_from_config(struct httpd_access *a, const struct daemon_config *cfg);
+/* Judges a request before its body is read: 0 to go on (*privileged set: the unix socket or
+ * the admin token), else the status to refuse it with and msg naming what was expected and
+ * found: 421 Host, 403 Origin or privilege (POST /v1/sync), 401 token, 415 Content-Type, 413
+ * Content-Length. A check's override is judged after its body is parsed (needs *privileged). */
+unsigned httpd_gate(const struct httpd_access *a, const struct httpd_peer *p,
+                    const struct httpd_head *r, int *privileged, char *msg, size_t cap);
+
 struct httpd;
 
 /* Binds every listener and starts serving. IO (errmsg names the address and the reason) when
