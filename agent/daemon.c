@@ -944,9 +944,10 @@ reload(struct daemon *d)
         return;
     }
     pthread_mutex_lock(&d->lock);
-    if (listen_differs(&d->cfg, &nc) || d->cfg.allow_remote != nc.allow_remote) {
-        plat_log(PLAT_LOG_WARN, "SIGHUP: listen/allow_remote changed; they take effect at the "
-                                "next restart");
+    if (listen_differs(&d->cfg, &nc) || d->cfg.allow_remote != nc.allow_remote ||
+        strcmp(d->cfg.socket_group, nc.socket_group) != 0) {
+        plat_log(PLAT_LOG_WARN, "SIGHUP: listen/allow_remote/socket_group changed; they take "
+                                "effect at the next restart");
     }
     if (strcmp(d->cfg.data_dir, nc.data_dir) != 0) {
         plat_log(PLAT_LOG_WARN, "SIGHUP: data_dir changed; it takes effect at the next restart");

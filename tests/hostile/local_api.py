@@ -298,6 +298,35 @@ print(f"slow clients: {TRICKLERS} trickling; fresh loopback checks max {max(lat_
       f"unix socket max {max(lat_unix) * 1000:.1f} ms; all closed by the server within "
       f"{latest:.1f} s")
 
+# ---- 4b. one peer holding more connections than its share
+PEER_LIMIT = 512  # HTTPD_CONN_PER_IP
+hogs = []
+for i in range(PEER_LIMIT + 40):
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", a.port))
+    hogs.append(s)
+time.sleep(0.5)
+refused = 0
+for s in hogs:
+    r, _, _ = select.select([s], [], [], 0)
+    if r:
+        try:
+            if s.recv(1) == b"":
+                refused += 1
+        except OSError:
+            refused += 1
+lat_peer = [timed_check(False) for _ in range(5)] + [timed_check(True) for _ in range(5)]
+for s in hogs:
+    s.close()
+if refused < 40:
+    fail(f"per-peer limit: only {refused} of {PEER_LIMIT + 40} connections from one peer refused")
+if max(lat_peer) > LATENCY_MAX_S:
+    fail(f"per-peer limit: a check from another peer took {max(lat_peer) * 1000:.1f} ms")
+print(f"per-peer limit: {refused} of {PEER_LIMIT + 40} connections from 127.0.0.2 closed at once; "
+      f"checks from 127.0.0.1 and the unix socket max {max(lat_peer) * 1000:.1f} ms")
+
 # ---- 5. text that is not text
 cases = [
     ("operator", b'{"service":"rail.hsr","ids":["cn_rid:11010519491231002X"],"operator":"ab\\u0000cd"}'),
