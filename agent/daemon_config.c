@@ -1289,24 +1289,3 @@ daemon_health_json(const struct daemon_health *h, struct buf *out)
     }
     return finish(root, out);
 }
-
-enum posgate_err
-daemon_sync_result_json(int ok, int64_t feed_version, int changed, const char *error,
-                        struct buf *out)
-{
-    cJSON *root;
-
-    json_init_hooks();
-    root = cJSON_CreateObject();
-    if (root != NULL) {
-        cJSON_AddBoolToObject(root, "ok", ok != 0);
-        cJSON_AddNumberToObject(root, "feed_version", (double)feed_version);
-        cJSON_AddBoolToObject(root, "changed", changed != 0);
-        if (ok || error == NULL) {
-            cJSON_AddNullToObject(root, "error");
-        } else {
-            cJSON_AddStringToObject(root, "error", error);
-        }
-    }
-    return finish(root, out);
-}

@@ -3,9 +3,9 @@
  * The daemon's JSON codecs (cJSON is reached through json_parse_bounded only): the posgated
  * config file, the POST /v1/check request body, and the JSON the HTTP API answers with that is
  * not the check result itself (GET /v1/status with its "sync" object, the health summary behind
- * GET /healthz and /metrics, POST /v1/sync results and {"error": ...} bodies). Every key of the
- * config has a default (daemon_config_defaults); an unknown key or a wrong type is an error that
- * names the key. docs/daemon.md is the reference for every key.
+ * GET /healthz and /metrics, the POST /v1/sync acceptance and {"error": ...} bodies). Every key
+ * of the config has a default (daemon_config_defaults); an unknown key or a wrong type is an
+ * error that names the key. docs/daemon.md is the reference for every key.
  *
  *   {
  *     "data_dir": "/var/lib/posgate",          string
@@ -193,8 +193,5 @@ POSGATE_WUR enum posgate_err daemon_sync_accepted_json(uint64_t id, int running,
 POSGATE_WUR enum posgate_err daemon_error_json(const char *msg, struct buf *out);
 /* {"ok": bool, "reason": ...}: the /healthz body (reason only when not ok). */
 POSGATE_WUR enum posgate_err daemon_health_json(const struct daemon_health *h, struct buf *out);
-/* The POST /v1/sync answer: {"ok", "feed_version", "changed", "error"} (error null on ok). */
-POSGATE_WUR enum posgate_err daemon_sync_result_json(int ok, int64_t feed_version, int changed,
-                                                     const char *error, struct buf *out);
 
 #endif

@@ -146,8 +146,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     status = httpd_gate(&acc, &peer, &hd, &privileged, msg, sizeof(msg));
     if (status != 0) {
-        if (msg[0] == 0 || (status != 401 && status != 403 && status != 413 && status != 415 &&
-                            status != 421)) {
+        if (msg[0] == 0 ||
+            (status != 401 && status != 403 && status != 413 && status != 415 && status != 421)) {
             abort();
         }
         return 0;

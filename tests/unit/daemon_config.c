@@ -436,10 +436,9 @@ test_answers(void)
 
     CHECK_OK(daemon_error_json("ids[0]: bad \"quote\"", &b));
     CHECK_STR(buf_cstr(&b), "{\"error\":\"ids[0]: bad \\\"quote\\\"\"}");
-    CHECK_OK(daemon_sync_result_json(1, 7, 1, NULL, &b));
-    CHECK_STR(buf_cstr(&b), "{\"ok\":true,\"feed_version\":7,\"changed\":true,\"error\":null}");
-    CHECK_OK(daemon_sync_result_json(0, 7, 0, "NETWORK: refused", &b));
-    CHECK_CONTAINS(buf_cstr(&b), "\"error\":\"NETWORK: refused\"");
+    CHECK_OK(daemon_sync_accepted_json(7, 1, &b));
+    CHECK_STR(buf_cstr(&b), "{\"sync_id\":7,\"running\":true,\"result\":\"/v1/status "
+                            "sync.result, once sync.result.id >= 7\"}");
 
     CHECK_OK(daemon_health_from_status("{\"feed_version\":0,\"lists\":[]}", &h));
     CHECK_INT(h.ok, 0);
