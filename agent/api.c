@@ -18,6 +18,7 @@
 #include "plat_mem.h"
 #include "plat_random.h"
 #include "update.h"
+#include "plat_text.h"
 
 static _Thread_local char open_errmsg[API_ERRMSG_MAX];
 
@@ -161,7 +162,8 @@ posgate_request_reset(struct posgate_request *rq)
 static enum posgate_err
 set_text(struct posgate_request *rq, char *dst, size_t cap, const char *what, const char *s)
 {
-    size_t n;
+    const char *bad;
+    size_t n, at = 0;
 
     if (rq == NULL) {
         return POSGATE_ERR_INVALID;
@@ -176,11 +178,12 @@ set_text(struct posgate_request *rq, char *dst, size_t cap, const char *what, co
                  cap - 1, n);
         return POSGATE_ERR_INVALID;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20) {
-            snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: control character at byte %zu", what, i);
-            return POSGATE_ERR_INVALID;
-        }
+    bad = plat_text_check(s, n, 0, &at);
+    if (bad != NULL) {
+        snprintf(rq->errmsg, sizeof(rq->errmsg),
+                 "%s: expected UTF-8 text without control characters, found %s at byte %zu",
+                 what, bad, at);
+        return POSGATE_ERR_INVALID;
     }
     memcpy(dst, s, n + 1);
     return POSGATE_OK;

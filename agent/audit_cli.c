@@ -16,6 +16,7 @@
 #include "datadir.h"
 #include "device_key.h"
 #include "plat_file.h"
+#include "plat_text.h"
 
 #define EXIT_OK       0
 #define EXIT_USAGE    2
@@ -165,8 +166,21 @@ export_one(void *ctx, uint64_t seq, const char *body, size_t len,
     struct plat_atomic_file *f = ((struct plat_atomic_file **)ctx)[0];
     struct list_ctx *c = ((struct list_ctx **)ctx)[1];
 
-    (void)seq;
+    const char *bad;
+    size_t at = 0;
+
     (void)hash;
+    /* one JSON text per line: an event stored by an older version with bytes that are not
+     * UTF-8 text stops the export rather than writing a line no reader can parse */
+    bad = plat_text_check(body, len, 0, &at);
+    if (bad != NULL) {
+        fprintf(stderr,
+                "posgate audit export: event seq %llu: expected UTF-8 JSON text, found %s at "
+                "byte %zu\n",
+                (unsigned long long)seq, bad, at);
+        c->err = POSGATE_ERR_CORRUPT;
+        return 1;
+    }
     c->err = plat_atomic_write(f, body, len);
     if (c->err == POSGATE_OK) {
         c->err = plat_atomic_write(f, "\n", 1);

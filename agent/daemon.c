@@ -5,9 +5,11 @@
  * over the fetcher's carriers (sync/fetch.h) every poll_interval_s on the monotonic clock,
  * backing off with full jitter after a failure (capped at 8 poll intervals, at least 1 s, never
  * before a mirror's Retry-After ends). A sync never blocks a check: update_run installs a
- * version in one SQLite transaction while readers keep the previous one. POST /v1/sync runs a
- * sync in the request's thread, serialised with the loop (a caller arriving during a sync
- * waits for it and reports its result). Signals are taken synchronously by the main thread
+ * version in one SQLite transaction while readers keep the previous one. Every sync runs in
+ * the sync thread: POST /v1/sync only asks for one (or joins the one asked for or running) and
+ * answers 202 with its id at once; the result appears in GET /v1/status "sync.result". Syncs
+ * asked for start at most one per SYNC_REQUEST_MIN_S after the previous start, so a flood of
+ * requests costs one sync. Signals are taken synchronously by the main thread
  * (sigwait): SIGTERM/SIGINT stop accepting, let requests in flight finish, stop the sync
  * thread, close the store and exit 0; SIGHUP reloads the config (feed_urls, poll interval, TLS
  * and proxy options, rate limit, token, log level, the audit keys; listen and data_dir need a
@@ -26,6 +28,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,9 +48,11 @@
 #include "uploader.h"
 
 #define NS_PER_S 1000000000ull
+#define SYNC_REQUEST_MIN_S 2        /* asked-for syncs start at most this often */
+#define DISK_LOW_BYTES     (1u << 20) /* a failed sync with less free is a full disk */
 
-enum sync_fail_kind { SF_NETWORK, SF_REJECTED, SF_STORE, SF_CONFIG, SF__COUNT };
-static const char *const sf_name[SF__COUNT] = {"network", "rejected", "store", "config"};
+enum sync_fail_kind { SF_NETWORK, SF_REJECTED, SF_STORE, SF_CONFIG, SF_DISK, SF__COUNT };
+static const char *const sf_name[SF__COUNT] = {"network", "rejected", "store", "config", "disk"};
 
 struct daemon {
     char config_path[DAEMON_PATH_MAX];
@@ -58,6 +64,8 @@ struct daemon {
     pthread_cond_t cond; /* CLOCK_MONOTONIC: wakes the loop; signals the end of a sync */
     int stop;
     int running;         /* a sync is in progress */
+    int requested;       /* POST /v1/sync asked for a sync not yet started */
+    uint64_t last_start_ns; /* monotonic start of the last sync; 0: none */
     int merge_due;       /* the store's recent changes are to be merged (sync thread) */
     uint64_t generation; /* syncs finished */
     struct httpd_sync_outcome last;
@@ -207,6 +215,25 @@ installed_version(struct daemon *d)
     return m.feed_version;
 }
 
+/* A failed sync whose cause is the data directory's file system being full: the error names
+ * it (ENOSPC, EDQUOT, SQLite's "disk is full"), or the file system has (almost) no room left
+ * after an I/O or store failure. Such a failure is the store's, not the network's. */
+static int
+disk_full(const char *data_dir, enum posgate_err err, const char *msg)
+{
+    struct statvfs vfs;
+
+    if (strstr(msg, strerror(ENOSPC)) != NULL || strstr(msg, strerror(EDQUOT)) != NULL ||
+        strstr(msg, "disk is full") != NULL) {
+        return 1;
+    }
+    if (err != POSGATE_ERR_IO && err != POSGATE_ERR_CORRUPT && err != POSGATE_ERR_STATE) {
+        return 0;
+    }
+    return statvfs(data_dir, &vfs) == 0 &&
+           (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize < DISK_LOW_BYTES;
+}
+
 /* One sync with the config as it is now; fills o. Runs outside d->lock. */
 static void
 run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_outcome *o,
@@ -248,7 +275,10 @@ run_one(struct daemon *d, const struct daemon_config *cfg, struct httpd_sync_out
         fetch_prune_spool(d->fetch, NULL);
         return;
     }
-    switch (classify(err)) {
+    switch (disk_full(cfg->data_dir, err, msg) ? SF_DISK : classify(err)) {
+    case SF_DISK:
+        o->kind = HTTPD_SYNC_DISK;
+        break;
     case SF_NETWORK:
         o->kind = HTTPD_SYNC_NETWORK;
         break;
@@ -277,6 +307,8 @@ outcome_fail_kind(enum httpd_sync_kind k)
         return SF_REJECTED;
     case HTTPD_SYNC_CONFIG:
         return SF_CONFIG;
+    case HTTPD_SYNC_DISK:
+        return SF_DISK;
     case HTTPD_SYNC_OK:
     case HTTPD_SYNC_STORE:
         return SF_STORE;
@@ -302,9 +334,16 @@ renew_idle_readers(struct posgate *pg)
     pthread_mutex_unlock(&pg->lock);
 }
 
-/* Runs a sync, or waits for the one running and reports it (d->lock not held on entry). */
+static const char *
+kind_name(enum httpd_sync_kind k)
+{
+    return k == HTTPD_SYNC_OK ? "ok" : sf_name[outcome_fail_kind(k)];
+}
+
+/* Runs one sync (the sync thread only; d->lock not held on entry). A sync asked for by POST
+ * /v1/sync is satisfied by any sync that starts after the request. */
 static void
-do_sync(struct daemon *d, struct httpd_sync_outcome *out)
+do_sync(struct daemon *d)
 {
     struct daemon_config *cfg;
     struct httpd_sync_outcome o;
@@ -312,19 +351,9 @@ do_sync(struct daemon *d, struct httpd_sync_outcome *out)
     int64_t poll;
 
     pthread_mutex_lock(&d->lock);
-    if (d->running) {
-        uint64_t gen = d->generation;
-
-        while (d->generation == gen) {
-            pthread_cond_wait(&d->cond, &d->lock);
-        }
-        if (out != NULL) {
-            *out = d->last;
-        }
-        pthread_mutex_unlock(&d->lock);
-        return;
-    }
     d->running = 1;
+    d->requested = 0;
+    d->last_start_ns = plat_mono_ns();
     d->state.running = 1;
     d->state.last_attempt = plat_wall_s();
     d->attempts++;
@@ -386,11 +415,14 @@ do_sync(struct daemon *d, struct httpd_sync_outcome *out)
     d->running = 0;
     d->state.running = 0;
     d->generation++;
+    d->state.last_id = d->generation;
+    d->state.last_ok = o.kind == HTTPD_SYNC_OK;
+    d->state.last_kind = kind_name(o.kind);
+    d->state.last_status = httpd_sync_status(o.kind);
+    d->state.last_feed_version = o.feed_version;
+    d->state.last_changed = o.changed;
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
-    if (out != NULL) {
-        *out = o;
-    }
 }
 
 /* Between merge chunks: stop for a stop request or a sync (which then merges again). */
@@ -447,6 +479,13 @@ merge_recent(struct daemon *d)
     }
 }
 
+/* When an asked-for sync may start (d->lock held). */
+static uint64_t
+request_due(const struct daemon *d)
+{
+    return d->last_start_ns == 0 ? 0 : d->last_start_ns + SYNC_REQUEST_MIN_S * NS_PER_S;
+}
+
 static void *
 sync_thread(void *arg)
 {
@@ -461,17 +500,24 @@ sync_thread(void *arg)
             continue;
         }
 
-        if (d->cfg.n_feed_urls > 0 && !d->running && now >= d->next_due_ns) {
+        if (!d->running && ((d->cfg.n_feed_urls > 0 && now >= d->next_due_ns) ||
+                            (d->requested && now >= request_due(d)))) {
             pthread_mutex_unlock(&d->lock);
-            do_sync(d, NULL);
+            do_sync(d);
             pthread_mutex_lock(&d->lock);
             continue;
         }
-        if (d->running || d->cfg.n_feed_urls == 0 || d->next_due_ns == UINT64_MAX) {
+        if (d->running || ((d->cfg.n_feed_urls == 0 || d->next_due_ns == UINT64_MAX) &&
+                           !d->requested)) {
             pthread_cond_wait(&d->cond, &d->lock);
         } else {
             struct timespec ts;
-            uint64_t wait = d->next_due_ns - now, at;
+            uint64_t due = d->cfg.n_feed_urls > 0 ? d->next_due_ns : UINT64_MAX, wait, at;
+
+            if (d->requested && request_due(d) < due) {
+                due = request_due(d);
+            }
+            wait = due > now ? due - now : 0;
 
             clock_gettime(CLOCK_MONOTONIC, &ts);
             at = (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec + wait;
@@ -740,9 +786,18 @@ audit_thread(void *arg)
 /* ---- hooks for the HTTP API ---- */
 
 static void
-hook_sync_now(void *ctx, struct httpd_sync_outcome *out)
+hook_sync_request(void *ctx, uint64_t *id, int *running)
 {
-    do_sync(ctx, out);
+    struct daemon *d = ctx;
+
+    pthread_mutex_lock(&d->lock);
+    if (!d->running && !d->requested) {
+        d->requested = 1;
+        pthread_cond_broadcast(&d->cond);
+    }
+    *id = d->generation + 1; /* the sync running or the next to start */
+    *running = d->running;
+    pthread_mutex_unlock(&d->lock);
 }
 
 static void
@@ -754,6 +809,7 @@ hook_sync_state(void *ctx, struct daemon_sync_state *out)
     audit_refresh_locked(d);
     d->audit.enabled = d->cfg.audit_url[0] != 0;
     *out = d->state;
+    out->pending_id = d->running || d->requested ? d->generation + 1 : 0;
     out->audit = d->audit;
     pthread_mutex_unlock(&d->lock);
 }
@@ -927,9 +983,10 @@ reload(struct daemon *d)
         return;
     }
     pthread_mutex_lock(&d->lock);
-    if (listen_differs(&d->cfg, &nc) || d->cfg.allow_remote != nc.allow_remote) {
-        plat_log(PLAT_LOG_WARN, "SIGHUP: listen/allow_remote changed; they take effect at the "
-                                "next restart");
+    if (listen_differs(&d->cfg, &nc) || d->cfg.allow_remote != nc.allow_remote ||
+        strcmp(d->cfg.socket_group, nc.socket_group) != 0) {
+        plat_log(PLAT_LOG_WARN, "SIGHUP: listen/allow_remote/socket_group changed; they take "
+                                "effect at the next restart");
     }
     if (strcmp(d->cfg.data_dir, nc.data_dir) != 0) {
         plat_log(PLAT_LOG_WARN, "SIGHUP: data_dir changed; it takes effect at the next restart");
@@ -968,11 +1025,31 @@ reload(struct daemon *d)
     pthread_cond_broadcast(&d->audit_cond);
     pthread_mutex_unlock(&d->lock);
     audit_apply_options(d, &nc);
-    httpd_set_token(d->httpd, nc.api_token);
+    httpd_set_access(d->httpd, &nc);
     plat_log_set_level(nc.log_level);
     plat_log(PLAT_LOG_INFO, "SIGHUP: config reloaded from %s (poll every %lld s, %zu feed URL%s)",
              d->config_path, (long long)nc.poll_interval_s, nc.n_feed_urls,
              nc.n_feed_urls == 1 ? "" : "s");
+}
+
+/* Each listener may hold HTTPD_CONN_MAX connections: the soft descriptor limit is raised
+ * toward the hard one so that a full listener does not starve the store and the fetcher. */
+static void
+raise_fd_limit(const struct daemon_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->n_listen * HTTPD_CONN_MAX + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want) {
+        plat_log(PLAT_LOG_WARN,
+                 "open file limit %llu is below the %llu the listeners may need; connections "
+                 "past it are refused",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+    }
 }
 
 int
@@ -1048,14 +1125,15 @@ main(int argc, char **argv)
         goto out;
     }
     audit_apply_options(&d, &d.cfg);
+    raise_fd_limit(&d.cfg);
     memset(&ho, 0, sizeof(ho));
     ho.pg = d.pg;
     ho.listen = d.cfg.listen;
     ho.n_listen = d.cfg.n_listen;
-    ho.api_token = d.cfg.api_token;
+    ho.access = &d.cfg;
     ho.threads = (unsigned)d.cfg.http_threads;
     ho.hooks.ctx = &d;
-    ho.hooks.sync_now = hook_sync_now;
+    ho.hooks.sync_request = hook_sync_request;
     ho.hooks.sync_state = hook_sync_state;
     ho.hooks.metrics = hook_metrics;
     err = httpd_start(&ho, &d.httpd, msg, sizeof(msg));

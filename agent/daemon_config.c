@@ -17,6 +17,7 @@
 #include "json_canon.h"
 #include "plat_clock.h"
 #include "plat_file.h"
+#include "plat_text.h"
 
 void
 daemon_config_defaults(struct daemon_config *c)
@@ -348,6 +349,62 @@ parse_feed_urls(const cJSON *v, struct daemon_config *c, char *errmsg, size_t er
     return POSGATE_OK;
 }
 
+/* A host name ("kiosk.local") or an origin ("http://127.0.0.1:8080"): printable ASCII, no
+ * spaces; origins have a scheme. */
+static enum posgate_err
+parse_names(const cJSON *v, const char *k, int origin, char (*dst)[DAEMON_NAME_MAX + 1],
+            size_t *n_out, char *errmsg, size_t errcap)
+{
+    const cJSON *it;
+    size_t n = 0;
+
+    if (!cJSON_IsArray(v)) {
+        snprintf(errmsg, errcap, "%s: expected an array of strings, found %s", k,
+                 json_type_name(v));
+        return POSGATE_ERR_INVALID;
+    }
+    cJSON_ArrayForEach(it, v)
+    {
+        const char *t;
+        int ok;
+
+        if (n >= DAEMON_NAMES_MAX) {
+            snprintf(errmsg, errcap, "%s: expected at most %d entries", k, DAEMON_NAMES_MAX);
+            return POSGATE_ERR_INVALID;
+        }
+        if (!cJSON_IsString(it)) {
+            snprintf(errmsg, errcap, "%s[%zu]: expected a string, found %s", k, n,
+                     json_type_name(it));
+            return POSGATE_ERR_INVALID;
+        }
+        t = it->valuestring;
+        ok = t[0] != 0 && strlen(t) <= DAEMON_NAME_MAX;
+        for (size_t j = 0; ok && t[j] != 0; j++) {
+            ok = t[j] > 0x20 && t[j] < 0x7f && t[j] != ',';
+        }
+        if (ok && origin) {
+            ok = strcmp(t, "null") == 0 || strncmp(t, "http://", 7) == 0 ||
+                 strncmp(t, "https://", 8) == 0;
+            ok = ok && t[strlen(t) - 1] != '/';
+        } else if (ok) {
+            ok = strchr(t, '/') == NULL && strchr(t, '@') == NULL;
+        }
+        if (!ok) {
+            snprintf(errmsg, errcap,
+                     "%s[%zu]: expected %s, found \"%.200s\"", k, n,
+                     origin ? "an origin like \"http://127.0.0.1:8080\" (scheme, host, "
+                              "optional port, no path)"
+                            : "a host name like \"kiosk.local\" (no scheme, path or spaces)",
+                     t);
+            return POSGATE_ERR_INVALID;
+        }
+        snprintf(dst[n], DAEMON_NAME_MAX + 1, "%s", t);
+        n++;
+    }
+    *n_out = n;
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errcap)
 {
@@ -402,6 +459,36 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
         if (err == POSGATE_OK && strchr(c->api_token, ' ') != NULL) {
             snprintf(errmsg, errcap, "api_token: expected a token without spaces");
             err = POSGATE_ERR_INVALID;
+        }
+        return err;
+    }
+    if (strcmp(k, "admin_token") == 0) {
+        err = get_string(v, k, 1, c->admin_token, sizeof(c->admin_token), errmsg, errcap);
+        if (err == POSGATE_OK && strchr(c->admin_token, ' ') != NULL) {
+            snprintf(errmsg, errcap, "admin_token: expected a token without spaces");
+            err = POSGATE_ERR_INVALID;
+        }
+        return err;
+    }
+    if (strcmp(k, "allowed_hosts") == 0) {
+        return parse_names(v, k, 0, c->allowed_hosts, &c->n_allowed_hosts, errmsg, errcap);
+    }
+    if (strcmp(k, "allowed_origins") == 0) {
+        return parse_names(v, k, 1, c->allowed_origins, &c->n_allowed_origins, errmsg, errcap);
+    }
+    if (strcmp(k, "socket_group") == 0) {
+        err = get_string(v, k, 1, c->socket_group, sizeof(c->socket_group), errmsg, errcap);
+        for (size_t j = 0; err == POSGATE_OK && c->socket_group[j] != 0; j++) {
+            char ch = c->socket_group[j];
+
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.')) {
+                snprintf(errmsg, errcap,
+                         "socket_group: expected a group name (letters, digits, _ - .), found "
+                         "\"%.64s\"",
+                         c->socket_group);
+                err = POSGATE_ERR_INVALID;
+            }
         }
         return err;
     }
@@ -472,7 +559,8 @@ parse_member(const cJSON *v, struct daemon_config *c, char *errmsg, size_t errca
     snprintf(errmsg, errcap,
              "%.100s: unknown key (expected one of data_dir, listen, allow_remote, feed_urls, "
              "poll_interval_s, ca_file, client_cert, client_key, proxy, max_recv_bytes_per_s, "
-             "api_token, log_level, audit_url, audit_batch_max, audit_upload_interval_s, "
+             "api_token, admin_token, allowed_hosts, allowed_origins, socket_group, log_level, "
+             "audit_url, audit_batch_max, audit_upload_interval_s, "
              "audit_retention_days, audit_max_bytes, audit_durability, http_threads, "
              "at_tolerance_s, at_horizon_days)",
              k);
@@ -522,6 +610,20 @@ daemon_config_parse(const void *data, size_t len, struct daemon_config *out, cha
             goto out;
         }
     }
+    if (c->allow_remote && c->api_token[0] == 0) {
+        snprintf(errmsg, errcap,
+                 "allow_remote: true needs an api_token (remote callers must authenticate), "
+                 "found none");
+        err = POSGATE_ERR_INVALID;
+        goto out;
+    }
+    if (c->admin_token[0] != 0 && strcmp(c->admin_token, c->api_token) == 0) {
+        snprintf(errmsg, errcap,
+                 "admin_token: expected a token other than api_token (a check caller must not "
+                 "hold the privileged credential), found the same");
+        err = POSGATE_ERR_INVALID;
+        goto out;
+    }
     if ((c->client_cert[0] != 0) != (c->client_key[0] != 0)) {
         snprintf(errmsg, errcap,
                  "%s: expected client_cert and client_key together, found only "
@@ -561,6 +663,241 @@ out:
 
 /* ---- POST /v1/check ---- */
 
+/* The text of every string in a request body is checked on the raw JSON, before cJSON decodes
+ * it: cJSON turns \u0000 into a NUL that silently ends its C string, so "a\u0000b" would reach
+ * the store as "a". Each string (keys too) is decoded here, escapes included, and must be
+ * UTF-8 text without NUL or control characters (plat_text.h); only the identifiers in "ids"
+ * may hold a newline (MRZ lines). Malformed JSON is left for the parser to name. */
+#define SCAN_DEPTH 8
+
+struct scan_frame {
+    int is_obj;
+    int want_key;
+    size_t index;
+    char key[48];
+};
+
+static size_t
+hex4(const char *p, const char *end, uint32_t *v)
+{
+    *v = 0;
+    if (end - p < 4) {
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+
+        *v <<= 4;
+        if (c >= '0' && c <= '9') {
+            *v |= (uint32_t)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            *v |= (uint32_t)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            *v |= (uint32_t)(c - 'A' + 10);
+        } else {
+            return 0;
+        }
+    }
+    return 4;
+}
+
+static size_t
+put_utf8(uint32_t cp, char *o)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decodes the string whose opening quote is at p[-1] into out (room for end - p bytes).
+ * Returns the position after the closing quote, or NULL when the string is malformed JSON. A
+ * lone surrogate escape decodes to bytes that plat_text_check refuses. */
+static const char *
+decode_string(const char *p, const char *end, char *out, size_t *n)
+{
+    size_t o = 0;
+
+    while (p < end && *p != '"') {
+        uint32_t cp, lo;
+
+        if (*p != '\\') {
+            out[o++] = *p++;
+            continue;
+        }
+        if (end - p < 2) {
+            return NULL;
+        }
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            out[o++] = p[1];
+            p += 2;
+            continue;
+        case 'b':
+            out[o++] = '\b';
+            p += 2;
+            continue;
+        case 'f':
+            out[o++] = '\f';
+            p += 2;
+            continue;
+        case 'n':
+            out[o++] = '\n';
+            p += 2;
+            continue;
+        case 'r':
+            out[o++] = '\r';
+            p += 2;
+            continue;
+        case 't':
+            out[o++] = '\t';
+            p += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return NULL;
+        }
+        if (hex4(p + 2, end, &cp) == 0) {
+            return NULL;
+        }
+        p += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+            hex4(p + 2, end, &lo) != 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) {
+            out[o++] = (char)0xED; /* a lone surrogate: not UTF-8, refused below */
+            continue;
+        }
+        o += put_utf8(cp, out + o);
+    }
+    if (p >= end) {
+        return NULL;
+    }
+    *n = o;
+    return p + 1;
+}
+
+static void
+scan_path(const struct scan_frame *f, size_t depth, int is_key, char *out, size_t cap)
+{
+    size_t used = 0;
+
+    out[0] = 0;
+    for (size_t i = 0; i < depth && used < cap; i++) {
+        int r;
+
+        if (f[i].is_obj) {
+            if (is_key && i + 1 == depth) {
+                break;
+            }
+            r = snprintf(out + used, cap - used, "%s%s", used > 0 ? "." : "", f[i].key);
+        } else {
+            r = snprintf(out + used, cap - used, "[%zu]", f[i].index);
+        }
+        if (r < 0) {
+            break;
+        }
+        used += (size_t)r;
+    }
+    if (out[0] == 0) {
+        snprintf(out, cap, "body");
+    }
+}
+
+enum posgate_err
+daemon_body_text_check(const void *data, size_t len, char *errmsg, size_t errcap)
+{
+    const char *p = data, *end = p + len;
+    struct scan_frame f[SCAN_DEPTH];
+    size_t depth = 0;
+    char *tmp;
+    enum posgate_err err = POSGATE_OK;
+
+    if (len == 0) {
+        return POSGATE_OK;
+    }
+    tmp = cJSON_malloc(len);
+    if (tmp == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    memset(f, 0, sizeof(f));
+    while (p < end) {
+        char c = *p++;
+
+        if (c == '{' || c == '[') {
+            if (depth >= SCAN_DEPTH) {
+                break; /* deeper than any request: the parser names what is wrong */
+            }
+            memset(&f[depth], 0, sizeof(f[depth]));
+            f[depth].is_obj = c == '{';
+            f[depth].want_key = c == '{';
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) {
+                break;
+            }
+            depth--;
+        } else if (c == ',' && depth > 0) {
+            f[depth - 1].want_key = f[depth - 1].is_obj;
+            f[depth - 1].index += !f[depth - 1].is_obj;
+        } else if (c == '"') {
+            size_t n = 0, at = 0;
+            int is_key = depth > 0 && f[depth - 1].is_obj && f[depth - 1].want_key;
+            unsigned flags = 0;
+            const char *bad;
+            char path[128];
+
+            p = decode_string(p, end, tmp, &n);
+            if (p == NULL) {
+                break;
+            }
+            if (!is_key && depth >= 2 && f[0].is_obj && strcmp(f[0].key, "ids") == 0) {
+                flags = PLAT_TEXT_ALLOW_NEWLINE;
+            }
+            bad = plat_text_check(tmp, n, flags, &at);
+            if (bad != NULL) {
+                scan_path(f, depth, is_key, path, sizeof(path));
+                snprintf(errmsg, errcap,
+                         "%s: expected UTF-8 text without NUL or control characters, found %s "
+                         "at byte %zu%s",
+                         path, bad, at, is_key ? " of a key" : "");
+                err = POSGATE_ERR_INVALID;
+                break;
+            }
+            if (is_key) {
+                size_t k = n < sizeof(f[depth - 1].key) - 1 ? n : sizeof(f[depth - 1].key) - 1;
+
+                memcpy(f[depth - 1].key, tmp, k);
+                f[depth - 1].key[k] = 0;
+                f[depth - 1].want_key = 0;
+            }
+        }
+    }
+    cJSON_free(tmp);
+    return err;
+}
+
 static enum posgate_err
 body_string(const cJSON *v, const char *field, char *errmsg, size_t errcap)
 {
@@ -591,6 +928,10 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
         snprintf(errmsg, errcap, "body: expected at most %u bytes, found %zu",
                  DAEMON_CHECK_BODY_MAX, len);
         return POSGATE_ERR_TOOBIG;
+    }
+    err = daemon_body_text_check(data, len, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        goto out;
     }
     err = json_parse_bounded(data, len, DAEMON_CHECK_BODY_MAX, &root, msg, sizeof(msg));
     if (err != POSGATE_OK) {
@@ -860,6 +1201,32 @@ daemon_status_with_sync(const char *status_json, const struct daemon_sync_state 
     }
     add_time(sync, "next_attempt", s->next_attempt);
     cJSON_AddBoolToObject(sync, "running", s->running != 0);
+    if (s->pending_id > 0) {
+        cJSON_AddNumberToObject(sync, "pending_id", (double)s->pending_id);
+    } else {
+        cJSON_AddNullToObject(sync, "pending_id");
+    }
+    if (s->last_id > 0) {
+        cJSON *r = cJSON_AddObjectToObject(sync, "result");
+
+        if (r == NULL) {
+            cJSON_Delete(root);
+            return POSGATE_ERR_NOMEM;
+        }
+        cJSON_AddNumberToObject(r, "id", (double)s->last_id);
+        cJSON_AddBoolToObject(r, "ok", s->last_ok != 0);
+        cJSON_AddStringToObject(r, "kind", s->last_kind != NULL ? s->last_kind : "store");
+        cJSON_AddNumberToObject(r, "http_status", (double)s->last_status);
+        cJSON_AddNumberToObject(r, "feed_version", (double)s->last_feed_version);
+        cJSON_AddBoolToObject(r, "changed", s->last_changed != 0);
+        if (s->last_ok || s->last_error[0] == 0) {
+            cJSON_AddNullToObject(r, "error");
+        } else {
+            cJSON_AddStringToObject(r, "error", s->last_error);
+        }
+    } else {
+        cJSON_AddNullToObject(sync, "result");
+    }
     audit = cJSON_AddObjectToObject(root, "audit");
     if (audit == NULL) {
         cJSON_Delete(root);
@@ -876,6 +1243,24 @@ daemon_status_with_sync(const char *status_json, const struct daemon_sync_state 
     }
     add_time(audit, "next_upload", s->audit.next_upload);
     cJSON_AddBoolToObject(audit, "stopped", s->audit.stopped != 0);
+    return finish(root, out);
+}
+
+enum posgate_err
+daemon_sync_accepted_json(uint64_t id, int running, struct buf *out)
+{
+    cJSON *root;
+    char where[96];
+
+    json_init_hooks();
+    root = cJSON_CreateObject();
+    if (root != NULL) {
+        snprintf(where, sizeof(where), "/v1/status sync.result, once sync.result.id >= %llu",
+                 (unsigned long long)id);
+        cJSON_AddNumberToObject(root, "sync_id", (double)id);
+        cJSON_AddBoolToObject(root, "running", running != 0);
+        cJSON_AddStringToObject(root, "result", where);
+    }
     return finish(root, out);
 }
 
@@ -905,27 +1290,6 @@ daemon_health_json(const struct daemon_health *h, struct buf *out)
             cJSON_AddStringToObject(root, "reason", h->reason);
         }
         cJSON_AddNumberToObject(root, "feed_version", (double)h->feed_version);
-    }
-    return finish(root, out);
-}
-
-enum posgate_err
-daemon_sync_result_json(int ok, int64_t feed_version, int changed, const char *error,
-                        struct buf *out)
-{
-    cJSON *root;
-
-    json_init_hooks();
-    root = cJSON_CreateObject();
-    if (root != NULL) {
-        cJSON_AddBoolToObject(root, "ok", ok != 0);
-        cJSON_AddNumberToObject(root, "feed_version", (double)feed_version);
-        cJSON_AddBoolToObject(root, "changed", changed != 0);
-        if (ok || error == NULL) {
-            cJSON_AddNullToObject(root, "error");
-        } else {
-            cJSON_AddStringToObject(root, "error", error);
-        }
     }
     return finish(root, out);
 }

@@ -3,9 +3,9 @@
  * The daemon's JSON codecs (cJSON is reached through json_parse_bounded only): the posgated
  * config file, the POST /v1/check request body, and the JSON the HTTP API answers with that is
  * not the check result itself (GET /v1/status with its "sync" object, the health summary behind
- * GET /healthz and /metrics, POST /v1/sync results and {"error": ...} bodies). Every key of the
- * config has a default (daemon_config_defaults); an unknown key or a wrong type is an error that
- * names the key. docs/daemon.md is the reference for every key.
+ * GET /healthz and /metrics, the POST /v1/sync acceptance and {"error": ...} bodies). Every key
+ * of the config has a default (daemon_config_defaults); an unknown key or a wrong type is an
+ * error that names the key. docs/daemon.md is the reference for every key.
  *
  *   {
  *     "data_dir": "/var/lib/posgate",          string
@@ -16,6 +16,12 @@
  *     "ca_file": null, "client_cert": null, "client_key": null, "proxy": null,
  *     "max_recv_bytes_per_s": 0,               0 = unlimited
  *     "api_token": null,                       TCP listeners require "Bearer TOKEN"
+ *     "admin_token": null,                     TCP callers of privileged actions (overrides,
+ *                                              POST /v1/sync) present "Bearer ADMIN_TOKEN"
+ *     "allowed_hosts": [],                     Host names accepted besides the listener's
+ *                                              address (and localhost on loopback)
+ *     "allowed_origins": [],                   Origin values accepted (any other: 403)
+ *     "socket_group": null,                    group of the unix socket files (mode 0660)
  *     "log_level": "info",                     debug | info | warn | error | off
  *     "audit_url": null,                       the collector's POST /v1/audit URL; null: no upload
  *     "audit_batch_max": 500,                  events per upload, 1 .. 10000
@@ -55,6 +61,9 @@
 #define DAEMON_AUDIT_RETENTION_MAX_DAYS 36500
 #define DAEMON_HTTP_THREADS_MAX         64
 #define DAEMON_HTTP_THREADS_DEFAULT     16
+#define DAEMON_NAMES_MAX                8   /* allowed_hosts, allowed_origins */
+#define DAEMON_NAME_MAX                 255 /* one host name or origin */
+#define DAEMON_GROUP_MAX                64
 
 enum daemon_listen_kind { DAEMON_LISTEN_TCP4, DAEMON_LISTEN_TCP6, DAEMON_LISTEN_UNIX };
 
@@ -81,6 +90,12 @@ struct daemon_config {
     char proxy[DAEMON_URL_MAX];           /* "" = null */
     uint64_t max_recv_bytes_per_s;        /* 0 = unlimited */
     char api_token[DAEMON_TOKEN_MAX + 1]; /* "" = null (no token required) */
+    char admin_token[DAEMON_TOKEN_MAX + 1]; /* "" = null (privileged only on unix sockets) */
+    char allowed_hosts[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
+    size_t n_allowed_hosts;
+    char allowed_origins[DAEMON_NAMES_MAX][DAEMON_NAME_MAX + 1];
+    size_t n_allowed_origins;
+    char socket_group[DAEMON_GROUP_MAX + 1]; /* "" = null (the daemon's own group) */
     enum plat_log_level log_level;
     char audit_url[DAEMON_URL_MAX]; /* "" = null (no upload) */
     int64_t audit_batch_max;
@@ -116,6 +131,13 @@ POSGATE_WUR enum posgate_err daemon_check_body_parse(const void *data, size_t le
                                                      struct posgate_request *rq, char *errmsg,
                                                      size_t errcap);
 
+/* Checks every string of a request body on its raw JSON text (escapes decoded, \u0000
+ * included): UTF-8 text without NUL or control characters, a newline allowed only inside
+ * "ids". INVALID with a message naming the field ("operator: expected UTF-8 text ...");
+ * malformed JSON is not judged here (the parser names it). */
+POSGATE_WUR enum posgate_err daemon_body_text_check(const void *data, size_t len, char *errmsg,
+                                                    size_t errcap);
+
 /* What the audit uploader last did (times are wall seconds; 0 = never / none). */
 struct daemon_audit_state {
     int enabled;     /* audit_url is set */
@@ -134,6 +156,14 @@ struct daemon_sync_state {
     int64_t next_attempt;
     char last_error[DAEMON_ERRMSG_MAX]; /* "" = none (the last attempt succeeded) */
     int running;
+    uint64_t pending_id; /* the sync requested or running (POST /v1/sync's sync_id); 0: none */
+    uint64_t last_id;    /* syncs finished: the id of the last one; 0: none yet */
+    /* the last finished sync's result (when last_id > 0) */
+    int last_ok;
+    unsigned last_status;   /* what POST /v1/sync answered before it became asynchronous */
+    const char *last_kind;  /* "ok", "network", "rejected", "store", "disk", "config" */
+    int64_t last_feed_version;
+    int last_changed;
     struct daemon_audit_state audit; /* reported beside "sync" as "audit" */
 };
 
@@ -149,17 +179,19 @@ struct daemon_health {
 POSGATE_WUR enum posgate_err daemon_health_from_status(const char *status_json,
                                                        struct daemon_health *h);
 /* GET /v1/status: the status object with "sync": {last_attempt, last_success, last_error,
- * next_attempt, running} and "audit": {enabled, queued, last_acked_seq, last_upload,
+ * next_attempt, running, pending_id, result: {id, ok, kind, http_status, feed_version, changed,
+ * error} or null} and "audit": {enabled, queued, last_acked_seq, last_upload,
  * last_error, next_upload, stopped} added (times RFC 3339 or null). */
 POSGATE_WUR enum posgate_err daemon_status_with_sync(const char *status_json,
                                                      const struct daemon_sync_state *s,
                                                      struct buf *out);
+/* The POST /v1/sync answer (202): {"sync_id", "running", "result"} where result names the
+ * place of its outcome ("/v1/status sync.result, once sync.result.id >= sync_id"). */
+POSGATE_WUR enum posgate_err daemon_sync_accepted_json(uint64_t id, int running,
+                                                       struct buf *out);
 /* {"error": msg} */
 POSGATE_WUR enum posgate_err daemon_error_json(const char *msg, struct buf *out);
 /* {"ok": bool, "reason": ...}: the /healthz body (reason only when not ok). */
 POSGATE_WUR enum posgate_err daemon_health_json(const struct daemon_health *h, struct buf *out);
-/* The POST /v1/sync answer: {"ok", "feed_version", "changed", "error"} (error null on ok). */
-POSGATE_WUR enum posgate_err daemon_sync_result_json(int ok, int64_t feed_version, int changed,
-                                                     const char *error, struct buf *out);
 
 #endif

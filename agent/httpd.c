@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The local HTTP API on libmicrohttpd (httpd.h): listen sockets, routing, the bearer token,
- * body collection with a size cap, the check path with its counters and latency histogram,
- * and a graceful stop that lets requests in flight finish.
+ * The local HTTP API on libmicrohttpd (httpd.h): listen sockets, the gate every request passes
+ * before its body is read (Host, Origin, bearer tokens, privilege, Content-Type, length), a
+ * reaper that closes connections past their request deadline, routing, body collection with a
+ * size cap, the check path with its counters and latency histogram, and a graceful stop that
+ * lets requests in flight finish.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include "api_internal.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
@@ -39,17 +44,36 @@ struct listener {
     struct MHD_Daemon *mhd;
     int fd;
     int is_unix;
+    int loopback;
+    char host[64]; /* the address as a Host header names it: "127.0.0.1", "[::1]" */
+    char port[8];
     char path[DAEMON_UNIX_PATH_MAX + 1];
     char text[DAEMON_URL_MAX];
+};
+
+/* One open connection, tracked for its request deadline (socket context of MHD). */
+struct conn {
+    struct conn *prev, *next;
+    MHD_socket fd;
+    _Atomic uint64_t deadline_ns; /* monotonic; UINT64_MAX while an answer is being made */
+    int shut;                     /* the reaper shut it down */
 };
 
 struct httpd {
     struct posgate *pg;
     struct httpd_hooks hooks;
-    pthread_mutex_t token_lock;
-    char token[DAEMON_TOKEN_MAX + 1];
+    pthread_mutex_t token_lock; /* guards acc */
+    struct httpd_access acc;
+    char group[DAEMON_GROUP_MAX + 1];
     struct listener ls[DAEMON_LISTEN_MAX];
     size_t n_ls;
+    pthread_mutex_t conn_lock; /* guards conns */
+    struct conn *conns;
+    pthread_t reaper;
+    int reaper_started;
+    _Atomic int reaper_stop;
+    _Atomic uint64_t reaped;
+    _Atomic uint64_t refused[4]; /* by refusal: host, origin, type, privilege */
     _Atomic uint64_t in_flight;
     _Atomic uint64_t checks[SLOT__COUNT];
     _Atomic uint64_t bucket[N_BUCKETS + 1]; /* the last one: +Inf */
@@ -57,10 +81,14 @@ struct httpd {
     _Atomic uint64_t requests;
 };
 
+enum refusal { REF_HOST, REF_ORIGIN, REF_TYPE, REF_PRIVILEGE };
+static const char *const refusal_name[4] = {"host", "origin", "content_type", "privilege"};
+
 /* Per-request state, freed by the completion callback. */
 struct req {
     struct buf body;
     int too_big;
+    int privileged; /* the unix socket or the admin token */
 };
 
 unsigned
@@ -76,9 +104,22 @@ httpd_sync_status(enum httpd_sync_kind k)
     case HTTPD_SYNC_CONFIG:
         return 409;
     case HTTPD_SYNC_STORE:
+    case HTTPD_SYNC_DISK:
         return 500;
     }
     return 500;
+}
+
+/* Any Origin still present was found in allowed_origins by the gate (gate()). */
+static void
+add_cors(struct MHD_Connection *c, struct MHD_Response *r)
+{
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+
+    if (origin != NULL) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
 }
 
 static enum MHD_Result
@@ -93,6 +134,7 @@ reply(struct MHD_Connection *c, unsigned status, const char *type, const char *b
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_cors(c, r);
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -134,26 +176,177 @@ token_equal(const char *given, const char *want)
     return diff == 0;
 }
 
+/* Who is calling: 0 refused (401), 1 a check caller, 2 privileged (the unix socket, or the
+ * admin token on TCP). Without an api_token any TCP caller is a check caller. */
 static int
-authorised(struct httpd *h, struct MHD_Connection *c, int is_unix)
+credential(const struct httpd_access *a, const struct httpd_peer *p, const char *hdr)
 {
-    char want[DAEMON_TOKEN_MAX + 1];
-    const char *hdr;
-    int ok;
+    int is_admin, is_user;
 
-    if (is_unix) {
+    if (p->is_unix) {
+        return 2;
+    }
+    if (hdr != NULL && strncmp(hdr, "Bearer ", 7) == 0) {
+        hdr += 7;
+    } else {
+        hdr = NULL;
+    }
+    /* both compared, in constant time, whatever the first answer */
+    is_admin = a->admin_token[0] != 0 && hdr != NULL && token_equal(hdr, a->admin_token);
+    is_user = a->api_token[0] != 0 && hdr != NULL && token_equal(hdr, a->api_token);
+    if (is_admin) {
+        return 2;
+    }
+    return is_user || a->api_token[0] == 0 ? 1 : 0;
+}
+
+/* A Host header naming the listener: its address, localhost on loopback, an allowed_hosts
+ * entry; with a port, the listener's. No Host (HTTP/1.0) passes; MHD refuses HTTP/1.1 without
+ * one. A DNS rebinding page sends its own name and is refused. */
+static int
+host_ok(const struct httpd_access *a, const struct httpd_peer *p, const char *host)
+{
+    char name[DAEMON_NAME_MAX + 1];
+    const char *port = NULL, *end;
+    size_t n;
+
+    if (p->is_unix || host == NULL) {
         return 1;
     }
-    pthread_mutex_lock(&h->token_lock);
-    memcpy(want, h->token, sizeof(want));
-    pthread_mutex_unlock(&h->token_lock);
-    if (want[0] == 0) {
+    if (host[0] == '[') {
+        end = strchr(host, ']');
+        if (end == NULL) {
+            return 0;
+        }
+        end++;
+    } else {
+        end = strchr(host, ':');
+        if (end == NULL) {
+            end = host + strlen(host);
+        }
+    }
+    if (*end == ':') {
+        port = end + 1;
+    } else if (*end != 0) {
+        return 0;
+    }
+    n = (size_t)(end - host);
+    if (n == 0 || n > DAEMON_NAME_MAX || (port != NULL && strcmp(port, p->port) != 0)) {
+        return 0;
+    }
+    memcpy(name, host, n);
+    name[n] = 0;
+    if (strcasecmp(name, p->addr) == 0 || (p->loopback && strcasecmp(name, "localhost") == 0)) {
         return 1;
     }
-    hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    ok = hdr != NULL && strncmp(hdr, "Bearer ", 7) == 0 && token_equal(hdr + 7, want);
-    memset(want, 0, sizeof(want));
-    return ok;
+    for (size_t i = 0; i < a->n_hosts; i++) {
+        if (strcasecmp(name, a->hosts[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+origin_ok(const struct httpd_access *a, const char *origin)
+{
+    if (origin == NULL) {
+        return 1;
+    }
+    for (size_t i = 0; i < a->n_origins; i++) {
+        if (strcmp(origin, a->origins[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* application/json, with parameters ("; charset=utf-8") or not. */
+static int
+json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* A Content-Length over the body cap (or absurdly long). */
+static int
+declared_too_big(const char *cl)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; cl[i] >= '0' && cl[i] <= '9'; i++) {
+        if (i >= 12) {
+            return 1;
+        }
+        v = v * 10 + (uint64_t)(cl[i] - '0');
+    }
+    return v > DAEMON_CHECK_BODY_MAX;
+}
+
+void
+httpd_access_from_config(struct httpd_access *a, const struct daemon_config *cfg)
+{
+    plat_wipe(a, sizeof(*a));
+    snprintf(a->api_token, sizeof(a->api_token), "%s", cfg->api_token);
+    snprintf(a->admin_token, sizeof(a->admin_token), "%s", cfg->admin_token);
+    memcpy(a->hosts, cfg->allowed_hosts, sizeof(a->hosts));
+    a->n_hosts = cfg->n_allowed_hosts;
+    memcpy(a->origins, cfg->allowed_origins, sizeof(a->origins));
+    a->n_origins = cfg->n_allowed_origins;
+}
+
+unsigned
+httpd_gate(const struct httpd_access *a, const struct httpd_peer *p, const struct httpd_head *r,
+           int *privileged, char *msg, size_t cap)
+{
+    int level, post = strcmp(r->method, "POST") == 0;
+    const char *ct = r->content_type, *cl = r->content_length;
+
+    *privileged = 0;
+    msg[0] = 0;
+    if (!host_ok(a, p, r->host)) {
+        snprintf(msg, cap,
+                 "Host: expected this listener's address (%s:%s)%s or an allowed_hosts name, "
+                 "found \"%.100s\"",
+                 p->addr, p->port, p->loopback ? ", localhost" : "", r->host);
+        return 421;
+    }
+    if (!origin_ok(a, r->origin)) {
+        snprintf(msg, cap,
+                 "Origin: expected no Origin or one in allowed_origins, found \"%.100s\"",
+                 r->origin);
+        return 403;
+    }
+    if (r->origin != NULL && strcmp(r->method, "OPTIONS") == 0) {
+        return 0; /* a CORS preflight carries no credential and learns nothing */
+    }
+    level = credential(a, p, r->authorization);
+    if (level == 0) {
+        snprintf(msg, cap, "missing or wrong bearer token");
+        return 401;
+    }
+    *privileged = level == 2;
+    if (post && strcmp(r->url, "/v1/sync") == 0 && level != 2) {
+        snprintf(msg, cap,
+                 "POST /v1/sync: needs the privileged credential (the unix socket or the "
+                 "admin_token), found a check caller's");
+        return 403;
+    }
+    if (post && ((ct != NULL && !json_type(ct)) ||
+                 (ct == NULL && (r->transfer_encoding != NULL ||
+                                 (cl != NULL && strspn(cl, "0") != strlen(cl)))))) {
+        snprintf(msg, cap, "Content-Type: expected application/json for a POST body, found %s%.100s%s",
+                 ct != NULL ? "\"" : "none", ct != NULL ? ct : "", ct != NULL ? "\"" : "");
+        return 415;
+    }
+    if (post && cl != NULL && declared_too_big(cl)) {
+        snprintf(msg, cap, "body: larger than 65536 bytes");
+        return 413;
+    }
+    return 0;
 }
 
 static enum MHD_Result
@@ -176,6 +369,14 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
     if (err != POSGATE_OK) {
         atomic_fetch_add(&h->checks[SLOT_ERROR], 1);
         ret = reply_error(c, err == POSGATE_ERR_TOOBIG ? 413 : 400, msg);
+        goto out;
+    }
+    if (preq->has_override && !rq->privileged) {
+        atomic_fetch_add(&h->checks[SLOT_ERROR], 1);
+        atomic_fetch_add(&h->refused[REF_PRIVILEGE], 1);
+        ret = reply_error(c, 403,
+                          "override_by: a supervisor override needs the privileged credential "
+                          "(the unix socket or the admin_token), found a check caller's");
         goto out;
     }
     t0 = plat_mono_ns();
@@ -339,6 +540,25 @@ metrics_text(struct httpd *h, struct buf *b)
                          "posgate_http_requests_total %llu\n",
                          (unsigned long long)atomic_load(&h->requests));
     }
+    if (err == POSGATE_OK) {
+        err = buf_printf(b,
+                         "# HELP posgate_http_refused_total Requests refused before their body "
+                         "was read, by reason.\n"
+                         "# TYPE posgate_http_refused_total counter\n");
+    }
+    for (int i = 0; err == POSGATE_OK && i < 4; i++) {
+        err = buf_printf(b, "posgate_http_refused_total{reason=\"%s\"} %llu\n", refusal_name[i],
+                         (unsigned long long)atomic_load(&h->refused[i]));
+    }
+    if (err == POSGATE_OK) {
+        err = buf_printf(b,
+                         "# HELP posgate_http_deadline_closed_total Connections closed for not "
+                         "delivering a request within %u ms.\n"
+                         "# TYPE posgate_http_deadline_closed_total counter\n"
+                         "posgate_http_deadline_closed_total %llu\n",
+                         (unsigned)HTTPD_REQUEST_DEADLINE_MS,
+                         (unsigned long long)atomic_load(&h->reaped));
+    }
     if (err == POSGATE_OK && h->hooks.metrics != NULL) {
         err = h->hooks.metrics(h->hooks.ctx, b);
     }
@@ -360,22 +580,42 @@ handle_metrics(struct httpd *h, struct MHD_Connection *c)
     return ret;
 }
 
+/* Starts or joins the one sync (the sync thread runs it); answers at once. */
 static enum MHD_Result
 handle_sync(struct httpd *h, struct MHD_Connection *c)
 {
-    struct httpd_sync_outcome o;
-    struct buf b = BUF_INIT(1u << 16);
+    struct buf b = BUF_INIT(1u << 12);
     enum MHD_Result ret;
+    uint64_t id = 0;
+    int running = 0;
 
-    memset(&o, 0, sizeof(o));
-    h->hooks.sync_now(h->hooks.ctx, &o);
-    if (daemon_sync_result_json(o.kind == HTTPD_SYNC_OK, o.feed_version, o.changed, o.error, &b) !=
-        POSGATE_OK) {
+    h->hooks.sync_request(h->hooks.ctx, &id, &running);
+    if (daemon_sync_accepted_json(id, running, &b) != POSGATE_OK) {
         ret = reply_error(c, 500, "out of memory");
     } else {
-        ret = reply_buf(c, httpd_sync_status(o.kind), &b);
+        ret = reply_buf(c, 202, &b);
     }
     buf_free(&b);
+    return ret;
+}
+
+/* A CORS preflight from an allowed origin (the gate refused any other). */
+static enum MHD_Result
+preflight(struct MHD_Connection *c)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(0, (void *)(uintptr_t)"", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    add_cors(c, r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, HEAD, POST");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    ret = MHD_queue_response(c, 204, r);
+    MHD_destroy_response(r);
     return ret;
 }
 
@@ -393,6 +633,7 @@ method_not_allowed(struct MHD_Connection *c, const char *allow)
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    add_cors(c, r);
     ret = MHD_queue_response(c, 405, r);
     MHD_destroy_response(r);
     return ret;
@@ -405,6 +646,10 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url, const char *me
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     int post = strcmp(method, "POST") == 0;
 
+    if (strcmp(method, "OPTIONS") == 0 &&
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") != NULL) {
+        return preflight(c);
+    }
     if (strcmp(url, "/v1/check") == 0) {
         if (!post) {
             return method_not_allowed(c, "POST");
@@ -429,19 +674,91 @@ route(struct httpd *h, struct MHD_Connection *c, const char *url, const char *me
     return reply_error(c, 404, "no such endpoint (see docs/api.md)");
 }
 
-/* A Content-Length over the body cap (or absurdly long). */
-static int
-declared_too_big(const char *cl)
-{
-    uint64_t v = 0;
 
-    for (size_t i = 0; cl[i] >= '0' && cl[i] <= '9'; i++) {
-        if (i >= 12) {
-            return 1;
-        }
-        v = v * 10 + (uint64_t)(cl[i] - '0');
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+conn_deadline(struct MHD_Connection *c, uint64_t deadline_ns)
+{
+    struct conn *k = conn_of(c);
+
+    if (k != NULL) {
+        atomic_store(&k->deadline_ns, deadline_ns);
     }
-    return v > DAEMON_CHECK_BODY_MAX;
+}
+
+/* Everything judged from the request line and headers, before a byte of the body is read
+ * (httpd_gate). MHD_YES with nothing queued (*pass) lets the request go on. */
+static enum MHD_Result
+gate(struct listener *l, struct MHD_Connection *c, const char *url, const char *method,
+     struct req *rq, int *pass)
+{
+    struct httpd *h = l->h;
+    struct httpd_peer peer = {l->is_unix, l->loopback, l->host, l->port};
+    struct httpd_head hd;
+    char msg[DAEMON_ERRMSG_MAX];
+    unsigned status;
+
+    memset(&hd, 0, sizeof(hd));
+    hd.method = method;
+    hd.url = url;
+    hd.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    hd.origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    hd.authorization =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    hd.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    hd.content_length =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    hd.transfer_encoding =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    pthread_mutex_lock(&h->token_lock);
+    status = httpd_gate(&h->acc, &peer, &hd, &rq->privileged, msg, sizeof(msg));
+    pthread_mutex_unlock(&h->token_lock);
+    *pass = status == 0;
+    switch (status) {
+    case 0:
+        return MHD_YES;
+    case 401: {
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+        static const char body[] = "{\"error\":\"missing or wrong bearer token\"}";
+
+        r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+                                            MHD_RESPMEM_PERSISTENT);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"posgated\"");
+        add_cors(c, r);
+        ret = MHD_queue_response(c, 401, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    case 421:
+        atomic_fetch_add(&h->refused[REF_HOST], 1);
+        break;
+    case 415:
+        atomic_fetch_add(&h->refused[REF_TYPE], 1);
+        break;
+    case 403:
+        atomic_fetch_add(&h->refused[hd.origin != NULL && strncmp(msg, "Origin", 6) == 0
+                                         ? REF_ORIGIN
+                                         : REF_PRIVILEGE],
+                         1);
+        break;
+    default:
+        break;
+    }
+    /* a 413 is answered before the body is read: MHD then closes the connection */
+    return reply_error(c, status, msg);
 }
 
 static enum MHD_Result
@@ -454,7 +771,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 
     (void)version;
     if (rq == NULL) {
-        const char *cl;
+        enum MHD_Result ret;
+        int pass = 0;
 
         rq = plat_calloc(1, sizeof(*rq));
         if (rq == NULL) {
@@ -464,29 +782,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         *con_cls = rq;
         atomic_fetch_add(&h->in_flight, 1);
         atomic_fetch_add(&h->requests, 1);
-        if (!authorised(h, c, l->is_unix)) {
-            struct MHD_Response *r;
-            enum MHD_Result ret;
-            static const char body[] = "{\"error\":\"missing or wrong bearer token\"}";
-
-            r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-                                                MHD_RESPMEM_PERSISTENT);
-            if (r == NULL) {
-                return MHD_NO;
-            }
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-            MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                    "Bearer realm=\"posgated\"");
-            ret = MHD_queue_response(c, 401, r);
-            MHD_destroy_response(r);
-            return ret;
+        ret = gate(l, c, url, method, rq, &pass);
+        if (!pass) {
+            conn_deadline(c, UINT64_MAX);
         }
-        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && declared_too_big(cl)) {
-            /* refused before reading it: MHD then closes the connection */
-            return reply_error(c, 413, "body: larger than 65536 bytes");
-        }
-        return MHD_YES;
+        return ret;
     }
     if (*upload_data_size > 0) {
         if (!rq->too_big && buf_append(&rq->body, upload_data, *upload_data_size) != POSGATE_OK) {
@@ -496,6 +796,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         *upload_data_size = 0;
         return MHD_YES;
     }
+    conn_deadline(c, UINT64_MAX); /* the request is whole: the answer is ours to make */
     return route(h, c, url, method, rq);
 }
 
@@ -506,14 +807,90 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct listener *l = cls;
     struct req *rq = *con_cls;
 
-    (void)c;
     (void)toe;
+    /* the next request on this connection (keep-alive) has the full deadline again */
+    conn_deadline(c, plat_mono_ns() + (uint64_t)HTTPD_REQUEST_DEADLINE_MS * 1000000u);
     if (rq != NULL) {
         buf_wipe(&rq->body); /* identifiers in clear */
         plat_free(rq);
         *con_cls = NULL;
         atomic_fetch_sub(&l->h->in_flight, 1);
     }
+}
+
+/* Tracks every connection from accept to close, so the reaper can close one that holds a
+ * slot without delivering a request (trickled headers or body). MHD calls CLOSED before it
+ * closes the descriptor; the reaper shuts sockets down under conn_lock, so it never touches a
+ * descriptor number that was reused. */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct listener *l = cls;
+    struct httpd *h = l->h;
+    struct conn *k = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        k = plat_calloc(1, sizeof(*k));
+        if (k == NULL || ci == NULL) {
+            plat_free(k); /* untracked: MHD's inactivity timeout still bounds it */
+            *socket_context = NULL;
+            return;
+        }
+        k->fd = ci->connect_fd;
+        atomic_store(&k->deadline_ns,
+                     plat_mono_ns() + (uint64_t)HTTPD_REQUEST_DEADLINE_MS * 1000000u);
+        pthread_mutex_lock(&h->conn_lock);
+        k->next = h->conns;
+        if (h->conns != NULL) {
+            h->conns->prev = k;
+        }
+        h->conns = k;
+        pthread_mutex_unlock(&h->conn_lock);
+        *socket_context = k;
+        return;
+    }
+    if (k == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->conn_lock);
+    if (k->prev != NULL) {
+        k->prev->next = k->next;
+    } else {
+        h->conns = k->next;
+    }
+    if (k->next != NULL) {
+        k->next->prev = k->prev;
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    plat_free(k);
+    *socket_context = NULL;
+}
+
+static void *
+reaper(void *arg)
+{
+    struct httpd *h = arg;
+
+    while (!atomic_load(&h->reaper_stop)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        uint64_t now = plat_mono_ns();
+
+        pthread_mutex_lock(&h->conn_lock);
+        for (struct conn *k = h->conns; k != NULL; k = k->next) {
+            if (!k->shut && now > atomic_load(&k->deadline_ns)) {
+                (void)shutdown(k->fd, SHUT_RDWR);
+                k->shut = 1;
+                atomic_fetch_add(&h->reaped, 1);
+            }
+        }
+        pthread_mutex_unlock(&h->conn_lock);
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -526,11 +903,15 @@ mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
-    plat_log(PLAT_LOG_WARN, "httpd: %s", msg);
+    /* a client gone or closed at its deadline is counted in /metrics, not logged each time */
+    plat_log(strstr(msg, "closed") != NULL || strstr(msg, "closure") != NULL ? PLAT_LOG_DEBUG
+                                                                              : PLAT_LOG_WARN,
+             "httpd: %s", msg);
 }
 
 static enum posgate_err
-bind_listener(const struct daemon_listen *d, struct listener *l, char *errmsg, size_t errcap)
+bind_listener(const struct daemon_listen *d, const char *group, struct listener *l, char *errmsg,
+              size_t errcap)
 {
     int fd = -1, one = 1;
     union {
@@ -599,6 +980,17 @@ bind_listener(const struct daemon_listen *d, struct listener *l, char *errmsg, s
         unlink(d->path);
         return POSGATE_ERR_IO;
     }
+    if (d->kind == DAEMON_LISTEN_UNIX && group != NULL && group[0] != 0) {
+        struct group *g = getgrnam(group);
+
+        if (g == NULL || chown(d->path, (uid_t)-1, g->gr_gid) != 0) {
+            snprintf(errmsg, errcap, "listen %.200s: socket_group \"%s\": %s", d->text, group,
+                     g == NULL ? "no such group" : strerror(errno));
+            close(fd);
+            unlink(d->path);
+            return POSGATE_ERR_IO;
+        }
+    }
     if (listen(fd, 128) != 0) {
         snprintf(errmsg, errcap, "listen %.200s: listen: %s", d->text, strerror(errno));
         close(fd);
@@ -606,6 +998,16 @@ bind_listener(const struct daemon_listen *d, struct listener *l, char *errmsg, s
     }
     l->fd = fd;
     l->is_unix = d->kind == DAEMON_LISTEN_UNIX;
+    l->loopback = d->loopback;
+    snprintf(l->port, sizeof(l->port), "%u", (unsigned)d->port);
+    if (d->kind == DAEMON_LISTEN_TCP4) {
+        (void)inet_ntop(AF_INET, d->addr, l->host, sizeof(l->host));
+    } else if (d->kind == DAEMON_LISTEN_TCP6) {
+        char t[INET6_ADDRSTRLEN];
+
+        (void)inet_ntop(AF_INET6, d->addr, t, sizeof(t));
+        snprintf(l->host, sizeof(l->host), "[%s]", t);
+    }
     snprintf(l->path, sizeof(l->path), "%s", l->is_unix ? d->path : "");
     snprintf(l->text, sizeof(l->text), "%s", d->text);
     return POSGATE_OK;
@@ -636,7 +1038,8 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
     unsigned threads;
 
     if (opt == NULL || out == NULL || opt->pg == NULL || opt->n_listen == 0 ||
-        opt->n_listen > DAEMON_LISTEN_MAX || opt->hooks.sync_now == NULL ||
+        opt->n_listen > DAEMON_LISTEN_MAX || opt->hooks.sync_request == NULL ||
+        opt->access == NULL ||
         opt->hooks.sync_state == NULL) {
         snprintf(errmsg, errcap, "httpd: missing options");
         return POSGATE_ERR_INVALID;
@@ -649,7 +1052,15 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
     h->pg = opt->pg;
     h->hooks = opt->hooks;
     pthread_mutex_init(&h->token_lock, NULL);
-    httpd_set_token(h, opt->api_token);
+    pthread_mutex_init(&h->conn_lock, NULL);
+    httpd_set_access(h, opt->access);
+    snprintf(h->group, sizeof(h->group), "%s", opt->access->socket_group);
+    if (pthread_create(&h->reaper, NULL, reaper, h) != 0) {
+        snprintf(errmsg, errcap, "httpd: cannot start the connection reaper thread");
+        err = POSGATE_ERR_NOMEM;
+        goto fail;
+    }
+    h->reaper_started = 1;
     threads = opt->threads != 0 ? opt->threads : HTTPD_THREADS_DEFAULT;
     for (size_t i = 0; i < opt->n_listen; i++) {
         struct listener *l = &h->ls[i];
@@ -657,7 +1068,7 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
         l->fd = -1;
         l->h = h;
         h->n_ls = i + 1;
-        err = bind_listener(&opt->listen[i], l, errmsg, errcap);
+        err = bind_listener(&opt->listen[i], h->group, l, errmsg, errcap);
         if (err != POSGATE_OK) {
             goto fail;
         }
@@ -665,8 +1076,11 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
             NULL, NULL, on_request, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_IO_TIMEOUT_S,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONN_MAX,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(l->is_unix ? 0 : HTTPD_CONN_PER_IP),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, l, MHD_OPTION_END);
         if (l->mhd == NULL) {
             snprintf(errmsg, errcap, "listen %.200s: libmicrohttpd did not start", l->text);
             err = POSGATE_ERR_IO;
@@ -682,16 +1096,13 @@ fail:
 }
 
 void
-httpd_set_token(struct httpd *h, const char *token)
+httpd_set_access(struct httpd *h, const struct daemon_config *cfg)
 {
-    if (h == NULL) {
+    if (h == NULL || cfg == NULL) {
         return;
     }
     pthread_mutex_lock(&h->token_lock);
-    memset(h->token, 0, sizeof(h->token));
-    if (token != NULL) {
-        snprintf(h->token, sizeof(h->token), "%s", token);
-    }
+    httpd_access_from_config(&h->acc, cfg);
     pthread_mutex_unlock(&h->token_lock);
 }
 
@@ -721,10 +1132,21 @@ httpd_stop(struct httpd *h, unsigned grace_ms)
 
         nanosleep(&ts, NULL);
     }
+    if (h->reaper_started) {
+        atomic_store(&h->reaper_stop, 1);
+        pthread_join(h->reaper, NULL);
+    }
     for (size_t i = 0; i < h->n_ls; i++) {
         listener_close(&h->ls[i]);
     }
+    while (h->conns != NULL) { /* none once every MHD daemon stopped; freed all the same */
+        struct conn *k = h->conns;
+
+        h->conns = k->next;
+        plat_free(k);
+    }
+    pthread_mutex_destroy(&h->conn_lock);
     pthread_mutex_destroy(&h->token_lock);
-    plat_wipe(h->token, sizeof(h->token));
+    plat_wipe(&h->acc, sizeof(h->acc));
     plat_free(h);
 }

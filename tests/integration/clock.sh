@@ -161,7 +161,7 @@ if [[ -x $B/posgated ]]; then
     sleep 4.5
     a1=$(attempts)
     (( a1 - a0 >= 3 )) || fail "with a frozen wall clock the daemon synced $((a1 - a0)) times in 4.5 s at a 1 s poll interval"
-    code=$(curl -s -o resp.json -w '%{http_code}' -X POST -d "{\"service\": \"$LSVC\", \"ids\": [\"$CLEAN\"]}" "http://127.0.0.1:$AP/v1/check")
+    code=$(curl -s -o resp.json -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d "{\"service\": \"$LSVC\", \"ids\": [\"$CLEAN\"]}" "http://127.0.0.1:$AP/v1/check")
     [[ $code == 200 ]] && python3 -c 'import json; d=json.load(open("resp.json")); assert d["decision"] == "refer" and d["clock_fault"], d' ||
         fail "check through the daemon with its clock set back: $code $(cat resp.json)"
     kill -TERM "$D_PID"; wait "$D_PID" || fail "posgated did not exit 0 on SIGTERM"

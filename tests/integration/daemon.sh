@@ -32,6 +32,7 @@ free_port() {
 }
 POLL=2
 TOKEN=tok-$RANDOM$RANDOM
+ADMIN=adm-$RANDOM$RANDOM
 DPORT=$(free_port)
 SOCK=$T/api.sock
 API=http://127.0.0.1:$DPORT
@@ -41,16 +42,50 @@ http() {
     local m=$1 p=$2 body=${3:-}
     shift 3 || shift $#
     if [[ -n $body ]]; then
-        curl -s -o resp.json -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TOKEN" \
+        curl -s -o resp.json -w '%{http_code}' -X "$m" -H "Authorization: Bearer ${AUTH_TOKEN:-$TOKEN}" \
             -H 'Content-Type: application/json' --data-binary "$body" "$@" "$API$p"
     else
-        curl -s -o resp.json -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TOKEN" "$@" "$API$p"
+        curl -s -o resp.json -w '%{http_code}' -X "$m" -H "Authorization: Bearer ${AUTH_TOKEN:-$TOKEN}" "$@" "$API$p"
     fi
 }
 expect_http() { # expect_http STATUS METHOD PATH [BODY]
     local want=$1; shift
     local got; got=$(http "$@")
     [[ $got == "$want" ]] || fail "$1 $2 answered $got, expected $want: $(cat resp.json)"
+}
+# sync_now: asks for a sync on the unix socket (privileged), waits for its result in
+# GET /v1/status sync.result (written to resp.json); prints its http_status
+sync_now() {
+    python3 - "$SOCK" <<'PY'
+import json, socket, sys, time
+def req(method, path):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+code, body = req("POST", "/v1/sync")
+if code != 202:
+    open("resp.json", "wb").write(body); print(code); sys.exit(0)
+want = json.loads(body)["sync_id"]
+end = time.time() + 120
+while time.time() < end:
+    code, body = req("GET", "/v1/status")
+    res = json.loads(body)["sync"]["result"]
+    if res is not None and res["id"] >= want:
+        json.dump(res, open("resp.json", "w")); print(res["http_status"]); sys.exit(0)
+    time.sleep(0.1)
+print("timeout")
+PY
+}
+expect_sync() { # expect_sync STATUS
+    local got; got=$(sync_now)
+    [[ $got == "$1" ]] || fail "POST /v1/sync ended $got, expected $1: $(cat resp.json)"
 }
 jget() { python3 -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 wait_for() { # wait_for SECONDS CMD... : retries CMD every 0.2 s
@@ -104,7 +139,7 @@ write_config() { # write_config TOKEN POLL LOG_LEVEL
     cat > daemon.json.tmp <<EOF
 {"data_dir": "$T/k", "listen": ["127.0.0.1:$DPORT", "unix:$SOCK"],
  "feed_urls": ["$FEED_URL"], "poll_interval_s": $2,
- "api_token": "$1", "log_level": "$3"}
+ "api_token": "$1", "admin_token": "$ADMIN", "log_level": "$3"}
 EOF
     mv daemon.json.tmp daemon.json
 }
@@ -119,7 +154,7 @@ expect_http 503 GET /healthz
 [[ $(jget 'd["ok"]') == False ]] || fail "healthz ok before any sync"
 grep -q "no verified" resp.json || fail "healthz reason: $(cat resp.json)"
 expect_http 503 POST /v1/check '{"service": "air", "ids": ["cn_rid:11010519491231002X"]}'
-expect_http 502 POST /v1/sync
+expect_sync 502
 [[ $(jget 'd["ok"]') == False && $(jget 'd["error"] is not None') == True ]] || fail "sync 502 body: $(cat resp.json)"
 expect_http 200 GET /v1/status
 python3 - <<'PY' || fail "status sync fields before the first sync: $(cat resp.json)"
@@ -134,7 +169,7 @@ PY
 HPID=$!
 PIDS+=("$HPID")
 wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$HPORT/metadata/timestamp.json" || fail "hub did not start"
-expect_http 200 POST /v1/sync
+expect_sync 200
 [[ $(jget 'd["ok"]') == True && $(jget 'd["feed_version"]') == 1 && $(jget 'd["changed"]') == True ]] ||
     fail "sync body: $(cat resp.json)"
 expect_http 200 GET /healthz
@@ -184,7 +219,7 @@ expect_http 400 POST /v1/check '{"ids": ["cn_rid:11010519491231002X"]}'
 grep -q '"error":"service' resp.json || fail "missing service message: $(cat resp.json)"
 expect_http 400 POST /v1/check '{"service": "air", '
 python3 -c 'print("{\"service\": \"air\", \"name\": \"" + "x" * 70000 + "\"}")' > big.json
-code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @big.json "$API/v1/check")
+code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' --data-binary @big.json "$API/v1/check")
 [[ $code == 413 ]] || fail "oversize body answered $code"
 expect_http 404 GET /v2/nothing
 expect_http 405 GET /v1/check
@@ -195,7 +230,8 @@ import csv, json, sys, urllib.request
 api, token = sys.argv[1], sys.argv[2]
 def check(body):
     req = urllib.request.Request(api + "/v1/check", data=json.dumps(body).encode(),
-                                 headers={"Authorization": "Bearer " + token})
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req) as r:
             return r.status, json.load(r)
@@ -220,13 +256,14 @@ OV_NO=$(python3 -c 'import json; d=json.load(open("override.txt")); print(json.d
 [[ -n $OV_YES || -n $OV_NO ]] || fail "no denied subject to try an override on: $(cat override.txt)"
 if [[ -n $OV_YES ]]; then
     body=$(python3 -c 'import json,sys; s,i=json.loads(sys.argv[1]); print(json.dumps({"service": s, "ids": [i], "override_by": "sup-9", "override_reason": "court letter 12"}))' "$OV_YES")
-    expect_http 200 POST /v1/check "$body"
+    expect_http 403 POST /v1/check "$body" # a check caller may not override
+    AUTH_TOKEN=$ADMIN expect_http 200 POST /v1/check "$body"
     [[ $(jget 'd["decision"]') == allow && $(jget 'd["override"]["by"]') == sup-9 ]] ||
         fail "override not applied: $(cat resp.json)"
 fi
 if [[ -n $OV_NO ]]; then
     body=$(python3 -c 'import json,sys; s,i=json.loads(sys.argv[1]); print(json.dumps({"service": s, "ids": [i], "override_by": "sup-9", "override_reason": "x"}))' "$OV_NO")
-    expect_http 400 POST /v1/check "$body"
+    AUTH_TOKEN=$ADMIN expect_http 400 POST /v1/check "$body"
     grep -q "override" resp.json || fail "refused override message: $(cat resp.json)"
 fi
 expect_http 400 POST /v1/check '{"service": "air", "ids": ["cn_rid:11010519491231002X"], "override_by": "sup-9"}'
@@ -237,7 +274,7 @@ code=$(curl -s -o resp.json -w '%{http_code}' "$API/v1/status")
 [[ $code == 401 ]] || fail "no token answered $code"
 code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer wrong" "$API/v1/status")
 [[ $code == 401 ]] || fail "wrong token answered $code"
-code=$(curl -s -o resp.json -w '%{http_code}' --unix-socket "$SOCK" -d '{"service": "'"$LSVC"'", "ids": ["'"$LISTED"'"]}' http://localhost/v1/check)
+code=$(curl -s -o resp.json -w '%{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' -d '{"service": "'"$LSVC"'", "ids": ["'"$LISTED"'"]}' http://localhost/v1/check)
 [[ $code == 200 && $(jget 'd["decision"]') == deny ]] || fail "unix socket check: $code $(cat resp.json)"
 
 # ---- metrics and status
@@ -284,13 +321,13 @@ allowed || fail "after the merge: $(cat resp.json)"
 expect_http 200 GET /v1/status
 [[ $(jget 'd["unmerged_rows"]') == 0 && $(jget 'd["key_filter"]') == ok ]] ||
     fail "status after the merge: $(cat resp.json)"
-expect_http 200 POST /v1/sync
+expect_sync 200
 [[ $(jget 'd["ok"]') == True && $(jget 'd["changed"]') == False && $(jget 'd["feed_version"]') == 2 ]] ||
     fail "no-change sync: $(cat resp.json)"
 
 # ---- fault: the feed server goes away
 kill "$HPID"; wait "$HPID" 2>/dev/null || true
-expect_http 502 POST /v1/sync
+expect_sync 502
 check_still_v2() {
     expect_http 200 POST /v1/check '{"service": "'"$LSVC"'", "ids": ["'"$LISTED"'"]}'
     [[ $(jget 'd["decision"]') == allow && $(jget 'd["feed_version"]') == 2 ]] || fail "last good version lost: $(cat resp.json)"
@@ -317,7 +354,7 @@ wait_for $((8 * POLL + 3)) recovered || fail "no recovery after the server came 
 # ---- fault: a replayed older timestamp (signed, but a rollback)
 cp feed/metadata/timestamp.json ts-good.json
 cp ts-v1/timestamp.json feed/metadata/timestamp.json
-expect_http 422 POST /v1/sync
+expect_sync 422
 [[ $(jget 'd["ok"]') == False ]] || fail "replay accepted: $(cat resp.json)"
 check_still_v2
 rejected_counted() {
@@ -329,7 +366,7 @@ expect_http 200 GET /v1/status
 [[ $(jget 'd["sync"]["last_error"]') == *REJECTED* || $(jget 'd["sync"]["last_error"]') == *ROLLBACK* ]] ||
     fail "status last_error: $(cat resp.json)"
 cp ts-good.json feed/metadata/timestamp.json
-expect_http 200 POST /v1/sync
+expect_sync 200
 check_still_v2
 
 # ---- SIGHUP: a bad config is kept out, a good one changes token, poll interval, log level
@@ -356,7 +393,7 @@ curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' -H "Authorization: Bear
 [[ $(tail -1 conns.txt) == 0 ]] || fail "connection not kept alive: $(cat conns.txt)"
 CURLS=()
 for i in 1 2 3 4 5 6 7 8; do
-    curl -s -o "par$i.json" -H "Authorization: Bearer $TOKEN" \
+    curl -s -o "par$i.json" -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
         -d '{"service": "rail.hsr", "ids": ["cn_rid:11010519491231002X"]}' "$API/v1/check" &
     CURLS+=("$!")
 done
@@ -372,12 +409,12 @@ FP=http://127.0.0.1:$(cat fp.port)
 FEED_URL=$FP/
 write_config "$TOKEN" 1 info
 kill -HUP "$DPID"
-through_proxy() { [[ $(http POST /v1/sync) == 200 ]] &&
+through_proxy() { [[ $(sync_now) == 200 ]] &&
                   curl -s "$FP/__fault/stats" | grep -q '"requests": *[1-9]'; }
 wait_for 10 through_proxy || fail "no sync through the fault proxy: $(cat resp.json)"
 # a newer version, so the proxy holds an older timestamp to replay
 "$B/posgate-publish" refresh --state st --out feed >/dev/null 2>&1
-expect_http 200 POST /v1/sync
+expect_sync 200
 [[ $(jget 'd["feed_version"]') == 3 ]] || fail "refresh not installed: $(cat resp.json)"
 check_still() { # check_still VERSION: the listed-then-removed subject answers from VERSION
     expect_http 200 POST /v1/check '{"service": "'"$LSVC"'", "ids": ["'"$LISTED"'"]}'
@@ -386,13 +423,13 @@ check_still() { # check_still VERSION: the listed-then-removed subject answers f
 }
 failures() { curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" |
              awk '/^posgate_sync_failures_total/ {n += $2} END {print n + 0}'; }
-recovered_ok() { [[ $(http POST /v1/sync) == 200 ]] && http GET /v1/status >/dev/null &&
+recovered_ok() { [[ $(sync_now) == 200 ]] && http GET /v1/status >/dev/null &&
                  [[ $(jget 'd["sync"]["last_error"] is None') == True ]]; }
 for fault in "mode=drop" "mode=stall&stall_s=2" "mode=truncate&match=.feed.json" "mode=error500" \
              "mode=error429&retry_after=2" "mode=error429&retry_after=2&date=1" "mode=replay"; do
     f0=$(failures)
     curl -s -o /dev/null "$FP/__fault?$fault" || fail "faultproxy control"
-    code=$(http POST /v1/sync)
+    code=$(sync_now)
     [[ $code == 502 || $code == 422 ]] || fail "$fault: sync answered $code: $(cat resp.json)"
     [[ $(jget 'd["ok"]') == False ]] || fail "$fault: sync body $(cat resp.json)"
     if [[ $fault == mode=replay ]]; then

@@ -128,7 +128,8 @@ cp list.key.saved k/list.key
 # ---- HTTP: the same footing; a failed sync names the installed version
 DPORT=$(free_port)
 API=http://127.0.0.1:$DPORT
-echo '{"data_dir": "'"$T/k"'", "listen": ["127.0.0.1:'"$DPORT"'"], "feed_urls": ["http://127.0.0.1:1/"], "poll_interval_s": 3600}' > daemon.json
+SOCK=$T/api.sock
+echo '{"data_dir": "'"$T/k"'", "listen": ["127.0.0.1:'"$DPORT"'", "unix:'"$SOCK"'"], "feed_urls": ["http://127.0.0.1:1/"], "poll_interval_s": 3600}' > daemon.json
 "$B/posgated" --config daemon.json 2>daemon.log &
 PIDS+=("$!")
 for _ in $(seq 50); do curl -s -o /dev/null "$API/healthz" && break; sleep 0.2; done
@@ -136,7 +137,16 @@ curl -s -o out.txt -X POST -H 'Content-Type: application/json' \
     -d '{"service": "air", "ids": ["cn_rid:'"$LISTED"'"]}' "$API/v1/check"
 jq_py 'assert d["decision"]=="deny" and d["feed_expired"] is False and d["stale_lists"]==[] and d["list_key"]=="ok", d' \
     "HTTP footing"
-code=$(curl -s -o out.txt -w '%{http_code}' -X POST "$API/v1/sync")
-[[ $code == 502 ]] || fail "sync to a closed port: $code $(cat out.txt)"
-jq_py 'assert d["ok"] is False and d["feed_version"]==1, d' "sync error feed version"
+# a sync is privileged (the unix socket) and answered at once (202); its result is in /v1/status
+code=$(curl -s -o out.txt -w '%{http_code}' --unix-socket "$SOCK" -X POST http://localhost/v1/sync)
+[[ $code == 202 ]] || fail "sync to a closed port: $code $(cat out.txt)"
+SID=$(python3 -c 'import json; print(json.load(open("out.txt"))["sync_id"])')
+synced() {
+    curl -s -o out.txt --unix-socket "$SOCK" http://localhost/v1/status &&
+        python3 -c 'import json,sys; r = json.load(open("out.txt"))["sync"]["result"]; sys.exit(0 if r and r["id"] >= int(sys.argv[1]) else 1)' "$SID"
+}
+for _ in $(seq 50); do synced && break; sleep 0.2; done
+synced || fail "no sync result in /v1/status: $(cat out.txt)"
+jq_py 'r = d["sync"]["result"]; assert r["ok"] is False and r["feed_version"]==1 and r["http_status"]==502, r' \
+    "sync error feed version"
 echo "footing: all checks passed"

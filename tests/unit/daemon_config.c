@@ -211,10 +211,24 @@ test_listen(void)
     CHECK_CONTAINS(msg, "allow_remote");
     expect_key_error("{\"listen\": [\"127.0.0.1:1\", \"192.168.1.10:8421\"]}", "listen[1]");
     expect_key_error("{\"listen\": [\"[::]:8421\"]}", "listen[0]");
-    CHECK_OK(parse("{\"listen\": [\"0.0.0.0:8421\"], \"allow_remote\": true}", &c));
+    CHECK_OK(parse("{\"listen\": [\"0.0.0.0:8421\"], \"allow_remote\": true, \"api_token\": \"t\"}",
+                   &c));
     CHECK_INT(c.listen[0].loopback, 0);
     /* order of keys does not matter */
-    CHECK_OK(parse("{\"allow_remote\": true, \"listen\": [\"[2001:db8::1]:80\"]}", &c));
+    CHECK_OK(parse("{\"allow_remote\": true, \"api_token\": \"t\", \"listen\": [\"[2001:db8::1]:80\"]}",
+                   &c));
+    /* remote callers must authenticate; the two credentials must differ */
+    expect_key_error("{\"listen\": [\"0.0.0.0:8421\"], \"allow_remote\": true}", "allow_remote");
+    CHECK_CONTAINS(msg, "api_token");
+    expect_key_error("{\"api_token\": \"a\", \"admin_token\": \"a\"}", "admin_token");
+    expect_key_error("{\"allowed_origins\": [\"evil.example\"]}", "allowed_origins[0]");
+    expect_key_error("{\"allowed_hosts\": [\"http://x\"]}", "allowed_hosts[0]");
+    expect_key_error("{\"socket_group\": \"a b\"}", "socket_group");
+    CHECK_OK(parse("{\"admin_token\": \"adm\", \"allowed_hosts\": [\"kiosk.local\"], "
+                   "\"allowed_origins\": [\"http://127.0.0.1:8080\"], \"socket_group\": \"posgate\"}",
+                   &c));
+    CHECK_INT(c.n_allowed_hosts, 1);
+    CHECK_INT(c.n_allowed_origins, 1);
     CHECK_OK(parse("{\"listen\": [\"127.10.0.3:8421\"]}", &c));
     CHECK_INT(c.listen[0].loopback, 1);
 
@@ -422,10 +436,9 @@ test_answers(void)
 
     CHECK_OK(daemon_error_json("ids[0]: bad \"quote\"", &b));
     CHECK_STR(buf_cstr(&b), "{\"error\":\"ids[0]: bad \\\"quote\\\"\"}");
-    CHECK_OK(daemon_sync_result_json(1, 7, 1, NULL, &b));
-    CHECK_STR(buf_cstr(&b), "{\"ok\":true,\"feed_version\":7,\"changed\":true,\"error\":null}");
-    CHECK_OK(daemon_sync_result_json(0, 7, 0, "NETWORK: refused", &b));
-    CHECK_CONTAINS(buf_cstr(&b), "\"error\":\"NETWORK: refused\"");
+    CHECK_OK(daemon_sync_accepted_json(7, 1, &b));
+    CHECK_STR(buf_cstr(&b), "{\"sync_id\":7,\"running\":true,\"result\":\"/v1/status "
+                            "sync.result, once sync.result.id >= 7\"}");
 
     CHECK_OK(daemon_health_from_status("{\"feed_version\":0,\"lists\":[]}", &h));
     CHECK_INT(h.ok, 0);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Tests of platform/: errors, buffers, clocks and time text, atomic files, randomness. */
+/* Tests of platform/: errors, buffers, clocks and time text, atomic files, randomness, text. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,7 @@
 #include "plat_file.h"
 #include "plat_mem.h"
 #include "plat_random.h"
+#include "plat_text.h"
 #include "posgate_err.h"
 #include "test.h"
 
@@ -201,6 +202,45 @@ test_random(void)
     CHECK_INT(v, 0);
 }
 
+static void
+test_text(void)
+{
+    static const struct {
+        const char *s;
+        size_t n;
+        unsigned flags;
+        int ok;
+        size_t at;
+    } cases[] = {
+        {"desk 7", 6, 0, 1, 0},
+        {"\xe5\x8c\x97\xe4\xba\xac", 6, 0, 1, 0},     /* CJK */
+        {"\xf0\x9f\x98\x80", 4, 0, 1, 0},               /* U+1F600 */
+        {"ab\0cd", 5, 0, 0, 2},                          /* NUL */
+        {"a\x07", 2, 0, 0, 1},                           /* BEL */
+        {"a\x7f", 2, 0, 0, 1},                           /* DEL */
+        {"a\xc2\x85", 3, 0, 0, 1},                       /* C1 NEL */
+        {"l1\nl2", 5, 0, 0, 2},                          /* newline refused ... */
+        {"l1\nl2", 5, PLAT_TEXT_ALLOW_NEWLINE, 1, 0},    /* ... unless allowed */
+        {"l1\rl2", 5, PLAT_TEXT_ALLOW_NEWLINE, 0, 2},    /* CR never */
+        {"\xc0\xaf", 2, 0, 0, 0},                        /* overlong '/' */
+        {"\xe0\x80\xaf", 3, 0, 0, 0},                    /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 3, 0, 0, 0},                    /* surrogate D800 */
+        {"\xf4\x90\x80\x80", 4, 0, 0, 0},                /* past U+10FFFF */
+        {"ab\xe5\x8c", 4, 0, 0, 2},                      /* truncated */
+        {"\xff", 1, 0, 0, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t at = 99;
+        const char *bad = plat_text_check(cases[i].s, cases[i].n, cases[i].flags, &at);
+
+        CHECK_INT(bad == NULL, cases[i].ok);
+        if (!cases[i].ok) {
+            CHECK_INT(at, cases[i].at);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -210,5 +250,6 @@ main(void)
     test_time();
     test_files();
     test_random();
+    test_text();
     return test_summary("platform");
 }
