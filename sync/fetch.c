@@ -728,7 +728,7 @@ prune_stale(struct fetch *f)
         }
         victim[0] = 0;
         if (now - (int64_t)st.st_mtime > FETCH_PART_MAX_AGE_S) {
-            snprintf(victim, sizeof(victim), "%s", de->d_name);
+            snprintf(victim, sizeof(victim), "%.39s", de->d_name);
         } else {
             /* keep the newest FETCH_PARTS_MAX: insert by mtime, the oldest falls out */
             size_t at = n_keep;
@@ -737,7 +737,7 @@ prune_stale(struct fetch *f)
                 at--;
             }
             memmove(&keep[at + 1], &keep[at], (n_keep - at) * sizeof(keep[0]));
-            snprintf(keep[at].name, sizeof(keep[at].name), "%s", de->d_name);
+            snprintf(keep[at].name, sizeof(keep[at].name), "%.39s", de->d_name);
             keep[at].mtime = (int64_t)st.st_mtime;
             if (n_keep < FETCH_PARTS_MAX) {
                 n_keep++;
