@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <mbedtls/asn1write.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/chacha20.h>
 #include <mbedtls/ecdsa.h>
@@ -343,8 +344,19 @@ crypto_pubkey_free(struct crypto_pubkey *k)
     plat_free(k);
 }
 
+/*
+ * A private key is either held here (an mbedTLS context: ECDSA P-256 or RSA, from a file or
+ * generated) or held elsewhere (a PKCS#11 token: the external signer's callback returns the raw
+ * signature of a digest, and only its public half is known here).
+ */
 struct crypto_privkey {
     mbedtls_pk_context pk;
+    enum crypto_scheme scheme;
+    bool external;
+    char *public_pem; /* external keys */
+    struct crypto_pubkey *pub; /* external keys: every signature is checked before use */
+    const struct crypto_signer_ops *ops;
+    void *ctx;
 };
 
 static enum posgate_err
@@ -371,6 +383,7 @@ crypto_privkey_generate(struct crypto_privkey **out)
     if (err != POSGATE_OK) {
         return err;
     }
+    k->scheme = CRYPTO_SCHEME_ECDSA_P256_SHA256;
     if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
         mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k->pk), rng, NULL) != 0) {
         crypto_privkey_free(k);
@@ -381,7 +394,34 @@ crypto_privkey_generate(struct crypto_privkey **out)
 }
 
 enum posgate_err
-crypto_privkey_from_pem(const char *pem, struct crypto_privkey **out)
+crypto_privkey_generate_rsa(unsigned bits, struct crypto_privkey **out)
+{
+    struct crypto_privkey *k = NULL;
+    enum posgate_err err;
+
+    if (out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    *out = NULL;
+    if (bits < CRYPTO_RSA_MIN_BITS || bits > CRYPTO_RSA_MAX_BITS || bits % 8 != 0) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = privkey_alloc(&k);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    k->scheme = CRYPTO_SCHEME_RSA_PSS_SHA256;
+    if (mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) != 0 ||
+        mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), rng, NULL, bits, 65537) != 0) {
+        crypto_privkey_free(k);
+        return POSGATE_ERR_IO;
+    }
+    *out = k;
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+privkey_parse(const char *pem, bool allow_rsa, struct crypto_privkey **out)
 {
     struct crypto_privkey *k = NULL;
     enum posgate_err err;
@@ -403,13 +443,25 @@ crypto_privkey_from_pem(const char *pem, struct crypto_privkey **out)
         crypto_privkey_free(k);
         return POSGATE_ERR_PARSE;
     }
-    if (!mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_ECDSA) ||
-        mbedtls_pk_ec(k->pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
+    if (mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_ECDSA) &&
+        mbedtls_pk_ec(k->pk)->grp.id == MBEDTLS_ECP_DP_SECP256R1) {
+        k->scheme = CRYPTO_SCHEME_ECDSA_P256_SHA256;
+    } else if (allow_rsa && mbedtls_pk_get_type(&k->pk) == MBEDTLS_PK_RSA &&
+               mbedtls_pk_get_bitlen(&k->pk) >= CRYPTO_RSA_MIN_BITS &&
+               mbedtls_pk_get_bitlen(&k->pk) <= CRYPTO_RSA_MAX_BITS) {
+        k->scheme = CRYPTO_SCHEME_RSA_PSS_SHA256;
+    } else {
         crypto_privkey_free(k);
         return POSGATE_ERR_UNSUPPORTED;
     }
     *out = k;
     return POSGATE_OK;
+}
+
+enum posgate_err
+crypto_privkey_from_pem(const char *pem, struct crypto_privkey **out)
+{
+    return privkey_parse(pem, false, out);
 }
 
 enum posgate_err
@@ -421,10 +473,57 @@ crypto_privkey_load(const char *path, struct crypto_privkey **out)
     *out = NULL;
     err = plat_read_file(path, &raw);
     if (err == POSGATE_OK) {
-        err = crypto_privkey_from_pem(buf_cstr(&raw), out);
+        err = privkey_parse(buf_cstr(&raw), true, out);
     }
     buf_wipe(&raw);
     return err;
+}
+
+enum posgate_err
+crypto_privkey_external(const char *public_pem, const struct crypto_signer_ops *ops, void *ctx,
+                        struct crypto_privkey **out)
+{
+    struct crypto_privkey *k = NULL;
+    enum posgate_err err;
+    enum crypto_scheme scheme;
+
+    if (out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    *out = NULL;
+    if (public_pem == NULL || ops == NULL || ops->sign_digest == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = crypto_pem_scheme(public_pem, &scheme);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = privkey_alloc(&k);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    k->external = true;
+    k->scheme = scheme;
+    k->public_pem = plat_strdup(public_pem);
+    if (k->public_pem == NULL) {
+        crypto_privkey_free(k);
+        return POSGATE_ERR_NOMEM;
+    }
+    err = crypto_pubkey_from_pem(public_pem, scheme, &k->pub);
+    if (err != POSGATE_OK) {
+        crypto_privkey_free(k);
+        return err;
+    }
+    k->ops = ops;
+    k->ctx = ctx; /* owned from here on: ops->free releases it */
+    *out = k;
+    return POSGATE_OK;
+}
+
+enum crypto_scheme
+crypto_privkey_scheme(const struct crypto_privkey *k)
+{
+    return k->scheme;
 }
 
 static enum posgate_err
@@ -444,34 +543,135 @@ pem_out(int rc, unsigned char *tmp, size_t cap, struct buf *out)
 enum posgate_err
 crypto_privkey_pem(const struct crypto_privkey *k, struct buf *out)
 {
-    unsigned char tmp[2048];
+    unsigned char tmp[CRYPTO_PEM_MAX];
+    enum posgate_err err;
 
-    return pem_out(mbedtls_pk_write_key_pem((mbedtls_pk_context *)&k->pk, tmp, sizeof(tmp)), tmp,
-                   sizeof(tmp), out);
+    if (k->external) {
+        return POSGATE_ERR_UNSUPPORTED; /* a token key never leaves its token */
+    }
+    err = pem_out(mbedtls_pk_write_key_pem((mbedtls_pk_context *)&k->pk, tmp, sizeof(tmp)), tmp,
+                  sizeof(tmp), out);
+    return err;
 }
 
 enum posgate_err
 crypto_privkey_public_pem(const struct crypto_privkey *k, struct buf *out)
 {
-    unsigned char tmp[2048];
+    unsigned char tmp[CRYPTO_PEM_MAX];
 
+    if (k->external) {
+        return buf_append_str(out, k->public_pem);
+    }
     return pem_out(mbedtls_pk_write_pubkey_pem((mbedtls_pk_context *)&k->pk, tmp, sizeof(tmp)), tmp,
                    sizeof(tmp), out);
+}
+
+/* ECDSA r||s (each half of raw) as the DER SEQUENCE of two INTEGERs TUF signatures carry. */
+static enum posgate_err
+ecdsa_raw_to_der(const uint8_t *raw, size_t rawlen, struct buf *out)
+{
+    unsigned char der[MBEDTLS_ECDSA_MAX_LEN];
+    unsigned char *p = der + sizeof(der);
+    mbedtls_mpi r, s;
+    int len = 0, rc;
+    enum posgate_err err = POSGATE_ERR_BADSIG;
+
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    if (rawlen != 64) {
+        goto out;
+    }
+    if (mbedtls_mpi_read_binary(&r, raw, 32) != 0 || mbedtls_mpi_read_binary(&s, raw + 32, 32) != 0) {
+        goto out;
+    }
+    rc = mbedtls_asn1_write_mpi(&p, der, &s);
+    if (rc < 0) {
+        goto out;
+    }
+    len += rc;
+    rc = mbedtls_asn1_write_mpi(&p, der, &r);
+    if (rc < 0) {
+        goto out;
+    }
+    len += rc;
+    rc = mbedtls_asn1_write_len(&p, der, (size_t)len);
+    if (rc < 0) {
+        goto out;
+    }
+    len += rc;
+    rc = mbedtls_asn1_write_tag(&p, der, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
+    if (rc < 0) {
+        goto out;
+    }
+    len += rc;
+    err = buf_append(out, p, (size_t)len);
+out:
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    return err;
+}
+
+static enum posgate_err
+external_sign(struct crypto_privkey *k, const void *msg, size_t len,
+              const uint8_t hash[CRYPTO_SHA256_LEN], struct buf *out)
+{
+    struct buf raw = BUF_INIT(CRYPTO_SIG_MAX);
+    struct buf sig = BUF_INIT(CRYPTO_SIG_MAX);
+    enum posgate_err err;
+
+    err = k->ops->sign_digest(k->ctx, k->scheme, hash, &raw);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (k->scheme == CRYPTO_SCHEME_ECDSA_P256_SHA256) {
+        err = ecdsa_raw_to_der(raw.data, raw.len, &sig);
+    } else {
+        err = buf_append(&sig, raw.data, raw.len);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    /* The token could hold another key under the same name, or use another padding: a
+     * signature the key's public half does not verify is never handed out. */
+    err = crypto_pubkey_verify(k->pub, msg, len, sig.data, sig.len);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = buf_append(out, sig.data, sig.len);
+out:
+    buf_free(&raw);
+    buf_free(&sig);
+    return err;
 }
 
 enum posgate_err
 crypto_privkey_sign(struct crypto_privkey *k, const void *msg, size_t len, struct buf *out)
 {
     uint8_t hash[CRYPTO_SHA256_LEN];
-    unsigned char sig[MBEDTLS_ECDSA_MAX_LEN];
+    unsigned char sig[MBEDTLS_MPI_MAX_SIZE];
     size_t siglen = 0;
+    int rc;
 
     if (k == NULL || out == NULL || (msg == NULL && len > 0)) {
         return POSGATE_ERR_INVALID;
     }
     mbedtls_sha256_ret(msg, len, hash, 0);
-    if (mbedtls_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &siglen, rng, NULL) !=
-        0) {
+    if (k->external) {
+        return external_sign(k, msg, len, hash, out);
+    }
+    if (k->scheme == CRYPTO_SCHEME_RSA_PSS_SHA256) {
+        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+
+        /* securesystemslib's rsassa-pss-sha256: MGF1-SHA256, salt length = digest length */
+        mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, MBEDTLS_MD_SHA256);
+        rc = mbedtls_rsa_rsassa_pss_sign_ext(rsa, rng, NULL, MBEDTLS_MD_SHA256,
+                                             (unsigned)sizeof(hash), hash, CRYPTO_SHA256_LEN, sig);
+        siglen = mbedtls_rsa_get_len(rsa);
+    } else {
+        rc = mbedtls_pk_sign(&k->pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &siglen, rng,
+                             NULL);
+    }
+    if (rc != 0) {
         return POSGATE_ERR_IO;
     }
     return buf_append(out, sig, siglen);
@@ -483,8 +683,99 @@ crypto_privkey_free(struct crypto_privkey *k)
     if (k == NULL) {
         return;
     }
+    if (k->external && k->ops->free != NULL) {
+        k->ops->free(k->ctx);
+    }
+    crypto_pubkey_free(k->pub);
+    plat_free(k->public_pem);
     mbedtls_pk_free(&k->pk);
     plat_free(k);
+}
+
+enum posgate_err
+crypto_pem_scheme(const char *public_pem, enum crypto_scheme *out)
+{
+    struct crypto_pubkey *pk = NULL;
+    enum posgate_err err;
+
+    err = crypto_pubkey_from_pem(public_pem, CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk);
+    if (err == POSGATE_OK) {
+        *out = CRYPTO_SCHEME_ECDSA_P256_SHA256;
+    } else if (err == POSGATE_ERR_UNSUPPORTED) {
+        err = crypto_pubkey_from_pem(public_pem, CRYPTO_SCHEME_RSA_PSS_SHA256, &pk);
+        if (err == POSGATE_OK) {
+            *out = CRYPTO_SCHEME_RSA_PSS_SHA256;
+        }
+    }
+    crypto_pubkey_free(pk);
+    return err;
+}
+
+static enum posgate_err
+pubkey_pem_of(mbedtls_pk_context *pk, struct buf *out)
+{
+    unsigned char tmp[CRYPTO_PEM_MAX];
+
+    return pem_out(mbedtls_pk_write_pubkey_pem(pk, tmp, sizeof(tmp)), tmp, sizeof(tmp), out);
+}
+
+enum posgate_err
+crypto_pubkey_pem_from_ec_point(const uint8_t *point, size_t len, struct buf *out)
+{
+    mbedtls_pk_context pk;
+    mbedtls_ecp_keypair *ec;
+    enum posgate_err err = POSGATE_ERR_PARSE;
+
+    if (point == NULL || out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    mbedtls_pk_init(&pk);
+    if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    ec = mbedtls_pk_ec(pk);
+    if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
+        mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, point, len) != 0 ||
+        mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0) {
+        goto out;
+    }
+    err = pubkey_pem_of(&pk, out);
+out:
+    mbedtls_pk_free(&pk);
+    return err;
+}
+
+enum posgate_err
+crypto_pubkey_pem_from_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
+                           struct buf *out)
+{
+    mbedtls_pk_context pk;
+    mbedtls_rsa_context *rsa;
+    enum posgate_err err = POSGATE_ERR_PARSE;
+
+    if (n == NULL || e == NULL || out == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    mbedtls_pk_init(&pk);
+    if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) != 0) {
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    rsa = mbedtls_pk_rsa(pk);
+    if (mbedtls_rsa_import_raw(rsa, n, nlen, NULL, 0, NULL, 0, NULL, 0, e, elen) != 0 ||
+        mbedtls_rsa_complete(rsa) != 0 || mbedtls_rsa_check_pubkey(rsa) != 0) {
+        goto out;
+    }
+    if (mbedtls_pk_get_bitlen(&pk) < CRYPTO_RSA_MIN_BITS ||
+        mbedtls_pk_get_bitlen(&pk) > CRYPTO_RSA_MAX_BITS) {
+        err = POSGATE_ERR_UNSUPPORTED;
+        goto out;
+    }
+    err = pubkey_pem_of(&pk, out);
+out:
+    mbedtls_pk_free(&pk);
+    return err;
 }
 
 void

@@ -2,8 +2,9 @@
 /*
  * The crypto module: the only code that includes mbedTLS or OpenSSL. Hashes (SHA-256, SHA-512),
  * HMAC-SHA256 with pads computed once per key, public-key verification for the TUF key types
- * (ecdsa-sha2-nistp256 with DER signatures; RSA rsassa-pss-sha256 and rsa-pkcs1v15-sha256) and
- * ECDSA P-256 signing and key generation for the writer side and the device key.
+ * (ecdsa-sha2-nistp256 with DER signatures; RSA rsassa-pss-sha256 and rsa-pkcs1v15-sha256),
+ * ECDSA P-256 and RSA-PSS signing and key generation for the writer side and the device key, and
+ * the wrapper that lets a key held in a token (sync/pkcs11_signer.c) sign like a key file.
  */
 #ifndef POSGATE_CRYPTO_H
 #define POSGATE_CRYPTO_H
@@ -76,17 +77,58 @@ POSGATE_WUR enum posgate_err crypto_pubkey_verify(const struct crypto_pubkey *k,
                                                   size_t len, const uint8_t *sig, size_t siglen);
 void crypto_pubkey_free(struct crypto_pubkey *k);
 
-/* ECDSA P-256 private keys (writer side, device key). */
+/* The scheme a PEM SubjectPublicKeyInfo signs with on the writer side: ECDSA P-256 keys
+ * ecdsa-sha2-nistp256, RSA keys (CRYPTO_RSA_MIN_BITS ..) rsassa-pss-sha256; UNSUPPORTED for any
+ * other key, PARSE when it is no public key. */
+POSGATE_WUR enum posgate_err crypto_pem_scheme(const char *public_pem, enum crypto_scheme *out);
+/* PEM SubjectPublicKeyInfo of an uncompressed P-256 point (0x04 || X || Y), and of an RSA key
+ * from its big-endian modulus and public exponent (as PKCS#11 tokens report them). */
+POSGATE_WUR enum posgate_err crypto_pubkey_pem_from_ec_point(const uint8_t *point, size_t len,
+                                                             struct buf *out);
+POSGATE_WUR enum posgate_err crypto_pubkey_pem_from_rsa(const uint8_t *n, size_t nlen,
+                                                        const uint8_t *e, size_t elen,
+                                                        struct buf *out);
+
+/*
+ * Private keys (writer side, device key): ECDSA P-256 (ecdsa-sha2-nistp256) or RSA
+ * (rsassa-pss-sha256: MGF1-SHA256, salt length = digest length, as securesystemslib signs),
+ * either held here or held by an external signer (a PKCS#11 token) that signs digests.
+ */
+#define CRYPTO_RSA_MIN_BITS 2048
+#define CRYPTO_RSA_MAX_BITS 4096
+#define CRYPTO_SIG_MAX      1024 /* bytes of a signature of any supported key */
 struct crypto_privkey;
+/* A new ECDSA P-256 key. */
 POSGATE_WUR enum posgate_err crypto_privkey_generate(struct crypto_privkey **out);
-/* Loads a PEM private key (SEC1 or PKCS#8, unencrypted). */
+/* A new RSA key of bits (2048 ..= 4096, a multiple of 8) with exponent 65537. */
+POSGATE_WUR enum posgate_err crypto_privkey_generate_rsa(unsigned bits, struct crypto_privkey **out);
+/* Loads a PEM ECDSA P-256 private key (SEC1 or PKCS#8, unencrypted): the device key. */
 POSGATE_WUR enum posgate_err crypto_privkey_from_pem(const char *pem, struct crypto_privkey **out);
+/* Loads a writer key file: PEM ECDSA P-256 or RSA private key (unencrypted); UNSUPPORTED for
+ * another curve or key type. */
 POSGATE_WUR enum posgate_err crypto_privkey_load(const char *path, struct crypto_privkey **out);
+
+/* A key held by someone else: sign_digest gets the SHA-256 digest of the message and appends
+ * the raw signature (ECDSA: r || s, 32 bytes each; RSA-PSS: the signature block) to sig. */
+struct crypto_signer_ops {
+    enum posgate_err (*sign_digest)(void *ctx, enum crypto_scheme scheme,
+                                    const uint8_t digest[CRYPTO_SHA256_LEN], struct buf *sig);
+    void (*free)(void *ctx); /* may be NULL */
+};
+/* Wraps an external signer whose public key is public_pem (copied) into a private key handle;
+ * the handle owns ctx from success on (ops->free at crypto_privkey_free; ops is borrowed for the
+ * handle's life). Each signature it returns is verified against public_pem first (BADSIG
+ * otherwise). crypto_privkey_pem refuses it (UNSUPPORTED). */
+POSGATE_WUR enum posgate_err crypto_privkey_external(const char *public_pem,
+                                                     const struct crypto_signer_ops *ops,
+                                                     void *ctx, struct crypto_privkey **out);
+enum crypto_scheme crypto_privkey_scheme(const struct crypto_privkey *k);
 /* PEM of the private key (the caller wipes it) and of its public key (SubjectPublicKeyInfo). */
 POSGATE_WUR enum posgate_err crypto_privkey_pem(const struct crypto_privkey *k, struct buf *out);
 POSGATE_WUR enum posgate_err crypto_privkey_public_pem(const struct crypto_privkey *k,
                                                        struct buf *out);
-/* DER ECDSA signature over SHA-256(msg), appended to out. Thread-safe per key. */
+/* The signature of msg by the key's scheme (DER ECDSA over SHA-256, or RSA-PSS-SHA256),
+ * appended to out. Thread-safe per key held here. */
 POSGATE_WUR enum posgate_err crypto_privkey_sign(struct crypto_privkey *k, const void *msg,
                                                  size_t len, struct buf *out);
 void crypto_privkey_free(struct crypto_privkey *k);

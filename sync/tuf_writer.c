@@ -36,6 +36,8 @@
 #define WRITER_FORMAT  1
 #define KEYTYPE        "ecdsa"
 #define SCHEME         "ecdsa-sha2-nistp256"
+#define KEYTYPE_RSA    "rsa"
+#define SCHEME_RSA     "rsassa-pss-sha256"
 
 static const char *const top_roles[4] = {"root", "timestamp", "snapshot", "targets"};
 
@@ -277,19 +279,29 @@ print_json(const cJSON *v, struct buf *out)
 
 /* ---- keys ------------------------------------------------------------------------------- */
 
+/* The TUF key object of a public key: its keytype and scheme follow from the key itself
+ * (ECDSA P-256: "ecdsa"/"ecdsa-sha2-nistp256"; RSA: "rsa"/"rsassa-pss-sha256"). */
 static cJSON *
 key_object(const char *pem)
 {
-    cJSON *k = cJSON_CreateObject();
-    cJSON *kv = cJSON_CreateObject();
+    cJSON *k, *kv;
+    enum crypto_scheme scheme;
+    int rsa;
 
+    if (crypto_pem_scheme(pem, &scheme) != POSGATE_OK) {
+        return NULL;
+    }
+    rsa = scheme == CRYPTO_SCHEME_RSA_PSS_SHA256;
+    k = cJSON_CreateObject();
+    kv = cJSON_CreateObject();
     if (k == NULL || kv == NULL || obj_set_str(kv, "public", pem) != POSGATE_OK ||
-        obj_set_str(k, "keytype", KEYTYPE) != POSGATE_OK) {
+        obj_set_str(k, "keytype", rsa ? KEYTYPE_RSA : KEYTYPE) != POSGATE_OK) {
         cJSON_Delete(k);
         cJSON_Delete(kv);
         return NULL;
     }
-    if (obj_set(k, "keyval", kv) != POSGATE_OK || obj_set_str(k, "scheme", SCHEME) != POSGATE_OK) {
+    if (obj_set(k, "keyval", kv) != POSGATE_OK ||
+        obj_set_str(k, "scheme", rsa ? SCHEME_RSA : SCHEME) != POSGATE_OK) {
         cJSON_Delete(k);
         return NULL;
     }
@@ -299,17 +311,16 @@ key_object(const char *pem)
 enum posgate_err
 tuf_writer_keyid_pem(const char *public_pem, char *out)
 {
-    struct crypto_pubkey *pk = NULL;
     struct buf canon = BUF_INIT(CRYPTO_PEM_MAX * 2);
     uint8_t h[CRYPTO_SHA256_LEN];
     cJSON *k;
+    enum crypto_scheme scheme;
     enum posgate_err err;
 
     if (public_pem == NULL || out == NULL) {
         return POSGATE_ERR_INVALID;
     }
-    err = crypto_pubkey_from_pem(public_pem, CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk);
-    crypto_pubkey_free(pk);
+    err = crypto_pem_scheme(public_pem, &scheme);
     if (err != POSGATE_OK) {
         return err == POSGATE_ERR_NOMEM ? err : POSGATE_ERR_INVALID;
     }
@@ -1975,7 +1986,7 @@ make_envelope(const cJSON *body, cJSON *sigs, struct crypto_privkey *const *keys
               cJSON **env_out, struct buf *bytes)
 {
     struct buf canon = BUF_INIT(META_MAX);
-    struct buf sig = BUF_INIT(512);
+    struct buf sig = BUF_INIT(CRYPTO_SIG_MAX);
     char hex[1100], id[TUF_WRITER_KEYID_LEN + 1];
     cJSON *env = NULL;
     enum posgate_err err;

@@ -30,10 +30,11 @@
  *   +-------------------------------------+---------------------------------------------+
  *
  * Key objects are {"keytype":"ecdsa","scheme":"ecdsa-sha2-nistp256","keyval":{"public":PEM}}
- * with the PEM SubjectPublicKeyInfo; the keyid is the hex SHA-256 of the key object's canonical
+ * for ECDSA P-256 keys and {"keytype":"rsa","scheme":"rsassa-pss-sha256",...} for RSA keys
+ * (2048 to 4096 bits), with the PEM SubjectPublicKeyInfo; the keyid is the hex SHA-256 of the key object's canonical
  * JSON (securesystemslib). Every metadata file is the canonical JSON of
- * {"signatures":[{"keyid","sig"}...],"signed":{...}}, signatures in hex DER over the canonical
- * JSON of "signed".
+ * {"signatures":[{"keyid","sig"}...],"signed":{...}}, signatures in hex (DER ECDSA, or the
+ * RSA-PSS block) over the canonical JSON of "signed".
  *
  * Versions: a role gets version+1 only when it is signed again: when it changed, when its
  * expiry or signers were set, or (snapshot) when a targets role it lists got a new version;
@@ -68,7 +69,7 @@
 
 /* The public keys of one role and how many of them must sign. */
 struct tuf_writer_role_keys {
-    const char *const *public_pems; /* PEM SubjectPublicKeyInfo (ECDSA P-256) */
+    const char *const *public_pems; /* PEM SubjectPublicKeyInfo (ECDSA P-256 or RSA) */
     size_t count;
     unsigned threshold; /* 1 ..= count */
 };
@@ -103,7 +104,7 @@ struct tuf_writer_target {
 struct tuf_writer;
 
 /* The keyid of a PEM public key (out holds TUF_WRITER_KEYID_LEN + 1 bytes); INVALID when the
- * PEM is not an ECDSA P-256 public key. */
+ * PEM is neither an ECDSA P-256 nor an RSA (2048 bits or more) public key. */
 POSGATE_WUR enum posgate_err tuf_writer_keyid_pem(const char *public_pem, char *out);
 /* The keyid of a private key's public half. */
 POSGATE_WUR enum posgate_err tuf_writer_keyid(const struct crypto_privkey *k, char *out);

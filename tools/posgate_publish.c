@@ -49,6 +49,7 @@
 #include "entries_csv.h"
 #include "json_canon.h"
 #include "list_key.h"
+#include "pkcs11_signer.h"
 #include "list_config.h"
 #include "plat_clock.h"
 #include "plat_file.h"
@@ -253,17 +254,32 @@ abs_path(const char *p, char *out, size_t cap)
     return err;
 }
 
+/* A signing key: a key file, or a key in a PKCS#11 token named by a pkcs11: URI. */
 static enum posgate_err
 load_privkey(const char *path, struct crypto_privkey **out)
 {
-    enum posgate_err err = crypto_privkey_load(path, out);
+    char msg[512];
+    enum posgate_err err = pkcs11_signer_load_any(path, out, msg, sizeof msg);
 
     if (err != POSGATE_OK) {
-        die_msg("cannot load the private key %s: %s (expected a PEM ECDSA P-256 key from "
-                "posgate-keygen)",
-                path, posgate_strerror(err));
+        die_msg("%s", msg);
     }
     return err;
+}
+
+/* Where init records a key: a file's absolute path, or a pkcs11: URI as given. */
+static enum posgate_err
+key_path(const char *p, char *out, size_t cap)
+{
+    if (pkcs11_signer_is_uri(p)) {
+        if (strlen(p) >= cap) {
+            die_msg("%.60s...: the pkcs11: URI is longer than %zu bytes", p, cap - 1);
+            return POSGATE_ERR_TOOBIG;
+        }
+        memcpy(out, p, strlen(p) + 1);
+        return POSGATE_OK;
+    }
+    return abs_path(p, out, cap);
 }
 
 static enum posgate_err
@@ -2436,7 +2452,7 @@ cmd_init(int argc, char **argv)
         goto out;
     }
     for (i = 0; i < o[2].count; i++) {
-        err = abs_path(o[2].values[i], s.root_keys[i], PATH_CAP);
+        err = key_path(o[2].values[i], s.root_keys[i], PATH_CAP);
         if (err == POSGATE_OK) {
             err = load_privkey(s.root_keys[i], &k);
         }
@@ -2451,7 +2467,7 @@ cmd_init(int argc, char **argv)
         root_pems[i] = buf_cstr(&root_pem[i]);
     }
     s.nroot = o[2].count;
-    err = abs_path(optv(&o[4]), s.feed_key, sizeof s.feed_key);
+    err = key_path(optv(&o[4]), s.feed_key, sizeof s.feed_key);
     if (err == POSGATE_OK) {
         err = load_privkey(s.feed_key, &k);
     }
@@ -2704,8 +2720,8 @@ cmd_delegate(int argc, char **argv)
             err = tuf_writer_keyid_pem(buf_cstr(&pems[i]), keyid);
         }
         if (err != POSGATE_OK) {
-            die_msg("--key %s: %s (expected a PEM ECDSA P-256 public key, PREFIX.pub from "
-                    "posgate-keygen)",
+            die_msg("--key %s: %s (expected a PEM ECDSA P-256 or RSA public key, PREFIX.pub "
+                    "from posgate-keygen)",
                     o[2].values[i], posgate_strerror(err));
             goto out;
         }
