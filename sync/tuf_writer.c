@@ -1142,6 +1142,36 @@ tuf_writer_set_signers(struct tuf_writer *w, const char *role, struct crypto_pri
     return POSGATE_OK;
 }
 
+size_t
+tuf_writer_role_count(const struct tuf_writer *w)
+{
+    return w != NULL ? w->nroles : 0;
+}
+
+const char *
+tuf_writer_role_name(const struct tuf_writer *w, size_t i)
+{
+    return w != NULL && i < w->nroles ? w->roles[i].name : NULL;
+}
+
+enum posgate_err
+tuf_writer_role_signed(const struct tuf_writer *w, const char *role, const void **data,
+                       size_t *len)
+{
+    const struct role *r;
+
+    if (w == NULL || role == NULL || data == NULL || len == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    r = find_role(w, role);
+    if (r == NULL || r->signed_bytes.len == 0) {
+        return POSGATE_ERR_NOTFOUND;
+    }
+    *data = r->signed_bytes.data;
+    *len = r->signed_bytes.len;
+    return POSGATE_OK;
+}
+
 enum posgate_err
 tuf_writer_role_version(const struct tuf_writer *w, const char *role, int64_t *version)
 {

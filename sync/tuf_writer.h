@@ -123,6 +123,13 @@ POSGATE_WUR enum posgate_err tuf_writer_create(const char *state_dir,
 /* Opens an existing state. NOTFOUND when state_dir holds none, PARSE/CORRUPT when damaged. */
 POSGATE_WUR enum posgate_err tuf_writer_open(const char *state_dir, struct tuf_writer **out,
                                              char *errmsg, size_t errcap);
+/* The roles of the state, for reports: count, the name of role i (top-level roles first, then
+ * delegated ones; NULL past the count), and the bytes of a role's last signed file exactly as
+ * written (borrowed: valid until the writer changes; NOTFOUND when the role was never signed). */
+size_t tuf_writer_role_count(const struct tuf_writer *w);
+const char *tuf_writer_role_name(const struct tuf_writer *w, size_t i);
+POSGATE_WUR enum posgate_err tuf_writer_role_signed(const struct tuf_writer *w, const char *role,
+                                                    const void **data, size_t *len);
 /* Frees the writer without saving; NULL is a no-op. */
 void tuf_writer_free(struct tuf_writer *w);
 /* The message of the last failure; "" after success; never NULL. */

@@ -51,6 +51,7 @@
 #include "list_key.h"
 #include "pkcs11_signer.h"
 #include "list_config.h"
+#include "publish_status.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_lock.h"
@@ -3070,6 +3071,7 @@ usage(FILE *f)
                "  init      create the publisher state: keys, thresholds, feed config, list key\n"
                "  update    publish entries.csv: new snapshots and deltas of changed lists\n"
                "  refresh   re-sign the timestamp, no list change\n"
+               "  status    each role's version, expiry, keys and delegations; warns before expiry\n"
                "  delegate  hand lists/<id>/* to the issuing authority's keys\n"
                "  bundle    one file with the feed's metadata and targets, for a USB stick\n"
                "Exit: 0 ok, 2 usage or invalid input, 4 refused, 5 I/O.\n");
@@ -3096,6 +3098,9 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "refresh") == 0) {
         return cmd_refresh(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "status") == 0) {
+        return publish_status_main(argc - 2, argv + 2);
     }
     if (strcmp(argv[1], "delegate") == 0) {
         return cmd_delegate(argc - 2, argv + 2);

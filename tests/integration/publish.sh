@@ -209,4 +209,19 @@ assert 'metadata/timestamp.json' in names
 print('bundle: %d files, %d targets, %d roots' % (len(names), len(got), len(roots)))
 EOF
 expect_rc 2 "$B/posgate-publish" bundle --feed nowhere --out x.bundle
+# status: every role's version, expiry, keys and delegations; a near expiry is a warning (exit 1)
+expect_rc 0 "$B/posgate-publish" status --state st
+grep -q "^timestamp  *version [0-9]" out.txt || fail "status timestamp line: $(cat out.txt)"
+grep -q "threshold 1 of 1 key(s)" out.txt || fail "status keys: $(cat out.txt)"
+grep -q "delegates lists/" out.txt || fail "status delegations: $(cat out.txt)"
+expect_rc 1 "$B/posgate-publish" status --state st --json --warn 400d
+python3 -c '
+import json; d = json.load(open("out.txt"))
+names = [r["role"] for r in d["roles"]]
+assert d["warning"] is True and names[:4] == ["root", "timestamp", "snapshot", "targets"], d
+assert all(r["warning"] and r["version"] >= 1 for r in d["roles"]), d
+t = [r for r in d["roles"] if r["role"] == "targets"][0]
+assert t["delegations"] and t["delegations"][0]["threshold"] >= 1, t' || fail "status json: $(cat out.txt)"
+expect_rc 2 "$B/posgate-publish" status --state st --warn soon
+expect_rc 5 "$B/posgate-publish" status --state nowhere
 echo "publish.sh: all checks passed"
