@@ -11,7 +11,11 @@
  * events are inserted, known ones are compared and skipped. SQLite in WAL mode with
  * synchronous=FULL: an ack is sent only for events on disk.
  *
- * Schema (PRAGMA user_version 1):
+ * Two stores behind this API (hub_store.h): a SQLite file, schema below, and PostgreSQL (a
+ * libpq URI), the same tables versioned by schema_version and events partitioned by month
+ * (drawn in hub_db_pg.c).
+ *
+ * SQLite schema (PRAGMA user_version 1):
  *   +-------------------------------------------------------------------------------------+
  *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
  *   |         broken_at INT|NULL (lowest seq of a break))                                   |
