@@ -125,7 +125,6 @@ note_break(struct hub_break *k, uint64_t seq, const char *kind, const char *even
     snprintf(k->detail, sizeof(k->detail), "%s", detail);
 }
 
-
 static void
 hexs(const uint8_t h[AUDIT_HASH_LEN], char out[2 * AUDIT_HASH_LEN + 1])
 {
@@ -499,16 +498,15 @@ stats(struct hub_db *db, bool json, struct buf *out)
         goto done;
     }
     if (err == POSGATE_OK) {
-        err = buf_printf(out,
-                         "{\"events\":%llu,\"by_decision\":{\"allow\":%llu,\"deny\":%llu,"
-                         "\"refer\":%llu,\"error\":%llu,\"summary\":%llu,\"allow_folded\":%llu%s},"
-                         "\"batches\":%llu,\"repeated_batches\":%llu,\"devices\":[",
-                         (unsigned long long)t.events, (unsigned long long)t.allow,
-                         (unsigned long long)t.deny, (unsigned long long)t.refer,
-                         (unsigned long long)t.error, (unsigned long long)t.summary,
-                         (unsigned long long)t.folded,
-                         t.folded_over ? ",\"allow_folded_saturated\":true" : "",
-                         (unsigned long long)t.batches, (unsigned long long)t.repeats);
+        err = buf_printf(
+            out,
+            "{\"events\":%llu,\"by_decision\":{\"allow\":%llu,\"deny\":%llu,"
+            "\"refer\":%llu,\"error\":%llu,\"summary\":%llu,\"allow_folded\":%llu%s},"
+            "\"batches\":%llu,\"repeated_batches\":%llu,\"devices\":[",
+            (unsigned long long)t.events, (unsigned long long)t.allow, (unsigned long long)t.deny,
+            (unsigned long long)t.refer, (unsigned long long)t.error, (unsigned long long)t.summary,
+            (unsigned long long)t.folded, t.folded_over ? ",\"allow_folded_saturated\":true" : "",
+            (unsigned long long)t.batches, (unsigned long long)t.repeats);
     }
     for (size_t i = 0; err == POSGATE_OK && i < ids.n; i++) {
         if (i > 0) {
@@ -569,8 +567,10 @@ hub_db_migrate(struct hub_db *src, struct hub_db *dst, uint64_t *n_events, char 
         return POSGATE_ERR_INVALID;
     }
     if (dst->ops->copy_begin == NULL) {
-        snprintf(errmsg, errcap, "expected a PostgreSQL destination (postgresql://...), found a "
-                                 "%s store", dst->ops->name);
+        snprintf(errmsg, errcap,
+                 "expected a PostgreSQL destination (postgresql://...), found a "
+                 "%s store",
+                 dst->ops->name);
         return POSGATE_ERR_STATE;
     }
     err = dst->ops->copy_begin(dst->impl, errmsg, errcap);

@@ -49,7 +49,7 @@
 
 struct pg {
     PGconn *c;
-    pthread_mutex_t mu; /* one transaction at a time on the connection */
+    pthread_mutex_t mu;  /* one transaction at a time on the connection */
     int64_t month_ready; /* months since 1970 whose partition exists (0: none known) */
 };
 
@@ -221,8 +221,8 @@ migrate(struct pg *db, char *errmsg, size_t errcap)
                   NULL, errmsg, errcap);
     }
     if (err == POSGATE_OK) {
-        err = run(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL,
-                  PGRES_TUPLES_OK, &r, errmsg, errcap);
+        err = run(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, PGRES_TUPLES_OK,
+                  &r, errmsg, errcap);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -372,9 +372,8 @@ pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s
         err = run(db, "SELECT pub_pem FROM devices WHERE device_id = $1", &p, PGRES_TUPLES_OK, &r,
                   errmsg, errcap);
     }
-    if (err == POSGATE_OK &&
-        (PQntuples(r) != 1 || (size_t)PQgetlength(r, 0, 0) != len ||
-         memcmp(PQgetvalue(r, 0, 0), pem, len) != 0)) {
+    if (err == POSGATE_OK && (PQntuples(r) != 1 || (size_t)PQgetlength(r, 0, 0) != len ||
+                              memcmp(PQgetvalue(r, 0, 0), pem, len) != 0)) {
         snprintf(errmsg, errcap, "device %s is enrolled with a different public key", id);
         err = POSGATE_ERR_STATE;
     }
@@ -814,8 +813,8 @@ pg_device_state(void *impl, const char *id, struct hub_device_state *out)
         err = POSGATE_ERR_NOTFOUND;
     }
     if (err == POSGATE_OK) {
-        err = list(db, "SELECT count(*) FROM chain_breaks WHERE device_id = $1", id, "i",
-                   count_row, &out->breaks);
+        err = list(db, "SELECT count(*) FROM chain_breaks WHERE device_id = $1", id, "i", count_row,
+                   &out->breaks);
     }
     if (err == POSGATE_OK) {
         char sql[512];
@@ -1021,8 +1020,8 @@ pg_put_row(void *impl, enum hub_table t, const struct hub_row *row, char *errmsg
             nt++;
         } else if (k == 'h') {
             p_hash(&p, row->h[nh++]);
-        } else if (row->i[ni] < 0 && ((t == HUB_T_DEVICES && ni == 3) ||
-                                      (t == HUB_T_GAPS && ni == 3))) {
+        } else if (row->i[ni] < 0 &&
+                   ((t == HUB_T_DEVICES && ni == 3) || (t == HUB_T_GAPS && ni == 3))) {
             p_null(&p); /* broken_at, closed_at */
             ni++;
         } else {

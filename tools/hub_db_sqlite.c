@@ -700,8 +700,8 @@ each(sqlite3_stmt *st, const char *spec, hub_row_fn fn, void *ctx, enum posgate_
         memset(&r, 0, sizeof(r));
         for (int c = 0; spec[c] != 0; c++) {
             if (spec[c] == 'i') {
-                r.i[ni++] = sqlite3_column_type(st, c) == SQLITE_NULL ? -1
-                                                                       : sqlite3_column_int64(st, c);
+                r.i[ni++] =
+                    sqlite3_column_type(st, c) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, c);
             } else if (spec[c] == 't') {
                 r.t[nt] = (const char *)sqlite3_column_text(st, c);
                 r.tlen[nt++] = (size_t)sqlite3_column_bytes(st, c);
@@ -835,8 +835,8 @@ sq_totals(void *impl, struct hub_totals *t)
     err = list(impl, "SELECT decision, count(*) FROM events GROUP BY decision", NULL, "ti",
                total_row, t);
     if (err == POSGATE_OK) {
-        err = list(impl, "SELECT count FROM events WHERE decision = 'summary'", NULL, "i",
-                   fold_row, t);
+        err = list(impl, "SELECT count FROM events WHERE decision = 'summary'", NULL, "i", fold_row,
+                   t);
     }
     if (err == POSGATE_OK) {
         err = list(impl, "SELECT count(*), coalesce(sum(times - 1), 0) FROM batches", NULL, "ii",

@@ -34,7 +34,7 @@ struct hub_row {
     int64_t i[6];
 };
 
-/* One row of a listing: up to four integers and one text (see each reader for the order). */
+/* One row handed to a callback: the columns each reader or table names, in that order. */
 typedef enum posgate_err (*hub_row_fn)(void *ctx, const struct hub_row *row);
 
 struct hub_totals {
@@ -45,9 +45,8 @@ struct hub_totals {
 struct hub_store_ops {
     const char *name;
     void (*close)(void *impl);
-    /* Inserts the device unless its id is enrolled: *have_pem gets nothing then and *added
-     * true; otherwise the enrolled PEM is compared by the store and STATE returned if it
-     * differs. */
+    /* Inserts the device (*added true) unless its id is enrolled; an enrolled id with another
+     * PEM is STATE, with the same PEM OK (*added false). pem was checked by hub_db.c. */
     enum posgate_err (*enroll)(void *impl, const char *id, const char *pem, size_t len,
                                int64_t now_s, bool *added, char *errmsg, size_t errcap);
     /* hub_db_ingest after the idempotency key checks; key may be NULL. */

@@ -1010,7 +1010,9 @@ cmd_serve(int argc, char **argv)
     h.root_len = strlen(h.root);
     h.client_ca = ca != NULL;
     if (dbpath != NULL && hub_db_open(dbpath, &h.db, dbmsg, sizeof(dbmsg)) != POSGATE_OK) {
-        fprintf(stderr, "posgate-hub: --db %s: %s\n", dbpath, dbmsg);
+        /* a URI may carry a password: only a file's path is repeated */
+        fprintf(stderr, "posgate-hub: --db %s: %s\n",
+                hub_db_is_uri(dbpath) ? "(PostgreSQL URI)" : dbpath, dbmsg);
         goto out;
     }
     if (cert != NULL && (!read_pem(cert, &cert_pem) || !read_pem(key, &key_pem) ||
