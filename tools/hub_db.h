@@ -11,7 +11,11 @@
  * events are inserted, known ones are compared and skipped. SQLite in WAL mode with
  * synchronous=FULL: an ack is sent only for events on disk.
  *
- * Schema (PRAGMA user_version 1):
+ * Two stores behind this API (hub_store.h): a SQLite file, schema below, and PostgreSQL (a
+ * libpq URI), the same tables versioned by schema_version and events partitioned by month
+ * (drawn in hub_db_pg.c).
+ *
+ * SQLite schema (PRAGMA user_version 1):
  *   +-------------------------------------------------------------------------------------+
  *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
  *   |         broken_at INT|NULL (lowest seq of a break))                                   |
@@ -67,10 +71,21 @@ struct hub_device_state {
     uint64_t breaks;    /* rows in chain_breaks */
 };
 
+/* path is a SQLite file (created when missing) or a libpq URI, postgresql://... or
+ * postgres://... (hub_db_is_uri): the PostgreSQL store, whose schema is migrated to the
+ * current version at open (docs/collector.md). */
 POSGATE_WUR enum posgate_err hub_db_open(const char *path, struct hub_db **out, char *errmsg,
                                          size_t errcap);
 /* NULL is a no-op. */
 void hub_db_close(struct hub_db *db);
+bool hub_db_is_uri(const char *path);
+/* "sqlite" or "postgresql". */
+const char *hub_db_kind(const struct hub_db *db);
+/* Copies every device, event, gap, chain break and batch record of src into dst, a
+ * PostgreSQL store that holds no device yet, in one transaction of dst: STATE when dst is not
+ * PostgreSQL or already holds devices; *n_events (may be NULL) gets the events copied. */
+POSGATE_WUR enum posgate_err hub_db_migrate(struct hub_db *src, struct hub_db *dst,
+                                            uint64_t *n_events, char *errmsg, size_t errcap);
 
 /* Enrols the device whose public key PEM (the bytes of its device.pub) is pem; id gets its
  * device id (device_id_from_pub_pem). INVALID when pem is not an ECDSA P-256 public key;

@@ -5,7 +5,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmbedtls-dev libsqlite3-dev sqlite3 libcjson-dev libcurl4-openssl-dev libssl-dev libmicrohttpd-dev
-      libgnutls28-dev zlib1g-dev libutf8proc-dev libp11-kit-dev softhsm2 opensc curl python3 python3-cryptography nginx-light openssl valgrind)
+      libgnutls28-dev zlib1g-dev libutf8proc-dev libp11-kit-dev softhsm2 opensc curl python3
+      python3-cryptography nginx-light openssl valgrind libpq-dev postgresql-15)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

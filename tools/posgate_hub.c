@@ -56,6 +56,10 @@ static const char usage[] =
     "                   [--log-level debug|info|warn|error]\n"
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
+    "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
+    "\n"
+    "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
+    "postgres://...: the PostgreSQL store, which several posgate-hub processes may share.\n"
     "\n"
     "serve: with --feed, serves a feed directory (metadata/ and targets/ from posgate-publish)\n"
     "to kiosks (`posgate sync --url http://ADDR:PORT`), with ETag, Last-Modified, conditional\n"
@@ -96,6 +100,15 @@ static const char usage_stats[] =
     "contiguous seq held), events, gaps (count, and gap_ranges [from, to]) and chain_ok\n"
     "(false once a chain break was found; broken_at names the seq).\n"
     "exit codes: 0 shown, 2 usage, 5 I/O\n";
+
+static const char usage_migrate[] =
+    "usage: posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
+    "\n"
+    "Copies a collector's SQLite file (devices, events, gaps, chain breaks, batch records) into\n"
+    "a PostgreSQL database that holds no device yet, in one transaction: all or nothing. Stop\n"
+    "the hubs writing to HUB.db first; then start them with --db postgresql://...\n"
+    "exit codes: 0 copied, 2 usage, 4 the destination holds devices or is not PostgreSQL,\n"
+    "5 I/O\n";
 
 #define HUB_MAX_BODY     (8u * 1024u * 1024u)
 #define HUB_MAX_INFLIGHT 16u
@@ -997,7 +1010,9 @@ cmd_serve(int argc, char **argv)
     h.root_len = strlen(h.root);
     h.client_ca = ca != NULL;
     if (dbpath != NULL && hub_db_open(dbpath, &h.db, dbmsg, sizeof(dbmsg)) != POSGATE_OK) {
-        fprintf(stderr, "posgate-hub: --db %s: %s\n", dbpath, dbmsg);
+        /* a URI may carry a password: only a file's path is repeated */
+        fprintf(stderr, "posgate-hub: --db %s: %s\n",
+                hub_db_is_uri(dbpath) ? "(PostgreSQL URI)" : dbpath, dbmsg);
         goto out;
     }
     if (cert != NULL && (!read_pem(cert, &cert_pem) || !read_pem(key, &key_pem) ||
@@ -1170,7 +1185,7 @@ cmd_stats(int argc, char **argv)
         fprintf(stderr, "posgate-hub stats: expected --db HUB.db\n\n%s", usage_stats);
         return 2;
     }
-    if (!plat_exists(dbpath)) {
+    if (!hub_db_is_uri(dbpath) && !plat_exists(dbpath)) {
         fprintf(stderr, "posgate-hub stats: %s does not exist\n", dbpath);
         return 5;
     }
@@ -1191,6 +1206,61 @@ out:
     return rc;
 }
 
+static int
+cmd_migrate(int argc, char **argv)
+{
+    const char *from = NULL, *to = NULL;
+    struct hub_db *src = NULL, *dst = NULL;
+    char msg[512] = "";
+    uint64_t n = 0;
+    enum posgate_err err;
+    int rc = 5;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_migrate, stdout);
+            return 0;
+        }
+        if (i + 1 < argc && strcmp(argv[i], "--from") == 0) {
+            from = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--to") == 0) {
+            to = argv[++i];
+        } else {
+            fprintf(stderr, "posgate-hub migrate-db: unexpected argument \"%s\"\n\n%s", argv[i],
+                    usage_migrate);
+            return 2;
+        }
+    }
+    if (from == NULL || to == NULL || hub_db_is_uri(from) || !hub_db_is_uri(to)) {
+        fprintf(stderr,
+                "posgate-hub migrate-db: expected --from a SQLite file and --to a "
+                "postgresql:// URI\n\n%s",
+                usage_migrate);
+        return 2;
+    }
+    if (!plat_exists(from)) {
+        fprintf(stderr, "posgate-hub migrate-db: %s does not exist\n", from);
+        return 5;
+    }
+    if (hub_db_open(from, &src, msg, sizeof(msg)) != POSGATE_OK ||
+        hub_db_open(to, &dst, msg, sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub migrate-db: %s\n", msg);
+        goto out;
+    }
+    err = hub_db_migrate(src, dst, &n, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub migrate-db: %s\n", msg[0] != 0 ? msg : posgate_strerror(err));
+        rc = err == POSGATE_ERR_STATE ? 4 : 5;
+        goto out;
+    }
+    fprintf(stderr, "posgate-hub: %llu events copied from %s\n", (unsigned long long)n, from);
+    rc = 0;
+out:
+    hub_db_close(src);
+    hub_db_close(dst);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1206,6 +1276,9 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "stats") == 0) {
         return cmd_stats(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "migrate-db") == 0) {
+        return cmd_migrate(argc - 2, argv + 2);
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], usage);

@@ -7,6 +7,8 @@
 # JSON, malformed / wrong type / oversized / wrong method / bad signature / too many at once,
 # an event deleted on a second kiosk and an event edited in the kiosk's audit.db with python3's
 # sqlite3 (422: not covered by the signed head; chain_ok stays true), `stats` and `--help`.
+# With POSGATE_TEST_PG_URI set (with_pg.sh) the collector's store is that PostgreSQL database,
+# emptied first, instead of a SQLite file.
 # Usage: collector.sh BUILD_DIR
 set -euo pipefail
 B=$(cd "${1:?usage: collector.sh BUILD_DIR}" && pwd)
@@ -30,6 +32,15 @@ BATCH=$B/tests/collector_batch
 [[ -x $BATCH ]] || fail "collector_batch not built"
 HUB=$B/posgate-hub
 DB=$T/hub.db
+# dbq SQL : the first column of the first row of a query on the collector's store
+if [[ -n ${POSGATE_TEST_PG_URI:-} ]]; then
+    DB=$POSGATE_TEST_PG_URI
+    psql -X -q -v ON_ERROR_STOP=1 "$DB" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' \
+        || fail "cannot empty $DB"
+    dbq() { psql -X -q -At -v ON_ERROR_STOP=1 "$DB" -c "$1" | head -1; }
+else
+    dbq() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$DB" "$1"; }
+fi
 
 bash "$HERE/audit_fixture.sh" "$B" "$T/fx" >/dev/null
 # shellcheck disable=SC1091
@@ -141,8 +152,7 @@ stats
    $(sj 'd["chain_ok"]') == True ]] || fail "after the lost ack: $(cat "$T/stats.json")"
 [[ $(sj 's["by_decision"]["deny"]') == 3 && $(sj 's["by_decision"]["allow"]') == 3 && \
    $(sj 's["by_decision"]["refer"]') == 1 ]] || fail "by_decision: $(cat "$T/stats.json")"
-python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-n=c.execute("SELECT count(*), count(DISTINCT seq) FROM events").fetchone(); assert n == (7, 7), n' "$DB" \
+[[ $(dbq "SELECT count(*) || ',' || count(DISTINCT seq) FROM events") == 7,7 ]] \
     || fail "events table holds duplicates"
 
 # refusals
@@ -248,10 +258,8 @@ stats
     || fail "edited event in stats: $(cat "$T/stats.json")"
 "$HUB" stats --db "$DB" > "$T/stats.txt"
 if grep -q "BROKEN" "$T/stats.txt"; then fail "stats text: $(cat "$T/stats.txt")"; fi
-python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-assert c.execute("SELECT count(*) FROM events WHERE device_id = ? AND seq = 1 AND json LIKE ?", \
-(sys.argv[2], "%\"decision\":\"deny\"%")).fetchone()[0] == 1' \
-    "$DB" "$DEV" || fail "the held event 1 was replaced by the edited one"
+[[ $(dbq "SELECT count(*) FROM events WHERE device_id = '$DEV' AND seq = 1 AND json LIKE '%\"decision\":\"deny\"%'") == 1 ]] \
+    || fail "the held event 1 was replaced by the edited one"
 
 # SIGTERM stops it cleanly
 kill -TERM "$HUBPID"

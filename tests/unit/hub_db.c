@@ -7,6 +7,8 @@
  * breaks (an event edited in the device's audit.db, before and after upload) recorded and the
  * device marked chain_ok false, unknown devices and bad signatures refused, folded ALLOWs
  * counted, the stats document, gzip decoding and its bounds.
+ * With POSGATE_TEST_PG_URI set (tests/integration/with_pg.sh) the same runs against the
+ * PostgreSQL store at that URI, emptied first; the rows are then counted through psql.
  */
 #define _DEFAULT_SOURCE
 #include <stdbool.h>
@@ -171,6 +173,27 @@ edit_event(const char *qpath, uint64_t seq)
     sqlite3_close(s);
 }
 
+/* psql -At on the PostgreSQL store under test: the first line of output, or UINT64_MAX. */
+static uint64_t
+psql_u64(const char *uri, const char *sql)
+{
+    char cmd[2400], line[64] = "";
+    uint64_t n = UINT64_MAX;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "psql -X -q -At -v ON_ERROR_STOP=1 '%s' -c \"%s\"", uri, sql);
+    f = popen(cmd, "r");
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) != NULL && line[0] >= '0' && line[0] <= '9') {
+            n = strtoull(line, NULL, 10);
+        }
+        if (pclose(f) != 0) {
+            n = UINT64_MAX;
+        }
+    }
+    return n;
+}
+
 static uint64_t
 count_rows(const char *dbpath, const char *sql)
 {
@@ -178,6 +201,9 @@ count_rows(const char *dbpath, const char *sql)
     sqlite3_stmt *st = NULL;
     uint64_t n = UINT64_MAX;
 
+    if (hub_db_is_uri(dbpath)) {
+        return psql_u64(dbpath, sql);
+    }
     if (sqlite3_open(dbpath, &s) == SQLITE_OK &&
         sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         n = (uint64_t)sqlite3_column_int64(st, 0);
@@ -311,7 +337,15 @@ main(void)
     }
     test_safety();
     snprintf(hubpath, sizeof(hubpath), "%s/hub.db", dir);
+    if (getenv("POSGATE_TEST_PG_URI") != NULL) {
+        snprintf(hubpath, sizeof(hubpath), "%s", getenv("POSGATE_TEST_PG_URI"));
+        CHECK_INT(psql_u64(hubpath, "DROP SCHEMA public CASCADE; CREATE SCHEMA public; "
+                                    "SELECT 0"),
+                  0);
+    }
     CHECK_OK(hub_db_open(hubpath, &db, msg, sizeof(msg)));
+    fprintf(stderr, "hub_db: the %s store%s%s\n", hub_db_kind(db), db == NULL ? ": " : "",
+            db == NULL ? msg : "");
     if (db == NULL || !dev_open(&a, "a", 0) || !dev_open(&b, "b", 0) || !dev_open(&c, "c", 0) ||
         !dev_open(&e, "e", 0) || !dev_open(&f, "f", 3000)) {
         fprintf(stderr, "setup failed\n");

@@ -1,0 +1,1115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The collector's PostgreSQL store (hub_store.h), through libpq, for several posgate-hub
+ * processes on one database. The schema is versioned: schema_version holds each migration
+ * applied, and hub_pg_open applies the missing ones in one transaction under an advisory lock,
+ * so hubs starting together migrate once. events is partitioned by month of received_at (the
+ * collector's clock, never the kiosk's); a month's partition is created when the first batch
+ * of that month arrives (and the next month's with it), under another advisory lock.
+ *
+ * Ordering under concurrency: a batch is judged and written in one READ COMMITTED transaction
+ * that starts by locking its device's row (SELECT ... FOR UPDATE). Another hub ingesting for
+ * the same device waits at that statement until the first commits; every later statement of
+ * its transaction takes a new snapshot, so it sees the events the first one stored. Hence the
+ * reads that judge a batch (held events, gaps, acked_seq) and the writes that follow are never
+ * interleaved with another ingest of the device: no event is stored twice (the check before
+ * each insert sees every committed event of the device), none lost (a failed transaction
+ * stores nothing and is not acknowledged), and gaps and breaks are judged against exactly what
+ * is held. Batches of different devices lock different rows and proceed at once.
+ *
+ * Schema version 1 (the same tables and columns as hub_db.h's SQLite schema; bytea hashes,
+ * boolean chain_ok):
+ *   +-------------------------------------------------------------------------------------+
+ *   | schema_version(version INT PK, applied_at BIGINT)                                   |
+ *   | devices(device_id PK, pub_pem, enrolled_at, last_seq, chain_ok BOOL, broken_at)     |
+ *   | events(device_id, seq, hash, prev_hash, kind, decision, count, json, received_at,   |
+ *   |        PK(device_id, seq, received_at)) PARTITION BY RANGE (received_at)           |
+ *   |   events_YYYY_MM PARTITION OF events FOR VALUES FROM (month start) TO (next month)  |
+ *   | gaps, chain_breaks, batches: as in hub_db.h                                         |
+ *   +-------------------------------------------------------------------------------------+
+ * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
+ * unique by the device lock above, not by an index.
+ */
+#include "hub_store.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "crypto.h"
+#include "plat_mem.h"
+
+#define LOCK_MIGRATE   7461001 /* pg_advisory_xact_lock keys */
+#define LOCK_PARTITION 7461002
+
+struct pg {
+    PGconn *c;
+    pthread_mutex_t mu;  /* one transaction at a time on the connection */
+    int64_t month_ready; /* months since 1970 whose partition exists (0: none known) */
+};
+
+/* Query parameters, as text, or binary for a hash. */
+struct params {
+    int n;
+    const char *v[10];
+    int len[10];
+    int fmt[10];
+    char num[10][24];
+};
+
+static void
+p_text(struct params *p, const char *s, size_t len)
+{
+    p->v[p->n] = s;
+    p->len[p->n] = (int)len;
+    p->fmt[p->n++] = 0;
+}
+
+static void
+p_str(struct params *p, const char *s)
+{
+    p_text(p, s, s != NULL ? strlen(s) : 0);
+}
+
+static void
+p_int(struct params *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRId64, v);
+    p_str(p, p->num[p->n]);
+}
+
+static void
+p_null(struct params *p)
+{
+    p->v[p->n] = NULL;
+    p->len[p->n] = 0;
+    p->fmt[p->n++] = 0;
+}
+
+static void
+p_hash(struct params *p, const uint8_t h[AUDIT_HASH_LEN])
+{
+    p->v[p->n] = (const char *)h;
+    p->len[p->n] = AUDIT_HASH_LEN;
+    p->fmt[p->n++] = 1;
+}
+
+/* RETRY for what another attempt may pass (serialization failure, deadlock, a connection
+ * lost or refused, too many connections), else IO; the server's message into errmsg. */
+static enum posgate_err
+pg_fail(struct pg *db, PGresult *r, const char *what, char *errmsg, size_t errcap)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(db->c);
+    bool retry = PQstatus(db->c) != CONNECTION_OK ||
+                 (state != NULL && (strncmp(state, "40", 2) == 0 || strncmp(state, "08", 2) == 0 ||
+                                    strcmp(state, "53300") == 0 || strcmp(state, "57P01") == 0));
+
+    if (errmsg != NULL && errcap > 0) {
+        snprintf(errmsg, errcap, "collector database (PostgreSQL): %.48s...: %s", what,
+                 msg != NULL && msg[0] != 0 ? msg : "no answer from the server");
+    }
+    return retry ? POSGATE_ERR_RETRY : POSGATE_ERR_IO;
+}
+
+/* Runs sql; *out gets the result when it has the status wanted (the caller clears it). */
+static enum posgate_err
+run(struct pg *db, const char *sql, const struct params *p, ExecStatusType want, PGresult **out,
+    char *errmsg, size_t errcap)
+{
+    /* without parameters, the simple protocol: a migration is several statements */
+    PGresult *r = p == NULL ? PQexec(db->c, sql)
+                            : PQexecParams(db->c, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
+    enum posgate_err err = POSGATE_OK;
+
+    if (PQresultStatus(r) != want) {
+        err = pg_fail(db, r, sql, errmsg, errcap);
+        PQclear(r);
+        r = NULL;
+    }
+    if (out != NULL) {
+        *out = r;
+    } else {
+        PQclear(r);
+    }
+    return err;
+}
+
+static enum posgate_err
+cmd(struct pg *db, const char *sql, const struct params *p, char *errmsg, size_t errcap)
+{
+    return run(db, sql, p, PGRES_COMMAND_OK, NULL, errmsg, errcap);
+}
+
+static int64_t
+col_i(const PGresult *r, int row, int c)
+{
+    if (PQgetisnull(r, row, c)) {
+        return -1;
+    }
+    return strtoll(PQgetvalue(r, row, c), NULL, 10);
+}
+
+/* A bytea column read as text ("\x" and 64 hex digits): 1 when it is 32 bytes. */
+static int
+col_hash(const PGresult *r, int row, int c, uint8_t out[AUDIT_HASH_LEN])
+{
+    const char *v = PQgetvalue(r, row, c);
+
+    memset(out, 0, AUDIT_HASH_LEN);
+    if (PQgetlength(r, row, c) != 2 + 2 * AUDIT_HASH_LEN || v[0] != '\\' || v[1] != 'x') {
+        return 0;
+    }
+    for (int i = 0; i < AUDIT_HASH_LEN; i++) {
+        unsigned x;
+
+        if (sscanf(v + 2 + 2 * i, "%2x", &x) != 1) {
+            return 0;
+        }
+        out[i] = (uint8_t)x;
+    }
+    return 1;
+}
+
+/* ---- schema ---- */
+
+static const char *const migrations[] = {
+    /* 1: the tables of hub_db.h, events partitioned by month */
+    "CREATE TABLE devices(device_id text PRIMARY KEY, pub_pem text NOT NULL,"
+    " enrolled_at bigint NOT NULL, last_seq bigint NOT NULL DEFAULT 0,"
+    " chain_ok boolean NOT NULL DEFAULT true, broken_at bigint);"
+    "CREATE TABLE events(device_id text NOT NULL, seq bigint NOT NULL, hash bytea NOT NULL,"
+    " prev_hash bytea NOT NULL, kind text NOT NULL, decision text NOT NULL, count bigint NOT NULL,"
+    " json text NOT NULL, received_at bigint NOT NULL, PRIMARY KEY(device_id, seq, received_at))"
+    " PARTITION BY RANGE (received_at);"
+    "CREATE INDEX events_decision ON events(decision);"
+    "CREATE TABLE gaps(device_id text NOT NULL, from_seq bigint NOT NULL, to_seq bigint NOT NULL,"
+    " detected_at bigint NOT NULL, closed_at bigint, PRIMARY KEY(device_id, from_seq, to_seq));"
+    "CREATE TABLE chain_breaks(device_id text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,"
+    " detail text NOT NULL, event_json text, first_seen bigint NOT NULL,"
+    " last_seen bigint NOT NULL, times bigint NOT NULL, PRIMARY KEY(device_id, seq, kind));"
+    "CREATE TABLE batches(device_id text NOT NULL, idempotency_key text NOT NULL,"
+    " first_seq bigint NOT NULL, last_seq bigint NOT NULL, n_events bigint NOT NULL,"
+    " stored bigint NOT NULL, status text NOT NULL, received_at bigint NOT NULL,"
+    " times bigint NOT NULL, PRIMARY KEY(device_id, idempotency_key));",
+};
+#define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+static enum posgate_err
+migrate(struct pg *db, char *errmsg, size_t errcap)
+{
+    PGresult *r = NULL;
+    struct params p = {0};
+    enum posgate_err err;
+    int64_t have;
+
+    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    p_int(&p, LOCK_MIGRATE);
+    err = run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    if (err == POSGATE_OK) {
+        err = cmd(db,
+                  "CREATE TABLE IF NOT EXISTS schema_version(version integer PRIMARY KEY,"
+                  " applied_at bigint NOT NULL)",
+                  NULL, errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
+        err = run(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, PGRES_TUPLES_OK,
+                  &r, errmsg, errcap);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    have = col_i(r, 0, 0);
+    if (have > SCHEMA_VERSION) {
+        snprintf(errmsg, errcap,
+                 "the database's schema is version %" PRId64 ", newer than this posgate-hub "
+                 "knows (%" PRId64 "): upgrade posgate-hub",
+                 have, SCHEMA_VERSION);
+        err = POSGATE_ERR_STATE;
+        goto out;
+    }
+    for (int64_t v = have + 1; err == POSGATE_OK && v <= SCHEMA_VERSION; v++) {
+        memset(&p, 0, sizeof(p));
+        p_int(&p, v);
+        p_int(&p, (int64_t)time(NULL));
+        err = cmd(db, migrations[v - 1], NULL, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            err = cmd(db, "INSERT INTO schema_version(version, applied_at) VALUES ($1, $2)", &p,
+                      errmsg, errcap);
+        }
+    }
+out:
+    PQclear(r);
+    if (err == POSGATE_OK) {
+        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+    } else {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+    }
+    return err;
+}
+
+/* Months since January 1970 of a UTC time, and the time a month starts: the proleptic
+ * Gregorian calendar in integers (H. Hinnant's days_from_civil), no time zone involved. */
+static int64_t
+days_from_civil(int64_t y, int64_t m)
+{
+    int64_t era, yoe, doy;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5; /* day 1 of the month */
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+static int64_t
+month_start(int64_t months)
+{
+    return days_from_civil(1970 + months / 12, months % 12 + 1) * 86400;
+}
+
+static int64_t
+month_of(int64_t t)
+{
+    int64_t m = (t / 86400 / 365) * 12; /* below the answer; never more than a year off */
+
+    while (month_start(m + 1) <= t) {
+        m++;
+    }
+    while (m > 0 && month_start(m) > t) {
+        m--;
+    }
+    return m;
+}
+
+/* The partitions of events for the month of now_s and the next, outside any batch's
+ * transaction (creating one locks the parent table briefly). */
+static enum posgate_err
+ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
+{
+    int64_t m = month_of(now_s);
+    struct params p = {0};
+    enum posgate_err err;
+
+    if (m == db->month_ready) {
+        return POSGATE_OK;
+    }
+    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    p_int(&p, LOCK_PARTITION);
+    err = run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    for (int64_t k = m; err == POSGATE_OK && k <= m + 1; k++) {
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE IF NOT EXISTS events_%04d_%02d PARTITION OF events FOR VALUES "
+                 "FROM (%" PRId64 ") TO (%" PRId64 ")",
+                 (int)(k / 12) + 1970, (int)(k % 12) + 1, month_start(k), month_start(k + 1));
+        err = cmd(db, sql, NULL, errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
+        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+    } else {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+    }
+    if (err == POSGATE_OK) {
+        db->month_ready = m;
+    }
+    return err;
+}
+
+static void pg_close(void *impl);
+
+/* A connection that broke (a server restart) is reset before the next transaction. */
+static void
+reconnect(struct pg *db)
+{
+    if (PQstatus(db->c) != CONNECTION_OK) {
+        PQreset(db->c);
+        db->month_ready = 0;
+    }
+}
+
+/* ---- enrolment and ingest ---- */
+
+static enum posgate_err
+pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s, bool *added,
+          char *errmsg, size_t errcap)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+
+    *added = false;
+    p_str(&p, id);
+    p_text(&p, pem, len);
+    p_int(&p, now_s);
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = run(db,
+              "INSERT INTO devices(device_id, pub_pem, enrolled_at) VALUES ($1, $2, $3) "
+              "ON CONFLICT (device_id) DO NOTHING",
+              &p, PGRES_COMMAND_OK, &r, errmsg, errcap);
+    if (err == POSGATE_OK && strcmp(PQcmdTuples(r), "1") == 0) {
+        *added = true;
+        goto out;
+    }
+    PQclear(r);
+    r = NULL;
+    if (err == POSGATE_OK) {
+        p.n = 1;
+        err = run(db, "SELECT pub_pem FROM devices WHERE device_id = $1", &p, PGRES_TUPLES_OK, &r,
+                  errmsg, errcap);
+    }
+    if (err == POSGATE_OK && (PQntuples(r) != 1 || (size_t)PQgetlength(r, 0, 0) != len ||
+                              memcmp(PQgetvalue(r, 0, 0), pem, len) != 0)) {
+        snprintf(errmsg, errcap, "device %s is enrolled with a different public key", id);
+        err = POSGATE_ERR_STATE;
+    }
+out:
+    PQclear(r);
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+/* The events held in [lo, hi] of a device, sorted by seq, for the judge. */
+struct held {
+    PGresult *r;
+    int n;
+};
+
+static int
+held_cb(void *ctx, uint64_t seq, uint8_t hash[AUDIT_HASH_LEN], uint8_t prev[AUDIT_HASH_LEN])
+{
+    const struct held *h = ctx;
+    int lo = 0, hi = h->n - 1;
+
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        uint64_t s = (uint64_t)col_i(h->r, mid, 0);
+
+        if (s == seq) {
+            col_hash(h->r, mid, 1, hash);
+            col_hash(h->r, mid, 2, prev);
+            return 1;
+        }
+        if (s < seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return 0;
+}
+
+static enum posgate_err
+query_u64(struct pg *db, const char *sql, const struct params *p, uint64_t *out, char *errmsg,
+          size_t errcap)
+{
+    PGresult *r = NULL;
+    enum posgate_err err = run(db, sql, p, PGRES_TUPLES_OK, &r, errmsg, errcap);
+
+    *out = 0;
+    if (err == POSGATE_OK && PQntuples(r) > 0) {
+        *out = (uint64_t)col_i(r, 0, 0);
+    }
+    PQclear(r);
+    return err;
+}
+
+static enum posgate_err
+note_batch(struct pg *db, const struct hub_batch *b, const char *key, size_t stored,
+           const char *status, int64_t now_s, struct hub_ingest *res)
+{
+    struct params p = {0};
+    uint64_t times = 0;
+    enum posgate_err err;
+
+    if (key == NULL) {
+        return POSGATE_OK;
+    }
+    p_str(&p, b->device_id);
+    p_str(&p, key);
+    p_int(&p, b->n > 0 ? (int64_t)b->ev[0].seq : 0);
+    p_int(&p, b->n > 0 ? (int64_t)b->ev[b->n - 1].seq : 0);
+    p_int(&p, (int64_t)b->n);
+    p_int(&p, (int64_t)stored);
+    p_str(&p, status);
+    p_int(&p, now_s);
+    err = query_u64(db,
+                    "INSERT INTO batches AS x(device_id, idempotency_key, first_seq, last_seq, "
+                    "n_events, stored, status, received_at, times) VALUES ($1, $2, $3, $4, $5, "
+                    "$6, $7, $8, 1) ON CONFLICT (device_id, idempotency_key) DO UPDATE SET "
+                    "times = x.times + 1, received_at = $8, status = $7 RETURNING times",
+                    &p, &times, res->error, sizeof(res->error));
+    res->repeated_key = times > 1;
+    return err;
+}
+
+static enum posgate_err
+record_break(struct pg *db, const char *dev, const struct hub_break *k, int64_t now_s,
+             struct hub_ingest *res)
+{
+    struct params p = {0};
+    enum posgate_err err;
+
+    p_str(&p, dev);
+    p_int(&p, (int64_t)k->seq);
+    p_str(&p, k->kind);
+    p_str(&p, k->detail);
+    if (k->event_json != NULL) {
+        p_str(&p, k->event_json);
+    } else {
+        p_null(&p);
+    }
+    p_int(&p, now_s);
+    err = cmd(db,
+              "INSERT INTO chain_breaks AS x(device_id, seq, kind, detail, event_json, first_seen, "
+              "last_seen, times) VALUES ($1, $2, $3, $4, $5, $6, $6, 1) ON CONFLICT (device_id, "
+              "seq, kind) DO UPDATE SET last_seen = $6, times = x.times + 1",
+              &p, res->error, sizeof(res->error));
+    if (err == POSGATE_OK) {
+        p.n = 2;
+        err = cmd(db,
+                  "UPDATE devices SET chain_ok = false, broken_at = least(coalesce(broken_at, "
+                  "$2), $2) WHERE device_id = $1",
+                  &p, res->error, sizeof(res->error));
+    }
+    return err;
+}
+
+static enum posgate_err
+insert_event(struct pg *db, const char *dev, const struct hub_event *e, int64_t now_s,
+             struct hub_ingest *res)
+{
+    struct params p = {0};
+
+    p_str(&p, dev);
+    p_int(&p, (int64_t)e->seq);
+    p_hash(&p, e->hash);
+    p_hash(&p, e->prev);
+    p_str(&p, e->kind);
+    p_str(&p, e->decision);
+    p_int(&p, (int64_t)e->count);
+    p_text(&p, e->text, e->len);
+    p_int(&p, now_s);
+    return cmd(db,
+               "INSERT INTO events(device_id, seq, hash, prev_hash, kind, decision, count, json, "
+               "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+               &p, res->error, sizeof(res->error));
+}
+
+/* Advances devices.last_seq over the contiguous seqs now held; *acked gets it. */
+static enum posgate_err
+advance_acked(struct pg *db, const char *dev, uint64_t *acked, struct hub_ingest *res)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+    uint64_t a = *acked;
+
+    p_str(&p, dev);
+    p_int(&p, (int64_t)a);
+    err = run(db, "SELECT seq FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq", &p,
+              PGRES_TUPLES_OK, &r, res->error, sizeof(res->error));
+    for (int i = 0; err == POSGATE_OK && i < PQntuples(r); i++) {
+        if ((uint64_t)col_i(r, i, 0) != a + 1) {
+            break;
+        }
+        a++;
+    }
+    PQclear(r);
+    if (err == POSGATE_OK && a != *acked) {
+        memset(&p, 0, sizeof(p));
+        p_str(&p, dev);
+        p_int(&p, (int64_t)a);
+        err = cmd(db, "UPDATE devices SET last_seq = $2 WHERE device_id = $1", &p, res->error,
+                  sizeof(res->error));
+    }
+    if (err == POSGATE_OK) {
+        *acked = a;
+    }
+    return err;
+}
+
+static enum posgate_err
+ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t now_s,
+              struct hub_ingest *res)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct held held = {NULL, 0};
+    struct hub_break k;
+    enum posgate_err err;
+    uint64_t lo, hi;
+
+    memset(&k, 0, sizeof(k));
+    p_str(&p, b->device_id);
+    /* the device's row, locked until commit: no other ingest of the device interleaves */
+    err = run(db, "SELECT pub_pem, last_seq FROM devices WHERE device_id = $1 FOR UPDATE", &p,
+              PGRES_TUPLES_OK, &r, res->error, sizeof(res->error));
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (PQntuples(r) != 1) {
+        snprintf(res->error, sizeof(res->error),
+                 "device %s is not enrolled at this collector "
+                 "(posgate-hub enroll --pub device.pub)",
+                 b->device_id);
+        err = POSGATE_ERR_NOTFOUND;
+        goto out;
+    }
+    res->acked_seq = (uint64_t)col_i(r, 0, 1);
+    err = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1", &p,
+                    &res->held_seq, res->error, sizeof(res->error));
+    if (err == POSGATE_OK) {
+        err = hub_judge_signature(PQgetvalue(r, 0, 0), b, res);
+    }
+    /* an event the signature does not cover proves nothing about the device: refused, and
+     * nothing recorded (anyone holding a captured batch could have edited it) */
+    if (err == POSGATE_OK) {
+        err = hub_batch_covered(b, &res->broken_at, res->error, sizeof(res->error));
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    lo = b->n > 0 ? b->ev[0].seq : b->head_seq;
+    hi = b->n > 0 ? b->ev[b->n - 1].seq : b->head_seq;
+    p_int(&p, (int64_t)(lo > 0 ? lo - 1 : 0));
+    p_int(&p, (int64_t)(hi + 1));
+    err = run(db,
+              "SELECT seq, hash, prev_hash FROM events WHERE device_id = $1 AND seq BETWEEN $2 "
+              "AND $3 ORDER BY seq",
+              &p, PGRES_TUPLES_OK, &held.r, res->error, sizeof(res->error));
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    held.n = PQntuples(held.r);
+    (void)hub_judge_breaks(b, held_cb, &held, &k, &res->duplicates); /* the lookup cannot fail */
+    if (k.seq != 0) {
+        res->broken_at = k.seq;
+        res->duplicates = 0;
+        err = record_break(db, b->device_id, &k, now_s, res);
+        if (err == POSGATE_OK) {
+            err = note_batch(db, b, key, 0, "chain_broken", now_s, res);
+        }
+        if (err == POSGATE_OK) {
+            snprintf(res->error, sizeof(res->error), "chain broken at seq %llu (%s): %s",
+                     (unsigned long long)k.seq, k.kind, k.detail);
+            err = POSGATE_ERR_BADHASH; /* committed by the caller: the break is recorded */
+        }
+        goto out;
+    }
+    if (b->n > 0 && b->ev[0].seq > 1 && res->duplicates < b->n) {
+        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
+
+        if (held_cb(&held, b->ev[0].seq - 1, h, hp) == 0) {
+            uint64_t below = 0;
+
+            p.n = 2;
+            err = query_u64(db,
+                            "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1 AND "
+                            "seq < $2",
+                            &p, &below, res->error, sizeof(res->error));
+            res->gap_from = below + 1;
+            res->gap_to = b->ev[0].seq - 1;
+            memset(&p, 0, sizeof(p));
+            p_str(&p, b->device_id);
+            p_int(&p, (int64_t)res->gap_from);
+            p_int(&p, (int64_t)res->gap_to);
+            p_int(&p, now_s);
+            if (err == POSGATE_OK) {
+                err = cmd(db,
+                          "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at) VALUES "
+                          "($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                          &p, res->error, sizeof(res->error));
+            }
+        }
+    }
+    for (size_t i = 0; err == POSGATE_OK && i < b->n; i++) {
+        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
+
+        if (held_cb(&held, b->ev[i].seq, h, hp) == 0) {
+            err = insert_event(db, b->device_id, &b->ev[i], now_s, res);
+            res->stored += err == POSGATE_OK ? 1 : 0;
+        }
+    }
+    if (err == POSGATE_OK && res->stored > 0) {
+        memset(&p, 0, sizeof(p));
+        p_str(&p, b->device_id);
+        p_int(&p, now_s);
+        /* a gap every seq of which is now held is closed, not forgotten */
+        err = cmd(db,
+                  "UPDATE gaps SET closed_at = $2 WHERE device_id = $1 AND closed_at IS NULL AND "
+                  "(SELECT count(*) FROM events e WHERE e.device_id = gaps.device_id AND e.seq "
+                  "BETWEEN gaps.from_seq AND gaps.to_seq) = to_seq - from_seq + 1",
+                  &p, res->error, sizeof(res->error));
+    }
+    if (err == POSGATE_OK) {
+        err = advance_acked(db, b->device_id, &res->acked_seq, res);
+    }
+    if (err == POSGATE_OK) {
+        p.n = 1;
+        err = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1", &p,
+                        &res->held_seq, res->error, sizeof(res->error));
+    }
+    if (err == POSGATE_OK) {
+        err = note_batch(db, b, key, res->stored, "stored", now_s, res);
+    }
+out:
+    PQclear(held.r);
+    PQclear(r);
+    return err;
+}
+
+static enum posgate_err
+pg_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
+          struct hub_ingest *res)
+{
+    struct pg *db = impl;
+    enum posgate_err err;
+
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = ensure_partition(db, now_s, res->error, sizeof(res->error));
+    if (err == POSGATE_OK) {
+        err = cmd(db, "BEGIN", NULL, res->error, sizeof(res->error));
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    err = ingest_locked(db, b, key, now_s, res);
+    if (err == POSGATE_OK || err == POSGATE_ERR_BADHASH) {
+        enum posgate_err c = cmd(db, "COMMIT", NULL, res->error, sizeof(res->error));
+
+        err = c != POSGATE_OK ? c : err;
+    } else {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+    }
+out:
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+/* ---- reading ---- */
+
+/* Runs sql with dev as $1 (when not NULL) and hands each row to fn; spec as in
+ * hub_db_sqlite.c: 'i' integer (NULL: -1), 't' text (NULL stays NULL), 'h' a 32-byte hash. */
+static enum posgate_err
+list(struct pg *db, const char *sql, const char *dev, const char *spec, hub_row_fn fn, void *ctx)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+    uint8_t hs[2][AUDIT_HASH_LEN];
+
+    if (dev != NULL) {
+        p_str(&p, dev);
+    }
+    err = run(db, sql, &p, PGRES_TUPLES_OK, &r, NULL, 0);
+    for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
+        struct hub_row x;
+        int ni = 0, nt = 0, nh = 0;
+
+        memset(&x, 0, sizeof(x));
+        for (int c = 0; err == POSGATE_OK && spec[c] != 0; c++) {
+            if (spec[c] == 'i') {
+                x.i[ni++] = col_i(r, row, c);
+            } else if (spec[c] == 't') {
+                x.t[nt] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+                x.tlen[nt++] = (size_t)PQgetlength(r, row, c);
+            } else if (col_hash(r, row, c, hs[nh])) {
+                x.h[nh] = hs[nh];
+                nh++;
+            } else {
+                err = POSGATE_ERR_CORRUPT; /* a hash that is not 32 bytes */
+            }
+        }
+        if (err == POSGATE_OK) {
+            err = fn(ctx, &x);
+        }
+    }
+    PQclear(r);
+    return err;
+}
+
+static enum posgate_err
+pg_read_begin(void *impl)
+{
+    struct pg *db = impl;
+    enum posgate_err err;
+
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL, 0);
+    if (err != POSGATE_OK) {
+        pthread_mutex_unlock(&db->mu);
+    }
+    return err;
+}
+
+static void
+pg_read_end(void *impl)
+{
+    struct pg *db = impl;
+
+    PQclear(PQexec(db->c, "COMMIT"));
+    pthread_mutex_unlock(&db->mu);
+}
+
+static enum posgate_err
+state_row(void *ctx, const struct hub_row *r)
+{
+    struct hub_device_state *s = ctx;
+
+    s->enrolled_at = r->i[0];
+    s->last_seq = (uint64_t)r->i[1];
+    s->chain_ok = r->i[2] != 0;
+    s->broken_at = r->i[3] > 0 ? (uint64_t)r->i[3] : 0;
+    s->events = (uint64_t)r->i[4];
+    s->held_seq = (uint64_t)r->i[5];
+    snprintf(s->device_id, sizeof(s->device_id), "%s", r->t[0]);
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+count_row(void *ctx, const struct hub_row *r)
+{
+    uint64_t *n = ctx;
+
+    *n += r->i[0] >= 0 ? (uint64_t)r->i[0] : 0;
+    return POSGATE_OK;
+}
+
+static const char gaps_sql[] =
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS p FROM "
+    "events WHERE device_id = $1) s WHERE seq > p + 1 ORDER BY seq";
+
+static enum posgate_err
+pg_device_state(void *impl, const char *id, struct hub_device_state *out)
+{
+    struct pg *db = impl;
+    enum posgate_err err;
+
+    memset(out, 0, sizeof(*out));
+    err = list(db,
+               "SELECT device_id, enrolled_at, last_seq, chain_ok::int, coalesce(broken_at, 0), "
+               "(SELECT count(*) FROM events e WHERE e.device_id = d.device_id), "
+               "(SELECT coalesce(max(seq), 0) FROM events e WHERE e.device_id = d.device_id) "
+               "FROM devices d WHERE device_id = $1",
+               id, "tiiiiii", state_row, out);
+    if (err == POSGATE_OK && out->device_id[0] == 0) {
+        err = POSGATE_ERR_NOTFOUND;
+    }
+    if (err == POSGATE_OK) {
+        err = list(db, "SELECT count(*) FROM chain_breaks WHERE device_id = $1", id, "i", count_row,
+                   &out->breaks);
+    }
+    if (err == POSGATE_OK) {
+        char sql[512];
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM (%s) g", gaps_sql);
+        err = list(db, sql, id, "i", count_row, &out->gaps);
+    }
+    return err;
+}
+
+static enum posgate_err
+total_row(void *ctx, const struct hub_row *r)
+{
+    struct hub_totals *t = ctx;
+    const char *d = r->t[0];
+    uint64_t c = (uint64_t)r->i[0];
+
+    t->events += c;
+    if (d == NULL) {
+        return POSGATE_OK;
+    }
+    if (strcmp(d, "allow") == 0) {
+        t->allow = c;
+    } else if (strcmp(d, "deny") == 0) {
+        t->deny = c;
+    } else if (strcmp(d, "refer") == 0) {
+        t->refer = c;
+    } else if (strcmp(d, "error") == 0) {
+        t->error = c;
+    } else if (strcmp(d, "summary") == 0) {
+        t->summary = c;
+    }
+    return POSGATE_OK;
+}
+
+/* numeric sums cannot overflow in PostgreSQL; the figure saturates at 2^64 - 1 as in SQLite */
+static enum posgate_err
+fold_row(void *ctx, const struct hub_row *r)
+{
+    struct hub_totals *t = ctx;
+
+    t->folded_over = r->i[1] != 0;
+    t->folded = t->folded_over ? UINT64_MAX : strtoull(r->t[0], NULL, 10);
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+batch_totals_row(void *ctx, const struct hub_row *r)
+{
+    struct hub_totals *t = ctx;
+
+    t->batches = (uint64_t)r->i[0];
+    t->repeats = (uint64_t)r->i[1];
+    return POSGATE_OK;
+}
+
+static enum posgate_err
+pg_totals(void *impl, struct hub_totals *t)
+{
+    enum posgate_err err;
+
+    err = list(impl, "SELECT decision, count(*) FROM events GROUP BY decision", NULL, "ti",
+               total_row, t);
+    if (err == POSGATE_OK) {
+        err = list(impl,
+                   "SELECT least(s, 18446744073709551615)::text, (s > 18446744073709551615)::int "
+                   "FROM (SELECT coalesce(sum(count) FILTER (WHERE count >= 0), 0)::numeric AS s "
+                   "FROM events WHERE decision = 'summary') x",
+                   NULL, "ti", fold_row, t);
+    }
+    if (err == POSGATE_OK) {
+        err = list(impl, "SELECT count(*), coalesce(sum(times - 1), 0) FROM batches", NULL, "ii",
+                   batch_totals_row, t);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_devices(void *impl, hub_row_fn fn, void *ctx)
+{
+    return list(impl, "SELECT device_id FROM devices ORDER BY device_id", NULL, "t", fn, ctx);
+}
+
+static enum posgate_err
+pg_gap_ranges(void *impl, const char *id, hub_row_fn fn, void *ctx)
+{
+    return list(impl, gaps_sql, id, "ii", fn, ctx);
+}
+
+static enum posgate_err
+pg_gaps_detected(void *impl, const char *id, hub_row_fn fn, void *ctx)
+{
+    return list(impl,
+                "SELECT from_seq, to_seq, detected_at, (closed_at IS NOT NULL)::int FROM gaps "
+                "WHERE device_id = $1 ORDER BY from_seq",
+                id, "iiii", fn, ctx);
+}
+
+static enum posgate_err
+pg_breaks(void *impl, const char *id, hub_row_fn fn, void *ctx)
+{
+    return list(impl,
+                "SELECT seq, times, kind FROM chain_breaks WHERE device_id = $1 ORDER BY seq, "
+                "kind COLLATE \"C\"",
+                id, "iit", fn, ctx);
+}
+
+/* ---- migrate-db ---- */
+
+static const struct {
+    const char *select, *spec, *insert;
+} tables[HUB_T_N] = {
+    {"SELECT device_id, pub_pem, enrolled_at, last_seq, chain_ok::int, broken_at FROM devices "
+     "ORDER BY device_id",
+     "ttiiii",
+     "INSERT INTO devices(device_id, pub_pem, enrolled_at, last_seq, chain_ok, broken_at) "
+     "VALUES ($1, $2, $3, $4, $5::int::boolean, $6)"},
+    {"SELECT device_id, kind, decision, json, hash, prev_hash, seq, count, received_at FROM events "
+     "ORDER BY device_id, seq",
+     "tttthhiii",
+     "INSERT INTO events(device_id, kind, decision, json, hash, prev_hash, seq, count, "
+     "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+    {"SELECT device_id, from_seq, to_seq, detected_at, closed_at FROM gaps", "tiiii",
+     "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at, closed_at) VALUES ($1, $2, $3, "
+     "$4, $5)"},
+    {"SELECT device_id, kind, detail, event_json, seq, first_seen, last_seen, times FROM "
+     "chain_breaks",
+     "ttttiiii",
+     "INSERT INTO chain_breaks(device_id, kind, detail, event_json, seq, first_seen, last_seen, "
+     "times) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"},
+    {"SELECT device_id, idempotency_key, status, first_seq, last_seq, n_events, stored, "
+     "received_at, times FROM batches",
+     "tttiiiiii",
+     "INSERT INTO batches(device_id, idempotency_key, status, first_seq, last_seq, n_events, "
+     "stored, received_at, times) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+};
+
+static enum posgate_err
+pg_each_row(void *impl, enum hub_table t, hub_row_fn fn, void *ctx)
+{
+    return list(impl, tables[t].select, NULL, tables[t].spec, fn, ctx);
+}
+
+static enum posgate_err
+pg_copy_begin(void *impl, char *errmsg, size_t errcap)
+{
+    struct pg *db = impl;
+    uint64_t n = 0;
+    enum posgate_err err;
+
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    if (err == POSGATE_OK) {
+        err = cmd(db, "LOCK TABLE devices IN EXCLUSIVE MODE", NULL, errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
+        err = query_u64(db, "SELECT count(*) FROM devices", NULL, &n, errmsg, errcap);
+    }
+    if (err == POSGATE_OK && n > 0) {
+        snprintf(errmsg, errcap,
+                 "expected a collector database without devices, found %llu enrolled",
+                 (unsigned long long)n);
+        err = POSGATE_ERR_STATE;
+    }
+    if (err != POSGATE_OK) {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+        pthread_mutex_unlock(&db->mu);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_put_row(void *impl, enum hub_table t, const struct hub_row *row, char *errmsg, size_t errcap)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    int ni = 0, nt = 0, nh = 0;
+    enum posgate_err err = POSGATE_OK;
+
+    if (t == HUB_T_EVENTS) {
+        /* the partitions of the months the rows were received in */
+        int64_t m = month_of(row->i[2]);
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE IF NOT EXISTS events_%04d_%02d PARTITION OF events FOR VALUES "
+                 "FROM (%" PRId64 ") TO (%" PRId64 ")",
+                 (int)(m / 12) + 1970, (int)(m % 12) + 1, month_start(m), month_start(m + 1));
+        if (m != db->month_ready) {
+            err = cmd(db, sql, NULL, errmsg, errcap);
+            db->month_ready = m;
+        }
+    }
+    for (int c = 0; err == POSGATE_OK && tables[t].spec[c] != 0; c++) {
+        char k = tables[t].spec[c];
+
+        if (k == 't' && row->t[nt] == NULL) {
+            p_null(&p);
+            nt++;
+        } else if (k == 't') {
+            p_text(&p, row->t[nt], row->tlen[nt]);
+            nt++;
+        } else if (k == 'h') {
+            p_hash(&p, row->h[nh++]);
+        } else if (row->i[ni] < 0 &&
+                   ((t == HUB_T_DEVICES && ni == 3) || (t == HUB_T_GAPS && ni == 3))) {
+            p_null(&p); /* broken_at, closed_at */
+            ni++;
+        } else {
+            p_int(&p, row->i[ni++]);
+        }
+    }
+    if (err == POSGATE_OK) {
+        err = cmd(db, tables[t].insert, &p, errmsg, errcap);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_copy_end(void *impl, bool commit, char *errmsg, size_t errcap)
+{
+    struct pg *db = impl;
+    enum posgate_err err = POSGATE_OK;
+
+    if (commit) {
+        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+    } else {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+    }
+    db->month_ready = 0;
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+static const struct hub_store_ops pg_ops = {
+    .name = "postgresql",
+    .close = pg_close,
+    .enroll = pg_enroll,
+    .ingest = pg_ingest,
+    .read_begin = pg_read_begin,
+    .read_end = pg_read_end,
+    .totals = pg_totals,
+    .devices = pg_devices,
+    .device_state = pg_device_state,
+    .gap_ranges = pg_gap_ranges,
+    .gaps_detected = pg_gaps_detected,
+    .breaks = pg_breaks,
+    .each_row = pg_each_row,
+    .copy_begin = pg_copy_begin,
+    .put_row = pg_put_row,
+    .copy_end = pg_copy_end,
+};
+
+static void
+pg_close(void *impl)
+{
+    struct pg *db = impl;
+
+    if (db == NULL) {
+        return;
+    }
+    PQfinish(db->c);
+    pthread_mutex_destroy(&db->mu);
+    plat_free(db);
+}
+
+enum posgate_err
+hub_pg_open(const char *uri, void **impl, const struct hub_store_ops **ops, char *errmsg,
+            size_t errcap)
+{
+    struct pg *db = plat_calloc(1, sizeof(*db));
+    enum posgate_err err = POSGATE_OK;
+
+    if (db == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    pthread_mutex_init(&db->mu, NULL);
+    db->c = PQconnectdb(uri);
+    if (db->c == NULL || PQstatus(db->c) != CONNECTION_OK) {
+        /* the URI itself is not repeated: it may carry a password */
+        snprintf(errmsg, errcap, "cannot connect to PostgreSQL: %s",
+                 db->c != NULL ? PQerrorMessage(db->c) : "out of memory");
+        err = POSGATE_ERR_IO;
+        goto out;
+    }
+    PQclear(PQexec(db->c, "SET client_min_messages = warning"));
+    err = migrate(db, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    *impl = db;
+    *ops = &pg_ops;
+    db = NULL;
+out:
+    pg_close(db);
+    return err;
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What a collector store implements behind hub_db.h (private to tools/hub_db*.c): SQLite in
+ * hub_db_sqlite.c (a file, the embedded default), PostgreSQL in hub_db_pg.c (a libpq URI).
+ * hub_db.c owns what does not depend on the store: choosing it from the --db argument, the
+ * checks on a batch before the store is touched, judging the chain against what is held
+ * (hub_judge_breaks, given a lookup of held events), and the stats documents, written from
+ * the rows the store reads. A store owns its transactions and its locking: ingest must judge
+ * and write one device's batch so that no other ingest of that device interleaves (SQLite: one
+ * writer; PostgreSQL: the device's row locked FOR UPDATE).
+ *
+ * Copying between stores (migrate-db) goes table by table in this column order:
+ *   devices       t0 device_id, t1 pub_pem; i0 enrolled_at, i1 last_seq, i2 chain_ok (0/1),
+ *                 i3 broken_at (-1: NULL)
+ *   events        t0 device_id, t1 kind, t2 decision, t3 json; h0 hash, h1 prev_hash;
+ *                 i0 seq, i1 count, i2 received_at
+ *   gaps          t0 device_id; i0 from_seq, i1 to_seq, i2 detected_at, i3 closed_at (-1: NULL)
+ *   chain_breaks  t0 device_id, t1 kind, t2 detail, t3 event_json (NULL); i0 seq,
+ *                 i1 first_seen, i2 last_seen, i3 times
+ *   batches       t0 device_id, t1 idempotency_key, t2 status; i0 first_seq, i1 last_seq,
+ *                 i2 n_events, i3 stored, i4 received_at, i5 times
+ */
+#ifndef POSGATE_HUB_STORE_H
+#define POSGATE_HUB_STORE_H
+
+#include "hub_db.h"
+
+enum hub_table { HUB_T_DEVICES, HUB_T_EVENTS, HUB_T_GAPS, HUB_T_BREAKS, HUB_T_BATCHES, HUB_T_N };
+
+struct hub_row {
+    const char *t[4];
+    size_t tlen[4];
+    const uint8_t *h[2]; /* AUDIT_HASH_LEN bytes each */
+    int64_t i[6];
+};
+
+/* One row handed to a callback: the columns each reader or table names, in that order. */
+typedef enum posgate_err (*hub_row_fn)(void *ctx, const struct hub_row *row);
+
+struct hub_totals {
+    uint64_t events, allow, deny, refer, error, summary, folded, batches, repeats;
+    bool folded_over; /* the ALLOWs of all summaries pass 2^64: folded is UINT64_MAX */
+};
+
+struct hub_store_ops {
+    const char *name;
+    void (*close)(void *impl);
+    /* Inserts the device (*added true) unless its id is enrolled; an enrolled id with another
+     * PEM is STATE, with the same PEM OK (*added false). pem was checked by hub_db.c. */
+    enum posgate_err (*enroll)(void *impl, const char *id, const char *pem, size_t len,
+                               int64_t now_s, bool *added, char *errmsg, size_t errcap);
+    /* hub_db_ingest after the idempotency key checks; key may be NULL. */
+    enum posgate_err (*ingest)(void *impl, const struct hub_batch *b, const char *key,
+                               int64_t now_s, struct hub_ingest *res);
+    /* One consistent snapshot for the readers below, until read_end. */
+    enum posgate_err (*read_begin)(void *impl);
+    void (*read_end)(void *impl);
+    enum posgate_err (*totals)(void *impl, struct hub_totals *t);
+    /* Every enrolled device, ordered by id: row.t[0] */
+    enum posgate_err (*devices)(void *impl, hub_row_fn fn, void *ctx);
+    enum posgate_err (*device_state)(void *impl, const char *id, struct hub_device_state *out);
+    /* Open holes: i0 from, i1 to */
+    enum posgate_err (*gap_ranges)(void *impl, const char *id, hub_row_fn fn, void *ctx);
+    /* Gaps recorded: i0 from, i1 to, i2 detected_at, i3 closed (0/1) */
+    enum posgate_err (*gaps_detected)(void *impl, const char *id, hub_row_fn fn, void *ctx);
+    /* Chain breaks: i0 seq, i1 times, t0 kind */
+    enum posgate_err (*breaks)(void *impl, const char *id, hub_row_fn fn, void *ctx);
+    /* migrate-db: every row of a table in the order above; and one row written. The copy runs
+     * in the destination's own transaction (copy_begin .. copy_end(commit)). */
+    enum posgate_err (*each_row)(void *impl, enum hub_table t, hub_row_fn fn, void *ctx);
+    enum posgate_err (*copy_begin)(void *impl, char *errmsg, size_t errcap);
+    enum posgate_err (*put_row)(void *impl, enum hub_table t, const struct hub_row *row,
+                                char *errmsg, size_t errcap);
+    enum posgate_err (*copy_end)(void *impl, bool commit, char *errmsg, size_t errcap);
+};
+
+/* A held event for the judge: 1 found (hash and prev filled), 0 not held, or an error < 0. */
+typedef int (*hub_held_fn)(void *ctx, uint64_t seq, uint8_t hash[AUDIT_HASH_LEN],
+                           uint8_t prev[AUDIT_HASH_LEN]);
+
+struct hub_break {
+    uint64_t seq; /* 0: none */
+    const char *kind;
+    char detail[400];
+    const char *event_json; /* borrowed from the batch; may be NULL */
+};
+
+/* Every link the batch makes with what is held, and seqs it skips, for a batch whose signed
+ * head covers all its events; the break with the lowest seq goes to *k, and *dups counts the
+ * events held identical. Returns the lookup's error (< 0) or 0. */
+int hub_judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
+                     size_t *dups);
+/* The enrolled key must verify the signature over the head: else BADSIG with res->error. */
+POSGATE_WUR enum posgate_err hub_judge_signature(const char *pem, const struct hub_batch *b,
+                                                 struct hub_ingest *res);
+
+POSGATE_WUR enum posgate_err hub_sqlite_open(const char *path, void **impl,
+                                             const struct hub_store_ops **ops, char *errmsg,
+                                             size_t errcap);
+POSGATE_WUR enum posgate_err hub_pg_open(const char *uri, void **impl,
+                                         const struct hub_store_ops **ops, char *errmsg,
+                                         size_t errcap);
+
+#endif
