@@ -752,7 +752,7 @@ engine_check_store(struct store_reader *r, const struct engine_request *req,
         if (c < 0 || (size_t)c >= q.cfg->n_lists) {
             continue;
         }
-        fresh = lists[i].issued_at > meta->issued_at ? lists[i].issued_at : meta->issued_at;
+        fresh = store_list_fresh_at(&lists[i], meta);
         states[c].installed = true;
         states[c].age_s = q.wall_now - fresh;
         states[c].reasons = lists[i].reasons;

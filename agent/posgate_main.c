@@ -1094,7 +1094,7 @@ cmd_status(int argc, char **argv)
         }
         printf("\n");
         for (size_t i = 0; i < n && i < 64; i++) {
-            int64_t fresh = lists[i].issued_at > m.issued_at ? lists[i].issued_at : m.issued_at;
+            int64_t fresh = store_list_fresh_at(&lists[i], &m);
 
             int li = cfg != NULL ? feed_config_list_find(cfg, lists[i].id) : -1;
             int stale = li >= 0 && now - fresh > cfg->lists[li].stale_after_s;

@@ -296,7 +296,7 @@ report_status_json(struct store *st, const char *key_check, const struct audit_s
     for (size_t i = 0; arr != NULL && i < n && i < STORE_LISTS_MAX; i++) {
         cJSON *o = cJSON_CreateObject();
         int li = cfg != NULL ? feed_config_list_find(cfg, lists[i].id) : -1;
-        int64_t fresh = lists[i].issued_at > m.issued_at ? lists[i].issued_at : m.issued_at;
+        int64_t fresh = store_list_fresh_at(&lists[i], &m);
         int64_t age = now - fresh;
 
         if (o == NULL) {

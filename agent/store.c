@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -876,6 +877,43 @@ store_get_list(struct store *s, const char *list_id, struct store_list *out)
     return err;
 }
 
+/* Marks the lists named in meta "authority_fresh" ("id=seconds,..."). */
+static enum posgate_err
+read_authority_fresh(sqlite3 *db, struct store_list *out, size_t n, char *msg, size_t msgcap)
+{
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err =
+        prepare(db, "SELECT value FROM meta WHERE name = 'authority_fresh'", &st, msg, msgcap);
+    const char *p;
+
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW && (p = (const char *)sqlite3_column_text(st, 0)) != NULL) {
+        while (*p != 0) {
+            const char *eq = strchr(p, '='), *end = strchr(p, ',');
+            size_t idlen;
+
+            if (end == NULL) {
+                end = p + strlen(p);
+            }
+            if (eq == NULL || eq > end) {
+                break;
+            }
+            idlen = (size_t)(eq - p);
+            for (size_t i = 0; i < n; i++) {
+                if (strlen(out[i].id) == idlen && memcmp(out[i].id, p, idlen) == 0) {
+                    out[i].authority_fresh = true;
+                    out[i].vouched_at = strtoll(eq + 1, NULL, 10);
+                }
+            }
+            p = *end == ',' ? end + 1 : end;
+        }
+    }
+    sqlite3_finalize(st);
+    return POSGATE_OK;
+}
+
 static enum posgate_err
 read_lists(sqlite3 *db, struct store_list *out, int64_t *nos, size_t cap, size_t *n, char *msg,
            size_t msgcap)
@@ -907,7 +945,18 @@ read_lists(sqlite3 *db, struct store_list *out, int64_t *nos, size_t cap, size_t
     }
     sqlite3_finalize(st);
     *n = i;
+    if (err == POSGATE_OK) {
+        err = read_authority_fresh(db, out, i < cap ? i : cap, msg, msgcap);
+    }
     return err;
+}
+
+int64_t
+store_list_fresh_at(const struct store_list *l, const struct store_meta *m)
+{
+    int64_t other = l->authority_fresh ? l->vouched_at : m->issued_at;
+
+    return l->issued_at > other ? l->issued_at : other;
 }
 
 enum posgate_err
@@ -1288,6 +1337,18 @@ store_update_set_meta(struct store_update *u, const struct store_meta *m)
         }
     }
     return POSGATE_OK;
+}
+
+enum posgate_err
+store_update_set_authority_fresh(struct store_update *u, const char *text)
+{
+    enum posgate_err err = ready(u);
+
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    return meta_put_blob(u, "authority_fresh", text != NULL ? text : "",
+                         text != NULL ? strlen(text) : 0, true);
 }
 
 enum posgate_err

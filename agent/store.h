@@ -114,6 +114,8 @@ struct store_list {
     struct state_digest state;
     uint8_t reasons[STORE_REASON_BITMAP]; /* bit r set: some entry used reason r (superset) */
     int cfg_index; /* (readers) index in the reader's feed config lists, -1 when absent */
+    bool authority_fresh; /* a delegated list: fresh only as of its authority's signatures */
+    int64_t vouched_at;   /* ... the last of which signed its role then (0: unknown) */
 };
 
 struct store;
@@ -163,6 +165,15 @@ POSGATE_WUR enum posgate_err store_update_set_config(struct store_update *u, con
                                                      size_t len);
 /* Sets the kiosk's gate jurisdictions (posgate init); n <= STORE_JURISDICTIONS_MAX codes of
  * two letters, stored in upper case. */
+/* The delegated lists and the time their authority last signed each one's role, as
+ * "id=seconds,id=seconds" (meta "authority_fresh"); replaces the previous set. Their data age
+ * counts from their own signatures only, never from the operator's timestamp (store_list_fresh_at). */
+POSGATE_WUR enum posgate_err store_update_set_authority_fresh(struct store_update *u,
+                                                              const char *text);
+/* The instant a list's data is fresh as of: its own signed issue time, and the time its
+ * authority last vouched for it (a delegated list) or the installed feed's signed issue time
+ * (any other list), whichever is later. */
+int64_t store_list_fresh_at(const struct store_list *l, const struct store_meta *m);
 POSGATE_WUR enum posgate_err store_update_set_jurisdictions(struct store_update *u,
                                                             const char *const *cc, size_t n);
 

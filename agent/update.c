@@ -8,6 +8,7 @@
 #include "update.h"
 
 #include <stdarg.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -755,6 +756,44 @@ out:
     return err;
 }
 
+struct fresh_ctx {
+    struct run *r;
+    struct buf text; /* "id=seconds,..." */
+};
+
+static enum posgate_err
+add_authority_fresh(void *ctx, const char *list_id, const char *role)
+{
+    struct fresh_ctx *fc = ctx;
+
+    return buf_printf(&fc->text, "%s%s=%" PRId64, fc->text.len > 0 ? "," : "", list_id,
+                      tuf_client_role_issued(fc->r->tc, role));
+}
+
+/* A delegated (pinned) list is fresh only as of its authority's signatures: its own issued_at
+ * and its role's signing time, never the operator's timestamp. An operator who stops serving
+ * the authority's new versions and only re-signs the timestamp would otherwise keep the old
+ * version fresh for as long as the role is unexpired (store_list_fresh_at). */
+static enum posgate_err
+set_authority_fresh(struct run *r, struct store_update *u)
+{
+    struct fresh_ctx fc = {r, BUF_INIT(1u << 20)};
+    enum posgate_err err = pins_foreach(r->dd.pins, add_authority_fresh, &fc, r->errmsg,
+                                        r->errcap);
+
+    if (err == POSGATE_OK) {
+        err = buf_append(&fc.text, "", 1); /* NUL-terminated */
+    }
+    if (err == POSGATE_OK) {
+        err = store_update_set_authority_fresh(u, (const char *)fc.text.data);
+        if (err != POSGATE_OK) {
+            fail(r, "store: %s", store_errmsg(r->st));
+        }
+    }
+    buf_free(&fc.text);
+    return err;
+}
+
 /* Every list the kiosk pinned (pins.h): its configuration must be the one its authority
  * signed, whatever the operator's config/feed.json says. */
 static enum posgate_err
@@ -943,6 +982,10 @@ run_once(struct run *r, const struct store_meta *old, const struct buf *config_j
         m.root_version = v;
     }
     m.expires_at = min_exp == INT64_MAX ? 0 : min_exp;
+    err = set_authority_fresh(r, u);
+    if (err != POSGATE_OK) {
+        goto out;
+    }
     /* Freshness counts from signed issue times only, never from the install: the timestamp's
      * (TUF_ISSUED_FIELD: the operator vouched for the whole feed then), else each list's own.
      * Old metadata from a lagging mirror or CDN is old data, however recently installed. An

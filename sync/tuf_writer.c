@@ -2106,6 +2106,14 @@ sign_one(struct tuf_writer *w, struct role *r, const struct keyring *kr, int che
     if (err == POSGATE_OK) {
         err = obj_set_str(body, "expires", when);
     }
+    if (err == POSGATE_OK && (strcmp(r->name, "timestamp") == 0 || !is_top(r->name))) {
+        /* the signed issue time kiosks count data age from (TUF_ISSUED_FIELD): the timestamp's
+         * vouches for the operator's lists, a delegated role's for its authority's list */
+        char t[32];
+
+        plat_time_format(writer_now(w), t, sizeof(t));
+        err = obj_set_str(body, TUF_ISSUED_FIELD, t);
+    }
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -2341,14 +2349,6 @@ build_timestamp(struct tuf_writer *w, cJSON **out)
         return POSGATE_ERR_NOMEM;
     }
     err = obj_set(body, "meta", meta);
-    if (err == POSGATE_OK) {
-        /* the signed issue time kiosks count data age from (TUF_ISSUED_FIELD) */
-        char t[32];
-
-        plat_time_format(writer_now(w), t, sizeof(t));
-        err = cJSON_AddStringToObject(body, TUF_ISSUED_FIELD, t) != NULL ? POSGATE_OK
-                                                                          : POSGATE_ERR_NOMEM;
-    }
     if (err == POSGATE_OK) {
         err = meta_entry(w, s, 1, &m);
     }

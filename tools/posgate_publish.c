@@ -2552,7 +2552,30 @@ usage_refresh(FILE *f)
                "                               [--authority-key LIST=KEY.key ...]\n"
                "Signs a new timestamp (and any role with pending changes) without changing a\n"
                "list, and writes the repository to FEEDDIR. --expires sets the timestamp's\n"
-               "lifetime (default 1d). Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n");
+               "lifetime (default 1d). A delegated list is fresh only as of its authority's last\n"
+               "signature: --authority-key LIST=KEY re-signs that list's role, vouching for it\n"
+               "now (run it more often than the list's stale_after).\n"
+               "Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n");
+}
+
+/* A delegated list is as fresh as its authority's last signature (kiosks count its data age from
+ * its role's signing time, never from the operator's timestamp): a refresh given an authority's
+ * key re-signs that list's role, which vouches for the list as of now. */
+static enum posgate_err
+touch_authority_roles(struct tuf_writer *w, const struct keyring *kr)
+{
+    char role[TUF_WRITER_ROLE_MAX + 1];
+    enum posgate_err err;
+
+    for (size_t i = 0; i < kr->nauth; i++) {
+        snprintf(role, sizeof role, "%s%.*s", ROLE_PREFIX, FEED_NAME_ID_MAX, kr->auth[i].list);
+        err = tuf_writer_touch(w, role);
+        if (err != POSGATE_OK) {
+            die_msg("--authority-key for list %s: %s", kr->auth[i].list, tuf_writer_errmsg(w));
+            return err;
+        }
+    }
+    return POSGATE_OK;
 }
 
 static int
@@ -2600,6 +2623,9 @@ cmd_refresh(int argc, char **argv)
     }
     if (err == POSGATE_OK) {
         err = set_lifetimes(w, expires);
+    }
+    if (err == POSGATE_OK) {
+        err = touch_authority_roles(w, &kr);
     }
     if (err == POSGATE_OK) {
         err = publish_repo(w, optv(&o[1]), &kr);
