@@ -29,6 +29,10 @@ trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# by hand: POSGATE_PYTUF="PYTHON_WITH_TUF path/to/pytuf_follow.py" has python-tuf follow each
+# step a kiosk takes (see pytuf_follow.py)
+pytuf() { [[ -z ${POSGATE_PYTUF:-} ]] || $POSGATE_PYTUF "$T/op/feed" "$T/pytuf" ||
+    fail "python-tuf refused the feed"; }
 expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
     local want=$1; shift
     set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
@@ -145,6 +149,7 @@ for _ in $(seq 100); do [[ -S $SOCK ]] && break; sleep 0.1; done
 [[ $(daemon_decision) == deny ]] || fail "listed subject not denied"
 expect_rc 0 pg k2 init --root op/feed/metadata/1.root.json --list-key op/list.key --jurisdiction CN
 expect_rc 0 pg k2 import op/feed
+pytuf
 [[ "$(pinned_keys k/pins.json)" == "$(keyid court/auth.pub) 1 0" ]] ||
     fail "first-sight pin: $(pinned_keys k/pins.json)"
 V0=$(daemon_version)
@@ -200,6 +205,7 @@ expect_rc 0 "$P" update --state op/st --entries op/e1.csv --out op/feed \
 [[ "$(pinned_keys k/pins.json)" == "$(keyid court2/auth.pub) 1 $RV" ]] ||
     fail "daemon pin after the change: $(pinned_keys k/pins.json)"
 expect_rc 0 pg k2 import op/feed
+pytuf
 expect_rc 1 pg k2 check --service "$SVC" --id "$ID"
 [[ "$(pinned_keys k2/pins.json)" == "$(keyid court2/auth.pub) 1 $RV" ]] ||
     fail "import kiosk pin after the change: $(pinned_keys k2/pins.json)"

@@ -21,6 +21,10 @@ trap 'rm -rf "$T"' EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# by hand: POSGATE_PYTUF="PYTHON_WITH_TUF path/to/pytuf_follow.py" has python-tuf follow each
+# step a kiosk takes (see pytuf_follow.py)
+pytuf() { [[ -z ${POSGATE_PYTUF:-} ]] || $POSGATE_PYTUF "$T/op/feed" "$T/pytuf" ||
+    fail "python-tuf refused the feed"; }
 expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
     local want=$1; shift
     set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
@@ -61,6 +65,7 @@ expect_rc 0 "$P" refresh --state op/st --out op/feed
 
 expect_rc 0 pg init --root op/feed/metadata/1.root.json --list-key op/list.key --jurisdiction CN
 expect_rc 0 pg import op/feed
+pytuf
 expect_rc 1 pg check --service "$SVC" --id "$ID"
 [[ $(root_version) == 1 ]] || fail "kiosk at root $(root_version), expected 1"
 
@@ -87,11 +92,13 @@ for role in timestamp snapshot targets; do
     [[ "$(role_keys $v $role)" == "$(keyid op/$role-2.pub) 1" ]] ||
         fail "root $v: role $role is $(role_keys $v $role)"
     expect_rc 0 pg import op/feed
+    pytuf
     [[ $(root_version) == "$v" ]] || fail "kiosk at root $(root_version), expected $v"
     expect_rc 1 pg check --service "$SVC" --id "$ID"
     # later runs sign with the recorded new key
     expect_rc 0 "$P" refresh --state op/st --out op/feed
     expect_rc 0 pg import op/feed
+    pytuf
 done
 grep -q timestamp-2.key op/st/publish.json || fail "online key not recorded: $(cat op/st/publish.json)"
 ts_signer=$(python3 -c 'import json; print(json.load(open("op/feed/metadata/timestamp.json"))["signatures"][0]["keyid"])')
@@ -128,6 +135,7 @@ v=$((v + 1))
 [[ "$(role_keys $v root)" == "$(printf '%s\n' "$(keyid holder1/root1.pub)" "$(keyid holder2/root2.pub)" "$(keyid holder4/root4.pub)" | sort | tr '\n' ' ' | sed 's/ $//') 2" ]] ||
     fail "root $v: root role is $(role_keys $v root)"
 expect_rc 0 pg import op/feed
+pytuf
 [[ $(root_version) == "$v" ]] || fail "kiosk at root $(root_version), expected $v"
 # a replayed proposal (the same signed root again)
 snap
@@ -154,6 +162,7 @@ expect_rc 0 "$P" add-signatures --state op/st --role root --in holder1/n.json --
     --online-key op/extra.key --out op/feed
 v=$((v + 1))
 expect_rc 0 pg import op/feed
+pytuf
 [[ $(root_version) == "$v" ]] || fail "kiosk at root $(root_version), expected $v"
 expect_rc 1 pg check --service "$SVC" --id "$ID"
 
