@@ -2727,8 +2727,10 @@ key_list_fill(struct tuf_writer *w, const char *what, const cJSON *keyids, const
         }
         if (!cJSON_IsString(pub) || l->count == TUF_WRITER_MAX_KEYS) {
             tuf_writer_key_list_cleanup(l);
-            return fail(w, POSGATE_ERR_CORRUPT, "%s: expected a public key for each keyid, found "
-                        "a keyid without one (or more than %d keys)", what, TUF_WRITER_MAX_KEYS);
+            return fail(w, POSGATE_ERR_CORRUPT,
+                        "%s: expected a public key for each keyid, found "
+                        "a keyid without one (or more than %d keys)",
+                        what, TUF_WRITER_MAX_KEYS);
         }
         l->pems[l->count] = plat_strdup(pub->valuestring);
         if (l->pems[l->count] == NULL) {
@@ -3045,8 +3047,8 @@ tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *dat
             goto out;
         }
         cJSON_DeleteItemFromObjectCaseSensitive(want, "expires");
-        cJSON_AddItemToObject(want, "expires",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "expires"), 1));
+        cJSON_AddItemToObject(
+            want, "expires", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "expires"), 1));
         if (!cJSON_Compare(want, body, 1)) {
             err = fail(w, POSGATE_ERR_REJECTED,
                        "signed %s version %lld: its content differs from the state's next version "
@@ -3064,8 +3066,8 @@ tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *dat
     }
     /* The thresholds: root needs its new keys (from the body itself) and the old ones. */
     if (is_root) {
-        const cJSON *nro =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "roles"), "root");
+        const cJSON *nro = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(body, "roles"), "root");
         int64_t thr;
 
         if (json_get_int(nro, "threshold", 1, TUF_WRITER_MAX_KEYS, &thr) != POSGATE_OK) {
@@ -3079,8 +3081,8 @@ tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *dat
         nsets = 1;
         if (r->signed_env != NULL) {
             const cJSON *ob = cJSON_GetObjectItemCaseSensitive(r->signed_env, "signed");
-            const cJSON *oro =
-                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ob, "roles"), "root");
+            const cJSON *oro = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(ob, "roles"), "root");
 
             if (json_get_int(oro, "threshold", 1, TUF_WRITER_MAX_KEYS, &thr) != POSGATE_OK) {
                 err = fail(w, POSGATE_ERR_CORRUPT, "the signed root lacks a root role");

@@ -33,15 +33,15 @@
 #define EXIT_REFUSED 4
 #define EXIT_IO      5
 
-#define PATH_CAP        4096
-#define OPT_MAX         16
-#define RING_MAX        40
-#define STATE_JSON_MAX  (16u << 20)
-#define PROPOSAL_MAX    (16u << 20)
-#define PEM_MAX         (16u << 10)
-#define ROLE_PREFIX     "list-"
-#define AUTH_FIELD      "x-posgate-authorities"
-#define LOCK_WAIT_MS    60000
+#define PATH_CAP       4096
+#define OPT_MAX        16
+#define RING_MAX       40
+#define STATE_JSON_MAX (16u << 20)
+#define PROPOSAL_MAX   (16u << 20)
+#define PEM_MAX        (16u << 10)
+#define ROLE_PREFIX    "list-"
+#define AUTH_FIELD     "x-posgate-authorities"
+#define LOCK_WAIT_MS   60000
 
 static const char *const prog = "posgate-publish";
 static const char *const online_roles[3] = {"timestamp", "snapshot", "targets"};
@@ -393,8 +393,8 @@ record_keys(struct kstate *s, struct tuf_writer *w, const struct kopt *online)
     struct tuf_writer_key_list rk;
     cJSON *keep = cJSON_CreateArray(), *ok;
     const cJSON *it;
-    enum posgate_err err = keep != NULL ? tuf_writer_get_role_keys(w, "root", &rk)
-                                        : POSGATE_ERR_NOMEM;
+    enum posgate_err err =
+        keep != NULL ? tuf_writer_get_role_keys(w, "root", &rk) : POSGATE_ERR_NOMEM;
 
     if (err != POSGATE_OK) {
         cJSON_Delete(keep);
@@ -411,8 +411,8 @@ record_keys(struct kstate *s, struct tuf_writer *w, const struct kopt *online)
         }
         if (tuf_writer_keyid(k, id) == POSGATE_OK) {
             for (size_t i = 0; i < rk.count; i++) {
-                still |= tuf_writer_keyid_pem(rk.pems[i], rid) == POSGATE_OK &&
-                         strcmp(rid, id) == 0;
+                still |=
+                    tuf_writer_keyid_pem(rk.pems[i], rid) == POSGATE_OK && strcmp(rid, id) == 0;
             }
         }
         crypto_privkey_free(k);
@@ -581,11 +581,10 @@ usage_rotate(FILE *f)
 int
 publish_cmd_rotate(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0},      {"role", 1, 0, {0}, 0},
-                       {"add-key", 1, 1, {0}, 0},    {"remove-key", 1, 1, {0}, 0},
-                       {"threshold", 1, 0, {0}, 0},  {"root-key", 1, 1, {0}, 0},
-                       {"out", 1, 0, {0}, 0},        {"export", 1, 0, {0}, 0},
-                       {"online-key", 1, 1, {0}, 0}};
+    struct kopt o[] = {
+        {"state", 1, 0, {0}, 0},      {"role", 1, 0, {0}, 0},      {"add-key", 1, 1, {0}, 0},
+        {"remove-key", 1, 1, {0}, 0}, {"threshold", 1, 0, {0}, 0}, {"root-key", 1, 1, {0}, 0},
+        {"out", 1, 0, {0}, 0},        {"export", 1, 0, {0}, 0},    {"online-key", 1, 1, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
     struct tuf_writer_key_list kl;
@@ -732,9 +731,9 @@ cmp_cstr(const void *a, const void *b)
 int
 publish_cmd_authorize(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0},  {"list", 1, 0, {0}, 0},
+    struct kopt o[] = {{"state", 1, 0, {0}, 0},    {"list", 1, 0, {0}, 0},
                        {"root-key", 1, 1, {0}, 0}, {"out", 1, 0, {0}, 0},
-                       {"export", 1, 0, {0}, 0},  {"online-key", 1, 1, {0}, 0}};
+                       {"export", 1, 0, {0}, 0},   {"online-key", 1, 1, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
     struct tuf_writer_key_list kl;
@@ -1002,8 +1001,10 @@ usage_add_signatures(FILE *f)
 int
 publish_cmd_add_signatures(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0}, {"role", 1, 0, {0}, 0},
-                       {"in", 1, 1, {0}, 0},    {"online-key", 1, 1, {0}, 0},
+    struct kopt o[] = {{"state", 1, 0, {0}, 0},
+                       {"role", 1, 0, {0}, 0},
+                       {"in", 1, 1, {0}, 0},
+                       {"online-key", 1, 1, {0}, 0},
                        {"out", 1, 0, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;

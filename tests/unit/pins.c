@@ -51,10 +51,9 @@ apply(const char *auth_json, char *msg, size_t cap)
 {
     char root[2048];
 
-    snprintf(root, sizeof(root),
-             "{\"signatures\":[],\"signed\":{\"_type\":\"root\",\"version\":7%s%s}}",
-             auth_json != NULL ? ",\"x-posgate-authorities\":" : "",
-             auth_json != NULL ? auth_json : "");
+    snprintf(
+        root, sizeof(root), "{\"signatures\":[],\"signed\":{\"_type\":\"root\",\"version\":7%s%s}}",
+        auth_json != NULL ? ",\"x-posgate-authorities\":" : "", auth_json != NULL ? auth_json : "");
     return pins_apply_root(pins_path, root, strlen(root), msg, cap);
 }
 
@@ -81,9 +80,9 @@ test_refusals(void)
                     "\"]}}",
                     msg, sizeof(msg)),
               POSGATE_ERR_REJECTED);
-    CHECK_ERR(apply("{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"abc\"]}}", msg,
-                    sizeof(msg)),
-              POSGATE_ERR_REJECTED);
+    CHECK_ERR(
+        apply("{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"abc\"]}}", msg, sizeof(msg)),
+        POSGATE_ERR_REJECTED);
     CHECK_ERR(apply("{\"a\":{\"threshold\":1,\"keys\":[\"" K1 "\"]}}", msg, sizeof(msg)),
               POSGATE_ERR_REJECTED);
     {
@@ -117,14 +116,13 @@ test_moves(void)
                    sizeof(msg)));
     s = get();
     CHECK(s != NULL);
-    CHECK_CONTAINS(s, "\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K2
-                      "\"],\"root\":7}");
+    CHECK_CONTAINS(s,
+                   "\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K2 "\"],\"root\":7}");
     free(s);
     /* a first-sight pin of another list stays; the recorded one moves (its name kept) */
     put("{\"lists\":{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K1
         "\"]},\"b\":{\"role\":\"list-b\",\"threshold\":1,\"keys\":[\"" K1 "\"]}}}");
-    CHECK_OK(apply("{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K2 "\",\"" K1
-                   "\"]}}",
+    CHECK_OK(apply("{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K2 "\",\"" K1 "\"]}}",
                    msg, sizeof(msg)));
     s = get();
     CHECK_CONTAINS(s, "\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K1 "\",\"" K2
@@ -134,8 +132,7 @@ test_moves(void)
     /* the same record again: the file is not rewritten */
     CHECK(stat(pins_path, &st1) == 0);
     sleep(1);
-    CHECK_OK(apply("{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K1 "\",\"" K2
-                   "\"]}}",
+    CHECK_OK(apply("{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K1 "\",\"" K2 "\"]}}",
                    msg, sizeof(msg)));
     CHECK(stat(pins_path, &st2) == 0);
     CHECK(st1.st_mtime == st2.st_mtime && st1.st_ino == st2.st_ino);
