@@ -176,8 +176,9 @@ pins_check(const char *pins_path, const void *targets_json, size_t len, const st
             if (!same) {
                 snprintf(errmsg, errcap,
                          "list %s is pinned to its authority's delegation (role %s, threshold %d, "
-                         "%d key(s)); this feed %s it: refused (an authority key change needs the "
-                         "kiosk to be re-initialised)",
+                         "%d key(s)); this feed %s it: refused (an authority key change needs a "
+                         "new root, signed by the root threshold, recording the list's new keys "
+                         "in x-posgate-authorities)",
                          id, cJSON_IsString(prole) ? prole->valuestring : "?",
                          cJSON_IsNumber(pth) ? pth->valueint : 0, cJSON_GetArraySize(pkeys),
                          r == NULL ? "removes" : "changes");
@@ -251,6 +252,154 @@ pins_foreach(const char *pins_path,
     }
 out:
     cJSON_Delete(pins);
+    buf_free(&raw);
+    return err;
+}
+
+/* The record of one list in the root's x-posgate-authorities, as a pin; NULL when malformed. */
+static cJSON *
+pin_from_record(const cJSON *rec, int64_t root_version)
+{
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(rec, "role");
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(rec, "keys");
+    int64_t thr;
+    cJSON *pin, *arr;
+    char **hex = NULL;
+    int n = cJSON_GetArraySize(keys);
+
+    if (!cJSON_IsString(role) || !cJSON_IsArray(keys) || n < 1 || n > 256 ||
+        json_get_int(rec, "threshold", 1, n, &thr) != POSGATE_OK) {
+        return NULL;
+    }
+    pin = cJSON_CreateObject();
+    arr = cJSON_CreateArray();
+    hex = plat_calloc((size_t)n + 1, sizeof(*hex));
+    if (pin == NULL || arr == NULL || hex == NULL) {
+        goto bad;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *k = cJSON_GetArrayItem(keys, i);
+
+        if (!cJSON_IsString(k) || strlen(k->valuestring) != 2 * CRYPTO_SHA256_LEN) {
+            goto bad;
+        }
+        hex[i] = k->valuestring;
+    }
+    qsort(hex, (size_t)n, sizeof(*hex), cmp_str);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && strcmp(hex[i - 1], hex[i]) == 0) {
+            goto bad; /* a key never counts twice */
+        }
+        cJSON_AddItemToArray(arr, cJSON_CreateString(hex[i]));
+    }
+    cJSON_AddStringToObject(pin, "role", role->valuestring);
+    cJSON_AddNumberToObject(pin, "threshold", (double)thr);
+    cJSON_AddItemToObject(pin, "keys", arr);
+    cJSON_AddNumberToObject(pin, "root", (double)root_version);
+    plat_free(hex);
+    return pin;
+bad:
+    plat_free(hex);
+    cJSON_Delete(arr);
+    cJSON_Delete(pin);
+    return NULL;
+}
+
+enum posgate_err
+pins_apply_root(const char *pins_path, const void *root_json, size_t len, char *errmsg,
+                size_t errcap)
+{
+    struct buf raw = BUF_INIT(PINS_MAX_BYTES);
+    cJSON *pins = NULL, *root = NULL, *lists;
+    const cJSON *body, *auth, *rec;
+    int64_t root_version = 0;
+    enum posgate_err err;
+    char msg[160];
+    int changed = 0;
+
+    err = json_parse_bounded(root_json, len, TARGETS_MAX, &root, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "trusted root.json: %s", msg);
+        goto out;
+    }
+    body = cJSON_GetObjectItemCaseSensitive(root, "signed");
+    auth = cJSON_GetObjectItemCaseSensitive(body, PINS_ROOT_FIELD);
+    if (auth == NULL) {
+        goto out; /* no record: first-sight pins stay as they are */
+    }
+    if (json_get_int(body, "version", 1, INT64_MAX, &root_version) != POSGATE_OK) {
+        root_version = 0; /* verified by the client; only named in messages here */
+    }
+    if (!cJSON_IsObject(auth)) {
+        snprintf(errmsg, errcap, "trusted root version %lld: expected %s to be an object",
+                 (long long)root_version, PINS_ROOT_FIELD);
+        err = POSGATE_ERR_REJECTED;
+        goto out;
+    }
+    err = plat_read_file(pins_path, &raw);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        pins = cJSON_CreateObject();
+        err = pins != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    } else if (err == POSGATE_OK) {
+        err = json_parse_bounded(raw.data, raw.len, PINS_MAX_BYTES, &pins, msg, sizeof(msg));
+        if (err != POSGATE_OK || !cJSON_IsObject(pins)) {
+            snprintf(errmsg, errcap, "%s: %s", pins_path,
+                     err != POSGATE_OK ? msg : "not an object");
+            err = POSGATE_ERR_CORRUPT;
+        }
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    lists = cJSON_GetObjectItemCaseSensitive(pins, "lists");
+    if (lists == NULL) {
+        lists = cJSON_AddObjectToObject(pins, "lists");
+    }
+    if (!cJSON_IsObject(lists)) {
+        snprintf(errmsg, errcap, "%s: \"lists\" is not an object", pins_path);
+        err = POSGATE_ERR_CORRUPT;
+        goto out;
+    }
+    cJSON_ArrayForEach(rec, auth)
+    {
+        cJSON *pin = pin_from_record(rec, root_version);
+        cJSON *old = cJSON_GetObjectItemCaseSensitive(lists, rec->string);
+
+        if (pin == NULL) {
+            snprintf(errmsg, errcap,
+                     "trusted root version %lld: %s.%.40s: expected {\"role\", \"threshold\" "
+                     "1..keys, \"keys\": [distinct sha256 hex]}, found something else",
+                     (long long)root_version, PINS_ROOT_FIELD, rec->string);
+            err = POSGATE_ERR_REJECTED;
+            goto out;
+        }
+        if (old != NULL && cJSON_Compare(old, pin, 1)) {
+            cJSON_Delete(pin);
+            continue;
+        }
+        if (old != NULL) {
+            cJSON_ReplaceItemInObjectCaseSensitive(lists, rec->string, pin); /* keeps the name */
+        } else {
+            cJSON_AddItemToObject(lists, rec->string, pin);
+        }
+        changed = 1;
+    }
+    if (changed) {
+        char *s = cJSON_PrintUnformatted(pins);
+
+        if (s == NULL) {
+            err = POSGATE_ERR_NOMEM;
+            goto out;
+        }
+        err = plat_write_atomic(pins_path, s, strlen(s), 0600);
+        cJSON_free(s);
+        if (err != POSGATE_OK) {
+            snprintf(errmsg, errcap, "cannot write %s: %s", pins_path, posgate_strerror(err));
+        }
+    }
+out:
+    cJSON_Delete(pins);
+    cJSON_Delete(root);
     buf_free(&raw);
     return err;
 }

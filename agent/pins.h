@@ -6,8 +6,8 @@
  * and then signing the list itself. The first time a kiosk sees a list delegated it pins the
  * delegated role's name, threshold and keys (SHA-256 of each key's canonical JSON); from then on
  * an update whose delegation of that list differs in any of these is refused. An authority's key
- * change therefore needs the kiosk to be re-initialised (or pins.json removed by someone with
- * access to the data dir), which is the point. The update (update.c) also walks the pins
+ * change is authorised only by the root role (pins_apply_root below), never by the operator's
+ * online keys. The update (update.c) also walks the pins
  * (pins_foreach) to hold each pinned list's entry in config/feed.json to the configuration its
  * authority signed in the pinned role (list_config.h), so the operator cannot drop or loosen it.
  *
@@ -41,5 +41,22 @@ POSGATE_WUR enum posgate_err pins_foreach(const char *pins_path,
                                           enum posgate_err (*fn)(void *ctx, const char *list_id,
                                                                  const char *role),
                                           void *ctx, char *errmsg, size_t errcap);
+
+/*
+ * Root-authorised pins. The root role (threshold of the offline root keys, never the operator's
+ * online keys) may record each delegated list's authority in its signed body:
+ *
+ *   "x-posgate-authorities": {"<list id>": {"role": "list-<id>", "threshold": 1,
+ *                                            "keys": ["<sha256 hex of canonical key JSON>"]}}
+ *
+ * (for keys written by tuf_writer the hash is the TUF keyid). Every list the verified root
+ * records is pinned to that record, replacing an earlier pin (first sight or an older root's);
+ * pins_check then holds the feed's delegation to it. A list the root does not record keeps its
+ * pin. REJECTED for a malformed record (the root is trusted, so a malformed record is a
+ * publisher's mistake, refused rather than guessed at); CORRUPT for an unreadable pins file; IO.
+ */
+#define PINS_ROOT_FIELD "x-posgate-authorities"
+POSGATE_WUR enum posgate_err pins_apply_root(const char *pins_path, const void *root_json,
+                                             size_t len, char *errmsg, size_t errcap);
 
 #endif

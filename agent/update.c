@@ -824,6 +824,27 @@ load_targets_meta(struct run *r)
     return err;
 }
 
+/* The verified root (tuf-staging/root.json) may record list authorities: pins follow it. */
+static enum posgate_err
+apply_root_pins(struct run *r, char *errmsg, size_t errcap)
+{
+    char path[DATADIR_PATH_MAX];
+    struct buf raw = BUF_INIT(TUF_FILE_MAX);
+    enum posgate_err err;
+
+    err = plat_path_join(path, sizeof(path), r->dd.tuf_staging, "root.json");
+    if (err == POSGATE_OK) {
+        err = plat_read_file(path, &raw);
+    }
+    if (err != POSGATE_OK) {
+        snprintf(errmsg, errcap, "cannot read the trusted %s: %s", path, posgate_strerror(err));
+    } else {
+        err = pins_apply_root(r->dd.pins, raw.data, raw.len, errmsg, errcap);
+    }
+    buf_free(&raw);
+    return err;
+}
+
 static enum posgate_err
 open_client(struct run *r)
 {
@@ -1285,7 +1306,11 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
         err = load_config(&r, &config_json);
     }
     if (err == POSGATE_OK) {
-        /* Before any list is read: a delegation the kiosk pinned must not have changed. */
+        /* Before any list is read: the root's record of each list's authority moves its pin
+         * (root-authorised), then a delegation the kiosk pinned must not have changed. */
+        err = apply_root_pins(&r, errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
         err = pins_check(r.dd.pins, r.targets_json.data, r.targets_json.len, r.targets_meta, r.cfg,
                          errmsg, errcap);
     }

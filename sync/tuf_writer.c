@@ -2726,3 +2726,485 @@ out:
     buf_free(&bytes);
     return err;
 }
+
+/* ---- threshold signing across machines, key lists, root records ---------------------------- */
+
+void
+tuf_writer_key_list_cleanup(struct tuf_writer_key_list *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < l->count; i++) {
+        plat_free(l->pems[i]);
+    }
+    memset(l, 0, sizeof(*l));
+}
+
+/* Fills l from a keyids array, a keys object and a threshold. */
+static enum posgate_err
+key_list_fill(struct tuf_writer *w, const char *what, const cJSON *keyids, const cJSON *keys,
+              const cJSON *holder, struct tuf_writer_key_list *l)
+{
+    const cJSON *id;
+    int64_t thr;
+
+    memset(l, 0, sizeof(*l));
+    if (json_get_int(holder, "threshold", 1, TUF_WRITER_MAX_KEYS, &thr) != POSGATE_OK ||
+        !cJSON_IsArray(keyids)) {
+        return fail(w, POSGATE_ERR_CORRUPT, "%s: expected keyids and a threshold, found none",
+                    what);
+    }
+    l->threshold = (unsigned)thr;
+    cJSON_ArrayForEach(id, keyids)
+    {
+        const cJSON *pub = NULL;
+
+        if (cJSON_IsString(id)) {
+            pub = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(keys, id->valuestring), "keyval"),
+                "public");
+        }
+        if (!cJSON_IsString(pub) || l->count == TUF_WRITER_MAX_KEYS) {
+            tuf_writer_key_list_cleanup(l);
+            return fail(w, POSGATE_ERR_CORRUPT,
+                        "%s: expected a public key for each keyid, found "
+                        "a keyid without one (or more than %d keys)",
+                        what, TUF_WRITER_MAX_KEYS);
+        }
+        l->pems[l->count] = plat_strdup(pub->valuestring);
+        if (l->pems[l->count] == NULL) {
+            tuf_writer_key_list_cleanup(l);
+            return POSGATE_ERR_NOMEM;
+        }
+        l->count++;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+tuf_writer_get_role_keys(struct tuf_writer *w, const char *role, struct tuf_writer_key_list *out)
+{
+    struct role *r;
+    const cJSON *ro, *keys;
+    enum posgate_err err = usable(w, role, &r);
+
+    if (err != POSGATE_OK || out == NULL) {
+        return err != POSGATE_OK ? err : POSGATE_ERR_INVALID;
+    }
+    if (is_top(role)) {
+        const struct role *root = find_role(w, "root");
+
+        ro = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root->work, "roles"),
+                                              role);
+        keys = cJSON_GetObjectItemCaseSensitive(root->work, "keys");
+    } else {
+        struct role *delegator = NULL;
+
+        ro = find_delegation(w, role, &delegator);
+        if (ro == NULL) {
+            return fail(w, POSGATE_ERR_NOTFOUND, "role %s is not delegated by any role", role);
+        }
+        keys = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(delegator->work, "delegations"), "keys");
+    }
+    return key_list_fill(w, role, cJSON_GetObjectItemCaseSensitive(ro, "keyids"), keys, ro, out);
+}
+
+enum posgate_err
+tuf_writer_get_root_field(struct tuf_writer *w, const char *field, struct buf *out)
+{
+    struct role *root;
+    const cJSON *v;
+    enum posgate_err err = usable(w, "root", &root);
+
+    if (err != POSGATE_OK || field == NULL || out == NULL) {
+        return err != POSGATE_OK ? err : POSGATE_ERR_INVALID;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root->work, field);
+    if (v == NULL) {
+        return POSGATE_ERR_NOTFOUND;
+    }
+    buf_reset(out);
+    return json_canon_encode(v, out);
+}
+
+enum posgate_err
+tuf_writer_set_root_field(struct tuf_writer *w, const char *field, const char *json)
+{
+    struct role *root;
+    cJSON *v = NULL;
+    char emsg[200];
+    enum posgate_err err = usable(w, "root", &root);
+
+    if (err != POSGATE_OK || field == NULL || json == NULL) {
+        return err != POSGATE_OK ? err : POSGATE_ERR_INVALID;
+    }
+    if (strncmp(field, "x-", 2) != 0) {
+        return fail(w, POSGATE_ERR_INVALID,
+                    "expected a root field of our own (\"x-...\"), found \"%s\"", field);
+    }
+    err = json_parse_bounded(json, strlen(json), META_MAX, &v, emsg, sizeof(emsg));
+    if (err != POSGATE_OK) {
+        return fail(w, POSGATE_ERR_INVALID, "root field %s: %s", field, emsg);
+    }
+    err = obj_set(root->work, field, v);
+    if (err == POSGATE_OK) {
+        root->dirty = 1;
+    }
+    return err;
+}
+
+/* The next body of r (version and expires filled in), as sign_one would sign it. */
+static enum posgate_err
+next_body(struct tuf_writer *w, struct role *r, int64_t expires, cJSON **out)
+{
+    char when[40];
+    int64_t version;
+    cJSON *body;
+    enum posgate_err err;
+
+    *out = NULL;
+    if (r->work == NULL) {
+        return fail(w, POSGATE_ERR_STATE, "role %s has nothing to sign", r->name);
+    }
+    body = cJSON_Duplicate(r->work, 1);
+    if (body == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    version = r->next_version > 0 ? r->next_version : r->signed_version + 1;
+    if (expires == 0) {
+        expires = r->has_next_expires ? r->next_expires : writer_now(w) + default_lifetime(w, r);
+    }
+    plat_time_format(expires, when, sizeof(when));
+    err = obj_set_int(body, "version", version);
+    if (err == POSGATE_OK) {
+        err = obj_set_str(body, "expires", when);
+    }
+    if (err != POSGATE_OK) {
+        cJSON_Delete(body);
+        return err;
+    }
+    *out = body;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+tuf_writer_export_role(struct tuf_writer *w, const char *role, int64_t expires, struct buf *out)
+{
+    struct role *r;
+    cJSON *body = NULL, *env = NULL;
+    enum posgate_err err = usable(w, role, &r);
+
+    if (err != POSGATE_OK || out == NULL) {
+        return err != POSGATE_OK ? err : POSGATE_ERR_INVALID;
+    }
+    if (!is_targets_type(role) && strcmp(role, "root") != 0) {
+        return fail(w, POSGATE_ERR_INVALID,
+                    "expected root or a targets role, found %s (signed at each publication)", role);
+    }
+    if (!r->dirty) {
+        return fail(w, POSGATE_ERR_STATE, "role %s has no changes to sign", role);
+    }
+    err = next_body(w, r, expires, &body);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    env = cJSON_CreateObject();
+    err = env == NULL ? POSGATE_ERR_NOMEM : obj_set(env, "signatures", cJSON_CreateArray());
+    if (err == POSGATE_OK) {
+        err = obj_set(env, "signed", body);
+        body = NULL;
+    }
+    if (err == POSGATE_OK) {
+        buf_reset(out);
+        err = print_json(env, out);
+    }
+    cJSON_Delete(body);
+    cJSON_Delete(env);
+    return err;
+}
+
+/* The scheme of a key object, for verification. */
+static int
+key_scheme(const cJSON *k, enum crypto_scheme *out)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(k, "scheme");
+
+    if (!cJSON_IsString(s)) {
+        return -1;
+    }
+    if (strcmp(s->valuestring, "ecdsa-sha2-nistp256") == 0) {
+        *out = CRYPTO_SCHEME_ECDSA_P256_SHA256;
+    } else if (strcmp(s->valuestring, "rsassa-pss-sha256") == 0) {
+        *out = CRYPTO_SCHEME_RSA_PSS_SHA256;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Counts the distinct keyids of keyids (keys in keys_obj) with a valid signature in sigs. */
+static int64_t
+count_valid(const cJSON *keyids, const cJSON *keys_obj, const cJSON *sigs, const struct buf *canon)
+{
+    const cJSON *s;
+    int64_t n = 0;
+    struct buf raw = BUF_INIT(1024);
+
+    cJSON_ArrayForEach(s, sigs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "keyid");
+        const cJSON *hex = cJSON_GetObjectItemCaseSensitive(s, "sig");
+        const cJSON *k, *pub;
+        struct crypto_pubkey *pk = NULL;
+        enum crypto_scheme scheme;
+
+        if (!cJSON_IsString(id) || !cJSON_IsString(hex) || !str_in_array(keyids, id->valuestring)) {
+            continue;
+        }
+        k = cJSON_GetObjectItemCaseSensitive(keys_obj, id->valuestring);
+        pub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(k, "keyval"),
+                                               "public");
+        buf_reset(&raw);
+        if (!cJSON_IsString(pub) || key_scheme(k, &scheme) != 0 ||
+            crypto_unhex(hex->valuestring, strlen(hex->valuestring), &raw) != POSGATE_OK ||
+            crypto_pubkey_from_pem(pub->valuestring, scheme, &pk) != POSGATE_OK) {
+            continue;
+        }
+        if (crypto_pubkey_verify(pk, canon->data, canon->len, raw.data, raw.len) == POSGATE_OK) {
+            n++;
+        }
+        crypto_pubkey_free(pk);
+    }
+    buf_free(&raw);
+    return n;
+}
+
+/* Keeps the first signature of each keyid (a key never counts twice). */
+static enum posgate_err
+dedupe_sigs(const cJSON *sigs, cJSON **out)
+{
+    const cJSON *s;
+    cJSON *res = cJSON_CreateArray(), *seen = cJSON_CreateArray();
+    enum posgate_err err = res != NULL && seen != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+
+    cJSON_ArrayForEach(s, sigs)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "keyid");
+
+        if (err != POSGATE_OK) {
+            break;
+        }
+        if (!cJSON_IsString(id) || str_in_array(seen, id->valuestring)) {
+            continue;
+        }
+        err = arr_add(seen, cJSON_CreateString(id->valuestring));
+        if (err == POSGATE_OK) {
+            err = arr_add(res, cJSON_Duplicate(s, 1));
+        }
+    }
+    cJSON_Delete(seen);
+    if (err != POSGATE_OK) {
+        cJSON_Delete(res);
+        return err;
+    }
+    *out = res;
+    return POSGATE_OK;
+}
+
+/* Marks the top-level roles whose keys or threshold differ between two root bodies. */
+static void
+mark_rotated(struct tuf_writer *w, const cJSON *old_body, const cJSON *new_body)
+{
+    for (size_t i = 1; i < 4; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(old_body, "roles"), top_roles[i]);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(new_body, "roles"), top_roles[i]);
+
+        if (a == NULL || b == NULL || !cJSON_Compare(a, b, 1)) {
+            struct role *r = find_role(w, top_roles[i]);
+
+            if (r != NULL) {
+                r->dirty = 1;
+            }
+        }
+    }
+}
+
+enum posgate_err
+tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *data, size_t len)
+{
+    struct role *r;
+    cJSON *env = NULL, *sigs = NULL, *want = NULL, *nenv = NULL;
+    const cJSON *body, *type;
+    struct buf canon = BUF_INIT(META_MAX), bytes = BUF_INIT(META_MAX);
+    struct keyset sets[2];
+    const cJSON *set_keys[2] = {NULL, NULL};
+    size_t nsets = 0;
+    int64_t version, expected;
+    char emsg[200];
+    int is_root;
+    enum posgate_err err = usable(w, role, &r);
+
+    if (err != POSGATE_OK || data == NULL) {
+        return err != POSGATE_OK ? err : POSGATE_ERR_INVALID;
+    }
+    is_root = strcmp(role, "root") == 0;
+    if (!is_targets_type(role) && !is_root) {
+        return fail(w, POSGATE_ERR_INVALID,
+                    "expected root or a targets role, found %s (signed at each publication)", role);
+    }
+    err = json_parse_bounded(data, len, META_MAX, &env, emsg, sizeof(emsg));
+    if (err != POSGATE_OK) {
+        err = fail(w, POSGATE_ERR_PARSE, "signed %s: %s", role, emsg);
+        goto out;
+    }
+    body = cJSON_GetObjectItemCaseSensitive(env, "signed");
+    type = cJSON_GetObjectItemCaseSensitive(body, "_type");
+    if (!cJSON_IsObject(body) || !cJSON_IsString(type) ||
+        strcmp(type->valuestring, is_root ? "root" : "targets") != 0 ||
+        json_get_int(body, "version", 1, INT64_C(9007199254740992), &version) != POSGATE_OK ||
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "expires"))) {
+        err = fail(w, POSGATE_ERR_PARSE,
+                   "signed %s: expected {\"signatures\", \"signed\"} of type %s with a version "
+                   "and an expiry, found something else",
+                   role, is_root ? "root" : "targets");
+        goto out;
+    }
+    expected = r->next_version > 0 ? r->next_version : r->signed_version + 1;
+    if (version != expected) {
+        err = fail(w, POSGATE_ERR_ROLLBACK,
+                   "signed %s: expected version %lld (the next after %lld), found %lld", role,
+                   (long long)expected, (long long)r->signed_version, (long long)version);
+        goto out;
+    }
+    if (!is_root) {
+        /* A targets role's content is the operator's state: only the signatures come in. */
+        err = next_body(w, r, 1, &want);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(want, "expires");
+        cJSON_AddItemToObject(
+            want, "expires", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "expires"), 1));
+        if (!cJSON_Compare(want, body, 1)) {
+            err = fail(w, POSGATE_ERR_REJECTED,
+                       "signed %s version %lld: its content differs from the state's next version "
+                       "of the role (export it again and have it signed)",
+                       role, (long long)version);
+            goto out;
+        }
+    }
+    err = dedupe_sigs(cJSON_GetObjectItemCaseSensitive(env, "signatures"), &sigs);
+    if (err == POSGATE_OK) {
+        err = json_canon_encode(body, &canon);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    /* The thresholds: root needs its new keys (from the body itself) and the old ones. */
+    if (is_root) {
+        const cJSON *nro = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(body, "roles"), "root");
+        int64_t thr;
+
+        if (json_get_int(nro, "threshold", 1, TUF_WRITER_MAX_KEYS, &thr) != POSGATE_OK) {
+            err = fail(w, POSGATE_ERR_PARSE, "signed root: expected a root role with a threshold");
+            goto out;
+        }
+        sets[0].keyids = cJSON_GetObjectItemCaseSensitive(nro, "keyids");
+        sets[0].threshold = thr;
+        sets[0].what = "new root keys";
+        set_keys[0] = cJSON_GetObjectItemCaseSensitive(body, "keys");
+        nsets = 1;
+        if (r->signed_env != NULL) {
+            const cJSON *ob = cJSON_GetObjectItemCaseSensitive(r->signed_env, "signed");
+            const cJSON *oro = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(ob, "roles"), "root");
+
+            if (json_get_int(oro, "threshold", 1, TUF_WRITER_MAX_KEYS, &thr) != POSGATE_OK) {
+                err = fail(w, POSGATE_ERR_CORRUPT, "the signed root lacks a root role");
+                goto out;
+            }
+            sets[1].keyids = cJSON_GetObjectItemCaseSensitive(oro, "keyids");
+            sets[1].threshold = thr;
+            sets[1].what = "old root keys";
+            set_keys[1] = cJSON_GetObjectItemCaseSensitive(ob, "keys");
+            nsets = 2;
+        }
+    } else {
+        err = role_keysets(w, r, body, sets, &nsets);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
+        if (is_top(role)) {
+            set_keys[0] = cJSON_GetObjectItemCaseSensitive(find_role(w, "root")->work, "keys");
+        } else {
+            struct role *delegator = NULL;
+
+            (void)find_delegation(w, role, &delegator);
+            set_keys[0] = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(delegator->work, "delegations"), "keys");
+        }
+    }
+    for (size_t s = 0; s < nsets; s++) {
+        int64_t have = count_valid(sets[s].keyids, set_keys[s], sigs, &canon);
+
+        if (have < sets[s].threshold) {
+            err = fail(w, POSGATE_ERR_BADSIG,
+                       "signed %s version %lld: expected valid signatures from %lld of the %s "
+                       "(threshold), found %lld: refused",
+                       role, (long long)version, (long long)sets[s].threshold, sets[s].what,
+                       (long long)have);
+            goto out;
+        }
+    }
+    nenv = cJSON_CreateObject();
+    err = nenv == NULL ? POSGATE_ERR_NOMEM : obj_set(nenv, "signatures", sigs);
+    sigs = NULL;
+    if (err == POSGATE_OK) {
+        err = obj_set(nenv, "signed", cJSON_Duplicate(body, 1));
+    }
+    if (err == POSGATE_OK) {
+        err = print_json(nenv, &bytes);
+    }
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    if (is_root && r->signed_env != NULL) {
+        mark_rotated(w, cJSON_GetObjectItemCaseSensitive(r->signed_env, "signed"), body);
+    }
+    buf_reset(&r->signed_bytes);
+    err = buf_append(&r->signed_bytes, bytes.data, bytes.len);
+    if (err != POSGATE_OK) {
+        w->failed = 1;
+        goto out;
+    }
+    cJSON_Delete(r->work);
+    r->work = cJSON_Duplicate(body, 1);
+    cJSON_Delete(r->signed_env);
+    r->signed_env = nenv;
+    nenv = NULL;
+    if (r->work == NULL) {
+        w->failed = 1;
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    r->signed_version = version;
+    r->signed_changed = 1;
+    r->dirty = 0;
+    r->next_version = 0;
+    r->has_next_expires = 0;
+    err = save_state(w);
+out:
+    cJSON_Delete(env);
+    cJSON_Delete(sigs);
+    cJSON_Delete(want);
+    cJSON_Delete(nenv);
+    buf_free(&canon);
+    buf_free(&bytes);
+    return err;
+}

@@ -226,4 +226,48 @@ POSGATE_WUR enum posgate_err tuf_writer_sign_file(const char *path,
                                                   struct crypto_privkey *const *keys, size_t count,
                                                   int append);
 
+/* ---- threshold signing across machines (issue 18) ------------------------------------------
+ *
+ *   operator host                     offline host(s)                   operator host
+ *   tuf_writer_export_role ──file──►  tuf_writer_sign_file(append) ──►  tuf_writer_import_signed
+ *   {"signatures":[],"signed":{..}}   one signature per key             thresholds checked, then
+ *                                                                       installed as signed
+ */
+
+/* The public keys of a role as the working root (top-level roles) or its delegator names them. */
+struct tuf_writer_key_list {
+    char *pems[TUF_WRITER_MAX_KEYS];
+    size_t count;
+    unsigned threshold;
+};
+void tuf_writer_key_list_cleanup(struct tuf_writer_key_list *l);
+/* Fills out (cleanup with tuf_writer_key_list_cleanup). NOTFOUND for an unknown role. */
+POSGATE_WUR enum posgate_err tuf_writer_get_role_keys(struct tuf_writer *w, const char *role,
+                                                      struct tuf_writer_key_list *out);
+
+/* A field of our own ("x-...") in the root's signed body: its canonical JSON into out, NOTFOUND
+ * when absent; set_root_field replaces it (json: a JSON text) and marks root to be signed. */
+POSGATE_WUR enum posgate_err tuf_writer_get_root_field(struct tuf_writer *w, const char *field,
+                                                       struct buf *out);
+POSGATE_WUR enum posgate_err tuf_writer_set_root_field(struct tuf_writer *w, const char *field,
+                                                       const char *json);
+
+/* The next version of root or a targets role, unsigned ({"signatures":[],"signed":{...}}), with
+ * the given expiry (0: the role's default). STATE when the role has no changes to sign. The
+ * state is not changed. */
+POSGATE_WUR enum posgate_err tuf_writer_export_role(struct tuf_writer *w, const char *role,
+                                                    int64_t expires, struct buf *out);
+
+/*
+ * Installs a role signed elsewhere as the role's next signed version and saves the state. The
+ * version must be the next one (ROLLBACK otherwise). A targets role's body must equal the
+ * state's next version apart from its expiry (REJECTED otherwise). Signatures are counted once
+ * per keyid and verified: root needs a threshold of its own (new) root keys and of the last
+ * signed root's keys, any other role a threshold of the keys its delegator names (BADSIG,
+ * naming the threshold and the count found). Installing a root whose top-level role keys
+ * changed marks those roles to be signed again at the next publish.
+ */
+POSGATE_WUR enum posgate_err tuf_writer_import_signed(struct tuf_writer *w, const char *role,
+                                                      const void *data, size_t len);
+
 #endif

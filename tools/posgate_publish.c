@@ -57,6 +57,7 @@
 #include "plat_lock.h"
 #include "plat_mem.h"
 #include "posgate_err.h"
+#include "publish_keys.h"
 #include "state_digest.h"
 #include "tuf_meta.h"
 #include "tuf_writer.h"
@@ -481,6 +482,8 @@ struct pub_state {
     char list_key[PATH_CAP];
     size_t nroot;
     char root_keys[MAX_ROOT_KEYS][PATH_CAP];
+    size_t nonline;
+    char online_keys[MAX_ROOT_KEYS][PATH_CAP]; /* rotated-in online keys (publish_keys.c) */
     char config_sha256[65];
     size_t nlists;
     struct pub_list *lists;
@@ -615,6 +618,16 @@ pub_state_load(const char *dir, struct pub_state *s)
         }
         memcpy(s->root_keys[s->nroot++], it->valuestring, strlen(it->valuestring) + 1);
     }
+    arr = cJSON_GetObjectItemCaseSensitive(root, "online_keys");
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (!cJSON_IsString(it) || s->nonline == MAX_ROOT_KEYS ||
+            strlen(it->valuestring) >= PATH_CAP) {
+            die_msg("%s: bad online_keys", p);
+            goto out;
+        }
+        memcpy(s->online_keys[s->nonline++], it->valuestring, strlen(it->valuestring) + 1);
+    }
     arr = cJSON_GetObjectItemCaseSensitive(root, "lists");
     cJSON_ArrayForEach(it, arr)
     {
@@ -712,6 +725,12 @@ pub_state_save(const struct pub_state *s)
     }
     for (i = 0; i < s->nroot; i++) {
         cJSON_AddItemToArray(arr, cJSON_CreateString(s->root_keys[i]));
+    }
+    if (s->nonline > 0) {
+        arr = cJSON_AddArrayToObject(root, "online_keys");
+        for (i = 0; arr != NULL && i < s->nonline; i++) {
+            cJSON_AddItemToArray(arr, cJSON_CreateString(s->online_keys[i]));
+        }
     }
     for (i = 0; i < s->nlists; i++) {
         const struct pub_list *l = &s->lists[i];
@@ -1483,7 +1502,7 @@ struct auth_key {
 };
 
 struct keyring {
-    struct crypto_privkey *keys[MAX_ROOT_KEYS + MAX_AUTH_KEYS + 1];
+    struct crypto_privkey *keys[2 * MAX_ROOT_KEYS + MAX_AUTH_KEYS + 1];
     size_t n;
     struct auth_key auth[MAX_AUTH_KEYS];
     size_t nauth;
@@ -1514,7 +1533,18 @@ keyring_load(const struct pub_state *s, const struct opt *auth, struct keyring *
     }
     kr->n++;
     for (i = 0; i < s->nroot; i++) {
+        if (!pkcs11_signer_is_uri(s->root_keys[i]) && !plat_exists(s->root_keys[i])) {
+            continue; /* kept offline: needed only to sign a new root, which then fails naming
+                         the threshold */
+        }
         err = load_privkey(s->root_keys[i], &kr->keys[kr->n]);
+        if (err != POSGATE_OK) {
+            return err;
+        }
+        kr->n++;
+    }
+    for (i = 0; i < s->nonline; i++) {
+        err = load_privkey(s->online_keys[i], &kr->keys[kr->n]);
         if (err != POSGATE_OK) {
             return err;
         }
@@ -3100,6 +3130,11 @@ usage(FILE *f)
                "  status    each role's version, expiry, keys and delegations; warns before expiry\n"
                "  delegate  hand lists/<id>/* to the issuing authority's keys\n"
                "  bundle    one file with the feed's metadata and targets, for a USB stick\n"
+               "  rotate    change a top-level role's keys or threshold in a new root version\n"
+               "  authorize record a delegated list's authority keys in a new root version\n"
+               "  export    write a role's next version unsigned, for signers elsewhere\n"
+               "  sign      add one key's signature to an exported role (no state needed)\n"
+               "  add-signatures  install a role signed elsewhere (threshold checked)\n"
                "Exit: 0 ok, 2 usage or invalid input, 4 refused, 5 I/O.\n");
 }
 
@@ -3133,6 +3168,21 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bundle") == 0) {
         return cmd_bundle(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "rotate") == 0) {
+        return publish_cmd_rotate(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "authorize") == 0) {
+        return publish_cmd_authorize(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "export") == 0) {
+        return publish_cmd_export(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "sign") == 0) {
+        return publish_cmd_sign(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "add-signatures") == 0) {
+        return publish_cmd_add_signatures(argc - 2, argv + 2);
     }
     die_msg("unknown command \"%s\"", argv[1]);
     usage(stderr);

@@ -660,6 +660,161 @@ test_keygen(void)
     fx_rmtree(dir);
 }
 
+/* Threshold signing across machines: export, sign elsewhere (tuf_writer_sign_file), import. */
+static void
+test_export_import(void)
+{
+    struct fx f;
+    struct crypto_privkey *one[1], *newk = fx_key();
+    struct tuf_writer_key_list kl;
+    struct buf prop = BUF_INIT(1u << 20), got = BUF_INIT(1u << 20), extra = BUF_INIT(4096);
+    char path[FX_PATH], msg[1024];
+    const char *pems[3];
+    int64_t v;
+
+    fx_init(&f, "wexp");
+    CHECK_OK(fx_publish(&f));
+    CHECK_OK(fx_bootstrap(&f));
+    CHECK_OK(fx_refresh(&f, msg, sizeof(msg)));
+    /* safety: NULLs, unknown roles, nothing to sign, a role signed at each publication */
+    CHECK_ERR(tuf_writer_export_role(NULL, "root", 0, &prop), POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_writer_export_role(f.w, "root", 0, NULL), POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_writer_export_role(f.w, "nosuch", 0, &prop), POSGATE_ERR_NOTFOUND);
+    CHECK_ERR(tuf_writer_export_role(f.w, "root", 0, &prop), POSGATE_ERR_STATE);
+    CHECK_CONTAINS(tuf_writer_errmsg(f.w), "no changes to sign");
+    CHECK_ERR(tuf_writer_export_role(f.w, "timestamp", 0, &prop), POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", NULL, 0), POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", "{", 1), POSGATE_ERR_PARSE);
+    CHECK_ERR(tuf_writer_import_signed(f.w, "snapshot", "{}", 2), POSGATE_ERR_INVALID);
+    CHECK_ERR(tuf_writer_get_role_keys(f.w, "nosuch", &kl), POSGATE_ERR_NOTFOUND);
+    CHECK_ERR(tuf_writer_set_root_field(f.w, "roles", "{}"), POSGATE_ERR_INVALID);
+    CHECK_CONTAINS(tuf_writer_errmsg(f.w), "expected a root field of our own");
+    CHECK_ERR(tuf_writer_get_root_field(f.w, "x-none", &extra), POSGATE_ERR_NOTFOUND);
+
+    /* the current keys of a role */
+    CHECK_OK(tuf_writer_get_role_keys(f.w, "root", &kl));
+    CHECK_INT(kl.count, 3);
+    CHECK_INT(kl.threshold, 2);
+    tuf_writer_key_list_cleanup(&kl);
+
+    /* rotate root key 2 out for a new one, and record a field of our own */
+    pems[0] = fx_pub(f.root[0]);
+    pems[1] = fx_pub(f.root[1]);
+    pems[2] = fx_pub(newk);
+    CHECK_OK(tuf_writer_set_role_keys(f.w, "root", &(struct tuf_writer_role_keys){pems, 3, 2}));
+    CHECK_OK(tuf_writer_set_root_field(f.w, "x-test", "{\"a\":[1]}"));
+    CHECK_OK(tuf_writer_get_root_field(f.w, "x-test", &extra));
+    CHECK(extra.len == 9 && memcmp(extra.data, "{\"a\":[1]}", 9) == 0);
+    CHECK_OK(tuf_writer_export_role(f.w, "root", 0, &prop));
+    CHECK_CONTAINS((const char *)buf_cstr(&prop), "\"signatures\":[]");
+    fx_path(path, f.base, "proposal.json");
+
+    /* one old key: below both thresholds */
+    fx_write(path, prop.data, prop.len);
+    one[0] = f.root[0];
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", got.data, got.len), POSGATE_ERR_BADSIG);
+    CHECK_CONTAINS(tuf_writer_errmsg(f.w), "expected valid signatures from 2 of the new root keys "
+                                           "(threshold), found 1");
+    buf_free(&got);
+    /* the same key twice counts once */
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", got.data, got.len), POSGATE_ERR_BADSIG);
+    buf_free(&got);
+    /* root 0 and the removed root 2: the old threshold holds, the new one does not */
+    one[0] = f.root[2];
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", got.data, got.len), POSGATE_ERR_BADSIG);
+    CHECK_CONTAINS(tuf_writer_errmsg(f.w), "of the new root keys");
+    buf_free(&got);
+    /* root 1 as well (on a third machine): accepted */
+    one[0] = f.root[1];
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    /* root 1's signature forged (one bit): it does not count, so the threshold fails */
+    {
+        struct buf forged = BUF_INIT(1u << 20);
+        const char *needle = "\"sig\":\"";
+        char *at = NULL, *p;
+
+        CHECK_OK(buf_append(&forged, got.data, got.len));
+        CHECK_OK(buf_append(&forged, "", 1));
+        for (p = strstr((char *)forged.data, needle); p != NULL; p = strstr(p + 1, needle)) {
+            at = p; /* the last signature: root 1's */
+        }
+        CHECK(at != NULL);
+        at += strlen(needle) + 20;
+        *at = *at == '0' ? '1' : '0';
+        CHECK_ERR(tuf_writer_import_signed(f.w, "root", forged.data, forged.len - 1),
+                  POSGATE_ERR_BADSIG);
+        buf_free(&forged);
+    }
+    CHECK_OK(tuf_writer_import_signed(f.w, "root", got.data, got.len));
+    CHECK_OK(tuf_writer_role_version(f.w, "root", &v));
+    CHECK_INT(v, 2);
+    /* replayed: not the next version */
+    CHECK_ERR(tuf_writer_import_signed(f.w, "root", got.data, got.len), POSGATE_ERR_ROLLBACK);
+    CHECK_CONTAINS(tuf_writer_errmsg(f.w), "expected version 3 (the next after 2), found 2");
+    buf_free(&got);
+    /* published without any root key, and the client follows */
+    f.keyring[0] = f.ts;
+    f.keyring[1] = f.ts;
+    CHECK_OK(fx_publish(&f));
+    CHECK_OK(fx_refresh(&f, msg, sizeof(msg)));
+    CHECK_INT(fx_trusted_version(&f, "root"), 2);
+
+    /* a targets role: content must be the state's, the signature its key's */
+    {
+        char src[FX_PATH];
+
+        fx_path(src, f.base, "t.bin");
+        fx_write(src, "abc", 3);
+        CHECK_OK(tuf_writer_add_target(f.w, "targets", "t.bin", src, NULL));
+    }
+    buf_reset(&prop);
+    CHECK_OK(tuf_writer_export_role(f.w, "targets", 0, &prop));
+    fx_write(path, prop.data, prop.len);
+    one[0] = f.root[0];
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    CHECK_ERR(tuf_writer_import_signed(f.w, "targets", got.data, got.len), POSGATE_ERR_BADSIG);
+    buf_free(&got);
+    fx_write(path, prop.data, prop.len);
+    one[0] = f.tgt;
+    CHECK_OK(tuf_writer_sign_file(path, one, 1, 1));
+    CHECK_OK(fx_read(path, &got));
+    {
+        /* the same signature over other content: refused before any signature is counted */
+        struct buf other = BUF_INIT(1u << 20);
+        char *at;
+
+        CHECK_OK(buf_append(&other, got.data, got.len));
+        CHECK_OK(buf_append(&other, "", 1));
+        at = strstr((char *)other.data, "\"t.bin\"");
+        CHECK(at != NULL);
+        at[1] = 'u';
+        CHECK_ERR(tuf_writer_import_signed(f.w, "targets", other.data, other.len - 1),
+                  POSGATE_ERR_REJECTED);
+        CHECK_CONTAINS(tuf_writer_errmsg(f.w), "differs from the state's next version");
+        buf_free(&other);
+    }
+    CHECK_OK(tuf_writer_import_signed(f.w, "targets", got.data, got.len));
+    buf_free(&got);
+    f.keyring[2] = f.ts;
+    f.keyring[4] = f.snap; /* the targets key is not needed any more */
+    CHECK_OK(fx_publish(&f));
+    CHECK_OK(fx_refresh(&f, msg, sizeof(msg)));
+    CHECK_INT(fx_trusted_version(&f, "targets"), 2);
+
+    buf_free(&prop);
+    buf_free(&extra);
+    crypto_privkey_free(newk);
+    fx_cleanup(&f);
+}
+
 int
 main(void)
 {
@@ -669,6 +824,7 @@ main(void)
     test_delegation();
     test_root_rotation();
     test_sign_file();
+    test_export_import();
     test_keygen();
     fx_pub_free_all();
     return test_summary("tuf_writer");
