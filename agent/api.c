@@ -159,6 +159,28 @@ posgate_request_reset(struct posgate_request *rq)
     }
 }
 
+/* Only spaces (ASCII, no-break, ideographic, the U+2000..U+200B run): a value that names no one. */
+static bool
+blank(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p != 0) {
+        if (p[0] == ' ') {
+            p++;
+        } else if (p[0] == 0xC2 && p[1] == 0xA0) {
+            p += 2;
+        } else if (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80) {
+            p += 3;
+        } else if (p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x80 && p[2] <= 0x8B) {
+            p += 3;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 static enum posgate_err
 set_text(struct posgate_request *rq, char *dst, size_t cap, const char *what, const char *s)
 {
@@ -170,6 +192,10 @@ set_text(struct posgate_request *rq, char *dst, size_t cap, const char *what, co
     }
     if (s == NULL || *s == 0) {
         snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: expected a value, found none", what);
+        return POSGATE_ERR_INVALID;
+    }
+    if (blank(s)) {
+        snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: expected a value, found only spaces", what);
         return POSGATE_ERR_INVALID;
     }
     n = strlen(s);

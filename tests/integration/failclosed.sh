@@ -117,6 +117,14 @@ expect_rc 1 pg k check --service air --id passport:DEU:C01X00T47
 expect_rc 1 pg k check --service air --id passport:DEU:C01X00T47 --id "cn_rid:$MINOR"
 grep -q "SPC-P" out.txt || fail "minor's number passed along: $(cat out.txt)"
 
+# ---- an override must name someone: a supervisor of spaces only is refused (the audit would
+# name nobody)
+expect_rc 2 pg k check --service air --id "cn_rid:$A" --override-by "   " --override-reason "ok"
+grep -q "override by: expected a value, found only spaces" err.txt || fail "blank supervisor: $(cat err.txt)"
+expect_rc 2 pg k check --service air --id "cn_rid:$A" --override-by "sup-1" --override-reason "　"
+grep -q "override reason: expected a value, found only spaces" err.txt || fail "blank reason: $(cat err.txt)"
+expect_rc 2 pg k check --service air --id "cn_rid:$A" --operator " "
+
 # ---- a parent service of a listed sub-service: REFER naming the part
 expect_rc 3 pg k check --service rail.hsr --id "cn_rid:$A"
 grep -q "listed for rail.hsr.first, a part of rail.hsr" out.txt || fail "parent: $(cat out.txt)"
