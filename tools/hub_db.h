@@ -15,7 +15,7 @@
  * libpq URI), the same tables versioned by schema_version and events partitioned by month
  * (drawn in hub_db_pg.c).
  *
- * SQLite schema (PRAGMA user_version 2; 2 added anchors and the decision id index):
+ * SQLite schema (PRAGMA user_version 2; 2 added anchors):
  *   +-------------------------------------------------------------------------------------+
  *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
  *   |         broken_at INT|NULL (lowest seq of a break))                                   |
@@ -29,7 +29,6 @@
  *   |        received_at, times, PK(device_id, idempotency_key))                           |
  *   | anchors(device_id PK, seq, hash BLOB(32), prev_hash BLOB(32), pruned_at INT)         |
  *   |        (the newest event prune deleted, per device: hub_store.h)                    |
- *   | index events_decision_id ON events(json_extract(json, '$.id'))                      |
  *   +-------------------------------------------------------------------------------------+
  * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
  */
@@ -74,15 +73,14 @@ struct hub_device_state {
     uint64_t breaks;    /* rows in chain_breaks */
 };
 
-/* A query over the stored events (posgate-hub decision / decisions / report); NULL or false
- * fields do not filter. Times are RFC 3339 UTC text ("2025-03-01T00:00:00Z"), compared with
- * the event's time (a summary's first_time) as text. */
+/* A query over the stored events (posgate-hub decision / decisions): the store hands back
+ * the events whose canonical text contains the patterns (NULL: not filtered), and the caller
+ * checks each one it parses. Canonical text sorts keys, so a decision id is ',"id":"ID"' and a
+ * reason citing a listing holds '"list":"L","listing_id":"X"' (hub_query.c builds them). */
 struct hub_event_filter {
-    const char *decision_id;       /* the event's id (the decision id the kiosk answered) */
-    const char *list, *listing_id; /* DENY and REFER events with a reason citing this listing */
-    const char *time_from;         /* time >= time_from */
-    const char *time_to;           /* time < time_to */
-    bool summaries;                /* allow_summary events too (else decision events only) */
+    const char *id_pattern;
+    const char *listing_pattern; /* and only DENY and REFER events */
+    bool summaries;              /* allow_summary events too (else decision events only) */
 };
 
 /* What a prune deleted: events, the devices whose anchor moved, PostgreSQL partitions dropped

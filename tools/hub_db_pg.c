@@ -27,10 +27,9 @@
  *   |   events_YYYY_MM PARTITION OF events FOR VALUES FROM (month start) TO (next month)  |
  *   | gaps, chain_breaks, batches: as in hub_db.h                                         |
  *   +-------------------------------------------------------------------------------------+
- * Schema version 2: anchors (hub_store.h) and the decision id index:
+ * Schema version 2: anchors (hub_store.h):
  *   +-------------------------------------------------------------------------------------+
  *   | anchors(device_id PK, seq, hash bytea, prev_hash bytea, pruned_at)                  |
- *   | index events_decision_id ON events(((json::jsonb) ->> 'id'))                        |
  *   +-------------------------------------------------------------------------------------+
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
@@ -202,10 +201,9 @@ static const char *const migrations[] = {
     " first_seq bigint NOT NULL, last_seq bigint NOT NULL, n_events bigint NOT NULL,"
     " stored bigint NOT NULL, status text NOT NULL, received_at bigint NOT NULL,"
     " times bigint NOT NULL, PRIMARY KEY(device_id, idempotency_key));",
-    /* 2: chain anchors kept by prune; decisions found by id */
+    /* 2: chain anchors kept by prune */
     "CREATE TABLE anchors(device_id text PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL,"
-    " prev_hash bytea NOT NULL, pruned_at bigint NOT NULL);"
-    "CREATE INDEX events_decision_id ON events(((json::jsonb) ->> 'id'));",
+    " prev_hash bytea NOT NULL, pruned_at bigint NOT NULL);",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1073,8 +1071,6 @@ pg_copy_end(void *impl, bool commit, char *errmsg, size_t errcap)
 
 /* ---- queries and retention ---- */
 
-#define PG_EV_TIME "coalesce((json::jsonb) ->> 'time', (json::jsonb) ->> 'first_time')"
-
 static enum posgate_err
 pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void *ctx)
 {
@@ -1082,39 +1078,26 @@ pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
     struct params p = {0};
     PGresult *r = NULL;
     enum posgate_err err;
-    char sql[1536], w[5][256];
-    int nw = 0;
 
-    /* only fixed fragments and parameter numbers go into the text; every value is bound */
-    memset(w, 0, sizeof(w));
-    if (f->decision_id != NULL) {
-        p_str(&p, f->decision_id);
-        snprintf(w[nw++], sizeof(w[0]), " AND ((json::jsonb) ->> 'id') = $%d", p.n);
+    /* the patterns (hub_event_pattern) are found in the text, as in the SQLite store: a
+     * stored event may hold a raw control character in a string, which jsonb refuses */
+    p_str(&p, f->summaries ? "t" : "f");
+    if (f->id_pattern != NULL) {
+        p_str(&p, f->id_pattern);
+    } else {
+        p_null(&p);
     }
-    if (f->list != NULL) {
-        p_str(&p, f->list);
-        p_str(&p, f->listing_id != NULL ? f->listing_id : "");
-        snprintf(w[nw++], sizeof(w[0]),
-                 " AND decision IN ('deny', 'refer') AND (json::jsonb) -> 'reasons' @> "
-                 "jsonb_build_array(jsonb_build_object('list', $%d::text, 'listing_id', "
-                 "$%d::text))",
-                 p.n - 1, p.n);
+    if (f->listing_pattern != NULL) {
+        p_str(&p, f->listing_pattern);
+    } else {
+        p_null(&p);
     }
-    if (f->time_from != NULL) {
-        p_str(&p, f->time_from);
-        snprintf(w[nw++], sizeof(w[0]), " AND " PG_EV_TIME " >= $%d", p.n);
-    }
-    if (f->time_to != NULL) {
-        p_str(&p, f->time_to);
-        snprintf(w[nw++], sizeof(w[0]), " AND " PG_EV_TIME " < $%d", p.n);
-    }
-    snprintf(
-        sql, sizeof(sql),
-        "SELECT device_id, json, seq, received_at FROM events WHERE %s%s%s%s%s ORDER BY " PG_EV_TIME
-        ", device_id, seq",
-        f->summaries ? "kind IN ('decision', 'allow_summary')" : "kind = 'decision'", w[0], w[1],
-        w[2], w[3]);
-    err = run(db, sql, &p, PGRES_TUPLES_OK, &r, NULL, 0);
+    err = run(db,
+              "SELECT device_id, json, seq, received_at FROM events WHERE (kind = 'decision' OR "
+              "($1::boolean AND kind = 'allow_summary')) AND ($2::text IS NULL OR strpos(json, "
+              "$2) > 0) AND ($3::text IS NULL OR (decision IN ('deny', 'refer') AND strpos(json, "
+              "$3) > 0)) ORDER BY received_at, device_id, seq",
+              &p, PGRES_TUPLES_OK, &r, NULL, 0);
     for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
         struct hub_row x;
 

@@ -41,7 +41,6 @@ static const char schema[] =
     " times INTEGER NOT NULL, PRIMARY KEY(device_id, idempotency_key));"
     "CREATE TABLE IF NOT EXISTS anchors(device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " hash BLOB NOT NULL, prev_hash BLOB NOT NULL, pruned_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS events_decision_id ON events(json_extract(json, '$.id'));"
     "PRAGMA user_version=2;";
 
 static enum posgate_err
@@ -917,47 +916,29 @@ sq_each_row(void *impl, enum hub_table t, hub_row_fn fn, void *ctx)
 
 /* ---- queries and retention ---- */
 
-#define SQ_EV_TIME "coalesce(json_extract(json, '$.time'), json_extract(json, '$.first_time'))"
-
 static enum posgate_err
 sq_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void *ctx)
 {
     struct sq *db = impl;
-    char sql[1024];
-    const char *bind[5];
-    int nb = 0, rc;
     sqlite3_stmt *st = NULL;
     enum posgate_err err = POSGATE_OK;
+    int rc;
 
-    /* only fixed fragments go into the text; every value is bound */
-    snprintf(sql, sizeof(sql),
-             "SELECT device_id, json, seq, received_at FROM events WHERE %s%s%s%s%s "
-             "ORDER BY " SQ_EV_TIME ", device_id, seq",
-             f->summaries ? "kind IN ('decision', 'allow_summary')" : "kind = 'decision'",
-             f->decision_id != NULL ? " AND json_extract(json, '$.id') = ?" : "",
-             f->list != NULL ? " AND decision IN ('deny', 'refer') AND EXISTS (SELECT 1 FROM "
-                               "json_each(events.json, '$.reasons') r WHERE "
-                               "json_extract(r.value, '$.list') = ? AND "
-                               "json_extract(r.value, '$.listing_id') = ?)"
-                             : "",
-             f->time_from != NULL ? " AND " SQ_EV_TIME " >= ?" : "",
-             f->time_to != NULL ? " AND " SQ_EV_TIME " < ?" : "");
-    if (f->decision_id != NULL) {
-        bind[nb++] = f->decision_id;
+    /* the patterns (hub_event_pattern) are found in the text: a stored event may hold a raw
+     * control character in a string, which SQLite's JSON functions refuse */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT device_id, json, seq, received_at FROM events WHERE (kind = "
+                            "'decision' OR (?1 AND kind = 'allow_summary')) AND (?2 IS NULL OR "
+                            "instr(json, ?2) > 0) AND (?3 IS NULL OR (decision IN ('deny', "
+                            "'refer') AND instr(json, ?3) > 0)) ORDER BY received_at, device_id, "
+                            "seq",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, f->summaries ? 1 : 0);
+        rc = sqlite3_bind_text(st, 2, f->id_pattern, -1, SQLITE_STATIC);
     }
-    if (f->list != NULL) {
-        bind[nb++] = f->list;
-        bind[nb++] = f->listing_id != NULL ? f->listing_id : "";
-    }
-    if (f->time_from != NULL) {
-        bind[nb++] = f->time_from;
-    }
-    if (f->time_to != NULL) {
-        bind[nb++] = f->time_to;
-    }
-    rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
-    for (int i = 0; rc == SQLITE_OK && i < nb; i++) {
-        rc = sqlite3_bind_text(st, i + 1, bind[i], -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(st, 3, f->listing_pattern, -1, SQLITE_STATIC);
     }
     if (rc == SQLITE_OK) {
         rc = each(st, "ttii", fn, ctx, &err);

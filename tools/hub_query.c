@@ -45,6 +45,7 @@ jstr(struct buf *out, const char *s)
 /* ---- one decision ---- */
 
 struct one {
+    const char *id;
     cJSON *ev;
     char device[DEVICE_ID_HEX_LEN + 1];
     int64_t received_at;
@@ -55,14 +56,24 @@ static enum posgate_err
 one_row(void *ctx, const struct hub_row *r)
 {
     struct one *o = ctx;
+    cJSON *ev;
 
-    if (o->n++ > 0) {
+    if (o->ev != NULL) {
         return POSGATE_OK; /* ids are 128 random bits: the first held is the answer */
     }
-    o->ev = cJSON_ParseWithLength(r->t[1], r->tlen[1]);
+    ev = cJSON_ParseWithLength(r->t[1], r->tlen[1]);
+    if (ev == NULL) {
+        return POSGATE_ERR_CORRUPT;
+    }
+    if (strcmp(str_of(ev, "id"), o->id) != 0) { /* the pattern matched a list's id */
+        cJSON_Delete(ev);
+        return POSGATE_OK;
+    }
+    o->ev = ev;
+    o->n++;
     snprintf(o->device, sizeof(o->device), "%.*s", DEVICE_ID_HEX_LEN, r->t[0]);
     o->received_at = r->i[1];
-    return o->ev != NULL ? POSGATE_OK : POSGATE_ERR_CORRUPT;
+    return POSGATE_OK;
 }
 
 /* The feed's config/feed.json under the served directory, or NULL (why in note). */
@@ -117,6 +128,18 @@ list_of(const struct feed_config *cfg, const char *id)
     return NULL;
 }
 
+/* Appends s as canonical JSON writes a string's inside (only " and \\ escaped). */
+static enum posgate_err
+pat_str(struct buf *b, const char *s)
+{
+    enum posgate_err err = POSGATE_OK;
+
+    for (; err == POSGATE_OK && *s != 0; s++) {
+        err = *s == '"' || *s == '\\' ? buf_printf(b, "\\%c", *s) : buf_append(b, s, 1);
+    }
+    return err;
+}
+
 static enum posgate_err
 find(struct hub_db *db, const struct hub_event_filter *f, hub_row_fn fn, void *ctx)
 {
@@ -138,14 +161,22 @@ hub_db_decision(struct hub_db *db, const char *decision_id, const char *feed_dir
 {
     struct hub_event_filter f = {0};
     struct one o = {0};
+    struct buf pat = BUF_INIT(256);
     struct feed_config *cfg = NULL;
     cJSON *doc = NULL, *reasons, *src;
     char note[160] = "";
     char *text = NULL;
     enum posgate_err err;
 
-    f.decision_id = decision_id;
-    err = find(db, &f, one_row, &o);
+    if (strlen(decision_id) != 32 || strspn(decision_id, "0123456789abcdef") != 32) {
+        return POSGATE_ERR_NOTFOUND; /* a decision id is 32 lowercase hex */
+    }
+    err = buf_printf(&pat, ",\"id\":\"%s\"", decision_id);
+    f.id_pattern = buf_cstr(&pat);
+    o.id = decision_id;
+    if (err == POSGATE_OK) {
+        err = find(db, &f, one_row, &o);
+    }
     if (err == POSGATE_OK && o.ev == NULL) {
         err = POSGATE_ERR_NOTFOUND;
     }
@@ -244,12 +275,14 @@ out:
     cJSON_Delete(doc);
     cJSON_Delete(o.ev);
     feed_config_free(cfg);
+    buf_free(&pat);
     return err;
 }
 
 /* ---- the decisions that cited a listing ---- */
 
 struct cited {
+    const char *list, *listing_id, *since;
     struct buf *out;
     bool json;
     size_t n;
@@ -262,8 +295,20 @@ cited_row(void *ctx, const struct hub_row *r)
     cJSON *ev = cJSON_ParseWithLength(r->t[1], r->tlen[1]);
     enum posgate_err err = POSGATE_OK;
 
+    const cJSON *rs;
+    bool cites = false;
+
     if (ev == NULL) {
         return POSGATE_ERR_CORRUPT;
+    }
+    rs = cJSON_GetObjectItemCaseSensitive(ev, "reasons");
+    for (const cJSON *x = cJSON_IsArray(rs) ? rs->child : NULL; x != NULL; x = x->next) {
+        cites = cites || (strcmp(str_of(x, "list"), c->list) == 0 &&
+                          strcmp(str_of(x, "listing_id"), c->listing_id) == 0);
+    }
+    if (!cites || (c->since != NULL && strcmp(str_of(ev, "time"), c->since) < 0)) {
+        cJSON_Delete(ev);
+        return POSGATE_OK;
     }
     if (c->json) {
         err = buf_append_str(c->out, c->n > 0 ? ",\n{\"decision_id\":" : "{\"decision_id\":");
@@ -317,16 +362,30 @@ hub_db_decisions(struct hub_db *db, const char *list, const char *listing_id, co
                  bool json, struct buf *out, size_t *n)
 {
     struct hub_event_filter f = {0};
-    struct cited c = {out, json, 0};
+    struct cited c = {list, listing_id, since, out, json, 0};
+    struct buf pat = BUF_INIT(1024);
     enum posgate_err err;
 
     if (since != NULL && !time_ok(since)) {
         return POSGATE_ERR_INVALID;
     }
-    f.list = list;
-    f.listing_id = listing_id;
-    f.time_from = since;
-    err = buf_append_str(out, json ? "[" : "");
+    err = buf_append_str(&pat, "\"list\":\"");
+    if (err == POSGATE_OK) {
+        err = pat_str(&pat, list);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_append_str(&pat, "\",\"listing_id\":\"");
+    }
+    if (err == POSGATE_OK) {
+        err = pat_str(&pat, listing_id);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_append_str(&pat, "\"");
+    }
+    f.listing_pattern = buf_cstr(&pat);
+    if (err == POSGATE_OK) {
+        err = buf_append_str(out, json ? "[" : "");
+    }
     if (err == POSGATE_OK) {
         err = find(db, &f, cited_row, &c);
     }
@@ -336,6 +395,7 @@ hub_db_decisions(struct hub_db *db, const char *list, const char *listing_id, co
     if (n != NULL) {
         *n = c.n;
     }
+    buf_free(&pat);
     return err;
 }
 
