@@ -21,6 +21,13 @@ struct hub_db {
     void *impl;
 };
 
+const struct hub_store_ops *
+hub_db_store(struct hub_db *db, void **impl)
+{
+    *impl = db->impl;
+    return db->ops;
+}
+
 bool
 hub_db_is_uri(const char *path)
 {

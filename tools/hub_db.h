@@ -15,7 +15,7 @@
  * libpq URI), the same tables versioned by schema_version and events partitioned by month
  * (drawn in hub_db_pg.c).
  *
- * SQLite schema (PRAGMA user_version 1):
+ * SQLite schema (PRAGMA user_version 2; 2 added anchors):
  *   +-------------------------------------------------------------------------------------+
  *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
  *   |         broken_at INT|NULL (lowest seq of a break))                                   |
@@ -27,6 +27,8 @@
  *   |        event_json TEXT|NULL, first_seen, last_seen, times, PK(device_id, seq, kind)) |
  *   | batches(device_id, idempotency_key, first_seq, last_seq, n_events, stored, status,   |
  *   |        received_at, times, PK(device_id, idempotency_key))                           |
+ *   | anchors(device_id PK, seq, hash BLOB(32), prev_hash BLOB(32), pruned_at INT)         |
+ *   |        (the newest event prune deleted, per device: hub_store.h)                    |
  *   +-------------------------------------------------------------------------------------+
  * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
  */
@@ -69,6 +71,22 @@ struct hub_device_state {
     bool chain_ok;
     uint64_t broken_at; /* 0 when chain_ok */
     uint64_t breaks;    /* rows in chain_breaks */
+};
+
+/* A query over the stored events (posgate-hub decision / decisions): the store hands back
+ * the events whose canonical text contains the patterns (NULL: not filtered), and the caller
+ * checks each one it parses. Canonical text sorts keys, so a decision id is ',"id":"ID"' and a
+ * reason citing a listing holds '"list":"L","listing_id":"X"' (hub_query.c builds them). */
+struct hub_event_filter {
+    const char *id_pattern;
+    const char *listing_pattern; /* and only DENY and REFER events */
+    bool summaries;              /* allow_summary events too (else decision events only) */
+};
+
+/* What a prune deleted: events, the devices whose anchor moved, PostgreSQL partitions dropped
+ * whole. */
+struct hub_prune {
+    uint64_t events, anchors, partitions;
 };
 
 /* path is a SQLite file (created when missing) or a libpq URI, postgresql://... or
@@ -120,5 +138,20 @@ POSGATE_WUR enum posgate_err hub_db_device(struct hub_db *db, const char *device
 POSGATE_WUR enum posgate_err hub_db_stats_json(struct hub_db *db, struct buf *out);
 /* The same figures as text, one line per device. */
 POSGATE_WUR enum posgate_err hub_db_stats_text(struct hub_db *db, struct buf *out);
+
+/* posgate-hub decision ID: the one decision event whose id is decision_id, as the contest
+ * answer document (docs/collector.md) appended to out, JSON or text. feed_dir (may be NULL) is
+ * the feed the hub serves: its config/feed.json gives each reason's authority and legal basis;
+ * without it the answer holds the ids only and says so. NOTFOUND when no event has that id. */
+POSGATE_WUR enum posgate_err hub_db_decision(struct hub_db *db, const char *decision_id,
+                                             const char *feed_dir, bool json, struct buf *out);
+/* posgate-hub decisions --listing LIST/LISTING_ID [--since T]: every DENY and REFER that cited
+ * the listing, oldest first; *n (may be NULL) gets how many. */
+POSGATE_WUR enum posgate_err hub_db_decisions(struct hub_db *db, const char *list,
+                                              const char *listing_id, const char *since,
+                                              bool json, struct buf *out, size_t *n);
+/* posgate-hub prune: deletes the events received before before_s (hub_store.h, anchors). */
+POSGATE_WUR enum posgate_err hub_db_prune(struct hub_db *db, int64_t before_s, int64_t now_s,
+                                          struct hub_prune *res, char *errmsg, size_t errcap);
 
 #endif

@@ -27,6 +27,10 @@
  *   |   events_YYYY_MM PARTITION OF events FOR VALUES FROM (month start) TO (next month)  |
  *   | gaps, chain_breaks, batches: as in hub_db.h                                         |
  *   +-------------------------------------------------------------------------------------+
+ * Schema version 2: anchors (hub_store.h):
+ *   +-------------------------------------------------------------------------------------+
+ *   | anchors(device_id PK, seq, hash bytea, prev_hash bytea, pruned_at)                  |
+ *   +-------------------------------------------------------------------------------------+
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
  */
@@ -197,6 +201,9 @@ static const char *const migrations[] = {
     " first_seq bigint NOT NULL, last_seq bigint NOT NULL, n_events bigint NOT NULL,"
     " stored bigint NOT NULL, status text NOT NULL, received_at bigint NOT NULL,"
     " times bigint NOT NULL, PRIMARY KEY(device_id, idempotency_key));",
+    /* 2: chain anchors kept by prune */
+    "CREATE TABLE anchors(device_id text PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL,"
+    " prev_hash bytea NOT NULL, pruned_at bigint NOT NULL);",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -543,6 +550,11 @@ advance_acked(struct pg *db, const char *dev, uint64_t *acked, struct hub_ingest
     return err;
 }
 
+/* The highest seq held, counting the anchor of pruned events. */
+static const char held_max_sql[] =
+    "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE device_id = $1), 0), "
+    "coalesce((SELECT seq FROM anchors WHERE device_id = $1), 0))";
+
 static enum posgate_err
 ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t now_s,
               struct hub_ingest *res)
@@ -552,7 +564,7 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
     struct held held = {NULL, 0};
     struct hub_break k;
     enum posgate_err err;
-    uint64_t lo, hi;
+    uint64_t lo, hi, anchor = 0;
 
     memset(&k, 0, sizeof(k));
     p_str(&p, b->device_id);
@@ -571,8 +583,11 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
         goto out;
     }
     res->acked_seq = (uint64_t)col_i(r, 0, 1);
-    err = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1", &p,
-                    &res->held_seq, res->error, sizeof(res->error));
+    err = query_u64(db, held_max_sql, &p, &res->held_seq, res->error, sizeof(res->error));
+    if (err == POSGATE_OK) {
+        err = query_u64(db, "SELECT coalesce((SELECT seq FROM anchors WHERE device_id = $1), 0)",
+                        &p, &anchor, res->error, sizeof(res->error));
+    }
     if (err == POSGATE_OK) {
         err = hub_judge_signature(PQgetvalue(r, 0, 0), b, res);
     }
@@ -588,9 +603,12 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
     hi = b->n > 0 ? b->ev[b->n - 1].seq : b->head_seq;
     p_int(&p, (int64_t)(lo > 0 ? lo - 1 : 0));
     p_int(&p, (int64_t)(hi + 1));
+    /* a pruned seq answers from its device's anchor (hub_store.h) */
     err = run(db,
               "SELECT seq, hash, prev_hash FROM events WHERE device_id = $1 AND seq BETWEEN $2 "
-              "AND $3 ORDER BY seq",
+              "AND $3 UNION ALL SELECT a.seq, a.hash, a.prev_hash FROM anchors a WHERE "
+              "a.device_id = $1 AND a.seq BETWEEN $2 AND $3 AND NOT EXISTS (SELECT 1 FROM "
+              "events e WHERE e.device_id = $1 AND e.seq = a.seq) ORDER BY 1",
               &p, PGRES_TUPLES_OK, &held.r, res->error, sizeof(res->error));
     if (err != POSGATE_OK) {
         goto out;
@@ -619,8 +637,9 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
 
             p.n = 2;
             err = query_u64(db,
-                            "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1 AND "
-                            "seq < $2",
+                            "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE "
+                            "device_id = $1 AND seq < $2), 0), coalesce((SELECT seq FROM anchors "
+                            "WHERE device_id = $1 AND seq < $2), 0))",
                             &p, &below, res->error, sizeof(res->error));
             res->gap_from = below + 1;
             res->gap_to = b->ev[0].seq - 1;
@@ -640,7 +659,8 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
     for (size_t i = 0; err == POSGATE_OK && i < b->n; i++) {
         uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
 
-        if (held_cb(&held, b->ev[i].seq, h, hp) == 0) {
+        /* not stored again below the anchor */
+        if (held_cb(&held, b->ev[i].seq, h, hp) == 0 && b->ev[i].seq > anchor) {
             err = insert_event(db, b->device_id, &b->ev[i], now_s, res);
             res->stored += err == POSGATE_OK ? 1 : 0;
         }
@@ -661,8 +681,7 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
     }
     if (err == POSGATE_OK) {
         p.n = 1;
-        err = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = $1", &p,
-                        &res->held_seq, res->error, sizeof(res->error));
+        err = query_u64(db, held_max_sql, &p, &res->held_seq, res->error, sizeof(res->error));
     }
     if (err == POSGATE_OK) {
         err = note_batch(db, b, key, res->stored, "stored", now_s, res);
@@ -1050,6 +1069,133 @@ pg_copy_end(void *impl, bool commit, char *errmsg, size_t errcap)
     return err;
 }
 
+/* ---- queries and retention ---- */
+
+static enum posgate_err
+pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void *ctx)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+
+    /* the patterns (hub_event_pattern) are found in the text, as in the SQLite store: a
+     * stored event may hold a raw control character in a string, which jsonb refuses */
+    p_str(&p, f->summaries ? "t" : "f");
+    if (f->id_pattern != NULL) {
+        p_str(&p, f->id_pattern);
+    } else {
+        p_null(&p);
+    }
+    if (f->listing_pattern != NULL) {
+        p_str(&p, f->listing_pattern);
+    } else {
+        p_null(&p);
+    }
+    err = run(db,
+              "SELECT device_id, json, seq, received_at FROM events WHERE (kind = 'decision' OR "
+              "($1::boolean AND kind = 'allow_summary')) AND ($2::text IS NULL OR strpos(json, "
+              "$2) > 0) AND ($3::text IS NULL OR (decision IN ('deny', 'refer') AND strpos(json, "
+              "$3) > 0)) ORDER BY received_at, device_id, seq",
+              &p, PGRES_TUPLES_OK, &r, NULL, 0);
+    for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
+        struct hub_row x;
+
+        memset(&x, 0, sizeof(x));
+        for (int c = 0; c < 2; c++) {
+            x.t[c] = PQgetvalue(r, row, c);
+            x.tlen[c] = (size_t)PQgetlength(r, row, c);
+        }
+        x.i[0] = col_i(r, row, 2);
+        x.i[1] = col_i(r, row, 3);
+        err = fn(ctx, &x);
+    }
+    PQclear(r);
+    return err;
+}
+
+/* Partitions entirely older than before_s are dropped whole; the rest of the old events are
+ * deleted row by row. Every device's row is locked first (in id order, as ingest takes one),
+ * so no batch is judged against events half pruned. */
+static enum posgate_err
+pg_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, char *errmsg,
+         size_t errcap)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+
+    memset(res, 0, sizeof(*res));
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    if (err != POSGATE_OK) {
+        goto unlock;
+    }
+    err = run(db, "SELECT device_id FROM devices ORDER BY device_id FOR UPDATE", NULL,
+              PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    p_int(&p, before_s);
+    p_int(&p, now_s);
+    if (err == POSGATE_OK) {
+        err = run(db,
+                  "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) SELECT DISTINCT "
+                  "ON (device_id) device_id, seq, hash, prev_hash, $2::bigint FROM events WHERE "
+                  "received_at < $1 ORDER BY device_id, seq DESC ON CONFLICT (device_id) DO "
+                  "UPDATE SET seq = excluded.seq, hash = excluded.hash, prev_hash = "
+                  "excluded.prev_hash, pruned_at = excluded.pruned_at WHERE excluded.seq > "
+                  "anchors.seq",
+                  &p, PGRES_COMMAND_OK, &r, errmsg, errcap);
+    }
+    if (err == POSGATE_OK) {
+        res->anchors = strtoull(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+        r = NULL;
+        err = run(db,
+                  "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                  "WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+                  NULL, PGRES_TUPLES_OK, &r, errmsg, errcap);
+    }
+    for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
+        const char *name = PQgetvalue(r, row, 0);
+        int y, m;
+        char sql[160];
+        PGresult *n = NULL;
+
+        if (sscanf(name, "events_%4d_%2d", &y, &m) != 2 || m < 1 || m > 12 ||
+            month_start((int64_t)(y - 1970) * 12 + m) > before_s) { /* the month's end */
+            continue;
+        }
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM events_%04d_%02d", y, m);
+        err = run(db, sql, NULL, PGRES_TUPLES_OK, &n, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            res->events += (uint64_t)col_i(n, 0, 0);
+            snprintf(sql, sizeof(sql), "DROP TABLE events_%04d_%02d", y, m);
+            err = cmd(db, sql, NULL, errmsg, errcap);
+            res->partitions++;
+        }
+        PQclear(n);
+    }
+    PQclear(r);
+    r = NULL;
+    if (err == POSGATE_OK) {
+        p.n = 1;
+        err = run(db, "DELETE FROM events WHERE received_at < $1", &p, PGRES_COMMAND_OK, &r, errmsg,
+                  errcap);
+    }
+    if (err == POSGATE_OK) {
+        res->events += strtoull(PQcmdTuples(r), NULL, 10);
+        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+    } else {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+    }
+    PQclear(r);
+    db->month_ready = 0; /* a dropped month is created again when a batch needs it */
+unlock:
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
 static const struct hub_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1067,6 +1213,8 @@ static const struct hub_store_ops pg_ops = {
     .copy_begin = pg_copy_begin,
     .put_row = pg_put_row,
     .copy_end = pg_copy_end,
+    .find_events = pg_find_events,
+    .prune = pg_prune,
 };
 
 static void

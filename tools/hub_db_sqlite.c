@@ -39,7 +39,9 @@ static const char schema[] =
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, n_events INTEGER NOT NULL,"
     " stored INTEGER NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,"
     " times INTEGER NOT NULL, PRIMARY KEY(device_id, idempotency_key));"
-    "PRAGMA user_version=1;";
+    "CREATE TABLE IF NOT EXISTS anchors(device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, prev_hash BLOB NOT NULL, pruned_at INTEGER NOT NULL);"
+    "PRAGMA user_version=2;";
 
 static enum posgate_err
 sql_fail(struct sq *db, int rc, const char *what, char *errmsg, size_t errcap)
@@ -170,8 +172,11 @@ held_hash(struct sq *db, const char *dev, uint64_t seq, uint8_t out[AUDIT_HASH_L
     sqlite3_stmt *st = NULL;
     int rc, found = 0;
 
+    /* a pruned seq answers from its device's anchor (hub_store.h) */
     rc = sqlite3_prepare_v2(db->db,
-                            "SELECT hash, prev_hash FROM events WHERE device_id = ?1 AND seq = ?2",
+                            "SELECT hash, prev_hash FROM events WHERE device_id = ?1 AND seq = ?2 "
+                            "UNION ALL SELECT hash, prev_hash FROM anchors WHERE device_id = ?1 "
+                            "AND seq = ?2 LIMIT 1",
                             -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
@@ -441,10 +446,16 @@ static int
 held_below(struct sq *db, const char *dev, uint64_t below, uint64_t *out)
 {
     return query_u64(db,
-                     "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = ?1 AND "
-                     "seq < ?2",
+                     "SELECT max(coalesce((SELECT max(seq) FROM events WHERE device_id = ?1 AND "
+                     "seq < ?2), 0), coalesce((SELECT seq FROM anchors WHERE device_id = ?1 AND "
+                     "seq < ?2), 0))",
                      dev, below, out);
 }
+
+/* The highest seq held, counting the anchor of pruned events. */
+static const char held_max_sql[] =
+    "SELECT max(coalesce((SELECT max(seq) FROM events WHERE device_id = ?1), 0), "
+    "coalesce((SELECT seq FROM anchors WHERE device_id = ?1), 0))";
 
 static enum posgate_err
 sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
@@ -455,6 +466,7 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
     struct hub_break k;
     struct held_ctx hc = {db, b->device_id, SQLITE_OK};
     struct buf pem = BUF_INIT(CRYPTO_PEM_MAX);
+    uint64_t anchor = 0;
     enum posgate_err err = POSGATE_OK;
     bool in_tx = false;
     int rc;
@@ -494,8 +506,12 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
     if (rc != SQLITE_OK) {
         goto sqlerr;
     }
-    rc = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = ?1",
-                   b->device_id, 0, &res->held_seq);
+    rc = query_u64(db, held_max_sql, b->device_id, 0, &res->held_seq);
+    if (rc != SQLITE_OK) {
+        goto sqlerr;
+    }
+    rc = query_u64(db, "SELECT coalesce((SELECT seq FROM anchors WHERE device_id = ?1), 0)",
+                   b->device_id, 0, &anchor);
     if (rc != SQLITE_OK) {
         goto sqlerr;
     }
@@ -569,7 +585,7 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
         if (f < 0) {
             goto sqlerr;
         }
-        if (f == 0) {
+        if (f == 0 && b->ev[i].seq > anchor) { /* not stored again below the anchor */
             rc = insert_event(db, b->device_id, &b->ev[i], now_s);
             if (rc != SQLITE_OK) {
                 goto sqlerr;
@@ -593,8 +609,7 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
     }
     rc = advance_acked(db, b->device_id, &res->acked_seq);
     if (rc == SQLITE_OK) {
-        rc = query_u64(db, "SELECT coalesce(max(seq), 0) FROM events WHERE device_id = ?1",
-                       b->device_id, 0, &res->held_seq);
+        rc = query_u64(db, held_max_sql, b->device_id, 0, &res->held_seq);
     }
     if (rc == SQLITE_OK) {
         rc = note_batch(db, b, key, res->stored, "stored", now_s, &res->repeated_key);
@@ -899,6 +914,94 @@ sq_each_row(void *impl, enum hub_table t, hub_row_fn fn, void *ctx)
     return list(impl, tables[t].select, NULL, tables[t].spec, fn, ctx);
 }
 
+/* ---- queries and retention ---- */
+
+static enum posgate_err
+sq_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    /* the patterns (hub_event_pattern) are found in the text: a stored event may hold a raw
+     * control character in a string, which SQLite's JSON functions refuse */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT device_id, json, seq, received_at FROM events WHERE (kind = "
+                            "'decision' OR (?1 AND kind = 'allow_summary')) AND (?2 IS NULL OR "
+                            "instr(json, ?2) > 0) AND (?3 IS NULL OR (decision IN ('deny', "
+                            "'refer') AND instr(json, ?3) > 0)) ORDER BY received_at, device_id, "
+                            "seq",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, f->summaries ? 1 : 0);
+        rc = sqlite3_bind_text(st, 2, f->id_pattern, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(st, 3, f->listing_pattern, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "query", NULL, 0);
+    }
+    return err;
+}
+
+static enum posgate_err
+sq_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, char *errmsg,
+         size_t errcap)
+{
+    static const char *const steps[] = {
+        /* the anchor first: the newest event pruned per device, unless a newer one is held */
+        "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) SELECT e.device_id, "
+        "e.seq, e.hash, e.prev_hash, ?2 FROM events e WHERE e.received_at < ?1 AND e.seq = "
+        "(SELECT max(x.seq) FROM events x WHERE x.device_id = e.device_id AND x.received_at < "
+        "?1) ON CONFLICT(device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+        "prev_hash = excluded.prev_hash, pruned_at = excluded.pruned_at WHERE excluded.seq > "
+        "anchors.seq",
+        "DELETE FROM events WHERE received_at < ?1",
+    };
+    struct sq *db = impl;
+    uint64_t n[2] = {0, 0};
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    pthread_mutex_lock(&db->mu);
+    rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+
+        rc = sqlite3_prepare_v2(db->db, steps[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, before_s);
+            if (sqlite3_bind_parameter_count(st) >= 2) {
+                sqlite3_bind_int64(st, 2, now_s);
+            }
+            rc = sqlite3_step(st);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        n[i] = rc == SQLITE_OK ? (uint64_t)sqlite3_changes(db->db) : 0;
+        sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        enum posgate_err err = sql_fail(db, rc, "prune", errmsg, errcap);
+
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        pthread_mutex_unlock(&db->mu);
+        return err;
+    }
+    pthread_mutex_unlock(&db->mu);
+    res->anchors = n[0];
+    res->events = n[1];
+    return POSGATE_OK;
+}
+
 static const struct hub_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -916,6 +1019,8 @@ static const struct hub_store_ops sq_ops = {
     .copy_begin = NULL, /* a SQLite file is a source of migrate-db, not a destination */
     .put_row = NULL,
     .copy_end = NULL,
+    .find_events = sq_find_events,
+    .prune = sq_prune,
 };
 
 enum posgate_err

@@ -9,6 +9,13 @@
  * and write one device's batch so that no other ingest of that device interleaves (SQLite: one
  * writer; PostgreSQL: the device's row locked FOR UPDATE).
  *
+ * Chain anchors (anchors(device_id PK, seq, hash, prev_hash, pruned_at)): prune keeps, for each
+ * device, the seq, hash and prev_hash of the newest event it deleted. The held-event lookup of
+ * both stores answers from the anchor when the events table no longer holds that seq, so a
+ * batch continuing after a prune links onto it exactly as onto the event, and a forged
+ * continuation is still a break. Events at or below a device's anchor are not stored again
+ * (they cannot be compared with what was deleted, except the anchor itself).
+ *
  * Copying between stores (migrate-db) goes table by table in this column order:
  *   devices       t0 device_id, t1 pub_pem; i0 enrolled_at, i1 last_seq, i2 chain_ok (0/1),
  *                 i3 broken_at (-1: NULL)
@@ -72,7 +79,19 @@ struct hub_store_ops {
     enum posgate_err (*put_row)(void *impl, enum hub_table t, const struct hub_row *row,
                                 char *errmsg, size_t errcap);
     enum posgate_err (*copy_end)(void *impl, bool commit, char *errmsg, size_t errcap);
+    /* Events that match f (inside read_begin .. read_end), ordered by their time, device and
+     * seq: t0 device_id, t1 json (the canonical event); i0 seq, i1 received_at. */
+    enum posgate_err (*find_events)(void *impl, const struct hub_event_filter *f, hub_row_fn fn,
+                                    void *ctx);
+    /* Deletes the events received before before_s in one write transaction, first recording
+     * per device the newest of them (highest seq) as its anchor in anchors, unless the anchor
+     * held is newer; res gets what went. */
+    enum posgate_err (*prune)(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res,
+                              char *errmsg, size_t errcap);
 };
+
+/* The store behind db, for the readers of hub_query.c. */
+const struct hub_store_ops *hub_db_store(struct hub_db *db, void **impl);
 
 /* A held event for the judge: 1 found (hash and prev filled), 0 not held, or an error < 0. */
 typedef int (*hub_held_fn)(void *ctx, uint64_t seq, uint8_t hash[AUDIT_HASH_LEN],

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,7 @@ struct hub {
     size_t root_len;
     int client_ca;     /* verify client certificates */
     struct hub_db *db; /* the collector; NULL without --db */
+    const char *auditor_token; /* --auditor-token: GET /v1/decisions/{id}; NULL: refused */
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;
@@ -655,6 +657,58 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
     return MHD_YES;
 }
 
+/* Compares n bytes in a time that does not depend on where they differ. */
+static bool
+same_secret(const char *a, const char *b, size_t n)
+{
+    unsigned char d = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        d |= (unsigned char)(a[i] ^ b[i]);
+    }
+    return d == 0;
+}
+
+/* GET /v1/decisions/{id}: the contest answer (hub_db_decision), for a bearer of the auditor
+ * token only. */
+static enum MHD_Result
+handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, const char *method)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    struct buf out = BUF_INIT(1024 * 1024);
+    enum posgate_err err;
+    enum MHD_Result ret;
+    size_t tl;
+
+    if (strcmp(method, "GET") != 0) {
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET", 0, method, "/v1/decisions/");
+    }
+    if (h->db == NULL || h->auditor_token == NULL) {
+        return reply_error(conn, MHD_HTTP_FORBIDDEN,
+                           "this hub answers no decision queries (--db and --auditor-token)", 0, method, "/v1/decisions/");
+    }
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0) {
+        return reply_error(conn, MHD_HTTP_UNAUTHORIZED, "auditor bearer token required", 0, method, "/v1/decisions/");
+    }
+    tl = strlen(h->auditor_token);
+    if (strlen(auth + 7) != tl || !same_secret(auth + 7, h->auditor_token, tl)) {
+        return reply_error(conn, MHD_HTTP_FORBIDDEN, "not the auditor token", 0, method, "/v1/decisions/");
+    }
+    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+        return reply_error(conn, MHD_HTTP_BAD_REQUEST, "a decision id is 32 lowercase hex", 0, method, "/v1/decisions/");
+    }
+    err = hub_db_decision(h->db, id, h->root_len > 0 ? h->root : NULL, true, &out);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        ret = reply_error(conn, MHD_HTTP_NOT_FOUND, "no decision with that id is held", 0, method, "/v1/decisions/");
+    } else if (err != POSGATE_OK) {
+        ret = reply_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, posgate_strerror(err), 5, method, "/v1/decisions/");
+    } else {
+        ret = reply_json(conn, MHD_HTTP_OK, &out, 0, method, "/v1/decisions/");
+    }
+    buf_free(&out);
+    return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **ctx)
@@ -694,6 +748,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         }
         *upload_data_size = 0; /* otherwise a body we do not want: drop it */
         return MHD_YES;
+    }
+    if (strncmp(url, "/v1/decisions/", 14) == 0) {
+        return handle_decision(h, conn, url + 14, method);
     }
     if (rq->audit) {
         if (rq->receiving) {
@@ -897,6 +954,7 @@ cmd_serve(int argc, char **argv)
     const char *feed = NULL, *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     const char *port_file = NULL, *dbpath = NULL;
     struct hub h;
+    const char *auditor = NULL;
     char dbmsg[512] = "";
     uint64_t max_body = HUB_MAX_BODY, max_inflight = HUB_MAX_INFLIGHT;
     uint64_t peer_bodies = HUB_PEER_BODIES, peer_conns = HUB_PEER_CONNS,
@@ -925,6 +983,8 @@ cmd_serve(int argc, char **argv)
         }
         if (strcmp(a, "--feed") == 0) {
             feed = argv[++i];
+        } else if (strcmp(a, "--auditor-token") == 0) {
+            auditor = argv[++i];
         } else if (strcmp(a, "--listen") == 0) {
             listen = argv[++i];
         } else if (strcmp(a, "--tls-cert") == 0) {
@@ -997,6 +1057,7 @@ cmd_serve(int argc, char **argv)
     }
     plat_log_set_level(lvl);
     memset(&h, 0, sizeof(h));
+    h.auditor_token = auditor;
     atomic_init(&h.inflight, 0u);
     h.max_body = (size_t)max_body;
     h.max_inflight = (unsigned)max_inflight;
@@ -1261,6 +1322,202 @@ out:
     return rc;
 }
 
+static const char usage_decision[] =
+    "usage: posgate-hub decision ID --db HUB.db [--feed DIR] [--json]\n"
+    "  what was decided under that decision id and why (docs/collector.md); exit 3 when no\n"
+    "  event holds it\n";
+static const char usage_decisions[] =
+    "usage: posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
+    "  every DENY and REFER that cited the listing: decision id, time, decision, device,\n"
+    "  service, operator (T: RFC 3339 UTC or its prefix, 2025-03-01)\n";
+static const char usage_prune[] =
+    "usage: posgate-hub prune --older-than DURATION --db HUB.db\n"
+    "  deletes events received more than DURATION ago (30d, 12w, 2y: d, w, y = 365 d),\n"
+    "  keeping each device's chain anchor\n";
+
+/* decision, decisions and prune: their common options; 2 on a usage error, else 0. */
+static int
+query_args(int argc, char **argv, const char *usage_text, const char *name, const char **dbpath,
+           const char **pos, const char **opt, const char *opt_name, const char **since,
+           const char **feed, bool *json)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (json != NULL && strcmp(argv[i], "--json") == 0) {
+            *json = true;
+        } else if (i + 1 < argc && strcmp(argv[i], "--db") == 0) {
+            *dbpath = argv[++i];
+        } else if (opt != NULL && i + 1 < argc && strcmp(argv[i], opt_name) == 0) {
+            *opt = argv[++i];
+        } else if (since != NULL && i + 1 < argc && strcmp(argv[i], "--since") == 0) {
+            *since = argv[++i];
+        } else if (feed != NULL && i + 1 < argc && strcmp(argv[i], "--feed") == 0) {
+            *feed = argv[++i];
+        } else if (pos != NULL && *pos == NULL && argv[i][0] != '-') {
+            *pos = argv[i];
+        } else {
+            fprintf(stderr, "posgate-hub %s: unexpected argument \"%s\"\n\n%s", name, argv[i],
+                    usage_text);
+            return 2;
+        }
+    }
+    if (*dbpath == NULL || (pos != NULL && *pos == NULL) || (opt != NULL && *opt == NULL)) {
+        fprintf(stderr, "posgate-hub %s: missing arguments\n\n%s", name, usage_text);
+        return 2;
+    }
+    return 0;
+}
+
+static int
+open_db(const char *name, const char *dbpath, struct hub_db **db)
+{
+    char msg[512] = "";
+
+    if (!hub_db_is_uri(dbpath) && !plat_exists(dbpath)) {
+        fprintf(stderr, "posgate-hub %s: %s does not exist\n", name, dbpath);
+        return 5;
+    }
+    if (hub_db_open(dbpath, db, msg, sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub %s: %s\n", name, msg);
+        return 5;
+    }
+    return 0;
+}
+
+static int
+cmd_decision(int argc, char **argv)
+{
+    const char *dbpath = NULL, *id = NULL, *feed = NULL;
+    struct hub_db *db = NULL;
+    struct buf out = BUF_INIT(SIZE_MAX / 2);
+    bool json = false;
+    enum posgate_err err;
+    int rc = query_args(argc, argv, usage_decision, "decision", &dbpath, &id, NULL, NULL, NULL,
+                        &feed, &json);
+
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    rc = open_db("decision", dbpath, &db);
+    if (rc != 0) {
+        return rc;
+    }
+    err = hub_db_decision(db, id, feed, json, &out);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        fprintf(stderr, "posgate-hub decision: no event held has decision id %s\n", id);
+        rc = 3;
+    } else if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub decision: %s\n", posgate_strerror(err));
+        rc = 5;
+    } else {
+        fwrite(out.data, 1, out.len, stdout);
+        rc = fflush(stdout) == 0 ? 0 : 5;
+    }
+    hub_db_close(db);
+    buf_free(&out);
+    return rc;
+}
+
+static int
+cmd_decisions(int argc, char **argv)
+{
+    const char *dbpath = NULL, *listing = NULL, *since = NULL, *slash;
+    struct hub_db *db = NULL;
+    struct buf out = BUF_INIT(SIZE_MAX / 2);
+    char list[AUDIT_ID_MAX + 1];
+    bool json = false;
+    enum posgate_err err;
+    int rc = query_args(argc, argv, usage_decisions, "decisions", &dbpath, NULL, &listing,
+                        "--listing", &since, NULL, &json);
+
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    slash = strchr(listing, '/');
+    if (slash == NULL || slash == listing || slash[1] == 0 ||
+        (size_t)(slash - listing) > AUDIT_ID_MAX) {
+        fprintf(stderr, "posgate-hub decisions: --listing expects LIST/LISTING_ID, not \"%s\"\n",
+                listing);
+        return 2;
+    }
+    snprintf(list, sizeof(list), "%.*s", (int)(slash - listing), listing);
+    rc = open_db("decisions", dbpath, &db);
+    if (rc != 0) {
+        return rc;
+    }
+    err = hub_db_decisions(db, list, slash + 1, since, json, &out, NULL);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub decisions: %s\n",
+                err == POSGATE_ERR_INVALID ? "--since expects an RFC 3339 UTC time or its prefix"
+                                           : posgate_strerror(err));
+        rc = err == POSGATE_ERR_INVALID ? 2 : 5;
+    } else {
+        fwrite(out.data, 1, out.len, stdout);
+        rc = fflush(stdout) == 0 ? 0 : 5;
+    }
+    hub_db_close(db);
+    buf_free(&out);
+    return rc;
+}
+
+/* "30d", "12w", "2y", "3600s", "48h": seconds, or -1. */
+static int64_t
+parse_duration(const char *s)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    int64_t unit;
+
+    if (end == s || v <= 0 || v > 100000 || end[0] == 0 || end[1] != 0) {
+        return -1;
+    }
+    unit = end[0] == 's' ? 1 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400
+         : end[0] == 'w' ? 7 * 86400 : end[0] == 'y' ? 365 * 86400 : -1;
+    return unit < 0 ? -1 : (int64_t)v * unit;
+}
+
+static int
+cmd_prune(int argc, char **argv)
+{
+    const char *dbpath = NULL, *older = NULL;
+    struct hub_db *db = NULL;
+    struct hub_prune res;
+    char msg[512] = "";
+    int64_t d, now = plat_wall_s();
+    enum posgate_err err;
+    int rc = query_args(argc, argv, usage_prune, "prune", &dbpath, NULL, &older, "--older-than",
+                        NULL, NULL, NULL);
+
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    d = parse_duration(older);
+    if (d < 0) {
+        fprintf(stderr, "posgate-hub prune: --older-than expects N followed by s, h, d, w or y, "
+                        "not \"%s\"\n", older);
+        return 2;
+    }
+    rc = open_db("prune", dbpath, &db);
+    if (rc != 0) {
+        return rc;
+    }
+    err = hub_db_prune(db, now - d, now, &res, msg, sizeof(msg));
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub prune: %s\n", msg[0] != 0 ? msg : posgate_strerror(err));
+        rc = 5;
+    } else {
+        printf("pruned %" PRIu64 " events received before %" PRId64 " (%" PRIu64
+               " partitions dropped whole); %" PRIu64 " chain anchors moved\n",
+               res.events, now - d, res.partitions, res.anchors);
+        rc = fflush(stdout) == 0 ? 0 : 5;
+    }
+    hub_db_close(db);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1279,6 +1536,15 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "migrate-db") == 0) {
         return cmd_migrate(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "decision") == 0) {
+        return cmd_decision(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "decisions") == 0) {
+        return cmd_decisions(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "prune") == 0) {
+        return cmd_prune(argc - 2, argv + 2);
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], usage);

@@ -645,6 +645,72 @@ main(void)
     CHECK_INT(st.last_seq, 8);
     CHECK_ERR(hub_db_device(db, idb, &st), POSGATE_ERR_NOTFOUND);
 
+    /* a contest and a repair: the decision by its id, the decisions that cited a listing */
+    {
+        struct dev g, g2;
+        char idg[DEVICE_ID_HEX_LEN + 1], did[40];
+        struct audit_event ev;
+        struct buf out = BUF_INIT(1 << 20);
+        struct hub_prune pr;
+        size_t n = 0;
+
+        CHECK(dev_open(&g, "contest", 0));
+        CHECK_OK(enroll(db, &g, idg, &added));
+        for (unsigned i = 0; i < 4; i++) {
+            fill_event(&ev, 0x9000 + i, i == 1 ? AUDIT_DENY : i == 2 ? AUDIT_REFER : AUDIT_ALLOW);
+            if (i == 1 || i == 2) {
+                ev.n_reasons = 1;
+                snprintf(ev.reasons[0].kind, sizeof(ev.reasons[0].kind), "match");
+                snprintf(ev.reasons[0].effect, sizeof(ev.reasons[0].effect), "deny");
+                snprintf(ev.reasons[0].list, sizeof(ev.reasons[0].list), "courts");
+                snprintf(ev.reasons[0].listing_id, sizeof(ev.reasons[0].listing_id), "L-7");
+                snprintf(ev.reasons[0].reason, sizeof(ev.reasons[0].reason), "judgment");
+            }
+            ev.feed_version = 42;
+            CHECK_OK(audit_record(g.q, &ev, NULL));
+        }
+        CHECK_OK(audit_flush(g.q));
+        batch(&g, 0, 10, &j);
+        CHECK_OK(post(db, &j, NULL, &r));
+        CHECK_INT(r.acked_seq, 4);
+        snprintf(did, sizeof(did), "%032x", 0x9001u);
+        CHECK_OK(hub_db_decision(db, did, NULL, true, &out));
+        CHECK_CONTAINS(buf_cstr(&out), "\"listing_id\":\"L-7\"");
+        CHECK_CONTAINS(buf_cstr(&out), "\"feed_version\":42");
+        CHECK_CONTAINS(buf_cstr(&out), idg);
+        CHECK_CONTAINS(buf_cstr(&out), "only the ids");
+        snprintf(did, sizeof(did), "%032x", 0x9999u);
+        CHECK_ERR(hub_db_decision(db, did, NULL, true, &out), POSGATE_ERR_NOTFOUND);
+        buf_reset(&out);
+        CHECK_OK(hub_db_decisions(db, "courts", "L-7", NULL, true, &out, &n));
+        CHECK_INT(n, 2);
+        CHECK_OK(hub_db_decisions(db, "courts", "L-8", NULL, true, &out, &n));
+        CHECK_INT(n, 0);
+        CHECK_OK(hub_db_decisions(db, "courts", "L-7", "2999-01-01", false, &out, &n));
+        CHECK_INT(n, 0);
+
+        /* retention: everything pruned; the next upload links onto the anchor */
+        CHECK_OK(hub_db_prune(db, 1700000200, 1700000300, &pr, msg, sizeof(msg)));
+        CHECK(pr.events >= 4);
+        CHECK(pr.anchors >= 1);
+        CHECK_OK(hub_db_device(db, idg, &st));
+        CHECK_INT(st.events, 0);
+        record(&g, 0x9100, 2);
+        batch(&g, 4, 10, &j);
+        CHECK_OK(post(db, &j, NULL, &r));
+        CHECK_INT(r.acked_seq, 6);
+        CHECK_INT(r.stored, 2);
+        CHECK_INT(r.gap_from, 0);
+        /* a continuation the device signed that does not link onto the anchor is a break */
+        CHECK(dev_reopen(&g2, "contest", "contest2"));
+        record(&g2, 0x9200, 7);
+        batch(&g2, 4, 10, &j);
+        CHECK_ERR(post(db, &j, NULL, &r), POSGATE_ERR_BADHASH);
+        dev_close(&g2);
+        dev_close(&g);
+        buf_free(&out);
+    }
+
     hub_db_close(db);
     dev_close(&a);
     dev_close(&b);
