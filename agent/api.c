@@ -769,6 +769,22 @@ meta_agrees(struct posgate *pg, const struct store_reader *r, char *msg, size_t 
     return POSGATE_OK;
 }
 
+/* A DENY or REFER notice ends with the decision id: the person quotes it to contest the
+ * decision, and the collector finds the decision by it (posgate-hub decision ID). */
+static void
+quote_decision_id(struct posgate_result *res)
+{
+    struct engine_result *e = &res->eng;
+    size_t len = strlen(e->notice);
+
+    if (e->decision == ENGINE_ALLOW || len + 1 >= sizeof(e->notice)) {
+        return;
+    }
+    snprintf(e->notice + len, sizeof(e->notice) - len,
+             "\nDecision id: %s. Quote it to contest this decision or to ask why it was made.\n",
+             res->decision_id);
+}
+
 enum posgate_err
 posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posgate_result *res)
 {
@@ -904,6 +920,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         apply_override(rq, res);
     }
     footing_note(res);
+    quote_decision_id(res);
     event_answer(&ev, res, res->eng.decision);
     return audit_or_fail(pg, &ev, res);
 }

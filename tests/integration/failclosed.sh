@@ -79,6 +79,8 @@ expect_rc 0 pg k import feed
 
 # ---- the service date cannot lift a listing in effect now
 expect_rc 1 pg k check --service air --id "cn_rid:$A"
+# the notice gives the decision id to quote when contesting
+grep -q "^Decision id: [0-9a-f]\{32\}. Quote it to contest" out.txt || fail "no decision id to quote: $(cat out.txt)"
 expect_rc 2 pg k check --service air --id "cn_rid:$A" --at 2000-01-01T00:00:00Z
 grep -q "at: expected a service date from" err.txt || fail "backdated at: $(cat err.txt)"
 expect_rc 2 pg k check --service air --id "cn_rid:$A" --at "$(day -1)"
