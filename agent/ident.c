@@ -1761,3 +1761,9 @@ ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE])
     put_digits(out + k + 8, (uint32_t)d, 2);
     out[k + 10] = '\0';
 }
+
+const char *
+ident_utf8proc_version(void)
+{
+    return utf8proc_version();
+}

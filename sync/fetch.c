@@ -1830,3 +1830,9 @@ fetch_retry_after_s(struct fetch *f)
     }
     return best == UINT64_MAX ? 0 : (best + 999999999ull) / 1000000000ull;
 }
+
+const char *
+fetch_curl_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
+}

@@ -159,4 +159,7 @@ POSGATE_WUR enum posgate_err fetch_parse_retry_after(const char *value, int64_t 
 POSGATE_WUR enum posgate_err fetch_parse_http_date(const char *value, int64_t *out);
 void fetch_format_http_date(int64_t t, char *out, size_t cap);
 
+/* The run-time libcurl version ("7.88.1"), for --version. */
+const char *fetch_curl_version(void);
+
 #endif

@@ -17,6 +17,7 @@
 #include "plat_random.h"
 #include "posgate_err.h"
 #include "tuf_writer.h"
+#include "version.h"
 
 #define EXIT_OK      0
 #define EXIT_USAGE   2
@@ -129,6 +130,10 @@ main(int argc, char **argv)
     const char *out = NULL;
     int list_key = 0;
 
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-keygen", VERSION_MBEDTLS, NULL);
+        return EXIT_OK;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
