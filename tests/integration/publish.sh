@@ -7,16 +7,13 @@
 # holding every root, the current metadata and every listed target.
 # Usage: publish.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: publish.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-publish-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code, keeps stderr in err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 
 "$B/posgate-keygen" --out root >/dev/null
 "$B/posgate-keygen" --out feed >/dev/null
