@@ -32,7 +32,8 @@ usage(FILE *f)
                "PREFIX.pub\n"
                "       posgate-keygen --list-key --out FILE    write a 32-byte list key (0600)\n"
                "       posgate-keygen --help\n"
-               "Existing files are never overwritten. Exit: 0 ok, 2 usage, 5 I/O.\n");
+               "A missing parent directory is created (mode 0700). Existing files are never\n"
+               "overwritten. Exit: 0 ok, 2 usage, 5 I/O.\n");
 }
 
 static int
@@ -48,13 +49,42 @@ refuse_existing(const char *path)
     return 0;
 }
 
+/* Creates the directory that will hold path (`--out keys/root` with no keys/ yet), mode 0700:
+ * it is to hold private keys. An existing directory keeps its mode. */
+static int
+make_parent(const char *path)
+{
+    char dir[PATH_CAP];
+    const char *slash = strrchr(path, '/');
+    size_t n;
+    enum posgate_err err;
+
+    if (slash == NULL || slash == path) {
+        return 0;
+    }
+    n = (size_t)(slash - path);
+    if (n >= sizeof(dir)) {
+        fprintf(stderr, "posgate-keygen: --out path is too long\n");
+        return 1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    err = plat_mkdir_p(dir, 0700);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-keygen: cannot create directory %s: %s\n", dir,
+                posgate_strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
 static int
 write_list_key(const char *path)
 {
     uint8_t key[LIST_KEY_LEN];
     enum posgate_err err;
 
-    if (refuse_existing(path)) {
+    if (refuse_existing(path) || make_parent(path)) {
         return EXIT_IO;
     }
     err = plat_random(key, sizeof(key));
@@ -84,7 +114,7 @@ write_signing_key(const char *prefix)
         fprintf(stderr, "posgate-keygen: --out PREFIX is too long\n");
         return EXIT_USAGE;
     }
-    if (refuse_existing(key_path) || refuse_existing(pub_path)) {
+    if (refuse_existing(key_path) || refuse_existing(pub_path) || make_parent(key_path)) {
         return EXIT_IO;
     }
     err = crypto_privkey_generate(&k);

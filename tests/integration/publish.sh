@@ -19,6 +19,10 @@ cd "$T"
 "$B/posgate-keygen" --out feed >/dev/null
 "$B/posgate-keygen" --out auth >/dev/null
 "$B/posgate-keygen" --list-key --out list.key >/dev/null
+# README's `posgate-keygen --out keys/root` with no keys/ yet: keygen makes it, mode 0700
+"$B/posgate-keygen" --out keys/root >/dev/null || fail "keygen --out keys/root without keys/"
+[[ $(stat -c %a keys) == 700 && -f keys/root.key && -f keys/root.pub ]] ||
+    fail "keys/ not made 0700 with root.key and root.pub: $(ls -la keys)"
 "$B/posgate-synth" --count 2000 --seed 11 --out e1.csv --config-out feed.json --subjects-out subj.csv
 [[ $(wc -l <e1.csv) == 2001 ]] || fail "synth wrote $(wc -l <e1.csv) lines, expected 2001"
 grep -q '^listed,' subj.csv || fail "no listed subject in subj.csv"
