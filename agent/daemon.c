@@ -46,6 +46,7 @@
 #include "posgate.h"
 #include "update.h"
 #include "uploader.h"
+#include "version.h"
 
 #define NS_PER_S 1000000000ull
 #define SYNC_REQUEST_MIN_S 2        /* asked-for syncs start at most this often */
@@ -100,7 +101,7 @@ usage(FILE *f)
 {
     fprintf(f, "usage: posgated --config FILE          run the agent daemon\n"
                "       posgated --check-config --config FILE   validate the config and exit\n"
-               "       posgated --help\n"
+               "       posgated --help | --version\n"
                "The config is JSON; every key and its default is in docs/daemon.md.\n"
                "Signals: SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config.\n"
                "Exit codes: 0 clean stop, 2 usage or config error, 5 start-up failure.\n");
@@ -1066,6 +1067,13 @@ main(int argc, char **argv)
     sigset_t set;
     enum posgate_err err;
 
+    if (version_asked(argc, argv)) {
+        char extra[128];
+
+        snprintf(extra, sizeof(extra), "libmicrohttpd %s\n", httpd_mhd_version());
+        version_print(stdout, "posgated", VERSION_MBEDTLS | VERSION_SQLITE | VERSION_CURL | VERSION_CJSON | VERSION_UTF8PROC, extra);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -1150,3 +1150,9 @@ httpd_stop(struct httpd *h, unsigned grace_ms)
     plat_wipe(&h->acc, sizeof(h->acc));
     plat_free(h);
 }
+
+const char *
+httpd_mhd_version(void)
+{
+    return MHD_get_version();
+}

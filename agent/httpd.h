@@ -128,4 +128,7 @@ void httpd_stop(struct httpd *h, unsigned grace_ms);
  * sync.result.http_status. */
 unsigned httpd_sync_status(enum httpd_sync_kind k);
 
+/* The run-time libmicrohttpd version, for --version. */
+const char *httpd_mhd_version(void);
+
 #endif

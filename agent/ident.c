@@ -414,23 +414,17 @@ check_date(const char *tn, const char *what, int y, int m, int d, char *em, size
     return 0;
 }
 
-/* Days since 1970-01-01 to civil date (proleptic Gregorian). */
+/* Days since 1970-01-01 to civil date (plat_civil_from_days), in the int fields ident uses. */
 static void
 civil_from_days(int64_t z, int *y, int *m, int *d)
 {
-    int64_t era, doe, yoe, doy, mp, yy, mm;
+    int64_t yy;
+    unsigned mm, dd;
 
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    yy = yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    mm = mp < 10 ? mp + 3 : mp - 9;
+    plat_civil_from_days(z, &yy, &mm, &dd);
+    *y = (int)yy;
     *m = (int)mm;
-    *y = (int)(yy + (mm <= 2 ? 1 : 0));
+    *d = (int)dd;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1760,4 +1754,10 @@ ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE])
     out[k + 7] = '-';
     put_digits(out + k + 8, (uint32_t)d, 2);
     out[k + 10] = '\0';
+}
+
+const char *
+ident_utf8proc_version(void)
+{
+    return utf8proc_version();
 }

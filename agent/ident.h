@@ -134,4 +134,7 @@ void ident_synth_mrz(uint64_t v, char out[IDENT_SYNTH_MRZ_SIZE]);
 void ident_synth_national_id(uint64_t v, char out[IDENT_SYNTH_NATIONAL_ID_SIZE]);
 void ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE]);
 
+/* The run-time utf8proc version, for --version. */
+const char *ident_utf8proc_version(void);
+
 #endif

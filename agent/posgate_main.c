@@ -28,6 +28,7 @@
 #include "store.h"
 #include "tuf_client.h"
 #include "update.h"
+#include "version.h"
 
 #define EXIT_ALLOW    0
 #define EXIT_DENY     1
@@ -40,6 +41,7 @@ static const char *data_dir_opt;
 
 static const char usage_main[] =
     "usage: posgate [--data-dir DIR] COMMAND [options]\n"
+    "       posgate --version\n"
     "\n"
     "Answers \"may this person or organisation buy this service?\" from signed, locally\n"
     "installed restriction lists, offline.\n"
@@ -1204,6 +1206,10 @@ main(int argc, char **argv)
 {
     int i = 1;
 
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate", VERSION_MBEDTLS | VERSION_SQLITE | VERSION_CURL | VERSION_CJSON | VERSION_UTF8PROC, NULL);
+        return 0;
+    }
     if (argc >= 3 && strcmp(argv[1], "--data-dir") == 0) {
         data_dir_opt = argv[2];
         i = 3;

@@ -3216,3 +3216,9 @@ store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
     *n = found;
     return POSGATE_OK;
 }
+
+const char *
+store_sqlite_version(void)
+{
+    return sqlite3_libversion();
+}

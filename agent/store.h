@@ -295,4 +295,7 @@ POSGATE_WUR enum posgate_err store_lookup_current(struct store_reader *r,
                                                   const uint8_t key[STORE_KEY_LEN],
                                                   struct store_hit *out, size_t cap, size_t *n);
 
+/* The run-time SQLite version, for --version. */
+const char *store_sqlite_version(void);
+
 #endif

@@ -59,8 +59,8 @@ plat_days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + doe - 719468;
 }
 
-static void
-civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void
+plat_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     int64_t era, doe, yoe, doy, mp;
 
@@ -171,7 +171,7 @@ plat_time_format(int64_t t, char *out, size_t cap)
     int64_t y;
     unsigned m, d;
 
-    civil_from_days(days, &y, &m, &d);
+    plat_civil_from_days(days, &y, &m, &d);
     if (y >= 0 && y <= 9999 && cap >= 21) {
         /* every check formats a time or two: digits by hand, not through printf */
         unsigned v[6] = {

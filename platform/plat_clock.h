@@ -30,5 +30,7 @@ void plat_time_format(int64_t t, char *out, size_t cap);
 POSGATE_WUR enum posgate_err plat_duration_parse(const char *s, int64_t *out);
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
 int64_t plat_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The civil date (proleptic Gregorian) of z days since 1970-01-01; m 1-12, d 1-31. */
+void plat_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
 #endif

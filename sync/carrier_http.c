@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "fetch.h"
 #include "plat_mem.h"
 
 #define HTTP_URL_MAX     8192
@@ -252,12 +253,8 @@ carrier_http_new(const char *base_url, const struct carrier_http_options *opt, s
     curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, h->low_speed_limit);
     curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
     curl_easy_setopt(h->curl, CURLOPT_USERAGENT, h->user_agent);
-    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h->curl, CURLOPT_ACCEPT_ENCODING, NULL); /* the cap counts wire bytes */
-    if (h->ca_file[0] != 0) {
-        curl_easy_setopt(h->curl, CURLOPT_CAINFO, h->ca_file);
-    }
+    fetch_curl_tls(h->curl, h->ca_file, NULL, NULL);
     *out = &h->base;
     h = NULL;
 out:

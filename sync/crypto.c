@@ -20,6 +20,7 @@
 #include <mbedtls/rsa.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/sha512.h>
+#include <mbedtls/version.h>
 #include <openssl/evp.h>
 
 #include "plat_file.h"
@@ -843,4 +844,14 @@ crypto_equal(const void *a, const void *b, size_t n)
         d |= (uint8_t)(x[i] ^ y[i]);
     }
     return d == 0;
+}
+
+const char *
+crypto_lib_version(void)
+{
+    /* mbedtls_version_get_string writes at most 9 bytes; --version is asked once, by main */
+    static char v[16];
+
+    mbedtls_version_get_string(v);
+    return v;
 }

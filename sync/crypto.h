@@ -140,4 +140,7 @@ POSGATE_WUR enum posgate_err crypto_unhex(const char *hex, size_t hexlen, struct
 /* Constant-time comparison; 1 when equal. */
 int crypto_equal(const void *a, const void *b, size_t n);
 
+/* The run-time mbedTLS version ("2.28.3"), for --version. */
+const char *crypto_lib_version(void);
+
 #endif

@@ -1724,19 +1724,7 @@ fetch_new(const struct fetch_options *opt, struct fetch **out, char *errmsg, siz
     }
     curl_easy_setopt(f->curl, CURLOPT_USERAGENT, f->user_agent);
     curl_easy_setopt(f->curl, CURLOPT_ACCEPT_ENCODING, NULL); /* the caps count wire bytes */
-    curl_easy_setopt(f->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(f->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (f->ca_file[0] != 0) {
-        /* the pinned CA is the only trust: no CA directory, no built-in bundle */
-        curl_easy_setopt(f->curl, CURLOPT_CAINFO, f->ca_file);
-        curl_easy_setopt(f->curl, CURLOPT_CAPATH, NULL);
-    }
-    if (f->client_cert[0] != 0) {
-        curl_easy_setopt(f->curl, CURLOPT_SSLCERT, f->client_cert);
-        curl_easy_setopt(f->curl, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(f->curl, CURLOPT_SSLKEY, f->client_key);
-        curl_easy_setopt(f->curl, CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    fetch_curl_tls(f->curl, f->ca_file, f->client_cert, f->client_key);
     /* "" disables the *_proxy environment variables: the proxy comes from configuration */
     curl_easy_setopt(f->curl, CURLOPT_PROXY, f->proxy);
     f->meta.base.ops = &fetch_carrier_ops;
@@ -1829,4 +1817,28 @@ fetch_retry_after_s(struct fetch *f)
         }
     }
     return best == UINT64_MAX ? 0 : (best + 999999999ull) / 1000000000ull;
+}
+
+void
+fetch_curl_tls(void *curl, const char *ca_file, const char *client_cert, const char *client_key)
+{
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (ca_file != NULL && ca_file[0] != 0) {
+        /* the pinned CA is the only trust: no CA directory, no built-in bundle */
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+        curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+    }
+    if (client_cert != NULL && client_cert[0] != 0) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, client_cert);
+        curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, client_key);
+        curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+}
+
+const char *
+fetch_curl_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
 }

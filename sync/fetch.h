@@ -159,4 +159,14 @@ POSGATE_WUR enum posgate_err fetch_parse_retry_after(const char *value, int64_t 
 POSGATE_WUR enum posgate_err fetch_parse_http_date(const char *value, int64_t *out);
 void fetch_format_http_date(int64_t t, char *out, size_t cap);
 
+/* The one TLS setup of every libcurl handle (fetch, carrier_http, uploader): peer and host
+ * verified; with ca_file (NULL or "": the system store) that bundle is the only trust
+ * (CURLOPT_CAINFO, CURLOPT_CAPATH NULL); with client_cert, mutual TLS with client_key (PEM).
+ * curl is a CURL * (void * here, so that libcurl's header stays inside the fetch modules). */
+void fetch_curl_tls(void *curl, const char *ca_file, const char *client_cert,
+                    const char *client_key);
+
+/* The run-time libcurl version ("7.88.1"), for --version. */
+const char *fetch_curl_version(void);
+
 #endif

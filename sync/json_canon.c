@@ -306,3 +306,9 @@ json_get_int(const struct cJSON *obj, const char *name, int64_t min, int64_t max
     *out = (int64_t)d;
     return POSGATE_OK;
 }
+
+const char *
+json_cjson_version(void)
+{
+    return cJSON_Version();
+}

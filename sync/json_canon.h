@@ -32,4 +32,7 @@ void json_init_hooks(void);
 POSGATE_WUR enum posgate_err json_get_int(const struct cJSON *obj, const char *name, int64_t min,
                                           int64_t max, int64_t *out);
 
+/* The run-time cJSON version, for --version. */
+const char *json_cjson_version(void);
+
 #endif

@@ -153,19 +153,7 @@ uploader_new(const struct uploader_options *opt, struct uploader **out, char *er
                      opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 10L);
     curl_easy_setopt(u->curl, CURLOPT_TIMEOUT, opt->timeout_s > 0 ? opt->timeout_s : 60L);
     curl_easy_setopt(u->curl, CURLOPT_USERAGENT, u->user_agent);
-    curl_easy_setopt(u->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(u->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (u->ca_file[0] != 0) {
-        /* the pinned CA is the only trust: no CA directory, no built-in bundle */
-        curl_easy_setopt(u->curl, CURLOPT_CAINFO, u->ca_file);
-        curl_easy_setopt(u->curl, CURLOPT_CAPATH, NULL);
-    }
-    if (u->client_cert[0] != 0) {
-        curl_easy_setopt(u->curl, CURLOPT_SSLCERT, u->client_cert);
-        curl_easy_setopt(u->curl, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(u->curl, CURLOPT_SSLKEY, u->client_key);
-        curl_easy_setopt(u->curl, CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    fetch_curl_tls(u->curl, u->ca_file, u->client_cert, u->client_key);
     /* "" disables the *_proxy environment variables: the proxy comes from configuration */
     curl_easy_setopt(u->curl, CURLOPT_PROXY, u->proxy);
     *out = u;

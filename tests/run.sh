@@ -29,9 +29,28 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+# The last two lines say what ran and how it went, whatever ends the run (CI reads the second):
+#   tests/run.sh: PASS (unsafe-check, normal 60/60, asan 57/57, tsan 4/4, valgrind 5/5, ...)
+#   N passed, N failed
+PARTS=() NPASS=0 NFAIL=0
+note() {  # note WHAT PASSED FAILED
+    PARTS+=("$1 $2/$(($2 + $3))")
+    NPASS=$((NPASS + $2)) NFAIL=$((NFAIL + $3))
+}
+summary() {
+    local rc=$? verdict=PASS
+    if [[ $rc != 0 || $status != 0 || $NFAIL != 0 ]]; then verdict=FAIL; fi
+    if [[ $rc != 0 && $status == 0 ]]; then PARTS+=("stopped early: exit $rc"); fi
+    local IFS=,
+    echo "tests/run.sh: $verdict (${PARTS[*]:-nothing ran})" | sed 's/,/, /g'
+    echo "$NPASS passed, $NFAIL failed"
+}
+status=0
+trap summary EXIT
+
 bash tools/install-deps.sh $([[ $INSTALL == 0 ]] && echo --check)
 
-bash tests/check-unsafe.sh
+if bash tests/check-unsafe.sh; then note unsafe-check 1 0; else note unsafe-check 0 1; status=1; fi
 
 JOBS=$(nproc)
 build() {  # build DIR [cmake args...]
@@ -40,12 +59,21 @@ build() {  # build DIR [cmake args...]
     cmake --build "$dir" -j "$JOBS"
 }
 
-status=0
+ctest_note() {  # ctest_note LABEL LOG: counts from ctest's "N% tests passed, F tests failed out of T"
+    local line total failed
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$2" | tail -1)
+    if [[ -z $line ]]; then note "$1 (no ctest summary)" 0 1; return; fi
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    note "$1" $((total - failed)) "$failed"
+}
 run_ctest() {  # run_ctest DIR LABEL
     echo "== ctest ($2)"
-    if ! ctest --test-dir "$1" --output-on-failure -j "$JOBS" "${CTEST_EXTRA[@]}"; then
+    if ! ctest --test-dir "$1" --output-on-failure -j "$JOBS" "${CTEST_EXTRA[@]}" |
+            tee "$1/ctest-summary.log"; then
         status=1
     fi
+    ctest_note "$2" "$1/ctest-summary.log"
 }
 
 if [[ -z $ONLY || $ONLY == normal ]]; then
@@ -60,6 +88,7 @@ if [[ -z $ONLY || $ONLY == normal ]]; then
             vg_tests="platform ident engine json_canon keyfilter"  # about 30 s; feed_records alone takes 50 s
         fi
         echo "== valgrind memcheck: $(echo $vg_tests | wc -w) unit tests"
+        vg_pass=0 vg_fail=0
         for t in $vg_tests; do
             if ! (cd build/tests && POSGATE_TEST_SRC="$ROOT/tests" POSGATE_BIN="$ROOT/build" \
                     valgrind -q --error-exitcode=1 --leak-check=full \
@@ -67,8 +96,12 @@ if [[ -z $ONLY || $ONLY == normal ]]; then
                     "./unit_$t" >"../valgrind-$t.log" 2>&1); then
                 echo "valgrind: unit/$t failed (see build/valgrind-$t.log)"; tail -30 "build/valgrind-$t.log"
                 status=1
+                vg_fail=$((vg_fail + 1))
+            else
+                vg_pass=$((vg_pass + 1))
             fi
         done
+        note valgrind $vg_pass $vg_fail
     elif [[ $VALGRIND_ALL == 1 ]]; then
         echo "valgrind is not installed"; status=1
     fi
@@ -91,9 +124,11 @@ if [[ -z $ONLY || $ONLY == tsan ]]; then
         unit_state_digest
     echo "== ctest (tsan)"
     if ! TSAN_OPTIONS=halt_on_error=1 POSGATE_CONCURRENCY_COUNT=100000 ctest --test-dir build-tsan \
-            --output-on-failure -R '^unit/(store|audit|daemon_concurrency|state_digest)$'; then
+            --output-on-failure -R '^unit/(store|audit|daemon_concurrency|state_digest)$' |
+            tee build-tsan/ctest-summary.log; then
         status=1
     fi
+    ctest_note tsan build-tsan/ctest-summary.log
 fi
 
 if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
@@ -106,6 +141,7 @@ if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
     done
     CC=clang cmake -S "$ROOT" -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DPOSGATE_FUZZ=ON >/dev/null
     cmake --build build-fuzz -j "$JOBS" --target "${fuzz_targets[@]}"
+    fz_pass=0 fz_fail=0
     for f in build-fuzz/tests/fuzz_*; do
         [[ -x $f ]] || continue
         name=${f##*/fuzz_}
@@ -116,9 +152,13 @@ if [[ $FUZZ_SECONDS -gt 0 ]] && command -v clang >/dev/null; then
             echo "fuzz: $name found a crash (see build-fuzz/$name.log and build-fuzz/$name-*);"\
                  "add the input to tests/fuzz/corpus/$name/ once fixed"
             status=1
+            fz_fail=$((fz_fail + 1))
+        else
+            fz_pass=$((fz_pass + 1))
         fi
         rm -rf "$work"
     done
+    note "fuzz ${FUZZ_SECONDS} s per target" $fz_pass $fz_fail
 fi
 
 exit $status

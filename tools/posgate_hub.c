@@ -46,6 +46,7 @@
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_log.h"
+#include "version.h"
 
 #define HUB_PEM_MAX (256 * 1024)
 
@@ -1521,6 +1522,14 @@ cmd_prune(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    if (version_asked(argc, argv)) {
+        char extra[128];
+
+        snprintf(extra, sizeof(extra), "libmicrohttpd %s\n", MHD_get_version());
+        version_print(stdout, "posgate-hub", VERSION_MBEDTLS | VERSION_SQLITE | VERSION_CJSON,
+                      extra);
+        return 0;
+    }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;

@@ -22,6 +22,7 @@
 #include "plat_random.h"
 #include "posgate_err.h"
 #include "tuf_writer.h"
+#include "version.h"
 
 #define EXIT_OK      0
 #define EXIT_USAGE   2
@@ -43,7 +44,8 @@ usage(FILE *f)
                "                 print the keyid (and write PREFIX.pub) of a token key\n"
                "       posgate-keygen --list-key --out FILE    write a 32-byte list key (0600)\n"
                "       posgate-keygen --help\n"
-               "Existing files are never overwritten. Exit: 0 ok, 2 usage, 5 I/O.\n");
+               "A missing parent directory is created (mode 0700). Existing files are never\n"
+               "overwritten. Exit: 0 ok, 2 usage, 5 I/O.\n");
 }
 
 static int
@@ -59,13 +61,42 @@ refuse_existing(const char *path)
     return 0;
 }
 
+/* Creates the directory that will hold path (`--out keys/root` with no keys/ yet), mode 0700:
+ * it is to hold private keys. An existing directory keeps its mode. */
+static int
+make_parent(const char *path)
+{
+    char dir[PATH_CAP];
+    const char *slash = strrchr(path, '/');
+    size_t n;
+    enum posgate_err err;
+
+    if (slash == NULL || slash == path) {
+        return 0;
+    }
+    n = (size_t)(slash - path);
+    if (n >= sizeof(dir)) {
+        fprintf(stderr, "posgate-keygen: --out path is too long\n");
+        return 1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    err = plat_mkdir_p(dir, 0700);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-keygen: cannot create directory %s: %s\n", dir,
+                posgate_strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
 static int
 write_list_key(const char *path)
 {
     uint8_t key[LIST_KEY_LEN];
     enum posgate_err err;
 
-    if (refuse_existing(path)) {
+    if (refuse_existing(path) || make_parent(path)) {
         return EXIT_IO;
     }
     err = plat_random(key, sizeof(key));
@@ -95,7 +126,7 @@ write_signing_key(const char *prefix, int rsa, unsigned bits)
         fprintf(stderr, "posgate-keygen: --out PREFIX is too long\n");
         return EXIT_USAGE;
     }
-    if (refuse_existing(key_path) || refuse_existing(pub_path)) {
+    if (refuse_existing(key_path) || refuse_existing(pub_path) || make_parent(key_path)) {
         return EXIT_IO;
     }
     err = rsa ? crypto_privkey_generate_rsa(bits, &k) : crypto_privkey_generate(&k);
@@ -227,6 +258,10 @@ main(int argc, char **argv)
     int list_key = 0, rsa = 0, bits_given = 0;
     unsigned bits = RSA_BITS;
 
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-keygen", VERSION_MBEDTLS, NULL);
+        return EXIT_OK;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

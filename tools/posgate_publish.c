@@ -67,6 +67,7 @@
 #undef FEED_SCOPE_MAX
 #include "feed_config.h"
 #include "ident.h"
+#include "version.h"
 #undef FEED_SCOPE_MAX
 #define FEED_SCOPE_MAX (sizeof(((struct feed_entry *)0)->scope) / sizeof(uint16_t))
 
@@ -3142,6 +3143,11 @@ int
 main(int argc, char **argv)
 {
     json_init_hooks();
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-publish", VERSION_MBEDTLS | VERSION_CJSON | VERSION_UTF8PROC,
+                      NULL);
+        return EXIT_OK;
+    }
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

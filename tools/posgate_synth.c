@@ -26,6 +26,7 @@
 #include "posgate_err.h"
 
 #include "feed_config.h"
+#include "version.h"
 
 #define EXIT_OK           0
 #define EXIT_USAGE        2
@@ -245,6 +246,11 @@ main(int argc, char **argv)
 
     memset(&sj, 0, sizeof sj);
     memset(&pend, 0, sizeof pend);
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-synth", VERSION_MBEDTLS | VERSION_CJSON | VERSION_UTF8PROC,
+                      NULL);
+        return EXIT_OK;
+    }
     for (k = 1; k < argc; k++) {
         const char **slot = NULL;
 

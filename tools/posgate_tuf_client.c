@@ -17,6 +17,7 @@
 #include "plat_file.h"
 #include "posgate_err.h"
 #include "tuf_client.h"
+#include "version.h"
 
 #define MAX_TARGETS 256
 
@@ -176,6 +177,11 @@ main(int argc, char **argv)
     const char *names[MAX_TARGETS];
     int nnames = 0;
 
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-tuf-client", VERSION_MBEDTLS | VERSION_CURL | VERSION_CJSON,
+                      NULL);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;

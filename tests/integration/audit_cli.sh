@@ -14,12 +14,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-auditcli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : output in $T/out.txt and $T/err.txt
-    local want=$1; shift
-    set +e; "$@" >"$T/out.txt" 2>"$T/err.txt"; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat "$T/out.txt" "$T/err.txt" >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+EXPECT_DIR=$T
 bash "$HERE/audit_fixture.sh" "$B" "$T/fx"
 # shellcheck disable=SC1091
 source "$T/fx/subjects.env"

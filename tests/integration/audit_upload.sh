@@ -33,13 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
+# shared helpers: free_port (fail and wait_for are its own: every log, quiet polls)
+. "$HERE/lib.sh"
 fail() {
     echo "FAIL: $*" >&2
     for f in "$T"/*.log; do [[ -f $f ]] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done
     exit 1
-}
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 wait_for() { # wait_for SECONDS CMD...
     local n=$(($1 * 20)); shift

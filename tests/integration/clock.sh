@@ -17,12 +17,14 @@
 # counts from the signed issue time, not from the install, so a 48 h deny list is stale.
 # Usage: clock.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: clock.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-clock-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 pg() { "$B/posgate" --data-dir "$T/k" "$@"; }
 
 "$B/posgate-keygen" --out root >/dev/null

@@ -21,12 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; [[ -f $T/hub.log ]] && tail -20 "$T/hub.log" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : output in $T/out.txt and $T/err.txt
-    local want=$1; shift
-    set +e; "$@" >"$T/out.txt" 2>"$T/err.txt"; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat "$T/out.txt" "$T/err.txt" >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=("$T/hub.log")
+EXPECT_DIR=$T
 BATCH=$B/tests/collector_batch
 [[ -x $BATCH ]] || BATCH=$B/collector_batch
 [[ -x $BATCH ]] || fail "collector_batch not built"

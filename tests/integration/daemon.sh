@@ -11,6 +11,7 @@
 # config kept out); SIGTERM exits 0 promptly. Every process started here is killed on exit.
 # Usage: daemon.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: daemon.sh BUILD_DIR}
 S=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-daemon-XXXXXX")
@@ -22,14 +23,9 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() {
-    echo "FAIL: $*" >&2
-    [[ -f daemon.log ]] && tail -30 daemon.log >&2
-    exit 1
-}
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=(daemon.log) FAIL_TAIL=30
 POLL=2
 TOKEN=tok-$RANDOM$RANDOM
 ADMIN=adm-$RANDOM$RANDOM
@@ -88,13 +84,6 @@ expect_sync() { # expect_sync STATUS
     [[ $got == "$1" ]] || fail "POST /v1/sync ended $got, expected $1: $(cat resp.json)"
 }
 jget() { python3 -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
-wait_for() { # wait_for SECONDS CMD... : retries CMD every 0.2 s
-    local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-    until "$@"; do
-        (( $(date +%s%N) < end )) || return 1
-        sleep 0.2
-    done
-}
 subject() { # subject SITUATION TYPE_PREFIX FIELD
     awk -F, -v s="$1" -v t="$2" -v f="$3" \
         '$1 == s && index($2, t) == 1 { gsub(/"/, "", $0); print (f == "id" ? $2 : $3); exit }' subj.csv

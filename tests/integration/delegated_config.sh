@@ -13,17 +13,14 @@
 # published and accepted, also from a bundle on a second kiosk.
 # Usage: delegated_config.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: delegated_config.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-delegcfg-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 expect_err() { # expect_err TEXT : err.txt holds TEXT
     grep -qF -- "$1" err.txt || fail "expected \"$1\" in: $(cat err.txt)"
 }

@@ -8,6 +8,7 @@
 # again and every DENY and REFER is in `posgate audit list`, the chain intact.
 # Usage: diskfull.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: diskfull.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-diskfull-XXXXXX")
 M=$T/mnt
@@ -26,16 +27,10 @@ if ! mount -t tmpfs -o size=24m tmpfs "$M" 2>mount.err; then
     echo "SKIP: diskfull needs to mount a tmpfs (root, or a container allowing mount): $(cat mount.err)"
     exit 77
 fi
-fail() { echo "FAIL: $*" >&2; [[ -f daemon.log ]] && tail -20 daemon.log >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : output in out.txt / err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=(daemon.log)
 pg() { "$B/posgate" --data-dir "$M/k" "$@"; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 rid() { # rid BODY17 : a cn_rid with its ISO 7064 MOD 11-2 check character
     python3 -c '
 import sys

@@ -11,6 +11,7 @@
 #   - an empty stale list with policy deny taking no part because it holds no rows.
 # Usage: failclosed.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: failclosed.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-failclosed-XXXXXX")
 PIDS=()
@@ -22,16 +23,10 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; [[ -f daemon.log ]] && tail -20 daemon.log >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : output in out.txt / err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=(daemon.log)
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 rid() { # rid BODY17 : a cn_rid with its ISO 7064 MOD 11-2 check character
     python3 -c '
 import sys

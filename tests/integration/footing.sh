@@ -10,6 +10,7 @@
 # Registered only in builds with -DPOSGATE_TEST_HOOKS=ON (it moves the clock with POSGATE_FAKE_NOW).
 # Usage: footing.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: footing.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-footing-XXXXXX")
 PIDS=()
@@ -21,17 +22,11 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; [[ -f daemon.log ]] && tail -20 daemon.log >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : output in out.txt / err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=(daemon.log)
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
 jq_py() { python3 -c "import json,sys; d=json.load(open('out.txt')); $1" || fail "$2: $(cat out.txt)"; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 rid() {
     python3 -c '
 import sys

@@ -9,6 +9,7 @@
 # format is refused (exit 4, "republish") until the publisher republishes it.
 # Usage: ident_forms.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: ident_forms.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-ident-XXXXXX")
 DPID=""
@@ -22,12 +23,8 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
 # a valid cn_rid from its first 17 digits (ISO 7064 MOD 11-2)
 rid() {
@@ -118,9 +115,6 @@ expect_rc 2 pg k1 check --service air --id "national_id:CN:110105194912310021"
 expect_rc 2 pg k1 check --service air --name "$(printf 'Iv\xc3n')" --birth-date 1975-05-05
 
 # posgated: the same answers over POST /v1/check
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 DPORT=$(free_port) DEAD=$(free_port)
 TOKEN=tok-$RANDOM$RANDOM
 API=http://127.0.0.1:$DPORT

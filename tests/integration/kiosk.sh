@@ -7,17 +7,14 @@
 # feed refused unless --accept-expired; --help on every command.
 # Usage: kiosk.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: kiosk.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-kiosk-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
 subject() { # subject SITUATION TYPE_PREFIX FIELD
     awk -F, -v s="$1" -v t="$2" -v f="$3" \

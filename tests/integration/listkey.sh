@@ -9,6 +9,7 @@
 # date-only valid_until of today in the list's timezone still applies now (whole days).
 # Usage: listkey.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: listkey.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-listkey-XXXXXX")
 PIDS=()
@@ -19,29 +20,12 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW
-fail() {
-    echo "FAIL: $*" >&2
-    [[ -f daemon.log ]] && tail -20 daemon.log >&2
-    exit 1
-}
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
+FAIL_LOGS=(daemon.log)
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
 status_field() { # status_field KIOSK FIELD
     pg "$1" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$2"
-}
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_for() { # wait_for SECONDS CMD... : retries CMD every 0.2 s
-    local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-    until "$@"; do
-        (( $(date +%s%N) < end )) || return 1
-        sleep 0.2
-    done
 }
 
 LISTED=cn_rid:11010519491231002X

@@ -7,21 +7,22 @@
 # holding every root, the current metadata and every listed target.
 # Usage: publish.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: publish.sh BUILD_DIR}
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-publish-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code, keeps stderr in err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 
 "$B/posgate-keygen" --out root >/dev/null
 "$B/posgate-keygen" --out feed >/dev/null
 "$B/posgate-keygen" --out auth >/dev/null
 "$B/posgate-keygen" --list-key --out list.key >/dev/null
+# README's `posgate-keygen --out keys/root` with no keys/ yet: keygen makes it, mode 0700
+"$B/posgate-keygen" --out keys/root >/dev/null || fail "keygen --out keys/root without keys/"
+[[ $(stat -c %a keys) == 700 && -f keys/root.key && -f keys/root.pub ]] ||
+    fail "keys/ not made 0700 with root.key and root.pub: $(ls -la keys)"
 "$B/posgate-synth" --count 2000 --seed 11 --out e1.csv --config-out feed.json --subjects-out subj.csv
 [[ $(wc -l <e1.csv) == 2001 ]] || fail "synth wrote $(wc -l <e1.csv) lines, expected 2001"
 grep -q '^listed,' subj.csv || fail "no listed subject in subj.csv"

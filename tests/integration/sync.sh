@@ -11,6 +11,7 @@
 # with clear TLS messages (exit 5). Every server is killed at the end.
 # Usage: sync.sh BUILD_DIR
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${1:?usage: sync.sh BUILD_DIR}
 SRC=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-sync-XXXXXX")
@@ -23,19 +24,14 @@ cleanup() {
 trap cleanup EXIT
 cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in out.txt/err.txt
-    local want=$1; shift
-    set +e; "$@" >out.txt 2>err.txt; local rc=$?; set -e
-    [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
-}
+# shared helpers: fail, expect_rc, free_port, wait_for
+. "$HERE/lib.sh"
 expect_err() { # SYNC_VERBOSE=1 shows every message checked
     [[ -z ${SYNC_VERBOSE:-} ]] || echo "[$1] $(cat err.txt)" >&2
     grep -q -- "$1" err.txt || { cat err.txt >&2; fail "expected \"$1\" in the message"; }
 }
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
 wait_file() { for _ in $(seq 100); do [[ -s "$1" ]] && return 0; sleep 0.1; done; fail "no $1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 subject() { # subject SITUATION FIELD
     awk -F, -v s="$1" -v f="$2" '$1 == s { gsub(/"/, "", $0); print (f == "id" ? $2 : $3); exit }' subj.csv
 }

@@ -652,7 +652,15 @@ test_keygen(void)
     CHECK_INT(run(cmd), 2);
     snprintf(cmd, sizeof(cmd), "%s/posgate-keygen --help >/dev/null", bin);
     CHECK_INT(run(cmd), 0);
-    snprintf(cmd, sizeof(cmd), "%s/posgate-keygen --out %s/no/such/dir/k 2>/dev/null", bin, dir);
+    /* a missing parent directory is made, mode 0700 (it holds private keys) */
+    snprintf(cmd, sizeof(cmd), "%s/posgate-keygen --out %s/new/sub/k >/dev/null", bin, dir);
+    CHECK_INT(run(cmd), 0);
+    fx_path(path, dir, "new/sub");
+    CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    fx_path(path, dir, "new/sub/k.key");
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    /* ... but a parent that cannot be a directory is an I/O error */
+    snprintf(cmd, sizeof(cmd), "%s/posgate-keygen --out %s/list.key/k 2>/dev/null", bin, dir);
     CHECK_INT(run(cmd), 5);
     buf_free(&pub);
     buf_free(&pub2);
