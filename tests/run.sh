@@ -40,7 +40,10 @@ note() {  # note WHAT PASSED FAILED
 summary() {
     local rc=$? verdict=PASS
     if [[ $rc != 0 || $status != 0 || $NFAIL != 0 ]]; then verdict=FAIL; fi
-    if [[ $rc != 0 && $status == 0 ]]; then PARTS+=("stopped early: exit $rc"); fi
+    if [[ $rc != 0 && $status == 0 ]]; then
+        PARTS+=("stopped early: exit $rc")
+        NFAIL=$((NFAIL + 1)) # the step that stopped the run counts as a failure
+    fi
     local IFS=,
     echo "tests/run.sh: $verdict (${PARTS[*]:-nothing ran})" | sed 's/,/, /g'
     echo "$NPASS passed, $NFAIL failed"
