@@ -42,6 +42,7 @@
 #include "crypto.h"
 #include "fetch.h"
 #include "hub_db.h"
+#include "hub_ingest.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_log.h"
@@ -57,6 +58,7 @@ static const char usage[] =
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
+    "       posgate-hub ingest STICK --db HUB.db [--json]   (posgate field-sync's stick)\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
     "postgres://...: the PostgreSQL store, which several posgate-hub processes may share.\n"
@@ -1279,6 +1281,9 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "migrate-db") == 0) {
         return cmd_migrate(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "ingest") == 0) {
+        return hub_ingest_main(argc - 2, argv + 2);
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], usage);
