@@ -19,6 +19,9 @@
 #include "api_internal.h"
 #include "bundle.h"
 #include "carrier.h"
+#include "device_report.h"
+#include "json_canon.h"
+#include "plat_clock.h"
 #include "plat_file.h"
 #include "update.h"
 
@@ -149,9 +152,11 @@ bundle_claimed_version(const char *path)
     return v < 0 ? 0 : v;
 }
 
-/* Step 1. *rc is raised to the exit code of a refusal. */
+/* Step 1. *rc is raised to the exit code of a refusal; result (for the status report) gets
+ * the outcome, "" when the stick holds no bundle. */
 static void
-import_newest(const char *data_dir, const char *stick, int accept_expired, int *rc)
+import_newest(const char *data_dir, const char *stick, int accept_expired, int *rc, char *result,
+              size_t cap)
 {
     struct names ns;
     struct update_options o;
@@ -180,6 +185,7 @@ import_newest(const char *data_dir, const char *stick, int accept_expired, int *
         }
     }
     names_free(&ns);
+    result[0] = 0;
     if (best[0] == 0) {
         printf("feed: no bundle on the stick, nothing imported\n");
         return;
@@ -199,18 +205,22 @@ import_newest(const char *data_dir, const char *stick, int accept_expired, int *
     if (err == POSGATE_ERR_ROLLBACK) {
         /* an old stick: the kiosk already has something newer, which is not a failure */
         printf("feed: %s is older than the installed feed, not imported: %s\n", best, msg);
+        snprintf(result, cap, "older");
     } else if (err != POSGATE_OK) {
         fprintf(stderr, "posgate field-sync: %s: refused, nothing changed: %s\n", best,
                 msg[0] != 0 ? msg : posgate_strerror(err));
         if (*rc == EXIT_OK) {
             *rc = err == POSGATE_ERR_IO || err == POSGATE_ERR_NOMEM ? EXIT_IO : EXIT_REJECTED;
         }
+        snprintf(result, cap, "refused: %.400s", msg[0] != 0 ? msg : posgate_strerror(err));
     } else if (res.feed_version == res.previous_version && !res.changed) {
         printf("feed: version %lld from %s is installed; no list changed\n",
                (long long)res.feed_version, best);
+        snprintf(result, cap, "unchanged");
     } else {
         printf("feed: installed version %lld (was %lld) from %s\n", (long long)res.feed_version,
                (long long)res.previous_version, best);
+        snprintf(result, cap, "ok");
     }
     carrier_free(meta);
     carrier_free(targets);
@@ -233,6 +243,7 @@ read_ack(const char *path, const char *device_id, uint64_t *acked, char *msg, si
         }
         goto out;
     }
+    json_init_hooks();
     root = cJSON_ParseWithLength((const char *)b.data, b.len);
     v = cJSON_GetObjectItemCaseSensitive(root, "v");
     id = cJSON_GetObjectItemCaseSensitive(root, "device_id");
@@ -244,7 +255,7 @@ read_ack(const char *path, const char *device_id, uint64_t *acked, char *msg, si
         goto out;
     }
     if (strcmp(id->valuestring, device_id) != 0) {
-        snprintf(msg, cap, FIELD_SYNC_ACK ": acknowledges device %.40s, this kiosk is %s",
+        snprintf(msg, cap, FIELD_SYNC_ACK ": acknowledges device %.40s, this kiosk is %.32s",
                  id->valuestring, device_id);
         err = POSGATE_ERR_REJECTED;
         goto out;
@@ -371,11 +382,45 @@ out:
     buf_free(&batch);
 }
 
+/* Step 4: the signed status report, after the exchange so that it shows the queue the stick
+ * now carries. There is no collector Date on a stick: the clock offset is null. */
+static void
+write_report(struct posgate *pg, const char *stick, const char *result, int *rc)
+{
+    struct device_report_sync sync = {"bundle", result, plat_wall_s()};
+    struct buf rep = BUF_INIT(DEVICE_REPORT_MAX);
+    char path[STICK_PATH_MAX], dir[STICK_PATH_MAX];
+    enum posgate_err err;
+
+    err = plat_path_join(path, sizeof(path), stick, FIELD_SYNC_DIR);
+    if (err == POSGATE_OK) {
+        err = plat_path_join(dir, sizeof(dir), path, device_key_id(pg->dk));
+    }
+    if (err == POSGATE_OK) {
+        err = plat_path_join(path, sizeof(path), dir, FIELD_SYNC_STATUS);
+    }
+    if (err == POSGATE_OK) {
+        err = device_report_json(pg, result[0] != 0 ? &sync : NULL, NULL, plat_wall_s() * 1000000,
+                                 &rep);
+    }
+    if (err == POSGATE_OK) {
+        err = plat_write_atomic(path, rep.data, rep.len, 0644);
+    }
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate field-sync: the status report: %s\n", posgate_strerror(err));
+        *rc = *rc == EXIT_OK ? EXIT_IO : *rc;
+    } else {
+        printf("status: report written to %s\n", path);
+    }
+    buf_free(&rep);
+}
+
 int
 field_sync_cli_main(const char *data_dir, int argc, char **argv)
 {
     const char *stick = NULL;
     int accept_expired = 0, rc = EXIT_OK;
+    char result[512];
     struct posgate *pg = NULL;
     struct stat st;
     enum posgate_err err;
@@ -404,7 +449,7 @@ field_sync_cli_main(const char *data_dir, int argc, char **argv)
                 stick);
         return EXIT_USAGE;
     }
-    import_newest(data_dir, stick, accept_expired, &rc);
+    import_newest(data_dir, stick, accept_expired, &rc, result, sizeof(result));
     err = posgate_open(data_dir, &pg);
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate field-sync: %s\n",
@@ -412,6 +457,7 @@ field_sync_cli_main(const char *data_dir, int argc, char **argv)
         return EXIT_IO;
     }
     exchange_audit(pg, stick, &rc);
+    write_report(pg, stick, result, &rc);
     posgate_close(pg);
     return rc;
 }

@@ -121,4 +121,22 @@ POSGATE_WUR enum posgate_err hub_db_stats_json(struct hub_db *db, struct buf *ou
 /* The same figures as text, one line per device. */
 POSGATE_WUR enum posgate_err hub_db_stats_text(struct hub_db *db, struct buf *out);
 
+/* Device status reports (docs/collector.md, "Device status"; the envelope is drawn in
+ * agent/device_report.h). */
+struct hub_report_result {
+    char device_id[DEVICE_ID_HEX_LEN + 1];
+    int64_t reported_at_us;
+    bool latest;     /* it is now the device's latest (false: an older or repeated report) */
+    char error[512]; /* for any result but OK */
+};
+/* Parses the envelope, verifies its signature with the enrolled key and keeps it: every
+ * report in the history, the newest by reported_at_us as the latest, so a replayed older
+ * report never overwrites a newer one. PARSE (malformed), NOTFOUND (not enrolled), BADSIG. */
+POSGATE_WUR enum posgate_err hub_db_report(struct hub_db *db, const void *json, size_t len,
+                                           int64_t now_s, struct hub_report_result *res);
+/* The latest report of every device that sent one, ordered by device id. */
+typedef enum posgate_err (*hub_report_fn)(void *ctx, const char *device_id, const char *report,
+                                          size_t len, int64_t reported_at_us, int64_t received_at);
+POSGATE_WUR enum posgate_err hub_db_reports(struct hub_db *db, hub_report_fn fn, void *ctx);
+
 #endif

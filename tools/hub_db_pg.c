@@ -197,6 +197,12 @@ static const char *const migrations[] = {
     " first_seq bigint NOT NULL, last_seq bigint NOT NULL, n_events bigint NOT NULL,"
     " stored bigint NOT NULL, status text NOT NULL, received_at bigint NOT NULL,"
     " times bigint NOT NULL, PRIMARY KEY(device_id, idempotency_key));",
+    /* 2: device status reports, the latest per device and every one received */
+    "CREATE TABLE device_status(device_id text PRIMARY KEY, reported_at_us bigint NOT NULL,"
+    " received_at bigint NOT NULL, report text NOT NULL);"
+    "CREATE TABLE device_reports(device_id text NOT NULL, reported_at_us bigint NOT NULL,"
+    " received_at bigint NOT NULL, report text NOT NULL,"
+    " PRIMARY KEY(device_id, reported_at_us));",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -899,6 +905,89 @@ pg_devices(void *impl, hub_row_fn fn, void *ctx)
 }
 
 static enum posgate_err
+pem_row(void *ctx, const struct hub_row *r)
+{
+    struct buf *out = ctx;
+
+    buf_reset(out);
+    return buf_append(out, r->t[0], r->tlen[0]);
+}
+
+static enum posgate_err
+pg_device_pem(void *impl, const char *id, struct buf *out)
+{
+    enum posgate_err err;
+
+    buf_reset(out);
+    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = $1", id, "t", pem_row, out);
+    if (err == POSGATE_OK && out->len == 0) {
+        err = POSGATE_ERR_NOTFOUND;
+    }
+    return err;
+}
+
+/* The upsert's WHERE is evaluated on the row as locked, so two hubs taking reports of one
+ * device at once keep the newer one whatever the order. */
+static enum posgate_err
+pg_report_put(void *impl, const char *id, int64_t reported_at_us, int64_t now_s, const char *report,
+              size_t len, bool *latest)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+
+    *latest = false;
+    p_str(&p, id);
+    p_int(&p, reported_at_us);
+    p_int(&p, now_s);
+    p_text(&p, report, len);
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db, "BEGIN", NULL, NULL, 0);
+    if (err == POSGATE_OK) {
+        err = cmd(db,
+                  "INSERT INTO device_reports(device_id, reported_at_us, received_at, report) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                  &p, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        err = cmd(db,
+                  "INSERT INTO device_status(device_id, reported_at_us, received_at, report) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET "
+                  "reported_at_us = excluded.reported_at_us, received_at = excluded.received_at,"
+                  " report = excluded.report "
+                  "WHERE excluded.reported_at_us > device_status.reported_at_us",
+                  &p, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        p.n = 1;
+        err = run(db, "SELECT reported_at_us FROM device_status WHERE device_id = $1", &p,
+                  PGRES_TUPLES_OK, &r, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        *latest = PQntuples(r) == 1 && col_i(r, 0, 0) == reported_at_us;
+        err = cmd(db, "COMMIT", NULL, NULL, 0);
+    }
+    if (err != POSGATE_OK) {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+        *latest = false;
+    }
+    PQclear(r);
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+static enum posgate_err
+pg_reports(void *impl, hub_row_fn fn, void *ctx)
+{
+    return list(impl,
+                "SELECT device_id, report, reported_at_us, received_at FROM device_status "
+                "ORDER BY device_id",
+                NULL, "ttii", fn, ctx);
+}
+
+static enum posgate_err
 pg_gap_ranges(void *impl, const char *id, hub_row_fn fn, void *ctx)
 {
     return list(impl, gaps_sql, id, "ii", fn, ctx);
@@ -1067,6 +1156,9 @@ static const struct hub_store_ops pg_ops = {
     .copy_begin = pg_copy_begin,
     .put_row = pg_put_row,
     .copy_end = pg_copy_end,
+    .device_pem = pg_device_pem,
+    .report_put = pg_report_put,
+    .reports = pg_reports,
 };
 
 static void

@@ -30,8 +30,9 @@ static const char usage_ingest[] =
     "highest seq up to which the collector holds every event of that device; the kiosk reads it\n"
     "on the next visit and stops carrying those events.\n"
     "Exit 0 when every batch was taken, 4 when one was refused, 5 on I/O or database errors.\n"
+    "Its status report (status.json) is taken as POST /v1/device-status would take it.\n"
     "  --json  one line per device: {\"device_id\", \"batches\", \"stored\", \"duplicates\",\n"
-    "          \"acked_seq\", \"held_seq\", \"error\"}\n";
+    "          \"acked_seq\", \"held_seq\", \"status_report\", \"error\"}\n";
 
 struct names {
     char **v;
@@ -130,6 +131,7 @@ struct device_run {
     size_t batches, stored, duplicates;
     uint64_t acked_seq, held_seq;
     int acked;       /* the collector knows the device: an ack was written */
+    int report;      /* status.json: -1 none, 0 kept (older than the latest), 1 now the latest */
     char error[600]; /* the first refusal, "" when none */
 };
 
@@ -150,6 +152,40 @@ put_json_str(const char *s)
     putchar('"');
 }
 
+/* The stick's status.json of the device, if any, as POST /v1/device-status would take it. */
+static int
+ingest_report(struct hub_db *db, const char *dir, const char *id, struct buf *json,
+              struct device_run *r)
+{
+    struct hub_report_result res;
+    char path[INGEST_PATH_MAX];
+    enum posgate_err err;
+
+    err = plat_path_join(path, sizeof(path), dir, FIELD_SYNC_STATUS);
+    if (err == POSGATE_OK) {
+        err = plat_read_file(path, json);
+    }
+    if (err == POSGATE_ERR_NOTFOUND) {
+        return 0;
+    }
+    if (err == POSGATE_OK) {
+        err = hub_db_report(db, json->data, json->len, plat_wall_s(), &res);
+    }
+    if (err == POSGATE_OK && strcmp(res.device_id, id) != 0) {
+        snprintf(r->error, sizeof(r->error), FIELD_SYNC_STATUS ": a report of device %s",
+                 res.device_id);
+        return 4;
+    }
+    if (err != POSGATE_OK) {
+        snprintf(r->error, sizeof(r->error), FIELD_SYNC_STATUS ": %s: %.400s",
+                 posgate_strerror(err), res.error[0] != 0 ? res.error : "refused");
+        return err == POSGATE_ERR_RETRY || err == POSGATE_ERR_IO || err == POSGATE_ERR_NOMEM ? 5
+                                                                                             : 4;
+    }
+    r->report = res.latest ? 1 : 0;
+    return 0;
+}
+
 /* Judges every batch file of one device folder in seq order, then writes its ack. The first
  * refused batch stops the device: what follows it would only be judged against a gap. */
 static int
@@ -164,6 +200,7 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
     int rc = 0;
 
     memset(r, 0, sizeof(*r));
+    r->report = -1;
     err = list_names(dir, is_batch_file, &ns);
     if (err != POSGATE_OK) {
         snprintf(r->error, sizeof(r->error), "cannot list the folder: %s", posgate_strerror(err));
@@ -183,8 +220,9 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
         err = hub_db_ingest_json(db, json.data, json.len, NULL, plat_wall_s(), &res);
         if (err == POSGATE_OK && strcmp(res.device_id, id) != 0) {
             /* taken (it is signed by its own device), but this folder is not its own */
-            snprintf(r->error, sizeof(r->error), "%.200s: a batch of device %s in the folder of %s",
-                     ns.v[i], res.device_id, id);
+            snprintf(r->error, sizeof(r->error),
+                     "%.200s: a batch of device %.32s in the folder of %.32s", ns.v[i],
+                     res.device_id, id);
             rc = 4;
         } else if (err == POSGATE_OK) {
             r->batches++;
@@ -198,6 +236,10 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
         }
     }
     names_free(&ns);
+    r->report = -1;
+    if (rc == 0) {
+        rc = ingest_report(db, dir, id, &json, r);
+    }
     buf_free(&json);
     /* the ack says what the collector holds, whatever this stick brought */
     err = hub_db_device(db, id, &ds);
@@ -222,7 +264,7 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
             r->held_seq = ds.held_seq;
         }
     } else if (rc == 0) {
-        snprintf(r->error, sizeof(r->error), "device %s: %s", id,
+        snprintf(r->error, sizeof(r->error), "device %.32s: %s", id,
                  err == POSGATE_ERR_NOTFOUND ? "not enrolled" : posgate_strerror(err));
         rc = err == POSGATE_ERR_NOTFOUND ? 4 : 5;
     }
@@ -296,7 +338,9 @@ hub_ingest_main(int argc, char **argv)
             } else {
                 printf("\"acked_seq\":null,\"held_seq\":null,");
             }
-            printf("\"error\":");
+            printf("\"status_report\":%s,\"error\":", r.report < 0 ? "null"
+                                                      : r.report   ? "\"latest\""
+                                                                   : "\"older\"");
             if (r.error[0] != 0) {
                 put_json_str(r.error);
             } else {
@@ -308,6 +352,9 @@ hub_ingest_main(int argc, char **argv)
                    r.stored, r.duplicates);
             if (r.acked) {
                 printf("; acknowledged up to seq %llu", (unsigned long long)r.acked_seq);
+            }
+            if (r.report >= 0) {
+                printf("; status report %s", r.report ? "taken" : "older than the latest, kept");
             }
             printf("\n");
             if (r.error[0] != 0) {

@@ -43,6 +43,7 @@
 #include "fetch.h"
 #include "hub_db.h"
 #include "hub_ingest.h"
+#include "hub_report.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_log.h"
@@ -59,6 +60,7 @@ static const char usage[] =
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
     "       posgate-hub ingest STICK --db HUB.db [--json]   (posgate field-sync's stick)\n"
+    "       posgate-hub devices --db HUB.db [--json]        (each device's latest status)\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
     "postgres://...: the PostgreSQL store, which several posgate-hub processes may share.\n"
@@ -1284,6 +1286,9 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "ingest") == 0) {
         return hub_ingest_main(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "devices") == 0) {
+        return hub_devices_main(argc - 2, argv + 2);
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], usage);

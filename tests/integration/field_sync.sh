@@ -95,6 +95,25 @@ PY
 expect_rc 0 hub ingest "$T/A" --db "$DB" --json
 python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read()); assert r["stored"]==0 and r["duplicates"]==int(sys.argv[2]), r' "$T/out" "$H1"
 [[ -f $T/A/posgate/$DEV/ack.json ]] || fail "no ack on stick A"
+# the status report came with it: the kiosk's own fields, signed, the sync source a bundle
+hub devices --db "$DB" --json > devices.json
+python3 - devices.json "$DEV" "$V2" "$H1" <<'PY'
+import json, sys
+d = [x for x in json.load(open(sys.argv[1])) if x["device_id"] == sys.argv[2]]
+assert len(d) == 1, d
+r = d[0]["report"]
+assert r["software_version"] and r["reported_at_us"] > 0, r
+st = r["status"]
+assert st["feed_version"] == int(sys.argv[3]), st
+assert st["audit"]["unsent"] == int(sys.argv[4]) and st["audit"]["acked_seq"] == 0, st["audit"]
+assert st["audit"]["oldest_unsent_age_s"] is not None, st["audit"]
+assert st["list_key"] == "ok" and st["metadata_expired"] is False and "key_filter" in st, st
+assert all("seq" in l and "digest" in l and "data_age_s" in l for l in st["lists"]), st["lists"]
+assert r["sync"]["source"] == "bundle" and r["sync"]["result"] == "ok", r["sync"]
+assert r["clock_offset_s"] is None, r
+PY
+hub devices --db "$DB" | grep -q "^$DEV software" || fail "devices (text): $(hub devices --db "$DB")"
+cp "$T/A/posgate/$DEV/status.json" old-status.json
 rm -rf "$T/A"   # lost on the way back
 
 # ---- visit 2: a fresh stick B ----
@@ -112,6 +131,27 @@ assert seqs == list(range(1, int(sys.argv[2]) + 1)), seqs
 PY
 expect_rc 0 hub ingest "$T/B" --db "$DB" --json
 python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read()); assert r["stored"]==int(sys.argv[2])-int(sys.argv[3]) and r["duplicates"]==int(sys.argv[3]) and r["acked_seq"]==int(sys.argv[2]), r' "$T/out" "$H2" "$H1"
+
+# a replayed older report is kept in the history but does not become the latest; an edited
+# one does not verify
+NEW=$(hub devices --db "$DB" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["report"]["reported_at_us"])')
+mkdir -p "$T/R/posgate/$DEV"
+cp old-status.json "$T/R/posgate/$DEV/status.json"
+expect_rc 0 hub ingest "$T/R" --db "$DB" --json
+grep -q '"status_report":"older"' "$T/out" || fail "replayed report: $(cat "$T/out")"
+AT=$(hub devices --db "$DB" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["report"]["reported_at_us"])')
+[[ $AT == "$NEW" ]] || fail "a replayed report replaced the latest ($AT, expected $NEW)"
+python3 - "$T/R/posgate/$DEV/status.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+r = json.loads(e["report"]); r["reported_at_us"] += 10**12; r["status"]["feed_version"] = 999
+e["report"] = json.dumps(r)
+open(sys.argv[1], "w").write(json.dumps(e))
+PY
+expect_rc 4 hub ingest "$T/R" --db "$DB"
+grep -q "signature" "$T/err" || fail "forged report: $(cat "$T/err")"
+AT=$(hub devices --db "$DB" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["report"]["reported_at_us"])')
+[[ $AT == "$NEW" ]] || fail "a forged report replaced the latest"
 
 # acks that are not this kiosk's are ignored
 cp -r "$T/B" "$T/B-other"
