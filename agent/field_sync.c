@@ -400,8 +400,7 @@ write_report(struct posgate *pg, const char *stick, const char *result, int *rc)
         err = plat_path_join(path, sizeof(path), dir, FIELD_SYNC_STATUS);
     }
     if (err == POSGATE_OK) {
-        err = device_report_json(pg, result[0] != 0 ? &sync : NULL, NULL, plat_wall_s() * 1000000,
-                                 &rep);
+        err = device_report_json(pg, result[0] != 0 ? &sync : NULL, NULL, plat_wall_us(), &rep);
     }
     if (err == POSGATE_OK) {
         err = plat_write_atomic(path, rep.data, rep.len, 0644);
