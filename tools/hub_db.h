@@ -27,6 +27,10 @@
  *   |        event_json TEXT|NULL, first_seen, last_seen, times, PK(device_id, seq, kind)) |
  *   | batches(device_id, idempotency_key, first_seq, last_seq, n_events, stored, status,   |
  *   |        received_at, times, PK(device_id, idempotency_key))                           |
+ *   | device_status(device_id TEXT PK, reported_at_us INT, received_at INT, report TEXT)   |
+ *   |        the latest status report of a device (the newest by reported_at_us)          |
+ *   | device_reports(device_id, reported_at_us, received_at, report,                       |
+ *   |        PK(device_id, reported_at_us))  every status report received (the history)    |
  *   +-------------------------------------------------------------------------------------+
  * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
  */

@@ -27,6 +27,12 @@
  *   |   events_YYYY_MM PARTITION OF events FOR VALUES FROM (month start) TO (next month)  |
  *   | gaps, chain_breaks, batches: as in hub_db.h                                         |
  *   +-------------------------------------------------------------------------------------+
+ * Schema version 2 adds the status reports, as in hub_db.h:
+ *   +-------------------------------------------------------------------------------------+
+ *   | device_status(device_id PK, reported_at_us, received_at, report)  the latest        |
+ *   | device_reports(device_id, reported_at_us, received_at, report, PK(device_id,        |
+ *   |        reported_at_us))                                           the history       |
+ *   +-------------------------------------------------------------------------------------+
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
  */
