@@ -8,7 +8,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "field_sync.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,28 +46,6 @@ static const char usage_field_sync[] =
     "A lost stick loses nothing: the next stick gets everything not acknowledged.\n"
     "Exit 0 when all three succeeded, 4 when the bundle or the ack was refused, 5 on I/O.\n";
 
-struct names {
-    char **v;
-    size_t n;
-};
-
-static void
-names_free(struct names *ns)
-{
-    for (size_t i = 0; i < ns->n; i++) {
-        free(ns->v[i]);
-    }
-    free(ns->v);
-    ns->v = NULL;
-    ns->n = 0;
-}
-
-static int
-cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int
 has_suffix(const char *s, const char *suf)
 {
@@ -77,52 +54,16 @@ has_suffix(const char *s, const char *suf)
     return n > k && strcmp(s + n - k, suf) == 0;
 }
 
-/* The names in dir starting with prefix and ending with suffix, sorted; an absent dir is
- * empty. */
-static enum posgate_err
-list_names(const char *dir, const char *prefix, const char *suffix, struct names *out)
+static int
+is_bundle(const char *name)
 {
-    DIR *d;
-    struct dirent *e;
-    char **v;
-    enum posgate_err err = POSGATE_OK;
+    return has_suffix(name, ".bundle");
+}
 
-    out->v = NULL;
-    out->n = 0;
-    d = opendir(dir);
-    if (d == NULL) {
-        return plat_exists(dir) ? POSGATE_ERR_IO : POSGATE_OK;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || !has_suffix(e->d_name, suffix)) {
-            continue;
-        }
-        if (out->n >= STICK_NAMES_MAX) {
-            err = POSGATE_ERR_TOOBIG;
-            break;
-        }
-        v = realloc(out->v, (out->n + 1) * sizeof(*v));
-        if (v == NULL) {
-            err = POSGATE_ERR_NOMEM;
-            break;
-        }
-        out->v = v;
-        out->v[out->n] = strdup(e->d_name);
-        if (out->v[out->n] == NULL) {
-            err = POSGATE_ERR_NOMEM;
-            break;
-        }
-        out->n++;
-    }
-    closedir(d);
-    if (err != POSGATE_OK) {
-        names_free(out);
-        return err;
-    }
-    if (out->n > 1) {
-        qsort(out->v, out->n, sizeof(*out->v), cmp_name);
-    }
-    return POSGATE_OK;
+static int
+is_batch(const char *name)
+{
+    return strncmp(name, "batch-", 6) == 0 && has_suffix(name, ".json");
 }
 
 /* The version a bundle's timestamp.json claims (untrusted: it only picks which bundle to
@@ -158,7 +99,7 @@ static void
 import_newest(const char *data_dir, const char *stick, int accept_expired, int *rc, char *result,
               size_t cap)
 {
-    struct names ns;
+    struct plat_names ns;
     struct update_options o;
     struct update_result res;
     struct carrier *meta = NULL, *targets = NULL;
@@ -167,7 +108,7 @@ import_newest(const char *data_dir, const char *stick, int accept_expired, int *
     enum posgate_err err;
     struct stat st;
 
-    err = list_names(stick, "", ".bundle", &ns);
+    err = plat_dir_names(stick, is_bundle, STICK_NAMES_MAX, &ns);
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate field-sync: %s: cannot list: %s\n", stick, posgate_strerror(err));
         *rc = EXIT_IO;
@@ -184,7 +125,7 @@ import_newest(const char *data_dir, const char *stick, int accept_expired, int *
             memcpy(best, path, sizeof(best));
         }
     }
-    names_free(&ns);
+    plat_names_free(&ns);
     result[0] = 0;
     if (best[0] == 0) {
         printf("feed: no bundle on the stick, nothing imported\n");
@@ -276,7 +217,7 @@ exchange_audit(struct posgate *pg, const char *stick, int *rc)
     struct audit_stats st;
     struct audit_batch_info info;
     struct buf batch = BUF_INIT(UINT32_MAX);
-    struct names old = {NULL, 0};
+    struct plat_names old = {NULL, 0};
     uint64_t acked = 0, since, first = 0, last = 0;
     size_t files = 0, removed = 0;
     enum posgate_err err;
@@ -325,7 +266,10 @@ exchange_audit(struct posgate *pg, const char *stick, int *rc)
         *rc = err == POSGATE_ERR_REJECTED ? EXIT_REJECTED : EXIT_IO;
     }
     /* step 3: every event not acknowledged, as the uploader would post it */
-    err = list_names(dir, "batch-", ".json", &old);
+    err = plat_dir_names(dir, is_batch, STICK_NAMES_MAX, &old);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        err = POSGATE_OK; /* made above: only a race empties it */
+    }
     since = st.acked_seq;
     while (err == POSGATE_OK && since < st.head_seq) {
         err = audit_batch_json(pg->audit, since, FIELD_SYNC_BATCH_MAX, &batch, &info);
@@ -378,7 +322,7 @@ exchange_audit(struct posgate *pg, const char *stick, int *rc)
         printf("audit: %zu batch file(s) the collector holds removed from the stick\n", removed);
     }
 out:
-    names_free(&old);
+    plat_names_free(&old);
     buf_free(&batch);
 }
 

@@ -7,7 +7,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "hub_ingest.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,75 +32,6 @@ static const char usage_ingest[] =
     "Its status report (status.json) is taken as POST /v1/device-status would take it.\n"
     "  --json  one line per device: {\"device_id\", \"batches\", \"stored\", \"duplicates\",\n"
     "          \"acked_seq\", \"held_seq\", \"status_report\", \"error\"}\n";
-
-struct names {
-    char **v;
-    size_t n;
-};
-
-static void
-names_free(struct names *ns)
-{
-    for (size_t i = 0; i < ns->n; i++) {
-        free(ns->v[i]);
-    }
-    free(ns->v);
-    ns->v = NULL;
-    ns->n = 0;
-}
-
-static int
-cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Names in dir accepted by ok(), sorted (zero-padded seqs sort as numbers). */
-static enum posgate_err
-list_names(const char *dir, int (*ok)(const char *), struct names *out)
-{
-    DIR *d;
-    struct dirent *e;
-    char **v;
-    enum posgate_err err = POSGATE_OK;
-
-    out->v = NULL;
-    out->n = 0;
-    d = opendir(dir);
-    if (d == NULL) {
-        return plat_exists(dir) ? POSGATE_ERR_IO : POSGATE_ERR_NOTFOUND;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (!ok(e->d_name)) {
-            continue;
-        }
-        if (out->n >= INGEST_NAMES_MAX) {
-            err = POSGATE_ERR_TOOBIG;
-            break;
-        }
-        v = realloc(out->v, (out->n + 1) * sizeof(*v));
-        if (v == NULL) {
-            err = POSGATE_ERR_NOMEM;
-            break;
-        }
-        out->v = v;
-        out->v[out->n] = strdup(e->d_name);
-        if (out->v[out->n] == NULL) {
-            err = POSGATE_ERR_NOMEM;
-            break;
-        }
-        out->n++;
-    }
-    closedir(d);
-    if (err != POSGATE_OK) {
-        names_free(out);
-        return err;
-    }
-    if (out->n > 1) {
-        qsort(out->v, out->n, sizeof(*out->v), cmp_name);
-    }
-    return POSGATE_OK;
-}
 
 static int
 is_device_dir(const char *s)
@@ -191,7 +121,7 @@ ingest_report(struct hub_db *db, const char *dir, const char *id, struct buf *js
 static int
 ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_run *r)
 {
-    struct names ns;
+    struct plat_names ns;
     struct buf json = BUF_INIT(HUB_BATCH_JSON_MAX), ack = BUF_INIT(1024);
     struct hub_ingest res;
     struct hub_device_state ds;
@@ -201,7 +131,7 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
 
     memset(r, 0, sizeof(*r));
     r->report = -1;
-    err = list_names(dir, is_batch_file, &ns);
+    err = plat_dir_names(dir, is_batch_file, INGEST_NAMES_MAX, &ns);
     if (err != POSGATE_OK) {
         snprintf(r->error, sizeof(r->error), "cannot list the folder: %s", posgate_strerror(err));
         return 5;
@@ -235,7 +165,7 @@ ingest_device(struct hub_db *db, const char *dir, const char *id, struct device_
                                                                                                : 4;
         }
     }
-    names_free(&ns);
+    plat_names_free(&ns);
     r->report = -1;
     if (rc == 0) {
         rc = ingest_report(db, dir, id, &json, r);
@@ -277,7 +207,7 @@ hub_ingest_main(int argc, char **argv)
 {
     const char *stick = NULL, *dbpath = NULL;
     struct hub_db *db = NULL;
-    struct names devs = {NULL, 0};
+    struct plat_names devs = {NULL, 0};
     struct device_run r;
     char root[INGEST_PATH_MAX], dir[INGEST_PATH_MAX], msg[512] = "";
     int json = 0, rc = 0, one;
@@ -308,7 +238,7 @@ hub_ingest_main(int argc, char **argv)
         fprintf(stderr, "posgate-hub ingest: %s: path too long\n", stick);
         return 2;
     }
-    err = list_names(root, is_device_dir, &devs);
+    err = plat_dir_names(root, is_device_dir, INGEST_NAMES_MAX, &devs);
     if (err == POSGATE_ERR_NOTFOUND) {
         fprintf(stderr, "posgate-hub ingest: %s holds no kiosk folder (expected %s/DEVICE_ID)\n",
                 stick, root);
@@ -366,7 +296,7 @@ hub_ingest_main(int argc, char **argv)
         rc = 5;
     }
 out:
-    names_free(&devs);
+    plat_names_free(&devs);
     hub_db_close(db);
     return rc;
 }
