@@ -1270,6 +1270,22 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
             err = sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
         }
         sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (err == POSGATE_OK && out->head_seq > out->acked_seq) {
+        /* the device status report's "oldest unsent" age (docs/collector.md) */
+        rc = sqlite3_prepare_v2(q->rdb,
+                                "SELECT coalesce(json_extract(body, '$.time_us'), "
+                                "json_extract(body, '$.first_time_us')) FROM events "
+                                "WHERE seq = ?1",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)(out->acked_seq + 1));
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                out->oldest_unacked_us = (int64_t)sqlite3_column_int64(st, 0);
+            }
+        }
+        sqlite3_finalize(st);
     }
     sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
     pthread_mutex_unlock(&q->rlock);

@@ -62,6 +62,8 @@ struct audit_stats {
     uint64_t head_seq;  /* highest seq stored (or the anchor when none is left) */
     uint64_t first_seq; /* lowest seq stored, 0 when none */
     uint64_t acked_seq;
+    int64_t oldest_unacked_us; /* time_us (a summary's first_time_us) of event acked_seq + 1,
+                                  the oldest the collector does not hold; 0 when none */
     uint64_t events;   /* rows stored */
     uint64_t bytes;    /* bytes of event text stored */
     uint64_t pending;  /* enqueued, not yet committed (this process) */

@@ -38,6 +38,7 @@
 
 #include "api_internal.h"
 #include "daemon_config.h"
+#include "device_report.h"
 #include "fetch.h"
 #include "httpd.h"
 #include "plat_clock.h"
@@ -680,6 +681,49 @@ audit_upload_once(struct daemon *d, const struct daemon_config *cfg, struct buf 
     return st.head_seq > ack;
 }
 
+/* The device status report (device_report.h) after an upload round that reached the
+ * collector, or as a heartbeat when there was nothing to upload; *offset is the kiosk's clock
+ * minus the collector's Date, from the last answer that carried one (uploader thread only). */
+static void
+send_status(struct daemon *d, int64_t *offset, int *have_offset)
+{
+    struct device_report_sync sync = {"network", NULL, 0};
+    struct uploader_result res;
+    struct buf rep = BUF_INIT(DEVICE_REPORT_MAX);
+    char result[DAEMON_ERRMSG_MAX + 16];
+    enum posgate_err err;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->state.last_attempt == 0) {
+        result[0] = 0;
+    } else if (d->state.last_error[0] == 0) {
+        snprintf(result, sizeof(result), "ok");
+    } else {
+        snprintf(result, sizeof(result), "failed: %.480s", d->state.last_error);
+    }
+    sync.at = d->state.last_attempt;
+    pthread_mutex_unlock(&d->lock);
+    sync.result = result;
+    err = device_report_json(d->pg, result[0] != 0 ? &sync : NULL, *have_offset ? offset : NULL,
+                             plat_wall_us(), &rep);
+    if (err == POSGATE_OK) {
+        err = uploader_post_status(d->up, rep.data, rep.len, &res);
+    }
+    if (err != POSGATE_OK) {
+        plat_log(PLAT_LOG_WARN, "status report: %s", posgate_strerror(err));
+    } else {
+        if (res.server_date != 0) {
+            *offset = plat_wall_s() - res.server_date;
+            *have_offset = 1;
+        }
+        if (res.kind != UPLOAD_OK) {
+            plat_log(PLAT_LOG_WARN, "status report not taken (%s): %s",
+                     uploader_kind_name(res.kind), res.error);
+        }
+    }
+    buf_free(&rep);
+}
+
 static void
 wait_until_locked(struct daemon *d, uint64_t due_ns)
 {
@@ -704,6 +748,9 @@ audit_thread(void *arg)
     struct buf batch = BUF_INIT(UPLOADER_BODY_MAX);
     struct uploader_result res;
     uint64_t due_ns = 0, last_prune_ns = 0;
+    int64_t clock_offset = 0;
+    int have_offset = 0;
+    char upmsg[DAEMON_ERRMSG_MAX];
 
     if (cfg == NULL) {
         plat_log(PLAT_LOG_ERROR, "audit: out of memory; no uploads");
@@ -735,6 +782,14 @@ audit_thread(void *arg)
         pthread_mutex_unlock(&d->lock);
 
         more = audit_upload_once(d, cfg, &batch, &res);
+        if (res.server_date != 0) {
+            clock_offset = plat_wall_s() - res.server_date;
+            have_offset = 1;
+        }
+        if (res.kind == UPLOAD_OK && !more &&
+            ensure_uploader(d, cfg, upmsg, sizeof(upmsg)) == POSGATE_OK) {
+            send_status(d, &clock_offset, &have_offset);
+        }
         now = plat_mono_ns();
         if (last_prune_ns == 0 || now - last_prune_ns >= 60 * NS_PER_S) {
             if (audit_prune(d->pg->audit, plat_wall_s()) != POSGATE_OK) {

@@ -1227,7 +1227,12 @@ daemon_status_with_sync(const char *status_json, const struct daemon_sync_state 
     } else {
         cJSON_AddNullToObject(sync, "result");
     }
-    audit = cJSON_AddObjectToObject(root, "audit");
+    /* the kiosk's status has the queue's figures (head_seq, acked_seq, unsent ...): the
+     * uploader's state goes into the same object */
+    audit = cJSON_GetObjectItemCaseSensitive(root, "audit");
+    if (!cJSON_IsObject(audit)) {
+        audit = cJSON_AddObjectToObject(root, "audit");
+    }
     if (audit == NULL) {
         cJSON_Delete(root);
         return POSGATE_ERR_NOMEM;

@@ -15,6 +15,7 @@
 
 #include "api_internal.h"
 #include "audit_cli.h"
+#include "field_sync.h"
 #include "bundle.h"
 #include "carrier.h"
 #include "datadir.h"
@@ -56,6 +57,8 @@ static const char usage_main[] =
     "  compact  merge the changes of deltas into the store's main table\n"
     "  audit    list, export or verify the audit trail of decisions\n"
     "  device-key  print the public device key (enrol it at the collector)\n"
+    "  field-sync STICK  a visit without network: import the newest bundle on the stick, write\n"
+    "           the unsent audit batches onto it, read the collector's acknowledgement\n"
     "\n"
     "--data-dir defaults to $POSGATE_DATA_DIR, else /var/lib/posgate.\n"
     "`posgate COMMAND --help` describes each command.\n"
@@ -1249,6 +1252,9 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[0], "device-key") == 0) {
         return device_key_cli_main(data_dir_opt, argc, argv);
+    }
+    if (strcmp(argv[0], "field-sync") == 0) {
+        return field_sync_cli_main(data_dir_opt, argc, argv);
     }
     fprintf(stderr, "posgate: unknown command \"%s\"\n\n%s", argv[0], usage_main);
     return EXIT_USAGE;

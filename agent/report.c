@@ -204,6 +204,29 @@ report_result_json(const struct posgate_result *res, struct buf *out)
     return finish(root, out);
 }
 
+/* "audit": the queue as the collector would see it: what is not yet acknowledged and how old
+ * the oldest of it is (null when everything is acknowledged). */
+static void
+add_audit_queue(cJSON *root, const struct audit_stats *a, int64_t now)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, "audit");
+    int64_t age;
+
+    if (o == NULL) {
+        return;
+    }
+    cJSON_AddNumberToObject(o, "head_seq", (double)a->head_seq);
+    cJSON_AddNumberToObject(o, "acked_seq", (double)a->acked_seq);
+    cJSON_AddNumberToObject(o, "unsent",
+                            (double)(a->head_seq > a->acked_seq ? a->head_seq - a->acked_seq : 0));
+    if (a->oldest_unacked_us > 0) {
+        age = now - a->oldest_unacked_us / 1000000;
+        cJSON_AddNumberToObject(o, "oldest_unsent_age_s", (double)(age > 0 ? age : 0));
+    } else {
+        cJSON_AddNullToObject(o, "oldest_unsent_age_s");
+    }
+}
+
 enum posgate_err
 report_status_json(struct store *st, const char *key_check, const struct audit_stats *audit,
                    const char *disagreement,
@@ -269,6 +292,7 @@ report_status_json(struct store *st, const char *key_check, const struct audit_s
         /* the audit queue's reserve is released: the data dir's file system is full */
         cJSON_AddBoolToObject(root, "disk_full", audit->disk_full != 0);
         cJSON_AddNumberToObject(root, "audit_reserve_bytes", (double)audit->reserve_bytes);
+        add_audit_queue(root, audit, now);
     }
     /* tuf/ and the store disagree (update.h): every check is refused until an update repairs it */
     cJSON_AddBoolToObject(root, "metadata_agree", disagreement == NULL);

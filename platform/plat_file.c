@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -407,4 +408,70 @@ plat_remove_dir_files(const char *dir)
         err = POSGATE_ERR_IO;
     }
     return err;
+}
+
+void
+plat_names_free(struct plat_names *ns)
+{
+    if (ns == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < ns->n; i++) {
+        free(ns->v[i]);
+    }
+    free(ns->v);
+    ns->v = NULL;
+    ns->n = 0;
+}
+
+static int
+cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum posgate_err
+plat_dir_names(const char *dir, int (*keep)(const char *name), size_t max, struct plat_names *out)
+{
+    DIR *d;
+    struct dirent *e;
+    char **v;
+    enum posgate_err err = POSGATE_OK;
+
+    out->v = NULL;
+    out->n = 0;
+    d = opendir(dir);
+    if (d == NULL) {
+        return errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (!keep(e->d_name)) {
+            continue;
+        }
+        if (out->n >= max) {
+            err = POSGATE_ERR_TOOBIG;
+            break;
+        }
+        v = realloc(out->v, (out->n + 1) * sizeof(*v));
+        if (v == NULL) {
+            err = POSGATE_ERR_NOMEM;
+            break;
+        }
+        out->v = v;
+        out->v[out->n] = strdup(e->d_name);
+        if (out->v[out->n] == NULL) {
+            err = POSGATE_ERR_NOMEM;
+            break;
+        }
+        out->n++;
+    }
+    closedir(d);
+    if (err != POSGATE_OK) {
+        plat_names_free(out);
+        return err;
+    }
+    if (out->n > 1) {
+        qsort(out->v, out->n, sizeof(*out->v), cmp_name);
+    }
+    return POSGATE_OK;
 }

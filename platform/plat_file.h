@@ -60,4 +60,14 @@ POSGATE_WUR enum posgate_err plat_copy_dir_files(const char *src, const char *ds
 /* Removes every regular file of a directory, then the directory (flat; OK when absent). */
 POSGATE_WUR enum posgate_err plat_remove_dir_files(const char *dir);
 
+/* The names of a directory's entries that keep(name) accepts, sorted by strcmp: NOTFOUND when
+ * dir is absent, TOOBIG past max names, IO, NOMEM. Free with plat_names_free. */
+struct plat_names {
+    char **v;
+    size_t n;
+};
+POSGATE_WUR enum posgate_err plat_dir_names(const char *dir, int (*keep)(const char *name),
+                                            size_t max, struct plat_names *out);
+void plat_names_free(struct plat_names *ns);
+
 #endif

@@ -27,6 +27,7 @@
 struct uploader {
     CURL *curl;
     char url[1024];
+    char status_url[1024]; /* url with its last segment replaced by "device-status" */
     char ca_file[1024];
     char client_cert[1024];
     char client_key[1024];
@@ -41,7 +42,24 @@ struct exchange {
     struct buf *resp;
     int truncated;
     char retry_after[64];
+    char date[64];
 };
+
+/* The status URL of an audit URL: its last path segment replaced by "device-status". */
+static int
+status_url(const char *url, char *out, size_t cap)
+{
+    const char *host = strstr(url, "://"), *slash;
+    int n;
+
+    slash = host != NULL ? strrchr(host + 3, '/') : NULL;
+    if (slash == NULL) {
+        n = snprintf(out, cap, "%s/device-status", url);
+    } else {
+        n = snprintf(out, cap, "%.*s/device-status", (int)(slash - url), url);
+    }
+    return n > 0 && (size_t)n < cap;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_ok;
@@ -127,7 +145,8 @@ uploader_new(const struct uploader_options *opt, struct uploader **out, char *er
         snprintf(errmsg, errcap, "out of memory");
         return POSGATE_ERR_NOMEM;
     }
-    if (!copy_opt(u->url, sizeof(u->url), opt->url) ||
+    if (!status_url(opt->url, u->status_url, sizeof(u->status_url)) ||
+        !copy_opt(u->url, sizeof(u->url), opt->url) ||
         !copy_opt(u->ca_file, sizeof(u->ca_file), opt->ca_file) ||
         !copy_opt(u->client_cert, sizeof(u->client_cert), opt->client_cert) ||
         !copy_opt(u->client_key, sizeof(u->client_key), opt->client_key) ||
@@ -355,26 +374,35 @@ uploader_classify(long status, const char *body, size_t len, const char *retry_a
     cJSON_Delete(root);
 }
 
+/* The value of header line p (len bytes) when it is name (with the colon), into out. */
+static void
+header_value(const char *p, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t a = strlen(name), b = len;
+
+    if (len <= a || strncasecmp(p, name, a) != 0) {
+        return;
+    }
+    while (a < b && (p[a] == ' ' || p[a] == '\t')) {
+        a++;
+    }
+    while (b > a && (p[b - 1] == '\r' || p[b - 1] == '\n' || p[b - 1] == ' ')) {
+        b--;
+    }
+    if (b - a < cap) {
+        memcpy(out, p + a, b - a);
+        out[b - a] = 0;
+    }
+}
+
 static size_t
 on_header(char *p, size_t size, size_t n, void *ctx)
 {
     struct exchange *x = ctx;
     size_t len = size * n;
 
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        size_t a = 12, b = len;
-
-        while (a < b && (p[a] == ' ' || p[a] == '\t')) {
-            a++;
-        }
-        while (b > a && (p[b - 1] == '\r' || p[b - 1] == '\n' || p[b - 1] == ' ')) {
-            b--;
-        }
-        if (b - a < sizeof(x->retry_after)) {
-            memcpy(x->retry_after, p + a, b - a);
-            x->retry_after[b - a] = 0;
-        }
-    }
+    header_value(p, len, "Retry-After:", x->retry_after, sizeof(x->retry_after));
+    header_value(p, len, "Date:", x->date, sizeof(x->date));
     return len;
 }
 
@@ -479,5 +507,88 @@ uploader_post(struct uploader *u, const void *body, size_t len, struct uploader_
     curl_easy_getinfo(u->curl, CURLINFO_RESPONSE_CODE, &status);
     uploader_classify(status, (const char *)u->resp.data, x.truncated ? 0 : u->resp.len,
                       x.retry_after[0] ? x.retry_after : NULL, plat_wall_s(), res);
+    if (x.date[0] == 0 || fetch_parse_http_date(x.date, &res->server_date) != POSGATE_OK) {
+        res->server_date = 0;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+uploader_post_status(struct uploader *u, const void *body, size_t len, struct uploader_result *res)
+{
+    static const char *const lines[] = {"Content-Type: application/json", "Content-Encoding: gzip",
+                                        "Expect:"};
+    char cerr[CURL_ERROR_SIZE];
+    struct curl_slist *headers = NULL, *h;
+    struct exchange x;
+    enum posgate_err err;
+    CURLcode rc;
+    long status = 0;
+    uint64_t s;
+
+    memset(res, 0, sizeof(*res));
+    if (u == NULL || body == NULL || len > UPLOADER_BODY_MAX) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = uploader_gzip(body, len, &u->gz);
+    if (err != POSGATE_OK) {
+        snprintf(res->error, sizeof(res->error), "gzip of the report failed (%s)",
+                 posgate_err_name(err));
+        return err;
+    }
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        h = curl_slist_append(headers, lines[i]);
+        if (h == NULL) {
+            curl_slist_free_all(headers);
+            snprintf(res->error, sizeof(res->error), "out of memory");
+            return POSGATE_ERR_NOMEM;
+        }
+        headers = h;
+    }
+    buf_reset(&u->resp);
+    memset(&x, 0, sizeof(x));
+    x.resp = &u->resp;
+    cerr[0] = 0;
+    curl_easy_setopt(u->curl, CURLOPT_URL, u->status_url);
+    curl_easy_setopt(u->curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(u->curl, CURLOPT_POSTFIELDS, (const char *)u->gz.data);
+    curl_easy_setopt(u->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)u->gz.len);
+    curl_easy_setopt(u->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(u->curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(u->curl, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(u->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(u->curl, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(u->curl, CURLOPT_ERRORBUFFER, cerr);
+    rc = curl_easy_perform(u->curl);
+    curl_easy_setopt(u->curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(u->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(u->curl, CURLOPT_POSTFIELDS, NULL);
+    curl_slist_free_all(headers);
+    res->sent_bytes = u->gz.len;
+    if (rc != CURLE_OK) {
+        res->kind = transport_kind(rc);
+        snprintf(res->error, sizeof(res->error), "POST %.200s: %.100s (%.180s)", u->status_url,
+                 curl_easy_strerror(rc), cerr[0] ? cerr : "no detail");
+        return POSGATE_OK;
+    }
+    curl_easy_getinfo(u->curl, CURLINFO_RESPONSE_CODE, &status);
+    res->http_status = status;
+    if (x.date[0] == 0 || fetch_parse_http_date(x.date, &res->server_date) != POSGATE_OK) {
+        res->server_date = 0;
+    }
+    if (status == 200) {
+        res->kind = UPLOAD_OK;
+        return POSGATE_OK;
+    }
+    res->kind = status == 429 || status == 503 ? UPLOAD_THROTTLED
+                : status >= 500                ? UPLOAD_SERVER
+                                               : UPLOAD_REFUSED;
+    if (res->kind == UPLOAD_THROTTLED && x.retry_after[0] != 0 &&
+        fetch_parse_retry_after(x.retry_after, plat_wall_s(), &s) == POSGATE_OK) {
+        res->retry_after_s = s;
+    }
+    snprintf(res->error, sizeof(res->error), "POST %.200s: HTTP %ld: %.*s", u->status_url, status,
+             (int)(u->resp.len < 200 ? u->resp.len : 200),
+             u->resp.len > 0 ? (const char *)u->resp.data : "");
     return POSGATE_OK;
 }

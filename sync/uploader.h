@@ -7,7 +7,8 @@
  * name are always verified, a client certificate and key (PEM) for mTLS, the configured proxy
  * or none (the environment's *_proxy is ignored), no redirects, http/https only. The request
  * carries "Content-Type: application/json", "Content-Encoding: gzip" and "Idempotency-Key"
- * (the batch's own idempotency_key). The answer's body is read up to 64 KiB.
+ * (the batch's own idempotency_key). The answer's body is read up to 64 KiB. The answer's
+ * Date is kept (server_date), so the daemon can report its clock offset against the collector.
  *
  *   200 {"acked_seq": N, ...}          -> UPLOAD_OK, acked_seq (and held_seq when present)
  *   409 {"acked_seq", "broken_at", ...} -> UPLOAD_CHAIN_BREAK: stop, an operator must look
@@ -67,6 +68,7 @@ struct uploader_result {
     uint64_t broken_at;              /* CHAIN_BREAK: the lowest broken seq (0: not given) */
     uint64_t retry_after_s;          /* THROTTLED: from Retry-After (0: not given) */
     size_t sent_bytes;               /* gzip bytes sent */
+    int64_t server_date;             /* the answer's Date header, wall seconds; 0: none */
     char error[UPLOADER_ERRMSG_MAX]; /* "" on OK */
 };
 
@@ -83,6 +85,14 @@ void uploader_free(struct uploader *u);
  * body that is not a batch object with an idempotency_key, NOMEM. */
 POSGATE_WUR enum posgate_err uploader_post(struct uploader *u, const void *body, size_t len,
                                            struct uploader_result *res);
+
+/* POSTs a device status report (agent/device_report.h; JSON, at most UPLOADER_BODY_MAX) gzip-
+ * compressed to the collector's status URL: the audit URL with its last path segment replaced
+ * by "device-status" (https://hub/v1/audit -> https://hub/v1/device-status). 200 is UPLOAD_OK;
+ * 429/503 UPLOAD_THROTTLED; other 5xx UPLOAD_SERVER; other answers UPLOAD_REFUSED; transport
+ * failures as uploader_post. server_date is filled from any answer. */
+POSGATE_WUR enum posgate_err uploader_post_status(struct uploader *u, const void *body, size_t len,
+                                                  struct uploader_result *res);
 
 /* gzip (RFC 1952) of in into out (reset first). */
 POSGATE_WUR enum posgate_err uploader_gzip(const void *in, size_t len, struct buf *out);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "device_report.h"
+#include "hub_report.h"
 #include "hub_store.h"
 #include "plat_mem.h"
 
@@ -600,4 +602,91 @@ hub_db_migrate(struct hub_db *src, struct hub_db *dst, uint64_t *n_events, char 
     }
     end = dst->ops->copy_end(dst->impl, err == POSGATE_OK, errmsg, errcap);
     return err != POSGATE_OK ? err : end;
+}
+
+/* ---- device status reports ---- */
+
+enum posgate_err
+hub_db_report(struct hub_db *db, const void *json, size_t len, int64_t now_s,
+              struct hub_report_result *res)
+{
+    struct hub_report *rep = NULL;
+    struct buf pem = BUF_INIT(HUB_REPORT_PEM_MAX), msg = BUF_INIT(HUB_REPORT_MAX + 128);
+    struct crypto_pubkey *pk = NULL;
+    enum posgate_err err;
+
+    if (db == NULL || json == NULL || res == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    memset(res, 0, sizeof(*res));
+    err = hub_report_parse(json, len, &rep, res->error, sizeof(res->error));
+    if (err != POSGATE_OK) {
+        goto out;
+    }
+    memcpy(res->device_id, rep->device_id, sizeof(res->device_id));
+    res->reported_at_us = rep->reported_at_us;
+    err = db->ops->read_begin(db->impl);
+    if (err == POSGATE_OK) {
+        err = db->ops->device_pem(db->impl, rep->device_id, &pem);
+        db->ops->read_end(db->impl);
+    }
+    if (err == POSGATE_ERR_NOTFOUND) {
+        snprintf(res->error, sizeof(res->error), "device %s is not enrolled", rep->device_id);
+    }
+    if (err == POSGATE_OK) {
+        err = buf_append(&pem, "", 1);
+    }
+    if (err == POSGATE_OK) {
+        err = device_report_message(rep->device_id, rep->report, rep->report_len, &msg);
+    }
+    if (err == POSGATE_OK &&
+        (crypto_pubkey_from_pem((const char *)pem.data, CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk) !=
+             POSGATE_OK ||
+         crypto_pubkey_verify(pk, msg.data, msg.len, rep->sig, rep->sig_len) != POSGATE_OK)) {
+        snprintf(res->error, sizeof(res->error),
+                 "the report's signature does not verify with the public key enrolled for "
+                 "device %s",
+                 rep->device_id);
+        err = POSGATE_ERR_BADSIG;
+    }
+    if (err == POSGATE_OK) {
+        err = db->ops->report_put(db->impl, rep->device_id, rep->reported_at_us, now_s, rep->report,
+                                  rep->report_len, &res->latest);
+    }
+out:
+    crypto_pubkey_free(pk);
+    hub_report_free(rep);
+    buf_free(&pem);
+    buf_free(&msg);
+    return err;
+}
+
+struct report_each {
+    hub_report_fn fn;
+    void *ctx;
+};
+
+static enum posgate_err
+report_row(void *ctx, const struct hub_row *r)
+{
+    struct report_each *e = ctx;
+
+    return e->fn(e->ctx, r->t[0], r->t[1], r->tlen[1], r->i[0], r->i[1]);
+}
+
+enum posgate_err
+hub_db_reports(struct hub_db *db, hub_report_fn fn, void *ctx)
+{
+    struct report_each e = {fn, ctx};
+    enum posgate_err err;
+
+    if (db == NULL || fn == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    err = db->ops->read_begin(db->impl);
+    if (err == POSGATE_OK) {
+        err = db->ops->reports(db->impl, report_row, &e);
+        db->ops->read_end(db->impl);
+    }
+    return err;
 }

@@ -29,6 +29,10 @@
  *   |        received_at, times, PK(device_id, idempotency_key))                           |
  *   | anchors(device_id PK, seq, hash BLOB(32), prev_hash BLOB(32), pruned_at INT)         |
  *   |        (the newest event prune deleted, per device: hub_store.h)                    |
+ *   | device_status(device_id TEXT PK, reported_at_us INT, received_at INT, report TEXT)   |
+ *   |        the latest status report of a device (the newest by reported_at_us)          |
+ *   | device_reports(device_id, reported_at_us, received_at, report,                       |
+ *   |        PK(device_id, reported_at_us))  every status report received (the history)    |
  *   +-------------------------------------------------------------------------------------+
  * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
  */
@@ -153,5 +157,22 @@ POSGATE_WUR enum posgate_err hub_db_decisions(struct hub_db *db, const char *lis
 /* posgate-hub prune: deletes the events received before before_s (hub_store.h, anchors). */
 POSGATE_WUR enum posgate_err hub_db_prune(struct hub_db *db, int64_t before_s, int64_t now_s,
                                           struct hub_prune *res, char *errmsg, size_t errcap);
+/* Device status reports (docs/collector.md, "Device status"; the envelope is drawn in
+ * agent/device_report.h). */
+struct hub_report_result {
+    char device_id[DEVICE_ID_HEX_LEN + 1];
+    int64_t reported_at_us;
+    bool latest;     /* it is now the device's latest (false: an older or repeated report) */
+    char error[512]; /* for any result but OK */
+};
+/* Parses the envelope, verifies its signature with the enrolled key and keeps it: every
+ * report in the history, the newest by reported_at_us as the latest, so a replayed older
+ * report never overwrites a newer one. PARSE (malformed), NOTFOUND (not enrolled), BADSIG. */
+POSGATE_WUR enum posgate_err hub_db_report(struct hub_db *db, const void *json, size_t len,
+                                           int64_t now_s, struct hub_report_result *res);
+/* The latest report of every device that sent one, ordered by device id. */
+typedef enum posgate_err (*hub_report_fn)(void *ctx, const char *device_id, const char *report,
+                                          size_t len, int64_t reported_at_us, int64_t received_at);
+POSGATE_WUR enum posgate_err hub_db_reports(struct hub_db *db, hub_report_fn fn, void *ctx);
 
 #endif

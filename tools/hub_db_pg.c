@@ -30,6 +30,11 @@
  * Schema version 2: anchors (hub_store.h):
  *   +-------------------------------------------------------------------------------------+
  *   | anchors(device_id PK, seq, hash bytea, prev_hash bytea, pruned_at)                  |
+ * Schema version 3 adds the status reports, as in hub_db.h:
+ *   +-------------------------------------------------------------------------------------+
+ *   | device_status(device_id PK, reported_at_us, received_at, report)  the latest        |
+ *   | device_reports(device_id, reported_at_us, received_at, report, PK(device_id,        |
+ *   |        reported_at_us))                                           the history       |
  *   +-------------------------------------------------------------------------------------+
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
@@ -204,6 +209,12 @@ static const char *const migrations[] = {
     /* 2: chain anchors kept by prune */
     "CREATE TABLE anchors(device_id text PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL,"
     " prev_hash bytea NOT NULL, pruned_at bigint NOT NULL);",
+    /* 3: device status reports, the latest per device and every one received */
+    "CREATE TABLE device_status(device_id text PRIMARY KEY, reported_at_us bigint NOT NULL,"
+    " received_at bigint NOT NULL, report text NOT NULL);"
+    "CREATE TABLE device_reports(device_id text NOT NULL, reported_at_us bigint NOT NULL,"
+    " received_at bigint NOT NULL, report text NOT NULL,"
+    " PRIMARY KEY(device_id, reported_at_us));",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -918,6 +929,89 @@ pg_devices(void *impl, hub_row_fn fn, void *ctx)
 }
 
 static enum posgate_err
+pem_row(void *ctx, const struct hub_row *r)
+{
+    struct buf *out = ctx;
+
+    buf_reset(out);
+    return buf_append(out, r->t[0], r->tlen[0]);
+}
+
+static enum posgate_err
+pg_device_pem(void *impl, const char *id, struct buf *out)
+{
+    enum posgate_err err;
+
+    buf_reset(out);
+    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = $1", id, "t", pem_row, out);
+    if (err == POSGATE_OK && out->len == 0) {
+        err = POSGATE_ERR_NOTFOUND;
+    }
+    return err;
+}
+
+/* The upsert's WHERE is evaluated on the row as locked, so two hubs taking reports of one
+ * device at once keep the newer one whatever the order. */
+static enum posgate_err
+pg_report_put(void *impl, const char *id, int64_t reported_at_us, int64_t now_s, const char *report,
+              size_t len, bool *latest)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    PGresult *r = NULL;
+    enum posgate_err err;
+
+    *latest = false;
+    p_str(&p, id);
+    p_int(&p, reported_at_us);
+    p_int(&p, now_s);
+    p_text(&p, report, len);
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db, "BEGIN", NULL, NULL, 0);
+    if (err == POSGATE_OK) {
+        err = cmd(db,
+                  "INSERT INTO device_reports(device_id, reported_at_us, received_at, report) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                  &p, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        err = cmd(db,
+                  "INSERT INTO device_status(device_id, reported_at_us, received_at, report) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET "
+                  "reported_at_us = excluded.reported_at_us, received_at = excluded.received_at,"
+                  " report = excluded.report "
+                  "WHERE excluded.reported_at_us > device_status.reported_at_us",
+                  &p, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        p.n = 1;
+        err = run(db, "SELECT reported_at_us FROM device_status WHERE device_id = $1", &p,
+                  PGRES_TUPLES_OK, &r, NULL, 0);
+    }
+    if (err == POSGATE_OK) {
+        *latest = PQntuples(r) == 1 && col_i(r, 0, 0) == reported_at_us;
+        err = cmd(db, "COMMIT", NULL, NULL, 0);
+    }
+    if (err != POSGATE_OK) {
+        PQclear(PQexec(db->c, "ROLLBACK"));
+        *latest = false;
+    }
+    PQclear(r);
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+static enum posgate_err
+pg_reports(void *impl, hub_row_fn fn, void *ctx)
+{
+    return list(impl,
+                "SELECT device_id, report, reported_at_us, received_at FROM device_status "
+                "ORDER BY device_id",
+                NULL, "ttii", fn, ctx);
+}
+
+static enum posgate_err
 pg_gap_ranges(void *impl, const char *id, hub_row_fn fn, void *ctx)
 {
     return list(impl, gaps_sql, id, "ii", fn, ctx);
@@ -1215,6 +1309,9 @@ static const struct hub_store_ops pg_ops = {
     .copy_end = pg_copy_end,
     .find_events = pg_find_events,
     .prune = pg_prune,
+    .device_pem = pg_device_pem,
+    .report_put = pg_report_put,
+    .reports = pg_reports,
 };
 
 static void

@@ -43,6 +43,14 @@ static const char schema[] =
     " hash BLOB NOT NULL, prev_hash BLOB NOT NULL, pruned_at INTEGER NOT NULL);"
     "PRAGMA user_version=2;";
 
+/* The device status reports (hub_db_report): the latest per device and every one received. */
+static const char report_schema[] =
+    "CREATE TABLE IF NOT EXISTS device_status(device_id TEXT PRIMARY KEY,"
+    " reported_at_us INTEGER NOT NULL, received_at INTEGER NOT NULL, report TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS device_reports(device_id TEXT NOT NULL,"
+    " reported_at_us INTEGER NOT NULL, received_at INTEGER NOT NULL, report TEXT NOT NULL,"
+    " PRIMARY KEY(device_id, reported_at_us)) WITHOUT ROWID;";
+
 static enum posgate_err
 sql_fail(struct sq *db, int rc, const char *what, char *errmsg, size_t errcap)
 {
@@ -83,6 +91,9 @@ sq_open(const char *path, struct sq **out, char *errmsg, size_t errcap)
         sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_exec(db->db, schema, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db->db, report_schema, NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
         err = sql_fail(db, rc, path, errmsg, errcap);
@@ -889,6 +900,89 @@ sq_breaks(void *impl, const char *id, hub_row_fn fn, void *ctx)
                 id, "iit", fn, ctx);
 }
 
+static enum posgate_err
+pem_row(void *ctx, const struct hub_row *r)
+{
+    struct buf *out = ctx;
+
+    buf_reset(out);
+    return buf_append(out, r->t[0], r->tlen[0]);
+}
+
+static enum posgate_err
+sq_device_pem(void *impl, const char *id, struct buf *out)
+{
+    enum posgate_err err;
+
+    buf_reset(out);
+    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = ?1", id, "t", pem_row, out);
+    if (err == POSGATE_OK && out->len == 0) {
+        err = POSGATE_ERR_NOTFOUND;
+    }
+    return err;
+}
+
+static enum posgate_err
+sq_report_put(void *impl, const char *id, int64_t reported_at_us, int64_t now_s, const char *report,
+              size_t len, bool *latest)
+{
+    static const char *const sql[] = {
+        "INSERT OR IGNORE INTO device_reports(device_id, reported_at_us, received_at, report) "
+        "VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO device_status(device_id, reported_at_us, received_at, report) "
+        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device_id) DO UPDATE SET "
+        "reported_at_us = excluded.reported_at_us, received_at = excluded.received_at, "
+        "report = excluded.report WHERE excluded.reported_at_us > device_status.reported_at_us",
+        "SELECT reported_at_us FROM device_status WHERE device_id = ?1",
+    };
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    *latest = false;
+    pthread_mutex_lock(&db->mu);
+    rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof(sql) / sizeof(sql[0]); i++) {
+        rc = sqlite3_prepare_v2(db->db, sql[i], -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+            break;
+        }
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (i < 2) {
+            sqlite3_bind_int64(st, 2, reported_at_us);
+            sqlite3_bind_int64(st, 3, now_s);
+            sqlite3_bind_text(st, 4, report, (int)len, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *latest = sqlite3_column_int64(st, 0) == reported_at_us;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "device report", NULL, 0);
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        *latest = false;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
+static enum posgate_err
+sq_reports(void *impl, hub_row_fn fn, void *ctx)
+{
+    return list(impl,
+                "SELECT device_id, report, reported_at_us, received_at FROM device_status "
+                "ORDER BY device_id",
+                NULL, "ttii", fn, ctx);
+}
+
 /* Each table in hub_store.h's column order. */
 static const struct {
     const char *select, *spec;
@@ -1021,6 +1115,9 @@ static const struct hub_store_ops sq_ops = {
     .copy_end = NULL,
     .find_events = sq_find_events,
     .prune = sq_prune,
+    .device_pem = sq_device_pem,
+    .report_put = sq_report_put,
+    .reports = sq_reports,
 };
 
 enum posgate_err

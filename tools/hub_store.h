@@ -26,6 +26,7 @@
  *                 i1 first_seen, i2 last_seen, i3 times
  *   batches       t0 device_id, t1 idempotency_key, t2 status; i0 first_seq, i1 last_seq,
  *                 i2 n_events, i3 stored, i4 received_at, i5 times
+ * (device_status and device_reports, the status reports, are not copied by migrate-db yet.)
  */
 #ifndef POSGATE_HUB_STORE_H
 #define POSGATE_HUB_STORE_H
@@ -88,6 +89,17 @@ struct hub_store_ops {
      * held is newer; res gets what went. */
     enum posgate_err (*prune)(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res,
                               char *errmsg, size_t errcap);
+    /* Device status reports (hub_db_report). The enrolled PEM of id into out, between
+     * read_begin and read_end: NOTFOUND when the device is not enrolled. */
+    enum posgate_err (*device_pem)(void *impl, const char *id, struct buf *out);
+    /* In its own transaction: adds a verified report to device_reports (one already held for
+     * that reported_at_us changes nothing) and to device_status when it is newer than the one
+     * there; *latest says whether it is now the latest. */
+    enum posgate_err (*report_put)(void *impl, const char *id, int64_t reported_at_us,
+                                   int64_t now_s, const char *report, size_t len, bool *latest);
+    /* The latest report of every device, ordered by id, between read_begin and read_end:
+     * t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
+    enum posgate_err (*reports)(void *impl, hub_row_fn fn, void *ctx);
 };
 
 /* The store behind db, for the readers of hub_query.c. */

@@ -43,6 +43,8 @@
 #include "crypto.h"
 #include "fetch.h"
 #include "hub_db.h"
+#include "hub_ingest.h"
+#include "hub_report.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_log.h"
@@ -59,6 +61,8 @@ static const char usage[] =
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
+    "       posgate-hub ingest STICK --db HUB.db [--json]   (posgate field-sync's stick)\n"
+    "       posgate-hub devices --db HUB.db [--json]        (each device's latest status)\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
     "postgres://...: the PostgreSQL store, which several posgate-hub processes may share.\n"
@@ -115,6 +119,7 @@ static const char usage_migrate[] =
 #define HUB_MAX_BODY     (8u * 1024u * 1024u)
 #define HUB_MAX_INFLIGHT 16u
 #define HUB_AUDIT_PATH   "/v1/audit"
+#define HUB_STATUS_PATH  "/v1/device-status"
 /* Slow clients (docs/collector.md, "Limits"): a peer is one client address. */
 #define HUB_PEER_BODIES  4u  /* audit bodies being received at once from one peer: 429 beyond */
 #define HUB_PEER_CONNS   32u /* connections from one peer: closed at accept beyond */
@@ -146,7 +151,8 @@ struct hub {
 
 /* One connection's request: an audit POST keeps its body here. */
 struct hub_req {
-    int audit;     /* POST /v1/audit */
+    int audit;     /* POST /v1/audit or /v1/device-status: a body for the collector */
+    int status;    /* POST /v1/device-status */
     int counted;   /* holds one of max_inflight (taken once the whole body is here) */
     int receiving; /* holds one of its peer's peer_bodies (while the body arrives) */
     int too_big;
@@ -507,6 +513,112 @@ handle_audit(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, con
     return ret;
 }
 
+static int
+is_collector_path(const char *url)
+{
+    return strcmp(url, HUB_AUDIT_PATH) == 0 || strcmp(url, HUB_STATUS_PATH) == 0;
+}
+
+/* POST /v1/device-status: a device status report (docs/collector.md, "Device status"), under
+ * the same body limits and client certificate rule as an audit batch. */
+static enum MHD_Result
+handle_status(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, const char *method,
+              const char *url)
+{
+    const char *ce;
+    struct buf plain = BUF_INIT(HUB_REPORT_MAX), out = BUF_INIT(512);
+    const void *json = rq->body.data;
+    size_t len = rq->body.len;
+    struct hub_report_result res;
+    char msg[512] = "";
+    enum posgate_err err;
+    enum MHD_Result ret;
+    unsigned status;
+
+    if (strcmp(method, "POST") != 0) {
+        return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only POST at " HUB_STATUS_PATH, 0,
+                           method, url);
+    }
+    if (h->client_ca && !client_ok(conn)) {
+        return reply_error(conn, MHD_HTTP_FORBIDDEN,
+                           "a client certificate signed by the hub's client CA is required", 0,
+                           method, url);
+    }
+    if (rq->too_big) {
+        return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", 0, method,
+                           url);
+    }
+    if (!is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"))) {
+        return reply_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                           "expected Content-Type: application/json", 0, method, url);
+    }
+    ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (ce != NULL && strcasecmp(ce, "gzip") == 0) {
+        err = hub_gunzip(rq->body.data, rq->body.len, &plain, msg, sizeof(msg));
+        if (err != POSGATE_OK) {
+            buf_free(&plain);
+            return reply_error(
+                conn, err == POSGATE_ERR_TOOBIG ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+                msg[0] != 0 ? msg : posgate_strerror(err), 0, method, url);
+        }
+        json = plain.data;
+        len = plain.len;
+    } else if (ce != NULL && strcasecmp(ce, "identity") != 0) {
+        return reply_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                           "expected Content-Encoding gzip or none", 0, method, url);
+    }
+    err = hub_db_report(h->db, json != NULL ? json : "", len, plat_wall_s(), &res);
+    switch (err) {
+    case POSGATE_ERR_OK:
+        status = MHD_HTTP_OK;
+        break;
+    case POSGATE_ERR_PARSE:
+    case POSGATE_ERR_INVALID:
+        status = MHD_HTTP_BAD_REQUEST;
+        break;
+    case POSGATE_ERR_TOOBIG:
+        status = MHD_HTTP_CONTENT_TOO_LARGE;
+        break;
+    case POSGATE_ERR_NOTFOUND:
+        status = MHD_HTTP_FORBIDDEN;
+        break;
+    case POSGATE_ERR_BADSIG:
+        status = MHD_HTTP_UNAUTHORIZED;
+        break;
+    case POSGATE_ERR_RETRY:
+    case POSGATE_ERR_NOMEM:
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        break;
+    case POSGATE_ERR_IO:
+    case POSGATE_ERR_USAGE:
+    case POSGATE_ERR_REJECTED:
+    case POSGATE_ERR_BADHASH:
+    case POSGATE_ERR_ROLLBACK:
+    case POSGATE_ERR_EXPIRED:
+    case POSGATE_ERR_UNSUPPORTED:
+    case POSGATE_ERR_CORRUPT:
+    case POSGATE_ERR_STATE:
+    case POSGATE_ERR_NETWORK:
+    case POSGATE_ERR__COUNT:
+    default:
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        break;
+    }
+    if (status == MHD_HTTP_OK &&
+        buf_printf(&out, "{\"device_id\":\"%s\",\"latest\":%s,\"reported_at_us\":%lld}",
+                   res.device_id, res.latest ? "true" : "false",
+                   (long long)res.reported_at_us) == POSGATE_OK) {
+        ret = reply_json(conn, status, &out, 0, method, url);
+    } else {
+        ret = reply_error(conn, status == MHD_HTTP_OK ? MHD_HTTP_INTERNAL_SERVER_ERROR : status,
+                          res.error[0] != 0 ? res.error : posgate_strerror(err),
+                          status == MHD_HTTP_SERVICE_UNAVAILABLE ? 2 : 0, method, url);
+    }
+    buf_free(&plain);
+    buf_free(&out);
+    return ret;
+}
+
 /* The client address of conn as a key: family, then the address bytes (the port is left out:
  * a peer is a host). 0 when MHD cannot say. */
 static int
@@ -628,8 +740,9 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
         return MHD_NO;
     }
     *ctx = rq;
-    if (h->db == NULL || strcmp(url, HUB_AUDIT_PATH) != 0 || strcmp(method, "POST") != 0) {
-        rq->audit = h->db != NULL && strcmp(url, HUB_AUDIT_PATH) == 0;
+    rq->status = strcmp(url, HUB_STATUS_PATH) == 0;
+    if (h->db == NULL || !is_collector_path(url) || strcmp(method, "POST") != 0) {
+        rq->audit = h->db != NULL && is_collector_path(url);
         return MHD_YES;
     }
     rq->audit = 1;
@@ -765,7 +878,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
                                    "too many uploads at once, retry later", 1, method, url);
             }
         }
-        return handle_audit(h, conn, rq, method, url);
+        return rq->status ? handle_status(h, conn, rq, method, url)
+                          : handle_audit(h, conn, rq, method, url);
     }
     if (h->root_len == 0) {
         return simple(conn, MHD_HTTP_NOT_FOUND,
@@ -1554,6 +1668,12 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "prune") == 0) {
         return cmd_prune(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "ingest") == 0) {
+        return hub_ingest_main(argc - 2, argv + 2);
+    }
+    if (argc >= 2 && strcmp(argv[1], "devices") == 0) {
+        return hub_devices_main(argc - 2, argv + 2);
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], usage);
