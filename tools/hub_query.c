@@ -31,9 +31,11 @@ str_of(const cJSON *o, const char *key)
 static enum posgate_err
 jstr(struct buf *out, const char *s)
 {
-    char *t = cJSON_PrintUnformatted(cJSON_CreateStringReference(s));
+    cJSON *ref = cJSON_CreateStringReference(s);
+    char *t = ref != NULL ? cJSON_PrintUnformatted(ref) : NULL;
     enum posgate_err err;
 
+    cJSON_Delete(ref); /* the item only: a reference does not own the string */
     if (t == NULL) {
         return POSGATE_ERR_NOMEM;
     }
