@@ -70,13 +70,20 @@ if code != 202:
     open("resp.json", "wb").write(body); print(code); sys.exit(0)
 want = json.loads(body)["sync_id"]
 end = time.time() + 120
+bad = None
 while time.time() < end:
     code, body = req("GET", "/v1/status")
-    res = json.loads(body)["sync"]["result"]
+    try:
+        res = json.loads(body)["sync"]["result"]
+    except (ValueError, KeyError, TypeError):
+        bad = (code, body[:300])  # not a status object: ask again, report it if it lasts
+        open("status-bad.log", "a").write("%r\n" % (bad,))
+        time.sleep(0.1)
+        continue
     if res is not None and res["id"] >= want:
         json.dump(res, open("resp.json", "w")); print(res["http_status"]); sys.exit(0)
     time.sleep(0.1)
-print("timeout")
+print("timeout", bad)
 PY
 }
 expect_sync() { # expect_sync STATUS
