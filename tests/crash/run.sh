@@ -161,7 +161,7 @@ check_kiosk() { # check_kiosk OLD NEW RERUN_CMD...
         note_fail "after the kill the kiosk serves neither $old nor $new: $got"
     fi
     # rows a delta left in the store's recent table: the kill came after the install, during
-    # the merge into the main table (agent/store.h)
+    # the merge into the main table (agent/store/store.h)
     if [[ $(recent_rows) != 0 ]]; then
         in_merge=$((in_merge + 1))
     fi
@@ -174,7 +174,7 @@ check_kiosk() { # check_kiosk OLD NEW RERUN_CMD...
     [[ $(recent_rows) == 0 ]] || note_fail "the rerun left $(recent_rows) rows unmerged in recent"
     [[ $(key_filter) == ok ]] || note_fail "after the rerun the key filter is $(key_filter)"
 }
-key_filter() { # the store's key filter state as status --json says it (agent/store.h)
+key_filter() { # the store's key filter state as status --json says it (agent/store/store.h)
     fx_pg "$K" status --json 2>/dev/null |
         python3 -c 'import json, sys; print(json.load(sys.stdin).get("key_filter"))' 2>/dev/null ||
         echo "unreadable"

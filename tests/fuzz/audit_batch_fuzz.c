@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target of the collector's batch reader (tools/hub_batch.c): any input either parses into
+ * Fuzz target of the collector's batch reader (tools/hub/hub_batch.c): any input either parses into
  * a batch whose events are canonical audit events with rising seqs, their hashes recomputed,
  * and a head that is the last event, or fails with a message; and the gzip decoder stays within
  * its bound. Without a fuzzer, the corpus replays as an ordinary test (replay_main.c).

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target for the posgated config parser (agent/daemon_config.c). Beyond not crashing, an
+ * Fuzz target for the posgated config parser (agent/daemon/daemon_config.c). Beyond not crashing, an
  * accepted config must respect its own rules: at least one listener, every TCP listener on
  * loopback unless allow_remote, a poll interval in range, http(s) feed URLs, a client
  * certificate only with its key; a rejected one must carry a message.

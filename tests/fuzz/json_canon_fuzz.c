@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target of canonical JSON (sync/json_canon.c): whatever json_parse_bounded accepts and
+ * Fuzz target of canonical JSON (sync/crypto/json_canon.c): whatever json_parse_bounded accepts and
  * json_canon_encode can encode must parse again, and encoding that parse must give the same
  * bytes (canonical form is a fixed point), so a signature over it is stable. Without a fuzzer,
  * the corpus replays as an ordinary test (replay_main.c).

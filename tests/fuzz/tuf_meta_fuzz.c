@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target of the TUF metadata parser (sync/tuf_meta.c): every input is parsed as each of
+ * Fuzz target of the TUF metadata parser (sync/tuf/tuf_meta.c): every input is parsed as each of
  * the four role types; whatever parses is walked (lookups, hash checks, delegation matching)
  * and verified against its own keys, so the struct invariants the client relies on are
  * exercised. Without a fuzzer, the corpus replays as an ordinary test (replay_main.c).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Fixture for tests/unit/daemon_concurrency.c: a kiosk at feed version 1 (about a thousand
+# Fixture for tests/unit/agent/core/daemon_concurrency.c: a kiosk at feed version 1 (about a thousand
 # entries) and a feed directory at version 2 holding COUNT entries (a mass change of the same
 # lists). Subject X is absent from version 1 and listed in version 2 (ALLOW -> DENY); subject Y
 # is listed in both (DENY, DENY). Writes OUT/k (data dir), OUT/feed (version 2), and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# A full disk does not stop the counter (agent/audit.h, "A full disk"). On a small tmpfs mounted
+# A full disk does not stop the counter (agent/audit/audit.h, "A full disk"). On a small tmpfs mounted
 # here (skipped, exit 77, when mounting is not permitted): posgated and the CLI answer; the disk
 # is filled; the CLI answers ALLOW, DENY and REFER with their events committed from the audit
 # queue's reserve; posgated restarts on the full disk and answers all three over HTTP, while

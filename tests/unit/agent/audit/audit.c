@@ -1,0 +1,922 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The audit queue (agent/audit/audit.c, audit_event.c, device_key.c) and its wiring into posgate_check,
+ * against real SQLite files and a real kiosk data dir (tests/integration/audit_fixture.sh):
+ * safety cases; strict durability (a DENY's event readable from a second connection as soon as
+ * posgate_check returns); contiguous seqs and an intact chain with 8 threads checking
+ * concurrently in strict and in batched mode, every decision id present exactly once; the
+ * batched group commit bounds (few commits, every event visible within batch_ms plus slack);
+ * supervisor overrides allowed and refused, both audited; a batch whose signature verifies
+ * with the device's public key and whose events re-hash to the signed head (and a forged
+ * signature that does not); ack + retention pruning with the chain still verifying from its
+ * anchor; a full queue keeping every DENY and REFER and accounting for every folded ALLOW;
+ * tamper detection (an edited, a deleted and a re-hashed event break audit_verify).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "api_internal.h"
+#include "audit.h"
+#include "crypto.h"
+#include "device_key.h"
+#include "json_canon.h"
+#include "plat_clock.h"
+#include "posgate.h"
+#include "test.h"
+
+#define THREADS 8
+
+static char dir[] = "/tmp/posgate-audit-XXXXXX";
+static char kdir[1100];
+static char ovr[64], hard[64], clean[64];
+
+static int
+read_subjects(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "OVR=", 4) == 0) {
+            snprintf(ovr, sizeof(ovr), "%.60s", line + 4);
+        } else if (strncmp(line, "HARD=", 5) == 0) {
+            snprintf(hard, sizeof(hard), "%.60s", line + 5);
+        } else if (strncmp(line, "CLEAN=", 6) == 0) {
+            snprintf(clean, sizeof(clean), "%.60s", line + 6);
+        }
+    }
+    fclose(f);
+    return ovr[0] && hard[0] && clean[0];
+}
+
+/* ---- collecting events ---- */
+
+struct seen {
+    size_t n, cap;
+    struct audit_event_info *ev;
+    char (*ids)[33];
+};
+
+static int
+collect(void *ctx, uint64_t seq, const char *body, size_t len, const uint8_t hash[AUDIT_HASH_LEN])
+{
+    struct seen *s = ctx;
+    char msg[256];
+    cJSON *root = NULL;
+
+    (void)hash;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->ev = realloc(s->ev, s->cap * sizeof(*s->ev));
+        s->ids = realloc(s->ids, s->cap * sizeof(*s->ids));
+    }
+    CHECK_OK(audit_event_inspect(body, len, &s->ev[s->n], msg, sizeof(msg)));
+    CHECK_INT(s->ev[s->n].seq, seq);
+    s->ids[s->n][0] = 0;
+    if (json_parse_bounded(body, len, AUDIT_EVENT_MAX, &root, msg, sizeof(msg)) == POSGATE_OK) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+
+        if (cJSON_IsString(id)) {
+            snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", id->valuestring);
+        }
+        cJSON_Delete(root);
+    }
+    s->n++;
+    return 0;
+}
+
+static void
+seen_free(struct seen *s)
+{
+    free(s->ev);
+    free(s->ids);
+    memset(s, 0, sizeof(*s));
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* A second, read-only connection: what a crash would leave on disk. */
+static void
+read_all(const char *path, uint64_t since, struct seen *s)
+{
+    struct audit_queue *ro = NULL;
+    char msg[256];
+
+    CHECK_OK(audit_open(path, NULL, NULL, AUDIT_READONLY, &ro, msg, sizeof(msg)));
+    if (ro != NULL) {
+        CHECK_OK(audit_each(ro, since, collect, s));
+    }
+    audit_close(ro);
+}
+
+static void
+verify_ok(struct audit_queue *q, const char *what)
+{
+    char msg[512] = "";
+    enum posgate_err err = audit_verify(q, NULL, msg, sizeof(msg));
+
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "%s: verify: %s\n", what, msg);
+    }
+    CHECK_OK(err);
+}
+
+/* ---- concurrent checks through the public API ---- */
+
+struct worker_arg {
+    struct posgate *pg;
+    int rounds;
+    atomic_int bad;
+    char (*ids)[33]; /* THREADS * rounds * 2 decision ids */
+};
+
+static struct worker_arg wa;
+static atomic_int next_slot;
+
+static void *
+worker(void *arg)
+{
+    struct worker_arg *w = arg;
+    struct posgate_request *rd = NULL, *ra = NULL;
+    struct posgate_result *res = NULL;
+
+    if (posgate_request_new(&rd) != POSGATE_OK || posgate_request_new(&ra) != POSGATE_OK ||
+        posgate_result_new(&res) != POSGATE_OK ||
+        posgate_request_set_service(rd, "air") != POSGATE_OK ||
+        posgate_request_add_id(rd, ovr) != POSGATE_OK ||
+        posgate_request_set_service(ra, "air") != POSGATE_OK ||
+        posgate_request_add_id(ra, clean) != POSGATE_OK) {
+        atomic_fetch_add(&w->bad, 1);
+        goto out;
+    }
+    for (int i = 0; i < w->rounds; i++) {
+        for (int k = 0; k < 2; k++) {
+            enum posgate_err err = posgate_check(w->pg, k == 0 ? rd : ra, res);
+            int slot = atomic_fetch_add(&next_slot, 1);
+
+            if (err != POSGATE_OK ||
+                posgate_result_decision(res) != (k == 0 ? POSGATE_DENY : POSGATE_ALLOW) ||
+                (k == 0 && posgate_result_audit_seq(res) == 0)) {
+                atomic_fetch_add(&w->bad, 1);
+            }
+            snprintf(w->ids[slot], 33, "%s", posgate_result_decision_id(res));
+        }
+    }
+out:
+    posgate_request_free(rd);
+    posgate_request_free(ra);
+    posgate_result_free(res);
+    return NULL;
+}
+
+static void
+concurrent(struct posgate *pg, const char *mode, int rounds, const char *audit_path)
+{
+    pthread_t th[THREADS];
+    struct audit_stats st0, st1;
+    struct seen s = {0};
+    size_t total = (size_t)THREADS * (size_t)rounds * 2;
+
+    CHECK_OK(posgate_set_audit_durability(pg, mode));
+    CHECK_OK(audit_stats(pg->audit, &st0));
+    wa.pg = pg;
+    wa.rounds = rounds;
+    atomic_store(&wa.bad, 0);
+    atomic_store(&next_slot, 0);
+    wa.ids = calloc(total, sizeof(*wa.ids));
+    for (int i = 0; i < THREADS; i++) {
+        CHECK_INT(pthread_create(&th[i], NULL, worker, &wa), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_INT(atomic_load(&wa.bad), 0);
+    CHECK_OK(audit_flush(pg->audit));
+    CHECK_OK(audit_stats(pg->audit, &st1));
+    CHECK_INT(st1.head_seq - st0.head_seq, total);
+    printf("audit: %s: %zu checks from %d threads in %llu commits\n", mode, total, THREADS,
+           (unsigned long long)(st1.commits - st0.commits));
+    verify_ok(pg->audit, mode);
+    read_all(audit_path, st0.head_seq, &s);
+    CHECK_INT(s.n, total);
+    if (s.n == total) {
+        /* contiguous: each seq once, in order */
+        for (size_t i = 0; i < s.n; i++) {
+            CHECK_INT(s.ev[i].seq, st0.head_seq + 1 + i);
+        }
+        /* every decision id answered is in the trail exactly once */
+        qsort(s.ids, s.n, sizeof(s.ids[0]), cmp_id);
+        qsort(wa.ids, total, sizeof(wa.ids[0]), cmp_id);
+        for (size_t i = 0; i < total; i++) {
+            if (strcmp(s.ids[i], wa.ids[i]) != 0) {
+                CHECK_STR(s.ids[i], wa.ids[i]);
+                break;
+            }
+        }
+    }
+    seen_free(&s);
+    free(wa.ids);
+}
+
+/* ---- batch signature ---- */
+
+static void
+check_batch(struct audit_queue *q, struct device_key *dk, uint64_t since)
+{
+    struct buf b = BUF_INIT(16u << 20), msg = BUF_INIT(512), sig = BUF_INIT(256);
+    struct audit_batch_info bi;
+    struct crypto_pubkey *pub = NULL;
+    cJSON *root = NULL;
+    const cJSON *ev, *it, *head;
+    uint8_t h[AUDIT_HASH_LEN] = {0}, prev[AUDIT_HASH_LEN];
+    char m[256], hex[65];
+    int first = 1;
+
+    CHECK_OK(audit_batch_json(q, since, 100, &b, &bi));
+    CHECK(bi.n_events > 0 && bi.n_events <= 100);
+    CHECK_INT(bi.first_seq, since + 1);
+    CHECK_INT(bi.head_seq, bi.last_seq);
+    CHECK_OK(json_parse_bounded(b.data, b.len, b.max, &root, m, sizeof(m)));
+    if (root == NULL) {
+        goto out;
+    }
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(root, "device_id")->valuestring, device_key_id(dk));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "idempotency_key")));
+    head = cJSON_GetObjectItemCaseSensitive(root, "head");
+    CHECK_INT(cJSON_GetObjectItemCaseSensitive(head, "seq")->valuedouble, bi.head_seq);
+    /* the events re-hash to the signed head */
+    ev = cJSON_GetObjectItemCaseSensitive(root, "events");
+    CHECK_INT(cJSON_GetArraySize(ev), bi.n_events);
+    cJSON_ArrayForEach(it, ev)
+    {
+        struct buf c = BUF_INIT(AUDIT_EVENT_MAX);
+        struct audit_event_info info;
+
+        CHECK_OK(json_canon_encode(it, &c));
+        CHECK_OK(audit_event_inspect(c.data, c.len, &info, m, sizeof(m)));
+        if (first) {
+            memcpy(h, info.prev, AUDIT_HASH_LEN);
+            first = 0;
+        }
+        CHECK(memcmp(info.prev, h, AUDIT_HASH_LEN) == 0);
+        memcpy(prev, h, AUDIT_HASH_LEN);
+        audit_chain_hash(prev, c.data, c.len, h);
+        buf_free(&c);
+    }
+    crypto_hex(h, AUDIT_HASH_LEN, hex);
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(head, "hash")->valuestring, hex);
+    /* the signature verifies with the public key alone; a forged one does not */
+    CHECK_OK(crypto_pubkey_from_pem(device_key_pub_pem(dk), CRYPTO_SCHEME_ECDSA_P256_SHA256, &pub));
+    CHECK_OK(audit_head_message(device_key_id(dk), bi.head_seq, h, &msg));
+    {
+        const char *sh = cJSON_GetObjectItemCaseSensitive(root, "signature")->valuestring;
+
+        CHECK_OK(crypto_unhex(sh, strlen(sh), &sig));
+    }
+    if (pub != NULL) {
+        CHECK_OK(crypto_pubkey_verify(pub, msg.data, msg.len, sig.data, sig.len));
+        msg.data[msg.len - 2] ^= 1; /* another head hash */
+        CHECK_ERR(crypto_pubkey_verify(pub, msg.data, msg.len, sig.data, sig.len),
+                  POSGATE_ERR_BADSIG);
+    }
+    /* the same events give the same idempotency key */
+    {
+        struct buf b2 = BUF_INIT(16u << 20);
+        cJSON *r2 = NULL;
+
+        CHECK_OK(audit_batch_json(q, since, 100, &b2, NULL));
+        CHECK_OK(json_parse_bounded(b2.data, b2.len, b2.max, &r2, m, sizeof(m)));
+        if (r2 != NULL) {
+            CHECK_STR(cJSON_GetObjectItemCaseSensitive(r2, "idempotency_key")->valuestring,
+                      cJSON_GetObjectItemCaseSensitive(root, "idempotency_key")->valuestring);
+        }
+        cJSON_Delete(r2);
+        buf_free(&b2);
+    }
+out:
+    cJSON_Delete(root);
+    crypto_pubkey_free(pub);
+    buf_free(&b);
+    buf_free(&msg);
+    buf_free(&sig);
+}
+
+/* ---- a queue of its own: folding, pruning, tampering ---- */
+
+static void
+fill_event(struct audit_event *e, int i, enum audit_decision d, const char *svc)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%032x", i);
+    e->time_us = plat_wall_us();
+    e->mono_us = (int64_t)(plat_mono_ns() / 1000u);
+    e->decision = d;
+    snprintf(e->service, sizeof(e->service), "%s", svc);
+    snprintf(e->operator_id, sizeof(e->operator_id), "op%d", i % 3);
+    e->n_subjects = 1;
+    memset(e->subjects[0], i & 0xff, AUDIT_SUBJECT_LEN);
+    e->data_age_s = 5;
+    e->feed_version = 1;
+    if (d != AUDIT_ALLOW) {
+        e->n_reasons = 1;
+        snprintf(e->reasons[0].kind, sizeof(e->reasons[0].kind), "match");
+        snprintf(e->reasons[0].effect, sizeof(e->reasons[0].effect), "%s", audit_decision_name(d));
+        snprintf(e->reasons[0].list, sizeof(e->reasons[0].list), "list-a");
+        snprintf(e->reasons[0].listing_id, sizeof(e->reasons[0].listing_id), "L-%d", i);
+    }
+}
+
+struct fold_arg {
+    struct audit_queue *q;
+    int base, n;
+    atomic_int *allow, *deny, *refer, *bad;
+};
+
+static void *
+fold_worker(void *arg)
+{
+    struct fold_arg *f = arg;
+    struct audit_event *e = malloc(sizeof(*e));
+
+    for (int i = f->base; e != NULL && i < f->base + f->n; i++) {
+        enum audit_decision d = i % 7 == 0 ? AUDIT_DENY : i % 11 == 0 ? AUDIT_REFER : AUDIT_ALLOW;
+        uint64_t seq = 0;
+
+        fill_event(e, i, d, i % 2 ? "air" : "rail.hsr");
+        if (audit_record(f->q, e, &seq) != POSGATE_OK || (d != AUDIT_ALLOW && seq == 0)) {
+            atomic_fetch_add(f->bad, 1);
+        }
+        atomic_fetch_add(d == AUDIT_ALLOW ? f->allow : d == AUDIT_DENY ? f->deny : f->refer, 1);
+    }
+    free(e);
+    return NULL;
+}
+
+static void
+test_full_queue(struct device_key *dk, const char *path)
+{
+    struct audit_options o;
+    struct audit_queue *q = NULL;
+    struct seen s = {0};
+    struct audit_stats st;
+    atomic_int allow = 0, deny = 0, refer = 0, bad = 0;
+    struct fold_arg fa[4];
+    pthread_t th[4];
+    uint64_t n_allow = 0, n_deny = 0, n_refer = 0, folded_in = 0, summaries = 0;
+    char msg[256];
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    o.max_bytes = 6000; /* a few events: the queue is full almost at once */
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        fa[i] = (struct fold_arg){q, 1 + i * 500, 500, &allow, &deny, &refer, &bad};
+        CHECK_INT(pthread_create(&th[i], NULL, fold_worker, &fa[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_OK(audit_flush(q));
+    CHECK_INT(atomic_load(&bad), 0);
+    CHECK_OK(audit_stats(q, &st));
+    verify_ok(q, "full queue");
+    audit_close(q);
+    read_all(path, 0, &s);
+    for (size_t i = 0; i < s.n; i++) {
+        if (strcmp(s.ev[i].kind, "allow_summary") == 0) {
+            summaries++;
+            folded_in += s.ev[i].count;
+        } else if (strcmp(s.ev[i].decision, "allow") == 0) {
+            n_allow++;
+        } else if (strcmp(s.ev[i].decision, "deny") == 0) {
+            n_deny++;
+        } else if (strcmp(s.ev[i].decision, "refer") == 0) {
+            n_refer++;
+        }
+        CHECK_INT(s.ev[i].seq, i + 1);
+    }
+    printf("audit: full queue: %zu rows for 2000 decisions: %llu deny, %llu refer, %llu allow, "
+           "%llu allow(s) folded into %llu summaries\n",
+           s.n, (unsigned long long)n_deny, (unsigned long long)n_refer,
+           (unsigned long long)n_allow, (unsigned long long)folded_in,
+           (unsigned long long)summaries);
+    CHECK_INT(n_deny, atomic_load(&deny));               /* no DENY dropped */
+    CHECK_INT(n_refer, atomic_load(&refer));             /* no REFER dropped */
+    CHECK_INT(n_allow + folded_in, atomic_load(&allow)); /* every ALLOW accounted for */
+    CHECK(summaries > 0);
+    CHECK(n_allow < (uint64_t)atomic_load(&allow));
+    seen_free(&s);
+}
+
+static int
+sql(const char *path, const char *stmt)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, stmt, NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Edits event seq's operator and stores the hash an attacker would compute for it. */
+static int
+rehash_edit(const char *path, int seq)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    uint8_t prev[AUDIT_HASH_LEN] = {0}, h[AUDIT_HASH_LEN];
+    char body[AUDIT_EVENT_MAX];
+    char *op;
+    int rc = sqlite3_open(path, &db);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(db, "SELECT hash FROM events WHERE seq = ?1", -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, seq - 1);
+        rc = sqlite3_step(st) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+        if (rc == SQLITE_OK) {
+            memcpy(prev, sqlite3_column_blob(st, 0), AUDIT_HASH_LEN);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(db, "SELECT body FROM events WHERE seq = ?1", -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, seq);
+        rc = sqlite3_step(st) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+        if (rc == SQLITE_OK) {
+            snprintf(body, sizeof(body), "%s", (const char *)sqlite3_column_text(st, 0));
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    op = rc == SQLITE_OK ? strstr(body, "\"operator\":\"op") : NULL;
+    if (op == NULL) {
+        sqlite3_close(db);
+        return SQLITE_ERROR;
+    }
+    op[strlen("\"operator\":\"op")] = 'X'; /* same length, still canonical */
+    audit_chain_hash(prev, body, strlen(body), h);
+    rc = sqlite3_prepare_v2(db, "UPDATE events SET body = ?1, hash = ?2 WHERE seq = ?3", -1, &st,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, h, AUDIT_HASH_LEN, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, seq);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return rc;
+}
+
+static enum posgate_err
+verify_file(const char *path, char *msg, size_t cap)
+{
+    struct audit_queue *ro = NULL;
+    enum posgate_err err = audit_open(path, NULL, NULL, AUDIT_READONLY, &ro, msg, cap);
+
+    if (err == POSGATE_OK) {
+        err = audit_verify(ro, NULL, msg, cap);
+    }
+    audit_close(ro);
+    return err;
+}
+
+static void
+test_prune_and_tamper(struct device_key *dk, const char *path)
+{
+    struct audit_queue *q = NULL;
+    struct audit_event e;
+    struct audit_stats st;
+    uint64_t seq = 0;
+    char msg[512], cp[1200], cmd[4000];
+
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 20; i++) {
+        fill_event(&e, i, i % 4 == 0 ? AUDIT_DENY : AUDIT_ALLOW, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+        CHECK_INT(seq, i); /* strict: every seq known on return */
+    }
+    CHECK_ERR(audit_ack(q, 21), POSGATE_ERR_INVALID); /* never written */
+    CHECK_OK(audit_ack(q, 12));
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.acked_seq, 12);
+    CHECK_INT(st.first_seq, 1); /* within retention: kept */
+    CHECK_OK(audit_ack(q, 5));  /* an older ack does not go back */
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.acked_seq, 12);
+    CHECK_OK(audit_prune(q, plat_wall_s() + 31 * 86400)); /* past the 30-day retention */
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.first_seq, 13); /* acknowledged and old: gone; the rest kept */
+    CHECK_INT(st.events, 8);
+    CHECK_INT(st.head_seq, 20);
+    verify_ok(q, "after prune");
+    fill_event(&e, 21, AUDIT_REFER, "air");
+    CHECK_OK(audit_record(q, &e, &seq));
+    CHECK_INT(seq, 21); /* the chain goes on from the anchor */
+    verify_ok(q, "after prune and append");
+    /* prune everything acknowledged: the head survives as the anchor */
+    CHECK_OK(audit_ack(q, 21));
+    CHECK_OK(audit_prune(q, plat_wall_s() + 31 * 86400));
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.events, 0);
+    CHECK_INT(st.head_seq, 21);
+    fill_event(&e, 22, AUDIT_DENY, "air");
+    CHECK_OK(audit_record(q, &e, &seq));
+    CHECK_INT(seq, 22);
+    verify_ok(q, "after pruning all");
+    for (int i = 23; i <= 30; i++) {
+        fill_event(&e, i, AUDIT_DENY, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+    }
+    audit_close(q);
+    CHECK_OK(verify_file(path, msg, sizeof(msg)));
+
+    /* tampering, each on a fresh copy */
+    snprintf(cp, sizeof(cp), "%s.t", path);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path, cp);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(sql(cp, "UPDATE events SET body = replace(body, '\"deny\"', '\"allow\"') "
+                      "WHERE seq = 25"),
+              SQLITE_OK);
+    CHECK_ERR(verify_file(cp, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "seq 25");
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(sql(cp, "DELETE FROM events WHERE seq = 26"), SQLITE_OK);
+    CHECK_ERR(verify_file(cp, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "expected seq 26");
+    /* an edit that also recomputes its own stored hash still breaks the next event's prev */
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(rehash_edit(cp, 27), SQLITE_OK);
+    CHECK_ERR(verify_file(cp, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
+    CHECK_CONTAINS(msg, "seq 28");
+    snprintf(cmd, sizeof(cmd), "rm -f '%s' '%s-wal' '%s-shm'", cp, cp, cp);
+    CHECK_INT(system(cmd), 0);
+}
+
+static void
+test_batched_bounds(struct posgate *pg, const char *audit_path)
+{
+    struct posgate_request *rq = NULL;
+    struct posgate_result *res = NULL;
+    struct audit_stats st0, st1;
+    struct seen s = {0};
+    uint64_t t0, elapsed_ms, max_lag_ms = 0;
+    const int n = 600;
+
+    CHECK_OK(posgate_set_audit_durability(pg, "batched"));
+    CHECK_OK(posgate_request_new(&rq));
+    CHECK_OK(posgate_result_new(&res));
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, clean));
+    CHECK_OK(audit_flush(pg->audit));
+    CHECK_OK(audit_stats(pg->audit, &st0));
+    t0 = plat_mono_ns();
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(posgate_check(pg, rq, res));
+        CHECK_INT(posgate_result_audit_seq(res), 0); /* a batched ALLOW does not wait */
+    }
+    /* the last one becomes visible within batch_ms (50) plus scheduling slack */
+    for (;;) {
+        struct audit_stats st;
+        uint64_t lag = (plat_mono_ns() - t0) / 1000000u;
+
+        CHECK_OK(audit_stats(pg->audit, &st));
+        if (st.head_seq >= st0.head_seq + (uint64_t)n) {
+            max_lag_ms = lag;
+            break;
+        }
+        if (lag > 5000) {
+            CHECK_FAIL("batched events not committed within 5 s");
+            break;
+        }
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    elapsed_ms = (plat_mono_ns() - t0) / 1000000u;
+    CHECK_OK(audit_stats(pg->audit, &st1));
+    printf("audit: batched: %d ALLOW checks in %llu commits, all durable after %llu ms\n", n,
+           (unsigned long long)(st1.commits - st0.commits), (unsigned long long)max_lag_ms);
+    /* group commit: at most one commit per 256 events or per 50 ms window (plus the last) */
+    CHECK(st1.commits - st0.commits <= (uint64_t)n / 256 + elapsed_ms / 50 + 2);
+    CHECK(st1.commits - st0.commits < (uint64_t)n / 4);
+    read_all(audit_path, st0.head_seq, &s);
+    CHECK_INT(s.n, n);
+    seen_free(&s);
+    /* a DENY in batched mode still waits for its commit */
+    posgate_request_reset(rq);
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, ovr));
+    CHECK_OK(posgate_check(pg, rq, res));
+    CHECK_INT(posgate_result_decision(res), POSGATE_DENY);
+    CHECK(posgate_result_audit_seq(res) > 0);
+    CHECK_OK(posgate_set_audit_durability(pg, "strict"));
+    posgate_request_free(rq);
+    posgate_result_free(res);
+}
+
+/* A result's reasons keep their texts after the reader that produced them renews onto a new
+ * feed config (the old config is freed then): the DENY is rendered only afterwards, and still
+ * names the authority of the config it was decided under. Under AddressSanitizer a reason that
+ * borrowed from the freed config is a use-after-free. */
+static void
+test_texts_outlive_config(struct posgate *pg, const char *kd)
+{
+    struct posgate_request *rq = NULL;
+    struct posgate_result *ra = NULL, *rb = NULL, *rc = NULL;
+    char path[1200], old_auth[300] = "";
+    sqlite3 *db = NULL;
+    const char *j, *p;
+
+    CHECK_OK(posgate_request_new(&rq));
+    CHECK_OK(posgate_result_new(&ra));
+    CHECK_OK(posgate_result_new(&rb));
+    CHECK_OK(posgate_result_new(&rc));
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, hard));
+    CHECK_OK(posgate_check(pg, rq, ra));
+    CHECK_OK(posgate_check(pg, rq, rb)); /* rendered only after the config changed */
+    CHECK_INT(posgate_result_decision(rb), POSGATE_DENY);
+    j = posgate_result_json(ra);
+    p = j != NULL ? strstr(j, "\"authority\":\"") : NULL;
+    CHECK(p != NULL);
+    if (p != NULL) {
+        p += strlen("\"authority\":\"");
+        snprintf(old_auth, sizeof old_auth, "%.*s", (int)strcspn(p, "\""), p);
+    }
+    CHECK(old_auth[0] != 0);
+    /* the feed config changes under the running kiosk (as a new feed version would) */
+    snprintf(path, sizeof path, "%s/store.db", kd);
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    CHECK_INT(sqlite3_exec(db,
+                           "UPDATE meta SET value = CAST(replace(CAST(value AS TEXT), "
+                           "'\"authority\": \"', '\"authority\": \"Renamed ') AS BLOB) "
+                           "WHERE name = 'config'",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(sqlite3_changes(db), 1);
+    sqlite3_close(db); /* (the feed.json as published: "authority": "..." with a space) */
+    {
+        struct timespec renew = {1, 200 * 1000 * 1000}; /* pooled readers renew within 1 s */
+
+        nanosleep(&renew, NULL);
+    }
+    CHECK_OK(posgate_check(pg, rq, rc)); /* renews the pooled reader: the old config goes */
+    j = posgate_result_json(rc);
+    CHECK_CONTAINS(j != NULL ? j : "", "\"authority\":\"Renamed ");
+    j = posgate_result_json(rb);
+    CHECK_CONTAINS(j != NULL ? j : "", old_auth);
+    CHECK(j != NULL && strstr(j, "Renamed ") == NULL);
+    posgate_result_free(ra);
+    posgate_result_free(rb);
+    posgate_result_free(rc);
+    posgate_request_free(rq);
+}
+
+static void
+test_override(struct posgate *pg, const char *audit_path)
+{
+    struct posgate_request *rq = NULL;
+    struct posgate_result *res = NULL;
+    struct seen s = {0};
+    uint64_t seq;
+
+    CHECK_OK(posgate_request_new(&rq));
+    CHECK_OK(posgate_result_new(&res));
+    CHECK_ERR(posgate_request_set_override(rq, "", "x"), POSGATE_ERR_INVALID);
+    CHECK_ERR(posgate_request_set_override(rq, "sup", "bad\ttext"), POSGATE_ERR_INVALID);
+    /* allowed: the listing's reason says override: supervisor */
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, ovr));
+    CHECK_OK(posgate_request_set_override(rq, "sup-1", "travel permit seen"));
+    CHECK_OK(posgate_check(pg, rq, res));
+    CHECK_INT(posgate_result_decision(res), POSGATE_ALLOW);
+    CHECK_CONTAINS(posgate_result_json(res),
+                   "\"override\":{\"by\":\"sup-1\",\"reason\":\"travel permit seen\","
+                   "\"overridden_decision\":\"deny\"}");
+    seq = posgate_result_audit_seq(res);
+    CHECK(seq > 0);
+    read_all(audit_path, seq - 1, &s);
+    CHECK_INT(s.n, 1);
+    if (s.n == 1) {
+        CHECK_STR(s.ev[0].decision, "allow");
+        CHECK_CONTAINS(s.ev[0].listings, "caac-safety/CAAC-OVR-1");
+    }
+    seen_free(&s);
+    /* refused: override: none; audited as the DENY it stays */
+    posgate_request_reset(rq);
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, hard));
+    CHECK_OK(posgate_request_set_override(rq, "sup-1", "please"));
+    CHECK_ERR(posgate_check(pg, rq, res), POSGATE_ERR_INVALID);
+    CHECK_INT(posgate_result_decision(res), POSGATE_REFER);
+    CHECK_CONTAINS(posgate_result_errmsg(res),
+                   "listing SPC-HARD-1 on list spc-enforcement does not allow a supervisor "
+                   "override");
+    read_all(audit_path, seq, &s);
+    CHECK_INT(s.n, 1);
+    if (s.n == 1) {
+        CHECK_STR(s.ev[0].decision, "deny");
+    }
+    seen_free(&s);
+    /* nothing to override */
+    posgate_request_reset(rq);
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, clean));
+    CHECK_OK(posgate_request_set_override(rq, "sup-1", "why not"));
+    CHECK_ERR(posgate_check(pg, rq, res), POSGATE_ERR_INVALID);
+    CHECK_CONTAINS(posgate_result_errmsg(res), "nothing to override");
+    posgate_request_free(rq);
+    posgate_result_free(res);
+}
+
+int
+main(void)
+{
+    const char *bin = getenv("POSGATE_BIN"), *src = getenv("POSGATE_TEST_SRC");
+    char cmd[4096], path[1200], apath[1200], qpath[1200], kp[1200], pp[1200], msg[512];
+    struct posgate *pg = NULL;
+    struct posgate_request *rq = NULL;
+    struct posgate_result *res = NULL;
+    struct device_key *dk = NULL;
+    struct audit_queue *q = NULL;
+    struct audit_event e;
+    struct audit_options o;
+    enum audit_durability d;
+    struct stat sb;
+    struct seen s = {0};
+
+    if (bin == NULL || src == NULL) {
+        fprintf(stderr, "POSGATE_BIN and POSGATE_TEST_SRC must be set (ctest sets them)\n");
+        return 1;
+    }
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    /* the safety cases */
+    audit_options_default(&o);
+    CHECK_INT(o.durability, AUDIT_STRICT);
+    CHECK_INT(o.batch_ms, 50);
+    CHECK_INT(o.batch_max, 256);
+    CHECK_ERR(audit_durability_parse("fast", &d), POSGATE_ERR_INVALID);
+    CHECK_ERR(audit_durability_parse(NULL, &d), POSGATE_ERR_INVALID);
+    CHECK_OK(audit_durability_parse("batched", &d));
+    CHECK_INT(d, AUDIT_BATCHED);
+    snprintf(qpath, sizeof(qpath), "%s/q.db", dir);
+    CHECK_ERR(audit_open(qpath, NULL, NULL, 0, &q, msg, sizeof(msg)), POSGATE_ERR_INVALID);
+    CHECK_ERR(audit_open(NULL, NULL, NULL, AUDIT_READONLY, &q, msg, sizeof(msg)),
+              POSGATE_ERR_INVALID);
+    CHECK_ERR(audit_open(qpath, NULL, NULL, AUDIT_READONLY, &q, msg, sizeof(msg)),
+              POSGATE_ERR_NOTFOUND);
+    CHECK(q == NULL);
+    CHECK_ERR(audit_record(NULL, &e, NULL), POSGATE_ERR_INVALID);
+    CHECK_ERR(audit_ack(NULL, 1), POSGATE_ERR_INVALID);
+    CHECK_ERR(posgate_set_audit_durability(NULL, "strict"), POSGATE_ERR_INVALID);
+    audit_close(NULL);
+    device_key_free(NULL);
+    snprintf(kp, sizeof(kp), "%s/dev.key", dir);
+    snprintf(pp, sizeof(pp), "%s/dev.pub", dir);
+    CHECK_ERR(device_key_load(kp, pp, &dk, msg, sizeof(msg)), POSGATE_ERR_NOTFOUND);
+    CHECK_OK(device_key_create(kp, pp, msg, sizeof(msg)));
+    CHECK_ERR(device_key_create(kp, pp, msg, sizeof(msg)), POSGATE_ERR_STATE);
+    CHECK_INT(stat(kp, &sb), 0);
+    CHECK_INT(sb.st_mode & 0777, 0600);
+    CHECK_OK(device_key_load(kp, pp, &dk, msg, sizeof(msg)));
+    CHECK_INT(strlen(device_key_id(dk)), DEVICE_ID_HEX_LEN);
+    {
+        char id[DEVICE_ID_HEX_LEN + 1];
+        const char *pem = device_key_pub_pem(dk);
+
+        device_id_from_pub_pem(pem, strlen(pem), id);
+        CHECK_STR(id, device_key_id(dk));
+    }
+    /* a device.pub that is not device.key's: loads (the id is the file's) but never signs */
+    {
+        char kp2[1300], pp2[1300], cmd2[2800];
+        struct device_key *dk2 = NULL;
+        struct buf sig = BUF_INIT(256);
+
+        snprintf(kp2, sizeof(kp2), "%s/dev2.key", dir);
+        snprintf(pp2, sizeof(pp2), "%s/dev2.pub", dir);
+        CHECK_OK(device_key_create(kp2, pp2, msg, sizeof(msg)));
+        snprintf(cmd2, sizeof(cmd2), "cp '%s' '%s'", pp, pp2);
+        CHECK_INT(system(cmd2), 0);
+        CHECK_OK(device_key_load(kp2, pp2, &dk2, msg, sizeof(msg)));
+        CHECK_STR(device_key_id(dk2), device_key_id(dk));
+        CHECK_ERR(device_key_sign(dk2, "x", 1, &sig), POSGATE_ERR_CORRUPT);
+        CHECK_OK(device_key_sign(dk, "x", 1, &sig));
+        device_key_free(dk2);
+        buf_free(&sig);
+        /* without device.pub it is derived from the key and written */
+        CHECK_INT(unlink(pp2), 0);
+        CHECK_OK(device_key_load(kp2, pp2, &dk2, msg, sizeof(msg)));
+        CHECK(strcmp(device_key_id(dk2), device_key_id(dk)) != 0);
+        CHECK_INT(stat(pp2, &sb), 0);
+        device_key_free(dk2);
+    }
+    /* a read-only queue refuses to record */
+    CHECK_OK(audit_open(qpath, dk, NULL, 0, &q, msg, sizeof(msg)));
+    audit_close(q);
+    q = NULL;
+    CHECK_OK(audit_open(qpath, NULL, NULL, AUDIT_READONLY, &q, msg, sizeof(msg)));
+    fill_event(&e, 1, AUDIT_DENY, "air");
+    CHECK_ERR(audit_record(q, &e, NULL), POSGATE_ERR_STATE);
+    audit_close(q);
+    q = NULL;
+
+    test_prune_and_tamper(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/full.db", dir);
+    test_full_queue(dk, qpath);
+
+    /* a real kiosk */
+    snprintf(cmd, sizeof(cmd), "bash '%s/integration/audit_fixture.sh' '%s' '%s/fx'", src, bin,
+             dir);
+    CHECK_INT(system(cmd), 0);
+    snprintf(path, sizeof(path), "%s/fx/subjects.env", dir);
+    CHECK(read_subjects(path));
+    snprintf(kdir, sizeof(kdir), "%s/fx/k", dir);
+    snprintf(apath, sizeof(apath), "%s/audit.db", kdir);
+    CHECK_OK(posgate_open(kdir, &pg));
+    if (pg == NULL || test_failures != 0) {
+        goto out;
+    }
+    CHECK_ERR(posgate_set_audit_durability(pg, "fast"), POSGATE_ERR_INVALID);
+    /* strict durability: the DENY is on disk for another connection the moment check returns */
+    CHECK_OK(posgate_request_new(&rq));
+    CHECK_OK(posgate_result_new(&res));
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_add_id(rq, hard));
+    CHECK_OK(posgate_request_set_operator(rq, "clerk-9"));
+    CHECK_OK(posgate_check(pg, rq, res));
+    CHECK_INT(posgate_result_decision(res), POSGATE_DENY);
+    CHECK(posgate_result_audit_seq(res) > 0);
+    read_all(apath, posgate_result_audit_seq(res) - 1, &s);
+    CHECK_INT(s.n, 1);
+    if (s.n == 1) {
+        CHECK_STR(s.ids[0], posgate_result_decision_id(res));
+        CHECK_STR(s.ev[0].decision, "deny");
+        CHECK_STR(s.ev[0].operator_id, "clerk-9");
+        CHECK_STR(s.ev[0].device_id, device_key_id(pg->dk));
+        CHECK_CONTAINS(s.ev[0].listings, "spc-enforcement/SPC-HARD-1");
+    }
+    seen_free(&s);
+    /* never an identifier in clear */
+    {
+        struct buf b = BUF_INIT(1u << 20);
+        const char *digits = strchr(hard, ':') + 1;
+
+        CHECK_OK(audit_batch_json(pg->audit, 0, 1000, &b, NULL));
+        CHECK(strstr(buf_cstr(&b), digits) == NULL);
+        buf_free(&b);
+    }
+    test_override(pg, apath);
+    concurrent(pg, "strict", 60, apath);
+    concurrent(pg, "batched", 150, apath);
+    test_batched_bounds(pg, apath);
+    check_batch(pg->audit, pg->dk, 0);
+    check_batch(pg->audit, pg->dk, 7);
+    verify_ok(pg->audit, "end");
+    test_texts_outlive_config(pg, kdir);
+out:
+    posgate_request_free(rq);
+    posgate_result_free(res);
+    posgate_close(pg);
+    device_key_free(dk);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return test_summary("audit");
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests of sync/crypto/json_canon.c: canonical encoding as TUF signs it, and the bounded parser. */
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "json_canon.h"
+#include "test.h"
+
+static const char *
+canon(const char *json, struct buf *out)
+{
+    cJSON *v = NULL;
+    char msg[128];
+
+    buf_reset(out);
+    if (json_parse_bounded(json, strlen(json), 1 << 20, &v, msg, sizeof(msg)) != POSGATE_OK) {
+        return "PARSE-ERROR";
+    }
+    if (json_canon_encode(v, out) != POSGATE_OK) {
+        cJSON_Delete(v);
+        return "ENCODE-ERROR";
+    }
+    cJSON_Delete(v);
+    return buf_cstr(out);
+}
+
+int
+main(void)
+{
+    struct buf out = BUF_INIT(1 << 20), tiny = BUF_INIT(4);
+    cJSON *v = NULL;
+    char msg[128];
+    int64_t i;
+
+    /* safety */
+    CHECK_ERR(json_parse_bounded(NULL, 0, 10, &v, msg, sizeof(msg)), POSGATE_ERR_INVALID);
+    CHECK_ERR(json_parse_bounded("{}", 2, 1, &v, msg, sizeof(msg)), POSGATE_ERR_TOOBIG);
+    CHECK_CONTAINS(msg, "exceeds the limit of 1 bytes");
+    CHECK_ERR(json_parse_bounded("{} x", 4, 10, &v, msg, sizeof(msg)), POSGATE_ERR_PARSE);
+    CHECK_CONTAINS(msg, "after the JSON value");
+    CHECK_ERR(json_parse_bounded("{\"a\":1,\"a\":2}", 13, 100, &v, msg, sizeof(msg)),
+              POSGATE_ERR_PARSE);
+    CHECK_CONTAINS(msg, "key \"a\" twice");
+    CHECK_ERR(json_parse_bounded("{\"a\"\0:1}", 8, 100, &v, msg, sizeof(msg)), POSGATE_ERR_PARSE);
+    CHECK_ERR(json_parse_bounded("[1,", 3, 100, &v, msg, sizeof(msg)), POSGATE_ERR_PARSE);
+    CHECK(v == NULL);
+    {
+        char deep[200];
+
+        memset(deep, '[', 100);
+        memset(deep + 100, ']', 100);
+        CHECK_ERR(json_parse_bounded(deep, 200, 1000, &v, msg, sizeof(msg)), POSGATE_ERR_TOOBIG);
+    }
+    CHECK_ERR(json_canon_encode(NULL, &out), POSGATE_ERR_INVALID);
+
+    /* canonical form: sorted keys by bytes, no whitespace, only " and \ escaped */
+    CHECK_STR(canon("{ \"b\": 1, \"a\": [true, false, null], \"A\": \"x\" }", &out),
+              "{\"A\":\"x\",\"a\":[true,false,null],\"b\":1}");
+    CHECK_STR(canon("{\"s\": \"q\\\"b\\\\n\\n\"}", &out), "{\"s\":\"q\\\"b\\\\n\n\"}");
+    CHECK_STR(canon("{\"\\u00e9\": \"\\u4e2d\", \"z\": -12}", &out),
+              "{\"z\":-12,\"\xc3\xa9\":\"\xe4\xb8\xad\"}");
+    CHECK_STR(canon("{\"n\": 1.5}", &out), "ENCODE-ERROR");
+    CHECK_STR(canon("{\"n\": 1e300}", &out), "ENCODE-ERROR");
+    CHECK_STR(canon("[9007199254740992]", &out), "[9007199254740992]");
+    CHECK_STR(canon("{}", &out), "{}");
+    CHECK_OK(json_parse_bounded("{\"k\":\"v\"}", 9, 100, &v, msg, sizeof(msg)));
+    CHECK_ERR(json_canon_encode(v, &tiny), POSGATE_ERR_TOOBIG);
+    cJSON_Delete(v);
+
+    /* json_get_int */
+    {
+        const char *j = "{\"v\":7,\"f\":1.5,\"s\":\"7\",\"big\":1e20}";
+
+        CHECK_OK(json_parse_bounded(j, strlen(j), 100, &v, msg, sizeof(msg)));
+    }
+    CHECK_OK(json_get_int(v, "v", 1, 10, &i));
+    CHECK_INT(i, 7);
+    CHECK_ERR(json_get_int(v, "v", 8, 10, &i), POSGATE_ERR_INVALID);
+    CHECK_ERR(json_get_int(v, "f", 0, 10, &i), POSGATE_ERR_INVALID);
+    CHECK_ERR(json_get_int(v, "s", 0, 10, &i), POSGATE_ERR_INVALID);
+    CHECK_ERR(json_get_int(v, "big", 0, INT64_MAX, &i), POSGATE_ERR_INVALID);
+    CHECK_ERR(json_get_int(v, "missing", 0, 10, &i), POSGATE_ERR_INVALID);
+    cJSON_Delete(v);
+    buf_free(&out);
+    buf_free(&tiny);
+    return test_summary("json_canon");
+}
