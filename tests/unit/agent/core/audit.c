@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit queue (agent/audit/audit.c, audit_event.c, device_key.c) and its wiring into posgate_check,
+ * The audit queue (agent/audit/audit.c, audit_event.c, device_key.c) through the API that owns it
+ * (here, beside the core's tests, because it reads the queue of a posgate handle), and its wiring
+ * into posgate_check,
  * against real SQLite files and a real kiosk data dir (tests/integration/audit_fixture.sh):
  * safety cases; strict durability (a DENY's event readable from a second connection as soon as
  * posgate_check returns); contiguous seqs and an intact chain with 8 threads checking
