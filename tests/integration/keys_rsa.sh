@@ -22,6 +22,10 @@ expect_rc() { # expect_rc RC CMD... : runs CMD, checks its exit code; output in 
     [[ $rc == "$want" ]] || { cat out.txt err.txt >&2; fail "$* exited $rc, expected $want"; }
 }
 pg() { "$B/posgate" --data-dir "$T/$1" "${@:2}"; }
+# by hand: POSGATE_PYTUF="PYTHON_WITH_TUF path/to/pytuf_follow.py" has python-tuf read the RSA
+# feed too (see pytuf_follow.py)
+pytuf() { [[ -z ${POSGATE_PYTUF:-} ]] || $POSGATE_PYTUF "$T/feed" "$T/pytuf" ||
+    fail "python-tuf refused the feed"; }
 
 LISTED=cn_rid:11010519491231002X
 cat > feed.json <<'JSON'
@@ -128,6 +132,7 @@ PY
 expect_rc 0 pg kiosk init --root feed/metadata/1.root.json --list-key list.key --jurisdiction CN
 expect_rc 0 pg kiosk import feed
 grep -q "installed feed version 1" out.txt || fail "import said: $(cat out.txt)"
+pytuf
 expect_rc 1 pg kiosk check --service rail.hsr --id "$LISTED"
 expect_rc 1 pg kiosk check --service rail.hsr --id passport:CHN:E12345678
 expect_rc 0 pg kiosk verify
@@ -135,6 +140,7 @@ expect_rc 0 pg kiosk verify
 # ---- a refresh signed by the RSA feed key is taken too
 expect_rc 0 "$B/posgate-publish" refresh --state operator/st --out feed
 expect_rc 0 pg kiosk import feed
+pytuf
 
 # ---- a forged RSA signature on the timestamp is refused, nothing changes
 cp -r feed forged
