@@ -13,7 +13,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "crypto.h"
 #include "feed_config.h"
+#include "json_canon.h"
 #include "hub_store.h"
 #include "plat_file.h"
 
@@ -78,14 +80,82 @@ one_row(void *ctx, const struct hub_row *r)
     return POSGATE_OK;
 }
 
-/* The feed's config/feed.json under the served directory, or NULL (why in note). */
+/* The JSON object of FEED/metadata/NAME (a served metadata file), or NULL. */
+static cJSON *
+read_meta(const char *feed_dir, const char *name)
+{
+    struct buf raw = BUF_INIT(16u << 20);
+    char path[4096], msg[128];
+    cJSON *v = NULL;
+
+    snprintf(path, sizeof(path), "%.3800s/metadata/%s", feed_dir, name);
+    if (plat_read_file(path, &raw) != POSGATE_OK ||
+        json_parse_bounded(raw.data, raw.len, raw.max, &v, msg, sizeof(msg)) != POSGATE_OK) {
+        v = NULL;
+    }
+    buf_free(&raw);
+    return v;
+}
+
+/* The version a TUF meta map (timestamp's or snapshot's "meta") gives NAME, or -1. */
+static int64_t
+meta_version(const cJSON *role, const char *name)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(role, "signed"), "meta"),
+        name);
+    int64_t v;
+
+    return json_get_int(m, "version", 1, INT64_MAX, &v) == POSGATE_OK ? v : -1;
+}
+
+/* The path of the config/feed.json the served feed publishes now: the served timestamp names
+ * the snapshot, the snapshot the top-level targets role, which lists the file by its SHA-256
+ * (consistent snapshots: targets/config/<sha256>.feed.json). The metadata is the operator's own
+ * and only names what to read: the file read must hash to what the role lists. 0 when found. */
+static int
+current_config(const char *feed_dir, char *path, size_t cap, char sha[2 * CRYPTO_SHA256_LEN + 1])
+{
+    cJSON *ts = read_meta(feed_dir, "timestamp.json"), *snap = NULL, *tg = NULL;
+    const cJSON *h;
+    char name[64];
+    int64_t v;
+    int rc = -1;
+
+    v = ts != NULL ? meta_version(ts, "snapshot.json") : -1;
+    if (v > 0) {
+        snprintf(name, sizeof(name), "%" PRId64 ".snapshot.json", v);
+        snap = read_meta(feed_dir, name);
+    }
+    v = snap != NULL ? meta_version(snap, "targets.json") : -1;
+    if (v > 0) {
+        snprintf(name, sizeof(name), "%" PRId64 ".targets.json", v);
+        tg = read_meta(feed_dir, name);
+    }
+    h = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(tg, "signed"), "targets"), "config/feed.json"),
+        "hashes"), "sha256");
+    if (cJSON_IsString(h) && strlen(h->valuestring) == 2 * CRYPTO_SHA256_LEN &&
+        strspn(h->valuestring, "0123456789abcdef") == 2 * CRYPTO_SHA256_LEN) {
+        memcpy(sha, h->valuestring, 2 * CRYPTO_SHA256_LEN + 1);
+        snprintf(path, cap, "%.3800s/targets/config/%s.feed.json", feed_dir, sha);
+        rc = 0;
+    }
+    cJSON_Delete(ts);
+    cJSON_Delete(snap);
+    cJSON_Delete(tg);
+    return rc;
+}
+
+/* The config/feed.json the served feed publishes now, or NULL (why in note). */
 static struct feed_config *
 load_config(const char *feed_dir, char *note, size_t cap)
 {
     struct buf raw = BUF_INIT(FEED_CONFIG_MAX);
     struct feed_config *cfg = NULL;
-    char path[4096], msg[256] = "";
-    static const char *const under[] = {"targets/config/feed.json", "config/feed.json"};
+    char path[4096], msg[256] = "", want[2 * CRYPTO_SHA256_LEN + 1], got[2 * CRYPTO_SHA256_LEN + 1];
+    uint8_t h[CRYPTO_SHA256_LEN];
 
     if (feed_dir == NULL) {
         snprintf(note, cap,
@@ -93,10 +163,14 @@ load_config(const char *feed_dir, char *note, size_t cap)
                  "not known here, only the ids");
         return NULL;
     }
-    for (size_t i = 0; i < 2 && cfg == NULL; i++) {
-        snprintf(path, sizeof(path), "%.3800s/%s", feed_dir, under[i]);
-        buf_reset(&raw);
-        if (plat_read_file(path, &raw) == POSGATE_OK &&
+    if (current_config(feed_dir, path, sizeof(path), want) != 0) {
+        snprintf(note, cap, "the served feed's metadata names no config/feed.json: only the ids");
+        return NULL;
+    }
+    if (plat_read_file(path, &raw) == POSGATE_OK) {
+        crypto_sha256(raw.data, raw.len, h);
+        crypto_hex(h, sizeof(h), got);
+        if (strcmp(got, want) == 0 &&
             feed_config_parse(raw.data, raw.len, 0, &cfg, msg, sizeof(msg)) != POSGATE_OK) {
             cfg = NULL;
         }

@@ -57,12 +57,16 @@ static const char usage[] =
     "                   [--tls-cert CERT.pem --tls-key KEY.pem [--tls-client-ca CA.pem]]\n"
     "                   [--port-file FILE] [--max-body BYTES] [--max-inflight N]\n"
     "                   [--max-bodies-per-peer N] [--max-conns-per-peer N] [--body-timeout S]\n"
-    "                   [--log-level debug|info|warn|error]\n"
+    "                   [--auditor-token T] [--log-level debug|info|warn|error]\n"
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
     "       posgate-hub ingest STICK --db HUB.db [--json]   (posgate field-sync's stick)\n"
     "       posgate-hub devices --db HUB.db [--json]        (each device's latest status)\n"
+    "       posgate-hub decision ID --db HUB.db [--feed DIR] [--json]   (answering a contest)\n"
+    "       posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
+    "       posgate-hub prune --older-than DURATION --db HUB.db\n"
+    "Each command answers --help.\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
     "postgres://...: the PostgreSQL store, which several posgate-hub processes may share.\n"
@@ -85,6 +89,8 @@ static const char usage[] =
     "  --body-timeout S     an audit body must arrive whole within S seconds (default 30),\n"
     "                       else the connection is closed; 10 s without a byte closes any\n"
     "                       connection\n"
+    "  --auditor-token T    answer GET /v1/decisions/{id} to a bearer of T (with --db;\n"
+    "                       without it, decision queries are refused)\n"
     "\n"
     "Logs one line per request at info level on stderr. SIGTERM or SIGINT stop it (exit 0).\n"
     "exit codes: 0 stopped by a signal, 2 usage, 5 cannot start\n";
@@ -1515,6 +1521,11 @@ cmd_decision(int argc, char **argv)
 
     if (rc != 0) {
         return rc == 1 ? 0 : rc;
+    }
+    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+        fprintf(stderr, "posgate-hub decision: a decision id is 32 lowercase hex digits (as the "
+                        "counter notice prints it), not \"%.80s\"\n", id);
+        return 2;
     }
     rc = open_db("decision", dbpath, &db);
     if (rc != 0) {
