@@ -3,7 +3,7 @@
  * posgate-publish key commands (publish_keys.c): rotation of any top-level role's keys, the
  * root-signed record of each delegated list's authority keys, and threshold signing across
  * machines (export the unsigned role, sign it with one key elsewhere, add the signatures).
- * main() in posgate_publish.c dispatches to these; each returns the process exit code
+ * main() in publish_main.c dispatches to these; each returns the process exit code
  * (0 ok, 2 usage or invalid input, 4 refused, 5 I/O).
  *
  * Files they read and write:
