@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "fetch.h"
 #include "hub_report.h"
+#include "hub_text.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 
@@ -193,24 +194,6 @@ client_ok(struct MHD_Connection *conn)
 
 /* ---- the audit collector: POST /v1/audit ---- */
 
-/* Appends s as a JSON string (quotes, backslashes and control bytes escaped). */
-static enum posgate_err
-json_str(struct buf *b, const char *s)
-{
-    enum posgate_err err = buf_append(b, "\"", 1);
-
-    for (const unsigned char *p = (const unsigned char *)s; err == POSGATE_OK && *p != 0; p++) {
-        if (*p == '"' || *p == '\\') {
-            err = buf_printf(b, "\\%c", *p);
-        } else if (*p < 0x20) {
-            err = buf_printf(b, "\\u%04x", *p);
-        } else {
-            err = buf_append(b, p, 1);
-        }
-    }
-    return err == POSGATE_OK ? buf_append(b, "\"", 1) : err;
-}
-
 static enum MHD_Result
 reply_json(struct MHD_Connection *conn, unsigned status, const struct buf *body,
            unsigned retry_after, const char *method, const char *url)
@@ -253,7 +236,7 @@ reply_error(struct MHD_Connection *conn, unsigned status, const char *msg, unsig
     struct buf b = BUF_INIT(4096);
     enum MHD_Result ret;
 
-    if (buf_append_str(&b, "{\"error\":") != POSGATE_OK || json_str(&b, msg) != POSGATE_OK ||
+    if (buf_append_str(&b, "{\"error\":") != POSGATE_OK || hub_json_str(&b, msg) != POSGATE_OK ||
         buf_append_str(&b, "}") != POSGATE_OK) {
         buf_reset(&b);
     }
@@ -395,7 +378,7 @@ audit_answer(struct buf *out, enum posgate_err err, const struct hub_ingest *res
     e2 = buf_printf(out, "{\"acked_seq\":%llu,\"broken_at\":%llu,\"error\":",
                     (unsigned long long)res->acked_seq, (unsigned long long)res->broken_at);
     if (e2 == POSGATE_OK) {
-        e2 = json_str(out, res->error);
+        e2 = hub_json_str(out, res->error);
     }
     if (e2 == POSGATE_OK) {
         e2 = buf_printf(out, ",\"held_seq\":%llu}", (unsigned long long)res->held_seq);
@@ -679,7 +662,7 @@ handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, cons
         return reply_error(conn, MHD_HTTP_FORBIDDEN, "not the auditor token", 0, method,
                            "/v1/decisions/");
     }
-    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+    if (!hub_lower_hex(id, 32)) {
         return reply_error(conn, MHD_HTTP_BAD_REQUEST, "a decision id is 32 lowercase hex", 0,
                            method, "/v1/decisions/");
     }
