@@ -2,10 +2,11 @@
 /*
  * The collector's store, whichever it is (hub_db.h, hub_store.h): the --db argument chooses
  * SQLite (a file) or PostgreSQL (a postgresql:// or postgres:// URI); what does not depend on
- * the store lives here: the checks on a batch before any store is touched, judging its chain
- * against the events held (signature, links onto what is held before and after it, conflicts,
- * seqs skipped), the stats documents written from the rows a store reads, and the copy of one
- * store into another (migrate-db).
+ * the store lives here: the checks on a batch before any store is touched, the judging steps
+ * each store's ingest calls (enrolment, signature and coverage, links onto what is held before
+ * and after it, conflicts, seqs skipped, a gap before it), the rows both stores read alike, the
+ * stats documents written from the rows a store reads, and the copy of one store into another
+ * (migrate-db).
  */
 #include "hub_db.h"
 

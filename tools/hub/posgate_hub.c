@@ -462,6 +462,16 @@ cmd_prune(int argc, char **argv)
     return rc;
 }
 
+/* The commands, each given the arguments after its name. */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"serve", hub_serve_main},   {"enroll", cmd_enroll},      {"stats", cmd_stats},
+    {"migrate-db", cmd_migrate}, {"decision", cmd_decision},  {"decisions", cmd_decisions},
+    {"prune", cmd_prune},        {"ingest", hub_ingest_main}, {"devices", hub_devices_main},
+};
+
 int
 main(int argc, char **argv)
 {
@@ -477,32 +487,10 @@ main(int argc, char **argv)
         fputs(hub_usage, stdout);
         return 0;
     }
-    if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
-        return hub_serve_main(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "enroll") == 0) {
-        return cmd_enroll(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "stats") == 0) {
-        return cmd_stats(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "migrate-db") == 0) {
-        return cmd_migrate(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "decision") == 0) {
-        return cmd_decision(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "decisions") == 0) {
-        return cmd_decisions(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "prune") == 0) {
-        return cmd_prune(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "ingest") == 0) {
-        return hub_ingest_main(argc - 2, argv + 2);
-    }
-    if (argc >= 2 && strcmp(argv[1], "devices") == 0) {
-        return hub_devices_main(argc - 2, argv + 2);
+    for (size_t i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            return commands[i].run(argc - 2, argv + 2);
+        }
     }
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "posgate-hub: unknown command \"%s\"\n\n%s", argv[1], hub_usage);
