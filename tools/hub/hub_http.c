@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * posgate-hub's answers to HTTP requests (hub_internal.h), for libmicrohttpd's threads. The
- * feed: any other GET or HEAD is a file under --feed, resolved with realpath and kept inside
- * the feed directory (403 for a ".." segment or a link that leads out, 404 for anything missing
- * or not a regular file), served with ETag ("<size hex>-<mtime ns hex>"), Last-Modified,
- * conditional requests (304) and single byte ranges (206/416, If-Range); only GET and HEAD
- * (405). The collector: POST /v1/audit and POST /v1/device-status (docs/collector.md), whose
- * bodies are refused before they are read when too large or when their peer has too many on
- * the way, and are judged by hub_db.c once whole; GET /v1/decisions/{id} for the bearer of the
- * auditor token. With --tls-client-ca every route wants a client certificate signed by that CA
- * (403 without one); gnutls is included here only to check it.
+ * collector: POST /v1/audit and POST /v1/device-status (docs/collector.md), whose bodies are
+ * refused before they are read when too large or when their peer has too many on the way, and
+ * are judged by hub_db.c once whole; GET /v1/decisions/{id} for the bearer of the auditor
+ * token. The feed: any other path names a file under --feed, resolved with realpath and kept
+ * inside the feed directory (403 for a ".." segment or a link that leads out, 404 for anything
+ * missing or not a regular file), served with ETag ("<size hex>-<mtime ns hex>"),
+ * Last-Modified, conditional requests (304) and single byte ranges (206/416, If-Range); only
+ * GET and HEAD (405). With --tls-client-ca the feed and the collector's POSTs want a client
+ * certificate signed by that CA (403 without one); gnutls is included here only to check it.
  */
 #define _DEFAULT_SOURCE
 #include "hub_internal.h"

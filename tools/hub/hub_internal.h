@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the files of the posgate-hub program share (not the collector's store, hub_db.h): the
- * limits of `serve`, the state its HTTP handlers read (struct hub, filled by hub_serve.c from
- * the command line, read by hub_http.c for every request), the two libmicrohttpd callbacks, and
- * the commands that posgate_hub.c's main dispatches to.
+ * limits of `serve`, the state of its HTTP handlers (struct hub: set up by hub_serve.c from the
+ * command line; its upload counter and peer table kept by hub_http.c), the integer parser both
+ * read numbers with, the two libmicrohttpd callbacks, and the usage and serve command that
+ * posgate_hub.c's main prints and dispatches to.
  */
 #ifndef POSGATE_HUB_INTERNAL_H
 #define POSGATE_HUB_INTERNAL_H

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `posgate-hub serve` (hub_internal.h): reads the command line, opens the collector's store
- * (--db) and the feed directory (--feed), starts libmicrohttpd on the address given, HTTPS with
- * --tls-cert and --tls-key and client certificates with --tls-client-ca, and waits for SIGTERM
- * or SIGINT. Every request is answered by hub_http.c. Exit 0 when stopped by a signal, 2 on a
- * usage error, 5 when it cannot start.
+ * `posgate-hub serve` (hub_internal.h): reads the command line, resolves the feed directory
+ * (--feed) and opens the collector's store (--db), starts libmicrohttpd on the address given,
+ * HTTPS with --tls-cert and --tls-key and client certificates with --tls-client-ca, and waits
+ * for SIGTERM or SIGINT. Every request is answered by hub_http.c. Exit 0 when stopped by a
+ * signal, 2 on a usage error (a --feed that does not resolve too), 5 when it cannot start.
  */
 #define _DEFAULT_SOURCE
 #include "hub_internal.h"
