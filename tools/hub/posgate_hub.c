@@ -33,6 +33,7 @@
 #include "hub_ingest.h"
 #include "hub_internal.h"
 #include "hub_report.h"
+#include "hub_text.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "version.h"
@@ -351,7 +352,7 @@ cmd_decision(int argc, char **argv)
     if (rc != 0) {
         return rc == 1 ? 0 : rc;
     }
-    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+    if (!hub_lower_hex(id, 32)) {
         fprintf(stderr, "posgate-hub decision: a decision id is 32 lowercase hex digits (as the "
                         "counter notice prints it), not \"%.80s\"\n", id);
         return 2;
