@@ -829,7 +829,7 @@ feed_reader_offset(const struct feed_reader *r)
 }
 
 const char *
-feed_reader_error(const struct feed_reader *r)
+feed_reader_errmsg(const struct feed_reader *r)
 {
     return r == NULL ? "no reader" : r->err;
 }

@@ -180,7 +180,7 @@ const struct state_digest *feed_writer_state(const struct feed_writer *w);
 /* Bytes written so far. */
 uint64_t feed_writer_bytes(const struct feed_writer *w);
 /* Message of the last error ("" when none). */
-const char *feed_writer_error(const struct feed_writer *w);
+const char *feed_writer_errmsg(const struct feed_writer *w);
 void feed_writer_free(struct feed_writer *w);
 
 /* Reader. Usage: new, header, next until FEED_ITEM_END, free. Memory is fixed at new. */
@@ -208,7 +208,7 @@ const struct state_digest *feed_reader_trailer_state(const struct feed_reader *r
 uint64_t feed_reader_records(const struct feed_reader *r);
 uint64_t feed_reader_offset(const struct feed_reader *r);
 /* "offset N: record K: what was expected, what was found" ("" when none). */
-const char *feed_reader_error(const struct feed_reader *r);
+const char *feed_reader_errmsg(const struct feed_reader *r);
 void feed_reader_free(struct feed_reader *r);
 
 #endif

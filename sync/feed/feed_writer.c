@@ -559,7 +559,7 @@ feed_writer_bytes(const struct feed_writer *w)
 }
 
 const char *
-feed_writer_error(const struct feed_writer *w)
+feed_writer_errmsg(const struct feed_writer *w)
 {
     return w == NULL ? "no writer" : w->err;
 }

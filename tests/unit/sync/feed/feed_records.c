@@ -167,7 +167,7 @@ write_snapshot(const struct feed_entry *v, size_t n, struct buf *out, struct sta
         *st = *feed_writer_state(w);
     }
     if (err != POSGATE_OK) {
-        fprintf(stderr, "write_snapshot: %s\n", feed_writer_error(w));
+        fprintf(stderr, "write_snapshot: %s\n", feed_writer_errmsg(w));
     }
     feed_writer_free(w);
     return err;
@@ -203,7 +203,7 @@ read_all(const struct feed_source *src, unsigned flags, const struct feed_entry 
         i++;
     }
     if (msg != NULL) {
-        snprintf(msg, cap, "%s", r != NULL ? feed_reader_error(r) : "");
+        snprintf(msg, cap, "%s", r != NULL ? feed_reader_errmsg(r) : "");
     }
     if (err == POSGATE_OK && want != NULL) {
         CHECK_INT(i, nwant);
@@ -334,7 +334,7 @@ test_safety(void)
     feed_sink_buf(&sink, &b);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_ERR(feed_writer_add(w, &e), POSGATE_ERR_STATE);
-    CHECK_CONTAINS(feed_writer_error(w), "before begin");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "before begin");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     snap_header(&h, 0);
@@ -349,14 +349,14 @@ test_safety(void)
     src.ctx = NULL;
     CHECK_OK(feed_reader_new(&src, 0, &r));
     CHECK_ERR(feed_reader_header(r, &hp), POSGATE_ERR_IO);
-    CHECK_CONTAINS(feed_reader_error(r), "reading the body failed");
+    CHECK_CONTAINS(feed_reader_errmsg(r), "reading the body failed");
     CHECK_ERR(feed_reader_next(r, &item, &e), POSGATE_ERR_IO); /* sticky */
     feed_reader_free(r);
     sink.write = failing_write;
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_IO);
-    CHECK_CONTAINS(feed_writer_error(w), "failed");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "failed");
     feed_writer_free(w);
 
     /* allocation failure */
@@ -707,7 +707,7 @@ read_craft(struct craft *c, char *msg, size_t cap, struct feed_entry *first)
         }
         seen = 1;
     }
-    snprintf(msg, cap, "%s", feed_reader_error(r));
+    snprintf(msg, cap, "%s", feed_reader_errmsg(r));
     feed_reader_free(r);
     return err;
 }
@@ -1194,14 +1194,14 @@ test_delta(void)
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_add(w, &add[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "addition before all 3 removals");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "addition before all 3 removals");
     CHECK_ERR(feed_writer_remove(w, &rem[0]), POSGATE_ERR_STATE); /* failed stays failed */
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_remove(w, &rem[1]));
     CHECK_ERR(feed_writer_remove(w, &rem[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "removal 2: (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "removal 2: (key, listing id");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1209,19 +1209,19 @@ test_delta(void)
         CHECK_OK(feed_writer_remove(w, &rem[i]));
     }
     CHECK_ERR(feed_writer_remove(w, &rem[3]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 3 removals");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 3 removals");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_remove(w, &rem[0]));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 3 removals and 2 additions, 1 and 0");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 3 removals and 2 additions, 1 and 0");
     feed_writer_free(w);
     w = NULL;
     h.base_seq = 8;
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_ERR(feed_writer_begin(w, &h, 0), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "base seq 8 not below seq 8");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "base seq 8 not below seq 8");
 out:
     feed_writer_free(w);
     buf_free(&body);
@@ -1251,8 +1251,8 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[1]));
     CHECK_ERR(feed_writer_add(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 2: (key, listing id");
-    CHECK_CONTAINS(feed_writer_error(w), "not greater than the previous record's");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 2: (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "not greater than the previous record's");
     CHECK_ERR(feed_writer_add(w, &v[2]), POSGATE_ERR_STATE);
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_STATE);
     feed_writer_free(w);
@@ -1261,7 +1261,7 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_ERR(feed_writer_add(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 2: duplicate (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 2: duplicate (key, listing id");
     feed_writer_free(w);
     bad = v[0];
     set_lid(&bad, "A");
@@ -1277,7 +1277,7 @@ test_writer_refusals(void)
     bad = v[0];
     bad.valid_until = bad.valid_from;
     CHECK_ERR(feed_writer_add(w, &bad), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 1: valid_until");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 1: valid_until");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1291,13 +1291,13 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_OK(feed_writer_add(w, &v[1]));
     CHECK_ERR(feed_writer_add(w, &v[2]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 3: the header declared 2");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 3: the header declared 2");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 2 records, 1 were written");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 2 records, 1 were written");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1305,7 +1305,7 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_add(w, &v[1]));
     state_digest_init(&st);
     CHECK_ERR(feed_writer_finish(w, &st), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "differs");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "differs");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, FEED_WRITE_CALLER_STATE));
@@ -1316,13 +1316,13 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_remove(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "removal in a snapshot");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "removal in a snapshot");
     feed_writer_free(w);
     /* bad headers */
     CHECK_OK(feed_writer_new(&sink, &w));
     snprintf(h.list_id, sizeof h.list_id, "../etc");
     CHECK_ERR(feed_writer_begin(w, &h, 0), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "list id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "list id");
     feed_writer_free(w);
     snap_header(&h, FEED_MAX_ENTRIES + 1);
     CHECK_OK(feed_writer_new(&sink, &w));
