@@ -145,7 +145,7 @@ field_sync_cli_main(const char *data_dir, int argc, char **argv)
 {
     const char *stick = NULL;
     int accept_expired = 0, rc = EXIT_OK;
-    char result[512] = "";
+    char result[512] = "", msg[512];
     struct posgate *pg = NULL;
     struct stat st;
     enum posgate_err err;
@@ -175,10 +175,9 @@ field_sync_cli_main(const char *data_dir, int argc, char **argv)
         return EXIT_USAGE;
     }
     import_newest(data_dir, stick, accept_expired, &rc, result, sizeof(result));
-    err = posgate_open(data_dir, &pg);
+    err = posgate_admin_open(data_dir, &pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate field-sync: %s\n",
-                posgate_open_errmsg()[0] != 0 ? posgate_open_errmsg() : posgate_strerror(err));
+        fprintf(stderr, "posgate field-sync: %s\n", msg[0] != 0 ? msg : posgate_strerror(err));
         return EXIT_IO;
     }
     exchange_audit(pg, stick, &rc);

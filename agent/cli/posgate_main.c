@@ -659,6 +659,7 @@ cmd_check(int argc, char **argv)
     struct posgate_request *rq = NULL;
     struct posgate_result *res = NULL;
     const char *name = NULL, *dob = NULL, *ov_by = NULL, *ov_reason = NULL;
+    char msg[512];
     int json = 0, rc = EXIT_IO;
     enum posgate_err err;
 
@@ -736,10 +737,10 @@ cmd_check(int argc, char **argv)
                          posgate_request_errmsg(rq));
         goto out;
     }
-    err = posgate_open(data_dir_opt, &pg);
+    err = posgate_admin_open(data_dir_opt, &pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         rc = check_error(json, err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO, err, "",
-                         posgate_open_errmsg());
+                         msg);
         goto out;
     }
     err = posgate_check(pg, rq, res);
@@ -902,9 +903,9 @@ cmd_status(int argc, char **argv)
     if (arc >= 0) {
         return arc;
     }
-    err = posgate_open(data_dir_opt, &pg);
+    err = posgate_admin_open(data_dir_opt, &pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate status: %s\n", posgate_open_errmsg());
+        fprintf(stderr, "posgate status: %s\n", msg);
         return err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
     }
     err = posgate_status_json(pg, &json);

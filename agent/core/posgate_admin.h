@@ -11,6 +11,11 @@
 
 #include "posgate.h"
 
+/* posgate_open() with its message in a caller buffer (errmsg may be NULL): the command line
+ * and the daemon open through it (posgate_err.h, "One way to carry what went wrong"). */
+POSGATE_WUR enum posgate_err posgate_admin_open(const char *data_dir, struct posgate **out,
+                                                char *errmsg, size_t errcap);
+
 /* ==== the posgate command line ============================================================ */
 /*
  * What `posgate` (agent/cli) does beyond posgate.h: one call per step of a command, implemented
