@@ -67,7 +67,18 @@ uint64_t bench_arg_u64(int argc, char **argv, const char *name, uint64_t dflt);
 /* Prints "posgate-bench: MESSAGE" on stderr and exits with status 1. */
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/* Subcommands (bench_lookup.c, bench_sqlite.c, bench_client.c, bench_httpd.c, bench_proc.c). */
+/* Raw HTTP over loopback TCP (bench_client.c), for the clients of "client" and "upload".
+ * bench_connect_local: a connected socket to 127.0.0.1:port with TCP_NODELAY, or -1.
+ * bench_send_all: 0 when all n bytes went (more: MSG_MORE, the rest of the request follows).
+ * bench_read_http: reads one answer with a Content-Length into buf (NUL-terminated); 0 with
+ * *status and *body_off (the body's offset in buf; may be NULL), -1 on a closed or malformed
+ * stream or an answer of cap bytes or more. */
+int bench_connect_local(uint16_t port);
+int bench_send_all(int fd, const char *p, size_t n, int more);
+int bench_read_http(int fd, char *buf, size_t cap, unsigned *status, size_t *body_off);
+
+/* Subcommands (bench_lookup.c, bench_sqlite.c, bench_client.c, bench_httpd.c, bench_proc.c,
+ * bench_collector.c, bench_pgcopy.c). */
 int bench_cmd_prep(int argc, char **argv);
 int bench_cmd_check(int argc, char **argv);
 int bench_cmd_floor(int argc, char **argv);
@@ -79,5 +90,8 @@ int bench_cmd_bulk(int argc, char **argv);
 int bench_cmd_client(int argc, char **argv);
 int bench_cmd_httpd(int argc, char **argv);
 int bench_cmd_spawn(int argc, char **argv);
+int bench_cmd_fleet(int argc, char **argv);
+int bench_cmd_upload(int argc, char **argv);
+int bench_cmd_pgcopy(int argc, char **argv);
 
 #endif

@@ -57,8 +57,8 @@ struct worker {
     char first_err[256];
 };
 
-static int
-connect_local(uint16_t port)
+int
+bench_connect_local(uint16_t port)
 {
     struct sockaddr_in sa;
     int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -78,11 +78,11 @@ connect_local(uint16_t port)
     return fd;
 }
 
-static int
-send_all(int fd, const char *p, size_t n)
+int
+bench_send_all(int fd, const char *p, size_t n, int more)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -118,9 +118,8 @@ recv_more(int fd, char *buf, size_t cap, size_t *have)
     }
 }
 
-/* Reads one HTTP response: 0 and *status on success, -1 on a closed or malformed stream. */
-static int
-read_http(int fd, char *buf, size_t cap, unsigned *status)
+int
+bench_read_http(int fd, char *buf, size_t cap, unsigned *status, size_t *body_off)
 {
     size_t have = 0, head = 0, clen = 0;
     char *end = NULL;
@@ -149,6 +148,10 @@ read_http(int fd, char *buf, size_t cap, unsigned *status)
             }
         }
         if (end != NULL && have >= head + clen) {
+            buf[have] = '\0';
+            if (body_off != NULL) {
+                *body_off = head;
+            }
             return have == head + clen ? 0 : -1;
         }
         if (recv_more(fd, buf, cap, &have) != 0) {
@@ -230,7 +233,7 @@ run_worker(void *arg)
     struct worker *w = arg;
     const struct shared *sh = w->sh;
     char *buf = malloc(RESP_BUF), req[REQ_MAX];
-    int fd = connect_local(sh->port);
+    int fd = bench_connect_local(sh->port);
     uint64_t base = (uint64_t)w->index * 7919 * 131;
 
     if (buf == NULL || fd < 0) {
@@ -246,11 +249,11 @@ run_worker(void *arg)
         long v = 0;
         int rc;
 
-        if (n == 0 || send_all(fd, req, n) != 0) {
+        if (n == 0 || bench_send_all(fd, req, n, 0) != 0) {
             fail(w, "send failed");
             break;
         }
-        rc = sh->proto_http ? read_http(fd, buf, RESP_BUF, &status)
+        rc = sh->proto_http ? bench_read_http(fd, buf, RESP_BUF, &status, NULL)
                             : read_resp(fd, buf, RESP_BUF, &v);
         bench_hist_add(w->h, plat_mono_ns() - t0);
         if (rc != 0) {

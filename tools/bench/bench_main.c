@@ -27,6 +27,9 @@ static const struct command commands[] = {
     {"client", bench_cmd_client, "HTTP or RESP request latency and throughput"},
     {"httpd", bench_cmd_httpd, "the libmicrohttpd floor server"},
     {"spawn", bench_cmd_spawn, "wall time and peak RSS of a command"},
+    {"fleet", bench_cmd_fleet, "simulated kiosks' signed audit batches (collector-bench)"},
+    {"upload", bench_cmd_upload, "kiosks' uploads to posgate-hub: events/s, ack latency"},
+    {"pgcopy", bench_cmd_pgcopy, "PostgreSQL COPY of the hub's event rows (the floor)"},
 };
 
 int
