@@ -21,7 +21,8 @@
  *   +---------------------------------------------------------------------------------------------+
  *
  * upload posts every batch of every shard in DIR (--set shard: DIR/shard-*.bin, trickle:
- * DIR/trickle-*.bin) to one or more collectors, as a kiosk's
+ * DIR/trickle-*.bin; --max-devices N: those of the first N devices only) to one or more
+ * collectors, as a kiosk's
  * uploader does (POST /v1/audit, Content-Type application/json, Content-Encoding gzip,
  * Idempotency-Key), over --connections keep-alive connections spread over --ports in turn. A
  * connection takes the next device and sends its batches in order, each after the previous
@@ -31,7 +32,7 @@
  * batch's last seq. 429 and 503 are retried after a short pause (counted), a lost connection
  * is reopened (counted). The ack latency of a batch runs from its first byte sent to its 200.
  *
- * Prints PREFIX_events, PREFIX_batches, PREFIX_wall_s, PREFIX_events_per_s, PREFIX_batches_per_s,
+ * Prints PREFIX_devices, PREFIX_events, PREFIX_batches, PREFIX_wall_s, PREFIX_events_per_s, PREFIX_batches_per_s,
  * PREFIX_p50_us, PREFIX_p99_us, PREFIX_p999_us, PREFIX_max_us, PREFIX_throttled,
  * PREFIX_reconnects, PREFIX_errors, PREFIX_body_bytes, PREFIX_client_cpu_s.
  */
@@ -534,8 +535,8 @@ report(const char *prefix, const struct up_shared *sh, struct up_worker *w, uint
     for (size_t i = 0; i < sh->nrec; i++) {
         bytes += sh->recs[i].body_len;
     }
-    printf("%s_events=%" PRIu64 "\n%s_batches=%" PRIu64 "\n%s_wall_s=%.3f\n", prefix, ev, prefix,
-           ba, prefix, s);
+    printf("%s_devices=%zu\n%s_events=%" PRIu64 "\n%s_batches=%" PRIu64 "\n%s_wall_s=%.3f\n",
+           prefix, sh->ndev, prefix, ev, prefix, ba, prefix, s);
     printf("%s_events_per_s=%.0f\n%s_batches_per_s=%.0f\n", prefix, (double)ev / s, prefix,
            (double)ba / s);
     bench_hist_print(all, prefix);
@@ -554,6 +555,7 @@ bench_cmd_upload(int argc, char **argv)
     const char *dir = bench_arg(argc, argv, "--fleet", NULL);
     const char *prefix = bench_arg(argc, argv, "--prefix", "upload");
     const char *set = bench_arg(argc, argv, "--set", "shard");
+    uint64_t max_devices = bench_arg_u64(argc, argv, "--max-devices", 0);
     uint64_t conns = bench_arg_u64(argc, argv, "--connections", 32);
     struct up_shared sh;
     struct up_worker *w;
@@ -567,11 +569,15 @@ bench_cmd_upload(int argc, char **argv)
     if (dir == NULL || sh.nports == 0 || conns == 0 || conns > CONNS_MAX ||
         (strcmp(set, "shard") != 0 && strcmp(set, "trickle") != 0)) {
         bench_die("usage: upload --fleet DIR --ports P[,P...] [--set shard|trickle] "
-                  "[--connections 1..%d] [--path /v1/audit] [--prefix NAME]",
+                  "[--max-devices N] [--connections 1..%d] [--path /v1/audit] [--prefix NAME]",
                   CONNS_MAX);
     }
     shard_prefix = strcmp(set, "shard") == 0 ? "shard-" : "trickle-";
     load_fleet(&sh, dir, &maps, &nmaps);
+    if (max_devices > 0 && max_devices < sh.ndev) {
+        sh.ndev = (size_t)max_devices;
+        sh.nrec = sh.devs[sh.ndev - 1].first + sh.devs[sh.ndev - 1].n;
+    }
     atomic_init(&sh.next, 0);
     w = calloc(conns, sizeof(*w));
     if (w == NULL) {

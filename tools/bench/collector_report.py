@@ -6,8 +6,8 @@ section of docs/benchmarks.md, between the markers BEGIN and END (replaced in pl
 tools/bench/bench keeps it when it rewrites the rest of the file).
 
 JSON keys: the run's shape (devices, events_per_device, batch_events, trickle_per_device,
-connections, fleet_*), the floor (copy_*), per phase P in pg1, pg3, trickle, sqlite:
-P_hubs, P_events_per_s, P_batches_per_s, P_ack_p50_ms, P_ack_p99_ms, P_ack_max_ms,
+connections, fleet_*), the floor (copy_*), per phase P in pg1, pg3, single, trickle, sqlite:
+P_hubs, P_connections, P_devices, P_devices_acked, P_events_per_s, P_batches_per_s, P_ack_p50_ms, P_ack_p99_ms, P_ack_max_ms,
 P_events_sent, P_events_stored, P_batches, P_wall_s, P_throttled, P_reconnects, P_errors,
 P_hub_cpu_s, P_db_cpu_s, P_client_cpu_s, P_machine_cpu_s, P_cpu_us_per_event,
 P_cpu_ms_per_batch; the target (ratio_pg3_to_copy, target_ratio, target_met) and the other
@@ -26,6 +26,7 @@ END = "<!-- collector-bench: end -->"
 PHASES = [
     ("pg1", "one hub, PostgreSQL"),
     ("pg3", "three hubs, PostgreSQL"),
+    ("single", "one hub, PostgreSQL, one connection"),
     ("trickle", "three hubs, PostgreSQL, single-event batches"),
     ("sqlite", "one hub, SQLite"),
 ]
@@ -90,8 +91,9 @@ def figures(raw, notes):
         out[p + "_batches_per_s"] = g("batches_per_s")
         for q in ("p50", "p99", "max"):
             out["%s_ack_%s_ms" % (p, q)] = div(g(q + "_us"), 1000.0)
-        for k in ("events_sent", "events_stored", "batches", "wall_s", "throttled", "reconnects",
-                  "errors", "hub_cpu_s", "db_cpu_s", "client_cpu_s", "machine_cpu_s"):
+        for k in ("connections", "devices", "devices_acked", "events_sent", "events_stored",
+                  "batches", "wall_s", "throttled", "reconnects", "errors", "hub_cpu_s",
+                  "db_cpu_s", "client_cpu_s", "machine_cpu_s"):
             out[p + "_" + k] = g(k)
         cpu = None
         if g("hub_cpu_s") is not None:
