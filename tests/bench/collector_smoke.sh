@@ -25,7 +25,8 @@ phases = ["pg1", "pg3", "single", "trickle", "sqlite"]
 per_phase = ["hubs", "connections", "devices", "devices_acked", "events_per_s", "batches_per_s",
              "ack_p50_ms", "ack_p99_ms", "ack_max_ms", "events_sent", "events_stored", "batches",
              "wall_s", "throttled", "reconnects", "errors", "hub_cpu_s", "db_cpu_s",
-             "client_cpu_s", "machine_cpu_s", "cpu_us_per_event", "cpu_ms_per_batch"]
+             "client_cpu_s", "machine_cpu_s", "cpu_us_per_event", "cpu_ms_per_batch", "wal_bytes",
+             "wal_bytes_per_event"]
 keys = ["devices", "events_per_device", "batch_events", "trickle_per_device", "connections",
         "fleet_events", "fleet_batches", "fleet_trickle_batches", "fleet_json_bytes_per_event",
         "fleet_gzip_bytes_per_event", "copy_rows", "copy_s", "copy_rows_per_s",
@@ -33,6 +34,9 @@ keys = ["devices", "events_per_device", "batch_events", "trickle_per_device", "c
         "target_met", "pg_partitions", "pg_bytes_per_event", "pg_heap_bytes_per_event",
         "pg_index_bytes_per_event", "pg_event_json_bytes", "pg_batch_row_bytes",
         "pg_database_bytes", "copy_table_bytes_per_event", "sqlite_bytes_per_event",
+        "copy_db_cpu_s", "copy_cpu_us_per_row", "copy_wal_bytes_per_row", "ratio_cpu_copy_to_pg3",
+        "lookup_decision_ms", "lookup_listing_ms", "lookup_decision_indexed_ms",
+        "pg_decision_id_index_bytes_per_event", "pg_listing_index_bytes_per_event",
         "pg3_top_statements", "meta"] + ["%s_%s" % (p, k) for p in phases for k in per_phase]
 missing = [k for k in keys if k not in doc]
 assert not missing, "keys missing from the JSON: %s" % missing
@@ -41,7 +45,9 @@ meta = ["date", "machine", "command", "load_avg_start", "load_avg_end", "postgre
 assert all(k in doc["meta"] for k in meta), "meta keys missing: %s" % [k for k in meta if k not in doc["meta"]]
 # figures that every run measures (the server's CPU only on a server the bench started, and
 # nothing of PostgreSQL's for the SQLite phase)
-optional = {"%s_db_cpu_s" % p for p in phases}
+optional = {"%s_db_cpu_s" % p for p in phases} | {"sqlite_wal_bytes", "sqlite_wal_bytes_per_event",
+                                                 "copy_db_cpu_s", "copy_cpu_us_per_row",
+                                                 "ratio_cpu_copy_to_pg3"}
 nulls = [k for k in keys if doc[k] is None and k not in optional]
 assert not nulls, "figures not measured: %s" % nulls
 want = {"pg1": (devices, devices * events), "pg3": (devices, devices * events),

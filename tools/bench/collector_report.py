@@ -10,9 +10,13 @@ connections, fleet_*), the floor (copy_*), per phase P in pg1, pg3, single, tric
 P_hubs, P_connections, P_devices, P_devices_acked, P_events_per_s, P_batches_per_s, P_ack_p50_ms, P_ack_p99_ms, P_ack_max_ms,
 P_events_sent, P_events_stored, P_batches, P_wall_s, P_throttled, P_reconnects, P_errors,
 P_hub_cpu_s, P_db_cpu_s, P_client_cpu_s, P_machine_cpu_s, P_cpu_us_per_event,
-P_cpu_ms_per_batch; the target (ratio_pg3_to_copy, target_ratio, target_met) and the other
-ratios; sizes (pg_*_bytes_per_event, pg_event_json_bytes, pg_batch_row_bytes,
-sqlite_bytes_per_event); pg3_top_statements; meta. A figure not measured is null, with its
+P_cpu_ms_per_batch, P_wal_bytes, P_wal_bytes_per_event; the target (ratio_pg3_to_copy,
+target_ratio, target_met) and the other ratios (ratio_cpu_copy_to_pg3: the floor's server CPU
+per row over the hubs' and server's CPU per event); sizes (pg_*_bytes_per_event,
+pg_event_json_bytes, pg_batch_row_bytes, sqlite_bytes_per_event, the indexes a contest lookup
+would use: pg_decision_id_index_bytes_per_event, pg_listing_index_bytes_per_event); contest
+lookups (lookup_decision_ms, lookup_listing_ms, lookup_decision_indexed_ms); pg3_top_statements;
+meta. A figure not measured is null, with its
 reason in meta.not_measured.
 """
 import argparse
@@ -93,8 +97,9 @@ def figures(raw, notes):
             out["%s_ack_%s_ms" % (p, q)] = div(g(q + "_us"), 1000.0)
         for k in ("connections", "devices", "devices_acked", "events_sent", "events_stored",
                   "batches", "wall_s", "throttled", "reconnects", "errors", "hub_cpu_s",
-                  "db_cpu_s", "client_cpu_s", "machine_cpu_s"):
+                  "db_cpu_s", "client_cpu_s", "machine_cpu_s", "wal_bytes"):
             out[p + "_" + k] = g(k)
+        out[p + "_wal_bytes_per_event"] = div(g("wal_bytes"), g("events"))
         cpu = None
         if g("hub_cpu_s") is not None:
             cpu = g("hub_cpu_s") + (g("db_cpu_s") or 0)
@@ -102,7 +107,12 @@ def figures(raw, notes):
         out[p + "_cpu_ms_per_batch"] = div(cpu, g("batches"), 1e3)
         if g("events_per_s") is None and p + "_events_per_s" not in notes:
             notes[p + "_events_per_s"] = "not measured: the phase did not run"
+    out["copy_db_cpu_s"] = num(raw, "copy_db_cpu_s")
+    out["copy_cpu_us_per_row"] = div(out["copy_db_cpu_s"], out["copy_rows"], 1e6)
+    out["copy_wal_bytes_per_row"] = div(num(raw, "copy_wal_bytes"), out["copy_rows"])
     out["ratio_pg3_to_copy"] = div(out["pg3_events_per_s"], out["copy_rows_per_s"])
+    # the same comparison in CPU time (the machine's other load moves it less than rates)
+    out["ratio_cpu_copy_to_pg3"] = div(out["copy_cpu_us_per_row"], out["pg3_cpu_us_per_event"])
     out["ratio_pg1_to_copy"] = div(out["pg1_events_per_s"], out["copy_rows_per_s"])
     out["ratio_sqlite_to_copy"] = div(out["sqlite_events_per_s"], out["copy_rows_per_s"])
     out["target_ratio"] = TARGET_RATIO
@@ -118,6 +128,10 @@ def figures(raw, notes):
     out["pg_database_bytes"] = num(raw, "pg_database_bytes")
     out["copy_table_bytes_per_event"] = div(num(raw, "copy_table_bytes"), out["copy_rows"])
     out["sqlite_bytes_per_event"] = div(num(raw, "sqlite_file_bytes"), num(raw, "sqlite_events_stored"))
+    for k in ("lookup_decision_ms", "lookup_listing_ms", "lookup_decision_indexed_ms"):
+        out[k] = num(raw, k)
+    out["pg_decision_id_index_bytes_per_event"] = div(num(raw, "pg_decision_id_index_bytes"), ev)
+    out["pg_listing_index_bytes_per_event"] = div(num(raw, "pg_listing_index_bytes"), ev)
     return out
 
 
@@ -186,22 +200,28 @@ def markdown(doc, stmts, findings):
         fmt(doc["copy_rows_per_s"]), fmt(doc["copy_rows"])))
     L.append("")
     L.append("**Target** `pg3_events_per_s` >= %.1f x `copy_rows_per_s`: ratio %s, **%s** "
-             "(one hub %s x, SQLite %s x)." % (
+             "(one hub %s x, SQLite %s x). In CPU time: the floor's server spent %s us a row, the "
+             "three hubs and their server %s us an event (`ratio_cpu_copy_to_pg3` %s)." % (
                  TARGET_RATIO, fmt(doc["ratio_pg3_to_copy"]), fmt(doc["target_met"]),
-                 fmt(doc["ratio_pg1_to_copy"]), fmt(doc["ratio_sqlite_to_copy"])))
+                 fmt(doc["ratio_pg1_to_copy"]), fmt(doc["ratio_sqlite_to_copy"]),
+                 fmt(doc["copy_cpu_us_per_row"]), fmt(doc["pg3_cpu_us_per_event"]),
+                 fmt(doc["ratio_cpu_copy_to_pg3"])))
     L.append("")
     L.append("Where the CPU went (seconds over the phase; the machine's busy seconds include "
              "everything else running on it):")
     L.append("")
-    L.append("| phase | wall s | hubs | PostgreSQL | client | machine busy |")
-    L.append("|---|---:|---:|---:|---:|---:|")
+    L.append("| phase | wall s | hubs | PostgreSQL | client | machine busy | CPU ms a batch | WAL bytes an event |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for p, label in PHASES:
         if doc.get(p + "_wall_s") is None:
             continue
-        L.append("| %s | %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             label, fmt(doc[p + "_wall_s"]), fmt(doc[p + "_hub_cpu_s"]),
             fmt(doc[p + "_db_cpu_s"]), fmt(doc[p + "_client_cpu_s"]),
-            fmt(doc[p + "_machine_cpu_s"])))
+            fmt(doc[p + "_machine_cpu_s"]), fmt(doc[p + "_cpu_ms_per_batch"]),
+            fmt(doc[p + "_wal_bytes_per_event"])))
+    L.append("| floor (`COPY`) | %s | | %s | | | | %s |" % (
+        fmt(doc["copy_s"]), fmt(doc["copy_db_cpu_s"]), fmt(doc["copy_wal_bytes_per_row"])))
     L.append("")
     L.append("Sizes after pg1 (`pg_total_relation_size` of the month's partition of `events`, "
              "with its indexes): {} bytes an event ({} heap, {} indexes; the event's JSON text "
@@ -211,6 +231,17 @@ def markdown(doc, stmts, findings):
                  fmt(doc["pg_index_bytes_per_event"]), fmt(doc["pg_event_json_bytes"]),
                  fmt(doc["pg_batch_row_bytes"]), fmt(doc["copy_table_bytes_per_event"]),
                  fmt(doc["sqlite_bytes_per_event"])))
+    L.append("")
+    L.append("Contest lookups on pg1's {:,} events (no index serves them: each reads every "
+             "partition): `posgate-hub decision ID` {} ms, `posgate-hub decisions --listing` {} "
+             "ms, whole commands. An expression index on the decision id would take {} bytes an "
+             "event and answer the same lookup in {} ms (server time); a partial index of the "
+             "DENY and REFER events by listing id {} bytes an event. The benchmark makes both to "
+             "weigh them and drops them.".format(
+                 doc["pg1_events_stored"] or 0, fmt(doc["lookup_decision_ms"]),
+                 fmt(doc["lookup_listing_ms"]), fmt(doc["pg_decision_id_index_bytes_per_event"]),
+                 fmt(doc["lookup_decision_indexed_ms"]),
+                 fmt(doc["pg_listing_index_bytes_per_event"])))
     L.append("")
     if stmts:
         L.append("PostgreSQL's execution time by statement during pg3 (pg_stat_statements, "
@@ -276,6 +307,9 @@ def main():
                   "events_stored", "cpu_us_per_event"):
             rows.append((p + "_" + k, doc[p + "_" + k]))
     rows += [("ratio_pg3_to_copy", doc["ratio_pg3_to_copy"]),
+             ("copy_cpu_us_per_row", doc["copy_cpu_us_per_row"]),
+             ("ratio_cpu_copy_to_pg3", doc["ratio_cpu_copy_to_pg3"]),
+             ("lookup_decision_ms", doc["lookup_decision_ms"]),
              ("pg_bytes_per_event", doc["pg_bytes_per_event"]),
              ("pg_batch_row_bytes", doc["pg_batch_row_bytes"]),
              ("sqlite_bytes_per_event", doc["sqlite_bytes_per_event"])]
