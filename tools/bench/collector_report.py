@@ -287,8 +287,9 @@ def main():
     stmts = statements(a.statements)
     doc["pg3_top_statements"] = stmts
     doc["meta"] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(), "command": a.cmdline,
+        "date": raw.get("run_date") or
+                datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(), "command": raw.get("command") or a.cmdline,
         "load_avg_start": num(raw, "load_avg_start"), "load_avg_end": num(raw, "load_avg_end"),
         "postgresql": {k: raw.get("pg_" + k) for k in (
             "server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
