@@ -28,6 +28,7 @@ per_phase = ["hubs", "connections", "devices", "devices_acked", "events_per_s", 
              "client_cpu_s", "machine_cpu_s", "cpu_us_per_event", "cpu_ms_per_batch", "wal_bytes",
              "wal_bytes_per_event"]
 keys = ["devices", "events_per_device", "batch_events", "trickle_per_device", "connections",
+        "past_partitions", "pg_pkey_bytes_per_event",
         "fleet_events", "fleet_batches", "fleet_trickle_batches", "fleet_json_bytes_per_event",
         "fleet_gzip_bytes_per_event", "copy_rows", "copy_s", "copy_rows_per_s",
         "ratio_pg3_to_copy", "ratio_pg1_to_copy", "ratio_sqlite_to_copy", "target_ratio",
@@ -51,7 +52,7 @@ optional = {"%s_db_cpu_s" % p for p in phases} | {"sqlite_wal_bytes", "sqlite_wa
 nulls = [k for k in keys if doc[k] is None and k not in optional]
 assert not nulls, "figures not measured: %s" % nulls
 want = {"pg1": (devices, devices * events), "pg3": (devices, devices * events),
-        "single": (devices, devices * events), "trickle": (devices, devices * trickle),
+        "single": (devices, devices * trickle), "trickle": (devices, devices * trickle),
         "sqlite": (devices, devices * events)}
 for p, (ndev, nev) in want.items():
     assert doc[p + "_events_sent"] == nev, "%s sent %s events, expected %s" % (p, doc[p + "_events_sent"], nev)

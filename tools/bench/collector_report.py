@@ -6,14 +6,14 @@ section of docs/benchmarks.md, between the markers BEGIN and END (replaced in pl
 tools/bench/bench keeps it when it rewrites the rest of the file).
 
 JSON keys: the run's shape (devices, events_per_device, batch_events, trickle_per_device,
-connections, fleet_*), the floor (copy_*), per phase P in pg1, pg3, single, trickle, sqlite:
+connections, past_partitions, fleet_*), the floor (copy_*), per phase P in pg1, pg3, single, trickle, sqlite:
 P_hubs, P_connections, P_devices, P_devices_acked, P_events_per_s, P_batches_per_s, P_ack_p50_ms, P_ack_p99_ms, P_ack_max_ms,
 P_events_sent, P_events_stored, P_batches, P_wall_s, P_throttled, P_reconnects, P_errors,
 P_hub_cpu_s, P_db_cpu_s, P_client_cpu_s, P_machine_cpu_s, P_cpu_us_per_event,
 P_cpu_ms_per_batch, P_wal_bytes, P_wal_bytes_per_event; the target (ratio_pg3_to_copy,
 target_ratio, target_met) and the other ratios (ratio_cpu_copy_to_pg3: the floor's server CPU
 per row over the hubs' and server's CPU per event); sizes (pg_*_bytes_per_event,
-pg_event_json_bytes, pg_batch_row_bytes, sqlite_bytes_per_event, the indexes a contest lookup
+pg_event_json_bytes, pg_batch_row_bytes, sqlite_bytes_per_event, pg_pkey_bytes_per_event, the indexes a contest lookup
 would use: pg_decision_id_index_bytes_per_event, pg_listing_index_bytes_per_event); contest
 lookups (lookup_decision_ms, lookup_listing_ms, lookup_decision_indexed_ms); pg3_top_statements;
 meta. A figure not measured is null, with its
@@ -30,7 +30,7 @@ END = "<!-- collector-bench: end -->"
 PHASES = [
     ("pg1", "one hub, PostgreSQL"),
     ("pg3", "three hubs, PostgreSQL"),
-    ("single", "one hub, PostgreSQL, one connection"),
+    ("single", "one hub, PostgreSQL, one connection, single-event batches"),
     ("trickle", "three hubs, PostgreSQL, single-event batches"),
     ("sqlite", "one hub, SQLite"),
 ]
@@ -83,6 +83,7 @@ def machine():
 def figures(raw, notes):
     out = {}
     for k in ("devices", "events_per_device", "batch_events", "trickle_per_device", "connections",
+              "past_partitions",
               "fleet_events", "fleet_batches", "fleet_trickle_batches", "copy_rows", "copy_s",
               "copy_rows_per_s"):
         out[k] = num(raw, k)
@@ -123,6 +124,7 @@ def figures(raw, notes):
     out["pg_bytes_per_event"] = div(num(raw, "pg_events_total_bytes"), ev)
     out["pg_heap_bytes_per_event"] = div(num(raw, "pg_events_heap_bytes"), ev)
     out["pg_index_bytes_per_event"] = div(num(raw, "pg_events_index_bytes"), ev)
+    out["pg_pkey_bytes_per_event"] = div(num(raw, "pg_events_pkey_bytes"), ev)
     out["pg_event_json_bytes"] = num(raw, "pg_event_json_bytes")
     out["pg_batch_row_bytes"] = div(num(raw, "pg_batches_total_bytes"), num(raw, "pg_batches_rows"))
     out["pg_database_bytes"] = num(raw, "pg_database_bytes")
@@ -183,6 +185,9 @@ def markdown(doc, stmts, findings):
                  doc["fleet_batches"] or 0, doc["fleet_events"] or 0,
                  doc["fleet_json_bytes_per_event"] or 0, doc["fleet_gzip_bytes_per_event"] or 0,
                  doc["connections"]))
+    if doc.get("past_partitions"):
+        L.append("- `events` held %d empty monthly partitions before the current month "
+                 "(`--past-partitions`)" % doc["past_partitions"])
     L.append("")
     L.append("| phase | events/s | batches/s | ack p50 ms | ack p99 ms | events sent = stored | "
              "CPU us/event (hubs + server) | JSON keys |")
@@ -224,11 +229,13 @@ def markdown(doc, stmts, findings):
         fmt(doc["copy_s"]), fmt(doc["copy_db_cpu_s"]), fmt(doc["copy_wal_bytes_per_row"])))
     L.append("")
     L.append("Sizes after pg1 (`pg_total_relation_size` of the month's partition of `events`, "
-             "with its indexes): {} bytes an event ({} heap, {} indexes; the event's JSON text "
-             "{} bytes); the `batches` table {} bytes a batch; the same rows COPYed into one "
-             "table {} bytes an event; SQLite {} bytes an event (the whole file).".format(
+             "with its indexes): {} bytes an event ({} heap, {} indexes of which {} the primary "
+             "key; the event's JSON text {} bytes); the `batches` table {} bytes a batch; the same "
+             "rows COPYed into one table {} bytes an event; SQLite {} bytes an event (the whole "
+             "file).".format(
                  fmt(doc["pg_bytes_per_event"]), fmt(doc["pg_heap_bytes_per_event"]),
-                 fmt(doc["pg_index_bytes_per_event"]), fmt(doc["pg_event_json_bytes"]),
+                 fmt(doc["pg_index_bytes_per_event"]), fmt(doc["pg_pkey_bytes_per_event"]),
+                 fmt(doc["pg_event_json_bytes"]),
                  fmt(doc["pg_batch_row_bytes"]), fmt(doc["copy_table_bytes_per_event"]),
                  fmt(doc["sqlite_bytes_per_event"])))
     L.append("")
