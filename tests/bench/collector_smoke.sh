@@ -42,7 +42,7 @@ keys = ["devices", "events_per_device", "batch_events", "trickle_per_device", "c
 missing = [k for k in keys if k not in doc]
 assert not missing, "keys missing from the JSON: %s" % missing
 meta = ["date", "machine", "command", "load_avg_start", "load_avg_end", "postgresql",
-        "pg3_db_exec_ms", "fleet_make_s", "enroll_s", "not_measured"]
+        "pg3_db_exec_ms", "pg3_db_plan_ms", "fleet_make_s", "enroll_s", "not_measured"]
 assert all(k in doc["meta"] for k in meta), "meta keys missing: %s" % [k for k in meta if k not in doc["meta"]]
 # figures that every run measures (the server's CPU only on a server the bench started, and
 # nothing of PostgreSQL's for the SQLite phase)

@@ -142,9 +142,9 @@ def statements(path):
     if path and os.path.exists(path):
         for line in open(path):
             f = line.rstrip("\n").split("\t")
-            if len(f) == 4:
-                rows.append({"calls": int(f[0]), "total_ms": float(f[1]), "rows": int(f[2]),
-                             "query": f[3]})
+            if len(f) == 5:
+                rows.append({"calls": int(f[0]), "plan_ms": float(f[1]), "exec_ms": float(f[2]),
+                             "rows": int(f[3]), "query": f[4]})
     return rows
 
 
@@ -251,14 +251,18 @@ def markdown(doc, stmts, findings):
                  fmt(doc["pg_listing_index_bytes_per_event"])))
     L.append("")
     if stmts:
-        L.append("PostgreSQL's execution time by statement during pg3 (pg_stat_statements, "
-                 "`pg3_top_statements`; %s ms in all):" % fmt(doc["meta"].get("pg3_db_exec_ms")))
+        L.append("PostgreSQL's planning and execution time by statement during pg3 "
+                 "(pg_stat_statements, `pg3_top_statements`; %s ms planning and %s ms executing in "
+                 "all, of %s s of the server's CPU):" % (
+                     fmt(doc["meta"].get("pg3_db_plan_ms")), fmt(doc["meta"].get("pg3_db_exec_ms")),
+                     fmt(doc["pg3_db_cpu_s"])))
         L.append("")
-        L.append("| calls | total ms | rows | statement |")
-        L.append("|---:|---:|---:|---|")
+        L.append("| calls | planning ms | executing ms | rows | statement |")
+        L.append("|---:|---:|---:|---:|---|")
         for s in stmts[:8]:
-            L.append("| %s | %s | %s | `%s` |" % (fmt(s["calls"]), fmt(s["total_ms"]),
-                                                 fmt(s["rows"]), s["query"].replace("|", "\\|")))
+            L.append("| %s | %s | %s | %s | `%s` |" % (
+                fmt(s["calls"]), fmt(s["plan_ms"]), fmt(s["exec_ms"]), fmt(s["rows"]),
+                s["query"].replace("|", "\\|")))
         L.append("")
     if findings and os.path.exists(findings):
         L.append(open(findings).read().rstrip("\n"))
@@ -301,7 +305,7 @@ def main():
         "postgresql": {k: raw.get("pg_" + k) for k in (
             "server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
             "max_wal_size", "wal_level")},
-        "pg3_db_exec_ms": num(raw, "pg3_db_exec_ms"),
+        "pg3_db_exec_ms": num(raw, "pg3_db_exec_ms"), "pg3_db_plan_ms": num(raw, "pg3_db_plan_ms"),
         "fleet_make_s": num(raw, "fleet_make_s"), "enroll_s": num(raw, "enroll_s"),
         "not_measured": {k: v for k, v in notes.items()},
     }
