@@ -9,32 +9,29 @@
  * one shard file: the E events in batches of B (a backlog sent at once), and with --trickle K,
  * in a second shard, seqs 1..K again as K batches of one event each (a kiosk at its usual pace,
  * one decision between two upload rounds). The key, the queue and the reserve are removed as
- * soon as the batches are cut.
- * The shard is a cache read back on the same machine, so its integers are in the machine's byte
- * order:
+ * soon as the batches are cut. The shard is a cache read back on the same machine, so its integers
+ * are in the machine's byte order:
  *
- *   +------------------ one record per batch, devices in order, each device's batches in order --+
- *   | "PGFB" | device u32 | batch u32 | n_events u32 | last_seq u64 | key_len u32 | body_len u32 |
- *   |  4 B   |    4 B     |    4 B    |     4 B      |     8 B      |     4 B     |     4 B      |
- *   +--------+------------+-----------+--------------+--------------+-------------+--------------+
- *   | idempotency key (key_len bytes) | gzip body (body_len bytes)                                 |
- *   +---------------------------------------------------------------------------------------------+
+ *   +--------------- one record per batch; devices in order, a device's batches in order ---+
+ *   | "PGFB" | device  | batch   | n_events | last_seq | key_len | body_len | key   | body     |
+ *   | 4 B    | u32     | u32     | u32      | u64      | u32     | u32      | key_  | gzip,    |
+ *   |        |         |         |          |          |         |          | len B | body_len |
+ *   +--------+---------+---------+----------+----------+---------+----------+-------+----------+
  *
  * upload posts every batch of every shard in DIR (--set shard: DIR/shard-*.bin, trickle:
  * DIR/trickle-*.bin; --max-devices N: those of the first N devices only) to one or more
- * collectors, as a kiosk's
- * uploader does (POST /v1/audit, Content-Type application/json, Content-Encoding gzip,
- * Idempotency-Key), over --connections keep-alive connections spread over --ports in turn. A
- * connection takes the next device and sends its batches in order, each after the previous
- * one's answer (an uploader sends from the acknowledged seq), so batches of different devices
- * are judged at once and no device has two in flight. The answer is classified by the
+ * collectors, as a kiosk's uploader does (POST /v1/audit, Content-Type application/json,
+ * Content-Encoding gzip, Idempotency-Key), over --connections keep-alive connections spread over
+ * --ports in turn. A connection takes the next device and sends its batches in order, each after
+ * the previous one's answer (an uploader sends from the acknowledged seq), so batches of different
+ * devices are judged at once and no device has two in flight. The answer is classified by the
  * uploader's own uploader_classify; a batch counts when it is a 200 whose acked_seq is the
  * batch's last seq. 429 and 503 are retried after a short pause (counted), a lost connection
  * is reopened (counted). The ack latency of a batch runs from its first byte sent to its 200.
  *
- * Prints PREFIX_devices, PREFIX_events, PREFIX_batches, PREFIX_wall_s, PREFIX_events_per_s, PREFIX_batches_per_s,
- * PREFIX_p50_us, PREFIX_p99_us, PREFIX_p999_us, PREFIX_max_us, PREFIX_throttled,
- * PREFIX_reconnects, PREFIX_errors, PREFIX_body_bytes, PREFIX_client_cpu_s.
+ * Prints PREFIX_devices, PREFIX_events, PREFIX_batches, PREFIX_wall_s, PREFIX_events_per_s,
+ * PREFIX_batches_per_s, PREFIX_p50_us, PREFIX_p99_us, PREFIX_p999_us, PREFIX_max_us,
+ * PREFIX_throttled, PREFIX_reconnects, PREFIX_errors, PREFIX_body_bytes, PREFIX_client_cpu_s.
  */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
@@ -204,8 +201,8 @@ bench_cmd_fleet(int argc, char **argv)
     struct shard bulk, single;
     char dir[4096];
 
-    if (out == NULL || pubdir == NULL || work == NULL || count == 0 || events == 0 ||
-        chunk == 0 || chunk > 10000 || first + count > UINT32_MAX || trickle > events ||
+    if (out == NULL || pubdir == NULL || work == NULL || count == 0 || events == 0 || chunk == 0 ||
+        chunk > 10000 || first + count > UINT32_MAX || trickle > events ||
         (trickle > 0 && tout == NULL)) {
         bench_die("usage: fleet --out SHARD --pub-dir DIR --work DIR --first F --count C "
                   "--events E --batch B (1..10000) [--trickle K (<= E) --trickle-out SHARD]");
@@ -366,8 +363,8 @@ load_fleet(struct up_shared *sh, const char *dir, struct bench_map **maps, size_
     }
 }
 
-static void
-up_fail(struct up_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void up_fail(struct up_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 up_fail(struct up_worker *w, const char *fmt, ...)
@@ -392,8 +389,8 @@ pause_ms(unsigned ms)
 /* Sends one request and reads its answer on w->fd (opened when closed): 0 with *status, or -1
  * when the connection failed (then closed). */
 static int
-exchange(struct up_worker *w, const char *head, size_t hlen, const struct rec *r,
-         unsigned *status, size_t *body_off)
+exchange(struct up_worker *w, const char *head, size_t hlen, const struct rec *r, unsigned *status,
+         size_t *body_off)
 {
     if (w->fd < 0) {
         w->fd = bench_connect_local(w->sh->ports[w->index % w->sh->nports]);
@@ -441,8 +438,9 @@ post_batch(struct up_worker *w, const struct rec *r)
         memset(&res, 0, sizeof(res));
         uploader_classify((long)status, w->answer + off, strlen(w->answer + off), NULL, 0, &res);
         if (res.kind != UPLOAD_OK || res.acked_seq != r->last_seq) {
-            up_fail(w, "device %" PRIu32 " batch to seq %" PRIu64 ": HTTP %u, acked_seq %" PRIu64
-                       ": %.160s",
+            up_fail(w,
+                    "device %" PRIu32 " batch to seq %" PRIu64 ": HTTP %u, acked_seq %" PRIu64
+                    ": %.160s",
                     r->device, r->last_seq, status, res.acked_seq, w->answer + off);
             return -1;
         }

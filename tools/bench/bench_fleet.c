@@ -69,8 +69,7 @@ bench_fleet_event(unsigned long d, unsigned long seq, struct audit_event *e)
         struct audit_reason *why = &e->reasons[0];
 
         e->n_reasons = 1;
-        snprintf(why->kind, sizeof(why->kind), "%s",
-                 e->decision == AUDIT_DENY ? "match" : "stale");
+        snprintf(why->kind, sizeof(why->kind), "%s", e->decision == AUDIT_DENY ? "match" : "stale");
         snprintf(why->effect, sizeof(why->effect), "%s",
                  e->decision == AUDIT_DENY ? "deny" : "refer");
         snprintf(why->list, sizeof(why->list), "%s", lists[1]);
@@ -157,8 +156,7 @@ bench_fleet_cut(struct bench_fleet_dev *dev, unsigned long upto, unsigned long c
 
         err = audit_batch_json(dev->queue, b * chunk, n, &out, &bi);
         if (err != POSGATE_OK) {
-            snprintf(errmsg, errcap, "device %lu: batch %lu: %s", dev->d, b,
-                     posgate_strerror(err));
+            snprintf(errmsg, errcap, "device %lu: batch %lu: %s", dev->d, b, posgate_strerror(err));
         } else if (fn(ctx, b, &out, &bi) != 0) {
             snprintf(errmsg, errcap, "device %lu: batch %lu not taken", dev->d, b);
             err = POSGATE_ERR_IO;

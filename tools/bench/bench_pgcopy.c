@@ -23,7 +23,7 @@
 
 #include "bench.h"
 
-#define PIECE (256u * 1024u)
+#define PIECE   (256u * 1024u)
 #define COLUMNS "device_id, seq, hash, prev_hash, kind, decision, count, json, received_at"
 
 static void quiet(void *arg, const char *message);
