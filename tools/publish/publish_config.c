@@ -170,7 +170,7 @@ out:
 
 /* Lists each staged list config in its delegated role (signed there by its authority). */
 enum posgate_err
-signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, struct tuf_writer *w,
+signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, const struct target_sink *t,
                const struct signed_cfg *sc)
 {
     char name[FEED_NAME_ID_MAX + 32], custom[FEED_NAME_ID_MAX + 64];
@@ -185,9 +185,8 @@ signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, struct tuf_wr
         }
         snprintf(name, sizeof name, "lists/%s/config.json", pl->id);
         snprintf(custom, sizeof custom, "{\"list\":\"%s\",\"type\":\"list-config\"}", pl->id);
-        err = tuf_writer_add_target(w, pl->role, name, sc[i].staged, custom);
+        err = t->add(t->ctx, pl->role, name, sc[i].staged, custom);
         if (err != POSGATE_OK) {
-            die_msg("cannot add %s: %s", name, tuf_writer_errmsg(w));
             return err;
         }
     }
