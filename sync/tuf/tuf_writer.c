@@ -3034,6 +3034,24 @@ mark_rotated(struct tuf_writer *w, const cJSON *old_body, const cJSON *new_body)
     }
 }
 
+/* The fields of an imported targets role that are its signer's: the expiry, and a delegated
+ * role's issue time (TUF_ISSUED_FIELD: an authority signs its role on its own machine, with
+ * posgate-publish authority-sign). want takes them from body. */
+static void
+take_signer_fields(cJSON *want, const cJSON *body, int delegated)
+{
+    const char *fields[] = {"expires", TUF_ISSUED_FIELD};
+
+    for (size_t i = 0; i < (delegated ? 2u : 1u); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, fields[i]);
+
+        cJSON_DeleteItemFromObjectCaseSensitive(want, fields[i]);
+        if (v != NULL) {
+            cJSON_AddItemToObject(want, fields[i], cJSON_Duplicate(v, 1));
+        }
+    }
+}
+
 enum posgate_err
 tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *data, size_t len)
 {
@@ -3087,9 +3105,7 @@ tuf_writer_import_signed(struct tuf_writer *w, const char *role, const void *dat
         if (err != POSGATE_OK) {
             goto out;
         }
-        cJSON_DeleteItemFromObjectCaseSensitive(want, "expires");
-        cJSON_AddItemToObject(
-            want, "expires", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "expires"), 1));
+        take_signer_fields(want, body, !is_top(role));
         if (!cJSON_Compare(want, body, 1)) {
             err = fail(w, POSGATE_ERR_REJECTED,
                        "signed %s version %lld: its content differs from the state's next version "

@@ -261,7 +261,8 @@ POSGATE_WUR enum posgate_err tuf_writer_export_role(struct tuf_writer *w, const 
 /*
  * Installs a role signed elsewhere as the role's next signed version and saves the state. The
  * version must be the next one (ROLLBACK otherwise). A targets role's body must equal the
- * state's next version apart from its expiry (REJECTED otherwise). Signatures are counted once
+ * state's next version apart from its expiry and, for a delegated role, its issue time
+ * (TUF_ISSUED_FIELD; REJECTED otherwise). Signatures are counted once
  * per keyid and verified: root needs a threshold of its own (new) root keys and of the last
  * signed root's keys, any other role a threshold of the keys its delegator names (BADSIG,
  * naming the threshold and the count found). Installing a root whose top-level role keys

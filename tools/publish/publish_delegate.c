@@ -79,12 +79,14 @@ move_targets(const char *dir, struct tuf_writer *w, const struct pub_list *pl, c
         if (err == POSGATE_OK) {
             err = copy_file(mv->stored[i], tmp);
         }
-        if (err == POSGATE_OK) {
-            err = tuf_writer_remove_target(w, "targets", mv->names[i]);
-        }
+        /* listed in the role before it leaves the top-level one: the writer removes stored
+         * content that no role lists any more, and would remove it from the state for good */
         if (err == POSGATE_OK) {
             err = tuf_writer_add_target(w, role, mv->names[i], tmp,
                                         mv->custom[i][0] != '\0' ? mv->custom[i] : NULL);
+        }
+        if (err == POSGATE_OK) {
+            err = tuf_writer_remove_target(w, "targets", mv->names[i]);
         }
         if (err != POSGATE_OK) {
             die_msg("cannot move %s into role %s: %s", mv->names[i], role, tuf_writer_errmsg(w));

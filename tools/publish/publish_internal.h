@@ -279,7 +279,7 @@ int publish_cmd_update(int argc, char **argv);   /* publish_update.c */
 int publish_cmd_refresh(int argc, char **argv);  /* publish_refresh.c */
 int publish_cmd_delegate(int argc, char **argv); /* publish_delegate.c */
 int publish_cmd_bundle(int argc, char **argv);   /* publish_bundle.c */
-
-
+int publish_cmd_authority_sign(int argc, char **argv); /* publish_authority.c */
+int publish_cmd_accept(int argc, char **argv);         /* publish_accept.c */
 
 #endif
