@@ -290,7 +290,7 @@ check_versions(struct acc *a)
         crypto_hex(sha, sizeof sha, hex);
         if (strcmp(hex, a->m->base_sha256) != 0) {
             return refuse("the handover was built on a version %" PRId64 " of role %s (sha256 "
-                          "%.16s...) other than this state's (sha256 %.16s...)",
+                          "%s) other than this state's (sha256 %s)",
                           a->m->base_version, a->pl->role, a->m->base_sha256, hex);
         }
     }
@@ -572,8 +572,8 @@ take_content(struct acc *a)
         }
         crypto_hex(sha, sizeof sha, hex);
         if (len != t->t->length || strcmp(hex, t->sha_hex) != 0) {
-            err = refuse("target %s: the role lists %" PRIu64 " bytes of sha256 %.16s..., the "
-                         "handover carries %" PRIu64 " bytes of sha256 %.16s...",
+            err = refuse("target %s: the role lists %" PRIu64 " bytes of sha256 %s, the "
+                         "handover carries %" PRIu64 " bytes of sha256 %s",
                          t->t->name, t->t->length, t->sha_hex, len, hex);
             break;
         }
@@ -622,7 +622,7 @@ check_snapshot(struct acc *a)
         a->state = *feed_reader_trailer_state(rd);
         state_digest_hex(&a->state, hex);
         if (strcmp(hex, t->lt.digest) != 0) {
-            err = refuse("%s: state digest %.16s..., its metadata says %.16s...", t->t->name, hex,
+            err = refuse("%s: state digest %s, its metadata says %s", t->t->name, hex,
                          t->lt.digest);
         }
     } else if (err != POSGATE_ERR_REJECTED) {
