@@ -17,6 +17,8 @@
 #     unchanged: a replayed old handover, the current one replayed, a handover for another feed,
 #     a target altered after signing, a forged role signature, a target outside the delegated
 #     paths, an operator-only re-delegation signed by the operator;
+#     the authority changes its list's definition (from the feed as a bundle): refused until the
+#     operator's feed.json says the same, then published;
 #  6. the authority's key replaced (delegate, authorize): a handover signed by the removed key
 #     refused; the threshold raised to 2: a handover signed by one key refused, by two accepted;
 #     the kiosk follows each accepted step.
@@ -300,6 +302,46 @@ rm -rf op && mv op.good op
 expect_rc 0 "$P" accept --state op/st --handover op/h3.pgh --out op/feed
 expect_rc 0 pg import op/feed
 [[ $(kiosk_seq) == 3 ]] || fail "the kiosk has seq $(kiosk_seq) of $LIST, expected 3"
+expect_rc 1 pg check --service "$SVC" --id "$ID"
+pytuf
+
+# the authority changes its list's definition (stale_after), from the feed carried as a bundle
+expect_rc 0 "$P" bundle --feed op/feed --out court/feed.c.pgb
+python3 - court/feed.c.pgb court/feed-c.json $LIST <<'EOF2'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+count = struct.unpack(">I", b[12:16])[0]
+p, members = 32, {}
+for _ in range(count):
+    (n,) = struct.unpack(">H", b[p:p + 2]); path = b[p + 2:p + 2 + n].decode()
+    off, ln = struct.unpack(">QQ", b[p + 2 + n:p + 18 + n]); p += 18 + n
+    members[path] = b[off:off + ln]
+ts = json.loads(members["metadata/timestamp.json"])["signed"]["meta"]["snapshot.json"]["version"]
+sn = json.loads(members["metadata/%d.snapshot.json" % ts])["signed"]["meta"]["targets.json"]["version"]
+tg = json.loads(members["metadata/%d.targets.json" % sn])["signed"]["targets"]["config/feed.json"]
+d = json.loads(members["targets/config/%s.feed.json" % tg["hashes"]["sha256"]])
+next(l for l in d["lists"] if l["id"] == sys.argv[3])["stale_after"] = "30d"
+json.dump(d, open(sys.argv[2], "w"), indent=1)
+EOF2
+expect_rc 0 "$P" authority-sign --list $LIST --feed court/feed.c.pgb --root court/root.json \
+    --entries court/e3.csv --list-key court/list.key --key court/a.key --config court/feed-c.json \
+    --out court/hc.pgh
+expect_err "its configuration signed"
+hand_over hc.pgh
+snap
+expect_rc 4 "$P" accept --state op/st --handover op/hc.pgh --out op/feed
+expect_err "differs from what its authority signed"
+expect_err "the operator's feed.json must say what the authority signed"
+unchanged "a changed list definition the operator's feed.json does not hold"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+next(l for l in d["lists"] if l["id"] == sys.argv[2])["stale_after"] = "30d"
+json.dump(d, open(sys.argv[1], "w"), indent=1)' op/st/feed.json $LIST
+expect_rc 0 "$P" accept --state op/st --handover op/hc.pgh --out op/feed
+expect_err "config/feed.json published anew"
+expect_rc 0 pg import op/feed
+pg status --json | python3 -c 'import json, sys
+l = next(l for l in json.load(sys.stdin)["lists"] if l["id"] == sys.argv[1])
+assert l["stale_after"] == "30d", l' $LIST || fail "the kiosk does not hold the new stale_after"
 expect_rc 1 pg check --service "$SVC" --id "$ID"
 pytuf
 

@@ -410,6 +410,11 @@ list_targets(struct acc *a)
     size_t nsnap = 0, ncfg = 0;
     char want[256], msg[HANDOVER_ERRMSG_MAX];
 
+    if (a->rm->ntargets > KEEP_DELTAS + 2) {
+        return refuse("the handover's role lists %zu targets; a list's role lists its snapshot, "
+                      "its configuration and at most %d deltas",
+                      a->rm->ntargets, KEEP_DELTAS);
+    }
     a->tg = plat_calloc(a->rm->ntargets + 1, sizeof *a->tg);
     if (a->tg == NULL) {
         return POSGATE_ERR_NOMEM;

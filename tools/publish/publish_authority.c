@@ -610,6 +610,7 @@ run_steps(struct arun *a, const char *entries, int allow_mass_change)
         r->lw[i].untouched = (int)i != a->idx;
     }
     r->only_list = a->idx;
+    r->outcome = "signed";
     if (err == POSGATE_OK) {
         err = read_entries(r, entries);
     }

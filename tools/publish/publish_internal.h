@@ -246,6 +246,7 @@ struct run {
     struct tuf_writer *w;    /* update: the state's writer; NULL in authority-sign */
     struct target_sink sink; /* where stage_lists lists the targets */
     int only_list;           /* -1, or the one list entries.csv may hold rows of */
+    const char *outcome;     /* what a refusal did not do: "published" (update), "signed" */
     uint64_t total;          /* rows read */
     size_t changed;          /* lists published */
     int cfg_changed;         /* config/feed.json listed again */

@@ -65,6 +65,7 @@ run_init(struct run *r)
     r->now = plat_wall_s();
     buf_init(&r->cfg_raw, FEED_CONFIG_MAX_BYTES);
     r->only_list = -1;
+    r->outcome = "published";
 }
 
 void
@@ -211,7 +212,7 @@ read_entries(struct run *r, const char *path)
             die_msg("%s line %" PRIu64 ": a row of list %s; expected rows of list %s only",
                     r->label, row.line, r->cfg->lists[row.list].id,
                     r->cfg->lists[r->only_list].id);
-            die_msg("nothing was signed");
+            die_msg("nothing was %s", r->outcome);
             return POSGATE_ERR_INVALID;
         }
         err = sorter_add(&r->so, row.list, row.line, &row.entry);
@@ -224,7 +225,7 @@ read_entries(struct run *r, const char *path)
     }
     if (err != POSGATE_ERR_NOTFOUND) {
         die_msg("%s", entries_csv_errmsg(r->csv));
-        die_msg("nothing was published");
+        die_msg("nothing was %s", r->outcome);
         return err;
     }
     return sorter_finish(&r->so);
@@ -257,7 +258,7 @@ compare_lists(struct run *r)
         }
         err = list_pass(&r->s, l, (uint16_t)i, &r->so, &pending, &have_pending, r->now, r->label);
         if (err != POSGATE_OK) {
-            die_msg("nothing was published");
+            die_msg("nothing was %s", r->outcome);
             return err;
         }
     }
@@ -297,7 +298,8 @@ check_mass_change(const struct run *r, int allowed)
     }
     if (refused && !allowed) {
         die_msg("refused: a mass change; check the export, then pass --allow-mass-change to "
-                "publish it anyway. Nothing was published.");
+                "have it %s anyway. Nothing was %s.",
+                r->outcome, r->outcome);
         return POSGATE_ERR_REJECTED;
     }
     return POSGATE_OK;
