@@ -61,6 +61,8 @@ usage_authority_sign(FILE *f)
             "with the authority's change of its list's definition (the operator's feed.json must\n"
             "then say the same). --new-keys: keys the feed does not delegate the list to yet (a\n"
             "first delegation, or a key change the operator makes with delegate and authorize).\n"
+            "--work DIR: where the run keeps its files (its trusted/, lists/ and work/ are\n"
+            "cleared; default: a new directory beside HANDOVER, removed at the end).\n"
             "Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n");
 }
 

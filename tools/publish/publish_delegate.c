@@ -21,8 +21,9 @@ usage_delegate(FILE *f)
            "                                --threshold N\n"
            "Delegates the targets lists/ID/* to the list's issuing authority: from now on only\n"
            "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX "ID\"),\n"
-           "so the next update needs --authority-key ID=KEY.key. The list's current\n"
-           "targets move into the delegated role. Nothing is published until then.\n"
+           "so the list is next published from its authority's handover (accept), or by an\n"
+           "update given --authority-key ID=KEY.key. The list's current targets move into the\n"
+           "delegated role. Nothing is published until then.\n"
            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
 
@@ -215,9 +216,10 @@ publish_cmd_delegate(int argc, char **argv)
     }
     printf("delegated %s to role %s: %zu key(s), threshold %lu%s\n", pattern, role, o[2].count, thr,
            mv != NULL && mv->n > 0 ? "; its targets moved into the role" : "");
-    printf("the next update needs --authority-key %s=KEY.key (its authority signs the list's "
+    printf("the list waits for its authority's signature: accept its handover (%s accept), or "
+           "run update with --authority-key %s=KEY.key (its authority signs the list's "
            "configuration too)\n",
-           pl->id);
+           prog, pl->id);
 out:
     if (mv != NULL && workdir[0] != '\0') {
         remove_dir(workdir);
