@@ -97,8 +97,9 @@ POSGATE_WUR enum posgate_err handover_extract(const struct handover *h, const ch
 /*
  * Counts the distinct keys among pems[0 .. n) (PEM public keys; a key listed twice counts once)
  * with a valid signature over the canonical JSON of "signed" in the envelope env (a TUF-style
- * {"signatures": [...], "signed": {...}} file). PARSE when env is no such envelope; *valid is
- * set otherwise.
+ * {"signatures": [...], "signed": {...}} file); a key's signature is the first one of its keyid,
+ * as tuf_writer_import_signed takes it. PARSE when env is no such envelope; *valid is set
+ * otherwise.
  */
 POSGATE_WUR enum posgate_err handover_count_signatures(const void *env, size_t len,
                                                        const char *const *pems, size_t n,
