@@ -5,7 +5,8 @@
 # authority's key. Real binaries; directories stand for machines: op/ (the feed operator: state,
 # feed key, list key, feed), court/ (the authority: its keys, its entries, its copy of the public
 # feed and of the root it trusts), holder/ (the root key holder), other/ (the operator of another
-# feed), k/ (a kiosk importing the operator's feed). The authority's key files are never in op/.
+# feed), k/ (a kiosk importing the operator's feed), usb/ (the root key's medium for init). The
+# authority's key files are never in op/, nor is the root key after the first publication.
 #  1. the operator publishes the feed, the list still its own; a kiosk imports it;
 #  2. the authority: refusals on its side (no delegation yet without --new-keys, a malformed
 #     row, a row of another list, a mass change), then its first handover;
@@ -110,8 +111,8 @@ EOF
     expect_rc 0 "$P" sign --in "$1/handover.json" --key court/a.key --out "$1/handover.json"
 }
 
-mkdir -p op court holder k other
-"$B/posgate-keygen" --out holder/root >/dev/null
+mkdir -p op court holder k other usb
+"$B/posgate-keygen" --out usb/root >/dev/null
 "$B/posgate-keygen" --out op/feed >/dev/null
 "$B/posgate-keygen" --out op/own >/dev/null
 for k in a b c; do "$B/posgate-keygen" --out court/$k >/dev/null; done
@@ -137,9 +138,11 @@ cp op/list.key court/list.key
 for k in a b c; do cp court/$k.pub op/court-$k.pub; done
 
 # 1. the operator's feed, the list still its own
-expect_rc 0 "$P" init --state op/st --config op/feed.json --root-key holder/root.key \
+expect_rc 0 "$P" init --state op/st --config op/feed.json --root-key usb/root.key \
     --threshold 1 --feed-key op/feed.key --list-key op/list.key
 expect_rc 0 "$P" update --state op/st --entries op/e1.csv --out op/feed
+# the root key leaves the operator's host for its holder's
+mv usb/root.* holder/ && rmdir usb
 cp op/feed/metadata/1.root.json court/root.json
 expect_rc 0 pg init --root op/feed/metadata/1.root.json --list-key op/list.key --jurisdiction CN
 expect_rc 0 pg import op/feed
