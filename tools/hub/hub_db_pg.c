@@ -821,9 +821,12 @@ count_row(void *ctx, const struct hub_row *r)
     return POSGATE_OK;
 }
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS p FROM "
-    "events WHERE device_id = $1) s WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = $1), 0::bigint)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = "
+    "$1) s WHERE seq > p + 1 ORDER BY seq";
 
 static enum posgate_err
 pg_device_state(void *impl, const char *id, struct hub_device_state *out)
@@ -1018,6 +1021,15 @@ static const struct {
      "tttiiiiii",
      "INSERT INTO batches(device_id, idempotency_key, status, first_seq, last_seq, n_events, "
      "stored, received_at, times) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi",
+     "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) VALUES ($1, $2, $3, $4, "
+     "$5)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii",
+     "INSERT INTO device_status(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii",
+     "INSERT INTO device_reports(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
 };
 
 static enum posgate_err

@@ -651,9 +651,12 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
 
 /* ---- reading ---- */
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0) OVER (ORDER BY seq) AS p FROM events "
-    "WHERE device_id = ?1) WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = ?1), 0)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = ?1) "
+    "WHERE seq > p + 1 ORDER BY seq";
 
 /* Called with db->mu held. */
 static enum posgate_err
@@ -959,6 +962,9 @@ static const struct {
     {"SELECT device_id, idempotency_key, status, first_seq, last_seq, n_events, stored, "
      "received_at, times FROM batches",
      "tttiiiiii"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii"},
 };
 
 static enum posgate_err

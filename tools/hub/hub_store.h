@@ -27,14 +27,26 @@
  *                 i1 first_seen, i2 last_seen, i3 times
  *   batches       t0 device_id, t1 idempotency_key, t2 status; i0 first_seq, i1 last_seq,
  *                 i2 n_events, i3 stored, i4 received_at, i5 times
- * (device_status and device_reports, the status reports, are not copied by migrate-db yet.)
+ *   anchors       t0 device_id; h0 hash, h1 prev_hash; i0 seq, i1 pruned_at
+ *   device_status, device_reports
+ *                 t0 device_id, t1 report; i0 reported_at_us, i1 received_at
  */
 #ifndef POSGATE_HUB_STORE_H
 #define POSGATE_HUB_STORE_H
 
 #include "hub_db.h"
 
-enum hub_table { HUB_T_DEVICES, HUB_T_EVENTS, HUB_T_GAPS, HUB_T_BREAKS, HUB_T_BATCHES, HUB_T_N };
+enum hub_table {
+    HUB_T_DEVICES,
+    HUB_T_EVENTS,
+    HUB_T_GAPS,
+    HUB_T_BREAKS,
+    HUB_T_BATCHES,
+    HUB_T_ANCHORS, /* the chain anchors prune keeps, so later uploads still verify */
+    HUB_T_STATUS,  /* each device's latest status report */
+    HUB_T_REPORTS, /* every status report received */
+    HUB_T_N
+};
 
 struct hub_row {
     const char *t[4];
