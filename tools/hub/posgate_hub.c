@@ -42,6 +42,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "fetch.h"
+#include "hub_dashboard.h"
 #include "hub_db.h"
 #include "hub_ingest.h"
 #include "hub_report.h"
@@ -58,6 +59,7 @@ static const char usage[] =
     "                   [--port-file FILE] [--max-body BYTES] [--max-inflight N]\n"
     "                   [--max-bodies-per-peer N] [--max-conns-per-peer N] [--body-timeout S]\n"
     "                   [--auditor-token T] [--log-level debug|info|warn|error]\n"
+    "                   [--admin-token T] [--silent-minutes N]\n"
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
@@ -91,6 +93,11 @@ static const char usage[] =
     "                       connection\n"
     "  --auditor-token T    answer GET /v1/decisions/{id} to a bearer of T (with --db;\n"
     "                       without it, decision queries are refused)\n"
+    "  --admin-token T      the fleet dashboard at /dashboard and GET /v1/fleet/... for a bearer\n"
+    "                       of T (a browser logs in with it once); with --tls-client-ca a verified\n"
+    "                       client certificate is admin too; without either, both are refused\n"
+    "  --silent-minutes N   the dashboard calls a device silent after N minutes without a status\n"
+    "                       report (default 60)\n"
     "\n"
     "Logs one line per request at info level on stderr. SIGTERM or SIGINT stop it (exit 0).\n"
     "exit codes: 0 stopped by a signal, 2 usage, 5 cannot start\n";
@@ -145,6 +152,7 @@ struct hub {
     int client_ca;     /* verify client certificates */
     struct hub_db *db; /* the collector; NULL without --db */
     const char *auditor_token; /* --auditor-token: GET /v1/decisions/{id}; NULL: refused */
+    struct hub_dashboard *dash; /* /dashboard and /v1/fleet/ (hub_dashboard.h) */
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;
@@ -869,6 +877,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         *upload_data_size = 0; /* otherwise a body we do not want: drop it */
         return MHD_YES;
     }
+    if (hub_dashboard_owns(url)) {
+        return hub_dashboard_request(h->dash, conn, url, method, h->client_ca && client_ok(conn));
+    }
     if (strncmp(url, "/v1/decisions/", 14) == 0) {
         return handle_decision(h, conn, url + 14, method);
     }
@@ -1075,7 +1086,8 @@ cmd_serve(int argc, char **argv)
     const char *feed = NULL, *listen = NULL, *cert = NULL, *key = NULL, *ca = NULL;
     const char *port_file = NULL, *dbpath = NULL;
     struct hub h;
-    const char *auditor = NULL;
+    const char *auditor = NULL, *admin = NULL;
+    uint64_t silent_min = 60;
     char dbmsg[512] = "";
     uint64_t max_body = HUB_MAX_BODY, max_inflight = HUB_MAX_INFLIGHT;
     uint64_t peer_bodies = HUB_PEER_BODIES, peer_conns = HUB_PEER_CONNS,
@@ -1106,6 +1118,15 @@ cmd_serve(int argc, char **argv)
             feed = argv[++i];
         } else if (strcmp(a, "--auditor-token") == 0) {
             auditor = argv[++i];
+        } else if (strcmp(a, "--admin-token") == 0) {
+            admin = argv[++i];
+        } else if (strcmp(a, "--silent-minutes") == 0) {
+            i++;
+            if (!parse_u64(argv[i], strlen(argv[i]), &silent_min) || silent_min > 525600) {
+                fprintf(stderr, "posgate-hub: --silent-minutes: expected 0 to 525600, got \"%s\"\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (strcmp(a, "--listen") == 0) {
             listen = argv[++i];
         } else if (strcmp(a, "--tls-cert") == 0) {
@@ -1197,6 +1218,15 @@ cmd_serve(int argc, char **argv)
                 hub_db_is_uri(dbpath) ? "(PostgreSQL URI)" : dbpath, dbmsg);
         goto out;
     }
+    {
+        struct hub_dashboard_config dc = {h.db, h.root_len > 0 ? h.root : NULL, admin, auditor,
+                                          ca != NULL, cert != NULL, (int64_t)silent_min * 60};
+
+        if (hub_dashboard_new(&dc, &h.dash) != POSGATE_OK) {
+            fprintf(stderr, "posgate-hub: out of memory\n");
+            goto out;
+        }
+    }
     if (cert != NULL && (!read_pem(cert, &cert_pem) || !read_pem(key, &key_pem) ||
                          (ca != NULL && !read_pem(ca, &ca_pem)))) {
         goto out;
@@ -1269,6 +1299,7 @@ out:
     if (d != NULL) {
         MHD_stop_daemon(d);
     }
+    hub_dashboard_free(h.dash);
     hub_db_close(h.db);
     free(h.peers);
     pthread_mutex_destroy(&h.peers_mu);
