@@ -48,6 +48,10 @@ wait_for 10 test -s "$T/hub.port" || fail "posgate-hub did not start"
 HUB_URL=http://127.0.0.1:$(cat "$T/hub.port") TOKEN=$TOKEN_ADMIN CURRENT=$CURRENT STALE=$STALE \
     BROKEN=$BROKEN LISTING=$LISTING STALE_LIST=$STALE_LIST SHOT=$W/dashboard.png CHROMIUM=$CHROMIUM \
     NODE_PATH=$W/node_modules node "$HERE/dashboard.cjs" || fail "the dashboard in chromium"
+kill "$HUBPID"
+wait "$HUBPID" || fail "posgate-hub exited $? after SIGTERM"
+HUBPID=
+if grep -q "Sanitizer" "$T/hub.log"; then fail "sanitizer report"; fi
 if [[ -n $SHOT_COPY ]]; then
     cp "$W/dashboard.png" "$SHOT_COPY"
     echo "screenshot: $SHOT_COPY"
