@@ -156,7 +156,7 @@ BODY="{\"service\": \"$SVC\", \"ids\": [\"$SUBJECT\"], \"operator\": \"counter-7
 echo "-- POST /v1/check $BODY"
 curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["decision"].upper(), [r["listing_id"] for r in d["reasons"]], "feed version", d["feed_version"])'
-echo "-- POST /v1/check with a mistyped identifier: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST \
+echo "-- POST /v1/check with a mistyped identifier: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     -d "{\"service\": \"rail.hsr\", \"ids\": [\"$BAD_ID\"]}" "$API/v1/check") (the error names the field)"
 
 step "publisher lifts the listing of $SUBJECT; the daemon picks it up within two poll intervals"
@@ -165,7 +165,7 @@ grep -v ",$SUBJECT_LISTING," entries2.csv > entries3.csv
 run posgate-publish update --state pubstate --entries entries3.csv --out feed
 start=$(date +%s%N)
 for _ in $(seq $((POLL * 20))); do
-    d=$(curl -s -X POST -d "$BODY" "$API/v1/check" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
+    d=$(curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
     [[ $d == allow ]] && break
     sleep 0.1
 done
@@ -202,7 +202,7 @@ posgated --config posgated-audit.json &
 DAEMON=$!
 PIDS+=($DAEMON)
 for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in 1 2 3; do curl -s -o /dev/null -X POST -d "$BODY" "$API/v1/check"; done
+for _ in 1 2 3; do curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check"; done
 for _ in $(seq 100); do
     q=$(curl -s "$API/v1/status" | python3 -c 'import json,sys; a=json.load(sys.stdin)["audit"]; print(a["queued"] == 0 and a["last_upload"] is not None)')
     [[ $q == True ]] && break
