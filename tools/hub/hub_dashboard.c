@@ -129,7 +129,11 @@ send_body(struct MHD_Connection *conn, unsigned status, const char *type, const 
         MHD_add_response_header(r, "Set-Cookie", cookie);
     }
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-        MHD_add_response_header(r, "Allow", strncmp(url, "/v1/", 4) == 0 ? "GET" : "GET, POST");
+        size_t n = strlen(url);
+        bool post = (n >= 6 && strcmp(url + n - 6, "/login") == 0) ||
+                    (n >= 7 && strcmp(url + n - 7, "/logout") == 0);
+
+        MHD_add_response_header(r, "Allow", post ? "POST" : "GET, HEAD");
     }
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
         MHD_add_response_header(r, "Retry-After", "2");
@@ -160,15 +164,14 @@ refuse(struct MHD_Connection *conn, unsigned status, const char *msg, const char
         buf_reset(&b);
     }
     ret = send_body(conn, status, json ? "application/json" : "text/plain; charset=utf-8",
-                    b.data != NULL ? (const void *)b.data : "", b.len, MHD_RESPMEM_MUST_COPY,
-                    NULL, method, url);
+                    b.data != NULL ? (const void *)b.data : "", b.len, MHD_RESPMEM_MUST_COPY, NULL,
+                    method, url);
     buf_free(&b);
     return ret;
 }
 
 static enum MHD_Result
-store_failed(struct MHD_Connection *conn, enum posgate_err err, const char *method,
-             const char *url)
+store_failed(struct MHD_Connection *conn, enum posgate_err err, const char *method, const char *url)
 {
     return refuse(conn,
                   err == POSGATE_ERR_RETRY || err == POSGATE_ERR_NOMEM
@@ -328,8 +331,8 @@ login(struct hub_dashboard *d, struct MHD_Connection *conn, const char *method, 
     }
     w = bearer(d, conn);
     if (w == WHO_NONE) {
-        return refuse(conn, MHD_HTTP_UNAUTHORIZED, "Authorization: Bearer TOKEN expected",
-                      method, url);
+        return refuse(conn, MHD_HTTP_UNAUTHORIZED, "Authorization: Bearer TOKEN expected", method,
+                      url);
     }
     if (w != WHO_ADMIN) {
         return refuse(conn, MHD_HTTP_FORBIDDEN, "not the admin token", method, url);
@@ -350,8 +353,9 @@ login(struct hub_dashboard *d, struct MHD_Connection *conn, const char *method, 
     slot->expires_ns = now + (uint64_t)SESSION_TTL_S * 1000000000u;
     pthread_mutex_unlock(&d->mu);
     crypto_hex(id, sizeof(id), hex);
-    snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; "
-             "Max-Age=%d%s", hex, SESSION_TTL_S, d->tls ? "; Secure" : "");
+    snprintf(cookie, sizeof(cookie),
+             COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", hex, SESSION_TTL_S,
+             d->tls ? "; Secure" : "");
     plat_wipe(id, sizeof(id));
     plat_wipe(hex, sizeof(hex));
     return send_body(conn, MHD_HTTP_OK, "application/json", "{\"admin\":true}\n", 15,
@@ -391,8 +395,8 @@ session_state(struct hub_dashboard *d, struct MHD_Connection *conn, bool client_
                      via != NULL ? via : "null", via != NULL ? "\"" : "",
                      d->has_admin ? "true" : "false");
 
-    return send_body(conn, MHD_HTTP_OK, "application/json", body, (size_t)n,
-                     MHD_RESPMEM_MUST_COPY, NULL, method, url);
+    return send_body(conn, MHD_HTTP_OK, "application/json", body, (size_t)n, MHD_RESPMEM_MUST_COPY,
+                     NULL, method, url);
 }
 
 /* ---- the files ---- */
@@ -540,8 +544,8 @@ fleet(struct hub_dashboard *d, struct MHD_Connection *conn, const char *url, con
         err = fleet_answer(d, conn, url + 10, &o, &out);
     }
     if (err == POSGATE_OK) {
-        ret = send_body(conn, MHD_HTTP_OK, "application/json", buf_cstr(&out),
-                        out.len, MHD_RESPMEM_MUST_COPY, NULL, method, url);
+        ret = send_body(conn, MHD_HTTP_OK, "application/json", buf_cstr(&out), out.len,
+                        MHD_RESPMEM_MUST_COPY, NULL, method, url);
     } else if (err == POSGATE_ERR_NOTFOUND) {
         ret = refuse(conn, MHD_HTTP_NOT_FOUND, "no such device or answer", method, url);
     } else if (err == POSGATE_ERR_INVALID) {
@@ -565,8 +569,8 @@ hub_dashboard_request(struct hub_dashboard *d, struct MHD_Connection *conn, cons
     const char *name = strncmp(url, "/dashboard/", 11) == 0 ? url + 11 : "";
 
     if (d == NULL || d->db == NULL) {
-        return refuse(conn, MHD_HTTP_NOT_FOUND,
-                      "not found (the dashboard needs a collector: --db)", method, url);
+        return refuse(conn, MHD_HTTP_NOT_FOUND, "not found (the dashboard needs a collector: --db)",
+                      method, url);
     }
     if (strncmp(url, "/v1/fleet/", 10) == 0) {
         return fleet(d, conn, url, method, client_cert);

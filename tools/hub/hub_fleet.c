@@ -21,8 +21,7 @@
 #define TIMESTAMP_MAX (1024u * 1024u)
 
 #define HUB_FLEET_STATE_NAME(name, text) text,
-static const char *const state_names[HUB_FLEET_N_STATES] = {
-    HUB_FLEET_STATES(HUB_FLEET_STATE_NAME)};
+static const char *const state_names[HUB_FLEET_N_STATES] = {HUB_FLEET_STATES(HUB_FLEET_STATE_NAME)};
 #undef HUB_FLEET_STATE_NAME
 
 const char *
@@ -39,15 +38,14 @@ hub_fleet_served_version(const char *feed_dir)
     cJSON *ts = NULL;
     int64_t v = 0;
 
-    if (feed_dir == NULL ||
-        (size_t)snprintf(path, sizeof(path), "%s/metadata/timestamp.json", feed_dir) >=
-            sizeof(path)) {
+    if (feed_dir == NULL || (size_t)snprintf(path, sizeof(path), "%s/metadata/timestamp.json",
+                                             feed_dir) >= sizeof(path)) {
         return 0;
     }
     if (plat_read_file(path, &raw) == POSGATE_OK &&
         json_parse_bounded(raw.data, raw.len, raw.max, &ts, msg, sizeof(msg)) == POSGATE_OK &&
-        json_get_int(cJSON_GetObjectItemCaseSensitive(ts, "signed"), "version", 1, INT64_MAX,
-                     &v) != POSGATE_OK) {
+        json_get_int(cJSON_GetObjectItemCaseSensitive(ts, "signed"), "version", 1, INT64_MAX, &v) !=
+            POSGATE_OK) {
         v = 0;
     }
     cJSON_Delete(ts);
@@ -100,7 +98,8 @@ add_device(void *ctx, const struct hub_row *r)
 static int
 by_id(const void *a, const void *b)
 {
-    return strcmp(((const struct hub_fleet_device *)a)->id, ((const struct hub_fleet_device *)b)->id);
+    return strcmp(((const struct hub_fleet_device *)a)->id,
+                  ((const struct hub_fleet_device *)b)->id);
 }
 
 struct hub_fleet_device *
@@ -379,6 +378,9 @@ tally(cJSON *arr, const char *key_name, const cJSON *key)
 {
     cJSON *e;
 
+    if (key == NULL) {
+        return; /* a report without the member is not counted under any value */
+    }
     cJSON_ArrayForEach(e, arr)
     {
         cJSON *k = cJSON_GetObjectItemCaseSensitive(e, key_name);
@@ -587,8 +589,8 @@ hub_fleet_device(struct hub_db *db, const char *id, const struct hub_fleet_opts 
     }
     doc = hub_fleet_doc(&f, o);
     cJSON_AddItemToObject(doc, "device", hub_fleet_device_json(d, o));
-    cJSON_AddItemToObject(doc, "report",
-                          d->report != NULL ? cJSON_Duplicate(d->report, true) : cJSON_CreateNull());
+    cJSON_AddItemToObject(
+        doc, "report", d->report != NULL ? cJSON_Duplicate(d->report, true) : cJSON_CreateNull());
     p.gaps = cJSON_AddArrayToObject(doc, "gap_ranges");
     p.breaks = cJSON_AddArrayToObject(doc, "chain_breaks");
     p.history = cJSON_AddArrayToObject(doc, "history");

@@ -88,7 +88,8 @@ void hub_fleet_cleanup(struct hub_fleet *f); /* the fleet loaded; a zeroed one i
 /* The device of that id, or NULL. */
 struct hub_fleet_device *hub_fleet_find(struct hub_fleet *f, const char *id);
 /* One device as the devices answer lists it, a new object (NULL: out of memory). */
-struct cJSON *hub_fleet_device_json(const struct hub_fleet_device *d, const struct hub_fleet_opts *o);
+struct cJSON *hub_fleet_device_json(const struct hub_fleet_device *d,
+                                    const struct hub_fleet_opts *o);
 
 /* The members every answer starts with (now, silent_minutes, newest_feed_version,
  * newest_from, devices_enrolled), a new object (NULL: out of memory). */
@@ -113,8 +114,12 @@ POSGATE_WUR enum posgate_err hub_fleet_device(struct hub_db *db, const char *id,
 POSGATE_WUR enum posgate_err hub_fleet_versions(struct hub_db *db, const struct hub_fleet_opts *o,
                                                 struct buf *out);
 
-enum hub_fleet_by { HUB_FLEET_BY_DECISION, HUB_FLEET_BY_LIST, HUB_FLEET_BY_SERVICE,
-                    HUB_FLEET_BY_LISTING };
+enum hub_fleet_by {
+    HUB_FLEET_BY_DECISION,
+    HUB_FLEET_BY_LIST,
+    HUB_FLEET_BY_SERVICE,
+    HUB_FLEET_BY_LISTING
+};
 /* GET /v1/fleet/decisions?by=...&bucket=day|hour (hub_fleet_stats.c): decisions counted per
  * day or hour of their own time (the kiosk's clock) over the window, one series per decision,
  * list, service or listing (LIST/LISTING_ID of DENYs and REFERs). INVALID for hourly buckets

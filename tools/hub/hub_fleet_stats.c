@@ -84,8 +84,8 @@ struct firsts {
     size_t n, cap;
     char cur[DEVICE_ID_HEX_LEN + 1]; /* the device whose reports are being read */
     struct hub_fleet_device *cur_dev;
-    size_t cur_from;      /* its first entry in v */
-    int64_t cur_scanned;  /* the version text of its previous report; -2: none yet */
+    size_t cur_from;     /* its first entry in v */
+    int64_t cur_scanned; /* the version text of its previous report; -2: none yet */
 };
 
 /* The number after the first "feed_version": of a report's text, or -1: a quick look that
@@ -249,8 +249,7 @@ rank(const int64_t *sorted, size_t n, size_t pct)
 
 /* The propagation of version v to each device that has it (firsts in the window). */
 static enum posgate_err
-propagation(cJSON *x, const struct hub_fleet *f, const struct firsts *fs, int64_t v,
-            int64_t issued)
+propagation(cJSON *x, const struct hub_fleet *f, const struct firsts *fs, int64_t v, int64_t issued)
 {
     int64_t *lat = plat_calloc(f->n + 1, sizeof(*lat));
     cJSON *installs = cJSON_AddArrayToObject(x, "installs"), *p;
@@ -471,8 +470,8 @@ count_reasons(struct tally *t, const cJSON *ev, size_t b)
     char key[2 * AUDIT_ID_MAX + 2];
     const char *dec = str_at(ev, "decision");
 
-    if (t->by == HUB_FLEET_BY_LISTING && (dec == NULL || (strcmp(dec, "deny") != 0 &&
-                                                          strcmp(dec, "refer") != 0))) {
+    if (t->by == HUB_FLEET_BY_LISTING &&
+        (dec == NULL || (strcmp(dec, "deny") != 0 && strcmp(dec, "refer") != 0))) {
         return POSGATE_OK; /* as decisions --listing: the DENYs and REFERs that cited it */
     }
     cJSON_ArrayForEach(r, rs)
@@ -549,11 +548,12 @@ event_row(void *ctx, const struct hub_row *r)
     t->events += n;
     switch (t->by) {
     case HUB_FLEET_BY_DECISION:
-        err = count(t,
-                    summary                                                  ? "allow"
-                    : cJSON_GetObjectItemCaseSensitive(ev, "error") != NULL ? "error"
-                                                                             : str_at(ev, "decision"),
-                    b, n);
+        err =
+            count(t,
+                  summary                                                 ? "allow"
+                  : cJSON_GetObjectItemCaseSensitive(ev, "error") != NULL ? "error"
+                                                                          : str_at(ev, "decision"),
+                  b, n);
         break;
     case HUB_FLEET_BY_SERVICE:
         err = summary ? count_services(t, ev, b) : count(t, str_at(ev, "service"), b, 1);
@@ -613,7 +613,8 @@ decisions_doc(struct tally *t, const struct hub_fleet_opts *o, bool hourly)
         cJSON_AddItemToObject(x, "counts", cJSON_CreateDoubleArray(t->s[i].counts, (int)t->nb));
         cJSON_AddItemToArray(series, x);
     }
-    cJSON_AddNumberToObject(doc, "series_omitted", (double)(t->n > SERIES_OUT ? t->n - SERIES_OUT : 0));
+    cJSON_AddNumberToObject(doc, "series_omitted",
+                            (double)(t->n > SERIES_OUT ? t->n - SERIES_OUT : 0));
     cJSON_AddNumberToObject(doc, "decisions", t->events);
     cJSON_AddNumberToObject(doc, "outside_window", t->outside);
     cJSON_AddNumberToObject(doc, "unreadable", t->unreadable);
