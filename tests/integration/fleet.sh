@@ -11,7 +11,8 @@
 #     the admin and the auditor;
 #   - who may read: 401 without a credential, 403 with another token or the auditor's outside
 #     listings, 403 on a hub without --admin-token, 404 without --db; the login (session cookie
-#     HttpOnly, SameSite=Strict), refused from another origin; the logout ending it;
+#     HttpOnly, SameSite=Strict; Secure over HTTPS), refused from another origin; the logout
+#     ending it; over HTTPS with --tls-client-ca, a verified client certificate as admin;
 #   - the headers: a Content-Security-Policy, nosniff, no CORS header even when asked; the
 #     page's files with their types and no URL of another host.
 # With POSGATE_TEST_PG_URI set (with_pg.sh) the collector's store is that PostgreSQL database,
@@ -222,6 +223,45 @@ expect 403 "logout from another origin" /dashboard/logout -X POST -H "Cookie: $C
 expect 200 "overview, the session still there" /v1/fleet/overview -H "Cookie: $COOKIE"
 expect 200 "logout" /dashboard/logout -X POST -H "Cookie: $COOKIE"
 expect 401 "overview after the logout" /v1/fleet/overview -H "Cookie: $COOKIE"
+stop_hub
+
+# ---- HTTPS with client certificates: a verified certificate is admin, the cookie is Secure
+mkdir "$T/pki"
+(
+    cd "$T/pki"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=fleet-ca 2>/dev/null
+    openssl req -x509 "${ec[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=other 2>/dev/null
+    openssl req "${ec[@]}" -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.pem 2>/dev/null
+    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj /CN=operator 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile client.ext -out client.pem 2>/dev/null
+)
+P=$T/pki
+start_hub --db "$DB" --feed "$FEED" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    --tls-client-ca "$P/ca.pem"
+URL=https://127.0.0.1:$(cat "$T/hub.port")
+expect 401 "HTTPS, no certificate" /v1/fleet/overview --cacert "$P/ca.pem"
+expect 200 "HTTPS, a client certificate" /v1/fleet/overview --cacert "$P/ca.pem" \
+    --cert "$P/client.pem" --key "$P/client.key"
+holds "overview with a certificate" 'd["states"]["chain_broken"] == 1'
+expect 200 "session with a certificate" /dashboard/session --cacert "$P/ca.pem" \
+    --cert "$P/client.pem" --key "$P/client.key"
+holds "admin by certificate" 'd == {"admin": True, "via": "certificate", "token_login": False}'
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.pem" --cert "$P/other.pem" \
+    --key "$P/other.key" "$URL/v1/fleet/overview" || true)
+[[ $code == 401 || $code == 000 ]] || fail "a certificate of another CA: HTTP $code"
+expect 403 "login without --admin-token" /dashboard/login -X POST --cacert "$P/ca.pem" "${ADMIN[@]}"
+stop_hub
+start_hub --db "$DB" --tls-cert "$P/server.pem" --tls-key "$P/server.key" --admin-token "$TOKEN_ADMIN"
+URL=https://127.0.0.1:$(cat "$T/hub.port")
+expect 200 "HTTPS login" /dashboard/login -X POST --cacert "$P/ca.pem" "${ADMIN[@]}"
+grep -i '^Set-Cookie' "$T/head" | grep -qi 'HttpOnly; SameSite=Strict; Max-Age=28800; Secure' \
+    || fail "the cookie over HTTPS: $(cat "$T/head")"
 stop_hub
 if grep -q "Sanitizer" "$T/hub.log"; then fail "sanitizer report"; fi
 STORE=SQLite
