@@ -121,6 +121,68 @@ sql_ok(sqlite3 *db, int rc, const char *what)
     }
 }
 
+/* Fills q[nq..checks) with misses: valid cn_rid from a value range the synthesiser does not draw
+ * from, keyed with hk. Returns the new count of queries (checks). */
+static uint64_t
+add_misses(struct query *q, uint64_t nq, uint64_t checks, uint64_t seed,
+           const struct crypto_hmac_key *hk)
+{
+    char errmsg[256];
+
+    for (uint64_t i = 0; nq < checks; i++) {
+        char rid[IDENT_SYNTH_CN_RID_SIZE], a[64];
+        struct ident id;
+        char msg[IDENT_MSG_MAX];
+        size_t mlen;
+
+        ident_synth_cn_rid(bench_mix(seed ^ 0x5bd1e9955bd1e995ULL) ^ bench_mix(i + 0x7fffffffULL),
+                           rid);
+        snprintf(a, sizeof a, "cn_rid:%s", rid);
+        if (ident_parse_arg(a, strlen(a), &id, errmsg, sizeof errmsg) != POSGATE_OK) {
+            bench_die("synthetic %s: %s", a, errmsg);
+        }
+        mlen = ident_key_message(&id, msg, sizeof msg);
+        q[nq].arg = dup_str(a, strlen(a));
+        q[nq].msg = dup_str(msg, mlen);
+        ident_entry_key(hk, &id, q[nq].key);
+        nq++;
+    }
+    return nq;
+}
+
+/* Writes misses.txt (q[nhits..nq), in order), then shuffles q and writes queries.txt,
+ * qmsgs.txt and qkeys.bin, freeing each query's strings. */
+static void
+write_queries(struct query *q, uint64_t nhits, uint64_t nq, uint64_t seed, const char *out)
+{
+    FILE *fq, *fm, *fk;
+
+    fq = open_out(out, "misses.txt", "w");
+    for (uint64_t i = nhits; i < nq; i++) {
+        fprintf(fq, "%s\n", q[i].arg);
+    }
+    close_out(fq, "misses.txt");
+    for (uint64_t i = nq - 1; i > 0; i--) {
+        uint64_t j = bench_mix(seed + 0x1234567ULL + i) % (i + 1);
+        struct query t = q[i];
+        q[i] = q[j];
+        q[j] = t;
+    }
+    fq = open_out(out, "queries.txt", "w");
+    fm = open_out(out, "qmsgs.txt", "w");
+    fk = open_out(out, "qkeys.bin", "wb");
+    for (uint64_t i = 0; i < nq; i++) {
+        fprintf(fq, "%s\n", q[i].arg);
+        fprintf(fm, "%s\n", q[i].msg);
+        fwrite(q[i].key, 1, KEY_LEN, fk);
+        free(q[i].arg);
+        free(q[i].msg);
+    }
+    close_out(fq, "queries.txt");
+    close_out(fm, "qmsgs.txt");
+    close_out(fk, "qkeys.bin");
+}
+
 int
 bench_cmd_prep(int argc, char **argv)
 {
@@ -134,7 +196,7 @@ bench_cmd_prep(int argc, char **argv)
     struct csv_reader *rd = NULL;
     struct query *q;
     uint64_t *pick, nrows, nhits, nq = 0, row = 0, p = 0;
-    FILE *in, *fkeys, *fresp, *fq, *fm, *fk;
+    FILE *in, *fkeys, *fresp;
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
     char path[4096], errmsg[256];
@@ -235,49 +297,8 @@ bench_cmd_prep(int argc, char **argv)
                   " (rows counted %" PRIu64 ", read %" PRIu64 ")",
                   csv, nq, nhits, nrows, row);
     }
-    /* misses: valid cn_rid from a value range the synthesiser does not draw from */
-    for (uint64_t i = 0; nq < checks; i++) {
-        char rid[IDENT_SYNTH_CN_RID_SIZE], a[64];
-        struct ident id;
-        char msg[IDENT_MSG_MAX];
-        size_t mlen;
-
-        ident_synth_cn_rid(bench_mix(seed ^ 0x5bd1e9955bd1e995ULL) ^ bench_mix(i + 0x7fffffffULL),
-                           rid);
-        snprintf(a, sizeof a, "cn_rid:%s", rid);
-        if (ident_parse_arg(a, strlen(a), &id, errmsg, sizeof errmsg) != POSGATE_OK) {
-            bench_die("synthetic %s: %s", a, errmsg);
-        }
-        mlen = ident_key_message(&id, msg, sizeof msg);
-        q[nq].arg = dup_str(a, strlen(a));
-        q[nq].msg = dup_str(msg, mlen);
-        ident_entry_key(&hk, &id, q[nq].key);
-        nq++;
-    }
-    fq = open_out(out, "misses.txt", "w");
-    for (uint64_t i = nhits; i < nq; i++) {
-        fprintf(fq, "%s\n", q[i].arg);
-    }
-    close_out(fq, "misses.txt");
-    for (uint64_t i = nq - 1; i > 0; i--) {
-        uint64_t j = bench_mix(seed + 0x1234567ULL + i) % (i + 1);
-        struct query t = q[i];
-        q[i] = q[j];
-        q[j] = t;
-    }
-    fq = open_out(out, "queries.txt", "w");
-    fm = open_out(out, "qmsgs.txt", "w");
-    fk = open_out(out, "qkeys.bin", "wb");
-    for (uint64_t i = 0; i < nq; i++) {
-        fprintf(fq, "%s\n", q[i].arg);
-        fprintf(fm, "%s\n", q[i].msg);
-        fwrite(q[i].key, 1, KEY_LEN, fk);
-        free(q[i].arg);
-        free(q[i].msg);
-    }
-    close_out(fq, "queries.txt");
-    close_out(fm, "qmsgs.txt");
-    close_out(fk, "qkeys.bin");
+    nq = add_misses(q, nq, checks, seed, &hk);
+    write_queries(q, nhits, nq, seed, out);
     free(q);
     free(pick);
     crypto_hmac_key_cleanup(&hk);

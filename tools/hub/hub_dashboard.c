@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "hub_assets.h"
 #include "hub_fleet.h"
+#include "hub_text.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
@@ -182,17 +183,6 @@ store_failed(struct MHD_Connection *conn, enum posgate_err err, const char *meth
 
 /* ---- credentials ---- */
 
-static bool
-same_hash(const uint8_t a[CRYPTO_SHA256_LEN], const uint8_t b[CRYPTO_SHA256_LEN])
-{
-    uint8_t x = 0;
-
-    for (size_t i = 0; i < CRYPTO_SHA256_LEN; i++) {
-        x |= (uint8_t)(a[i] ^ b[i]);
-    }
-    return x == 0;
-}
-
 /* The bearer token of the request: NONE without one, BAD when it is neither token. */
 static enum who
 bearer(const struct hub_dashboard *d, struct MHD_Connection *conn)
@@ -207,34 +197,13 @@ bearer(const struct hub_dashboard *d, struct MHD_Connection *conn)
         return WHO_BAD;
     }
     crypto_sha256(auth + 7, strlen(auth + 7), h);
-    if (d->has_admin && same_hash(h, d->admin)) {
+    if (d->has_admin && crypto_equal(h, d->admin, sizeof(h))) {
         return WHO_ADMIN;
     }
-    if (d->has_auditor && same_hash(h, d->auditor)) {
+    if (d->has_auditor && crypto_equal(h, d->auditor, sizeof(h))) {
         return WHO_AUDITOR;
     }
     return WHO_BAD;
-}
-
-static int
-nibble(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* 2n lowercase hex digits and nothing more into n bytes: 1, else 0. */
-static int
-unhex(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int hi = nibble(s[2 * i]), lo = hi >= 0 ? nibble(s[2 * i + 1]) : -1;
-
-        if (lo < 0) {
-            return 0;
-        }
-        out[i] = (uint8_t)(hi * 16 + lo);
-    }
-    return s[2 * n] == 0;
 }
 
 /* The session slot of the request's cookie, or -1; expired sessions are freed on the way. */
@@ -242,29 +211,28 @@ static int
 session_of(struct hub_dashboard *d, struct MHD_Connection *conn)
 {
     const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, COOKIE_NAME);
-    uint8_t id[SESSION_ID_LEN];
+    struct buf id = BUF_INIT(SESSION_ID_LEN);
     uint64_t now = plat_mono_ns();
     int found = -1;
 
-    if (c == NULL || strlen(c) != 2 * SESSION_ID_LEN || !unhex(c, id, SESSION_ID_LEN)) {
+    if (c == NULL || !hub_lower_hex(c, 2 * SESSION_ID_LEN) ||
+        crypto_unhex(c, 2 * SESSION_ID_LEN, &id) != POSGATE_OK) {
+        buf_free(&id);
         return -1;
     }
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < SESSIONS_MAX; i++) {
         struct session *s = &d->sessions[i];
-        uint8_t x = 0;
 
         if (s->expires_ns != 0 && s->expires_ns <= now) {
             memset(s, 0, sizeof(*s));
         }
-        for (size_t k = 0; k < SESSION_ID_LEN; k++) {
-            x |= (uint8_t)(s->id[k] ^ id[k]);
-        }
-        if (s->expires_ns != 0 && x == 0) {
+        if (s->expires_ns != 0 && crypto_equal(s->id, id.data, SESSION_ID_LEN)) {
             found = i;
         }
     }
     pthread_mutex_unlock(&d->mu);
+    buf_free(&id);
     return found;
 }
 
@@ -434,12 +402,6 @@ arg_int(struct MHD_Connection *conn, const char *name, int64_t dflt, int64_t min
     return v >= min && v <= max ? v : -1;
 }
 
-static bool
-is_hex_id(const char *s)
-{
-    return strlen(s) == DEVICE_ID_HEX_LEN && strspn(s, "0123456789abcdef") == DEVICE_ID_HEX_LEN;
-}
-
 /* GET /v1/fleet/decisions?listing=LIST/LISTING_ID[&since=T]: decisions --listing --json. */
 static enum posgate_err
 listing(struct hub_dashboard *d, const char *arg, const char *since, struct buf *out)
@@ -480,8 +442,9 @@ fleet_answer(struct hub_dashboard *d, struct MHD_Connection *conn, const char *w
         return hub_fleet_devices(d->db, o, out);
     }
     if (strncmp(what, "devices/", 8) == 0) {
-        return is_hex_id(what + 8) ? hub_fleet_device(d->db, what + 8, o, limit, out)
-                                   : POSGATE_ERR_NOTFOUND;
+        return hub_lower_hex(what + 8, DEVICE_ID_HEX_LEN)
+                   ? hub_fleet_device(d->db, what + 8, o, limit, out)
+                   : POSGATE_ERR_NOTFOUND;
     }
     if (strcmp(what, "versions") == 0) {
         return hub_fleet_versions(d->db, o, out);

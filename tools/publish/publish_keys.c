@@ -26,6 +26,7 @@
 #include "plat_lock.h"
 #include "plat_mem.h"
 #include "posgate_err.h"
+#include "publish_opts.h"
 #include "tuf_writer.h"
 
 #define EXIT_OK      0
@@ -34,7 +35,6 @@
 #define EXIT_IO      5
 
 #define PATH_CAP       4096
-#define OPT_MAX        16
 #define RING_MAX       40
 #define STATE_JSON_MAX (16u << 20)
 #define PROPOSAL_MAX   (16u << 20)
@@ -89,80 +89,6 @@ exit_code(enum posgate_err err)
         return EXIT_IO;
     }
     return EXIT_IO;
-}
-
-/* ---- options --------------------------------------------------------------------------------- */
-
-struct kopt {
-    const char *name;
-    int takes_value;
-    int multi;
-    const char *values[OPT_MAX];
-    size_t count;
-};
-
-/* 0 ok, 1 --help, -1 refused (said why). */
-static int
-parse(int argc, char **argv, struct kopt *opts, size_t nopts)
-{
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *eq;
-        size_t nlen;
-        struct kopt *o = NULL;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            return 1;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            say("unexpected argument \"%s\" (expected an option)", a);
-            return -1;
-        }
-        eq = strchr(a, '=');
-        nlen = eq != NULL ? (size_t)(eq - a - 2) : strlen(a + 2);
-        for (size_t k = 0; k < nopts; k++) {
-            if (strlen(opts[k].name) == nlen && strncmp(a + 2, opts[k].name, nlen) == 0) {
-                o = &opts[k];
-            }
-        }
-        if (o == NULL) {
-            say("unknown option \"%s\"", a);
-            return -1;
-        }
-        if (!o->takes_value) {
-            o->count++;
-            continue;
-        }
-        if ((o->count > 0 && !o->multi) || o->count == OPT_MAX) {
-            say("option --%s given too often (expected %s)", o->name,
-                o->multi ? "at most 16" : "once");
-            return -1;
-        }
-        if (eq != NULL) {
-            o->values[o->count++] = eq + 1;
-        } else if (i + 1 < argc) {
-            o->values[o->count++] = argv[++i];
-        } else {
-            say("option --%s needs a value", o->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static const char *
-val(const struct kopt *o)
-{
-    return o->count > 0 ? o->values[0] : NULL;
-}
-
-static int
-need(const struct kopt *o, const char *cmd)
-{
-    if (o->count == 0) {
-        say("%s: --%s is required (see %s %s --help)", cmd, o->name, prog, cmd);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- files and keys -------------------------------------------------------------------------- */
@@ -335,7 +261,7 @@ kstate_save(struct kstate *s)
 
 /* The operator's online keyring: the feed key, the recorded online keys and extra. */
 static enum posgate_err
-online_ring(const struct kstate *s, const struct kopt *extra, struct kring *r)
+online_ring(const struct kstate *s, const struct opt *extra, struct kring *r)
 {
     const cJSON *fk = cJSON_GetObjectItemCaseSensitive(s->pub, "feed_key"), *it;
     enum posgate_err err;
@@ -388,7 +314,7 @@ check_online(const cJSON *root_body, const struct kring *r)
 /* After a new root: root_keys keeps the paths of keys the root still trusts; online_keys gains
  * the --online-key paths (absolute). */
 static enum posgate_err
-record_keys(struct kstate *s, struct tuf_writer *w, const struct kopt *online)
+record_keys(struct kstate *s, struct tuf_writer *w, const struct opt *online)
 {
     struct tuf_writer_key_list rk;
     cJSON *keep = cJSON_CreateArray(), *ok;
@@ -448,7 +374,7 @@ record_keys(struct kstate *s, struct tuf_writer *w, const struct kopt *online)
 }
 
 static enum posgate_err
-publish_to(struct kstate *s, struct tuf_writer *w, const char *out, const struct kopt *online)
+publish_to(struct kstate *s, struct tuf_writer *w, const char *out, const struct opt *online)
 {
     struct kring r;
     enum posgate_err err = online_ring(s, online, &r);
@@ -492,8 +418,8 @@ root_version_now(struct tuf_writer *w)
  * it is saved and, with --out, published.
  */
 static enum posgate_err
-finish_root(struct kstate *s, struct tuf_writer *w, const struct kopt *root_keys,
-            const struct kopt *online, const struct kopt *export_to, const struct kopt *out)
+finish_root(struct kstate *s, struct tuf_writer *w, const struct opt *root_keys,
+            const struct opt *online, const struct opt *export_to, const struct opt *out)
 {
     struct buf b = BUF_INIT(PROPOSAL_MAX);
     struct kring ring, rk;
@@ -519,11 +445,11 @@ finish_root(struct kstate *s, struct tuf_writer *w, const struct kopt *root_keys
         goto out;
     }
     if (export_to->count > 0) {
-        err = write_file(val(export_to), &b);
+        err = write_file(opt_value(export_to), &b);
         if (err == POSGATE_OK) {
             printf("wrote %s: root version %lld, unsigned; have it signed (`%s sign`) by a "
                    "threshold of the current and of the new root keys, then `%s add-signatures`\n",
-                   val(export_to), (long long)root_version_now(w) + 1, prog, prog);
+                   opt_value(export_to), (long long)root_version_now(w) + 1, prog, prog);
         }
         goto out; /* the state is not saved: the signed proposal carries the change */
     }
@@ -546,12 +472,12 @@ finish_root(struct kstate *s, struct tuf_writer *w, const struct kopt *root_keys
         err = record_keys(s, w, online);
     }
     if (err == POSGATE_OK && out->count > 0) {
-        err = publish_to(s, w, val(out), online);
+        err = publish_to(s, w, opt_value(out), online);
     }
     if (err == POSGATE_OK) {
         printf("root version %lld signed%s%s\n", (long long)root_version_now(w),
                out->count > 0 ? " and published to " : " (published by the next update or refresh)",
-               out->count > 0 ? val(out) : "");
+               out->count > 0 ? opt_value(out) : "");
     }
 out:
     cJSON_Delete(env);
@@ -581,7 +507,7 @@ usage_rotate(FILE *f)
 int
 publish_cmd_rotate(int argc, char **argv)
 {
-    struct kopt o[] = {
+    struct opt o[] = {
         {"state", 1, 0, {0}, 0},      {"role", 1, 0, {0}, 0},      {"add-key", 1, 1, {0}, 0},
         {"remove-key", 1, 1, {0}, 0}, {"threshold", 1, 0, {0}, 0}, {"root-key", 1, 1, {0}, 0},
         {"out", 1, 0, {0}, 0},        {"export", 1, 0, {0}, 0},    {"online-key", 1, 1, {0}, 0}};
@@ -589,11 +515,11 @@ publish_cmd_rotate(int argc, char **argv)
     struct tuf_writer *w = NULL;
     struct tuf_writer_key_list kl;
     struct buf pem = BUF_INIT(PEM_MAX);
-    char *added[OPT_MAX] = {0};
+    char *added[OPT_VALUES_MAX] = {0};
     const char *role;
     long thr = 0;
     enum posgate_err err;
-    int rc = parse(argc, argv, o, sizeof(o) / sizeof(o[0]));
+    int rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&s, 0, sizeof(s));
     s.lock.fd = -1;
@@ -602,10 +528,10 @@ publish_cmd_rotate(int argc, char **argv)
         usage_rotate(stdout);
         return EXIT_OK;
     }
-    if (rc != 0 || need(&o[0], "rotate") != 0 || need(&o[1], "rotate") != 0) {
+    if (rc != 0 || opt_require(&o[0], "rotate") != 0 || opt_require(&o[1], "rotate") != 0) {
         return EXIT_USAGE;
     }
-    role = val(&o[1]);
+    role = opt_value(&o[1]);
     if (strcmp(role, "root") != 0 && strcmp(role, "targets") != 0 &&
         strcmp(role, "snapshot") != 0 && strcmp(role, "timestamp") != 0) {
         say("rotate: --role: expected root, targets, snapshot or timestamp, found \"%s\"", role);
@@ -622,14 +548,14 @@ publish_cmd_rotate(int argc, char **argv)
     if (o[4].count > 0) {
         char *end = NULL;
 
-        thr = strtol(val(&o[4]), &end, 10);
-        if (end == val(&o[4]) || *end != 0 || thr < 1 || thr > TUF_WRITER_MAX_KEYS) {
+        thr = strtol(opt_value(&o[4]), &end, 10);
+        if (end == opt_value(&o[4]) || *end != 0 || thr < 1 || thr > TUF_WRITER_MAX_KEYS) {
             say("rotate: --threshold: expected 1..%d, found \"%s\"", TUF_WRITER_MAX_KEYS,
-                val(&o[4]));
+                opt_value(&o[4]));
             return EXIT_USAGE;
         }
     }
-    err = kstate_open(val(&o[0]), &s, &w);
+    err = kstate_open(opt_value(&o[0]), &s, &w);
     if (err == POSGATE_OK) {
         err = tuf_writer_get_role_keys(w, role, &kl);
     }
@@ -731,9 +657,9 @@ cmp_cstr(const void *a, const void *b)
 int
 publish_cmd_authorize(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0},    {"list", 1, 0, {0}, 0},
-                       {"root-key", 1, 1, {0}, 0}, {"out", 1, 0, {0}, 0},
-                       {"export", 1, 0, {0}, 0},   {"online-key", 1, 1, {0}, 0}};
+    struct opt o[] = {{"state", 1, 0, {0}, 0},    {"list", 1, 0, {0}, 0},
+                      {"root-key", 1, 1, {0}, 0}, {"out", 1, 0, {0}, 0},
+                      {"export", 1, 0, {0}, 0},   {"online-key", 1, 1, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
     struct tuf_writer_key_list kl;
@@ -743,7 +669,7 @@ publish_cmd_authorize(int argc, char **argv)
     cJSON *rec = NULL, *auth = NULL, *keys;
     char *text = NULL, msg[200];
     enum posgate_err err;
-    int rc = parse(argc, argv, o, sizeof(o) / sizeof(o[0]));
+    int rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&s, 0, sizeof(s));
     s.lock.fd = -1;
@@ -752,24 +678,24 @@ publish_cmd_authorize(int argc, char **argv)
         usage_authorize(stdout);
         return EXIT_OK;
     }
-    if (rc != 0 || need(&o[0], "authorize") != 0 || need(&o[1], "authorize") != 0) {
+    if (rc != 0 || opt_require(&o[0], "authorize") != 0 || opt_require(&o[1], "authorize") != 0) {
         return EXIT_USAGE;
     }
     if ((o[3].count > 0) == (o[4].count > 0)) {
         say("authorize: expected exactly one of --out FEEDDIR and --export FILE");
         return EXIT_USAGE;
     }
-    if (snprintf(role, sizeof(role), ROLE_PREFIX "%s", val(&o[1])) >= (int)sizeof(role)) {
+    if (snprintf(role, sizeof(role), ROLE_PREFIX "%s", opt_value(&o[1])) >= (int)sizeof(role)) {
         say("authorize: --list: expected an id of at most %d bytes", TUF_WRITER_ROLE_MAX - 5);
         return EXIT_USAGE;
     }
-    err = kstate_open(val(&o[0]), &s, &w);
+    err = kstate_open(opt_value(&o[0]), &s, &w);
     if (err == POSGATE_OK) {
         err = tuf_writer_get_role_keys(w, role, &kl);
         if (err == POSGATE_ERR_NOTFOUND) {
             say("authorize: list %s is not delegated (expected role %s; run `%s delegate` "
                 "first)",
-                val(&o[1]), role, prog);
+                opt_value(&o[1]), role, prog);
         }
     }
     for (size_t i = 0; i < kl.count && err == POSGATE_OK; i++) {
@@ -802,18 +728,18 @@ publish_cmd_authorize(int argc, char **argv)
         goto out;
     }
     {
-        const cJSON *old = cJSON_GetObjectItemCaseSensitive(auth, val(&o[1]));
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(auth, opt_value(&o[1]));
 
         if (old != NULL && cJSON_Compare(old, rec, 1)) {
             say("authorize: the root already records list %s with these keys and threshold; "
                 "nothing to sign",
-                val(&o[1]));
+                opt_value(&o[1]));
             err = POSGATE_ERR_STATE;
             goto out;
         }
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(auth, val(&o[1]));
-    cJSON_AddItemToObject(auth, val(&o[1]), rec);
+    cJSON_DeleteItemFromObjectCaseSensitive(auth, opt_value(&o[1]));
+    cJSON_AddItemToObject(auth, opt_value(&o[1]), rec);
     rec = NULL;
     text = cJSON_PrintUnformatted(auth);
     err = text != NULL ? tuf_writer_set_root_field(w, AUTH_FIELD, text) : POSGATE_ERR_NOMEM;
@@ -847,12 +773,12 @@ usage_export(FILE *f)
 int
 publish_cmd_export(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0}, {"role", 1, 0, {0}, 0}, {"out", 1, 0, {0}, 0}};
+    struct opt o[] = {{"state", 1, 0, {0}, 0}, {"role", 1, 0, {0}, 0}, {"out", 1, 0, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
     struct buf b = BUF_INIT(PROPOSAL_MAX);
     enum posgate_err err;
-    int rc = parse(argc, argv, o, sizeof(o) / sizeof(o[0]));
+    int rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&s, 0, sizeof(s));
     s.lock.fd = -1;
@@ -860,22 +786,22 @@ publish_cmd_export(int argc, char **argv)
         usage_export(stdout);
         return EXIT_OK;
     }
-    if (rc != 0 || need(&o[0], "export") != 0 || need(&o[1], "export") != 0 ||
-        need(&o[2], "export") != 0) {
+    if (rc != 0 || opt_require(&o[0], "export") != 0 || opt_require(&o[1], "export") != 0 ||
+        opt_require(&o[2], "export") != 0) {
         return EXIT_USAGE;
     }
-    err = kstate_open(val(&o[0]), &s, &w);
+    err = kstate_open(opt_value(&o[0]), &s, &w);
     if (err == POSGATE_OK) {
-        err = tuf_writer_export_role(w, val(&o[1]), 0, &b);
+        err = tuf_writer_export_role(w, opt_value(&o[1]), 0, &b);
         if (err != POSGATE_OK) {
             say("export: %s", tuf_writer_errmsg(w));
         }
     }
     if (err == POSGATE_OK) {
-        err = write_file(val(&o[2]), &b);
+        err = write_file(opt_value(&o[2]), &b);
     }
     if (err == POSGATE_OK) {
-        printf("wrote %s: %s, unsigned\n", val(&o[2]), val(&o[1]));
+        printf("wrote %s: %s, unsigned\n", opt_value(&o[2]), opt_value(&o[1]));
     }
     tuf_writer_free(w);
     kstate_cleanup(&s);
@@ -934,48 +860,48 @@ describe(const cJSON *body)
 int
 publish_cmd_sign(int argc, char **argv)
 {
-    struct kopt o[] = {{"in", 1, 0, {0}, 0}, {"key", 1, 0, {0}, 0}, {"out", 1, 0, {0}, 0}};
+    struct opt o[] = {{"in", 1, 0, {0}, 0}, {"key", 1, 0, {0}, 0}, {"out", 1, 0, {0}, 0}};
     struct buf b = BUF_INIT(PROPOSAL_MAX);
     struct kring r;
     cJSON *env = NULL;
     char msg[200];
     enum posgate_err err;
-    int rc = parse(argc, argv, o, sizeof(o) / sizeof(o[0]));
+    int rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&r, 0, sizeof(r));
     if (rc == 1) {
         usage_sign(stdout);
         return EXIT_OK;
     }
-    if (rc != 0 || need(&o[0], "sign") != 0 || need(&o[1], "sign") != 0 ||
-        need(&o[2], "sign") != 0) {
+    if (rc != 0 || opt_require(&o[0], "sign") != 0 || opt_require(&o[1], "sign") != 0 ||
+        opt_require(&o[2], "sign") != 0) {
         return EXIT_USAGE;
     }
-    err = plat_read_file(val(&o[0]), &b);
+    err = plat_read_file(opt_value(&o[0]), &b);
     if (err != POSGATE_OK) {
-        say("cannot read %s: %s", val(&o[0]), posgate_strerror(err));
+        say("cannot read %s: %s", opt_value(&o[0]), posgate_strerror(err));
         goto out;
     }
     err = json_parse_bounded(b.data, b.len, PROPOSAL_MAX, &env, msg, sizeof(msg));
     if (err != POSGATE_OK || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(env, "signed"))) {
-        say("%s: expected {\"signatures\", \"signed\"}, found %s", val(&o[0]),
+        say("%s: expected {\"signatures\", \"signed\"}, found %s", opt_value(&o[0]),
             err != POSGATE_OK ? msg : "no \"signed\" object");
         err = POSGATE_ERR_PARSE;
         goto out;
     }
-    err = kring_add(&r, val(&o[1]));
-    if (err == POSGATE_OK && strcmp(val(&o[0]), val(&o[2])) != 0) {
-        err = write_file(val(&o[2]), &b);
+    err = kring_add(&r, opt_value(&o[1]));
+    if (err == POSGATE_OK && strcmp(opt_value(&o[0]), opt_value(&o[2])) != 0) {
+        err = write_file(opt_value(&o[2]), &b);
     }
     if (err == POSGATE_OK) {
-        err = tuf_writer_sign_file(val(&o[2]), r.k, 1, 1);
+        err = tuf_writer_sign_file(opt_value(&o[2]), r.k, 1, 1);
         if (err != POSGATE_OK) {
-            say("cannot sign %s: %s", val(&o[2]), posgate_strerror(err));
+            say("cannot sign %s: %s", opt_value(&o[2]), posgate_strerror(err));
         }
     }
     if (err == POSGATE_OK) {
         describe(cJSON_GetObjectItemCaseSensitive(env, "signed"));
-        printf("signed by key %s into %s\n", r.ids[0], val(&o[2]));
+        printf("signed by key %s into %s\n", r.ids[0], opt_value(&o[2]));
     }
 out:
     cJSON_Delete(env);
@@ -1001,11 +927,11 @@ usage_add_signatures(FILE *f)
 int
 publish_cmd_add_signatures(int argc, char **argv)
 {
-    struct kopt o[] = {{"state", 1, 0, {0}, 0},
-                       {"role", 1, 0, {0}, 0},
-                       {"in", 1, 1, {0}, 0},
-                       {"online-key", 1, 1, {0}, 0},
-                       {"out", 1, 0, {0}, 0}};
+    struct opt o[] = {{"state", 1, 0, {0}, 0},
+                      {"role", 1, 0, {0}, 0},
+                      {"in", 1, 1, {0}, 0},
+                      {"online-key", 1, 1, {0}, 0},
+                      {"out", 1, 0, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
     struct buf b = BUF_INIT(PROPOSAL_MAX);
@@ -1014,7 +940,7 @@ publish_cmd_add_signatures(int argc, char **argv)
     const cJSON *sig;
     char msg[200], *text = NULL;
     enum posgate_err err = POSGATE_OK;
-    int is_root, rc = parse(argc, argv, o, sizeof(o) / sizeof(o[0]));
+    int is_root, rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&s, 0, sizeof(s));
     s.lock.fd = -1;
@@ -1023,11 +949,11 @@ publish_cmd_add_signatures(int argc, char **argv)
         usage_add_signatures(stdout);
         return EXIT_OK;
     }
-    if (rc != 0 || need(&o[0], "add-signatures") != 0 || need(&o[1], "add-signatures") != 0 ||
-        need(&o[2], "add-signatures") != 0) {
+    if (rc != 0 || opt_require(&o[0], "add-signatures") != 0 ||
+        opt_require(&o[1], "add-signatures") != 0 || opt_require(&o[2], "add-signatures") != 0) {
         return EXIT_USAGE;
     }
-    is_root = strcmp(val(&o[1]), "root") == 0;
+    is_root = strcmp(opt_value(&o[1]), "root") == 0;
     for (size_t i = 0; i < o[2].count && err == POSGATE_OK; i++) {
         buf_reset(&b);
         err = plat_read_file(o[2].values[i], &b);
@@ -1070,7 +996,7 @@ publish_cmd_add_signatures(int argc, char **argv)
     if (err != POSGATE_OK) {
         goto out;
     }
-    err = kstate_open(val(&o[0]), &s, &w);
+    err = kstate_open(opt_value(&o[0]), &s, &w);
     if (err == POSGATE_OK && is_root) {
         err = online_ring(&s, &o[3], &ring);
         if (err == POSGATE_OK) {
@@ -1085,7 +1011,7 @@ publish_cmd_add_signatures(int argc, char **argv)
         err = POSGATE_ERR_NOMEM;
         goto out;
     }
-    err = tuf_writer_import_signed(w, val(&o[1]), text, strlen(text));
+    err = tuf_writer_import_signed(w, opt_value(&o[1]), text, strlen(text));
     if (err != POSGATE_OK) {
         say("refused: %s. Nothing was changed.", tuf_writer_errmsg(w));
         goto out;
@@ -1094,11 +1020,11 @@ publish_cmd_add_signatures(int argc, char **argv)
         err = record_keys(&s, w, &o[3]);
     }
     if (err == POSGATE_OK && o[4].count > 0) {
-        err = publish_to(&s, w, val(&o[4]), &o[3]);
+        err = publish_to(&s, w, opt_value(&o[4]), &o[3]);
     }
     if (err == POSGATE_OK) {
-        printf("%s installed%s%s\n", val(&o[1]), o[4].count > 0 ? "; published to " : "",
-               o[4].count > 0 ? val(&o[4]) : "");
+        printf("%s installed%s%s\n", opt_value(&o[1]), o[4].count > 0 ? "; published to " : "",
+               o[4].count > 0 ? opt_value(&o[4]) : "");
     }
 out:
     cJSON_free(text);

@@ -221,55 +221,41 @@ make_ident(uint64_t v, unsigned pick, const char **type, char *value, size_t cap
     snprintf(value, cap, "%s", tmp);
 }
 
-int
-main(int argc, char **argv)
-{
-    const char *count_s = NULL, *seed_s = NULL, *out = NULL, *config_out = NULL;
-    const char *config_in = NULL, *subjects_out = NULL;
-    struct feed_config *cfg = NULL;
-    struct buf raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
-    struct subjects sj;
-    char msg[512], *end;
-    uint64_t count, seed, rng, i;
-    FILE *f = NULL;
-    int rc = EXIT_IO, k;
-    enum posgate_err err;
-    /* the subject of the last restrict row, for an exempt row after it */
-    char last_type[16] = "", last_value[128] = "";
-    unsigned last_list = 0, last_reason = 0;
-    int have_last = 0;
-    struct {
-        int set;
-        char type[16], value[128], service[FEED_SERVICE_NAME_MAX + 1];
-        char list[FEED_NAME_ID_MAX + 1], listing[48];
-    } pend;
+/* The command line. */
+struct args {
+    const char *count_s, *seed_s, *out, *config_out, *config_in, *subjects_out;
+    uint64_t count, seed;
+    int help; /* --help: usage printed, nothing else to do */
+};
 
-    memset(&sj, 0, sizeof sj);
-    memset(&pend, 0, sizeof pend);
-    if (version_asked(argc, argv)) {
-        version_print(stdout, "posgate-synth", VERSION_MBEDTLS | VERSION_CJSON | VERSION_UTF8PROC,
-                      NULL);
-        return EXIT_OK;
-    }
+/* Fills a from argv: EXIT_OK to go on (or stop, when a->help), EXIT_USAGE refused (told). */
+static int
+parse_args(int argc, char **argv, struct args *a)
+{
+    char *end;
+    int k;
+
+    memset(a, 0, sizeof *a);
     for (k = 1; k < argc; k++) {
         const char **slot = NULL;
 
         if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
             usage(stdout);
+            a->help = 1;
             return EXIT_OK;
         }
         if (strcmp(argv[k], "--count") == 0) {
-            slot = &count_s;
+            slot = &a->count_s;
         } else if (strcmp(argv[k], "--seed") == 0) {
-            slot = &seed_s;
+            slot = &a->seed_s;
         } else if (strcmp(argv[k], "--out") == 0) {
-            slot = &out;
+            slot = &a->out;
         } else if (strcmp(argv[k], "--config-out") == 0) {
-            slot = &config_out;
+            slot = &a->config_out;
         } else if (strcmp(argv[k], "--config") == 0) {
-            slot = &config_in;
+            slot = &a->config_in;
         } else if (strcmp(argv[k], "--subjects-out") == 0) {
-            slot = &subjects_out;
+            slot = &a->subjects_out;
         } else {
             fprintf(stderr, "posgate-synth: unknown argument \"%s\"\n", argv[k]);
             usage(stderr);
@@ -281,187 +267,251 @@ main(int argc, char **argv)
         }
         *slot = argv[++k];
     }
-    if (count_s == NULL || seed_s == NULL || out == NULL) {
+    if (a->count_s == NULL || a->seed_s == NULL || a->out == NULL) {
         fprintf(stderr, "posgate-synth: --count, --seed and --out are required\n");
         usage(stderr);
         return EXIT_USAGE;
     }
     errno = 0;
-    count = strtoull(count_s, &end, 10);
-    if (errno != 0 || end == count_s || *end != '\0' || count_s[0] == '-') {
-        fprintf(stderr, "posgate-synth: --count \"%s\": expected a whole number\n", count_s);
+    a->count = strtoull(a->count_s, &end, 10);
+    if (errno != 0 || end == a->count_s || *end != '\0' || a->count_s[0] == '-') {
+        fprintf(stderr, "posgate-synth: --count \"%s\": expected a whole number\n", a->count_s);
         return EXIT_USAGE;
     }
     errno = 0;
-    seed = strtoull(seed_s, &end, 10);
-    if (errno != 0 || end == seed_s || *end != '\0' || seed_s[0] == '-') {
-        fprintf(stderr, "posgate-synth: --seed \"%s\": expected a whole number\n", seed_s);
+    a->seed = strtoull(a->seed_s, &end, 10);
+    if (errno != 0 || end == a->seed_s || *end != '\0' || a->seed_s[0] == '-') {
+        fprintf(stderr, "posgate-synth: --seed \"%s\": expected a whole number\n", a->seed_s);
         return EXIT_USAGE;
     }
-    if (config_in != NULL) {
-        err = plat_read_file(config_in, &raw);
+    return EXIT_OK;
+}
+
+/* The feed config rows are drawn from (--config, or the built-in sample), parsed into *cfg, and
+ * written to --config-out when given: EXIT_OK, EXIT_USAGE for a bad config, EXIT_IO. */
+static int
+read_config(const struct args *a, struct buf *raw, struct feed_config **cfg)
+{
+    char msg[512];
+    enum posgate_err err;
+
+    if (a->config_in != NULL) {
+        err = plat_read_file(a->config_in, raw);
         if (err != POSGATE_OK) {
-            fprintf(stderr, "posgate-synth: cannot read %s: %s\n", config_in,
+            fprintf(stderr, "posgate-synth: cannot read %s: %s\n", a->config_in,
                     posgate_strerror(err));
-            goto out;
+            return EXIT_IO;
         }
     } else {
-        err = buf_append(&raw, sample_config, sizeof sample_config - 1);
+        err = buf_append(raw, sample_config, sizeof sample_config - 1);
         if (err != POSGATE_OK) {
-            goto out;
+            return EXIT_IO;
         }
     }
-    err = feed_config_parse(raw.data, raw.len, FEED_CONFIG_STRICT, &cfg, msg, sizeof msg);
-    if (err != POSGATE_OK || cfg->n_lists == 0 || cfg->n_reasons == 0) {
+    err = feed_config_parse(raw->data, raw->len, FEED_CONFIG_STRICT, cfg, msg, sizeof msg);
+    if (err != POSGATE_OK || (*cfg)->n_lists == 0 || (*cfg)->n_reasons == 0) {
         fprintf(stderr, "posgate-synth: config: %s\n",
                 err != POSGATE_OK ? msg : "needs at least one list and one reason");
-        rc = EXIT_USAGE;
-        goto out;
+        return EXIT_USAGE;
     }
-    if (config_out != NULL) {
-        err = plat_write_atomic(config_out, raw.data, raw.len, 0644);
+    if (a->config_out != NULL) {
+        err = plat_write_atomic(a->config_out, raw->data, raw->len, 0644);
         if (err != POSGATE_OK) {
-            fprintf(stderr, "posgate-synth: cannot write %s: %s\n", config_out,
+            fprintf(stderr, "posgate-synth: cannot write %s: %s\n", a->config_out,
                     posgate_strerror(err));
-            goto out;
+            return EXIT_IO;
         }
     }
-    if (subjects_out != NULL) {
-        sj.f = fopen(subjects_out, "w");
+    return EXIT_OK;
+}
+
+/* A listed subject, noted once the next row shows it is not exempted. */
+struct pending_subject {
+    int set;
+    char type[16], value[128], service[FEED_SERVICE_NAME_MAX + 1];
+    char list[FEED_NAME_ID_MAX + 1], listing[48];
+};
+
+/* The generator between rows. */
+struct gen {
+    uint64_t rng;
+    /* the subject of the last restrict row, for an exempt row after it */
+    char last_type[16], last_value[128];
+    unsigned last_list, last_reason;
+    int have_last;
+    struct pending_subject pend;
+};
+
+/* Writes row i (counting from 0) to f, and notes its subject in sj. */
+static void
+write_row(const struct feed_config *cfg, struct gen *g, uint64_t i, FILE *f, struct subjects *sj)
+{
+    uint64_t v = next_u64(&g->rng);
+    unsigned roll = (unsigned)below(&g->rng, 1000);
+    unsigned li, ri, svc;
+    const struct feed_reason *r;
+    const char *type, *kind = "restrict", *service;
+    char value[128], listing[48], from[16], until[16], scope[80];
+    enum situation sit;
+    int64_t d_from, d_until = -1;
+
+    if (roll < 15 && g->have_last) {
+        /* an exemption of the subject listed just before, same list and reason */
+        sit = S_EXEMPT;
+        li = g->last_list;
+        ri = g->last_reason;
+        type = g->last_type;
+        snprintf(value, sizeof value, "%s", g->last_value);
+        kind = "exempt";
+        g->have_last = 0;
+    } else {
+        li = (unsigned)below(&g->rng, cfg->n_lists);
+        ri = reason_of_list(cfg, li, &g->rng);
+        if (roll < 35) {
+            sit = S_NAME;
+            type = "name_dob";
+            ident_synth_name_dob(v, value);
+        } else {
+            make_ident(v, (unsigned)below(&g->rng, 100), &type, value, sizeof value);
+            sit = roll < 85 ? S_LAPSED : roll < 115 ? S_FUTURE : roll < 165 ? S_NARROWED : S_LISTED;
+        }
+    }
+    r = &cfg->reasons[ri];
+    scope[0] = '\0';
+    /* dates: days since 1970 */
+    switch (sit) {
+    case S_LAPSED:
+        d_from = plat_days_from_civil(2012, 1, 1) + (int64_t)below(&g->rng, 1500);
+        d_until = d_from + 30 + (int64_t)below(&g->rng, 700);
+        break;
+    case S_FUTURE:
+        d_from = plat_days_from_civil(2090, 1, 1) + (int64_t)below(&g->rng, 3000);
+        break;
+    case S_LISTED:
+    case S_EXEMPT:
+    case S_NARROWED:
+    case S_NAME:
+    case S_COUNT:
+    default:
+        d_from = plat_days_from_civil(2015, 1, 1) + (int64_t)below(&g->rng, 3000);
+        if (sit == S_LISTED && below(&g->rng, 4) == 0) {
+            d_until = plat_days_from_civil(2091, 1, 1) + (int64_t)below(&g->rng, 3000);
+        }
+        break;
+    }
+    date_text(d_from, from);
+    until[0] = '\0';
+    if (d_until >= 0) {
+        date_text(d_until, until);
+    }
+    svc = pick_within(cfg, r, &g->rng);
+    if (sit == S_NARROWED) {
+        snprintf(scope, sizeof scope, "%s", cfg->services[svc].name);
+    }
+    service = cfg->services[sit == S_NARROWED ? svc : r->scope[0]].name;
+    snprintf(listing, sizeof listing, "%.8s-%04u-%09" PRIu64, cfg->lists[li].id,
+             2015u + (unsigned)(d_from / 365 % 10), i + 1);
+    fprintf(f, "%s,%s,%s,%s,", cfg->lists[li].id, listing, kind, type);
+    csv_field(f, value);
+    fprintf(f, ",%s,%s,%s,%s\n", r->id, from, until, scope);
+
+    /* a listed subject is noted once the next row shows it is not exempted */
+    if (g->pend.set && sit != S_EXEMPT) {
+        note_subject(sj, S_LISTED, g->pend.type, g->pend.value, g->pend.service, g->pend.list,
+                     g->pend.listing);
+    }
+    g->pend.set = 0;
+    if (sit == S_EXEMPT) {
+        note_subject(sj, S_EXEMPT, type, value, cfg->services[r->scope[0]].name, cfg->lists[li].id,
+                     listing);
+    } else if (sit != S_LISTED) {
+        note_subject(sj, sit, type, value, service, cfg->lists[li].id, listing);
+    }
+    if (sit == S_LISTED && strcmp(type, "mrz") != 0) {
+        snprintf(g->last_type, sizeof g->last_type, "%s", type);
+        snprintf(g->last_value, sizeof g->last_value, "%s", value);
+        g->last_list = li;
+        g->last_reason = ri;
+        g->have_last = 1;
+        g->pend.set = 1;
+        snprintf(g->pend.type, sizeof g->pend.type, "%s", type);
+        snprintf(g->pend.value, sizeof g->pend.value, "%s", value);
+        snprintf(g->pend.service, sizeof g->pend.service, "%s", service);
+        snprintf(g->pend.list, sizeof g->pend.list, "%s", cfg->lists[li].id);
+        snprintf(g->pend.listing, sizeof g->pend.listing, "%s", listing);
+    } else if (sit != S_EXEMPT) {
+        g->have_last = 0;
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct args a;
+    struct feed_config *cfg = NULL;
+    struct buf raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    struct subjects sj;
+    struct gen g;
+    uint64_t i;
+    FILE *f = NULL;
+    int rc, k;
+
+    memset(&sj, 0, sizeof sj);
+    memset(&g, 0, sizeof g);
+    if (version_asked(argc, argv)) {
+        version_print(stdout, "posgate-synth", VERSION_MBEDTLS | VERSION_CJSON | VERSION_UTF8PROC,
+                      NULL);
+        return EXIT_OK;
+    }
+    rc = parse_args(argc, argv, &a);
+    if (rc != EXIT_OK || a.help) {
+        return rc;
+    }
+    rc = read_config(&a, &raw, &cfg);
+    if (rc != EXIT_OK) {
+        goto out;
+    }
+    rc = EXIT_IO;
+    if (a.subjects_out != NULL) {
+        sj.f = fopen(a.subjects_out, "w");
         if (sj.f == NULL) {
-            fprintf(stderr, "posgate-synth: cannot create %s: %s\n", subjects_out, strerror(errno));
+            fprintf(stderr, "posgate-synth: cannot create %s: %s\n", a.subjects_out,
+                    strerror(errno));
             goto out;
         }
         fprintf(sj.f, "status,id,service,list,listing_id\n");
     }
-    f = fopen(out, "w");
+    f = fopen(a.out, "w");
     if (f == NULL) {
-        fprintf(stderr, "posgate-synth: cannot create %s: %s\n", out, strerror(errno));
+        fprintf(stderr, "posgate-synth: cannot create %s: %s\n", a.out, strerror(errno));
         goto out;
     }
     fprintf(f, "list,listing_id,kind,id_type,id_value,reason,valid_from,valid_until,scope\n");
-    rng = seed;
-    for (i = 0; i < count; i++) {
-        uint64_t v = next_u64(&rng);
-        unsigned roll = (unsigned)below(&rng, 1000);
-        unsigned li, ri, svc;
-        const struct feed_reason *r;
-        const char *type, *kind = "restrict", *service;
-        char value[128], listing[48], from[16], until[16], scope[80];
-        enum situation sit;
-        int64_t d_from, d_until = -1;
-
-        if (roll < 15 && have_last) {
-            /* an exemption of the subject listed just before, same list and reason */
-            sit = S_EXEMPT;
-            li = last_list;
-            ri = last_reason;
-            type = last_type;
-            snprintf(value, sizeof value, "%s", last_value);
-            kind = "exempt";
-            have_last = 0;
-        } else {
-            li = (unsigned)below(&rng, cfg->n_lists);
-            ri = reason_of_list(cfg, li, &rng);
-            if (roll < 35) {
-                sit = S_NAME;
-                type = "name_dob";
-                ident_synth_name_dob(v, value);
-            } else {
-                make_ident(v, (unsigned)below(&rng, 100), &type, value, sizeof value);
-                sit = roll < 85    ? S_LAPSED
-                      : roll < 115 ? S_FUTURE
-                      : roll < 165 ? S_NARROWED
-                                   : S_LISTED;
-            }
-        }
-        r = &cfg->reasons[ri];
-        scope[0] = '\0';
-        /* dates: days since 1970 */
-        switch (sit) {
-        case S_LAPSED:
-            d_from = plat_days_from_civil(2012, 1, 1) + (int64_t)below(&rng, 1500);
-            d_until = d_from + 30 + (int64_t)below(&rng, 700);
-            break;
-        case S_FUTURE:
-            d_from = plat_days_from_civil(2090, 1, 1) + (int64_t)below(&rng, 3000);
-            break;
-        case S_LISTED:
-        case S_EXEMPT:
-        case S_NARROWED:
-        case S_NAME:
-        case S_COUNT:
-        default:
-            d_from = plat_days_from_civil(2015, 1, 1) + (int64_t)below(&rng, 3000);
-            if (sit == S_LISTED && below(&rng, 4) == 0) {
-                d_until = plat_days_from_civil(2091, 1, 1) + (int64_t)below(&rng, 3000);
-            }
-            break;
-        }
-        date_text(d_from, from);
-        until[0] = '\0';
-        if (d_until >= 0) {
-            date_text(d_until, until);
-        }
-        svc = pick_within(cfg, r, &rng);
-        if (sit == S_NARROWED) {
-            snprintf(scope, sizeof scope, "%s", cfg->services[svc].name);
-        }
-        service = cfg->services[sit == S_NARROWED ? svc : r->scope[0]].name;
-        snprintf(listing, sizeof listing, "%.8s-%04u-%09" PRIu64, cfg->lists[li].id,
-                 2015u + (unsigned)(d_from / 365 % 10), i + 1);
-        fprintf(f, "%s,%s,%s,%s,", cfg->lists[li].id, listing, kind, type);
-        csv_field(f, value);
-        fprintf(f, ",%s,%s,%s,%s\n", r->id, from, until, scope);
-
-        /* a listed subject is noted once the next row shows it is not exempted */
-        if (pend.set && sit != S_EXEMPT) {
-            note_subject(&sj, S_LISTED, pend.type, pend.value, pend.service, pend.list,
-                         pend.listing);
-        }
-        pend.set = 0;
-        if (sit == S_EXEMPT) {
-            note_subject(&sj, S_EXEMPT, type, value, cfg->services[r->scope[0]].name,
-                         cfg->lists[li].id, listing);
-        } else if (sit != S_LISTED) {
-            note_subject(&sj, sit, type, value, service, cfg->lists[li].id, listing);
-        }
-        if (sit == S_LISTED && strcmp(type, "mrz") != 0) {
-            snprintf(last_type, sizeof last_type, "%s", type);
-            snprintf(last_value, sizeof last_value, "%s", value);
-            last_list = li;
-            last_reason = ri;
-            have_last = 1;
-            pend.set = 1;
-            snprintf(pend.type, sizeof pend.type, "%s", type);
-            snprintf(pend.value, sizeof pend.value, "%s", value);
-            snprintf(pend.service, sizeof pend.service, "%s", service);
-            snprintf(pend.list, sizeof pend.list, "%s", cfg->lists[li].id);
-            snprintf(pend.listing, sizeof pend.listing, "%s", listing);
-        } else if (sit != S_EXEMPT) {
-            have_last = 0;
-        }
+    g.rng = a.seed;
+    for (i = 0; i < a.count; i++) {
+        write_row(cfg, &g, i, f, &sj);
         if (ferror(f)) {
-            fprintf(stderr, "posgate-synth: write error on %s\n", out);
+            fprintf(stderr, "posgate-synth: write error on %s\n", a.out);
             goto out;
         }
     }
-    if (pend.set) {
-        note_subject(&sj, S_LISTED, pend.type, pend.value, pend.service, pend.list, pend.listing);
+    if (g.pend.set) {
+        note_subject(&sj, S_LISTED, g.pend.type, g.pend.value, g.pend.service, g.pend.list,
+                     g.pend.listing);
     }
     /* never listed: identifiers from a separate stream of the generator */
-    rng = seed ^ 0x5eed5eed5eed5eedULL;
+    g.rng = a.seed ^ 0x5eed5eed5eed5eedULL;
     for (k = 0; sj.f != NULL && k < SUBJECTS_PER_KIND; k++) {
         char value[IDENT_SYNTH_CN_RID_SIZE];
 
-        ident_synth_cn_rid(next_u64(&rng), value);
+        ident_synth_cn_rid(next_u64(&g.rng), value);
         fprintf(sj.f, "clean,cn_rid:%s,%s,,\n", value,
                 cfg->services[cfg->reasons[0].scope[0]].name);
     }
     rc = EXIT_OK;
 out:
     if (f != NULL && fclose(f) != 0 && rc == EXIT_OK) {
-        fprintf(stderr, "posgate-synth: cannot write %s\n", out);
+        fprintf(stderr, "posgate-synth: cannot write %s\n", a.out);
         rc = EXIT_IO;
     }
     if (sj.f != NULL && fclose(sj.f) != 0 && rc == EXIT_OK) {

@@ -4,8 +4,9 @@
  * through memory, a FILE* and a one-byte-at-a-time source, deltas, every writer refusal, and
  * the reader's rejection of every malformation (bad magic, version, out of order, duplicates,
  * truncation at every byte offset, trailing data, count mismatches, varint overflow, over-long
- * listing ids, non-canonical encodings), with the byte offsets and messages it reports. Some
- * bodies are crafted by hand from the format in docs/feed.md, which checks the documentation.
+ * listing ids, non-canonical encodings), with the byte offsets and messages it reports, and
+ * the split of a listing id (feed_listing_split) the store shares. Some bodies are crafted by
+ * hand from the format in docs/feed.md, which checks the documentation.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -1367,6 +1368,71 @@ test_dictionary_full(void)
     free(v);
 }
 
+/* feed_listing_split(id, len) gives stem_len, width and num. */
+static void
+check_split(const char *id, size_t len, size_t stem_len, unsigned width, uint64_t num)
+{
+    size_t got_stem = 99;
+    uint8_t got_width = 99;
+    uint64_t got_num = 99;
+
+    feed_listing_split(id, len, &got_stem, &got_width, &got_num);
+    CHECK_INT(got_stem, stem_len);
+    CHECK_INT(got_width, width);
+    CHECK(got_num == num);
+}
+
+/* feed_listing_split, the one split of a listing id shared by the record format and the store:
+ * fixed cases, then random ids whose parts must give the id back (stem || number zero-padded to
+ * the width) with a stem that ends in a digit only when the run was cut at 18 digits. */
+static void
+test_listing_split(void)
+{
+    static const char alphabet[] = "0123456789-AZaz./ \x7e";
+    char id[FEED_LISTING_ID_MAX + 1], back[FEED_LISTING_ID_MAX + 24];
+
+    check_split("SPC-2024-000123", 15, 9, 6, 123);
+    check_split("ABC", 3, 3, 0, 0);
+    check_split("123", 3, 0, 3, 123);
+    check_split("0", 1, 0, 1, 0);
+    check_split("000", 3, 0, 3, 0);
+    check_split("A1B2", 4, 3, 1, 2);
+    check_split("", 0, 0, 0, 0);
+    check_split("AB12XY", 4, 2, 2, 12);   /* only id[0..len) is read */
+    check_split("X\xd9\xa3", 3, 3, 0, 0); /* a digit outside ASCII is not a digit */
+    check_split("999999999999999999", 18, 0, 18, 999999999999999999ULL);
+    check_split("1234567890123456789", 19, 1, 18, 234567890123456789ULL);
+    memset(id, '7', FEED_LISTING_ID_MAX);
+    check_split(id, FEED_LISTING_ID_MAX, FEED_LISTING_ID_MAX - 18, 18, 777777777777777777ULL);
+
+    for (int i = 0; i < 100000; i++) {
+        size_t len = 1 + rnd_below(FEED_LISTING_ID_MAX), stem_len;
+        uint8_t width;
+        uint64_t num;
+        int n;
+
+        for (size_t j = 0; j < len; j++) {
+            /* mostly digits, so that long runs come up */
+            id[j] = rnd_below(3) != 0 ? (char)('0' + rnd_below(10))
+                                      : alphabet[rnd_below(sizeof alphabet - 1)];
+        }
+        id[len] = 0;
+        feed_listing_split(id, len, &stem_len, &width, &num);
+        CHECK(width <= FEED_NUM_DIGITS_MAX && stem_len + width == len);
+        CHECK(num < 1000000000000000000ULL);
+        CHECK(width == FEED_NUM_DIGITS_MAX || stem_len == 0 || id[stem_len - 1] < '0' ||
+              id[stem_len - 1] > '9');
+        memcpy(back, id, stem_len);
+        n = width == 0 ? 0
+                       : snprintf(back + stem_len, sizeof back - stem_len, "%0*llu", (int)width,
+                                  (unsigned long long)num);
+        CHECK(n == (int)width && memcmp(back, id, len) == 0);
+        if (width == 0) {
+            CHECK(num == 0);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -1377,5 +1443,6 @@ main(void)
     test_delta();
     test_writer_refusals();
     test_dictionary_full();
+    test_listing_split();
     return test_summary("feed_records");
 }
