@@ -1257,6 +1257,84 @@ unlock:
     return err;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+/* Runs sql and hands each row to fn as it arrives (libpq's single-row mode: a month of events
+ * is never held in memory at once); columns t0, t1, i0, i1. A callback's error stops the
+ * callbacks, and the rest of the answer is read and dropped. */
+static enum posgate_err
+stream_rows(struct pg *db, const char *sql, const struct params *p, hub_row_fn fn, void *ctx)
+{
+    PGresult *r;
+    enum posgate_err err = POSGATE_OK;
+
+    if (!PQsendQueryParams(db->c, sql, p->n, NULL, p->v, p->len, p->fmt, 0)) {
+        return pg_fail(db, NULL, sql, NULL, 0);
+    }
+    if (!PQsetSingleRowMode(db->c)) {
+        err = POSGATE_ERR_IO; /* the answer is still read below, whole */
+    }
+    while ((r = PQgetResult(db->c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+
+        if (s == PGRES_SINGLE_TUPLE && err == POSGATE_OK) {
+            struct hub_row x;
+
+            memset(&x, 0, sizeof(x));
+            for (int c = 0; c < 2; c++) {
+                x.t[c] = PQgetvalue(r, 0, c);
+                x.tlen[c] = (size_t)PQgetlength(r, 0, c);
+            }
+            x.i[0] = col_i(r, 0, 2);
+            x.i[1] = col_i(r, 0, 3);
+            err = fn(ctx, &x);
+        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && err == POSGATE_OK) {
+            err = pg_fail(db, r, sql, NULL, 0);
+        }
+        PQclear(r);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct params p = {0};
+
+    if (id != NULL) {
+        p_str(&p, id);
+    } else {
+        p_null(&p);
+    }
+    p_int(&p, since_s);
+    if (id != NULL && limit > 0) {
+        p_int(&p, limit);
+    } else {
+        p_null(&p); /* LIMIT NULL: all */
+    }
+    return stream_rows(impl,
+                       "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                       "device_id, report, reported_at_us, received_at FROM device_reports WHERE "
+                       "($1::text IS NULL OR device_id = $1) AND received_at >= $2::bigint "
+                       "ORDER BY device_id, reported_at_us DESC LIMIT $3::bigint) r ORDER BY "
+                       "device_id, reported_at_us",
+                       &p, fn, ctx);
+}
+
+static enum posgate_err
+pg_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct params p = {0};
+
+    p_int(&p, since_s);
+    /* received_at is the partition key: older months are not read */
+    return stream_rows(impl,
+                       "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= "
+                       "$1::bigint",
+                       &p, fn, ctx);
+}
+
 static const struct hub_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1279,6 +1357,8 @@ static const struct hub_store_ops pg_ops = {
     .device_pem = pg_device_pem,
     .report_put = pg_report_put,
     .reports = pg_reports,
+    .report_history = pg_report_history,
+    .events_since = pg_events_since,
 };
 
 static void

@@ -1061,6 +1061,59 @@ sq_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
     return POSGATE_OK;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+static enum posgate_err
+sq_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    /* the newest LIMIT first, then handed out oldest first (LIMIT -1: all) */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                            "device_id, report, reported_at_us, received_at FROM device_reports "
+                            "WHERE (?1 IS NULL OR device_id = ?1) AND received_at >= ?2 ORDER BY "
+                            "device_id, reported_at_us DESC LIMIT ?3) ORDER BY device_id, "
+                            "reported_at_us",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_s);
+        sqlite3_bind_int64(st, 3, id != NULL && limit > 0 ? limit : -1);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "report history", NULL, 0);
+    }
+    return err;
+}
+
+static enum posgate_err
+sq_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc = sqlite3_prepare_v2(
+        db->db, "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= ?1", -1,
+        &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, since_s);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "events", NULL, 0);
+    }
+    return err;
+}
+
 static const struct hub_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1083,6 +1136,8 @@ static const struct hub_store_ops sq_ops = {
     .device_pem = sq_device_pem,
     .report_put = sq_report_put,
     .reports = sq_reports,
+    .report_history = sq_report_history,
+    .events_since = sq_events_since,
 };
 
 enum posgate_err

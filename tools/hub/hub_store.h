@@ -113,6 +113,15 @@ struct hub_store_ops {
     /* The latest report of every device, ordered by id, between read_begin and read_end:
      * t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
     enum posgate_err (*reports)(void *impl, hub_row_fn fn, void *ctx);
+    /* The fleet dashboard (hub_fleet.c), between read_begin and read_end; rows streamed, not
+     * held. The status reports received at or after since_s, of the device id (NULL: of every
+     * device), ordered by device and reported_at_us; with an id, limit > 0 keeps its newest
+     * limit only: t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
+    enum posgate_err (*report_history)(void *impl, const char *id, int64_t since_s,
+                                       int64_t limit, hub_row_fn fn, void *ctx);
+    /* Every event (decisions and summaries) received at or after since_s, in no order:
+     * t0 device_id, t1 json (the canonical event); i0 seq, i1 received_at */
+    enum posgate_err (*events_since)(void *impl, int64_t since_s, hub_row_fn fn, void *ctx);
 };
 
 /* The store behind db, for the readers of hub_query.c. */
