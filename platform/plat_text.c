@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* UTF-8 and control character checks (plat_text.h). */
+/* UTF-8 and control character checks, URL percent-encoding (plat_text.h). */
 #include "plat_text.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Length of the UTF-8 sequence at s (1..4) and its code point; 0 when it is malformed. */
 static size_t
@@ -70,4 +71,59 @@ plat_text_check(const char *s, size_t n, unsigned flags, size_t *bad_at)
         i += len;
     }
     return NULL;
+}
+
+/* 1 when byte c stands as it is under flags (plat_url_escape). */
+static int
+url_keeps(unsigned char c, unsigned flags)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+        return 1;
+    }
+    if (c == '%') {
+        return (flags & PLAT_URL_KEEP_PERCENT) != 0;
+    }
+    return (flags & PLAT_URL_KEEP_PATH) != 0 && c != 0 && strchr("/!$&'()*+,;=:@", c) != NULL;
+}
+
+enum posgate_err
+plat_url_escape(const void *in, size_t in_len, unsigned flags, char *out, size_t cap,
+                size_t *out_len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = in;
+    size_t o = 0;
+
+    if (out_len != NULL) {
+        *out_len = 0;
+    }
+    if ((out == NULL && cap > 0) || (in == NULL && in_len > 0)) {
+        return POSGATE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < in_len; i++) {
+        size_t need = url_keeps(p[i], flags) ? 1 : 3;
+
+        if (cap - o <= need) { /* room for these bytes and the NUL: o + need < cap */
+            if (cap > 0) {
+                out[0] = 0;
+            }
+            return POSGATE_ERR_TOOBIG;
+        }
+        if (need == 1) {
+            out[o++] = (char)p[i];
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[p[i] >> 4];
+            out[o++] = hex[p[i] & 15];
+        }
+    }
+    if (o >= cap) {
+        return POSGATE_ERR_TOOBIG; /* cap 0: not even the NUL */
+    }
+    out[o] = 0;
+    if (out_len != NULL) {
+        *out_len = o;
+    }
+    return POSGATE_OK;
 }

@@ -92,7 +92,7 @@ finish(int ok, cJSON *root, struct buf *out)
 }
 
 /* The event's canonical text written directly, keys in the canonical (strcmp) order, the same
- * bytes json_canon_encode gives for the event's cJSON tree (tests/unit/agent/audit/audit.c compares the
+ * bytes json_canon_encode gives for the event's cJSON tree (tests/unit/agent/core/audit.c compares the
  * two on random events): the writer encodes one event per decision, and building and sorting a
  * tree was most of its time. Errors are sticky in *err. */
 struct ew {

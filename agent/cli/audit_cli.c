@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
-#include "datadir.h"
-#include "device_key.h"
+#include "buf.h"
 #include "plat_file.h"
 #include "plat_text.h"
+#include "posgate.h"
+#include "posgate_admin.h"
 
 #define EXIT_OK       0
 #define EXIT_USAGE    2
@@ -85,25 +85,17 @@ put_json_str(FILE *f, const char *s)
 /* Opens the queue read-only. *q stays NULL (exit 0, nothing to show) when no decision was
  * audited yet; an uninitialised data dir is an error. */
 static int
-open_ro(const char *data_dir, const char *cmd, struct datadir *dd, struct audit_queue **q)
+open_ro(const char *data_dir, const char *cmd, struct posgate_cli_audit **q)
 {
-    char msg[1024];
+    char msg[1024], root[POSGATE_CLI_PATH_MAX];
     enum posgate_err err;
 
     *q = NULL;
-    if (datadir_init(dd, data_dir) != POSGATE_OK) {
+    if (posgate_cli_data_dir(data_dir, root) != POSGATE_OK) {
         fprintf(stderr, "posgate %s: data dir path too long\n", cmd);
         return EXIT_USAGE;
     }
-    if (!plat_exists(dd->store)) {
-        fprintf(stderr, "posgate %s: %s is not initialised (run posgate init first)\n", cmd,
-                dd->root);
-        return EXIT_IO;
-    }
-    if (!plat_exists(dd->audit_db)) {
-        return EXIT_OK;
-    }
-    err = audit_open(dd->audit_db, NULL, NULL, AUDIT_READONLY, q, msg, sizeof(msg));
+    err = posgate_cli_audit_open(data_dir, q, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate %s: %s\n", cmd, msg);
         return err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
@@ -137,17 +129,16 @@ struct list_ctx {
 };
 
 static int
-list_one(void *ctx, uint64_t seq, const char *body, size_t len, const uint8_t hash[AUDIT_HASH_LEN])
+list_one(void *ctx, uint64_t seq, const char *body, size_t len)
 {
     struct list_ctx *c = ctx;
-    struct audit_event_info info;
+    struct posgate_cli_audit_row info;
     char msg[256];
 
-    (void)hash;
     if (c->json) {
         fputs(c->n > 0 ? ",\n" : "\n", c->f);
         fwrite(body, 1, len, c->f);
-    } else if (audit_event_inspect(body, len, &info, msg, sizeof(msg)) != POSGATE_OK) {
+    } else if (posgate_cli_audit_row(body, len, &info, msg, sizeof(msg)) != POSGATE_OK) {
         fprintf(c->f, "%-8llu (unreadable: %s)\n", (unsigned long long)seq, msg);
     } else {
         fprintf(c->f, "%-8llu %-20s %-6s %-16s %-16s %s\n", (unsigned long long)seq, info.time,
@@ -160,8 +151,7 @@ list_one(void *ctx, uint64_t seq, const char *body, size_t len, const uint8_t ha
 }
 
 static int
-export_one(void *ctx, uint64_t seq, const char *body, size_t len,
-           const uint8_t hash[AUDIT_HASH_LEN])
+export_one(void *ctx, uint64_t seq, const char *body, size_t len)
 {
     struct plat_atomic_file *f = ((struct plat_atomic_file **)ctx)[0];
     struct list_ctx *c = ((struct list_ctx **)ctx)[1];
@@ -169,7 +159,6 @@ export_one(void *ctx, uint64_t seq, const char *body, size_t len,
     const char *bad;
     size_t at = 0;
 
-    (void)hash;
     /* one JSON text per line: an event stored by an older version with bytes that are not
      * UTF-8 text stops the export rather than writing a line no reader can parse */
     bad = plat_text_check(body, len, 0, &at);
@@ -192,8 +181,7 @@ export_one(void *ctx, uint64_t seq, const char *body, size_t len,
 static int
 cmd_list(const char *data_dir, int argc, char **argv)
 {
-    struct datadir dd;
-    struct audit_queue *q = NULL;
+    struct posgate_cli_audit *q = NULL;
     struct list_ctx c = {stdout, 0, 0, POSGATE_OK};
     uint64_t since = 0;
     enum posgate_err err;
@@ -210,7 +198,7 @@ cmd_list(const char *data_dir, int argc, char **argv)
             return usage("audit", "unexpected argument", argv[i]);
         }
     }
-    rc = open_ro(data_dir, "audit list", &dd, &q);
+    rc = open_ro(data_dir, "audit list", &q);
     if (rc != EXIT_OK) {
         return rc;
     }
@@ -220,11 +208,11 @@ cmd_list(const char *data_dir, int argc, char **argv)
         printf("%-8s %-20s %-6s %-16s %-16s %s\n", "SEQ", "TIME", "DEC", "SERVICE", "OPERATOR",
                "LISTINGS");
     }
-    err = q != NULL ? audit_each(q, since, list_one, &c) : POSGATE_OK;
+    err = q != NULL ? posgate_cli_audit_each(q, since, list_one, &c) : POSGATE_OK;
     if (c.json) {
         fputs(c.n > 0 ? "\n]\n" : "]\n", stdout);
     }
-    audit_close(q);
+    posgate_cli_audit_close(q);
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate audit list: %s\n", posgate_strerror(err));
         return EXIT_IO;
@@ -235,8 +223,7 @@ cmd_list(const char *data_dir, int argc, char **argv)
 static int
 cmd_export(const char *data_dir, int argc, char **argv)
 {
-    struct datadir dd;
-    struct audit_queue *q = NULL;
+    struct posgate_cli_audit *q = NULL;
     struct plat_atomic_file f;
     struct list_ctx c = {NULL, 0, 0, POSGATE_OK};
     void *ctx[2];
@@ -259,7 +246,7 @@ cmd_export(const char *data_dir, int argc, char **argv)
     if (out == NULL) {
         return usage("audit", "export: --out FILE is required", NULL);
     }
-    rc = open_ro(data_dir, "audit export", &dd, &q);
+    rc = open_ro(data_dir, "audit export", &q);
     if (rc != EXIT_OK) {
         return rc;
     }
@@ -268,7 +255,7 @@ cmd_export(const char *data_dir, int argc, char **argv)
     if (err == POSGATE_OK && q != NULL) {
         ctx[0] = &f;
         ctx[1] = &c;
-        err = audit_each(q, since, export_one, ctx);
+        err = posgate_cli_audit_each(q, since, export_one, ctx);
         if (err == POSGATE_OK) {
             err = c.err;
         }
@@ -277,7 +264,7 @@ cmd_export(const char *data_dir, int argc, char **argv)
         err = plat_atomic_commit(&f);
     }
     plat_atomic_abort(&f);
-    audit_close(q);
+    posgate_cli_audit_close(q);
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate audit export: %s: %s (nothing written)\n", out,
                 posgate_strerror(err));
@@ -290,15 +277,12 @@ cmd_export(const char *data_dir, int argc, char **argv)
 static int
 cmd_verify(const char *data_dir, int argc, char **argv)
 {
-    struct datadir dd;
-    struct audit_queue *q = NULL;
-    struct audit_stats st;
-    uint64_t n = 0;
+    struct posgate_cli_audit *q = NULL;
+    uint64_t n = 0, first = 0, head = 0, acked = 0;
     char msg[1024] = "";
     int json = 0, rc;
     enum posgate_err err = POSGATE_OK;
 
-    memset(&st, 0, sizeof(st));
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
@@ -306,24 +290,20 @@ cmd_verify(const char *data_dir, int argc, char **argv)
             return usage("audit", "unexpected argument", argv[i]);
         }
     }
-    rc = open_ro(data_dir, "audit verify", &dd, &q);
+    rc = open_ro(data_dir, "audit verify", &q);
     if (rc != EXIT_OK) {
         return rc;
     }
     if (q != NULL) {
-        err = audit_verify(q, &n, msg, sizeof(msg));
-        if (audit_stats(q, &st) != POSGATE_OK && err == POSGATE_OK) {
-            err = POSGATE_ERR_IO;
-        }
+        err = posgate_cli_audit_verify(q, &n, &first, &head, &acked, msg, sizeof(msg));
     }
-    audit_close(q);
+    posgate_cli_audit_close(q);
     rc = err == POSGATE_OK ? EXIT_OK : err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
     if (json) {
         printf("{\"ok\":%s,\"events\":%llu,\"first_seq\":%llu,\"head_seq\":%llu,"
                "\"acked_seq\":%llu,\"error\":",
                err == POSGATE_OK ? "true" : "false", (unsigned long long)n,
-               (unsigned long long)st.first_seq, (unsigned long long)st.head_seq,
-               (unsigned long long)st.acked_seq);
+               (unsigned long long)first, (unsigned long long)head, (unsigned long long)acked);
         if (err == POSGATE_OK) {
             fputs("null", stdout);
         } else {
@@ -333,8 +313,8 @@ cmd_verify(const char *data_dir, int argc, char **argv)
     } else if (err == POSGATE_OK) {
         printf("ok: %llu event(s), seq %llu to %llu, the chain is intact (acknowledged up to "
                "%llu)\n",
-               (unsigned long long)n, (unsigned long long)st.first_seq,
-               (unsigned long long)st.head_seq, (unsigned long long)st.acked_seq);
+               (unsigned long long)n, (unsigned long long)first, (unsigned long long)head,
+               (unsigned long long)acked);
     } else {
         fprintf(stderr, "posgate audit verify: FAILED: %s\n", msg[0] ? msg : posgate_strerror(err));
     }
@@ -369,9 +349,8 @@ audit_cli_main(const char *data_dir, int argc, char **argv)
 int
 device_key_cli_main(const char *data_dir, int argc, char **argv)
 {
-    struct datadir dd;
-    struct device_key *k = NULL;
-    char msg[1024];
+    struct buf pem = BUF_INIT(1u << 16);
+    char msg[1024], id[POSGATE_CLI_DEVICE_ID_LEN + 1], root[POSGATE_CLI_PATH_MAX];
     int json = 0;
     enum posgate_err err;
 
@@ -385,22 +364,23 @@ device_key_cli_main(const char *data_dir, int argc, char **argv)
             return usage("device-key", "unexpected argument", argv[i]);
         }
     }
-    if (datadir_init(&dd, data_dir) != POSGATE_OK) {
+    if (posgate_cli_data_dir(data_dir, root) != POSGATE_OK) {
         return EXIT_USAGE;
     }
-    err = device_key_load(dd.device_key, dd.device_pub, &k, msg, sizeof(msg));
+    err = posgate_cli_device_key(data_dir, id, &pem, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate device-key: %s%s\n", msg,
                 err == POSGATE_ERR_NOTFOUND ? " (posgate init makes it)" : "");
+        buf_free(&pem);
         return err == POSGATE_ERR_INVALID ? EXIT_REJECTED : EXIT_IO;
     }
     if (json) {
-        printf("{\"device_id\":\"%s\",\"pem\":", device_key_id(k));
-        put_json_str(stdout, device_key_pub_pem(k));
+        printf("{\"device_id\":\"%s\",\"pem\":", id);
+        put_json_str(stdout, buf_cstr(&pem));
         puts("}");
     } else {
-        fputs(device_key_pub_pem(k), stdout);
+        fputs(buf_cstr(&pem), stdout);
     }
-    device_key_free(k);
+    buf_free(&pem);
     return EXIT_OK;
 }

@@ -13,23 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api_internal.h"
 #include "audit_cli.h"
+#include "buf.h"
 #include "field_sync.h"
-#include "bundle.h"
-#include "carrier.h"
-#include "datadir.h"
-#include "feed_config.h"
-#include "fetch.h"
-#include "list_key.h"
 #include "plat_clock.h"
-#include "plat_file.h"
-#include "plat_mem.h"
 #include "posgate.h"
-#include "store.h"
-#include "tuf_client.h"
-#include "update.h"
-#include "version.h"
+#include "posgate_admin.h"
 
 #define EXIT_ALLOW    0
 #define EXIT_DENY     1
@@ -102,16 +91,10 @@ static int
 cmd_init(int argc, char **argv)
 {
     const char *root = NULL, *list_key = NULL;
-    const char *jur[STORE_JURISDICTIONS_MAX];
+    const char *jur[POSGATE_CLI_JURISDICTIONS_MAX];
     size_t njur = 0;
-    struct datadir dd;
-    struct buf rootb = BUF_INIT(TUF_DEFAULT_ROOT_MAX_LEN);
-    uint8_t key[LIST_KEY_LEN];
-    char msg[1024], fingerprint[LIST_KEY_CHECK_HEX + 1];
-    struct store *st = NULL;
-    struct store_update *u = NULL;
+    char msg[8192], fingerprint[POSGATE_CLI_KEY_CHECK_LEN + 1], dir[POSGATE_CLI_PATH_MAX];
     enum posgate_err err;
-    int rc = EXIT_IO;
 
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
@@ -130,7 +113,7 @@ cmd_init(int argc, char **argv)
                                    "like CN, found \"%s\"",
                                    cc);
             }
-            if (njur == STORE_JURISDICTIONS_MAX) {
+            if (njur == POSGATE_CLI_JURISDICTIONS_MAX) {
                 return usage_error("init", "%s", "too many --jurisdiction");
             }
             jur[njur++] = cc;
@@ -141,83 +124,24 @@ cmd_init(int argc, char **argv)
     if (root == NULL || list_key == NULL || njur == 0) {
         return usage_error("init", "%s", "--root, --list-key and --jurisdiction are required");
     }
-    if (datadir_init(&dd, data_dir_opt) != POSGATE_OK) {
+    if (posgate_cli_data_dir(data_dir_opt, dir) != POSGATE_OK) {
         fprintf(stderr, "posgate init: data dir path too long\n");
         return EXIT_USAGE;
     }
-    if (plat_exists(dd.store)) {
-        fprintf(stderr, "posgate init: %s is already initialised (remove it to start over)\n",
-                dd.root);
-        return EXIT_USAGE;
-    }
-    err = datadir_read_list_key(list_key, key, msg, sizeof(msg));
+    err = posgate_cli_init(data_dir_opt, root, list_key, jur, njur, fingerprint, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate init: %s\n", msg);
-        return err == POSGATE_ERR_INVALID ? EXIT_USAGE : EXIT_IO;
+        return err == POSGATE_ERR_USAGE      ? EXIT_USAGE
+               : err == POSGATE_ERR_REJECTED ? EXIT_REJECTED
+                                             : EXIT_IO;
     }
-    err = list_key_check_raw(key, sizeof(key), fingerprint);
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: %s\n", posgate_strerror(err));
-        goto out;
-    }
-    err = plat_read_file(root, &rootb);
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: root %s: %s\n", root, posgate_strerror(err));
-        rc = err == POSGATE_ERR_NOTFOUND ? EXIT_USAGE : EXIT_IO;
-        goto out;
-    }
-    if (plat_mkdir_p(dd.root, 0700) != POSGATE_OK || chmod(dd.root, 0700) != 0) {
-        fprintf(stderr, "posgate init: cannot create %s\n", dd.root);
-        goto out;
-    }
-    err = tuf_client_bootstrap(dd.tuf, rootb.data, rootb.len, msg, sizeof(msg));
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: root %s refused: %s\n", root, msg);
-        rc = err == POSGATE_ERR_IO ? EXIT_IO : EXIT_REJECTED;
-        goto out;
-    }
-    err = plat_write_atomic(dd.list_key, key, sizeof(key), 0600);
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate init: cannot write %s: %s\n", dd.list_key, posgate_strerror(err));
-        goto out;
-    }
-    if (!plat_exists(dd.device_key) &&
-        device_key_create(dd.device_key, dd.device_pub, msg, sizeof(msg)) != POSGATE_OK) {
-        fprintf(stderr, "posgate init: %s\n", msg);
-        goto out;
-    }
-    err = store_open(dd.store, STORE_CREATE, &st, msg, sizeof(msg));
-    if (err == POSGATE_OK) {
-        err = store_begin_update(st, &u);
-    }
-    if (err == POSGATE_OK) {
-        err = store_update_set_jurisdictions(u, jur, njur);
-    }
-    if (err == POSGATE_OK) {
-        err = store_update_commit(u);
-        u = NULL;
-    }
-    if (err != POSGATE_OK) {
-        if (st != NULL) {
-            fprintf(stderr, "posgate init: store %s: %s\n", dd.store, store_errmsg(st));
-        } else {
-            fprintf(stderr, "posgate init: %s\n", msg); /* store_open names the file */
-        }
-        goto out;
-    }
-    printf("initialised %s (jurisdictions:", dd.root);
+    printf("initialised %s (jurisdictions:", dir);
     for (size_t i = 0; i < njur; i++) {
         printf(" %s", jur[i]);
     }
     printf("); next: posgate import FEEDDIR or BUNDLE\n");
     printf("list key fingerprint %s (a feed's list_key_check must equal it)\n", fingerprint);
-    rc = 0;
-out:
-    store_update_abort(u);
-    store_close(st);
-    plat_wipe(key, sizeof(key));
-    buf_free(&rootb);
-    return rc;
+    return 0;
 }
 
 /* ---- import ---- */
@@ -270,7 +194,7 @@ update_exit(enum posgate_err err)
 }
 
 static void
-print_update(const struct update_result *res)
+print_update(const struct posgate_cli_update_result *res)
 {
     if (res->feed_version == res->previous_version && !res->changed) {
         printf("feed version %lld is installed; no list changed\n", (long long)res->feed_version);
@@ -294,9 +218,9 @@ print_update(const struct update_result *res)
 
 static int parse_count(const char *s, long long max, long long *out);
 
-/* --lock-wait S: 0 means not at all (update.h: a negative lock_wait_ms). */
+/* --lock-wait S: 0 means not at all (posgate_admin.h: a negative lock_wait_ms). */
 static int
-parse_lock_wait(const char *s, struct update_options *o)
+parse_lock_wait(const char *s, struct posgate_cli_update_options *o)
 {
     long long v;
 
@@ -311,10 +235,10 @@ static int
 cmd_import(int argc, char **argv)
 {
     const char *path = NULL;
-    struct update_options o;
-    struct update_result res;
-    struct carrier *meta = NULL, *targets = NULL;
-    char msg[2048], sub[4096];
+    struct posgate_cli_update_options o;
+    struct posgate_cli_update_result res;
+    struct posgate_cli_source *src = NULL;
+    char msg[2048];
     struct stat st;
     enum posgate_err err;
     int rc;
@@ -351,44 +275,21 @@ cmd_import(int argc, char **argv)
                 S_ISFIFO(st.st_mode) ? "a FIFO" : "another kind of file (device or socket)");
         return EXIT_USAGE;
     }
-    if (S_ISDIR(st.st_mode)) {
-        err = plat_path_join(sub, sizeof(sub), path, "metadata");
-        if (err == POSGATE_OK) {
-            err = carrier_dir_new(sub, &meta);
-        }
-        if (err == POSGATE_OK) {
-            err = plat_path_join(sub, sizeof(sub), path, "targets");
-        }
-        if (err == POSGATE_OK) {
-            err = carrier_dir_new(sub, &targets);
-        }
-        msg[0] = 0;
-    } else {
-        err = carrier_bundle_new(path, "metadata/", &meta, msg, sizeof(msg));
-        if (err == POSGATE_OK) {
-            err = carrier_bundle_new(path, "targets/", &targets, msg, sizeof(msg));
-        }
-    }
+    err = posgate_cli_source_path(path, &src, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate import: %s: %s\n", path, msg[0] ? msg : posgate_strerror(err));
-        rc = err == POSGATE_ERR_IO || err == POSGATE_ERR_NOMEM ? EXIT_IO : EXIT_REJECTED;
-        goto out;
+        return err == POSGATE_ERR_IO || err == POSGATE_ERR_NOMEM ? EXIT_IO : EXIT_REJECTED;
     }
-    o.data_dir = data_dir_opt;
-    o.metadata = meta;
-    o.targets = targets;
     o.progress = 1;
-    err = update_run(&o, &res, msg, sizeof(msg));
+    err = posgate_cli_update(data_dir_opt, src, &o, &res, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate import: %s: refused, nothing changed: %s\n", path, msg);
         rc = update_exit(err);
-        goto out;
+    } else {
+        print_update(&res);
+        rc = 0;
     }
-    print_update(&res);
-    rc = 0;
-out:
-    carrier_free(meta);
-    carrier_free(targets);
+    posgate_cli_source_free(src);
     return rc;
 }
 
@@ -469,7 +370,7 @@ cmd_compact(int argc, char **argv)
         return arc;
     }
     t0 = plat_mono_ns();
-    err = update_compact(data_dir_opt, NULL, NULL, &moved, &fkeys, msg, sizeof(msg));
+    err = posgate_cli_compact(data_dir_opt, &moved, &fkeys, msg, sizeof(msg));
     secs = (double)(plat_mono_ns() - t0) / 1e9;
     if (as_json) {
         printf("{\"ok\":%s,\"merged_rows\":%llu,\"filter_keys\":%llu,\"seconds\":%.3f,"
@@ -546,24 +447,42 @@ parse_count(const char *s, long long max, long long *out)
     return 1;
 }
 
-static int
-cmd_sync(int argc, char **argv)
+/* The result of a sync as one JSON object (--json). */
+static void
+print_sync_json(enum posgate_err err, int rc, const struct posgate_cli_update_result *res,
+                const struct posgate_cli_fetch_stats *fs, const char *msg)
 {
-    const char *urls[FETCH_MIRRORS_MAX];
-    struct fetch_options fo;
-    struct update_options o;
-    struct update_result res;
-    struct fetch_stats fs;
-    struct fetch *f = NULL;
-    struct datadir dd;
-    char msg[2048], spool[DATADIR_PATH_MAX + 16], cache[DATADIR_PATH_MAX + 16];
-    enum posgate_err err;
-    long long v;
-    int json = 0, rc;
+    printf("{\"ok\":%s,\"exit\":%d,\"feed_version\":%lld,\"previous_version\":%lld,"
+           "\"changed\":%s,\"snapshots\":%u,\"deltas\":%u,\"dropped\":%u,"
+           "\"entries_changed\":%llu,\"retry_after_s\":%llu,\"error\":",
+           err == POSGATE_OK ? "true" : "false", rc, (long long)res->feed_version,
+           (long long)res->previous_version, res->changed ? "true" : "false", res->snapshots,
+           res->deltas, res->dropped, (unsigned long long)res->entries_changed,
+           (unsigned long long)fs->retry_after_s);
+    if (err == POSGATE_OK) {
+        fputs("null", stdout);
+    } else {
+        put_json_str(msg[0] != 0 ? msg : posgate_strerror(err));
+    }
+    printf(",\"fetch\":{\"attempts\":%llu,\"ok\":%llu,\"not_modified\":%llu,"
+           "\"not_found\":%llu,\"resumed\":%llu,\"bytes\":%llu,\"failures\":{",
+           (unsigned long long)fs->attempts, (unsigned long long)fs->ok,
+           (unsigned long long)fs->not_modified, (unsigned long long)fs->not_found,
+           (unsigned long long)fs->resumed, (unsigned long long)fs->bytes);
+    for (int k = 0; k < POSGATE_CLI_FETCH_FAILS; k++) {
+        printf("%s\"%s\":%llu", k > 0 ? "," : "", fs->failures[k].name,
+               (unsigned long long)fs->failures[k].n);
+    }
+    printf("}}}\n");
+}
 
-    memset(&fo, 0, sizeof(fo));
-    memset(&o, 0, sizeof(o));
-    memset(&res, 0, sizeof(res));
+/* The options of sync into m and o (*json for --json): -1 to go on, else the exit code. */
+static int
+sync_args(int argc, char **argv, const char **urls, struct posgate_cli_mirrors *m,
+          struct posgate_cli_update_options *o, int *json)
+{
+    long long v;
+
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
 
@@ -571,24 +490,24 @@ cmd_sync(int argc, char **argv)
             fputs(usage_sync, stdout);
             return 0;
         } else if (strcmp(a, "--json") == 0) {
-            json = 1;
+            *json = 1;
         } else if (strcmp(a, "--accept-expired") == 0) {
-            o.accept_expired = 1;
+            o->accept_expired = 1;
         } else if (i + 1 >= argc) {
             return usage_error("sync", "unexpected argument \"%s\" (or its value is missing)", a);
         } else if (strcmp(a, "--url") == 0) {
-            if (fo.n_mirrors == FETCH_MIRRORS_MAX) {
+            if (m->n_urls == POSGATE_CLI_MIRRORS_MAX) {
                 return usage_error("sync", "at most 8 --url, got more (\"%s\")", argv[i + 1]);
             }
-            urls[fo.n_mirrors++] = argv[++i];
+            urls[m->n_urls++] = argv[++i];
         } else if (strcmp(a, "--ca-file") == 0) {
-            fo.ca_file = argv[++i];
+            m->ca_file = argv[++i];
         } else if (strcmp(a, "--client-cert") == 0) {
-            fo.client_cert = argv[++i];
+            m->client_cert = argv[++i];
         } else if (strcmp(a, "--client-key") == 0) {
-            fo.client_key = argv[++i];
+            m->client_key = argv[++i];
         } else if (strcmp(a, "--proxy") == 0) {
-            fo.proxy = argv[++i];
+            m->proxy = argv[++i];
         } else if (strcmp(a, "--max-recv-bytes-per-s") == 0) {
             if (!parse_count(argv[++i], INT64_MAX, &v)) {
                 return usage_error("sync",
@@ -596,9 +515,9 @@ cmd_sync(int argc, char **argv)
                                    "got \"%s\"",
                                    argv[i]);
             }
-            fo.max_recv_bytes_per_s = (uint64_t)v;
+            m->max_recv_bytes_per_s = (uint64_t)v;
         } else if (strcmp(a, "--lock-wait") == 0) {
-            if (!parse_lock_wait(argv[++i], &o)) {
+            if (!parse_lock_wait(argv[++i], o)) {
                 return usage_error("sync", "--lock-wait: expected seconds (0..3600), got \"%s\"",
                                    argv[i]);
             }
@@ -607,7 +526,7 @@ cmd_sync(int argc, char **argv)
                 return usage_error("sync", "--sync-timeout: expected seconds (1..86400), got \"%s\"",
                                    argv[i]);
             }
-            fo.sync_timeout_s = (long)v;
+            m->sync_timeout_s = (long)v;
         } else if (strcmp(a, "--connect-timeout") == 0 || strcmp(a, "--timeout") == 0) {
             if (!parse_count(argv[++i], 86400, &v) || v == 0) {
                 return usage_error("sync",
@@ -616,80 +535,62 @@ cmd_sync(int argc, char **argv)
                                    argv[i]);
             }
             if (a[2] == 'c') {
-                fo.connect_timeout_s = (long)v;
+                m->connect_timeout_s = (long)v;
             } else {
-                fo.timeout_s = (long)v;
+                m->timeout_s = (long)v;
             }
         } else {
             return usage_error("sync", "unexpected argument \"%s\"", a);
         }
     }
-    if (fo.n_mirrors == 0) {
+    if (m->n_urls == 0) {
         return usage_error("sync", "%s", "expected --url URL");
     }
-    if ((fo.client_cert == NULL) != (fo.client_key == NULL)) {
+    if ((m->client_cert == NULL) != (m->client_key == NULL)) {
         return usage_error("sync", "%s", "--client-cert and --client-key go together");
     }
-    fo.mirrors = urls;
-    err = datadir_init(&dd, data_dir_opt);
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate sync: bad data dir: %s\n", posgate_strerror(err));
-        return EXIT_IO;
+    return -1;
+}
+
+static int
+cmd_sync(int argc, char **argv)
+{
+    const char *urls[POSGATE_CLI_MIRRORS_MAX];
+    struct posgate_cli_mirrors m;
+    struct posgate_cli_update_options o;
+    struct posgate_cli_update_result res;
+    struct posgate_cli_fetch_stats fs;
+    struct posgate_cli_source *src = NULL;
+    char msg[2048];
+    enum posgate_err err;
+    int json = 0, rc;
+
+    memset(&m, 0, sizeof(m));
+    memset(&o, 0, sizeof(o));
+    rc = sync_args(argc, argv, urls, &m, &o, &json);
+    if (rc >= 0) {
+        return rc;
     }
-    /* resume and cache files only in an initialised data dir (else update_run says "init") */
-    if (plat_exists(dd.store) &&
-        plat_path_join(spool, sizeof(spool), dd.incoming, "partial") == POSGATE_OK &&
-        plat_path_join(cache, sizeof(cache), dd.root, "http-cache") == POSGATE_OK) {
-        fo.spool_dir = spool;
-        fo.cache_dir = cache;
-    }
-    err = fetch_new(&fo, &f, msg, sizeof(msg));
+    m.urls = urls;
+    err = posgate_cli_source_mirrors(data_dir_opt, &m, &src, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         fprintf(stderr, "posgate sync: %s\n", msg);
         return err == POSGATE_ERR_INVALID ? EXIT_USAGE : EXIT_IO;
     }
-    o.data_dir = data_dir_opt;
-    o.metadata = fetch_metadata_carrier(f);
-    o.targets = fetch_targets_carrier(f);
     o.progress = !json;
-    msg[0] = 0;
-    err = update_run(&o, &res, msg, sizeof(msg));
-    if (err == POSGATE_ERR_REJECTED) {
-        fetch_note_rejected(f);
-    } else if (err == POSGATE_OK) {
-        fetch_prune_spool(f, NULL);
-    }
+    err = posgate_cli_update(data_dir_opt, src, &o, &res, msg, sizeof(msg));
     rc = update_exit(err);
-    fetch_stats_get(f, &fs);
+    posgate_cli_source_stats(src, &fs);
     if (json) {
-        printf("{\"ok\":%s,\"exit\":%d,\"feed_version\":%lld,\"previous_version\":%lld,"
-               "\"changed\":%s,\"snapshots\":%u,\"deltas\":%u,\"dropped\":%u,"
-               "\"entries_changed\":%llu,\"retry_after_s\":%llu,\"error\":",
-               err == POSGATE_OK ? "true" : "false", rc, (long long)res.feed_version,
-               (long long)res.previous_version, res.changed ? "true" : "false", res.snapshots,
-               res.deltas, res.dropped, (unsigned long long)res.entries_changed,
-               (unsigned long long)fetch_retry_after_s(f));
-        if (err == POSGATE_OK) {
-            fputs("null", stdout);
-        } else {
-            put_json_str(msg[0] != 0 ? msg : posgate_strerror(err));
-        }
-        printf(",\"fetch\":{\"attempts\":%llu,\"ok\":%llu,\"not_modified\":%llu,"
-               "\"not_found\":%llu,\"resumed\":%llu,\"bytes\":%llu,\"failures\":{",
-               (unsigned long long)fs.attempts, (unsigned long long)fs.ok,
-               (unsigned long long)fs.not_modified, (unsigned long long)fs.not_found,
-               (unsigned long long)fs.resumed, (unsigned long long)fs.bytes);
-        for (int k = 0; k < FETCH_FAIL__COUNT; k++) {
-            printf("%s\"%s\":%llu", k > 0 ? "," : "", fetch_fail_name((enum fetch_fail)k),
-                   (unsigned long long)fs.failures[k]);
-        }
-        printf("}}}\n");
+        print_sync_json(err, rc, &res, &fs, msg);
     }
     if (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) {
         fprintf(stderr, "posgate sync: %s: refused, nothing changed: %s\n", urls[0], msg);
     } else if (err != POSGATE_OK) {
-        uint64_t wait = fetch_retry_after_s(f);
+        uint64_t wait;
 
+        posgate_cli_source_stats(src, &fs);
+        wait = fs.retry_after_s;
         fprintf(stderr,
                 "posgate sync: %s: nothing changed, the last good version keeps "
                 "serving: %s",
@@ -701,7 +602,7 @@ cmd_sync(int argc, char **argv)
     } else if (!json) {
         print_update(&res);
     }
-    fetch_free(f);
+    posgate_cli_source_free(src);
     return rc;
 }
 
@@ -728,51 +629,17 @@ static const char usage_check[] =
     "          when every denying listing allows `override: supervisor`; else exit 2. Audited.\n"
     "Every decision is committed to the audit trail (DIR/audit.db) before it is printed.\n";
 
-/* One line saying what the answer stands on (the check object's at, data_age_s, feed_expired,
- * stale_lists, list_key). */
-static void
-print_footing(const struct posgate_result *res)
-{
-    const struct engine_result *e = &res->eng;
-    char at[32], age[32];
-    int stale = 0;
-
-    plat_time_format(res->at, at, sizeof(at));
-    if (e->data_age_s < 0) {
-        snprintf(age, sizeof(age), "unknown");
-    } else {
-        snprintf(age, sizeof(age), "%lld s", (long long)e->data_age_s);
-    }
-    printf("footing: service date %s, data age %s, feed %s, list key %s, stale lists:", at, age,
-           res->expires_at != 0 && res->checked_now >= res->expires_at ? "EXPIRED" : "signed, valid",
-           res->list_key != NULL ? res->list_key : "none");
-    for (size_t i = 0; i < e->n_reasons; i++) {
-        if (e->reasons[i].kind == ENGINE_REASON_STALE && e->reasons[i].list_id != NULL) {
-            printf(" %s", e->reasons[i].list_id);
-            stale = 1;
-        }
-    }
-    printf("%s\n", stale ? "" : " none");
-}
-
 /* A failed check: the message on stderr and, with --json, {"error": {"code", "field",
  * "message"}} on stdout (field: the option or request field it is about, or null). Returns rc. */
 static int
 check_error(int json, int rc, enum posgate_err err, const char *field, const char *msg)
 {
     struct buf b = BUF_INIT(1u << 16);
-    char derived[64];
 
     fprintf(stderr, "posgate check: %s%s\n", err == POSGATE_ERR_INVALID ? "invalid input: " : "",
             msg);
-    if (json) {
-        if (field == NULL && err == POSGATE_ERR_INVALID) {
-            report_error_field(msg, derived, sizeof(derived));
-            field = derived;
-        }
-        if (report_error_json(err, field, msg, &b) == POSGATE_OK) {
-            puts(buf_cstr(&b));
-        }
+    if (json && posgate_cli_error_json(err, field, msg, &b) == POSGATE_OK) {
+        puts(buf_cstr(&b));
     }
     buf_free(&b);
     return rc;
@@ -792,6 +659,7 @@ cmd_check(int argc, char **argv)
     struct posgate_request *rq = NULL;
     struct posgate_result *res = NULL;
     const char *name = NULL, *dob = NULL, *ov_by = NULL, *ov_reason = NULL;
+    char msg[512];
     int json = 0, rc = EXIT_IO;
     enum posgate_err err;
 
@@ -869,10 +737,10 @@ cmd_check(int argc, char **argv)
                          posgate_request_errmsg(rq));
         goto out;
     }
-    err = posgate_open(data_dir_opt, &pg);
+    err = posgate_admin_open(data_dir_opt, &pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
         rc = check_error(json, err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO, err, "",
-                         posgate_open_errmsg());
+                         msg);
         goto out;
     }
     err = posgate_check(pg, rq, res);
@@ -899,6 +767,8 @@ cmd_check(int argc, char **argv)
         puts(j);
     } else {
         const char *d = posgate_decision_name(posgate_result_decision(res));
+        struct buf footing = BUF_INIT(1u << 20);
+        int64_t feed_version = 0;
         char up[8];
         size_t k;
 
@@ -906,9 +776,16 @@ cmd_check(int argc, char **argv)
             up[k] = (char)(d[k] - 'a' + 'A');
         }
         up[k] = 0;
+        err = posgate_cli_result_footing(res, &feed_version, &footing);
         printf("%s  (decision %s, feed version %lld)\n", up, posgate_result_decision_id(res),
-               (long long)res->feed_version);
-        print_footing(res);
+               (long long)feed_version);
+        if (err != POSGATE_OK) {
+            fprintf(stderr, "posgate check: out of memory\n");
+            buf_free(&footing);
+            goto out;
+        }
+        fputs(buf_cstr(&footing), stdout);
+        buf_free(&footing);
         printf("%s\n", posgate_result_notice(res));
     }
     rc = (int)posgate_result_decision(res);
@@ -917,43 +794,6 @@ out:
     posgate_request_free(rq);
     posgate_close(pg);
     return rc;
-}
-
-/* ---- list key ---- */
-
-/* Compares the installed feed config's list key check value with key_check (list_key.h).
- * OK when they match or no feed is installed (*installed 0); CORRUPT with msg when they differ
- * or the installed config has none; other errors when the config cannot be read. */
-static enum posgate_err
-installed_key_matches(struct store *st, const char *key_check, int *installed, char *msg,
-                      size_t cap)
-{
-    struct buf json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
-    struct feed_config *cfg = NULL;
-    enum posgate_err err;
-
-    *installed = 0;
-    err = store_get_config(st, &json);
-    if (err == POSGATE_ERR_NOTFOUND) {
-        err = POSGATE_OK;
-        goto out;
-    }
-    if (err == POSGATE_OK) {
-        err = feed_config_parse(json.data, json.len, 0, &cfg, msg, cap);
-    }
-    if (err != POSGATE_OK) {
-        snprintf(msg, cap, "the installed feed config cannot be read: %s", posgate_strerror(err));
-        err = POSGATE_ERR_CORRUPT;
-        goto out;
-    }
-    *installed = 1;
-    if (list_key_check_match(cfg->list_key_check, key_check, msg, cap) != POSGATE_OK) {
-        err = POSGATE_ERR_CORRUPT;
-    }
-out:
-    feed_config_free(cfg);
-    buf_free(&json);
-    return err;
 }
 
 /* ---- status ---- */
@@ -975,27 +815,86 @@ health_bad(char *health, size_t cap, const char *what)
     }
 }
 
-/* The installed feed config, or NULL when none or unreadable (the list key line says which). */
-static struct feed_config *
-installed_config(struct store *st)
+/* The text form of status (without --json). */
+static void
+print_status(const struct posgate_cli_status *m)
 {
-    struct buf json = BUF_INIT(FEED_CONFIG_MAX_BYTES);
-    struct feed_config *cfg = NULL;
+    char t1[32], t2[32], health[256] = "";
+    int64_t now = m->now;
 
-    if (store_get_config(st, &json) != POSGATE_OK ||
-        feed_config_parse(json.data, json.len, 0, &cfg, NULL, 0) != POSGATE_OK) {
-        cfg = NULL;
+    plat_time_format(m->issued_at, t1, sizeof(t1));
+    plat_time_format(m->expires_at, t2, sizeof(t2));
+    printf("data dir      %s\n", m->data_dir);
+    if (m->feed_version == 0) {
+        printf("feed          none installed (run posgate import)\n");
+        health_bad(health, sizeof(health), "no verified list data is installed");
+    } else {
+        char t3[32];
+
+        plat_time_format(m->installed_at, t3, sizeof(t3));
+        printf("feed version  %lld (root version %lld)\n", (long long)m->feed_version,
+               (long long)m->root_version);
+        printf("issued at     %s (signed)\ninstalled at  %s\nexpires at    %s%s\n", t1, t3, t2,
+               now >= m->expires_at ? "  (EXPIRED: import a newer feed)" : "");
+        if (now >= m->expires_at) {
+            health_bad(health, sizeof(health), "feed metadata expired");
+        }
+        if (now < m->newest_issue_seen) {
+            printf("clock         FAULT: the wall clock is earlier than the newest signed "
+                   "issue time\n");
+            health_bad(health, sizeof(health), "clock fault");
+        }
     }
-    buf_free(&json);
-    return cfg;
+    if (m->key_ok) {
+        printf("list key      %s (fingerprint %s)\n", m->key_installed ? "ok" : "none installed",
+               m->key_check);
+    } else {
+        printf("list key      MISMATCH: %s\n", m->key_msg);
+        health_bad(health, sizeof(health), "list key mismatch");
+    }
+    if (m->key_filter != NULL) {
+        printf("key filter    %s%s\n", m->key_filter,
+               m->key_filter_ok ? ""
+                                : "  (checks read the store alone, same answers; "
+                                  "posgate compact rebuilds it)");
+    }
+    if (m->disk_full) {
+        printf("disk          FULL: the audit queue records on its reserve; free space "
+               "in %s\n",
+               m->data_dir);
+        health_bad(health, sizeof(health), "disk full");
+    }
+    if (m->meta_disagrees) {
+        printf("metadata      DISAGREES WITH THE STORE (checks refused): %s\n", m->meta_msg);
+        health_bad(health, sizeof(health), "trusted metadata and store disagree");
+    }
+    printf("jurisdictions");
+    for (size_t i = 0; i < m->n_jurisdictions; i++) {
+        printf(" %s", m->jurisdictions[i]);
+    }
+    printf("\n");
+    for (size_t i = 0; i < m->n_lists && i < POSGATE_CLI_STATUS_LISTS; i++) {
+        const struct posgate_cli_status_list *l = &m->lists[i];
+
+        printf("list %-24s seq %-6llu entries %-10llu age %5.1fh  digest %.16s...%s\n", l->id,
+               (unsigned long long)l->seq, (unsigned long long)l->entries,
+               (double)(now - l->fresh_at) / 3600.0, l->digest, l->stale ? "  STALE" : "");
+        if (l->stale) {
+            health_bad(health, sizeof(health), "stale list");
+        }
+    }
+    if (m->n_lists > POSGATE_CLI_STATUS_LISTS) {
+        printf("(%zu more lists: see --json)\n", m->n_lists - POSGATE_CLI_STATUS_LISTS);
+    }
+    printf("health        %s\n", health[0] ? health : "ok");
 }
 
 static int
 cmd_status(int argc, char **argv)
 {
-    struct feed_config *cfg = NULL;
     struct posgate *pg = NULL;
-    char *json = NULL;
+    struct posgate_cli_status m;
+    char *json = NULL, msg[2048];
     int as_json = 0, rc = EXIT_IO;
     enum posgate_err err;
 
@@ -1004,9 +903,9 @@ cmd_status(int argc, char **argv)
     if (arc >= 0) {
         return arc;
     }
-    err = posgate_open(data_dir_opt, &pg);
+    err = posgate_admin_open(data_dir_opt, &pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgate status: %s\n", posgate_open_errmsg());
+        fprintf(stderr, "posgate status: %s\n", msg);
         return err == POSGATE_ERR_CORRUPT ? EXIT_REJECTED : EXIT_IO;
     }
     err = posgate_status_json(pg, &json);
@@ -1017,109 +916,14 @@ cmd_status(int argc, char **argv)
     if (as_json) {
         puts(json);
     } else {
-        struct store_meta m;
-        struct store_list lists[64];
-        size_t n = 0;
-        char t1[32], t2[32], health[256] = "";
-        int64_t now = plat_wall_s();
-
-        if (store_get_meta(pg->st, &m) != POSGATE_OK ||
-            store_get_lists(pg->st, lists, 64, &n) != POSGATE_OK) {
-            fprintf(stderr, "posgate status: %s\n", store_errmsg(pg->st));
+        if (posgate_cli_status(pg, &m, msg, sizeof(msg)) != POSGATE_OK) {
+            fprintf(stderr, "posgate status: %s\n", msg);
             goto out;
         }
-        plat_time_format(m.issued_at, t1, sizeof(t1));
-        plat_time_format(m.expires_at, t2, sizeof(t2));
-        printf("data dir      %s\n", pg->dd.root);
-        if (m.feed_version == 0) {
-            printf("feed          none installed (run posgate import)\n");
-            health_bad(health, sizeof(health), "no verified list data is installed");
-        } else {
-            char t3[32];
-
-            plat_time_format(m.installed_at, t3, sizeof(t3));
-            printf("feed version  %lld (root version %lld)\n", (long long)m.feed_version,
-                   (long long)m.root_version);
-            printf("issued at     %s (signed)\ninstalled at  %s\nexpires at    %s%s\n", t1, t3, t2,
-                   now >= m.expires_at ? "  (EXPIRED: import a newer feed)" : "");
-            if (now >= m.expires_at) {
-                health_bad(health, sizeof(health), "feed metadata expired");
-            }
-            if (now < m.newest_issue_seen) {
-                printf("clock         FAULT: the wall clock is earlier than the newest signed "
-                       "issue time\n");
-                health_bad(health, sizeof(health), "clock fault");
-            }
-        }
-        {
-            char kmsg[512];
-            int installed = 0;
-
-            if (installed_key_matches(pg->st, pg->key_check, &installed, kmsg, sizeof(kmsg)) ==
-                POSGATE_OK) {
-                printf("list key      %s (fingerprint %s)\n", installed ? "ok" : "none installed",
-                       pg->key_check);
-            } else {
-                printf("list key      MISMATCH: %s\n", kmsg);
-                health_bad(health, sizeof(health), "list key mismatch");
-            }
-        }
-        {
-            enum store_filter_state fs;
-
-            if (store_filter_check(pg->st, &fs, NULL) == POSGATE_OK) {
-                printf("key filter    %s%s\n", store_filter_state_name(fs),
-                       fs == STORE_FILTER_OK ? ""
-                                             : "  (checks read the store alone, same answers; "
-                                               "posgate compact rebuilds it)");
-            }
-        }
-        {
-            struct audit_stats as;
-
-            if (audit_stats(pg->audit, &as) == POSGATE_OK && as.disk_full) {
-                printf("disk          FULL: the audit queue records on its reserve; free space "
-                       "in %s\n",
-                       pg->dd.root);
-                health_bad(health, sizeof(health), "disk full");
-            }
-        }
-        cfg = installed_config(pg->st);
-        {
-            char amsg[512];
-
-            if (api_meta_disagreement(pg, &m, amsg, sizeof(amsg)) != NULL) {
-                printf("metadata      DISAGREES WITH THE STORE (checks refused): %s\n", amsg);
-                health_bad(health, sizeof(health), "trusted metadata and store disagree");
-            }
-        }
-        printf("jurisdictions");
-        for (size_t i = 0; i < m.n_jurisdictions; i++) {
-            printf(" %s", m.jurisdictions[i]);
-        }
-        printf("\n");
-        for (size_t i = 0; i < n && i < 64; i++) {
-            int64_t fresh = store_list_fresh_at(&lists[i], &m);
-
-            int li = cfg != NULL ? feed_config_list_find(cfg, lists[i].id) : -1;
-            int stale = li >= 0 && now - fresh > cfg->lists[li].stale_after_s;
-
-            printf("list %-24s seq %-6llu entries %-10llu age %5.1fh  digest %.16s...%s\n",
-                   lists[i].id, (unsigned long long)lists[i].seq,
-                   (unsigned long long)lists[i].entries, (double)(now - fresh) / 3600.0,
-                   lists[i].digest, stale ? "  STALE" : "");
-            if (stale) {
-                health_bad(health, sizeof(health), "stale list");
-            }
-        }
-        if (n > 64) {
-            printf("(%zu more lists: see --json)\n", n - 64);
-        }
-        printf("health        %s\n", health[0] ? health : "ok");
+        print_status(&m);
     }
     rc = 0;
 out:
-    feed_config_free(cfg);
     posgate_free(json);
     posgate_close(pg);
     return rc;
@@ -1138,11 +942,8 @@ static const char usage_verify[] =
 static int
 cmd_verify(int argc, char **argv)
 {
-    struct datadir dd;
-    struct store *st = NULL;
-    struct store_list lists[STORE_LISTS_MAX];
+    char msg[1024], root[POSGATE_CLI_PATH_MAX];
     size_t n = 0;
-    char msg[1024];
     int as_json = 0, rc;
     enum posgate_err err;
 
@@ -1151,44 +952,10 @@ cmd_verify(int argc, char **argv)
     if (arc >= 0) {
         return arc;
     }
-    if (datadir_init(&dd, data_dir_opt) != POSGATE_OK) {
+    if (posgate_cli_data_dir(data_dir_opt, root) != POSGATE_OK) {
         return EXIT_USAGE;
     }
-    err = store_open(dd.store, STORE_READONLY, &st, msg, sizeof(msg));
-    if (err == POSGATE_OK) {
-        msg[0] = 0;
-        err = store_verify(st, NULL, NULL, msg, sizeof(msg));
-    }
-    if (err == POSGATE_OK) {
-        err = store_get_lists(st, lists, STORE_LISTS_MAX, &n);
-    }
-    if (err == POSGATE_OK) {
-        struct tuf_client_options o;
-        struct tuf_client *tc = NULL;
-
-        memset(&o, 0, sizeof(o));
-        o.metadata_dir = dd.tuf;
-        err = tuf_client_new(&o, &tc);
-        if (err != POSGATE_OK) {
-            snprintf(msg, sizeof(msg), "trusted metadata in %.900s does not verify", dd.tuf);
-            err = POSGATE_ERR_CORRUPT;
-        }
-        tuf_client_free(tc);
-    }
-    if (err == POSGATE_OK) {
-        /* the installed feed must be keyed with the list key in the data dir, or every check
-         * is refused (someone replaced list.key, or the feed came from another publisher) */
-        char mine[LIST_KEY_CHECK_HEX + 1];
-        int installed = 0;
-
-        err = datadir_list_key_check(dd.list_key, mine, msg, sizeof(msg));
-        if (err == POSGATE_ERR_INVALID) {
-            err = POSGATE_ERR_CORRUPT;
-        }
-        if (err == POSGATE_OK) {
-            err = installed_key_matches(st, mine, &installed, msg, sizeof(msg));
-        }
-    }
+    err = posgate_cli_verify(data_dir_opt, &n, msg, sizeof(msg));
     rc = err == POSGATE_OK                                             ? 0
          : (err == POSGATE_ERR_REJECTED || err == POSGATE_ERR_CORRUPT) ? EXIT_REJECTED
                                                                        : EXIT_IO;
@@ -1200,7 +967,6 @@ cmd_verify(int argc, char **argv)
     } else {
         fprintf(stderr, "posgate verify: FAILED: %s\n", msg[0] ? msg : posgate_strerror(err));
     }
-    store_close(st);
     return rc;
 }
 
@@ -1209,8 +975,7 @@ main(int argc, char **argv)
 {
     int i = 1;
 
-    if (version_asked(argc, argv)) {
-        version_print(stdout, "posgate", VERSION_MBEDTLS | VERSION_SQLITE | VERSION_CURL | VERSION_CJSON | VERSION_UTF8PROC, NULL);
+    if (posgate_cli_version(argc, argv, stdout)) {
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "--data-dir") == 0) {

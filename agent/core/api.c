@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "posgate_admin.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
@@ -31,7 +32,7 @@ posgate_open_errmsg(void)
 /* The device key and the audit queue. A data dir made before the device key existed gets its
  * key now, so that no decision goes unaudited. */
 static enum posgate_err
-open_audit(struct posgate *pg)
+open_audit(struct posgate *pg, char *errmsg, size_t errcap)
 {
     char msg[API_ERRMSG_MAX];
     enum posgate_err err;
@@ -48,20 +49,26 @@ open_audit(struct posgate *pg)
         err = audit_open(pg->dd.audit_db, pg->dk, NULL, 0, &pg->audit, msg, sizeof(msg));
     }
     if (err != POSGATE_OK) {
-        snprintf(open_errmsg, sizeof(open_errmsg), "%s", msg);
+        snprintf(errmsg, errcap, "%s", msg);
     }
     return err;
 }
 
+/* posgate_open with its message in a caller buffer (posgate_admin.h; posgate_err.h says why
+ * there are two). */
 enum posgate_err
-posgate_open(const char *data_dir, struct posgate **out)
+posgate_admin_open(const char *data_dir, struct posgate **out, char *errmsg, size_t errcap)
 {
     struct posgate *pg;
     enum posgate_err err;
     uint8_t key[LIST_KEY_LEN];
-    char msg[256];
+    char msg[256], none[1];
 
-    open_errmsg[0] = 0;
+    if (errmsg == NULL || errcap == 0) {
+        errmsg = none;
+        errcap = sizeof(none);
+    }
+    errmsg[0] = 0;
     if (out == NULL) {
         return POSGATE_ERR_INVALID;
     }
@@ -76,12 +83,12 @@ posgate_open(const char *data_dir, struct posgate **out)
     }
     err = datadir_init(&pg->dd, data_dir);
     if (err != POSGATE_OK) {
-        snprintf(open_errmsg, sizeof(open_errmsg), "data dir: %s", posgate_strerror(err));
+        snprintf(errmsg, errcap, "data dir: %s", posgate_strerror(err));
         goto fail;
     }
     err = datadir_read_list_key(pg->dd.list_key, key, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        snprintf(open_errmsg, sizeof(open_errmsg), "%s%s", msg,
+        snprintf(errmsg, errcap, "%s%s", msg,
                  err == POSGATE_ERR_NOTFOUND ? " (run posgate init first)" : "");
         goto fail;
     }
@@ -95,7 +102,7 @@ posgate_open(const char *data_dir, struct posgate **out)
     audit_reserve_prepare(pg->dd.audit_db);
     err = store_open(pg->dd.store, 0, &pg->st, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        snprintf(open_errmsg, sizeof(open_errmsg), "%.450s", msg); /* it names the file */
+        snprintf(errmsg, errcap, "%.450s", msg); /* it names the file */
         goto fail;
     }
     pg->at_tolerance_s = POSGATE_AT_TOLERANCE_S;
@@ -104,7 +111,7 @@ posgate_open(const char *data_dir, struct posgate **out)
     if (err != POSGATE_OK) {
         goto fail;
     }
-    err = open_audit(pg);
+    err = open_audit(pg, errmsg, errcap);
     if (err != POSGATE_OK) {
         goto fail;
     }
@@ -113,6 +120,12 @@ posgate_open(const char *data_dir, struct posgate **out)
 fail:
     posgate_close(pg);
     return err;
+}
+
+enum posgate_err
+posgate_open(const char *data_dir, struct posgate **out)
+{
+    return posgate_admin_open(data_dir, out, open_errmsg, sizeof(open_errmsg));
 }
 
 void

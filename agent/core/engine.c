@@ -2,8 +2,9 @@
 /*
  * The decision engine (rules in engine.h): per-list evaluation of matches, exemptions,
  * staleness and the minors rule, the DENY > REFER > ALLOW combination, the clock-fault
- * override, and the notice text. Everything works in the caller's fixed-size result; nothing
- * here allocates.
+ * override, and the notice text. engine_decide works in the caller's fixed-size result: no I/O,
+ * no clock, no allocation. engine_check_store, at the end, feeds it from a store reader (the
+ * one function here that reads; the reader allocates only when it moves to a new version).
  */
 #include "engine.h"
 
@@ -473,13 +474,271 @@ max_decision(enum engine_decision a, enum engine_decision b)
     return a > b ? a : b;
 }
 
+/* Validates the request and the hits against the config (rule 1); *svc is the service's index.
+ * Leaves res as invalid() does on a refusal. */
+static enum posgate_err
+check_request(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
+              struct engine_result *res, int *svc)
+{
+    const struct feed_config *cfg;
+
+    if (req == NULL || req->cfg == NULL || req->service == NULL || req->lists == NULL ||
+        (hits == NULL && n_hits > 0) || (req->jurisdictions == NULL && req->n_jurisdictions > 0)) {
+        return invalid(res, "check: missing arguments");
+    }
+    cfg = req->cfg;
+    if (req->ids == NULL || req->n_ids == 0 || req->n_ids > ENGINE_IDS_MAX) {
+        return invalid(res, "check: expected 1 to %d identifiers, found %zu", ENGINE_IDS_MAX,
+                       req->ids == NULL ? (size_t)0 : req->n_ids);
+    }
+    *svc = feed_config_service_find(cfg, req->service);
+    if (*svc < 0) {
+        return invalid(res, "check: service \"%.64s\" is not in the signed service taxonomy",
+                       req->service);
+    }
+    res->service = *svc;
+    for (size_t i = 0; i < n_hits; i++) {
+        if (hits[i].id >= req->n_ids || hits[i].list >= cfg->n_lists ||
+            hits[i].e.reason >= cfg->n_reasons || hits[i].e.listing_id_len > FEED_LISTING_ID_MAX ||
+            hits[i].e.scope_count > FEED_SCOPE_MAX) {
+            return invalid(res,
+                           "check: entry %zu names an unknown identifier, list or reason "
+                           "(reason %u of %u); the store and the feed config disagree",
+                           i, hits[i].e.reason, cfg->n_reasons);
+        }
+    }
+    return POSGATE_OK;
+}
+
+/* Rules 3 and 5 for restriction h of a list taking part, which meets the service (cov: how;
+ * part: the sub-service when COVER_PART) and is in effect now (now_in) or at the service date:
+ * its effect, recorded as a MATCH reason whose detail says why it is not a plain DENY. */
+static enum engine_decision
+judge_match(const struct engine_request *req, const struct engine_hit *h, bool stale,
+            enum cover cov, int part, bool now_in, struct engine_result *res)
+{
+    const struct feed_config *cfg = req->cfg;
+    const struct feed_list *fl = &cfg->lists[h->list];
+    const struct feed_reason *fr = &cfg->reasons[h->e.reason];
+    bool by_name = req->ids[h->id].type == IDENT_NAME_DOB;
+    /* the minors rule reads the birth date of the identifier that matched, not of another one
+     * passed along (someone else's) */
+    bool minor = id_minor(req, h->id);
+    enum engine_decision eff = ENGINE_DENY;
+    struct engine_reason *r;
+
+    if (by_name || cov == COVER_PART || !now_in) {
+        eff = ENGINE_REFER;
+    } else if (minor && fr->minors == FEED_MINORS_REFER) {
+        eff = ENGINE_REFER;
+    }
+    if (stale && fl->stale_policy != FEED_STALE_DENY) {
+        eff = ENGINE_REFER; /* stale + refer, stale + allow with a match */
+    }
+    r = add_reason(res, ENGINE_REASON_MATCH, eff);
+    if (r == NULL) {
+        return eff;
+    }
+    fill_entry(r, cfg, h);
+    if (by_name) {
+        snprintf(r->detail, sizeof(r->detail),
+                 "name and birth date match only: verify the identity document");
+    } else if (cov == COVER_PART) {
+        snprintf(r->detail, sizeof(r->detail),
+                 "listed for %s, a part of %s: sell only what the listing does not "
+                 "cover",
+                 cfg->services[part].name, req->service);
+    } else if (!now_in) {
+        char from[32];
+
+        format_time(h->e.valid_from, from, sizeof(from));
+        snprintf(r->detail, sizeof(r->detail),
+                 "listing in effect on the service date but not at the time of sale "
+                 "(from %s)",
+                 from);
+    } else if (minor && fr->minors == FEED_MINORS_REFER) {
+        snprintf(r->detail, sizeof(r->detail), "subject is under %d and reason %s refers minors",
+                 AGE_OF_MAJORITY, fr->id);
+    } else if (stale && eff == ENGINE_REFER) {
+        snprintf(r->detail, sizeof(r->detail),
+                 "match on a stale list (policy %s): verify before refusing",
+                 feed_stale_policy_name(fl->stale_policy));
+    } else {
+        snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id, req->service);
+    }
+    return eff;
+}
+
+/* Rule 4's trace: the first exemption that lifted a restriction of list l, as an ALLOW reason. */
+static void
+note_exemption(const struct engine_request *req, unsigned l, const struct engine_hit *lifted_by,
+               struct engine_result *res)
+{
+    struct engine_reason *r = add_reason(res, ENGINE_REASON_EXEMPTION, ENGINE_ALLOW);
+
+    if (r != NULL) {
+        fill_entry(r, req->cfg, lifted_by);
+        snprintf(r->detail, sizeof(r->detail),
+                 "exemption %s lifts the restrictions of list %s found through the same "
+                 "identifier",
+                 lifted_by->e.listing_id, req->cfg->lists[l].id);
+    }
+}
+
+/* Rule 5 for a stale list l (data older than stale_after, or none): its policy's effect
+ * (matched: a restriction of the list matched), recorded as a STALE reason. */
+static enum engine_decision
+judge_stale(const struct engine_request *req, unsigned l, bool matched, struct engine_result *res)
+{
+    const struct feed_list *fl = &req->cfg->lists[l];
+    const struct engine_list_state *st = &req->lists[l];
+    enum engine_decision eff = ENGINE_ALLOW;
+    struct engine_reason *r;
+    char age[32];
+
+    switch (fl->stale_policy) {
+    case FEED_STALE_REFER:
+        eff = ENGINE_REFER;
+        break;
+    case FEED_STALE_DENY:
+        eff = ENGINE_DENY;
+        break;
+    case FEED_STALE_ALLOW:
+        eff = matched ? ENGINE_REFER : ENGINE_ALLOW;
+        break;
+    }
+    r = add_reason(res, ENGINE_REASON_STALE, eff);
+    if (r != NULL) {
+        fill_list(r, req->cfg, l);
+        if (!st->installed) {
+            snprintf(r->detail, sizeof(r->detail),
+                     "stale list: no data installed, stale_after %s, policy %s", fl->stale_after,
+                     feed_stale_policy_name(fl->stale_policy));
+        } else {
+            format_age(st->age_s, age, sizeof(age));
+            snprintf(r->detail, sizeof(r->detail),
+                     "stale list: data is %s old, stale_after %s, policy %s", age, fl->stale_after,
+                     feed_stale_policy_name(fl->stale_policy));
+        }
+    }
+    return eff;
+}
+
+/* Rules 2 to 5 for list l: ALLOW when it takes no part, else the strongest effect of its
+ * matches and of its staleness, each recorded as a reason. */
+static enum engine_decision
+judge_list(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
+           unsigned l, unsigned svc, struct engine_result *res)
+{
+    const struct feed_list *fl = &req->cfg->lists[l];
+    const struct engine_list_state *st = &req->lists[l];
+    enum engine_decision decision = ENGINE_ALLOW;
+    bool stale, matched = false;
+    const struct engine_hit *lifted_by = NULL;
+
+    stale = !st->installed || st->age_s > fl->stale_after_s;
+    if (!gate_applies(req, l) || !list_relevant(req, l, svc, stale)) {
+        return ENGINE_ALLOW;
+    }
+    if (st->installed && st->age_s > res->data_age_s) {
+        res->data_age_s = st->age_s;
+    }
+    for (size_t i = 0; i < n_hits; i++) {
+        const struct engine_hit *h = &hits[i];
+        const struct engine_hit *ex;
+        bool now_in, at_in;
+        enum cover cov;
+        int part = -1;
+
+        if (h->list != l || h->e.kind != FEED_KIND_RESTRICT) {
+            continue;
+        }
+        cov = entry_cover(req->cfg, &h->e, svc, &part);
+        now_in = entry_in_window(&h->e, req->wall_now);
+        at_in = entry_in_window(&h->e, req->at);
+        if (cov == COVER_NONE || (!now_in && !at_in)) {
+            continue;
+        }
+        ex = exemption_for(req, hits, n_hits, h, svc);
+        if (ex != NULL) {
+            lifted_by = lifted_by != NULL ? lifted_by : ex;
+            continue; /* lifted by an exemption of this list for the same identifier */
+        }
+        matched = true;
+        decision = max_decision(decision, judge_match(req, h, stale, cov, part, now_in, res));
+    }
+    if (lifted_by != NULL) {
+        note_exemption(req, l, lifted_by, res);
+    }
+    if (stale) {
+        decision = max_decision(decision, judge_stale(req, l, matched, res));
+    }
+    return decision;
+}
+
+/* Rule 7: more rows matched than were passed. */
+static void
+note_overflow(struct engine_result *res)
+{
+    struct engine_reason *r = add_reason(res, ENGINE_REASON_OVERFLOW, ENGINE_REFER);
+
+    if (r != NULL) {
+        snprintf(r->detail, sizeof(r->detail),
+                 "more than %d entries match this subject; not all could be evaluated",
+                 ENGINE_HITS_MAX);
+    }
+}
+
+/* Rule 8: the clock fault's reason, and no reason left with the effect DENY. */
+static void
+note_clock_fault(const struct engine_request *req, struct engine_result *res)
+{
+    struct engine_reason *r;
+    char now[32], seen[32];
+
+    res->clock_fault = true;
+    /* The clock fault outranks every list reason: make room for it. */
+    r = add_reason(res, ENGINE_REASON_CLOCK_FAULT, ENGINE_DENY);
+    if (r != NULL) {
+        r->effect = ENGINE_REFER;
+        plat_time_format(req->wall_now, now, sizeof(now));
+        plat_time_format(req->newest_issue_seen, seen, sizeof(seen));
+        snprintf(r->detail, sizeof(r->detail),
+                 "wall clock %s is earlier than the newest signed issue time seen %s", now, seen);
+    }
+    for (size_t i = 0; i < res->n_reasons; i++) {
+        if (res->reasons[i].effect == ENGINE_DENY) {
+            res->reasons[i].effect = ENGINE_REFER;
+        }
+    }
+}
+
+/* The strongest effect first; a clock fault first among the REFERs. */
+static void
+order_reasons(struct engine_result *res)
+{
+    sort_reasons(res);
+    if (!res->clock_fault) {
+        return;
+    }
+    for (size_t i = 0; i < res->n_reasons; i++) {
+        if (res->reasons[i].kind == ENGINE_REASON_CLOCK_FAULT && i > 0) {
+            struct engine_reason x = res->reasons[i];
+
+            memmove(&res->reasons[1], &res->reasons[0], i * sizeof(res->reasons[0]));
+            res->reasons[0] = x;
+            break;
+        }
+    }
+}
+
 enum posgate_err
 engine_decide(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
               bool hits_truncated, struct engine_result *res)
 {
-    const struct feed_config *cfg;
     enum engine_decision decision = ENGINE_ALLOW;
-    int svc;
+    enum posgate_err err;
+    int svc = -1;
 
     if (res == NULL) {
         return POSGATE_ERR_INVALID;
@@ -492,210 +751,24 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
     res->n_reasons = 0;
     res->reasons_dropped = 0;
     res->notice[0] = 0;
-    if (req == NULL || req->cfg == NULL || req->service == NULL || req->lists == NULL ||
-        (hits == NULL && n_hits > 0) || (req->jurisdictions == NULL && req->n_jurisdictions > 0)) {
-        return invalid(res, "check: missing arguments");
-    }
-    cfg = req->cfg;
-    if (req->ids == NULL || req->n_ids == 0 || req->n_ids > ENGINE_IDS_MAX) {
-        return invalid(res, "check: expected 1 to %d identifiers, found %zu", ENGINE_IDS_MAX,
-                       req->ids == NULL ? (size_t)0 : req->n_ids);
-    }
-    svc = feed_config_service_find(cfg, req->service);
-    if (svc < 0) {
-        return invalid(res, "check: service \"%.64s\" is not in the signed service taxonomy",
-                       req->service);
-    }
-    res->service = svc;
-    for (size_t i = 0; i < n_hits; i++) {
-        if (hits[i].id >= req->n_ids || hits[i].list >= cfg->n_lists ||
-            hits[i].e.reason >= cfg->n_reasons || hits[i].e.listing_id_len > FEED_LISTING_ID_MAX ||
-            hits[i].e.scope_count > FEED_SCOPE_MAX) {
-            return invalid(res,
-                           "check: entry %zu names an unknown identifier, list or reason "
-                           "(reason %u of %u); the store and the feed config disagree",
-                           i, hits[i].e.reason, cfg->n_reasons);
-        }
+    err = check_request(req, hits, n_hits, res, &svc);
+    if (err != POSGATE_OK) {
+        return err;
     }
     res->minor = subject_minor(req);
-
-    for (unsigned l = 0; l < cfg->n_lists; l++) {
-        const struct feed_list *fl = &cfg->lists[l];
-        const struct engine_list_state *st = &req->lists[l];
-        bool stale, matched = false;
-        const struct engine_hit *lifted_by = NULL;
-
-        stale = !st->installed || st->age_s > fl->stale_after_s;
-        if (!gate_applies(req, l) || !list_relevant(req, l, (unsigned)svc, stale)) {
-            continue;
-        }
-        if (st->installed && st->age_s > res->data_age_s) {
-            res->data_age_s = st->age_s;
-        }
-        for (size_t i = 0; i < n_hits; i++) {
-            const struct engine_hit *h = &hits[i];
-            const struct engine_hit *ex;
-            bool by_name, now_in, at_in, minor;
-            enum engine_decision eff;
-            enum cover cov;
-            int part = -1;
-            struct engine_reason *r;
-            const struct feed_reason *fr;
-
-            if (h->list != l || h->e.kind != FEED_KIND_RESTRICT) {
-                continue;
-            }
-            cov = entry_cover(cfg, &h->e, (unsigned)svc, &part);
-            now_in = entry_in_window(&h->e, req->wall_now);
-            at_in = entry_in_window(&h->e, req->at);
-            if (cov == COVER_NONE || (!now_in && !at_in)) {
-                continue;
-            }
-            ex = exemption_for(req, hits, n_hits, h, (unsigned)svc);
-            if (ex != NULL) {
-                lifted_by = lifted_by != NULL ? lifted_by : ex;
-                continue; /* lifted by an exemption of this list for the same identifier */
-            }
-            matched = true;
-            fr = &cfg->reasons[h->e.reason];
-            by_name = req->ids[h->id].type == IDENT_NAME_DOB;
-            /* the minors rule reads the birth date of the identifier that matched, not of
-             * another one passed along (someone else's) */
-            minor = id_minor(req, h->id);
-            eff = ENGINE_DENY;
-            if (by_name || cov == COVER_PART || !now_in) {
-                eff = ENGINE_REFER;
-            } else if (minor && fr->minors == FEED_MINORS_REFER) {
-                eff = ENGINE_REFER;
-            }
-            if (stale && fl->stale_policy != FEED_STALE_DENY) {
-                eff = ENGINE_REFER; /* stale + refer, stale + allow with a match */
-            }
-            decision = max_decision(decision, eff);
-            r = add_reason(res, ENGINE_REASON_MATCH, eff);
-            if (r == NULL) {
-                continue;
-            }
-            fill_entry(r, cfg, h);
-            if (by_name) {
-                snprintf(r->detail, sizeof(r->detail),
-                         "name and birth date match only: verify the identity document");
-            } else if (cov == COVER_PART) {
-                snprintf(r->detail, sizeof(r->detail),
-                         "listed for %s, a part of %s: sell only what the listing does not "
-                         "cover",
-                         cfg->services[part].name, req->service);
-            } else if (!now_in) {
-                char from[32];
-
-                format_time(h->e.valid_from, from, sizeof(from));
-                snprintf(r->detail, sizeof(r->detail),
-                         "listing in effect on the service date but not at the time of sale "
-                         "(from %s)",
-                         from);
-            } else if (minor && fr->minors == FEED_MINORS_REFER) {
-                snprintf(r->detail, sizeof(r->detail),
-                         "subject is under %d and reason %s refers minors", AGE_OF_MAJORITY,
-                         fr->id);
-            } else if (stale && eff == ENGINE_REFER) {
-                snprintf(r->detail, sizeof(r->detail),
-                         "match on a stale list (policy %s): verify before refusing",
-                         feed_stale_policy_name(fl->stale_policy));
-            } else {
-                snprintf(r->detail, sizeof(r->detail), "listed on %s for %s", fl->id, req->service);
-            }
-        }
-        if (lifted_by != NULL) {
-            struct engine_reason *r = add_reason(res, ENGINE_REASON_EXEMPTION, ENGINE_ALLOW);
-
-            if (r != NULL) {
-                fill_entry(r, cfg, lifted_by);
-                snprintf(r->detail, sizeof(r->detail),
-                         "exemption %s lifts the restrictions of list %s found through the same "
-                         "identifier",
-                         lifted_by->e.listing_id, fl->id);
-            }
-        }
-        if (stale) {
-            enum engine_decision eff = ENGINE_ALLOW;
-            struct engine_reason *r;
-            char age[32];
-
-            switch (fl->stale_policy) {
-            case FEED_STALE_REFER:
-                eff = ENGINE_REFER;
-                break;
-            case FEED_STALE_DENY:
-                eff = ENGINE_DENY;
-                break;
-            case FEED_STALE_ALLOW:
-                eff = matched ? ENGINE_REFER : ENGINE_ALLOW;
-                break;
-            }
-            decision = max_decision(decision, eff);
-            r = add_reason(res, ENGINE_REASON_STALE, eff);
-            if (r != NULL) {
-                fill_list(r, cfg, l);
-                if (!st->installed) {
-                    snprintf(r->detail, sizeof(r->detail),
-                             "stale list: no data installed, stale_after %s, policy %s",
-                             fl->stale_after, feed_stale_policy_name(fl->stale_policy));
-                } else {
-                    format_age(st->age_s, age, sizeof(age));
-                    snprintf(r->detail, sizeof(r->detail),
-                             "stale list: data is %s old, stale_after %s, policy %s", age,
-                             fl->stale_after, feed_stale_policy_name(fl->stale_policy));
-                }
-            }
-        }
+    for (unsigned l = 0; l < req->cfg->n_lists; l++) {
+        decision = max_decision(decision, judge_list(req, hits, n_hits, l, (unsigned)svc, res));
     }
-
     if (hits_truncated) {
-        struct engine_reason *r = add_reason(res, ENGINE_REASON_OVERFLOW, ENGINE_REFER);
-
+        note_overflow(res);
         decision = max_decision(decision, ENGINE_REFER);
-        if (r != NULL) {
-            snprintf(r->detail, sizeof(r->detail),
-                     "more than %d entries match this subject; not all could be evaluated",
-                     ENGINE_HITS_MAX);
-        }
     }
     if (req->wall_now < req->newest_issue_seen) {
-        struct engine_reason *r;
-        char now[32], seen[32];
-
-        res->clock_fault = true;
+        note_clock_fault(req, res);
         decision = ENGINE_REFER;
-        /* The clock fault outranks every list reason: make room for it. */
-        r = add_reason(res, ENGINE_REASON_CLOCK_FAULT, ENGINE_DENY);
-        if (r != NULL) {
-            r->effect = ENGINE_REFER;
-            plat_time_format(req->wall_now, now, sizeof(now));
-            plat_time_format(req->newest_issue_seen, seen, sizeof(seen));
-            snprintf(r->detail, sizeof(r->detail),
-                     "wall clock %s is earlier than the newest signed issue time seen %s", now,
-                     seen);
-        }
-        for (size_t i = 0; i < res->n_reasons; i++) {
-            if (res->reasons[i].effect == ENGINE_DENY) {
-                res->reasons[i].effect = ENGINE_REFER;
-            }
-        }
     }
     res->decision = decision;
-    sort_reasons(res);
-    if (res->clock_fault) {
-        /* Clock fault first among the REFERs. */
-        for (size_t i = 0; i < res->n_reasons; i++) {
-            if (res->reasons[i].kind == ENGINE_REASON_CLOCK_FAULT && i > 0) {
-                struct engine_reason x = res->reasons[i];
-
-                memmove(&res->reasons[1], &res->reasons[0], i * sizeof(res->reasons[0]));
-                res->reasons[0] = x;
-                break;
-            }
-        }
-    }
+    order_reasons(res);
     write_notice(req, res);
     return POSGATE_OK;
 }

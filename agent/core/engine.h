@@ -2,35 +2,42 @@
 /*
  * The decision engine: given the entries found for a subject's keys, the service, the instant,
  * the kiosk's gate jurisdictions, the signed feed configuration and each list's data age, it
- * answers ALLOW, DENY or REFER with the reasons and a notice a clerk can hand over. It owns the
- * rules of DESIGN.md "Decision" and issue 3 part 6; it does no I/O, reads no clock and does not
- * allocate (fixed-size result with caps), so one check is a bounded amount of work.
+ * answers ALLOW, DENY or REFER with the reasons and a notice a clerk can hand over. The rules
+ * below are the reference (no other document states them whole; docs/reliability.md "Fail-open
+ * review" names, for each path to a decision, the rule that guards it and the test that proves
+ * it, and docs/publishing.md "feed.json" the signed fields they read: stale_after, stale_policy,
+ * scope, minors, override). engine_decide does no I/O, reads no clock and does not allocate
+ * (fixed-size result with caps), so one check is a bounded amount of work; engine_check_store
+ * looks the keys up in a store reader first.
  *
  * Rules, in the order they are applied:
  *   1. The service must be in the signed taxonomy (else POSGATE_ERR_INVALID).
  *   2. A list takes part only when it applies at the gate (its jurisdictions are empty or share
  *      one with the kiosk) and is relevant to the service: some reason its entries use covers
- *      the service or a part of it (a list whose reasons are unknown is relevant). A stale list,
- *      or one without data, is judged on what it could hold: any reason of the feed.
+ *      the service or a part of it. A list whose reasons are unknown, a stale list and one
+ *      without data are judged on what they could hold: any reason of the feed.
  *   3. Two instants: now (the sale, wall_now) and at (the service date, default now). A
  *      restriction row matches when its key is one of the subject's, now or at lies in
  *      [valid_from, valid_until), and its scope (the reason's, narrowed by the row's own) meets
- *      the service (prefix match on dotted names). It counts in full only when it is in effect
- *      now and its scope covers the whole service; one in effect only at `at`, or one that
- *      covers only a sub-service of the one asked for (rail.hsr.first for rail.hsr), is a
- *      REFER naming why. So no `at` can lift a listing in effect now.
+ *      the service (a service covers itself and its dotted descendants: rail.hsr covers
+ *      rail.hsr.first, not rail.hsrx). It counts in full only when it is in effect now and its
+ *      scope covers the whole service; one in effect only at `at`, or one that covers only a
+ *      sub-service of the one asked for (rail.hsr.first for rail.hsr), is a REFER naming why.
+ *      So no `at` can lift a listing in effect now.
  *   4. An exempt row lifts a restriction of its own list matched through the same identifier of
  *      the request, when it is in effect at `at` and covers the whole service. Someone else's
  *      exemption, or one found through another document, lifts nothing.
  *   5. Per list, fresh data: a match DENYs, except a name_dob match (REFER) and a match whose
  *      reason says `minors: refer` when the cn_rid it matched through shows someone under 18
- *      at the later of now and at (REFER); another identifier's birth date changes nothing. Data older than stale_after (or not installed): policy
- *      refer → REFER; deny → DENY; allow → REFER on a match, else ALLOW.
+ *      at the later of now and at (REFER); another identifier's birth date changes nothing.
+ *      Data older than stale_after (or not installed): policy refer → REFER; deny → DENY;
+ *      allow → REFER on a match, else ALLOW (a match on such a list is a REFER, except under
+ *      policy deny, where it keeps its fresh-data effect).
  *   6. DENY > REFER > ALLOW across lists.
- *   7. A wall clock earlier than the newest signed issue time seen is a clock fault: the
+ *   7. More matching rows than the engine can hold: REFER (never a silent ALLOW).
+ *   8. A wall clock earlier than the newest signed issue time seen is a clock fault: the
  *      decision is REFER whatever the lists say (no time-based rule can be trusted), with a
- *      reason naming the fault.
- *   8. More matching rows than the engine can hold: REFER (never a silent ALLOW).
+ *      reason naming the fault, and no reason keeps the effect DENY.
  */
 #ifndef POSGATE_ENGINE_H
 #define POSGATE_ENGINE_H
@@ -74,7 +81,8 @@ struct engine_list_state {
     bool installed;         /* false: no data on this terminal (counts as stale) */
     int64_t age_s;          /* data age at the check, seconds (ignored when not installed) */
     const uint8_t *reasons; /* bitmap of reason indices its entries use (store_list.reasons,
-                               STORE_REASON_BITMAP bytes); NULL = unknown (relevant to all) */
+                               STORE_REASON_BITMAP bytes); NULL = unknown (judged on every
+                               reason of the feed, rule 2) */
 };
 
 /* A row found for one of the subject's keys. */

@@ -362,7 +362,7 @@ apply_body(struct run *r, struct store_update *u, const char *list_id, const str
     }
     err = feed_reader_header(rd, &h);
     if (err != POSGATE_OK) {
-        fail(r, "target %s: %s", t->info.name, feed_reader_error(rd));
+        fail(r, "target %s: %s", t->info.name, feed_reader_errmsg(rd));
         err = POSGATE_ERR_REJECTED;
         goto out;
     }
@@ -413,7 +413,7 @@ apply_body(struct run *r, struct store_update *u, const char *list_id, const str
     for (;;) {
         err = feed_reader_next(rd, &item, &e);
         if (err != POSGATE_OK) {
-            fail(r, "target %s: %s", t->info.name, feed_reader_error(rd));
+            fail(r, "target %s: %s", t->info.name, feed_reader_errmsg(rd));
             err = POSGATE_ERR_REJECTED;
             goto out;
         }

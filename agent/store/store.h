@@ -34,12 +34,12 @@
  *                (width 0: the listing id is the stem alone and num is 0)
  *
  * A listing id is split at its trailing run of at most 18 digits ("SPC-2024-000123" → stem
- * "SPC-2024-", width 6, num 123), so the repeated prefix is stored once per list in tmpl; the
- * template names its list, so (k, t, n) is unique per (key, list, listing id), which is the
- * identity of an entry within the feed. Deleting a list's rows for a new snapshot scans the
- * entries table (O(all entries)) unless the list holds every row (then SQLite truncates).
- * Templates of rows removed by deltas remain until the list's next snapshot (they hold only
- * public listing-id prefixes).
+ * "SPC-2024-", width 6, num 123; feed_listing_split, the split of the feed records too), so the
+ * repeated prefix is stored once per list in tmpl; the template names its list, so (k, t, n) is
+ * unique per (key, list, listing id), which is the identity of an entry within the feed.
+ * Deleting a list's rows for a new snapshot scans the entries table (O(all entries)) unless the
+ * list holds every row (then SQLite truncates). Templates of rows removed by deltas remain until
+ * the list's next snapshot (they hold only public listing-id prefixes).
  *
  * Deltas go to recent, not to entries. The keys are keyed hashes, so a delta's changes land on
  * random pages: written into entries, a 1% delta of a 15M list rewrites most of the table's
@@ -142,6 +142,10 @@ POSGATE_WUR enum posgate_err store_get_lists(struct store *s, struct store_list 
                                              size_t *n);
 /* Appends the installed feed.json bytes to out (NOTFOUND when none is installed). */
 POSGATE_WUR enum posgate_err store_get_config(struct store *s, struct buf *out);
+/* The instant a list's data is fresh as of: its own signed issue time, and the time its
+ * authority last vouched for it (a delegated list) or the installed feed's signed issue time
+ * (any other list), whichever is later. */
+int64_t store_list_fresh_at(const struct store_list *l, const struct store_meta *m);
 
 /* Updates. One update at a time per store (STATE otherwise). Usage:
  *
@@ -163,17 +167,14 @@ POSGATE_WUR enum posgate_err store_update_set_meta(struct store_update *u,
 /* The feed.json bytes as published; parsed here (tolerant mode) to validate them. */
 POSGATE_WUR enum posgate_err store_update_set_config(struct store_update *u, const void *json,
                                                      size_t len);
-/* Sets the kiosk's gate jurisdictions (posgate init); n <= STORE_JURISDICTIONS_MAX codes of
- * two letters, stored in upper case. */
 /* The delegated lists and the time their authority last signed each one's role, as
  * "id=seconds,id=seconds" (meta "authority_fresh"); replaces the previous set. Their data age
- * counts from their own signatures only, never from the operator's timestamp (store_list_fresh_at). */
+ * counts from their own signatures only, never from the operator's timestamp
+ * (store_list_fresh_at). */
 POSGATE_WUR enum posgate_err store_update_set_authority_fresh(struct store_update *u,
                                                               const char *text);
-/* The instant a list's data is fresh as of: its own signed issue time, and the time its
- * authority last vouched for it (a delegated list) or the installed feed's signed issue time
- * (any other list), whichever is later. */
-int64_t store_list_fresh_at(const struct store_list *l, const struct store_meta *m);
+/* Sets the kiosk's gate jurisdictions (posgate init); n <= STORE_JURISDICTIONS_MAX codes of
+ * two letters, stored in upper case. */
 POSGATE_WUR enum posgate_err store_update_set_jurisdictions(struct store_update *u,
                                                             const char *const *cc, size_t n);
 

@@ -147,6 +147,14 @@ int feed_entry_compare(const struct feed_entry *a, const struct feed_entry *b);
 int feed_entry_equal(const struct feed_entry *a, const struct feed_entry *b);
 /* 1 when id is a valid list id: 1..64 of [A-Za-z0-9._-], not starting with '.'. */
 int feed_list_id_valid(const char *id);
+/* Splits the listing id id[0..len) at its trailing run of at most FEED_NUM_DIGITS_MAX digits
+ * '0'-'9': the stem is id[0..*stem_len), *width is the run's length (0 when id does not end in
+ * a digit; leading zeros count) and *num its value (below 10^18). A longer run keeps its head in
+ * the stem. "SPC-2024-000123" gives "SPC-2024-", 6, 123. The one split of the record format (a
+ * record's template and number) and of the kiosk's store (store.h, tmpl), so both store a
+ * listing id the same way. Defined for any bytes and any len; no allocation. */
+void feed_listing_split(const char *id, size_t len, size_t *stem_len, uint8_t *width,
+                        uint64_t *num);
 
 /* Writer. Usage: new, begin, add/remove records in order, finish, free. */
 #define FEED_WRITE_CALLER_STATE 1u /* snapshot: finish is given the state; entries not hashed */
@@ -172,7 +180,7 @@ const struct state_digest *feed_writer_state(const struct feed_writer *w);
 /* Bytes written so far. */
 uint64_t feed_writer_bytes(const struct feed_writer *w);
 /* Message of the last error ("" when none). */
-const char *feed_writer_error(const struct feed_writer *w);
+const char *feed_writer_errmsg(const struct feed_writer *w);
 void feed_writer_free(struct feed_writer *w);
 
 /* Reader. Usage: new, header, next until FEED_ITEM_END, free. Memory is fixed at new. */
@@ -200,7 +208,7 @@ const struct state_digest *feed_reader_trailer_state(const struct feed_reader *r
 uint64_t feed_reader_records(const struct feed_reader *r);
 uint64_t feed_reader_offset(const struct feed_reader *r);
 /* "offset N: record K: what was expected, what was found" ("" when none). */
-const char *feed_reader_error(const struct feed_reader *r);
+const char *feed_reader_errmsg(const struct feed_reader *r);
 void feed_reader_free(struct feed_reader *r);
 
 #endif

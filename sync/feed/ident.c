@@ -4,9 +4,8 @@
  * one parser that folds the raw input to ASCII (or, for names, through utf8proc, which no other
  * module includes), checks length, alphabet, code tables, embedded dates and check digits, and
  * writes the canonical form into a caller-owned struct ident. Nothing here allocates or reads a
- * clock: the check path calls it for every identifier of every request. The synthesisers at the
- * end build valid identifiers from a 64-bit value with a SplitMix64 sequence, so test data is
- * reproducible.
+ * clock: the check path calls it for every identifier of every request. The code tables and the
+ * check characters are in ident_tables.c, the synthesisers of test data in ident_synth.c.
  */
 #include "ident.h"
 
@@ -15,101 +14,11 @@
 
 #include <utf8proc.h>
 
-#include "plat_clock.h"
+#include "ident_internal.h"
 #include "plat_mem.h"
 
 static const char *const type_names[IDENT_TYPE_COUNT] = {
     "cn_rid", "cn_uscc", "passport", "mrz", "national_id", "name_dob",
-};
-
-/* GB 32100-2015: the 31-character alphabet (no I, O, S, V, Z) and the weights 3^i mod 31. */
-static const char uscc_alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-static const unsigned uscc_weights[17] = {1,  3,  9,  27, 19, 26, 16, 17, 20,
-                                          29, 25, 13, 8,  24, 10, 30, 28};
-/* ISO 7064 MOD 11-2 weights 2^(17-i) mod 11 for the 17 digits of a cn_rid. */
-static const unsigned rid_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
-
-/* ICAO Doc 9303 Part 3 (8th edition, 2021), section 5 "Codes for nationality, place of birth,
- * location of issuing State/authority and other purposes": the three-letter codes of
- * ISO 3166-1 alpha-3 (249 codes, as in Debian iso-codes 4.15) plus the codes ICAO assigns
- * itself: D (Germany, canonical DEU), EUE (European Union), GBD GBN GBO GBP GBS (British
- * nationality classes), RKS (Kosovo), UNA UNK UNO (United Nations), XBA XCC XCE XCO XDC XEC
- * XES XIM XMP XOM XPO (international organisations), XXA XXB XXC XXX (stateless, refugee,
- * unspecified), and UTO, the fictional state of the Doc 9303 specimens. Sorted by code for
- * binary search; a code is spelt canonical in keys, so D and DEU key alike. */
-struct icao_code {
-    char code[4];
-    char canonical[4];
-};
-
-static const struct icao_code icao_codes[] = {
-    {"ABW", "ABW"}, {"AFG", "AFG"}, {"AGO", "AGO"}, {"AIA", "AIA"}, {"ALA", "ALA"}, {"ALB", "ALB"},
-    {"AND", "AND"}, {"ARE", "ARE"}, {"ARG", "ARG"}, {"ARM", "ARM"}, {"ASM", "ASM"}, {"ATA", "ATA"},
-    {"ATF", "ATF"}, {"ATG", "ATG"}, {"AUS", "AUS"}, {"AUT", "AUT"}, {"AZE", "AZE"}, {"BDI", "BDI"},
-    {"BEL", "BEL"}, {"BEN", "BEN"}, {"BES", "BES"}, {"BFA", "BFA"}, {"BGD", "BGD"}, {"BGR", "BGR"},
-    {"BHR", "BHR"}, {"BHS", "BHS"}, {"BIH", "BIH"}, {"BLM", "BLM"}, {"BLR", "BLR"}, {"BLZ", "BLZ"},
-    {"BMU", "BMU"}, {"BOL", "BOL"}, {"BRA", "BRA"}, {"BRB", "BRB"}, {"BRN", "BRN"}, {"BTN", "BTN"},
-    {"BVT", "BVT"}, {"BWA", "BWA"}, {"CAF", "CAF"}, {"CAN", "CAN"}, {"CCK", "CCK"}, {"CHE", "CHE"},
-    {"CHL", "CHL"}, {"CHN", "CHN"}, {"CIV", "CIV"}, {"CMR", "CMR"}, {"COD", "COD"}, {"COG", "COG"},
-    {"COK", "COK"}, {"COL", "COL"}, {"COM", "COM"}, {"CPV", "CPV"}, {"CRI", "CRI"}, {"CUB", "CUB"},
-    {"CUW", "CUW"}, {"CXR", "CXR"}, {"CYM", "CYM"}, {"CYP", "CYP"}, {"CZE", "CZE"}, {"D", "DEU"},
-    {"DEU", "DEU"}, {"DJI", "DJI"}, {"DMA", "DMA"}, {"DNK", "DNK"}, {"DOM", "DOM"}, {"DZA", "DZA"},
-    {"ECU", "ECU"}, {"EGY", "EGY"}, {"ERI", "ERI"}, {"ESH", "ESH"}, {"ESP", "ESP"}, {"EST", "EST"},
-    {"ETH", "ETH"}, {"EUE", "EUE"}, {"FIN", "FIN"}, {"FJI", "FJI"}, {"FLK", "FLK"}, {"FRA", "FRA"},
-    {"FRO", "FRO"}, {"FSM", "FSM"}, {"GAB", "GAB"}, {"GBD", "GBD"}, {"GBN", "GBN"}, {"GBO", "GBO"},
-    {"GBP", "GBP"}, {"GBR", "GBR"}, {"GBS", "GBS"}, {"GEO", "GEO"}, {"GGY", "GGY"}, {"GHA", "GHA"},
-    {"GIB", "GIB"}, {"GIN", "GIN"}, {"GLP", "GLP"}, {"GMB", "GMB"}, {"GNB", "GNB"}, {"GNQ", "GNQ"},
-    {"GRC", "GRC"}, {"GRD", "GRD"}, {"GRL", "GRL"}, {"GTM", "GTM"}, {"GUF", "GUF"}, {"GUM", "GUM"},
-    {"GUY", "GUY"}, {"HKG", "HKG"}, {"HMD", "HMD"}, {"HND", "HND"}, {"HRV", "HRV"}, {"HTI", "HTI"},
-    {"HUN", "HUN"}, {"IDN", "IDN"}, {"IMN", "IMN"}, {"IND", "IND"}, {"IOT", "IOT"}, {"IRL", "IRL"},
-    {"IRN", "IRN"}, {"IRQ", "IRQ"}, {"ISL", "ISL"}, {"ISR", "ISR"}, {"ITA", "ITA"}, {"JAM", "JAM"},
-    {"JEY", "JEY"}, {"JOR", "JOR"}, {"JPN", "JPN"}, {"KAZ", "KAZ"}, {"KEN", "KEN"}, {"KGZ", "KGZ"},
-    {"KHM", "KHM"}, {"KIR", "KIR"}, {"KNA", "KNA"}, {"KOR", "KOR"}, {"KWT", "KWT"}, {"LAO", "LAO"},
-    {"LBN", "LBN"}, {"LBR", "LBR"}, {"LBY", "LBY"}, {"LCA", "LCA"}, {"LIE", "LIE"}, {"LKA", "LKA"},
-    {"LSO", "LSO"}, {"LTU", "LTU"}, {"LUX", "LUX"}, {"LVA", "LVA"}, {"MAC", "MAC"}, {"MAF", "MAF"},
-    {"MAR", "MAR"}, {"MCO", "MCO"}, {"MDA", "MDA"}, {"MDG", "MDG"}, {"MDV", "MDV"}, {"MEX", "MEX"},
-    {"MHL", "MHL"}, {"MKD", "MKD"}, {"MLI", "MLI"}, {"MLT", "MLT"}, {"MMR", "MMR"}, {"MNE", "MNE"},
-    {"MNG", "MNG"}, {"MNP", "MNP"}, {"MOZ", "MOZ"}, {"MRT", "MRT"}, {"MSR", "MSR"}, {"MTQ", "MTQ"},
-    {"MUS", "MUS"}, {"MWI", "MWI"}, {"MYS", "MYS"}, {"MYT", "MYT"}, {"NAM", "NAM"}, {"NCL", "NCL"},
-    {"NER", "NER"}, {"NFK", "NFK"}, {"NGA", "NGA"}, {"NIC", "NIC"}, {"NIU", "NIU"}, {"NLD", "NLD"},
-    {"NOR", "NOR"}, {"NPL", "NPL"}, {"NRU", "NRU"}, {"NZL", "NZL"}, {"OMN", "OMN"}, {"PAK", "PAK"},
-    {"PAN", "PAN"}, {"PCN", "PCN"}, {"PER", "PER"}, {"PHL", "PHL"}, {"PLW", "PLW"}, {"PNG", "PNG"},
-    {"POL", "POL"}, {"PRI", "PRI"}, {"PRK", "PRK"}, {"PRT", "PRT"}, {"PRY", "PRY"}, {"PSE", "PSE"},
-    {"PYF", "PYF"}, {"QAT", "QAT"}, {"REU", "REU"}, {"RKS", "RKS"}, {"ROU", "ROU"}, {"RUS", "RUS"},
-    {"RWA", "RWA"}, {"SAU", "SAU"}, {"SDN", "SDN"}, {"SEN", "SEN"}, {"SGP", "SGP"}, {"SGS", "SGS"},
-    {"SHN", "SHN"}, {"SJM", "SJM"}, {"SLB", "SLB"}, {"SLE", "SLE"}, {"SLV", "SLV"}, {"SMR", "SMR"},
-    {"SOM", "SOM"}, {"SPM", "SPM"}, {"SRB", "SRB"}, {"SSD", "SSD"}, {"STP", "STP"}, {"SUR", "SUR"},
-    {"SVK", "SVK"}, {"SVN", "SVN"}, {"SWE", "SWE"}, {"SWZ", "SWZ"}, {"SXM", "SXM"}, {"SYC", "SYC"},
-    {"SYR", "SYR"}, {"TCA", "TCA"}, {"TCD", "TCD"}, {"TGO", "TGO"}, {"THA", "THA"}, {"TJK", "TJK"},
-    {"TKL", "TKL"}, {"TKM", "TKM"}, {"TLS", "TLS"}, {"TON", "TON"}, {"TTO", "TTO"}, {"TUN", "TUN"},
-    {"TUR", "TUR"}, {"TUV", "TUV"}, {"TWN", "TWN"}, {"TZA", "TZA"}, {"UGA", "UGA"}, {"UKR", "UKR"},
-    {"UMI", "UMI"}, {"UNA", "UNA"}, {"UNK", "UNK"}, {"UNO", "UNO"}, {"URY", "URY"}, {"USA", "USA"},
-    {"UTO", "UTO"}, {"UZB", "UZB"}, {"VAT", "VAT"}, {"VCT", "VCT"}, {"VEN", "VEN"}, {"VGB", "VGB"},
-    {"VIR", "VIR"}, {"VNM", "VNM"}, {"VUT", "VUT"}, {"WLF", "WLF"}, {"WSM", "WSM"}, {"XBA", "XBA"},
-    {"XCC", "XCC"}, {"XCE", "XCE"}, {"XCO", "XCO"}, {"XDC", "XDC"}, {"XEC", "XEC"}, {"XES", "XES"},
-    {"XIM", "XIM"}, {"XMP", "XMP"}, {"XOM", "XOM"}, {"XPO", "XPO"}, {"XXA", "XXA"}, {"XXB", "XXB"},
-    {"XXC", "XXC"}, {"XXX", "XXX"}, {"YEM", "YEM"}, {"ZAF", "ZAF"}, {"ZMB", "ZMB"}, {"ZWE", "ZWE"},
-};
-
-/* ISO 3166-1 alpha-2, all 249 officially assigned codes (Debian iso-codes 4.15), sorted; the
- * country of a national_id. */
-static const char iso_alpha2[][3] = {
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
-    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
-    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
-    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
-    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
-    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
-    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
-    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
-    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
-    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
-    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
-    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -160,30 +69,6 @@ make_excerpt(const char *p, size_t n)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Characters */
-
-static int
-is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int
-is_upper(int c)
-{
-    return c >= 'A' && c <= 'Z';
-}
-
-static int
-to_upper(int c)
-{
-    return (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c;
-}
-
-static int
-is_space(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
 
 /* Decodes one code point at s[*pos], *pos < n; -1 on invalid UTF-8 (overlong forms,
  * surrogates and values past U+10FFFF included). */
@@ -326,50 +211,6 @@ trim(const char *s, size_t *n)
     return s + a;
 }
 
-/* The canonical spelling of an ICAO 9303 issuer code (upper case, 1-3 letters), or NULL. */
-static const char *
-icao_canonical(const char *code)
-{
-    size_t lo = 0, hi = sizeof(icao_codes) / sizeof(icao_codes[0]);
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(code, icao_codes[mid].code);
-
-        if (c == 0) {
-            return icao_codes[mid].canonical;
-        }
-        if (c < 0) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    return NULL;
-}
-
-/* 1 when cc (two upper-case letters and a NUL) is an assigned ISO 3166-1 alpha-2 code. */
-static int
-iso_alpha2_known(const char *cc)
-{
-    size_t lo = 0, hi = sizeof(iso_alpha2) / sizeof(iso_alpha2[0]);
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(cc, iso_alpha2[mid]);
-
-        if (c == 0) {
-            return 1;
-        }
-        if (c < 0) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Dates */
 
@@ -412,84 +253,6 @@ check_date(const char *tn, const char *what, int y, int m, int d, char *em, size
         return -1;
     }
     return 0;
-}
-
-/* Days since 1970-01-01 to civil date (plat_civil_from_days), in the int fields ident uses. */
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-    int64_t yy;
-    unsigned mm, dd;
-
-    plat_civil_from_days(z, &yy, &mm, &dd);
-    *y = (int)yy;
-    *m = (int)mm;
-    *d = (int)dd;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Check characters */
-
-static char
-rid_check(const char *s)
-{
-    unsigned sum = 0, v;
-
-    for (int i = 0; i < 17; i++) {
-        sum += (unsigned)(s[i] - '0') * rid_weights[i];
-    }
-    v = (12 - sum % 11) % 11;
-    return v == 10 ? 'X' : (char)('0' + v);
-}
-
-static int
-uscc_index(int c)
-{
-    const char *p;
-
-    if (c == '\0') {
-        return -1;
-    }
-    p = strchr(uscc_alphabet, c);
-    return p == NULL ? -1 : (int)(p - uscc_alphabet);
-}
-
-/* s[0..17) must be in the alphabet. */
-static char
-uscc_check(const char *s)
-{
-    unsigned sum = 0, c;
-
-    for (int i = 0; i < 17; i++) {
-        sum += (unsigned)uscc_index(s[i]) * uscc_weights[i];
-    }
-    c = 31 - sum % 31;
-    return uscc_alphabet[c == 31 ? 0 : c];
-}
-
-/* ICAO 9303 Part 3: digits, A-Z = 10..35, '<' = 0, weights 7-3-1, sum mod 10. */
-static int
-mrz_value(char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (is_upper(c)) {
-        return c - 'A' + 10;
-    }
-    return 0;
-}
-
-static char
-mrz_check(const char *s, size_t n)
-{
-    static const int w[3] = {7, 3, 1};
-    int sum = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        sum += mrz_value(s[i]) * w[i % 3];
-    }
-    return (char)('0' + sum % 10);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -539,7 +302,7 @@ parse_cn_rid(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     if (check_date(tn, "birth date (characters 7-14)", y, m, d, em, ec) != 0) {
         return POSGATE_ERR_INVALID;
     }
-    want = rid_check(s);
+    want = ident_rid_check(s);
     if (got != want) {
         plat_msgf(em, ec, "%s: check character is %c, expected %c (ISO 7064 MOD 11-2)", tn, got,
                   want);
@@ -574,7 +337,7 @@ parse_cn_uscc(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     }
     for (size_t i = 0; i < 18; i++) {
         u[i] = (char)to_upper(s[i]);
-        if (uscc_index(u[i]) < 0) {
+        if (ident_uscc_index(u[i]) < 0) {
             plat_msgf(em, ec,
                       "%s: character %zu is %s, expected 0-9 or A-H J-N P-R T U W-Y "
                       "(GB 32100 alphabet, no I O S V Z)",
@@ -582,7 +345,7 @@ parse_cn_uscc(const char *v, size_t len, struct ident *id, char *em, size_t ec)
             return POSGATE_ERR_INVALID;
         }
     }
-    want = uscc_check(u);
+    want = ident_uscc_check(u);
     if (u[17] != want) {
         plat_msgf(em, ec, "%s: check character is %c, expected %c (GB 32100)", tn, u[17], want);
         return POSGATE_ERR_INVALID;
@@ -624,7 +387,7 @@ passport_build(const char *tn, const char *iss, size_t isslen, const char *num, 
         code[i] = (char)c;
     }
     code[isslen] = '\0';
-    canon = icao_canonical(code);
+    canon = ident_icao_canonical(code);
     if (canon == NULL) {
         plat_msgf(em, ec,
                   "%s: issuer %s is not an ICAO 9303 code, expected an ISO 3166-1 alpha-3 code "
@@ -798,8 +561,8 @@ parse_mrz(const char *v, size_t len, struct ident *id, char *em, size_t ec)
                 filler_ok &= l2[fd->start + i] == '<';
             }
         }
-        err = mrz_verify(fd->name, l2, fd->check, mrz_check(l2 + fd->start, fd->len), filler_ok, em,
-                         ec);
+        err = mrz_verify(fd->name, l2, fd->check, ident_mrz_check(l2 + fd->start, fd->len),
+                         filler_ok, em, ec);
         if (err != POSGATE_OK) {
             return err;
         }
@@ -811,7 +574,7 @@ parse_mrz(const char *v, size_t len, struct ident *id, char *em, size_t ec)
     k += 7;
     memcpy(comp + k, l2 + 21, 22);
     k += 22;
-    err = mrz_verify("composite", l2, 43, mrz_check(comp, k), 0, em, ec);
+    err = mrz_verify("composite", l2, 43, ident_mrz_check(comp, k), 0, em, ec);
     if (err != POSGATE_OK) {
         return err;
     }
@@ -854,7 +617,7 @@ parse_national_id(const char *v, size_t len, struct ident *id, char *em, size_t 
         id->norm[k++] = (char)c;
     }
     id->norm[k] = '\0';
-    if (!iso_alpha2_known(id->norm)) {
+    if (!ident_iso_alpha2_known(id->norm)) {
         plat_msgf(em, ec,
                   "%s: country code %s is not assigned in ISO 3166-1 alpha-2, expected "
                   "an assigned code such as FR or DE",
@@ -1511,249 +1274,6 @@ ident_age_at(const struct ident *id, int64_t at_s, int *years)
     civil_from_days(at_days, &ay, &am, &ad);
     *years = ay - by - ((am < bm || (am == bm && ad < bd)) ? 1 : 0);
     return POSGATE_OK;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Synthesisers */
-
-/* SplitMix64: a well-mixed sequence from any seed, so nearby seeds are unrelated. */
-static uint64_t
-sm_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t
-sm_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(sm_next(s) % n);
-}
-
-static void
-put_digits(char *p, uint32_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-/* A day in [from, to) years, as civil y/m/d. */
-static void
-synth_date(uint64_t *s, int from, int to, int *y, int *m, int *d)
-{
-    int64_t base = plat_days_from_civil(from, 1, 1);
-    int64_t span = plat_days_from_civil(to, 1, 1) - base;
-
-    civil_from_days(base + (int64_t)(sm_next(s) % (uint64_t)span), y, m, d);
-}
-
-void
-ident_synth_cn_rid(uint64_t v, char out[IDENT_SYNTH_CN_RID_SIZE])
-{
-    uint64_t s = v ^ 0x636E5F726964ULL;
-    int y, m, d;
-
-    put_digits(out, 110000 + sm_below(&s, 710000), 6);
-    synth_date(&s, 1930, 2020, &y, &m, &d);
-    put_digits(out + 6, (uint32_t)y, 4);
-    put_digits(out + 10, (uint32_t)m, 2);
-    put_digits(out + 12, (uint32_t)d, 2);
-    put_digits(out + 14, sm_below(&s, 1000), 3);
-    out[17] = rid_check(out);
-    out[18] = '\0';
-}
-
-void
-ident_synth_cn_uscc(uint64_t v, char out[IDENT_SYNTH_CN_USCC_SIZE])
-{
-    /* Registration authority + organisation type pairs in use (GB 32100 tables 1 and 2). */
-    static const char heads[][3] = {"11", "12", "13", "19", "51", "52",
-                                    "53", "59", "91", "92", "93", "Y1"};
-    static const unsigned org_weights[8] = {3, 7, 9, 10, 5, 8, 4, 2};
-    uint64_t s = v ^ 0x75736363ULL;
-    unsigned sum = 0, c;
-
-    memcpy(out, heads[sm_below(&s, (uint32_t)(sizeof(heads) / sizeof(heads[0])))], 2);
-    put_digits(out + 2, 110000 + sm_below(&s, 710000), 6);
-    /* Characters 9-17: a GB 11714 organisation code, eight characters and its check. */
-    for (int i = 0; i < 8; i++) {
-        char ch = sm_below(&s, 3) == 0 ? uscc_alphabet[10 + sm_below(&s, 21)]
-                                       : (char)('0' + sm_below(&s, 10));
-        out[8 + i] = ch;
-        sum += (unsigned)(is_digit(ch) ? ch - '0' : ch - 'A' + 10) * org_weights[i];
-    }
-    c = 11 - sum % 11;
-    out[16] = c == 10 ? 'X' : c == 11 ? '0' : (char)('0' + c);
-    out[17] = uscc_check(out);
-    out[18] = '\0';
-}
-
-/* The issuer and number shared by ident_synth_passport and ident_synth_mrz. */
-static void
-synth_passport_parts(uint64_t v, char issuer[4], char number[10])
-{
-    static const char issuers[][4] = {"CHN", "DEU", "FRA", "GBR", "USA", "JPN", "KOR",
-                                      "RUS", "IND", "BRA", "CAN", "AUS", "ITA", "ESP",
-                                      "NLD", "UTO", "D",   "HKG", "SGP", "TUR"};
-    static const char alnum[] = "CFGHJKLMNPRTVWXYZ0123456789";
-    uint64_t s = v ^ 0x70617373ULL;
-    size_t k = 0;
-    int len;
-
-    memcpy(issuer, issuers[sm_below(&s, (uint32_t)(sizeof(issuers) / sizeof(issuers[0])))], 4);
-    switch (sm_below(&s, 4)) {
-    case 0: /* one letter and eight digits */
-        number[k++] = (char)('A' + sm_below(&s, 26));
-        len = 9;
-        break;
-    case 1: /* nine alphanumerics, without vowels and look-alikes */
-        while (k < 9) {
-            number[k++] = alnum[sm_below(&s, (uint32_t)(sizeof(alnum) - 1))];
-        }
-        len = 9;
-        break;
-    case 2: /* two letters and seven digits */
-        number[k++] = (char)('A' + sm_below(&s, 26));
-        number[k++] = (char)('A' + sm_below(&s, 26));
-        len = 9;
-        break;
-    default: /* eight digits */
-        len = 8;
-        break;
-    }
-    while (k < (size_t)len) {
-        number[k++] = (char)('0' + sm_below(&s, 10));
-    }
-    number[k] = '\0';
-}
-
-void
-ident_synth_passport(uint64_t v, char out[IDENT_SYNTH_PASSPORT_SIZE])
-{
-    char issuer[4], number[10];
-    size_t il, nl;
-
-    synth_passport_parts(v, issuer, number);
-    if (strcmp(issuer, "D") == 0) {
-        memcpy(issuer, "DEU", 4); /* the canonical spelling; the MRZ keeps D<< */
-    }
-    il = strlen(issuer);
-    nl = strlen(number);
-    memcpy(out, issuer, il);
-    out[il] = ':';
-    memcpy(out + il + 1, number, nl + 1);
-}
-
-static const char *const synth_surnames[] = {
-    "WANG", "LI",     "ZHANG", "MUELLER", "MARTIN",   "SMITH",  "GARCIA",   "ROSSI",
-    "KIM",  "SUZUKI", "SILVA", "NOVAK",   "ERIKSSON", "OKAFOR", "KOWALSKI", "DUBOIS",
-};
-static const char *const synth_given[] = {
-    "WEI",  "FANG", "ANNA", "MARIA", "JOHN",  "LUCA",   "MIN",  "YUKI",
-    "JOAO", "PETR", "ERIK", "NGOZI", "PIOTR", "CLAIRE", "HANS", "SOFIA",
-};
-#define SYNTH_NAMES 16
-
-void
-ident_synth_mrz(uint64_t v, char out[IDENT_SYNTH_MRZ_SIZE])
-{
-    char issuer[4], number[10], *l1 = out, *l2 = out + 45, comp[39];
-    uint64_t s = v ^ 0x6D727AULL;
-    const char *sur = synth_surnames[sm_below(&s, SYNTH_NAMES)];
-    const char *given = synth_given[sm_below(&s, SYNTH_NAMES)];
-    size_t k, sl = strlen(sur), gl = strlen(given);
-    int y, m, d;
-
-    synth_passport_parts(v, issuer, number);
-    memset(out, '<', 89);
-    out[44] = '|';
-    out[89] = '\0';
-
-    l1[0] = 'P';
-    memcpy(l1 + 2, issuer, strlen(issuer));
-    memcpy(l1 + 5, sur, sl);
-    memcpy(l1 + 5 + sl + 2, given, gl);
-
-    memcpy(l2, number, strlen(number));
-    l2[9] = mrz_check(l2, 9);
-    memcpy(l2 + 10, issuer, strlen(issuer));
-    synth_date(&s, 1930, 2020, &y, &m, &d);
-    put_digits(l2 + 13, (uint32_t)(y % 100), 2);
-    put_digits(l2 + 15, (uint32_t)m, 2);
-    put_digits(l2 + 17, (uint32_t)d, 2);
-    l2[19] = mrz_check(l2 + 13, 6);
-    l2[20] = "MFX<"[sm_below(&s, 4)];
-    synth_date(&s, 2025, 2036, &y, &m, &d);
-    put_digits(l2 + 21, (uint32_t)(y % 100), 2);
-    put_digits(l2 + 23, (uint32_t)m, 2);
-    put_digits(l2 + 25, (uint32_t)d, 2);
-    l2[27] = mrz_check(l2 + 21, 6);
-    if (sm_below(&s, 2) == 0) {
-        put_digits(l2 + 28, (uint32_t)sm_below(&s, 1000000000u), 9);
-        l2[42] = mrz_check(l2 + 28, 14);
-    } /* else all fillers, and the check digit stays '<' */
-    k = 0;
-    memcpy(comp + k, l2, 10);
-    k += 10;
-    memcpy(comp + k, l2 + 13, 7);
-    k += 7;
-    memcpy(comp + k, l2 + 21, 22);
-    k += 22;
-    l2[43] = mrz_check(comp, k);
-}
-
-void
-ident_synth_national_id(uint64_t v, char out[IDENT_SYNTH_NATIONAL_ID_SIZE])
-{
-    static const char countries[][3] = {"FR", "DE", "IT", "ES", "NL", "SE",
-                                        "BR", "IN", "US", "KR", "PL", "BE"};
-    uint64_t s = v ^ 0x6E6174ULL;
-    uint32_t len = 9 + sm_below(&s, 4);
-
-    memcpy(out, countries[sm_below(&s, (uint32_t)(sizeof(countries) / sizeof(countries[0])))], 2);
-    out[2] = ':';
-    for (uint32_t i = 0; i < len; i++) {
-        out[3 + i] =
-            sm_below(&s, 5) == 0 ? (char)('A' + sm_below(&s, 26)) : (char)('0' + sm_below(&s, 10));
-    }
-    out[3 + len] = '\0';
-}
-
-void
-ident_synth_name_dob(uint64_t v, char out[IDENT_SYNTH_NAME_DOB_SIZE])
-{
-    uint64_t s = v ^ 0x6E646FULL;
-    const char *given = synth_given[sm_below(&s, SYNTH_NAMES)];
-    const char *sur = synth_surnames[sm_below(&s, SYNTH_NAMES)];
-    size_t k = 0;
-    int y, m, d;
-
-    if (strcmp(given, sur) > 0) {
-        const char *t = given; /* canonical names are their parts in sorted order */
-
-        given = sur;
-        sur = t;
-    }
-    for (const char *p = given; *p != '\0'; p++) {
-        out[k++] = (char)(*p - 'A' + 'a');
-    }
-    out[k++] = ' ';
-    for (const char *p = sur; *p != '\0'; p++) {
-        out[k++] = (char)(*p - 'A' + 'a');
-    }
-    out[k++] = '|';
-    synth_date(&s, 1930, 2020, &y, &m, &d);
-    put_digits(out + k, (uint32_t)y, 4);
-    out[k + 4] = '-';
-    put_digits(out + k + 5, (uint32_t)m, 2);
-    out[k + 7] = '-';
-    put_digits(out + k + 8, (uint32_t)d, 2);
-    out[k + 10] = '\0';
 }
 
 const char *

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The HTTP(S) carrier: one GET per fetch through libcurl (the only file of sync/ that includes
- * it), reusing one easy handle so a refresh stays on one connection. The length cap is enforced
- * twice: libcurl refuses a declared Content-Length above it, and the write callback aborts as
- * soon as the body passes it (a server that lies about the length or sends forever). Bodies of
- * non-200 answers never reach the sink. Redirects are not followed and only http/https are
- * allowed; a too-slow transfer is aborted (the slow retrieval attack).
+ * The HTTP(S) carrier: one GET per fetch through libcurl (whose header only the fetcher, this
+ * file and the uploader include), reusing one easy handle so a refresh stays on one connection.
+ * The length cap is enforced twice: libcurl refuses a declared Content-Length above it, and the
+ * write callback aborts as soon as the body passes it (a server that lies about the length or
+ * sends forever). Bodies of non-200 answers never reach the sink. Redirects are not followed and
+ * only http/https are allowed; a too-slow transfer is aborted (the slow retrieval attack).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "carrier.h"
@@ -18,6 +18,7 @@
 
 #include "fetch.h"
 #include "plat_mem.h"
+#include "plat_text.h"
 
 #define HTTP_URL_MAX     8192
 #define HTTP_ERRBODY_MAX 65536
@@ -82,30 +83,14 @@ on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 static enum posgate_err
 make_url(const struct carrier_http *h, const char *name, char *out, size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t o = strlen(h->base_url);
 
     if (o >= cap) {
         return POSGATE_ERR_TOOBIG;
     }
     memcpy(out, h->base_url, o);
-    for (const unsigned char *p = (const unsigned char *)name; *p != 0; p++) {
-        int keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (*p >= '0' && *p <= '9') || strchr("-._~/%!$&'()*+,;=:@", *p) != NULL;
-
-        if (o + 4 > cap) {
-            return POSGATE_ERR_TOOBIG;
-        }
-        if (keep) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = 0;
-    return POSGATE_OK;
+    return plat_url_escape(name, strlen(name), PLAT_URL_KEEP_PATH | PLAT_URL_KEEP_PERCENT, out + o,
+                           cap - o, NULL);
 }
 
 static enum posgate_err

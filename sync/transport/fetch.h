@@ -28,7 +28,7 @@
  *   - Conditional GET: "timestamp.json" (the poll) is fetched with If-None-Match /
  *     If-Modified-Since from the last 200 of that mirror; a 304 replays the cached body, so the
  *     TUF workflow sees the same file. The cache lives in memory and, when cache_dir is set, in
- *     "<cache_dir>/<sha256(url)>.cache" (format in fetch.c) so one-shot syncs benefit too.
+ *     "<cache_dir>/<sha256(url)>.cache" (format in fetch_spool.c) so one-shot syncs benefit too.
  *   - Retry-After (seconds or HTTP-date) on 429/503 closes that mirror until then: later fetches
  *     skip it without a request. fetch_retry_after_s() says how long until some mirror opens.
  *   - Length caps: max_len is a hard cap (CURLOPT_MAXFILESIZE plus a check of every chunk).

@@ -7,9 +7,11 @@
  * exactly the files the spec says to keep (every accepted step persisted, nothing rejected
  * written) and a later refresh can retry. Checks follow the reference implementation where the
  * spec leaves room (python-tuf's trusted metadata set), because the conformance suite does.
+ * The delegation walks are in tuf_client_deleg.c; what the two files share is in
+ * tuf_client_internal.h.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "tuf_client.h"
+#include "tuf_client_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,36 +25,14 @@
 #include "plat_file.h"
 #include "plat_log.h"
 #include "plat_mem.h"
+#include "plat_text.h"
 #include "tuf_meta.h"
 
 #define PATH_CAP    8192
 #define ESCAPED_MAX (3 * TUF_NAME_MAX + 8)
 
-/* A delegated targets role verified during this session. */
-struct deleg_entry {
-    char *name;
-    struct tuf_meta *meta;
-};
-
-struct tuf_client {
-    struct tuf_client_options opt;
-    char dir[4096];
-    char errmsg[TUF_CLIENT_ERRMSG_MAX];
-    struct tuf_meta *root;
-    struct tuf_meta *timestamp;
-    struct tuf_meta *snapshot;
-    struct tuf_meta *targets;
-    struct deleg_entry *deleg;
-    size_t ndeleg, capdeleg;
-    int refreshed; /* the last refresh succeeded: lookups allowed */
-    int expired;   /* accept_expired let expired metadata through */
-};
-
-static enum posgate_err seterr(struct tuf_client *c, enum posgate_err err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum posgate_err
-seterr(struct tuf_client *c, enum posgate_err err, const char *fmt, ...)
+enum posgate_err
+tc_seterr(struct tuf_client *c, enum posgate_err err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -68,42 +48,14 @@ now_s(const struct tuf_client *c)
     return c->opt.now != 0 ? c->opt.now : plat_wall_s();
 }
 
-/* Escapes a role name as a URL path segment (everything but A-Z a-z 0-9 - . _ ~). */
-static enum posgate_err
-escape_role(const char *name, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)name; *p != 0; p++) {
-        int keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-
-        if (o + 4 > cap) {
-            return POSGATE_ERR_TOOBIG;
-        }
-        if (keep) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    if (o >= cap) {
-        return POSGATE_ERR_TOOBIG;
-    }
-    out[o] = 0;
-    return POSGATE_OK;
-}
-
+/* The trusted file of a role: "<dir>/<role>.json", the role escaped as one URL path segment. */
 static enum posgate_err
 local_path(const struct tuf_client *c, const char *role, char *out, size_t cap)
 {
     char esc[ESCAPED_MAX];
     int n;
 
-    if (escape_role(role, esc, sizeof(esc)) != POSGATE_OK) {
+    if (plat_url_escape(role, strlen(role), 0, esc, sizeof(esc), NULL) != POSGATE_OK) {
         return POSGATE_ERR_TOOBIG;
     }
     n = snprintf(out, cap, "%s/%s.json", c->dir, esc);
@@ -120,8 +72,8 @@ persist(struct tuf_client *c, const char *role, const struct buf *raw)
         err = plat_write_atomic(path, raw->data, raw->len, 0644);
     }
     if (err != POSGATE_OK) {
-        return seterr(c, err, "cannot store trusted %s metadata in %s: %s", role, c->dir,
-                      posgate_strerror(err));
+        return tc_seterr(c, err, "cannot store trusted %s metadata in %s: %s", role, c->dir,
+                         posgate_strerror(err));
     }
     return POSGATE_OK;
 }
@@ -168,16 +120,16 @@ plural(unsigned n)
 
 /* Verifies m against a role's keys; BADSIG with "<what> has 1 valid signature of threshold 2
  * <by>" otherwise. */
-static enum posgate_err
-verify_role(struct tuf_client *c, const struct tuf_meta *m, const struct tuf_key *keys,
-            size_t nkeys, const struct tuf_role_keys *role, const char *what, const char *by)
+enum posgate_err
+tc_verify_role(struct tuf_client *c, const struct tuf_meta *m, const struct tuf_key *keys,
+               size_t nkeys, const struct tuf_role_keys *role, const char *what, const char *by)
 {
     unsigned valid = 0;
     enum posgate_err err = tuf_meta_verify(m, keys, nkeys, role, &valid);
 
     if (err != POSGATE_OK) {
-        return seterr(c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u %s", what,
-                      valid, plural(valid), role->threshold, by);
+        return tc_seterr(c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u %s",
+                         what, valid, plural(valid), role->threshold, by);
     }
     return POSGATE_OK;
 }
@@ -198,8 +150,8 @@ check_expiry(struct tuf_client *c, const struct tuf_meta *m, const char *what)
     }
     plat_time_format(m->expires, e, sizeof(e));
     plat_time_format(now, n, sizeof(n));
-    return seterr(c, POSGATE_ERR_EXPIRED, "%s version %lld expired at %s (now %s)", what,
-                  (long long)m->version, e, n);
+    return tc_seterr(c, POSGATE_ERR_EXPIRED, "%s version %lld expired at %s (now %s)", what,
+                     (long long)m->version, e, n);
 }
 
 /* What a metadata body must be, checked by a carrier with mirrors as soon as one mirror's body
@@ -240,8 +192,8 @@ meta_check(void *ctx, const struct buf *raw)
         unsigned valid = 0;
 
         if (tuf_meta_verify(m, e->keys, e->nkeys, e->rk, &valid) != POSGATE_OK) {
-            err = seterr(e->c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u",
-                         e->name, valid, plural(valid), e->rk->threshold);
+            err = tc_seterr(e->c, POSGATE_ERR_BADSIG, "%s has %u valid signature%s of threshold %u",
+                            e->name, valid, plural(valid), e->rk->threshold);
         }
     }
     tuf_meta_free(m);
@@ -259,15 +211,15 @@ fetch_meta(struct tuf_client *c, const char *name, uint64_t max, struct buf *raw
     enum posgate_err err;
 
     if (c->opt.metadata == NULL) {
-        return seterr(c, POSGATE_ERR_STATE, "no metadata carrier to fetch %s from", name);
+        return tc_seterr(c, POSGATE_ERR_STATE, "no metadata carrier to fetch %s from", name);
     }
     /* The parser takes at most TUF_META_MAX_LEN bytes: a signed length above it (a timestamp
      * declaring a 1 TiB snapshot) is refused before a byte is buffered, not spooled first. */
     if (max > TUF_META_MAX_LEN) {
-        return seterr(c, POSGATE_ERR_TOOBIG,
-                      "%s: its signed length of %llu bytes exceeds the metadata parser's limit "
-                      "of %u bytes; not fetched",
-                      name, (unsigned long long)max, (unsigned)TUF_META_MAX_LEN);
+        return tc_seterr(c, POSGATE_ERR_TOOBIG,
+                         "%s: its signed length of %llu bytes exceeds the metadata parser's limit "
+                         "of %u bytes; not fetched",
+                         name, (unsigned long long)max, (unsigned)TUF_META_MAX_LEN);
     }
     buf_reset(raw);
     if (e != NULL) {
@@ -280,17 +232,17 @@ fetch_meta(struct tuf_client *c, const char *name, uint64_t max, struct buf *raw
                                     e);
     if (e != NULL && e->err != POSGATE_OK && err == e->err) {
         /* every mirror that delivered a body delivered one that fails verification */
-        return seterr(c, err, "%s (%s)", e->msg, carrier_errmsg(c->opt.metadata));
+        return tc_seterr(c, err, "%s (%s)", e->msg, carrier_errmsg(c->opt.metadata));
     }
     if (err == POSGATE_ERR_NOTFOUND) {
-        return seterr(c, err, "%s not found: %s", name, carrier_errmsg(c->opt.metadata));
+        return tc_seterr(c, err, "%s not found: %s", name, carrier_errmsg(c->opt.metadata));
     }
     if (err == POSGATE_ERR_TOOBIG) {
-        return seterr(c, err, "%s is longer than the %llu bytes allowed: %s", name,
-                      (unsigned long long)max, carrier_errmsg(c->opt.metadata));
+        return tc_seterr(c, err, "%s is longer than the %llu bytes allowed: %s", name,
+                         (unsigned long long)max, carrier_errmsg(c->opt.metadata));
     }
     if (err != POSGATE_OK) {
-        return seterr(c, err, "fetching %s failed: %s", name, carrier_errmsg(c->opt.metadata));
+        return tc_seterr(c, err, "fetching %s failed: %s", name, carrier_errmsg(c->opt.metadata));
     }
     return POSGATE_OK;
 }
@@ -304,8 +256,8 @@ check_meta_file(struct tuf_client *c, const struct tuf_meta_file *f, const struc
     char msg[512];
 
     if (f->has_length && raw->len != f->length) {
-        return seterr(c, POSGATE_ERR_BADHASH, "%s is %zu bytes, expected %llu", what, raw->len,
-                      (unsigned long long)f->length);
+        return tc_seterr(c, POSGATE_ERR_BADHASH, "%s is %zu bytes, expected %llu", what, raw->len,
+                         (unsigned long long)f->length);
     }
     if (f->hashes.count == 0) {
         return POSGATE_OK;
@@ -313,7 +265,7 @@ check_meta_file(struct tuf_client *c, const struct tuf_meta_file *f, const struc
     crypto_sha256(raw->data, raw->len, h256);
     crypto_sha512(raw->data, raw->len, h512);
     if (tuf_hashes_check(&f->hashes, h256, h512, what, msg, sizeof(msg)) != POSGATE_OK) {
-        return seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
+        return tc_seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
     }
     return POSGATE_OK;
 }
@@ -326,7 +278,7 @@ parse_fetched(struct tuf_client *c, const struct buf *raw, enum tuf_role_type ty
     enum posgate_err err = tuf_meta_parse(raw->data, raw->len, type, out, msg, sizeof(msg));
 
     if (err != POSGATE_OK) {
-        return seterr(c, err, "%s: %s", name, msg);
+        return tc_seterr(c, err, "%s: %s", name, msg);
     }
     return POSGATE_OK;
 }
@@ -371,14 +323,14 @@ load_trusted_root(struct tuf_client *c)
     err = load_local(c, "root", TUF_ROLE_ROOT,
                      cap_or(c->opt.root_max_len, TUF_DEFAULT_ROOT_MAX_LEN), &m, msg, sizeof(msg));
     if (err == POSGATE_ERR_NOTFOUND) {
-        return seterr(c, err, "no trusted root.json in %s (bootstrap first)", c->dir);
+        return tc_seterr(c, err, "no trusted root.json in %s (bootstrap first)", c->dir);
     }
     if (err != POSGATE_OK) {
-        return seterr(c, err, "trusted root.json in %s is unusable: %s", c->dir,
-                      msg[0] ? msg : posgate_strerror(err));
+        return tc_seterr(c, err, "trusted root.json in %s is unusable: %s", c->dir,
+                         msg[0] ? msg : posgate_strerror(err));
     }
-    err = verify_role(c, m, m->keys, m->nkeys, &m->roles[TUF_ROLE_ROOT], "trusted root",
-                      "by its own root keys");
+    err = tc_verify_role(c, m, m->keys, m->nkeys, &m->roles[TUF_ROLE_ROOT], "trusted root",
+                         "by its own root keys");
     if (err != POSGATE_OK) {
         tuf_meta_free(m);
         return err;
@@ -423,16 +375,16 @@ update_root(struct tuf_client *c)
         snprintf(what, sizeof(what), "root %lld", (long long)next);
         snprintf(by, sizeof(by), "by the old root's (version %lld) keys",
                  (long long)c->root->version);
-        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_ROOT], what,
-                          by);
+        err = tc_verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_ROOT],
+                             what, by);
         if (err == POSGATE_OK) {
-            err = verify_role(c, m, m->keys, m->nkeys, &m->roles[TUF_ROLE_ROOT], what,
-                              "by its own root keys");
+            err = tc_verify_role(c, m, m->keys, m->nkeys, &m->roles[TUF_ROLE_ROOT], what,
+                                 "by its own root keys");
         }
         if (err == POSGATE_OK && m->version != next) {
-            err = seterr(c, m->version < next ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
-                         "%s holds root version %lld, expected %lld", name, (long long)m->version,
-                         (long long)next);
+            err = tc_seterr(c, m->version < next ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
+                            "%s holds root version %lld, expected %lld", name,
+                            (long long)m->version, (long long)next);
         }
         if (err == POSGATE_OK) {
             err = persist(c, "root", &raw);
@@ -522,8 +474,8 @@ update_timestamp(struct tuf_client *c)
         char by[64];
 
         snprintf(by, sizeof(by), "by the keys of root %lld", (long long)c->root->version);
-        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_TIMESTAMP],
-                          "timestamp", by);
+        err = tc_verify_role(c, m, c->root->keys, c->root->nkeys,
+                             &c->root->roles[TUF_ROLE_TIMESTAMP], "timestamp", by);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -533,9 +485,9 @@ update_timestamp(struct tuf_client *c)
         const struct tuf_meta_file *new = tuf_meta_find_meta(m, "snapshot.json");
 
         if (m->version < c->timestamp->version) {
-            err = seterr(c, POSGATE_ERR_ROLLBACK,
-                         "timestamp version %lld is older than trusted version %lld",
-                         (long long)m->version, (long long)c->timestamp->version);
+            err = tc_seterr(c, POSGATE_ERR_ROLLBACK,
+                            "timestamp version %lld is older than trusted version %lld",
+                            (long long)m->version, (long long)c->timestamp->version);
             goto out;
         }
         if (m->version == c->timestamp->version) {
@@ -545,11 +497,11 @@ update_timestamp(struct tuf_client *c)
             goto out;
         }
         if (new->version < old->version) {
-            err = seterr(c, POSGATE_ERR_ROLLBACK,
-                         "timestamp %lld lists snapshot version %lld, older than version %lld "
-                         "listed by trusted timestamp %lld",
-                         (long long)m->version, (long long)new->version, (long long)old->version,
-                         (long long)c->timestamp->version);
+            err = tc_seterr(c, POSGATE_ERR_ROLLBACK,
+                            "timestamp %lld lists snapshot version %lld, older than version %lld "
+                            "listed by trusted timestamp %lld",
+                            (long long)m->version, (long long)new->version, (long long)old->version,
+                            (long long)c->timestamp->version);
             goto out;
         }
     }
@@ -577,8 +529,8 @@ remote_name(struct tuf_client *c, const char *role, int64_t version, char *out, 
     char esc[ESCAPED_MAX];
     int n;
 
-    if (escape_role(role, esc, sizeof(esc)) != POSGATE_OK) {
-        return seterr(c, POSGATE_ERR_TOOBIG, "role name %.64s... is too long", role);
+    if (plat_url_escape(role, strlen(role), 0, esc, sizeof(esc), NULL) != POSGATE_OK) {
+        return tc_seterr(c, POSGATE_ERR_TOOBIG, "role name %.64s... is too long", role);
     }
     if (c->root->consistent_snapshot) {
         n = snprintf(out, cap, "%lld.%s.json", (long long)version, esc);
@@ -586,7 +538,7 @@ remote_name(struct tuf_client *c, const char *role, int64_t version, char *out, 
         n = snprintf(out, cap, "%s.json", esc);
     }
     if (n < 0 || (size_t)n >= cap) {
-        return seterr(c, POSGATE_ERR_TOOBIG, "role name %.64s... is too long", role);
+        return tc_seterr(c, POSGATE_ERR_TOOBIG, "role name %.64s... is too long", role);
     }
     return POSGATE_OK;
 }
@@ -627,8 +579,8 @@ update_snapshot(struct tuf_client *c)
     }
     if (err == POSGATE_OK) {
         snprintf(by, sizeof(by), "by the keys of root %lld", (long long)c->root->version);
-        err = verify_role(c, m, c->root->keys, c->root->nkeys, &c->root->roles[TUF_ROLE_SNAPSHOT],
-                          "snapshot", by);
+        err = tc_verify_role(c, m, c->root->keys, c->root->nkeys,
+                             &c->root->roles[TUF_ROLE_SNAPSHOT], "snapshot", by);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -639,28 +591,28 @@ update_snapshot(struct tuf_client *c)
             const struct tuf_meta_file *nf = tuf_meta_find_meta(m, old->name);
 
             if (nf == NULL) {
-                err = seterr(c, POSGATE_ERR_ROLLBACK,
-                             "snapshot %lld no longer lists %s (trusted snapshot %lld lists "
-                             "version %lld)",
-                             (long long)m->version, old->name, (long long)c->snapshot->version,
-                             (long long)old->version);
+                err = tc_seterr(c, POSGATE_ERR_ROLLBACK,
+                                "snapshot %lld no longer lists %s (trusted snapshot %lld lists "
+                                "version %lld)",
+                                (long long)m->version, old->name, (long long)c->snapshot->version,
+                                (long long)old->version);
                 goto out;
             }
             if (nf->version < old->version) {
-                err = seterr(c, POSGATE_ERR_ROLLBACK,
-                             "snapshot %lld lists %s version %lld, older than version %lld in "
-                             "trusted snapshot %lld",
-                             (long long)m->version, old->name, (long long)nf->version,
-                             (long long)old->version, (long long)c->snapshot->version);
+                err = tc_seterr(c, POSGATE_ERR_ROLLBACK,
+                                "snapshot %lld lists %s version %lld, older than version %lld in "
+                                "trusted snapshot %lld",
+                                (long long)m->version, old->name, (long long)nf->version,
+                                (long long)old->version, (long long)c->snapshot->version);
                 goto out;
             }
         }
     }
     if (m->version != sm->version) {
-        err =
-            seterr(c, m->version < sm->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
-                   "snapshot version %lld does not match version %lld listed in timestamp %lld",
-                   (long long)m->version, (long long)sm->version, (long long)c->timestamp->version);
+        err = tc_seterr(
+            c, m->version < sm->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
+            "snapshot version %lld does not match version %lld listed in timestamp %lld",
+            (long long)m->version, (long long)sm->version, (long long)c->timestamp->version);
         goto out;
     }
     err = check_expiry(c, m, "snapshot");
@@ -686,9 +638,10 @@ out:
  * checked against snapshot's length and hashes, verified, version-matched, expiry-checked and
  * persisted. *out is owned by the caller.
  */
-static enum posgate_err
-load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *keys, size_t nkeys,
-                  const struct tuf_role_keys *rk, const char *by, struct tuf_meta **out)
+enum posgate_err
+tc_load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *keys,
+                     size_t nkeys, const struct tuf_role_keys *rk, const char *by,
+                     struct tuf_meta **out)
 {
     char fname[ESCAPED_MAX + 32], name[ESCAPED_MAX + 32], what[TUF_NAME_MAX + 32];
     char msg[TUF_ERRMSG_MAX];
@@ -704,9 +657,9 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
     snprintf(fname, sizeof(fname), "%s.json", role);
     mf = tuf_meta_find_meta(c->snapshot, fname);
     if (mf == NULL) {
-        return seterr(c, POSGATE_ERR_NOTFOUND,
-                      "role \"%s\" is not listed in snapshot %lld (expected an entry \"%s\")", role,
-                      (long long)c->snapshot->version, fname);
+        return tc_seterr(c, POSGATE_ERR_NOTFOUND,
+                         "role \"%s\" is not listed in snapshot %lld (expected an entry \"%s\")",
+                         role, (long long)c->snapshot->version, fname);
     }
     snprintf(what, sizeof(what), "%s %lld", role, (long long)mf->version);
     max_len =
@@ -738,13 +691,13 @@ load_targets_role(struct tuf_client *c, const char *role, const struct tuf_key *
         err = parse_fetched(c, &raw, TUF_ROLE_TARGETS, name, &m);
     }
     if (err == POSGATE_OK) {
-        err = verify_role(c, m, keys, nkeys, rk, what, by);
+        err = tc_verify_role(c, m, keys, nkeys, rk, what, by);
     }
     if (err == POSGATE_OK && m->version != mf->version) {
-        err =
-            seterr(c, m->version < mf->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
-                   "%s version %lld does not match version %lld listed in snapshot %lld", role,
-                   (long long)m->version, (long long)mf->version, (long long)c->snapshot->version);
+        err = tc_seterr(c, m->version < mf->version ? POSGATE_ERR_ROLLBACK : POSGATE_ERR_REJECTED,
+                        "%s version %lld does not match version %lld listed in snapshot %lld", role,
+                        (long long)m->version, (long long)mf->version,
+                        (long long)c->snapshot->version);
     }
     if (err == POSGATE_OK) {
         err = check_expiry(c, m, role);
@@ -769,8 +722,8 @@ update_targets(struct tuf_client *c)
     enum posgate_err err;
 
     snprintf(by, sizeof(by), "by the keys of root %lld", (long long)c->root->version);
-    err = load_targets_role(c, "targets", c->root->keys, c->root->nkeys,
-                            &c->root->roles[TUF_ROLE_TARGETS], by, &m);
+    err = tc_load_targets_role(c, "targets", c->root->keys, c->root->nkeys,
+                               &c->root->roles[TUF_ROLE_TARGETS], by, &m);
     if (err == POSGATE_OK) {
         tuf_meta_free(c->targets);
         c->targets = m;
@@ -911,430 +864,6 @@ tuf_client_refresh(struct tuf_client *c)
     return err;
 }
 
-/* ---- delegations ---- */
-
-static struct deleg_entry *
-find_deleg(struct tuf_client *c, const char *name)
-{
-    for (size_t i = 0; i < c->ndeleg; i++) {
-        if (strcmp(c->deleg[i].name, name) == 0) {
-            return &c->deleg[i];
-        }
-    }
-    return NULL;
-}
-
-/* The verified metadata of a role, reached from delegator through one delegation (keys of the
- * delegator, keyids and threshold of the delegation). A role verified earlier in this session is
- * verified again against this delegation: authority never carries over from another path. */
-static enum posgate_err
-get_role(struct tuf_client *c, const char *role, const char *delegator,
-         const struct tuf_meta *dmeta, const struct tuf_role_keys *rk, const struct tuf_meta **out)
-{
-    char by[TUF_NAME_MAX + 64], what[TUF_NAME_MAX + 32];
-    struct deleg_entry *e;
-    struct tuf_meta *m = NULL;
-    enum posgate_err err;
-
-    *out = NULL;
-    if (strcmp(role, "targets") == 0) {
-        *out = c->targets;
-        return POSGATE_OK;
-    }
-    snprintf(by, sizeof(by), "by the keys %s delegates to it", delegator);
-    e = find_deleg(c, role);
-    if (e != NULL) {
-        snprintf(what, sizeof(what), "%s %lld", role, (long long)e->meta->version);
-        err = verify_role(c, e->meta, dmeta->delegations.keys, dmeta->delegations.nkeys, rk, what,
-                          by);
-        if (err == POSGATE_OK) {
-            *out = e->meta;
-        }
-        return err;
-    }
-    err = load_targets_role(c, role, dmeta->delegations.keys, dmeta->delegations.nkeys, rk, by, &m);
-    if (err != POSGATE_OK) {
-        return err;
-    }
-    if (c->ndeleg == c->capdeleg) {
-        size_t ncap = c->capdeleg ? 2 * c->capdeleg : 8;
-        struct deleg_entry *nd = plat_realloc(c->deleg, ncap * sizeof(*nd));
-
-        if (nd == NULL) {
-            tuf_meta_free(m);
-            return POSGATE_ERR_NOMEM;
-        }
-        c->deleg = nd;
-        c->capdeleg = ncap;
-    }
-    c->deleg[c->ndeleg].name = plat_strdup(role);
-    if (c->deleg[c->ndeleg].name == NULL) {
-        tuf_meta_free(m);
-        return POSGATE_ERR_NOMEM;
-    }
-    c->deleg[c->ndeleg].meta = m;
-    c->ndeleg++;
-    *out = m;
-    return POSGATE_OK;
-}
-
-/* One pending visit of the search: a role and the delegation that leads to it. */
-struct visit {
-    const char *role;
-    const char *delegator;
-    const struct tuf_meta *dmeta;   /* the delegator's metadata (keys) */
-    const struct tuf_role_keys *rk; /* keyids and threshold of the delegation */
-};
-
-static enum posgate_err
-fill_info(const struct tuf_target *t, const char *role, struct tuf_target_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->name = t->name;
-    out->length = t->length;
-    out->has_sha256 = t->hashes.has_sha256;
-    memcpy(out->sha256, t->hashes.sha256, sizeof(out->sha256));
-    out->has_sha512 = t->hashes.has_sha512;
-    memcpy(out->sha512, t->hashes.sha512, sizeof(out->sha512));
-    out->custom_json = t->custom_json;
-    out->role = role;
-    return POSGATE_OK;
-}
-
-/* Name storage for succinct bin roles pushed on the stack (they have no name in metadata). */
-struct name_pool {
-    char (*names)[TUF_NAME_MAX + 16];
-    size_t n, cap;
-};
-
-static const char *
-pool_add(struct name_pool *p, const char *s)
-{
-    if (p->n == p->cap) {
-        return NULL;
-    }
-    snprintf(p->names[p->n], sizeof(p->names[p->n]), "%s", s);
-    return p->names[p->n++];
-}
-
-enum posgate_err
-tuf_client_find_target(struct tuf_client *c, const char *name, struct tuf_target_info *out)
-{
-    unsigned max_deleg = 0;
-    size_t cap, stack_cap, top = 0, nvisited = 0;
-    struct visit *stack = NULL;
-    const char **visited = NULL;
-    struct name_pool pool = {NULL, 0, 0};
-    enum posgate_err err = POSGATE_OK;
-
-    if (c == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
-    if (name == NULL || out == NULL) {
-        return seterr(c, POSGATE_ERR_INVALID, "find_target: NULL argument");
-    }
-    if (!c->refreshed) {
-        return seterr(c, POSGATE_ERR_STATE, "no successful refresh: cannot look up \"%.200s\"",
-                      name);
-    }
-    c->errmsg[0] = 0;
-    max_deleg = c->opt.max_delegations ? c->opt.max_delegations : TUF_DEFAULT_MAX_DELEGATIONS;
-    cap = (size_t)max_deleg + 1;
-    /* Each visited role pushes at most its own children; bound the stack generously. */
-    stack_cap = cap * 8 + TUF_MAX_DELEG_ROLES;
-    stack = plat_calloc(stack_cap, sizeof(*stack));
-    visited = plat_calloc(cap, sizeof(*visited));
-    pool.cap = cap;
-    pool.names = plat_calloc(cap, sizeof(*pool.names));
-    if (stack == NULL || visited == NULL || pool.names == NULL) {
-        err = POSGATE_ERR_NOMEM;
-        goto out;
-    }
-    stack[top++] = (struct visit){"targets", "root", NULL, NULL};
-    while (top > 0) {
-        struct visit v = stack[--top];
-        const struct tuf_meta *m = NULL;
-        const struct tuf_target *t;
-        size_t first_child, nchildren;
-        const char *stable;
-        int seen = 0;
-
-        for (size_t i = 0; i < nvisited; i++) {
-            if (strcmp(visited[i], v.role) == 0) {
-                seen = 1;
-            }
-        }
-        if (seen) {
-            continue;
-        }
-        if (nvisited >= cap) {
-            err = seterr(c, POSGATE_ERR_NOTFOUND,
-                         "target \"%.200s\" not found within %u delegated roles", name, max_deleg);
-            goto out;
-        }
-        err = get_role(c, v.role, v.delegator, v.dmeta, v.rk, &m);
-        if (err != POSGATE_OK) {
-            goto out;
-        }
-        /* A name that lives as long as the cached metadata (the pool does not). */
-        stable = strcmp(v.role, "targets") == 0 ? "targets" : find_deleg(c, v.role)->name;
-        visited[nvisited++] = stable;
-        t = tuf_meta_find_target(m, name);
-        if (t != NULL) {
-            err = fill_info(t, stable, out);
-            goto out;
-        }
-        if (!m->has_delegations) {
-            continue;
-        }
-        /* Children in metadata order; pushed reversed so the first is visited first. A
-         * matching terminating delegation ends the search after its subtree. */
-        first_child = top;
-        nchildren = 0;
-        if (m->delegations.has_succinct) {
-            char bin[TUF_NAME_MAX + 16];
-            const char *bn = NULL;
-
-            if (tuf_succinct_role_for(&m->delegations.succinct, name, bin, sizeof(bin)) ==
-                POSGATE_OK) {
-                bn = pool_add(&pool, bin);
-            }
-            if (bn != NULL) {
-                top = 0; /* a succinct bin is terminating */
-                first_child = 0;
-                stack[top++] = (struct visit){bn, stable, m, &m->delegations.succinct.keys};
-                nchildren = 1;
-            }
-        } else {
-            for (size_t i = 0; i < m->delegations.nroles; i++) {
-                const struct tuf_deleg_role *r = &m->delegations.roles[i];
-
-                if (!tuf_deleg_role_matches(r, name)) {
-                    continue;
-                }
-                if (top >= stack_cap) {
-                    break;
-                }
-                stack[top++] = (struct visit){r->name, stable, m, &r->keys};
-                nchildren++;
-                if (r->terminating) {
-                    /* Forget every pending sibling of the ancestors: only this role's
-                     * subtree is searched after it. */
-                    memmove(&stack[0], &stack[first_child], nchildren * sizeof(*stack));
-                    top = nchildren;
-                    first_child = 0;
-                    break;
-                }
-            }
-        }
-        for (size_t i = 0; i < nchildren / 2; i++) {
-            struct visit tmp = stack[first_child + i];
-
-            stack[first_child + i] = stack[first_child + nchildren - 1 - i];
-            stack[first_child + nchildren - 1 - i] = tmp;
-        }
-    }
-    err = seterr(c, POSGATE_ERR_NOTFOUND, "no trusted role lists target \"%.200s\"", name);
-out:
-    plat_free(stack);
-    plat_free(visited);
-    plat_free(pool.names);
-    return err;
-}
-
-/* ---- iterating one role's targets ---- */
-
-/* A role reached in the walk and the delegation edge that led to it. */
-struct node {
-    const char *role;
-    const struct tuf_meta *dmeta;
-    const struct tuf_role_keys *rk;
-    const struct tuf_deleg_role *edge; /* NULL for "targets" and succinct bins */
-    const struct tuf_succinct *sedge;  /* the succinct delegation of a bin */
-    size_t parent;
-};
-
-/* 1 when role is one of the bins of s (name "<prefix>-<hex of the bin width>"). */
-static int
-is_succinct_bin(const struct tuf_succinct *s, const char *role)
-{
-    char probe[TUF_NAME_MAX + 16];
-    size_t plen = strlen(s->name_prefix);
-    unsigned long long bin = 0;
-    int width;
-
-    if (strncmp(role, s->name_prefix, plen) != 0 || role[plen] != '-') {
-        return 0;
-    }
-    /* Width of the suffix: that of the last bin, as tuf_succinct_role_for writes it. */
-    if (tuf_succinct_role_for(s, "", probe, sizeof(probe)) != POSGATE_OK) {
-        return 0;
-    }
-    width = (int)(strlen(probe) - plen - 1);
-    if ((int)strlen(role + plen + 1) != width) {
-        return 0;
-    }
-    for (const char *p = role + plen + 1; *p != 0; p++) {
-        int d = (*p >= '0' && *p <= '9') ? *p - '0' : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10 : -1;
-
-        if (d < 0) {
-            return 0;
-        }
-        bin = bin * 16 + (unsigned)d;
-    }
-    return bin < (1ull << s->bit_length);
-}
-
-/* 1 when every delegation on the way from "targets" to nodes[i] trusts the role for path. */
-static int
-chain_allows(const struct node *nodes, size_t i, const char *path)
-{
-    char bin[TUF_NAME_MAX + 16];
-
-    while (i != 0) {
-        const struct node *n = &nodes[i];
-
-        if (n->edge != NULL && !tuf_deleg_role_matches(n->edge, path)) {
-            return 0;
-        }
-        if (n->sedge != NULL &&
-            (tuf_succinct_role_for(n->sedge, path, bin, sizeof(bin)) != POSGATE_OK ||
-             strcmp(bin, n->role) != 0)) {
-            return 0;
-        }
-        i = n->parent;
-    }
-    return 1;
-}
-
-enum posgate_err
-tuf_client_foreach_target(struct tuf_client *c, const char *role,
-                          enum posgate_err (*fn)(void *ctx, const struct tuf_target_info *t),
-                          void *ctx)
-{
-    unsigned max_deleg;
-    size_t cap, nnodes = 0, top = 0, nvisited = 0;
-    struct node *nodes = NULL;
-    size_t *stack = NULL;
-    const char **visited = NULL;
-    enum posgate_err err;
-
-    if (c == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
-    if (role == NULL || fn == NULL) {
-        return seterr(c, POSGATE_ERR_INVALID, "foreach_target: NULL argument");
-    }
-    if (!c->refreshed) {
-        return seterr(c, POSGATE_ERR_STATE, "no successful refresh: cannot list role \"%.200s\"",
-                      role);
-    }
-    c->errmsg[0] = 0;
-    max_deleg = c->opt.max_delegations ? c->opt.max_delegations : TUF_DEFAULT_MAX_DELEGATIONS;
-    cap = (size_t)max_deleg + 1;
-    nodes = plat_calloc(cap * TUF_MAX_DELEG_ROLES + 1, sizeof(*nodes));
-    stack = plat_calloc(cap * TUF_MAX_DELEG_ROLES + 1, sizeof(*stack));
-    visited = plat_calloc(cap, sizeof(*visited));
-    if (nodes == NULL || stack == NULL || visited == NULL) {
-        err = POSGATE_ERR_NOMEM;
-        goto out;
-    }
-    nodes[nnodes++] = (struct node){"targets", NULL, NULL, NULL, NULL, 0};
-    stack[top++] = 0;
-    while (top > 0) {
-        size_t idx = stack[--top];
-        struct node n = nodes[idx];
-        const struct tuf_meta *m = NULL;
-        const char *stable;
-        size_t first = top, pushed = 0;
-        int seen = 0;
-
-        for (size_t i = 0; i < nvisited; i++) {
-            seen |= strcmp(visited[i], n.role) == 0;
-        }
-        if (seen) {
-            continue;
-        }
-        if (nvisited >= cap) {
-            err = seterr(c, POSGATE_ERR_NOTFOUND,
-                         "role \"%.200s\" not found within %u delegated roles", role, max_deleg);
-            goto out;
-        }
-        err = get_role(c, n.role, idx == 0 ? "root" : nodes[n.parent].role, n.dmeta, n.rk, &m);
-        if (err != POSGATE_OK) {
-            goto out;
-        }
-        stable = idx == 0 ? "targets" : find_deleg(c, n.role)->name;
-        nodes[idx].role = stable;
-        visited[nvisited++] = stable;
-        if (strcmp(stable, role) == 0) {
-            for (size_t i = 0; i < m->ntargets; i++) {
-                struct tuf_target_info info;
-
-                if (!chain_allows(nodes, idx, m->targets[i].name)) {
-                    continue;
-                }
-                err = fill_info(&m->targets[i], stable, &info);
-                if (err == POSGATE_OK) {
-                    err = fn(ctx, &info);
-                }
-                if (err != POSGATE_OK) {
-                    goto out;
-                }
-            }
-            err = POSGATE_OK;
-            goto out;
-        }
-        if (!m->has_delegations) {
-            continue;
-        }
-        if (m->delegations.has_succinct) {
-            if (is_succinct_bin(&m->delegations.succinct, role) &&
-                nnodes < cap * TUF_MAX_DELEG_ROLES) {
-                /* Only the wanted bin: the others cannot lead to it (bins delegate no
-                 * further names of their own prefix in any useful way). */
-                nodes[nnodes] = (struct node){
-                    role, m, &m->delegations.succinct.keys, NULL, &m->delegations.succinct, idx};
-                stack[top++] = nnodes++;
-                pushed++;
-            }
-        } else {
-            for (size_t i = 0; i < m->delegations.nroles && nnodes < cap * TUF_MAX_DELEG_ROLES;
-                 i++) {
-                const struct tuf_deleg_role *r = &m->delegations.roles[i];
-
-                nodes[nnodes] = (struct node){r->name, m, &r->keys, r, NULL, idx};
-                stack[top++] = nnodes++;
-                pushed++;
-            }
-        }
-        for (size_t i = 0; i < pushed / 2; i++) {
-            size_t tmp = stack[first + i];
-
-            stack[first + i] = stack[first + pushed - 1 - i];
-            stack[first + pushed - 1 - i] = tmp;
-        }
-        /* A child that is the wanted role goes first: no need to fetch its siblings (the
-         * agent lists one authority's role among hundreds). */
-        for (size_t i = first; pushed > 1 && i < top; i++) {
-            if (strcmp(nodes[stack[i]].role, role) == 0) {
-                size_t tmp = stack[top - 1];
-
-                stack[top - 1] = stack[i];
-                stack[i] = tmp;
-                break;
-            }
-        }
-    }
-    err = seterr(c, POSGATE_ERR_NOTFOUND,
-                 "role \"%.200s\" is not reachable from targets through trusted delegations", role);
-out:
-    plat_free(nodes);
-    plat_free(stack);
-    plat_free(visited);
-    return err;
-}
-
 /* ---- downloads ---- */
 
 /* The trusted entry behind a tuf_target_info: the caller's copy is only a handle. */
@@ -1346,30 +875,31 @@ trusted_target(struct tuf_client *c, const struct tuf_target_info *t, const stru
 
     *out = NULL;
     if (!c->refreshed) {
-        return seterr(c, POSGATE_ERR_STATE, "no successful refresh");
+        return tc_seterr(c, POSGATE_ERR_STATE, "no successful refresh");
     }
     if (t->role == NULL || t->name == NULL) {
-        return seterr(c, POSGATE_ERR_INVALID, "target info without name or role");
+        return tc_seterr(c, POSGATE_ERR_INVALID, "target info without name or role");
     }
     if (strcmp(t->role, "targets") == 0) {
         m = c->targets;
     } else {
-        const struct deleg_entry *e = find_deleg(c, t->role);
+        const struct deleg_entry *e = tc_find_deleg(c, t->role);
 
         m = e != NULL ? e->meta : NULL;
     }
     tt = m != NULL ? tuf_meta_find_target(m, t->name) : NULL;
     if (tt == NULL) {
-        return seterr(c, POSGATE_ERR_STATE,
-                      "target \"%.200s\" of role \"%.200s\" is not in the trusted metadata of "
-                      "this session (look it up first)",
-                      t->name, t->role);
+        return tc_seterr(c, POSGATE_ERR_STATE,
+                         "target \"%.200s\" of role \"%.200s\" is not in the trusted metadata of "
+                         "this session (look it up first)",
+                         t->name, t->role);
     }
     if (tt->hashes.unknown != NULL) {
-        return seterr(c, POSGATE_ERR_BADHASH,
-                      "target \"%.200s\" lists a hash we cannot check (%s); expected only sha256 "
-                      "and sha512",
-                      tt->name, tt->hashes.unknown);
+        return tc_seterr(
+            c, POSGATE_ERR_BADHASH,
+            "target \"%.200s\" lists a hash we cannot check (%s); expected only sha256 "
+            "and sha512",
+            tt->name, tt->hashes.unknown);
     }
     *out = tt;
     return POSGATE_OK;
@@ -1379,8 +909,8 @@ struct dl_sink {
     struct plat_atomic_file *f;
     struct crypto_hash_stream *h;
     const struct tuf_target *tt;
-    uint64_t len;  /* bytes written */
-    int finished;  /* h256/h512 hold the digests of the body (dl_check) */
+    uint64_t len; /* bytes written */
+    int finished; /* h256/h512 hold the digests of the body (dl_check) */
     uint8_t h256[CRYPTO_SHA256_LEN], h512[CRYPTO_SHA512_LEN];
 };
 
@@ -1453,11 +983,11 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
         return POSGATE_ERR_INVALID;
     }
     if (t == NULL || dest_path == NULL) {
-        return seterr(c, POSGATE_ERR_INVALID, "download: NULL argument");
+        return tc_seterr(c, POSGATE_ERR_INVALID, "download: NULL argument");
     }
     c->errmsg[0] = 0;
     if (c->opt.targets == NULL) {
-        return seterr(c, POSGATE_ERR_STATE, "no targets carrier to download from");
+        return tc_seterr(c, POSGATE_ERR_STATE, "no targets carrier to download from");
     }
     err = trusted_target(c, t, &tt);
     if (err != POSGATE_OK) {
@@ -1475,7 +1005,8 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
         }
         n = snprintf(rname, sizeof(rname), "%.*s%s.%s", dirlen, tt->name, hex, tt->name + dirlen);
         if (n < 0 || (size_t)n >= sizeof(rname)) {
-            return seterr(c, POSGATE_ERR_TOOBIG, "target name \"%.64s...\" is too long", tt->name);
+            return tc_seterr(c, POSGATE_ERR_TOOBIG, "target name \"%.64s...\" is too long",
+                             tt->name);
         }
     } else {
         snprintf(rname, sizeof(rname), "%s", tt->name);
@@ -1483,41 +1014,42 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
     f.fd = -1;
     err = crypto_hash_stream_new_for(&ds.h, tt->hashes.has_sha256, tt->hashes.has_sha512);
     if (err != POSGATE_OK) {
-        return seterr(c, err, "out of memory");
+        return tc_seterr(c, err, "out of memory");
     }
     err = plat_atomic_open(&f, dest_path, 0644);
     if (err != POSGATE_OK) {
-        err = seterr(c, err, "cannot create a temporary file beside %.300s: %s", dest_path,
-                     posgate_strerror(err));
+        err = tc_seterr(c, err, "cannot create a temporary file beside %.300s: %s", dest_path,
+                        posgate_strerror(err));
         goto out;
     }
     opened = 1;
     ds.tt = tt;
     err = carrier_fetch(c->opt.targets, rname, tt->length, &sink, &got);
     if (err == POSGATE_OK && ds.h == NULL) {
-        err = seterr(c, POSGATE_ERR_NOMEM, "out of memory");
+        err = tc_seterr(c, POSGATE_ERR_NOMEM, "out of memory");
         goto out;
     }
     if (err == POSGATE_ERR_BADHASH) {
-        err = seterr(c, err,
-                     "target \"%.200s\": no mirror served the %llu bytes with the hashes its "
-                     "metadata lists: %s",
-                     tt->name, (unsigned long long)tt->length, carrier_errmsg(c->opt.targets));
+        err = tc_seterr(c, err,
+                        "target \"%.200s\": no mirror served the %llu bytes with the hashes its "
+                        "metadata lists: %s",
+                        tt->name, (unsigned long long)tt->length, carrier_errmsg(c->opt.targets));
         goto out;
     }
     if (err == POSGATE_ERR_TOOBIG) {
-        err = seterr(c, err, "target \"%.200s\" is longer than the %llu bytes its metadata lists",
-                     tt->name, (unsigned long long)tt->length);
+        err =
+            tc_seterr(c, err, "target \"%.200s\" is longer than the %llu bytes its metadata lists",
+                      tt->name, (unsigned long long)tt->length);
         goto out;
     }
     if (err != POSGATE_OK) {
-        err = seterr(c, err, "downloading target \"%.200s\" failed: %s", tt->name,
-                     carrier_errmsg(c->opt.targets));
+        err = tc_seterr(c, err, "downloading target \"%.200s\" failed: %s", tt->name,
+                        carrier_errmsg(c->opt.targets));
         goto out;
     }
     if (got != tt->length) {
-        err = seterr(c, POSGATE_ERR_BADHASH, "target \"%.200s\" is %llu bytes, expected %llu",
-                     tt->name, (unsigned long long)got, (unsigned long long)tt->length);
+        err = tc_seterr(c, POSGATE_ERR_BADHASH, "target \"%.200s\" is %llu bytes, expected %llu",
+                        tt->name, (unsigned long long)got, (unsigned long long)tt->length);
         goto out;
     }
     if (ds.finished) {
@@ -1530,13 +1062,13 @@ tuf_client_download(struct tuf_client *c, const struct tuf_target_info *t, const
     if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
                          tt->hashes.has_sha512 ? h512 : NULL, rname, msg,
                          sizeof(msg)) != POSGATE_OK) {
-        err = seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
+        err = tc_seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
         goto out;
     }
     err = plat_atomic_commit(&f);
     if (err != POSGATE_OK) {
-        err = seterr(c, err, "cannot move the verified target into %.300s: %s", dest_path,
-                     posgate_strerror(err));
+        err = tc_seterr(c, err, "cannot move the verified target into %.300s: %s", dest_path,
+                        posgate_strerror(err));
         goto out;
     }
     opened = 0;
@@ -1563,7 +1095,7 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
         return POSGATE_ERR_INVALID;
     }
     if (t == NULL || path == NULL) {
-        return seterr(c, POSGATE_ERR_INVALID, "verify_file: NULL argument");
+        return tc_seterr(c, POSGATE_ERR_INVALID, "verify_file: NULL argument");
     }
     err = trusted_target(c, t, &tt);
     if (err != POSGATE_OK) {
@@ -1571,8 +1103,8 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
     }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        return seterr(c, errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO, "open %.300s: %s",
-                      path, strerror(errno));
+        return tc_seterr(c, errno == ENOENT ? POSGATE_ERR_NOTFOUND : POSGATE_ERR_IO,
+                         "open %.300s: %s", path, strerror(errno));
     }
     err = crypto_hash_stream_new_for(&h, tt->hashes.has_sha256, tt->hashes.has_sha512);
     while (err == POSGATE_OK) {
@@ -1582,7 +1114,7 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
             continue;
         }
         if (n < 0) {
-            err = seterr(c, POSGATE_ERR_IO, "read %.300s: %s", path, strerror(errno));
+            err = tc_seterr(c, POSGATE_ERR_IO, "read %.300s: %s", path, strerror(errno));
             break;
         }
         if (n == 0) {
@@ -1590,18 +1122,18 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
         }
         total += (uint64_t)n;
         if (total > tt->length) {
-            err = seterr(c, POSGATE_ERR_BADHASH,
-                         "%.300s is longer than the %llu bytes of target "
-                         "\"%.200s\"",
-                         path, (unsigned long long)tt->length, tt->name);
+            err = tc_seterr(c, POSGATE_ERR_BADHASH,
+                            "%.300s is longer than the %llu bytes of target "
+                            "\"%.200s\"",
+                            path, (unsigned long long)tt->length, tt->name);
             break;
         }
         crypto_hash_stream_update(h, chunk, (size_t)n);
     }
     close(fd);
     if (err == POSGATE_OK && total != tt->length) {
-        err = seterr(c, POSGATE_ERR_BADHASH, "%.300s is %llu bytes, target \"%.200s\" has %llu",
-                     path, (unsigned long long)total, tt->name, (unsigned long long)tt->length);
+        err = tc_seterr(c, POSGATE_ERR_BADHASH, "%.300s is %llu bytes, target \"%.200s\" has %llu",
+                        path, (unsigned long long)total, tt->name, (unsigned long long)tt->length);
     }
     if (err == POSGATE_OK) {
         crypto_hash_stream_finish(h, h256, h512);
@@ -1609,7 +1141,7 @@ tuf_client_verify_file(struct tuf_client *c, const struct tuf_target_info *t, co
         if (tuf_hashes_check(&tt->hashes, tt->hashes.has_sha256 ? h256 : NULL,
                              tt->hashes.has_sha512 ? h512 : NULL, what, msg,
                              sizeof(msg)) != POSGATE_OK) {
-            err = seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
+            err = tc_seterr(c, POSGATE_ERR_BADHASH, "%s", msg);
         }
     }
     crypto_hash_stream_free(h);

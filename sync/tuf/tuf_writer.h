@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The TUF writer: the publishing side of the trust layer. It creates a TUF 1.0 repository with
- * ECDSA P-256 keys, rotates root and role keys, delegates path patterns to other keys (so that
- * an issuing authority alone can change its own list), adds and removes targets with `custom`
- * metadata, and writes a consistent-snapshot repository that any TUF client can read. Signing
- * keys are passed in by the caller, so each party signs only the roles it holds keys for.
+ * ECDSA P-256 or RSA keys, rotates root and role keys, delegates path patterns to other keys (so
+ * that an issuing authority alone can change its own list), adds and removes targets with
+ * `custom` metadata, and writes a consistent-snapshot repository that any TUF client can read.
+ * Signing keys are passed in by the caller, so each party signs only the roles it holds keys for.
  *
  * State directory (kept between runs; the publisher tool opens it every time):
  *
@@ -31,19 +31,27 @@
  *
  * Key objects are {"keytype":"ecdsa","scheme":"ecdsa-sha2-nistp256","keyval":{"public":PEM}}
  * for ECDSA P-256 keys and {"keytype":"rsa","scheme":"rsassa-pss-sha256",...} for RSA keys
- * (2048 to 4096 bits), with the PEM SubjectPublicKeyInfo; the keyid is the hex SHA-256 of the key object's canonical
- * JSON (securesystemslib). Every metadata file is the canonical JSON of
- * {"signatures":[{"keyid","sig"}...],"signed":{...}}, signatures in hex (DER ECDSA, or the
- * RSA-PSS block) over the canonical JSON of "signed".
+ * (2048 bits or more; signing keys have 2048 to 4096), with the PEM SubjectPublicKeyInfo; the
+ * keyid is the hex SHA-256 of the key object's canonical JSON (securesystemslib).
  *
- * Versions: a role gets version+1 only when it is signed again: when it changed, when its
- * expiry or signers were set, or (snapshot) when a targets role it lists got a new version;
- * the timestamp is signed again at every publish. Delegated role names are limited to
+ * Only the signed bytes are canonical JSON: each signature (hex of the DER ECDSA signature, or
+ * of the RSA-PSS block) is over the canonical JSON of "signed" (json_canon.h). The files are
+ * not: every metadata file {"signatures":[{"keyid","sig"}...],"signed":{...}}, like writer.json,
+ * is ordinary compact JSON written by cJSON (members unsorted, in the order cJSON holds them;
+ * control characters escaped, so that strict JSON readers accept it). A reader parses the file
+ * and verifies the signatures over the canonical JSON it computes again from "signed"; the
+ * lengths and hashes in snapshot and timestamp cover a file's bytes as written.
+ *
+ * Versions: a role gets a new version (version+1, unless tuf_writer_set_version gave one) only
+ * when it is signed again: when it changed or was touched, when its expiry, version or signers
+ * were set, when its keys changed, or (snapshot) when what it lists changed; the timestamp is
+ * signed again at every publish. Delegated role names are limited to
  * [A-Za-z0-9._-] so that file names and URLs need no escaping.
  *
  * Not thread-safe. Test knobs (wrong keys, too few or duplicate signatures, arbitrary versions
  * and expiries) exist for the threat-model tests: tuf_writer_set_signers, tuf_writer_set_version,
- * tuf_writer_set_expires and tuf_writer_sign_file.
+ * tuf_writer_set_expires and tuf_writer_sign_file (also the offline signing of threshold signing
+ * across machines, below).
  */
 #ifndef POSGATE_TUF_WRITER_H
 #define POSGATE_TUF_WRITER_H
@@ -120,7 +128,8 @@ POSGATE_WUR enum posgate_err tuf_writer_create(const char *state_dir,
                                                const struct tuf_writer_init *init,
                                                struct tuf_writer **out, char *errmsg,
                                                size_t errcap);
-/* Opens an existing state. NOTFOUND when state_dir holds none, PARSE/CORRUPT when damaged. */
+/* Opens an existing state. NOTFOUND when state_dir holds none (writer.json absent; another read
+ * failure gives its own error), CORRUPT when damaged, UNSUPPORTED for another state format. */
 POSGATE_WUR enum posgate_err tuf_writer_open(const char *state_dir, struct tuf_writer **out,
                                              char *errmsg, size_t errcap);
 /* The roles of the state, for reports: count, the name of role i (top-level roles first, then
@@ -152,7 +161,11 @@ POSGATE_WUR enum posgate_err tuf_writer_set_role_keys(struct tuf_writer *w, cons
  * no targets when it is new. */
 POSGATE_WUR enum posgate_err tuf_writer_delegate(struct tuf_writer *w,
                                                  const struct tuf_writer_delegation *d);
-/* Removes a delegation, and the role from the snapshot. NOTFOUND when absent. */
+/* Removes a delegation. A role never signed is dropped; one that was signed stays in the
+ * snapshot at its last version (a client refuses a snapshot that stops listing a role), retired:
+ * no delegation points at it, it is never signed again and the content of its targets is
+ * released. NOTFOUND when the delegator does not delegate to name; STATE when the role still
+ * delegates further. */
 POSGATE_WUR enum posgate_err tuf_writer_undelegate(struct tuf_writer *w, const char *delegator,
                                                    const char *name);
 
@@ -179,7 +192,8 @@ POSGATE_WUR enum posgate_err tuf_writer_touch(struct tuf_writer *w, const char *
 /* The expiry of the role's next signing (marks it to be signed again). Any value, past too. */
 POSGATE_WUR enum posgate_err tuf_writer_set_expires(struct tuf_writer *w, const char *role,
                                                     int64_t expires);
-/* Test knob: the version of the role's next signing (any value; marks it to be signed). */
+/* Test knob: the version of the role's next signing (any, from 1 to 2^53: INVALID otherwise;
+ * marks it to be signed). */
 POSGATE_WUR enum posgate_err tuf_writer_set_version(struct tuf_writer *w, const char *role,
                                                     int64_t version);
 /* Test knob: the role's next signing uses exactly these keys, one signature each (a key given
@@ -204,10 +218,15 @@ POSGATE_WUR enum posgate_err tuf_writer_sign_role(struct tuf_writer *w, const ch
                                                   size_t count);
 
 /*
- * Signs every changed role with the keyring (as tuf_writer_sign_role), then snapshot when a
- * targets role got a new version, then a new timestamp (always version+1), saves the state and
- * writes the repository to out_dir (created when missing). Files already present with the same
- * name and length are left as they are (names carry the version or the hash).
+ * Signs every changed role with the keyring (as tuf_writer_sign_role; every signing is checked
+ * first, so that a missing key changes nothing), then snapshot when what it lists changed (or it
+ * was marked, or never signed), then a new timestamp (version+1, or the one set with
+ * tuf_writer_set_version), saves the state and writes the repository to out_dir (created when
+ * missing). ROLLBACK when out_dir already holds a timestamp of a higher version, unless that
+ * version was set with tuf_writer_set_version: nothing is saved or written, and the writer must
+ * be opened again. A target file already present with the same name and length
+ * is left as it is (its name carries the hash); a metadata file is rewritten only when its bytes
+ * differ.
  */
 POSGATE_WUR enum posgate_err tuf_writer_publish(struct tuf_writer *w, const char *out_dir,
                                                 struct crypto_privkey *const *keyring,
@@ -218,9 +237,11 @@ POSGATE_WUR enum posgate_err tuf_writer_role_version(const struct tuf_writer *w,
                                                      int64_t *version);
 
 /*
- * Test helper: replaces the signatures of the metadata file at path with one signature by each
- * key over the canonical JSON of its "signed" (a key given twice signs twice), keeping the
- * existing signatures first when append is set, and rewrites the file atomically.
+ * Replaces the signatures of the metadata file at path with one signature by each key over the
+ * canonical JSON of its "signed" (a key given twice signs twice), keeping the existing
+ * signatures first when append is set, and rewrites the file atomically (ordinary JSON, as every
+ * metadata file). The offline signing of the diagram below, and a test helper. PARSE when the
+ * file holds no "signed" object.
  */
 POSGATE_WUR enum posgate_err tuf_writer_sign_file(const char *path,
                                                   struct crypto_privkey *const *keys, size_t count,
@@ -252,21 +273,23 @@ POSGATE_WUR enum posgate_err tuf_writer_get_root_field(struct tuf_writer *w, con
 POSGATE_WUR enum posgate_err tuf_writer_set_root_field(struct tuf_writer *w, const char *field,
                                                        const char *json);
 
-/* The next version of root or a targets role, unsigned ({"signatures":[],"signed":{...}}), with
- * the given expiry (0: the role's default). STATE when the role has no changes to sign. The
- * state is not changed. */
+/* The next version of root or a targets role, unsigned ({"signatures":[],"signed":{...}}, as
+ * ordinary JSON), with the given expiry (0: the one set with tuf_writer_set_expires, else now
+ * plus the role's lifetime) and without the issue time a publish would add to a delegated role.
+ * STATE when the role has no changes to sign. The state is not changed. */
 POSGATE_WUR enum posgate_err tuf_writer_export_role(struct tuf_writer *w, const char *role,
                                                     int64_t expires, struct buf *out);
 
 /*
- * Installs a role signed elsewhere as the role's next signed version and saves the state. The
- * version must be the next one (ROLLBACK otherwise). A targets role's body must equal the
- * state's next version apart from its expiry and, for a delegated role, its issue time
- * (TUF_ISSUED_FIELD; REJECTED otherwise). Signatures are counted once
- * per keyid and verified: root needs a threshold of its own (new) root keys and of the last
- * signed root's keys, any other role a threshold of the keys its delegator names (BADSIG,
- * naming the threshold and the count found). Installing a root whose top-level role keys
- * changed marks those roles to be signed again at the next publish.
+ * Installs a role signed elsewhere as the role's next signed version and saves the state; the
+ * file kept is the parsed envelope written again (ordinary JSON, signatures deduplicated), not
+ * data as given. The version must be the next one (ROLLBACK otherwise). A targets role's body
+ * must equal the state's next version apart from its expiry (REJECTED otherwise; see
+ * tuf_writer_export_role). Signatures are counted once per keyid and verified: root needs a
+ * threshold of its own (new) root keys and of the last signed root's keys, any other role a
+ * threshold of the keys its delegator names (BADSIG, naming the threshold and the count found).
+ * Installing a root whose top-level role keys changed marks those roles to be signed again at
+ * the next publish.
  */
 POSGATE_WUR enum posgate_err tuf_writer_import_signed(struct tuf_writer *w, const char *role,
                                                       const void *data, size_t len);

@@ -62,7 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             werr = feed_writer_finish(w, NULL);
         }
         if (werr != POSGATE_OK) {
-            die("writer refused what the reader accepted", feed_writer_error(w));
+            die("writer refused what the reader accepted", feed_writer_errmsg(w));
         }
         if (out.len != size || memcmp(out.data, data, size) != 0) {
             die("re-encoding differs", "a valid body has two byte forms");
@@ -73,7 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (err != POSGATE_ERR_PARSE && err != POSGATE_ERR_TOOBIG &&
                err != POSGATE_ERR_BADHASH) {
         die("unexpected error", posgate_err_name(err));
-    } else if (feed_reader_error(r)[0] == '\0') {
+    } else if (feed_reader_errmsg(r)[0] == '\0') {
         die("error without a message", posgate_err_name(err));
     }
     feed_writer_free(w);

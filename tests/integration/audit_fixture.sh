@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Fixture for the audit tests (tests/unit/agent/audit/audit.c, tests/integration/audit_cli.sh): a kiosk data
+# Fixture for the audit tests (tests/unit/agent/core/audit.c, tests/integration/audit_cli.sh): a kiosk data
 # dir OUT/k (jurisdiction CN) with a small feed whose subjects are known: OVR is denied on `air`
 # by a listing whose reason allows a supervisor override (air-safety), HARD is denied on `air`
 # by a listing that does not (court-enforcement), BOTH is on both lists, CLEAN is on none, and

@@ -129,7 +129,7 @@ write_snapshot(const uint8_t *keys, size_t n, unsigned flags, struct buf *out,
 out:
     *elapsed = secs(t0);
     if (!ok) {
-        fprintf(stderr, "write failed: %s\n", feed_writer_error(w));
+        fprintf(stderr, "write failed: %s\n", feed_writer_errmsg(w));
     }
     feed_writer_free(w);
     return ok;
@@ -164,7 +164,7 @@ out:
     *elapsed = secs(t0);
     *records = feed_reader_records(r);
     if (!ok) {
-        fprintf(stderr, "read failed: %s\n", feed_reader_error(r));
+        fprintf(stderr, "read failed: %s\n", feed_reader_errmsg(r));
     }
     feed_reader_free(r);
     return ok;
@@ -210,7 +210,7 @@ write_delta(const uint8_t *keys, size_t n, struct buf *out, size_t *changes)
     ok = feed_writer_finish(w, NULL) == POSGATE_OK;
 out:
     if (!ok) {
-        fprintf(stderr, "delta failed: %s\n", feed_writer_error(w));
+        fprintf(stderr, "delta failed: %s\n", feed_writer_errmsg(w));
     }
     *changes = nrem + nadd;
     feed_writer_free(w);

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "carrier.h"
 #include "plat_file.h"
+#include "plat_text.h"
 #include "posgate_err.h"
 #include "tuf_client.h"
 #include "version.h"
@@ -49,28 +50,21 @@ make_carrier(const char *url, struct carrier **out)
     return carrier_dir_new(url, out);
 }
 
-/* The target's file name in the target directory: the path escaped as one segment. */
+/* The target's file name in the target directory: the path escaped as one segment (at most
+ * 4096 bytes). */
 static int
 target_file(const char *dir, const char *name, char *out, size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    struct buf b = BUF_INIT(4096);
-    int ok = 1;
+    char seg[4096 + 1];
 
-    for (const unsigned char *p = (const unsigned char *)name; *p != 0 && ok; p++) {
-        int keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-
-        ok = (keep ? buf_append(&b, p, 1) : buf_append(&b, esc, 3)) == POSGATE_OK;
+    if (plat_url_escape(name, strlen(name), 0, seg, sizeof(seg), NULL) != POSGATE_OK) {
+        return 0;
     }
     /* "." and ".." must not name the directory itself. */
-    if (ok && (strcmp(buf_cstr(&b), ".") == 0 || strcmp(buf_cstr(&b), "..") == 0)) {
-        ok = 0;
+    if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0) {
+        return 0;
     }
-    ok = ok && plat_path_join(out, cap, dir, buf_cstr(&b)) == POSGATE_OK;
-    buf_free(&b);
-    return ok;
+    return plat_path_join(out, cap, dir, seg) == POSGATE_OK;
 }
 
 static int

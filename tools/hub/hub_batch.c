@@ -13,22 +13,9 @@
 #include <zlib.h>
 
 #include "crypto.h"
+#include "hub_text.h"
 #include "json_canon.h"
 #include "plat_mem.h"
-
-static int
-is_lower_hex(const char *s, size_t n)
-{
-    if (strlen(s) != n) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static const char *
 get_str(const cJSON *o, const char *name)
@@ -44,7 +31,7 @@ hex32(const char *s, uint8_t out[AUDIT_HASH_LEN])
     struct buf b = BUF_INIT(AUDIT_HASH_LEN);
     enum posgate_err err = POSGATE_ERR_PARSE;
 
-    if (s != NULL && is_lower_hex(s, 2 * AUDIT_HASH_LEN) &&
+    if (s != NULL && hub_lower_hex(s, 2 * AUDIT_HASH_LEN) &&
         crypto_unhex(s, 2 * AUDIT_HASH_LEN, &b) == POSGATE_OK && b.len == AUDIT_HASH_LEN) {
         memcpy(out, b.data, AUDIT_HASH_LEN);
         err = POSGATE_OK;
@@ -207,7 +194,7 @@ hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errm
         goto out;
     }
     s = get_str(root, "device_id");
-    if (s == NULL || !is_lower_hex(s, DEVICE_ID_HEX_LEN)) {
+    if (s == NULL || !hub_lower_hex(s, DEVICE_ID_HEX_LEN)) {
         snprintf(errmsg, errcap, "batch: expected \"device_id\" of %d lowercase hex digits",
                  DEVICE_ID_HEX_LEN);
         goto out;

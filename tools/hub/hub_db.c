@@ -2,10 +2,11 @@
 /*
  * The collector's store, whichever it is (hub_db.h, hub_store.h): the --db argument chooses
  * SQLite (a file) or PostgreSQL (a postgresql:// or postgres:// URI); what does not depend on
- * the store lives here: the checks on a batch before any store is touched, judging its chain
- * against the events held (signature, links onto what is held before and after it, conflicts,
- * seqs skipped), the stats documents written from the rows a store reads, and the copy of one
- * store into another (migrate-db).
+ * the store lives here: the checks on a batch before any store is touched, the judging steps
+ * each store's ingest calls (enrolment, signature and coverage, links onto what is held before
+ * and after it, conflicts, seqs skipped, a gap before it), the rows both stores read alike, the
+ * stats documents written from the rows a store reads, and the copy of one store into another
+ * (migrate-db).
  */
 #include "hub_db.h"
 
@@ -143,9 +144,9 @@ hexs(const uint8_t h[AUDIT_HASH_LEN], char out[2 * AUDIT_HASH_LEN + 1])
 /* Every link the batch makes with what is held, and seqs it skips. Called only for a batch
  * whose signed head covers all its events (hub_batch_covered): a break found here is one the
  * device signed, never one a third party made by editing a captured batch. */
-int
-hub_judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
-                 size_t *dups)
+static int
+judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
+             size_t *dups)
 {
     static const uint8_t zero[AUDIT_HASH_LEN];
     uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
@@ -240,8 +241,9 @@ hub_judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct 
     return 0;
 }
 
-enum posgate_err
-hub_judge_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *res)
+/* The enrolled key must verify the signature over the head: else BADSIG with res->error. */
+static enum posgate_err
+judge_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *res)
 {
     struct crypto_pubkey *pk = NULL;
     struct buf msg = BUF_INIT(512);
@@ -264,6 +266,61 @@ hub_judge_signature(const char *pem, const struct hub_batch *b, struct hub_inges
     buf_free(&msg);
     return err;
 }
+
+enum posgate_err
+hub_judge_unenrolled(const struct hub_batch *b, struct hub_ingest *res)
+{
+    snprintf(res->error, sizeof(res->error),
+             "device %s is not enrolled at this collector "
+             "(posgate-hub enroll --pub device.pub)",
+             b->device_id);
+    return POSGATE_ERR_NOTFOUND;
+}
+
+enum posgate_err
+hub_judge_signed(const char *pem, const struct hub_batch *b, struct hub_ingest *res)
+{
+    enum posgate_err err = judge_signature(pem, b, res);
+
+    /* an event the signature does not cover proves nothing about the device: refused, and
+     * nothing recorded (anyone holding a captured batch could have edited it) */
+    if (err == POSGATE_OK) {
+        err = hub_batch_covered(b, &res->broken_at, res->error, sizeof(res->error));
+    }
+    return err;
+}
+
+int
+hub_judge_chain(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
+                struct hub_ingest *res)
+{
+    int f;
+
+    memset(k, 0, sizeof(*k));
+    f = judge_breaks(b, held, ctx, k, &res->duplicates);
+    if (f < 0 || k->seq == 0) {
+        return f;
+    }
+    res->broken_at = k->seq;
+    res->duplicates = 0;
+    snprintf(res->error, sizeof(res->error), "chain broken at seq %llu (%s): %s",
+             (unsigned long long)k->seq, k->kind, k->detail);
+    return 1;
+}
+
+int
+hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, hub_held_fn held, void *ctx)
+{
+    uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
+    int f;
+
+    if (b->n == 0 || b->ev[0].seq <= 1 || res->duplicates >= b->n) {
+        return 0;
+    }
+    f = held(ctx, b->ev[0].seq - 1, h, hp);
+    return f < 0 ? f : f == 0;
+}
+
 enum posgate_err
 hub_db_ingest(struct hub_db *db, const struct hub_batch *b, const char *idem_header, int64_t now_s,
               struct hub_ingest *res)
@@ -315,6 +372,50 @@ hub_db_ingest_json(struct hub_db *db, const void *json, size_t len, const char *
 }
 
 /* ---- reading ---- */
+
+enum posgate_err
+hub_row_pem(void *ctx, const struct hub_row *r)
+{
+    struct buf *out = ctx;
+
+    buf_reset(out);
+    return buf_append(out, r->t[0], r->tlen[0]);
+}
+
+enum posgate_err
+hub_row_decisions(void *ctx, const struct hub_row *r)
+{
+    struct hub_totals *t = ctx;
+    const char *d = r->t[0];
+    uint64_t c = (uint64_t)r->i[0];
+
+    t->events += c;
+    if (d == NULL) {
+        return POSGATE_OK;
+    }
+    if (strcmp(d, "allow") == 0) {
+        t->allow = c;
+    } else if (strcmp(d, "deny") == 0) {
+        t->deny = c;
+    } else if (strcmp(d, "refer") == 0) {
+        t->refer = c;
+    } else if (strcmp(d, "error") == 0) {
+        t->error = c; /* checks the terminal could not decide */
+    } else if (strcmp(d, "summary") == 0) {
+        t->summary = c;
+    }
+    return POSGATE_OK;
+}
+
+enum posgate_err
+hub_row_batches(void *ctx, const struct hub_row *r)
+{
+    struct hub_totals *t = ctx;
+
+    t->batches = (uint64_t)r->i[0];
+    t->repeats = (uint64_t)r->i[1];
+    return POSGATE_OK;
+}
 
 enum posgate_err
 hub_db_device(struct hub_db *db, const char *device_id, struct hub_device_state *out)

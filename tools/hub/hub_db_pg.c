@@ -566,6 +566,65 @@ static const char held_max_sql[] =
     "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE device_id = $1), 0), "
     "coalesce((SELECT seq FROM anchors WHERE device_id = $1), 0))";
 
+/* What the batch adds once judged, as in the SQLite store: the gap before its first event when
+ * the seq before it is not held, each event not held and above the device's anchor (not stored
+ * again below it), and the gaps it fills closed. */
+static enum posgate_err
+store_events(struct pg *db, const struct hub_batch *b, struct held *held, uint64_t anchor,
+             int64_t now_s, struct hub_ingest *res)
+{
+    struct params p = {0};
+    enum posgate_err err = POSGATE_OK;
+
+    if (hub_judge_gap(b, res, held_cb, held) > 0) { /* the lookup cannot fail */
+        uint64_t below = 0;
+
+        p_str(&p, b->device_id);
+        p_int(&p, (int64_t)(b->ev[0].seq - 1));
+        err = query_u64(db,
+                        "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE "
+                        "device_id = $1 AND seq < $2), 0), coalesce((SELECT seq FROM anchors "
+                        "WHERE device_id = $1 AND seq < $2), 0))",
+                        &p, &below, res->error, sizeof(res->error));
+        res->gap_from = below + 1;
+        res->gap_to = b->ev[0].seq - 1;
+        memset(&p, 0, sizeof(p));
+        p_str(&p, b->device_id);
+        p_int(&p, (int64_t)res->gap_from);
+        p_int(&p, (int64_t)res->gap_to);
+        p_int(&p, now_s);
+        if (err == POSGATE_OK) {
+            err = cmd(db,
+                      "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at) VALUES "
+                      "($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                      &p, res->error, sizeof(res->error));
+        }
+    }
+    for (size_t i = 0; err == POSGATE_OK && i < b->n; i++) {
+        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
+
+        if (held_cb(held, b->ev[i].seq, h, hp) == 0 && b->ev[i].seq > anchor) {
+            err = insert_event(db, b->device_id, &b->ev[i], now_s, res);
+            res->stored += err == POSGATE_OK ? 1 : 0;
+        }
+    }
+    if (err == POSGATE_OK && res->stored > 0) {
+        memset(&p, 0, sizeof(p));
+        p_str(&p, b->device_id);
+        p_int(&p, now_s);
+        /* a gap every seq of which is now held is closed, not forgotten */
+        err = cmd(db,
+                  "UPDATE gaps SET closed_at = $2 WHERE device_id = $1 AND closed_at IS NULL AND "
+                  "(SELECT count(*) FROM events e WHERE e.device_id = gaps.device_id AND e.seq "
+                  "BETWEEN gaps.from_seq AND gaps.to_seq) = to_seq - from_seq + 1",
+                  &p, res->error, sizeof(res->error));
+    }
+    return err;
+}
+
+/* Judges the batch (hub_store.h, hub_judge_*) and writes what it did, inside the caller's
+ * transaction: OK (stored) or BADHASH (the break recorded) for the caller to commit, anything
+ * else to roll back. */
 static enum posgate_err
 ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t now_s,
               struct hub_ingest *res)
@@ -577,7 +636,6 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
     enum posgate_err err;
     uint64_t lo, hi, anchor = 0;
 
-    memset(&k, 0, sizeof(k));
     p_str(&p, b->device_id);
     /* the device's row, locked until commit: no other ingest of the device interleaves */
     err = run(db, "SELECT pub_pem, last_seq FROM devices WHERE device_id = $1 FOR UPDATE", &p,
@@ -586,11 +644,7 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
         goto out;
     }
     if (PQntuples(r) != 1) {
-        snprintf(res->error, sizeof(res->error),
-                 "device %s is not enrolled at this collector "
-                 "(posgate-hub enroll --pub device.pub)",
-                 b->device_id);
-        err = POSGATE_ERR_NOTFOUND;
+        err = hub_judge_unenrolled(b, res);
         goto out;
     }
     res->acked_seq = (uint64_t)col_i(r, 0, 1);
@@ -600,12 +654,7 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
                         &p, &anchor, res->error, sizeof(res->error));
     }
     if (err == POSGATE_OK) {
-        err = hub_judge_signature(PQgetvalue(r, 0, 0), b, res);
-    }
-    /* an event the signature does not cover proves nothing about the device: refused, and
-     * nothing recorded (anyone holding a captured batch could have edited it) */
-    if (err == POSGATE_OK) {
-        err = hub_batch_covered(b, &res->broken_at, res->error, sizeof(res->error));
+        err = hub_judge_signed(PQgetvalue(r, 0, 0), b, res);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -625,68 +674,18 @@ ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t
         goto out;
     }
     held.n = PQntuples(held.r);
-    (void)hub_judge_breaks(b, held_cb, &held, &k, &res->duplicates); /* the lookup cannot fail */
-    if (k.seq != 0) {
-        res->broken_at = k.seq;
-        res->duplicates = 0;
+    /* the lookup answers from held.r: it cannot fail */
+    if (hub_judge_chain(b, held_cb, &held, &k, res) > 0) {
         err = record_break(db, b->device_id, &k, now_s, res);
         if (err == POSGATE_OK) {
             err = note_batch(db, b, key, 0, "chain_broken", now_s, res);
         }
         if (err == POSGATE_OK) {
-            snprintf(res->error, sizeof(res->error), "chain broken at seq %llu (%s): %s",
-                     (unsigned long long)k.seq, k.kind, k.detail);
             err = POSGATE_ERR_BADHASH; /* committed by the caller: the break is recorded */
         }
         goto out;
     }
-    if (b->n > 0 && b->ev[0].seq > 1 && res->duplicates < b->n) {
-        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
-
-        if (held_cb(&held, b->ev[0].seq - 1, h, hp) == 0) {
-            uint64_t below = 0;
-
-            p.n = 2;
-            err = query_u64(db,
-                            "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE "
-                            "device_id = $1 AND seq < $2), 0), coalesce((SELECT seq FROM anchors "
-                            "WHERE device_id = $1 AND seq < $2), 0))",
-                            &p, &below, res->error, sizeof(res->error));
-            res->gap_from = below + 1;
-            res->gap_to = b->ev[0].seq - 1;
-            memset(&p, 0, sizeof(p));
-            p_str(&p, b->device_id);
-            p_int(&p, (int64_t)res->gap_from);
-            p_int(&p, (int64_t)res->gap_to);
-            p_int(&p, now_s);
-            if (err == POSGATE_OK) {
-                err = cmd(db,
-                          "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at) VALUES "
-                          "($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                          &p, res->error, sizeof(res->error));
-            }
-        }
-    }
-    for (size_t i = 0; err == POSGATE_OK && i < b->n; i++) {
-        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
-
-        /* not stored again below the anchor */
-        if (held_cb(&held, b->ev[i].seq, h, hp) == 0 && b->ev[i].seq > anchor) {
-            err = insert_event(db, b->device_id, &b->ev[i], now_s, res);
-            res->stored += err == POSGATE_OK ? 1 : 0;
-        }
-    }
-    if (err == POSGATE_OK && res->stored > 0) {
-        memset(&p, 0, sizeof(p));
-        p_str(&p, b->device_id);
-        p_int(&p, now_s);
-        /* a gap every seq of which is now held is closed, not forgotten */
-        err = cmd(db,
-                  "UPDATE gaps SET closed_at = $2 WHERE device_id = $1 AND closed_at IS NULL AND "
-                  "(SELECT count(*) FROM events e WHERE e.device_id = gaps.device_id AND e.seq "
-                  "BETWEEN gaps.from_seq AND gaps.to_seq) = to_seq - from_seq + 1",
-                  &p, res->error, sizeof(res->error));
-    }
+    err = store_events(db, b, &held, anchor, now_s, res);
     if (err == POSGATE_OK) {
         err = advance_acked(db, b->device_id, &res->acked_seq, res);
     }
@@ -822,9 +821,12 @@ count_row(void *ctx, const struct hub_row *r)
     return POSGATE_OK;
 }
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS p FROM "
-    "events WHERE device_id = $1) s WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = $1), 0::bigint)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = "
+    "$1) s WHERE seq > p + 1 ORDER BY seq";
 
 static enum posgate_err
 pg_device_state(void *impl, const char *id, struct hub_device_state *out)
@@ -855,31 +857,6 @@ pg_device_state(void *impl, const char *id, struct hub_device_state *out)
     return err;
 }
 
-static enum posgate_err
-total_row(void *ctx, const struct hub_row *r)
-{
-    struct hub_totals *t = ctx;
-    const char *d = r->t[0];
-    uint64_t c = (uint64_t)r->i[0];
-
-    t->events += c;
-    if (d == NULL) {
-        return POSGATE_OK;
-    }
-    if (strcmp(d, "allow") == 0) {
-        t->allow = c;
-    } else if (strcmp(d, "deny") == 0) {
-        t->deny = c;
-    } else if (strcmp(d, "refer") == 0) {
-        t->refer = c;
-    } else if (strcmp(d, "error") == 0) {
-        t->error = c;
-    } else if (strcmp(d, "summary") == 0) {
-        t->summary = c;
-    }
-    return POSGATE_OK;
-}
-
 /* numeric sums cannot overflow in PostgreSQL; the figure saturates at 2^64 - 1 as in SQLite */
 static enum posgate_err
 fold_row(void *ctx, const struct hub_row *r)
@@ -892,22 +869,12 @@ fold_row(void *ctx, const struct hub_row *r)
 }
 
 static enum posgate_err
-batch_totals_row(void *ctx, const struct hub_row *r)
-{
-    struct hub_totals *t = ctx;
-
-    t->batches = (uint64_t)r->i[0];
-    t->repeats = (uint64_t)r->i[1];
-    return POSGATE_OK;
-}
-
-static enum posgate_err
 pg_totals(void *impl, struct hub_totals *t)
 {
     enum posgate_err err;
 
     err = list(impl, "SELECT decision, count(*) FROM events GROUP BY decision", NULL, "ti",
-               total_row, t);
+               hub_row_decisions, t);
     if (err == POSGATE_OK) {
         err = list(impl,
                    "SELECT least(s, 18446744073709551615)::text, (s > 18446744073709551615)::int "
@@ -917,7 +884,7 @@ pg_totals(void *impl, struct hub_totals *t)
     }
     if (err == POSGATE_OK) {
         err = list(impl, "SELECT count(*), coalesce(sum(times - 1), 0) FROM batches", NULL, "ii",
-                   batch_totals_row, t);
+                   hub_row_batches, t);
     }
     return err;
 }
@@ -929,21 +896,12 @@ pg_devices(void *impl, hub_row_fn fn, void *ctx)
 }
 
 static enum posgate_err
-pem_row(void *ctx, const struct hub_row *r)
-{
-    struct buf *out = ctx;
-
-    buf_reset(out);
-    return buf_append(out, r->t[0], r->tlen[0]);
-}
-
-static enum posgate_err
 pg_device_pem(void *impl, const char *id, struct buf *out)
 {
     enum posgate_err err;
 
     buf_reset(out);
-    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = $1", id, "t", pem_row, out);
+    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = $1", id, "t", hub_row_pem, out);
     if (err == POSGATE_OK && out->len == 0) {
         err = POSGATE_ERR_NOTFOUND;
     }
@@ -1063,6 +1021,15 @@ static const struct {
      "tttiiiiii",
      "INSERT INTO batches(device_id, idempotency_key, status, first_seq, last_seq, n_events, "
      "stored, received_at, times) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi",
+     "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) VALUES ($1, $2, $3, $4, "
+     "$5)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii",
+     "INSERT INTO device_status(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii",
+     "INSERT INTO device_reports(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
 };
 
 static enum posgate_err
@@ -1290,6 +1257,84 @@ unlock:
     return err;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+/* Runs sql and hands each row to fn as it arrives (libpq's single-row mode: a month of events
+ * is never held in memory at once); columns t0, t1, i0, i1. A callback's error stops the
+ * callbacks, and the rest of the answer is read and dropped. */
+static enum posgate_err
+stream_rows(struct pg *db, const char *sql, const struct params *p, hub_row_fn fn, void *ctx)
+{
+    PGresult *r;
+    enum posgate_err err = POSGATE_OK;
+
+    if (!PQsendQueryParams(db->c, sql, p->n, NULL, p->v, p->len, p->fmt, 0)) {
+        return pg_fail(db, NULL, sql, NULL, 0);
+    }
+    if (!PQsetSingleRowMode(db->c)) {
+        err = POSGATE_ERR_IO; /* the answer is still read below, whole */
+    }
+    while ((r = PQgetResult(db->c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+
+        if (s == PGRES_SINGLE_TUPLE && err == POSGATE_OK) {
+            struct hub_row x;
+
+            memset(&x, 0, sizeof(x));
+            for (int c = 0; c < 2; c++) {
+                x.t[c] = PQgetvalue(r, 0, c);
+                x.tlen[c] = (size_t)PQgetlength(r, 0, c);
+            }
+            x.i[0] = col_i(r, 0, 2);
+            x.i[1] = col_i(r, 0, 3);
+            err = fn(ctx, &x);
+        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && err == POSGATE_OK) {
+            err = pg_fail(db, r, sql, NULL, 0);
+        }
+        PQclear(r);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct params p = {0};
+
+    if (id != NULL) {
+        p_str(&p, id);
+    } else {
+        p_null(&p);
+    }
+    p_int(&p, since_s);
+    if (id != NULL && limit > 0) {
+        p_int(&p, limit);
+    } else {
+        p_null(&p); /* LIMIT NULL: all */
+    }
+    return stream_rows(impl,
+                       "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                       "device_id, report, reported_at_us, received_at FROM device_reports WHERE "
+                       "($1::text IS NULL OR device_id = $1) AND received_at >= $2::bigint "
+                       "ORDER BY device_id, reported_at_us DESC LIMIT $3::bigint) r ORDER BY "
+                       "device_id, reported_at_us",
+                       &p, fn, ctx);
+}
+
+static enum posgate_err
+pg_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct params p = {0};
+
+    p_int(&p, since_s);
+    /* received_at is the partition key: older months are not read */
+    return stream_rows(impl,
+                       "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= "
+                       "$1::bigint",
+                       &p, fn, ctx);
+}
+
 static const struct hub_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1312,6 +1357,8 @@ static const struct hub_store_ops pg_ops = {
     .device_pem = pg_device_pem,
     .report_put = pg_report_put,
     .reports = pg_reports,
+    .report_history = pg_report_history,
+    .events_since = pg_events_since,
 };
 
 static void

@@ -468,27 +468,83 @@ static const char held_max_sql[] =
     "SELECT max(coalesce((SELECT max(seq) FROM events WHERE device_id = ?1), 0), "
     "coalesce((SELECT seq FROM anchors WHERE device_id = ?1), 0))";
 
+/* What the batch adds once judged: the gap before its first event when the seq before it is
+ * not held, each event not held and above the device's anchor (not stored again below it), and
+ * the gaps it fills closed. A SQLite code. */
+static int
+store_events(struct sq *db, const struct hub_batch *b, struct held_ctx *hc, uint64_t anchor,
+             int64_t now_s, struct hub_ingest *res)
+{
+    int rc = SQLITE_OK, f = hub_judge_gap(b, res, held_cb, hc);
+
+    if (f < 0) {
+        return hc->rc;
+    }
+    if (f > 0) {
+        uint64_t below = 0;
+        int64_t v[3];
+
+        rc = held_below(db, b->device_id, b->ev[0].seq, &below);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+        res->gap_from = below + 1;
+        res->gap_to = b->ev[0].seq - 1;
+        v[0] = (int64_t)res->gap_from;
+        v[1] = (int64_t)res->gap_to;
+        v[2] = now_s;
+        rc = exec_bound(db,
+                        "INSERT OR IGNORE INTO gaps(device_id, from_seq, to_seq, "
+                        "detected_at) VALUES (?1, ?2, ?3, ?4)",
+                        b->device_id, v, 3, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        uint8_t h[AUDIT_HASH_LEN];
+
+        f = held_hash(db, b->device_id, b->ev[i].seq, h, NULL, &rc);
+        if (f < 0) {
+            return rc;
+        }
+        if (f == 0 && b->ev[i].seq > anchor) { /* not stored again below the anchor */
+            rc = insert_event(db, b->device_id, &b->ev[i], now_s);
+            if (rc != SQLITE_OK) {
+                return rc;
+            }
+            res->stored++;
+        }
+    }
+    if (res->stored > 0) {
+        int64_t v[1] = {now_s};
+
+        /* a gap every seq of which is now held is closed, not forgotten */
+        rc = exec_bound(db,
+                        "UPDATE gaps SET closed_at = ?2 WHERE device_id = ?1 AND closed_at "
+                        "IS NULL AND (SELECT count(*) FROM events e WHERE e.device_id = "
+                        "gaps.device_id AND e.seq BETWEEN gaps.from_seq AND gaps.to_seq) = "
+                        "to_seq - from_seq + 1",
+                        b->device_id, v, 1, NULL, NULL);
+    }
+    return rc;
+}
+
+/* Judges the batch (hub_store.h, hub_judge_*) and writes what it did, inside the caller's
+ * write transaction: OK (stored) or BADHASH (the break recorded) for the caller to commit,
+ * anything else to roll back. */
 static enum posgate_err
-sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
+ingest_tx(struct sq *db, const struct hub_batch *b, const char *key, int64_t now_s,
           struct hub_ingest *res)
 {
-    struct sq *db = impl;
     sqlite3_stmt *st = NULL;
     struct hub_break k;
     struct held_ctx hc = {db, b->device_id, SQLITE_OK};
     struct buf pem = BUF_INIT(CRYPTO_PEM_MAX);
     uint64_t anchor = 0;
     enum posgate_err err = POSGATE_OK;
-    bool in_tx = false;
-    int rc;
+    int rc, f;
 
-    memset(&k, 0, sizeof(k));
-    pthread_mutex_lock(&db->mu);
-    rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        goto sqlerr;
-    }
-    in_tx = true;
     rc = sqlite3_prepare_v2(db->db, "SELECT pub_pem FROM devices WHERE device_id = ?1", -1, &st,
                             NULL);
     if (rc == SQLITE_OK) {
@@ -496,11 +552,7 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
         rc = sqlite3_step(st);
     }
     if (rc == SQLITE_DONE) {
-        snprintf(res->error, sizeof(res->error),
-                 "device %s is not enrolled at this collector "
-                 "(posgate-hub enroll --pub device.pub)",
-                 b->device_id);
-        err = POSGATE_ERR_NOTFOUND;
+        err = hub_judge_unenrolled(b, res);
         goto out;
     }
     if (rc != SQLITE_ROW) {
@@ -526,99 +578,30 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
     if (rc != SQLITE_OK) {
         goto sqlerr;
     }
-    err = hub_judge_signature(buf_cstr(&pem), b, res);
+    err = hub_judge_signed(buf_cstr(&pem), b, res);
     if (err != POSGATE_OK) {
         goto out;
     }
-    /* an event the signature does not cover proves nothing about the device: refused, and
-     * nothing recorded (anyone holding a captured batch could have edited it) */
-    err = hub_batch_covered(b, &res->broken_at, res->error, sizeof(res->error));
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    if (hub_judge_breaks(b, held_cb, &hc, &k, &res->duplicates) < 0) {
+    f = hub_judge_chain(b, held_cb, &hc, &k, res);
+    if (f < 0) {
         rc = hc.rc;
         goto sqlerr;
     }
-    if (k.seq != 0) {
-        res->broken_at = k.seq;
-        res->duplicates = 0;
-        snprintf(res->error, sizeof(res->error), "chain broken at seq %llu (%s): %s",
-                 (unsigned long long)k.seq, k.kind, k.detail);
+    if (f > 0) {
         rc = record_break(db, b->device_id, &k, now_s);
         if (rc == SQLITE_OK) {
             rc = note_batch(db, b, key, 0, "chain_broken", now_s, &res->repeated_key);
         }
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
-        }
         if (rc != SQLITE_OK) {
             goto sqlerr;
         }
-        in_tx = false;
-        err = POSGATE_ERR_BADHASH;
+        err = POSGATE_ERR_BADHASH; /* committed by the caller: the break is recorded */
         goto out;
     }
-    if (b->n > 0 && b->ev[0].seq > 1 && res->duplicates < b->n) {
-        uint64_t below = 0;
-        int f;
-        uint8_t h[AUDIT_HASH_LEN];
-
-        f = held_hash(db, b->device_id, b->ev[0].seq - 1, h, NULL, &rc);
-        if (f < 0) {
-            goto sqlerr;
-        }
-        if (f == 0) {
-            int64_t v[3];
-
-            rc = held_below(db, b->device_id, b->ev[0].seq, &below);
-            if (rc != SQLITE_OK) {
-                goto sqlerr;
-            }
-            res->gap_from = below + 1;
-            res->gap_to = b->ev[0].seq - 1;
-            v[0] = (int64_t)res->gap_from;
-            v[1] = (int64_t)res->gap_to;
-            v[2] = now_s;
-            rc = exec_bound(db,
-                            "INSERT OR IGNORE INTO gaps(device_id, from_seq, to_seq, "
-                            "detected_at) VALUES (?1, ?2, ?3, ?4)",
-                            b->device_id, v, 3, NULL, NULL);
-            if (rc != SQLITE_OK) {
-                goto sqlerr;
-            }
-        }
+    rc = store_events(db, b, &hc, anchor, now_s, res);
+    if (rc == SQLITE_OK) {
+        rc = advance_acked(db, b->device_id, &res->acked_seq);
     }
-    for (size_t i = 0; i < b->n; i++) {
-        uint8_t h[AUDIT_HASH_LEN];
-        int f = held_hash(db, b->device_id, b->ev[i].seq, h, NULL, &rc);
-
-        if (f < 0) {
-            goto sqlerr;
-        }
-        if (f == 0 && b->ev[i].seq > anchor) { /* not stored again below the anchor */
-            rc = insert_event(db, b->device_id, &b->ev[i], now_s);
-            if (rc != SQLITE_OK) {
-                goto sqlerr;
-            }
-            res->stored++;
-        }
-    }
-    if (res->stored > 0) {
-        int64_t v[1] = {now_s};
-
-        /* a gap every seq of which is now held is closed, not forgotten */
-        rc = exec_bound(db,
-                        "UPDATE gaps SET closed_at = ?2 WHERE device_id = ?1 AND closed_at "
-                        "IS NULL AND (SELECT count(*) FROM events e WHERE e.device_id = "
-                        "gaps.device_id AND e.seq BETWEEN gaps.from_seq AND gaps.to_seq) = "
-                        "to_seq - from_seq + 1",
-                        b->device_id, v, 1, NULL, NULL);
-        if (rc != SQLITE_OK) {
-            goto sqlerr;
-        }
-    }
-    rc = advance_acked(db, b->device_id, &res->acked_seq);
     if (rc == SQLITE_OK) {
         rc = query_u64(db, held_max_sql, b->device_id, 0, &res->held_seq);
     }
@@ -626,31 +609,54 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
         rc = note_batch(db, b, key, res->stored, "stored", now_s, &res->repeated_key);
     }
     if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+        goto out;
     }
-    if (rc != SQLITE_OK) {
-        goto sqlerr;
-    }
-    in_tx = false;
-    err = POSGATE_OK;
-    goto out;
 sqlerr:
     err = sql_fail(db, rc, "ingest", res->error, sizeof(res->error));
 out:
     sqlite3_finalize(st);
-    if (in_tx) {
+    buf_free(&pem);
+    return err;
+}
+
+/* One batch in one write transaction (BEGIN IMMEDIATE: one writer at a time). */
+static enum posgate_err
+sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
+          struct hub_ingest *res)
+{
+    struct sq *db = impl;
+    enum posgate_err err;
+    int rc;
+
+    pthread_mutex_lock(&db->mu);
+    rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "ingest", res->error, sizeof(res->error));
+        pthread_mutex_unlock(&db->mu);
+        return err;
+    }
+    err = ingest_tx(db, b, key, now_s, res);
+    if (err == POSGATE_OK || err == POSGATE_ERR_BADHASH) {
+        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            err = sql_fail(db, rc, "ingest", res->error, sizeof(res->error));
+        }
+    }
+    if (err != POSGATE_OK && err != POSGATE_ERR_BADHASH) {
         sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
     }
     pthread_mutex_unlock(&db->mu);
-    buf_free(&pem);
     return err;
 }
 
 /* ---- reading ---- */
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0) OVER (ORDER BY seq) AS p FROM events "
-    "WHERE device_id = ?1) WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = ?1), 0)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = ?1) "
+    "WHERE seq > p + 1 ORDER BY seq";
 
 /* Called with db->mu held. */
 static enum posgate_err
@@ -796,31 +802,6 @@ sq_device_state(void *impl, const char *id, struct hub_device_state *out)
     return device_state(impl, id, out);
 }
 
-static enum posgate_err
-total_row(void *ctx, const struct hub_row *r)
-{
-    struct hub_totals *t = ctx;
-    const char *d = r->t[0];
-    uint64_t c = (uint64_t)r->i[0];
-
-    t->events += c;
-    if (d == NULL) {
-        return POSGATE_OK;
-    }
-    if (strcmp(d, "allow") == 0) {
-        t->allow = c;
-    } else if (strcmp(d, "deny") == 0) {
-        t->deny = c;
-    } else if (strcmp(d, "refer") == 0) {
-        t->refer = c;
-    } else if (strcmp(d, "error") == 0) {
-        t->error = c; /* checks the terminal could not decide */
-    } else if (strcmp(d, "summary") == 0) {
-        t->summary = c;
-    }
-    return POSGATE_OK;
-}
-
 /* The ALLOWs all summaries stand for, added in C with a check rather than by SQLite's sum(),
  * which fails the whole query on a 64-bit overflow. Ingest bounds each count
  * (HUB_SUMMARY_*), but a database written before that bound, or a device that sends maximal
@@ -844,29 +825,19 @@ fold_row(void *ctx, const struct hub_row *r)
 }
 
 static enum posgate_err
-batch_totals_row(void *ctx, const struct hub_row *r)
-{
-    struct hub_totals *t = ctx;
-
-    t->batches = (uint64_t)r->i[0];
-    t->repeats = (uint64_t)r->i[1];
-    return POSGATE_OK;
-}
-
-static enum posgate_err
 sq_totals(void *impl, struct hub_totals *t)
 {
     enum posgate_err err;
 
     err = list(impl, "SELECT decision, count(*) FROM events GROUP BY decision", NULL, "ti",
-               total_row, t);
+               hub_row_decisions, t);
     if (err == POSGATE_OK) {
         err = list(impl, "SELECT count FROM events WHERE decision = 'summary'", NULL, "i", fold_row,
                    t);
     }
     if (err == POSGATE_OK) {
         err = list(impl, "SELECT count(*), coalesce(sum(times - 1), 0) FROM batches", NULL, "ii",
-                   batch_totals_row, t);
+                   hub_row_batches, t);
     }
     return err;
 }
@@ -901,21 +872,12 @@ sq_breaks(void *impl, const char *id, hub_row_fn fn, void *ctx)
 }
 
 static enum posgate_err
-pem_row(void *ctx, const struct hub_row *r)
-{
-    struct buf *out = ctx;
-
-    buf_reset(out);
-    return buf_append(out, r->t[0], r->tlen[0]);
-}
-
-static enum posgate_err
 sq_device_pem(void *impl, const char *id, struct buf *out)
 {
     enum posgate_err err;
 
     buf_reset(out);
-    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = ?1", id, "t", pem_row, out);
+    err = list(impl, "SELECT pub_pem FROM devices WHERE device_id = ?1", id, "t", hub_row_pem, out);
     if (err == POSGATE_OK && out->len == 0) {
         err = POSGATE_ERR_NOTFOUND;
     }
@@ -1000,6 +962,9 @@ static const struct {
     {"SELECT device_id, idempotency_key, status, first_seq, last_seq, n_events, stored, "
      "received_at, times FROM batches",
      "tttiiiiii"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii"},
 };
 
 static enum posgate_err
@@ -1096,6 +1061,59 @@ sq_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
     return POSGATE_OK;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+static enum posgate_err
+sq_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    /* the newest LIMIT first, then handed out oldest first (LIMIT -1: all) */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                            "device_id, report, reported_at_us, received_at FROM device_reports "
+                            "WHERE (?1 IS NULL OR device_id = ?1) AND received_at >= ?2 ORDER BY "
+                            "device_id, reported_at_us DESC LIMIT ?3) ORDER BY device_id, "
+                            "reported_at_us",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_s);
+        sqlite3_bind_int64(st, 3, id != NULL && limit > 0 ? limit : -1);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "report history", NULL, 0);
+    }
+    return err;
+}
+
+static enum posgate_err
+sq_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc = sqlite3_prepare_v2(
+        db->db, "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= ?1", -1,
+        &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, since_s);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "events", NULL, 0);
+    }
+    return err;
+}
+
 static const struct hub_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1118,6 +1136,8 @@ static const struct hub_store_ops sq_ops = {
     .device_pem = sq_device_pem,
     .report_put = sq_report_put,
     .reports = sq_reports,
+    .report_history = sq_report_history,
+    .events_since = sq_events_since,
 };
 
 enum posgate_err

@@ -13,6 +13,7 @@
 
 #include "field_sync_layout.h"
 #include "hub_db.h"
+#include "hub_text.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 
@@ -36,17 +37,7 @@ static const char usage_ingest[] =
 static int
 is_device_dir(const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n != DEVICE_ID_HEX_LEN) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
+    return hub_lower_hex(s, DEVICE_ID_HEX_LEN);
 }
 
 static int
@@ -65,21 +56,19 @@ struct device_run {
     char error[600]; /* the first refusal, "" when none */
 };
 
+/* A device_run's error as a JSON string on stdout (hub_json_str: at most 6 bytes for each of
+ * its 600); "" should memory for it run out. */
 static void
 put_json_str(const char *s)
 {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != 0; p++) {
-        if (*p == '"' || *p == '\\') {
-            putchar('\\');
-            putchar(*p);
-        } else if (*p < 0x20) {
-            printf("\\u%04x", *p);
-        } else {
-            putchar(*p);
-        }
+    struct buf b = BUF_INIT(4096);
+
+    if (hub_json_str(&b, s) == POSGATE_OK) {
+        fwrite(b.data, 1, b.len, stdout);
+    } else {
+        fputs("\"\"", stdout);
     }
-    putchar('"');
+    buf_free(&b);
 }
 
 /* The stick's status.json of the device, if any, as POST /v1/device-status would take it. */

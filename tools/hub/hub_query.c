@@ -17,6 +17,7 @@
 #include "feed_config.h"
 #include "json_canon.h"
 #include "hub_store.h"
+#include "hub_text.h"
 #include "plat_file.h"
 
 #define FEED_CONFIG_MAX (4u * 1024u * 1024u)
@@ -29,7 +30,10 @@ str_of(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-/* Appends s as a JSON string. */
+/* Appends s as a JSON string as cJSON prints one (\n, \t and the like in their short form,
+ * other control bytes as \u00XX), as the decision document of hub_db_decision is printed.
+ * hub_json_str (hub_text.h) writes every control byte as \u00XX: the two are kept apart so
+ * that each answer stays byte for byte what it was. */
 static enum posgate_err
 jstr(struct buf *out, const char *s)
 {
@@ -204,7 +208,10 @@ list_of(const struct feed_config *cfg, const char *id)
     return NULL;
 }
 
-/* Appends s as canonical JSON writes a string's inside (only " and \\ escaped). */
+/* Appends s as canonical JSON writes a string's inside (only " and \\ escaped, control bytes
+ * left raw): the bytes a stored event holds, for a pattern found in its text. Not an ordinary
+ * JSON string on purpose: hub_json_str (hub_text.h), which escapes control bytes too, writes
+ * answers, and its output would not be found in canonical text. */
 static enum posgate_err
 pat_str(struct buf *b, const char *s)
 {
@@ -244,7 +251,7 @@ hub_db_decision(struct hub_db *db, const char *decision_id, const char *feed_dir
     char *text = NULL;
     enum posgate_err err;
 
-    if (strlen(decision_id) != 32 || strspn(decision_id, "0123456789abcdef") != 32) {
+    if (!hub_lower_hex(decision_id, 32)) {
         return POSGATE_ERR_NOTFOUND; /* a decision id is 32 lowercase hex */
     }
     err = buf_printf(&pat, ",\"id\":\"%s\"", decision_id);

@@ -14,6 +14,7 @@
 
 #include "crypto.h"
 #include "hub_db.h"
+#include "hub_text.h"
 #include "json_canon.h"
 #include "plat_clock.h"
 
@@ -26,17 +27,6 @@ static const char usage_devices[] =
     "state, metadata_expired, list_key, key_filter, the audit queue (unsent, oldest unsent\n"
     "age), the clock offset against the collector, and the last sync's result and source.\n"
     "  --json  one array: [{\"device_id\", \"received_at\", \"report\": {...}}]\n";
-
-static int
-is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 void
 hub_report_free(struct hub_report *r)
@@ -69,8 +59,7 @@ hub_report_parse(const void *json, size_t len, struct hub_report **out, char *er
     rep = cJSON_GetObjectItemCaseSensitive(env, "report");
     sig = cJSON_GetObjectItemCaseSensitive(env, "signature");
     if (!cJSON_IsNumber(v) || v->valuedouble != 1 || !cJSON_IsString(id) ||
-        strlen(id->valuestring) != DEVICE_ID_HEX_LEN ||
-        !is_hex(id->valuestring, DEVICE_ID_HEX_LEN) || !cJSON_IsString(rep) ||
+        !hub_lower_hex(id->valuestring, DEVICE_ID_HEX_LEN) || !cJSON_IsString(rep) ||
         !cJSON_IsString(sig)) {
         snprintf(errmsg, errcap,
                  "expected a status report {\"v\": 1, \"device_id\": 32 hex, \"report\": string, "

@@ -3,11 +3,12 @@
  * What a collector store implements behind hub_db.h (private to tools/hub_db*.c): SQLite in
  * hub_db_sqlite.c (a file, the embedded default), PostgreSQL in hub_db_pg.c (a libpq URI).
  * hub_db.c owns what does not depend on the store: choosing it from the --db argument, the
- * checks on a batch before the store is touched, judging the chain against what is held
- * (hub_judge_breaks, given a lookup of held events), and the stats documents, written from
- * the rows the store reads. A store owns its transactions and its locking: ingest must judge
- * and write one device's batch so that no other ingest of that device interleaves (SQLite: one
- * writer; PostgreSQL: the device's row locked FOR UPDATE).
+ * checks on a batch before the store is touched, judging the batch against its key and the
+ * chain against what is held (the hub_judge_* steps below, given a lookup of held events), the
+ * rows both stores read the same way, and the stats documents, written from the rows the store
+ * reads. A store owns its SQL, its transactions and its locking: ingest must judge and write
+ * one device's batch so that no other ingest of that device interleaves (SQLite: one writer;
+ * PostgreSQL: the device's row locked FOR UPDATE).
  *
  * Chain anchors (anchors(device_id PK, seq, hash, prev_hash, pruned_at)): prune keeps, for each
  * device, the seq, hash and prev_hash of the newest event it deleted. The held-event lookup of
@@ -26,14 +27,26 @@
  *                 i1 first_seen, i2 last_seen, i3 times
  *   batches       t0 device_id, t1 idempotency_key, t2 status; i0 first_seq, i1 last_seq,
  *                 i2 n_events, i3 stored, i4 received_at, i5 times
- * (device_status and device_reports, the status reports, are not copied by migrate-db yet.)
+ *   anchors       t0 device_id; h0 hash, h1 prev_hash; i0 seq, i1 pruned_at
+ *   device_status, device_reports
+ *                 t0 device_id, t1 report; i0 reported_at_us, i1 received_at
  */
 #ifndef POSGATE_HUB_STORE_H
 #define POSGATE_HUB_STORE_H
 
 #include "hub_db.h"
 
-enum hub_table { HUB_T_DEVICES, HUB_T_EVENTS, HUB_T_GAPS, HUB_T_BREAKS, HUB_T_BATCHES, HUB_T_N };
+enum hub_table {
+    HUB_T_DEVICES,
+    HUB_T_EVENTS,
+    HUB_T_GAPS,
+    HUB_T_BREAKS,
+    HUB_T_BATCHES,
+    HUB_T_ANCHORS, /* the chain anchors prune keeps, so later uploads still verify */
+    HUB_T_STATUS,  /* each device's latest status report */
+    HUB_T_REPORTS, /* every status report received */
+    HUB_T_N
+};
 
 struct hub_row {
     const char *t[4];
@@ -100,6 +113,15 @@ struct hub_store_ops {
     /* The latest report of every device, ordered by id, between read_begin and read_end:
      * t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
     enum posgate_err (*reports)(void *impl, hub_row_fn fn, void *ctx);
+    /* The fleet dashboard (hub_fleet.c), between read_begin and read_end; rows streamed, not
+     * held. The status reports received at or after since_s, of the device id (NULL: of every
+     * device), ordered by device and reported_at_us; with an id, limit > 0 keeps its newest
+     * limit only: t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
+    enum posgate_err (*report_history)(void *impl, const char *id, int64_t since_s,
+                                       int64_t limit, hub_row_fn fn, void *ctx);
+    /* Every event (decisions and summaries) received at or after since_s, in no order:
+     * t0 device_id, t1 json (the canonical event); i0 seq, i1 received_at */
+    enum posgate_err (*events_since)(void *impl, int64_t since_s, hub_row_fn fn, void *ctx);
 };
 
 /* The store behind db, for the readers of hub_query.c. */
@@ -116,14 +138,35 @@ struct hub_break {
     const char *event_json; /* borrowed from the batch; may be NULL */
 };
 
-/* Every link the batch makes with what is held, and seqs it skips, for a batch whose signed
- * head covers all its events; the break with the lowest seq goes to *k, and *dups counts the
- * events held identical. Returns the lookup's error (< 0) or 0. */
-int hub_judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
-                     size_t *dups);
-/* The enrolled key must verify the signature over the head: else BADSIG with res->error. */
-POSGATE_WUR enum posgate_err hub_judge_signature(const char *pem, const struct hub_batch *b,
-                                                 struct hub_ingest *res);
+/* Judging a batch inside a store's ingest, in this order, each filling res as its answer:
+ *   hub_judge_unenrolled  no device row: NOTFOUND, and how to enrol it
+ *   hub_judge_signed      the enrolled key (pem) must verify the signature over the head
+ *                         (BADSIG), and the head must cover every event (REJECTED, nothing
+ *                         recorded: hub_batch_covered)
+ *   hub_judge_chain       every link the batch makes with what is held, and seqs it skips: 1
+ *                         with the break of lowest seq in *k (res->broken_at and res->error
+ *                         say it, no duplicates counted) for the store to record and answer
+ *                         BADHASH, 0 with res->duplicates the events held identical, or the
+ *                         lookup's error (< 0)
+ *   hub_judge_gap         1 when the batch stores something new and the seq before its first
+ *                         event is not held: a gap for the store to record (res->gap_from,
+ *                         gap_to); 0 not, or the lookup's error (< 0) */
+POSGATE_WUR enum posgate_err hub_judge_unenrolled(const struct hub_batch *b,
+                                                  struct hub_ingest *res);
+POSGATE_WUR enum posgate_err hub_judge_signed(const char *pem, const struct hub_batch *b,
+                                              struct hub_ingest *res);
+int hub_judge_chain(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
+                    struct hub_ingest *res);
+int hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, hub_held_fn held,
+                  void *ctx);
+
+/* Rows both stores read the same way, for their own queries: */
+/* t0 a PEM, into the struct buf ctx (replacing what it held) */
+enum posgate_err hub_row_pem(void *ctx, const struct hub_row *r);
+/* t0 a decision and i0 its events, into the struct hub_totals ctx (events sums them all) */
+enum posgate_err hub_row_decisions(void *ctx, const struct hub_row *r);
+/* i0 batch records and i1 the repeats of their keys, into the struct hub_totals ctx */
+enum posgate_err hub_row_batches(void *ctx, const struct hub_row *r);
 
 POSGATE_WUR enum posgate_err hub_sqlite_open(const char *path, void **impl,
                                              const struct hub_store_ops **ops, char *errmsg,

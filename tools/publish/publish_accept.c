@@ -631,7 +631,7 @@ check_snapshot(struct acc *a)
                          t->lt.digest);
         }
     } else if (err != POSGATE_ERR_REJECTED) {
-        err = refuse("%s: %s", t->t->name, rd != NULL ? feed_reader_error(rd) : "unreadable");
+        err = refuse("%s: %s", t->t->name, rd != NULL ? feed_reader_errmsg(rd) : "unreadable");
     }
     feed_reader_free(rd);
     fclose(f);

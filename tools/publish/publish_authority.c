@@ -474,8 +474,8 @@ base_snapshot(struct arun *a, struct pub_list *pl, const char *path)
     }
     if (err == POSGATE_OK) {
         pl->state = *feed_reader_trailer_state(rd);
-    } else if (rd != NULL && feed_reader_error(rd)[0] != '\0') {
-        die_msg("%s: %s", pl->snapshot_target, feed_reader_error(rd));
+    } else if (rd != NULL && feed_reader_errmsg(rd)[0] != '\0') {
+        die_msg("%s: %s", pl->snapshot_target, feed_reader_errmsg(rd));
     }
     feed_reader_free(rd);
     fclose(f);

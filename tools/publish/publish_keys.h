@@ -10,7 +10,8 @@
  *
  *   +-----------------------------+----------------------------------------------------------+
  *   | proposal (export, rotate    | {"signatures":[], "signed":{...}}: the next version of a  |
- *   | --export, authorize         | role, canonical JSON, unsigned; `sign` appends one       |
+ *   | --export, authorize         | role, ordinary JSON, unsigned (signatures are over the   |
+ *   |                             | canonical JSON of "signed"); `sign` appends one          |
  *   | --export)                   | {"keyid","sig"} per key; add-signatures merges the files |
  *   | STATE/publish.json          | root_keys (paths, pruned to the current root keys after  |
  *   |                             | a root change), online_keys (paths of rotated-in online  |

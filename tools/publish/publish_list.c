@@ -55,7 +55,7 @@ open_prev(const struct pub_state *s, const struct list_work *lw, FILE **f, struc
         err = POSGATE_ERR_CORRUPT;
     }
     if (err != POSGATE_OK && *r != NULL) {
-        die_msg("the last snapshot of list %s (%s): %s", lw->id, p, feed_reader_error(*r));
+        die_msg("the last snapshot of list %s (%s): %s", lw->id, p, feed_reader_errmsg(*r));
     }
     return err;
 }
@@ -72,7 +72,7 @@ prev_next(struct feed_reader *r, struct feed_entry *e, int *have)
     }
     err = feed_reader_next(r, &item, e);
     if (err != POSGATE_OK) {
-        die_msg("reading the last snapshot: %s", feed_reader_error(r));
+        die_msg("reading the last snapshot: %s", feed_reader_errmsg(r));
         return err;
     }
     if (item == FEED_ITEM_ENTRY) {
@@ -113,7 +113,7 @@ begin_snapshot(struct feed_writer *w, struct list_work *lw, int64_t now)
      * state is computed by the writer from its entries. */
     err = feed_writer_begin(w, &h, lw->first ? 0 : FEED_WRITE_CALLER_STATE);
     if (err != POSGATE_OK) {
-        die_msg("list %s: %s", lw->id, feed_writer_error(w));
+        die_msg("list %s: %s", lw->id, feed_writer_errmsg(w));
         return err;
     }
     if (lw->first) {
@@ -192,7 +192,7 @@ list_pass(struct pub_state *s, struct list_work *lw, uint16_t li, struct sorter 
             have_prev_new = 1;
             err = feed_writer_add(w, &cur.e);
             if (err != POSGATE_OK) {
-                die_msg("%s line %" PRIu64 ": %s", label, cur.line, feed_writer_error(w));
+                die_msg("%s line %" PRIu64 ": %s", label, cur.line, feed_writer_errmsg(w));
                 goto out;
             }
         }
@@ -262,7 +262,7 @@ list_pass(struct pub_state *s, struct list_work *lw, uint16_t li, struct sorter 
     }
     err = feed_writer_finish(w, lw->first ? NULL : &lw->new_state);
     if (err != POSGATE_OK) {
-        die_msg("list %s: %s", lw->id, feed_writer_error(w));
+        die_msg("list %s: %s", lw->id, feed_writer_errmsg(w));
         goto out;
     }
     if (lw->first) {
@@ -343,7 +343,7 @@ write_delta(struct list_work *lw, int64_t now)
     }
     if (err != POSGATE_OK) {
         die_msg("list %s: writing the delta: %s", lw->id,
-                w != NULL ? feed_writer_error(w) : posgate_strerror(err));
+                w != NULL ? feed_writer_errmsg(w) : posgate_strerror(err));
     }
 out:
     feed_writer_free(w);

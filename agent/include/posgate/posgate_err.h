@@ -2,6 +2,16 @@
 /*
  * The one error enum of posgate and its table of messages. Names and messages come from one
  * X-macro list so that a code can never lack a message. Installed beside posgate.h.
+ *
+ * One way to carry what went wrong, everywhere in posgate: a function returns this enum, and
+ * the words (what was expected, what was found) travel
+ *   - in the handle it works on, read with <module>_errmsg(handle): store_errmsg,
+ *     carrier_errmsg, tuf_client_errmsg, feed_reader_errmsg, posgate_result_errmsg ...;
+ *   - when there is no handle (the function creates one, or runs once), in a caller buffer
+ *     passed as (char *errmsg, size_t errcap), which may be NULL.
+ * posgate_open() is the one function with neither: its prototype is the installed API's, so
+ * it keeps its message per thread for posgate_open_errmsg(). Inside the project, the command
+ * line and the daemon open through posgate_admin_open(), which takes a caller buffer.
  */
 #ifndef POSGATE_ERR_H
 #define POSGATE_ERR_H

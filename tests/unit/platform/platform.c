@@ -241,6 +241,102 @@ test_text(void)
     }
 }
 
+/* The bytes plat_url_escape keeps under flags, spelled out apart from its code. */
+static int
+url_kept(unsigned c, unsigned flags)
+{
+    static const char unreserved[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789-._~";
+    static const char path[] = "/!$&'()*+,;=:@";
+
+    if (c != 0 && strchr(unreserved, (int)c) != NULL) {
+        return 1;
+    }
+    if (c == '%') {
+        return (flags & PLAT_URL_KEEP_PERCENT) != 0;
+    }
+    return (flags & PLAT_URL_KEEP_PATH) != 0 && c != 0 && strchr(path, (int)c) != NULL;
+}
+
+static void
+test_url_escape(void)
+{
+    static const unsigned all_flags[] = {0, PLAT_URL_KEEP_PATH, PLAT_URL_KEEP_PERCENT,
+                                         PLAT_URL_KEEP_PATH | PLAT_URL_KEEP_PERCENT};
+    /* 66 unreserved bytes, 14 more of a path, '%' */
+    static const size_t kept_count[] = {66, 80, 67, 81};
+    unsigned char every[256];
+    char out[3 * 256 + 1], want[3 * 256 + 1], small[8];
+    size_t n = 99;
+
+    /* empty: the result "" needs one byte, for its NUL; with none it is refused */
+    CHECK_OK(plat_url_escape("", 0, 0, small, sizeof small, &n));
+    CHECK_STR(small, "");
+    CHECK_INT(n, 0);
+    CHECK_OK(plat_url_escape(NULL, 0, 0, small, 1, &n));
+    CHECK_STR(small, "");
+    CHECK_ERR(plat_url_escape("", 0, 0, NULL, 0, &n), POSGATE_ERR_TOOBIG);
+    CHECK_ERR(plat_url_escape("a", 1, 0, NULL, 4, NULL), POSGATE_ERR_INVALID);
+    CHECK_ERR(plat_url_escape(NULL, 1, 0, small, sizeof small, NULL), POSGATE_ERR_INVALID);
+
+    /* every byte 0..255, once per flag combination, against the list above */
+    for (unsigned i = 0; i < 256; i++) {
+        every[i] = (unsigned char)i;
+    }
+    for (size_t f = 0; f < sizeof(all_flags) / sizeof(all_flags[0]); f++) {
+        size_t w = 0, kept = 0;
+
+        for (unsigned i = 0; i < 256; i++) {
+            if (url_kept(i, all_flags[f])) {
+                want[w++] = (char)i;
+                kept++;
+            } else {
+                w += (size_t)snprintf(want + w, sizeof(want) - w, "%%%02X", i);
+            }
+        }
+        want[w] = 0;
+        CHECK_OK(plat_url_escape(every, sizeof every, all_flags[f], out, sizeof out, &n));
+        CHECK_INT(n, w);
+        CHECK(memcmp(out, want, w + 1) == 0);
+        CHECK_INT(kept, kept_count[f]);
+        /* truncation refused: exactly w + 1 bytes fit, one less gives nothing */
+        CHECK_OK(plat_url_escape(every, sizeof every, all_flags[f], out, w + 1, &n));
+        CHECK_INT(n, w);
+        memset(out, 'x', sizeof out);
+        CHECK_ERR(plat_url_escape(every, sizeof every, all_flags[f], out, w, &n),
+                  POSGATE_ERR_TOOBIG);
+        CHECK_STR(out, "");
+        CHECK_INT(n, 0);
+    }
+    CHECK_INT(strlen(want), 3 * 256 - 2 * 81); /* the last one: both flags */
+
+    /* one byte short in the middle of an escape, and of a kept byte */
+    CHECK_ERR(plat_url_escape("a/", 2, 0, small, 4, NULL), POSGATE_ERR_TOOBIG);
+    CHECK_OK(plat_url_escape("a/", 2, 0, small, 5, NULL));
+    CHECK_STR(small, "a%2F");
+    CHECK_ERR(plat_url_escape("abc", 3, 0, small, 3, NULL), POSGATE_ERR_TOOBIG);
+    CHECK_OK(plat_url_escape("abc", 3, 0, small, 4, NULL));
+    CHECK_STR(small, "abc");
+
+    /* '%' both ways: escaped as "%25", or kept when the input is escaped already */
+    CHECK_OK(plat_url_escape("a%2Fb", 5, 0, out, sizeof out, &n));
+    CHECK_STR(out, "a%252Fb");
+    CHECK_INT(n, 7);
+    CHECK_OK(plat_url_escape("a%2Fb", 5, PLAT_URL_KEEP_PERCENT, out, sizeof out, &n));
+    CHECK_STR(out, "a%2Fb");
+    CHECK_OK(plat_url_escape("lists/a%2Fb c", 13, PLAT_URL_KEEP_PATH | PLAT_URL_KEEP_PERCENT, out,
+                             sizeof out, NULL));
+    CHECK_STR(out, "lists/a%2Fb%20c");
+    CHECK_OK(plat_url_escape("lists/a%2Fb c", 13, PLAT_URL_KEEP_PATH, out, sizeof out, NULL));
+    CHECK_STR(out, "lists/a%252Fb%20c");
+
+    /* a NUL inside the input is a byte like the others; the length, not the NUL, ends it */
+    CHECK_OK(plat_url_escape("a\0b", 3, 0, out, sizeof out, &n));
+    CHECK_STR(out, "a%00b");
+    CHECK_OK(plat_url_escape("\xc3\xa9/x", 4, PLAT_URL_KEEP_PATH, out, sizeof out, NULL));
+    CHECK_STR(out, "%C3%A9/x");
+}
+
 int
 main(void)
 {
@@ -251,5 +347,6 @@ main(void)
     test_files();
     test_random();
     test_text();
+    test_url_escape();
     return test_summary("platform");
 }

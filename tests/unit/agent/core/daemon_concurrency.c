@@ -204,7 +204,7 @@ main(void)
            atomic_load(&s.checks), atomic_load(&s.saw_v1), atomic_load(&s.saw_v2),
            atomic_load(&s.bad), atomic_load(&s.went_back));
     CHECK_INT(atomic_load(&s.bad), 0);
-    /* readers renew on any commit of this process (store.c), so no thread goes back */
+    /* readers renew on any commit of this process (store_reader.c), so no thread goes back */
     CHECK_INT(atomic_load(&s.went_back), 0);
     CHECK(atomic_load(&s.saw_v1) > 0);
     CHECK(atomic_load(&s.saw_v2) > 0);

@@ -4,8 +4,9 @@
  * through memory, a FILE* and a one-byte-at-a-time source, deltas, every writer refusal, and
  * the reader's rejection of every malformation (bad magic, version, out of order, duplicates,
  * truncation at every byte offset, trailing data, count mismatches, varint overflow, over-long
- * listing ids, non-canonical encodings), with the byte offsets and messages it reports. Some
- * bodies are crafted by hand from the format in docs/feed.md, which checks the documentation.
+ * listing ids, non-canonical encodings), with the byte offsets and messages it reports, and
+ * the split of a listing id (feed_listing_split) the store shares. Some bodies are crafted by
+ * hand from the format in docs/feed.md, which checks the documentation.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -166,7 +167,7 @@ write_snapshot(const struct feed_entry *v, size_t n, struct buf *out, struct sta
         *st = *feed_writer_state(w);
     }
     if (err != POSGATE_OK) {
-        fprintf(stderr, "write_snapshot: %s\n", feed_writer_error(w));
+        fprintf(stderr, "write_snapshot: %s\n", feed_writer_errmsg(w));
     }
     feed_writer_free(w);
     return err;
@@ -202,7 +203,7 @@ read_all(const struct feed_source *src, unsigned flags, const struct feed_entry 
         i++;
     }
     if (msg != NULL) {
-        snprintf(msg, cap, "%s", r != NULL ? feed_reader_error(r) : "");
+        snprintf(msg, cap, "%s", r != NULL ? feed_reader_errmsg(r) : "");
     }
     if (err == POSGATE_OK && want != NULL) {
         CHECK_INT(i, nwant);
@@ -333,7 +334,7 @@ test_safety(void)
     feed_sink_buf(&sink, &b);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_ERR(feed_writer_add(w, &e), POSGATE_ERR_STATE);
-    CHECK_CONTAINS(feed_writer_error(w), "before begin");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "before begin");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     snap_header(&h, 0);
@@ -348,14 +349,14 @@ test_safety(void)
     src.ctx = NULL;
     CHECK_OK(feed_reader_new(&src, 0, &r));
     CHECK_ERR(feed_reader_header(r, &hp), POSGATE_ERR_IO);
-    CHECK_CONTAINS(feed_reader_error(r), "reading the body failed");
+    CHECK_CONTAINS(feed_reader_errmsg(r), "reading the body failed");
     CHECK_ERR(feed_reader_next(r, &item, &e), POSGATE_ERR_IO); /* sticky */
     feed_reader_free(r);
     sink.write = failing_write;
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_IO);
-    CHECK_CONTAINS(feed_writer_error(w), "failed");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "failed");
     feed_writer_free(w);
 
     /* allocation failure */
@@ -706,7 +707,7 @@ read_craft(struct craft *c, char *msg, size_t cap, struct feed_entry *first)
         }
         seen = 1;
     }
-    snprintf(msg, cap, "%s", feed_reader_error(r));
+    snprintf(msg, cap, "%s", feed_reader_errmsg(r));
     feed_reader_free(r);
     return err;
 }
@@ -1193,14 +1194,14 @@ test_delta(void)
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_add(w, &add[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "addition before all 3 removals");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "addition before all 3 removals");
     CHECK_ERR(feed_writer_remove(w, &rem[0]), POSGATE_ERR_STATE); /* failed stays failed */
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_remove(w, &rem[1]));
     CHECK_ERR(feed_writer_remove(w, &rem[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "removal 2: (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "removal 2: (key, listing id");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1208,19 +1209,19 @@ test_delta(void)
         CHECK_OK(feed_writer_remove(w, &rem[i]));
     }
     CHECK_ERR(feed_writer_remove(w, &rem[3]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 3 removals");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 3 removals");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_remove(w, &rem[0]));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 3 removals and 2 additions, 1 and 0");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 3 removals and 2 additions, 1 and 0");
     feed_writer_free(w);
     w = NULL;
     h.base_seq = 8;
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_ERR(feed_writer_begin(w, &h, 0), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "base seq 8 not below seq 8");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "base seq 8 not below seq 8");
 out:
     feed_writer_free(w);
     buf_free(&body);
@@ -1250,8 +1251,8 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[1]));
     CHECK_ERR(feed_writer_add(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 2: (key, listing id");
-    CHECK_CONTAINS(feed_writer_error(w), "not greater than the previous record's");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 2: (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "not greater than the previous record's");
     CHECK_ERR(feed_writer_add(w, &v[2]), POSGATE_ERR_STATE);
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_STATE);
     feed_writer_free(w);
@@ -1260,7 +1261,7 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_ERR(feed_writer_add(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 2: duplicate (key, listing id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 2: duplicate (key, listing id");
     feed_writer_free(w);
     bad = v[0];
     set_lid(&bad, "A");
@@ -1276,7 +1277,7 @@ test_writer_refusals(void)
     bad = v[0];
     bad.valid_until = bad.valid_from;
     CHECK_ERR(feed_writer_add(w, &bad), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 1: valid_until");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 1: valid_until");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1290,13 +1291,13 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_OK(feed_writer_add(w, &v[1]));
     CHECK_ERR(feed_writer_add(w, &v[2]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "record 3: the header declared 2");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "record 3: the header declared 2");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_OK(feed_writer_add(w, &v[0]));
     CHECK_ERR(feed_writer_finish(w, NULL), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "declared 2 records, 1 were written");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "declared 2 records, 1 were written");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
@@ -1304,7 +1305,7 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_add(w, &v[1]));
     state_digest_init(&st);
     CHECK_ERR(feed_writer_finish(w, &st), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "differs");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "differs");
     feed_writer_free(w);
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, FEED_WRITE_CALLER_STATE));
@@ -1315,13 +1316,13 @@ test_writer_refusals(void)
     CHECK_OK(feed_writer_new(&sink, &w));
     CHECK_OK(feed_writer_begin(w, &h, 0));
     CHECK_ERR(feed_writer_remove(w, &v[0]), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "removal in a snapshot");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "removal in a snapshot");
     feed_writer_free(w);
     /* bad headers */
     CHECK_OK(feed_writer_new(&sink, &w));
     snprintf(h.list_id, sizeof h.list_id, "../etc");
     CHECK_ERR(feed_writer_begin(w, &h, 0), POSGATE_ERR_INVALID);
-    CHECK_CONTAINS(feed_writer_error(w), "list id");
+    CHECK_CONTAINS(feed_writer_errmsg(w), "list id");
     feed_writer_free(w);
     snap_header(&h, FEED_MAX_ENTRIES + 1);
     CHECK_OK(feed_writer_new(&sink, &w));
@@ -1367,6 +1368,71 @@ test_dictionary_full(void)
     free(v);
 }
 
+/* feed_listing_split(id, len) gives stem_len, width and num. */
+static void
+check_split(const char *id, size_t len, size_t stem_len, unsigned width, uint64_t num)
+{
+    size_t got_stem = 99;
+    uint8_t got_width = 99;
+    uint64_t got_num = 99;
+
+    feed_listing_split(id, len, &got_stem, &got_width, &got_num);
+    CHECK_INT(got_stem, stem_len);
+    CHECK_INT(got_width, width);
+    CHECK(got_num == num);
+}
+
+/* feed_listing_split, the one split of a listing id shared by the record format and the store:
+ * fixed cases, then random ids whose parts must give the id back (stem || number zero-padded to
+ * the width) with a stem that ends in a digit only when the run was cut at 18 digits. */
+static void
+test_listing_split(void)
+{
+    static const char alphabet[] = "0123456789-AZaz./ \x7e";
+    char id[FEED_LISTING_ID_MAX + 1], back[FEED_LISTING_ID_MAX + 24];
+
+    check_split("SPC-2024-000123", 15, 9, 6, 123);
+    check_split("ABC", 3, 3, 0, 0);
+    check_split("123", 3, 0, 3, 123);
+    check_split("0", 1, 0, 1, 0);
+    check_split("000", 3, 0, 3, 0);
+    check_split("A1B2", 4, 3, 1, 2);
+    check_split("", 0, 0, 0, 0);
+    check_split("AB12XY", 4, 2, 2, 12);   /* only id[0..len) is read */
+    check_split("X\xd9\xa3", 3, 3, 0, 0); /* a digit outside ASCII is not a digit */
+    check_split("999999999999999999", 18, 0, 18, 999999999999999999ULL);
+    check_split("1234567890123456789", 19, 1, 18, 234567890123456789ULL);
+    memset(id, '7', FEED_LISTING_ID_MAX);
+    check_split(id, FEED_LISTING_ID_MAX, FEED_LISTING_ID_MAX - 18, 18, 777777777777777777ULL);
+
+    for (int i = 0; i < 100000; i++) {
+        size_t len = 1 + rnd_below(FEED_LISTING_ID_MAX), stem_len;
+        uint8_t width;
+        uint64_t num;
+        int n;
+
+        for (size_t j = 0; j < len; j++) {
+            /* mostly digits, so that long runs come up */
+            id[j] = rnd_below(3) != 0 ? (char)('0' + rnd_below(10))
+                                      : alphabet[rnd_below(sizeof alphabet - 1)];
+        }
+        id[len] = 0;
+        feed_listing_split(id, len, &stem_len, &width, &num);
+        CHECK(width <= FEED_NUM_DIGITS_MAX && stem_len + width == len);
+        CHECK(num < 1000000000000000000ULL);
+        CHECK(width == FEED_NUM_DIGITS_MAX || stem_len == 0 || id[stem_len - 1] < '0' ||
+              id[stem_len - 1] > '9');
+        memcpy(back, id, stem_len);
+        n = width == 0 ? 0
+                       : snprintf(back + stem_len, sizeof back - stem_len, "%0*llu", (int)width,
+                                  (unsigned long long)num);
+        CHECK(n == (int)width && memcmp(back, id, len) == 0);
+        if (width == 0) {
+            CHECK(num == 0);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -1377,5 +1443,6 @@ main(void)
     test_delta();
     test_writer_refusals();
     test_dictionary_full();
+    test_listing_split();
     return test_summary("feed_records");
 }

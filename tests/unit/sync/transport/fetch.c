@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The fetcher (sync/transport/fetch.c) against a real HTTP server on 127.0.0.1 written in this file (a
+ * The fetcher (sync/transport/fetch*.c) against a real HTTP server on 127.0.0.1 written in this file (a
  * raw socket loop, so that it can misbehave exactly: cut a body mid-way, lie about lengths,
  * answer 429/500): safety cases, full-jitter backoff bounds, Retry-After parsing (seconds and
  * the three HTTP-date forms), conditional GET with 304 served from the cache (in memory and from
@@ -598,6 +598,17 @@ test_server(const char *tmp, int port)
     f = mk(one, 1, NULL, NULL);
     CHECK_ERR(get(fetch_metadata_carrier(f), "timestamp.json", 100, &out), POSGATE_ERR_NETWORK);
     CHECK_CONTAINS(carrier_errmsg(fetch_metadata_carrier(f)), "GET http://127.0.0.1:");
+    fetch_free(f);
+    /* the URL of a name: '%' kept (role names come escaped), and the other characters of a
+     * path; every other byte percent-encoded (plat_url_escape) */
+    set_route("/a/metadata/1.lists%2Feu-1%20x%C3%A9!@.json", M_OK, (const uint8_t *)"D", 1,
+              "\"d\"");
+    one[0] = base_a;
+    f = mk(one, 1, NULL, NULL);
+    CHECK_OK(get(fetch_metadata_carrier(f), "1.lists%2Feu-1 x\xc3\xa9!@.json", 100, &out));
+    CHECK_STR(buf_cstr(&out), "D");
+    CHECK_ERR(get(fetch_targets_carrier(f), "lists/eu-1/a%2Fb c", 100, &out), POSGATE_ERR_NOTFOUND);
+    CHECK_CONTAINS(carrier_errmsg(fetch_targets_carrier(f)), "/a/targets/lists/eu-1/a%2Fb%20c");
     fetch_free(f);
 
     /* 429 with Retry-After: RETRY, the mirror closes for 5 s, no request until then */

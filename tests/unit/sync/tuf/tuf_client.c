@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of the TUF client (sync/tuf/tuf_client.c) and the carriers (carrier_dir.c, carrier_http.c).
+ * Tests of the TUF client (sync/tuf/tuf_client*.c) and the carriers (carrier_dir.c, carrier_http.c).
  * Repositories are built here with freshly generated ECDSA keys (crypto_privkey_sign over
  * json_canon_encode), so the tests do not depend on the writer. Safety cases first, then the
  * good paths (fresh install, update, root rotation, delegations, hash bins) and the attacks of

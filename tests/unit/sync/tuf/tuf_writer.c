@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of sync/tuf/tuf_writer.c and tools/publish/posgate_keygen.c: refused inputs first, then repositories
+ * Tests of sync/tuf/tuf_writer*.c and tools/publish/posgate_keygen.c: refused inputs first, then repositories
  * the writer makes, read back by the real TUF client over a directory carrier: root with three
  * keys and threshold 2, targets with custom metadata, versions bumped only for changed roles,
  * delegation signed by the delegate's keys (the two-party workflow through the saved state),
