@@ -18,7 +18,8 @@
  *                     content carried (length, sha256) or already in the state, the snapshot read
  *                     back against its state digest, the configuration against feed.json
  *   install           the targets into the writer's working copy of the role, the signed role
- *                     imported over it (tuf_writer_import_signed checks the thresholds again)
+ *                     imported over it (tuf_writer_import_delegated checks the thresholds
+ *                     again, the role's signing time its authority's)
  *   commit            the list's record (publish.json, its snapshot and configuration), then the
  *                     repository with the operator's keys
  */
@@ -712,7 +713,7 @@ work_body(struct acc *a, cJSON **out)
 }
 
 /* Beside its targets, version, expiry and signing time, the role must be the state's own (the
- * writer compares the whole body again when it imports it). */
+ * writer compares the rest again when it imports it). */
 static enum posgate_err
 check_body(struct acc *a)
 {
@@ -815,7 +816,7 @@ install(struct acc *a)
         }
     }
     if (err == POSGATE_OK) {
-        err = tuf_writer_import_signed(w, a->pl->role, role->data, role->len);
+        err = tuf_writer_import_delegated(w, a->pl->role, role->data, role->len);
     }
     if (err != POSGATE_OK) {
         unstore_fresh(a);
