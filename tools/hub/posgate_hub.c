@@ -367,7 +367,7 @@ cmd_decision(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    err = hub_db_decision(db, id, feed, json, &out);
+    err = hub_db_lookup(db, id, feed, json, "cli", plat_wall_s(), &out);
     if (err == POSGATE_ERR_NOTFOUND) {
         fprintf(stderr, "posgate-hub decision: no event held has decision id %s\n", id);
         rc = 3;
