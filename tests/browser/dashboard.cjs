@@ -3,12 +3,14 @@
 // collector and starts posgate-hub): Debian's chromium, headless, driven by playwright-core.
 // Signs in with the admin token, then checks that each device of the fixture shows in its
 // state, that the device table sorts and filters, that the charts drew marks with data, that a
-// device's page, the feed versions and the decisions (with a listing's decisions) show, that a
-// page of another origin cannot read the fleet's data, and that logging out ends the session.
+// device's page, the feed versions and the decisions (with a listing's decisions) show, that the
+// transparency report of the fixture's month shows its figures (those of GET /v1/fleet/report,
+// and the fixture's own counts), that a page of another origin cannot read the fleet's data,
+// and that logging out ends the session.
 // Any console error, page error, failed request, refused answer or request to another host
 // fails the test. Saves a screenshot of the overview.
 // Usage: node dashboard.cjs  (environment: HUB_URL, TOKEN, CURRENT, STALE, BROKEN, LISTING,
-//        STALE_LIST, SHOT, CHROMIUM)
+//        STALE_LIST, MONTH, LOOKED_UP, SHOT, CHROMIUM)
 'use strict';
 
 const http = require('http');
@@ -24,6 +26,7 @@ const env = name => {
 const HUB = env('HUB_URL'), TOKEN = env('TOKEN');
 const CURRENT = env('CURRENT'), STALE = env('STALE'), BROKEN = env('BROKEN');
 const LISTING = env('LISTING'), STALE_LIST = env('STALE_LIST'), SHOT = env('SHOT');
+const MONTH = env('MONTH'), LOOKED_UP = env('LOOKED_UP');
 
 const problems = [];
 function check(cond, what) {
@@ -174,6 +177,48 @@ async function main() {
   const json = await page.getAttribute(`#listings-table tr[data-listing="${LISTING}"] a.listing-json`, 'href');
   const viaLink = await context.request.get(HUB + json);
   check(viaLink.status() === 200 && (await viaLink.json()).length === 3, 'the listing JSON link');
+
+  // ---- the transparency report of the fixture's month
+  await page.click('#nav a[data-view=report]');
+  await ready(page, 'report');
+  const reportOf = async m => {
+    await page.fill('#report-month', m);
+    await page.waitForFunction(x => location.hash === '#report?month=' + x &&
+                               document.querySelector('#view h1').textContent === 'Transparency report, ' + x, m);
+  };
+  await reportOf('2001-01'); // a month with nothing
+  const empty = await page.$$eval('#report-cards .card', cs => cs.map(c => c.getAttribute('data-count')));
+  check(same(empty, ['0', '0', '0', '0', '0', '—']) && await page.$('#report-services') === null,
+        'the report of 2001-01: ' + empty);
+  await reportOf(MONTH);
+  const rep = await (await context.request.get(`${HUB}/v1/fleet/report?month=${MONTH}`)).json();
+  const cards = await page.$$eval('#report-cards .card', cs => Object.fromEntries(
+    cs.map(c => [c.getAttribute('data-fig'), c.getAttribute('data-count')])));
+  // the fixture's checks on air: DENY 6 (spc-enforcement 5, caac-safety 2: one cites both),
+  // REFER 1 (caac-safety), ALLOW 4; one contest looked up, a DENY citing LOOKED_UP
+  check(same([cards.checks, cards.deny, cards.refer, cards.overrides, cards.lookups], ['11', '6', '1', '0', '1']),
+        'report cards: ' + JSON.stringify(cards));
+  check(rep.totals.checks === 11 && rep.totals.lookups === 1, 'report totals: ' + JSON.stringify(rep.totals));
+  const cellsOf = sel => page.$$eval(sel, tds => Object.fromEntries(
+    tds.map(td => [td.getAttribute('data-fig'), Number(td.textContent)])));
+  const air = await cellsOf('#report-services tr[data-service="air"] td[data-fig]');
+  const { service: _s, ...airJson } = rep.services.find(x => x.service === 'air');
+  check(same(air, airJson) && air.allow === 4 && air.deny === 6 && air.refer === 1,
+        'report, service air: ' + JSON.stringify(air));
+  for (const [list, deny, refer, lookups] of [['spc-enforcement', 5, 0, LOOKED_UP === 'spc-enforcement' ? 1 : 0],
+                                                ['caac-safety', 2, 1, LOOKED_UP === 'caac-safety' ? 1 : 0]]) {
+    const got = await cellsOf(`#report-lists tr[data-list="${list}"][data-service="air"] td[data-fig]`);
+    const { list: _l, service: _v, ...want } = rep.lists.find(x => x.list === list && x.service === 'air');
+    check(same(got, want) && got.deny === deny && got.refer === refer && got.lookups === lookups,
+          `report, list ${list}: ${JSON.stringify(got)}`);
+  }
+  const versionsShown = await page.$$eval('#report-versions tbody tr', t => t.map(r => Number(r.getAttribute('data-version'))));
+  check(same(versionsShown, rep.propagation.versions.map(v => v.feed_version)) && versionsShown.includes(3),
+        'report, feed versions: ' + versionsShown);
+  const text = await page.textContent('#view');
+  for (const id of [CURRENT, STALE, BROKEN, 'SPC-HARD-1', 'CAAC-', 'clerk-']) {
+    check(!text.includes(id), 'the report view names ' + id);
+  }
 
   // ---- another origin, while signed in: its page cannot read the data
   const srv = await otherOrigin();

@@ -40,13 +40,19 @@ fi
 bash "$IT/fleet_fixture.sh" "$B" "$T/fx" "$T/hub.db" || fail "fleet_fixture.sh"
 # shellcheck disable=SC1091
 source "$T/fx/fleet.env"
+# a contest looked up (the report counts it), and the month of the fixture's decisions
+"$B/posgate-hub" decisions --listing "$LISTING" --db "$T/hub.db" --json > "$T/cited.json" \
+    || fail "decisions --listing"
+read -r DID MONTH < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[0]; print(d["decision_id"], d["time"][:7])' "$T/cited.json")
+"$B/posgate-hub" decision "$DID" --db "$T/hub.db" > /dev/null || fail "decision $DID"
 "$B/posgate-hub" serve --db "$T/hub.db" --feed "$FEED" --admin-token "$TOKEN_ADMIN" \
     --listen 127.0.0.1:0 --port-file "$T/hub.port" 2>"$T/hub.log" &
 HUBPID=$!
 wait_for 10 test -s "$T/hub.port" || fail "posgate-hub did not start"
 
 HUB_URL=http://127.0.0.1:$(cat "$T/hub.port") TOKEN=$TOKEN_ADMIN CURRENT=$CURRENT STALE=$STALE \
-    BROKEN=$BROKEN LISTING=$LISTING STALE_LIST=$STALE_LIST SHOT=$W/dashboard.png CHROMIUM=$CHROMIUM \
+    BROKEN=$BROKEN LISTING=$LISTING STALE_LIST=$STALE_LIST MONTH=$MONTH LOOKED_UP=${LISTING%%/*} \
+    SHOT=$W/dashboard.png CHROMIUM=$CHROMIUM \
     NODE_PATH=$W/node_modules node "$HERE/dashboard.cjs" || fail "the dashboard in chromium"
 kill "$HUBPID"
 wait "$HUBPID" || fail "posgate-hub exited $? after SIGTERM"

@@ -18,6 +18,7 @@
 #include "hub_assets.h"
 #include "hub_fleet.h"
 #include "hub_text.h"
+#include "hub_transparency.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
@@ -449,6 +450,11 @@ fleet_answer(struct hub_dashboard *d, struct MHD_Connection *conn, const char *w
     if (strcmp(what, "versions") == 0) {
         return hub_fleet_versions(d->db, o, out);
     }
+    if (strcmp(what, "report") == 0) { /* the transparency report, as report --json */
+        return hub_transparency(d->db,
+                                MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "month"),
+                                o->now_s, HUB_TRANSPARENCY_JSON, out);
+    }
     if (strcmp(what, "decisions") != 0) {
         return POSGATE_ERR_NOTFOUND;
     }
@@ -515,7 +521,8 @@ fleet(struct hub_dashboard *d, struct MHD_Connection *conn, const char *url, con
         ret = refuse(conn, MHD_HTTP_BAD_REQUEST,
                      "a malformed argument: silent_minutes 0..525600, days 1..366 (hour buckets "
                      "up to 31), limit 1..5000, by decision|list|service|listing, bucket "
-                     "day|hour, listing LIST/LISTING_ID, since an RFC 3339 time or its prefix",
+                     "day|hour, listing LIST/LISTING_ID, since an RFC 3339 time or its prefix, "
+                     "month YYYY-MM",
                      method, url);
     } else {
         ret = store_failed(conn, err, method, url);

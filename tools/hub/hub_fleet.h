@@ -114,6 +114,35 @@ POSGATE_WUR enum posgate_err hub_fleet_device(struct hub_db *db, const char *id,
 POSGATE_WUR enum posgate_err hub_fleet_versions(struct hub_db *db, const struct hub_fleet_opts *o,
                                                 struct buf *out);
 
+/* Delisting propagation over a span (the transparency report, hub_transparency.h): the feed
+ * versions first installed inside [from_s, until_s), that is whose earliest install on any
+ * device (its first report of the version or a later one) lies in it, each with the figures
+ * /v1/fleet/versions gives it, computed by the same code over the status reports received
+ * since from_s - HUB_FLEET_PROP_LOOKBACK_S: a version issued before that is left out (its
+ * installs may lie before what was read, and so its first), as the dashboard leaves out the
+ * propagation of a version issued before its window. Every device that has a version counts,
+ * also those that installed it after until_s. latency_s pools the installs of all the span's
+ * versions, sorted; median_s is their nearest-rank median (-1: none). */
+#define HUB_FLEET_PROP_LOOKBACK_S (31 * 86400)
+struct hub_fleet_prop_version {
+    int64_t feed_version;
+    int64_t issued_s;        /* its signed issue time */
+    int64_t first_install_s; /* on the collector's clock */
+    size_t devices;          /* that have it */
+    int64_t p50_s, p95_s, max_s;
+};
+struct hub_fleet_prop {
+    struct hub_fleet_prop_version *v; /* by feed version */
+    size_t n;
+    int64_t *latency_s;
+    size_t installs;
+    int64_t median_s;
+};
+POSGATE_WUR enum posgate_err hub_fleet_propagation(struct hub_db *db,
+                                                   const struct hub_fleet_opts *o, int64_t from_s,
+                                                   int64_t until_s, struct hub_fleet_prop *out);
+void hub_fleet_prop_cleanup(struct hub_fleet_prop *p); /* a zeroed one is a no-op */
+
 enum hub_fleet_by {
     HUB_FLEET_BY_DECISION,
     HUB_FLEET_BY_LIST,

@@ -9,7 +9,9 @@
  * name (status.issued_at); a device installed V when it first reported V or a later version
  * (versions are cumulative: a device that went from V-1 to V+1 holds V's delistings from then
  * on), at the report's status.installed_at, moved onto the collector's clock by the report's
- * clock_offset_s when it has one. Latencies below zero (clocks that disagree) count as 0.
+ * clock_offset_s when it has one. Latencies below zero (clocks that disagree) count as 0. The
+ * transparency report takes the same figures over the versions first installed in a month
+ * (hub_fleet_propagation).
  */
 #include "hub_fleet.h"
 
@@ -247,47 +249,65 @@ rank(const int64_t *sorted, size_t n, size_t pct)
     return sorted[k > 0 ? k - 1 : 0];
 }
 
+/* Each device's first report of v or of a later version among the firsts (versions are
+ * cumulative), into got[d] (NULL: none in the window). */
+static void
+installs_of(const struct hub_fleet *f, const struct firsts *fs, int64_t v, const struct first **got)
+{
+    for (size_t d = 0; d < f->n; d++) {
+        got[d] = NULL;
+    }
+    for (size_t i = 0; i < fs->n; i++) {
+        const struct first *e = &fs->v[i];
+
+        if (e->version >= v &&
+            (got[e->dev] == NULL || e->reported_at_us < got[e->dev]->reported_at_us)) {
+            got[e->dev] = e;
+        }
+    }
+}
+
+/* From the issue time to the install; below zero (clocks that disagree) 0. */
+static int64_t
+latency(const struct first *e, int64_t issued)
+{
+    return e->install_s > issued ? e->install_s - issued : 0;
+}
+
 /* The propagation of version v to each device that has it (firsts in the window). */
 static enum posgate_err
 propagation(cJSON *x, const struct hub_fleet *f, const struct firsts *fs, int64_t v, int64_t issued)
 {
     int64_t *lat = plat_calloc(f->n + 1, sizeof(*lat));
+    const struct first **got = plat_calloc(f->n + 1, sizeof(*got));
     cJSON *installs = cJSON_AddArrayToObject(x, "installs"), *p;
     size_t n = 0, unknown = 0;
+    enum posgate_err err = POSGATE_ERR_NOMEM;
 
-    if (lat == NULL || installs == NULL) {
-        plat_free(lat);
-        return POSGATE_ERR_NOMEM;
+    if (lat == NULL || got == NULL || installs == NULL) {
+        goto out;
     }
+    installs_of(f, fs, v, got);
     for (size_t d = 0; d < f->n; d++) {
-        const struct first *best = NULL;
-
-        for (size_t i = 0; i < fs->n; i++) {
-            if (fs->v[i].dev == d && fs->v[i].version >= v &&
-                (best == NULL || fs->v[i].reported_at_us < best->reported_at_us)) {
-                best = &fs->v[i];
-            }
-        }
-        if (best == NULL) {
+        if (got[d] == NULL) {
             unknown += f->dev[d].feed_version >= v ? 1 : 0; /* installed before the window */
             continue;
         }
-        lat[n] = best->install_s > issued ? best->install_s - issued : 0;
+        lat[n] = latency(got[d], issued);
         p = cJSON_CreateObject();
         if (p == NULL) {
-            plat_free(lat);
-            return POSGATE_ERR_NOMEM;
+            goto out;
         }
         cJSON_AddStringToObject(p, "device_id", f->dev[d].id);
-        add_time(p, "installed_at", best->install_s);
+        add_time(p, "installed_at", got[d]->install_s);
         cJSON_AddNumberToObject(p, "latency_s", (double)lat[n++]);
         cJSON_AddItemToArray(installs, p);
     }
     cJSON_AddNumberToObject(x, "install_time_unknown", (double)unknown);
+    err = POSGATE_OK;
     if (n == 0) {
         cJSON_AddNullToObject(x, "propagation");
-        plat_free(lat);
-        return POSGATE_OK;
+        goto out;
     }
     qsort(lat, n, sizeof(*lat), by_int64);
     p = cJSON_AddObjectToObject(x, "propagation");
@@ -295,8 +315,10 @@ propagation(cJSON *x, const struct hub_fleet *f, const struct firsts *fs, int64_
     cJSON_AddNumberToObject(p, "p50_s", (double)rank(lat, n, 50));
     cJSON_AddNumberToObject(p, "p95_s", (double)rank(lat, n, 95));
     cJSON_AddNumberToObject(p, "max_s", (double)lat[n - 1]);
+out:
     plat_free(lat);
-    return POSGATE_OK;
+    plat_free(got);
+    return err;
 }
 
 static enum posgate_err
@@ -332,30 +354,46 @@ version_json(cJSON *arr, const struct hub_fleet *f, const struct firsts *fs, int
     return propagation(x, f, fs, v, issued);
 }
 
-enum posgate_err
-hub_fleet_versions(struct hub_db *db, const struct hub_fleet_opts *o, struct buf *out)
+/* The fleet, and the first report of each feed version of each device among the status
+ * reports received since since_s (streamed, in one snapshot). */
+static enum posgate_err
+load_firsts(struct hub_db *db, const struct hub_fleet_opts *o, int64_t since_s, struct hub_fleet *f,
+            struct firsts *fs)
 {
     void *impl;
     const struct hub_store_ops *ops = hub_db_store(db, &impl);
+    enum posgate_err err = hub_fleet_load(db, o, f);
+
+    memset(fs, 0, sizeof(*fs));
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    fs->f = f;
+    err = ops->read_begin(impl);
+    if (err == POSGATE_OK) {
+        err = ops->report_history(impl, NULL, since_s, 0, first_row, fs);
+        ops->read_end(impl);
+    }
+    if (err != POSGATE_OK) {
+        plat_free(fs->v);
+        memset(fs, 0, sizeof(*fs));
+        hub_fleet_cleanup(f);
+    }
+    return err;
+}
+
+enum posgate_err
+hub_fleet_versions(struct hub_db *db, const struct hub_fleet_opts *o, struct buf *out)
+{
     struct hub_fleet f;
     struct firsts fs;
     int64_t since = o->now_s - o->days * 86400, v[HUB_FLEET_VERSIONS_MAX];
     size_t nv;
     cJSON *doc = NULL, *arr;
-    enum posgate_err err = hub_fleet_load(db, o, &f);
+    enum posgate_err err = load_firsts(db, o, since, &f, &fs);
 
     if (err != POSGATE_OK) {
         return err;
-    }
-    memset(&fs, 0, sizeof(fs));
-    fs.f = &f;
-    err = ops->read_begin(impl);
-    if (err == POSGATE_OK) {
-        err = ops->report_history(impl, NULL, since, 0, first_row, &fs);
-        ops->read_end(impl);
-    }
-    if (err != POSGATE_OK) {
-        goto out;
     }
     nv = versions_of(&f, &fs, o->served_version, v);
     doc = hub_fleet_doc(&f, o);
@@ -377,6 +415,113 @@ out:
     plat_free(fs.v);
     hub_fleet_cleanup(&f);
     return err;
+}
+
+/* ---- propagation over a span of first installs (the transparency report) ---- */
+
+/* Appends the latencies of one version of the span to p (its row, and the pool). */
+static enum posgate_err
+span_version(struct hub_fleet_prop *p, int64_t v, int64_t issued, int64_t first, int64_t *lat,
+             size_t n)
+{
+    struct hub_fleet_prop_version *x;
+    void *q;
+
+    q = plat_realloc(p->v, (p->n + 1) * sizeof(*p->v));
+    if (q == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    p->v = q;
+    q = plat_realloc(p->latency_s, (p->installs + n) * sizeof(*p->latency_s));
+    if (q == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    p->latency_s = q;
+    qsort(lat, n, sizeof(*lat), by_int64);
+    x = &p->v[p->n++];
+    x->feed_version = v;
+    x->issued_s = issued;
+    x->first_install_s = first;
+    x->devices = n;
+    x->p50_s = rank(lat, n, 50);
+    x->p95_s = rank(lat, n, 95);
+    x->max_s = lat[n - 1];
+    memcpy(p->latency_s + p->installs, lat, n * sizeof(*lat));
+    p->installs += n;
+    return POSGATE_OK;
+}
+
+enum posgate_err
+hub_fleet_propagation(struct hub_db *db, const struct hub_fleet_opts *o, int64_t from_s,
+                      int64_t until_s, struct hub_fleet_prop *out)
+{
+    struct hub_fleet f;
+    struct firsts fs;
+    int64_t since = from_s > HUB_FLEET_PROP_LOOKBACK_S ? from_s - HUB_FLEET_PROP_LOOKBACK_S : 0;
+    int64_t *vs = NULL, *lat = NULL;
+    const struct first **got = NULL;
+    enum posgate_err err;
+
+    memset(out, 0, sizeof(*out));
+    out->median_s = -1;
+    err = load_firsts(db, o, since, &f, &fs);
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    vs = plat_calloc(fs.n + 1, sizeof(*vs));
+    lat = plat_calloc(f.n + 1, sizeof(*lat));
+    got = plat_calloc(f.n + 1, sizeof(*got));
+    if (vs == NULL || lat == NULL || got == NULL) {
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < fs.n; i++) {
+        vs[i] = fs.v[i].version;
+    }
+    qsort(vs, fs.n, sizeof(*vs), by_int64);
+    for (size_t i = 0; err == POSGATE_OK && i < fs.n; i++) {
+        int64_t v = vs[i], issued = issued_of(&f, &fs, v), first = INT64_MAX;
+        size_t n = 0;
+
+        /* each version once; one issued before what was read may have installs before it too,
+         * so its first install is not known (as /v1/fleet/versions leaves its propagation out) */
+        if ((i > 0 && vs[i - 1] == v) || issued < 0 || issued < since) {
+            continue;
+        }
+        installs_of(&f, &fs, v, got);
+        for (size_t d = 0; d < f.n; d++) {
+            if (got[d] != NULL) {
+                lat[n++] = latency(got[d], issued);
+                first = got[d]->install_s < first ? got[d]->install_s : first;
+            }
+        }
+        if (n > 0 && first >= from_s && first < until_s) {
+            err = span_version(out, v, issued, first, lat, n);
+        }
+    }
+    if (err == POSGATE_OK && out->installs > 0) {
+        qsort(out->latency_s, out->installs, sizeof(*out->latency_s), by_int64);
+        out->median_s = rank(out->latency_s, out->installs, 50);
+    }
+out:
+    if (err != POSGATE_OK) {
+        hub_fleet_prop_cleanup(out);
+    }
+    plat_free(vs);
+    plat_free(lat);
+    plat_free(got);
+    plat_free(fs.v);
+    hub_fleet_cleanup(&f);
+    return err;
+}
+
+void
+hub_fleet_prop_cleanup(struct hub_fleet_prop *p)
+{
+    plat_free(p->v);
+    plat_free(p->latency_s);
+    memset(p, 0, sizeof(*p));
+    p->median_s = -1;
 }
 
 /* ---- decisions over time ---- */

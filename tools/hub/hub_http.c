@@ -634,8 +634,8 @@ same_secret(const char *a, const char *b, size_t n)
     return d == 0;
 }
 
-/* GET /v1/decisions/{id}: the contest answer (hub_db_decision), for a bearer of the auditor
- * token only. */
+/* GET /v1/decisions/{id}: the contest answer (hub_db_lookup: the lookup is recorded), for a
+ * bearer of the auditor token only. */
 static enum MHD_Result
 handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, const char *method)
 {
@@ -667,7 +667,8 @@ handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, cons
         return reply_error(conn, MHD_HTTP_BAD_REQUEST, "a decision id is 32 lowercase hex", 0,
                            method, "/v1/decisions/");
     }
-    err = hub_db_decision(h->db, id, h->root_len > 0 ? h->root : NULL, true, &out);
+    err = hub_db_lookup(h->db, id, h->root_len > 0 ? h->root : NULL, true, "http", plat_wall_s(),
+                        &out);
     if (err == POSGATE_ERR_NOTFOUND) {
         ret = reply_error(conn, MHD_HTTP_NOT_FOUND, "no decision with that id is held", 0, method,
                           "/v1/decisions/");

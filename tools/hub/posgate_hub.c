@@ -16,8 +16,8 @@
  * This file holds the usage, main's choice of command and the commands that work on the
  * database alone (enroll, stats, migrate-db, decision, decisions, prune). `serve` is
  * hub_serve.c and the answers to its requests hub_http.c, the users of libmicrohttpd (through
- * hub_internal.h; main asks it only for its version); `ingest` is hub_ingest.c and `devices`
- * hub_report.c.
+ * hub_internal.h; main asks it only for its version); `ingest` is hub_ingest.c, `devices`
+ * hub_report.c and `report` (the transparency report) hub_transparency.c.
  */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
@@ -34,6 +34,7 @@
 #include "hub_internal.h"
 #include "hub_report.h"
 #include "hub_text.h"
+#include "hub_transparency.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "version.h"
@@ -53,6 +54,7 @@ const char hub_usage[] =
     "       posgate-hub decision ID --db HUB.db [--feed DIR] [--json]   (answering a contest)\n"
     "       posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
     "       posgate-hub prune --older-than DURATION --db HUB.db\n"
+    "       posgate-hub report --month YYYY-MM --db HUB.db [--json|--html]   (transparency)\n"
     "Each command answers --help.\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
@@ -282,7 +284,7 @@ out:
 static const char usage_decision[] =
     "usage: posgate-hub decision ID --db HUB.db [--feed DIR] [--json]\n"
     "  what was decided under that decision id and why (docs/collector.md); exit 3 when no\n"
-    "  event holds it\n";
+    "  event holds it. Each answer is counted (the lookups of the transparency report)\n";
 static const char usage_decisions[] =
     "usage: posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
     "  every DENY and REFER that cited the listing: decision id, time, decision, device,\n"
@@ -367,7 +369,7 @@ cmd_decision(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    err = hub_db_decision(db, id, feed, json, &out);
+    err = hub_db_lookup(db, id, feed, json, "cli", plat_wall_s(), &out);
     if (err == POSGATE_ERR_NOTFOUND) {
         fprintf(stderr, "posgate-hub decision: no event held has decision id %s\n", id);
         rc = 3;
@@ -488,6 +490,7 @@ static const struct {
     {"serve", hub_serve_main},   {"enroll", cmd_enroll},      {"stats", cmd_stats},
     {"migrate-db", cmd_migrate}, {"decision", cmd_decision},  {"decisions", cmd_decisions},
     {"prune", cmd_prune},        {"ingest", hub_ingest_main}, {"devices", hub_devices_main},
+    {"report", hub_transparency_main},
 };
 
 int

@@ -3,7 +3,7 @@
 // token (once; the hub keeps the session in an HttpOnly cookie that this script never sees), then
 // draws the answers of GET /v1/fleet/... as views chosen by the URL's fragment:
 //   #overview  #devices?state=&version=&q=&sort=&dir=  #device/ID  #versions
-//   #decisions?by=&bucket=&days=&listing=
+//   #decisions?by=&bucket=&days=&listing=  #report?month=YYYY-MM
 // Text from the collector is only ever set as text (textContent), never parsed as HTML.
 'use strict';
 
@@ -481,9 +481,72 @@
             el('td', { text: val(r.operator) })))));
   }
 
+  // ---- the transparency report ----
+
+  const REPORT_FIGS = [
+    ['checks', 'Checks'], ['allow', 'ALLOW'], ['deny', 'DENY'], ['refer', 'REFER'], ['error', 'Error'],
+    ['overrides', 'Overrides'], ['overrides_refused', 'Refused'], ['lookups', 'Looked up'],
+  ];
+  const LIST_FIGS = ['deny', 'refer', 'overrides', 'overrides_refused', 'lookups'];
+
+  // The month's aggregates, as `posgate-hub report --month M --json` prints them: no device,
+  // operator, decision or listing is ever in the answer.
+  async function report() {
+    const asked = hashParams().get('month') || '';
+    const month = /^\d{4}-\d{2}$/.test(asked) ? asked : new Date().toISOString().slice(0, 7);
+    const r = await api('/v1/fleet/report', { month });
+    const t = r.totals, prop = r.propagation;
+    const pick = el('input', { id: 'report-month', type: 'month', value: r.month, 'aria-label': 'month' });
+    pick.addEventListener('change', () => {
+      if (/^\d{4}-\d{2}$/.test(pick.value)) {
+        location.hash = 'report?month=' + pick.value;
+      }
+    });
+    const figCell = (x, k) => el('td', { class: 'num', 'data-fig': k, text: x[k] });
+    const card = (k, label, n) => el('div', { class: 'card', 'data-fig': k, 'data-count': n },
+                                      el('div', { class: 'n', text: n }), el('div', { class: 'l', text: label }));
+    show(
+      el('h1', { text: `Transparency report, ${r.month}` }),
+      panel(null,
+        el('div', { class: 'filters' }, pick,
+          el('span', { class: 'muted', text: `${r.from} to ${r.until}: decisions by their own time ` +
+                                              "(the kiosk's clock), contests looked up by the collector's" })),
+        el('div', { class: 'cards', id: 'report-cards' },
+          card('checks', 'checks', t.checks), card('deny', 'DENY', t.deny), card('refer', 'REFER', t.refer),
+          card('overrides', 'overrides granted', t.overrides),
+          card('lookups', 'contests looked up', t.lookups),
+          card('median_s', 'median delisting propagation', prop.median_s === null ? '—' : dur(prop.median_s)))),
+      panel('By service', r.services.length === 0 ? el('p', { class: 'muted', text: 'no check this month' })
+        : table('report-services', ['Service', ...REPORT_FIGS.map(([, l]) => ({ label: l, num: true }))],
+          r.services.map(x => el('tr', { 'data-service': x.service },
+            el('td', { class: 'mono', text: x.service }), REPORT_FIGS.map(([k]) => figCell(x, k)))))),
+      panel('By list and service',
+        el('p', { class: 'muted', text: 'A DENY, REFER, override or lookup counts once under every list its ' +
+                                         'decision cites. A list with one DENY still shows that someone was denied.' }),
+        r.lists.length === 0 ? el('p', { class: 'muted', text: 'no list cited this month' })
+          : table('report-lists', ['List', 'Service', ...LIST_FIGS.map(k => ({
+              label: REPORT_FIGS.find(f => f[0] === k)[1], num: true }))],
+            r.lists.map(x => el('tr', { 'data-list': x.list, 'data-service': x.service },
+              el('td', { class: 'mono', text: x.list }), el('td', { class: 'mono', text: x.service }),
+              LIST_FIGS.map(k => figCell(x, k)))))),
+      panel('Delisting propagation',
+        el('p', { class: 'muted', text: prop.installs === 0 ? 'No feed version was first installed this month.'
+          : `Median ${dur(prop.median_s)} over ${prop.installs} installs of the feed versions first installed ` +
+            'this month, from each version\'s signed issue time.' }),
+        prop.versions.length === 0 ? null
+          : table('report-versions', [{ label: 'Version', num: true }, 'Issued', 'First installed',
+                                      { label: 'Devices', num: true }, { label: 'p50', num: true },
+                                      { label: 'p95', num: true }, { label: 'max', num: true }],
+            prop.versions.map(v => el('tr', { 'data-version': v.feed_version },
+              el('td', { class: 'num', text: v.feed_version }), el('td', { text: v.issued_at }),
+              el('td', { text: v.first_installed_at }), el('td', { class: 'num', text: v.devices }),
+              el('td', { class: 'num', text: dur(v.p50_s) }), el('td', { class: 'num', text: dur(v.p95_s) }),
+              el('td', { class: 'num', text: dur(v.max_s) }))))));
+  }
+
   // ---- routing, sign in and out ----
 
-  const VIEWS = { overview, devices, versions, decisions };
+  const VIEWS = { overview, devices, versions, decisions, report };
 
   async function route() {
     const h = location.hash.slice(1) || 'overview';
