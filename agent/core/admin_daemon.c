@@ -6,12 +6,13 @@
  * uploader, one upload round, the device status report, pruning), the serialised reads of the
  * handle's store connection, and the metric families of the fetcher and the uploader.
  *
- * Locks: store_lock serialises every use of pg->st made here (one SQLite connection opened
- * without SQLite's own mutex: two threads stepping statements on it at once corrupt its state,
- * which showed as a GET /v1/status answering 500, or spinning for good, while the sync thread
- * read the installed version). lock guards the fetcher pointer (the sync thread replaces it,
+ * Locks: the handle's st_lock (api_internal.h) serialises every use of pg->st, here and in
+ * posgate_status_json (one SQLite connection opened without SQLite's own mutex: two threads
+ * stepping statements on it at once corrupt its state, which showed as a GET /v1/status
+ * answering 500, or spinning for good, while the sync thread read the installed version).
+ * lock guards the fetcher pointer (the sync thread replaces it,
  * /metrics and the stop read it), the renewal flags, the counters and the queue's last figures.
- * Neither is held while calling out, except store_lock around the store reads themselves.
+ * Neither is held while calling out, except st_lock around the store reads themselves.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "posgate_admin.h"
@@ -51,7 +52,6 @@ _Static_assert((int)POSGATED_UPLOAD_OK == (int)UPLOAD_OK &&
 
 struct posgated_core {
     struct posgate *pg;
-    pthread_mutex_t store_lock; /* every use of pg->st made here */
     pthread_mutex_t lock;       /* the fields below marked "lock" */
 
     /* the sync thread's */
@@ -84,12 +84,7 @@ posgated_core_new(struct posgate *pg, struct posgated_core **out)
     if (c == NULL) {
         return POSGATE_ERR_NOMEM;
     }
-    if (pthread_mutex_init(&c->store_lock, NULL) != 0) {
-        plat_free(c);
-        return POSGATE_ERR_NOMEM;
-    }
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        pthread_mutex_destroy(&c->store_lock);
         plat_free(c);
         return POSGATE_ERR_NOMEM;
     }
@@ -107,19 +102,13 @@ posgated_core_free(struct posgated_core *c)
     uploader_free(c->up);
     fetch_free(c->fetch);
     pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->store_lock);
     plat_free(c);
 }
 
 enum posgate_err
 posgated_status_json(struct posgated_core *c, char **out)
 {
-    enum posgate_err err;
-
-    pthread_mutex_lock(&c->store_lock);
-    err = posgate_status_json(c->pg, out);
-    pthread_mutex_unlock(&c->store_lock);
-    return err;
+    return posgate_status_json(c->pg, out); /* it takes the handle's st_lock */
 }
 
 void
@@ -276,9 +265,9 @@ installed_version(struct posgated_core *c)
     struct store_meta m;
     enum posgate_err err;
 
-    pthread_mutex_lock(&c->store_lock);
+    pthread_mutex_lock(&c->pg->st_lock);
     err = store_get_meta(c->pg->st, &m);
-    pthread_mutex_unlock(&c->store_lock);
+    pthread_mutex_unlock(&c->pg->st_lock);
     return err == POSGATE_OK ? m.feed_version : 0;
 }
 
@@ -632,11 +621,9 @@ posgated_audit_send_status(struct posgated_core *c, const struct posgated_audit_
     }
     sync.at = sync_at;
     sync.result = result;
-    /* the report holds the status object: read through the handle's store connection */
-    pthread_mutex_lock(&c->store_lock);
+    /* the report holds the status object (posgate_status_json takes the handle's st_lock) */
     err = device_report_json(c->pg, result[0] != 0 ? &sync : NULL,
                              c->have_offset ? &c->clock_offset : NULL, plat_wall_us(), &rep);
-    pthread_mutex_unlock(&c->store_lock);
     if (err == POSGATE_OK) {
         err = uploader_post_status(c->up, rep.data, rep.len, &res);
     }

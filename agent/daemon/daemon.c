@@ -727,10 +727,9 @@ main(int argc, char **argv)
     pthread_cond_init(&d.audit_cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    err = posgate_open(d.cfg.data_dir, &d.pg);
+    err = posgate_admin_open(d.cfg.data_dir, &d.pg, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        fprintf(stderr, "posgated: cannot open data dir %s: %s\n", d.cfg.data_dir,
-                posgate_open_errmsg());
+        fprintf(stderr, "posgated: cannot open data dir %s: %s\n", d.cfg.data_dir, msg);
         goto out;
     }
     err = posgated_core_new(d.pg, &d.core);
