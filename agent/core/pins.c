@@ -356,9 +356,8 @@ pin_from_record(const cJSON *rec, int64_t root_version)
         json_get_int(rec, "threshold", 1, n, &thr) != POSGATE_OK) {
         return NULL;
     }
-    if (retired != NULL &&
-        (!cJSON_IsString(retired) || strlen(retired->valuestring) > TIME_MAX ||
-         plat_time_parse(retired->valuestring, &when) != POSGATE_OK)) {
+    if (retired != NULL && (!cJSON_IsString(retired) || strlen(retired->valuestring) > TIME_MAX ||
+                            plat_time_parse(retired->valuestring, &when) != POSGATE_OK)) {
         return NULL;
     }
     pin = cJSON_CreateObject();

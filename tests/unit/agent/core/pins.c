@@ -25,11 +25,12 @@
 #include "pins.h"
 #include "plat_file.h"
 
-#define K1 "1111111111111111111111111111111111111111111111111111111111111111"
-#define K2 "2222222222222222222222222222222222222222222222222222222222222222"
-#define T1 "2026-05-01T08:00:00Z"
+#define K1       "1111111111111111111111111111111111111111111111111111111111111111"
+#define K2       "2222222222222222222222222222222222222222222222222222222222222222"
+#define T1       "2026-05-01T08:00:00Z"
 #define PIN_A(k) "\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" k "\"]"
-#define REC_A_RETIRED "{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K1 "\"],\"retired\":\"" T1 "\"}}"
+#define REC_A_RETIRED                                                                              \
+    "{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K1 "\"],\"retired\":\"" T1 "\"}}"
 
 static char dir[256], pins_path[300];
 
@@ -166,9 +167,9 @@ test_moves(void)
     CHECK(stat(pins_path, &st2) == 0);
     CHECK(st1.st_mtime == st2.st_mtime && st1.st_ino == st2.st_ino);
     /* ... nor by a later root restating it: the pin keeps the version that set it */
-    CHECK_OK(apply_v(8, "{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K1 "\",\"" K2
-                        "\"]}}",
-                     msg, sizeof(msg)));
+    CHECK_OK(
+        apply_v(8, "{\"a\":{\"role\":\"list-a\",\"threshold\":2,\"keys\":[\"" K1 "\",\"" K2 "\"]}}",
+                msg, sizeof(msg)));
     CHECK(stat(pins_path, &st2) == 0);
     CHECK(st1.st_mtime == st2.st_mtime && st1.st_ino == st2.st_ino);
 }
@@ -181,14 +182,15 @@ config(int with_a)
     struct feed_config *cfg = NULL;
     char msg[FEED_ERRMSG_MIN];
 
-    snprintf(json, sizeof(json),
-             "{\"feed_id\":\"t\",\"services\":[\"air\"],\"lists\":[%s{\"id\":\"b\","
-             "\"authority\":\"B\",\"jurisdictions\":[],\"stale_after\":\"7d\"}],\"reasons\":[{\"id\":"
-             "\"r\",\"authority\":\"B\",\"legal_basis\":\"x\",\"contest\":\"y\",\"scope\":[\"air\"],"
-             "\"override\":\"none\",\"minors\":\"refer\"}]}",
-             with_a ? "{\"id\":\"a\",\"authority\":\"A\",\"jurisdictions\":[],"
-                      "\"stale_after\":\"7d\"},"
-                    : "");
+    snprintf(
+        json, sizeof(json),
+        "{\"feed_id\":\"t\",\"services\":[\"air\"],\"lists\":[%s{\"id\":\"b\","
+        "\"authority\":\"B\",\"jurisdictions\":[],\"stale_after\":\"7d\"}],\"reasons\":[{\"id\":"
+        "\"r\",\"authority\":\"B\",\"legal_basis\":\"x\",\"contest\":\"y\",\"scope\":[\"air\"],"
+        "\"override\":\"none\",\"minors\":\"refer\"}]}",
+        with_a ? "{\"id\":\"a\",\"authority\":\"A\",\"jurisdictions\":[],"
+                 "\"stale_after\":\"7d\"},"
+               : "");
     CHECK_OK(feed_config_parse(json, strlen(json), 0, &cfg, msg, sizeof(msg)));
     if (cfg == NULL) {
         fprintf(stderr, "config: %s\n", msg);
@@ -251,8 +253,8 @@ test_retire(void)
     free(s);
     free(before);
     /* a root recording the list anew (another key): it returns, pinned to the record */
-    CHECK_OK(apply_v(11, "{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K2 "\"]}}",
-                     msg, sizeof(msg)));
+    CHECK_OK(apply_v(11, "{\"a\":{\"role\":\"list-a\",\"threshold\":1,\"keys\":[\"" K2 "\"]}}", msg,
+                     sizeof(msg)));
     s = get();
     CHECK_STR(s, "{\"lists\":{" PIN_A(K2) ",\"root\":11}},\"retired\":{}}");
     free(s);
