@@ -14,13 +14,14 @@
 #     hand, with the list dropped: refused by the kiosk's TUF client;
 #  4. the retirement: `authorize --retire --export`, two holders sign, `add-signatures --out`:
 #     the kiosks take the root, the list is retiring (still pinned, still DENY; k3 pins it from
-#     the record); the operator alone still cannot re-point it;
+#     the record); accept refuses the authority's next handover; the operator alone still
+#     cannot re-point it;
 #  5. the operator drops the list (`update`): the delegation is withdrawn, the list leaves the
 #     state; the running daemon and the import kiosks accept the feed, the subject is ALLOW,
 #     status no longer shows the list, pins.json records the retirement (root version, time);
-#  6. replays: the retirement proposal again (posgate-publish), the pre-retirement feed and the
-#     pre-retirement root as the next root version (kiosks), the list brought back by the
-#     operator alone (kiosks: "was retired by the root").
+#  6. replays: the retirement proposal again and a second retirement (posgate-publish), the
+#     pre-retirement feed and the pre-retirement root as the next root version (kiosks), the
+#     list brought back by the operator alone (kiosks: "was retired by the root").
 # Usage: keys_retire.sh BUILD_DIR
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -255,6 +256,17 @@ expect_rc 0 pg k3 import op/feed
 expect_rc 1 pg k3 check --service "$SVC" --id "$ID"
 [[ $(pin_of k3/pins.json lists) == "$(pin_of k2/pins.json lists)" ]] ||
     fail "k3 pin: $(pin_of k3/pins.json lists), k2: $(pin_of k2/pins.json lists)"
+# the authority's next handover (signed on its machine from the public feed): accept refuses it
+cp -a op/feed court/feed && cp op/feed/metadata/1.root.json court/root.json
+cp op/list.key court/list.key
+{ head -1 op/e1.csv; grep "^$LIST," op/e1.csv; } >court/e.csv
+expect_rc 0 "$P" authority-sign --list $LIST --feed court/feed --root court/root.json \
+    --entries court/e.csv --list-key court/list.key --key court/auth.key --out court/h.pgh
+cp court/h.pgh op/h.pgh
+snap
+expect_rc 4 "$P" accept --state op/st --handover op/h.pgh --out op/feed
+expect_err "list $LIST is retired by the root (since $WHEN)"
+unchanged "accept of a retired list's handover"
 # the operator alone re-points the retiring list at its own key: refused as before
 cp -a op op.good
 cp op/own.pub op/own-auth.pub
@@ -302,8 +314,11 @@ assert p["retired"] == sys.argv[2] and p["root"] == int(sys.argv[3]), p' \
 done
 V2=$(daemon_version)
 
-# 6. replays. The retirement proposal again: posgate-publish refuses it
+# 6. replays. The retirement proposal again: posgate-publish refuses it, as it refuses to
+# retire the list a second time
 snap
+expect_rc 2 "$P" authorize --state op/st --list $LIST --retire --export op/again.json
+expect_err "the root already records list $LIST as retired ($WHEN); nothing to sign"
 expect_rc 4 "$P" add-signatures --state op/st --role root --in op/s1.json --in op/s2.json \
     --out op/feed
 expect_err "expected version $((RV + 1))"
