@@ -21,7 +21,10 @@
 #     status no longer shows the list, pins.json records the retirement (root version, time);
 #  6. replays: the retirement proposal again and a second retirement (posgate-publish), the
 #     pre-retirement feed and the pre-retirement root as the next root version (kiosks), the
-#     list brought back by the operator alone (kiosks: "was retired by the root").
+#     list brought back by the operator alone (kiosks: "was retired by the root");
+#  7. the list comes back: as the operator's own, refused by posgate-publish; delegated to its
+#     authority and recorded anew by two holders, taken by the kiosks (pinned to the new record,
+#     the subject DENY again).
 # Usage: keys_retire.sh BUILD_DIR
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -340,4 +343,35 @@ expect_err "list $LIST was retired by the root (root version $RV, retired $WHEN)
 expect_rc 0 pg k2 check --service "$SVC" --id "$ID"
 [[ $(sync_now) == 200 ]] || fail "sync after the refusals: $(cat resp.json)"
 [[ $(daemon_version) == "$V2" ]] || fail "daemon version moved: $(daemon_version), expected $V2"
+
+# 7. the list comes back as a new one. As the operator's own: refused by posgate-publish
+cp op/feed.json.good op/st/feed.json
+snap
+expect_rc 4 "$P" update --state op/st --entries op/e1.csv --out op/feed
+expect_err "list $LIST is retired by the root (since $WHEN) and feed.json lists it as the operator's own"
+unchanged "update bringing a retired list back as the operator's"
+# delegated to its authority and recorded anew by two holders, published with its authority's
+# first signature: the kiosks pin it to the new record and deny the subject again
+expect_rc 0 "$P" delegate --state op/st --list $LIST --key op/court.pub --threshold 1
+expect_rc 0 "$P" authorize --state op/st --list $LIST --export op/back.json
+for i in 1 2; do
+    cp op/back.json holder$i/b.json
+    expect_rc 0 "$P" sign --in holder$i/b.json --key holder$i/root$i.key --out holder$i/b.json
+    grep -q "list $LIST authority: threshold 1 of" out.txt || fail "sign summary: $(cat out.txt)"
+    cp holder$i/b.json op/b$i.json
+done
+expect_rc 0 "$P" add-signatures --state op/st --role root --in op/b1.json --in op/b2.json
+expect_rc 0 "$P" update --state op/st --entries op/e1.csv --out op/feed \
+    --authority-key $LIST=court/auth.key
+[[ $(sync_now) == 200 ]] || fail "the daemon refused the list's return: $(cat resp.json)"
+[[ $(daemon_decision) == deny ]] || fail "the returned list does not deny"
+[[ " $(daemon_lists) " == *" $LIST "* ]] || fail "daemon status lacks $LIST: $(daemon_lists)"
+expect_rc 0 pg k2 import op/feed
+expect_rc 1 pg k2 check --service "$SVC" --id "$ID"
+for k in k k2; do
+    [[ $(pin_of $k/pins.json retired) == none ]] || fail "$k still holds $LIST as retired"
+    python3 -c 'import json, sys; p = json.loads(sys.argv[1])
+assert "retired" not in p and p["root"] == int(sys.argv[2]), p' \
+        "$(pin_of $k/pins.json lists)" "$((RV + 1))" || fail "$k: pin $(pin_of $k/pins.json lists)"
+done
 echo "keys_retire: ok"

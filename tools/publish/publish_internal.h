@@ -228,10 +228,10 @@ enum posgate_err signed_cfg_commit(const struct pub_state *s, const struct feed_
 
 /* ---- a delegated list retired by the root, leaving the feed (publish_retire.c) -------------- */
 
-/* Whether the state's root records list id as retired (authorize --retire): *retired 1 and its
- * time into when, else 0. Errors are said. */
-enum posgate_err root_retired(const struct pub_state *s, const char *id, int *retired, char *when,
-                              size_t cap);
+/* REJECTED (said) for a delegated list of the state missing from cfg whose retirement the
+ * state's root does not record (authorize --retire), and for a list of cfg the root retired
+ * that the state does not delegate (it returns only delegated and authorised anew). */
+enum posgate_err retire_check(struct pub_state *s, const struct feed_config *cfg);
 /* Withdraws in w the delegation of each delegated list of the state that cfg no longer has;
  * REJECTED (said) for one whose retirement w's root does not record. */
 enum posgate_err retire_undelegate(const struct pub_state *s, const struct feed_config *cfg,

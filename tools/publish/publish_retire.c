@@ -56,15 +56,51 @@ out:
     return err;
 }
 
+/*
+ * Before an update writes anything: each delegated list of the state missing from cfg must be
+ * retired by the root (kiosks pinned it: they refuse the drop otherwise), and each list of cfg
+ * the root records as retired must still be delegated in the state (the window before its drop):
+ * one that comes back as the operator's own would be refused by every kiosk that dropped it.
+ */
 enum posgate_err
-root_retired(const struct pub_state *s, const char *id, int *retired, char *when, size_t cap)
+retire_check(struct pub_state *s, const struct feed_config *cfg)
 {
     struct tuf_writer *w = NULL;
+    char when[64];
+    int retired = 0;
     enum posgate_err err = open_writer(s, &w);
 
-    *retired = 0;
-    if (err == POSGATE_OK) {
-        err = retired_in(w, id, retired, when, cap);
+    for (size_t i = 0; err == POSGATE_OK && i < s->nlists; i++) {
+        const struct pub_list *pl = &s->lists[i];
+
+        if (strcmp(pl->role, "targets") == 0 || feed_config_list_find(cfg, pl->id) >= 0) {
+            continue;
+        }
+        err = retired_in(w, pl->id, &retired, when, sizeof when);
+        if (err == POSGATE_OK && !retired) {
+            die_msg("refused: list %s is delegated to its authority (role %s) and missing from "
+                    "feed.json; kiosks pinned it and would refuse the feed. Only the root "
+                    "threshold retires a delegated list: %s authorize --list %s --retire, then "
+                    "drop it. Nothing was published.",
+                    pl->id, pl->role, prog, pl->id);
+            err = POSGATE_ERR_REJECTED;
+        }
+    }
+    for (size_t i = 0; err == POSGATE_OK && i < cfg->n_lists; i++) {
+        struct pub_list *pl = pub_find(s, cfg->lists[i].id);
+
+        if (pl != NULL && strcmp(pl->role, "targets") != 0) {
+            continue;
+        }
+        err = retired_in(w, cfg->lists[i].id, &retired, when, sizeof when);
+        if (err == POSGATE_OK && retired) {
+            die_msg("refused: list %s is retired by the root (since %s) and feed.json lists it "
+                    "as the operator's own; kiosks that dropped it would refuse the feed. A "
+                    "retired list returns delegated and authorised anew: %s delegate --list %s, "
+                    "%s authorize --list %s. Nothing was published.",
+                    cfg->lists[i].id, when, prog, cfg->lists[i].id, prog, cfg->lists[i].id);
+            err = POSGATE_ERR_REJECTED;
+        }
     }
     tuf_writer_free(w);
     return err;

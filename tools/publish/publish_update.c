@@ -82,11 +82,13 @@ leave_delegated(struct run *r)
 }
 
 /* Step 4: a delegated list changes only with its authority's keys, and so does its
- * configuration. */
+ * configuration; it leaves feed.json only retired by the root, and comes back only delegated
+ * (publish_retire.c). */
 static enum posgate_err
 check_authority(struct run *r)
 {
     size_t i;
+    enum posgate_err err;
 
     for (i = 0; i < r->cfg->n_lists; i++) {
         const struct list_work *l = &r->lw[i];
@@ -117,6 +119,10 @@ check_authority(struct run *r)
                     keyring_auth_count(&r->kr, l->id));
             return POSGATE_ERR_REJECTED;
         }
+    }
+    err = retire_check(&r->s, r->cfg);
+    if (err != POSGATE_OK) {
+        return err;
     }
     return signed_cfg_plan(&r->s, r->cfg, &r->cfg_raw, r->used, &r->kr, r->workdir, r->sc);
 }
