@@ -4,8 +4,10 @@
  * retirement (`authorize --retire`, publish_keys.c, signed by the root threshold) may the
  * operator drop it from feed.json. The update that publishes the drop withdraws the list's
  * delegation (tuf_writer_undelegate keeps the once-signed role in the snapshot, retired) and,
- * once published, forgets the list: its record in publish.json and lists/<id>/. Kiosks unpin
- * the list from the same root record (agent/core/pins.h) and refuse any drop without it.
+ * once published, forgets the list: its record in publish.json and lists/<id>/. A retired list
+ * comes back only delegated again (delegate, then authorize without --retire), never as the
+ * operator's own. Kiosks unpin the list from the same root record (agent/core/pins.h), refuse
+ * any drop without it, and any return that the root has not recorded anew.
  */
 #define _XOPEN_SOURCE 700
 #include <stdio.h>
@@ -14,7 +16,6 @@
 #include <cjson/cJSON.h>
 
 #include "json_canon.h"
-#include "plat_mem.h"
 #include "publish_internal.h"
 
 #define RECORD_MAX (1u << 20)
