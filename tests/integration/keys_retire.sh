@@ -41,7 +41,7 @@ cd "$T"
 unset POSGATE_DATA_DIR POSGATE_FAKE_NOW http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 # shared helpers: fail, expect_rc
 . "$HERE/lib.sh"
-FAIL_LOGS=(daemon.log)
+FAIL_LOGS=(daemon.log status-odd.txt)
 expect_err() { grep -qF -- "$1" err.txt || fail "expected \"$1\" in: $(cat err.txt)"; }
 wait_file() { for _ in $(seq 100); do [[ -s "$1" ]] && return 0; sleep 0.1; done; fail "no $1"; }
 P="$B/posgate-publish"
@@ -91,7 +91,11 @@ want = json.loads(body)["sync_id"]
 end = time.time() + 120
 while time.time() < end:
     code, body = req("GET", "/v1/status")
-    res = json.loads(body)["sync"]["result"]
+    try:
+        res = json.loads(body)["sync"]["result"] if code == 200 else None
+    except (ValueError, KeyError):
+        res = None  # an answer other than the status: asked again, and kept for the record
+        open("status-odd.txt", "ab").write(b"%d %s\n" % (code, body))
     if res is not None and res["id"] >= want:
         json.dump(res, open("resp.json", "w")); print(res["http_status"]); sys.exit(0)
     time.sleep(0.1)
