@@ -43,7 +43,6 @@
 #include "publish_internal.h"
 #include "tuf_meta.h"
 
-#define AUTH_FIELD "x-posgate-authorities"
 #define CLOCK_SKEW 600 /* seconds a signing time may lie ahead of this clock */
 
 static void
@@ -166,7 +165,7 @@ check_root_record(struct acc *a)
 {
     struct buf rec = BUF_INIT(1u << 20);
     cJSON *all = NULL, *mine = NULL, *keys;
-    const cJSON *r;
+    const cJSON *r, *when;
     char ids[TUF_WRITER_MAX_KEYS][TUF_WRITER_KEYID_LEN + 1], msg[200];
     enum posgate_err err = tuf_writer_get_root_field(a->r.w, AUTH_FIELD, &rec);
 
@@ -179,6 +178,14 @@ check_root_record(struct acc *a)
     }
     r = cJSON_GetObjectItemCaseSensitive(all, a->m->list);
     if (err != POSGATE_OK || r == NULL) {
+        goto out;
+    }
+    when = cJSON_GetObjectItemCaseSensitive(r, "retired");
+    if (cJSON_IsString(when)) {
+        err = refuse("list %s is retired by the root (since %s): its authority's handovers are no "
+                     "longer published; drop it from feed.json and run %s update (a retired list "
+                     "returns only delegated and authorised anew)",
+                     a->m->list, when->valuestring, prog);
         goto out;
     }
     for (size_t i = 0; err == POSGATE_OK && i < a->kl.count; i++) {
@@ -663,6 +670,12 @@ check_configs(struct acc *a)
 
         if (o == a->pl || strcmp(o->role, "targets") == 0) {
             continue;
+        }
+        if (feed_config_list_find(a->r.cfg, o->id) < 0) {
+            err = refuse("list %s (role %s) is missing from feed.json: a delegated list leaves the "
+                         "feed only by %s update, once the root records its retirement",
+                         o->id, o->role, prog);
+            break;
         }
         if (o->resign) {
             err = refuse("list %s (role %s) waits for its authority's first signature; the feed "

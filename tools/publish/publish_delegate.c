@@ -23,7 +23,8 @@ usage_delegate(FILE *f)
            "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX "ID\"),\n"
            "so the list is next published from its authority's handover (accept), or by an\n"
            "update given --authority-key ID=KEY.key. The list's current targets move into the\n"
-           "delegated role. Nothing is published until then.\n"
+           "delegated role. Nothing is published until then. ID may be a list of the state's\n"
+           "feed.json that no run has published (a new list, or a retired one returning).\n"
            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
 
@@ -96,6 +97,33 @@ move_targets(const char *dir, struct tuf_writer *w, const struct pub_list *pl, c
     return err;
 }
 
+/* A list of the state's feed.json that no run has published yet (a list added, or a retired
+ * one coming back delegated to its authority): recorded in the state now, so that it is first
+ * published by its authority. */
+static enum posgate_err
+new_list(struct pub_state *s, const char *id, struct pub_list **out)
+{
+    struct feed_config *cfg = NULL;
+    struct buf raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    char p[PATH_CAP];
+    enum posgate_err err = pathf(p, sizeof p, "%s/feed.json", s->dir);
+
+    if (err == POSGATE_OK) {
+        err = load_config(p, &cfg, &raw);
+    }
+    if (err == POSGATE_OK && feed_config_list_find(cfg, id) < 0) {
+        die_msg("--list \"%s\": not a list of the feed config", id);
+        err = POSGATE_ERR_INVALID;
+    }
+    if (err == POSGATE_OK) {
+        *out = pub_add(s, id);
+        err = *out != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    }
+    feed_config_free(cfg);
+    buf_free(&raw);
+    return err;
+}
+
 int
 publish_cmd_delegate(int argc, char **argv)
 {
@@ -150,9 +178,10 @@ publish_cmd_delegate(int argc, char **argv)
     }
     pl = pub_find(&s, opt_value(&o[1]));
     if (pl == NULL) {
-        die_msg("--list \"%s\": not a list of the feed config", opt_value(&o[1]));
-        err = POSGATE_ERR_INVALID;
-        goto out;
+        err = new_list(&s, opt_value(&o[1]), &pl);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
     }
     for (i = 0; i < o[2].count; i++) {
         err = plat_read_file(o[2].values[i], &pems[i]);

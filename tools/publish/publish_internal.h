@@ -48,6 +48,7 @@
 #define SORT_CHUNK     262144
 #define STATE_JSON_MAX (16u << 20)
 #define ROLE_PREFIX    "list-"
+#define AUTH_FIELD     "x-posgate-authorities" /* the root's record of list authorities */
 
 extern const char *const prog; /* "posgate-publish", the first word of every message */
 
@@ -224,6 +225,19 @@ enum posgate_err signed_cfg_add(struct pub_state *s, const struct feed_config *c
 enum posgate_err signed_cfg_require(const struct pub_state *s);
 enum posgate_err signed_cfg_commit(const struct pub_state *s, const struct feed_config *cfg,
                                    const struct signed_cfg *sc);
+
+/* ---- a delegated list retired by the root, leaving the feed (publish_retire.c) -------------- */
+
+/* REJECTED (said) for a delegated list of the state missing from cfg whose retirement the
+ * state's root does not record (authorize --retire), and for a list of cfg the root retired
+ * that the state does not delegate (it returns only delegated and authorised anew). */
+enum posgate_err retire_check(struct pub_state *s, const struct feed_config *cfg);
+/* Withdraws in w the delegation of each delegated list of the state that cfg no longer has;
+ * REJECTED (said) for one whose retirement w's root does not record. */
+enum posgate_err retire_undelegate(const struct pub_state *s, const struct feed_config *cfg,
+                                   struct tuf_writer *w);
+/* After their publication: those lists leave the state (record and lists/<id>/). */
+enum posgate_err retire_forget(struct pub_state *s, const struct feed_config *cfg);
 
 /* ---- an update's run: what its steps share, and the steps update and authority-sign have in
  * common, in the order they run (publish_run.c; publish_update.c draws the whole update) ----- */

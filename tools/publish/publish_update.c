@@ -11,9 +11,12 @@
  *                         it is: its authority publishes it by handover (publish_accept.c)
  *   2 compare_lists       per list, the merge walk against its last snapshot (publish_list.c)
  *   3 check_mass_change   a change past a list's mass_change marks needs --allow-mass-change
- *   4 check_authority     a delegated list and its configuration change only with its keys
- *   5 stage_targets       the configurations, each changed list's snapshot and delta
+ *   4 check_authority     a delegated list and its configuration change only with its keys;
+ *                         one leaves feed.json only when the root records its retirement
+ *   5 stage_targets       a retired list's delegation withdrawn (publish_retire.c), the
+ *                         configurations, each changed list's snapshot and delta
  *   6 commit              the state (lists pending), the references, the repository, the state
+ *                         (without the retired lists)
  *
  * Steps 1 to 3 and the lists' part of step 5 are publish_run.c's, shared with authority-sign.
  */
@@ -48,6 +51,8 @@ usage_update(FILE *f)
             "published from its authority's handover (posgate-publish accept) and left as it is\n"
             "when entries.csv has no rows of it; rows of it need its authority's key(s):\n"
             "--authority-key LIST=KEY.key (then entries.csv is the list's whole content).\n"
+            "A delegated list leaves feed.json only once the root records its retirement\n"
+            "(posgate-publish authorize --retire); the update then withdraws its delegation.\n"
             "Exit: 0 ok, 2 invalid input, 4 refused, 5 I/O.\n",
             FEED_MASS_PERCENT, FEED_MASS_ROWS);
 }
@@ -77,11 +82,13 @@ leave_delegated(struct run *r)
 }
 
 /* Step 4: a delegated list changes only with its authority's keys, and so does its
- * configuration. */
+ * configuration; it leaves feed.json only retired by the root, and comes back only delegated
+ * (publish_retire.c). */
 static enum posgate_err
 check_authority(struct run *r)
 {
     size_t i;
+    enum posgate_err err;
 
     for (i = 0; i < r->cfg->n_lists; i++) {
         const struct list_work *l = &r->lw[i];
@@ -113,11 +120,15 @@ check_authority(struct run *r)
             return POSGATE_ERR_REJECTED;
         }
     }
+    err = retire_check(&r->s, r->cfg);
+    if (err != POSGATE_OK) {
+        return err;
+    }
     return signed_cfg_plan(&r->s, r->cfg, &r->cfg_raw, r->used, &r->kr, r->workdir, r->sc);
 }
 
-/* Step 5: the feed's configuration, then the lists' (publish_run.c), as targets of the state's
- * writer. */
+/* Step 5: the delegations of retired lists dropped from feed.json withdrawn, the feed's
+ * configuration, then the lists' (publish_run.c), as targets of the state's writer. */
 static enum posgate_err
 stage_targets(struct run *r, int64_t expires)
 {
@@ -126,6 +137,9 @@ stage_targets(struct run *r, int64_t expires)
     err = open_writer(&r->s, &r->w);
     if (err == POSGATE_OK) {
         err = set_lifetimes(r->w, expires);
+    }
+    if (err == POSGATE_OK) {
+        err = retire_undelegate(&r->s, r->cfg, r->w);
     }
     if (err == POSGATE_OK) {
         err = publish_config(&r->s, r->w, &r->cfg_raw, &r->cfg_changed);
@@ -218,7 +232,10 @@ commit(struct run *r, const char *out)
         r->s.lists[i].pending = 0;
         r->s.lists[i].ident_format = IDENT_FORMAT;
     }
-    err = pub_state_save(&r->s);
+    err = retire_forget(&r->s, r->cfg);
+    if (err == POSGATE_OK) {
+        err = pub_state_save(&r->s);
+    }
     if (err == POSGATE_OK) {
         err = clear_resign(&r->s, &r->kr);
     }
