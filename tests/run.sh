@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 # The last two lines say what ran and how it went, whatever ends the run (CI reads the second):
-#   tests/run.sh: PASS (unsafe-check, normal 60/60, asan 57/57, tsan 4/4, valgrind 5/5, ...)
+#   tests/run.sh: PASS (unsafe-check, layers, sizes, normal 60/60, asan 57/57, tsan 4/4, valgrind 5/5, ...)
 #   N passed, N failed
 PARTS=() NPASS=0 NFAIL=0
 note() {  # note WHAT PASSED FAILED
@@ -54,6 +54,9 @@ trap summary EXIT
 bash tools/install-deps.sh $([[ $INSTALL == 0 ]] && echo --check)
 
 if bash tests/check-unsafe.sh; then note unsafe-check 1 0; else note unsafe-check 0 1; status=1; fi
+# the layout's rules: includes point down a layer, files and functions stay readable
+if bash tools/check-layers.sh; then note layers 1 0; else note layers 0 1; status=1; fi
+if bash tools/check-size.sh; then note sizes 1 0; else note sizes 0 1; status=1; fi
 
 JOBS=$(nproc)
 build() {  # build DIR [cmake args...]

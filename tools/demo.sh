@@ -4,7 +4,9 @@
 # 100,000-entry list, publishes a signed feed, initialises a kiosk store, imports it, prints a
 # few decisions (ALLOW, DENY with its notice, REFER), publishes an update, imports it as a delta
 # and shows the changed answer and `posgate status`; then serves the feed with posgate-hub, runs
-# the daemon posgated, asks it for decisions over HTTP and shows it pick up an update by itself.
+# the daemon posgated, asks it for decisions over HTTP and shows it pick up an update by itself;
+# collects both kiosks' audit trails and status reports and ends by printing how to open the
+# fleet dashboard with them.
 #
 # usage: tools/demo.sh [--entries N] [--workdir DIR] [--no-install]
 set -euo pipefail
@@ -16,7 +18,7 @@ while [[ $# -gt 0 ]]; do
         --entries) ENTRIES=$2; shift 2 ;;
         --workdir) WORK=$2; shift 2 ;;
         --no-install) INSTALL=0; shift ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -39,7 +41,8 @@ export PATH="$B:$PATH"
 [[ -n $WORK ]] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/posgate-demo.XXXXXX")
 mkdir -p "$WORK"
 cd "$WORK"
-rm -rf keys pubstate feed kiosk kiosk2 feed.bundle hub.db hub.db-* hub.port audit-hub.port *.log
+rm -rf keys pubstate feed kiosk kiosk2 feed.bundle hub.db hub.db-* hub.port audit-hub.port *.log \
+    stick admin.token dashboard.port
 echo "working in $WORK"
 
 step "publisher: keys (root, feed) and the list key"
@@ -153,7 +156,7 @@ BODY="{\"service\": \"$SVC\", \"ids\": [\"$SUBJECT\"], \"operator\": \"counter-7
 echo "-- POST /v1/check $BODY"
 curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["decision"].upper(), [r["listing_id"] for r in d["reasons"]], "feed version", d["feed_version"])'
-echo "-- POST /v1/check with a mistyped identifier: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST \
+echo "-- POST /v1/check with a mistyped identifier: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     -d "{\"service\": \"rail.hsr\", \"ids\": [\"$BAD_ID\"]}" "$API/v1/check") (the error names the field)"
 
 step "publisher lifts the listing of $SUBJECT; the daemon picks it up within two poll intervals"
@@ -162,7 +165,7 @@ grep -v ",$SUBJECT_LISTING," entries2.csv > entries3.csv
 run posgate-publish update --state pubstate --entries entries3.csv --out feed
 start=$(date +%s%N)
 for _ in $(seq $((POLL * 20))); do
-    d=$(curl -s -X POST -d "$BODY" "$API/v1/check" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
+    d=$(curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])')
     [[ $d == allow ]] && break
     sleep 0.1
 done
@@ -199,7 +202,7 @@ posgated --config posgated-audit.json &
 DAEMON=$!
 PIDS+=($DAEMON)
 for _ in $(seq 100); do curl -sf "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in 1 2 3; do curl -s -o /dev/null -X POST -d "$BODY" "$API/v1/check"; done
+for _ in 1 2 3; do curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d "$BODY" "$API/v1/check"; done
 for _ in $(seq 100); do
     q=$(curl -s "$API/v1/status" | python3 -c 'import json,sys; a=json.load(sys.stdin)["audit"]; print(a["queued"] == 0 and a["last_upload"] is not None)')
     [[ $q == True ]] && break
@@ -211,5 +214,31 @@ run posgate-hub stats --db hub.db
 posgate-hub stats --db hub.db --json | python3 -c 'import json,sys; s=json.load(sys.stdin); d=s["devices"][0]; print("collector: %d events, by decision %s; device %s last_seq %d, gaps %d, chain_ok %s" % (s["events"], s["by_decision"], d["device_id"], d["last_seq"], d["gaps"], d["chain_ok"]))'
 kill -TERM "$DAEMON"; wait "$DAEMON" && echo "posgated exited 0"
 cleanup; trap - EXIT
+
+step "fleet dashboard: the first kiosk's visit on a USB stick, then the hub's /dashboard"
+# the kiosk that imported by hand never uploads: a field operator carries its audit trail and its
+# status report to the collector on a stick
+run posgate-hub enroll --db hub.db --pub "$WORK/kiosk/device.pub"
+rm -rf stick; mkdir stick
+run posgate --data-dir "$WORK/kiosk" field-sync stick
+run posgate-hub ingest stick --db hub.db
+TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077; echo "$TOKEN" > admin.token)
+rm -f dashboard.port
+PIDS=()
+trap cleanup EXIT
+posgate-hub serve --feed feed --db hub.db --admin-token "$TOKEN" --listen 127.0.0.1:0 \
+    --port-file dashboard.port --log-level warn &
+PIDS+=($!)
+for _ in $(seq 50); do [[ -s dashboard.port ]] && break; sleep 0.1; done
+echo "-- GET /v1/fleet/devices (the dashboard's data, for other tools too):"
+curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$(cat dashboard.port)/v1/fleet/devices" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("newest feed version %s (%s)" % (d["newest_feed_version"], d["newest_from"])); [print("device %s feed version %s: %s" % (x["device_id"], x["feed_version"], ", ".join(x["states"]))) for x in d["devices"]]'
+cleanup; trap - EXIT
 echo
 echo "demo finished; files are in $WORK"
+echo
+echo "The fleet dashboard, with the demo's $(posgate-hub stats --db hub.db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["devices"]))') kiosks in it: start the hub (it stops with Ctrl-C),"
+echo "  $B/posgate-hub serve --feed $WORK/feed --db $WORK/hub.db --admin-token $TOKEN --listen 127.0.0.1:8090"
+echo "then open http://127.0.0.1:8090/dashboard and sign in with the admin token $TOKEN"
+echo "(also in $WORK/admin.token)."

@@ -10,6 +10,11 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libgnutls28-dev zlib1g-dev libutf8proc-dev libp11-kit-dev softhsm2 opensc curl python3
       python3-cryptography nginx-light openssl valgrind libpq-dev postgresql-15 scdoc debhelper
       lintian)
+# the browser tests (tests/browser): Debian's chromium, and node with npm for playwright-core; a
+# node that brings its own npm (another vendor's package, which conflicts with Debian's npm)
+# serves as well
+PKGS+=(chromium)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PKGS+=(nodejs npm); fi
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -549,6 +549,10 @@ audit_event_inspect(const void *text, size_t len, struct audit_event_info *out, 
         snprintf(out->time, sizeof(out->time), "%s", s != NULL ? s : "");
         s = get_str(root, "decision");
         snprintf(out->decision, sizeof(out->decision), "%s", s != NULL ? s : "");
+        s = get_str(root, "id");
+        if (s != NULL && strlen(s) < sizeof(out->id)) { /* never a truncated id */
+            memcpy(out->id, s, strlen(s) + 1);
+        }
         s = get_str(root, "service");
         snprintf(out->service, sizeof(out->service), "%s", s != NULL ? s : "");
         s = get_str(root, "operator");

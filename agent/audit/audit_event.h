@@ -120,7 +120,9 @@ struct audit_event_info {
     uint64_t seq;
     uint8_t prev[AUDIT_HASH_LEN];
     char kind[16];
-    char decision[8]; /* "" for a summary */
+    char decision[8];          /* "" for a summary */
+    char id[AUDIT_ID_MAX + 1]; /* a decision's top-level "id" (its decision_id); "" when it has
+                                  none, or none that fits */
     char device_id[DEVICE_ID_HEX_LEN + 1];
     char time[32];
     char service[AUDIT_ID_MAX + 1];

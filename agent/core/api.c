@@ -81,6 +81,11 @@ posgate_admin_open(const char *data_dir, struct posgate **out, char *errmsg, siz
         plat_free(pg);
         return POSGATE_ERR_NOMEM;
     }
+    if (pthread_mutex_init(&pg->st_lock, NULL) != 0) {
+        pthread_mutex_destroy(&pg->lock);
+        plat_free(pg);
+        return POSGATE_ERR_NOMEM;
+    }
     err = datadir_init(&pg->dd, data_dir);
     if (err != POSGATE_OK) {
         snprintf(errmsg, errcap, "data dir: %s", posgate_strerror(err));
@@ -141,6 +146,7 @@ posgate_close(struct posgate *pg)
     }
     store_close(pg->st);
     crypto_hmac_key_cleanup(&pg->hmac);
+    pthread_mutex_destroy(&pg->st_lock);
     pthread_mutex_destroy(&pg->lock);
     plat_free(pg);
 }
@@ -418,7 +424,9 @@ take_reader(struct posgate *pg, struct store_reader **out)
     if (pg->n_readers > 0) {
         *out = pg->readers[--pg->n_readers];
     } else {
+        pthread_mutex_lock(&pg->st_lock);
         err = store_reader_new(pg->st, out);
+        pthread_mutex_unlock(&pg->st_lock);
     }
     pthread_mutex_unlock(&pg->lock);
     return err;
@@ -1044,12 +1052,17 @@ posgate_status_json(struct posgate *pg, char **out)
     if (audit_stats(pg->audit, &as) == POSGATE_OK) {
         asp = &as;
     }
+    /* st_lock is never held while taking lock (api_meta_disagreement takes it) */
+    pthread_mutex_lock(&pg->st_lock);
     err = store_get_meta(pg->st, &m);
-    if (err != POSGATE_OK) {
-        return err;
+    pthread_mutex_unlock(&pg->st_lock);
+    if (err == POSGATE_OK) {
+        const char *disagree = api_meta_disagreement(pg, &m, why, sizeof(why));
+
+        pthread_mutex_lock(&pg->st_lock);
+        err = report_status_json(pg->st, pg->key_check, asp, disagree, plat_wall_s(), &b);
+        pthread_mutex_unlock(&pg->st_lock);
     }
-    err = report_status_json(pg->st, pg->key_check, asp,
-                             api_meta_disagreement(pg, &m, why, sizeof(why)), plat_wall_s(), &b);
     if (err != POSGATE_OK) {
         buf_free(&b);
         return err;

@@ -32,6 +32,10 @@ struct posgate {
     struct crypto_hmac_key hmac;            /* list key pads, computed once */
     char key_check[LIST_KEY_CHECK_HEX + 1]; /* its check value (list_key.h), computed once */
     pthread_mutex_t lock;                   /* guards the reader pool */
+    /* every use of st: one SQLite connection opened without SQLite's own mutex, which admits
+     * one thread at a time (posgate.h lets any number of threads share the handle). Taken
+     * after lock when both are held, never the other way round. */
+    pthread_mutex_t st_lock;
     struct store_reader *readers[API_READERS_MAX];
     size_t n_readers;
     uint8_t id_prefix[8];      /* random per open: decision ids stay unique across restarts */

@@ -26,26 +26,6 @@ add_time(cJSON *o, const char *name, int64_t t)
     return cJSON_AddStringToObject(o, name, s);
 }
 
-static enum posgate_err
-finish(cJSON *root, struct buf *out)
-{
-    char *s;
-    enum posgate_err err;
-
-    if (root == NULL) {
-        return POSGATE_ERR_NOMEM;
-    }
-    s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (s == NULL) {
-        return POSGATE_ERR_NOMEM;
-    }
-    buf_reset(out);
-    err = buf_append_str(out, s);
-    cJSON_free(s);
-    return err;
-}
-
 void
 report_error_field(const char *msg, char *out, size_t cap)
 {
@@ -103,7 +83,7 @@ report_error_json(enum posgate_err err, const char *field, const char *msg, stru
         return POSGATE_ERR_NOMEM;
     }
     cJSON_AddItemToObject(root, "error", o);
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }
 
 /* The ids of the stale lists among the reasons (each once). */
@@ -201,7 +181,7 @@ report_result_json(const struct posgate_result *res, struct buf *out)
                            sizeof(field));
         cJSON_AddItemToObject(root, "error", error_object(res->err, field, res->errmsg));
     }
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }
 
 /* "audit": the queue as the collector would see it: what is not yet acknowledged and how old
@@ -343,7 +323,7 @@ report_status_json(struct store *st, const char *key_check, const struct audit_s
             cJSON_AddBoolToObject(o, "stale", age > fl->stale_after_s);
         }
     }
-    err = finish(root, out);
+    err = json_print_to_buf(root, out);
     root = NULL;
 out:
     cJSON_Delete(root);

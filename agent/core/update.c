@@ -711,7 +711,8 @@ check_pinned_list(void *ctx, const char *list_id, const char *role)
         fail(r,
              "list %s is pinned to its authority's delegation (role %s); this feed's "
              "config/feed.json drops it: refused (only its authority may change a delegated "
-             "list's configuration, and retiring one is not supported in this version)",
+             "list's configuration, and only a root signed by the root threshold may retire "
+             "it: posgate-publish authorize --retire)",
              list_id, role);
         err = POSGATE_ERR_REJECTED;
         goto out;
@@ -1307,7 +1308,9 @@ update_run(const struct update_options *opt, struct update_result *res, char *er
     }
     if (err == POSGATE_OK) {
         /* Before any list is read: the root's record of each list's authority moves its pin
-         * (root-authorised), then a delegation the kiosk pinned must not have changed. */
+         * (root-authorised), then a delegation the kiosk pinned must not have changed; a list
+         * the root retired is unpinned once the feed drops it (run_once then drops its entries
+         * from the store), and one the kiosk holds as retired may not come back. */
         err = apply_root_pins(&r, errmsg, errcap);
     }
     if (err == POSGATE_OK) {

@@ -908,13 +908,61 @@ body_string(const cJSON *v, const char *field, char *errmsg, size_t errcap)
     return POSGATE_OK;
 }
 
+/* The members of a check body's top object, each given at most once (NULL: not given). */
+struct body_members {
+    const cJSON *service, *ids, *name, *dob, *op, *at, *ov_by, *ov_reason;
+};
+
+/* Sorts the members of root into m; INVALID naming an unknown key or one given twice. */
+static enum posgate_err
+body_members(const cJSON *root, struct body_members *m, char *errmsg, size_t errcap)
+{
+    const cJSON *it;
+
+    memset(m, 0, sizeof(*m));
+    cJSON_ArrayForEach(it, root)
+    {
+        const cJSON **slot = NULL;
+
+        if (strcmp(it->string, "service") == 0) {
+            slot = &m->service;
+        } else if (strcmp(it->string, "ids") == 0) {
+            slot = &m->ids;
+        } else if (strcmp(it->string, "name") == 0) {
+            slot = &m->name;
+        } else if (strcmp(it->string, "birth_date") == 0) {
+            slot = &m->dob;
+        } else if (strcmp(it->string, "operator") == 0) {
+            slot = &m->op;
+        } else if (strcmp(it->string, "at") == 0) {
+            slot = &m->at;
+        } else if (strcmp(it->string, "override_by") == 0) {
+            slot = &m->ov_by;
+        } else if (strcmp(it->string, "override_reason") == 0) {
+            slot = &m->ov_reason;
+        } else {
+            snprintf(errmsg, errcap,
+                     "%.100s: unknown key (expected service, ids, name, birth_date, operator, "
+                     "at, override_by, override_reason)",
+                     it->string);
+            return POSGATE_ERR_INVALID;
+        }
+        if (*slot != NULL) {
+            snprintf(errmsg, errcap, "%s: key given twice", it->string);
+            return POSGATE_ERR_INVALID;
+        }
+        *slot = it;
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq, char *errmsg,
                         size_t errcap)
 {
     cJSON *root = NULL;
-    const cJSON *it, *service = NULL, *ids = NULL, *name = NULL, *dob = NULL, *op = NULL,
-                     *at = NULL, *ov_by = NULL, *ov_reason = NULL;
+    struct body_members m;
+    const cJSON *it;
     enum posgate_err err;
     char msg[DAEMON_ERRMSG_MAX];
 
@@ -943,59 +991,29 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
         snprintf(errmsg, errcap, "body: expected a JSON object, found %s", json_type_name(root));
         goto out;
     }
-    cJSON_ArrayForEach(it, root)
-    {
-        const cJSON **slot = NULL;
-
-        if (strcmp(it->string, "service") == 0) {
-            slot = &service;
-        } else if (strcmp(it->string, "ids") == 0) {
-            slot = &ids;
-        } else if (strcmp(it->string, "name") == 0) {
-            slot = &name;
-        } else if (strcmp(it->string, "birth_date") == 0) {
-            slot = &dob;
-        } else if (strcmp(it->string, "operator") == 0) {
-            slot = &op;
-        } else if (strcmp(it->string, "at") == 0) {
-            slot = &at;
-        } else if (strcmp(it->string, "override_by") == 0) {
-            slot = &ov_by;
-        } else if (strcmp(it->string, "override_reason") == 0) {
-            slot = &ov_reason;
-        } else {
-            snprintf(errmsg, errcap,
-                     "%.100s: unknown key (expected service, ids, name, birth_date, operator, "
-                     "at, override_by, override_reason)",
-                     it->string);
-            goto out;
-        }
-        if (*slot != NULL) {
-            snprintf(errmsg, errcap, "%s: key given twice", it->string);
-            goto out;
-        }
-        *slot = it;
+    if (body_members(root, &m, errmsg, errcap) != POSGATE_OK) {
+        goto out;
     }
-    if (service == NULL) {
+    if (m.service == NULL) {
         snprintf(errmsg, errcap, "service: required, not given");
         goto out;
     }
-    if (body_string(service, "service", errmsg, errcap) != POSGATE_OK) {
+    if (body_string(m.service, "service", errmsg, errcap) != POSGATE_OK) {
         goto out;
     }
-    if (posgate_request_set_service(rq, service->valuestring) != POSGATE_OK) {
+    if (posgate_request_set_service(rq, m.service->valuestring) != POSGATE_OK) {
         snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
         goto out;
     }
-    if (ids != NULL) {
+    if (m.ids != NULL) {
         size_t i = 0;
 
-        if (!cJSON_IsArray(ids)) {
+        if (!cJSON_IsArray(m.ids)) {
             snprintf(errmsg, errcap, "ids: expected an array of \"TYPE:VALUE\" strings, found %s",
-                     json_type_name(ids));
+                     json_type_name(m.ids));
             goto out;
         }
-        cJSON_ArrayForEach(it, ids)
+        cJSON_ArrayForEach(it, m.ids)
         {
             if (!cJSON_IsString(it)) {
                 snprintf(errmsg, errcap, "ids[%zu]: expected a \"TYPE:VALUE\" string, found %s", i,
@@ -1009,61 +1027,63 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
             i++;
         }
     }
-    if ((name == NULL) != (dob == NULL)) {
+    if ((m.name == NULL) != (m.dob == NULL)) {
         snprintf(errmsg, errcap, "%s: required together with %s",
-                 name == NULL ? "name" : "birth_date", name == NULL ? "birth_date" : "name");
+                 m.name == NULL ? "name" : "birth_date", m.name == NULL ? "birth_date" : "name");
         goto out;
     }
-    if (name != NULL) {
-        if (body_string(name, "name", errmsg, errcap) != POSGATE_OK ||
-            body_string(dob, "birth_date", errmsg, errcap) != POSGATE_OK) {
+    if (m.name != NULL) {
+        if (body_string(m.name, "name", errmsg, errcap) != POSGATE_OK ||
+            body_string(m.dob, "birth_date", errmsg, errcap) != POSGATE_OK) {
             goto out;
         }
-        if (posgate_request_set_name_dob(rq, name->valuestring, dob->valuestring) != POSGATE_OK) {
-            const char *m = posgate_request_errmsg(rq);
+        if (posgate_request_set_name_dob(rq, m.name->valuestring, m.dob->valuestring) !=
+            POSGATE_OK) {
+            const char *em = posgate_request_errmsg(rq);
 
-            snprintf(
-                errmsg, errcap, "%s: %s",
-                strstr(m, "birth") != NULL || strstr(m, "date") != NULL ? "birth_date" : "name", m);
+            snprintf(errmsg, errcap, "%s: %s",
+                     strstr(em, "birth") != NULL || strstr(em, "date") != NULL ? "birth_date"
+                                                                                 : "name",
+                     em);
             goto out;
         }
     }
-    if ((ids == NULL || cJSON_GetArraySize(ids) == 0) && name == NULL) {
+    if ((m.ids == NULL || cJSON_GetArraySize(m.ids) == 0) && m.name == NULL) {
         snprintf(errmsg, errcap,
                  "ids: expected at least one \"TYPE:VALUE\" identifier (or name and birth_date)");
         goto out;
     }
-    if (op != NULL) {
-        if (body_string(op, "operator", errmsg, errcap) != POSGATE_OK) {
+    if (m.op != NULL) {
+        if (body_string(m.op, "operator", errmsg, errcap) != POSGATE_OK) {
             goto out;
         }
-        if (posgate_request_set_operator(rq, op->valuestring) != POSGATE_OK) {
+        if (posgate_request_set_operator(rq, m.op->valuestring) != POSGATE_OK) {
             snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
             goto out;
         }
     }
-    if ((ov_by == NULL) != (ov_reason == NULL)) {
+    if ((m.ov_by == NULL) != (m.ov_reason == NULL)) {
         snprintf(errmsg, errcap, "%s: required together with %s",
-                 ov_by == NULL ? "override_by" : "override_reason",
-                 ov_by == NULL ? "override_reason" : "override_by");
+                 m.ov_by == NULL ? "override_by" : "override_reason",
+                 m.ov_by == NULL ? "override_reason" : "override_by");
         goto out;
     }
-    if (ov_by != NULL) {
-        if (body_string(ov_by, "override_by", errmsg, errcap) != POSGATE_OK ||
-            body_string(ov_reason, "override_reason", errmsg, errcap) != POSGATE_OK) {
+    if (m.ov_by != NULL) {
+        if (body_string(m.ov_by, "override_by", errmsg, errcap) != POSGATE_OK ||
+            body_string(m.ov_reason, "override_reason", errmsg, errcap) != POSGATE_OK) {
             goto out;
         }
-        if (posgate_request_set_override(rq, ov_by->valuestring, ov_reason->valuestring) !=
+        if (posgate_request_set_override(rq, m.ov_by->valuestring, m.ov_reason->valuestring) !=
             POSGATE_OK) {
             snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
             goto out;
         }
     }
-    if (at != NULL) {
-        if (body_string(at, "at", errmsg, errcap) != POSGATE_OK) {
+    if (m.at != NULL) {
+        if (body_string(m.at, "at", errmsg, errcap) != POSGATE_OK) {
             goto out;
         }
-        if (posgate_request_set_at(rq, at->valuestring) != POSGATE_OK) {
+        if (posgate_request_set_at(rq, m.at->valuestring) != POSGATE_OK) {
             snprintf(errmsg, errcap, "%s", posgate_request_errmsg(rq));
             goto out;
         }
@@ -1075,26 +1095,6 @@ out:
 }
 
 /* ---- answers ---- */
-
-static enum posgate_err
-finish(cJSON *root, struct buf *out)
-{
-    char *s;
-    enum posgate_err err;
-
-    if (root == NULL) {
-        return POSGATE_ERR_NOMEM;
-    }
-    s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (s == NULL) {
-        return POSGATE_ERR_NOMEM;
-    }
-    buf_reset(out);
-    err = buf_append_str(out, s);
-    cJSON_free(s);
-    return err;
-}
 
 static void
 add_time(cJSON *o, const char *name, int64_t t)
@@ -1248,7 +1248,7 @@ daemon_status_with_sync(const char *status_json, const struct daemon_sync_state 
     }
     add_time(audit, "next_upload", s->audit.next_upload);
     cJSON_AddBoolToObject(audit, "stopped", s->audit.stopped != 0);
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }
 
 enum posgate_err
@@ -1266,7 +1266,7 @@ daemon_sync_accepted_json(uint64_t id, int running, struct buf *out)
         cJSON_AddBoolToObject(root, "running", running != 0);
         cJSON_AddStringToObject(root, "result", where);
     }
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }
 
 enum posgate_err
@@ -1279,7 +1279,7 @@ daemon_error_json(const char *msg, struct buf *out)
     if (root != NULL) {
         cJSON_AddStringToObject(root, "error", msg != NULL ? msg : "");
     }
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }
 
 enum posgate_err
@@ -1296,5 +1296,5 @@ daemon_health_json(const struct daemon_health *h, struct buf *out)
         }
         cJSON_AddNumberToObject(root, "feed_version", (double)h->feed_version);
     }
-    return finish(root, out);
+    return json_print_to_buf(root, out);
 }

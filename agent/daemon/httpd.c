@@ -26,10 +26,10 @@
 
 #include <microhttpd.h>
 
-#include "api_internal.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "plat_mem.h"
+#include "posgate_admin.h"
 
 /* Latency buckets (seconds) of posgate_check_duration_seconds, from 1 µs to 100 ms. */
 static const double bucket_le[] = {1e-6, 2.5e-6, 5e-6,   1e-5, 2.5e-5, 5e-5,   1e-4, 2.5e-4,
@@ -61,6 +61,7 @@ struct conn {
 
 struct httpd {
     struct posgate *pg;
+    struct posgated_core *core;
     struct httpd_hooks hooks;
     pthread_mutex_t token_lock; /* guards acc */
     struct httpd_access acc;
@@ -92,19 +93,19 @@ struct req {
 };
 
 unsigned
-httpd_sync_status(enum httpd_sync_kind k)
+httpd_sync_status(enum posgated_sync_kind k)
 {
     switch (k) {
-    case HTTPD_SYNC_OK:
+    case POSGATED_SYNC_OK:
         return 200;
-    case HTTPD_SYNC_NETWORK:
+    case POSGATED_SYNC_NETWORK:
         return 502;
-    case HTTPD_SYNC_REJECTED:
+    case POSGATED_SYNC_REJECTED:
         return 422;
-    case HTTPD_SYNC_CONFIG:
+    case POSGATED_SYNC_CONFIG:
         return 409;
-    case HTTPD_SYNC_STORE:
-    case HTTPD_SYNC_DISK:
+    case POSGATED_SYNC_STORE:
+    case POSGATED_SYNC_DISK:
         return 500;
     }
     return 500;
@@ -354,6 +355,7 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
 {
     struct posgate_request *preq = NULL;
     struct posgate_result *res = NULL;
+    struct posgated_request_view view;
     char msg[DAEMON_ERRMSG_MAX];
     enum posgate_err err;
     enum MHD_Result ret;
@@ -371,7 +373,8 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
         ret = reply_error(c, err == POSGATE_ERR_TOOBIG ? 413 : 400, msg);
         goto out;
     }
-    if (preq->has_override && !rq->privileged) {
+    posgated_request_view(preq, &view);
+    if (view.has_override && !rq->privileged) {
         atomic_fetch_add(&h->checks[SLOT_ERROR], 1);
         atomic_fetch_add(&h->refused[REF_PRIVILEGE], 1);
         ret = reply_error(c, 403,
@@ -436,7 +439,7 @@ handle_status(struct httpd *h, struct MHD_Connection *c)
 
     memset(&s, 0, sizeof(s));
     h->hooks.sync_state(h->hooks.ctx, &s);
-    err = posgate_status_json(h->pg, &status);
+    err = posgated_status_json(h->core, &status);
     if (err == POSGATE_OK) {
         err = daemon_status_with_sync(status, &s, &b);
     }
@@ -459,7 +462,7 @@ read_health(struct httpd *h, struct daemon_health *hl)
     char *status = NULL;
     enum posgate_err err;
 
-    err = posgate_status_json(h->pg, &status);
+    err = posgated_status_json(h->core, &status);
     if (err == POSGATE_OK) {
         err = daemon_health_from_status(status, hl);
     }
@@ -1037,10 +1040,9 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
     enum posgate_err err = POSGATE_OK;
     unsigned threads;
 
-    if (opt == NULL || out == NULL || opt->pg == NULL || opt->n_listen == 0 ||
-        opt->n_listen > DAEMON_LISTEN_MAX || opt->hooks.sync_request == NULL ||
-        opt->access == NULL ||
-        opt->hooks.sync_state == NULL) {
+    if (opt == NULL || out == NULL || opt->pg == NULL || opt->core == NULL ||
+        opt->n_listen == 0 || opt->n_listen > DAEMON_LISTEN_MAX ||
+        opt->hooks.sync_request == NULL || opt->access == NULL || opt->hooks.sync_state == NULL) {
         snprintf(errmsg, errcap, "httpd: missing options");
         return POSGATE_ERR_INVALID;
     }
@@ -1050,6 +1052,7 @@ httpd_start(const struct httpd_options *opt, struct httpd **out, char *errmsg, s
         return POSGATE_ERR_NOMEM;
     }
     h->pg = opt->pg;
+    h->core = opt->core;
     h->hooks = opt->hooks;
     pthread_mutex_init(&h->token_lock, NULL);
     pthread_mutex_init(&h->conn_lock, NULL);

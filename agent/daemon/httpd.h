@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "daemon_config.h"
 #include "posgate.h"
+#include "posgate_admin.h"
 #include "posgate_err.h"
 
 #define HTTPD_THREADS_DEFAULT DAEMON_HTTP_THREADS_DEFAULT
@@ -38,23 +39,6 @@
 #define HTTPD_IO_TIMEOUT_S        10    /* libmicrohttpd's inactivity timeout */
 #define HTTPD_CONN_MAX            1024  /* connections per listener */
 #define HTTPD_CONN_PER_IP         512   /* connections per TCP peer address */
-
-enum httpd_sync_kind {
-    HTTPD_SYNC_OK,
-    HTTPD_SYNC_NETWORK,  /* no mirror delivered (502) */
-    HTTPD_SYNC_REJECTED, /* the verifier refused the feed (422) */
-    HTTPD_SYNC_STORE,    /* the local store failed (500) */
-    HTTPD_SYNC_CONFIG,   /* no feed_urls configured (409) */
-    HTTPD_SYNC_DISK      /* the data directory's file system is full (500) */
-};
-
-/* The result of one sync, as GET /v1/status "sync.result" reports it. */
-struct httpd_sync_outcome {
-    enum httpd_sync_kind kind;
-    int64_t feed_version;
-    int changed;
-    char error[DAEMON_ERRMSG_MAX];
-};
 
 /* What the HTTP API asks of the daemon; every hook may be called from any server thread. */
 struct httpd_hooks {
@@ -69,7 +53,8 @@ struct httpd_hooks {
 };
 
 struct httpd_options {
-    struct posgate *pg;                 /* borrowed; outlives the server */
+    struct posgate *pg;                 /* borrowed; outlives the server: checks */
+    struct posgated_core *core;         /* borrowed; outlives the server: the status object */
     const struct daemon_listen *listen; /* copied */
     size_t n_listen;
     const struct daemon_config *access; /* tokens, allowed_hosts, allowed_origins,
@@ -124,9 +109,10 @@ void httpd_set_access(struct httpd *h, const struct daemon_config *cfg);
  * server threads, removes unix socket files and frees h. NULL is a no-op. */
 void httpd_stop(struct httpd *h, unsigned grace_ms);
 
-/* Maps a sync outcome to an HTTP status (200, 502, 422, 409, 500), reported in
- * sync.result.http_status. */
-unsigned httpd_sync_status(enum httpd_sync_kind k);
+/* Maps a sync outcome to an HTTP status, reported in sync.result.http_status: OK 200, NETWORK
+ * (no mirror delivered) 502, REJECTED (the verifier refused the feed) 422, CONFIG (no feed_urls)
+ * 409, STORE and DISK (the local store failed, the data dir's file system is full) 500. */
+unsigned httpd_sync_status(enum posgated_sync_kind k);
 
 /* The run-time libmicrohttpd version, for --version. */
 const char *httpd_mhd_version(void);

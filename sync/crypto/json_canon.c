@@ -307,6 +307,26 @@ json_get_int(const struct cJSON *obj, const char *name, int64_t min, int64_t max
     return POSGATE_OK;
 }
 
+enum posgate_err
+json_print_to_buf(struct cJSON *root, struct buf *out)
+{
+    char *s;
+    enum posgate_err err;
+
+    if (root == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (s == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    buf_reset(out);
+    err = buf_append_str(out, s);
+    cJSON_free(s);
+    return err;
+}
+
 const char *
 json_cjson_version(void)
 {

@@ -32,6 +32,12 @@ void json_init_hooks(void);
 POSGATE_WUR enum posgate_err json_get_int(const struct cJSON *obj, const char *name, int64_t min,
                                           int64_t max, int64_t *out);
 
+/* Prints root without whitespace (cJSON_PrintUnformatted) into out (reset first) and frees
+ * root, whatever the outcome: the last step of every codec that builds a cJSON tree. NOMEM
+ * when root is NULL (a failed allocation while building it) or printing runs out of memory;
+ * TOOBIG past out->max. */
+POSGATE_WUR enum posgate_err json_print_to_buf(struct cJSON *root, struct buf *out);
+
 /* The run-time cJSON version, for --version. */
 const char *json_cjson_version(void);
 

@@ -294,4 +294,15 @@ POSGATE_WUR enum posgate_err tuf_writer_export_role(struct tuf_writer *w, const 
 POSGATE_WUR enum posgate_err tuf_writer_import_signed(struct tuf_writer *w, const char *role,
                                                       const void *data, size_t len);
 
+/* ---- a delegated role signed on its authority's machine (tuf_writer_handover.c) ------------
+ *
+ * tuf_writer_import_signed for a delegated role its authority signed away from this state
+ * (posgate-publish authority-sign): its issue time (TUF_ISSUED_FIELD) is its signer's, like its
+ * expiry; everything else must equal the state's next version of the role, and a threshold of
+ * the keys its delegator names must have signed. INVALID for a role that is not delegated. When
+ * the import is refused the working copy is as it was.
+ */
+POSGATE_WUR enum posgate_err tuf_writer_import_delegated(struct tuf_writer *w, const char *role,
+                                                         const void *data, size_t len);
+
 #endif

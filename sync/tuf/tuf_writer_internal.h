@@ -11,6 +11,7 @@
  *   | tuf_writer_publish.c | snapshot, timestamp, tuf_writer_publish and the repository    |
  *   | tuf_writer_io.c      | the state on disk (open, save), tuf_writer_sign_file, export  |
  *   |                      | and import of signed metadata                                 |
+ *   | tuf_writer_handover.c| a delegated role signed by its authority elsewhere (accept)   |
  *   +----------------------+---------------------------------------------------------------+
  *
  * Every role is held as its last signed file (bytes and parsed envelope) plus an unsigned

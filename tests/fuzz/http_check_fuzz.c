@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
 #include "daemon_config.h"
+#include "posgate_admin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,6 +17,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct posgate_request *rq = NULL;
+    struct posgated_request_view v;
     char msg[DAEMON_ERRMSG_MAX];
     enum posgate_err err;
 
@@ -29,8 +30,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (msg[0] == 0 || strchr(msg, ':') == NULL) {
             abort();
         }
-    } else if (rq->service[0] == 0 || rq->n_ids == 0 || rq->n_ids > ENGINE_IDS_MAX) {
-        abort();
+    } else {
+        posgated_request_view(rq, &v);
+        if (v.service[0] == 0 || v.n_ids == 0 || v.n_ids > POSGATED_IDS_MAX) {
+            abort();
+        }
     }
     posgate_request_free(rq);
     return 0;

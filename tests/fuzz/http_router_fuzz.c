@@ -19,9 +19,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api_internal.h"
 #include "daemon_config.h"
 #include "httpd.h"
+#include "posgate_admin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -194,12 +194,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
         } else {
-            for (const char *o = rq->operator_id; *o != 0; o++) {
+            struct posgated_request_view v;
+
+            posgated_request_view(rq, &v);
+            for (const char *o = v.operator_id; *o != 0; o++) {
                 if ((unsigned char)*o < 0x20 || *o == 0x7f) {
                     abort();
                 }
             }
-            if (rq->has_override && (rq->override_by[0] == 0 || rq->override_reason[0] == 0)) {
+            if (v.has_override && (v.override_by[0] == 0 || v.override_reason[0] == 0)) {
                 abort();
             }
         }

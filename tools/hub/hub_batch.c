@@ -132,6 +132,9 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, char *errmsg, size_
                strcmp(info.decision, "refer") == 0 || strcmp(info.decision, "error") == 0) {
         snprintf(e->decision, sizeof(e->decision), "%s", info.decision);
         e->count = 1;
+        if (hub_lower_hex(info.id, 32)) { /* what a contest can ask for (hub_db_decision) */
+            memcpy(e->decision_id, info.id, 33);
+        }
     } else {
         snprintf(errmsg, errcap,
                  "events[%zu] (seq %llu): decision \"%s\", expected allow, deny, "

@@ -49,6 +49,8 @@ struct hub_event {
     char kind[16];                /* "decision" or "allow_summary" */
     char decision[8];             /* "allow", "deny", "refer"; "summary" for allow_summary */
     uint64_t count;               /* ALLOWs a summary stands for; 1 for a decision */
+    char decision_id[33];         /* a decision's top-level "id" when it is 32 lowercase hex
+                                     (stored as events.decision_id, indexed); "" otherwise */
     char *text;                   /* canonical text, NUL-terminated */
     size_t len;
 };

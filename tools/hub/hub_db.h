@@ -15,13 +15,15 @@
  * libpq URI), the same tables versioned by schema_version and events partitioned by month
  * (drawn in hub_db_pg.c).
  *
- * SQLite schema (PRAGMA user_version 2; 2 added anchors):
+ * SQLite schema (PRAGMA user_version 3; 2 added anchors, 3 events.decision_id and lookups):
  *   +-------------------------------------------------------------------------------------+
  *   | devices(device_id TEXT PK, pub_pem TEXT, enrolled_at INT, chain_ok INT (0/1),        |
  *   |         broken_at INT|NULL (lowest seq of a break))                                   |
  *   | events(device_id, seq, hash BLOB(32), prev_hash BLOB(32), kind TEXT, decision TEXT   |
  *   |        (allow|deny|refer|summary), count INT (ALLOWs a summary stands for, else 1),  |
- *   |        json TEXT (canonical event), received_at INT, PK(device_id, seq))             |
+ *   |        json TEXT (canonical event), received_at INT, decision_id TEXT|NULL (a        |
+ *   |        decision's top-level "id", 32 lowercase hex; NULL for summaries),             |
+ *   |        PK(device_id, seq));  INDEX events_decision_id(decision_id) WHERE NOT NULL    |
  *   | gaps(device_id, from_seq, to_seq, detected_at, closed_at INT|NULL, PK(dev,from,to))  |
  *   | chain_breaks(device_id, seq, kind (prev|head|conflict|hole|origin), detail TEXT,     |
  *   |        event_json TEXT|NULL, first_seen, last_seen, times, PK(device_id, seq, kind)) |
@@ -33,6 +35,9 @@
  *   |        the latest status report of a device (the newest by reported_at_us)          |
  *   | device_reports(device_id, reported_at_us, received_at, report,                       |
  *   |        PK(device_id, reported_at_us))  every status report received (the history)    |
+ *   | lookups(decision_id TEXT, looked_up_at INT, service TEXT, lists TEXT (a JSON array  |
+ *   |        of the list ids its reasons cite), via TEXT (cli|http))  one row per contest  |
+ *   |        answered (hub_db_lookup); INDEX lookups_at(looked_up_at)                     |
  *   +-------------------------------------------------------------------------------------+
  * Times are wall seconds. A break between seq-1 and seq is recorded at seq.
  */
@@ -78,11 +83,12 @@ struct hub_device_state {
 };
 
 /* A query over the stored events (posgate-hub decision / decisions): the store hands back
- * the events whose canonical text contains the patterns (NULL: not filtered), and the caller
- * checks each one it parses. Canonical text sorts keys, so a decision id is ',"id":"ID"' and a
- * reason citing a listing holds '"list":"L","listing_id":"X"' (hub_query.c builds them). */
+ * the decision event whose decision_id column is decision_id (through its index), or the
+ * events whose canonical text contains listing_pattern (NULL: not filtered), and the caller
+ * checks each one it parses. Canonical text sorts keys, so a reason citing a listing holds
+ * '"list":"L","listing_id":"X"' (hub_query.c builds it). */
 struct hub_event_filter {
-    const char *id_pattern;
+    const char *decision_id;     /* 32 lowercase hex; NULL: any */
     const char *listing_pattern; /* and only DENY and REFER events */
     bool summaries;              /* allow_summary events too (else decision events only) */
 };
@@ -103,7 +109,8 @@ void hub_db_close(struct hub_db *db);
 bool hub_db_is_uri(const char *path);
 /* "sqlite" or "postgresql". */
 const char *hub_db_kind(const struct hub_db *db);
-/* Copies every device, event, gap, chain break and batch record of src into dst, a
+/* Copies every table of src (hub_store.h, enum hub_table: devices, events with their decision
+ * ids, gaps, chain breaks, batch records, chain anchors, status reports, lookups) into dst, a
  * PostgreSQL store that holds no device yet, in one transaction of dst: STATE when dst is not
  * PostgreSQL or already holds devices; *n_events (may be NULL) gets the events copied. */
 POSGATE_WUR enum posgate_err hub_db_migrate(struct hub_db *src, struct hub_db *dst,
@@ -149,6 +156,14 @@ POSGATE_WUR enum posgate_err hub_db_stats_text(struct hub_db *db, struct buf *ou
  * without it the answer holds the ids only and says so. NOTFOUND when no event has that id. */
 POSGATE_WUR enum posgate_err hub_db_decision(struct hub_db *db, const char *decision_id,
                                              const char *feed_dir, bool json, struct buf *out);
+/* posgate-hub decision ID and GET /v1/decisions/{id}: hub_db_decision, and the lookup recorded
+ * (the lookups table: the decision's id, now_s, its service and the lists its reasons cite, via
+ * "cli" or "http"; never who asked) once the decision is found and before anything is
+ * answered: a lookup that cannot be recorded is not answered (the store's error, RETRY when
+ * busy), so the transparency report counts every contest answered. */
+POSGATE_WUR enum posgate_err hub_db_lookup(struct hub_db *db, const char *decision_id,
+                                           const char *feed_dir, bool json, const char *via,
+                                           int64_t now_s, struct buf *out);
 /* posgate-hub decisions --listing LIST/LISTING_ID [--since T]: every DENY and REFER that cited
  * the listing, oldest first; *n (may be NULL) gets how many. */
 POSGATE_WUR enum posgate_err hub_db_decisions(struct hub_db *db, const char *list,

@@ -36,6 +36,12 @@
  *   | device_reports(device_id, reported_at_us, received_at, report, PK(device_id,        |
  *   |        reported_at_us))                                           the history       |
  *   +-------------------------------------------------------------------------------------+
+ * Schema version 4: contests by index, and the contests looked up, as in hub_db.h:
+ *   +-------------------------------------------------------------------------------------+
+ *   | events.decision_id text|NULL, backfilled from the text; INDEX events_decision_id     |
+ *   |        ON events(decision_id) WHERE NOT NULL (on the parent: every partition has it)|
+ *   | lookups(decision_id, looked_up_at, service, lists, via); INDEX lookups_at           |
+ *   +-------------------------------------------------------------------------------------+
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
  */
@@ -215,6 +221,17 @@ static const char *const migrations[] = {
     "CREATE TABLE device_reports(device_id text NOT NULL, reported_at_us bigint NOT NULL,"
     " received_at bigint NOT NULL, report text NOT NULL,"
     " PRIMARY KEY(device_id, reported_at_us));",
+    /* 4: a decision found by its id through an index (the id backfilled from the stored text
+     * by the expression hub_db_sqlite.c's schema_v3 explains), and the contests looked up */
+    "ALTER TABLE events ADD COLUMN decision_id text;"
+    "UPDATE events SET decision_id = substr(json, strpos(json, ',\"id\":\"') + 7, 32)"
+    " WHERE kind = 'decision' AND strpos(json, ',\"id\":\"') > 0"
+    " AND substr(json, strpos(json, ',\"id\":\"') + 39, 1) = '\"'"
+    " AND substr(json, strpos(json, ',\"id\":\"') + 7, 32) ~ '^[0-9a-f]{32}$';"
+    "CREATE INDEX events_decision_id ON events(decision_id) WHERE decision_id IS NOT NULL;"
+    "CREATE TABLE lookups(decision_id text NOT NULL, looked_up_at bigint NOT NULL,"
+    " service text NOT NULL, lists text NOT NULL, via text NOT NULL);"
+    "CREATE INDEX lookups_at ON lookups(looked_up_at);",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -522,9 +539,14 @@ insert_event(struct pg *db, const char *dev, const struct hub_event *e, int64_t 
     p_int(&p, (int64_t)e->count);
     p_text(&p, e->text, e->len);
     p_int(&p, now_s);
+    if (e->decision_id[0] != 0) {
+        p_str(&p, e->decision_id);
+    } else {
+        p_null(&p); /* a summary, or an id no contest can ask for */
+    }
     return cmd(db,
                "INSERT INTO events(device_id, seq, hash, prev_hash, kind, decision, count, json, "
-               "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+               "received_at, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                &p, res->error, sizeof(res->error));
 }
 
@@ -821,9 +843,12 @@ count_row(void *ctx, const struct hub_row *r)
     return POSGATE_OK;
 }
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS p FROM "
-    "events WHERE device_id = $1) s WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = $1), 0::bigint)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = "
+    "$1) s WHERE seq > p + 1 ORDER BY seq";
 
 static enum posgate_err
 pg_device_state(void *impl, const char *id, struct hub_device_state *out)
@@ -1000,11 +1025,11 @@ static const struct {
      "ttiiii",
      "INSERT INTO devices(device_id, pub_pem, enrolled_at, last_seq, chain_ok, broken_at) "
      "VALUES ($1, $2, $3, $4, $5::int::boolean, $6)"},
-    {"SELECT device_id, kind, decision, json, hash, prev_hash, seq, count, received_at FROM events "
-     "ORDER BY device_id, seq",
-     "tttthhiii",
-     "INSERT INTO events(device_id, kind, decision, json, hash, prev_hash, seq, count, "
-     "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+    {"SELECT device_id, kind, decision, json, decision_id, hash, prev_hash, seq, count, "
+     "received_at FROM events ORDER BY device_id, seq",
+     "ttttthhiii",
+     "INSERT INTO events(device_id, kind, decision, json, decision_id, hash, prev_hash, seq, "
+     "count, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
     {"SELECT device_id, from_seq, to_seq, detected_at, closed_at FROM gaps", "tiiii",
      "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at, closed_at) VALUES ($1, $2, $3, "
      "$4, $5)"},
@@ -1018,6 +1043,19 @@ static const struct {
      "tttiiiiii",
      "INSERT INTO batches(device_id, idempotency_key, status, first_seq, last_seq, n_events, "
      "stored, received_at, times) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi",
+     "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) VALUES ($1, $2, $3, $4, "
+     "$5)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii",
+     "INSERT INTO device_status(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii",
+     "INSERT INTO device_reports(device_id, report, reported_at_us, received_at) VALUES ($1, $2, "
+     "$3, $4)"},
+    {"SELECT decision_id, service, lists, via, looked_up_at FROM lookups ORDER BY looked_up_at",
+     "tttti",
+     "INSERT INTO lookups(decision_id, service, lists, via, looked_up_at) VALUES ($1, $2, $3, $4, "
+     "$5)"},
 };
 
 static enum posgate_err
@@ -1128,25 +1166,29 @@ pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
     PGresult *r = NULL;
     enum posgate_err err;
 
-    /* the patterns (hub_event_pattern) are found in the text, as in the SQLite store: a
-     * stored event may hold a raw control character in a string, which jsonb refuses */
-    p_str(&p, f->summaries ? "t" : "f");
-    if (f->id_pattern != NULL) {
-        p_str(&p, f->id_pattern);
+    /* a decision by its id through events_decision_id (each partition's index); a listing's
+     * pattern is found in the text, as in the SQLite store: a stored event may hold a raw
+     * control character in a string, which jsonb refuses */
+    if (f->decision_id != NULL) {
+        p_str(&p, f->decision_id);
+        err = run(db,
+                  "SELECT device_id, json, seq, received_at FROM events WHERE decision_id = $1 "
+                  "AND kind = 'decision' ORDER BY received_at, device_id, seq",
+                  &p, PGRES_TUPLES_OK, &r, NULL, 0);
     } else {
-        p_null(&p);
+        p_str(&p, f->summaries ? "t" : "f");
+        if (f->listing_pattern != NULL) {
+            p_str(&p, f->listing_pattern);
+        } else {
+            p_null(&p);
+        }
+        err = run(db,
+                  "SELECT device_id, json, seq, received_at FROM events WHERE (kind = 'decision' "
+                  "OR ($1::boolean AND kind = 'allow_summary')) AND ($2::text IS NULL OR "
+                  "(decision IN ('deny', 'refer') AND strpos(json, $2) > 0)) ORDER BY "
+                  "received_at, device_id, seq",
+                  &p, PGRES_TUPLES_OK, &r, NULL, 0);
     }
-    if (f->listing_pattern != NULL) {
-        p_str(&p, f->listing_pattern);
-    } else {
-        p_null(&p);
-    }
-    err = run(db,
-              "SELECT device_id, json, seq, received_at FROM events WHERE (kind = 'decision' OR "
-              "($1::boolean AND kind = 'allow_summary')) AND ($2::text IS NULL OR strpos(json, "
-              "$2) > 0) AND ($3::text IS NULL OR (decision IN ('deny', 'refer') AND strpos(json, "
-              "$3) > 0)) ORDER BY received_at, device_id, seq",
-              &p, PGRES_TUPLES_OK, &r, NULL, 0);
     for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
         struct hub_row x;
 
@@ -1245,6 +1287,109 @@ unlock:
     return err;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+/* Runs sql and hands each row to fn as it arrives (libpq's single-row mode: a month of events
+ * is never held in memory at once); columns t0, t1, i0, i1. A callback's error stops the
+ * callbacks, and the rest of the answer is read and dropped. */
+static enum posgate_err
+stream_rows(struct pg *db, const char *sql, const struct params *p, hub_row_fn fn, void *ctx)
+{
+    PGresult *r;
+    enum posgate_err err = POSGATE_OK;
+
+    if (!PQsendQueryParams(db->c, sql, p->n, NULL, p->v, p->len, p->fmt, 0)) {
+        return pg_fail(db, NULL, sql, NULL, 0);
+    }
+    if (!PQsetSingleRowMode(db->c)) {
+        err = POSGATE_ERR_IO; /* the answer is still read below, whole */
+    }
+    while ((r = PQgetResult(db->c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+
+        if (s == PGRES_SINGLE_TUPLE && err == POSGATE_OK) {
+            struct hub_row x;
+
+            memset(&x, 0, sizeof(x));
+            for (int c = 0; c < 2; c++) {
+                x.t[c] = PQgetvalue(r, 0, c);
+                x.tlen[c] = (size_t)PQgetlength(r, 0, c);
+            }
+            x.i[0] = col_i(r, 0, 2);
+            x.i[1] = col_i(r, 0, 3);
+            err = fn(ctx, &x);
+        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && err == POSGATE_OK) {
+            err = pg_fail(db, r, sql, NULL, 0);
+        }
+        PQclear(r);
+    }
+    return err;
+}
+
+static enum posgate_err
+pg_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct params p = {0};
+
+    if (id != NULL) {
+        p_str(&p, id);
+    } else {
+        p_null(&p);
+    }
+    p_int(&p, since_s);
+    if (id != NULL && limit > 0) {
+        p_int(&p, limit);
+    } else {
+        p_null(&p); /* LIMIT NULL: all */
+    }
+    return stream_rows(impl,
+                       "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                       "device_id, report, reported_at_us, received_at FROM device_reports WHERE "
+                       "($1::text IS NULL OR device_id = $1) AND received_at >= $2::bigint "
+                       "ORDER BY device_id, reported_at_us DESC LIMIT $3::bigint) r ORDER BY "
+                       "device_id, reported_at_us",
+                       &p, fn, ctx);
+}
+
+static enum posgate_err
+pg_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct params p = {0};
+
+    p_int(&p, since_s);
+    /* received_at is the partition key: older months are not read */
+    return stream_rows(impl,
+                       "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= "
+                       "$1::bigint",
+                       &p, fn, ctx);
+}
+
+/* ---- the contests looked up ---- */
+
+static enum posgate_err
+pg_lookup_put(void *impl, const char *decision_id, int64_t at_s, const char *service,
+              const char *lists, const char *via, char *errmsg, size_t errcap)
+{
+    struct pg *db = impl;
+    struct params p = {0};
+    enum posgate_err err;
+
+    p_str(&p, decision_id);
+    p_int(&p, at_s);
+    p_str(&p, service);
+    p_str(&p, lists);
+    p_str(&p, via);
+    pthread_mutex_lock(&db->mu);
+    reconnect(db);
+    err = cmd(db,
+              "INSERT INTO lookups(decision_id, looked_up_at, service, lists, via) VALUES ($1, "
+              "$2, $3, $4, $5)",
+              &p, errmsg, errcap);
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
 static const struct hub_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1267,6 +1412,9 @@ static const struct hub_store_ops pg_ops = {
     .device_pem = pg_device_pem,
     .report_put = pg_report_put,
     .reports = pg_reports,
+    .report_history = pg_report_history,
+    .events_since = pg_events_since,
+    .lookup_put = pg_lookup_put,
 };
 
 static void

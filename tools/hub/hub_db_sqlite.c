@@ -40,8 +40,7 @@ static const char schema[] =
     " stored INTEGER NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL,"
     " times INTEGER NOT NULL, PRIMARY KEY(device_id, idempotency_key));"
     "CREATE TABLE IF NOT EXISTS anchors(device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-    " hash BLOB NOT NULL, prev_hash BLOB NOT NULL, pruned_at INTEGER NOT NULL);"
-    "PRAGMA user_version=2;";
+    " hash BLOB NOT NULL, prev_hash BLOB NOT NULL, pruned_at INTEGER NOT NULL);";
 
 /* The device status reports (hub_db_report): the latest per device and every one received. */
 static const char report_schema[] =
@@ -51,6 +50,28 @@ static const char report_schema[] =
     " reported_at_us INTEGER NOT NULL, received_at INTEGER NOT NULL, report TEXT NOT NULL,"
     " PRIMARY KEY(device_id, reported_at_us)) WITHOUT ROWID;";
 
+/* Version 3 (hub_db.h): events.decision_id, its index, and the contests looked up. The
+ * decision ids of the events already held are taken from their text: the first ',"id":"' of a
+ * canonical event is its top-level "id" for every event the kiosk's codec writes
+ * (audit_event.c): keys are sorted by their bytes, those before "id" (at, data_age_s, decision,
+ * device_id, error, feed_version) hold no object, and a '"' inside a string is always escaped,
+ * so the text ',"id":"' cannot begin inside one. The id is kept only when 32 lowercase hex and
+ * a closing quote follow, as ingest keeps it (hub_batch.c); hub_db_decision still parses the
+ * event it finds and compares its "id". The same expression backfills PostgreSQL
+ * (hub_db_pg.c, migration 4). */
+#define ID_AT "instr(json, ',\"id\":\"')"
+static const char schema_v3[] =
+    "ALTER TABLE events ADD COLUMN decision_id TEXT;"
+    "UPDATE events SET decision_id = substr(json, " ID_AT " + 7, 32) WHERE kind = 'decision'"
+    " AND " ID_AT " > 0 AND substr(json, " ID_AT " + 39, 1) = '\"'"
+    " AND NOT substr(json, " ID_AT " + 7, 32) GLOB '*[^0-9a-f]*';"
+    "CREATE INDEX events_decision_id ON events(decision_id) WHERE decision_id IS NOT NULL;"
+    "CREATE TABLE lookups(decision_id TEXT NOT NULL, looked_up_at INTEGER NOT NULL,"
+    " service TEXT NOT NULL, lists TEXT NOT NULL, via TEXT NOT NULL);"
+    "CREATE INDEX lookups_at ON lookups(looked_up_at);"
+    "PRAGMA user_version=3;";
+#define SCHEMA_VERSION 3
+
 static enum posgate_err
 sql_fail(struct sq *db, int rc, const char *what, char *errmsg, size_t errcap)
 {
@@ -58,6 +79,47 @@ sql_fail(struct sq *db, int rc, const char *what, char *errmsg, size_t errcap)
         snprintf(errmsg, errcap, "collector database: %s: %s", what, sqlite3_errmsg(db->db));
     }
     return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? POSGATE_ERR_RETRY : POSGATE_ERR_IO;
+}
+
+/* Brings the schema to SCHEMA_VERSION in one write transaction (BEGIN IMMEDIATE: a second
+ * process opening the file at once waits, then finds it done). The tables of versions 1 and 2
+ * are made by CREATE TABLE IF NOT EXISTS before; a file newer than this binary knows is
+ * refused. */
+static enum posgate_err
+migrate(struct sq *db, const char *path, char *errmsg, size_t errcap)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t have = -1;
+    int rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(db->db, "PRAGMA user_version", -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        have = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK && have > SCHEMA_VERSION) {
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        snprintf(errmsg, errcap,
+                 "%s: the database's schema is version %lld, newer than this posgate-hub knows "
+                 "(%d): upgrade posgate-hub",
+                 path, (long long)have, SCHEMA_VERSION);
+        return POSGATE_ERR_STATE;
+    }
+    if (rc == SQLITE_OK && have >= 0 && have < SCHEMA_VERSION) {
+        rc = sqlite3_exec(db->db, schema_v3, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        enum posgate_err err = sql_fail(db, rc, "schema version 3", errmsg, errcap);
+
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        return err;
+    }
+    return POSGATE_OK;
 }
 
 static void sq_close(void *impl);
@@ -97,6 +159,10 @@ sq_open(const char *path, struct sq **out, char *errmsg, size_t errcap)
     }
     if (rc != SQLITE_OK) {
         err = sql_fail(db, rc, path, errmsg, errcap);
+        goto out;
+    }
+    err = migrate(db, path, errmsg, errcap);
+    if (err != POSGATE_OK) {
         goto out;
     }
     *out = db;
@@ -431,8 +497,8 @@ insert_event(struct sq *db, const char *dev, const struct hub_event *e, int64_t 
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db->db,
                                 "INSERT INTO events(device_id, seq, hash, prev_hash, kind, "
-                                "decision, count, json, received_at) VALUES (?1, ?2, ?3, "
-                                "?4, ?5, ?6, ?7, ?8, ?9)",
+                                "decision, count, json, received_at, decision_id) VALUES (?1, "
+                                "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                                 -1, &st, NULL);
 
     if (rc == SQLITE_OK) {
@@ -445,6 +511,9 @@ insert_event(struct sq *db, const char *dev, const struct hub_event *e, int64_t 
         sqlite3_bind_int64(st, 7, (sqlite3_int64)e->count);
         sqlite3_bind_text(st, 8, e->text, (int)e->len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, now_s);
+        if (e->decision_id[0] != 0) { /* else NULL: a summary, or an id no contest can ask for */
+            sqlite3_bind_text(st, 10, e->decision_id, -1, SQLITE_STATIC);
+        }
         rc = sqlite3_step(st);
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
@@ -651,9 +720,12 @@ sq_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
 
 /* ---- reading ---- */
 
+/* The holes between held seqs; before the first held one, counted from the chain anchor prune
+ * kept (pruned events are not missing ones), else from 0. */
 static const char gaps_sql[] =
-    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, 0) OVER (ORDER BY seq) AS p FROM events "
-    "WHERE device_id = ?1) WHERE seq > p + 1 ORDER BY seq";
+    "SELECT p + 1, seq - 1 FROM (SELECT seq, lag(seq, 1, coalesce((SELECT a.seq FROM anchors a "
+    "WHERE a.device_id = ?1), 0)) OVER (ORDER BY seq) AS p FROM events WHERE device_id = ?1) "
+    "WHERE seq > p + 1 ORDER BY seq";
 
 /* Called with db->mu held. */
 static enum posgate_err
@@ -949,9 +1021,9 @@ static const struct {
     {"SELECT device_id, pub_pem, enrolled_at, last_seq, chain_ok, broken_at FROM devices "
      "ORDER BY device_id",
      "ttiiii"},
-    {"SELECT device_id, kind, decision, json, hash, prev_hash, seq, count, received_at FROM events "
-     "ORDER BY device_id, seq",
-     "tttthhiii"},
+    {"SELECT device_id, kind, decision, json, decision_id, hash, prev_hash, seq, count, "
+     "received_at FROM events ORDER BY device_id, seq",
+     "ttttthhiii"},
     {"SELECT device_id, from_seq, to_seq, detected_at, closed_at FROM gaps", "tiiii"},
     {"SELECT device_id, kind, detail, event_json, seq, first_seen, last_seen, times FROM "
      "chain_breaks",
@@ -959,6 +1031,11 @@ static const struct {
     {"SELECT device_id, idempotency_key, status, first_seq, last_seq, n_events, stored, "
      "received_at, times FROM batches",
      "tttiiiiii"},
+    {"SELECT device_id, seq, hash, prev_hash, pruned_at FROM anchors", "tihhi"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_status", "ttii"},
+    {"SELECT device_id, report, reported_at_us, received_at FROM device_reports", "ttii"},
+    {"SELECT decision_id, service, lists, via, looked_up_at FROM lookups ORDER BY looked_up_at",
+     "tttti"},
 };
 
 static enum posgate_err
@@ -977,21 +1054,30 @@ sq_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
     enum posgate_err err = POSGATE_OK;
     int rc;
 
-    /* the patterns (hub_event_pattern) are found in the text: a stored event may hold a raw
-     * control character in a string, which SQLite's JSON functions refuse */
-    rc = sqlite3_prepare_v2(db->db,
-                            "SELECT device_id, json, seq, received_at FROM events WHERE (kind = "
-                            "'decision' OR (?1 AND kind = 'allow_summary')) AND (?2 IS NULL OR "
-                            "instr(json, ?2) > 0) AND (?3 IS NULL OR (decision IN ('deny', "
-                            "'refer') AND instr(json, ?3) > 0)) ORDER BY received_at, device_id, "
-                            "seq",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int(st, 1, f->summaries ? 1 : 0);
-        rc = sqlite3_bind_text(st, 2, f->id_pattern, -1, SQLITE_STATIC);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_text(st, 3, f->listing_pattern, -1, SQLITE_STATIC);
+    /* a decision by its id through events_decision_id (a query of its own: an OR with the
+     * other filters would not use the index); a listing's pattern is found in the text: a
+     * stored event may hold a raw control character in a string, which SQLite's JSON functions
+     * refuse */
+    if (f->decision_id != NULL) {
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT device_id, json, seq, received_at FROM events WHERE "
+                                "decision_id = ?1 AND kind = 'decision' ORDER BY received_at, "
+                                "device_id, seq",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_text(st, 1, f->decision_id, -1, SQLITE_STATIC);
+        }
+    } else {
+        rc = sqlite3_prepare_v2(db->db,
+                                "SELECT device_id, json, seq, received_at FROM events WHERE (kind "
+                                "= 'decision' OR (?1 AND kind = 'allow_summary')) AND (?2 IS NULL "
+                                "OR (decision IN ('deny', 'refer') AND instr(json, ?2) > 0)) "
+                                "ORDER BY received_at, device_id, seq",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int(st, 1, f->summaries ? 1 : 0);
+            rc = sqlite3_bind_text(st, 2, f->listing_pattern, -1, SQLITE_STATIC);
+        }
     }
     if (rc == SQLITE_OK) {
         rc = each(st, "ttii", fn, ctx, &err);
@@ -1055,6 +1141,92 @@ sq_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
     return POSGATE_OK;
 }
 
+/* ---- the fleet dashboard (hub_fleet.c) ---- */
+
+static enum posgate_err
+sq_report_history(void *impl, const char *id, int64_t since_s, int64_t limit, hub_row_fn fn,
+                  void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    /* the newest LIMIT first, then handed out oldest first (LIMIT -1: all) */
+    rc = sqlite3_prepare_v2(db->db,
+                            "SELECT device_id, report, reported_at_us, received_at FROM (SELECT "
+                            "device_id, report, reported_at_us, received_at FROM device_reports "
+                            "WHERE (?1 IS NULL OR device_id = ?1) AND received_at >= ?2 ORDER BY "
+                            "device_id, reported_at_us DESC LIMIT ?3) ORDER BY device_id, "
+                            "reported_at_us",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_s);
+        sqlite3_bind_int64(st, 3, id != NULL && limit > 0 ? limit : -1);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "report history", NULL, 0);
+    }
+    return err;
+}
+
+static enum posgate_err
+sq_events_since(void *impl, int64_t since_s, hub_row_fn fn, void *ctx)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc = sqlite3_prepare_v2(
+        db->db, "SELECT device_id, json, seq, received_at FROM events WHERE received_at >= ?1", -1,
+        &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, since_s);
+        rc = each(st, "ttii", fn, ctx, &err);
+    }
+    sqlite3_finalize(st);
+    if (err == POSGATE_OK && rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "events", NULL, 0);
+    }
+    return err;
+}
+
+/* ---- the contests looked up ---- */
+
+static enum posgate_err
+sq_lookup_put(void *impl, const char *decision_id, int64_t at_s, const char *service,
+              const char *lists, const char *via, char *errmsg, size_t errcap)
+{
+    struct sq *db = impl;
+    sqlite3_stmt *st = NULL;
+    enum posgate_err err = POSGATE_OK;
+    int rc;
+
+    pthread_mutex_lock(&db->mu);
+    rc = sqlite3_prepare_v2(db->db,
+                            "INSERT INTO lookups(decision_id, looked_up_at, service, lists, via) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5)",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, decision_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, at_s);
+        sqlite3_bind_text(st, 3, service, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, lists, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, via, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st); /* autocommit: its own transaction */
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        err = sql_fail(db, rc, "lookup", errmsg, errcap);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return err;
+}
+
 static const struct hub_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1077,6 +1249,9 @@ static const struct hub_store_ops sq_ops = {
     .device_pem = sq_device_pem,
     .report_put = sq_report_put,
     .reports = sq_reports,
+    .report_history = sq_report_history,
+    .events_since = sq_events_since,
+    .lookup_put = sq_lookup_put,
 };
 
 enum posgate_err

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "fetch.h"
+#include "hub_dashboard.h"
 #include "hub_report.h"
 #include "hub_text.h"
 #include "plat_clock.h"
@@ -633,8 +634,8 @@ same_secret(const char *a, const char *b, size_t n)
     return d == 0;
 }
 
-/* GET /v1/decisions/{id}: the contest answer (hub_db_decision), for a bearer of the auditor
- * token only. */
+/* GET /v1/decisions/{id}: the contest answer (hub_db_lookup: the lookup is recorded), for a
+ * bearer of the auditor token only. */
 static enum MHD_Result
 handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, const char *method)
 {
@@ -666,7 +667,8 @@ handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, cons
         return reply_error(conn, MHD_HTTP_BAD_REQUEST, "a decision id is 32 lowercase hex", 0,
                            method, "/v1/decisions/");
     }
-    err = hub_db_decision(h->db, id, h->root_len > 0 ? h->root : NULL, true, &out);
+    err = hub_db_lookup(h->db, id, h->root_len > 0 ? h->root : NULL, true, "http", plat_wall_s(),
+                        &out);
     if (err == POSGATE_ERR_NOTFOUND) {
         ret = reply_error(conn, MHD_HTTP_NOT_FOUND, "no decision with that id is held", 0, method,
                           "/v1/decisions/");
@@ -904,8 +906,9 @@ handle_feed(struct hub *h, struct MHD_Connection *conn, const char *url, const c
     return reply_file(conn, fd, size, first, last, partial, etag, lm, method, url);
 }
 
-/* The routes, in order: a request's headers (on_headers), its body (on_upload), then
- * /v1/decisions/{id}, the collector's POSTs, and the feed for everything else. */
+/* The routes, in order: a request's headers (on_headers), its body (on_upload), then the
+ * dashboard's (hub_dashboard.h), /v1/decisions/{id}, the collector's POSTs, and the feed for
+ * everything else. */
 enum MHD_Result
 hub_http_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                  const char *version, const char *upload_data, size_t *upload_data_size, void **ctx)
@@ -920,6 +923,9 @@ hub_http_request(void *cls, struct MHD_Connection *conn, const char *url, const 
     rq = *ctx;
     if (*upload_data_size != 0) {
         return on_upload(h, rq, url, method, upload_data, upload_data_size);
+    }
+    if (hub_dashboard_owns(url)) {
+        return hub_dashboard_request(h->dash, conn, url, method, h->client_ca && client_ok(conn));
     }
     if (strncmp(url, "/v1/decisions/", 14) == 0) {
         return handle_decision(h, conn, url + 14, method);

@@ -29,7 +29,8 @@
 #define HUB_BODY_TIMEOUT 30u /* seconds from the headers to the last byte of an audit body */
 #define HUB_IDLE_TIMEOUT 10u /* seconds without a byte (headers, body, or a reader) */
 
-struct hub_peer; /* hub_http.c */
+struct hub_peer;      /* hub_http.c */
+struct hub_dashboard; /* hub_dashboard.h */
 
 struct hub {
     char root[PATH_MAX]; /* realpath of the feed directory; "" without --feed */
@@ -37,6 +38,7 @@ struct hub {
     int client_ca;             /* verify client certificates */
     struct hub_db *db;         /* the collector; NULL without --db */
     const char *auditor_token; /* --auditor-token: GET /v1/decisions/{id}; NULL: refused */
+    struct hub_dashboard *dash; /* /dashboard and /v1/fleet/ (hub_dashboard.h) */
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The collector's answers about decisions (hub_db.h): one decision for a contest, the DENYs
- * and REFERs that cited a listing, the monthly aggregates, and retention. The stores find the
- * events (hub_store.h find_events); this file reads their canonical JSON (cJSON) and writes the
- * answers. No answer carries a clear identifier: the collector holds only keyed hashes, and the
- * report holds no device, operator or subject at all.
+ * The collector's answers about decisions (hub_db.h): one decision for a contest (and the
+ * lookup recorded, for the transparency report), the DENYs and REFERs that cited a listing, and
+ * retention. The stores find the events (hub_store.h find_events); this file reads their
+ * canonical JSON (cJSON) and writes the answers. No answer carries a clear identifier: the
+ * collector holds only keyed hashes.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,7 +73,7 @@ one_row(void *ctx, const struct hub_row *r)
     if (ev == NULL) {
         return POSGATE_ERR_CORRUPT;
     }
-    if (strcmp(str_of(ev, "id"), o->id) != 0) { /* the pattern matched a list's id */
+    if (strcmp(str_of(ev, "id"), o->id) != 0) { /* not the event's own id (hub_db_sqlite.c) */
         cJSON_Delete(ev);
         return POSGATE_OK;
     }
@@ -238,13 +238,50 @@ find(struct hub_db *db, const struct hub_event_filter *f, hub_row_fn fn, void *c
     return err;
 }
 
-enum posgate_err
-hub_db_decision(struct hub_db *db, const char *decision_id, const char *feed_dir, bool json,
-                struct buf *out)
+/* The lookup of ev recorded (hub_db_lookup): its service and the distinct lists its reasons
+ * cite, as a JSON array, in the order they are cited. */
+static enum posgate_err
+note_lookup(struct hub_db *db, const cJSON *ev, const char *via, int64_t now_s)
+{
+    void *impl;
+    const struct hub_store_ops *ops = hub_db_store(db, &impl);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(ev, "reasons");
+    cJSON *lists = cJSON_CreateArray();
+    char *text = NULL, msg[256];
+    enum posgate_err err = lists != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+
+    for (const cJSON *r = cJSON_IsArray(rs) ? rs->child : NULL; err == POSGATE_OK && r != NULL;
+         r = r->next) {
+        const char *l = str_of(r, "list");
+        bool seen = l[0] == 0;
+
+        for (const cJSON *x = lists->child; x != NULL && !seen; x = x->next) {
+            seen = strcmp(x->valuestring, l) == 0;
+        }
+        if (!seen && !cJSON_AddItemToArray(lists, cJSON_CreateString(l))) {
+            err = POSGATE_ERR_NOMEM;
+        }
+    }
+    if (err == POSGATE_OK) {
+        text = cJSON_PrintUnformatted(lists);
+        err = text != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    }
+    if (err == POSGATE_OK) {
+        err = ops->lookup_put(impl, str_of(ev, "id"), now_s, str_of(ev, "service"), text, via, msg,
+                              sizeof(msg));
+    }
+    cJSON_free(text);
+    cJSON_Delete(lists);
+    return err;
+}
+
+/* hub_db_decision, and with via the lookup recorded before the answer is written. */
+static enum posgate_err
+answer(struct hub_db *db, const char *decision_id, const char *feed_dir, bool json, const char *via,
+       int64_t now_s, struct buf *out)
 {
     struct hub_event_filter f = {0};
     struct one o = {0};
-    struct buf pat = BUF_INIT(256);
     struct feed_config *cfg = NULL;
     cJSON *doc = NULL, *reasons, *src;
     char note[160] = "";
@@ -254,14 +291,14 @@ hub_db_decision(struct hub_db *db, const char *decision_id, const char *feed_dir
     if (!hub_lower_hex(decision_id, 32)) {
         return POSGATE_ERR_NOTFOUND; /* a decision id is 32 lowercase hex */
     }
-    err = buf_printf(&pat, ",\"id\":\"%s\"", decision_id);
-    f.id_pattern = buf_cstr(&pat);
+    f.decision_id = decision_id;
     o.id = decision_id;
-    if (err == POSGATE_OK) {
-        err = find(db, &f, one_row, &o);
-    }
+    err = find(db, &f, one_row, &o);
     if (err == POSGATE_OK && o.ev == NULL) {
         err = POSGATE_ERR_NOTFOUND;
+    }
+    if (err == POSGATE_OK && via != NULL) {
+        err = note_lookup(db, o.ev, via, now_s);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -358,8 +395,24 @@ out:
     cJSON_Delete(doc);
     cJSON_Delete(o.ev);
     feed_config_free(cfg);
-    buf_free(&pat);
     return err;
+}
+
+enum posgate_err
+hub_db_decision(struct hub_db *db, const char *decision_id, const char *feed_dir, bool json,
+                struct buf *out)
+{
+    return answer(db, decision_id, feed_dir, json, NULL, 0, out);
+}
+
+enum posgate_err
+hub_db_lookup(struct hub_db *db, const char *decision_id, const char *feed_dir, bool json,
+              const char *via, int64_t now_s, struct buf *out)
+{
+    if (via == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    return answer(db, decision_id, feed_dir, json, via, now_s, out);
 }
 
 /* ---- the decisions that cited a listing ---- */

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 
 #include "buf.h"
+#include "hub_dashboard.h"
 #include "plat_file.h"
 #include "plat_log.h"
 
@@ -28,7 +29,8 @@
 
 /* serve's options as the command line gives them. */
 struct serve_opts {
-    const char *feed, *listen, *cert, *key, *ca, *port_file, *dbpath, *auditor;
+    const char *feed, *listen, *cert, *key, *ca, *port_file, *dbpath, *auditor, *admin;
+    uint64_t silent_min; /* --silent-minutes */
     uint64_t max_body, max_inflight, peer_bodies, peer_conns, body_timeout;
     enum plat_log_level lvl;
 };
@@ -129,6 +131,16 @@ serve_args(int argc, char **argv, struct serve_opts *o)
             o->feed = argv[++i];
         } else if (strcmp(a, "--auditor-token") == 0) {
             o->auditor = argv[++i];
+        } else if (strcmp(a, "--admin-token") == 0) {
+            o->admin = argv[++i];
+        } else if (strcmp(a, "--silent-minutes") == 0) {
+            i++;
+            if (!hub_parse_u64(argv[i], strlen(argv[i]), &o->silent_min) ||
+                o->silent_min > 525600) {
+                fprintf(stderr, "posgate-hub: --silent-minutes: expected 0 to 525600, got \"%s\"\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (strcmp(a, "--listen") == 0) {
             o->listen = argv[++i];
         } else if (strcmp(a, "--tls-cert") == 0) {
@@ -255,6 +267,25 @@ announce(const struct hub *h, const struct serve_opts *o, struct MHD_Daemon *d)
     return 0;
 }
 
+/* The fleet dashboard's state (hub_dashboard.h), from the options: 0, or -1 said. */
+static int
+start_dashboard(struct hub *h, const struct serve_opts *o)
+{
+    struct hub_dashboard_config dc = {.db = h->db,
+                                      .feed_dir = h->root_len > 0 ? h->root : NULL,
+                                      .admin_token = o->admin,
+                                      .auditor_token = o->auditor,
+                                      .client_ca = o->ca != NULL,
+                                      .tls = o->cert != NULL,
+                                      .silent_s = (int64_t)o->silent_min * 60};
+
+    if (hub_dashboard_new(&dc, &h->dash) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
 int
 hub_serve_main(int argc, char **argv)
 {
@@ -263,6 +294,7 @@ hub_serve_main(int argc, char **argv)
                            .peer_bodies = HUB_PEER_BODIES,
                            .peer_conns = HUB_PEER_CONNS,
                            .body_timeout = HUB_BODY_TIMEOUT,
+                           .silent_min = 60,
                            .lvl = PLAT_LOG_INFO};
     struct serve_pems pems = {BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX)};
     struct hub h;
@@ -305,6 +337,9 @@ hub_serve_main(int argc, char **argv)
                 hub_db_is_uri(o.dbpath) ? "(PostgreSQL URI)" : o.dbpath, dbmsg);
         goto out;
     }
+    if (start_dashboard(&h, &o) != 0) {
+        goto out;
+    }
     if (o.cert != NULL && (!read_pem(o.cert, &pems.cert) || !read_pem(o.key, &pems.key) ||
                            (o.ca != NULL && !read_pem(o.ca, &pems.ca)))) {
         goto out;
@@ -336,6 +371,7 @@ out:
     if (d != NULL) {
         MHD_stop_daemon(d);
     }
+    hub_dashboard_free(h.dash);
     hub_db_close(h.db);
     free(h.peers);
     pthread_mutex_destroy(&h.peers_mu);

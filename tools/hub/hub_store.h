@@ -20,25 +20,39 @@
  * Copying between stores (migrate-db) goes table by table in this column order:
  *   devices       t0 device_id, t1 pub_pem; i0 enrolled_at, i1 last_seq, i2 chain_ok (0/1),
  *                 i3 broken_at (-1: NULL)
- *   events        t0 device_id, t1 kind, t2 decision, t3 json; h0 hash, h1 prev_hash;
- *                 i0 seq, i1 count, i2 received_at
+ *   events        t0 device_id, t1 kind, t2 decision, t3 json, t4 decision_id (NULL);
+ *                 h0 hash, h1 prev_hash; i0 seq, i1 count, i2 received_at
  *   gaps          t0 device_id; i0 from_seq, i1 to_seq, i2 detected_at, i3 closed_at (-1: NULL)
  *   chain_breaks  t0 device_id, t1 kind, t2 detail, t3 event_json (NULL); i0 seq,
  *                 i1 first_seen, i2 last_seen, i3 times
  *   batches       t0 device_id, t1 idempotency_key, t2 status; i0 first_seq, i1 last_seq,
  *                 i2 n_events, i3 stored, i4 received_at, i5 times
- * (device_status and device_reports, the status reports, are not copied by migrate-db yet.)
+ *   anchors       t0 device_id; h0 hash, h1 prev_hash; i0 seq, i1 pruned_at
+ *   device_status, device_reports
+ *                 t0 device_id, t1 report; i0 reported_at_us, i1 received_at
+ *   lookups       t0 decision_id, t1 service, t2 lists, t3 via; i0 looked_up_at
  */
 #ifndef POSGATE_HUB_STORE_H
 #define POSGATE_HUB_STORE_H
 
 #include "hub_db.h"
 
-enum hub_table { HUB_T_DEVICES, HUB_T_EVENTS, HUB_T_GAPS, HUB_T_BREAKS, HUB_T_BATCHES, HUB_T_N };
+enum hub_table {
+    HUB_T_DEVICES,
+    HUB_T_EVENTS,
+    HUB_T_GAPS,
+    HUB_T_BREAKS,
+    HUB_T_BATCHES,
+    HUB_T_ANCHORS, /* the chain anchors prune keeps, so later uploads still verify */
+    HUB_T_STATUS,  /* each device's latest status report */
+    HUB_T_REPORTS, /* every status report received */
+    HUB_T_LOOKUPS, /* the contests looked up (hub_db_lookup), for the transparency report */
+    HUB_T_N
+};
 
 struct hub_row {
-    const char *t[4];
-    size_t tlen[4];
+    const char *t[5];
+    size_t tlen[5];
     const uint8_t *h[2]; /* AUDIT_HASH_LEN bytes each */
     int64_t i[6];
 };
@@ -101,6 +115,22 @@ struct hub_store_ops {
     /* The latest report of every device, ordered by id, between read_begin and read_end:
      * t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
     enum posgate_err (*reports)(void *impl, hub_row_fn fn, void *ctx);
+    /* The fleet dashboard (hub_fleet.c), between read_begin and read_end; rows streamed, not
+     * held. The status reports received at or after since_s, of the device id (NULL: of every
+     * device), ordered by device and reported_at_us; with an id, limit > 0 keeps its newest
+     * limit only: t0 device_id, t1 report; i0 reported_at_us, i1 received_at */
+    enum posgate_err (*report_history)(void *impl, const char *id, int64_t since_s,
+                                       int64_t limit, hub_row_fn fn, void *ctx);
+    /* Every event (decisions and summaries) received at or after since_s, in no order:
+     * t0 device_id, t1 json (the canonical event); i0 seq, i1 received_at */
+    enum posgate_err (*events_since)(void *impl, int64_t since_s, hub_row_fn fn, void *ctx);
+    /* A contest looked up (hub_db_lookup), in its own write transaction: the decision's id,
+     * the time (the collector's clock), its service, the lists its reasons cite (a JSON array
+     * of strings) and how it was asked ("cli" or "http"). The transparency report reads them
+     * back through each_row(HUB_T_LOOKUPS): contests are few, next to the events. */
+    enum posgate_err (*lookup_put)(void *impl, const char *decision_id, int64_t at_s,
+                                   const char *service, const char *lists, const char *via,
+                                   char *errmsg, size_t errcap);
 };
 
 /* The store behind db, for the readers of hub_query.c. */

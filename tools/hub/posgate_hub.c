@@ -16,8 +16,8 @@
  * This file holds the usage, main's choice of command and the commands that work on the
  * database alone (enroll, stats, migrate-db, decision, decisions, prune). `serve` is
  * hub_serve.c and the answers to its requests hub_http.c, the users of libmicrohttpd (through
- * hub_internal.h; main asks it only for its version); `ingest` is hub_ingest.c and `devices`
- * hub_report.c.
+ * hub_internal.h; main asks it only for its version); `ingest` is hub_ingest.c, `devices`
+ * hub_report.c and `report` (the transparency report) hub_transparency.c.
  */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
@@ -34,6 +34,7 @@
 #include "hub_internal.h"
 #include "hub_report.h"
 #include "hub_text.h"
+#include "hub_transparency.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "version.h"
@@ -44,6 +45,7 @@ const char hub_usage[] =
     "                   [--port-file FILE] [--max-body BYTES] [--max-inflight N]\n"
     "                   [--max-bodies-per-peer N] [--max-conns-per-peer N] [--body-timeout S]\n"
     "                   [--auditor-token T] [--log-level debug|info|warn|error]\n"
+    "                   [--admin-token T] [--silent-minutes N]\n"
     "       posgate-hub enroll --db HUB.db --pub DEVICE.pub\n"
     "       posgate-hub stats --db HUB.db [--json]\n"
     "       posgate-hub migrate-db --from HUB.db --to postgresql://...\n"
@@ -52,6 +54,7 @@ const char hub_usage[] =
     "       posgate-hub decision ID --db HUB.db [--feed DIR] [--json]   (answering a contest)\n"
     "       posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
     "       posgate-hub prune --older-than DURATION --db HUB.db\n"
+    "       posgate-hub report --month YYYY-MM --db HUB.db [--json|--html]   (transparency)\n"
     "Each command answers --help.\n"
     "\n"
     "--db is a SQLite file (created when missing) or a libpq URI, postgresql://... or\n"
@@ -77,6 +80,11 @@ const char hub_usage[] =
     "                       connection\n"
     "  --auditor-token T    answer GET /v1/decisions/{id} to a bearer of T (with --db;\n"
     "                       without it, decision queries are refused)\n"
+    "  --admin-token T      the fleet dashboard at /dashboard and GET /v1/fleet/... for a bearer\n"
+    "                       of T (a browser logs in with it once); with --tls-client-ca a verified\n"
+    "                       client certificate is admin too; without either, both are refused\n"
+    "  --silent-minutes N   the dashboard calls a device silent after N minutes without a status\n"
+    "                       report (default 60)\n"
     "\n"
     "Logs one line per request at info level on stderr. SIGTERM or SIGINT stop it (exit 0).\n"
     "exit codes: 0 stopped by a signal, 2 usage, 5 cannot start\n";
@@ -276,7 +284,7 @@ out:
 static const char usage_decision[] =
     "usage: posgate-hub decision ID --db HUB.db [--feed DIR] [--json]\n"
     "  what was decided under that decision id and why (docs/collector.md); exit 3 when no\n"
-    "  event holds it\n";
+    "  event holds it. Each answer is counted (the lookups of the transparency report)\n";
 static const char usage_decisions[] =
     "usage: posgate-hub decisions --listing LIST/LISTING_ID --db HUB.db [--since T] [--json]\n"
     "  every DENY and REFER that cited the listing: decision id, time, decision, device,\n"
@@ -361,7 +369,7 @@ cmd_decision(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    err = hub_db_decision(db, id, feed, json, &out);
+    err = hub_db_lookup(db, id, feed, json, "cli", plat_wall_s(), &out);
     if (err == POSGATE_ERR_NOTFOUND) {
         fprintf(stderr, "posgate-hub decision: no event held has decision id %s\n", id);
         rc = 3;
@@ -482,6 +490,7 @@ static const struct {
     {"serve", hub_serve_main},   {"enroll", cmd_enroll},      {"stats", cmd_stats},
     {"migrate-db", cmd_migrate}, {"decision", cmd_decision},  {"decisions", cmd_decisions},
     {"prune", cmd_prune},        {"ingest", hub_ingest_main}, {"devices", hub_devices_main},
+    {"report", hub_transparency_main},
 };
 
 int

@@ -72,8 +72,8 @@ reasons_used(const uint8_t *used, uint16_t list, uint16_t *out)
  * Before anything is written: for every delegated list, the list config its authority signs
  * (the list and the reasons its rows use, from feed.json) is compared with the one it signed
  * last (<state>/lists/<id>/config.json). With the authority's keys a new one is staged when it
- * differs; without them a difference kiosks would refuse is refused here (exit 4), as is a
- * delegated list dropped from feed.json (kiosks pinned it) or one never signed yet.
+ * differs; without them a difference kiosks would refuse is refused here (exit 4), as is one
+ * never signed yet. (A delegated list dropped from feed.json is retire_check's.)
  */
 enum posgate_err
 signed_cfg_plan(struct pub_state *s, const struct feed_config *cfg, const struct buf *cfg_raw,
@@ -89,18 +89,6 @@ signed_cfg_plan(struct pub_state *s, const struct feed_config *cfg, const struct
     if (idx == NULL) {
         err = POSGATE_ERR_NOMEM;
         goto out;
-    }
-    for (i = 0; i < s->nlists; i++) {
-        const struct pub_list *pl = &s->lists[i];
-
-        if (strcmp(pl->role, "targets") != 0 && feed_config_list_find(cfg, pl->id) < 0) {
-            die_msg("refused: list %s is delegated to its authority (role %s) and missing from "
-                    "feed.json; kiosks pinned it and would refuse the feed (retiring a "
-                    "delegated list is not supported in this version). Nothing was published.",
-                    pl->id, pl->role);
-            err = POSGATE_ERR_REJECTED;
-            goto out;
-        }
     }
     for (i = 0; i < cfg->n_lists; i++) {
         const struct pub_list *pl = pub_find(s, cfg->lists[i].id);
@@ -170,7 +158,7 @@ out:
 
 /* Lists each staged list config in its delegated role (signed there by its authority). */
 enum posgate_err
-signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, struct tuf_writer *w,
+signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, const struct target_sink *t,
                const struct signed_cfg *sc)
 {
     char name[FEED_NAME_ID_MAX + 32], custom[FEED_NAME_ID_MAX + 64];
@@ -185,9 +173,8 @@ signed_cfg_add(struct pub_state *s, const struct feed_config *cfg, struct tuf_wr
         }
         snprintf(name, sizeof name, "lists/%s/config.json", pl->id);
         snprintf(custom, sizeof custom, "{\"list\":\"%s\",\"type\":\"list-config\"}", pl->id);
-        err = tuf_writer_add_target(w, pl->role, name, sc[i].staged, custom);
+        err = t->add(t->ctx, pl->role, name, sc[i].staged, custom);
         if (err != POSGATE_OK) {
-            die_msg("cannot add %s: %s", name, tuf_writer_errmsg(w));
             return err;
         }
     }

@@ -21,8 +21,10 @@ usage_delegate(FILE *f)
            "                                --threshold N\n"
            "Delegates the targets lists/ID/* to the list's issuing authority: from now on only\n"
            "a threshold of the authority's keys can change the list (role \"" ROLE_PREFIX "ID\"),\n"
-           "so the next update needs --authority-key ID=KEY.key. The list's current\n"
-           "targets move into the delegated role. Nothing is published until then.\n"
+           "so the list is next published from its authority's handover (accept), or by an\n"
+           "update given --authority-key ID=KEY.key. The list's current targets move into the\n"
+           "delegated role. Nothing is published until then. ID may be a list of the state's\n"
+           "feed.json that no run has published (a new list, or a retired one returning).\n"
            "Exit: 0 ok, 2 invalid input, 5 I/O.\n");
 }
 
@@ -79,17 +81,46 @@ move_targets(const char *dir, struct tuf_writer *w, const struct pub_list *pl, c
         if (err == POSGATE_OK) {
             err = copy_file(mv->stored[i], tmp);
         }
-        if (err == POSGATE_OK) {
-            err = tuf_writer_remove_target(w, "targets", mv->names[i]);
-        }
+        /* listed in the role before it leaves the top-level one: the writer removes stored
+         * content that no role lists any more, and would remove it from the state for good */
         if (err == POSGATE_OK) {
             err = tuf_writer_add_target(w, role, mv->names[i], tmp,
                                         mv->custom[i][0] != '\0' ? mv->custom[i] : NULL);
+        }
+        if (err == POSGATE_OK) {
+            err = tuf_writer_remove_target(w, "targets", mv->names[i]);
         }
         if (err != POSGATE_OK) {
             die_msg("cannot move %s into role %s: %s", mv->names[i], role, tuf_writer_errmsg(w));
         }
     }
+    return err;
+}
+
+/* A list of the state's feed.json that no run has published yet (a list added, or a retired
+ * one coming back delegated to its authority): recorded in the state now, so that it is first
+ * published by its authority. */
+static enum posgate_err
+new_list(struct pub_state *s, const char *id, struct pub_list **out)
+{
+    struct feed_config *cfg = NULL;
+    struct buf raw = BUF_INIT(FEED_CONFIG_MAX_BYTES);
+    char p[PATH_CAP];
+    enum posgate_err err = pathf(p, sizeof p, "%s/feed.json", s->dir);
+
+    if (err == POSGATE_OK) {
+        err = load_config(p, &cfg, &raw);
+    }
+    if (err == POSGATE_OK && feed_config_list_find(cfg, id) < 0) {
+        die_msg("--list \"%s\": not a list of the feed config", id);
+        err = POSGATE_ERR_INVALID;
+    }
+    if (err == POSGATE_OK) {
+        *out = pub_add(s, id);
+        err = *out != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    }
+    feed_config_free(cfg);
+    buf_free(&raw);
     return err;
 }
 
@@ -147,9 +178,10 @@ publish_cmd_delegate(int argc, char **argv)
     }
     pl = pub_find(&s, opt_value(&o[1]));
     if (pl == NULL) {
-        die_msg("--list \"%s\": not a list of the feed config", opt_value(&o[1]));
-        err = POSGATE_ERR_INVALID;
-        goto out;
+        err = new_list(&s, opt_value(&o[1]), &pl);
+        if (err != POSGATE_OK) {
+            goto out;
+        }
     }
     for (i = 0; i < o[2].count; i++) {
         err = plat_read_file(o[2].values[i], &pems[i]);
@@ -213,9 +245,10 @@ publish_cmd_delegate(int argc, char **argv)
     }
     printf("delegated %s to role %s: %zu key(s), threshold %lu%s\n", pattern, role, o[2].count, thr,
            mv != NULL && mv->n > 0 ? "; its targets moved into the role" : "");
-    printf("the next update needs --authority-key %s=KEY.key (its authority signs the list's "
+    printf("the list waits for its authority's signature: accept its handover (%s accept), or "
+           "run update with --authority-key %s=KEY.key (its authority signs the list's "
            "configuration too)\n",
-           pl->id);
+           prog, pl->id);
 out:
     if (mv != NULL && workdir[0] != '\0') {
         remove_dir(workdir);

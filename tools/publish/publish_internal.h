@@ -48,6 +48,7 @@
 #define SORT_CHUNK     262144
 #define STATE_JSON_MAX (16u << 20)
 #define ROLE_PREFIX    "list-"
+#define AUTH_FIELD     "x-posgate-authorities" /* the root's record of list authorities */
 
 extern const char *const prog; /* "posgate-publish", the first word of every message */
 
@@ -162,9 +163,12 @@ void sorter_cleanup(struct sorter *s);
 struct list_work {
     struct pub_list *pl; /* state of the list (NULL fields until published) */
     const char *id;
-    uint64_t rows; /* rows of this list in the CSV */
-    int first;     /* never published */
-    int reformat;  /* last keyed in an older IDENT_FORMAT: published even when unchanged */
+    uint64_t rows;  /* rows of this list in the CSV */
+    int first;      /* never published */
+    int reformat;   /* last keyed in an older IDENT_FORMAT: published even when unchanged */
+    int untouched;  /* left as it is: not compared, not published (a delegated list the CSV has
+                       no rows of, published by its authority's handover; in authority-sign,
+                       every list but the authority's) */
     uint64_t additions, removals;
     uint64_t new_seq;
     struct state_digest new_state;
@@ -181,7 +185,23 @@ enum posgate_err write_delta(struct list_work *lw, int64_t now);
 int ident_format_old(const struct pub_list *pl);
 enum posgate_err custom_json(char *out, size_t cap, const struct list_work *lw, int delta,
                              int64_t now);
-enum posgate_err remove_target_quiet(struct tuf_writer *w, const char *role, const char *name);
+
+/* Where a run lists the targets it stages: the TUF writer's state (update), or a delegated role
+ * its authority builds away from that state (authority-sign, publish_role.c). Each function
+ * tells its own failure on stderr. */
+struct target_sink {
+    /* lists name in role, its content at path, its custom JSON (or NULL) */
+    enum posgate_err (*add)(void *ctx, const char *role, const char *name, const char *path,
+                            const char *custom);
+    /* withdraws name from role; NOTFOUND (untold) when role does not list it */
+    enum posgate_err (*remove)(void *ctx, const char *role, const char *name);
+    void *ctx;
+};
+
+void target_sink_writer(struct target_sink *t, struct tuf_writer *w);
+/* remove, a target already absent being no failure */
+enum posgate_err sink_remove_quiet(const struct target_sink *t, const char *role,
+                                   const char *name);
 
 /* ---- the feed's and the delegated lists' configurations (publish_config.c) ----------------- */
 
@@ -201,10 +221,71 @@ enum posgate_err signed_cfg_plan(struct pub_state *s, const struct feed_config *
                                  const struct keyring *kr, const char *workdir,
                                  struct signed_cfg *sc);
 enum posgate_err signed_cfg_add(struct pub_state *s, const struct feed_config *cfg,
-                                struct tuf_writer *w, const struct signed_cfg *sc);
+                                const struct target_sink *t, const struct signed_cfg *sc);
 enum posgate_err signed_cfg_require(const struct pub_state *s);
 enum posgate_err signed_cfg_commit(const struct pub_state *s, const struct feed_config *cfg,
                                    const struct signed_cfg *sc);
+
+/* ---- a delegated list retired by the root, leaving the feed (publish_retire.c) -------------- */
+
+/* REJECTED (said) for a delegated list of the state missing from cfg whose retirement the
+ * state's root does not record (authorize --retire), and for a list of cfg the root retired
+ * that the state does not delegate (it returns only delegated and authorised anew). */
+enum posgate_err retire_check(struct pub_state *s, const struct feed_config *cfg);
+/* Withdraws in w the delegation of each delegated list of the state that cfg no longer has;
+ * REJECTED (said) for one whose retirement w's root does not record. */
+enum posgate_err retire_undelegate(const struct pub_state *s, const struct feed_config *cfg,
+                                   struct tuf_writer *w);
+/* After their publication: those lists leave the state (record and lists/<id>/). */
+enum posgate_err retire_forget(struct pub_state *s, const struct feed_config *cfg);
+
+/* ---- an update's run: what its steps share, and the steps update and authority-sign have in
+ * common, in the order they run (publish_run.c; publish_update.c draws the whole update) ----- */
+
+struct run {
+    int64_t now;
+    struct pub_state s;
+    struct feed_config *cfg;
+    struct buf cfg_raw;
+    struct crypto_hmac_key hk;
+    struct keyring kr;
+    struct list_work *lw;  /* per list of cfg */
+    struct signed_cfg *sc; /* per list of cfg */
+    uint8_t *used;         /* REASON_BITS_BYTES per list of cfg */
+    char workdir[PATH_CAP];
+    char label[PATH_CAP]; /* entries.csv's file name, in messages */
+    FILE *in;
+    struct entries_csv *csv;
+    struct sorter so;
+    struct tuf_writer *w;    /* update: the state's writer; NULL in authority-sign */
+    struct target_sink sink; /* where stage_lists lists the targets */
+    int only_list;           /* -1, or the one list entries.csv may hold rows of */
+    const char *outcome;     /* what a refusal did not do: "published" (update), "signed" */
+    uint64_t total;          /* rows read */
+    size_t changed;          /* lists published */
+    int cfg_changed;         /* config/feed.json listed again */
+};
+
+void run_init(struct run *r);
+void run_cleanup(struct run *r);
+/* The state in dir, its feed config with the list key's check value, the list key and the
+ * keyring (feed, root and online keys, and each --authority-key of auth, which may be NULL). */
+enum posgate_err run_load_state(struct run *r, const char *dir, const struct opt *auth);
+/* Per list of the config: its state (added when new), whether it is published whole, its next
+ * seq; then an empty work directory (<state>/work). */
+enum posgate_err plan_lists(struct run *r);
+/* Step 1: every row validated and keyed, into the external sort (with only_list set, a row of
+ * another list is refused). */
+enum posgate_err read_entries(struct run *r, const char *path);
+/* Step 2: per list not untouched, the merge walk against its last snapshot. */
+enum posgate_err compare_lists(struct run *r);
+/* Step 3: a change past a list's mass_change marks is refused unless allowed. */
+enum posgate_err check_mass_change(const struct run *r, int allowed);
+/* Whether list i is published in this run. */
+int list_changed(const struct run *r, size_t i);
+/* Step 5 (its shared part): the staged list configurations, then each changed list's snapshot
+ * and delta, listed through r->sink. */
+enum posgate_err stage_lists(struct run *r);
 
 /* ---- the commands: argv holds the words after the command's name; each returns the exit code */
 
@@ -213,5 +294,7 @@ int publish_cmd_update(int argc, char **argv);   /* publish_update.c */
 int publish_cmd_refresh(int argc, char **argv);  /* publish_refresh.c */
 int publish_cmd_delegate(int argc, char **argv); /* publish_delegate.c */
 int publish_cmd_bundle(int argc, char **argv);   /* publish_bundle.c */
+int publish_cmd_authority_sign(int argc, char **argv); /* publish_authority.c */
+int publish_cmd_accept(int argc, char **argv);         /* publish_accept.c */
 
 #endif

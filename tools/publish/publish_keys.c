@@ -2,10 +2,11 @@
 /*
  * posgate-publish key commands (publish_keys.h): `rotate` changes the keys or threshold of a
  * top-level role in a new root version, `authorize` records a delegated list's authority keys in
- * a new root version (kiosks pin from it, agent/core/pins.h), `export`, `sign` and `add-signatures`
- * carry a role to offline signers and back. A new root is signed by a threshold of the old and
- * of the new root keys, either here from --root-key files or on other machines from an exported
- * proposal; the operator's online keys never suffice. docs/publishing.md is the manual.
+ * a new root version (kiosks pin from it, agent/core/pins.h), or with --retire the list's
+ * retirement (kiosks then accept a feed without it, publish_retire.c), `export`, `sign` and
+ * `add-signatures` carry a role to offline signers and back. A new root is signed by a threshold of
+ * the old and of the new root keys, either here from --root-key files or on other machines from an
+ * exported proposal; the operator's online keys never suffice. docs/publishing.md is the manual.
  */
 #define _XOPEN_SOURCE 700
 #include "publish_keys.h"
@@ -638,13 +639,17 @@ static void
 usage_authorize(FILE *f)
 {
     fprintf(f,
-            "usage: %s authorize --state DIR --list ID\n"
+            "usage: %s authorize --state DIR --list ID [--retire]\n"
             "         (--root-key K.key ... --out FEEDDIR | --export ROOT.proposal.json)\n"
             "Records the list's current delegation (role list-ID, its keys and threshold, as\n"
             "`delegate` set it) in a new root version (\"" AUTH_FIELD "\"), signed by a\n"
             "threshold of the root keys. Kiosks pin the list's authority from that record, so an\n"
             "authority's key change reaches them without re-initialising; without the record a\n"
-            "re-pointed delegation is refused.\n",
+            "re-pointed delegation is refused.\n"
+            "--retire records instead that the list is retired, now (its last authority kept\n"
+            "beside the time): the operator may then drop it from feed.json (`update` withdraws\n"
+            "its delegation) and kiosks unpin it and remove its entries. Without this record\n"
+            "kiosks refuse a feed that drops a list they pinned.\n",
             prog);
 }
 
@@ -654,26 +659,103 @@ cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The record of the list's current delegation in w (role list-ID): {"role", "threshold",
+ * "keys": [sorted keyids]}. NOTFOUND (said) when the list is not delegated. */
+static enum posgate_err
+delegation_record(struct tuf_writer *w, const char *list, const char *role, cJSON **out)
+{
+    struct tuf_writer_key_list kl;
+    char ids[TUF_WRITER_MAX_KEYS][TUF_WRITER_KEYID_LEN + 1];
+    const char *sorted[TUF_WRITER_MAX_KEYS];
+    cJSON *rec = NULL, *keys;
+    enum posgate_err err;
+
+    memset(&kl, 0, sizeof(kl));
+    err = tuf_writer_get_role_keys(w, role, &kl);
+    if (err == POSGATE_ERR_NOTFOUND) {
+        say("authorize: list %s is not delegated (expected role %s; run `%s delegate` first)", list,
+            role, prog);
+    }
+    for (size_t i = 0; i < kl.count && err == POSGATE_OK; i++) {
+        err = tuf_writer_keyid_pem(kl.pems[i], ids[i]);
+        sorted[i] = ids[i];
+    }
+    if (err == POSGATE_OK) {
+        qsort(sorted, kl.count, sizeof(sorted[0]), cmp_cstr);
+        rec = cJSON_CreateObject();
+        keys = cJSON_AddArrayToObject(rec, "keys");
+        err = rec != NULL && keys != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    }
+    if (err == POSGATE_OK) {
+        cJSON_AddStringToObject(rec, "role", role);
+        cJSON_AddNumberToObject(rec, "threshold", kl.threshold);
+        for (size_t i = 0; i < kl.count; i++) {
+            cJSON_AddItemToArray(keys, cJSON_CreateString(sorted[i]));
+        }
+        *out = rec;
+        rec = NULL;
+    }
+    cJSON_Delete(rec);
+    tuf_writer_key_list_cleanup(&kl);
+    return err;
+}
+
+/*
+ * The retirement of a list: the root's record of its authority (else the state's delegation,
+ * which kiosks pinned on first sight) with "retired": now. Kiosks unpin the list from it and
+ * accept a feed without the list; a list already recorded as retired is STATE (nothing to sign).
+ */
+static enum posgate_err
+retirement_record(struct tuf_writer *w, const char *list, const char *role, const cJSON *old,
+                  cJSON **out)
+{
+    const cJSON *when = cJSON_GetObjectItemCaseSensitive(old, "retired");
+    char now[32];
+    cJSON *rec = NULL;
+    enum posgate_err err = POSGATE_OK;
+
+    if (when != NULL) {
+        say("authorize: the root already records list %s as retired (%s); nothing to sign", list,
+            cJSON_IsString(when) ? when->valuestring : "?");
+        return POSGATE_ERR_STATE;
+    }
+    if (old != NULL) {
+        rec = cJSON_Duplicate(old, 1);
+        err = rec != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
+    } else {
+        err = delegation_record(w, list, role, &rec);
+    }
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    plat_time_format(plat_wall_s(), now, sizeof(now));
+    if (cJSON_AddStringToObject(rec, "retired", now) == NULL) {
+        cJSON_Delete(rec);
+        return POSGATE_ERR_NOMEM;
+    }
+    *out = rec;
+    return POSGATE_OK;
+}
+
 int
 publish_cmd_authorize(int argc, char **argv)
 {
     struct opt o[] = {{"state", 1, 0, {0}, 0},    {"list", 1, 0, {0}, 0},
                       {"root-key", 1, 1, {0}, 0}, {"out", 1, 0, {0}, 0},
-                      {"export", 1, 0, {0}, 0},   {"online-key", 1, 1, {0}, 0}};
+                      {"export", 1, 0, {0}, 0},   {"online-key", 1, 1, {0}, 0},
+                      {"retire", 0, 0, {0}, 0}};
     struct kstate s;
     struct tuf_writer *w = NULL;
-    struct tuf_writer_key_list kl;
     struct buf cur = BUF_INIT(PROPOSAL_MAX);
-    char role[TUF_WRITER_ROLE_MAX + 1], ids[TUF_WRITER_MAX_KEYS][TUF_WRITER_KEYID_LEN + 1];
-    const char *sorted[TUF_WRITER_MAX_KEYS];
-    cJSON *rec = NULL, *auth = NULL, *keys;
+    char role[TUF_WRITER_ROLE_MAX + 1];
+    cJSON *rec = NULL, *auth = NULL;
+    const cJSON *old;
     char *text = NULL, msg[200];
     enum posgate_err err;
     int rc = opt_parse(argc, argv, o, sizeof(o) / sizeof(o[0]), OPT_SAY_TOO_OFTEN);
 
     memset(&s, 0, sizeof(s));
     s.lock.fd = -1;
-    memset(&kl, 0, sizeof(kl));
     if (rc == 1) {
         usage_authorize(stdout);
         return EXIT_OK;
@@ -691,33 +773,8 @@ publish_cmd_authorize(int argc, char **argv)
     }
     err = kstate_open(opt_value(&o[0]), &s, &w);
     if (err == POSGATE_OK) {
-        err = tuf_writer_get_role_keys(w, role, &kl);
-        if (err == POSGATE_ERR_NOTFOUND) {
-            say("authorize: list %s is not delegated (expected role %s; run `%s delegate` "
-                "first)",
-                opt_value(&o[1]), role, prog);
-        }
+        err = tuf_writer_get_root_field(w, AUTH_FIELD, &cur);
     }
-    for (size_t i = 0; i < kl.count && err == POSGATE_OK; i++) {
-        err = tuf_writer_keyid_pem(kl.pems[i], ids[i]);
-        sorted[i] = ids[i];
-    }
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    qsort(sorted, kl.count, sizeof(sorted[0]), cmp_cstr);
-    rec = cJSON_CreateObject();
-    keys = cJSON_AddArrayToObject(rec, "keys");
-    if (rec == NULL || keys == NULL) {
-        err = POSGATE_ERR_NOMEM;
-        goto out;
-    }
-    cJSON_AddStringToObject(rec, "role", role);
-    cJSON_AddNumberToObject(rec, "threshold", kl.threshold);
-    for (size_t i = 0; i < kl.count; i++) {
-        cJSON_AddItemToArray(keys, cJSON_CreateString(sorted[i]));
-    }
-    err = tuf_writer_get_root_field(w, AUTH_FIELD, &cur);
     if (err == POSGATE_ERR_NOTFOUND) {
         auth = cJSON_CreateObject();
         err = auth != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
@@ -727,16 +784,20 @@ publish_cmd_authorize(int argc, char **argv)
     if (err != POSGATE_OK) {
         goto out;
     }
-    {
-        const cJSON *old = cJSON_GetObjectItemCaseSensitive(auth, opt_value(&o[1]));
-
-        if (old != NULL && cJSON_Compare(old, rec, 1)) {
+    old = cJSON_GetObjectItemCaseSensitive(auth, opt_value(&o[1]));
+    if (o[6].count > 0) {
+        err = retirement_record(w, opt_value(&o[1]), role, old, &rec);
+    } else {
+        err = delegation_record(w, opt_value(&o[1]), role, &rec);
+        if (err == POSGATE_OK && old != NULL && cJSON_Compare(old, rec, 1)) {
             say("authorize: the root already records list %s with these keys and threshold; "
                 "nothing to sign",
                 opt_value(&o[1]));
             err = POSGATE_ERR_STATE;
-            goto out;
         }
+    }
+    if (err != POSGATE_OK) {
+        goto out;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(auth, opt_value(&o[1]));
     cJSON_AddItemToObject(auth, opt_value(&o[1]), rec);
@@ -750,7 +811,6 @@ out:
     cJSON_free(text);
     cJSON_Delete(rec);
     cJSON_Delete(auth);
-    tuf_writer_key_list_cleanup(&kl);
     tuf_writer_free(w);
     kstate_cleanup(&s);
     buf_free(&cur);
@@ -846,9 +906,15 @@ describe(const cJSON *body)
     cJSON_ArrayForEach(r, auth)
     {
         const cJSON *id, *thr = cJSON_GetObjectItemCaseSensitive(r, "threshold");
+        const cJSON *gone = cJSON_GetObjectItemCaseSensitive(r, "retired");
 
-        printf("  list %s authority: threshold %d of", r->string,
-               cJSON_IsNumber(thr) ? thr->valueint : 0);
+        if (gone != NULL) {
+            printf("  list %s RETIRED as of %s; its last authority:", r->string,
+                   cJSON_IsString(gone) ? gone->valuestring : "?");
+        } else {
+            printf("  list %s authority:", r->string);
+        }
+        printf(" threshold %d of", cJSON_IsNumber(thr) ? thr->valueint : 0);
         cJSON_ArrayForEach(id, cJSON_GetObjectItemCaseSensitive(r, "keys"))
         {
             printf(" %.16s", cJSON_IsString(id) ? id->valuestring : "?");

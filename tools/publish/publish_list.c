@@ -395,11 +395,3 @@ custom_json(char *out, size_t cap, const struct list_work *lw, int delta, int64_
     }
     return n > 0 && (size_t)n < cap ? POSGATE_OK : POSGATE_ERR_TOOBIG;
 }
-
-enum posgate_err
-remove_target_quiet(struct tuf_writer *w, const char *role, const char *name)
-{
-    enum posgate_err err = tuf_writer_remove_target(w, role, name);
-
-    return err == POSGATE_ERR_NOTFOUND ? POSGATE_OK : err;
-}

@@ -10,6 +10,8 @@
  * This file holds the usage and the dispatch to the commands:
  *
  *   init, update, refresh, delegate, bundle   publish_init.c ... publish_bundle.c
+ *   authority-sign, accept                    publish_authority.c, publish_accept.c (the
+ *                                             handover between two machines, handover.h)
  *   status                                    publish_status.c
  *   rotate, authorize, export, sign,          publish_keys.c
  *   add-signatures
@@ -41,9 +43,13 @@ usage(FILE *f)
             "  refresh   re-sign the timestamp, no list change\n"
             "  status    each role's version, expiry, keys and delegations; warns before expiry\n"
             "  delegate  hand lists/<id>/* to the issuing authority's keys\n"
+            "  authority-sign  (the authority, on its machine) sign its list's next version\n"
+            "            from entries.csv and the public feed, as a handover file\n"
+            "  accept    verify an authority's handover against the delegation and publish it\n"
             "  bundle    one file with the feed's metadata and targets, for a USB stick\n"
             "  rotate    change a top-level role's keys or threshold in a new root version\n"
-            "  authorize record a delegated list's authority keys in a new root version\n"
+            "  authorize record a delegated list's authority keys in a new root version,\n"
+            "            or its retirement (--retire)\n"
             "  export    write a role's next version unsigned, for signers elsewhere\n"
             "  sign      add one key's signature to an exported role (no state needed)\n"
             "  add-signatures  install a role signed elsewhere (threshold checked)\n"
@@ -82,6 +88,12 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "delegate") == 0) {
         return publish_cmd_delegate(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "authority-sign") == 0) {
+        return publish_cmd_authority_sign(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "accept") == 0) {
+        return publish_cmd_accept(argc - 2, argv + 2);
     }
     if (strcmp(argv[1], "bundle") == 0) {
         return publish_cmd_bundle(argc - 2, argv + 2);

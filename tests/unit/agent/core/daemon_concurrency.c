@@ -25,13 +25,14 @@
 #include "update.h"
 
 #define THREADS 6
+#define STATUS_THREADS 2 /* posgate_status_json at once, as posgated's HTTP threads ask it */
 
 struct shared {
     struct posgate *pg;
     char x_id[128], x_svc[64], y_id[128], y_svc[64];
     atomic_int stop, settled;
     atomic_ulong went_back;
-    atomic_ulong checks, saw_v1, saw_v2, bad;
+    atomic_ulong checks, saw_v1, saw_v2, bad, statuses;
 };
 
 static void
@@ -104,6 +105,30 @@ out:
     return NULL;
 }
 
+/* The status object read again and again from several threads of one handle (its store
+ * connection admits one thread at a time: api_internal.h, st_lock), during checks and an update. */
+static void *
+status_worker(void *arg)
+{
+    struct shared *s = arg;
+    char msg[512];
+
+    while (!atomic_load(&s->stop)) {
+        char *json = NULL;
+        enum posgate_err err = posgate_status_json(s->pg, &json);
+
+        if (err != POSGATE_OK || json == NULL || json[0] != '{' ||
+            strstr(json, "\"feed_version\"") == NULL) {
+            snprintf(msg, sizeof(msg), "status: %s: %.200s", posgate_err_name(err),
+                     json != NULL ? json : "(none)");
+            fail(s, msg);
+        }
+        posgate_free(json);
+        atomic_fetch_add(&s->statuses, 1);
+    }
+    return NULL;
+}
+
 static int
 read_subjects(const char *path, struct shared *s)
 {
@@ -129,7 +154,7 @@ main(void)
     struct carrier *meta = NULL, *targets = NULL;
     struct update_options uo;
     struct update_result ur;
-    pthread_t th[THREADS];
+    pthread_t th[THREADS], sth[STATUS_THREADS];
     enum posgate_err err;
     unsigned long before, during;
 
@@ -166,6 +191,9 @@ main(void)
     for (int i = 0; i < THREADS; i++) {
         CHECK_INT(pthread_create(&th[i], NULL, worker, &s), 0);
     }
+    for (int i = 0; i < STATUS_THREADS; i++) {
+        CHECK_INT(pthread_create(&sth[i], NULL, status_worker, &s), 0);
+    }
     snprintf(path, sizeof(path), "%s/feed/metadata", dir);
     CHECK_OK(carrier_dir_new(path, &meta));
     snprintf(path, sizeof(path), "%s/feed/targets", dir);
@@ -199,6 +227,12 @@ main(void)
     for (int i = 0; i < THREADS; i++) {
         pthread_join(th[i], NULL);
     }
+    for (int i = 0; i < STATUS_THREADS; i++) {
+        pthread_join(sth[i], NULL);
+    }
+    printf("concurrency: %lu status objects read from %d threads\n", atomic_load(&s.statuses),
+           STATUS_THREADS);
+    CHECK(atomic_load(&s.statuses) > 0);
     printf("concurrency: %lu checks (%lu at version 1, %lu at version 2), %lu bad, %lu saw "
            "an older version than their previous check (pooled readers renewing)\n",
            atomic_load(&s.checks), atomic_load(&s.saw_v1), atomic_load(&s.saw_v2),
