@@ -563,7 +563,10 @@ fx_try_mirror(struct fetch *f, struct mirror *m, int targets, const char *name, 
         if (rc != CURLE_OK) {
             if (rc == CURLE_OPERATION_TIMEDOUT) {
                 m->slow = 1; /* later files of this sync ask the other mirrors first */
-                if (f->sync_deadline_ns != 0 && plat_mono_ns() >= f->sync_deadline_ns) {
+                /* the budget cut this transfer's time (libcurl's clock may fire a few ms before
+                 * ours reaches the deadline), or the deadline has passed */
+                if (f->sync_deadline_ns != 0 &&
+                    (left_ms < f->timeout_ms || plat_mono_ns() >= f->sync_deadline_ns)) {
                     fx_count_fail(f, FETCH_FAIL_TIMEOUT);
                     fx_msgf(msg, cap, "GET %.300s: cut, the sync used its whole budget of %ld s",
                             url, f->sync_timeout_s);
