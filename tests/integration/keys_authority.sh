@@ -18,6 +18,9 @@
 # Usage: keys_authority.sh BUILD_DIR
 set -euo pipefail
 B=${1:?usage: keys_authority.sh BUILD_DIR}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shared helpers: api and sync_now (the daemon's local API); this script's own fail follows
+. "$HERE/lib.sh"
 T=$(mktemp -d "${TMPDIR:-/tmp}/posgate-keysauth-XXXXXX")
 PIDS=()
 cleanup() {
@@ -52,52 +55,6 @@ s = "{\"keytype\":\"ecdsa\",\"keyval\":{\"public\":\"%s\"},\"scheme\":\"ecdsa-sh
 print(hashlib.sha256(s.encode()).hexdigest())' "$1"
 }
 # the daemon's answers, over its unix socket
-api() { # api METHOD PATH [BODY] : prints the status, body in resp.json
-    python3 - "$SOCK" "$1" "$2" "${3:-}" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(sys.argv[1])
-body = sys.argv[4].encode()
-s.sendall(("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
-           "Content-Length: %d\r\n\r\n" % (sys.argv[2], sys.argv[3], len(body))).encode() + body)
-data = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    data += d
-head, _, rest = data.partition(b"\r\n\r\n")
-open("resp.json", "wb").write(rest)
-print(int(head.split()[1]))
-PY
-}
-sync_now() { # asks the daemon for a sync and prints its result's http_status
-    python3 - "$SOCK" <<'PY'
-import json, socket, sys, time
-def req(method, path):
-    s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
-    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
-code, body = req("POST", "/v1/sync")
-if code != 202:
-    open("resp.json", "wb").write(body); print(code); sys.exit(0)
-want = json.loads(body)["sync_id"]
-end = time.time() + 120
-while time.time() < end:
-    code, body = req("GET", "/v1/status")
-    res = json.loads(body)["sync"]["result"]
-    if res is not None and res["id"] >= want:
-        json.dump(res, open("resp.json", "w")); print(res["http_status"]); sys.exit(0)
-    time.sleep(0.1)
-print("timeout")
-PY
-}
 daemon_decision() { # the daemon's decision for the listed subject
     local code; code=$(api POST /v1/check '{"service": "'"$SVC"'", "ids": ["'"$ID"'"]}')
     [[ $code == 200 ]] || fail "check: $code $(cat resp.json)"
