@@ -153,6 +153,18 @@ test_sign_verify(void)
     CHECK_ERR(crypto_pubkey_verify(pk, "message", 7, sig.data, sig.len - 1), POSGATE_ERR_BADSIG);
     CHECK_OK(buf_append(&sig, "\0", 1));
     CHECK_ERR(crypto_pubkey_verify(pk, "message", 7, sig.data, sig.len), POSGATE_ERR_BADSIG);
+    sig.len--;
+    {
+        /* the same r and s with the sequence's length in BER long form: DER only */
+        uint8_t ber[300];
+
+        CHECK(sig.len > 2 && sig.data[0] == 0x30 && sig.data[1] < 0x80);
+        ber[0] = 0x30;
+        ber[1] = 0x81;
+        memcpy(ber + 2, sig.data + 1, sig.len - 1);
+        CHECK_ERR(crypto_pubkey_verify(pk, "message", 7, ber, sig.len + 1), POSGATE_ERR_BADSIG);
+    }
+    CHECK_OK(crypto_pubkey_verify(pk, "message", 7, sig.data, sig.len));
     CHECK_OK(crypto_privkey_sign(other, "message", 7, &sig2));
     CHECK_ERR(crypto_pubkey_verify(pk, "message", 7, sig2.data, sig2.len), POSGATE_ERR_BADSIG);
     /* The reloaded key signs verifiably too. */
