@@ -211,8 +211,16 @@ PY
     psql_q -f "$T/v3.sql" >/dev/null || fail "cannot write the version 3 database"
     DB=$URI
     expect_rc 0 "$HUB" stats --db "$DB"
-    [[ $(psql_q -At -c 'SELECT max(version) FROM schema_version') == 4 ]] \
-        || fail "the version 3 database was not migrated to 4"
+    [[ $(psql_q -At -c 'SELECT max(version) FROM schema_version') == 5 ]] \
+        || fail "the version 3 database was not migrated to 5"
+    # migration 5: each device's head (its highest seq held, that event's hash and prev)
+    [[ $(psql_q -At -c 'SELECT count(*) FROM devices WHERE head_seq > 0') -ge 1 ]] \
+        || fail "migration 5 left every device's head empty"
+    BAD_HEADS=$(psql_q -At -c "SELECT count(*) FROM devices d WHERE NOT EXISTS (SELECT 1 FROM
+        events e WHERE e.device_id = d.device_id AND e.seq = d.head_seq AND e.hash = d.head_hash
+        AND e.prev_hash = d.head_prev AND NOT EXISTS (SELECT 1 FROM events f WHERE
+        f.device_id = d.device_id AND f.seq > e.seq))")
+    [[ $BAD_HEADS == 0 ]] || fail "migration 5: $BAD_HEADS device(s) whose head is not their last event"
 fi
 
 # ---- the events held before the migration have their ids

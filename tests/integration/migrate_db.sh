@@ -67,6 +67,10 @@ for v in stats devices; do
     cmp -s "$T/$v.before" "$T/out.txt" || { diff "$T/$v.before" "$T/out.txt" | head >&2; fail "$v differs after migrate-db"; }
 done
 [[ $(dbq "SELECT count(*) FROM anchors") == 1 ]] || fail "the chain anchor did not move"
+# each device's head (the ingest judges a batch that follows it from the device's row alone)
+[[ $(dbq "SELECT count(*) FROM devices d WHERE head_hash IS NULL OR head_seq <> greatest((SELECT
+    max(seq) FROM events e WHERE e.device_id = d.device_id), (SELECT seq FROM anchors a WHERE
+    a.device_id = d.device_id))") == 0 ]] || fail "a device's head is not its highest seq held"
 [[ $(dbq "SELECT count(*) FROM device_reports") == $(sq "SELECT count(*) FROM device_reports") ]] \
     || fail "the report history did not move whole"
 psql -X -q -At -v ON_ERROR_STOP=1 "$URI" \

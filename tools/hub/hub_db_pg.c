@@ -45,7 +45,7 @@
  * The primary key of a partitioned table must hold the partition key, so (device_id, seq) is
  * unique by the device lock above, not by an index.
  */
-#include "hub_store.h"
+#include "hub_db_pg_internal.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -62,62 +62,10 @@
 #define LOCK_MIGRATE   7461001 /* pg_advisory_xact_lock keys */
 #define LOCK_PARTITION 7461002
 
-struct pg {
-    PGconn *c;
-    pthread_mutex_t mu;  /* one transaction at a time on the connection */
-    int64_t month_ready; /* months since 1970 whose partition exists (0: none known) */
-};
-
-/* Query parameters, as text, or binary for a hash. */
-struct params {
-    int n;
-    const char *v[10];
-    int len[10];
-    int fmt[10];
-    char num[10][24];
-};
-
-static void
-p_text(struct params *p, const char *s, size_t len)
-{
-    p->v[p->n] = s;
-    p->len[p->n] = (int)len;
-    p->fmt[p->n++] = 0;
-}
-
-static void
-p_str(struct params *p, const char *s)
-{
-    p_text(p, s, s != NULL ? strlen(s) : 0);
-}
-
-static void
-p_int(struct params *p, int64_t v)
-{
-    snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRId64, v);
-    p_str(p, p->num[p->n]);
-}
-
-static void
-p_null(struct params *p)
-{
-    p->v[p->n] = NULL;
-    p->len[p->n] = 0;
-    p->fmt[p->n++] = 0;
-}
-
-static void
-p_hash(struct params *p, const uint8_t h[AUDIT_HASH_LEN])
-{
-    p->v[p->n] = (const char *)h;
-    p->len[p->n] = AUDIT_HASH_LEN;
-    p->fmt[p->n++] = 1;
-}
-
 /* RETRY for what another attempt may pass (serialization failure, deadlock, a connection
  * lost or refused, too many connections), else IO; the server's message into errmsg. */
-static enum posgate_err
-pg_fail(struct pg *db, PGresult *r, const char *what, char *errmsg, size_t errcap)
+enum posgate_err
+hpg_fail(struct pg *db, PGresult *r, const char *what, char *errmsg, size_t errcap)
 {
     const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(db->c);
@@ -133,8 +81,8 @@ pg_fail(struct pg *db, PGresult *r, const char *what, char *errmsg, size_t errca
 }
 
 /* Runs sql; *out gets the result when it has the status wanted (the caller clears it). */
-static enum posgate_err
-run(struct pg *db, const char *sql, const struct params *p, ExecStatusType want, PGresult **out,
+enum posgate_err
+hpg_run(struct pg *db, const char *sql, const struct params *p, ExecStatusType want, PGresult **out,
     char *errmsg, size_t errcap)
 {
     /* without parameters, the simple protocol: a migration is several statements */
@@ -143,7 +91,7 @@ run(struct pg *db, const char *sql, const struct params *p, ExecStatusType want,
     enum posgate_err err = POSGATE_OK;
 
     if (PQresultStatus(r) != want) {
-        err = pg_fail(db, r, sql, errmsg, errcap);
+        err = hpg_fail(db, r, sql, errmsg, errcap);
         PQclear(r);
         r = NULL;
     }
@@ -155,14 +103,14 @@ run(struct pg *db, const char *sql, const struct params *p, ExecStatusType want,
     return err;
 }
 
-static enum posgate_err
-cmd(struct pg *db, const char *sql, const struct params *p, char *errmsg, size_t errcap)
+enum posgate_err
+hpg_cmd(struct pg *db, const char *sql, const struct params *p, char *errmsg, size_t errcap)
 {
-    return run(db, sql, p, PGRES_COMMAND_OK, NULL, errmsg, errcap);
+    return hpg_run(db, sql, p, PGRES_COMMAND_OK, NULL, errmsg, errcap);
 }
 
-static int64_t
-col_i(const PGresult *r, int row, int c)
+int64_t
+hpg_col_i(const PGresult *r, int row, int c)
 {
     if (PQgetisnull(r, row, c)) {
         return -1;
@@ -171,8 +119,8 @@ col_i(const PGresult *r, int row, int c)
 }
 
 /* A bytea column read as text ("\x" and 64 hex digits): 1 when it is 32 bytes. */
-static int
-col_hash(const PGresult *r, int row, int c, uint8_t out[AUDIT_HASH_LEN])
+int
+hpg_col_hash(const PGresult *r, int row, int c, uint8_t out[AUDIT_HASH_LEN])
 {
     const char *v = PQgetvalue(r, row, c);
 
@@ -232,8 +180,19 @@ static const char *const migrations[] = {
     "CREATE TABLE lookups(decision_id text NOT NULL, looked_up_at bigint NOT NULL,"
     " service text NOT NULL, lists text NOT NULL, via text NOT NULL);"
     "CREATE INDEX lookups_at ON lookups(looked_up_at);",
+    /* 5: each device's head, so that a batch following it is judged from the device's row
+     * (hub_db_pg_ingest.c), filled from what is held */
+    "ALTER TABLE devices ADD COLUMN head_seq bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN head_hash bytea, ADD COLUMN head_prev bytea;",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* Each device's head from the events and anchors held (migration 5, migrate-db). */
+static const char heads_sql[] =
+    "UPDATE devices d SET head_seq = h.seq, head_hash = h.hash, head_prev = h.prev_hash FROM "
+    "(SELECT DISTINCT ON (device_id) device_id, seq, hash, prev_hash FROM (SELECT device_id, "
+    "seq, hash, prev_hash FROM events UNION ALL SELECT device_id, seq, hash, prev_hash FROM "
+    "anchors) x ORDER BY device_id, seq DESC) h WHERE h.device_id = d.device_id";
 
 static enum posgate_err
 migrate(struct pg *db, char *errmsg, size_t errcap)
@@ -243,26 +202,26 @@ migrate(struct pg *db, char *errmsg, size_t errcap)
     enum posgate_err err;
     int64_t have;
 
-    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
     if (err != POSGATE_OK) {
         return err;
     }
     p_int(&p, LOCK_MIGRATE);
-    err = run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    err = hpg_run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
     if (err == POSGATE_OK) {
-        err = cmd(db,
+        err = hpg_cmd(db,
                   "CREATE TABLE IF NOT EXISTS schema_version(version integer PRIMARY KEY,"
                   " applied_at bigint NOT NULL)",
                   NULL, errmsg, errcap);
     }
     if (err == POSGATE_OK) {
-        err = run(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, PGRES_TUPLES_OK,
+        err = hpg_run(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, PGRES_TUPLES_OK,
                   &r, errmsg, errcap);
     }
     if (err != POSGATE_OK) {
         goto out;
     }
-    have = col_i(r, 0, 0);
+    have = hpg_col_i(r, 0, 0);
     if (have > SCHEMA_VERSION) {
         snprintf(errmsg, errcap,
                  "the database's schema is version %" PRId64 ", newer than this posgate-hub "
@@ -275,16 +234,19 @@ migrate(struct pg *db, char *errmsg, size_t errcap)
         memset(&p, 0, sizeof(p));
         p_int(&p, v);
         p_int(&p, (int64_t)time(NULL));
-        err = cmd(db, migrations[v - 1], NULL, errmsg, errcap);
+        err = hpg_cmd(db, migrations[v - 1], NULL, errmsg, errcap);
+        if (err == POSGATE_OK && v == 5) {
+            err = hpg_cmd(db, heads_sql, NULL, errmsg, errcap);
+        }
         if (err == POSGATE_OK) {
-            err = cmd(db, "INSERT INTO schema_version(version, applied_at) VALUES ($1, $2)", &p,
+            err = hpg_cmd(db, "INSERT INTO schema_version(version, applied_at) VALUES ($1, $2)", &p,
                       errmsg, errcap);
         }
     }
 out:
     PQclear(r);
     if (err == POSGATE_OK) {
-        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+        err = hpg_cmd(db, "COMMIT", NULL, errmsg, errcap);
     } else {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
@@ -327,8 +289,8 @@ month_of(int64_t t)
 
 /* The partitions of events for the month of now_s and the next, outside any batch's
  * transaction (creating one locks the parent table briefly). */
-static enum posgate_err
-ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
+enum posgate_err
+hpg_ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
 {
     int64_t m = month_of(now_s);
     struct params p = {0};
@@ -337,12 +299,12 @@ ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
     if (m == db->month_ready) {
         return POSGATE_OK;
     }
-    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
     if (err != POSGATE_OK) {
         return err;
     }
     p_int(&p, LOCK_PARTITION);
-    err = run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    err = hpg_run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
     for (int64_t k = m; err == POSGATE_OK && k <= m + 1; k++) {
         char sql[256];
 
@@ -350,10 +312,10 @@ ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
                  "CREATE TABLE IF NOT EXISTS events_%04d_%02d PARTITION OF events FOR VALUES "
                  "FROM (%" PRId64 ") TO (%" PRId64 ")",
                  (int)(k / 12) + 1970, (int)(k % 12) + 1, month_start(k), month_start(k + 1));
-        err = cmd(db, sql, NULL, errmsg, errcap);
+        err = hpg_cmd(db, sql, NULL, errmsg, errcap);
     }
     if (err == POSGATE_OK) {
-        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+        err = hpg_cmd(db, "COMMIT", NULL, errmsg, errcap);
     } else {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
@@ -366,16 +328,32 @@ ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
 static void pg_close(void *impl);
 
 /* A connection that broke (a server restart) is reset before the next transaction. */
-static void
-reconnect(struct pg *db)
+void
+hpg_reconnect(struct pg *db)
 {
     if (PQstatus(db->c) != CONNECTION_OK) {
         PQreset(db->c);
         db->month_ready = 0;
+        db->prepared = 0; /* a new session has no prepared statements */
     }
 }
 
-/* ---- enrolment and ingest ---- */
+enum posgate_err
+hpg_query_u64(struct pg *db, const char *sql, const struct params *p, uint64_t *out, char *errmsg,
+          size_t errcap)
+{
+    PGresult *r = NULL;
+    enum posgate_err err = hpg_run(db, sql, p, PGRES_TUPLES_OK, &r, errmsg, errcap);
+
+    *out = 0;
+    if (err == POSGATE_OK && PQntuples(r) > 0) {
+        *out = (uint64_t)hpg_col_i(r, 0, 0);
+    }
+    PQclear(r);
+    return err;
+}
+
+/* ---- enrolment ---- */
 
 static enum posgate_err
 pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s, bool *added,
@@ -391,8 +369,8 @@ pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s
     p_text(&p, pem, len);
     p_int(&p, now_s);
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = run(db,
+    hpg_reconnect(db);
+    err = hpg_run(db,
               "INSERT INTO devices(device_id, pub_pem, enrolled_at) VALUES ($1, $2, $3) "
               "ON CONFLICT (device_id) DO NOTHING",
               &p, PGRES_COMMAND_OK, &r, errmsg, errcap);
@@ -404,7 +382,7 @@ pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s
     r = NULL;
     if (err == POSGATE_OK) {
         p.n = 1;
-        err = run(db, "SELECT pub_pem FROM devices WHERE device_id = $1", &p, PGRES_TUPLES_OK, &r,
+        err = hpg_run(db, "SELECT pub_pem FROM devices WHERE device_id = $1", &p, PGRES_TUPLES_OK, &r,
                   errmsg, errcap);
     }
     if (err == POSGATE_OK && (PQntuples(r) != 1 || (size_t)PQgetlength(r, 0, 0) != len ||
@@ -414,341 +392,6 @@ pg_enroll(void *impl, const char *id, const char *pem, size_t len, int64_t now_s
     }
 out:
     PQclear(r);
-    pthread_mutex_unlock(&db->mu);
-    return err;
-}
-
-/* The events held in [lo, hi] of a device, sorted by seq, for the judge. */
-struct held {
-    PGresult *r;
-    int n;
-};
-
-static int
-held_cb(void *ctx, uint64_t seq, uint8_t hash[AUDIT_HASH_LEN], uint8_t prev[AUDIT_HASH_LEN])
-{
-    const struct held *h = ctx;
-    int lo = 0, hi = h->n - 1;
-
-    while (lo <= hi) {
-        int mid = lo + (hi - lo) / 2;
-        uint64_t s = (uint64_t)col_i(h->r, mid, 0);
-
-        if (s == seq) {
-            col_hash(h->r, mid, 1, hash);
-            col_hash(h->r, mid, 2, prev);
-            return 1;
-        }
-        if (s < seq) {
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    return 0;
-}
-
-static enum posgate_err
-query_u64(struct pg *db, const char *sql, const struct params *p, uint64_t *out, char *errmsg,
-          size_t errcap)
-{
-    PGresult *r = NULL;
-    enum posgate_err err = run(db, sql, p, PGRES_TUPLES_OK, &r, errmsg, errcap);
-
-    *out = 0;
-    if (err == POSGATE_OK && PQntuples(r) > 0) {
-        *out = (uint64_t)col_i(r, 0, 0);
-    }
-    PQclear(r);
-    return err;
-}
-
-static enum posgate_err
-note_batch(struct pg *db, const struct hub_batch *b, const char *key, size_t stored,
-           const char *status, int64_t now_s, struct hub_ingest *res)
-{
-    struct params p = {0};
-    uint64_t times = 0;
-    enum posgate_err err;
-
-    if (key == NULL) {
-        return POSGATE_OK;
-    }
-    p_str(&p, b->device_id);
-    p_str(&p, key);
-    p_int(&p, b->n > 0 ? (int64_t)b->ev[0].seq : 0);
-    p_int(&p, b->n > 0 ? (int64_t)b->ev[b->n - 1].seq : 0);
-    p_int(&p, (int64_t)b->n);
-    p_int(&p, (int64_t)stored);
-    p_str(&p, status);
-    p_int(&p, now_s);
-    err = query_u64(db,
-                    "INSERT INTO batches AS x(device_id, idempotency_key, first_seq, last_seq, "
-                    "n_events, stored, status, received_at, times) VALUES ($1, $2, $3, $4, $5, "
-                    "$6, $7, $8, 1) ON CONFLICT (device_id, idempotency_key) DO UPDATE SET "
-                    "times = x.times + 1, received_at = $8, status = $7 RETURNING times",
-                    &p, &times, res->error, sizeof(res->error));
-    res->repeated_key = times > 1;
-    return err;
-}
-
-static enum posgate_err
-record_break(struct pg *db, const char *dev, const struct hub_break *k, int64_t now_s,
-             struct hub_ingest *res)
-{
-    struct params p = {0};
-    enum posgate_err err;
-
-    p_str(&p, dev);
-    p_int(&p, (int64_t)k->seq);
-    p_str(&p, k->kind);
-    p_str(&p, k->detail);
-    if (k->event_json != NULL) {
-        p_str(&p, k->event_json);
-    } else {
-        p_null(&p);
-    }
-    p_int(&p, now_s);
-    err = cmd(db,
-              "INSERT INTO chain_breaks AS x(device_id, seq, kind, detail, event_json, first_seen, "
-              "last_seen, times) VALUES ($1, $2, $3, $4, $5, $6, $6, 1) ON CONFLICT (device_id, "
-              "seq, kind) DO UPDATE SET last_seen = $6, times = x.times + 1",
-              &p, res->error, sizeof(res->error));
-    if (err == POSGATE_OK) {
-        p.n = 2;
-        err = cmd(db,
-                  "UPDATE devices SET chain_ok = false, broken_at = least(coalesce(broken_at, "
-                  "$2), $2) WHERE device_id = $1",
-                  &p, res->error, sizeof(res->error));
-    }
-    return err;
-}
-
-static enum posgate_err
-insert_event(struct pg *db, const char *dev, const struct hub_event *e, int64_t now_s,
-             struct hub_ingest *res)
-{
-    struct params p = {0};
-
-    p_str(&p, dev);
-    p_int(&p, (int64_t)e->seq);
-    p_hash(&p, e->hash);
-    p_hash(&p, e->prev);
-    p_str(&p, e->kind);
-    p_str(&p, e->decision);
-    p_int(&p, (int64_t)e->count);
-    p_text(&p, e->text, e->len);
-    p_int(&p, now_s);
-    if (e->decision_id[0] != 0) {
-        p_str(&p, e->decision_id);
-    } else {
-        p_null(&p); /* a summary, or an id no contest can ask for */
-    }
-    return cmd(db,
-               "INSERT INTO events(device_id, seq, hash, prev_hash, kind, decision, count, json, "
-               "received_at, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-               &p, res->error, sizeof(res->error));
-}
-
-/* Advances devices.last_seq over the contiguous seqs now held; *acked gets it. */
-static enum posgate_err
-advance_acked(struct pg *db, const char *dev, uint64_t *acked, struct hub_ingest *res)
-{
-    struct params p = {0};
-    PGresult *r = NULL;
-    enum posgate_err err;
-    uint64_t a = *acked;
-
-    p_str(&p, dev);
-    p_int(&p, (int64_t)a);
-    err = run(db, "SELECT seq FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq", &p,
-              PGRES_TUPLES_OK, &r, res->error, sizeof(res->error));
-    for (int i = 0; err == POSGATE_OK && i < PQntuples(r); i++) {
-        if ((uint64_t)col_i(r, i, 0) != a + 1) {
-            break;
-        }
-        a++;
-    }
-    PQclear(r);
-    if (err == POSGATE_OK && a != *acked) {
-        memset(&p, 0, sizeof(p));
-        p_str(&p, dev);
-        p_int(&p, (int64_t)a);
-        err = cmd(db, "UPDATE devices SET last_seq = $2 WHERE device_id = $1", &p, res->error,
-                  sizeof(res->error));
-    }
-    if (err == POSGATE_OK) {
-        *acked = a;
-    }
-    return err;
-}
-
-/* The highest seq held, counting the anchor of pruned events. */
-static const char held_max_sql[] =
-    "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE device_id = $1), 0), "
-    "coalesce((SELECT seq FROM anchors WHERE device_id = $1), 0))";
-
-/* What the batch adds once judged, as in the SQLite store: the gap before its first event when
- * the seq before it is not held, each event not held and above the device's anchor (not stored
- * again below it), and the gaps it fills closed. */
-static enum posgate_err
-store_events(struct pg *db, const struct hub_batch *b, struct held *held, uint64_t anchor,
-             int64_t now_s, struct hub_ingest *res)
-{
-    struct params p = {0};
-    enum posgate_err err = POSGATE_OK;
-
-    if (hub_judge_gap(b, res, held_cb, held) > 0) { /* the lookup cannot fail */
-        uint64_t below = 0;
-
-        p_str(&p, b->device_id);
-        p_int(&p, (int64_t)(b->ev[0].seq - 1));
-        err = query_u64(db,
-                        "SELECT greatest(coalesce((SELECT max(seq) FROM events WHERE "
-                        "device_id = $1 AND seq < $2), 0), coalesce((SELECT seq FROM anchors "
-                        "WHERE device_id = $1 AND seq < $2), 0))",
-                        &p, &below, res->error, sizeof(res->error));
-        res->gap_from = below + 1;
-        res->gap_to = b->ev[0].seq - 1;
-        memset(&p, 0, sizeof(p));
-        p_str(&p, b->device_id);
-        p_int(&p, (int64_t)res->gap_from);
-        p_int(&p, (int64_t)res->gap_to);
-        p_int(&p, now_s);
-        if (err == POSGATE_OK) {
-            err = cmd(db,
-                      "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at) VALUES "
-                      "($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                      &p, res->error, sizeof(res->error));
-        }
-    }
-    for (size_t i = 0; err == POSGATE_OK && i < b->n; i++) {
-        uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
-
-        if (held_cb(held, b->ev[i].seq, h, hp) == 0 && b->ev[i].seq > anchor) {
-            err = insert_event(db, b->device_id, &b->ev[i], now_s, res);
-            res->stored += err == POSGATE_OK ? 1 : 0;
-        }
-    }
-    if (err == POSGATE_OK && res->stored > 0) {
-        memset(&p, 0, sizeof(p));
-        p_str(&p, b->device_id);
-        p_int(&p, now_s);
-        /* a gap every seq of which is now held is closed, not forgotten */
-        err = cmd(db,
-                  "UPDATE gaps SET closed_at = $2 WHERE device_id = $1 AND closed_at IS NULL AND "
-                  "(SELECT count(*) FROM events e WHERE e.device_id = gaps.device_id AND e.seq "
-                  "BETWEEN gaps.from_seq AND gaps.to_seq) = to_seq - from_seq + 1",
-                  &p, res->error, sizeof(res->error));
-    }
-    return err;
-}
-
-/* Judges the batch (hub_store.h, hub_judge_*) and writes what it did, inside the caller's
- * transaction: OK (stored) or BADHASH (the break recorded) for the caller to commit, anything
- * else to roll back. */
-static enum posgate_err
-ingest_locked(struct pg *db, const struct hub_batch *b, const char *key, int64_t now_s,
-              struct hub_ingest *res)
-{
-    struct params p = {0};
-    PGresult *r = NULL;
-    struct held held = {NULL, 0};
-    struct hub_break k;
-    enum posgate_err err;
-    uint64_t lo, hi, anchor = 0;
-
-    p_str(&p, b->device_id);
-    /* the device's row, locked until commit: no other ingest of the device interleaves */
-    err = run(db, "SELECT pub_pem, last_seq FROM devices WHERE device_id = $1 FOR UPDATE", &p,
-              PGRES_TUPLES_OK, &r, res->error, sizeof(res->error));
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    if (PQntuples(r) != 1) {
-        err = hub_judge_unenrolled(b, res);
-        goto out;
-    }
-    res->acked_seq = (uint64_t)col_i(r, 0, 1);
-    err = query_u64(db, held_max_sql, &p, &res->held_seq, res->error, sizeof(res->error));
-    if (err == POSGATE_OK) {
-        err = query_u64(db, "SELECT coalesce((SELECT seq FROM anchors WHERE device_id = $1), 0)",
-                        &p, &anchor, res->error, sizeof(res->error));
-    }
-    if (err == POSGATE_OK) {
-        err = hub_judge_signed(PQgetvalue(r, 0, 0), b, res);
-    }
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    lo = b->n > 0 ? b->ev[0].seq : b->head_seq;
-    hi = b->n > 0 ? b->ev[b->n - 1].seq : b->head_seq;
-    p_int(&p, (int64_t)(lo > 0 ? lo - 1 : 0));
-    p_int(&p, (int64_t)(hi + 1));
-    /* a pruned seq answers from its device's anchor (hub_store.h) */
-    err = run(db,
-              "SELECT seq, hash, prev_hash FROM events WHERE device_id = $1 AND seq BETWEEN $2 "
-              "AND $3 UNION ALL SELECT a.seq, a.hash, a.prev_hash FROM anchors a WHERE "
-              "a.device_id = $1 AND a.seq BETWEEN $2 AND $3 AND NOT EXISTS (SELECT 1 FROM "
-              "events e WHERE e.device_id = $1 AND e.seq = a.seq) ORDER BY 1",
-              &p, PGRES_TUPLES_OK, &held.r, res->error, sizeof(res->error));
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    held.n = PQntuples(held.r);
-    /* the lookup answers from held.r: it cannot fail */
-    if (hub_judge_chain(b, held_cb, &held, &k, res) > 0) {
-        err = record_break(db, b->device_id, &k, now_s, res);
-        if (err == POSGATE_OK) {
-            err = note_batch(db, b, key, 0, "chain_broken", now_s, res);
-        }
-        if (err == POSGATE_OK) {
-            err = POSGATE_ERR_BADHASH; /* committed by the caller: the break is recorded */
-        }
-        goto out;
-    }
-    err = store_events(db, b, &held, anchor, now_s, res);
-    if (err == POSGATE_OK) {
-        err = advance_acked(db, b->device_id, &res->acked_seq, res);
-    }
-    if (err == POSGATE_OK) {
-        p.n = 1;
-        err = query_u64(db, held_max_sql, &p, &res->held_seq, res->error, sizeof(res->error));
-    }
-    if (err == POSGATE_OK) {
-        err = note_batch(db, b, key, res->stored, "stored", now_s, res);
-    }
-out:
-    PQclear(held.r);
-    PQclear(r);
-    return err;
-}
-
-static enum posgate_err
-pg_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
-          struct hub_ingest *res)
-{
-    struct pg *db = impl;
-    enum posgate_err err;
-
-    pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = ensure_partition(db, now_s, res->error, sizeof(res->error));
-    if (err == POSGATE_OK) {
-        err = cmd(db, "BEGIN", NULL, res->error, sizeof(res->error));
-    }
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    err = ingest_locked(db, b, key, now_s, res);
-    if (err == POSGATE_OK || err == POSGATE_ERR_BADHASH) {
-        enum posgate_err c = cmd(db, "COMMIT", NULL, res->error, sizeof(res->error));
-
-        err = c != POSGATE_OK ? c : err;
-    } else {
-        PQclear(PQexec(db->c, "ROLLBACK"));
-    }
-out:
     pthread_mutex_unlock(&db->mu);
     return err;
 }
@@ -768,7 +411,7 @@ list(struct pg *db, const char *sql, const char *dev, const char *spec, hub_row_
     if (dev != NULL) {
         p_str(&p, dev);
     }
-    err = run(db, sql, &p, PGRES_TUPLES_OK, &r, NULL, 0);
+    err = hpg_run(db, sql, &p, PGRES_TUPLES_OK, &r, NULL, 0);
     for (int row = 0; err == POSGATE_OK && row < PQntuples(r); row++) {
         struct hub_row x;
         int ni = 0, nt = 0, nh = 0;
@@ -776,11 +419,11 @@ list(struct pg *db, const char *sql, const char *dev, const char *spec, hub_row_
         memset(&x, 0, sizeof(x));
         for (int c = 0; err == POSGATE_OK && spec[c] != 0; c++) {
             if (spec[c] == 'i') {
-                x.i[ni++] = col_i(r, row, c);
+                x.i[ni++] = hpg_col_i(r, row, c);
             } else if (spec[c] == 't') {
                 x.t[nt] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
                 x.tlen[nt++] = (size_t)PQgetlength(r, row, c);
-            } else if (col_hash(r, row, c, hs[nh])) {
+            } else if (hpg_col_hash(r, row, c, hs[nh])) {
                 x.h[nh] = hs[nh];
                 nh++;
             } else {
@@ -802,8 +445,8 @@ pg_read_begin(void *impl)
     enum posgate_err err;
 
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL, 0);
+    hpg_reconnect(db);
+    err = hpg_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL, 0);
     if (err != POSGATE_OK) {
         pthread_mutex_unlock(&db->mu);
     }
@@ -947,16 +590,16 @@ pg_report_put(void *impl, const char *id, int64_t reported_at_us, int64_t now_s,
     p_int(&p, now_s);
     p_text(&p, report, len);
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = cmd(db, "BEGIN", NULL, NULL, 0);
+    hpg_reconnect(db);
+    err = hpg_cmd(db, "BEGIN", NULL, NULL, 0);
     if (err == POSGATE_OK) {
-        err = cmd(db,
+        err = hpg_cmd(db,
                   "INSERT INTO device_reports(device_id, reported_at_us, received_at, report) "
                   "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                   &p, NULL, 0);
     }
     if (err == POSGATE_OK) {
-        err = cmd(db,
+        err = hpg_cmd(db,
                   "INSERT INTO device_status(device_id, reported_at_us, received_at, report) "
                   "VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET "
                   "reported_at_us = excluded.reported_at_us, received_at = excluded.received_at,"
@@ -966,12 +609,12 @@ pg_report_put(void *impl, const char *id, int64_t reported_at_us, int64_t now_s,
     }
     if (err == POSGATE_OK) {
         p.n = 1;
-        err = run(db, "SELECT reported_at_us FROM device_status WHERE device_id = $1", &p,
+        err = hpg_run(db, "SELECT reported_at_us FROM device_status WHERE device_id = $1", &p,
                   PGRES_TUPLES_OK, &r, NULL, 0);
     }
     if (err == POSGATE_OK) {
-        *latest = PQntuples(r) == 1 && col_i(r, 0, 0) == reported_at_us;
-        err = cmd(db, "COMMIT", NULL, NULL, 0);
+        *latest = PQntuples(r) == 1 && hpg_col_i(r, 0, 0) == reported_at_us;
+        err = hpg_cmd(db, "COMMIT", NULL, NULL, 0);
     }
     if (err != POSGATE_OK) {
         PQclear(PQexec(db->c, "ROLLBACK"));
@@ -1072,13 +715,13 @@ pg_copy_begin(void *impl, char *errmsg, size_t errcap)
     enum posgate_err err;
 
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    hpg_reconnect(db);
+    err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
     if (err == POSGATE_OK) {
-        err = cmd(db, "LOCK TABLE devices IN EXCLUSIVE MODE", NULL, errmsg, errcap);
+        err = hpg_cmd(db, "LOCK TABLE devices IN EXCLUSIVE MODE", NULL, errmsg, errcap);
     }
     if (err == POSGATE_OK) {
-        err = query_u64(db, "SELECT count(*) FROM devices", NULL, &n, errmsg, errcap);
+        err = hpg_query_u64(db, "SELECT count(*) FROM devices", NULL, &n, errmsg, errcap);
     }
     if (err == POSGATE_OK && n > 0) {
         snprintf(errmsg, errcap,
@@ -1111,7 +754,7 @@ pg_put_row(void *impl, enum hub_table t, const struct hub_row *row, char *errmsg
                  "FROM (%" PRId64 ") TO (%" PRId64 ")",
                  (int)(m / 12) + 1970, (int)(m % 12) + 1, month_start(m), month_start(m + 1));
         if (m != db->month_ready) {
-            err = cmd(db, sql, NULL, errmsg, errcap);
+            err = hpg_cmd(db, sql, NULL, errmsg, errcap);
             db->month_ready = m;
         }
     }
@@ -1135,7 +778,7 @@ pg_put_row(void *impl, enum hub_table t, const struct hub_row *row, char *errmsg
         }
     }
     if (err == POSGATE_OK) {
-        err = cmd(db, tables[t].insert, &p, errmsg, errcap);
+        err = hpg_cmd(db, tables[t].insert, &p, errmsg, errcap);
     }
     return err;
 }
@@ -1147,7 +790,10 @@ pg_copy_end(void *impl, bool commit, char *errmsg, size_t errcap)
     enum posgate_err err = POSGATE_OK;
 
     if (commit) {
-        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+        err = hpg_cmd(db, heads_sql, NULL, errmsg, errcap);
+    }
+    if (commit && err == POSGATE_OK) {
+        err = hpg_cmd(db, "COMMIT", NULL, errmsg, errcap);
     } else {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
@@ -1171,7 +817,7 @@ pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
      * control character in a string, which jsonb refuses */
     if (f->decision_id != NULL) {
         p_str(&p, f->decision_id);
-        err = run(db,
+        err = hpg_run(db,
                   "SELECT device_id, json, seq, received_at FROM events WHERE decision_id = $1 "
                   "AND kind = 'decision' ORDER BY received_at, device_id, seq",
                   &p, PGRES_TUPLES_OK, &r, NULL, 0);
@@ -1182,7 +828,7 @@ pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
         } else {
             p_null(&p);
         }
-        err = run(db,
+        err = hpg_run(db,
                   "SELECT device_id, json, seq, received_at FROM events WHERE (kind = 'decision' "
                   "OR ($1::boolean AND kind = 'allow_summary')) AND ($2::text IS NULL OR "
                   "(decision IN ('deny', 'refer') AND strpos(json, $2) > 0)) ORDER BY "
@@ -1197,8 +843,8 @@ pg_find_events(void *impl, const struct hub_event_filter *f, hub_row_fn fn, void
             x.t[c] = PQgetvalue(r, row, c);
             x.tlen[c] = (size_t)PQgetlength(r, row, c);
         }
-        x.i[0] = col_i(r, row, 2);
-        x.i[1] = col_i(r, row, 3);
+        x.i[0] = hpg_col_i(r, row, 2);
+        x.i[1] = hpg_col_i(r, row, 3);
         err = fn(ctx, &x);
     }
     PQclear(r);
@@ -1219,17 +865,17 @@ pg_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
 
     memset(res, 0, sizeof(*res));
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = cmd(db, "BEGIN", NULL, errmsg, errcap);
+    hpg_reconnect(db);
+    err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
     if (err != POSGATE_OK) {
         goto unlock;
     }
-    err = run(db, "SELECT device_id FROM devices ORDER BY device_id FOR UPDATE", NULL,
+    err = hpg_run(db, "SELECT device_id FROM devices ORDER BY device_id FOR UPDATE", NULL,
               PGRES_TUPLES_OK, NULL, errmsg, errcap);
     p_int(&p, before_s);
     p_int(&p, now_s);
     if (err == POSGATE_OK) {
-        err = run(db,
+        err = hpg_run(db,
                   "INSERT INTO anchors(device_id, seq, hash, prev_hash, pruned_at) SELECT DISTINCT "
                   "ON (device_id) device_id, seq, hash, prev_hash, $2::bigint FROM events WHERE "
                   "received_at < $1 ORDER BY device_id, seq DESC ON CONFLICT (device_id) DO "
@@ -1242,7 +888,7 @@ pg_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
         res->anchors = strtoull(PQcmdTuples(r), NULL, 10);
         PQclear(r);
         r = NULL;
-        err = run(db,
+        err = hpg_run(db,
                   "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                   "WHERE i.inhparent = 'events'::regclass ORDER BY 1",
                   NULL, PGRES_TUPLES_OK, &r, errmsg, errcap);
@@ -1258,11 +904,11 @@ pg_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
             continue;
         }
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM events_%04d_%02d", y, m);
-        err = run(db, sql, NULL, PGRES_TUPLES_OK, &n, errmsg, errcap);
+        err = hpg_run(db, sql, NULL, PGRES_TUPLES_OK, &n, errmsg, errcap);
         if (err == POSGATE_OK) {
-            res->events += (uint64_t)col_i(n, 0, 0);
+            res->events += (uint64_t)hpg_col_i(n, 0, 0);
             snprintf(sql, sizeof(sql), "DROP TABLE events_%04d_%02d", y, m);
-            err = cmd(db, sql, NULL, errmsg, errcap);
+            err = hpg_cmd(db, sql, NULL, errmsg, errcap);
             res->partitions++;
         }
         PQclear(n);
@@ -1271,12 +917,12 @@ pg_prune(void *impl, int64_t before_s, int64_t now_s, struct hub_prune *res, cha
     r = NULL;
     if (err == POSGATE_OK) {
         p.n = 1;
-        err = run(db, "DELETE FROM events WHERE received_at < $1", &p, PGRES_COMMAND_OK, &r, errmsg,
+        err = hpg_run(db, "DELETE FROM events WHERE received_at < $1", &p, PGRES_COMMAND_OK, &r, errmsg,
                   errcap);
     }
     if (err == POSGATE_OK) {
         res->events += strtoull(PQcmdTuples(r), NULL, 10);
-        err = cmd(db, "COMMIT", NULL, errmsg, errcap);
+        err = hpg_cmd(db, "COMMIT", NULL, errmsg, errcap);
     } else {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
@@ -1299,7 +945,7 @@ stream_rows(struct pg *db, const char *sql, const struct params *p, hub_row_fn f
     enum posgate_err err = POSGATE_OK;
 
     if (!PQsendQueryParams(db->c, sql, p->n, NULL, p->v, p->len, p->fmt, 0)) {
-        return pg_fail(db, NULL, sql, NULL, 0);
+        return hpg_fail(db, NULL, sql, NULL, 0);
     }
     if (!PQsetSingleRowMode(db->c)) {
         err = POSGATE_ERR_IO; /* the answer is still read below, whole */
@@ -1315,11 +961,11 @@ stream_rows(struct pg *db, const char *sql, const struct params *p, hub_row_fn f
                 x.t[c] = PQgetvalue(r, 0, c);
                 x.tlen[c] = (size_t)PQgetlength(r, 0, c);
             }
-            x.i[0] = col_i(r, 0, 2);
-            x.i[1] = col_i(r, 0, 3);
+            x.i[0] = hpg_col_i(r, 0, 2);
+            x.i[1] = hpg_col_i(r, 0, 3);
             err = fn(ctx, &x);
         } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && err == POSGATE_OK) {
-            err = pg_fail(db, r, sql, NULL, 0);
+            err = hpg_fail(db, r, sql, NULL, 0);
         }
         PQclear(r);
     }
@@ -1381,8 +1027,8 @@ pg_lookup_put(void *impl, const char *decision_id, int64_t at_s, const char *ser
     p_str(&p, lists);
     p_str(&p, via);
     pthread_mutex_lock(&db->mu);
-    reconnect(db);
-    err = cmd(db,
+    hpg_reconnect(db);
+    err = hpg_cmd(db,
               "INSERT INTO lookups(decision_id, looked_up_at, service, lists, via) VALUES ($1, "
               "$2, $3, $4, $5)",
               &p, errmsg, errcap);
@@ -1394,7 +1040,7 @@ static const struct hub_store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
     .enroll = pg_enroll,
-    .ingest = pg_ingest,
+    .ingest = hpg_ingest,
     .read_begin = pg_read_begin,
     .read_end = pg_read_end,
     .totals = pg_totals,

@@ -479,10 +479,20 @@ main(void)
     CHECK_INT(st.last_seq, 0);
     CHECK(st.chain_ok);
     CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM gaps WHERE closed_at IS NULL"), 1);
+    /* a batch that follows the head while the gap is open: held, nothing acknowledged past the
+     * gap (PostgreSQL judges it from the device's head alone) */
+    record(&c, 9, 2);
+    batch(&c, 8, 10, &j);
+    CHECK_OK(post(db, &j, NULL, &r));
+    CHECK_INT(r.stored, 2);
+    CHECK_INT(r.acked_seq, 0);
+    CHECK_INT(r.held_seq, 10);
+    CHECK_INT(count_rows(hubpath, "SELECT count(*) FROM gaps WHERE closed_at IS NULL"), 1);
     batch(&c, 0, 4, &j);
     CHECK_OK(post(db, &j, NULL, &r));
     CHECK_INT(r.stored, 4);
-    CHECK_INT(r.acked_seq, 8);
+    CHECK_INT(r.acked_seq, 10);
+    CHECK_INT(r.held_seq, 10);
     CHECK_OK(hub_db_device(db, idc, &st));
     CHECK_INT(st.gaps, 0);
     CHECK(st.chain_ok);
@@ -642,7 +652,7 @@ main(void)
     db = NULL;
     CHECK_OK(hub_db_open(hubpath, &db, msg, sizeof(msg)));
     CHECK_OK(hub_db_device(db, idc, &st));
-    CHECK_INT(st.last_seq, 8);
+    CHECK_INT(st.last_seq, 10);
     CHECK_ERR(hub_db_device(db, idb, &st), POSGATE_ERR_NOTFOUND);
 
     /* a contest and a repair: the decision by its id, the decisions that cited a listing */
