@@ -6,7 +6,8 @@
 # (403), a first post, the same batch again and a lost ack (no duplicates, the same ack), plain
 # JSON, malformed / wrong type / oversized / wrong method / bad signature / too many at once,
 # an event deleted on a second kiosk and an event edited in the kiosk's audit.db with python3's
-# sqlite3 (422: not covered by the signed head; chain_ok stays true), `stats` and `--help`.
+# sqlite3 (422: not covered by the signed head; chain_ok stays true), `stats` and `--help`;
+# on PostgreSQL, a server restart under the running hub (503, then taken).
 # With POSGATE_TEST_PG_URI set (with_pg.sh) the collector's store is that PostgreSQL database,
 # emptied first, instead of a SQLite file.
 # Usage: collector.sh BUILD_DIR
@@ -141,6 +142,14 @@ expect_status 200 "resend after a lost ack"
 # plain JSON (no Content-Encoding) is taken too
 check 0 --id "$CLEAN"
 "$BATCH" "$K" 6 100 "$T/b3.json" > /dev/null
+if [[ -n ${POSGATE_TEST_PG_DIR:-} ]]; then
+    # PostgreSQL restarted under the running hub: a batch meanwhile is refused with 503 (the
+    # kiosk sends it again), and the next one is taken on connections made again
+    bash "$HERE/pg_server.sh" stop "$POSGATE_TEST_PG_DIR"
+    post "$T/b3.json"
+    expect_status 503 "a batch while PostgreSQL is down"
+    bash "$HERE/pg_server.sh" resume "$POSGATE_TEST_PG_DIR"
+fi
 curl -sS -o "$T/resp" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     --data-binary @"$T/b3.json" "$URL/v1/audit" > "$T/status"
 expect_status 200 "plain JSON"

@@ -5,10 +5,12 @@
 #   pg_server.sh start DIR   prints the libpq URI (postgresql:///posgate?host=DIR...) on stdout;
 #                            exit 77 with a message when PostgreSQL's binaries are missing
 #   pg_server.sh stop DIR    stops it (fast shutdown) and is quiet when nothing runs
+#   pg_server.sh resume DIR  starts the server stopped in DIR again, with what it held (a
+#                            server restart under running clients)
 # Tests source nothing: they run `URI=$(pg_server.sh start "$T/pg") || ...` and trap a stop.
 set -euo pipefail
-cmd=${1:?usage: pg_server.sh start|stop DIR}
-dir=${2:?usage: pg_server.sh start|stop DIR}
+cmd=${1:?usage: pg_server.sh start|stop|resume DIR}
+dir=${2:?usage: pg_server.sh start|stop|resume DIR}
 bindir=${POSGATE_PG_BINDIR:-}
 if [[ -z $bindir ]]; then
     for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
@@ -26,7 +28,17 @@ as_user() { # runs a command as the unprivileged owner of the cluster
         "$@"
     fi
 }
+run_server() {
+    as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off \
+            -c max_connections=200 -c shared_buffers=64MB" start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+}
 case $cmd in
+resume)
+    dir=$(cd "$dir" && pwd)
+    run_server
+    ;;
 start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
@@ -37,10 +49,7 @@ start)
     fi
     as_user "$bindir/initdb" -D "$dir/data" -U posgate --auth=trust -E UTF8 --no-locale \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off \
-            -c max_connections=200 -c shared_buffers=64MB" start >/dev/null \
-        || { cat "$dir/server.log" >&2; exit 1; }
+    run_server
     as_user "$bindir/createdb" -h "$dir" -U posgate posgate
     echo "postgresql:///posgate?host=$dir&user=posgate"
     ;;
@@ -50,7 +59,7 @@ stop)
     fi
     ;;
 *)
-    echo "pg_server.sh: expected start or stop, found \"$cmd\"" >&2
+    echo "pg_server.sh: expected start, stop or resume, found \"$cmd\"" >&2
     exit 2
     ;;
 esac

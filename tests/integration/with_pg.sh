@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Runs CMD... with POSGATE_TEST_PG_URI naming a throwaway PostgreSQL server (pg_server.sh),
+# Runs CMD... with POSGATE_TEST_PG_URI naming a throwaway PostgreSQL server (pg_server.sh, in
+# POSGATE_TEST_PG_DIR),
 # stopped and removed afterwards; exit 77 (skipped) when PostgreSQL's binaries are missing.
 # Usage: with_pg.sh CMD [ARGS...]
 set -euo pipefail
@@ -18,4 +19,6 @@ if [[ $rc == 77 ]]; then
 fi
 [[ $rc == 0 ]] || { echo "with_pg.sh: cannot start PostgreSQL (exit $rc)" >&2; exit 1; }
 export POSGATE_TEST_PG_URI=$URI
+# for a test that restarts the server (pg_server.sh stop / resume)
+export POSGATE_TEST_PG_DIR=$T/pg
 "$@"

@@ -1071,6 +1071,12 @@ pg_close(void *impl)
     if (db == NULL) {
         return;
     }
+    for (int i = 0; db->lanes != NULL && i < HPG_LANES; i++) {
+        PQfinish(db->lanes[i].c);
+        pthread_mutex_destroy(&db->lanes[i].mu);
+    }
+    plat_free(db->lanes);
+    plat_free(db->uri);
     PQfinish(db->c);
     pthread_mutex_destroy(&db->mu);
     plat_free(db);
@@ -1087,6 +1093,17 @@ hub_pg_open(const char *uri, void **impl, const struct hub_store_ops **ops, char
         return POSGATE_ERR_NOMEM;
     }
     pthread_mutex_init(&db->mu, NULL);
+    db->lanes = plat_calloc(HPG_LANES, sizeof(*db->lanes));
+    db->uri = plat_strdup(uri);
+    if (db->lanes == NULL || db->uri == NULL) {
+        plat_free(db->lanes);
+        db->lanes = NULL;
+        err = POSGATE_ERR_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < HPG_LANES; i++) {
+        pthread_mutex_init(&db->lanes[i].mu, NULL);
+    }
     db->c = PQconnectdb(uri);
     if (db->c == NULL || PQstatus(db->c) != CONNECTION_OK) {
         /* the URI itself is not repeated: it may carry a password */

@@ -643,16 +643,54 @@ out:
     return err;
 }
 
+/* A lane free now, else one in turn to wait for; locked. */
+static struct pg *
+take_lane(struct pg *db)
+{
+    unsigned k;
+
+    for (int i = 0; i < HPG_LANES; i++) {
+        if (pthread_mutex_trylock(&db->lanes[i].mu) == 0) {
+            return &db->lanes[i];
+        }
+    }
+    k = __atomic_fetch_add(&db->next_lane, 1, __ATOMIC_RELAXED) % HPG_LANES;
+    pthread_mutex_lock(&db->lanes[k].mu);
+    return &db->lanes[k];
+}
+
+/* The lane's connection, made on its first batch (RETRY when the server cannot be reached:
+ * the uploader sends the batch again later). */
+static enum posgate_err
+connect_lane(struct pg *db, struct pg *lane, struct hub_ingest *res)
+{
+    if (lane->c != NULL) {
+        hpg_reconnect(lane);
+        return POSGATE_OK;
+    }
+    lane->c = PQconnectdb(db->uri);
+    if (lane->c == NULL || PQstatus(lane->c) != CONNECTION_OK) {
+        /* the URI itself is not repeated: it may carry a password */
+        snprintf(res->error, sizeof(res->error), "cannot connect to PostgreSQL: %s",
+                 lane->c != NULL ? PQerrorMessage(lane->c) : "out of memory");
+        PQfinish(lane->c);
+        lane->c = NULL;
+        return POSGATE_ERR_RETRY;
+    }
+    PQclear(PQexec(lane->c, "SET client_min_messages = warning"));
+    return POSGATE_OK;
+}
+
 enum posgate_err
 hpg_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
            struct hub_ingest *res)
 {
-    struct pg *db = impl;
-    enum posgate_err err;
+    struct pg *db = take_lane(impl);
+    enum posgate_err err = connect_lane(impl, db, res);
 
-    pthread_mutex_lock(&db->mu);
-    hpg_reconnect(db);
-    err = hpg_ensure_partition(db, now_s, res->error, sizeof(res->error));
+    if (err == POSGATE_OK) {
+        err = hpg_ensure_partition(db, now_s, res->error, sizeof(res->error));
+    }
     if (err == POSGATE_OK) {
         err = prepare_all(db, res);
     }
@@ -663,7 +701,8 @@ hpg_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s
         enum posgate_err c = hpg_cmd(db, "COMMIT", NULL, res->error, sizeof(res->error));
 
         err = c != POSGATE_OK ? c : err;
-    } else if (err != POSGATE_OK && PQtransactionStatus(db->c) != PQTRANS_IDLE) {
+    } else if (err != POSGATE_OK && db->c != NULL &&
+               PQtransactionStatus(db->c) != PQTRANS_IDLE) {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
     pthread_mutex_unlock(&db->mu);

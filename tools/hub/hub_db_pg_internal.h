@@ -21,7 +21,14 @@ struct pg {
     pthread_mutex_t mu;  /* one transaction at a time on the connection */
     int64_t month_ready; /* months since 1970 whose partition exists (0: none known) */
     uint32_t prepared;   /* the ingest's statements prepared on this connection (bit per one) */
+    /* the ingest's own connections, opened when first used (NULL in a lane itself): batches
+     * are judged on as many at once as posgate-hub serve has request threads */
+    struct pg *lanes;
+    char *uri;
+    unsigned next_lane;
 };
+
+#define HPG_LANES 4
 
 /* Query parameters, as text, or binary for a hash or an array. */
 #define HPG_MAX_PARAMS 20
