@@ -7,7 +7,9 @@
 #     authority and legal basis from the feed it serves, feed version, device, operator, time)
 #     for the id the counter
 #     notice told the person to quote; an unknown id exits 3, a malformed one 2;
-#   - GET /v1/decisions/{id}: 401 without a bearer, 403 with another token, 400 for a malformed
+#   - GET /v1/decisions/{id}: 401 without a bearer, 403 with another token (429 after ten wrong
+#     ones from one address within a minute, the right one too; the token read from a file only
+#     its owner reads), 400 for a malformed
 #     id, 404 for an unknown one, 200 with the same answer as the CLI; refused on a hub started
 #     without --auditor-token;
 #   - `posgate-hub decisions --listing LIST/LISTING_ID [--since T] [--json]` lists every DENY and
@@ -146,6 +148,28 @@ no_clear_ids "$T/resp" "GET /v1/decisions"
 stop_hub
 start_hub --feed "$T/fx/feed"
 expect_get 403 "a hub without --auditor-token" "/v1/decisions/$D_HARD" -H "Authorization: Bearer $TOKEN"
+stop_hub
+
+# ---- the token from a file only its owner reads (an argument shows in ps); wrong tokens from
+# one address: 429 after 10 within a minute, for every token it presents until the minute ends
+printf '%s\n' "$TOKEN" > "$T/auditor.token"
+chmod 644 "$T/auditor.token"
+expect_rc 5 "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --auditor-token-file "$T/auditor.token"
+grep -q "chmod 600" "$T/err.txt" || fail "a token file others can read: $(cat "$T/err.txt")"
+chmod 600 "$T/auditor.token"
+expect_rc 2 "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --auditor-token "$TOKEN" \
+    --auditor-token-file "$T/auditor.token"
+start_hub --auditor-token-file "$T/auditor.token"
+if tr '\0' ' ' < "/proc/$HUBPID/cmdline" | grep -qF -- "$TOKEN"; then
+    fail "the token shows in the hub's command line"
+fi
+expect_get 200 "the auditor, its token from a file" "/v1/decisions/$D_HARD" -H "Authorization: Bearer $TOKEN"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    expect_get 403 "wrong token $i" "/v1/decisions/$D_HARD" -H "Authorization: Bearer guess-$i"
+done
+expect_get 429 "an 11th wrong token within the minute" "/v1/decisions/$D_HARD" -H "Authorization: Bearer guess-11"
+expect_get 429 "the right token from the address that guessed" "/v1/decisions/$D_HARD" -H "Authorization: Bearer $TOKEN"
+grep -q "try again" "$T/resp" || fail "429 body: $(cat "$T/resp")"
 stop_hub
 
 # ---- posgate-hub decisions --listing: the DENY that cited it, not the others

@@ -9,7 +9,8 @@
 #     service and listing per day and per hour;
 #   - GET /v1/fleet/decisions?listing=: what `posgate-hub decisions --listing --json` says, for
 #     the admin and the auditor;
-#   - who may read: 401 without a credential, 403 with another token or the auditor's outside
+#   - who may read: 401 without a credential, 403 with another token (429 to an address after
+#     10 wrong ones within a minute, whatever it presents then) or the auditor's outside
 #     listings, 403 on a hub without --admin-token, 404 without --db; the login (session cookie
 #     HttpOnly, SameSite=Strict; Secure over HTTPS), refused from another origin; the logout
 #     ending it; over HTTPS with --tls-client-ca, a verified client certificate as admin;
@@ -262,6 +263,15 @@ URL=https://127.0.0.1:$(cat "$T/hub.port")
 expect 200 "HTTPS login" /dashboard/login -X POST --cacert "$P/ca.pem" "${ADMIN[@]}"
 grep -i '^Set-Cookie' "$T/head" | grep -qi 'HttpOnly; SameSite=Strict; Max-Age=28800; Secure' \
     || fail "the cookie over HTTPS: $(cat "$T/head")"
+# guessing the token: after 10 wrong ones within a minute, 429 to that address, the right token
+# and the login included
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    expect 403 "wrong token $i" /v1/fleet/overview --cacert "$P/ca.pem" -H "Authorization: Bearer guess-$i"
+done
+expect 429 "an 11th wrong token" /v1/fleet/overview --cacert "$P/ca.pem" -H "Authorization: Bearer guess-11"
+expect 429 "the admin token from the guessing address" /v1/fleet/overview --cacert "$P/ca.pem" "${ADMIN[@]}"
+expect 429 "a login from the guessing address" /dashboard/login -X POST --cacert "$P/ca.pem" "${ADMIN[@]}"
+if grep -qi '^Set-Cookie' "$T/head"; then fail "a throttled login set a cookie"; fi
 stop_hub
 if grep -q "Sanitizer" "$T/hub.log"; then fail "sanitizer report"; fi
 STORE=SQLite

@@ -49,11 +49,13 @@ struct hub_dashboard {
     uint8_t admin[CRYPTO_SHA256_LEN], auditor[CRYPTO_SHA256_LEN]; /* the tokens' SHA-256 */
     bool has_admin, has_auditor, client_ca, tls;
     int64_t silent_s;
+    struct hub_throttle *throttle; /* borrowed */
     pthread_mutex_t mu; /* guards sessions */
     struct session sessions[SESSIONS_MAX];
 };
 
-enum who { WHO_NONE, WHO_BAD, WHO_AUDITOR, WHO_ADMIN };
+/* THROTTLED: the peer presented too many wrong tokens lately (hub_throttle.h) */
+enum who { WHO_NONE, WHO_BAD, WHO_THROTTLED, WHO_AUDITOR, WHO_ADMIN };
 
 enum posgate_err
 hub_dashboard_new(const struct hub_dashboard_config *c, struct hub_dashboard **out)
@@ -82,6 +84,7 @@ hub_dashboard_new(const struct hub_dashboard_config *c, struct hub_dashboard **o
     d->client_ca = c->client_ca;
     d->tls = c->tls;
     d->silent_s = c->silent_s;
+    d->throttle = c->throttle;
     pthread_mutex_init(&d->mu, NULL);
     *out = d;
     return POSGATE_OK;
@@ -184,27 +187,39 @@ store_failed(struct MHD_Connection *conn, enum posgate_err err, const char *meth
 
 /* ---- credentials ---- */
 
-/* The bearer token of the request: NONE without one, BAD when it is neither token. */
+/* The bearer token of the request: NONE without one, BAD when it is neither token (counted
+ * against the peer), THROTTLED when the peer has presented too many wrong ones lately. */
 static enum who
 bearer(const struct hub_dashboard *d, struct MHD_Connection *conn)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     uint8_t h[CRYPTO_SHA256_LEN];
+    unsigned retry;
 
     if (auth == NULL) {
         return WHO_NONE;
     }
-    if (strncmp(auth, "Bearer ", 7) != 0 || auth[7] == 0) {
-        return WHO_BAD;
+    if (hub_throttle_blocked(d->throttle, conn, &retry)) {
+        return WHO_THROTTLED;
     }
-    crypto_sha256(auth + 7, strlen(auth + 7), h);
-    if (d->has_admin && crypto_equal(h, d->admin, sizeof(h))) {
-        return WHO_ADMIN;
+    if (strncmp(auth, "Bearer ", 7) == 0 && auth[7] != 0) {
+        crypto_sha256(auth + 7, strlen(auth + 7), h);
+        if (d->has_admin && crypto_equal(h, d->admin, sizeof(h))) {
+            return WHO_ADMIN;
+        }
+        if (d->has_auditor && crypto_equal(h, d->auditor, sizeof(h))) {
+            return WHO_AUDITOR;
+        }
     }
-    if (d->has_auditor && crypto_equal(h, d->auditor, sizeof(h))) {
-        return WHO_AUDITOR;
-    }
+    hub_throttle_failed(d->throttle, conn);
     return WHO_BAD;
+}
+
+static enum MHD_Result
+refuse_throttled(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    return refuse(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                  "too many wrong tokens from this address: try again in a minute", method, url);
 }
 
 /* The session slot of the request's cookie, or -1; expired sessions are freed on the way. */
@@ -249,7 +264,7 @@ who_asks(struct hub_dashboard *d, struct MHD_Connection *conn, bool client_cert,
         return WHO_ADMIN;
     }
     if (w != WHO_NONE) {
-        *via = w == WHO_BAD ? NULL : "token";
+        *via = w == WHO_BAD || w == WHO_THROTTLED ? NULL : "token";
         return w;
     }
     if (d->has_admin && session_of(d, conn) >= 0) {
@@ -302,6 +317,9 @@ login(struct hub_dashboard *d, struct MHD_Connection *conn, const char *method, 
     if (w == WHO_NONE) {
         return refuse(conn, MHD_HTTP_UNAUTHORIZED, "Authorization: Bearer TOKEN expected", method,
                       url);
+    }
+    if (w == WHO_THROTTLED) {
+        return refuse_throttled(conn, method, url);
     }
     if (w != WHO_ADMIN) {
         return refuse(conn, MHD_HTTP_FORBIDDEN, "not the admin token", method, url);
@@ -496,6 +514,9 @@ fleet(struct hub_dashboard *d, struct MHD_Connection *conn, const char *url, con
                       "this hub has no admin credential: start it with --admin-token T (or "
                       "--tls-client-ca)",
                       method, url);
+    }
+    if (w == WHO_THROTTLED) {
+        return refuse_throttled(conn, method, url);
     }
     if (w == WHO_BAD || (w == WHO_AUDITOR && !for_listing)) {
         return refuse(conn, MHD_HTTP_FORBIDDEN, "not a credential for this answer", method, url);

@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 
 #include "hub_db.h"
+#include "hub_throttle.h"
 #include "posgate_err.h"
 
 struct hub_dashboard;
@@ -44,6 +45,7 @@ struct hub_dashboard_config {
     bool client_ca;            /* --tls-client-ca: a verified client certificate is admin */
     bool tls;                  /* HTTPS: the session cookie is Secure */
     int64_t silent_s;          /* --silent-minutes, as seconds: the default of silent_minutes */
+    struct hub_throttle *throttle; /* borrowed: wrong tokens per peer (hub_throttle.h), or NULL */
 };
 
 POSGATE_WUR enum posgate_err hub_dashboard_new(const struct hub_dashboard_config *c,

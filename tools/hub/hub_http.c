@@ -28,14 +28,15 @@
 #include <netinet/in.h>
 
 #include "buf.h"
+#include "crypto.h"
 #include "fetch.h"
 #include "hub_dashboard.h"
 #include "hub_report.h"
 #include "hub_text.h"
+#include "hub_throttle.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 
-#define HUB_PEER_KEY 17 /* family byte + up to 16 address bytes */
 
 /* One peer with audit bodies in progress. */
 struct hub_peer {
@@ -470,35 +471,6 @@ handle_status(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, co
     return ret;
 }
 
-/* The client address of conn as a key: family, then the address bytes (the port is left out:
- * a peer is a host). 0 when MHD cannot say. */
-static int
-peer_key(struct MHD_Connection *conn, uint8_t key[HUB_PEER_KEY])
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-
-    memset(key, 0, HUB_PEER_KEY);
-    if (ci == NULL || ci->client_addr == NULL) {
-        return 0;
-    }
-    if (ci->client_addr->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
-
-        key[0] = 4;
-        memcpy(key + 1, &a->sin_addr, sizeof(a->sin_addr));
-        return 1;
-    }
-    if (ci->client_addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
-
-        key[0] = 6;
-        memcpy(key + 1, &a->sin6_addr, sizeof(a->sin6_addr));
-        return 1;
-    }
-    return 0;
-}
-
 /* Takes one of the peer's body slots: 1, or 0 when it holds h->peer_bodies already (or memory
  * ran out: refused the same way, retried later). */
 static int
@@ -606,7 +578,7 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
                  (unsigned long long)n, h->max_body);
         return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg, 0, method, url);
     }
-    if (peer_key(conn, rq->peer)) {
+    if (hub_peer_key(conn, rq->peer)) {
         if (!peer_take(h, rq->peer)) {
             char msg[128];
 
@@ -622,18 +594,6 @@ on_headers(struct hub *h, struct MHD_Connection *conn, const char *url, const ch
     return MHD_YES;
 }
 
-/* Compares n bytes in a time that does not depend on where they differ. */
-static bool
-same_secret(const char *a, const char *b, size_t n)
-{
-    unsigned char d = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        d |= (unsigned char)(a[i] ^ b[i]);
-    }
-    return d == 0;
-}
-
 /* GET /v1/decisions/{id}: the contest answer (hub_db_lookup: the lookup is recorded), for a
  * bearer of the auditor token only. */
 static enum MHD_Result
@@ -641,9 +601,10 @@ handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, cons
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     struct buf out = BUF_INIT(1024 * 1024);
+    uint8_t got[CRYPTO_SHA256_LEN], want[CRYPTO_SHA256_LEN];
+    unsigned retry = 0;
     enum posgate_err err;
     enum MHD_Result ret;
-    size_t tl;
 
     if (strcmp(method, "GET") != 0) {
         return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET", 0, method,
@@ -658,8 +619,16 @@ handle_decision(struct hub *h, struct MHD_Connection *conn, const char *id, cons
         return reply_error(conn, MHD_HTTP_UNAUTHORIZED, "auditor bearer token required", 0, method,
                            "/v1/decisions/");
     }
-    tl = strlen(h->auditor_token);
-    if (strlen(auth + 7) != tl || !same_secret(auth + 7, h->auditor_token, tl)) {
+    if (hub_throttle_blocked(h->throttle, conn, &retry)) {
+        return reply_error(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                           "too many wrong tokens from this address: try again later", retry,
+                           method, "/v1/decisions/");
+    }
+    /* compared as hashes: in a time that depends on neither token's bytes nor length */
+    crypto_sha256(auth + 7, strlen(auth + 7), got);
+    crypto_sha256(h->auditor_token, strlen(h->auditor_token), want);
+    if (!crypto_equal(got, want, sizeof(got))) {
+        hub_throttle_failed(h->throttle, conn);
         return reply_error(conn, MHD_HTTP_FORBIDDEN, "not the auditor token", 0, method,
                            "/v1/decisions/");
     }

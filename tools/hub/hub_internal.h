@@ -31,6 +31,7 @@
 
 struct hub_peer;      /* hub_http.c */
 struct hub_dashboard; /* hub_dashboard.h */
+struct hub_throttle;  /* hub_throttle.h */
 
 struct hub {
     char root[PATH_MAX]; /* realpath of the feed directory; "" without --feed */
@@ -39,6 +40,7 @@ struct hub {
     struct hub_db *db;         /* the collector; NULL without --db */
     const char *auditor_token; /* --auditor-token: GET /v1/decisions/{id}; NULL: refused */
     struct hub_dashboard *dash; /* /dashboard and /v1/fleet/ (hub_dashboard.h) */
+    struct hub_throttle *throttle; /* wrong bearer tokens per peer (hub_throttle.h) */
     size_t max_body;
     unsigned max_inflight;
     atomic_uint inflight;

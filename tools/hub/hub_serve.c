@@ -10,6 +10,7 @@
 #include "hub_internal.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 
 #include "buf.h"
 #include "hub_dashboard.h"
+#include "hub_throttle.h"
 #include "plat_file.h"
 #include "plat_log.h"
 
@@ -30,6 +32,7 @@
 /* serve's options as the command line gives them. */
 struct serve_opts {
     const char *feed, *listen, *cert, *key, *ca, *port_file, *dbpath, *auditor, *admin;
+    const char *admin_file, *auditor_file;
     uint64_t silent_min; /* --silent-minutes */
     uint64_t max_body, max_inflight, peer_bodies, peer_conns, body_timeout;
     enum plat_log_level lvl;
@@ -38,7 +41,53 @@ struct serve_opts {
 /* The PEM files of --tls-cert, --tls-key and --tls-client-ca, read before MHD starts. */
 struct serve_pems {
     struct buf cert, key, ca;
+    struct buf admin, auditor; /* the tokens read from --admin-token-file, --auditor-token-file */
 };
+
+#define TOKEN_FILE_MAX 4096
+
+/* A token from a file that only its owner may read (its first line; a final newline is not part
+ * of it): 1, or 0 said on stderr. A token given as an argument shows in `ps` to every user of the
+ * machine; a file does not. */
+static int
+read_token(const char *opt, const char *path, struct buf *out, const char **token)
+{
+    struct stat st;
+    enum posgate_err err;
+
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "posgate-hub: %s %s: %s\n", opt, path, strerror(errno));
+        return 0;
+    }
+    if ((st.st_mode & 077) != 0) {
+        fprintf(stderr,
+                "posgate-hub: %s %s: readable by other users (mode %03o): expected a file only "
+                "its owner reads (chmod 600)\n",
+                opt, path, (unsigned)(st.st_mode & 0777));
+        return 0;
+    }
+    err = plat_read_file(path, out);
+    if (err != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub: %s %s: %s\n", opt, path, posgate_strerror(err));
+        return 0;
+    }
+    for (size_t i = 0; i < out->len; i++) {
+        if (out->data[i] == '\n' || out->data[i] == '\r') {
+            out->len = i;
+        }
+    }
+    if (out->len > 0 && (buf_append(out, "", 1) != POSGATE_OK || out->len-- == 0)) {
+        fprintf(stderr, "posgate-hub: %s %s: longer than %d bytes\n", opt, path, TOKEN_FILE_MAX);
+        return 0;
+    }
+    if (out->len == 0 || memchr(out->data, 0, out->len) != NULL) {
+        fprintf(stderr, "posgate-hub: %s %s: expected the token on the first line, found %s\n",
+                opt, path, out->len == 0 ? "nothing" : "a NUL byte");
+        return 0;
+    }
+    *token = buf_cstr(out);
+    return 1;
+}
 
 static int
 read_pem(const char *path, struct buf *out)
@@ -133,6 +182,10 @@ serve_args(int argc, char **argv, struct serve_opts *o)
             o->auditor = argv[++i];
         } else if (strcmp(a, "--admin-token") == 0) {
             o->admin = argv[++i];
+        } else if (strcmp(a, "--admin-token-file") == 0) {
+            o->admin_file = argv[++i];
+        } else if (strcmp(a, "--auditor-token-file") == 0) {
+            o->auditor_file = argv[++i];
         } else if (strcmp(a, "--silent-minutes") == 0) {
             i++;
             if (!hub_parse_u64(argv[i], strlen(argv[i]), &o->silent_min) ||
@@ -202,6 +255,12 @@ serve_args(int argc, char **argv, struct serve_opts *o)
     if ((o->cert == NULL) != (o->key == NULL) || (o->ca != NULL && o->cert == NULL)) {
         fprintf(stderr, "posgate-hub: --tls-cert and --tls-key go together, and "
                         "--tls-client-ca needs them\n");
+        return 2;
+    }
+    if ((o->admin != NULL && o->admin_file != NULL) ||
+        (o->auditor != NULL && o->auditor_file != NULL)) {
+        fprintf(stderr, "posgate-hub: a token is given once: --admin-token or "
+                        "--admin-token-file, --auditor-token or --auditor-token-file\n");
         return 2;
     }
     return -1;
@@ -279,6 +338,11 @@ start_dashboard(struct hub *h, const struct serve_opts *o)
                                       .tls = o->cert != NULL,
                                       .silent_s = (int64_t)o->silent_min * 60};
 
+    if (hub_throttle_new(&h->throttle) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub: out of memory\n");
+        return -1;
+    }
+    dc.throttle = h->throttle;
     if (hub_dashboard_new(&dc, &h->dash) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub: out of memory\n");
         return -1;
@@ -296,7 +360,8 @@ hub_serve_main(int argc, char **argv)
                            .body_timeout = HUB_BODY_TIMEOUT,
                            .silent_min = 60,
                            .lvl = PLAT_LOG_INFO};
-    struct serve_pems pems = {BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX)};
+    struct serve_pems pems = {BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX),
+                              BUF_INIT(TOKEN_FILE_MAX), BUF_INIT(TOKEN_FILE_MAX)};
     struct hub h;
     char dbmsg[512] = "";
     struct sockaddr_storage ss;
@@ -337,6 +402,13 @@ hub_serve_main(int argc, char **argv)
                 hub_db_is_uri(o.dbpath) ? "(PostgreSQL URI)" : o.dbpath, dbmsg);
         goto out;
     }
+    if ((o.admin_file != NULL &&
+         !read_token("--admin-token-file", o.admin_file, &pems.admin, &o.admin)) ||
+        (o.auditor_file != NULL &&
+         !read_token("--auditor-token-file", o.auditor_file, &pems.auditor, &o.auditor))) {
+        goto out;
+    }
+    h.auditor_token = o.auditor;
     if (start_dashboard(&h, &o) != 0) {
         goto out;
     }
@@ -372,10 +444,13 @@ out:
         MHD_stop_daemon(d);
     }
     hub_dashboard_free(h.dash);
+    hub_throttle_free(h.throttle);
     hub_db_close(h.db);
     free(h.peers);
     pthread_mutex_destroy(&h.peers_mu);
     buf_wipe(&pems.key);
+    buf_wipe(&pems.admin);
+    buf_wipe(&pems.auditor);
     buf_free(&pems.cert);
     buf_free(&pems.ca);
     return rc;
