@@ -198,6 +198,15 @@ RV=$(root_version op/st/tuf/signed/root.json)
 WHEN=$(python3 -c 'import json, sys
 print(json.load(open(sys.argv[1]))["signed"]["x-posgate-authorities"][sys.argv[2]]["retired"])' \
     op/st/tuf/signed/root.json $LIST)
+# posgate-publish status shows the retirement (text and JSON)
+expect_rc 0 "$P" status --state op/st --warn 0s
+grep -q "list $LIST .*RETIRED by the root since $WHEN" out.txt || fail "status text: $(cat out.txt)"
+expect_rc 0 "$P" status --state op/st --warn 0s --json
+python3 - out.txt "$LIST" "$WHEN" <<'PY' || fail "status --json: $(cat out.txt)"
+import json, sys
+a = {x["list"]: x for x in json.load(open(sys.argv[1]))["authorities"]}
+assert a[sys.argv[2]]["retired"] == sys.argv[3], a
+PY
 [[ $(sync_now) == 200 ]] || fail "the daemon refused the retirement root: $(cat resp.json)"
 [[ $(daemon_decision) == deny ]] || fail "a retiring list still in the feed stopped denying"
 expect_rc 0 pg k2 import op/feed

@@ -30,7 +30,8 @@ static const char usage[] =
     "usage: posgate-publish status --state DIR [--json] [--warn DURATION]\n"
     "Shows each role of the publisher state: version, expiry, the keys (key ids) and threshold\n"
     "the root gives it, and the delegations of every targets role (delegated role, key ids,\n"
-    "threshold, paths). A role that expires within --warn (default: 6h for the timestamp, 3d\n"
+    "threshold, paths), and the lists whose authority the root records, retired ones marked.\n"
+    "A role that expires within --warn (default: 6h for the timestamp, 3d\n"
     "for snapshot and targets roles, 30d for the root) or has expired is a warning.\n"
     "Exit: 0 no warning, 1 a warning, 2 usage, 5 the state cannot be read.\n";
 
@@ -141,6 +142,49 @@ report_role(const char *name, const struct tuf_meta *m, const struct tuf_meta *r
     }
 }
 
+/* The lists whose authority the root records (x-posgate-authorities, agent/core/pins.h): each
+ * one's role and threshold, and whether the root retired it. */
+static void
+report_authorities(const void *root_file, size_t len, cJSON *out)
+{
+    cJSON *doc = cJSON_ParseWithLength(root_file, len);
+    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(doc, "signed");
+    const cJSON *auth = cJSON_GetObjectItemCaseSensitive(sig != NULL ? sig : doc,
+                                                         "x-posgate-authorities");
+    const cJSON *rec;
+    cJSON *arr = out != NULL ? cJSON_AddArrayToObject(out, "authorities") : NULL;
+
+    cJSON_ArrayForEach(rec, auth)
+    {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(rec, "role");
+        const cJSON *thr = cJSON_GetObjectItemCaseSensitive(rec, "threshold");
+        const cJSON *keys = cJSON_GetObjectItemCaseSensitive(rec, "keys");
+        const cJSON *retired = cJSON_GetObjectItemCaseSensitive(rec, "retired");
+        const char *r = cJSON_IsString(role) ? role->valuestring : "?";
+        int t = cJSON_IsNumber(thr) ? thr->valueint : 0, n = cJSON_GetArraySize(keys);
+
+        if (arr != NULL) {
+            cJSON *o = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(o, "list", rec->string);
+            cJSON_AddStringToObject(o, "role", r);
+            cJSON_AddNumberToObject(o, "threshold", t);
+            cJSON_AddNumberToObject(o, "keys", n);
+            if (cJSON_IsString(retired)) {
+                cJSON_AddStringToObject(o, "retired", retired->valuestring);
+            } else {
+                cJSON_AddNullToObject(o, "retired");
+            }
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("list %-19s authority %s, threshold %d of %d key(s)%s%s\n", rec->string, r, t, n,
+                   cJSON_IsString(retired) ? ", RETIRED by the root since " : "",
+                   cJSON_IsString(retired) ? retired->valuestring : "");
+        }
+    }
+    cJSON_Delete(doc);
+}
+
 int
 publish_status_main(int argc, char **argv)
 {
@@ -212,6 +256,7 @@ publish_status_main(int argc, char **argv)
             }
             report_role(name, m, pass == 0 ? m : root, now, warn_s, roles, &warned);
             if (pass == 0) {
+                report_authorities(data, len, out);
                 root = m;
             } else {
                 tuf_meta_free(m);
