@@ -294,29 +294,42 @@ hpg_ensure_partition(struct pg *db, int64_t now_s, char *errmsg, size_t errcap)
 {
     int64_t m = month_of(now_s);
     struct params p = {0};
-    enum posgate_err err;
+    enum posgate_err err = POSGATE_OK;
+    bool locked = false;
 
     if (m == db->month_ready) {
         return POSGATE_OK;
     }
-    err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
-    if (err != POSGATE_OK) {
-        return err;
-    }
-    p_int(&p, LOCK_PARTITION);
-    err = hpg_run(db, "SELECT pg_advisory_xact_lock($1)", &p, PGRES_TUPLES_OK, NULL, errmsg, errcap);
+    /* Each month is looked up first, then again under the lock: one made already (by another
+     * hub, or another connection of this one) takes no lock and no DDL, which would wait for
+     * and then hold up every batch being written. */
     for (int64_t k = m; err == POSGATE_OK && k <= m + 1; k++) {
-        char sql[256];
+        char name[32], sql[256];
+        uint64_t have = 0;
 
-        snprintf(sql, sizeof(sql),
-                 "CREATE TABLE IF NOT EXISTS events_%04d_%02d PARTITION OF events FOR VALUES "
-                 "FROM (%" PRId64 ") TO (%" PRId64 ")",
-                 (int)(k / 12) + 1970, (int)(k % 12) + 1, month_start(k), month_start(k + 1));
-        err = hpg_cmd(db, sql, NULL, errmsg, errcap);
+        snprintf(name, sizeof(name), "events_%04d_%02d", (int)(k / 12) + 1970, (int)(k % 12) + 1);
+        snprintf(sql, sizeof(sql), "SELECT (to_regclass('%s') IS NOT NULL)::int", name);
+        err = hpg_query_u64(db, sql, NULL, &have, errmsg, errcap);
+        if (err == POSGATE_OK && have == 0 && !locked) {
+            err = hpg_cmd(db, "BEGIN", NULL, errmsg, errcap);
+            p_int(&p, LOCK_PARTITION);
+            err = err != POSGATE_OK ? err
+                                    : hpg_run(db, "SELECT pg_advisory_xact_lock($1)", &p,
+                                              PGRES_TUPLES_OK, NULL, errmsg, errcap);
+            locked = err == POSGATE_OK;
+            err = err != POSGATE_OK ? err : hpg_query_u64(db, sql, NULL, &have, errmsg, errcap);
+        }
+        if (err == POSGATE_OK && have == 0) {
+            snprintf(sql, sizeof(sql),
+                     "CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM (%" PRId64
+                     ") TO (%" PRId64 ")",
+                     name, month_start(k), month_start(k + 1));
+            err = hpg_cmd(db, sql, NULL, errmsg, errcap);
+        }
     }
-    if (err == POSGATE_OK) {
+    if (locked && err == POSGATE_OK) {
         err = hpg_cmd(db, "COMMIT", NULL, errmsg, errcap);
-    } else {
+    } else if (PQtransactionStatus(db->c) != PQTRANS_IDLE) {
         PQclear(PQexec(db->c, "ROLLBACK"));
     }
     if (err == POSGATE_OK) {
