@@ -499,13 +499,8 @@ audit_event_inspect(const void *text, size_t len, struct audit_event_info *out, 
                     size_t errcap)
 {
     cJSON *root = NULL;
-    const cJSON *a, *it;
     struct buf canon = BUF_INIT(AUDIT_EVENT_MAX + 1);
-    struct buf prev = BUF_INIT(AUDIT_HASH_LEN);
     enum posgate_err err;
-    const char *s;
-    int64_t v;
-    size_t used = 0;
 
     memset(out, 0, sizeof(*out));
     json_init_hooks();
@@ -520,6 +515,25 @@ audit_event_inspect(const void *text, size_t len, struct audit_event_info *out, 
         err = POSGATE_ERR_PARSE;
         goto out;
     }
+    err = audit_event_inspect_tree(root, out, errmsg, errcap);
+out:
+    cJSON_Delete(root);
+    buf_free(&canon);
+    return err;
+}
+
+enum posgate_err
+audit_event_inspect_tree(const struct cJSON *root, struct audit_event_info *out, char *errmsg,
+                         size_t errcap)
+{
+    const cJSON *a, *it;
+    struct buf prev = BUF_INIT(AUDIT_HASH_LEN);
+    enum posgate_err err;
+    const char *s;
+    int64_t v;
+    size_t used = 0;
+
+    memset(out, 0, sizeof(*out));
     err = json_get_int(root, "seq", 1, (int64_t)1 << 53, &v);
     s = get_str(root, "prev");
     if (err != POSGATE_OK || s == NULL || strlen(s) != 2 * AUDIT_HASH_LEN ||
@@ -581,8 +595,6 @@ audit_event_inspect(const void *text, size_t len, struct audit_event_info *out, 
     }
     err = POSGATE_OK;
 out:
-    cJSON_Delete(root);
-    buf_free(&canon);
     buf_free(&prev);
     return err;
 }

@@ -161,6 +161,12 @@ void audit_chain_hash_stream(struct crypto_hash_stream *h, const uint8_t prev[AU
 POSGATE_WUR enum posgate_err audit_event_inspect(const void *text, size_t len,
                                                  struct audit_event_info *out, char *errmsg,
                                                  size_t errcap);
+/* The same for an event parsed already (a collector's batch holds its events parsed, and puts
+ * each in canonical form itself): *out from root's fields, PARSE with a message. */
+struct cJSON;
+POSGATE_WUR enum posgate_err audit_event_inspect_tree(const struct cJSON *root,
+                                                      struct audit_event_info *out, char *errmsg,
+                                                      size_t errcap);
 /* The bytes a batch signature covers (docs/audit.md):
  *   "posgate-audit-head/v1\n" DEVICE_ID "\n" SEQ (decimal) "\n" HASH (64 hex) "\n"   */
 POSGATE_WUR enum posgate_err audit_head_message(const char *device_id, uint64_t seq,

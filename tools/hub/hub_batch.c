@@ -97,7 +97,8 @@ read_event(const cJSON *item, size_t i, struct hub_batch *b, struct crypto_hash_
         err = POSGATE_ERR_PARSE;
         goto out;
     }
-    err = audit_event_inspect(canon.data, canon.len, &info, why, sizeof(why));
+    /* the canonical text is item's own, so its fields are item's */
+    err = audit_event_inspect_tree(item, &info, why, sizeof(why));
     if (err != POSGATE_OK) {
         snprintf(errmsg, errcap, "events[%zu]: not an audit event: %s", i, why);
         err = POSGATE_ERR_PARSE;
@@ -260,7 +261,7 @@ hub_batch_parse(const void *json, size_t len, struct hub_batch **out, char *errm
             goto out;
         }
     }
-    err = crypto_hash_stream_new(&sha);
+    err = crypto_hash_stream_new_for(&sha, true, false);
     if (err != POSGATE_OK) {
         goto out;
     }
