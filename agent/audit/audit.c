@@ -27,10 +27,13 @@
 #define SCHEMA_VERSION  1
 #define RESERVE_CHECK_NS 1000000000ull /* free space is looked at most once a second */
 
+/* A waiting caller's: it sleeps on its own cv, woken when the commit holding its event ends or
+ * when it is to commit the queue itself (wake_leader), never by another caller's commit. */
 struct receipt {
     enum posgate_err err;
     uint64_t seq;
     int done;
+    pthread_cond_t cv;
 };
 
 struct slot {
@@ -51,6 +54,8 @@ struct audit_queue {
     int readonly;
 
     pthread_mutex_t mu; /* everything below */
+    /* cv_work: the writer's work; cv_done: a commit ended (the writer waiting its turn, flushes)
+     * or the ring has room again. Callers waiting for their event sleep on their receipt. */
     pthread_cond_t cv_work, cv_done;
     pthread_t th;
     int has_thread, stop;
@@ -664,8 +669,8 @@ run_batch(struct audit_queue *q)
     q->head_i = (start + k) % RING_CAP;
     q->n -= k;
     q->urgent -= waiters;
-    if (k > 0) {
-        pthread_cond_broadcast(&q->cv_done); /* room in the ring again */
+    if (k == RING_CAP) {
+        pthread_cond_broadcast(&q->cv_done); /* room in the full ring again */
     }
     pthread_mutex_unlock(&q->mu);
     err = commit_batch(q, k, max_bytes);
@@ -677,11 +682,29 @@ run_batch(struct audit_queue *q)
             s->rc->err = err;
             s->rc->seq = err == POSGATE_OK ? s->seq : 0;
             s->rc->done = 1;
+            pthread_cond_signal(&s->rc->cv);
             s->rc = NULL;
         }
         q->spare[i] = s; /* the batch's slots are the next spares */
     }
     q->done_count += k;
+}
+
+/* Called with q->mu held when a commit has ended: wakes the caller of the oldest queued event that
+ * waits for its commit, to commit the queue itself (unless someone else started a commit by then;
+ * then it sleeps on until that commit ends, and the same happens again). One wake-up, not one for
+ * every waiting caller. */
+static void
+wake_leader(struct audit_queue *q)
+{
+    for (size_t i = 0; q->urgent > 0 && i < q->n; i++) {
+        struct slot *s = slot_at(q, q->head_i, i);
+
+        if (s->rc != NULL) {
+            pthread_cond_signal(&s->rc->cv);
+            return;
+        }
+    }
 }
 
 static void *
@@ -719,6 +742,7 @@ writer_main(void *arg)
                 pthread_mutex_lock(&q->mu);
                 q->committing = 0;
                 pthread_cond_broadcast(&q->cv_done);
+                wake_leader(q);
                 if (q->stop) {
                     /* that was the last attempt at the carried summary */
                     if (err != POSGATE_OK) {
@@ -743,6 +767,7 @@ writer_main(void *arg)
         run_batch(q);
         q->committing = 0;
         pthread_cond_broadcast(&q->cv_done);
+        wake_leader(q);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -943,10 +968,12 @@ audit_set_limits(struct audit_queue *q, uint64_t max_bytes, uint32_t retention_d
 enum posgate_err
 audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
 {
-    struct receipt rc = {POSGATE_OK, 0, 0};
+    struct receipt rc;
     struct slot *s;
     int wait;
 
+    memset(&rc, 0, sizeof(rc));
+    rc.err = POSGATE_OK;
     if (seq != NULL) {
         *seq = 0;
     }
@@ -965,6 +992,9 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
         return POSGATE_ERR_STATE;
     }
     wait = q->durability == AUDIT_STRICT || e->decision != AUDIT_ALLOW;
+    if (wait) {
+        pthread_cond_init(&rc.cv, NULL);
+    }
     s = slot_at(q, q->head_i, q->n);
     audit_event_copy(&s->ev, e);
     s->rc = wait ? &rc : NULL;
@@ -983,21 +1013,26 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     /* A caller that waits commits the queue itself when nobody else is committing (its event
      * and everything queued before it, in one transaction): no hand-over to the writer thread
      * and back, two thread wake-ups less on every DENY. Otherwise it waits for the commit in
-     * progress and then, unless that one carried its event, takes the next. */
+     * progress: woken when that one carried its event, or, as the oldest waiting caller left in
+     * the queue, to take the next (group commit: whoever commits takes every event queued). */
     while (wait && !rc.done) {
         if (!q->committing) {
             q->committing = 1;
             run_batch(q);
             q->committing = 0;
             pthread_cond_broadcast(&q->cv_done);
+            wake_leader(q);
             if (q->n > 0 || q->carry.count > 0) {
                 pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
             }
             continue;
         }
-        pthread_cond_wait(&q->cv_done, &q->mu);
+        pthread_cond_wait(&rc.cv, &q->mu);
     }
     pthread_mutex_unlock(&q->mu);
+    if (wait) {
+        pthread_cond_destroy(&rc.cv);
+    }
     if (wait && seq != NULL) {
         *seq = rc.seq;
     }

@@ -9,7 +9,7 @@
  *          durable, then hands over the next; the writer takes every row handed over so far and
  *          commits them in one transaction (WAL, synchronous=FULL), as many rows a commit as
  *          arrived while the previous one was on disk (what 32 concurrent durable audit events
- *          cost at the least): --dir DIR [--rows N] [--producers P]
+ *          cost at the least): --dir DIR [--rows N] [--producers P] [--row-bytes B (300)]
  *   bulk   N sorted 16-byte keys into a WITHOUT ROWID table in one transaction, WAL and
  *          synchronous=FULL as the store uses (what a streamed import costs at the least):
  *          --dir DIR --entries N
@@ -28,7 +28,8 @@
 
 #include "bench.h"
 
-#define ROW_BYTES     300
+#define ROW_BYTES     300 /* --row-bytes default: about a small audit event */
+#define ROW_BYTES_MAX 4096
 #define PRODUCERS_MAX 256
 
 static void
@@ -117,6 +118,7 @@ struct group {
     struct bench_hist *h; /* hand-over to durable, per row */
     sqlite3 *db;
     sqlite3_stmt *ins;
+    size_t row_bytes;
 };
 
 static void *
@@ -143,16 +145,16 @@ group_producer(void *arg)
 static void
 group_commit(struct group *g, uint64_t from, uint64_t to)
 {
-    uint8_t row[ROW_BYTES];
+    uint8_t row[ROW_BYTES_MAX];
 
     sql_ok(g->db, sqlite3_exec(g->db, "BEGIN", NULL, NULL, NULL), "begin");
     for (uint64_t i = from + 1; i <= to; i++) {
-        for (size_t j = 0; j < sizeof row; j++) {
+        for (size_t j = 0; j < g->row_bytes; j++) {
             row[j] = (uint8_t)(i * 31 + j);
         }
         sqlite3_bind_int64(g->ins, 1, (sqlite3_int64)i);
         sqlite3_bind_int64(g->ins, 2, (sqlite3_int64)plat_mono_ns());
-        sqlite3_bind_blob(g->ins, 3, row, (int)sizeof row, SQLITE_STATIC);
+        sqlite3_bind_blob(g->ins, 3, row, (int)g->row_bytes, SQLITE_STATIC);
         sql_ok(g->db, sqlite3_step(g->ins), "insert");
         sqlite3_reset(g->ins);
     }
@@ -165,14 +167,18 @@ bench_cmd_group(int argc, char **argv)
     const char *dir = bench_arg(argc, argv, "--dir", NULL);
     uint64_t rows = bench_arg_u64(argc, argv, "--rows", 5000);
     uint64_t np = bench_arg_u64(argc, argv, "--producers", 32);
+    uint64_t row_bytes = bench_arg_u64(argc, argv, "--row-bytes", ROW_BYTES);
     pthread_t th[PRODUCERS_MAX];
     struct group g;
     uint64_t t0, t1;
 
-    if (dir == NULL || rows == 0 || np == 0 || np > PRODUCERS_MAX) {
-        bench_die("usage: group --dir DIR [--rows N] [--producers 1..%d]", PRODUCERS_MAX);
+    if (dir == NULL || rows == 0 || np == 0 || np > PRODUCERS_MAX || row_bytes == 0 ||
+        row_bytes > ROW_BYTES_MAX) {
+        bench_die("usage: group --dir DIR [--rows N] [--producers 1..%d] [--row-bytes 1..%d]",
+                  PRODUCERS_MAX, ROW_BYTES_MAX);
     }
     memset(&g, 0, sizeof g);
+    g.row_bytes = (size_t)row_bytes;
     g.rows = rows;
     g.h = malloc(sizeof *g.h);
     if (g.h == NULL) {
