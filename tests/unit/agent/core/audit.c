@@ -384,7 +384,8 @@ wait_pending(struct posgate *pg, uint64_t n)
 /* A commit that fails fails every caller whose event it held. Another connection holds the write
  * lock, so the first caller's commit (its own event) waits while 30 more DENYs and then one whose
  * insert a trigger refuses queue behind it; the lock is let go: the first commit succeeds, the
- * one holding the other 31 fails as a whole, and all 31 callers are told. */
+ * one holding the other 31 fails as a whole, and all 31 callers are told. (Should thread 0 be
+ * slow to start, another thread's event is the first commit's: the counts are the same.) */
 static void
 test_deny_group_failure(struct posgate *pg, const char *audit_path)
 {
@@ -426,8 +427,7 @@ test_deny_group_failure(struct posgate *pg, const char *audit_path)
     CHECK_INT(sql(audit_path, "DROP TRIGGER fault"), SQLITE_OK);
     CHECK_OK(audit_stats(pg->audit, &st1));
     failed = check_calls(audit_path, st0.head_seq, g.calls, GROUP_THREADS);
-    CHECK_INT(failed, GROUP_THREADS - 1);
-    CHECK_OK(g.calls[0].err);
+    CHECK_INT(failed, GROUP_THREADS - 1); /* the one that succeeded: the first commit's */
     CHECK(g.calls[GROUP_THREADS - 1].err != POSGATE_OK);
     CHECK_INT(st1.head_seq - st0.head_seq, 1);
     CHECK(st1.failures > st0.failures);
