@@ -33,10 +33,16 @@ struct receipt {
     int done;
 };
 
+/* A caller that waits for its event's commit sleeps on the cv of the event's slot: woken when the
+ * commit holding the event ends or when it is to commit the queue itself (wake_leader), not by
+ * every commit. The cv belongs to the queue, so a committer may broadcast it after letting go of
+ * q->mu (the caller may have returned by then, the slot may hold a newer event: a waiter woken
+ * for nothing looks at its receipt and sleeps on). */
 struct slot {
     struct audit_event ev;
     struct receipt *rc; /* NULL: nobody waits (a batched ALLOW) */
     uint64_t seq;       /* set by the writer */
+    pthread_cond_t cv;
 };
 
 struct audit_queue {
@@ -51,6 +57,8 @@ struct audit_queue {
     int readonly;
 
     pthread_mutex_t mu; /* everything below */
+    /* cv_work: the writer's work; cv_done: a commit ended (the writer waiting its turn, flushes)
+     * or the ring has room again. Callers waiting for their event sleep on its slot's cv. */
     pthread_cond_t cv_work, cv_done;
     pthread_t th;
     int has_thread, stop;
@@ -644,12 +652,16 @@ deadline_after(struct timespec *ts, uint64_t from_ns, uint32_t ms)
     ts->tv_nsec = (long)(t % 1000000000u);
 }
 
+static void wake_leader(struct audit_queue *q);
+
 /* Called with q->mu held and committing set: commits every queued slot without the lock, then
- * completes them (receipts, counters) and wakes whoever waits. */
+ * completes them (receipts, counters), clears committing, wakes the next committer and, without
+ * the lock, the callers whose events it held. Returns with q->mu held. */
 static void
 run_batch(struct audit_queue *q)
 {
-    size_t start = q->head_i, k = q->n, waiters = 0;
+    size_t start = q->head_i, k = q->n, waiters = 0, nw = 0;
+    struct slot *woken[RING_CAP]; /* the slots of the waiting callers this commit completes */
     uint64_t max_bytes = q->max_bytes;
     enum posgate_err err;
 
@@ -664,8 +676,8 @@ run_batch(struct audit_queue *q)
     q->head_i = (start + k) % RING_CAP;
     q->n -= k;
     q->urgent -= waiters;
-    if (k > 0) {
-        pthread_cond_broadcast(&q->cv_done); /* room in the ring again */
+    if (k == RING_CAP) {
+        pthread_cond_broadcast(&q->cv_done); /* room in the full ring again */
     }
     pthread_mutex_unlock(&q->mu);
     err = commit_batch(q, k, max_bytes);
@@ -678,10 +690,39 @@ run_batch(struct audit_queue *q)
             s->rc->seq = err == POSGATE_OK ? s->seq : 0;
             s->rc->done = 1;
             s->rc = NULL;
+            woken[nw++] = s;
         }
         q->spare[i] = s; /* the batch's slots are the next spares */
     }
     q->done_count += k;
+    q->committing = 0;
+    pthread_cond_broadcast(&q->cv_done);
+    wake_leader(q);
+    if (nw > 0) {
+        /* the next commit may start meanwhile: these wake-ups are not in its way */
+        pthread_mutex_unlock(&q->mu);
+        for (size_t i = 0; i < nw; i++) {
+            pthread_cond_broadcast(&woken[i]->cv);
+        }
+        pthread_mutex_lock(&q->mu);
+    }
+}
+
+/* Called with q->mu held when a commit has ended: wakes the caller of the oldest queued event that
+ * waits for its commit, to commit the queue itself (unless someone else started a commit by then;
+ * then it sleeps on until that commit ends, and the same happens again). One wake-up, not one for
+ * every waiting caller. */
+static void
+wake_leader(struct audit_queue *q)
+{
+    for (size_t i = 0; q->urgent > 0 && i < q->n; i++) {
+        struct slot *s = slot_at(q, q->head_i, i);
+
+        if (s->rc != NULL) {
+            pthread_cond_broadcast(&s->cv);
+            return;
+        }
+    }
 }
 
 static void *
@@ -719,6 +760,7 @@ writer_main(void *arg)
                 pthread_mutex_lock(&q->mu);
                 q->committing = 0;
                 pthread_cond_broadcast(&q->cv_done);
+                wake_leader(q);
                 if (q->stop) {
                     /* that was the last attempt at the carried summary */
                     if (err != POSGATE_OK) {
@@ -740,9 +782,7 @@ writer_main(void *arg)
             }
         }
         q->committing = 1;
-        run_batch(q);
-        q->committing = 0;
-        pthread_cond_broadcast(&q->cv_done);
+        run_batch(q); /* clears committing */
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -844,6 +884,9 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             q->ring[i] = &q->slots[i];
             q->spare[i] = &q->slots[RING_CAP + i];
         }
+        for (size_t i = 0; q->slots != NULL && i < 2 * RING_CAP; i++) {
+            pthread_cond_init(&q->slots[i].cv, NULL);
+        }
         if (q->slots == NULL || q->ring == NULL || q->batch == NULL || q->spare == NULL ||
             q->scratch == NULL ||
             crypto_hash_stream_new_for(&q->chain, true, false) != POSGATE_OK) {
@@ -908,6 +951,9 @@ audit_close(struct audit_queue *q)
     pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->rlock);
     buf_free(&q->body);
+    for (size_t i = 0; q->slots != NULL && i < 2 * RING_CAP; i++) {
+        pthread_cond_destroy(&q->slots[i].cv);
+    }
     plat_free(q->slots);
     plat_free(q->ring);
     plat_free(q->batch);
@@ -983,19 +1029,18 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     /* A caller that waits commits the queue itself when nobody else is committing (its event
      * and everything queued before it, in one transaction): no hand-over to the writer thread
      * and back, two thread wake-ups less on every DENY. Otherwise it waits for the commit in
-     * progress and then, unless that one carried its event, takes the next. */
+     * progress: woken when that one carried its event, or, as the oldest waiting caller left in
+     * the queue, to take the next (group commit: whoever commits takes every event queued). */
     while (wait && !rc.done) {
         if (!q->committing) {
             q->committing = 1;
-            run_batch(q);
-            q->committing = 0;
-            pthread_cond_broadcast(&q->cv_done);
+            run_batch(q); /* clears committing */
             if (q->n > 0 || q->carry.count > 0) {
                 pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
             }
             continue;
         }
-        pthread_cond_wait(&q->cv_done, &q->mu);
+        pthread_cond_wait(&s->cv, &q->mu); /* s: the slot of its event until it is done */
     }
     pthread_mutex_unlock(&q->mu);
     if (wait && seq != NULL) {

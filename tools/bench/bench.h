@@ -77,8 +77,8 @@ int bench_connect_local(uint16_t port);
 int bench_send_all(int fd, const char *p, size_t n, int more);
 int bench_read_http(int fd, char *buf, size_t cap, unsigned *status, size_t *body_off);
 
-/* Subcommands (bench_lookup.c, bench_sqlite.c, bench_client.c, bench_httpd.c, bench_proc.c,
- * bench_collector.c, bench_pgcopy.c). */
+/* Subcommands (bench_lookup.c, bench_deny.c, bench_sqlite.c, bench_client.c, bench_httpd.c,
+ * bench_proc.c, bench_collector.c, bench_pgcopy.c). */
 int bench_cmd_prep(int argc, char **argv);
 int bench_cmd_check(int argc, char **argv);
 int bench_cmd_floor(int argc, char **argv);
@@ -86,6 +86,8 @@ int bench_cmd_naive(int argc, char **argv);
 int bench_cmd_cold(int argc, char **argv);
 int bench_cmd_cold_child(int argc, char **argv);
 int bench_cmd_fsync(int argc, char **argv);
+int bench_cmd_group(int argc, char **argv);
+int bench_cmd_deny32(int argc, char **argv);
 int bench_cmd_bulk(int argc, char **argv);
 int bench_cmd_client(int argc, char **argv);
 int bench_cmd_httpd(int argc, char **argv);

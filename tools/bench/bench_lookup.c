@@ -43,6 +43,7 @@ extern char **environ;
 
 #define WARMUP_MAX 10000
 #define KEY_LEN    16
+#define LISTS_MAX  1024 /* FEED_LISTS_MAX */
 
 static void
 load_list_key(const char *path, struct crypto_hmac_key *k)
@@ -150,6 +151,35 @@ add_misses(struct query *q, uint64_t nq, uint64_t checks, uint64_t seed,
     return nq;
 }
 
+/* The lists the sampled listed identifiers come from, so that the run can tell they cover every
+ * list of the feed. */
+struct list_seen {
+    char *names[LISTS_MAX];
+    size_t n;
+};
+
+static void
+list_seen_add(struct list_seen *ls, const char *name, size_t len)
+{
+    for (size_t i = 0; i < ls->n; i++) {
+        if (strlen(ls->names[i]) == len && memcmp(ls->names[i], name, len) == 0) {
+            return;
+        }
+    }
+    if (ls->n < LISTS_MAX) {
+        ls->names[ls->n++] = dup_str(name, len);
+    }
+}
+
+static void
+list_seen_free(struct list_seen *ls)
+{
+    for (size_t i = 0; i < ls->n; i++) {
+        free(ls->names[i]);
+    }
+    ls->n = 0;
+}
+
 /* Writes misses.txt (q[nhits..nq), in order), then shuffles q and writes queries.txt,
  * qmsgs.txt and qkeys.bin, freeing each query's strings. */
 static void
@@ -194,6 +224,7 @@ bench_cmd_prep(int argc, char **argv)
     struct crypto_hmac_key hk;
     struct bench_map map;
     struct csv_reader *rd = NULL;
+    struct list_seen *seen = calloc(1, sizeof *seen);
     struct query *q;
     uint64_t *pick, nrows, nhits, nq = 0, row = 0, p = 0;
     FILE *in, *fkeys, *fresp;
@@ -216,7 +247,7 @@ bench_cmd_prep(int argc, char **argv)
     nhits = checks / 2;
     pick = malloc(nhits * sizeof *pick);
     q = calloc(checks, sizeof *q);
-    if (pick == NULL || q == NULL) {
+    if (pick == NULL || q == NULL || seen == NULL) {
         bench_die("out of memory");
     }
     for (uint64_t i = 0; i < nhits; i++) {
@@ -280,6 +311,7 @@ bench_cmd_prep(int argc, char **argv)
             snprintf(q[nq].arg, alen + 1, "%s:%s", fields[3], fields[4]);
             q[nq].msg = dup_str(msg, mlen);
             memcpy(q[nq].key, key, KEY_LEN);
+            list_seen_add(seen, fields[0], lens[0]);
             nq++;
             p++;
         }
@@ -304,6 +336,9 @@ bench_cmd_prep(int argc, char **argv)
     crypto_hmac_key_cleanup(&hk);
     printf("prep_rows=%" PRIu64 "\nprep_queries=%" PRIu64 "\nprep_hits=%" PRIu64 "\n", row, nq,
            nhits);
+    printf("prep_hit_lists=%zu\n", seen->n);
+    list_seen_free(seen);
+    free(seen);
     return 0;
 }
 

@@ -23,6 +23,8 @@ static const struct command commands[] = {
     {"cold", bench_cmd_cold, "open + first answer in a fresh process"},
     {"cold-child", bench_cmd_cold_child, "(the process cold measures)"},
     {"fsync", bench_cmd_fsync, "durable SQLite commit of one row"},
+    {"group", bench_cmd_group, "durable SQLite commits of 32 producers' rows in groups"},
+    {"deny32", bench_cmd_deny32, "durable DENY checks from 32 threads through posgate.h"},
     {"bulk", bench_cmd_bulk, "sorted bulk insert into a WITHOUT ROWID table"},
     {"client", bench_cmd_client, "HTTP or RESP request latency and throughput"},
     {"httpd", bench_cmd_httpd, "the libmicrohttpd floor server"},

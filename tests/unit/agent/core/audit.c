@@ -36,7 +36,8 @@
 #include "posgate.h"
 #include "test.h"
 
-#define THREADS 8
+#define THREADS       8
+#define GROUP_THREADS 32
 
 static char dir[] = "/tmp/posgate-audit-XXXXXX";
 static char kdir[1100];
@@ -236,6 +237,202 @@ concurrent(struct posgate *pg, const char *mode, int rounds, const char *audit_p
     }
     seen_free(&s);
     free(wa.ids);
+}
+
+/* ---- durable DENYs from 32 callers at once: one commit for many, none acknowledged early ---- */
+
+static int sql(const char *path, const char *stmt);
+
+struct deny_call {
+    enum posgate_err err;
+    int decision;
+    uint64_t seq;
+    char id[33];
+};
+
+struct deny_group {
+    struct posgate *pg;
+    int rounds;
+    pthread_barrier_t start;
+    struct deny_call *calls; /* GROUP_THREADS * rounds */
+};
+
+struct deny_thread {
+    struct deny_group *g;
+    int index;
+    const char *operator_id; /* NULL: none */
+};
+
+static void *
+deny_thread_main(void *arg)
+{
+    struct deny_thread *t = arg;
+    struct posgate_request *rq = NULL;
+    struct posgate_result *res = NULL;
+    int ok =
+        posgate_request_new(&rq) == POSGATE_OK && posgate_result_new(&res) == POSGATE_OK &&
+        posgate_request_set_service(rq, "air") == POSGATE_OK &&
+        posgate_request_add_id(rq, hard) == POSGATE_OK &&
+        (t->operator_id == NULL || posgate_request_set_operator(rq, t->operator_id) == POSGATE_OK);
+
+    if (t->g->rounds > 1) {
+        pthread_barrier_wait(&t->g->start);
+    }
+    for (int i = 0; i < t->g->rounds; i++) {
+        struct deny_call *c = &t->g->calls[t->index * t->g->rounds + i];
+
+        c->err = ok ? posgate_check(t->g->pg, rq, res) : POSGATE_ERR_NOMEM;
+        c->decision = ok ? (int)posgate_result_decision(res) : -1;
+        c->seq = ok ? posgate_result_audit_seq(res) : 0;
+        snprintf(c->id, sizeof(c->id), "%s", ok ? posgate_result_decision_id(res) : "");
+    }
+    posgate_request_free(rq);
+    posgate_result_free(res);
+    return NULL;
+}
+
+/* Checks every call against the trail written since `since`: a call answered OK is a DENY whose
+ * event is in the trail once, at the seq it was given; a call that failed is not a DENY (nor an
+ * ALLOW) and its event is not in the trail. Returns the number of failed calls. */
+static size_t
+check_calls(const char *audit_path, uint64_t since, const struct deny_call *calls, size_t n)
+{
+    struct seen s = {0};
+    size_t failed = 0, ok = 0;
+
+    read_all(audit_path, since, &s);
+    for (size_t i = 0; i < n; i++) {
+        const struct deny_call *c = &calls[i];
+        size_t at = 0;
+
+        while (at < s.n && strcmp(s.ids[at], c->id) != 0) {
+            at++;
+        }
+        if (c->err != POSGATE_OK) {
+            failed++;
+            CHECK_INT(c->decision, POSGATE_REFER);
+            CHECK(at == s.n); /* not acknowledged, and not in the trail either */
+            continue;
+        }
+        ok++;
+        CHECK_INT(c->decision, POSGATE_DENY);
+        CHECK(at < s.n);
+        if (at < s.n) {
+            CHECK_INT(s.ev[at].seq, c->seq);
+            CHECK_STR(s.ev[at].decision, "deny");
+        }
+    }
+    /* the trail holds the acknowledged events and nothing else, each seq once, in order */
+    CHECK_INT(s.n, ok);
+    for (size_t i = 0; i < s.n; i++) {
+        CHECK_INT(s.ev[i].seq, since + 1 + i);
+    }
+    seen_free(&s);
+    return failed;
+}
+
+static void
+test_deny_group(struct posgate *pg, const char *audit_path)
+{
+    enum { ROUNDS = 10 };
+    pthread_t th[GROUP_THREADS];
+    struct deny_thread t[GROUP_THREADS];
+    struct deny_group g = {.pg = pg, .rounds = ROUNDS};
+    struct audit_stats st0, st1;
+    size_t total = (size_t)GROUP_THREADS * ROUNDS;
+
+    CHECK_OK(posgate_set_audit_durability(pg, "batched"));
+    CHECK_OK(audit_flush(pg->audit));
+    CHECK_OK(audit_stats(pg->audit, &st0));
+    g.calls = calloc(total, sizeof(*g.calls));
+    CHECK_INT(pthread_barrier_init(&g.start, NULL, GROUP_THREADS), 0);
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        t[i] = (struct deny_thread){&g, i, NULL};
+        CHECK_INT(pthread_create(&th[i], NULL, deny_thread_main, &t[i]), 0);
+    }
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    pthread_barrier_destroy(&g.start);
+    CHECK_OK(audit_stats(pg->audit, &st1));
+    CHECK_INT(st1.head_seq - st0.head_seq, total);
+    CHECK_INT(check_calls(audit_path, st0.head_seq, g.calls, total), 0);
+    /* 32 callers waiting at once share commits */
+    CHECK(st1.commits - st0.commits < total);
+    CHECK_INT(st1.failures - st0.failures, 0);
+    printf("audit: %zu durable DENYs from %d threads in %llu commits\n", total, GROUP_THREADS,
+           (unsigned long long)(st1.commits - st0.commits));
+    verify_ok(pg->audit, "deny group");
+    free(g.calls);
+}
+
+/* Waits up to 10 s until pg's queue holds n events not yet taken by a commit. */
+static int
+wait_pending(struct posgate *pg, uint64_t n)
+{
+    struct audit_stats st;
+
+    for (int i = 0; i < 1000; i++) {
+        if (audit_stats(pg->audit, &st) == POSGATE_OK && st.pending >= n) {
+            return 1;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return 0;
+}
+
+/* A commit that fails fails every caller whose event it held. Another connection holds the write
+ * lock, so the first caller's commit (its own event) waits while 30 more DENYs and then one whose
+ * insert a trigger refuses queue behind it; the lock is let go: the first commit succeeds, the
+ * one holding the other 31 fails as a whole, and all 31 callers are told. (Should thread 0 be
+ * slow to start, another thread's event is the first commit's: the counts are the same.) */
+static void
+test_deny_group_failure(struct posgate *pg, const char *audit_path)
+{
+    pthread_t th[GROUP_THREADS];
+    struct deny_thread t[GROUP_THREADS];
+    struct deny_group g = {.pg = pg, .rounds = 1};
+    struct audit_stats st0, st1;
+    sqlite3 *lock = NULL;
+    size_t failed;
+
+    CHECK_OK(posgate_set_audit_durability(pg, "batched"));
+    CHECK_OK(audit_flush(pg->audit));
+    CHECK_OK(audit_stats(pg->audit, &st0));
+    g.calls = calloc(GROUP_THREADS, sizeof(*g.calls));
+    CHECK_INT(sql(audit_path, "CREATE TRIGGER fault BEFORE INSERT ON events "
+                              "WHEN instr(CAST(NEW.body AS TEXT), 'fault-op') > 0 "
+                              "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"),
+              SQLITE_OK);
+    CHECK_INT(sqlite3_open(audit_path, &lock), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    /* the first caller takes its event into a commit that waits for the lock */
+    t[0] = (struct deny_thread){&g, 0, NULL};
+    CHECK_INT(pthread_create(&th[0], NULL, deny_thread_main, &t[0]), 0);
+    nanosleep(&(struct timespec){0, 100000000}, NULL);
+    for (int i = 1; i < GROUP_THREADS - 1; i++) {
+        t[i] = (struct deny_thread){&g, i, NULL};
+        CHECK_INT(pthread_create(&th[i], NULL, deny_thread_main, &t[i]), 0);
+    }
+    CHECK(wait_pending(pg, GROUP_THREADS - 2));
+    t[GROUP_THREADS - 1] = (struct deny_thread){&g, GROUP_THREADS - 1, "fault-op"};
+    CHECK_INT(pthread_create(&th[GROUP_THREADS - 1], NULL, deny_thread_main, &t[GROUP_THREADS - 1]),
+              0);
+    CHECK(wait_pending(pg, GROUP_THREADS - 1));
+    CHECK_INT(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_INT(sql(audit_path, "DROP TRIGGER fault"), SQLITE_OK);
+    CHECK_OK(audit_stats(pg->audit, &st1));
+    failed = check_calls(audit_path, st0.head_seq, g.calls, GROUP_THREADS);
+    CHECK_INT(failed, GROUP_THREADS - 1); /* the one that succeeded: the first commit's */
+    CHECK(g.calls[GROUP_THREADS - 1].err != POSGATE_OK);
+    CHECK_INT(st1.head_seq - st0.head_seq, 1);
+    CHECK(st1.failures > st0.failures);
+    verify_ok(pg->audit, "deny group failure");
+    free(g.calls);
 }
 
 /* ---- batch signature ---- */
@@ -906,6 +1103,9 @@ main(void)
     test_override(pg, apath);
     concurrent(pg, "strict", 60, apath);
     concurrent(pg, "batched", 150, apath);
+    test_deny_group(pg, apath);
+    test_deny_group_failure(pg, apath);
+    test_deny_group(pg, apath); /* and the queue goes on after the failure */
     test_batched_bounds(pg, apath);
     check_batch(pg->audit, pg->dk, 0);
     check_batch(pg->audit, pg->dk, 7);
