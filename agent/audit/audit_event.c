@@ -67,7 +67,7 @@ add_chain(int *ok, cJSON *o, const char *device_id, uint64_t seq,
     CHK(cJSON_AddStringToObject(o, "device_id", device_id));
     CHK(cJSON_AddStringToObject(o, "prev", hex));
     CHK(cJSON_AddNumberToObject(o, "seq", (double)seq));
-    CHK(cJSON_AddNumberToObject(o, "v", AUDIT_EVENT_VERSION));
+    CHK(cJSON_AddNumberToObject(o, "v", AUDIT_SUMMARY_VERSION));
 }
 
 static enum posgate_err
@@ -261,6 +261,7 @@ audit_event_copy(struct audit_event *dst, const struct audit_event *src)
         COPY_STR(dst->lists[i].id, src->lists[i].id);
         dst->lists[i].seq = src->lists[i].seq;
         COPY_STR(dst->lists[i].digest, src->lists[i].digest);
+        dst->lists[i].digest_written = src->lists[i].digest_written;
     }
     dst->n_lists = n;
     dst->lists_more = src->lists_more;
@@ -307,7 +308,9 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
     for (size_t i = 0; i < n; i++) {
         ew_next(&w);
         ew_open(&w, '{');
-        ew_kv(&w, "digest", e->lists[i].digest);
+        if (!e->lists[i].digest_written) {
+            ew_kv(&w, "digest", e->lists[i].digest);
+        }
         ew_kv(&w, "id", e->lists[i].id);
         ew_uint(&w, "seq", e->lists[i].seq);
         ew_close(&w, '}');
@@ -376,6 +379,33 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
         out->data[out->len] = 0; /* ew_raw's copies leave the terminator to here */
     }
     return w.err;
+}
+
+void
+audit_digests_mark(struct audit_digests *d, struct audit_event *e)
+{
+    size_t n = e->n_lists < AUDIT_LISTS_MAX ? e->n_lists : AUDIT_LISTS_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        struct audit_list *l = &e->lists[i], *k = NULL;
+
+        for (size_t j = 0; j < d->n && k == NULL; j++) {
+            k = strcmp(d->lists[j].id, l->id) == 0 ? &d->lists[j] : NULL;
+        }
+        l->digest_written = k != NULL && k->seq == l->seq && strcmp(k->digest, l->digest) == 0;
+        if (l->digest_written) {
+            continue;
+        }
+        if (k == NULL) {
+            if (d->n == AUDIT_DIGESTS_MAX) {
+                d->n = 0; /* forgotten digests are written again: never one left out */
+            }
+            k = &d->lists[d->n++];
+            COPY_STR(k->id, l->id);
+        }
+        k->seq = l->seq;
+        COPY_STR(k->digest, l->digest);
+    }
 }
 
 enum posgate_err
