@@ -78,6 +78,10 @@ struct audit_queue {
     int64_t retention_s;
     uint32_t batch_ms, batch_max;
     struct audit_summary carry; /* ALLOWs of failed commits, written with the next one */
+    /* The list digests written into the chain since the queue opened (audit_event.h): a
+     * decision names a list without its digest once the chain holds it. Committer only;
+     * emptied when a commit fails, since what it wrote is gone with the rollback. */
+    struct audit_digests digests;
     uint64_t folded, commits, failures;
     struct buf body; /* writer's render buffer */
     /* The reserve (audit_reserve_path): room for the commits of a full disk. Owned by the one
@@ -571,6 +575,7 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
             memset(&sum, 0, sizeof(sum));
             sum.cause = "queue_full";
         }
+        audit_digests_mark(&q->digests, &s->ev);
         buf_reset(&q->body);
         if (audit_event_encode(&s->ev, q->device_id, c.seq + 1, c.hash, &q->body) != POSGATE_OK) {
             rc = SQLITE_NOMEM;
@@ -610,6 +615,7 @@ fail:
     plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
              sqlite3_errmsg(q->wdb), k);
     sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    q->digests.n = 0; /* the digests this transaction wrote are gone with it */
     return rc;
 }
 

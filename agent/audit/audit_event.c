@@ -67,7 +67,7 @@ add_chain(int *ok, cJSON *o, const char *device_id, uint64_t seq,
     CHK(cJSON_AddStringToObject(o, "device_id", device_id));
     CHK(cJSON_AddStringToObject(o, "prev", hex));
     CHK(cJSON_AddNumberToObject(o, "seq", (double)seq));
-    CHK(cJSON_AddNumberToObject(o, "v", AUDIT_EVENT_VERSION));
+    CHK(cJSON_AddNumberToObject(o, "v", AUDIT_SUMMARY_VERSION));
 }
 
 static enum posgate_err
@@ -92,13 +92,12 @@ finish(int ok, cJSON *root, struct buf *out)
 }
 
 /* The event's canonical text written directly, keys in the canonical (strcmp) order, the same
- * bytes json_canon_encode gives for the event's cJSON tree (tests/unit/agent/core/audit.c compares the
- * two on random events): the writer encodes one event per decision, and building and sorting a
- * tree was most of its time. Errors are sticky in *err. */
+ * bytes json_canon_encode gives for the event's cJSON tree (tests/unit/agent/audit/audit_event.c
+ * compares the two on random events): the writer encodes one event per decision, and building and
+ * sorting a tree was most of its time. Errors are sticky in *err. */
 struct ew {
     struct buf *out;
     enum posgate_err err;
-    bool first; /* no member written yet in the current object or array */
 };
 
 /* The bytes go straight into the buffer while they fit (the encoder reserves room for a
@@ -151,84 +150,6 @@ ew_str(struct ew *w, const char *s)
     ew_raw(w, "\"", 1);
 }
 
-static void
-ew_open(struct ew *w, char c)
-{
-    ew_raw(w, &c, 1);
-    w->first = true;
-}
-
-static void
-ew_close(struct ew *w, char c)
-{
-    ew_raw(w, &c, 1);
-    w->first = false;
-}
-
-/* The separator and "name": of the next member. */
-static void
-ew_key(struct ew *w, const char *name)
-{
-    if (!w->first) {
-        ew_raw(w, ",", 1);
-    }
-    w->first = false;
-    ew_raw(w, "\"", 1);
-    ew_raw(w, name, strlen(name)); /* member names are ours: nothing to escape */
-    ew_raw(w, "\":", 2);
-}
-
-static void
-ew_next(struct ew *w) /* the separator before an array element */
-{
-    if (!w->first) {
-        ew_raw(w, ",", 1);
-    }
-    w->first = false;
-}
-
-/* Integers as the canonical encoder writes numbers: within +-2^53, else UNSUPPORTED. */
-static void
-ew_int(struct ew *w, const char *name, int64_t v)
-{
-    char t[24];
-    int n;
-
-    ew_key(w, name);
-    if (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) {
-        if (w->err == POSGATE_OK) {
-            w->err = POSGATE_ERR_UNSUPPORTED;
-        }
-        return;
-    }
-    {
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-        n = (int)sizeof t;
-        do {
-            t[--n] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        if (v < 0) {
-            t[--n] = '-';
-        }
-    }
-    ew_raw(w, t + n, sizeof t - (size_t)n);
-}
-
-static void
-ew_uint(struct ew *w, const char *name, uint64_t v)
-{
-    ew_int(w, name, v > (UINT64_C(1) << 53) ? INT64_MAX : (int64_t)v);
-}
-
-static void
-ew_kv(struct ew *w, const char *name, const char *v)
-{
-    ew_key(w, name);
-    ew_str(w, v);
-}
-
 #define COPY_STR(d, s) plat_str_copy((d), sizeof(d), (s))
 
 void
@@ -261,6 +182,7 @@ audit_event_copy(struct audit_event *dst, const struct audit_event *src)
         COPY_STR(dst->lists[i].id, src->lists[i].id);
         dst->lists[i].seq = src->lists[i].seq;
         COPY_STR(dst->lists[i].digest, src->lists[i].digest);
+        dst->lists[i].digest_written = src->lists[i].digest_written;
     }
     dst->n_lists = n;
     dst->lists_more = src->lists_more;
@@ -272,100 +194,180 @@ audit_event_copy(struct audit_event *dst, const struct audit_event *src)
     COPY_STR(dst->error, src->error);
 }
 
+/* The members' names with their separators, as literals: no strlen and one copy each. */
+#define EW_LIT(w, lit) ew_raw((w), (lit), sizeof(lit) - 1)
+
+/* An integer's digits (no name), as ew_int writes them. */
+static void
+ew_ival(struct ew *w, int64_t v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    if (v > (INT64_C(1) << 53) || v < -(INT64_C(1) << 53)) {
+        if (w->err == POSGATE_OK) {
+            w->err = POSGATE_ERR_UNSUPPORTED;
+        }
+        return;
+    }
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        t[--n] = '-';
+    }
+    ew_raw(w, t + n, sizeof t - n);
+}
+
+static void
+ew_uval(struct ew *w, uint64_t v)
+{
+    ew_ival(w, v > (UINT64_C(1) << 53) ? INT64_MAX : (int64_t)v);
+}
+
+/* A time as a quoted RFC 3339 string. The writer encodes one event after another, most of them
+ * within the same second and with the service date of that second: the last second formatted
+ * is kept per thread. The text holds digits, '-', 'T', ':' and 'Z' only: nothing to escape. */
+static void
+ew_time(struct ew *w, int64_t s)
+{
+    static _Thread_local int64_t last_s = INT64_MIN;
+    static _Thread_local char last[32];
+    static _Thread_local size_t last_len;
+
+    if (s != last_s) {
+        plat_time_format(s, last, sizeof(last));
+        last_len = strlen(last);
+        last_s = s;
+    }
+    ew_raw(w, "\"", 1);
+    ew_raw(w, last, last_len);
+    ew_raw(w, "\"", 1);
+}
+
+/* A quoted hex string of n bytes. */
+static void
+ew_hex(struct ew *w, const uint8_t *b, size_t n)
+{
+    char hex[2 * AUDIT_HASH_LEN + 3];
+
+    hex[0] = '"';
+    crypto_hex(b, n, hex + 1);
+    hex[2 * n + 1] = '"';
+    ew_raw(w, hex, 2 * n + 2);
+}
+
+/* The canonical order of a decision's members is fixed (its names sorted by their bytes), so
+ * each name is written with its separator as one literal. */
 enum posgate_err
 audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t seq,
                    const uint8_t prev[AUDIT_HASH_LEN], struct buf *out)
 {
-    struct ew w = {out, POSGATE_OK, true};
+    struct ew w = {out, POSGATE_OK};
     size_t mark = out->len;
-    char hex[2 * AUDIT_HASH_LEN + 1], t[32];
     size_t n;
 
     if (buf_reserve(out, 2048) != POSGATE_OK) { /* a typical event, so ew_raw copies */
         w.err = buf_reserve(out, 0);
     }
-    ew_open(&w, '{');
-    plat_time_format(e->at, t, sizeof(t));
-    ew_kv(&w, "at", t);
+    EW_LIT(&w, "{\"at\":");
+    ew_time(&w, e->at);
+    EW_LIT(&w, ",\"data_age_s\":");
     if (e->data_age_s >= 0) {
-        ew_int(&w, "data_age_s", e->data_age_s);
+        ew_ival(&w, e->data_age_s);
     } else {
-        ew_key(&w, "data_age_s");
-        ew_raw(&w, "null", 4);
+        EW_LIT(&w, "null");
     }
-    ew_kv(&w, "decision", audit_decision_name(e->decision));
-    ew_kv(&w, "device_id", device_id);
+    EW_LIT(&w, ",\"decision\":\"");
+    ew_raw(&w, audit_decision_name(e->decision), strlen(audit_decision_name(e->decision)));
+    EW_LIT(&w, "\",\"device_id\":");
+    ew_str(&w, device_id);
     if (e->error[0] != 0) {
-        ew_kv(&w, "error", e->error);
+        EW_LIT(&w, ",\"error\":");
+        ew_str(&w, e->error);
     }
-    ew_int(&w, "feed_version", e->feed_version);
-    ew_kv(&w, "id", e->id);
-    ew_kv(&w, "kind", "decision");
-    ew_key(&w, "lists");
-    ew_open(&w, '[');
+    EW_LIT(&w, ",\"feed_version\":");
+    ew_ival(&w, e->feed_version);
+    EW_LIT(&w, ",\"id\":");
+    ew_str(&w, e->id);
+    EW_LIT(&w, ",\"kind\":\"decision\",\"lists\":[");
     n = e->n_lists < AUDIT_LISTS_MAX ? e->n_lists : AUDIT_LISTS_MAX;
     for (size_t i = 0; i < n; i++) {
-        ew_next(&w);
-        ew_open(&w, '{');
-        ew_kv(&w, "digest", e->lists[i].digest);
-        ew_kv(&w, "id", e->lists[i].id);
-        ew_uint(&w, "seq", e->lists[i].seq);
-        ew_close(&w, '}');
-    }
-    ew_close(&w, ']');
-    if (e->lists_more > 0) {
-        ew_uint(&w, "lists_more", e->lists_more);
-    }
-    ew_int(&w, "mono_us", e->mono_us);
-    ew_kv(&w, "operator", e->operator_id);
-    if (e->has_override) {
-        ew_key(&w, "override");
-        ew_open(&w, '{');
-        ew_kv(&w, "by", e->override_by);
-        ew_kv(&w, "overridden_decision", audit_decision_name(e->overridden));
-        ew_kv(&w, "reason", e->override_reason);
-        if (e->override_refused) {
-            ew_key(&w, "refused");
-            ew_raw(&w, "true", 4);
+        const struct audit_list *l = &e->lists[i];
+
+        ew_raw(&w, i == 0 ? "{" : ",{", i == 0 ? 1 : 2);
+        if (!l->digest_written) {
+            EW_LIT(&w, "\"digest\":");
+            ew_str(&w, l->digest);
+            EW_LIT(&w, ",");
         }
-        ew_close(&w, '}');
+        EW_LIT(&w, "\"id\":");
+        ew_str(&w, l->id);
+        EW_LIT(&w, ",\"seq\":");
+        ew_uval(&w, l->seq);
+        EW_LIT(&w, "}");
     }
-    crypto_hex(prev, AUDIT_HASH_LEN, hex);
-    ew_kv(&w, "prev", hex);
-    ew_key(&w, "reasons");
-    ew_open(&w, '[');
+    EW_LIT(&w, "]");
+    if (e->lists_more > 0) {
+        EW_LIT(&w, ",\"lists_more\":");
+        ew_uval(&w, e->lists_more);
+    }
+    EW_LIT(&w, ",\"mono_us\":");
+    ew_ival(&w, e->mono_us);
+    EW_LIT(&w, ",\"operator\":");
+    ew_str(&w, e->operator_id);
+    if (e->has_override) {
+        EW_LIT(&w, ",\"override\":{\"by\":");
+        ew_str(&w, e->override_by);
+        EW_LIT(&w, ",\"overridden_decision\":\"");
+        ew_raw(&w, audit_decision_name(e->overridden), strlen(audit_decision_name(e->overridden)));
+        EW_LIT(&w, "\",\"reason\":");
+        ew_str(&w, e->override_reason);
+        if (e->override_refused) {
+            EW_LIT(&w, ",\"refused\":true");
+        }
+        EW_LIT(&w, "}");
+    }
+    EW_LIT(&w, ",\"prev\":");
+    ew_hex(&w, prev, AUDIT_HASH_LEN);
+    EW_LIT(&w, ",\"reasons\":[");
     n = e->n_reasons < AUDIT_REASONS_MAX ? e->n_reasons : AUDIT_REASONS_MAX;
     for (size_t i = 0; i < n; i++) {
         const struct audit_reason *r = &e->reasons[i];
 
-        ew_next(&w);
-        ew_open(&w, '{');
-        ew_kv(&w, "effect", r->effect);
-        ew_kv(&w, "kind", r->kind);
-        ew_kv(&w, "list", r->list);
-        ew_kv(&w, "listing_id", r->listing_id);
-        ew_kv(&w, "reason", r->reason);
-        ew_close(&w, '}');
+        ew_raw(&w, i == 0 ? "{\"effect\":" : ",{\"effect\":", i == 0 ? 10 : 11);
+        ew_str(&w, r->effect);
+        EW_LIT(&w, ",\"kind\":");
+        ew_str(&w, r->kind);
+        EW_LIT(&w, ",\"list\":");
+        ew_str(&w, r->list);
+        EW_LIT(&w, ",\"listing_id\":");
+        ew_str(&w, r->listing_id);
+        EW_LIT(&w, ",\"reason\":");
+        ew_str(&w, r->reason);
+        EW_LIT(&w, "}");
     }
-    ew_close(&w, ']');
-    ew_uint(&w, "seq", seq);
-    ew_kv(&w, "service", e->service);
-    ew_key(&w, "subjects");
-    ew_open(&w, '[');
+    EW_LIT(&w, "],\"seq\":");
+    ew_uval(&w, seq);
+    EW_LIT(&w, ",\"service\":");
+    ew_str(&w, e->service);
+    EW_LIT(&w, ",\"subjects\":[");
     n = e->n_subjects < AUDIT_SUBJECTS_MAX ? e->n_subjects : AUDIT_SUBJECTS_MAX;
     for (size_t i = 0; i < n; i++) {
-        char sh[2 * AUDIT_SUBJECT_LEN + 1];
-
-        crypto_hex(e->subjects[i], AUDIT_SUBJECT_LEN, sh);
-        ew_next(&w);
-        ew_str(&w, sh);
+        if (i > 0) {
+            EW_LIT(&w, ",");
+        }
+        ew_hex(&w, e->subjects[i], AUDIT_SUBJECT_LEN);
     }
-    ew_close(&w, ']');
-    plat_time_format(e->time_us / 1000000, t, sizeof(t));
-    ew_kv(&w, "time", t);
-    ew_int(&w, "time_us", e->time_us);
-    ew_int(&w, "v", AUDIT_EVENT_VERSION);
-    ew_close(&w, '}');
+    EW_LIT(&w, "],\"time\":");
+    ew_time(&w, e->time_us / 1000000);
+    EW_LIT(&w, ",\"time_us\":");
+    ew_ival(&w, e->time_us);
+    EW_LIT(&w, ",\"v\":");
+    ew_ival(&w, AUDIT_EVENT_VERSION);
+    EW_LIT(&w, "}");
     if (w.err == POSGATE_OK && out->len - mark > AUDIT_EVENT_MAX) {
         w.err = POSGATE_ERR_TOOBIG;
     }
@@ -376,6 +378,33 @@ audit_event_encode(const struct audit_event *e, const char *device_id, uint64_t 
         out->data[out->len] = 0; /* ew_raw's copies leave the terminator to here */
     }
     return w.err;
+}
+
+void
+audit_digests_mark(struct audit_digests *d, struct audit_event *e)
+{
+    size_t n = e->n_lists < AUDIT_LISTS_MAX ? e->n_lists : AUDIT_LISTS_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        struct audit_list *l = &e->lists[i], *k = NULL;
+
+        for (size_t j = 0; j < d->n && k == NULL; j++) {
+            k = strcmp(d->lists[j].id, l->id) == 0 ? &d->lists[j] : NULL;
+        }
+        l->digest_written = k != NULL && k->seq == l->seq && strcmp(k->digest, l->digest) == 0;
+        if (l->digest_written) {
+            continue;
+        }
+        if (k == NULL) {
+            if (d->n == AUDIT_DIGESTS_MAX) {
+                d->n = 0; /* forgotten digests are written again: never one left out */
+            }
+            k = &d->lists[d->n++];
+            COPY_STR(k->id, l->id);
+        }
+        k->seq = l->seq;
+        COPY_STR(k->digest, l->digest);
+    }
 }
 
 enum posgate_err

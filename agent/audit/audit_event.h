@@ -17,7 +17,8 @@
  *   | feed_version int      the TUF timestamp version of the installed feed (0: none)      |
  *   | id          32 hex    the decision_id returned to the caller                          |
  *   | kind        "decision"                                                                |
- *   | lists       [{digest, id, seq}]  the installed lists that took part (gate + service)    |
+ *   | lists       [{[digest,] id, seq}]  the installed lists that took part (gate + service); |
+ *   |                       digest only where the chain does not hold it yet (below)        |
  *   | lists_more  int       lists that took part beyond AUDIT_LISTS_MAX (only when > 0)     |
  *   | mono_us     int       monotonic clock, microseconds (orders events within one boot)    |
  *   | operator    string    the clerk or kiosk id ("" when none)                            |
@@ -28,10 +29,16 @@
  *   | service     string    the dotted service                                              |
  *   | subjects    [32 hex]  keyed hashes of the identifiers (never identifiers in clear)     |
  *   | time        RFC 3339  wall clock, seconds;  time_us  int  wall clock, microseconds     |
- *   | v           1                                                                         |
+ *   | v           2  (1: every list of "lists" held its digest)                             |
+ *   +----------------------------------------------------------------------------------------+
+ *   A list's digest is written once, not in every event: a list of "lists" holds "digest" when
+ *   the queue has not written that list at that seq with that digest since it was opened (the
+ *   first decision after an update, a restart or a failed commit). A list without "digest" was
+ *   made against the digest of the latest earlier event in the chain that names the same list
+ *   id and seq with one.
  *   +------------------------- a summary event (kind "allow_summary") -----------------------+
  *   | cause "queue_full" | "write_failed", count, device_id, first_time, first_time_us,      |
- *   | kind, last_time, last_time_us, prev, seq, services {name: count}, services_other, v     |
+ *   | kind, last_time, last_time_us, prev, seq, services {name: count}, services_other, v (1) |
  *   +----------------------------------------------------------------------------------------+
  */
 #ifndef POSGATE_AUDIT_EVENT_H
@@ -56,7 +63,9 @@
 #define AUDIT_ERROR_MAX     512
 #define AUDIT_SERVICES_MAX  32            /* distinct services counted by one summary */
 #define AUDIT_EVENT_MAX     (64u * 1024u) /* largest canonical event text */
-#define AUDIT_EVENT_VERSION 1
+#define AUDIT_EVENT_VERSION   2             /* a decision's "v" */
+#define AUDIT_SUMMARY_VERSION 1             /* a summary's "v" */
+#define AUDIT_DIGESTS_MAX     256           /* lists whose digest the queue remembers as written */
 
 /* AUDIT_ERROR: the terminal could not decide (store unreadable, no feed, list key mismatch, an
  * audit write failure of its own); the caller was told REFER with the error. */
@@ -74,6 +83,13 @@ struct audit_list {
     char id[AUDIT_ID_MAX + 1];
     uint64_t seq;
     char digest[65];
+    bool digest_written; /* set by the queue's writer: the chain holds it already (no "digest") */
+};
+
+/* The lists (id, seq, digest) the queue's writer has written into the chain since it opened. */
+struct audit_digests {
+    size_t n;
+    struct audit_list lists[AUDIT_DIGESTS_MAX];
 };
 
 /* One decision as the check hands it to the queue (seq, prev and device id come later). */
@@ -141,6 +157,9 @@ POSGATE_WUR enum posgate_err audit_summary_encode(const struct audit_summary *s,
                                                   const char *device_id, uint64_t seq,
                                                   const uint8_t prev[AUDIT_HASH_LEN],
                                                   struct buf *out);
+/* Marks each list of e whose digest d holds (digest_written), and adds the others to d: they
+ * are written with e. d starts again when it is full. */
+void audit_digests_mark(struct audit_digests *d, struct audit_event *e);
 /* Copies the parts of src in use (its strings, and its arrays up to their counts) into dst:
  * what the queue keeps of an event, without copying the whole ~10 KB struct. */
 void audit_event_copy(struct audit_event *dst, const struct audit_event *src);

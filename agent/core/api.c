@@ -513,6 +513,7 @@ event_lists(struct audit_event *ev, struct store_reader *r, int svc)
         plat_str_copy(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), lists[i].id);
         ev->lists[ev->n_lists].seq = lists[i].seq;
         plat_str_copy(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), lists[i].digest);
+        ev->lists[ev->n_lists].digest_written = false; /* the queue's writer decides */
         ev->n_lists++;
     }
 }

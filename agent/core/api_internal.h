@@ -93,6 +93,10 @@ POSGATE_WUR enum posgate_err report_error_json(enum posgate_err err, const char 
  * when it names none. */
 void report_error_field(const char *msg, char *out, size_t cap);
 POSGATE_WUR enum posgate_err report_result_json(const struct posgate_result *res, struct buf *out);
+/* The same object built as a cJSON tree and printed: the definition report_result_json's direct
+ * writer follows byte for byte (and what it uses for a result that carries an error). */
+POSGATE_WUR enum posgate_err report_result_json_tree(const struct posgate_result *res,
+                                                     struct buf *out);
 /* key_check: the kiosk's list key check value, compared with the installed feed's; audit: the
  * queue's figures (disk_full, reserve_bytes), NULL when unknown; disagreement: why tuf/ and the
  * store disagree (update_meta_agreement), NULL when they agree. */

@@ -125,12 +125,19 @@ dev = json.loads(sys.argv[2])["device_id"]
 prev = bytes(32)
 lines = open(sys.argv[1], "rb").read().split(b"\n")
 assert lines[-1] == b"" and len(lines) == 14, len(lines)
+digests, with_digest = {}, 0  # (list id, seq) -> digest, from the latest event that holds it
 for n, raw in enumerate(lines[:-1], 1):
     e = json.loads(raw)
-    assert e["seq"] == n and e["device_id"] == dev and e["v"] == 1, e
+    assert e["seq"] == n and e["device_id"] == dev and e["v"] == (2 if e["kind"] == "decision" else 1), e
     assert e["prev"] == prev.hex(), (n, e["prev"])
+    for l in e.get("lists", []):  # each decision's list digests can be told from the chain
+        if "digest" in l:
+            digests[(l["id"], l["seq"])] = l["digest"]
+            with_digest += 1
+        assert (l["id"], l["seq"]) in digests, (n, l)
     assert raw == json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     prev = hashlib.sha256(prev + raw).digest()
+assert with_digest > 0, with_digest  # each posgate check is a new process: a new queue each
 PY
 [[ $(stat -c %a "$T/trail.jsonl") == 600 ]] || fail "export mode"
 

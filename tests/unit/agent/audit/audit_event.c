@@ -4,7 +4,8 @@
  * and absent, strings with quotes and backslashes, empty and full arrays) its bytes equal the
  * canonical encoding of the event built as a cJSON tree, which is how the format is defined
  * (docs/audit.md); the text parses back with the bounded parser; oversized events are TOOBIG
- * and leave the buffer as it was.
+ * and leave the buffer as it was. The queue's rule for writing a list's digest once
+ * (audit_digests_mark).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ rnd_event(struct audit_event *e)
         rnd_str(e->lists[i].id, sizeof e->lists[i].id);
         e->lists[i].seq = rnd() % 100000;
         rnd_str(e->lists[i].digest, sizeof e->lists[i].digest);
+        e->lists[i].digest_written = rnd() % 2 == 0;
     }
     e->lists_more = rnd() % 3 == 0 ? (size_t)(rnd() % 50) : 0;
     e->has_override = rnd() % 3 == 0;
@@ -142,7 +144,9 @@ reference(const struct audit_event *e, const char *device_id, uint64_t seq,
         cJSON_AddItemToArray(a, o);
         cJSON_AddStringToObject(o, "id", e->lists[i].id);
         cJSON_AddNumberToObject(o, "seq", (double)e->lists[i].seq);
-        cJSON_AddStringToObject(o, "digest", e->lists[i].digest);
+        if (!e->lists[i].digest_written) {
+            cJSON_AddStringToObject(o, "digest", e->lists[i].digest);
+        }
     }
     if (e->lists_more > 0) {
         cJSON_AddNumberToObject(root, "lists_more", (double)e->lists_more);
@@ -164,6 +168,81 @@ reference(const struct audit_event *e, const char *device_id, uint64_t seq,
     return err;
 }
 
+static void
+set_list(struct audit_event *e, size_t i, const char *id, uint64_t seq, const char *digest)
+{
+    snprintf(e->lists[i].id, sizeof e->lists[i].id, "%s", id);
+    e->lists[i].seq = seq;
+    snprintf(e->lists[i].digest, sizeof e->lists[i].digest, "%s", digest);
+    e->lists[i].digest_written = (i % 2) == 0; /* whatever the caller left: mark decides */
+}
+
+/* A list's digest is written the first time the queue names that list at that seq with that
+ * digest, and not again until one of them changes or the queue forgets it. */
+static void
+digests_rule(void)
+{
+    static struct audit_digests d;
+    static struct audit_event e;
+    struct buf got = BUF_INIT(1u << 20);
+    uint8_t prev[AUDIT_HASH_LEN] = {0};
+
+    memset(&d, 0, sizeof d);
+    memset(&e, 0, sizeof e);
+    e.n_lists = 2;
+    set_list(&e, 0, "court", 3, "aa");
+    set_list(&e, 1, "rail", 9, "bb");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written && !e.lists[1].digest_written);
+    CHECK_INT(d.n, 2);
+    audit_digests_mark(&d, &e); /* the next decision of the same lists */
+    CHECK(e.lists[0].digest_written && e.lists[1].digest_written);
+    CHECK_OK(audit_event_encode(&e, "d0", 5, prev, &got));
+    CHECK_CONTAINS((const char *)got.data,
+                   "\"lists\":[{\"id\":\"court\",\"seq\":3},{\"id\":\"rail\",\"seq\":9}]");
+    /* another service: one list known, one new */
+    e.n_lists = 2;
+    set_list(&e, 0, "air", 1, "cc");
+    set_list(&e, 1, "court", 3, "aa");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written && e.lists[1].digest_written);
+    CHECK_INT(d.n, 3);
+    buf_reset(&got);
+    CHECK_OK(audit_event_encode(&e, "d0", 6, prev, &got));
+    CHECK_CONTAINS((const char *)got.data,
+                   "\"lists\":[{\"digest\":\"cc\",\"id\":\"air\",\"seq\":1},"
+                   "{\"id\":\"court\",\"seq\":3}]");
+    /* a list at a new seq, or at the same seq with another digest: written again */
+    e.n_lists = 1;
+    set_list(&e, 0, "rail", 10, "bd");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written);
+    set_list(&e, 0, "rail", 10, "be");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written);
+    audit_digests_mark(&d, &e);
+    CHECK(e.lists[0].digest_written);
+    CHECK_INT(d.n, 3);
+    /* a full table starts again: what it forgot is written again, never left out */
+    for (size_t i = d.n; i < AUDIT_DIGESTS_MAX; i++) {
+        char id[16];
+
+        snprintf(id, sizeof id, "l%zu", i);
+        set_list(&e, 0, id, 1, "ff");
+        audit_digests_mark(&d, &e);
+        CHECK(!e.lists[0].digest_written);
+    }
+    CHECK_INT(d.n, AUDIT_DIGESTS_MAX);
+    set_list(&e, 0, "one-more", 1, "ff");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written);
+    CHECK_INT(d.n, 1);
+    set_list(&e, 0, "court", 3, "aa");
+    audit_digests_mark(&d, &e);
+    CHECK(!e.lists[0].digest_written);
+    buf_free(&got);
+}
+
 int
 main(void)
 {
@@ -174,6 +253,7 @@ main(void)
     const int rounds = 5000;
 
     json_init_hooks();
+    digests_rule();
     for (int k = 0; k < rounds; k++) {
         uint64_t seq = rnd() % 10000000000ULL;
         char dev[DEVICE_ID_HEX_LEN + 1];

@@ -784,6 +784,102 @@ test_prune_and_tamper(struct device_key *dk, const char *path)
     CHECK_INT(system(cmd), 0);
 }
 
+/* The text of event seq of the queue at path ("" when there is none). */
+struct one_body {
+    uint64_t seq;
+    char text[4096];
+};
+
+static int
+body_of(void *ctx, uint64_t seq, const char *body, size_t len, const uint8_t hash[AUDIT_HASH_LEN])
+{
+    struct one_body *b = ctx;
+
+    (void)hash;
+    if (seq == b->seq) {
+        snprintf(b->text, sizeof(b->text), "%.*s", (int)len, body);
+    }
+    return 0;
+}
+
+static const char *
+event_text(const char *path, uint64_t seq)
+{
+    static struct one_body b;
+    struct audit_queue *ro = NULL;
+    char msg[256];
+
+    b.seq = seq;
+    b.text[0] = 0;
+    CHECK_OK(audit_open(path, NULL, NULL, AUDIT_READONLY, &ro, msg, sizeof(msg)));
+    if (ro != NULL) {
+        CHECK_OK(audit_each(ro, 0, body_of, &b));
+    }
+    audit_close(ro);
+    return b.text;
+}
+
+static void
+set_lists(struct audit_event *e, const char *digest_b)
+{
+    e->n_lists = 2;
+    snprintf(e->lists[0].id, sizeof(e->lists[0].id), "list-a");
+    e->lists[0].seq = 4;
+    snprintf(e->lists[0].digest, sizeof(e->lists[0].digest), "%064d", 1);
+    snprintf(e->lists[1].id, sizeof(e->lists[1].id), "list-b");
+    e->lists[1].seq = 9;
+    snprintf(e->lists[1].digest, sizeof(e->lists[1].digest), "%s", digest_b);
+}
+
+/* Each list's digest is in the chain once: in the first decision the queue writes that names
+ * the list at that seq with that digest, again after the digest changes and after the queue is
+ * opened again. */
+static void
+test_digests_once(struct device_key *dk, const char *path)
+{
+    static const char dig_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    static const char dig_c[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    static const char bare[] =
+        "\"lists\":[{\"id\":\"list-a\",\"seq\":4},{\"id\":\"list-b\",\"seq\":9}]";
+    struct audit_queue *q = NULL;
+    struct audit_event e;
+    uint64_t seq = 0;
+    char msg[512];
+
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 4; i++) {
+        fill_event(&e, i, i == 2 ? AUDIT_DENY : AUDIT_ALLOW, "air");
+        set_lists(&e, i < 3 ? dig_b : dig_c); /* list-b's digest changes at event 3 */
+        CHECK_OK(audit_record(q, &e, &seq));
+        CHECK_INT(seq, i);
+    }
+    verify_ok(q, "digests once");
+    audit_close(q);
+    CHECK_CONTAINS(event_text(path, 1), dig_b);
+    CHECK_CONTAINS(event_text(path, 1), "\"lists\":[{\"digest\":\"0000");
+    CHECK_CONTAINS(event_text(path, 2), bare);
+    CHECK(strstr(event_text(path, 2), "digest") == NULL);
+    CHECK_CONTAINS(event_text(path, 3),
+                   "\"lists\":[{\"id\":\"list-a\",\"seq\":4},{\"digest\":\"cccc");
+    CHECK_CONTAINS(event_text(path, 4), bare);
+    /* opened again: the first decision names its digests again */
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    fill_event(&e, 5, AUDIT_DENY, "air");
+    set_lists(&e, dig_c);
+    CHECK_OK(audit_record(q, &e, &seq));
+    CHECK_INT(seq, 5);
+    audit_close(q);
+    CHECK_CONTAINS(event_text(path, 5), dig_c);
+    CHECK_CONTAINS(event_text(path, 5), "\"lists\":[{\"digest\":\"0000");
+    CHECK_OK(verify_file(path, msg, sizeof(msg)));
+}
+
 static void
 test_batched_bounds(struct posgate *pg, const char *audit_path)
 {
@@ -1056,6 +1152,8 @@ main(void)
     q = NULL;
 
     test_prune_and_tamper(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/digests.db", dir);
+    test_digests_once(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/full.db", dir);
     test_full_queue(dk, qpath);
 
