@@ -497,7 +497,9 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     if (err != POSGATE_OK) {
         return err;
     }
-    store_kf_note_add(u, e->key);
+    if (!taken) {
+        store_kf_note_add(u, e->key); /* a row of a run: when it is merged, in key order */
+    }
     if (!u->trust_state) {
         state_digest_add(&u->state, e);
     }

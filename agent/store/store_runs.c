@@ -20,6 +20,11 @@
  * anything else of the update reads or changes rows: a delta, a drop, a second snapshot of a list
  * that has a run, and the commit.
  *
+ * The key filter (keyfilter.h) takes a run's keys as they are merged: in key order, a new
+ * filter fills from its start to its end, so the pages it maps stay few (with hundreds of
+ * lists, one list's keys span the whole filter: added list by list at 50M entries in 300
+ * lists, the writer's mapping held 36 MB of the import's 75 MB).
+ *
  * A row in the file:
  *
  *   +---------+---------+---------+---------+---------+-------+----------+-----+-----------+
@@ -445,6 +450,7 @@ merge_runs(struct store_update *u, struct seg_reader *rds, struct seg_reader **h
     while (n > 0 && err == POSGATE_OK) {
         err = store_put_row(u, &heap[0]->row);
         if (err == POSGATE_OK) {
+            store_kf_note_add(u, heap[0]->row.key);
             err = next_row(u, heap[0], &have);
         }
         if (err == POSGATE_OK && !have) {
