@@ -8,6 +8,7 @@
  *   store_reader.c   the row codec, the metadata, lists and config getters, readers, lookups
  *   store_update.c   an update's transaction, its metadata and config, its key filter upkeep
  *   store_list.c     a list's snapshot or delta inside an update
+ *   store_runs.c     a snapshot's rows in sorted runs, merged into entries before the commit
  *   store_merge.c    recent merged into entries; the key filter's check and rebuild
  *   store_verify.c   store_verify
  */
@@ -77,6 +78,27 @@ struct pending_row {
     char listing_id[FEED_LISTING_ID_MAX + 1];
 };
 
+/* One list's run in the rows file of an update (store_runs.c). */
+struct run_seg {
+    int64_t list_no;
+    uint64_t start, end; /* its bytes in the file */
+    uint32_t crc;        /* CRC-32 of those bytes as written */
+};
+
+/* The sorted runs of an update's snapshots (store_runs.c). */
+struct store_runs {
+    int fd;      /* the unlinked rows file; -1 until the first row */
+    bool off;    /* rows go straight into entries for the rest of the update */
+    bool in_seg; /* the last run takes the current list's rows */
+    uint64_t size;
+    size_t wlen;     /* bytes of size still in wbuf */
+    size_t crc_done; /* ... of which the CRC of the last run has summed */
+    uint8_t *wbuf;
+    size_t n_seg, cap_seg;
+    struct run_seg *seg;
+    uint8_t last_key[FEED_KEY_LEN]; /* the open run's last key */
+};
+
 /* An update (store_begin_update): its transaction state (store_update.c) and the list being
  * applied (store_list.c). */
 struct store_update {
@@ -109,6 +131,7 @@ struct store_update {
     uint64_t adds;                      /* keys added by this update */
     size_t n_had;                       /* lists that had rows at begin: */
     struct had_rows *had;               /* ... whether this update emptied each */
+    struct store_runs runs;
     unsigned n_pending;
     struct pending_row pending[INS_BATCH];
 };
@@ -182,6 +205,27 @@ enum posgate_err store_update_ready(struct store_update *u);
 /* The key filter's share of an added key, and of a list emptied by the update. */
 void store_kf_note_add(struct store_update *u, const uint8_t *key);
 void store_kf_note_cleared(struct store_update *u, int64_t no);
+
+/* ---- store_list.c: rows into entries */
+
+/* Queues a row for entries (inserted INS_BATCH at a time); store_flush_rows inserts the rows
+ * queued. */
+enum posgate_err store_put_row(struct store_update *u, const struct pending_row *r);
+enum posgate_err store_flush_rows(struct store_update *u);
+
+/* ---- store_runs.c: a snapshot's rows wait in sorted runs, merged into entries */
+
+/* Takes a snapshot row into the current list's run (*taken), or leaves it to the caller to
+ * insert directly (no rows file; the runs are off). */
+enum posgate_err store_runs_put(struct store_update *u, const struct pending_row *r, bool *taken);
+/* Ends the current list's run. */
+void store_runs_end_list(struct store_update *u);
+/* True when a run of the update holds rows of list no. */
+bool store_runs_has_list(const struct store_update *u, int64_t list_no);
+/* Inserts every waiting row into entries in key order (the queued direct rows first). */
+enum posgate_err store_runs_flush(struct store_update *u);
+/* Frees the runs and closes the rows file (its rows are dropped). */
+void store_runs_close(struct store_runs *w);
 
 /* ---- store_merge.c: the key filter */
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A list inside an update: a snapshot replaces its rows in entries (a batch of rows per
- * INSERT), a delta's removals and additions go to recent (store.h), each record checked and
- * hashed into the list's state; finish compares that state and records the list's row.
+ * A list inside an update: a snapshot replaces its rows in entries (through a sorted run,
+ * store_runs.c, then a batch of rows per INSERT), a delta's removals and additions go to recent
+ * (store.h), each record checked and hashed into the list's state; finish compares that state and
+ * records the list's row.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -200,6 +201,9 @@ store_list_snapshot_begin(struct store_update *u, const char *list_id, unsigned 
         return err;
     }
     err = load_list(u, list_id, true, &existed);
+    if (err == POSGATE_OK && store_runs_has_list(u, u->list_no)) {
+        err = store_runs_flush(u); /* its rows are cleared below */
+    }
     if (err != POSGATE_OK) {
         return err;
     }
@@ -225,6 +229,10 @@ store_list_delta_begin(struct store_update *u, const char *list_id, uint64_t bas
     enum posgate_err err = begin_list(u, list_id);
     bool existed = false;
 
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = store_runs_flush(u); /* a delta reads rows */
     if (err != POSGATE_OK) {
         return err;
     }
@@ -365,6 +373,12 @@ insert_row(struct store_update *u, sqlite3_stmt *st, const struct pending_row *r
     if (rc == SQLITE_DONE && sqlite3_changes(u->s->db) == 1) {
         return POSGATE_OK;
     }
+    if ((rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT) && r->listing_id[0] == 0) {
+        return store_ufail(u, POSGATE_ERR_REJECTED, /* a merged row of a run (store_runs.c) */
+                           "store: a snapshot adds the entry of key %02x%02x%02x%02x... and "
+                           "template %" PRId64 " twice: it is added but already present",
+                           r->key[0], r->key[1], r->key[2], r->key[3], r->tid);
+    }
     if (rc == SQLITE_DONE || (rc & 0xff) == SQLITE_CONSTRAINT) {
         return store_ufail(u, POSGATE_ERR_REJECTED,
                            "store: list \"%s\": listing \"%s\" is added but already present",
@@ -419,6 +433,19 @@ flush_pending(struct store_update *u)
 }
 
 enum posgate_err
+store_put_row(struct store_update *u, const struct pending_row *r)
+{
+    u->pending[u->n_pending++] = *r;
+    return u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
+}
+
+enum posgate_err
+store_flush_rows(struct store_update *u)
+{
+    return flush_pending(u);
+}
+
+enum posgate_err
 store_list_add(struct store_update *u, const struct feed_entry *e)
 {
     enum posgate_err err = store_update_ready(u);
@@ -426,7 +453,8 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     uint8_t width;
     int64_t tid = 0;
     uint64_t num; /* below 10^18: an int64_t in the row */
-    struct pending_row *r;
+    struct pending_row row, *r = &row;
+    bool taken = false;
 
     if (err != POSGATE_OK) {
         return err;
@@ -443,7 +471,6 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     if (err != POSGATE_OK) {
         return err;
     }
-    r = &u->pending[u->n_pending];
     memcpy(r->key, e->key, FEED_KEY_LEN);
     r->tid = tid;
     r->num = (int64_t)num;
@@ -459,15 +486,20 @@ store_list_add(struct store_update *u, const struct feed_entry *e)
     memcpy(r->listing_id, e->listing_id, e->listing_id_len);
     r->listing_id[e->listing_id_len] = 0;
     if (u->mode == MODE_SNAPSHOT) {
-        u->n_pending++;
-        err = u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
+        /* into the list's sorted run, merged with the other lists' before the commit */
+        err = store_runs_put(u, r, &taken);
+        if (err == POSGATE_OK && !taken) {
+            err = store_put_row(u, r);
+        }
     } else {
         err = insert_row(u, u->ov_ins, r); /* a delta's additions go to recent (store.h) */
     }
     if (err != POSGATE_OK) {
         return err;
     }
-    store_kf_note_add(u, e->key);
+    if (!taken) {
+        store_kf_note_add(u, e->key); /* a row of a run: when it is merged, in key order */
+    }
     if (!u->trust_state) {
         state_digest_add(&u->state, e);
     }
@@ -594,6 +626,7 @@ store_list_finish(struct store_update *u, uint64_t seq, int64_t issued_at,
     if (err != POSGATE_OK) {
         return err;
     }
+    store_runs_end_list(u);
     if (seq > INT64_MAX) {
         return store_ufail(u, POSGATE_ERR_INVALID, "store: seq %" PRIu64 " out of range", seq);
     }
@@ -676,6 +709,10 @@ store_list_drop(struct store_update *u, const char *list_id)
     sqlite3_stmt *st = NULL;
     int rc;
 
+    if (err != POSGATE_OK) {
+        return err;
+    }
+    err = store_runs_flush(u);
     if (err != POSGATE_OK) {
         return err;
     }

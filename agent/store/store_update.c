@@ -224,6 +224,7 @@ store_begin_update(struct store *s, struct store_update **out)
     }
     u->s = s;
     u->kf.fd = -1;
+    u->runs.fd = -1;
     err = store_exec(s->db, "BEGIN IMMEDIATE", msg, cap);
     if (err != POSGATE_OK) {
         plat_free(u);
@@ -448,6 +449,7 @@ static void
 update_free(struct store_update *u)
 {
     update_finalize(u);
+    store_runs_close(&u->runs);
     keyfilter_close(&u->kf);
     plat_free(u->had);
     u->s->updating = false;
@@ -467,6 +469,9 @@ store_update_commit(struct store_update *u)
     err = u->failed;
     if (err == POSGATE_OK && u->mode != MODE_NONE) {
         err = store_ufail(u, POSGATE_ERR_STATE, "store: list \"%s\" was not finished", u->list_id);
+    }
+    if (err == POSGATE_OK) {
+        err = store_runs_flush(u); /* the snapshots' rows, merged in key order */
     }
     if (err == POSGATE_OK) {
         err = meta_put_int(u, "installed_at", plat_wall_s());

@@ -7,6 +7,7 @@
  */
 #include "crypto.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -64,6 +65,70 @@ crypto_chacha20_stream(const uint8_t key[32], const uint8_t nonce[12], uint8_t *
     memset(out, 0, len);
     mbedtls_chacha20_update(&c, len, out, out); /* keystream XOR zeros, in place */
     mbedtls_chacha20_free(&c);
+}
+
+struct crypto_seeded_stream {
+    EVP_MD_CTX *md;
+    EVP_CIPHER_CTX *cc;
+};
+
+enum posgate_err
+crypto_seeded_stream_new(struct crypto_seeded_stream **out)
+{
+    struct crypto_seeded_stream *x = plat_calloc(1, sizeof(*x));
+
+    *out = NULL;
+    if (x == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    x->md = EVP_MD_CTX_new();
+    x->cc = EVP_CIPHER_CTX_new();
+    if (x->md == NULL || x->cc == NULL || EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1 ||
+        EVP_EncryptInit_ex(x->cc, EVP_chacha20(), NULL, NULL, NULL) != 1) {
+        crypto_seeded_stream_free(x);
+        return POSGATE_ERR_NOMEM;
+    }
+    *out = x;
+    return POSGATE_OK;
+}
+
+void
+crypto_seeded_stream(struct crypto_seeded_stream *x, const void *a, size_t alen, const void *b,
+                     size_t blen, uint8_t *out, size_t len)
+{
+    uint8_t seed[EVP_MAX_MD_SIZE];
+    uint8_t iv[16] = {0}; /* libcrypto's ChaCha20 IV: block counter (LE32) || nonce */
+    unsigned n = 0;
+    int outl = 0;
+
+    memset(out, 0, len);
+    if (len > INT_MAX || EVP_DigestInit_ex(x->md, NULL, NULL) != 1 ||
+        EVP_DigestUpdate(x->md, a, alen) != 1 || EVP_DigestUpdate(x->md, b, blen) != 1 ||
+        EVP_DigestFinal_ex(x->md, seed, &n) != 1 || n != CRYPTO_SHA256_LEN ||
+        EVP_EncryptInit_ex(x->cc, NULL, NULL, seed, iv) != 1 ||
+        EVP_EncryptUpdate(x->cc, out, &outl, out, (int)len) != 1 || (size_t)outl != len) {
+        static const uint8_t zero_nonce[12];
+        mbedtls_sha256_context s;
+
+        mbedtls_sha256_init(&s);
+        mbedtls_sha256_starts_ret(&s, 0);
+        mbedtls_sha256_update_ret(&s, a, alen);
+        mbedtls_sha256_update_ret(&s, b, blen);
+        mbedtls_sha256_finish_ret(&s, seed);
+        mbedtls_sha256_free(&s);
+        crypto_chacha20_stream(seed, zero_nonce, out, len);
+    }
+}
+
+void
+crypto_seeded_stream_free(struct crypto_seeded_stream *x)
+{
+    if (x == NULL) {
+        return;
+    }
+    EVP_MD_CTX_free(x->md);
+    EVP_CIPHER_CTX_free(x->cc);
+    plat_free(x);
 }
 
 /* Streams hash long inputs (downloaded targets, audit events): OpenSSL's libcrypto, whose

@@ -26,6 +26,18 @@ void crypto_sha512(const void *data, size_t len, uint8_t out[CRYPTO_SHA512_LEN])
 void crypto_chacha20_stream(const uint8_t key[32], const uint8_t nonce[12], uint8_t *out,
                             size_t len);
 
+/* The state digest's element hash (state_digest.c): len bytes of the ChaCha20 keystream (RFC
+ * 8439, zero nonce, block counter 0) under the key SHA-256(a || b), the same bytes as
+ * crypto_sha256 and crypto_chacha20_stream give. Through libcrypto with its contexts kept from
+ * call to call (the CPU's SHA extensions and vector ChaCha20: 0.29 us instead of 0.69 us for an
+ * 82-byte input and 256 bytes here), for the threads that hash every entry of a snapshot. One
+ * object per thread; should libcrypto fail a call, that call goes through mbedTLS. */
+struct crypto_seeded_stream;
+POSGATE_WUR enum posgate_err crypto_seeded_stream_new(struct crypto_seeded_stream **out);
+void crypto_seeded_stream(struct crypto_seeded_stream *x, const void *a, size_t alen, const void *b,
+                          size_t blen, uint8_t *out, size_t len);
+void crypto_seeded_stream_free(struct crypto_seeded_stream *x);
+
 /* Streaming SHA-256 + SHA-512 over the same bytes (target downloads hash both at once), for
  * long inputs (OpenSSL's libcrypto: the CPU's SHA extensions). finish starts the stream over,
  * so one stream hashes many inputs in turn (the audit chain). */

@@ -466,6 +466,162 @@ test_snapshot_batches(void)
     store_close(s);
 }
 
+/* An entry whose key is hi (big-endian) then a mix of hi: keys rise with hi, and lists given
+ * other values of hi interleave in key order, as lists do in entries. */
+static void
+sorted_entry(struct feed_entry *e, uint64_t seed, uint64_t hi, const char *prefix)
+{
+    uint64_t lo = mix(hi);
+
+    make_entry(e, seed, prefix);
+    for (int b = 0; b < 8; b++) {
+        e->key[b] = (uint8_t)(hi >> (56 - 8 * b));
+        e->key[8 + b] = (uint8_t)(lo >> (56 - 8 * b));
+    }
+}
+
+static size_t
+hits_of(struct store *s, const uint8_t key[16])
+{
+    struct store_reader *r = NULL;
+    struct store_hit h[4];
+    size_t n = 0;
+
+    CHECK_OK(store_reader_new(s, &r));
+    CHECK_OK(store_lookup(r, key, h, 4, &n));
+    store_reader_free(r);
+    return n;
+}
+
+/* List a for runs: n entries in key order, every 50th key carrying a second listing whose
+ * template comes later but whose listing id sorts first (rows of one key out of (t, n) order);
+ * with dup_at < n, entry dup_at is given twice in a row; with back_at < n, entry back_at has a
+ * key below its predecessor's. */
+static enum posgate_err
+add_sorted_a(struct store_update *u, unsigned n, unsigned dup_at, unsigned back_at,
+             struct state_digest *st)
+{
+    enum posgate_err err = store_list_snapshot_begin(u, "a", 0);
+
+    for (unsigned i = 0; i < n && err == POSGATE_OK; i++) {
+        struct feed_entry e;
+        uint64_t hi = (i == back_at ? i - 2 : i) * 16;
+
+        if (i % 50 == 1) {
+            sorted_entry(&e, 500000 + i, hi, "OLD-");
+            state_digest_add(st, &e);
+            err = store_list_add(u, &e);
+        }
+        sorted_entry(&e, i, hi, "SPC-");
+        state_digest_add(st, &e);
+        if (err == POSGATE_OK) {
+            err = store_list_add(u, &e);
+        }
+        if (err == POSGATE_OK && i == dup_at) {
+            err = store_list_add(u, &e);
+        }
+    }
+    return err;
+}
+
+/* The rows of an update's snapshots wait in sorted runs and are merged into entries before
+ * the commit (store_runs.c): two interleaved lists in one update, keys shared across lists
+ * and within one; a key out of order half-way (the waiting rows go in, the rest directly); an
+ * entry given twice (refused by the commit, the old version kept); a delta and a drop after a
+ * snapshot in the same update (the runs go in first). */
+static void
+test_sorted_runs(void)
+{
+    struct store *s = NULL;
+    struct store_update *u = NULL;
+    struct store_list l;
+    struct state_digest sa, sb;
+    struct feed_entry e;
+    char p[512], msg[STORE_ERRMSG_MAX];
+    size_t missing = 0;
+
+    path_in(p, sizeof(p), "runs.db");
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    state_digest_init(&sa);
+    state_digest_init(&sb);
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(store_update_set_config(u, config_json, strlen(config_json)));
+    CHECK_OK(add_sorted_a(u, 3000, 3000, 3000, &sa));
+    CHECK_OK(store_list_finish(u, 1, 1700000001, &sa));
+    CHECK_OK(store_list_snapshot_begin(u, "b", 0));
+    for (unsigned i = 0; i < 2000; i++) { /* every 10th key is one of a's */
+        sorted_entry(&e, 900000 + i, i % 10 == 0 ? 16 * i : 16 * i + 8, "B-");
+        state_digest_add(&sb, &e);
+        CHECK_OK(store_list_add(u, &e));
+    }
+    CHECK_OK(store_list_finish(u, 1, 1700000001, &sb));
+    CHECK_OK(store_update_commit(u));
+    for (unsigned i = 0; i < 3000; i++) {
+        size_t want = 1 + (i % 50 == 1) + (i < 2000 && i % 10 == 0);
+
+        sorted_entry(&e, i, 16 * i, "SPC-");
+        missing += hits_of(s, e.key) != want;
+    }
+    for (unsigned i = 0; i < 2000; i += 10) {
+        sorted_entry(&e, 0, 16 * i + 8 * (i % 10 != 0), "B-");
+        missing += hits_of(s, e.key) == 0;
+    }
+    CHECK_INT(missing, 0);
+    CHECK_OK(store_get_list(s, "a", &l));
+    CHECK_INT(l.entries, 3000 + 60);
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+
+    /* a key out of order after 1000 rows of runs */
+    state_digest_init(&sa);
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(add_sorted_a(u, 2500, 2500, 1000, &sa));
+    CHECK_OK(store_list_finish(u, 2, 1700000002, &sa));
+    CHECK_OK(store_update_commit(u));
+    CHECK_OK(store_get_list(s, "a", &l));
+    CHECK_INT(l.entries, 2500 + 50);
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    sorted_entry(&e, 999, 16 * 999, "SPC-");
+    CHECK(hits_of(s, e.key) == 1);
+
+    /* an entry twice: refused, the installed version kept */
+    state_digest_init(&sa);
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(add_sorted_a(u, 2000, 700, 2000, &sa));
+    CHECK_OK(store_list_finish(u, 3, 1700000003, NULL));
+    CHECK_ERR(store_update_commit(u), POSGATE_ERR_REJECTED);
+    CHECK_CONTAINS(store_errmsg(s), "already present");
+    CHECK_OK(store_get_list(s, "a", &l));
+    CHECK_INT(l.seq, 2);
+    CHECK_INT(l.entries, 2500 + 50);
+
+    /* a snapshot, then a delta of another list and a drop of this one in the same update */
+    state_digest_init(&sa);
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(add_sorted_a(u, 1500, 1500, 1500, &sa));
+    CHECK_OK(store_list_finish(u, 4, 1700000004, &sa));
+    CHECK_OK(store_list_delta_begin(u, "b", 1));
+    sorted_entry(&e, 900000 + 3, 16 * 3 + 8, "B-");
+    CHECK_OK(store_list_remove(u, &e));
+    CHECK_OK(store_list_finish(u, 2, 1700000004, NULL));
+    CHECK_OK(store_update_commit(u));
+    sorted_entry(&e, 1499, 16 * 1499, "SPC-");
+    CHECK(hits_of(s, e.key) == 1);
+    CHECK_OK(store_begin_update(s, &u));
+    state_digest_init(&sa);
+    CHECK_OK(add_sorted_a(u, 1200, 1200, 1200, &sa));
+    CHECK_OK(store_list_finish(u, 5, 1700000005, &sa));
+    CHECK_OK(store_list_drop(u, "a"));
+    CHECK_OK(store_update_commit(u));
+    CHECK_ERR(store_get_list(s, "a", &l), POSGATE_ERR_NOTFOUND);
+    sorted_entry(&e, 5, 16 * 5, "SPC-");
+    CHECK(hits_of(s, e.key) == 0);
+    CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
+    store_close(s);
+}
+
 static void
 test_deltas(void)
 {
@@ -1523,6 +1679,7 @@ main(void)
     test_safety();
     test_roundtrip();
     test_snapshot_batches();
+    test_sorted_runs();
     test_deltas();
     test_visibility();
     test_verify_detects_edits();

@@ -217,10 +217,45 @@ test_chacha20(void)
     CHECK(memcmp(out, other, sizeof out) != 0);
 }
 
+/* The seeded stream (libcrypto) gives the bytes of crypto_sha256 then crypto_chacha20_stream
+ * (mbedTLS) for inputs split anywhere, empty ones and lengths around ChaCha20's 64-byte block,
+ * and keeps nothing of one call in the next. */
+static void
+test_seeded_stream(void)
+{
+    static const uint8_t zero_nonce[12];
+    struct crypto_seeded_stream *x = NULL;
+    uint8_t msg[200], seed[CRYPTO_SHA256_LEN], want[300], got[300];
+
+    for (size_t i = 0; i < sizeof msg; i++) {
+        msg[i] = (uint8_t)(i * 37 + 11);
+    }
+    CHECK_OK(crypto_seeded_stream_new(&x));
+    for (size_t mlen = 0; mlen <= sizeof msg; mlen += 13) {
+        for (size_t len = 0; len <= sizeof want; len += 31) {
+            size_t split = mlen / 3;
+
+            crypto_sha256(msg, mlen, seed);
+            crypto_chacha20_stream(seed, zero_nonce, want, len);
+            memset(got, 0xa5, sizeof got);
+            crypto_seeded_stream(x, msg, split, msg + split, mlen - split, got, len);
+            CHECK(memcmp(got, want, len) == 0);
+            CHECK(len == sizeof got || got[len] == 0xa5); /* nothing past len */
+        }
+    }
+    crypto_sha256(msg, 64, seed);
+    crypto_chacha20_stream(seed, zero_nonce, want, 256);
+    crypto_seeded_stream(x, NULL, 0, msg, 64, got, 256);
+    CHECK(memcmp(got, want, 256) == 0);
+    crypto_seeded_stream_free(x);
+    crypto_seeded_stream_free(NULL);
+}
+
 int
 main(void)
 {
     test_chacha20();
+    test_seeded_stream();
     test_safety();
     test_hashes();
     test_hmac();
