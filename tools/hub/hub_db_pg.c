@@ -181,18 +181,14 @@ static const char *const migrations[] = {
     " service text NOT NULL, lists text NOT NULL, via text NOT NULL);"
     "CREATE INDEX lookups_at ON lookups(looked_up_at);",
     /* 5: each device's head, so that a batch following it is judged from the device's row
-     * (hub_db_pg_ingest.c), filled from what is held, and moved by the database itself for
-     * every statement that inserts events, whoever runs it (a hub of the previous version still
-     * running during an upgrade, migrate-db) */
+     * (hub_db_pg_ingest.c), filled from what is held; and events.writer, the schema version of
+     * the hub that stored the event, without a default: a hub of an earlier version still
+     * running during an upgrade would store events without moving the head (and a batch then
+     * judged from a stale head would be stored twice), so its inserts are refused instead */
     "ALTER TABLE devices ADD COLUMN head_seq bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN head_hash bytea, ADD COLUMN head_prev bytea;"
-    "CREATE FUNCTION posgate_events_head() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " UPDATE devices d SET head_seq = n.seq, head_hash = n.hash, head_prev = n.prev_hash FROM"
-    " (SELECT DISTINCT ON (device_id) device_id, seq, hash, prev_hash FROM posgate_new_events"
-    " ORDER BY device_id, seq DESC) n WHERE d.device_id = n.device_id AND n.seq > d.head_seq;"
-    " RETURN NULL; END $$;"
-    "CREATE TRIGGER events_head AFTER INSERT ON events REFERENCING NEW TABLE AS"
-    " posgate_new_events FOR EACH STATEMENT EXECUTE FUNCTION posgate_events_head();",
+    "ALTER TABLE events ADD COLUMN writer smallint NOT NULL DEFAULT 4;"
+    "ALTER TABLE events ALTER COLUMN writer DROP DEFAULT;",
 };
 #define SCHEMA_VERSION ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -694,7 +690,7 @@ static const struct {
      "received_at FROM events ORDER BY device_id, seq",
      "ttttthhiii",
      "INSERT INTO events(device_id, kind, decision, json, decision_id, hash, prev_hash, seq, "
-     "count, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"},
+     "count, received_at, writer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 5)"},
     {"SELECT device_id, from_seq, to_seq, detected_at, closed_at FROM gaps", "tiiii",
      "INSERT INTO gaps(device_id, from_seq, to_seq, detected_at, closed_at) VALUES ($1, $2, $3, "
      "$4, $5)"},

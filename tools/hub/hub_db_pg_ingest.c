@@ -5,8 +5,8 @@
  * device's row; hub_db_pg.c explains why that orders every ingest of a device.
  *
  * The device's row keeps its head: the highest seq held (an event, or the anchor of pruned
- * ones) with that event's hash and prev, moved by a trigger of the database on every statement
- * that inserts events (schema migration 5), so in the same transaction and whoever writes. A batch
+ * ones) with that event's hash and prev, written in the same statement as the events (a hub of
+ * an earlier version cannot insert events: hub_db_pg.c's migration 5). A batch
  * whose first event follows the head, the usual upload, is judged from the row alone: nothing
  * can be held above the head, so no other event of the device is read and no partition of
  * events is searched. Any other batch (a retry, one out of order, one after a gap, a head
@@ -15,7 +15,7 @@
  * Two round trips in the usual case, each a pipeline (libpq's pipeline mode): BEGIN, the
  * device's row, then its anchor and open gaps (a statement after the lock, so it sees what the
  * previous holder committed); then the batch's events in one INSERT of arrays (binary
- * parameters) with the acked seq and the batch's record, and COMMIT. The
+ * parameters) with the head, the acked seq and the batch's record, and COMMIT. The
  * statements are prepared once per connection, so that PostgreSQL plans them once rather than
  * for every batch over every partition.
  */
@@ -45,13 +45,15 @@ static const char *const stmt_sql[S_COUNT] = {
                "events e WHERE e.device_id = $1 AND e.seq = a.seq) ORDER BY 1",
     [S_STORE] =
         "WITH ins AS (INSERT INTO events(device_id, seq, hash, prev_hash, kind, decision, count, "
-        "json, received_at, decision_id) SELECT $1, u.s, u.h, u.p, u.k, u.d, u.c, u.j, $10, u.i "
+        "json, received_at, decision_id, writer) SELECT $1, u.s, u.h, u.p, u.k, u.d, u.c, u.j, "
+        "$10, u.i, 5 "
         "FROM unnest($2::int8[], $3::bytea[], $4::bytea[], $5::text[], $6::text[], $7::int8[], "
         "$8::text[], $9::text[]) AS u(s, h, p, k, d, c, j, i) RETURNING 1), "
-        "dev AS (UPDATE devices SET last_seq = $11 WHERE device_id = $1 RETURNING 1), "
+        "dev AS (UPDATE devices SET last_seq = $11, head_seq = $12, head_hash = $13, "
+        "head_prev = $14 WHERE device_id = $1 RETURNING 1), "
         "bat AS (INSERT INTO batches AS x(device_id, idempotency_key, first_seq, last_seq, "
-        "n_events, stored, status, received_at, times) SELECT $1, $12, $13, $14, $15, $16, "
-        "'stored', $10, 1 WHERE $12::text IS NOT NULL ON CONFLICT (device_id, idempotency_key) "
+        "n_events, stored, status, received_at, times) SELECT $1, $15, $16, $17, $18, $19, "
+        "'stored', $10, 1 WHERE $15::text IS NOT NULL ON CONFLICT (device_id, idempotency_key) "
         "DO UPDATE SET times = x.times + 1, received_at = EXCLUDED.received_at, "
         "status = EXCLUDED.status RETURNING times) "
         "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM dev), "
@@ -481,7 +483,7 @@ note_gap(struct pg *db, const struct hub_batch *b, int64_t now_s, struct hub_ing
 }
 
 /* What a judged batch adds, as in the SQLite store: each event not held and above the anchor
- * (not stored again below it) in one statement with the device's acked seq and
+ * (not stored again below it) in one statement with the device's head and acked seq and
  * the batch's record, then the gaps it fills closed, the acked seq advanced over what is now
  * contiguous (when the batch did not simply extend it), and COMMIT. follows: the batch's first
  * event follows the head, so nothing above it is held and no gap can close. */
@@ -495,6 +497,7 @@ store(struct pg *db, const struct hub_batch *b, const char *key, const struct de
     bool *keep = plat_calloc(b->n > 0 ? b->n : 1, sizeof(bool));
     size_t n = 0;
     uint64_t head = d->head, times = 0;
+    const uint8_t *hh = d->head_hash, *hp = d->head_prev;
     enum posgate_err err = keep != NULL ? POSGATE_OK : POSGATE_ERR_NOMEM;
 
     for (int k = 0; k < A_N; k++) {
@@ -506,7 +509,9 @@ store(struct pg *db, const struct hub_batch *b, const char *key, const struct de
         keep[i] = held_cb((void *)held, b->ev[i].seq, h, pv) == 0 && b->ev[i].seq > d->anchor;
         n += keep[i] ? 1 : 0;
         if (keep[i] && b->ev[i].seq > head) {
-            head = b->ev[i].seq; /* the database moves devices.head_seq (migration 5's trigger) */
+            head = b->ev[i].seq;
+            hh = b->ev[i].hash;
+            hp = b->ev[i].prev;
         }
     }
     res->acked_seq = d->acked;
@@ -520,6 +525,14 @@ store(struct pg *db, const struct hub_batch *b, const char *key, const struct de
     }
     p_int(&p, now_s);
     p_int(&p, (int64_t)res->acked_seq);
+    p_int(&p, (int64_t)head);
+    if (head > 0) {
+        p_hash(&p, hh);
+        p_hash(&p, hp);
+    } else {
+        p_null(&p);
+        p_null(&p);
+    }
     if (key != NULL) {
         p_str(&p, key);
     } else {
