@@ -82,9 +82,9 @@ expect_get() { # expect_get CODE WHAT PATH [curl args]
     [[ $(cat "$T/status") == "$code" ]] || fail "$what: HTTP $(cat "$T/status"), expected $code: $(cat "$T/resp")"
 }
 start_hub() { # start_hub [serve args]
+    rm -f "$T/hub.port" # before the start: after it, it could remove the new hub's own
     "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --port-file "$T/hub.port" "$@" 2>"$T/hub.log" &
     HUBPID=$!
-    rm -f "$T/hub.port"
     wait_for 10 test -s "$T/hub.port" || fail "posgate-hub did not start"
     URL=http://127.0.0.1:$(cat "$T/hub.port")
 }

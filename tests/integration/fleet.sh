@@ -45,9 +45,9 @@ bash "$HERE/fleet_fixture.sh" "$B" "$T/fx" "$DB" || fail "fleet_fixture.sh"
 source "$T/fx/fleet.env"
 
 start_hub() { # start_hub [serve args]
+    rm -f "$T/hub.port" # before the start: after it, it could remove the new hub's own
     "$HUB" serve --listen 127.0.0.1:0 --port-file "$T/hub.port" "$@" 2>>"$T/hub.log" &
     HUBPID=$!
-    rm -f "$T/hub.port"
     wait_for 10 test -s "$T/hub.port" || fail "posgate-hub did not start"
     URL=http://127.0.0.1:$(cat "$T/hub.port")
 }

@@ -57,10 +57,10 @@ visit() { # visit N : field-sync onto stick N, ingested at the collector
     expect_rc 0 "$HUB" ingest "$T/stick$1" --db "$DB"
 }
 start_hub() {
+    rm -f "$T/hub.port" # before the start: after it, it could remove the new hub's own
     "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --port-file "$T/hub.port" \
         --auditor-token "$AUDITOR" --admin-token "$ADMIN" 2>"$T/hub.log" &
     HUBPID=$!
-    rm -f "$T/hub.port"
     wait_for 10 test -s "$T/hub.port" || fail "posgate-hub did not start"
     URL=http://127.0.0.1:$(cat "$T/hub.port")
 }
