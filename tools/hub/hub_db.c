@@ -81,6 +81,16 @@ hub_db_kind(const struct hub_db *db)
     return db != NULL ? db->ops->name : "";
 }
 
+void
+hub_db_ingest_counts(struct hub_db *db, uint64_t *one_statement, uint64_t *judged)
+{
+    *one_statement = 0;
+    *judged = 0;
+    if (db != NULL && db->ops->ingest_counts != NULL) {
+        db->ops->ingest_counts(db->impl, one_statement, judged);
+    }
+}
+
 enum posgate_err
 hub_db_enroll(struct hub_db *db, const char *pem, size_t len, int64_t now_s,
               char id[DEVICE_ID_HEX_LEN + 1], bool *added, char *errmsg, size_t errcap)

@@ -109,6 +109,9 @@ void hub_db_close(struct hub_db *db);
 bool hub_db_is_uri(const char *path);
 /* "sqlite" or "postgresql". */
 const char *hub_db_kind(const struct hub_db *db);
+/* The batches this handle ingested in one statement (PostgreSQL: hub_db_pg_ingest.c) and the
+ * ones it judged in full (0 and 0 on SQLite, which keeps no count). */
+void hub_db_ingest_counts(struct hub_db *db, uint64_t *one_statement, uint64_t *judged);
 /* Copies every table of src (hub_store.h, enum hub_table: devices, events with their decision
  * ids, gaps, chain breaks, batch records, chain anchors, status reports, lookups) into dst, a
  * PostgreSQL store that holds no device yet, in one transaction of dst: STATE when dst is not

@@ -1079,6 +1079,7 @@ static const struct hub_store_ops pg_ops = {
     .report_history = pg_report_history,
     .events_since = pg_events_since,
     .lookup_put = pg_lookup_put,
+    .ingest_counts = hpg_ingest_counts,
 };
 
 static void
@@ -1095,6 +1096,7 @@ pg_close(void *impl)
     }
     plat_free(db->lanes);
     plat_free(db->uri);
+    hpg_keys_free(db->keys);
     PQfinish(db->c);
     pthread_mutex_destroy(&db->mu);
     plat_free(db);
@@ -1113,7 +1115,8 @@ hub_pg_open(const char *uri, void **impl, const struct hub_store_ops **ops, char
     pthread_mutex_init(&db->mu, NULL);
     db->lanes = plat_calloc(HPG_LANES, sizeof(*db->lanes));
     db->uri = plat_strdup(uri);
-    if (db->lanes == NULL || db->uri == NULL) {
+    db->keys = hpg_keys_new();
+    if (db->lanes == NULL || db->uri == NULL || db->keys == NULL) {
         plat_free(db->lanes);
         db->lanes = NULL;
         err = POSGATE_ERR_NOMEM;

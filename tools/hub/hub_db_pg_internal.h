@@ -26,12 +26,13 @@ struct pg {
     struct pg *lanes;
     char *uri;
     unsigned next_lane;
+    struct hpg_keys *keys; /* enrolled keys known to this process (hub_db_pg_ingest.c) */
 };
 
 #define HPG_LANES 4
 
 /* Query parameters, as text, or binary for a hash or an array. */
-#define HPG_MAX_PARAMS 20
+#define HPG_MAX_PARAMS 22
 struct params {
     int n;
     const char *v[HPG_MAX_PARAMS];
@@ -101,5 +102,10 @@ void hpg_reconnect(struct pg *db);
 /* hub_store_ops.ingest (hub_db_pg_ingest.c). */
 enum posgate_err hpg_ingest(void *impl, const struct hub_batch *b, const char *key, int64_t now_s,
                             struct hub_ingest *res);
+/* The enrolled keys kept by the ingest, made when the store opens and freed when it closes. */
+struct hpg_keys *hpg_keys_new(void);
+void hpg_keys_free(struct hpg_keys *k);
+/* Batches the ingest stored in one statement, and the ones it judged in full (for tests). */
+void hpg_ingest_counts(void *impl, uint64_t *appended, uint64_t *judged);
 
 #endif

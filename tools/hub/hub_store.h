@@ -131,6 +131,9 @@ struct hub_store_ops {
     enum posgate_err (*lookup_put)(void *impl, const char *decision_id, int64_t at_s,
                                    const char *service, const char *lists, const char *via,
                                    char *errmsg, size_t errcap);
+    /* Batches ingested since the store opened: stored in one statement from the device's head
+     * as this process knew it, and judged in full (NULL: the store judges every batch in full). */
+    void (*ingest_counts)(void *impl, uint64_t *one_statement, uint64_t *judged);
 };
 
 /* The store behind db, for the readers of hub_query.c. */

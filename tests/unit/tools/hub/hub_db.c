@@ -318,6 +318,83 @@ num(const cJSON *o, const char *name)
     return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
 }
 
+/* PostgreSQL: the usual batch is stored in one statement from the device's head as this
+ * process knew it, and only while the device's row still holds that head and the key it was
+ * verified with; else it is judged in full. Two handles stand for two hubs. */
+static void
+test_one_statement(const char *uri, struct hub_db *db)
+{
+    struct hub_db *db2 = NULL;
+    struct dev g, other;
+    struct hub_ingest r;
+    struct buf j = BUF_INIT(HUB_BATCH_JSON_MAX);
+    char idg[DEVICE_ID_HEX_LEN + 1], ido[DEVICE_ID_HEX_LEN + 1], msg[512], sql[512];
+    bool added = false;
+    uint64_t one0, full0, one, full, one2, full2;
+
+    CHECK(dev_open(&g, "onestmt", 0));
+    CHECK(dev_open(&other, "onestmt-other", 0));
+    CHECK_OK(enroll(db, &g, idg, &added));
+    CHECK_OK(enroll(db, &other, ido, &added));
+    CHECK_OK(hub_db_open(uri, &db2, msg, sizeof(msg)));
+    record(&g, 1, 6);
+
+    /* enrolled after the first hub read the keys: 1..2 judged in full, which keeps the key;
+     * 3..4 then in one statement */
+    hub_db_ingest_counts(db, &one0, &full0);
+    batch(&g, 0, 2, &j);
+    CHECK_OK(post(db, &j, NULL, &r));
+    CHECK_INT(r.stored, 2);
+    batch(&g, 2, 2, &j);
+    CHECK_OK(post(db, &j, NULL, &r));
+    CHECK_INT(r.stored, 2);
+    CHECK_INT(r.acked_seq, 4);
+    hub_db_ingest_counts(db, &one, &full);
+    CHECK_INT(one - one0, 1);
+    CHECK_INT(full - full0, 1);
+
+    /* 5..6 through the second hub (which read the key with the others), then again through the
+     * first: the head it follows (4) has moved on, so the statement stores nothing and the
+     * batch is judged in full: duplicates, stored once */
+    batch(&g, 4, 2, &j);
+    CHECK_OK(post(db2, &j, NULL, &r));
+    CHECK_INT(r.stored, 2);
+    CHECK_INT(r.acked_seq, 6);
+    hub_db_ingest_counts(db2, &one2, &full2);
+    CHECK_INT(one2, 1);
+    CHECK_INT(full2, 0);
+    CHECK_OK(post(db, &j, NULL, &r));
+    CHECK_INT(r.stored, 0);
+    CHECK_INT(r.duplicates, 2);
+    CHECK_INT(r.acked_seq, 6);
+    hub_db_ingest_counts(db, &one, &full);
+    CHECK_INT(one - one0, 1);
+    CHECK_INT(full - full0, 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE device_id = '%s'", idg);
+    CHECK_INT(psql_u64(uri, sql), 6);
+
+    /* the device's key changed in the database behind the hubs' backs: the key the first hub
+     * keeps still verifies the batch, the row no longer names it, and the batch judged in full
+     * against the row's key is refused */
+    snprintf(sql, sizeof(sql),
+             "UPDATE devices SET pub_pem = (SELECT pub_pem FROM devices WHERE device_id = "
+             "'%s') WHERE device_id = '%s'; SELECT 0",
+             ido, idg);
+    CHECK_INT(psql_u64(uri, sql), 0);
+    record(&g, 7, 2);
+    batch(&g, 6, 10, &j);
+    CHECK_ERR(post(db, &j, NULL, &r), POSGATE_ERR_BADSIG);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE device_id = '%s'", idg);
+    CHECK_INT(psql_u64(uri, sql), 6);
+    hub_db_ingest_counts(db, &one, &full);
+    CHECK_INT(one - one0, 1);
+
+    hub_db_close(db2);
+    dev_close(&g);
+    dev_close(&other);
+    buf_free(&j);
+}
+
 int
 main(void)
 {
@@ -645,6 +722,10 @@ main(void)
         CHECK_INT(num(stats_device(root, idg), "gaps"), 1);
         cJSON_Delete(root);
         dev_close(&g);
+    }
+
+    if (hub_db_is_uri(hubpath)) {
+        test_one_statement(hubpath, db);
     }
 
     /* a reopened store keeps everything */
