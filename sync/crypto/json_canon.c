@@ -58,6 +58,66 @@ cmp_names(const void *a, const void *b)
     return strcmp(x->string, y->string);
 }
 
+#define KIDS_ON_STACK 32
+
+/* The members of object v sorted by name: in stack (KIDS_ON_STACK) when they fit, sorted by
+ * insertion (an object in canonical form is sorted already: one pass), else on the heap
+ * (*kids != stack: the caller frees it). NOMEM, or PARSE for a member without a name. */
+static enum posgate_err
+sorted_kids(const cJSON *v, const cJSON **stack, const cJSON ***kids, size_t *n)
+{
+    const cJSON *c;
+    size_t i = 0;
+
+    *n = 0;
+    for (c = v->child; c != NULL; c = c->next) {
+        if (c->string == NULL) {
+            return POSGATE_ERR_PARSE;
+        }
+        (*n)++;
+    }
+    *kids = *n <= KIDS_ON_STACK ? stack : plat_calloc(*n, sizeof(**kids));
+    if (*kids == NULL) {
+        return POSGATE_ERR_NOMEM;
+    }
+    for (c = v->child; c != NULL; c = c->next) {
+        (*kids)[i++] = c;
+    }
+    if (*kids != stack) {
+        qsort(*kids, *n, sizeof(**kids), cmp_names);
+        return POSGATE_OK;
+    }
+    for (i = 1; i < *n; i++) {
+        const cJSON *x = stack[i];
+        size_t j = i;
+
+        while (j > 0 && strcmp(stack[j - 1]->string, x->string) > 0) {
+            stack[j] = stack[j - 1];
+            j--;
+        }
+        stack[j] = x;
+    }
+    return POSGATE_OK;
+}
+
+/* An integer within +-2^53 in decimal, as "%lld" writes it. */
+static enum posgate_err
+encode_int(long long v, struct buf *out)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        d[--i] = '-';
+    }
+    return buf_append(out, d + i, sizeof(d) - i);
+}
+
 static enum posgate_err
 encode_string(const char *s, struct buf *out)
 {
@@ -104,7 +164,7 @@ encode(const cJSON *v, struct buf *out, int depth)
         if (!isfinite(d) || d != floor(d) || fabs(d) > JSON_SAFE_INT) {
             return POSGATE_ERR_UNSUPPORTED;
         }
-        return buf_printf(out, "%lld", (long long)d);
+        return encode_int((long long)d, out);
     }
     if (cJSON_IsString(v)) {
         return encode_string(v->valuestring != NULL ? v->valuestring : "", out);
@@ -126,25 +186,14 @@ encode(const cJSON *v, struct buf *out, int depth)
         return err == POSGATE_OK ? buf_append(out, "]", 1) : err;
     }
     if (cJSON_IsObject(v)) {
-        const cJSON *c;
+        const cJSON *stack[KIDS_ON_STACK];
         const cJSON **kids;
         size_t n = 0, i = 0;
 
-        for (c = v->child; c != NULL; c = c->next) {
-            n++;
+        err = sorted_kids(v, stack, &kids, &n);
+        if (err != POSGATE_OK) {
+            return err;
         }
-        kids = plat_calloc(n ? n : 1, sizeof(*kids));
-        if (kids == NULL) {
-            return POSGATE_ERR_NOMEM;
-        }
-        for (c = v->child; c != NULL; c = c->next) {
-            if (c->string == NULL) {
-                plat_free(kids);
-                return POSGATE_ERR_PARSE;
-            }
-            kids[i++] = c;
-        }
-        qsort(kids, n, sizeof(*kids), cmp_names);
         err = buf_append(out, "{", 1);
         for (i = 0; i < n && err == POSGATE_OK; i++) {
             if (i > 0) {
@@ -160,7 +209,9 @@ encode(const cJSON *v, struct buf *out, int depth)
                 err = encode(kids[i], out, depth + 1);
             }
         }
-        plat_free(kids);
+        if (kids != stack) {
+            plat_free(kids);
+        }
         return err == POSGATE_OK ? buf_append(out, "}", 1) : err;
     }
     return POSGATE_ERR_PARSE;
@@ -187,30 +238,28 @@ check_tree(const cJSON *v, int depth, char *errmsg, size_t errcap)
         return POSGATE_ERR_TOOBIG;
     }
     if (cJSON_IsObject(v)) {
-        size_t n = 0, i = 0;
+        const cJSON *stack[KIDS_ON_STACK];
         const cJSON **kids;
+        size_t n = 0;
 
-        for (c = v->child; c != NULL; c = c->next) {
-            n++;
+        err = sorted_kids(v, stack, &kids, &n);
+        if (err != POSGATE_OK) {
+            snprintf(errmsg, errcap, "%s", err == POSGATE_ERR_NOMEM ? "out of memory"
+                                                                     : "JSON member without a name");
+            return err;
         }
-        if (n > 1) {
-            kids = plat_calloc(n, sizeof(*kids));
-            if (kids == NULL) {
-                return POSGATE_ERR_NOMEM;
+        for (size_t i = 1; i < n && err == POSGATE_OK; i++) {
+            if (strcmp(kids[i - 1]->string, kids[i]->string) == 0) {
+                snprintf(errmsg, errcap, "JSON object has the key \"%.64s\" twice",
+                         kids[i]->string);
+                err = POSGATE_ERR_PARSE;
             }
-            for (c = v->child; c != NULL; c = c->next) {
-                kids[i++] = c;
-            }
-            qsort(kids, n, sizeof(*kids), cmp_names);
-            for (i = 1; i < n; i++) {
-                if (strcmp(kids[i - 1]->string, kids[i]->string) == 0) {
-                    snprintf(errmsg, errcap, "JSON object has the key \"%.64s\" twice",
-                             kids[i]->string);
-                    plat_free(kids);
-                    return POSGATE_ERR_PARSE;
-                }
-            }
+        }
+        if (kids != stack) {
             plat_free(kids);
+        }
+        if (err != POSGATE_OK) {
+            return err;
         }
     }
     if (cJSON_IsObject(v) || cJSON_IsArray(v)) {

@@ -253,11 +253,10 @@ judge_breaks(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_
 
 /* The enrolled key must verify the signature over the head: else BADSIG with res->error. */
 static enum posgate_err
-judge_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *res)
+judge_signature(const struct crypto_pubkey *pk, const struct hub_batch *b, struct hub_ingest *res)
 {
-    struct crypto_pubkey *pk = NULL;
     struct buf msg = BUF_INIT(512);
-    enum posgate_err err = crypto_pubkey_from_pem(pem, CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk);
+    enum posgate_err err = pk != NULL ? POSGATE_OK : POSGATE_ERR_INVALID;
 
     if (err == POSGATE_OK) {
         err = audit_head_message(b->device_id, b->head_seq, b->head_hash, &msg);
@@ -272,7 +271,6 @@ judge_signature(const char *pem, const struct hub_batch *b, struct hub_ingest *r
                  (unsigned long long)b->head_seq, b->device_id);
         err = POSGATE_ERR_BADSIG;
     }
-    crypto_pubkey_free(pk);
     buf_free(&msg);
     return err;
 }
@@ -290,7 +288,23 @@ hub_judge_unenrolled(const struct hub_batch *b, struct hub_ingest *res)
 enum posgate_err
 hub_judge_signed(const char *pem, const struct hub_batch *b, struct hub_ingest *res)
 {
-    enum posgate_err err = judge_signature(pem, b, res);
+    struct crypto_pubkey *pk = NULL;
+    enum posgate_err err;
+
+    /* a key that cannot be read verifies nothing: BADSIG, as judge_signature says */
+    if (crypto_pubkey_from_pem(pem, CRYPTO_SCHEME_ECDSA_P256_SHA256, &pk) != POSGATE_OK) {
+        pk = NULL;
+    }
+    err = hub_judge_signed_key(pk, b, res);
+    crypto_pubkey_free(pk);
+    return err;
+}
+
+enum posgate_err
+hub_judge_signed_key(const struct crypto_pubkey *pk, const struct hub_batch *b,
+                     struct hub_ingest *res)
+{
+    enum posgate_err err = judge_signature(pk, b, res);
 
     /* an event the signature does not cover proves nothing about the device: refused, and
      * nothing recorded (anyone holding a captured batch could have edited it) */

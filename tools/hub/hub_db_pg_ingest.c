@@ -31,6 +31,7 @@
 #include "hub_db_pg_internal.h"
 
 #include "buf.h"
+#include "crypto.h"
 #include "plat_mem.h"
 
 #define OID_BYTEA 17
@@ -626,17 +627,29 @@ store(struct pg *db, const struct hub_batch *b, const char *key, const struct de
 
 /* ---- the enrolled keys this process knows, and the batch in one statement ---- */
 
-#define KEYS_MAX ((size_t)1 << 18) /* devices whose keys are kept (~230 bytes each) */
-#define PEM_MAX  1024              /* a longer key is not kept (a P-256 key's PEM: ~180) */
+#define KEYS_MAX   ((size_t)1 << 18) /* devices whose keys are kept (~230 bytes each) */
+#define PARSED_MAX ((size_t)1 << 14) /* of them, read for verification (a few KiB each) */
+#define PEM_MAX    1024              /* a longer key is not kept (a P-256 key's PEM: ~180) */
 
-/* Device id to enrolled key (a PEM), read from devices: all of them on the first batch, then
- * each device judged in full. A device's key is never replaced (enroll refuses another key
- * for an enrolled id), and S_APPEND compares it with the row anyway. Slots of an open hash
- * table hold "id\0pem\0" strings. */
+/* A device's enrolled key: its PEM as devices holds it, and the key read from it once (NULL
+ * until a batch needs it, and for all but PARSED_MAX devices). A key read stays until the
+ * store closes, so a reader may use it after the lock (an entry whose PEM changed gets a new
+ * one; the old goes on the retired list). */
+struct key_entry {
+    char id[DEVICE_ID_HEX_LEN + 1];
+    char *pem;
+    struct crypto_pubkey *pk;
+    struct key_entry *retired;
+};
+
+/* Device id to enrolled key, read from devices: all of them on the first batch, then each
+ * device judged in full. A device's key is never replaced by posgate-hub (enroll refuses
+ * another key for an enrolled id), and S_APPEND compares it with the row anyway. */
 struct hpg_keys {
     pthread_rwlock_t lock;
-    char **slot;
-    size_t cap, n;
+    struct key_entry **slot; /* an open hash table, at most half full */
+    size_t cap, n, parsed;
+    struct key_entry *retired;
     int loaded; /* 0 not yet, 1 being read, 2 read */
     uint64_t appended, judged;
 };
@@ -652,6 +665,16 @@ hpg_keys_new(void)
     return k;
 }
 
+static void
+entry_free(struct key_entry *e)
+{
+    if (e != NULL) {
+        crypto_pubkey_free(e->pk);
+        plat_free(e->pem);
+        plat_free(e);
+    }
+}
+
 void
 hpg_keys_free(struct hpg_keys *k)
 {
@@ -659,7 +682,13 @@ hpg_keys_free(struct hpg_keys *k)
         return;
     }
     for (size_t i = 0; i < k->cap; i++) {
-        plat_free(k->slot[i]);
+        entry_free(k->slot[i]);
+    }
+    while (k->retired != NULL) {
+        struct key_entry *e = k->retired;
+
+        k->retired = e->retired;
+        entry_free(e);
     }
     plat_free(k->slot);
     pthread_rwlock_destroy(&k->lock);
@@ -676,29 +705,43 @@ hpg_ingest_counts(void *impl, uint64_t *appended, uint64_t *judged)
 }
 
 static size_t
-key_slot(const struct hpg_keys *k, const char *id)
+key_slot(size_t cap, const char *id)
 {
     uint64_t h = 1469598103934665603u; /* FNV-1a */
 
     for (size_t i = 0; i < DEVICE_ID_HEX_LEN; i++) {
         h = (h ^ (uint8_t)id[i]) * 1099511628211u;
     }
-    return (size_t)h & (k->cap - 1);
+    return (size_t)h & (cap - 1);
 }
 
-/* Copies the key kept for id into pem (PEM_MAX + 1 bytes): false when none is kept. */
+/* id's slot (locked by the caller): its entry, or the empty slot where it would go. */
+static size_t
+key_find(const struct hpg_keys *k, const char *id)
+{
+    size_t i = key_slot(k->cap, id);
+
+    while (k->slot[i] != NULL && memcmp(k->slot[i]->id, id, DEVICE_ID_HEX_LEN + 1) != 0) {
+        i = (i + 1) & (k->cap - 1);
+    }
+    return i;
+}
+
+/* Copies the key kept for id into pem (PEM_MAX + 1 bytes) and *pk the key read from it (NULL
+ * when not read yet): false when none is kept. */
 static bool
-keys_get(struct hpg_keys *k, const char *id, char *pem)
+keys_get(struct hpg_keys *k, const char *id, char *pem, const struct crypto_pubkey **pk)
 {
     bool found = false;
 
     pthread_rwlock_rdlock(&k->lock);
-    for (size_t i = k->cap > 0 ? key_slot(k, id) : 0; k->cap > 0 && k->slot[i] != NULL;
-         i = (i + 1) & (k->cap - 1)) {
-        if (memcmp(k->slot[i], id, DEVICE_ID_HEX_LEN + 1) == 0) {
-            snprintf(pem, PEM_MAX + 1, "%s", k->slot[i] + DEVICE_ID_HEX_LEN + 1);
+    if (k->cap > 0) {
+        const struct key_entry *e = k->slot[key_find(k, id)];
+
+        if (e != NULL) {
+            snprintf(pem, PEM_MAX + 1, "%s", e->pem);
+            *pk = e->pk;
             found = true;
-            break;
         }
     }
     pthread_rwlock_unlock(&k->lock);
@@ -709,15 +752,22 @@ keys_get(struct hpg_keys *k, const char *id, char *pem)
 static void
 keys_put_locked(struct hpg_keys *k, const char *id, const char *pem, size_t pem_len)
 {
-    size_t i, id_len = strnlen(id, DEVICE_ID_HEX_LEN + 1);
-    char *e;
+    struct key_entry *e;
+    size_t i;
 
-    if (id_len != DEVICE_ID_HEX_LEN || pem_len > PEM_MAX || k->n >= KEYS_MAX) {
+    if (strnlen(id, DEVICE_ID_HEX_LEN + 1) != DEVICE_ID_HEX_LEN || pem_len > PEM_MAX) {
         return;
     }
-    if (2 * (k->n + 1) > k->cap) { /* at most half full */
+    if (k->cap > 0 && (e = k->slot[key_find(k, id)]) != NULL) {
+        if (strlen(e->pem) == pem_len && memcmp(e->pem, pem, pem_len) == 0) {
+            return; /* kept already */
+        }
+    } else if (k->n >= KEYS_MAX) {
+        return;
+    }
+    if (2 * (k->n + 1) > k->cap) {
         size_t cap = k->cap > 0 ? 2 * k->cap : 1024;
-        char **slot = plat_calloc(cap, sizeof(*slot)), **old = k->slot;
+        struct key_entry **slot = plat_calloc(cap, sizeof(*slot)), **old = k->slot;
         size_t old_cap = k->cap;
 
         if (slot == NULL) {
@@ -727,26 +777,27 @@ keys_put_locked(struct hpg_keys *k, const char *id, const char *pem, size_t pem_
         k->cap = cap;
         for (size_t j = 0; j < old_cap; j++) {
             if (old[j] != NULL) {
-                for (i = key_slot(k, old[j]); slot[i] != NULL; i = (i + 1) & (cap - 1)) {
-                }
-                slot[i] = old[j];
+                slot[key_find(k, old[j]->id)] = old[j];
             }
         }
         plat_free(old);
     }
-    for (i = key_slot(k, id); k->slot[i] != NULL; i = (i + 1) & (k->cap - 1)) {
-        if (memcmp(k->slot[i], id, DEVICE_ID_HEX_LEN + 1) == 0) {
-            return; /* kept already */
-        }
+    e = plat_calloc(1, sizeof(*e));
+    if (e == NULL || (e->pem = plat_malloc(pem_len + 1)) == NULL) {
+        plat_free(e);
+        return;
     }
-    e = plat_malloc(DEVICE_ID_HEX_LEN + 1 + pem_len + 1);
-    if (e != NULL) {
-        memcpy(e, id, DEVICE_ID_HEX_LEN + 1);
-        memcpy(e + DEVICE_ID_HEX_LEN + 1, pem, pem_len);
-        e[DEVICE_ID_HEX_LEN + 1 + pem_len] = 0;
-        k->slot[i] = e;
+    memcpy(e->id, id, DEVICE_ID_HEX_LEN + 1);
+    memcpy(e->pem, pem, pem_len);
+    e->pem[pem_len] = 0;
+    i = key_find(k, id);
+    if (k->slot[i] != NULL) { /* another key for id: the old one may be in use */
+        k->slot[i]->retired = k->retired;
+        k->retired = k->slot[i];
+    } else {
         k->n++;
     }
+    k->slot[i] = e;
 }
 
 static void
@@ -755,6 +806,42 @@ keys_put(struct hpg_keys *k, const char *id, const char *pem)
     pthread_rwlock_wrlock(&k->lock);
     keys_put_locked(k, id, pem, strlen(pem));
     pthread_rwlock_unlock(&k->lock);
+}
+
+/* The key read from pem, kept with id's entry while fewer than PARSED_MAX are (*pk); else
+ * *own, which the caller frees. NULL in both when pem is not a key. */
+static void
+keys_read(struct hpg_keys *k, const char *id, const char *pem, const struct crypto_pubkey **pk,
+          struct crypto_pubkey **own)
+{
+    struct crypto_pubkey *x = NULL;
+
+    *pk = NULL;
+    *own = NULL;
+    if (crypto_pubkey_from_pem(pem, CRYPTO_SCHEME_ECDSA_P256_SHA256, &x) != POSGATE_OK) {
+        return;
+    }
+    pthread_rwlock_wrlock(&k->lock);
+    {
+        struct key_entry *e = k->cap > 0 ? k->slot[key_find(k, id)] : NULL;
+
+        if (e != NULL && e->pk != NULL && strcmp(e->pem, pem) == 0) {
+            *pk = e->pk; /* read by another batch meanwhile */
+        } else if (e != NULL && e->pk == NULL && strcmp(e->pem, pem) == 0 &&
+                   k->parsed < PARSED_MAX) {
+            e->pk = x;
+            k->parsed++;
+            *pk = x;
+            x = NULL;
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    if (*pk == NULL) {
+        *own = x;
+        *pk = x;
+    } else {
+        crypto_pubkey_free(x);
+    }
 }
 
 /* Every enrolled key (up to KEYS_MAX), read once by the first batch of this process; a read
@@ -802,19 +889,27 @@ ingest_append(struct pg *db, struct hpg_keys *keys, const struct hub_batch *b, c
     PGresult *r = NULL;
     bool *keep = NULL;
     char pem[PEM_MAX + 1];
+    const struct crypto_pubkey *pk = NULL;
+    struct crypto_pubkey *own = NULL;
     enum posgate_err err = POSGATE_OK;
+    bool judged;
 
     *done = false;
-    if (b->n == 0 || !keys_get(keys, b->device_id, pem)) {
+    if (b->n == 0 || !keys_get(keys, b->device_id, pem, &pk)) {
         return POSGATE_OK;
+    }
+    if (pk == NULL) {
+        keys_read(keys, b->device_id, pem, &pk, &own);
     }
     /* judged as if the device's head were the seq before the batch, with the hash its first
      * event names: the statement stores it only when the row says so */
     d.head = b->ev[0].seq - 1;
     memcpy(d.head_hash, b->ev[0].prev, AUDIT_HASH_LEN);
-    if (hub_judge_signed(pem, b, res) != POSGATE_OK ||
-        hub_judge_chain(b, held_cb, &held, &k, res) != 0 ||
-        hub_judge_gap(b, res, held_cb, &held) != 0) {
+    judged = hub_judge_signed_key(pk, b, res) == POSGATE_OK &&
+             hub_judge_chain(b, held_cb, &held, &k, res) == 0 &&
+             hub_judge_gap(b, res, held_cb, &held) == 0;
+    crypto_pubkey_free(own);
+    if (!judged) {
         *res = before;
         return POSGATE_OK;
     }

@@ -37,6 +37,8 @@
 
 #include "hub_db.h"
 
+struct crypto_pubkey;
+
 enum hub_table {
     HUB_T_DEVICES,
     HUB_T_EVENTS,
@@ -167,6 +169,10 @@ POSGATE_WUR enum posgate_err hub_judge_unenrolled(const struct hub_batch *b,
                                                   struct hub_ingest *res);
 POSGATE_WUR enum posgate_err hub_judge_signed(const char *pem, const struct hub_batch *b,
                                               struct hub_ingest *res);
+/* The same with the key already read (NULL: BADSIG). */
+POSGATE_WUR enum posgate_err hub_judge_signed_key(const struct crypto_pubkey *pk,
+                                                  const struct hub_batch *b,
+                                                  struct hub_ingest *res);
 int hub_judge_chain(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
                     struct hub_ingest *res);
 int hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, hub_held_fn held,

@@ -63,6 +63,38 @@ main(void)
     CHECK_STR(canon("{\"n\": 1e300}", &out), "ENCODE-ERROR");
     CHECK_STR(canon("[9007199254740992]", &out), "[9007199254740992]");
     CHECK_STR(canon("{}", &out), "{}");
+    CHECK_STR(canon("[0, -0, -9007199254740992, 10, -1]", &out),
+              "[0,0,-9007199254740992,10,-1]");
+    /* members in reverse order, and more of them than the sort keeps on its stack (32) */
+    {
+        struct buf in = BUF_INIT(4096), want = BUF_INIT(4096);
+
+        for (int round = 0; round < 2; round++) {
+            int n = round == 0 ? 9 : 40;
+
+            buf_reset(&in);
+            buf_reset(&want);
+            CHECK_OK(buf_append_str(&in, "{"));
+            CHECK_OK(buf_append_str(&want, "{"));
+            for (int k = n - 1; k >= 0; k--) {
+                CHECK_OK(buf_printf(&in, "%s\"k%02d\": %d", k == n - 1 ? "" : ", ", k, k));
+            }
+            for (int k = 0; k < n; k++) {
+                CHECK_OK(buf_printf(&want, "%s\"k%02d\":%d", k == 0 ? "" : ",", k, k));
+            }
+            CHECK_OK(buf_append_str(&in, "}"));
+            CHECK_OK(buf_append_str(&want, "}"));
+            CHECK_STR(canon(buf_cstr(&in), &out), buf_cstr(&want));
+            /* the same name twice among them */
+            in.len--;
+            CHECK_OK(buf_append_str(&in, ", \"k05\": 1}"));
+            CHECK_ERR(json_parse_bounded(in.data, in.len, 4096, &v, msg, sizeof(msg)),
+                      POSGATE_ERR_PARSE);
+            CHECK_CONTAINS(msg, "key \"k05\" twice");
+        }
+        buf_free(&in);
+        buf_free(&want);
+    }
     CHECK_OK(json_parse_bounded("{\"k\":\"v\"}", 9, 100, &v, msg, sizeof(msg)));
     CHECK_ERR(json_canon_encode(v, &tiny), POSGATE_ERR_TOOBIG);
     cJSON_Delete(v);
