@@ -8,6 +8,7 @@
 #include "json_canon.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 #include "plat_mem.h"
 
 #define JSON_MAX_DEPTH 64
+#define JSON_ARENA_MIN ((size_t)64 << 10)
+#define JSON_ARENA_MAX ((size_t)4 << 20)
 #define JSON_SAFE_INT  9007199254740992.0 /* 2^53 */
 
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
@@ -25,11 +28,44 @@ static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
  * failure, and json_parse_bounded tells the two apart by this count. */
 static _Thread_local unsigned long alloc_failures;
 
+/* The arena of this thread (json_arena_begin): a buffer kept from one use to the next, freed
+ * when the thread ends. */
+struct arena {
+    unsigned char *base;
+    size_t cap, used;
+    bool on;
+};
+
+static pthread_key_t arena_key;
+static _Thread_local struct arena *arena_tls;
+
+static void
+arena_drop(void *p)
+{
+    struct arena *a = p;
+
+    if (a != NULL) {
+        plat_free(a->base);
+        plat_free(a);
+    }
+}
+
 static void *
 hook_malloc(size_t n)
 {
-    void *p = plat_malloc(n);
+    struct arena *a = arena_tls;
+    void *p;
 
+    if (a != NULL && a->on && n <= a->cap - a->used) {
+        size_t step = (n + 15) & ~(size_t)15; /* aligned as malloc's */
+
+        if (step <= a->cap - a->used) {
+            p = a->base + a->used;
+            a->used += step;
+            return p;
+        }
+    }
+    p = plat_malloc(n);
     if (p == NULL) {
         alloc_failures++;
     }
@@ -37,11 +73,63 @@ hook_malloc(size_t n)
 }
 
 static void
+hook_free(void *p)
+{
+    const struct arena *a = arena_tls;
+
+    if (a != NULL && (unsigned char *)p >= a->base && (unsigned char *)p < a->base + a->cap) {
+        return; /* the arena's: given back all at once */
+    }
+    plat_free(p);
+}
+
+static void
 install_hooks(void)
 {
-    cJSON_Hooks h = {hook_malloc, plat_free};
+    cJSON_Hooks h = {hook_malloc, hook_free};
 
+    (void)pthread_key_create(&arena_key, arena_drop);
     cJSON_InitHooks(&h);
+}
+
+void
+json_arena_begin(size_t hint)
+{
+    struct arena *a;
+
+    json_init_hooks();
+    a = arena_tls;
+    if (a == NULL) {
+        a = plat_calloc(1, sizeof(*a));
+        if (a == NULL || pthread_setspecific(arena_key, a) != 0) {
+            plat_free(a);
+            return; /* no arena: cJSON allocates as usual */
+        }
+        arena_tls = a;
+    }
+    hint = hint < JSON_ARENA_MIN ? JSON_ARENA_MIN : hint > JSON_ARENA_MAX ? JSON_ARENA_MAX : hint;
+    if (a->cap < hint) {
+        unsigned char *base = plat_malloc(hint);
+
+        if (base != NULL) {
+            plat_free(a->base);
+            a->base = base;
+            a->cap = hint;
+        }
+    }
+    a->used = 0;
+    a->on = a->base != NULL;
+}
+
+void
+json_arena_end(void)
+{
+    struct arena *a = arena_tls;
+
+    if (a != NULL) {
+        a->on = false;
+        a->used = 0;
+    }
 }
 
 void

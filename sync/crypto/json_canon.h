@@ -28,6 +28,14 @@ POSGATE_WUR enum posgate_err json_parse_bounded(const void *data, size_t len, si
 /* Points cJSON at the platform allocator (idempotent, thread-safe). */
 void json_init_hooks(void);
 
+/* Until json_arena_end, this thread's cJSON allocations come from a buffer of about hint bytes
+ * (64 KiB to 4 MiB, kept for the thread's next use) and frees of them cost nothing; past the
+ * buffer, the platform allocator as usual. Every tree made in between must be deleted before
+ * json_arena_end (the buffer is reused by the next json_arena_begin). For a reader that parses
+ * and drops a large document many times (the collector's batches). */
+void json_arena_begin(size_t hint);
+void json_arena_end(void);
+
 /* An integer member: INVALID when absent, not a number, not integral or out of range. */
 POSGATE_WUR enum posgate_err json_get_int(const struct cJSON *obj, const char *name, int64_t min,
                                           int64_t max, int64_t *out);

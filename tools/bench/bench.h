@@ -95,5 +95,6 @@ int bench_cmd_spawn(int argc, char **argv);
 int bench_cmd_fleet(int argc, char **argv);
 int bench_cmd_upload(int argc, char **argv);
 int bench_cmd_pgcopy(int argc, char **argv);
+int bench_cmd_hubparse(int argc, char **argv);
 
 #endif

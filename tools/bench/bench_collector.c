@@ -48,6 +48,7 @@
 
 #include "bench.h"
 #include "bench_fleet.h"
+#include "hub_batch.h"
 #include "plat_file.h"
 #include "uploader.h"
 
@@ -611,4 +612,62 @@ bench_cmd_upload(int argc, char **argv)
     free(sh.recs);
     free(sh.devs);
     return errors > 0 ? 1 : 0;
+}
+
+/* ---- hubparse: the hub's parse of one batch, in a loop ---- */
+
+static int
+keep_batch(void *ctx, unsigned long index, const struct buf *json,
+           const struct audit_batch_info *info)
+{
+    (void)index;
+    (void)info;
+    return buf_append(ctx, json->data, json->len) == POSGATE_OK ? 0 : -1;
+}
+
+int
+bench_cmd_hubparse(int argc, char **argv)
+{
+    const char *work = bench_arg(argc, argv, "--work", NULL);
+    uint64_t events = bench_arg_u64(argc, argv, "--events", 25);
+    uint64_t rounds = bench_arg_u64(argc, argv, "--rounds", 20000);
+    struct bench_fleet_dev *dev = NULL;
+    struct buf json = BUF_INIT(HUB_BATCH_JSON_MAX);
+    struct timespec t0, t1;
+    char msg[512], dir[4096];
+    double s;
+
+    if (work == NULL || events == 0 || events > 10000 || rounds == 0) {
+        bench_die("usage: hubparse --work DIR [--events E (1..10000, default 25)] "
+                  "[--rounds R (default 20000)]");
+    }
+    snprintf(dir, sizeof(dir), "%s/hubparse", work);
+    if (plat_mkdir_p(work, 0700) != POSGATE_OK) {
+        bench_die("hubparse: cannot make %s", work);
+    }
+    if (bench_fleet_make(dir, 1, (unsigned long)events, &dev, msg, sizeof(msg)) != POSGATE_OK) {
+        bench_die("hubparse: %s", msg);
+    }
+    /* one batch of every event */
+    if (bench_fleet_cut(dev, (unsigned long)events, (unsigned long)events, keep_batch, &json, msg,
+                        sizeof(msg)) != POSGATE_OK) {
+        bench_die("hubparse: %s", msg);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    for (uint64_t i = 0; i < rounds; i++) {
+        struct hub_batch *b = NULL;
+
+        if (hub_batch_parse(json.data, json.len, &b, msg, sizeof(msg)) != POSGATE_OK) {
+            bench_die("hubparse: %s", msg);
+        }
+        hub_batch_free(b);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("hubparse_batch_bytes=%zu\n", json.len);
+    printf("hubparse_events=%" PRIu64 "\n", events);
+    printf("hubparse_cpu_us_per_event=%.2f\n", s * 1e6 / (double)(rounds * events));
+    bench_fleet_free(dev);
+    buf_free(&json);
+    return 0;
 }

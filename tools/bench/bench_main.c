@@ -32,6 +32,7 @@ static const struct command commands[] = {
     {"fleet", bench_cmd_fleet, "simulated kiosks' signed audit batches (collector-bench)"},
     {"upload", bench_cmd_upload, "kiosks' uploads to posgate-hub: events/s, ack latency"},
     {"pgcopy", bench_cmd_pgcopy, "PostgreSQL COPY of the hub's event rows (the floor)"},
+    {"hubparse", bench_cmd_hubparse, "the hub's parse of one signed batch, CPU per event"},
 };
 
 int

@@ -99,6 +99,34 @@ main(void)
     CHECK_ERR(json_canon_encode(v, &tiny), POSGATE_ERR_TOOBIG);
     cJSON_Delete(v);
 
+    /* an arena: the same trees, past its end the allocator as usual (ASan and valgrind runs
+     * see every allocation outside it freed), and the allocator as usual after it */
+    {
+        struct buf big = BUF_INIT(1 << 22);
+
+        CHECK_OK(buf_append_str(&big, "["));
+        for (int k = 0; k < 20000; k++) {
+            CHECK_OK(buf_printf(&big, "%s{\"b\":\"x%d\",\"a\":%d}", k > 0 ? "," : "", k, k));
+        }
+        CHECK_OK(buf_append_str(&big, "]"));
+        for (int round = 0; round < 3; round++) {
+            if (round < 2) {
+                json_arena_begin(round == 0 ? 4 * big.len : 1); /* 1: 64 KiB, soon full */
+            }
+            CHECK_OK(json_parse_bounded(big.data, big.len, big.len, &v, msg, sizeof(msg)));
+            buf_reset(&out);
+            CHECK_OK(json_canon_encode(v, &out));
+            CHECK_CONTAINS(buf_cstr(&out), "{\"a\":19999,\"b\":\"x19999\"}]");
+            CHECK_INT(out.len, big.len);
+            cJSON_Delete(v);
+            v = NULL;
+            if (round < 2) {
+                json_arena_end();
+            }
+        }
+        buf_free(&big);
+    }
+
     /* json_get_int */
     {
         const char *j = "{\"v\":7,\"f\":1.5,\"s\":\"7\",\"big\":1e20}";
