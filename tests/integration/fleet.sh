@@ -13,7 +13,8 @@
 #     10 wrong ones within a minute, whatever it presents then) or the auditor's outside
 #     listings, 403 on a hub without --admin-token, 404 without --db; the login (session cookie
 #     HttpOnly, SameSite=Strict; Secure over HTTPS), refused from another origin; the logout
-#     ending it; over HTTPS with --tls-client-ca, a verified client certificate as admin;
+#     ending it; over HTTPS, a certificate of --admin-client-ca as admin and one of the kiosks'
+#     CA (--tls-client-ca) not;
 #   - the headers: a Content-Security-Policy, nosniff, no CORS header even when asked; the
 #     page's files with their types and no URL of another host.
 # With POSGATE_TEST_PG_URI set (with_pg.sh) the collector's store is that PostgreSQL database,
@@ -226,35 +227,64 @@ expect 200 "logout" /dashboard/logout -X POST -H "Cookie: $COOKIE"
 expect 401 "overview after the logout" /v1/fleet/overview -H "Cookie: $COOKIE"
 stop_hub
 
-# ---- HTTPS with client certificates: a verified certificate is admin, the cookie is Secure
+# ---- HTTPS with client certificates: a certificate of the admins' CA is admin, one of the
+# kiosks' CA is not (every kiosk holds one), and the cookie is Secure
 mkdir "$T/pki"
 (
     cd "$T/pki"
     ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
     openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=fleet-ca 2>/dev/null
+    openssl req -x509 "${ec[@]}" -keyout admin-ca.key -out admin-ca.pem -days 2 -subj /CN=admin-ca 2>/dev/null
     openssl req -x509 "${ec[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=other 2>/dev/null
     openssl req "${ec[@]}" -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
     printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
         -extfile server.ext -out server.pem 2>/dev/null
-    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj /CN=operator 2>/dev/null
     printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj /CN=kiosk-7 2>/dev/null
     openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
         -extfile client.ext -out client.pem 2>/dev/null
+    openssl req "${ec[@]}" -keyout admin.key -out admin.csr -subj /CN=operator 2>/dev/null
+    openssl x509 -req -in admin.csr -CA admin-ca.pem -CAkey admin-ca.key -CAcreateserial -days 2 \
+        -extfile client.ext -out admin.pem 2>/dev/null
+    # a certificate of the admins' CA for servers only: not a client credential
+    printf 'extendedKeyUsage=serverAuth\n' > serveronly.ext
+    openssl req "${ec[@]}" -keyout srvonly.key -out srvonly.csr -subj /CN=not-a-client 2>/dev/null
+    openssl x509 -req -in srvonly.csr -CA admin-ca.pem -CAkey admin-ca.key -CAcreateserial -days 2 \
+        -extfile serveronly.ext -out srvonly.pem 2>/dev/null
 )
 P=$T/pki
+KIOSK_CERT=(--cert "$P/client.pem" --key "$P/client.key")
+ADMIN_CERT=(--cert "$P/admin.pem" --key "$P/admin.key")
+code_of() { curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.pem" "$@" || true; }
+# the kiosks' CA only: a kiosk's certificate fetches the feed and is not admin
 start_hub --db "$DB" --feed "$FEED" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --tls-client-ca "$P/ca.pem"
 URL=https://127.0.0.1:$(cat "$T/hub.port")
+expect 403 "kiosks' CA only: no admin credential" /v1/fleet/overview --cacert "$P/ca.pem" "${KIOSK_CERT[@]}"
+grep -q "admin-client-ca" "$T/resp" || fail "the refusal names --admin-client-ca: $(cat "$T/resp")"
+[[ $(code_of "${KIOSK_CERT[@]}" "$URL/metadata/timestamp.json") == 200 ]] ||
+    fail "a kiosk's certificate does not fetch the feed"
+stop_hub
+start_hub --db "$DB" --feed "$FEED" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    --tls-client-ca "$P/ca.pem" --admin-client-ca "$P/admin-ca.pem"
+URL=https://127.0.0.1:$(cat "$T/hub.port")
 expect 401 "HTTPS, no certificate" /v1/fleet/overview --cacert "$P/ca.pem"
-expect 200 "HTTPS, a client certificate" /v1/fleet/overview --cacert "$P/ca.pem" \
-    --cert "$P/client.pem" --key "$P/client.key"
+expect 401 "HTTPS, a kiosk's certificate" /v1/fleet/overview --cacert "$P/ca.pem" "${KIOSK_CERT[@]}"
+expect 200 "HTTPS, an admin's certificate" /v1/fleet/overview --cacert "$P/ca.pem" "${ADMIN_CERT[@]}"
 holds "overview with a certificate" 'd["states"]["chain_broken"] == 1'
-expect 200 "session with a certificate" /dashboard/session --cacert "$P/ca.pem" \
-    --cert "$P/client.pem" --key "$P/client.key"
+expect 200 "session with a certificate" /dashboard/session --cacert "$P/ca.pem" "${ADMIN_CERT[@]}"
 holds "admin by certificate" 'd == {"admin": True, "via": "certificate", "token_login": False}'
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.pem" --cert "$P/other.pem" \
-    --key "$P/other.key" "$URL/v1/fleet/overview" || true)
+expect 200 "session with a kiosk's certificate" /dashboard/session --cacert "$P/ca.pem" "${KIOSK_CERT[@]}"
+holds "a kiosk's certificate is no admin" 'd["admin"] is False'
+code=$(code_of --cert "$P/srvonly.pem" --key "$P/srvonly.key" "$URL/v1/fleet/overview")
+[[ $code == 401 || $code == 000 ]] || fail "an admins' CA certificate for servers only: HTTP $code"
+# an admin's certificate is not a kiosk's: no feed
+[[ $(code_of "${ADMIN_CERT[@]}" "$URL/metadata/timestamp.json") == 403 ]] ||
+    fail "an admin's certificate fetched the feed"
+[[ $(code_of "${KIOSK_CERT[@]}" "$URL/metadata/timestamp.json") == 200 ]] ||
+    fail "a kiosk's certificate does not fetch the feed"
+code=$(code_of --cert "$P/other.pem" --key "$P/other.key" "$URL/v1/fleet/overview")
 [[ $code == 401 || $code == 000 ]] || fail "a certificate of another CA: HTTP $code"
 expect 403 "login without --admin-token" /dashboard/login -X POST --cacert "$P/ca.pem" "${ADMIN[@]}"
 stop_hub

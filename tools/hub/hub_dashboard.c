@@ -512,7 +512,7 @@ fleet(struct hub_dashboard *d, struct MHD_Connection *conn, const char *url, con
     if (!d->has_admin && !d->client_ca && !(for_listing && d->has_auditor)) {
         return refuse(conn, MHD_HTTP_FORBIDDEN,
                       "this hub has no admin credential: start it with --admin-token T (or "
-                      "--tls-client-ca)",
+                      "--admin-client-ca)",
                       method, url);
     }
     if (w == WHO_THROTTLED) {
@@ -569,7 +569,7 @@ hub_dashboard_request(struct hub_dashboard *d, struct MHD_Connection *conn, cons
     if (!d->has_admin && !d->client_ca) {
         return refuse(conn, MHD_HTTP_FORBIDDEN,
                       "this hub has no admin credential: start it with --admin-token T (or "
-                      "--tls-client-ca)",
+                      "--admin-client-ca)",
                       method, url);
     }
     if (strcmp(name, "login") == 0 || strcmp(name, "logout") == 0) {

@@ -42,7 +42,7 @@ struct hub_dashboard_config {
     const char *feed_dir;      /* the served feed (its version is the newest), or NULL */
     const char *admin_token;   /* --admin-token, or NULL; copied */
     const char *auditor_token; /* --auditor-token, or NULL; copied */
-    bool client_ca;            /* --tls-client-ca: a verified client certificate is admin */
+    bool client_ca;            /* --admin-client-ca: a certificate of that CA is admin */
     bool tls;                  /* HTTPS: the session cookie is Secure */
     int64_t silent_s;          /* --silent-minutes, as seconds: the default of silent_minutes */
     struct hub_throttle *throttle; /* borrowed: wrong tokens per peer (hub_throttle.h), or NULL */

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdint.h>
 #include <netinet/in.h>
 
 #include "buf.h"
@@ -174,24 +176,84 @@ simple(struct MHD_Connection *conn, unsigned status, const char *text, const cha
     return ret;
 }
 
-/* The client certificate check of --tls-client-ca. */
+int
+hub_tls_trust_new(const char *pem, size_t len, void **out)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem, (unsigned)len};
+
+    *out = NULL;
+    if (len > UINT32_MAX || gnutls_x509_trust_list_init(&tl, 0) != 0) {
+        return -1;
+    }
+    if (gnutls_x509_trust_list_add_trust_mem(tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0) <= 0) {
+        gnutls_x509_trust_list_deinit(tl, 1);
+        return -1;
+    }
+    *out = tl;
+    return 0;
+}
+
+void
+hub_tls_trust_free(void *trust)
+{
+    if (trust != NULL) {
+        gnutls_x509_trust_list_deinit(trust, 1);
+    }
+}
+
+#define PEER_CHAIN_MAX 8
+
+/* 1 when the connection's client presented a certificate chain that trust verifies for TLS
+ * client authentication (signature, validity dates, key purpose), else 0. The handshake itself
+ * asked for a certificate of any CA MHD was given (--tls-client-ca and --admin-client-ca): which
+ * one signed it is decided here, per use. */
 static int
-client_ok(struct MHD_Connection *conn)
+client_of(struct MHD_Connection *conn, void *trust)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
+                                     (unsigned char *)(uintptr_t)GNUTLS_KP_TLS_WWW_CLIENT, 0};
+    gnutls_x509_crt_t crt[PEER_CHAIN_MAX];
+    const gnutls_datum_t *raw;
     gnutls_session_t s;
-    unsigned status = 0;
+    unsigned n = 0, made = 0, status = 1;
+    int ok = 0;
 
-    if (ci == NULL || ci->tls_session == NULL) {
+    if (trust == NULL || ci == NULL || ci->tls_session == NULL) {
         return 0;
     }
     s = (gnutls_session_t)ci->tls_session;
     if (gnutls_certificate_type_get(s) != GNUTLS_CRT_X509 ||
-        gnutls_certificate_get_peers(s, &status) == NULL) {
+        (raw = gnutls_certificate_get_peers(s, &n)) == NULL || n == 0 || n > PEER_CHAIN_MAX) {
         return 0;
     }
-    return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+    for (; made < n; made++) {
+        if (gnutls_x509_crt_init(&crt[made]) != 0) {
+            break;
+        }
+        if (gnutls_x509_crt_import(crt[made], &raw[made], GNUTLS_X509_FMT_DER) != 0) {
+            made++;
+            break;
+        }
+    }
+    if (made == n) {
+        ok = gnutls_x509_trust_list_verify_crt2(trust, crt, n, &purpose, 1, 0, &status, NULL) ==
+                 0 &&
+             status == 0;
+    }
+    for (unsigned i = 0; i < made; i++) {
+        gnutls_x509_crt_deinit(crt[i]);
+    }
+    return ok;
+}
+
+/* The client certificate check of --tls-client-ca: a kiosk's. */
+static int
+client_ok(const struct hub *h, struct MHD_Connection *conn)
+{
+    return client_of(conn, h->kiosk_trust);
 }
 
 /* ---- the audit collector: POST /v1/audit ---- */
@@ -282,7 +344,7 @@ upload_body(struct hub *h, struct MHD_Connection *conn, struct hub_req *rq, cons
         *ret = reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, only_post, 0, method, url);
         return 0;
     }
-    if (h->client_ca && !client_ok(conn)) {
+    if (h->client_ca && !client_ok(h, conn)) {
         *ret = reply_error(conn, MHD_HTTP_FORBIDDEN,
                            "a client certificate signed by the hub's client CA is required", 0,
                            method, url);
@@ -717,7 +779,7 @@ feed_open(struct hub *h, struct MHD_Connection *conn, const char *url, const cha
         *ret = simple(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n", method, url);
         return 0;
     }
-    if (h->client_ca && !client_ok(conn)) {
+    if (h->client_ca && !client_ok(h, conn)) {
         *ret =
             simple(conn, MHD_HTTP_FORBIDDEN,
                    "a client certificate signed by the hub's client CA is required\n", method, url);
@@ -894,7 +956,8 @@ hub_http_request(void *cls, struct MHD_Connection *conn, const char *url, const 
         return on_upload(h, rq, url, method, upload_data, upload_data_size);
     }
     if (hub_dashboard_owns(url)) {
-        return hub_dashboard_request(h->dash, conn, url, method, h->client_ca && client_ok(conn));
+        return hub_dashboard_request(h->dash, conn, url, method,
+                                     client_of(conn, h->admin_trust) == 1);
     }
     if (strncmp(url, "/v1/decisions/", 14) == 0) {
         return handle_decision(h, conn, url + 14, method);

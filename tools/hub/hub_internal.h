@@ -36,7 +36,9 @@ struct hub_throttle;  /* hub_throttle.h */
 struct hub {
     char root[PATH_MAX]; /* realpath of the feed directory; "" without --feed */
     size_t root_len;
-    int client_ca;             /* verify client certificates */
+    int client_ca;             /* --tls-client-ca: the feed and uploads want a kiosk's certificate */
+    void *kiosk_trust;         /* its CA (hub_tls_trust_new), NULL without it */
+    void *admin_trust;         /* --admin-client-ca: a certificate of this CA is admin, NULL: none */
     struct hub_db *db;         /* the collector; NULL without --db */
     const char *auditor_token; /* --auditor-token: GET /v1/decisions/{id}; NULL: refused */
     struct hub_dashboard *dash; /* /dashboard and /v1/fleet/ (hub_dashboard.h) */
@@ -50,6 +52,11 @@ struct hub {
     struct hub_peer *peers;   /* peers with bodies in progress; at most one per connection */
     size_t n_peers, cap_peers;
 };
+
+/* The CA certificates of pem (len bytes) as a trust list for hub_tls_peer_of: 0, or -1 when
+ * pem holds none (gnutls is included by hub_http.c only). */
+int hub_tls_trust_new(const char *pem, size_t len, void **out);
+void hub_tls_trust_free(void *trust);
 
 /* The usage of the whole program (posgate_hub.c), printed by main and by serve. */
 extern const char hub_usage[];

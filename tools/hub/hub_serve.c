@@ -31,16 +31,17 @@
 
 /* serve's options as the command line gives them. */
 struct serve_opts {
-    const char *feed, *listen, *cert, *key, *ca, *port_file, *dbpath, *auditor, *admin;
+    const char *feed, *listen, *cert, *key, *ca, *admin_ca, *port_file, *dbpath, *auditor, *admin;
     const char *admin_file, *auditor_file;
     uint64_t silent_min; /* --silent-minutes */
     uint64_t max_body, max_inflight, peer_bodies, peer_conns, body_timeout;
     enum plat_log_level lvl;
 };
 
-/* The PEM files of --tls-cert, --tls-key and --tls-client-ca, read before MHD starts. */
+/* The PEM files of --tls-cert, --tls-key, --tls-client-ca and --admin-client-ca, read before MHD
+ * starts; trust: both CAs, for the handshake to take a certificate of either. */
 struct serve_pems {
-    struct buf cert, key, ca;
+    struct buf cert, key, ca, admin_ca, trust;
     struct buf admin, auditor; /* the tokens read from --admin-token-file, --auditor-token-file */
 };
 
@@ -202,6 +203,8 @@ serve_args(int argc, char **argv, struct serve_opts *o)
             o->key = argv[++i];
         } else if (strcmp(a, "--tls-client-ca") == 0) {
             o->ca = argv[++i];
+        } else if (strcmp(a, "--admin-client-ca") == 0) {
+            o->admin_ca = argv[++i];
         } else if (strcmp(a, "--port-file") == 0) {
             o->port_file = argv[++i];
         } else if (strcmp(a, "--db") == 0) {
@@ -252,9 +255,10 @@ serve_args(int argc, char **argv, struct serve_opts *o)
                 hub_usage);
         return 2;
     }
-    if ((o->cert == NULL) != (o->key == NULL) || (o->ca != NULL && o->cert == NULL)) {
+    if ((o->cert == NULL) != (o->key == NULL) ||
+        ((o->ca != NULL || o->admin_ca != NULL) && o->cert == NULL)) {
         fprintf(stderr, "posgate-hub: --tls-cert and --tls-key go together, and "
-                        "--tls-client-ca needs them\n");
+                        "--tls-client-ca and --admin-client-ca need them\n");
         return 2;
     }
     if ((o->admin != NULL && o->admin_file != NULL) ||
@@ -286,9 +290,9 @@ start_daemon(struct hub *h, const struct serve_opts *o, struct sockaddr_storage 
         tls[nt++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)buf_cstr(&pems->key)};
     }
-    if (o->ca != NULL) {
+    if (pems->trust.len > 0) {
         tls[nt++] =
-            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)buf_cstr(&pems->ca)};
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)buf_cstr(&pems->trust)};
     }
     tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     /* the collector waits on fsync: a few threads keep the feed served meanwhile */
@@ -317,13 +321,43 @@ announce(const struct hub *h, const struct serve_opts *o, struct MHD_Daemon *d)
              h->root_len > 0 && h->db != NULL ? " and " : "",
              h->db != NULL ? "audit collection at " HUB_AUDIT_PATH : "", o->listen,
              (unsigned)di->port,
-             o->cert != NULL ? (o->ca != NULL ? "HTTPS, client certificates" : "HTTPS") : "HTTP");
+             o->cert == NULL                             ? "HTTP"
+             : o->ca != NULL && o->admin_ca != NULL ? "HTTPS, kiosk and admin client certificates"
+             : o->ca != NULL                        ? "HTTPS, kiosk client certificates"
+             : o->admin_ca != NULL                  ? "HTTPS, admin client certificates"
+                                                    : "HTTPS");
     if (o->port_file != NULL &&
         plat_write_atomic(o->port_file, pbuf, (size_t)n, 0644) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub: cannot write %s\n", o->port_file);
         return 5;
     }
     return 0;
+}
+
+/* The kiosks' CA (--tls-client-ca) and the admins' (--admin-client-ca), each its own trust list,
+ * and both for the handshake: 1, or 0 said. A certificate of the kiosks' CA is not admin: every
+ * kiosk holds one, and a program on any kiosk could read it; an admin's does not pass for a
+ * kiosk's. The two may be one file, for a hub whose operator wants it so. */
+static int
+client_trusts(struct hub *h, const struct serve_opts *o, struct serve_pems *pems)
+{
+    if (o->ca != NULL && hub_tls_trust_new(buf_cstr(&pems->ca), pems->ca.len, &h->kiosk_trust)) {
+        fprintf(stderr, "posgate-hub: --tls-client-ca %s: expected PEM CA certificates\n", o->ca);
+        return 0;
+    }
+    if (o->admin_ca != NULL &&
+        hub_tls_trust_new(buf_cstr(&pems->admin_ca), pems->admin_ca.len, &h->admin_trust)) {
+        fprintf(stderr, "posgate-hub: --admin-client-ca %s: expected PEM CA certificates\n",
+                o->admin_ca);
+        return 0;
+    }
+    if (buf_append(&pems->trust, pems->ca.data, pems->ca.len) != POSGATE_OK ||
+        buf_append(&pems->trust, "\n", o->ca != NULL ? 1 : 0) != POSGATE_OK ||
+        buf_append(&pems->trust, pems->admin_ca.data, pems->admin_ca.len) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub: out of memory\n");
+        return 0;
+    }
+    return 1;
 }
 
 /* The fleet dashboard's state (hub_dashboard.h), from the options: 0, or -1 said. */
@@ -334,7 +368,7 @@ start_dashboard(struct hub *h, const struct serve_opts *o)
                                       .feed_dir = h->root_len > 0 ? h->root : NULL,
                                       .admin_token = o->admin,
                                       .auditor_token = o->auditor,
-                                      .client_ca = o->ca != NULL,
+                                      .client_ca = o->admin_ca != NULL,
                                       .tls = o->cert != NULL,
                                       .silent_s = (int64_t)o->silent_min * 60};
 
@@ -360,8 +394,10 @@ hub_serve_main(int argc, char **argv)
                            .body_timeout = HUB_BODY_TIMEOUT,
                            .silent_min = 60,
                            .lvl = PLAT_LOG_INFO};
-    struct serve_pems pems = {BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX), BUF_INIT(HUB_PEM_MAX),
-                              BUF_INIT(TOKEN_FILE_MAX), BUF_INIT(TOKEN_FILE_MAX)};
+    struct serve_pems pems = {BUF_INIT(HUB_PEM_MAX),     BUF_INIT(HUB_PEM_MAX),
+                              BUF_INIT(HUB_PEM_MAX),     BUF_INIT(HUB_PEM_MAX),
+                              BUF_INIT(2 * HUB_PEM_MAX), BUF_INIT(TOKEN_FILE_MAX),
+                              BUF_INIT(TOKEN_FILE_MAX)};
     struct hub h;
     char dbmsg[512] = "";
     struct sockaddr_storage ss;
@@ -413,7 +449,11 @@ hub_serve_main(int argc, char **argv)
         goto out;
     }
     if (o.cert != NULL && (!read_pem(o.cert, &pems.cert) || !read_pem(o.key, &pems.key) ||
-                           (o.ca != NULL && !read_pem(o.ca, &pems.ca)))) {
+                           (o.ca != NULL && !read_pem(o.ca, &pems.ca)) ||
+                           (o.admin_ca != NULL && !read_pem(o.admin_ca, &pems.admin_ca)))) {
+        goto out;
+    }
+    if (!client_trusts(&h, &o, &pems)) {
         goto out;
     }
     /* signals are taken synchronously by the main thread; block them before MHD's threads */
@@ -453,5 +493,9 @@ out:
     buf_wipe(&pems.auditor);
     buf_free(&pems.cert);
     buf_free(&pems.ca);
+    buf_free(&pems.admin_ca);
+    buf_free(&pems.trust);
+    hub_tls_trust_free(h.kiosk_trust);
+    hub_tls_trust_free(h.admin_trust);
     return rc;
 }
