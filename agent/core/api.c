@@ -698,22 +698,25 @@ audit_or_fail(struct posgate *pg, const struct audit_event *ev, struct posgate_r
 static bool
 at_in_window(const struct posgate *pg, int64_t at, int64_t now, char *msg, size_t cap)
 {
+    /* set by posgate_set_check_window while checks run (posgated's SIGHUP): read once each */
+    int64_t tolerance = __atomic_load_n(&pg->at_tolerance_s, __ATOMIC_RELAXED);
+    int64_t horizon = __atomic_load_n(&pg->at_horizon_s, __ATOMIC_RELAXED);
     char a[32], b[32];
 
-    if (at < now - pg->at_tolerance_s) {
+    if (at < now - tolerance) {
         plat_time_format(at, a, sizeof(a));
-        plat_time_format(now - pg->at_tolerance_s, b, sizeof(b));
+        plat_time_format(now - tolerance, b, sizeof(b));
         snprintf(msg, cap,
                  "at: expected a service date from %s (now less %lld s) on, found %s; a check "
                  "is about a sale now and a service on or after it",
-                 b, (long long)pg->at_tolerance_s, a);
+                 b, (long long)tolerance, a);
         return false;
     }
-    if (at > now + pg->at_horizon_s) {
+    if (at > now + horizon) {
         plat_time_format(at, a, sizeof(a));
-        plat_time_format(now + pg->at_horizon_s, b, sizeof(b));
+        plat_time_format(now + horizon, b, sizeof(b));
         snprintf(msg, cap, "at: expected a service date up to %s (now plus %lld days), found %s", b,
-                 (long long)(pg->at_horizon_s / 86400), a);
+                 (long long)(horizon / 86400), a);
         return false;
     }
     return true;
@@ -725,8 +728,10 @@ posgate_set_check_window(struct posgate *pg, int64_t tolerance_s, int64_t horizo
     if (pg == NULL || tolerance_s < 0 || horizon_s < 0) {
         return POSGATE_ERR_INVALID;
     }
-    pg->at_tolerance_s = tolerance_s;
-    pg->at_horizon_s = horizon_s;
+    /* checks of other threads read them without the lock (at_in_window): each is one atomic
+     * word, and a check that sees one old and one new bound judges by two valid ones */
+    __atomic_store_n(&pg->at_tolerance_s, tolerance_s, __ATOMIC_RELAXED);
+    __atomic_store_n(&pg->at_horizon_s, horizon_s, __ATOMIC_RELAXED);
     return POSGATE_OK;
 }
 

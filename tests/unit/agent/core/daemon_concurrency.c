@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "carrier.h"
@@ -60,6 +61,19 @@ worker(void *arg)
         posgate_request_add_id(ry, s->y_id) != POSGATE_OK) {
         fail(s, "request setup failed");
         goto out;
+    }
+    {
+        /* y asks about tomorrow's service: its check reads the window that status_worker
+         * sets meanwhile, as posgated's SIGHUP does */
+        char at[32];
+        time_t t = time(NULL) + 86400;
+        struct tm tm;
+
+        strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        if (posgate_request_set_at(ry, at) != POSGATE_OK) {
+            fail(s, "request setup failed (at)");
+            goto out;
+        }
     }
     while (!atomic_load(&s->stop)) {
         for (int which = 0; which < 2; which++) {
@@ -106,16 +120,23 @@ out:
 }
 
 /* The status object read again and again from several threads of one handle (its store
- * connection admits one thread at a time: api_internal.h, st_lock), during checks and an update. */
+ * connection admits one thread at a time: api_internal.h, st_lock), during checks and an update;
+ * and the service date's window set again and again (posgated's SIGHUP) while checks read it. */
 static void *
 status_worker(void *arg)
 {
     struct shared *s = arg;
     char msg[512];
 
-    while (!atomic_load(&s->stop)) {
+    for (unsigned long n = 0; !atomic_load(&s->stop); n++) {
         char *json = NULL;
-        enum posgate_err err = posgate_status_json(s->pg, &json);
+        enum posgate_err err = posgate_set_check_window(s->pg, 300 + (int64_t)(n % 2),
+                                                        400 * 86400 + (int64_t)(n % 2));
+
+        if (err != POSGATE_OK) {
+            fail(s, "posgate_set_check_window failed");
+        }
+        err = posgate_status_json(s->pg, &json);
 
         if (err != POSGATE_OK || json == NULL || json[0] != '{' ||
             strstr(json, "\"feed_version\"") == NULL) {
