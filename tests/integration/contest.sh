@@ -207,4 +207,28 @@ d = next(x for x in json.load(open(sys.argv[1]))["devices"] if x["device_id"] ==
 assert d["chain_ok"] is True, d
 PY
 expect_get 200 "the decision after the prune" "/v1/decisions/$D_NEXT" -H "Authorization: Bearer $TOKEN"
+
+# ---- PostgreSQL: the commands that only read answer from a database that takes no write (as a
+# hot standby), and refuse a schema they do not read with what to do; the others refuse it
+if [[ -n ${POSGATE_TEST_PG_URI:-} ]]; then
+    DBNAME=$(psql -X -At "$DB" -c 'SELECT current_database()')
+    psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "ALTER DATABASE \"$DBNAME\" SET default_transaction_read_only = on" \
+        || fail "could not make the database read-only"
+    expect_rc 0 "$HUB" stats --db "$DB" --json
+    expect_rc 0 "$HUB" decisions --listing "$LISTING" --db "$DB" --json
+    grep -qF "$D_NEXT" "$T/out.txt" || fail "decisions --listing on a read-only database: $(cat "$T/out.txt")"
+    expect_rc 0 "$HUB" report --month "$(date -u +%Y-%m)" --db "$DB" --json
+    expect_rc 0 "$HUB" devices --db "$DB" --json
+    expect_rc 5 "$HUB" decision "$D_NEXT" --db "$DB" # it records the lookup: a write
+    grep -q "read-only transaction" "$T/out.txt" "$T/err.txt" 2>/dev/null ||
+        fail "decision on a read-only database: $(cat "$T/out.txt" "$T/err.txt" 2>/dev/null)"
+    psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "SET default_transaction_read_only = off" \
+        -c "ALTER DATABASE \"$DBNAME\" RESET default_transaction_read_only" &&
+        psql -X -q -v ON_ERROR_STOP=1 "$DB" \
+            -c "DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)" ||
+        fail "could not put the schema a version back"
+    expect_rc 5 "$HUB" stats --db "$DB" --json
+    grep -q "migrates it" "$T/out.txt" "$T/err.txt" 2>/dev/null ||
+        fail "stats on an older schema: $(cat "$T/out.txt" "$T/err.txt" 2>/dev/null)"
+fi
 echo "contest: decision, decisions --listing, GET /v1/decisions and prune answer as documented"

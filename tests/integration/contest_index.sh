@@ -210,6 +210,11 @@ for e in events:
 PY
     psql_q -f "$T/v3.sql" >/dev/null || fail "cannot write the version 3 database"
     DB=$URI
+    # a command that only reads does not migrate (a standby takes it): it says what does
+    expect_rc 5 "$HUB" stats --db "$DB"
+    grep -q "schema is version 3, this posgate-hub reads version 5" "$T/err.txt" ||
+        fail "stats on a version 3 database: $(cat "$T/err.txt")"
+    expect_rc 0 "$HUB" enroll --db "$DB" --pub "$K/device.pub" # migrates; enrolled already
     expect_rc 0 "$HUB" stats --db "$DB"
     [[ $(psql_q -At -c 'SELECT max(version) FROM schema_version') == 5 ]] \
         || fail "the version 3 database was not migrated to 5"

@@ -38,8 +38,8 @@ hub_db_is_uri(const char *path)
            (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0);
 }
 
-enum posgate_err
-hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
+static enum posgate_err
+open_store(const char *path, bool read_only, struct hub_db **out, char *errmsg, size_t errcap)
 {
     struct hub_db *db;
     enum posgate_err err;
@@ -53,7 +53,7 @@ hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
         return POSGATE_ERR_NOMEM;
     }
     if (hub_db_is_uri(path)) {
-        err = hub_pg_open(path, &db->impl, &db->ops, errmsg, errcap);
+        err = hub_pg_open(path, read_only, &db->impl, &db->ops, errmsg, errcap);
     } else {
         err = hub_sqlite_open(path, &db->impl, &db->ops, errmsg, errcap);
     }
@@ -63,6 +63,18 @@ hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
     }
     *out = db;
     return POSGATE_OK;
+}
+
+enum posgate_err
+hub_db_open(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
+{
+    return open_store(path, false, out, errmsg, errcap);
+}
+
+enum posgate_err
+hub_db_open_read(const char *path, struct hub_db **out, char *errmsg, size_t errcap)
+{
+    return open_store(path, true, out, errmsg, errcap);
 }
 
 void

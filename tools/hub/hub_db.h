@@ -104,6 +104,12 @@ struct hub_prune {
  * current version at open (docs/collector.md). */
 POSGATE_WUR enum posgate_err hub_db_open(const char *path, struct hub_db **out, char *errmsg,
                                          size_t errcap);
+/* For the commands that only read (stats, devices, decisions, report): on PostgreSQL nothing is
+ * migrated and the session's transactions are read-only, so a hot standby answers them; STATE,
+ * saying what to do, when the database's schema is not the one this posgate-hub writes (a hub
+ * opened on the primary migrates it). SQLite opens as hub_db_open does. */
+POSGATE_WUR enum posgate_err hub_db_open_read(const char *path, struct hub_db **out,
+                                              char *errmsg, size_t errcap);
 /* NULL is a no-op. */
 void hub_db_close(struct hub_db *db);
 bool hub_db_is_uri(const char *path);

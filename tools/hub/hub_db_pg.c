@@ -1102,9 +1102,41 @@ pg_close(void *impl)
     plat_free(db);
 }
 
+/* The schema of a database opened read-only: OK when it is this hub's, else STATE saying why. */
+static enum posgate_err
+schema_current(struct pg *db, char *errmsg, size_t errcap)
+{
+    uint64_t have = 0;
+    enum posgate_err err = hpg_query_u64(db, "SELECT (to_regclass('schema_version') IS NOT NULL)::int",
+                                         NULL, &have, errmsg, errcap);
+
+    if (err == POSGATE_OK && have == 0) {
+        snprintf(errmsg, errcap,
+                 "the database holds no collector (no schema_version table): start posgate-hub "
+                 "serve --db on it, or migrate-db into it, first");
+        return POSGATE_ERR_STATE;
+    }
+    if (err == POSGATE_OK) {
+        err = hpg_query_u64(db, "SELECT coalesce(max(version), 0) FROM schema_version", NULL, &have,
+                            errmsg, errcap);
+    }
+    if (err == POSGATE_OK && have != (uint64_t)SCHEMA_VERSION) {
+        snprintf(errmsg, errcap,
+                 "the database's schema is version %" PRIu64 ", this posgate-hub reads version "
+                 "%" PRId64 ": %s",
+                 have, SCHEMA_VERSION,
+                 have < (uint64_t)SCHEMA_VERSION
+                     ? "a posgate-hub of this version opened on the primary (serve, enroll, "
+                       "decision or prune) migrates it"
+                     : "upgrade posgate-hub");
+        return POSGATE_ERR_STATE;
+    }
+    return err;
+}
+
 enum posgate_err
-hub_pg_open(const char *uri, void **impl, const struct hub_store_ops **ops, char *errmsg,
-            size_t errcap)
+hub_pg_open(const char *uri, bool read_only, void **impl, const struct hub_store_ops **ops,
+            char *errmsg, size_t errcap)
 {
     struct pg *db = plat_calloc(1, sizeof(*db));
     enum posgate_err err = POSGATE_OK;
@@ -1134,7 +1166,12 @@ hub_pg_open(const char *uri, void **impl, const struct hub_store_ops **ops, char
         goto out;
     }
     PQclear(PQexec(db->c, "SET client_min_messages = warning"));
-    err = migrate(db, errmsg, errcap);
+    if (read_only) {
+        err = hpg_cmd(db, "SET default_transaction_read_only = on", NULL, errmsg, errcap);
+        err = err != POSGATE_OK ? err : schema_current(db, errmsg, errcap);
+    } else {
+        err = migrate(db, errmsg, errcap);
+    }
     if (err != POSGATE_OK) {
         goto out;
     }

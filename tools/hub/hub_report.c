@@ -216,7 +216,7 @@ hub_devices_main(int argc, char **argv)
     }
     json_init_hooks();
     ls.arr = cJSON_CreateArray();
-    if (ls.arr == NULL || hub_db_open(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
+    if (ls.arr == NULL || hub_db_open_read(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub devices: %s\n", msg[0] != 0 ? msg : "out of memory");
         goto out;
     }

@@ -189,7 +189,9 @@ enum posgate_err hub_row_batches(void *ctx, const struct hub_row *r);
 POSGATE_WUR enum posgate_err hub_sqlite_open(const char *path, void **impl,
                                              const struct hub_store_ops **ops, char *errmsg,
                                              size_t errcap);
-POSGATE_WUR enum posgate_err hub_pg_open(const char *uri, void **impl,
+/* read_only: no migration, and every transaction of the session read-only (a standby takes
+ * it); STATE when the schema is not the one this hub writes. */
+POSGATE_WUR enum posgate_err hub_pg_open(const char *uri, bool read_only, void **impl,
                                          const struct hub_store_ops **ops, char *errmsg,
                                          size_t errcap);
 

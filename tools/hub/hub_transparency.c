@@ -848,7 +848,7 @@ hub_transparency_main(int argc, char **argv)
         fprintf(stderr, "posgate-hub report: %s does not exist\n", dbpath);
         return 5;
     }
-    if (hub_db_open(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
+    if (hub_db_open_read(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub report: %s\n", msg);
         goto out;
     }

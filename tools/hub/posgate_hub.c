@@ -221,7 +221,7 @@ cmd_stats(int argc, char **argv)
         fprintf(stderr, "posgate-hub stats: %s does not exist\n", dbpath);
         return 5;
     }
-    if (hub_db_open(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
+    if (hub_db_open_read(dbpath, &db, msg, sizeof(msg)) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub stats: %s\n", msg);
         goto out;
     }
@@ -342,8 +342,9 @@ query_args(int argc, char **argv, const char *usage_text, const char *name, cons
     return 0;
 }
 
+/* read: a command that only reads (hub_db_open_read: a standby answers it). */
 static int
-open_db(const char *name, const char *dbpath, struct hub_db **db)
+open_db(const char *name, const char *dbpath, bool read, struct hub_db **db)
 {
     char msg[512] = "";
 
@@ -351,7 +352,7 @@ open_db(const char *name, const char *dbpath, struct hub_db **db)
         fprintf(stderr, "posgate-hub %s: %s does not exist\n", name, dbpath);
         return 5;
     }
-    if (hub_db_open(dbpath, db, msg, sizeof(msg)) != POSGATE_OK) {
+    if ((read ? hub_db_open_read : hub_db_open)(dbpath, db, msg, sizeof(msg)) != POSGATE_OK) {
         fprintf(stderr, "posgate-hub %s: %s\n", name, msg);
         return 5;
     }
@@ -377,7 +378,7 @@ cmd_decision(int argc, char **argv)
                         "counter notice prints it), not \"%.80s\"\n", id);
         return 2;
     }
-    rc = open_db("decision", dbpath, &db);
+    rc = open_db("decision", dbpath, false, &db); /* records the lookup (the report counts it) */
     if (rc != 0) {
         return rc;
     }
@@ -420,7 +421,7 @@ cmd_decisions(int argc, char **argv)
         return 2;
     }
     snprintf(list, sizeof(list), "%.*s", (int)(slash - listing), listing);
-    rc = open_db("decisions", dbpath, &db);
+    rc = open_db("decisions", dbpath, true, &db);
     if (rc != 0) {
         return rc;
     }
@@ -476,7 +477,7 @@ cmd_prune(int argc, char **argv)
                         "not \"%s\"\n", older);
         return 2;
     }
-    rc = open_db("prune", dbpath, &db);
+    rc = open_db("prune", dbpath, false, &db);
     if (rc != 0) {
         return rc;
     }
