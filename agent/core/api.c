@@ -471,6 +471,12 @@ audit_of(enum engine_decision d)
     return AUDIT_REFER;
 }
 
+_Static_assert(sizeof(((struct audit_list *)0)->id) == sizeof(((struct store_list *)0)->id),
+               "an audit list id holds a store list id");
+_Static_assert(sizeof(((struct audit_list *)0)->digest) ==
+                   sizeof(((struct store_list *)0)->digest),
+               "an audit list digest holds a store list digest");
+
 /* The installed lists that took part in the check: those that apply at the gate and whose
  * entries use a reason covering the service (engine_trail_lists). */
 static void
@@ -487,9 +493,10 @@ event_lists(struct audit_event *ev, struct store_reader *r, int svc)
     for (size_t i = 0; i < found && i < AUDIT_LISTS_MAX; i++) {
         const struct store_list *l = &lists[idx[i]];
 
-        plat_str_copy(ev->lists[i].id, sizeof(ev->lists[0].id), l->id);
+        /* whole arrays of one size, each NUL-terminated by the store: no length to find */
+        memcpy(ev->lists[i].id, l->id, sizeof(ev->lists[0].id));
         ev->lists[i].seq = l->seq;
-        plat_str_copy(ev->lists[i].digest, sizeof(ev->lists[0].digest), l->digest);
+        memcpy(ev->lists[i].digest, l->digest, sizeof(ev->lists[0].digest));
         ev->lists[i].digest_written = false; /* the queue's writer decides */
         ev->n_lists++;
     }
