@@ -178,11 +178,11 @@ audit_event_copy(struct audit_event *dst, const struct audit_event *src)
     dst->data_age_s = src->data_age_s;
     dst->at = src->at;
     n = src->n_lists < AUDIT_LISTS_MAX ? src->n_lists : AUDIT_LISTS_MAX;
+    /* one block: the lists are many (up to 32) and their strings fill most of their arrays */
+    memcpy(dst->lists, src->lists, n * sizeof(src->lists[0]));
     for (size_t i = 0; i < n; i++) {
-        COPY_STR(dst->lists[i].id, src->lists[i].id);
-        dst->lists[i].seq = src->lists[i].seq;
-        COPY_STR(dst->lists[i].digest, src->lists[i].digest);
-        dst->lists[i].digest_written = src->lists[i].digest_written;
+        dst->lists[i].id[sizeof(dst->lists[i].id) - 1] = 0;
+        dst->lists[i].digest[sizeof(dst->lists[i].digest) - 1] = 0;
     }
     dst->n_lists = n;
     dst->lists_more = src->lists_more;
@@ -384,13 +384,20 @@ void
 audit_digests_mark(struct audit_digests *d, struct audit_event *e)
 {
     size_t n = e->n_lists < AUDIT_LISTS_MAX ? e->n_lists : AUDIT_LISTS_MAX;
+    size_t next = 0; /* where the list after the last one found would be */
 
     for (size_t i = 0; i < n; i++) {
         struct audit_list *l = &e->lists[i], *k = NULL;
 
+        /* the events of one service name the same lists in the same order: look where the
+         * next one was written first, then everywhere */
+        if (next < d->n && strcmp(d->lists[next].id, l->id) == 0) {
+            k = &d->lists[next];
+        }
         for (size_t j = 0; j < d->n && k == NULL; j++) {
             k = strcmp(d->lists[j].id, l->id) == 0 ? &d->lists[j] : NULL;
         }
+        next = k != NULL ? (size_t)(k - d->lists) + 1 : next;
         l->digest_written = k != NULL && k->seq == l->seq && strcmp(k->digest, l->digest) == 0;
         if (l->digest_written) {
             continue;

@@ -471,51 +471,36 @@ audit_of(enum engine_decision d)
     return AUDIT_REFER;
 }
 
+_Static_assert(sizeof(((struct audit_list *)0)->id) == sizeof(((struct store_list *)0)->id),
+               "an audit list id holds a store list id");
+_Static_assert(sizeof(((struct audit_list *)0)->digest) ==
+                   sizeof(((struct store_list *)0)->digest),
+               "an audit list digest holds a store list digest");
+
 /* The installed lists that took part in the check: those that apply at the gate and whose
- * entries use a reason covering the service (the engine's rule 2). */
+ * entries use a reason covering the service (engine_trail_lists). */
 static void
 event_lists(struct audit_event *ev, struct store_reader *r, int svc)
 {
-    const struct feed_config *cfg = store_reader_config(r);
-    const struct store_meta *meta = store_reader_meta(r);
     const struct store_list *lists;
-    size_t n = 0;
+    uint16_t idx[AUDIT_LISTS_MAX];
+    size_t n = 0, found;
 
     ev->n_lists = 0;
     ev->lists_more = 0;
-    if (cfg == NULL || svc < 0) {
-        return;
-    }
     lists = store_reader_lists(r, &n);
-    for (size_t i = 0; i < n; i++) {
-        int c = lists[i].cfg_index;
-        bool gate = false, relevant = false;
+    found = engine_trail_lists(r, svc, idx, AUDIT_LISTS_MAX);
+    for (size_t i = 0; i < found && i < AUDIT_LISTS_MAX; i++) {
+        const struct store_list *l = &lists[idx[i]];
 
-        if (c < 0 || (size_t)c >= cfg->n_lists) {
-            continue;
-        }
-        gate = cfg->lists[c].n_jurisdictions == 0;
-        for (size_t j = 0; !gate && j < meta->n_jurisdictions; j++) {
-            gate = feed_config_list_applies_in(cfg, (unsigned)c, meta->jurisdictions[j]);
-        }
-        for (size_t rr = 0; gate && !relevant && rr < cfg->n_reasons; rr++) {
-            relevant = (lists[i].reasons[rr / 8] >> (rr % 8) & 1) != 0 &&
-                       feed_config_service_within_any(cfg, (unsigned)svc, cfg->reasons[rr].scope,
-                                                      cfg->reasons[rr].n_scope);
-        }
-        if (!gate || !relevant) {
-            continue;
-        }
-        if (ev->n_lists == AUDIT_LISTS_MAX) {
-            ev->lists_more++;
-            continue;
-        }
-        plat_str_copy(ev->lists[ev->n_lists].id, sizeof(ev->lists[0].id), lists[i].id);
-        ev->lists[ev->n_lists].seq = lists[i].seq;
-        plat_str_copy(ev->lists[ev->n_lists].digest, sizeof(ev->lists[0].digest), lists[i].digest);
-        ev->lists[ev->n_lists].digest_written = false; /* the queue's writer decides */
+        /* whole arrays of one size, each NUL-terminated by the store: no length to find */
+        memcpy(ev->lists[i].id, l->id, sizeof(ev->lists[0].id));
+        ev->lists[i].seq = l->seq;
+        memcpy(ev->lists[i].digest, l->digest, sizeof(ev->lists[0].digest));
+        ev->lists[i].digest_written = false; /* the queue's writer decides */
         ev->n_lists++;
     }
+    ev->lists_more = found - ev->n_lists;
 }
 
 /* The parts of the event that do not depend on the engine's answer. */

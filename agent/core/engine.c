@@ -4,7 +4,9 @@
  * staleness and the minors rule, the DENY > REFER > ALLOW combination, the clock-fault
  * override, and the notice text. engine_decide works in the caller's fixed-size result: no I/O,
  * no clock, no allocation. engine_check_store, at the end, feeds it from a store reader (the
- * one function here that reads; the reader allocates only when it moves to a new version).
+ * one function here that reads; the reader allocates only when it moves to a new version), with
+ * the plan of the service kept with the reader (engine_plan): a check then judges the lists its
+ * hits name, not every list of the feed, while none that could take part is stale.
  */
 #include "engine.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "plat_clock.h"
+#include "plat_mem.h"
 
 #define AGE_OF_MAJORITY 18
 /* Room kept at the end of a notice for its closing lines. */
@@ -199,14 +202,11 @@ reason_touches(const struct feed_config *cfg, unsigned r, unsigned svc)
  * stale list (or one without data) is judged on what it could hold, not on its old data: any
  * reason of the feed (its next entries could use it). */
 static bool
-list_relevant(const struct engine_request *req, unsigned l, unsigned svc, bool stale)
+list_relevant(const struct feed_config *cfg, const uint8_t *reasons, unsigned svc, bool stale)
 {
-    const struct engine_list_state *st = &req->lists[l];
-    const struct feed_config *cfg = req->cfg;
-
     for (unsigned r = 0; r < cfg->n_reasons; r++) {
-        bool used = stale || st->reasons == NULL ||
-                    (r / 8 < STORE_REASON_BITMAP && (st->reasons[r / 8] >> (r % 8) & 1) != 0);
+        bool used = stale || reasons == NULL ||
+                    (r / 8 < STORE_REASON_BITMAP && (reasons[r / 8] >> (r % 8) & 1) != 0);
 
         if (used && reason_touches(cfg, r, svc)) {
             return true;
@@ -637,7 +637,7 @@ judge_list(const struct engine_request *req, const struct engine_hit *hits, size
     const struct engine_hit *lifted_by = NULL;
 
     stale = !st->installed || st->age_s > fl->stale_after_s;
-    if (!gate_applies(req, l) || !list_relevant(req, l, svc, stale)) {
+    if (!gate_applies(req, l) || !list_relevant(req->cfg, st->reasons, svc, stale)) {
         return ENGINE_ALLOW;
     }
     if (st->installed && st->age_s > res->data_age_s) {
@@ -732,11 +732,98 @@ order_reasons(struct engine_result *res)
     }
 }
 
-enum posgate_err
-engine_decide(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
-              bool hits_truncated, struct engine_result *res)
+/* The state of list l at the check's wall clock, from its version's info. */
+static struct engine_list_state
+state_at(const struct engine_list_info *info, int64_t wall_now)
+{
+    struct engine_list_state st;
+
+    st.installed = info->installed;
+    st.age_s = info->installed ? wall_now - info->fresh_at : 0;
+    st.reasons = info->reasons;
+    return st;
+}
+
+/* The plan's lists that take part while none is stale: the PART lists the hits name and the
+ * PART lists not installed, ascending and each once, into out (room for n_hits plus
+ * plan->n_absent; n_hits <= ENGINE_HITS_MAX); returns how many. */
+static size_t
+planned_lists(const struct engine_plan *plan, const struct engine_hit *hits, size_t n_hits,
+              uint16_t *out)
+{
+    uint16_t named[ENGINE_HITS_MAX];
+    size_t n_named = 0, n = 0, i = 0, j = 0;
+
+    for (size_t k = 0; k < n_hits; k++) {
+        uint16_t l = hits[k].list;
+        size_t at = n_named;
+
+        if ((plan->flags[l] & ENGINE_PLAN_PART) == 0) {
+            continue;
+        }
+        while (at > 0 && named[at - 1] > l) {
+            at--;
+        }
+        if (at > 0 && named[at - 1] == l) {
+            continue;
+        }
+        memmove(&named[at + 1], &named[at], (n_named - at) * sizeof(named[0]));
+        named[at] = l;
+        n_named++;
+    }
+    while (i < n_named || j < plan->n_absent) {
+        uint16_t a = i < n_named ? named[i] : UINT16_MAX;
+        uint16_t b = j < plan->n_absent ? plan->absent[j] : UINT16_MAX;
+
+        out[n++] = a < b ? a : b;
+        i += a <= b ? 1 : 0;
+        j += b <= a ? 1 : 0;
+    }
+    return n;
+}
+
+/* Rules 2 to 5 over the lists, combined (rule 6). Without a usable plan every list of the
+ * config is judged on req->lists. With one (states: room for cfg->n_lists, filled here from
+ * the plan for the lists judged) only those that can take part are: while no list that could
+ * take part is stale (wall_now <= stale_at), the PART lists the hits name and the ones not
+ * installed, the others adding only their data age (min_fresh); past it, each CAND list.
+ * judge_list leaves a list that takes no part without effect, so skipping one changes
+ * nothing. */
+static enum engine_decision
+judge_lists(const struct engine_request *req, const struct engine_plan *plan,
+            struct engine_list_state *states, const struct engine_hit *hits, size_t n_hits,
+            unsigned svc, struct engine_result *res)
 {
     enum engine_decision decision = ENGINE_ALLOW;
+    uint16_t idx[ENGINE_HITS_MAX + FEED_LISTS_MAX];
+    const uint16_t *judge = plan != NULL ? plan->cand : NULL;
+    size_t n = plan != NULL ? plan->n_cand : req->cfg->n_lists;
+
+    if (plan != NULL && req->wall_now <= plan->stale_at && n_hits <= ENGINE_HITS_MAX) {
+        n = planned_lists(plan, hits, n_hits, idx);
+        judge = idx;
+        if (plan->min_fresh != INT64_MAX && req->wall_now - plan->min_fresh > res->data_age_s) {
+            res->data_age_s = req->wall_now - plan->min_fresh;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        unsigned l = judge != NULL ? judge[k] : (unsigned)k;
+
+        if (plan != NULL) {
+            states[l] = state_at(&plan->lists[l], req->wall_now);
+        }
+        decision = max_decision(decision, judge_list(req, hits, n_hits, l, svc, res));
+    }
+    return decision;
+}
+
+/* engine_decide's body; plan and states as judge_lists takes them. */
+static enum posgate_err
+decide(const struct engine_request *req, const struct engine_plan *plan,
+       struct engine_list_state *states, const struct engine_hit *hits, size_t n_hits,
+       bool hits_truncated, struct engine_result *res)
+{
+    enum engine_decision decision;
     enum posgate_err err;
     int svc = -1;
 
@@ -756,9 +843,13 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
         return err;
     }
     res->minor = subject_minor(req);
-    for (unsigned l = 0; l < req->cfg->n_lists; l++) {
-        decision = max_decision(decision, judge_list(req, hits, n_hits, l, (unsigned)svc, res));
+    if (plan != NULL && (plan->cfg != req->cfg || plan->service != svc)) {
+        for (unsigned l = 0; l < req->cfg->n_lists; l++) {
+            states[l] = state_at(&plan->lists[l], req->wall_now);
+        }
+        plan = NULL; /* built for another config or service: judge every list */
     }
+    decision = judge_lists(req, plan, states, hits, n_hits, (unsigned)svc, res);
     if (hits_truncated) {
         note_overflow(res);
         decision = max_decision(decision, ENGINE_REFER);
@@ -774,6 +865,289 @@ engine_decide(const struct engine_request *req, const struct engine_hit *hits, s
 }
 
 enum posgate_err
+engine_decide(const struct engine_request *req, const struct engine_hit *hits, size_t n_hits,
+              bool hits_truncated, struct engine_result *res)
+{
+    return decide(req, NULL, NULL, hits, n_hits, hits_truncated, res);
+}
+
+enum posgate_err
+engine_decide_planned(const struct engine_request *req, const struct engine_plan *plan,
+                      const struct engine_hit *hits, size_t n_hits, bool hits_truncated,
+                      struct engine_result *res)
+{
+    struct engine_list_state states[FEED_LISTS_MAX];
+    struct engine_request q;
+
+    if (req == NULL || plan == NULL || plan->lists == NULL || req->cfg == NULL ||
+        req->cfg->n_lists > FEED_LISTS_MAX) {
+        return decide(NULL, NULL, NULL, hits, n_hits, hits_truncated, res);
+    }
+    q = *req;
+    q.lists = states;
+    return decide(&q, plan, states, hits, n_hits, hits_truncated, res);
+}
+
+/* a + b, held at INT64_MAX (b > 0) */
+static int64_t
+add_sat(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+enum posgate_err
+engine_plan_build(const struct feed_config *cfg, const struct engine_list_info *lists,
+                  const char (*jurisdictions)[3], size_t n_jurisdictions, int svc,
+                  struct engine_plan *plan)
+{
+    struct engine_request q;
+
+    if (cfg == NULL || lists == NULL || plan == NULL || plan->flags == NULL ||
+        plan->absent == NULL || plan->cand == NULL ||
+        (jurisdictions == NULL && n_jurisdictions > 0) || svc < 0 ||
+        (size_t)svc >= cfg->n_services || cfg->n_lists > FEED_LISTS_MAX) {
+        return POSGATE_ERR_INVALID;
+    }
+    memset(&q, 0, sizeof(q));
+    q.cfg = cfg;
+    q.jurisdictions = jurisdictions;
+    q.n_jurisdictions = n_jurisdictions;
+    plan->cfg = cfg;
+    plan->lists = lists;
+    plan->service = svc;
+    plan->stale_at = INT64_MAX;
+    plan->min_fresh = INT64_MAX;
+    plan->n_absent = 0;
+    plan->n_cand = 0;
+    for (unsigned l = 0; l < cfg->n_lists; l++) {
+        const struct engine_list_info *in = &lists[l];
+        uint8_t f = 0;
+
+        if (gate_applies(&q, l) && list_relevant(cfg, in->reasons, (unsigned)svc, true)) {
+            f |= ENGINE_PLAN_CAND;
+            plan->cand[plan->n_cand++] = (uint16_t)l;
+            if (!in->installed) {
+                f |= ENGINE_PLAN_PART;
+                plan->absent[plan->n_absent++] = (uint16_t)l;
+            } else {
+                int64_t until = add_sat(in->fresh_at, cfg->lists[l].stale_after_s);
+
+                plan->stale_at = until < plan->stale_at ? until : plan->stale_at;
+                if (list_relevant(cfg, in->reasons, (unsigned)svc, false)) {
+                    f |= ENGINE_PLAN_PART;
+                    plan->min_fresh =
+                        in->fresh_at < plan->min_fresh ? in->fresh_at : plan->min_fresh;
+                }
+            }
+        }
+        plan->flags[l] = f;
+    }
+    return POSGATE_OK;
+}
+
+/* What engine_check_store keeps with a reader (store_reader_set_cache): the list info of the
+ * reader's version and the plans of the last PLAN_SLOTS services checked in it, each with the
+ * lists its audit events name (engine_trail_lists). Made again when the reader's generation
+ * changes; the arrays grow only with the version's number of lists. */
+#define PLAN_SLOTS 8
+struct plan_cache {
+    uint64_t generation; /* of the reader's version described; 0: none */
+    size_t cap;          /* lists the arrays hold */
+    struct engine_list_info *info;
+    size_t n_slots, next_slot;
+    struct {
+        struct engine_plan plan;
+        uint16_t *trail; /* store_reader_lists indices */
+        size_t n_trail;
+    } slots[PLAN_SLOTS];
+};
+
+static void
+plan_cache_free(void *p)
+{
+    struct plan_cache *c = p;
+
+    if (c == NULL) {
+        return;
+    }
+    plat_free(c->info);
+    for (size_t i = 0; i < PLAN_SLOTS; i++) {
+        plat_free(c->slots[i].plan.flags);
+        plat_free(c->slots[i].plan.absent);
+        plat_free(c->slots[i].plan.cand);
+        plat_free(c->slots[i].trail);
+    }
+    plat_free(c);
+}
+
+/* Room for n config lists and STORE_LISTS_MAX installed ones in every array of c. */
+static bool
+plan_cache_grow(struct plan_cache *c, size_t n)
+{
+    if (n <= c->cap) {
+        return true;
+    }
+    plat_free(c->info);
+    c->info = plat_calloc(n, sizeof(*c->info));
+    for (size_t i = 0; i < PLAN_SLOTS; i++) {
+        plat_free(c->slots[i].plan.flags);
+        plat_free(c->slots[i].plan.absent);
+        plat_free(c->slots[i].plan.cand);
+        c->slots[i].plan.flags = plat_calloc(n, sizeof(uint8_t));
+        c->slots[i].plan.absent = plat_calloc(n, sizeof(uint16_t));
+        c->slots[i].plan.cand = plat_calloc(n, sizeof(uint16_t));
+        if (c->slots[i].trail == NULL) {
+            c->slots[i].trail = plat_calloc(STORE_LISTS_MAX, sizeof(uint16_t));
+        }
+        if (c->slots[i].plan.flags == NULL || c->slots[i].plan.absent == NULL ||
+            c->slots[i].plan.cand == NULL || c->slots[i].trail == NULL) {
+            c->cap = 0;
+            return false;
+        }
+    }
+    if (c->info == NULL) {
+        c->cap = 0;
+        return false;
+    }
+    c->cap = n;
+    return true;
+}
+
+/* The reader's cache describing its current version (refreshed), or NULL when it cannot be had
+ * (no memory): the caller then judges every list. */
+static struct plan_cache *
+plan_cache_of(struct store_reader *r, const struct feed_config *cfg)
+{
+    struct plan_cache *c = store_reader_cache(r);
+    const struct store_meta *meta = store_reader_meta(r);
+    const struct store_list *lists;
+    size_t n_lists = 0;
+
+    if (c == NULL) {
+        c = plat_calloc(1, sizeof(*c));
+        if (c == NULL) {
+            return NULL;
+        }
+        store_reader_set_cache(r, c, plan_cache_free);
+    }
+    if (c->generation == store_reader_generation(r) && c->generation != 0) {
+        return c;
+    }
+    c->generation = 0;
+    c->n_slots = 0;
+    c->next_slot = 0;
+    if (cfg->n_lists > FEED_LISTS_MAX || !plan_cache_grow(c, cfg->n_lists > 0 ? cfg->n_lists : 1)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->n_lists; i++) {
+        c->info[i].installed = false;
+        c->info[i].fresh_at = 0;
+        c->info[i].reasons = NULL;
+    }
+    lists = store_reader_lists(r, &n_lists);
+    for (size_t i = 0; i < n_lists; i++) {
+        int k = lists[i].cfg_index;
+
+        if (k < 0 || (size_t)k >= cfg->n_lists) {
+            continue;
+        }
+        c->info[k].installed = true;
+        c->info[k].fresh_at = store_list_fresh_at(&lists[i], meta);
+        c->info[k].reasons = lists[i].reasons;
+    }
+    c->generation = store_reader_generation(r);
+    return c;
+}
+
+/* The installed lists an audit event names (engine_trail_lists) for service svc, into out
+ * (room for cap); returns how many there are. */
+static size_t
+trail_scan(struct store_reader *r, const struct feed_config *cfg, int svc, uint16_t *out,
+           size_t cap)
+{
+    const struct store_meta *meta = store_reader_meta(r);
+    const struct store_list *lists;
+    size_t n = 0, found = 0;
+
+    lists = store_reader_lists(r, &n);
+    for (size_t i = 0; i < n; i++) {
+        int c = lists[i].cfg_index;
+        bool gate = false, relevant = false;
+
+        if (c < 0 || (size_t)c >= cfg->n_lists) {
+            continue;
+        }
+        gate = cfg->lists[c].n_jurisdictions == 0;
+        for (size_t j = 0; !gate && j < meta->n_jurisdictions; j++) {
+            gate = feed_config_list_applies_in(cfg, (unsigned)c, meta->jurisdictions[j]);
+        }
+        for (size_t rr = 0; gate && !relevant && rr < cfg->n_reasons; rr++) {
+            relevant = rr / 8 < STORE_REASON_BITMAP &&
+                       (lists[i].reasons[rr / 8] >> (rr % 8) & 1) != 0 &&
+                       feed_config_service_within_any(cfg, (unsigned)svc, cfg->reasons[rr].scope,
+                                                      cfg->reasons[rr].n_scope);
+        }
+        if (!gate || !relevant) {
+            continue;
+        }
+        if (found < cap) {
+            out[found] = (uint16_t)i;
+        }
+        found++;
+    }
+    return found;
+}
+
+/* The slot of c planned for service svc, made (replacing the oldest) when there is none. */
+static struct engine_plan *
+plan_for(struct plan_cache *c, struct store_reader *r, const struct feed_config *cfg, int svc,
+         size_t *slot)
+{
+    const struct store_meta *meta = store_reader_meta(r);
+    size_t i;
+
+    for (i = 0; i < c->n_slots; i++) {
+        if (c->slots[i].plan.service == svc) {
+            *slot = i;
+            return &c->slots[i].plan;
+        }
+    }
+    i = c->next_slot;
+    c->next_slot = (c->next_slot + 1) % PLAN_SLOTS;
+    if (c->n_slots < PLAN_SLOTS) {
+        c->n_slots++;
+    }
+    c->slots[i].plan.service = -1;
+    if (engine_plan_build(cfg, c->info, (const char(*)[3])meta->jurisdictions,
+                          meta->n_jurisdictions, svc, &c->slots[i].plan) != POSGATE_OK) {
+        c->slots[i].plan.service = -1;
+        return NULL;
+    }
+    c->slots[i].n_trail = trail_scan(r, cfg, svc, c->slots[i].trail, STORE_LISTS_MAX);
+    *slot = i;
+    return &c->slots[i].plan;
+}
+
+size_t
+engine_trail_lists(struct store_reader *r, int svc, uint16_t *out, size_t cap)
+{
+    const struct feed_config *cfg = store_reader_config(r);
+    struct plan_cache *c;
+    size_t slot = 0, n;
+
+    if (cfg == NULL || svc < 0 || (size_t)svc >= cfg->n_services || (out == NULL && cap > 0)) {
+        return 0;
+    }
+    c = plan_cache_of(r, cfg);
+    if (c == NULL || plan_for(c, r, cfg, svc, &slot) == NULL) {
+        return trail_scan(r, cfg, svc, out, cap);
+    }
+    n = c->slots[slot].n_trail < cap ? c->slots[slot].n_trail : cap;
+    memcpy(out, c->slots[slot].trail, n * sizeof(*out));
+    return c->slots[slot].n_trail;
+}
+
+enum posgate_err
 engine_check_store(struct store_reader *r, const struct engine_request *req,
                    struct engine_result *res)
 {
@@ -783,9 +1157,12 @@ engine_check_store(struct store_reader *r, const struct engine_request *req,
     struct engine_request q;
     const struct store_meta *meta;
     const struct store_list *lists;
-    size_t n_lists = 0, n_hits = 0;
+    const struct engine_plan *plan = NULL;
+    struct plan_cache *cache;
+    size_t n_lists = 0, n_hits = 0, slot = 0;
     bool truncated = false;
     enum posgate_err err;
+    int svc;
 
     if (res == NULL) {
         return POSGATE_ERR_INVALID;
@@ -813,24 +1190,30 @@ engine_check_store(struct store_reader *r, const struct engine_request *req,
     q.jurisdictions = (const char(*)[3])meta->jurisdictions;
     q.n_jurisdictions = meta->n_jurisdictions;
     q.newest_issue_seen = meta->newest_issue_seen;
-    for (size_t i = 0; i < q.cfg->n_lists; i++) {
-        states[i].installed = false;
-        states[i].age_s = 0;
-        states[i].reasons = NULL;
+    svc = q.service != NULL ? feed_config_service_find(q.cfg, q.service) : -1;
+    cache = svc >= 0 ? plan_cache_of(r, q.cfg) : NULL;
+    if (cache != NULL) {
+        plan = plan_for(cache, r, q.cfg, svc, &slot);
     }
-    for (size_t i = 0; i < n_lists; i++) {
-        int c = lists[i].cfg_index;
-        int64_t fresh;
-
-        if (c < 0 || (size_t)c >= q.cfg->n_lists) {
-            continue;
+    if (plan == NULL) {
+        /* no plan (unknown service, no memory): every list is judged */
+        for (size_t i = 0; i < q.cfg->n_lists; i++) {
+            states[i].installed = false;
+            states[i].age_s = 0;
+            states[i].reasons = NULL;
         }
-        fresh = store_list_fresh_at(&lists[i], meta);
-        states[c].installed = true;
-        states[c].age_s = q.wall_now - fresh;
-        states[c].reasons = lists[i].reasons;
+        for (size_t i = 0; i < n_lists; i++) {
+            int c = lists[i].cfg_index;
+
+            if (c < 0 || (size_t)c >= q.cfg->n_lists) {
+                continue;
+            }
+            states[c].installed = true;
+            states[c].age_s = q.wall_now - store_list_fresh_at(&lists[i], meta);
+            states[c].reasons = lists[i].reasons;
+        }
+        q.lists = states;
     }
-    q.lists = states;
     for (size_t i = 0; i < q.n_ids; i++) {
         size_t found = 0, room = ENGINE_HITS_MAX - n_hits;
 
@@ -854,6 +1237,9 @@ engine_check_store(struct store_reader *r, const struct engine_request *req,
             hits[n_hits].e = sh[j].e;
             n_hits++;
         }
+    }
+    if (plan != NULL) {
+        return engine_decide_planned(&q, plan, hits, n_hits, truncated, res);
     }
     return engine_decide(&q, hits, n_hits, truncated, res);
 }

@@ -137,6 +137,44 @@ struct engine_result {
     char notice[ENGINE_NOTICE_MAX]; /* plain text for the customer and the clerk */
 };
 
+/* What a feed version says of one list (indexed like cfg->lists): the list states of a check
+ * are these at its wall_now (age_s = wall_now - fresh_at). */
+struct engine_list_info {
+    bool installed;
+    int64_t fresh_at;       /* the instant its data is as of (store_list_fresh_at) */
+    const uint8_t *reasons; /* as engine_list_state.reasons */
+};
+
+/* Rule 2 worked out once for a feed version, its lists' info, the gate's jurisdictions and one
+ * service: none of it depends on the subject or the instant, so a check judges only the lists
+ * that can take part. While wall_now <= stale_at no installed list that could take part is
+ * stale, and the lists taking part are those flagged ENGINE_PLAN_PART: a check then judges the
+ * ones among them its hits name and the ones not installed, and takes the data age from
+ * min_fresh. Past stale_at it judges each list flagged ENGINE_PLAN_CAND (any that could take
+ * part, stale or not). The arrays are the builder's, cfg->n_lists long. */
+#define ENGINE_PLAN_PART 1u /* takes part: installed and fresh, or not installed (stale) */
+#define ENGINE_PLAN_CAND 2u /* applies at the gate and is relevant when judged on any reason */
+struct engine_plan {
+    const struct feed_config *cfg;        /* borrowed */
+    const struct engine_list_info *lists; /* borrowed, cfg->n_lists */
+    int service;                          /* cfg service index */
+    int64_t stale_at;                     /* INT64_MAX when no installed list could take part */
+    int64_t min_fresh;                    /* among the installed PART lists; INT64_MAX: none */
+    uint8_t *flags;                       /* per cfg list: ENGINE_PLAN_* */
+    uint16_t *absent;                     /* the PART lists not installed, ascending */
+    size_t n_absent;
+    uint16_t *cand; /* the CAND lists, ascending */
+    size_t n_cand;
+};
+
+/* Fills plan (whose flags, absent and cand arrays hold cfg->n_lists each) for service svc.
+ * INVALID for a bad argument or an unknown service. */
+POSGATE_WUR enum posgate_err engine_plan_build(const struct feed_config *cfg,
+                                               const struct engine_list_info *lists,
+                                               const char (*jurisdictions)[3],
+                                               size_t n_jurisdictions, int svc,
+                                               struct engine_plan *plan);
+
 /* Decides from hits[0..n_hits) (hits_truncated: more rows existed than were passed). Fills
  * *res completely. INVALID (unknown service, bad arguments, a hit naming an unknown id, list
  * or reason) leaves res->decision REFER, never ALLOW, with the cause in res->notice. */
@@ -144,15 +182,33 @@ POSGATE_WUR enum posgate_err engine_decide(const struct engine_request *req,
                                            const struct engine_hit *hits, size_t n_hits,
                                            bool hits_truncated, struct engine_result *res);
 
+/* engine_decide with the list states taken from plan->lists at req->wall_now (req->lists is
+ * ignored) and only the lists the plan says can take part judged: the same result as
+ * engine_decide with those states. req->cfg and the jurisdictions must be those the plan was
+ * built from; a plan of another config or service is not used (every list is judged). */
+POSGATE_WUR enum posgate_err engine_decide_planned(const struct engine_request *req,
+                                                   const struct engine_plan *plan,
+                                                   const struct engine_hit *hits, size_t n_hits,
+                                                   bool hits_truncated, struct engine_result *res);
+
 /* One check against a store reader: looks up every id, builds the list states from the
  * reader's version (a list's data age is wall_now minus the later of its own issued_at and the
  * feed's meta.issued_at; a config list absent from the store is not installed) and decides.
  * req->cfg, lists, jurisdictions and newest_issue_seen are taken from the reader (the fields
  * given in req are ignored). NOTFOUND when no feed config is installed. Does not allocate
- * unless the reader moves to a new version. */
+ * unless the reader moves to a new version: it keeps with the reader (store_reader_set_cache)
+ * the version's list info and the plans of the last services checked, made again when the
+ * reader's generation changes. */
 POSGATE_WUR enum posgate_err engine_check_store(struct store_reader *r,
                                                 const struct engine_request *req,
                                                 struct engine_result *res);
+
+/* The installed lists an audit event names for a check of service svc in the reader's current
+ * version (docs/audit.md, "lists"): those that apply at the gate and whose entries use a reason
+ * covering the service, as store_reader_lists indices in its order. Writes the first cap to out
+ * and returns how many there are. Read from the plan engine_check_store keeps with the reader
+ * for its version and the service when there is one (then O(cap)). */
+size_t engine_trail_lists(struct store_reader *r, int svc, uint16_t *out, size_t cap);
 
 const char *engine_decision_name(enum engine_decision d);       /* "allow", "deny", "refer" */
 const char *engine_reason_kind_name(enum engine_reason_kind k); /* "match", ... */

@@ -276,6 +276,11 @@ const struct store_list *store_reader_lists(const struct store_reader *r, size_t
 const char *store_reader_errmsg(const struct store_reader *r);
 /* A counter that changes whenever the reader moved to another version. */
 uint64_t store_reader_generation(const struct store_reader *r);
+/* One object of the caller's kept with the reader, for what it derives from the reader's
+ * version (it compares store_reader_generation to know when to recompute): freed with the
+ * reader by free_fn (may be NULL), and an earlier one replaced by another is freed at once. */
+void store_reader_set_cache(struct store_reader *r, void *cache, void (*free_fn)(void *));
+void *store_reader_cache(const struct store_reader *r); /* NULL when none */
 /* True when the reader's lookups consult the key filter first (a filter made for its version). */
 bool store_reader_uses_filter(const struct store_reader *r);
 

@@ -412,6 +412,8 @@ struct store_reader {
     struct reader_list_map *map; /* sorted by no */
     size_t n_lists;
     char errmsg[STORE_ERRMSG_MAX];
+    void *cache; /* the caller's (store_reader_set_cache), freed with the reader */
+    void (*cache_free)(void *);
 };
 
 enum posgate_err
@@ -467,6 +469,9 @@ store_reader_free(struct store_reader *r)
 {
     if (r == NULL) {
         return;
+    }
+    if (r->cache_free != NULL) {
+        r->cache_free(r->cache);
     }
     sqlite3_finalize(r->lookup);
     sqlite3_finalize(r->lookup_ov);
@@ -728,6 +733,25 @@ uint64_t
 store_reader_generation(const struct store_reader *r)
 {
     return r != NULL ? r->generation : 0;
+}
+
+void
+store_reader_set_cache(struct store_reader *r, void *cache, void (*free_fn)(void *))
+{
+    if (r == NULL) {
+        return;
+    }
+    if (r->cache_free != NULL && r->cache != cache) {
+        r->cache_free(r->cache);
+    }
+    r->cache = cache;
+    r->cache_free = free_fn;
+}
+
+void *
+store_reader_cache(const struct store_reader *r)
+{
+    return r != NULL ? r->cache : NULL;
 }
 
 static int

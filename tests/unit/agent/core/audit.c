@@ -1187,6 +1187,13 @@ main(void)
         CHECK_STR(s.ev[0].operator_id, "clerk-9");
         CHECK_STR(s.ev[0].device_id, device_key_id(pg->dk));
         CHECK_CONTAINS(s.ev[0].listings, "spc-enforcement/SPC-HARD-1");
+        /* the lists that took part, in the store's order: the two whose reasons cover air
+         * (not rail-safety), each with its digest on the chain's first decision */
+        CHECK(strstr(event_text(apath, posgate_result_audit_seq(res)),
+                     "\"id\":\"spc-enforcement\",\"seq\":1},{\"digest\":") != NULL);
+        CHECK(strstr(event_text(apath, posgate_result_audit_seq(res)),
+                     "\"id\":\"caac-safety\",\"seq\":1}],") != NULL);
+        CHECK(strstr(event_text(apath, posgate_result_audit_seq(res)), "rail-safety") == NULL);
     }
     seen_free(&s);
     /* never an identifier in clear */

@@ -572,6 +572,224 @@ test_overflow_and_caps(void)
     CHECK_CONTAINS(res.notice, "You may contest"); /* the closing lines always fit */
 }
 
+/* A small deterministic generator (xorshift64*): the differential test's configs, hits and
+ * times are reproducible from its seed. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t
+rnd(uint32_t n)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 33) % n;
+}
+
+static const char *const diff_services[] = {
+    "air", "air.first", "rail", "rail.hsr", "rail.hsr.first", "hotel", "hotel.star"};
+#define DIFF_SERVICES 7
+#define DIFF_REASONS  5
+
+/* A config of n_lists lists with random gates, stale_after and policies, and DIFF_REASONS
+ * reasons with random scopes, minors and overrides. */
+static struct feed_config *
+diff_config(unsigned n_lists)
+{
+    static const char *const jur[] = {"", "\"CN\"", "\"HK\"", "\"CN\",\"HK\""};
+    static const char *const after[] = {"1h", "6h", "2d", "7d", "30d"};
+    static const char *const policy[] = {"refer", "deny", "allow"};
+    size_t cap = 256u * n_lists + 4096u, len = 0;
+    char *j = malloc(cap);
+    struct feed_config *c = NULL;
+    char msg[FEED_ERRMSG_MIN];
+
+    if (j == NULL) {
+        return NULL;
+    }
+    len += (size_t)snprintf(j + len, cap - len, "{\"feed_id\":\"d\",\"services\":[");
+    for (unsigned i = 0; i < DIFF_SERVICES; i++) {
+        len += (size_t)snprintf(j + len, cap - len, "%s\"%s\"", i ? "," : "", diff_services[i]);
+    }
+    len += (size_t)snprintf(j + len, cap - len, "],\"lists\":[");
+    for (unsigned i = 0; i < n_lists; i++) {
+        len += (size_t)snprintf(j + len, cap - len,
+                                "%s{\"id\":\"l%u\",\"authority\":\"A%u\",\"jurisdictions\":[%s],"
+                                "\"stale_after\":\"%s\",\"stale_policy\":\"%s\"}",
+                                i ? "," : "", i, i, jur[rnd(4)], after[rnd(5)], policy[rnd(3)]);
+    }
+    len += (size_t)snprintf(j + len, cap - len, "],\"reasons\":[");
+    for (unsigned i = 0; i < DIFF_REASONS; i++) {
+        const char *a = diff_services[rnd(DIFF_SERVICES)], *b = diff_services[rnd(DIFF_SERVICES)];
+        bool two = rnd(2) != 0 && strcmp(a, b) != 0;
+
+        len += (size_t)snprintf(j + len, cap - len,
+                                "%s{\"id\":\"r%u\",\"authority\":\"A\",\"legal_basis\":\"B\","
+                                "\"contest\":\"C\",\"scope\":[\"%s\"%s%s%s],\"override\":\"%s\","
+                                "\"minors\":\"%s\"}",
+                                i ? "," : "", i, a, two ? ",\"" : "", two ? b : "", two ? "\"" : "",
+                                rnd(2) ? "none" : "supervisor", rnd(2) ? "refer" : "deny");
+    }
+    len += (size_t)snprintf(j + len, cap - len, "]}");
+    if (len >= cap ||
+        feed_config_parse(j, len, FEED_CONFIG_STRICT, &c, msg, sizeof(msg)) != POSGATE_OK) {
+        fprintf(stderr, "diff config: %s\n", len >= cap ? "too long" : msg);
+        c = NULL;
+    }
+    free(j);
+    return c;
+}
+
+/* The two results are the same: decision, every field of every reason, the notice. */
+static bool
+same_result(const struct engine_result *a, const struct engine_result *b)
+{
+    if (a->decision != b->decision || a->service != b->service ||
+        a->clock_fault != b->clock_fault || a->minor != b->minor ||
+        a->data_age_s != b->data_age_s || a->n_reasons != b->n_reasons ||
+        a->reasons_dropped != b->reasons_dropped || strcmp(a->notice, b->notice) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n_reasons; i++) {
+        const struct engine_reason *x = &a->reasons[i], *y = &b->reasons[i];
+
+        if (x->kind != y->kind || x->effect != y->effect || x->list != y->list ||
+            x->reason != y->reason || x->list_id != y->list_id || x->reason_id != y->reason_id ||
+            strcmp(x->listing_id, y->listing_id) != 0 || x->valid_from != y->valid_from ||
+            x->valid_until != y->valid_until || x->overridable != y->overridable ||
+            x->id != y->id || strcmp(x->detail, y->detail) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* engine_decide_planned against engine_decide (the oracle, every list judged on states made
+ * from the same list info): random configs of many lists, lists not installed or of unknown
+ * reasons, random hits (restrictions and exemptions, narrowed scopes, windows, name_dob and
+ * minors), sale instants from before the newest issue seen (clock faults) to past every
+ * stale_after, and random gates. Both paths must be taken often. */
+static void
+test_planned_matches_full(void)
+{
+    static const char jurs[][3] = {"CN", "HK"};
+    struct engine_list_info *info = calloc(FEED_LISTS_MAX, sizeof(*info));
+    struct engine_list_state *st = calloc(FEED_LISTS_MAX, sizeof(*st));
+    uint8_t *bitmaps = calloc(FEED_LISTS_MAX, STORE_REASON_BITMAP);
+    uint8_t *flags = calloc(FEED_LISTS_MAX, 1);
+    uint16_t *absent = calloc(FEED_LISTS_MAX, sizeof(uint16_t));
+    uint16_t *cand = calloc(FEED_LISTS_MAX, sizeof(uint16_t));
+    struct engine_result *full = malloc(sizeof(*full)), *planned = malloc(sizeof(*planned));
+    struct engine_hit h[ENGINE_HITS_MAX + 8];
+    int fast = 0, slow = 0, differ = 0, non_allow = 0, allow = 0;
+
+    if (info == NULL || st == NULL || bitmaps == NULL || flags == NULL || absent == NULL ||
+        cand == NULL || full == NULL || planned == NULL) {
+        CHECK(0);
+        goto out;
+    }
+    for (int round = 0; round < 24 && differ == 0; round++) {
+        unsigned n_lists = round % 3 == 0 ? 300 : 20 + rnd(200);
+        struct feed_config *c = diff_config(n_lists);
+        int64_t base = T0 - 3600;
+
+        if (c == NULL) {
+            CHECK(0);
+            goto out;
+        }
+        for (unsigned l = 0; l < n_lists; l++) {
+            uint8_t *bm = &bitmaps[(size_t)l * STORE_REASON_BITMAP];
+
+            memset(bm, 0, STORE_REASON_BITMAP);
+            bm[0] = (uint8_t)(rnd(2) ? 1u << rnd(DIFF_REASONS) : rnd(1u << DIFF_REASONS));
+            info[l].installed = round % 4 == 1 || rnd(10) != 0; /* some rounds: all */
+            /* odd rounds: every list recent, so that most checks find none stale */
+            info[l].fresh_at = base - (int64_t)rnd(round % 2 ? 600 : 3 * 86400);
+            info[l].reasons = rnd(8) == 0 ? NULL : bm;
+        }
+        for (int check = 0; check < 400; check++) {
+            struct engine_request q;
+            struct engine_plan plan;
+            size_t n_jur = rnd(3), n_hits = rnd(10) == 0 ? rnd(ENGINE_HITS_MAX + 8) : rnd(4);
+            int svc = (int)rnd(DIFF_SERVICES);
+
+            reset_request(&q, diff_services[svc]);
+            q.cfg = c;
+            q.jurisdictions = n_jur == 2 ? jurs : n_jur == 1 ? &jurs[rnd(2)] : NULL;
+            q.n_jurisdictions = n_jur;
+            q.wall_now = base + (int64_t)rnd(40 * 86400) - 7200; /* some past every stale_after */
+            if (rnd(4) != 0 && round % 2 != 0) {
+                q.wall_now = base + (int64_t)rnd(3600); /* most with none stale */
+            }
+            q.at = rnd(3) == 0 ? q.wall_now + (int64_t)rnd(30 * 86400) : q.wall_now;
+            q.newest_issue_seen = base - 3600 + (rnd(6) == 0 ? (int64_t)rnd(7200) : 0); /* faults */
+            q.n_ids = 1 + rnd(4);
+            for (size_t i = 0; i < q.n_ids; i++) {
+                ids[i].type = rnd(4) == 0 ? IDENT_NAME_DOB : rnd(2) ? IDENT_CN_RID : IDENT_PASSPORT;
+                ids[i].birth_days =
+                    rnd(2) ? (int64_t)(T0 / 86400) - (int64_t)rnd(40 * 366) : IDENT_NO_BIRTH;
+            }
+            for (size_t i = 0; i < n_hits; i++) {
+                h[i] = hit((uint16_t)rnd((uint32_t)q.n_ids), (uint16_t)rnd(n_lists),
+                           (uint16_t)rnd(DIFF_REASONS),
+                           rnd(4) == 0 ? FEED_KIND_EXEMPT : FEED_KIND_RESTRICT, "X-1");
+                h[i].e.valid_from = T0 - (int64_t)rnd(200 * 86400);
+                h[i].e.valid_until =
+                    rnd(3) == 0 ? FEED_UNTIL_OPEN : T0 + (int64_t)rnd(60 * 86400) - 30 * 86400;
+                if (rnd(4) == 0) {
+                    h[i].e.scope_count = 1;
+                    h[i].e.scope[0] = (uint16_t)rnd(DIFF_SERVICES);
+                }
+            }
+            for (unsigned l = 0; l < n_lists; l++) {
+                st[l].installed = info[l].installed;
+                st[l].age_s = info[l].installed ? q.wall_now - info[l].fresh_at : 0;
+                st[l].reasons = info[l].reasons;
+            }
+            q.lists = st;
+            plan.flags = flags;
+            plan.absent = absent;
+            plan.cand = cand;
+            CHECK_OK(engine_plan_build(c, info, q.jurisdictions, q.n_jurisdictions, svc, &plan));
+            CHECK_OK(engine_decide(&q, h, n_hits, n_hits > 60, full));
+            q.lists = NULL; /* the planned path reads the plan's list info only */
+            CHECK_OK(engine_decide_planned(&q, &plan, h, n_hits, n_hits > 60, planned));
+            if (q.wall_now <= plan.stale_at) {
+                fast++;
+            } else {
+                slow++;
+            }
+            non_allow += full->decision != ENGINE_ALLOW;
+            allow += full->decision == ENGINE_ALLOW;
+            if (!same_result(full, planned)) {
+                fprintf(stderr, "round %d check %d: planned %s, full %s\n--\n%s\n--\n%s\n", round,
+                        check, engine_decision_name(planned->decision),
+                        engine_decision_name(full->decision), planned->notice, full->notice);
+                differ++;
+                break;
+            }
+        }
+        feed_config_free(c);
+    }
+    CHECK_INT(differ, 0);
+    CHECK(fast > 500);
+    CHECK(slow > 500);
+    CHECK(non_allow > 500);
+    CHECK(allow > 500);
+    fprintf(stderr,
+            "planned vs full: %d checks with no list stale, %d past stale_at, %d not ALLOW, "
+            "%d ALLOW\n",
+            fast, slow, non_allow, allow);
+out:
+    free(info);
+    free(st);
+    free(bitmaps);
+    free(flags);
+    free(absent);
+    free(cand);
+    free(full);
+    free(planned);
+}
+
 static void
 test_through_store(void)
 {
@@ -654,6 +872,20 @@ test_through_store(void)
     /* spc is stale (policy refer) and matches: REFER; but the empty no-fly list is stale too
      * (policy deny), and an empty stale list is judged on what it could hold: DENY. */
     CHECK_INT(res.decision, ENGINE_DENY);
+    /* A new version (newer metadata) is seen at once: the plan kept with the reader is made
+     * again, so the data age is the new version's, not the last plan's. */
+    q.wall_now = T0;
+    q.at = T0;
+    CHECK_OK(engine_check_store(r, &q, &res));
+    CHECK_INT(res.data_age_s, 3600);
+    m.issued_at = T0 - 600;
+    m.newest_issue_seen = T0 - 600;
+    CHECK_OK(store_begin_update(s, &u));
+    CHECK_OK(store_update_set_meta(u, &m));
+    CHECK_OK(store_update_commit(u));
+    CHECK_OK(engine_check_store(r, &q, &res));
+    CHECK_INT(res.decision, ENGINE_ALLOW);
+    CHECK_INT(res.data_age_s, 600);
     store_reader_free(r);
     store_close(s);
     crypto_hmac_key_cleanup(&k);
@@ -691,6 +923,7 @@ main(void)
     test_name_dob_never_denies();
     test_precedence();
     test_overflow_and_caps();
+    test_planned_matches_full();
     test_through_store();
     feed_config_free(cfg);
     return test_summary("engine");
