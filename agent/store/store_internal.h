@@ -204,6 +204,11 @@ enum posgate_err store_ufail_db(struct store_update *u, int rc, const char *what
 enum posgate_err store_update_ready(struct store_update *u);
 /* The key filter's share of an added key, and of a list emptied by the update. */
 void store_kf_note_add(struct store_update *u, const uint8_t *key);
+/* Chooses how the update keeps the key filter, as its first added key does, and returns the
+ * writer that takes the keys it adds, or NULL when it keeps none: keyfilter_add on it and
+ * u->adds++ then stand for store_kf_note_add, from another thread too while the update's own
+ * thread leaves the writer alone (store_runs.c's reader thread). */
+struct keyfilter_writer *store_kf_writer(struct store_update *u);
 void store_kf_note_cleared(struct store_update *u, int64_t no);
 
 /* ---- store_list.c: rows into entries */
@@ -211,6 +216,8 @@ void store_kf_note_cleared(struct store_update *u, int64_t no);
 /* Queues a row for entries (inserted INS_BATCH at a time); store_flush_rows inserts the rows
  * queued. */
 enum posgate_err store_put_row(struct store_update *u, const struct pending_row *r);
+/* store_put_row of n rows in turn (whole batches from rows itself when none is queued). */
+enum posgate_err store_put_rows(struct store_update *u, const struct pending_row *rows, size_t n);
 enum posgate_err store_flush_rows(struct store_update *u);
 
 /* ---- store_runs.c: a snapshot's rows wait in sorted runs, merged into entries */

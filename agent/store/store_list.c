@@ -387,17 +387,16 @@ insert_row(struct store_update *u, sqlite3_stmt *st, const struct pending_row *r
     return store_ufail_db(u, rc, "insert entry");
 }
 
-/* Inserts the pending rows. A full batch goes in one statement; when that statement fails on
- * a constraint (it is rolled back as a whole) the rows are inserted one by one to name the
+/* Inserts n rows. A full batch goes in one statement; when that statement fails on a
+ * constraint (it is rolled back as a whole) the rows are inserted one by one to name the
  * listing at fault. */
 static enum posgate_err
-flush_pending(struct store_update *u)
+insert_rows(struct store_update *u, const struct pending_row *rows, unsigned n)
 {
     enum posgate_err err = POSGATE_OK;
-    unsigned n = u->n_pending, i = 0;
+    unsigned i = 0;
     int rc;
 
-    u->n_pending = 0;
     if (n == INS_BATCH) {
         if (u->ins_batch == NULL) {
             char sql[64 + INS_BATCH * 32];
@@ -415,7 +414,7 @@ flush_pending(struct store_update *u)
             }
         }
         for (unsigned r = 0; r < INS_BATCH; r++) {
-            bind_row(u->ins_batch, 7 * (int)r, &u->pending[r]);
+            bind_row(u->ins_batch, 7 * (int)r, &rows[r]);
         }
         rc = sqlite3_step(u->ins_batch);
         sqlite3_reset(u->ins_batch);
@@ -427,9 +426,18 @@ flush_pending(struct store_update *u)
         }
     }
     for (; i < n && err == POSGATE_OK; i++) {
-        err = insert_row(u, u->ins, &u->pending[i]);
+        err = insert_row(u, u->ins, &rows[i]);
     }
     return err;
+}
+
+static enum posgate_err
+flush_pending(struct store_update *u)
+{
+    unsigned n = u->n_pending;
+
+    u->n_pending = 0;
+    return insert_rows(u, u->pending, n);
 }
 
 enum posgate_err
@@ -437,6 +445,23 @@ store_put_row(struct store_update *u, const struct pending_row *r)
 {
     u->pending[u->n_pending++] = *r;
     return u->n_pending == INS_BATCH ? flush_pending(u) : POSGATE_OK;
+}
+
+enum posgate_err
+store_put_rows(struct store_update *u, const struct pending_row *rows, size_t n)
+{
+    enum posgate_err err = POSGATE_OK;
+    size_t i = 0;
+
+    if (u->n_pending == 0) { /* whole batches straight from rows, without a copy */
+        for (; n - i >= INS_BATCH && err == POSGATE_OK; i += INS_BATCH) {
+            err = insert_rows(u, rows + i, INS_BATCH);
+        }
+    }
+    for (; i < n && err == POSGATE_OK; i++) {
+        err = store_put_row(u, &rows[i]);
+    }
+    return err;
 }
 
 enum posgate_err

@@ -153,6 +153,15 @@ store_kf_note_add(struct store_update *u, const uint8_t *key)
     u->adds++;
 }
 
+struct keyfilter_writer *
+store_kf_writer(struct store_update *u)
+{
+    if (u->kf_mode == KF_UNDECIDED) {
+        kf_start(u);
+    }
+    return u->kf_mode == KF_INPLACE || u->kf_mode == KF_NEW ? &u->kf : NULL;
+}
+
 void
 store_kf_note_cleared(struct store_update *u, int64_t no)
 {

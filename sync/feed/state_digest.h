@@ -80,6 +80,9 @@ POSGATE_WUR enum posgate_err state_digest_async_new(struct state_digest_async **
 void state_digest_async_add(struct state_digest_async *a, const struct feed_entry *e);
 /* Waits for the batches handed over and adds the entries added since the last finish to *d. */
 void state_digest_async_finish(struct state_digest_async *a, struct state_digest *d);
+/* The batches the producer hashed itself so far: when handing a batch over would fill the
+ * queue, the caller's thread hashes it rather than wait for the helper. */
+uint64_t state_digest_async_own_batches(const struct state_digest_async *a);
 /* Stops the thread without waiting for the rest of the work; NULL is a no-op. */
 void state_digest_async_free(struct state_digest_async *a);
 
