@@ -84,6 +84,11 @@ expect_rc 2 "$HUB" enroll --db "$DB"
 expect_rc 2 "$HUB" stats
 expect_rc 2 "$HUB" serve --listen 127.0.0.1:0
 expect_rc 5 "$HUB" stats --db "$T/none.db"
+expect_rc 2 "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --db-connections 17
+if [[ -z ${POSGATE_TEST_PG_URI:-} ]]; then
+    expect_rc 5 "$HUB" serve --db "$DB" --listen 127.0.0.1:0 --db-connections 2
+    grep -q "one writer" "$T/err.txt" || fail "--db-connections on SQLite: $(cat "$T/err.txt")"
+fi
 
 # decisions on the kiosk: DENY, ALLOW, REFER, DENY
 check 1 --id "$HARD" --operator clerk-1

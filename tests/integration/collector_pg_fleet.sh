@@ -80,10 +80,13 @@ for _ in range(3):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); ports.append(s.getsockname()[1]); s.close()
 procs = [None] * 3
 lock = threading.Lock()
+# one connection to the server, the default four, and eight
+CONNS = [["--db-connections", "1"], [], ["--db-connections", "8"]]
 def start(i):
     procs[i] = subprocess.Popen([hub, "serve", "--db", uri, "--listen", "127.0.0.1:%d" % ports[i],
                                  "--log-level", "error", "--max-inflight", "64",
-                                 "--max-bodies-per-peer", "4096", "--max-conns-per-peer", "4096"])
+                                 "--max-bodies-per-peer", "4096", "--max-conns-per-peer", "4096"]
+                                + CONNS[i])
 for i in range(3): start(i)
 kills = 0
 stop = False

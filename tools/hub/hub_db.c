@@ -93,6 +93,16 @@ hub_db_kind(const struct hub_db *db)
     return db != NULL ? db->ops->name : "";
 }
 
+enum posgate_err
+hub_db_set_connections(struct hub_db *db, unsigned n)
+{
+    if (db == NULL) {
+        return POSGATE_ERR_INVALID;
+    }
+    return db->ops->set_connections != NULL ? db->ops->set_connections(db->impl, n)
+                                            : POSGATE_ERR_UNSUPPORTED;
+}
+
 void
 hub_db_ingest_counts(struct hub_db *db, uint64_t *one_statement, uint64_t *judged)
 {

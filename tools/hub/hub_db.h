@@ -118,6 +118,9 @@ const char *hub_db_kind(const struct hub_db *db);
 /* The batches this handle ingested in one statement (PostgreSQL: hub_db_pg_ingest.c) and the
  * ones it judged in full (0 and 0 on SQLite, which keeps no count). */
 void hub_db_ingest_counts(struct hub_db *db, uint64_t *one_statement, uint64_t *judged);
+/* PostgreSQL: the server connections the ingest uses at once (1..16, default 4), set before
+ * the first batch; INVALID out of range, UNSUPPORTED on SQLite (one writer). */
+POSGATE_WUR enum posgate_err hub_db_set_connections(struct hub_db *db, unsigned n);
 /* Copies every table of src (hub_store.h, enum hub_table: devices, events with their decision
  * ids, gaps, chain breaks, batch records, chain anchors, status reports, lookups) into dst, a
  * PostgreSQL store that holds no device yet, in one transaction of dst: STATE when dst is not

@@ -1080,6 +1080,7 @@ static const struct hub_store_ops pg_ops = {
     .events_since = pg_events_since,
     .lookup_put = pg_lookup_put,
     .ingest_counts = hpg_ingest_counts,
+    .set_connections = hpg_set_connections,
 };
 
 static void
@@ -1090,7 +1091,7 @@ pg_close(void *impl)
     if (db == NULL) {
         return;
     }
-    for (int i = 0; db->lanes != NULL && i < HPG_LANES; i++) {
+    for (int i = 0; db->lanes != NULL && i < HPG_LANES_MAX; i++) {
         PQfinish(db->lanes[i].c);
         pthread_mutex_destroy(&db->lanes[i].mu);
     }
@@ -1145,7 +1146,8 @@ hub_pg_open(const char *uri, bool read_only, void **impl, const struct hub_store
         return POSGATE_ERR_NOMEM;
     }
     pthread_mutex_init(&db->mu, NULL);
-    db->lanes = plat_calloc(HPG_LANES, sizeof(*db->lanes));
+    db->lanes = plat_calloc(HPG_LANES_MAX, sizeof(*db->lanes));
+    db->n_lanes = HPG_LANES;
     db->uri = plat_strdup(uri);
     db->keys = hpg_keys_new();
     if (db->lanes == NULL || db->uri == NULL || db->keys == NULL) {
@@ -1154,7 +1156,7 @@ hub_pg_open(const char *uri, bool read_only, void **impl, const struct hub_store
         err = POSGATE_ERR_NOMEM;
         goto out;
     }
-    for (int i = 0; i < HPG_LANES; i++) {
+    for (int i = 0; i < HPG_LANES_MAX; i++) {
         pthread_mutex_init(&db->lanes[i].mu, NULL);
     }
     db->c = PQconnectdb(uri);

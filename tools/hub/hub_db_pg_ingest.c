@@ -695,6 +695,18 @@ hpg_keys_free(struct hpg_keys *k)
     plat_free(k);
 }
 
+enum posgate_err
+hpg_set_connections(void *impl, unsigned n)
+{
+    struct pg *db = impl;
+
+    if (n == 0 || n > HPG_LANES_MAX) {
+        return POSGATE_ERR_INVALID;
+    }
+    db->n_lanes = n;
+    return POSGATE_OK;
+}
+
 void
 hpg_ingest_counts(void *impl, uint64_t *appended, uint64_t *judged)
 {
@@ -1027,12 +1039,12 @@ take_lane(struct pg *db)
 {
     unsigned k;
 
-    for (int i = 0; i < HPG_LANES; i++) {
+    for (unsigned i = 0; i < db->n_lanes; i++) {
         if (pthread_mutex_trylock(&db->lanes[i].mu) == 0) {
             return &db->lanes[i];
         }
     }
-    k = __atomic_fetch_add(&db->next_lane, 1, __ATOMIC_RELAXED) % HPG_LANES;
+    k = __atomic_fetch_add(&db->next_lane, 1, __ATOMIC_RELAXED) % db->n_lanes;
     pthread_mutex_lock(&db->lanes[k].mu);
     return &db->lanes[k];
 }

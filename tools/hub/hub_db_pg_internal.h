@@ -23,13 +23,15 @@ struct pg {
     uint32_t prepared;   /* the ingest's statements prepared on this connection (bit per one) */
     /* the ingest's own connections, opened when first used (NULL in a lane itself): batches
      * are judged on as many at once as posgate-hub serve has request threads */
-    struct pg *lanes;
+    struct pg *lanes; /* HPG_LANES_MAX of them, n_lanes in use */
+    unsigned n_lanes;
     char *uri;
     unsigned next_lane;
     struct hpg_keys *keys; /* enrolled keys known to this process (hub_db_pg_ingest.c) */
 };
 
-#define HPG_LANES 4
+#define HPG_LANES     4  /* connections for the ingest unless serve --db-connections says */
+#define HPG_LANES_MAX 16
 
 /* Query parameters, as text, or binary for a hash or an array. */
 #define HPG_MAX_PARAMS 22
@@ -105,6 +107,8 @@ enum posgate_err hpg_ingest(void *impl, const struct hub_batch *b, const char *k
 /* The enrolled keys kept by the ingest, made when the store opens and freed when it closes. */
 struct hpg_keys *hpg_keys_new(void);
 void hpg_keys_free(struct hpg_keys *k);
+/* hub_store_ops.set_connections: 1..HPG_LANES_MAX, before the first batch. */
+enum posgate_err hpg_set_connections(void *impl, unsigned n);
 /* Batches the ingest stored in one statement, and the ones it judged in full (for tests). */
 void hpg_ingest_counts(void *impl, uint64_t *appended, uint64_t *judged);
 

@@ -34,6 +34,7 @@ struct serve_opts {
     const char *feed, *listen, *cert, *key, *ca, *admin_ca, *port_file, *dbpath, *auditor, *admin;
     const char *admin_file, *auditor_file;
     uint64_t silent_min; /* --silent-minutes */
+    uint64_t db_conns;   /* --db-connections: 0 the store's default */
     uint64_t max_body, max_inflight, peer_bodies, peer_conns, body_timeout;
     enum plat_log_level lvl;
 };
@@ -187,6 +188,14 @@ serve_args(int argc, char **argv, struct serve_opts *o)
             o->admin_file = argv[++i];
         } else if (strcmp(a, "--auditor-token-file") == 0) {
             o->auditor_file = argv[++i];
+        } else if (strcmp(a, "--db-connections") == 0) {
+            i++;
+            if (!hub_parse_u64(argv[i], strlen(argv[i]), &o->db_conns) || o->db_conns == 0 ||
+                o->db_conns > 16) {
+                fprintf(stderr, "posgate-hub: --db-connections: expected 1 to 16, got \"%s\"\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (strcmp(a, "--silent-minutes") == 0) {
             i++;
             if (!hub_parse_u64(argv[i], strlen(argv[i]), &o->silent_min) ||
@@ -300,7 +309,8 @@ start_daemon(struct hub *h, const struct serve_opts *o, struct sockaddr_storage 
         flags, 0, NULL, NULL, hub_http_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, HUB_IDLE_TIMEOUT,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->peer_conns, MHD_OPTION_NOTIFY_COMPLETED,
-        hub_http_completed, h, MHD_OPTION_THREAD_POOL_SIZE, h->db != NULL ? 4u : 1u,
+        hub_http_completed, h, MHD_OPTION_THREAD_POOL_SIZE,
+        h->db == NULL ? 1u : o->db_conns > 4 ? (unsigned)o->db_conns : 4u,
         MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
@@ -436,6 +446,11 @@ hub_serve_main(int argc, char **argv)
         /* a URI may carry a password: only a file's path is repeated */
         fprintf(stderr, "posgate-hub: --db %s: %s\n",
                 hub_db_is_uri(o.dbpath) ? "(PostgreSQL URI)" : o.dbpath, dbmsg);
+        goto out;
+    }
+    if (o.db_conns > 0 && hub_db_set_connections(h.db, (unsigned)o.db_conns) != POSGATE_OK) {
+        fprintf(stderr, "posgate-hub: --db-connections needs --db with a PostgreSQL URI (a "
+                        "SQLite file has one writer)\n");
         goto out;
     }
     if ((o.admin_file != NULL &&

@@ -136,6 +136,9 @@ struct hub_store_ops {
     /* Batches ingested since the store opened: stored in one statement from the device's head
      * as this process knew it, and judged in full (NULL: the store judges every batch in full). */
     void (*ingest_counts)(void *impl, uint64_t *one_statement, uint64_t *judged);
+    /* The connections the ingest judges batches on at once (NULL: the store has one writer);
+     * before the first batch. INVALID out of the store's range. */
+    enum posgate_err (*set_connections)(void *impl, unsigned n);
 };
 
 /* The store behind db, for the readers of hub_query.c. */
