@@ -639,11 +639,12 @@ deadline_after(struct timespec *ts, uint64_t from_ns, uint32_t ms)
 
 static void wake_leader(struct audit_queue *q);
 
-/* Called with q->mu held and committing set: commits every queued slot without the lock, then
- * completes them (receipts, counters), clears committing, wakes the next committer and, without
- * the lock, the callers whose events it held. Returns with q->mu held. */
+/* Called with q->mu held and committing set: commits every published slot without the lock, then
+ * completes them (receipts, counters), clears committing, wakes the next committer (unless !wake:
+ * the caller commits the next group itself) and, without the lock, the callers whose events it
+ * held. Returns with q->mu held, and the number of events it took. */
 static size_t
-run_batch(struct audit_queue *q)
+run_batch(struct audit_queue *q, int wake)
 {
     uint64_t start = atomic_load_explicit(&q->taken, memory_order_relaxed);
     size_t k = 0, waiters = 0, nw = 0;
@@ -694,7 +695,9 @@ run_batch(struct audit_queue *q)
     q->done_count += k;
     q->committing = 0;
     pthread_cond_broadcast(&q->cv_done);
-    wake_leader(q);
+    if (wake) {
+        wake_leader(q);
+    }
     if (nw > 0) {
         /* the next commit may start meanwhile: these wake-ups are not in its way */
         pthread_mutex_unlock(&q->mu);
@@ -720,7 +723,9 @@ wake_leader(struct audit_queue *q)
         struct slot *s = q->ring[t % RING_CAP];
 
         if (atomic_load_explicit(&s->ready, memory_order_acquire) != t + 1) {
-            return; /* its caller publishes it, then waits for q->mu and finds no committer */
+            /* a caller is copying a batched ALLOW: the writer commits once it is published */
+            pthread_cond_signal(&q->cv_work);
+            return;
         }
         if (s->rc != NULL) {
             pthread_cond_broadcast(&s->cv);
@@ -798,7 +803,7 @@ writer_main(void *arg)
             }
         }
         q->committing = 1;
-        (void)run_batch(q); /* clears committing */
+        (void)run_batch(q, 1); /* clears committing */
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -1064,20 +1069,32 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
      * and back, two thread wake-ups less on every DENY. Otherwise it waits for the commit in
      * progress: woken when that one carried its event, or, as the oldest waiting caller left in
      * the queue, to take the next (group commit: whoever commits takes every event queued). */
-    while (!rc.done) {
-        if (!q->committing) {
-            q->committing = 1;
-            if (run_batch(q) == 0) { /* clears committing */
-                /* an earlier ticket's caller is still writing its event: let it run */
-                pthread_mutex_unlock(&q->mu);
-                sched_yield();
-                pthread_mutex_lock(&q->mu);
-            } else if (queued(q) > 0 || q->carry.count > 0) {
-                pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+    for (int extra = 0, owe = 0;;) {
+        if (rc.done) {
+            /* Its own event durable, a committer that finds callers queued behind it commits
+             * their group too (once), rather than wake one of them to do it: the next commit
+             * starts without a thread's wake-up in its way. */
+            if (extra || q->committing || q->urgent == 0) {
+                if (owe && !q->committing) {
+                    wake_leader(q);
+                }
+                break;
             }
+            extra = 1;
+        } else if (q->committing) {
+            pthread_cond_wait(&s->cv, &q->mu); /* s: the slot of its event until it is done */
             continue;
         }
-        pthread_cond_wait(&s->cv, &q->mu); /* s: the slot of its event until it is done */
+        q->committing = 1;
+        owe = 1;
+        if (run_batch(q, 0) == 0) { /* clears committing */
+            /* an earlier ticket's caller is still writing its event: let it run */
+            pthread_mutex_unlock(&q->mu);
+            sched_yield();
+            pthread_mutex_lock(&q->mu);
+        } else if (q->urgent == 0 && (queued(q) > 0 || q->carry.count > 0)) {
+            pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+        }
     }
     pthread_mutex_unlock(&q->mu);
     if (seq != NULL) {
