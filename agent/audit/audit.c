@@ -2,10 +2,11 @@
 /*
  * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
  * under a full queue, pruning, the signed batches for the uploader, and chain verification.
- * SQLite is included here and in the list store only.
+ * SQLite is included here (and audit_prune.c) and in the list store only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
+#include "audit_prune.h"
 #include "audit_reserve.h"
 
 #include <pthread.h>
@@ -363,89 +364,6 @@ read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
     return SQLITE_OK;
 }
 
-/* Deletes the events with seq <= upto that are older than cutoff_us (a prefix of the chain:
- * it stops at the first younger one) and moves the anchor. Inside a write transaction. */
-static int
-prune_prefix(sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *freed)
-{
-    sqlite3_stmt *st = NULL;
-    uint64_t limit = upto, anchor = 0;
-    uint8_t hash[AUDIT_HASH_LEN];
-    int rc, have = 0;
-
-    *freed = 0;
-    rc = sqlite3_prepare_v2(db, "SELECT min(seq) FROM events WHERE seq <= ?1 AND time_us >= ?2", -1,
-                            &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
-        sqlite3_bind_int64(st, 2, cutoff_us);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            limit = (uint64_t)sqlite3_column_int64(st, 0) - 1;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT seq, hash FROM events WHERE seq <= ?1 "
-                                "ORDER BY seq DESC LIMIT 1",
-                                -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
-            anchor = (uint64_t)sqlite3_column_int64(st, 0);
-            memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
-            have = 1;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    if (rc != SQLITE_OK || !have) {
-        return rc;
-    }
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT total(length(CAST(body AS BLOB))) FROM events "
-                            "WHERE seq <= ?1",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            *freed = (uint64_t)sqlite3_column_double(st, 0);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = sqlite3_prepare_v2(db, "DELETE FROM events WHERE seq <= ?1", -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = rc != SQLITE_OK ? rc
-                             : sqlite3_prepare_v2(db,
-                                                  "UPDATE meta SET v = ?1, b = ?2 WHERE k = "
-                                                  "'anchor'",
-                                                  -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        sqlite3_bind_blob(st, 2, hash, AUDIT_HASH_LEN, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = rc != SQLITE_OK ? rc
-                             : sqlite3_prepare_v2(db,
-                                                  "UPDATE meta SET v = max(0, v - ?1) "
-                                                  "WHERE k = 'bytes'",
-                                                  -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)*freed);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-    }
-    return rc;
-}
-
 struct chain {
     uint64_t seq;
     uint8_t hash[AUDIT_HASH_LEN];
@@ -520,7 +438,7 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
         uint64_t freed = 0;
 
         /* acknowledged events are at the collector: make room before folding anything */
-        rc = prune_prefix(q->wdb, (uint64_t)meta_int(q, "acked"), INT64_MAX, &freed);
+        rc = audit_prune_prefix(q->wdb, (uint64_t)meta_int(q, "acked"), INT64_MAX, &freed);
         if (rc != SQLITE_OK) {
             goto fail;
         }
@@ -1305,7 +1223,7 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
         acked = ack;
     }
     if (err == POSGATE_OK && acked > 0) {
-        rc = prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
+        rc = audit_prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
         err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "prune", NULL, 0);
     }
     rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
