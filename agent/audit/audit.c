@@ -656,6 +656,7 @@ static void *
 writer_main(void *arg)
 {
     struct audit_queue *q = arg;
+    int spins = 0;
 
     pthread_mutex_lock(&q->mu);
     for (;;) {
@@ -666,21 +667,14 @@ writer_main(void *arg)
             pthread_cond_wait(&q->cv_done, &q->mu);
             continue;
         }
-        if (!head_published(q) && queued(q) > 0) {
-            /* the oldest ticket's caller is copying its event; it wakes no writer that is awake */
-            pthread_mutex_unlock(&q->mu);
-            sched_yield();
-            pthread_mutex_lock(&q->mu);
-            continue;
-        }
-        if (!head_published(q)) {
+        if (queued(q) == 0) {
             int stop = atomic_load(&q->stop);
 
             if (q->carry.count > 0 && !stop) {
                 deadline_after(&ts, plat_mono_ns(), IDLE_RETRY_MS);
                 writer_sleep(q, WRITER_IDLE, &ts);
             } else if (q->carry.count == 0) {
-                if (stop && queued(q) == 0) {
+                if (stop) {
                     break;
                 }
                 writer_sleep(q, WRITER_IDLE, NULL);
@@ -689,7 +683,7 @@ writer_main(void *arg)
             if (q->committing) {
                 continue;
             }
-            if (!head_published(q) && q->carry.count > 0) {
+            if (queued(q) == 0 && q->carry.count > 0) {
                 q->committing = 1;
                 pthread_mutex_unlock(&q->mu);
                 err = commit_batch(q, 0, q->max_bytes);
@@ -720,6 +714,20 @@ writer_main(void *arg)
                 continue;
             }
         }
+        if (!head_published(q)) {
+            /* the oldest ticket's caller is copying its event and wakes no writer that is awake:
+             * give it the CPU, or after a while (it was preempted) sleep a little */
+            pthread_mutex_unlock(&q->mu);
+            if (++spins < 64) {
+                sched_yield();
+            } else {
+                nanosleep(&(struct timespec){0, 100000}, NULL);
+                spins = 0;
+            }
+            pthread_mutex_lock(&q->mu);
+            continue;
+        }
+        spins = 0;
         q->committing = 1;
         (void)run_batch(q, 1); /* clears committing */
     }
