@@ -2,12 +2,16 @@
 /*
  * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
  * under a full queue, pruning, the signed batches for the uploader, and chain verification.
- * SQLite is included here and in the list store only.
+ * SQLite is included here (and audit_prune.c) and in the list store only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
+#include "audit_prune.h"
+#include "audit_reserve.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,7 +20,6 @@
 
 #include "crypto.h"
 #include "plat_clock.h"
-#include "plat_file.h"
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "store.h"
@@ -25,7 +28,6 @@
 #define BUSY_TIMEOUT_MS 10000
 #define IDLE_RETRY_MS   1000
 #define SCHEMA_VERSION  1
-#define RESERVE_CHECK_NS 1000000000ull /* free space is looked at most once a second */
 
 struct receipt {
     enum posgate_err err;
@@ -40,10 +42,15 @@ struct receipt {
  * for nothing looks at its receipt and sleeps on). */
 struct slot {
     struct audit_event ev;
-    struct receipt *rc; /* NULL: nobody waits (a batched ALLOW) */
-    uint64_t seq;       /* set by the writer */
+    struct receipt *rc;           /* NULL: nobody waits (a batched ALLOW) */
+    uint64_t seq;                 /* set by the writer */
+    _Atomic uint64_t ready;       /* ticket + 1 once ev and rc are written (release) */
     pthread_cond_t cv;
 };
+
+/* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
+ * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full. */
+enum { WRITER_AWAKE, WRITER_IDLE, WRITER_BATCH };
 
 struct audit_queue {
     sqlite3 *wdb; /* the writer thread's connection */
@@ -61,19 +68,32 @@ struct audit_queue {
      * or the ring has room again. Callers waiting for their event sleep on its slot's cv. */
     pthread_cond_t cv_work, cv_done;
     pthread_t th;
-    int has_thread, stop;
+    int has_thread;
+    atomic_int stop;
     int committing; /* a thread (the writer or a waiting caller) is in commit_batch */
     /* The queue is a ring of slot pointers. A commit takes its events out of the ring at once
      * (their slots move to batch, spare slots take their places), so checks go on filling the
      * ring while the commit encodes, hashes and waits for its fsync. batch and spare belong to
-     * the one committer. */
+     * the one committer. A caller takes a ticket (`tail`, fetch-and-add: the order of the chain), waits only when the
+     * ring holds RING_CAP tickets not yet taken by a commit, writes its event into the slot of
+     * ring[ticket % RING_CAP] and publishes it (the slot's ready). A batched ALLOW does all that
+     * without q->mu. A commit takes the published run of tickets from head on, under q->mu, and
+     * moves `taken` past them (release: the ring's new spare pointers are then the callers'). */
     struct slot *slots; /* 2 * RING_CAP */
     struct slot **ring, **batch, **spare;
     size_t *scratch; /* folded batch indices waiting for their summary's seq (committer only) */
-    size_t head_i, n, urgent;
-    uint64_t enq_count, done_count;
-    uint64_t oldest_ns;
-    enum audit_durability durability;
+    /* 64 bytes apart, so on cache lines of their own: every caller writes tail, the committer
+     * taken and the writer wsleep, and the other fields change under mu */
+    char pad0[64];
+    _Atomic uint64_t tail; /* tickets taken */
+    char pad1[64];
+    _Atomic uint64_t taken; /* tickets taken by commits; stored under mu */
+    atomic_int wsleep;      /* WRITER_*: set by the writer under mu, cleared by who wakes it */
+    char pad2[64];
+    size_t urgent, full_waiters;
+    uint64_t done_count; /* tickets committed (or failed) */
+    uint64_t oldest_ns;  /* when the writer saw the oldest queued event, 0: none seen */
+    atomic_int durability; /* enum audit_durability */
     uint64_t max_bytes;
     int64_t retention_s;
     uint32_t batch_ms, batch_max;
@@ -84,12 +104,9 @@ struct audit_queue {
     struct audit_digests digests;
     uint64_t folded, commits, failures;
     struct buf body; /* writer's render buffer */
-    /* The reserve (audit_reserve_path): room for the commits of a full disk. Owned by the one
-     * committer (and audit_open); reserve_bytes is read under mu (audit_stats). */
-    char reserve_path[AUDIT_PATH_MAX + 16];
-    char dir[AUDIT_PATH_MAX]; /* the directory of the queue: its file system's free space */
-    uint64_t reserve_bytes; /* size of the reserve file present now, 0 when released */
-    uint64_t next_reserve_ns;
+    /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
+    struct audit_reserve res;
+    uint64_t reserve_bytes;
 };
 
 void
@@ -208,113 +225,76 @@ open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errc
     return POSGATE_OK;
 }
 
-/* ---- the reserve ---- */
-
-/* Free space below which the reserve is given back, and the free space it needs to be made
- * again: the gap keeps a disk near the mark from removing and re-making it on every commit. */
-#define RESERVE_LOW    (1ull << 20)
-#define RESERVE_REMAKE (AUDIT_RESERVE_BYTES + 2 * RESERVE_LOW)
-
-static enum posgate_err
-reserve_paths(const char *path, char *rpath, size_t rcap, char *dir, size_t dcap)
-{
-    const char *slash = strrchr(path, '/');
-    int n = snprintf(rpath, rcap, "%s%s", path, AUDIT_RESERVE_SUFFIX);
-
-    if (n < 0 || (size_t)n >= rcap) {
-        return POSGATE_ERR_TOOBIG;
-    }
-    if (slash == NULL) {
-        n = snprintf(dir, dcap, ".");
-    } else if (slash == path) {
-        n = snprintf(dir, dcap, "/");
-    } else {
-        n = snprintf(dir, dcap, "%.*s", (int)(slash - path), path);
-    }
-    return n < 0 || (size_t)n >= dcap ? POSGATE_ERR_TOOBIG : POSGATE_OK;
-}
-
-static uint64_t
-reserve_size(const char *rpath)
-{
-    uint64_t n = 0;
-
-    if (plat_file_size(rpath, &n) != POSGATE_OK) {
-        n = 0;
-    }
-    return n;
-}
-
-/* Removes the reserve when it is there and (unless force) the file system is short of space.
- * Returns the size of the reserve left in place. */
-static uint64_t
-reserve_release(const char *rpath, const char *dir, int force)
-{
-    uint64_t have = reserve_size(rpath), avail = 0;
-
-    if (have == 0) {
-        return 0;
-    }
-    if (!force && (plat_fs_free(dir, &avail) != POSGATE_OK || avail >= RESERVE_LOW)) {
-        return have;
-    }
-    if (plat_unlink(rpath) != POSGATE_OK) {
-        plat_log(PLAT_LOG_ERROR, "audit: disk full and the reserve %s cannot be removed", rpath);
-        return have;
-    }
-    plat_log(PLAT_LOG_ERROR,
-             "audit: disk full (less than %llu bytes free): released the reserve %s (%llu "
-             "bytes) so that decisions stay recorded; free space on %s",
-             (unsigned long long)RESERVE_LOW, rpath, (unsigned long long)have, dir);
-    return 0;
-}
-
-void
-audit_reserve_prepare(const char *path)
-{
-    char rpath[AUDIT_PATH_MAX + 16], dir[AUDIT_PATH_MAX];
-
-    if (path != NULL &&
-        reserve_paths(path, rpath, sizeof(rpath), dir, sizeof(dir)) == POSGATE_OK) {
-        (void)reserve_release(rpath, dir, 0);
-    }
-}
-
-/* The committer's care of the reserve: after a failed commit (failed) it is released at once;
- * otherwise, at most once a second, released when space is short or made again when space came
- * back. Returns 1 when a release made room (a failed commit is worth one more try). */
+/* The committer's care of the reserve (audit_reserve.h), its size copied for audit_stats. */
 static int
 reserve_tend(struct audit_queue *q, int failed)
 {
-    uint64_t now = plat_mono_ns(), avail = 0, had = q->reserve_bytes, size;
+    int room;
 
-    if (!failed && now < q->next_reserve_ns) {
+    if (!failed && plat_mono_ns() < q->res.next_ns) {
         return 0;
     }
-    q->next_reserve_ns = now + RESERVE_CHECK_NS;
-    size = reserve_release(q->reserve_path, q->dir, failed);
-    if (size < AUDIT_RESERVE_BYTES && !failed && plat_fs_free(q->dir, &avail) == POSGATE_OK &&
-        avail >= RESERVE_REMAKE + size) {
-        if (plat_file_reserve(q->reserve_path, AUDIT_RESERVE_BYTES, 0600) == POSGATE_OK) {
-            size = AUDIT_RESERVE_BYTES;
-            if (had < AUDIT_RESERVE_BYTES) {
-                plat_log(PLAT_LOG_INFO, "audit: space is back on %s: reserve %s made again",
-                         q->dir, q->reserve_path);
-            }
-        }
-    }
+    room = audit_reserve_tend(&q->res, failed);
     pthread_mutex_lock(&q->mu);
-    q->reserve_bytes = size;
+    q->reserve_bytes = q->res.bytes;
     pthread_mutex_unlock(&q->mu);
-    return failed && had > 0 && size == 0;
+    return room;
 }
 
 /* ---- the writer ---- */
 
-static struct slot *
-slot_at(struct audit_queue *q, size_t start, size_t i)
+/* Whether the oldest ticket not taken by a commit is published (under q->mu). */
+static int
+head_published(struct audit_queue *q)
 {
-    return q->ring[(start + i) % RING_CAP];
+    uint64_t h = atomic_load_explicit(&q->taken, memory_order_relaxed);
+
+    return atomic_load_explicit(&q->ring[h % RING_CAP]->ready, memory_order_acquire) == h + 1;
+}
+
+static uint64_t
+queued(struct audit_queue *q)
+{
+    return atomic_load(&q->tail) - atomic_load(&q->taken);
+}
+
+/* The writer sleeps (q->mu held) for `why` (WRITER_IDLE or WRITER_BATCH) unless what it would
+ * sleep for is there already. It stores wsleep before it reads tail, and a producer takes its
+ * ticket from tail before it reads wsleep (all seq_cst), so one of the two sees the other: the
+ * writer a ticket (published or about to be), or the producer a sleeping writer, which it wakes
+ * once its event is published. ts: deadline, NULL: none. */
+static void
+writer_sleep(struct audit_queue *q, int why, const struct timespec *ts)
+{
+    int ready;
+
+    atomic_store(&q->wsleep, why);
+    ready = why == WRITER_IDLE ? queued(q) > 0 : queued(q) >= q->batch_max;
+    if (!ready) {
+        if (ts != NULL) {
+            pthread_cond_timedwait(&q->cv_work, &q->mu, ts);
+        } else {
+            pthread_cond_wait(&q->cv_work, &q->mu);
+        }
+    }
+    atomic_store(&q->wsleep, WRITER_AWAKE);
+}
+
+/* After publishing ticket t: wakes the writer if it slept for this event (w: wsleep as read
+ * right after the ticket, before the event's copy, whose stores a later read would wait for).
+ * One producer wins the exchange and signals; the others pass on without q->mu. */
+static void
+wake_writer(struct audit_queue *q, uint64_t t, int w)
+{
+    if (w == WRITER_AWAKE ||
+        (w == WRITER_BATCH && t + 1 - atomic_load(&q->taken) < q->batch_max)) {
+        return;
+    }
+    if (atomic_compare_exchange_strong(&q->wsleep, &w, WRITER_AWAKE)) {
+        pthread_mutex_lock(&q->mu);
+        pthread_cond_signal(&q->cv_work);
+        pthread_mutex_unlock(&q->mu);
+    }
 }
 
 static int64_t
@@ -382,89 +362,6 @@ read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
     }
     sqlite3_reset(st);
     return SQLITE_OK;
-}
-
-/* Deletes the events with seq <= upto that are older than cutoff_us (a prefix of the chain:
- * it stops at the first younger one) and moves the anchor. Inside a write transaction. */
-static int
-prune_prefix(sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *freed)
-{
-    sqlite3_stmt *st = NULL;
-    uint64_t limit = upto, anchor = 0;
-    uint8_t hash[AUDIT_HASH_LEN];
-    int rc, have = 0;
-
-    *freed = 0;
-    rc = sqlite3_prepare_v2(db, "SELECT min(seq) FROM events WHERE seq <= ?1 AND time_us >= ?2", -1,
-                            &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
-        sqlite3_bind_int64(st, 2, cutoff_us);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            limit = (uint64_t)sqlite3_column_int64(st, 0) - 1;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT seq, hash FROM events WHERE seq <= ?1 "
-                                "ORDER BY seq DESC LIMIT 1",
-                                -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
-            anchor = (uint64_t)sqlite3_column_int64(st, 0);
-            memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
-            have = 1;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    if (rc != SQLITE_OK || !have) {
-        return rc;
-    }
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT total(length(CAST(body AS BLOB))) FROM events "
-                            "WHERE seq <= ?1",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            *freed = (uint64_t)sqlite3_column_double(st, 0);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = sqlite3_prepare_v2(db, "DELETE FROM events WHERE seq <= ?1", -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = rc != SQLITE_OK ? rc
-                             : sqlite3_prepare_v2(db,
-                                                  "UPDATE meta SET v = ?1, b = ?2 WHERE k = "
-                                                  "'anchor'",
-                                                  -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)anchor);
-        sqlite3_bind_blob(st, 2, hash, AUDIT_HASH_LEN, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-        st = NULL;
-        rc = rc != SQLITE_OK ? rc
-                             : sqlite3_prepare_v2(db,
-                                                  "UPDATE meta SET v = max(0, v - ?1) "
-                                                  "WHERE k = 'bytes'",
-                                                  -1, &st, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)*freed);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-    }
-    return rc;
 }
 
 struct chain {
@@ -541,7 +438,7 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
         uint64_t freed = 0;
 
         /* acknowledged events are at the collector: make room before folding anything */
-        rc = prune_prefix(q->wdb, (uint64_t)meta_int(q, "acked"), INT64_MAX, &freed);
+        rc = audit_prune_prefix(q->wdb, (uint64_t)meta_int(q, "acked"), INT64_MAX, &freed);
         if (rc != SQLITE_OK) {
             goto fail;
         }
@@ -660,29 +557,42 @@ deadline_after(struct timespec *ts, uint64_t from_ns, uint32_t ms)
 
 static void wake_leader(struct audit_queue *q);
 
-/* Called with q->mu held and committing set: commits every queued slot without the lock, then
- * completes them (receipts, counters), clears committing, wakes the next committer and, without
- * the lock, the callers whose events it held. Returns with q->mu held. */
-static void
-run_batch(struct audit_queue *q)
+/* Called with q->mu held and committing set: commits every published slot without the lock, then
+ * completes them (receipts, counters), clears committing, wakes the next committer (unless !wake:
+ * the caller commits the next group itself) and, without the lock, the callers whose events it
+ * held. Returns with q->mu held, and the number of events it took. */
+static size_t
+run_batch(struct audit_queue *q, int wake)
 {
-    size_t start = q->head_i, k = q->n, waiters = 0, nw = 0;
+    uint64_t start = atomic_load_explicit(&q->taken, memory_order_relaxed);
+    size_t k = 0, waiters = 0, nw = 0;
     struct slot *woken[RING_CAP]; /* the slots of the waiting callers this commit completes */
     uint64_t max_bytes = q->max_bytes;
     enum posgate_err err;
 
-    /* take the events out of the ring: their slots become the batch, spares fill the ring */
-    for (size_t i = 0; i < k; i++) {
-        size_t r = (start + i) % RING_CAP;
+    /* take the published events out of the ring, up to the first ticket whose caller is still
+     * writing it: their slots become the batch, spares fill the ring */
+    while (k < RING_CAP) {
+        size_t r = (size_t)((start + k) % RING_CAP);
+        struct slot *s = q->ring[r];
 
-        q->batch[i] = q->ring[r];
-        q->ring[r] = q->spare[i];
-        waiters += q->batch[i]->rc != NULL;
+        if (atomic_load_explicit(&s->ready, memory_order_acquire) != start + k + 1) {
+            break;
+        }
+        q->batch[k] = s;
+        q->ring[r] = q->spare[k];
+        waiters += s->rc != NULL;
+        k++;
     }
-    q->head_i = (start + k) % RING_CAP;
-    q->n -= k;
+    atomic_store_explicit(&q->taken, start + k, memory_order_release);
     q->urgent -= waiters;
-    if (k == RING_CAP) {
+    q->oldest_ns = 0;
+    if (k == 0 && q->carry.count == 0) {
+        q->committing = 0;
+        pthread_cond_broadcast(&q->cv_done); /* the writer may wait for this commit */
+        return 0;
+    }
+    if (q->full_waiters > 0) {
         pthread_cond_broadcast(&q->cv_done); /* room in the full ring again */
     }
     pthread_mutex_unlock(&q->mu);
@@ -703,7 +613,9 @@ run_batch(struct audit_queue *q)
     q->done_count += k;
     q->committing = 0;
     pthread_cond_broadcast(&q->cv_done);
-    wake_leader(q);
+    if (wake) {
+        wake_leader(q);
+    }
     if (nw > 0) {
         /* the next commit may start meanwhile: these wake-ups are not in its way */
         pthread_mutex_unlock(&q->mu);
@@ -712,6 +624,7 @@ run_batch(struct audit_queue *q)
         }
         pthread_mutex_lock(&q->mu);
     }
+    return k;
 }
 
 /* Called with q->mu held when a commit has ended: wakes the caller of the oldest queued event that
@@ -721,9 +634,17 @@ run_batch(struct audit_queue *q)
 static void
 wake_leader(struct audit_queue *q)
 {
-    for (size_t i = 0; q->urgent > 0 && i < q->n; i++) {
-        struct slot *s = slot_at(q, q->head_i, i);
+    uint64_t t = atomic_load_explicit(&q->taken, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
 
+    for (; q->urgent > 0 && t != tail; t++) {
+        struct slot *s = q->ring[t % RING_CAP];
+
+        if (atomic_load_explicit(&s->ready, memory_order_acquire) != t + 1) {
+            /* a caller is copying a batched ALLOW: the writer commits once it is published */
+            pthread_cond_signal(&q->cv_work);
+            return;
+        }
         if (s->rc != NULL) {
             pthread_cond_broadcast(&s->cv);
             return;
@@ -735,6 +656,7 @@ static void *
 writer_main(void *arg)
 {
     struct audit_queue *q = arg;
+    int spins = 0;
 
     pthread_mutex_lock(&q->mu);
     for (;;) {
@@ -745,21 +667,23 @@ writer_main(void *arg)
             pthread_cond_wait(&q->cv_done, &q->mu);
             continue;
         }
-        if (q->n == 0) {
-            if (q->carry.count > 0 && !q->stop) {
+        if (queued(q) == 0) {
+            int stop = atomic_load(&q->stop);
+
+            if (q->carry.count > 0 && !stop) {
                 deadline_after(&ts, plat_mono_ns(), IDLE_RETRY_MS);
-                pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+                writer_sleep(q, WRITER_IDLE, &ts);
             } else if (q->carry.count == 0) {
-                if (q->stop) {
+                if (stop) {
                     break;
                 }
-                pthread_cond_wait(&q->cv_work, &q->mu);
+                writer_sleep(q, WRITER_IDLE, NULL);
                 continue;
             }
             if (q->committing) {
                 continue;
             }
-            if (q->n == 0 && q->carry.count > 0) {
+            if (queued(q) == 0 && q->carry.count > 0) {
                 q->committing = 1;
                 pthread_mutex_unlock(&q->mu);
                 err = commit_batch(q, 0, q->max_bytes);
@@ -767,7 +691,7 @@ writer_main(void *arg)
                 q->committing = 0;
                 pthread_cond_broadcast(&q->cv_done);
                 wake_leader(q);
-                if (q->stop) {
+                if (atomic_load(&q->stop) && queued(q) == 0) {
                     /* that was the last attempt at the carried summary */
                     if (err != POSGATE_OK) {
                         plat_log(PLAT_LOG_ERROR, "audit: %llu ALLOW event(s) lost at close",
@@ -778,17 +702,34 @@ writer_main(void *arg)
             }
             continue;
         }
-        if (!q->stop && q->urgent == 0 && q->n < q->batch_max) {
+        if (q->oldest_ns == 0) {
+            q->oldest_ns = plat_mono_ns();
+        }
+        if (!atomic_load(&q->stop) && q->urgent == 0 && queued(q) < q->batch_max) {
             uint64_t now = plat_mono_ns(), due = q->oldest_ns + (uint64_t)q->batch_ms * 1000000u;
 
             if (now < due) {
                 deadline_after(&ts, q->oldest_ns, q->batch_ms);
-                pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+                writer_sleep(q, WRITER_BATCH, &ts);
                 continue;
             }
         }
+        if (!head_published(q)) {
+            /* the oldest ticket's caller is copying its event and wakes no writer that is awake:
+             * give it the CPU, or after a while (it was preempted) sleep a little */
+            pthread_mutex_unlock(&q->mu);
+            if (++spins < 64) {
+                sched_yield();
+            } else {
+                nanosleep(&(struct timespec){0, 100000}, NULL);
+                spins = 0;
+            }
+            pthread_mutex_lock(&q->mu);
+            continue;
+        }
+        spins = 0;
         q->committing = 1;
-        run_batch(q); /* clears committing */
+        (void)run_batch(q, 1); /* clears committing */
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -821,7 +762,7 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
     q->readonly = ro;
     q->key = key;
     snprintf(q->device_id, sizeof(q->device_id), "%s", key != NULL ? device_key_id(key) : "");
-    q->durability = opt->durability;
+    atomic_init(&q->durability, (int)opt->durability);
     q->max_bytes = opt->max_bytes;
     q->retention_s = (int64_t)opt->retention_days * 86400;
     q->batch_ms = opt->batch_ms > 0 ? opt->batch_ms : 50;
@@ -835,8 +776,7 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&q->cv_done, NULL);
     if (!ro) {
-        err = reserve_paths(path, q->reserve_path, sizeof(q->reserve_path), q->dir,
-                            sizeof(q->dir));
+        err = audit_reserve_init(&q->res, path);
         if (err != POSGATE_OK) {
             snprintf(errmsg, errcap, "audit: path %.200s... is too long", path);
             goto fail;
@@ -938,7 +878,7 @@ audit_close(struct audit_queue *q)
     }
     if (q->has_thread) {
         pthread_mutex_lock(&q->mu);
-        q->stop = 1;
+        atomic_store(&q->stop, 1);
         pthread_cond_broadcast(&q->cv_work);
         pthread_mutex_unlock(&q->mu);
         pthread_join(q->th, NULL);
@@ -973,9 +913,7 @@ void
 audit_set_durability(struct audit_queue *q, enum audit_durability d)
 {
     if (q != NULL) {
-        pthread_mutex_lock(&q->mu);
-        q->durability = d;
-        pthread_mutex_unlock(&q->mu);
+        atomic_store(&q->durability, (int)d);
     }
 }
 
@@ -992,12 +930,32 @@ audit_set_limits(struct audit_queue *q, uint64_t max_bytes, uint32_t retention_d
 
 /* ---- enqueueing ---- */
 
+/* Ticket t is RING_CAP or more past the oldest not taken by a commit: waits until a commit takes
+ * enough (the RING_CAP tickets before it do not wait: they get published). locked: q->mu held. */
+static void
+wait_room(struct audit_queue *q, uint64_t t, int locked)
+{
+    if (!locked) {
+        pthread_mutex_lock(&q->mu);
+    }
+    q->full_waiters++;
+    while (t - atomic_load(&q->taken) >= RING_CAP) {
+        pthread_cond_signal(&q->cv_work);
+        pthread_cond_wait(&q->cv_done, &q->mu);
+    }
+    q->full_waiters--;
+    if (!locked) {
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
 enum posgate_err
 audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
 {
     struct receipt rc = {POSGATE_OK, 0, 0};
     struct slot *s;
-    int wait;
+    uint64_t t;
+    int wait, w;
 
     if (seq != NULL) {
         *seq = 0;
@@ -1008,51 +966,67 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     if (q->readonly) {
         return POSGATE_ERR_STATE;
     }
-    pthread_mutex_lock(&q->mu);
-    while (q->n == RING_CAP && !q->stop) {
-        pthread_cond_wait(&q->cv_done, &q->mu);
-    }
-    if (q->stop) {
-        pthread_mutex_unlock(&q->mu);
+    if (atomic_load(&q->stop)) {
         return POSGATE_ERR_STATE;
     }
-    wait = q->durability == AUDIT_STRICT || e->decision != AUDIT_ALLOW;
-    s = slot_at(q, q->head_i, q->n);
+    wait = atomic_load_explicit(&q->durability, memory_order_relaxed) == AUDIT_STRICT ||
+           e->decision != AUDIT_ALLOW;
+    if (wait) {
+        pthread_mutex_lock(&q->mu); /* held from the ticket on: urgent counts the event */
+    }
+    t = atomic_fetch_add(&q->tail, 1);
+    w = atomic_load(&q->wsleep);
+    if (t - atomic_load_explicit(&q->taken, memory_order_acquire) >= RING_CAP) {
+        wait_room(q, t, wait);
+    }
+    s = q->ring[t % RING_CAP];
     audit_event_copy(&s->ev, e);
     s->rc = wait ? &rc : NULL;
     s->seq = 0;
-    if (q->n == 0) {
-        q->oldest_ns = plat_mono_ns();
+    if (!wait) {
+        atomic_store_explicit(&s->ready, t + 1, memory_order_release);
+        wake_writer(q, t, w);
+        return POSGATE_OK;
     }
-    q->n++;
-    q->enq_count++;
-    if (wait) {
-        q->urgent++;
-    }
-    if (!wait && (q->n == 1 || q->n >= q->batch_max)) {
-        pthread_cond_signal(&q->cv_work);
-    }
+    q->urgent++;
+    atomic_store_explicit(&s->ready, t + 1, memory_order_release);
     /* A caller that waits commits the queue itself when nobody else is committing (its event
      * and everything queued before it, in one transaction): no hand-over to the writer thread
      * and back, two thread wake-ups less on every DENY. Otherwise it waits for the commit in
      * progress: woken when that one carried its event, or, as the oldest waiting caller left in
      * the queue, to take the next (group commit: whoever commits takes every event queued). */
-    while (wait && !rc.done) {
-        if (!q->committing) {
-            q->committing = 1;
-            run_batch(q); /* clears committing */
-            if (q->n > 0 || q->carry.count > 0) {
-                pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+    for (int extra = 0, owe = 0;;) {
+        if (rc.done) {
+            /* Its own event durable, a committer that finds callers queued behind it commits
+             * their group too (once), rather than wake one of them to do it: the next commit
+             * starts without a thread's wake-up in its way. */
+            if (extra || q->committing || q->urgent == 0) {
+                if (owe && !q->committing) {
+                    wake_leader(q);
+                }
+                break;
             }
+            extra = 1;
+        } else if (q->committing) {
+            pthread_cond_wait(&s->cv, &q->mu); /* s: the slot of its event until it is done */
             continue;
         }
-        pthread_cond_wait(&s->cv, &q->mu); /* s: the slot of its event until it is done */
+        q->committing = 1;
+        owe = 1;
+        if (run_batch(q, 0) == 0) { /* clears committing */
+            /* an earlier ticket's caller is still writing its event: let it run */
+            pthread_mutex_unlock(&q->mu);
+            sched_yield();
+            pthread_mutex_lock(&q->mu);
+        } else if (q->urgent == 0 && (queued(q) > 0 || q->carry.count > 0)) {
+            pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+        }
     }
     pthread_mutex_unlock(&q->mu);
-    if (wait && seq != NULL) {
+    if (seq != NULL) {
         *seq = rc.seq;
     }
-    return wait ? rc.err : POSGATE_OK;
+    return rc.err;
 }
 
 enum posgate_err
@@ -1067,8 +1041,8 @@ audit_flush(struct audit_queue *q)
         return POSGATE_OK;
     }
     pthread_mutex_lock(&q->mu);
-    target = q->enq_count;
-    if (q->n > 0) {
+    target = atomic_load(&q->tail);
+    if (q->done_count < target) {
         q->urgent++; /* commit now rather than at the batch deadline */
         pthread_cond_signal(&q->cv_work);
         while (q->done_count < target) {
@@ -1257,7 +1231,7 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
         acked = ack;
     }
     if (err == POSGATE_OK && acked > 0) {
-        rc = prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
+        rc = audit_prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
         err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "prune", NULL, 0);
     }
     rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
@@ -1341,7 +1315,7 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
     pthread_mutex_unlock(&q->rlock);
     pthread_mutex_lock(&q->mu);
-    out->pending = q->n;
+    out->pending = queued(q);
     out->folded = q->folded;
     out->commits = q->commits;
     out->failures = q->failures;

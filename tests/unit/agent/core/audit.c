@@ -12,7 +12,8 @@
  * with the device's public key and whose events re-hash to the signed head (and a forged
  * signature that does not); ack + retention pruning with the chain still verifying from its
  * anchor; a full queue keeping every DENY and REFER and accounting for every folded ALLOW;
- * tamper detection (an edited, a deleted and a re-hashed event break audit_verify).
+ * tamper detection (an edited, a deleted and a re-hashed event break audit_verify); callers
+ * that enqueue without the queue's lock keeping each thread's order in the chain.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -628,6 +629,109 @@ test_full_queue(struct device_key *dk, const char *path)
     seen_free(&s);
 }
 
+/* ---- the ring: callers that take no lock, wrapping it many times ---- */
+
+#define RING_THREADS 8
+#define RING_EACH    4000 /* events a thread: the queue's 512-slot ring wraps ~60 times */
+
+struct ring_arg {
+    struct audit_queue *q;
+    int t;
+    atomic_int *bad;
+    uint64_t deny_seq[RING_EACH]; /* the seq each DENY was given, 0 for an ALLOW */
+};
+
+/* Event i of thread t: id (t + 1) << 20 | i, every 64th a DENY that waits for its commit. */
+static void *
+ring_worker(void *arg)
+{
+    struct ring_arg *r = arg;
+    struct audit_event *e = malloc(sizeof(*e));
+
+    for (int i = 0; e != NULL && i < RING_EACH; i++) {
+        enum audit_decision d = i % 64 == 63 ? AUDIT_DENY : AUDIT_ALLOW;
+
+        fill_event(e, (r->t + 1) << 20 | i, d, "air");
+        r->deny_seq[i] = 0;
+        if (audit_record(r->q, e, &r->deny_seq[i]) != POSGATE_OK ||
+            (d == AUDIT_DENY) != (r->deny_seq[i] != 0)) {
+            atomic_fetch_add(r->bad, 1);
+        }
+    }
+    if (e == NULL) {
+        atomic_fetch_add(r->bad, 1);
+    }
+    free(e);
+    return NULL;
+}
+
+/* Batched ALLOWs enqueue without the queue's lock, beside DENYs that wait and commit: the trail
+ * holds every event once, contiguous and verifying; each thread's events in the order it
+ * recorded them; each DENY at the seq it was told. */
+static void
+test_ring_order(struct device_key *dk, const char *path)
+{
+    struct audit_options o;
+    struct audit_queue *q = NULL;
+    struct ring_arg *ra = calloc(RING_THREADS, sizeof(*ra));
+    pthread_t th[RING_THREADS];
+    atomic_int bad = 0;
+    struct seen s = {0};
+    uint64_t last[RING_THREADS] = {0};
+    int next[RING_THREADS] = {0};
+    size_t total = (size_t)RING_THREADS * RING_EACH;
+    char msg[256];
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    o.batch_ms = 2;
+    CHECK(ra != NULL);
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL || ra == NULL) {
+        free(ra);
+        return;
+    }
+    for (int i = 0; i < RING_THREADS; i++) {
+        ra[i].q = q;
+        ra[i].t = i;
+        ra[i].bad = &bad;
+        CHECK_INT(pthread_create(&th[i], NULL, ring_worker, &ra[i]), 0);
+    }
+    for (int i = 0; i < RING_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_INT(atomic_load(&bad), 0);
+    CHECK_OK(audit_flush(q));
+    verify_ok(q, "ring");
+    audit_close(q);
+    read_all(path, 0, &s);
+    CHECK_INT(s.n, total);
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned long v = strtoul(s.ids[i], NULL, 16);
+        int t = (int)(v >> 20) - 1, k = (int)(v & 0xfffff);
+
+        CHECK_INT(s.ev[i].seq, i + 1);
+        if (t < 0 || t >= RING_THREADS || k != next[t]) {
+            fprintf(stderr, "ring: seq %zu holds event %s, expected event %d of thread %d\n",
+                    i + 1, s.ids[i], t >= 0 && t < RING_THREADS ? next[t] : -1, t);
+            CHECK(0);
+            break;
+        }
+        CHECK(s.ev[i].seq > last[t]);
+        last[t] = s.ev[i].seq;
+        if (k % 64 == 63) {
+            CHECK_STR(s.ev[i].decision, "deny");
+            CHECK_INT(ra[t].deny_seq[k], s.ev[i].seq);
+        }
+        next[t]++;
+    }
+    for (int t = 0; t < RING_THREADS; t++) {
+        CHECK_INT(next[t], RING_EACH);
+    }
+    seen_free(&s);
+    free(ra);
+}
+
 static int
 sql(const char *path, const char *stmt)
 {
@@ -1156,6 +1260,8 @@ main(void)
     test_digests_once(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/full.db", dir);
     test_full_queue(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/ring.db", dir);
+    test_ring_order(dk, qpath);
 
     /* a real kiosk */
     snprintf(cmd, sizeof(cmd), "bash '%s/integration/audit_fixture.sh' '%s' '%s/fx'", src, bin,
