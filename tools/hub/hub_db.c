@@ -355,12 +355,14 @@ hub_judge_chain(const struct hub_batch *b, hub_held_fn held, void *ctx, struct h
 }
 
 int
-hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, hub_held_fn held, void *ctx)
+hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, uint64_t anchor,
+              hub_held_fn held, void *ctx)
 {
     uint8_t h[AUDIT_HASH_LEN], hp[AUDIT_HASH_LEN];
     int f;
 
-    if (b->n == 0 || b->ev[0].seq <= 1 || res->duplicates >= b->n) {
+    /* a seq below the anchor was held and pruned: nothing is missing there */
+    if (b->n == 0 || b->ev[0].seq <= 1 || res->duplicates >= b->n || b->ev[0].seq - 1 < anchor) {
         return 0;
     }
     f = held(ctx, b->ev[0].seq - 1, h, hp);

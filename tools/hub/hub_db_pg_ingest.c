@@ -919,7 +919,7 @@ ingest_append(struct pg *db, struct hpg_keys *keys, const struct hub_batch *b, c
     memcpy(d.head_hash, b->ev[0].prev, AUDIT_HASH_LEN);
     judged = hub_judge_signed_key(pk, b, res) == POSGATE_OK &&
              hub_judge_chain(b, held_cb, &held, &k, res) == 0 &&
-             hub_judge_gap(b, res, held_cb, &held) == 0;
+             hub_judge_gap(b, res, 0, held_cb, &held) == 0;
     crypto_pubkey_free(own);
     if (!judged) {
         *res = before;
@@ -1021,7 +1021,7 @@ ingest_locked(struct pg *db, struct hpg_keys *keys, const struct hub_batch *b, c
         }
         goto out;
     }
-    if (hub_judge_gap(b, res, held_cb, &held) > 0) {
+    if (hub_judge_gap(b, res, d.anchor, held_cb, &held) > 0) {
         err = note_gap(db, b, now_s, res);
     }
     if (err == POSGATE_OK) {

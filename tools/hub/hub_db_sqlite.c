@@ -544,7 +544,7 @@ static int
 store_events(struct sq *db, const struct hub_batch *b, struct held_ctx *hc, uint64_t anchor,
              int64_t now_s, struct hub_ingest *res)
 {
-    int rc = SQLITE_OK, f = hub_judge_gap(b, res, held_cb, hc);
+    int rc = SQLITE_OK, f = hub_judge_gap(b, res, anchor, held_cb, hc);
 
     if (f < 0) {
         return hc->rc;

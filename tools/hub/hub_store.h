@@ -166,8 +166,9 @@ struct hub_break {
  *                         BADHASH, 0 with res->duplicates the events held identical, or the
  *                         lookup's error (< 0)
  *   hub_judge_gap         1 when the batch stores something new and the seq before its first
- *                         event is not held: a gap for the store to record (res->gap_from,
- *                         gap_to); 0 not, or the lookup's error (< 0) */
+ *                         event is not held and not below the device's anchor (pruned once
+ *                         held): a gap for the store to record (res->gap_from, gap_to); 0 not,
+ *                         or the lookup's error (< 0) */
 POSGATE_WUR enum posgate_err hub_judge_unenrolled(const struct hub_batch *b,
                                                   struct hub_ingest *res);
 POSGATE_WUR enum posgate_err hub_judge_signed(const char *pem, const struct hub_batch *b,
@@ -178,8 +179,8 @@ POSGATE_WUR enum posgate_err hub_judge_signed_key(const struct crypto_pubkey *pk
                                                   struct hub_ingest *res);
 int hub_judge_chain(const struct hub_batch *b, hub_held_fn held, void *ctx, struct hub_break *k,
                     struct hub_ingest *res);
-int hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, hub_held_fn held,
-                  void *ctx);
+int hub_judge_gap(const struct hub_batch *b, const struct hub_ingest *res, uint64_t anchor,
+                  hub_held_fn held, void *ctx);
 
 /* Rows both stores read the same way, for their own queries: */
 /* t0 a PEM, into the struct buf ctx (replacing what it held) */

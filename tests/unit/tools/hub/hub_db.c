@@ -792,6 +792,15 @@ main(void)
         CHECK_INT(r.acked_seq, 6);
         CHECK_INT(r.stored, 2);
         CHECK_INT(r.gap_from, 0);
+        /* a replay of pruned events (2..3, below the anchor 4): nothing stored, and no gap
+         * before them (seq 1 was held, then pruned) */
+        batch(&g, 1, 2, &j);
+        CHECK_OK(post(db, &j, NULL, &r));
+        CHECK_INT(r.stored, 0);
+        CHECK_INT(r.gap_from, 0);
+        CHECK_INT(r.acked_seq, 6);
+        CHECK_OK(hub_db_device(db, idg, &st));
+        CHECK_INT(st.gaps, 0);
         /* a continuation the device signed that does not link onto the anchor is a break */
         CHECK(dev_reopen(&g2, "contest", "contest2"));
         record(&g2, 0x9200, 7);
