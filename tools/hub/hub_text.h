@@ -20,8 +20,9 @@
 bool hub_lower_hex(const char *s, size_t n);
 
 /* Appends s as a JSON string for an answer: quotes and backslashes escaped with a backslash,
- * every control byte (below 0x20) as \u00XX, anything else as it is. Not the canonical form of
- * the stored events, which leaves control bytes raw (pat_str in hub_query.c). */
+ * every control byte (below 0x20) as \u00XX, each byte that is not part of a well-formed UTF-8
+ * character (or is part of a C1 control one) as \ufffd, anything else as it is. Not the canonical
+ * form of the stored events, which leaves control bytes raw (pat_str in hub_query.c). */
 POSGATE_WUR enum posgate_err hub_json_str(struct buf *b, const char *s);
 
 #endif

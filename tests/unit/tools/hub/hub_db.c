@@ -26,6 +26,7 @@
 #include "device_key.h"
 #include "hub_batch.h"
 #include "hub_db.h"
+#include "hub_text.h"
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "test.h"
@@ -211,6 +212,21 @@ count_rows(const char *dbpath, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(s);
     return n;
+}
+
+/* An answer's JSON string stays valid UTF-8 whatever bytes the request held (an error names
+ * what it found). */
+static void
+test_json_str(void)
+{
+    struct buf b = BUF_INIT(256);
+
+    CHECK_OK(hub_json_str(&b, "a\xd9" "b\"\xc3\xa9\x01\xc2\x85\xe2\x82"));
+    CHECK_STR(buf_cstr(&b), "\"a\\ufffdb\\\"\xc3\xa9\\u0001\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    buf_reset(&b);
+    CHECK_OK(hub_json_str(&b, "\xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf"));
+    CHECK_STR(buf_cstr(&b), "\"\xf0\x9f\x98\x80 \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\"");
+    buf_free(&b);
 }
 
 static void
@@ -413,6 +429,7 @@ main(void)
         return 1;
     }
     test_safety();
+    test_json_str();
     snprintf(hubpath, sizeof(hubpath), "%s/hub.db", dir);
     if (getenv("POSGATE_TEST_PG_URI") != NULL) {
         snprintf(hubpath, sizeof(hubpath), "%s", getenv("POSGATE_TEST_PG_URI"));
