@@ -301,6 +301,11 @@ POSGATE_WUR enum posgate_err store_lookup_current(struct store_reader *r,
                                                   const uint8_t key[STORE_KEY_LEN],
                                                   struct store_hit *out, size_t cap, size_t *n);
 
+/* A hint that key is about to be looked up: the filter's block for it is brought towards the
+ * CPU's cache meanwhile (the probe's memory latency overlaps the caller's other work). Changes
+ * nothing a lookup answers; does nothing without a filter for the reader's version. */
+void store_reader_prefetch(const struct store_reader *r, const uint8_t key[STORE_KEY_LEN]);
+
 /* The run-time SQLite version, for --version. */
 const char *store_sqlite_version(void);
 

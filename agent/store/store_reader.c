@@ -791,6 +791,19 @@ store_lookup(struct store_reader *r, const uint8_t key[STORE_KEY_LEN], struct st
     return store_lookup_current(r, key, out, cap, n);
 }
 
+void
+store_reader_prefetch(const struct store_reader *r, const uint8_t key[STORE_KEY_LEN])
+{
+    uint64_t probes;
+
+    /* here, not in an inline function of keyfilter.h: GCC takes a function whose only effect is
+     * a prefetch for one without effects and drops the call */
+    if (r != NULL && key != NULL && r->kf_ok) {
+        __builtin_prefetch(r->kf.base + keyfilter_block_offset(r->kf.n_blocks, key, &probes), 0,
+                           3);
+    }
+}
+
 enum posgate_err
 store_lookup_current(struct store_reader *r, const uint8_t key[STORE_KEY_LEN],
                      struct store_hit *out, size_t cap, size_t *n)
