@@ -42,11 +42,12 @@ struct receipt {
  * q->mu (the caller may have returned by then, the slot may hold a newer event: a waiter woken
  * for nothing looks at its receipt and sleeps on). */
 struct slot {
-    struct audit_event ev;
+    /* before ev: a caller writes them with the first lines of its event */
     struct receipt *rc;           /* NULL: nobody waits (a batched ALLOW) */
     uint64_t seq;                 /* set by the writer */
     _Atomic uint64_t ready;       /* ticket + 1 once ev and rc are written (release) */
     pthread_cond_t cv;
+    struct audit_event ev;
 };
 
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only

@@ -92,30 +92,33 @@ struct audit_digests {
     struct audit_list lists[AUDIT_DIGESTS_MAX];
 };
 
-/* One decision as the check hands it to the queue (seq, prev and device id come later). */
+/* One decision as the check hands it to the queue (seq, prev and device id come later). The
+ * members an ALLOW fills come first and the large arrays it leaves empty last: the queue's copy
+ * of an ALLOW (audit_event_copy) then writes ~14 cache lines of one or two pages, not 16 of
+ * three. */
 struct audit_event {
-    char id[33];
     int64_t at; /* the service date, seconds */
     int64_t time_us;
     int64_t mono_us;
     enum audit_decision decision;
-    char service[AUDIT_ID_MAX + 1];
-    char operator_id[AUDIT_OPERATOR_MAX + 1];
-    uint8_t subjects[AUDIT_SUBJECTS_MAX][AUDIT_SUBJECT_LEN];
+    enum audit_decision overridden;
     size_t n_subjects;
-    struct audit_reason reasons[AUDIT_REASONS_MAX];
     size_t n_reasons;
     int64_t feed_version;
     int64_t data_age_s; /* -1: none */
-    struct audit_list lists[AUDIT_LISTS_MAX];
     size_t n_lists;
     size_t lists_more;
     bool has_override;
     bool override_refused;
-    char override_by[AUDIT_OPERATOR_MAX + 1];
-    char override_reason[AUDIT_OVERRIDE_MAX + 1];
-    enum audit_decision overridden;
+    char id[33];
+    char service[AUDIT_ID_MAX + 1];
+    uint8_t subjects[AUDIT_SUBJECTS_MAX][AUDIT_SUBJECT_LEN];
+    char operator_id[AUDIT_OPERATOR_MAX + 1];
     char error[AUDIT_ERROR_MAX]; /* "" when the terminal decided */
+    struct audit_list lists[AUDIT_LISTS_MAX];
+    struct audit_reason reasons[AUDIT_REASONS_MAX];
+    char override_by[AUDIT_OPERATOR_MAX + 1];     /* read only with has_override */
+    char override_reason[AUDIT_OVERRIDE_MAX + 1]; /* read only with has_override */
 };
 
 /* ALLOW events folded into one counted summary event. */
