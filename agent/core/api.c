@@ -174,7 +174,20 @@ void
 posgate_request_reset(struct posgate_request *rq)
 {
     if (rq != NULL) {
-        plat_wipe(rq, sizeof(*rq));
+        size_t used = rq->ids_used < ENGINE_IDS_MAX ? rq->ids_used : ENGINE_IDS_MAX;
+
+        /* the ids past ids_used were never written since the last reset: zero already */
+        plat_wipe(rq, offsetof(struct posgate_request, ids) + used * sizeof(rq->ids[0]));
+    }
+}
+
+/* Before a parse into ids[n_ids] (room_for_id passed): the reset is to wipe that one too, even
+ * when the parse fails half-way. */
+static void
+id_written(struct posgate_request *rq)
+{
+    if (rq->ids_used < rq->n_ids + 1) {
+        rq->ids_used = rq->n_ids + 1;
     }
 }
 
@@ -292,6 +305,7 @@ posgate_request_add_id(struct posgate_request *rq, const char *type_colon_value)
         snprintf(rq->errmsg, sizeof(rq->errmsg), "id: expected TYPE:VALUE, found nothing");
         return POSGATE_ERR_INVALID;
     }
+    id_written(rq);
     err = ident_parse_arg(type_colon_value, strlen(type_colon_value), &rq->ids[rq->n_ids],
                           rq->errmsg, sizeof(rq->errmsg));
     if (err == POSGATE_OK) {
@@ -312,6 +326,7 @@ posgate_request_set_name_dob(struct posgate_request *rq, const char *name, const
     if (err != POSGATE_OK) {
         return err;
     }
+    id_written(rq);
     err =
         ident_parse_name_dob(name, birth_date, &rq->ids[rq->n_ids], rq->errmsg, sizeof(rq->errmsg));
     if (err == POSGATE_OK) {
@@ -506,12 +521,13 @@ event_lists(struct audit_event *ev, struct store_reader *r, int svc)
 /* The parts of the event that do not depend on the engine's answer. */
 static void
 event_begin(struct audit_event *ev, const struct posgate_request *rq,
-            const struct posgate_result *res, const struct engine_id *ids, int64_t wall_us)
+            const struct posgate_result *res, const struct engine_id *ids, int64_t wall_us,
+            uint64_t mono_ns)
 {
     plat_str_copy(ev->id, sizeof(ev->id), res->decision_id);
     ev->at = res->at;
     ev->time_us = wall_us;
-    ev->mono_us = (int64_t)(plat_mono_ns() / 1000u);
+    ev->mono_us = (int64_t)(mono_ns / 1000u);
     plat_str_copy(ev->service, sizeof(ev->service), rq->service);
     plat_str_copy(ev->operator_id, sizeof(ev->operator_id), rq->operator_id);
     ev->n_subjects = rq->n_ids < AUDIT_SUBJECTS_MAX ? rq->n_ids : AUDIT_SUBJECTS_MAX;
@@ -807,7 +823,7 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
     struct store_reader *r = NULL;
     struct audit_event ev;
     enum posgate_err err;
-    uint64_t n;
+    uint64_t n, mono_ns;
     int64_t now, wall_us;
     char msg[API_ERRMSG_MAX];
 
@@ -866,6 +882,8 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
         ids[i].birth_days = rq->ids[i].birth_days;
     }
     err = take_reader(pg, &r);
+    /* after the reader is taken: not older than the renewal it records (store_reader_refresh_at) */
+    mono_ns = plat_mono_ns();
     if (err == POSGATE_OK) {
         /* the filter's blocks for these keys are on their way while the event is begun and the
          * reader refreshed: a probe that no longer waits for memory (a hint, no answer changes) */
@@ -873,11 +891,12 @@ posgate_check(struct posgate *pg, const struct posgate_request *rq, struct posga
             store_reader_prefetch(r, ids[i].key);
         }
     }
-    event_begin(&ev, rq, res, ids, wall_us);
+    event_begin(&ev, rq, res, ids, wall_us, mono_ns);
     memset(&er, 0, sizeof(er));
     er.service = rq->service;
     er.at = res->at;
     er.wall_now = now;
+    er.mono_ns = mono_ns;
     er.ids = ids;
     er.n_ids = rq->n_ids;
     if (err != POSGATE_OK) {

@@ -55,14 +55,17 @@ struct posgate {
 struct posgate_request {
     char service[API_SERVICE_MAX + 1];
     char operator_id[API_OPERATOR_MAX + 1];
-    struct ident ids[ENGINE_IDS_MAX];
     size_t n_ids;
+    size_t ids_used; /* ids a parse has written into since the last reset: ids[ids_used..] are 0 */
     int has_at;
     int64_t at;
     int has_override; /* a supervisor override of a DENY (posgate_request_set_override) */
     char override_by[API_OPERATOR_MAX + 1];
     char override_reason[API_OVERRIDE_MAX + 1];
     char errmsg[API_ERRMSG_MAX];
+    /* last, so that posgate_request_reset wipes everything before them and the ids in use: a
+     * kiosk's request names one person by one or two of the eight */
+    struct ident ids[ENGINE_IDS_MAX];
 };
 
 struct posgate_result {

@@ -1174,7 +1174,7 @@ engine_check_store(struct store_reader *r, const struct engine_request *req,
         req->n_ids > ENGINE_IDS_MAX) {
         return invalid(res, "check: expected 1 to %d identifiers", ENGINE_IDS_MAX);
     }
-    err = store_reader_refresh(r);
+    err = req->mono_ns != 0 ? store_reader_refresh_at(r, req->mono_ns) : store_reader_refresh(r);
     if (err != POSGATE_OK) {
         snprintf(res->notice, sizeof(res->notice), "check: %s", store_reader_errmsg(r));
         return err;

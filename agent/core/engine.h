@@ -97,6 +97,7 @@ struct engine_request {
     const char *service;            /* dotted name, NUL-terminated */
     int64_t at;                     /* the service date (seconds); the caller bounds it */
     int64_t wall_now;               /* the wall clock now: the sale (seconds) */
+    uint64_t mono_ns; /* engine_check_store: the monotonic clock now for the reader (0: read) */
     int64_t newest_issue_seen;      /* newest signed issue time seen (store_meta) */
     const char (*jurisdictions)[3]; /* the kiosk's gate jurisdictions ("CN") */
     size_t n_jurisdictions;

@@ -266,6 +266,9 @@ void store_reader_set_renew_ms(struct store_reader *r, uint32_t ms);
  * version changed: it parses the feed config). Called by store_lookup; call it explicitly
  * before reading the accessors below so they describe the version lookups will use. */
 POSGATE_WUR enum posgate_err store_reader_refresh(struct store_reader *r);
+/* The same, for a caller that has read the monotonic clock (plat_mono_ns) since it took the
+ * reader: one clock reading less. */
+POSGATE_WUR enum posgate_err store_reader_refresh_at(struct store_reader *r, uint64_t mono_ns);
 /* The reader's version: metadata, the feed config (NULL when none installed) and the installed
  * lists (n_lists entries, with cfg_index resolved against that config). Valid until the next
  * refresh or lookup on this reader. */

@@ -646,7 +646,13 @@ reader_load(struct store_reader *r)
 enum posgate_err
 store_reader_refresh(struct store_reader *r)
 {
-    uint64_t now, gen;
+    return store_reader_refresh_at(r, plat_mono_ns());
+}
+
+enum posgate_err
+store_reader_refresh_at(struct store_reader *r, uint64_t now)
+{
+    uint64_t gen;
     enum posgate_err err;
     int64_t dv = 0;
     bool found = false;
@@ -654,9 +660,11 @@ store_reader_refresh(struct store_reader *r)
     if (r == NULL) {
         return POSGATE_ERR_INVALID;
     }
-    now = plat_mono_ns();
     gen = atomic_load(&store_process_commits);
-    if (r->in_txn && gen == r->seen_store_gen && now - r->txn_start_ns < r->renew_ns) {
+    /* a reading older than the transaction's start (taken before the reader was) counts as no
+     * time elapsed, not as an unsigned wrap to "renew now" */
+    if (r->in_txn && gen == r->seen_store_gen &&
+        (now < r->txn_start_ns || now - r->txn_start_ns < r->renew_ns)) {
         return POSGATE_OK;
     }
     sqlite3_reset(r->lookup);

@@ -1044,6 +1044,37 @@ test_batched_bounds(struct posgate *pg, const char *audit_path)
     posgate_result_free(res);
 }
 
+/* A reset request holds nothing of the person it named: every byte zero again, though the reset
+ * wipes only the ids a parse has written since the last one (posgate_request_reset). */
+static void
+test_request_reset(void)
+{
+    static const struct posgate_request zero;
+    struct posgate_request *rq = NULL;
+
+    CHECK_OK(posgate_request_new(&rq));
+    if (rq == NULL) {
+        return;
+    }
+    CHECK(memcmp(rq, &zero, sizeof(zero)) == 0);
+    CHECK_OK(posgate_request_set_service(rq, "rail.hsr.a.longer.name"));
+    CHECK_OK(posgate_request_set_service(rq, "air"));
+    CHECK_OK(posgate_request_set_operator(rq, "clerk-7"));
+    CHECK_OK(posgate_request_add_id(rq, "cn_rid:202215200001275489"));
+    CHECK_ERR(posgate_request_add_id(rq, "cn_rid:2022"), POSGATE_ERR_INVALID);
+    CHECK_OK(posgate_request_set_name_dob(rq, "Zhang San", "1990-01-02"));
+    CHECK_OK(posgate_request_add_id(rq, "passport:DEU:C01X00T47"));
+    CHECK_OK(posgate_request_set_override(rq, "sup-1", "travel permit seen"));
+    CHECK_OK(posgate_request_set_at(rq, "2030-01-01T00:00:00Z"));
+    posgate_request_reset(rq);
+    CHECK(memcmp(rq, &zero, sizeof(zero)) == 0);
+    /* fewer ids than before: the reset still leaves every byte zero */
+    CHECK_OK(posgate_request_add_id(rq, "cn_rid:223408196405058715"));
+    posgate_request_reset(rq);
+    CHECK(memcmp(rq, &zero, sizeof(zero)) == 0);
+    posgate_request_free(rq);
+}
+
 /* A result's reasons keep their texts after the reader that produced them renews onto a new
  * feed config (the old config is freed then): the DENY is rendered only afterwards, and still
  * names the authority of the config it was decided under. Under AddressSanitizer a reason that
@@ -1184,6 +1215,7 @@ main(void)
         perror("mkdtemp");
         return 1;
     }
+    test_request_reset();
     /* the safety cases */
     audit_options_default(&o);
     CHECK_INT(o.durability, AUDIT_STRICT);

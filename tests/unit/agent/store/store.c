@@ -1481,6 +1481,42 @@ test_corrupt_files(void)
     }
 }
 
+/* The renewal period measured on the caller's clock readings (store_reader_refresh_at): another
+ * process's update is seen once renew_ms have passed, and a reading older than the renewal the
+ * reader recorded (a thread that read the clock before it took the reader) is no time elapsed,
+ * not a wrap-around that renews every check. */
+static void
+test_renewal_clock(void)
+{
+    struct store *s = NULL;
+    struct store_reader *r = NULL;
+    char p[512], msg[STORE_ERRMSG_MAX];
+    const uint64_t t0 = UINT64_C(10000000000); /* 10 s */
+    uint64_t gen;
+
+    path_in(p, sizeof(p), "renew.db");
+    CHECK_OK(store_open(p, STORE_CREATE, &s, msg, sizeof(msg)));
+    if (s == NULL) {
+        return;
+    }
+    CHECK_OK(install_snapshot(s, "a", 1, 0, 10, "SPC-", NULL));
+    CHECK_OK(store_reader_new(s, &r));
+    store_reader_set_renew_ms(r, 1000);
+    CHECK_ERR(store_reader_refresh_at(NULL, t0), POSGATE_ERR_INVALID);
+    CHECK_OK(store_reader_refresh_at(r, t0));
+    gen = store_reader_generation(r);
+    /* a write by another connection, as another process's update would be */
+    raw_exec(p, "INSERT INTO meta(name, value) VALUES ('renewal_test', 1)", NULL);
+    CHECK_OK(store_reader_refresh_at(r, t0 - 1000));
+    CHECK_INT(store_reader_generation(r), gen);
+    CHECK_OK(store_reader_refresh_at(r, t0 + UINT64_C(999000000)));
+    CHECK_INT(store_reader_generation(r), gen);
+    CHECK_OK(store_reader_refresh_at(r, t0 + UINT64_C(1000000000)));
+    CHECK(store_reader_generation(r) != gen);
+    store_reader_free(r);
+    store_close(s);
+}
+
 /* ---------------------------------------------------------------- key filter */
 
 /* Lookups of seeds lo..hi-1 ("SPC-" entries) through r: how many are found. Every other one
@@ -1764,6 +1800,7 @@ main(void)
     test_recent_model();
     test_migration_from_v1();
     test_corrupt_files();
+    test_renewal_clock();
     test_key_filter();
     {
         char cmd[400];
