@@ -5,6 +5,7 @@
 #include "plat_clock_hook.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,14 @@ plat_time_parse(const char *s, int64_t *out)
     return POSGATE_OK;
 }
 
+/* The last day plat_time_format turned into a date on this thread: a check formats today's time
+ * once or twice, and the day's date is worked out once a day, not on every check. */
+static _Thread_local struct {
+    int64_t days, y;
+    unsigned m, d;
+    bool set;
+} last_day;
+
 void
 plat_time_format(int64_t t, char *out, size_t cap)
 {
@@ -171,7 +180,18 @@ plat_time_format(int64_t t, char *out, size_t cap)
     int64_t y;
     unsigned m, d;
 
-    plat_civil_from_days(days, &y, &m, &d);
+    if (last_day.set && last_day.days == days) {
+        y = last_day.y;
+        m = last_day.m;
+        d = last_day.d;
+    } else {
+        plat_civil_from_days(days, &y, &m, &d);
+        last_day.days = days;
+        last_day.y = y;
+        last_day.m = m;
+        last_day.d = d;
+        last_day.set = true;
+    }
     if (y >= 0 && y <= 9999 && cap >= 21) {
         /* every check formats a time or two: digits by hand, not through printf */
         unsigned v[6] = {

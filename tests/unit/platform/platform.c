@@ -96,6 +96,19 @@ test_time(void)
     CHECK_STR(s, "2026-11-21T01:02:03Z");
     plat_time_format(-1, s, sizeof(s));
     CHECK_STR(s, "1969-12-31T23:59:59Z");
+    /* the same day again, the next, the one before, and back (the thread's last day is kept) */
+    plat_time_format(0, s, sizeof(s));
+    CHECK_STR(s, "1970-01-01T00:00:00Z");
+    plat_time_format(86399, s, sizeof(s));
+    CHECK_STR(s, "1970-01-01T23:59:59Z");
+    plat_time_format(86400, s, sizeof(s));
+    CHECK_STR(s, "1970-01-02T00:00:00Z");
+    plat_time_format(-86400, s, sizeof(s));
+    CHECK_STR(s, "1969-12-31T00:00:00Z");
+    plat_time_format(1795219200 + 3723, s, sizeof(s));
+    CHECK_STR(s, "2026-11-21T01:02:03Z");
+    plat_time_format(1795219200 + 86399, s, sizeof(s));
+    CHECK_STR(s, "2026-11-21T23:59:59Z");
     /* against gmtime_r over years 0 to 9999 (the digits are written by hand there) and past */
     {
         uint64_t x = 42;
