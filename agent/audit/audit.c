@@ -29,6 +29,9 @@
 #define BUSY_TIMEOUT_MS 10000
 #define IDLE_RETRY_MS   1000
 #define SCHEMA_VERSION  1
+/* meta 'bytes' is written when it lags the chain by this many events (or a commit pruned): an
+ * open, or a commit after another connection wrote, adds up at most these events' text */
+#define BYTES_LAG_MAX 1024
 
 struct receipt {
     enum posgate_err err;
@@ -49,6 +52,13 @@ struct slot {
     pthread_cond_t cv;
 };
 
+/* The chain's head and the bytes of its events, as a commit leaves them */
+struct chain {
+    uint64_t seq;
+    uint8_t hash[AUDIT_HASH_LEN];
+    uint64_t bytes;
+};
+
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
  * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full. */
 enum { WRITER_AWAKE, WRITER_IDLE, WRITER_BATCH };
@@ -57,7 +67,7 @@ struct audit_queue {
     sqlite3 *wdb; /* the writer thread's connection */
     sqlite3 *rdb; /* everything else, under rlock */
     pthread_mutex_t rlock;
-    sqlite3_stmt *ins, *head, *anchor, *meta_get, *meta_set;
+    sqlite3_stmt *ins, *head, *anchor, *meta_get, *bytes_set;
     sqlite3_stmt *begin, *commit; /* prepared once: a DENY's commit pays no SQL parsing */
     struct device_key *key;
     struct crypto_hash_stream *chain; /* the chain's SHA-256, used by the one committer */
@@ -103,6 +113,14 @@ struct audit_queue {
      * decision names a list without its digest once the chain holds it. Committer only;
      * emptied when a commit fails, since what it wrote is gone with the rollback. */
     struct audit_digests digests;
+    /* The chain as the committer's last commit left it, valid while the file's data version
+     * (SQLITE_FCNTL_DATA_VERSION, which any commit changes, ours and other connections', such
+     * as rdb's acks and prunes or another process's events) is the one read right after that
+     * commit: a commit then reads neither the head nor meta 'bytes'. Committer only. */
+    struct chain known;
+    unsigned known_version;
+    int known_valid;
+    uint64_t bytes_upto; /* the seq meta 'bytes' counts up to; UINT64_MAX: every event */
     uint64_t folded, commits, failures;
     struct buf body; /* writer's render buffer */
     /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
@@ -312,17 +330,12 @@ meta_int(struct audit_queue *q, const char *k)
 }
 
 static int
-meta_put(sqlite3_stmt *st, const char *k, int64_t v, const uint8_t *b, size_t blen)
+bytes_put(sqlite3_stmt *st, const struct chain *c)
 {
     int rc;
 
-    sqlite3_bind_int64(st, 1, v);
-    if (b != NULL) {
-        sqlite3_bind_blob(st, 2, b, (int)blen, SQLITE_STATIC);
-    } else {
-        sqlite3_bind_null(st, 2);
-    }
-    sqlite3_bind_text(st, 3, k, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)c->bytes);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)c->seq);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -365,12 +378,6 @@ read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
     return SQLITE_OK;
 }
 
-struct chain {
-    uint64_t seq;
-    uint8_t hash[AUDIT_HASH_LEN];
-    uint64_t bytes;
-};
-
 static int
 insert(struct audit_queue *q, struct chain *c, const char *kind, const char *decision,
        int64_t time_us)
@@ -406,6 +413,34 @@ write_summary(struct audit_queue *q, struct chain *c, const struct audit_summary
     return insert(q, c, "allow_summary", "allow", s->last_us);
 }
 
+/* The data version of the writer's file: changed by every commit to it, from any connection.
+ * Read inside a transaction, it is the version of the snapshot that transaction sees. */
+static int
+data_version(sqlite3 *db, unsigned *v)
+{
+    return sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, v);
+}
+
+/* The chain's head and bytes, inside the commit's write transaction: as the last commit left
+ * them when nobody has written to the file since, else read from it. */
+static int
+chain_load(struct audit_queue *q, struct chain *c)
+{
+    unsigned v;
+    int rc;
+
+    if (q->known_valid && data_version(q->wdb, &v) == SQLITE_OK && v == q->known_version) {
+        *c = q->known;
+        return SQLITE_OK;
+    }
+    q->known_valid = 0;
+    rc = read_head(q->wdb, q->head, q->anchor, &c->seq, c->hash);
+    if (rc == SQLITE_OK) {
+        rc = audit_bytes_read(q->wdb, &c->bytes, &q->bytes_upto);
+    }
+    return rc;
+}
+
 static int
 is_full(const struct audit_queue *q, const struct chain *c, uint64_t max_bytes)
 {
@@ -419,8 +454,9 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
 {
     struct audit_summary sum;
     struct chain c;
+    uint64_t upto;
     size_t nf = 0;
-    int rc, full;
+    int rc, full, pruned = 0;
     uint64_t folded = 0;
 
     memset(&sum, 0, sizeof(sum));
@@ -429,11 +465,11 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
     if (rc != SQLITE_OK) {
         goto fail;
     }
-    rc = read_head(q->wdb, q->head, q->anchor, &c.seq, c.hash);
+    rc = chain_load(q, &c);
     if (rc != SQLITE_OK) {
         goto fail;
     }
-    c.bytes = (uint64_t)meta_int(q, "bytes");
+    upto = q->bytes_upto;
     full = is_full(q, &c, max_bytes);
     if (full) {
         uint64_t freed = 0;
@@ -445,6 +481,7 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
         }
         c.bytes = c.bytes > freed ? c.bytes - freed : 0;
         full = is_full(q, &c, max_bytes);
+        pruned = 1;
     }
     if (q->carry.count > 0) {
         rc = write_summary(q, &c, &q->carry);
@@ -495,13 +532,23 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
             q->batch[q->scratch[j]]->seq = c.seq;
         }
     }
-    rc = meta_put(q->meta_set, "bytes", (int64_t)c.bytes, NULL, 0);
-    if (rc == SQLITE_OK) {
-        rc = step_done(q->commit);
+    /* Not in every commit: a DENY's commit writes one page less. What the row does not count,
+     * the events after its b, is added up from them whenever the chain is read from the file
+     * (audit_bytes_read): after a kill too, since the row and the events commit together. */
+    if (pruned || q->bytes_upto > c.seq || c.seq - q->bytes_upto >= BYTES_LAG_MAX) {
+        rc = bytes_put(q->bytes_set, &c);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+        upto = c.seq;
     }
+    rc = step_done(q->commit);
     if (rc != SQLITE_OK) {
         goto fail;
     }
+    q->bytes_upto = upto;
+    q->known = c;
+    q->known_valid = data_version(q->wdb, &q->known_version) == SQLITE_OK;
     memset(&q->carry, 0, sizeof(q->carry));
     /* commit_batch runs without q->mu; the counters are read under it (audit_stats) */
     pthread_mutex_lock(&q->mu);
@@ -513,6 +560,7 @@ fail:
     plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
              sqlite3_errmsg(q->wdb), k);
     sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    q->known_valid = 0;
     q->digests.n = 0; /* the digests this transaction wrote are gone with it */
     return rc;
 }
@@ -813,8 +861,8 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             err = prepare(q->wdb, "SELECT v FROM meta WHERE k = ?1", &q->meta_get, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
-            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = coalesce(?2, b) WHERE k = ?3",
-                          &q->meta_set, errmsg, errcap);
+            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = ?2 WHERE k = 'bytes'",
+                          &q->bytes_set, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb, "BEGIN IMMEDIATE", &q->begin, errmsg, errcap);
@@ -892,7 +940,7 @@ audit_close(struct audit_queue *q)
     sqlite3_finalize(q->head);
     sqlite3_finalize(q->anchor);
     sqlite3_finalize(q->meta_get);
-    sqlite3_finalize(q->meta_set);
+    sqlite3_finalize(q->bytes_set);
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->commit);
     sqlite3_close(q->wdb);
@@ -1279,6 +1327,7 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
 {
     sqlite3_stmt *st = NULL;
     uint8_t hh[AUDIT_HASH_LEN];
+    uint64_t upto;
     enum posgate_err err;
     int rc;
 
@@ -1291,7 +1340,12 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err == POSGATE_OK) {
         out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
-        out->bytes = (uint64_t)rd_meta(q, "bytes", NULL, 0);
+        rc = audit_bytes_read(q->rdb, &out->bytes, &upto);
+        if (rc != SQLITE_OK) {
+            err = sql_err(q->rdb, rc, "bytes", NULL, 0);
+        }
+    }
+    if (err == POSGATE_OK) {
         rc = sqlite3_prepare_v2(q->rdb, "SELECT count(*), min(seq) FROM events", -1, &st, NULL);
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
             out->events = (uint64_t)sqlite3_column_int64(st, 0);

@@ -27,7 +27,9 @@
  *   | meta(k TEXT PRIMARY KEY, v INTEGER, b BLOB):                                       |
  *   |   'anchor' v = seq of the last pruned event (0), b = its hash (32 zero bytes)       |
  *   |   'acked'  v = highest seq the collector acknowledged                               |
- *   |   'bytes'  v = sum of length(body) over events                                      |
+ *   |   'bytes'  v = sum of length(body) over the events up to seq b (b NULL: all);       |
+ *   |            written when b is 1024 events behind the head or by a prune, so a        |
+ *   |            reader adds the text of the events after b (audit_bytes_read)            |
  *   +----------------------------------------------------------------------------------+
  */
 #ifndef POSGATE_AUDIT_H
