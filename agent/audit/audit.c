@@ -2,10 +2,11 @@
 /*
  * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
  * under a full queue, pruning, the signed batches for the uploader, and chain verification.
- * SQLite is included here (and audit_prune.c) and in the list store only.
+ * SQLite is included here (and audit_db.c, audit_prune.c) and in the list store only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
+#include "audit_db.h"
 #include "audit_prune.h"
 #include "audit_reserve.h"
 
@@ -23,12 +24,9 @@
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "plat_thread.h"
-#include "store.h"
 
 #define RING_CAP        512
-#define BUSY_TIMEOUT_MS 10000
 #define IDLE_RETRY_MS   1000
-#define SCHEMA_VERSION  1
 /* meta 'bytes' is written when it lags the chain by this many events (or a commit pruned): an
  * open, or a commit after another connection wrote, adds up at most these events' text */
 #define BYTES_LAG_MAX 1024
@@ -153,95 +151,11 @@ audit_durability_parse(const char *s, enum audit_durability *out)
 }
 
 static enum posgate_err
-sql_err(sqlite3 *db, int rc, const char *what, char *errmsg, size_t errcap)
-{
-    if (errmsg != NULL && errcap > 0) {
-        snprintf(errmsg, errcap, "audit: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "");
-    }
-    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
-        return POSGATE_ERR_CORRUPT;
-    }
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-        return POSGATE_ERR_RETRY;
-    }
-    if (rc == SQLITE_NOMEM) {
-        return POSGATE_ERR_NOMEM;
-    }
-    return POSGATE_ERR_IO;
-}
-
-static enum posgate_err
-exec(sqlite3 *db, const char *sql, char *errmsg, size_t errcap)
-{
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
-}
-
-static enum posgate_err
 prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *errmsg, size_t errcap)
 {
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
-}
-
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-    " decision TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL, hash BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL, b BLOB);"
-    "INSERT OR IGNORE INTO meta VALUES('anchor', 0, zeroblob(32)), ('acked', 0, NULL),"
-    " ('bytes', 0, NULL);"
-    "PRAGMA user_version = 1;";
-
-/* PRAGMA user_version: SCHEMA_VERSION once the schema is in place, 0 for a new file. */
-static int
-schema_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
-static enum posgate_err
-open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errcap)
-{
-    sqlite3 *db = NULL;
-    int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    int rc;
-    enum posgate_err err;
-
-    *out = NULL;
-    store_sqlite_setup();
-    rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        if (readonly && rc == SQLITE_CANTOPEN) {
-            snprintf(errmsg, errcap, "audit: %s does not exist (no decision was audited yet)",
-                     path);
-            sqlite3_close(db);
-            return POSGATE_ERR_NOTFOUND;
-        }
-        err = sql_err(db, rc, path, errmsg, errcap);
-        sqlite3_close(db);
-        return err;
-    }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    err = exec(db,
-               readonly ? "PRAGMA query_only = ON;"
-                        : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-               errmsg, errcap);
-    if (err != POSGATE_OK) {
-        sqlite3_close(db);
-        return err;
-    }
-    *out = db;
-    return POSGATE_OK;
+    return rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(db, rc, sql, errmsg, errcap);
 }
 
 /* The committer's care of the reserve (audit_reserve.h), its size copied for audit_stats. */
@@ -592,7 +506,7 @@ commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
             audit_summary_add(&q->carry, &s->ev);
         }
     }
-    return sql_err(q->wdb, rc, "commit", NULL, 0);
+    return audit_sql_err(q->wdb, rc, "commit", NULL, 0);
 }
 
 static void
@@ -837,11 +751,9 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
         /* before SQLite needs room for the -wal and -shm files: released on a full disk, made
          * when missing and there is room */
         (void)reserve_tend(q, 0);
-        err = open_db(path, 0, &q->wdb, errmsg, errcap);
-        if (err == POSGATE_OK && schema_version(q->wdb) != SCHEMA_VERSION) {
-            /* a write transaction: only for a new file, so that an existing queue opens on a
-             * full disk (its commits then draw on the reserve) */
-            err = exec(q->wdb, schema, errmsg, errcap);
+        err = audit_db_open(path, 0, &q->wdb, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            err = audit_db_create(q->wdb, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb,
@@ -893,7 +805,7 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             goto fail;
         }
     }
-    err = open_db(path, ro, &q->rdb, errmsg, errcap);
+    err = audit_db_open(path, ro, &q->rdb, errmsg, errcap);
     if (err == POSGATE_OK && ro) {
         sqlite3_stmt *st = NULL;
 
@@ -1124,7 +1036,7 @@ rd_head(struct audit_queue *q, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN])
     }
     sqlite3_finalize(h);
     sqlite3_finalize(a);
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "head", NULL, 0);
+    return rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "head", NULL, 0);
 }
 
 static int64_t
@@ -1167,7 +1079,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
     pthread_mutex_lock(&q->rlock);
     rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL); /* one snapshot for the whole batch */
     err = rc == SQLITE_OK ? rd_head(q, &bi.head_seq, head_hash)
-                          : sql_err(q->rdb, rc, "begin", NULL, 0);
+                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -1177,7 +1089,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
                             "ORDER BY seq LIMIT ?2",
                             -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
         goto out;
     }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
@@ -1201,7 +1113,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
         bi.n_events++;
     }
     if (err == POSGATE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -1264,7 +1176,7 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
     pthread_mutex_unlock(&q->mu);
     rc = sqlite3_exec(q->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        return sql_err(q->rdb, rc, "begin", NULL, 0);
+        return audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     }
     err = rd_head(q, &head, hh);
     if (err == POSGATE_OK && ack > head) {
@@ -1280,16 +1192,16 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
             rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(q->rdb);
         }
         sqlite3_finalize(st);
-        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "ack", NULL, 0);
+        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "ack", NULL, 0);
         acked = ack;
     }
     if (err == POSGATE_OK && acked > 0) {
         rc = audit_prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
-        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "prune", NULL, 0);
+        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "prune", NULL, 0);
     }
     rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     if (err == POSGATE_OK && rc != SQLITE_OK) {
-        err = sql_err(q->rdb, rc, "commit", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "commit", NULL, 0);
     }
     return err;
 }
@@ -1337,12 +1249,12 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->rlock);
     rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : sql_err(q->rdb, rc, "begin", NULL, 0);
+    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err == POSGATE_OK) {
         out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
         rc = audit_bytes_read(q->rdb, &out->bytes, &upto);
         if (rc != SQLITE_OK) {
-            err = sql_err(q->rdb, rc, "bytes", NULL, 0);
+            err = audit_sql_err(q->rdb, rc, "bytes", NULL, 0);
         }
     }
     if (err == POSGATE_OK) {
@@ -1351,7 +1263,7 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
             out->events = (uint64_t)sqlite3_column_int64(st, 0);
             out->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
         } else {
-            err = sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
+            err = audit_sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
         }
         sqlite3_finalize(st);
         st = NULL;
@@ -1416,7 +1328,7 @@ audit_each(struct audit_queue *q, uint64_t since_seq, audit_each_fn fn, void *ct
         }
     }
     if (rc != SQLITE_DONE) {
-        err = sql_err(q->rdb, rc, "read", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "read", NULL, 0);
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&q->rlock);
@@ -1488,7 +1400,7 @@ audit_verify(struct audit_queue *q, uint64_t *n_events, char *errmsg, size_t err
         n++;
     }
     if (err == POSGATE_OK && rc != SQLITE_DONE) {
-        err = sql_err(q->rdb, rc, "verify", errmsg, errcap);
+        err = audit_sql_err(q->rdb, rc, "verify", errmsg, errcap);
     }
     sqlite3_finalize(st);
     sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);

@@ -20,7 +20,7 @@
  * the store). Once AUDIT_RESERVE_BYTES + 2 MiB are free again the reserve is made anew. While
  * it is missing the queue reports disk_full (audit_stats).
  *
- * Schema (PRAGMA user_version 1):
+ * Schema (PRAGMA user_version 1; pages of 16 KiB in a file made since they were, 4 KiB before):
  *   +----------------------------------------------------------------------------------+
  *   | events(seq INTEGER PRIMARY KEY, kind TEXT, decision TEXT, time_us INTEGER,        |
  *   |        body TEXT (canonical JSON, hashed), hash BLOB (32, SHA-256(prev || body)))  |

@@ -15,7 +15,8 @@
  * tamper detection (an edited, a deleted and a re-hashed event break audit_verify); callers
  * that enqueue without the queue's lock keeping each thread's order in the chain; a writer that
  * keeps the chain's head between commits noticing another connection's events and prunes; the
- * bytes of a queue killed between commits counted right when it is opened again.
+ * bytes of a queue killed between commits counted right when it is opened again; 16 KiB pages
+ * in a new file with its WAL checkpointed at 4 MB, and a file of 4 KiB pages kept as it is.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -1015,6 +1016,63 @@ test_bytes_after_kill(struct device_key *dk, const char *path)
     audit_close(q);
 }
 
+/* A new queue's file has 16 KiB pages and its WAL is checkpointed at ~4 MB as with SQLite's
+ * 4 KiB pages (not at 1000 pages, 16 MB); a file made with 4 KiB pages keeps them and works. */
+static void
+test_page_size(struct device_key *dk, const char *path, const char *old_path)
+{
+    struct audit_queue *q = NULL;
+    struct audit_options o;
+    struct audit_event e;
+    struct stat sb;
+    char msg[512], wal[1300];
+    uint64_t seq = 0;
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 16000; i++) { /* ~9 MB of event text */
+        fill_event(&e, i, AUDIT_ALLOW, "air");
+        CHECK_OK(audit_record(q, &e, NULL));
+    }
+    CHECK_OK(audit_flush(q));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    CHECK_INT(stat(wal, &sb), 0);
+    printf("audit: page size %lld, WAL %lld bytes after 16000 events\n",
+           (long long)sql_int(path, "PRAGMA page_size"), (long long)sb.st_size);
+    CHECK_INT(sql_int(path, "PRAGMA page_size"), 16384);
+    CHECK(sb.st_size < 6000000);
+    audit_close(q);
+    q = NULL;
+
+    /* the schema of a queue made before, in 4 KiB pages */
+    CHECK_INT(sql(old_path,
+                  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+                  "CREATE TABLE events(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+                  " decision TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL,"
+                  " hash BLOB NOT NULL);"
+                  "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL, b BLOB);"
+                  "INSERT INTO meta VALUES('anchor', 0, zeroblob(32)), ('acked', 0, NULL),"
+                  " ('bytes', 0, NULL);"
+                  "PRAGMA user_version = 1;"),
+              SQLITE_OK);
+    CHECK_OK(audit_open(old_path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 20; i++) {
+        fill_event(&e, i, AUDIT_DENY, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+        CHECK_INT(seq, i);
+    }
+    verify_ok(q, "4 KiB pages");
+    audit_close(q);
+    CHECK_INT(sql_int(old_path, "PRAGMA page_size"), 4096);
+}
+
 /* The text of event seq of the queue at path ("" when there is none). */
 struct one_body {
     uint64_t seq;
@@ -1387,6 +1445,9 @@ main(void)
     test_other_writers(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/killed.db", dir);
     test_bytes_after_kill(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/pages.db", dir);
+    snprintf(path, sizeof(path), "%s/pages4k.db", dir);
+    test_page_size(dk, qpath, path);
     snprintf(qpath, sizeof(qpath), "%s/digests.db", dir);
     test_digests_once(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/full.db", dir);
