@@ -773,8 +773,8 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             err = prepare(q->wdb, "SELECT v FROM meta WHERE k = ?1", &q->meta_get, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
-            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = ?2 WHERE k = 'bytes'",
-                          &q->bytes_set, errmsg, errcap);
+            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = ?2 WHERE k = 'bytes'", &q->bytes_set,
+                          errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb, "BEGIN IMMEDIATE", &q->begin, errmsg, errcap);
@@ -1249,7 +1249,8 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->rlock);
     rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
+    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh)
+                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err == POSGATE_OK) {
         out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
         rc = audit_bytes_read(q->rdb, &out->bytes, &upto);
@@ -1263,7 +1264,8 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
             out->events = (uint64_t)sqlite3_column_int64(st, 0);
             out->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
         } else {
-            err = audit_sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
+            err = audit_sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats",
+                                NULL, 0);
         }
         sqlite3_finalize(st);
         st = NULL;

@@ -13,8 +13,6 @@
 
 #define BUSY_TIMEOUT_MS 10000
 #define SCHEMA_VERSION  1
-#define STR_(x)         #x
-#define STR(x)          STR_(x)
 
 /* A new file's page size. Against SQLite's 4 KiB: a quarter of the WAL frames, of the writes
  * (two a frame) and of the checkpoint's reads and writes for the same events, so the writer
@@ -22,7 +20,7 @@
  * holds up the commit that runs it, takes half the time (the p99 of 32 waiting DENYs 4.8-5.7 ms
  * -> 2.1-2.2 ms at 1M). A DENY's commit writes more bytes (3 frames of 16 KiB against 6 of 4),
  * in as long. Files made before keep theirs. */
-#define PAGE_SIZE 16384
+#define PAGE_SIZE_PRAGMA "PRAGMA page_size = 16384;"
 /* the WAL is checkpointed past this size, SQLite's default (1000 pages of 4 KiB) */
 #define CHECKPOINT_BYTES (4096 * 1000)
 
@@ -101,8 +99,7 @@ audit_db_open(const char *path, int readonly, sqlite3 **out, char *errmsg, size_
     /* the page size first: it takes effect only before a new file's first page is written */
     err = exec(db,
                readonly ? "PRAGMA query_only = ON;"
-                        : "PRAGMA page_size = " STR(PAGE_SIZE)
-                          "; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                        : PAGE_SIZE_PRAGMA " PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
                errmsg, errcap);
     if (err == POSGATE_OK && !readonly) {
         sqlite3_stmt *st = NULL;

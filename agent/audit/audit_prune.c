@@ -120,9 +120,8 @@ audit_bytes_read(sqlite3 *db, uint64_t *bytes, uint64_t *upto)
         *upto = UINT64_MAX;
         return rc;
     }
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT total(length(CAST(body AS BLOB))) FROM events WHERE seq > ?1",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        db, "SELECT total(length(CAST(body AS BLOB))) FROM events WHERE seq > ?1", -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)*upto);
         rc = sqlite3_step(st);
