@@ -2,10 +2,11 @@
 /*
  * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
  * under a full queue, pruning, the signed batches for the uploader, and chain verification.
- * SQLite is included here (and audit_prune.c) and in the list store only.
+ * SQLite is included here (and audit_db.c, audit_prune.c) and in the list store only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
+#include "audit_db.h"
 #include "audit_prune.h"
 #include "audit_reserve.h"
 
@@ -23,12 +24,12 @@
 #include "plat_log.h"
 #include "plat_mem.h"
 #include "plat_thread.h"
-#include "store.h"
 
 #define RING_CAP        512
-#define BUSY_TIMEOUT_MS 10000
 #define IDLE_RETRY_MS   1000
-#define SCHEMA_VERSION  1
+/* meta 'bytes' is written when it lags the chain by this many events (or a commit pruned): an
+ * open, or a commit after another connection wrote, adds up at most these events' text */
+#define BYTES_LAG_MAX 1024
 
 struct receipt {
     enum posgate_err err;
@@ -50,6 +51,13 @@ struct slot {
     struct audit_event ev;
 };
 
+/* The chain's head and the bytes of its events, as a commit leaves them */
+struct chain {
+    uint64_t seq;
+    uint8_t hash[AUDIT_HASH_LEN];
+    uint64_t bytes;
+};
+
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
  * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full. */
 enum { WRITER_AWAKE, WRITER_IDLE, WRITER_BATCH };
@@ -58,7 +66,7 @@ struct audit_queue {
     sqlite3 *wdb; /* the writer thread's connection */
     sqlite3 *rdb; /* everything else, under rlock */
     pthread_mutex_t rlock;
-    sqlite3_stmt *ins, *head, *anchor, *meta_get, *meta_set;
+    sqlite3_stmt *ins, *head, *anchor, *meta_get, *bytes_set;
     sqlite3_stmt *begin, *commit; /* prepared once: a DENY's commit pays no SQL parsing */
     struct device_key *key;
     struct crypto_hash_stream *chain; /* the chain's SHA-256, used by the one committer */
@@ -104,6 +112,14 @@ struct audit_queue {
      * decision names a list without its digest once the chain holds it. Committer only;
      * emptied when a commit fails, since what it wrote is gone with the rollback. */
     struct audit_digests digests;
+    /* The chain as the committer's last commit left it, valid while the file's data version
+     * (SQLITE_FCNTL_DATA_VERSION, which any commit changes, ours and other connections', such
+     * as rdb's acks and prunes or another process's events) is the one read right after that
+     * commit: a commit then reads neither the head nor meta 'bytes'. Committer only. */
+    struct chain known;
+    unsigned known_version;
+    int known_valid;
+    uint64_t bytes_upto; /* the seq meta 'bytes' counts up to; UINT64_MAX: every event */
     uint64_t folded, commits, failures;
     struct buf body; /* writer's render buffer */
     /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
@@ -136,95 +152,11 @@ audit_durability_parse(const char *s, enum audit_durability *out)
 }
 
 static enum posgate_err
-sql_err(sqlite3 *db, int rc, const char *what, char *errmsg, size_t errcap)
-{
-    if (errmsg != NULL && errcap > 0) {
-        snprintf(errmsg, errcap, "audit: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "");
-    }
-    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
-        return POSGATE_ERR_CORRUPT;
-    }
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-        return POSGATE_ERR_RETRY;
-    }
-    if (rc == SQLITE_NOMEM) {
-        return POSGATE_ERR_NOMEM;
-    }
-    return POSGATE_ERR_IO;
-}
-
-static enum posgate_err
-exec(sqlite3 *db, const char *sql, char *errmsg, size_t errcap)
-{
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
-}
-
-static enum posgate_err
 prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *errmsg, size_t errcap)
 {
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(db, rc, sql, errmsg, errcap);
-}
-
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-    " decision TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL, hash BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL, b BLOB);"
-    "INSERT OR IGNORE INTO meta VALUES('anchor', 0, zeroblob(32)), ('acked', 0, NULL),"
-    " ('bytes', 0, NULL);"
-    "PRAGMA user_version = 1;";
-
-/* PRAGMA user_version: SCHEMA_VERSION once the schema is in place, 0 for a new file. */
-static int
-schema_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
-static enum posgate_err
-open_db(const char *path, int readonly, sqlite3 **out, char *errmsg, size_t errcap)
-{
-    sqlite3 *db = NULL;
-    int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    int rc;
-    enum posgate_err err;
-
-    *out = NULL;
-    store_sqlite_setup();
-    rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        if (readonly && rc == SQLITE_CANTOPEN) {
-            snprintf(errmsg, errcap, "audit: %s does not exist (no decision was audited yet)",
-                     path);
-            sqlite3_close(db);
-            return POSGATE_ERR_NOTFOUND;
-        }
-        err = sql_err(db, rc, path, errmsg, errcap);
-        sqlite3_close(db);
-        return err;
-    }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    err = exec(db,
-               readonly ? "PRAGMA query_only = ON;"
-                        : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-               errmsg, errcap);
-    if (err != POSGATE_OK) {
-        sqlite3_close(db);
-        return err;
-    }
-    *out = db;
-    return POSGATE_OK;
+    return rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(db, rc, sql, errmsg, errcap);
 }
 
 /* The committer's care of the reserve (audit_reserve.h), its size copied for audit_stats. */
@@ -313,17 +245,12 @@ meta_int(struct audit_queue *q, const char *k)
 }
 
 static int
-meta_put(sqlite3_stmt *st, const char *k, int64_t v, const uint8_t *b, size_t blen)
+bytes_put(sqlite3_stmt *st, const struct chain *c)
 {
     int rc;
 
-    sqlite3_bind_int64(st, 1, v);
-    if (b != NULL) {
-        sqlite3_bind_blob(st, 2, b, (int)blen, SQLITE_STATIC);
-    } else {
-        sqlite3_bind_null(st, 2);
-    }
-    sqlite3_bind_text(st, 3, k, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)c->bytes);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)c->seq);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -366,12 +293,6 @@ read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
     return SQLITE_OK;
 }
 
-struct chain {
-    uint64_t seq;
-    uint8_t hash[AUDIT_HASH_LEN];
-    uint64_t bytes;
-};
-
 static int
 insert(struct audit_queue *q, struct chain *c, const char *kind, const char *decision,
        int64_t time_us)
@@ -407,6 +328,34 @@ write_summary(struct audit_queue *q, struct chain *c, const struct audit_summary
     return insert(q, c, "allow_summary", "allow", s->last_us);
 }
 
+/* The data version of the writer's file: changed by every commit to it, from any connection.
+ * Read inside a transaction, it is the version of the snapshot that transaction sees. */
+static int
+data_version(sqlite3 *db, unsigned *v)
+{
+    return sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, v);
+}
+
+/* The chain's head and bytes, inside the commit's write transaction: as the last commit left
+ * them when nobody has written to the file since, else read from it. */
+static int
+chain_load(struct audit_queue *q, struct chain *c)
+{
+    unsigned v;
+    int rc;
+
+    if (q->known_valid && data_version(q->wdb, &v) == SQLITE_OK && v == q->known_version) {
+        *c = q->known;
+        return SQLITE_OK;
+    }
+    q->known_valid = 0;
+    rc = read_head(q->wdb, q->head, q->anchor, &c->seq, c->hash);
+    if (rc == SQLITE_OK) {
+        rc = audit_bytes_read(q->wdb, &c->bytes, &q->bytes_upto);
+    }
+    return rc;
+}
+
 static int
 is_full(const struct audit_queue *q, const struct chain *c, uint64_t max_bytes)
 {
@@ -420,8 +369,9 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
 {
     struct audit_summary sum;
     struct chain c;
+    uint64_t upto;
     size_t nf = 0;
-    int rc, full;
+    int rc, full, pruned = 0;
     uint64_t folded = 0;
 
     memset(&sum, 0, sizeof(sum));
@@ -430,11 +380,11 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
     if (rc != SQLITE_OK) {
         goto fail;
     }
-    rc = read_head(q->wdb, q->head, q->anchor, &c.seq, c.hash);
+    rc = chain_load(q, &c);
     if (rc != SQLITE_OK) {
         goto fail;
     }
-    c.bytes = (uint64_t)meta_int(q, "bytes");
+    upto = q->bytes_upto;
     full = is_full(q, &c, max_bytes);
     if (full) {
         uint64_t freed = 0;
@@ -446,6 +396,7 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
         }
         c.bytes = c.bytes > freed ? c.bytes - freed : 0;
         full = is_full(q, &c, max_bytes);
+        pruned = 1;
     }
     if (q->carry.count > 0) {
         rc = write_summary(q, &c, &q->carry);
@@ -496,13 +447,23 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
             q->batch[q->scratch[j]]->seq = c.seq;
         }
     }
-    rc = meta_put(q->meta_set, "bytes", (int64_t)c.bytes, NULL, 0);
-    if (rc == SQLITE_OK) {
-        rc = step_done(q->commit);
+    /* Not in every commit: a DENY's commit writes one page less. What the row does not count,
+     * the events after its b, is added up from them whenever the chain is read from the file
+     * (audit_bytes_read): after a kill too, since the row and the events commit together. */
+    if (pruned || q->bytes_upto > c.seq || c.seq - q->bytes_upto >= BYTES_LAG_MAX) {
+        rc = bytes_put(q->bytes_set, &c);
+        if (rc != SQLITE_OK) {
+            goto fail;
+        }
+        upto = c.seq;
     }
+    rc = step_done(q->commit);
     if (rc != SQLITE_OK) {
         goto fail;
     }
+    q->bytes_upto = upto;
+    q->known = c;
+    q->known_valid = data_version(q->wdb, &q->known_version) == SQLITE_OK;
     memset(&q->carry, 0, sizeof(q->carry));
     /* commit_batch runs without q->mu; the counters are read under it (audit_stats) */
     pthread_mutex_lock(&q->mu);
@@ -514,6 +475,7 @@ fail:
     plat_log(PLAT_LOG_WARN, "audit: write failed (%s); %zu event(s) not committed",
              sqlite3_errmsg(q->wdb), k);
     sqlite3_exec(q->wdb, "ROLLBACK", NULL, NULL, NULL);
+    q->known_valid = 0;
     q->digests.n = 0; /* the digests this transaction wrote are gone with it */
     return rc;
 }
@@ -545,7 +507,7 @@ commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
             audit_summary_add(&q->carry, &s->ev);
         }
     }
-    return sql_err(q->wdb, rc, "commit", NULL, 0);
+    return audit_sql_err(q->wdb, rc, "commit", NULL, 0);
 }
 
 static void
@@ -790,11 +752,9 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
         /* before SQLite needs room for the -wal and -shm files: released on a full disk, made
          * when missing and there is room */
         (void)reserve_tend(q, 0);
-        err = open_db(path, 0, &q->wdb, errmsg, errcap);
-        if (err == POSGATE_OK && schema_version(q->wdb) != SCHEMA_VERSION) {
-            /* a write transaction: only for a new file, so that an existing queue opens on a
-             * full disk (its commits then draw on the reserve) */
-            err = exec(q->wdb, schema, errmsg, errcap);
+        err = audit_db_open(path, 0, &q->wdb, errmsg, errcap);
+        if (err == POSGATE_OK) {
+            err = audit_db_create(q->wdb, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb,
@@ -814,8 +774,8 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             err = prepare(q->wdb, "SELECT v FROM meta WHERE k = ?1", &q->meta_get, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
-            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = coalesce(?2, b) WHERE k = ?3",
-                          &q->meta_set, errmsg, errcap);
+            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = ?2 WHERE k = 'bytes'", &q->bytes_set,
+                          errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb, "BEGIN IMMEDIATE", &q->begin, errmsg, errcap);
@@ -846,7 +806,7 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             goto fail;
         }
     }
-    err = open_db(path, ro, &q->rdb, errmsg, errcap);
+    err = audit_db_open(path, ro, &q->rdb, errmsg, errcap);
     if (err == POSGATE_OK && ro) {
         sqlite3_stmt *st = NULL;
 
@@ -893,7 +853,7 @@ audit_close(struct audit_queue *q)
     sqlite3_finalize(q->head);
     sqlite3_finalize(q->anchor);
     sqlite3_finalize(q->meta_get);
-    sqlite3_finalize(q->meta_set);
+    sqlite3_finalize(q->bytes_set);
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->commit);
     sqlite3_close(q->wdb);
@@ -1077,7 +1037,7 @@ rd_head(struct audit_queue *q, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN])
     }
     sqlite3_finalize(h);
     sqlite3_finalize(a);
-    return rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "head", NULL, 0);
+    return rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "head", NULL, 0);
 }
 
 static int64_t
@@ -1120,7 +1080,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
     pthread_mutex_lock(&q->rlock);
     rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL); /* one snapshot for the whole batch */
     err = rc == SQLITE_OK ? rd_head(q, &bi.head_seq, head_hash)
-                          : sql_err(q->rdb, rc, "begin", NULL, 0);
+                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err != POSGATE_OK) {
         goto out;
     }
@@ -1130,7 +1090,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
                             "ORDER BY seq LIMIT ?2",
                             -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
         goto out;
     }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
@@ -1154,7 +1114,7 @@ audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct b
         bi.n_events++;
     }
     if (err == POSGATE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        err = sql_err(q->rdb, rc, "batch", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
     }
     if (err != POSGATE_OK) {
         goto out;
@@ -1217,7 +1177,7 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
     pthread_mutex_unlock(&q->mu);
     rc = sqlite3_exec(q->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        return sql_err(q->rdb, rc, "begin", NULL, 0);
+        return audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     }
     err = rd_head(q, &head, hh);
     if (err == POSGATE_OK && ack > head) {
@@ -1233,16 +1193,16 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
             rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(q->rdb);
         }
         sqlite3_finalize(st);
-        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "ack", NULL, 0);
+        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "ack", NULL, 0);
         acked = ack;
     }
     if (err == POSGATE_OK && acked > 0) {
         rc = audit_prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
-        err = rc == SQLITE_OK ? POSGATE_OK : sql_err(q->rdb, rc, "prune", NULL, 0);
+        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "prune", NULL, 0);
     }
     rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     if (err == POSGATE_OK && rc != SQLITE_OK) {
-        err = sql_err(q->rdb, rc, "commit", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "commit", NULL, 0);
     }
     return err;
 }
@@ -1280,6 +1240,7 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
 {
     sqlite3_stmt *st = NULL;
     uint8_t hh[AUDIT_HASH_LEN];
+    uint64_t upto;
     enum posgate_err err;
     int rc;
 
@@ -1289,16 +1250,23 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->rlock);
     rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh) : sql_err(q->rdb, rc, "begin", NULL, 0);
+    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh)
+                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
     if (err == POSGATE_OK) {
         out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
-        out->bytes = (uint64_t)rd_meta(q, "bytes", NULL, 0);
+        rc = audit_bytes_read(q->rdb, &out->bytes, &upto);
+        if (rc != SQLITE_OK) {
+            err = audit_sql_err(q->rdb, rc, "bytes", NULL, 0);
+        }
+    }
+    if (err == POSGATE_OK) {
         rc = sqlite3_prepare_v2(q->rdb, "SELECT count(*), min(seq) FROM events", -1, &st, NULL);
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
             out->events = (uint64_t)sqlite3_column_int64(st, 0);
             out->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
         } else {
-            err = sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats", NULL, 0);
+            err = audit_sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats",
+                                NULL, 0);
         }
         sqlite3_finalize(st);
         st = NULL;
@@ -1363,7 +1331,7 @@ audit_each(struct audit_queue *q, uint64_t since_seq, audit_each_fn fn, void *ct
         }
     }
     if (rc != SQLITE_DONE) {
-        err = sql_err(q->rdb, rc, "read", NULL, 0);
+        err = audit_sql_err(q->rdb, rc, "read", NULL, 0);
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&q->rlock);
@@ -1435,7 +1403,7 @@ audit_verify(struct audit_queue *q, uint64_t *n_events, char *errmsg, size_t err
         n++;
     }
     if (err == POSGATE_OK && rc != SQLITE_DONE) {
-        err = sql_err(q->rdb, rc, "verify", errmsg, errcap);
+        err = audit_sql_err(q->rdb, rc, "verify", errmsg, errcap);
     }
     sqlite3_finalize(st);
     sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);

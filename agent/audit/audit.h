@@ -20,14 +20,16 @@
  * the store). Once AUDIT_RESERVE_BYTES + 2 MiB are free again the reserve is made anew. While
  * it is missing the queue reports disk_full (audit_stats).
  *
- * Schema (PRAGMA user_version 1):
+ * Schema (PRAGMA user_version 1; pages of 16 KiB in a file made since they were, 4 KiB before):
  *   +----------------------------------------------------------------------------------+
  *   | events(seq INTEGER PRIMARY KEY, kind TEXT, decision TEXT, time_us INTEGER,        |
  *   |        body TEXT (canonical JSON, hashed), hash BLOB (32, SHA-256(prev || body)))  |
  *   | meta(k TEXT PRIMARY KEY, v INTEGER, b BLOB):                                       |
  *   |   'anchor' v = seq of the last pruned event (0), b = its hash (32 zero bytes)       |
  *   |   'acked'  v = highest seq the collector acknowledged                               |
- *   |   'bytes'  v = sum of length(body) over events                                      |
+ *   |   'bytes'  v = sum of length(body) over the events up to seq b (b NULL: all);       |
+ *   |            written when b is 1024 events behind the head or by a prune, so a        |
+ *   |            reader adds the text of the events after b (audit_bytes_read)            |
  *   +----------------------------------------------------------------------------------+
  */
 #ifndef POSGATE_AUDIT_H

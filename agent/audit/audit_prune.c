@@ -85,8 +85,50 @@ audit_prune_prefix(sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *free
                                                   -1, &st, NULL);
     }
     if (rc == SQLITE_OK) {
+        /* meta 'bytes' counts the events up to its b: when that is below the new anchor, every
+         * event it counted is gone (v <= freed), and those left are after b */
         sqlite3_bind_int64(st, 1, (sqlite3_int64)*freed);
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+int
+audit_bytes_read(sqlite3 *db, uint64_t *bytes, uint64_t *upto)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, counted_all = 1;
+
+    *bytes = 0;
+    *upto = 0;
+    rc = sqlite3_prepare_v2(db, "SELECT v, b FROM meta WHERE k = 'bytes'", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *bytes = (uint64_t)sqlite3_column_int64(st, 0);
+            if (sqlite3_column_type(st, 1) == SQLITE_INTEGER) {
+                *upto = (uint64_t)sqlite3_column_int64(st, 1);
+                counted_all = 0;
+            }
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc != SQLITE_OK || counted_all) {
+        *upto = UINT64_MAX;
+        return rc;
+    }
+    rc = sqlite3_prepare_v2(
+        db, "SELECT total(length(CAST(body AS BLOB))) FROM events WHERE seq > ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)*upto);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *bytes += (uint64_t)sqlite3_column_double(st, 0);
+            rc = SQLITE_OK;
+        }
         sqlite3_finalize(st);
     }
     return rc;

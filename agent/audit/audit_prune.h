@@ -15,4 +15,9 @@ struct sqlite3;
  * bytes off meta 'bytes'; *freed: those bytes. Inside a write transaction. An SQLite code. */
 int audit_prune_prefix(struct sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *freed);
 
+/* The bytes of the stored events' text (audit.h, meta 'bytes'): v, plus the events after b when
+ * b is set. *upto: b, UINT64_MAX when meta 'bytes' counts every event (a file written before b
+ * was). Inside a transaction, for one snapshot. An SQLite code. */
+int audit_bytes_read(struct sqlite3 *db, uint64_t *bytes, uint64_t *upto);
+
 #endif

@@ -13,15 +13,20 @@
  * signature that does not); ack + retention pruning with the chain still verifying from its
  * anchor; a full queue keeping every DENY and REFER and accounting for every folded ALLOW;
  * tamper detection (an edited, a deleted and a re-hashed event break audit_verify); callers
- * that enqueue without the queue's lock keeping each thread's order in the chain.
+ * that enqueue without the queue's lock keeping each thread's order in the chain; a writer that
+ * keeps the chain's head between commits noticing another connection's events and prunes; the
+ * bytes of a queue killed between commits counted right when it is opened again; 16 KiB pages
+ * in a new file with its WAL checkpointed at 4 MB, and a file of 4 KiB pages kept as it is.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -888,6 +893,186 @@ test_prune_and_tamper(struct device_key *dk, const char *path)
     CHECK_INT(system(cmd), 0);
 }
 
+/* An integer that SQL reads from the file at path (-1 when it cannot). */
+static int64_t
+sql_int(const char *path, const char *query)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, query, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+#define TEXT_BYTES "SELECT CAST(total(length(CAST(body AS BLOB))) AS INTEGER) FROM events"
+
+/* Two queues on one file (posgated and a `posgate check` beside it): each writer keeps the
+ * chain's head and bytes from one commit to the next, and must see the other's commits and
+ * prunes in between. */
+static void
+test_other_writers(struct device_key *dk, const char *path)
+{
+    struct audit_queue *a = NULL, *b = NULL;
+    struct audit_event e;
+    struct audit_stats st;
+    uint64_t seq = 0;
+    char msg[512];
+
+    CHECK_OK(audit_open(path, dk, NULL, 0, &a, msg, sizeof(msg)));
+    CHECK_OK(audit_open(path, dk, NULL, 0, &b, msg, sizeof(msg)));
+    if (a == NULL || b == NULL) {
+        audit_close(a);
+        audit_close(b);
+        return;
+    }
+    for (int i = 1; i <= 12; i++) {
+        fill_event(&e, i, i % 3 == 0 ? AUDIT_REFER : AUDIT_DENY, "air");
+        CHECK_OK(audit_record(i % 2 ? a : b, &e, &seq));
+        CHECK_INT(seq, i); /* one chain, whichever queue wrote the event before */
+    }
+    CHECK_OK(audit_stats(a, &st));
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    /* b acknowledges and prunes between two of a's commits */
+    CHECK_OK(audit_ack(b, 8));
+    CHECK_OK(audit_prune(b, plat_wall_s() + 31 * 86400));
+    fill_event(&e, 13, AUDIT_DENY, "air");
+    CHECK_OK(audit_record(a, &e, &seq));
+    CHECK_INT(seq, 13);
+    CHECK_OK(audit_stats(a, &st));
+    CHECK_INT(st.first_seq, 9);
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    verify_ok(a, "two writers");
+    audit_close(a);
+    audit_close(b);
+    /* reopened, the queue's bytes are what a prune or a full queue counts from */
+    CHECK_OK(audit_open(path, dk, NULL, 0, &a, msg, sizeof(msg)));
+    CHECK_OK(audit_stats(a, &st));
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    audit_close(a);
+}
+
+/* A process killed with SIGKILL between commits, long before its writer wrote meta 'bytes'
+ * again: the next open counts every event's text all the same. */
+static void
+test_bytes_after_kill(struct device_key *dk, const char *path)
+{
+    struct audit_queue *q = NULL;
+    struct audit_stats st;
+    int status = 0;
+    uint64_t seq = 0;
+    char msg[512];
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        struct audit_event e;
+
+        if (audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)) != POSGATE_OK) {
+            _exit(2);
+        }
+        for (int i = 1; i <= 40; i++) {
+            fill_event(&e, i, AUDIT_DENY, "air");
+            if (audit_record(q, &e, &seq) != POSGATE_OK || seq != (uint64_t)i) {
+                _exit(3);
+            }
+        }
+        raise(SIGKILL);
+        _exit(4);
+    }
+    CHECK(pid > 0);
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_INT(sql_int(path, "SELECT max(seq) FROM events"), 40);
+    /* the row lags the chain: what it does not count comes from the events themselves */
+    CHECK(sql_int(path, "SELECT b FROM meta WHERE k = 'bytes'") < 40);
+    CHECK_OK(audit_open(path, NULL, NULL, AUDIT_READONLY, &q, msg, sizeof(msg)));
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    audit_close(q);
+    q = NULL;
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    CHECK_OK(audit_ack(q, 30)); /* a prune past the row's b, then more events */
+    CHECK_OK(audit_prune(q, plat_wall_s() + 31 * 86400));
+    for (int i = 41; i <= 45; i++) {
+        struct audit_event e;
+
+        fill_event(&e, i, AUDIT_DENY, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+        CHECK_INT(seq, i);
+    }
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.first_seq, 31);
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    verify_ok(q, "after a kill");
+    audit_close(q);
+}
+
+/* A new queue's file has 16 KiB pages and its WAL is checkpointed at ~4 MB as with SQLite's
+ * 4 KiB pages (not at 1000 pages, 16 MB); a file made with 4 KiB pages keeps them and works. */
+static void
+test_page_size(struct device_key *dk, const char *path, const char *old_path)
+{
+    struct audit_queue *q = NULL;
+    struct audit_options o;
+    struct audit_event e;
+    struct stat sb;
+    char msg[512], wal[1300];
+    uint64_t seq = 0;
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 16000; i++) { /* ~9 MB of event text */
+        fill_event(&e, i, AUDIT_ALLOW, "air");
+        CHECK_OK(audit_record(q, &e, NULL));
+    }
+    CHECK_OK(audit_flush(q));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    CHECK_INT(stat(wal, &sb), 0);
+    printf("audit: page size %lld, WAL %lld bytes after 16000 events\n",
+           (long long)sql_int(path, "PRAGMA page_size"), (long long)sb.st_size);
+    CHECK_INT(sql_int(path, "PRAGMA page_size"), 16384);
+    CHECK(sb.st_size < 6000000);
+    audit_close(q);
+    q = NULL;
+
+    /* the schema of a queue made before, in 4 KiB pages */
+    CHECK_INT(sql(old_path,
+                  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+                  "CREATE TABLE events(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+                  " decision TEXT NOT NULL, time_us INTEGER NOT NULL, body TEXT NOT NULL,"
+                  " hash BLOB NOT NULL);"
+                  "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL, b BLOB);"
+                  "INSERT INTO meta VALUES('anchor', 0, zeroblob(32)), ('acked', 0, NULL),"
+                  " ('bytes', 0, NULL);"
+                  "PRAGMA user_version = 1;"),
+              SQLITE_OK);
+    CHECK_OK(audit_open(old_path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 20; i++) {
+        fill_event(&e, i, AUDIT_DENY, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+        CHECK_INT(seq, i);
+    }
+    verify_ok(q, "4 KiB pages");
+    audit_close(q);
+    CHECK_INT(sql_int(old_path, "PRAGMA page_size"), 4096);
+}
+
 /* The text of event seq of the queue at path ("" when there is none). */
 struct one_body {
     uint64_t seq;
@@ -1288,6 +1473,13 @@ main(void)
     q = NULL;
 
     test_prune_and_tamper(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/two.db", dir);
+    test_other_writers(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/killed.db", dir);
+    test_bytes_after_kill(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/pages.db", dir);
+    snprintf(path, sizeof(path), "%s/pages4k.db", dir);
+    test_page_size(dk, qpath, path);
     snprintf(qpath, sizeof(qpath), "%s/digests.db", dir);
     test_digests_once(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/full.db", dir);
