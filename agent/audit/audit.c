@@ -774,8 +774,10 @@ audit_open(const char *path, struct device_key *key, const struct audit_options 
             err = prepare(q->wdb, "SELECT v FROM meta WHERE k = ?1", &q->meta_get, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
-            err = prepare(q->wdb, "UPDATE meta SET v = ?1, b = ?2 WHERE k = 'bytes'", &q->bytes_set,
-                          errmsg, errcap);
+            err = prepare(q->wdb,
+                          "INSERT INTO meta(k, v, b) VALUES('bytes', ?1, ?2), ('bytes_v', ?1, NULL)"
+                          " ON CONFLICT(k) DO UPDATE SET v = excluded.v, b = excluded.b",
+                          &q->bytes_set, errmsg, errcap);
         }
         if (err == POSGATE_OK) {
             err = prepare(q->wdb, "BEGIN IMMEDIATE", &q->begin, errmsg, errcap);

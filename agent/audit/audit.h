@@ -30,6 +30,8 @@
  *   |   'bytes'  v = sum of length(body) over the events up to seq b (b NULL: all);       |
  *   |            written when b is 1024 events behind the head or by a prune, so a        |
  *   |            reader adds the text of the events after b (audit_bytes_read)            |
+ *   |   'bytes_v' v = 'bytes' v as written with b: when they differ, a writer that knows  |
+ *   |            no b (an older binary) moved v, and a reader counts every event's text   |
  *   +----------------------------------------------------------------------------------+
  */
 #ifndef POSGATE_AUDIT_H

@@ -81,7 +81,7 @@ audit_prune_prefix(sqlite3 *db, uint64_t upto, int64_t cutoff_us, uint64_t *free
         rc = rc != SQLITE_OK ? rc
                              : sqlite3_prepare_v2(db,
                                                   "UPDATE meta SET v = max(0, v - ?1) "
-                                                  "WHERE k = 'bytes'",
+                                                  "WHERE k IN ('bytes', 'bytes_v')",
                                                   -1, &st, NULL);
     }
     if (rc == SQLITE_OK) {
@@ -98,11 +98,14 @@ int
 audit_bytes_read(sqlite3 *db, uint64_t *bytes, uint64_t *upto)
 {
     sqlite3_stmt *st = NULL;
-    int rc, counted_all = 1;
+    int rc, counted_all = 1, recount = 0;
 
     *bytes = 0;
     *upto = 0;
-    rc = sqlite3_prepare_v2(db, "SELECT v, b FROM meta WHERE k = 'bytes'", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT v, b, (SELECT v FROM meta WHERE k = 'bytes_v') FROM meta "
+                            "WHERE k = 'bytes'",
+                            -1, &st, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
@@ -110,6 +113,14 @@ audit_bytes_read(sqlite3 *db, uint64_t *bytes, uint64_t *upto)
             if (sqlite3_column_type(st, 1) == SQLITE_INTEGER) {
                 *upto = (uint64_t)sqlite3_column_int64(st, 1);
                 counted_all = 0;
+                /* v moved without its copy: a writer that knows no b (the binary before it) added
+                 * its events to v, which the sum after b would count again: count every event */
+                if (sqlite3_column_type(st, 2) != SQLITE_INTEGER ||
+                    sqlite3_column_int64(st, 2) != sqlite3_column_int64(st, 0)) {
+                    *bytes = 0;
+                    *upto = 0;
+                    recount = 1;
+                }
             }
         }
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -130,6 +141,9 @@ audit_bytes_read(sqlite3 *db, uint64_t *bytes, uint64_t *upto)
             rc = SQLITE_OK;
         }
         sqlite3_finalize(st);
+    }
+    if (recount) {
+        *upto = UINT64_MAX; /* every event counted: the writer's next commit writes the row */
     }
     return rc;
 }

@@ -1016,6 +1016,54 @@ test_bytes_after_kill(struct device_key *dk, const char *path)
     audit_close(q);
 }
 
+/* The binary before meta 'bytes' had its b (a kiosk rolled back, then forward again) adds its
+ * events' text to v and keeps b: the next open counts each event's text once, not the events
+ * after b twice, and so does a commit after such a writer wrote between two of ours. */
+static void
+test_bytes_older_writer(struct device_key *dk, const char *path)
+{
+    /* one commit of the older writer: 5 events after the head, v + their text, b kept */
+    static const char older_commit[] =
+        "INSERT INTO events SELECT seq + (SELECT max(seq) FROM events), kind, decision, time_us,"
+        " body, hash FROM events WHERE seq <= 5;"
+        "UPDATE meta SET v = v + (SELECT total(length(CAST(body AS BLOB))) FROM events"
+        " WHERE seq > (SELECT max(seq) - 5 FROM events)), b = coalesce(NULL, b) WHERE k = 'bytes';";
+    struct audit_queue *q = NULL;
+    struct audit_stats st;
+    struct audit_event e;
+    uint64_t seq = 0;
+    char msg[512];
+
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    for (int i = 1; i <= 40; i++) {
+        fill_event(&e, i, AUDIT_DENY, "air");
+        CHECK_OK(audit_record(q, &e, &seq));
+    }
+    audit_close(q);
+    q = NULL;
+    CHECK(sql_int(path, "SELECT b FROM meta WHERE k = 'bytes'") < 40);
+    CHECK_INT(sql(path, older_commit), SQLITE_OK);
+    CHECK_OK(audit_open(path, dk, NULL, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return;
+    }
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    /* the older writer between two commits of this one */
+    fill_event(&e, 46, AUDIT_DENY, "air");
+    CHECK_OK(audit_record(q, &e, &seq));
+    CHECK_INT(sql(path, older_commit), SQLITE_OK);
+    fill_event(&e, 52, AUDIT_DENY, "air");
+    CHECK_OK(audit_record(q, &e, &seq));
+    CHECK_INT(seq, 52);
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
+    audit_close(q);
+}
+
 /* A new queue's file has 16 KiB pages and its WAL is checkpointed at ~4 MB as with SQLite's
  * 4 KiB pages (not at 1000 pages, 16 MB); a file made with 4 KiB pages keeps them and works. */
 static void
@@ -1477,6 +1525,8 @@ main(void)
     test_other_writers(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/killed.db", dir);
     test_bytes_after_kill(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/older.db", dir);
+    test_bytes_older_writer(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/pages.db", dir);
     snprintf(path, sizeof(path), "%s/pages4k.db", dir);
     test_page_size(dk, qpath, path);
