@@ -52,11 +52,13 @@ struct listener {
     char text[DAEMON_URL_MAX];
 };
 
-/* One request thread's counters (a thread takes a shard on its first request; threads past
- * HTTPD_SHARDS share one): summed for /metrics and the stop's wait, and written by that thread
- * alone, so a check does not pull a counter's cache line from the other core. The padding keeps
- * two shards off one line. */
-#define HTTPD_SHARDS   32
+/* One request thread's counters, summed for /metrics and the stop's wait. A thread takes a shard
+ * of its own on its first request and is the only one to write it, with plain adds: a check
+ * neither pulls a counter's cache line from the other core nor waits on a locked instruction.
+ * Shard 0 is shared, written with atomic adds: threads past HTTPD_SHARDS - 1 and a request's end
+ * counted on a thread without a shard (the one stopping the server). The padding keeps two
+ * shards off one line. */
+#define HTTPD_SHARDS   64
 #define SPARE_BODY_MAX 4096 /* a spare request keeps a body's storage up to this size */
 struct shard {
     _Atomic uint64_t requests;
@@ -114,6 +116,7 @@ struct scratch {
     struct posgate_request *rq;
     struct posgate_result *res;
     struct shard *sh;
+    int sh_owned; /* sh is this thread's alone (not shard 0) */
     struct httpd_access acc;
     uint64_t acc_gen;  /* 0: none copied yet (httpd's starts at 1) */
     struct req *spare; /* a finished request's state, its body wiped, for the next one */
@@ -412,24 +415,25 @@ scratch_get(struct httpd *h)
         scratch_free(s);
         return NULL;
     }
-    s->sh = &h->shards[atomic_fetch_add(&h->next_shard, 1) % HTTPD_SHARDS];
+    {
+        unsigned i = atomic_fetch_add(&h->next_shard, 1) + 1;
+
+        s->sh_owned = i < HTTPD_SHARDS;
+        s->sh = &h->shards[s->sh_owned ? i : 0];
+    }
     return s;
 }
 
-/* The calling thread's shard without making a scratch (the completion callback also runs on the
- * thread that stops the server): shard 0 for a thread without one. */
-static struct shard *
-shard_here(struct httpd *h)
-{
-    struct scratch *s = pthread_getspecific(h->scratch_key);
-
-    return s != NULL ? s->sh : &h->shards[0];
-}
-
+/* Adds n to a counter of a shard (owned: the calling thread's alone). */
 static void
-count(_Atomic uint64_t *c, uint64_t n)
+count(int owned, _Atomic uint64_t *c, uint64_t n)
 {
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    if (owned) {
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    }
 }
 
 /* A counter summed over the shards; field is its offset in struct shard. */
@@ -465,13 +469,13 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
     }
     err = daemon_check_body_parse(rq->body.data, rq->body.len, preq, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        count(&sc->sh->checks[SLOT_ERROR], 1);
+        count(sc->sh_owned, &sc->sh->checks[SLOT_ERROR], 1);
         ret = reply_error(c, err == POSGATE_ERR_TOOBIG ? 413 : 400, msg);
         goto out;
     }
     posgated_request_view(preq, &view);
     if (view.has_override && !rq->privileged) {
-        count(&sc->sh->checks[SLOT_ERROR], 1);
+        count(sc->sh_owned, &sc->sh->checks[SLOT_ERROR], 1);
         atomic_fetch_add(&h->refused[REF_PRIVILEGE], 1);
         ret = reply_error(c, 403,
                           "override_by: a supervisor override needs the privileged credential "
@@ -494,8 +498,8 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
             break;
         }
     }
-    count(&sc->sh->checks[slot], 1);
-    count(&sc->sh->duration_ns, dt);
+    count(sc->sh_owned, &sc->sh->checks[slot], 1);
+    count(sc->sh_owned, &sc->sh->duration_ns, dt);
     {
         size_t b = 0;
         double s = (double)dt / 1e9;
@@ -503,7 +507,7 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
         while (b < N_BUCKETS && s > bucket_le[b]) {
             b++;
         }
-        count(&sc->sh->bucket[b], 1);
+        count(sc->sh_owned, &sc->sh->bucket[b], 1);
     }
     if (err == POSGATE_ERR_INVALID) {
         ret = reply_error(c, 400, posgate_result_errmsg(res));
@@ -597,8 +601,8 @@ metrics_text(struct httpd *h, struct buf *b)
                             "# TYPE posgate_checks_total counter\n");
     for (int i = 0; err == POSGATE_OK && i < SLOT__COUNT; i++) {
         err = buf_printf(b, "posgate_checks_total{decision=\"%s\"} %llu\n", slot_name[i],
-                         (unsigned long long)shard_sum(
-                             h, offsetof(struct shard, checks) + (size_t)i * sizeof(uint64_t)));
+                         (unsigned long long)shard_sum(h, offsetof(struct shard, checks) +
+                                                              (size_t)i * sizeof(uint64_t)));
     }
     if (err == POSGATE_OK) {
         err = buf_append_str(b, "# HELP posgate_check_duration_seconds Time spent in "
@@ -615,7 +619,8 @@ metrics_text(struct httpd *h, struct buf *b)
                              "posgate_check_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
                              "posgate_check_duration_seconds_sum %.9f\n"
                              "posgate_check_duration_seconds_count %llu\n",
-                             (unsigned long long)cum, (double)shard_sum(h, offsetof(struct shard, duration_ns)) / 1e9,
+                             (unsigned long long)cum,
+                             (double)shard_sum(h, offsetof(struct shard, duration_ns)) / 1e9,
                              (unsigned long long)cum);
         }
     }
@@ -894,8 +899,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
             buf_init(&rq->body, DAEMON_CHECK_BODY_MAX);
         }
         *con_cls = rq;
-        count(&sc->sh->in_flight, 1);
-        count(&sc->sh->requests, 1);
+        count(sc->sh_owned, &sc->sh->in_flight, 1);
+        count(sc->sh_owned, &sc->sh->requests, 1);
         ret = gate(l, sc, c, url, method, rq, &pass);
         if (!pass) {
             conn_deadline(c, UINT64_MAX);
@@ -927,6 +932,12 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (rq != NULL) {
         struct scratch *sc = pthread_getspecific(l->h->scratch_key);
 
+        /* minus one (the sum wraps), on this thread's shard or the shared one */
+        if (sc != NULL) {
+            count(sc->sh_owned, &sc->sh->in_flight, UINT64_MAX);
+        } else {
+            count(0, &l->h->shards[0].in_flight, UINT64_MAX);
+        }
         /* identifiers in clear: wiped; a small body's storage is kept with the spare */
         if (sc != NULL && sc->spare == NULL && rq->body.cap <= SPARE_BODY_MAX) {
             if (rq->body.data != NULL) {
@@ -939,7 +950,6 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             plat_free(rq);
         }
         *con_cls = NULL;
-        count(&shard_here(l->h)->in_flight, UINT64_MAX); /* minus one: the sum wraps */
     }
 }
 
