@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
 #include "daemon_config.h"
 #include "posgate_admin.h"
 
@@ -56,7 +55,7 @@ same_as_general(const uint8_t *data, size_t size, const struct posgate_request *
     if (daemon_check_body_fast(alt, size - 9 + sizeof(esc) - 1, rq) == POSGATE_OK ||
         daemon_check_body_parse(alt, size - 9 + sizeof(esc) - 1, rq, msg, sizeof(msg)) !=
             POSGATE_OK ||
-        memcmp(rq, fast, sizeof(*rq)) != 0) {
+        !posgated_request_same(rq, fast)) {
         abort();
     }
     posgate_request_free(rq);
