@@ -123,6 +123,12 @@ posgated_request_view(const struct posgate_request *rq, struct posgated_request_
     out->override_reason = rq->override_reason;
 }
 
+int
+posgated_request_same(const struct posgate_request *a, const struct posgate_request *b)
+{
+    return a != NULL && b != NULL && memcmp(a, b, sizeof(*a)) == 0;
+}
+
 uint64_t
 posgated_backoff_s(unsigned fails, uint64_t interval_s, uint64_t retry_after_s)
 {

@@ -331,6 +331,9 @@ struct posgated_request_view {
     const char *override_by, *override_reason;
 };
 void posgated_request_view(const struct posgate_request *rq, struct posgated_request_view *out);
+/* 1 when a and b hold the same request byte for byte, identifiers included (each filled from a
+ * reset request): the tests' and fuzz targets' check that two readers of a body fill it alike. */
+int posgated_request_same(const struct posgate_request *a, const struct posgate_request *b);
 
 /* The wait in seconds before a loop's next attempt after a failure: full jitter (uniform from
  * the CSPRNG) in [0, min(8 intervals, interval_s * 2^fails)], fails counting the failures

@@ -18,6 +18,7 @@
 #include "plat_clock.h"
 #include "plat_file.h"
 #include "plat_text.h"
+#include "posgate_admin.h"
 
 void
 daemon_config_defaults(struct daemon_config *c)
@@ -956,6 +957,151 @@ body_members(const cJSON *root, struct body_members *m, char *errmsg, size_t err
     return POSGATE_OK;
 }
 
+/* ---- the common check body, read without a tree ---- */
+
+/* The longest string the direct reader copies; a longer one goes to the general parser. */
+#define FAST_STR_MAX 255
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static const char *
+fast_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* A string without escapes or bytes below 0x20, at p: its bytes in *s and the byte after its
+ * closing quote; NULL for anything else. */
+static const char *
+fast_str(const char *p, const char *end, struct span *s)
+{
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+    s->p = ++p;
+    while (p < end && *p != '"') {
+        if ((unsigned char)*p < 0x20 || *p == '\\') {
+            return NULL;
+        }
+        p++;
+    }
+    if (p >= end || (size_t)(p - s->p) > FAST_STR_MAX) {
+        return NULL;
+    }
+    s->n = (size_t)(p - s->p);
+    return p + 1;
+}
+
+static int
+span_is(const struct span *s, const char *lit)
+{
+    return s->n == strlen(lit) && memcmp(s->p, lit, s->n) == 0;
+}
+
+/* The ids array at p ('['): at least one and at most POSGATED_IDS_MAX plain strings. */
+static const char *
+fast_ids(const char *p, const char *end, struct span *ids, size_t *n)
+{
+    if (p >= end || *p != '[') {
+        return NULL;
+    }
+    p++;
+    *n = 0;
+    for (;;) {
+        if (*n == POSGATED_IDS_MAX) {
+            return NULL;
+        }
+        p = fast_str(fast_ws(p, end), end, &ids[*n]);
+        if (p == NULL) {
+            return NULL;
+        }
+        (*n)++;
+        p = fast_ws(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        return p < end && *p == ']' ? p + 1 : NULL;
+    }
+}
+
+/* Sets what a string names through set (service) or add (an identifier) from a copy ended by a
+ * NUL; 0 when the request refuses it. */
+static int
+fast_apply(struct posgate_request *rq, const struct span *s, int is_id)
+{
+    char v[FAST_STR_MAX + 1];
+
+    memcpy(v, s->p, s->n);
+    v[s->n] = 0;
+    return (is_id ? posgate_request_add_id(rq, v) : posgate_request_set_service(rq, v)) ==
+           POSGATE_OK;
+}
+
+enum posgate_err
+daemon_check_body_fast(const void *data, size_t len, struct posgate_request *rq)
+{
+    const char *p = data, *end = p + len;
+    struct span key, service = {NULL, 0}, ids[POSGATED_IDS_MAX];
+    size_t n_ids = 0, at;
+    int have_ids = 0;
+
+    if (rq == NULL || data == NULL || len > DAEMON_CHECK_BODY_MAX) {
+        return POSGATE_ERR_PARSE;
+    }
+    p = fast_ws(p, end);
+    if (p >= end || *p != '{') {
+        return POSGATE_ERR_PARSE;
+    }
+    do {
+        p = fast_str(fast_ws(p + 1, end), end, &key);
+        p = p != NULL ? fast_ws(p, end) : NULL;
+        if (p == NULL || p >= end || *p != ':') {
+            return POSGATE_ERR_PARSE;
+        }
+        p = fast_ws(p + 1, end);
+        if (span_is(&key, "service") && service.p == NULL) {
+            p = fast_str(p, end, &service);
+        } else if (span_is(&key, "ids") && !have_ids) {
+            have_ids = 1;
+            p = fast_ids(p, end, ids, &n_ids);
+        } else {
+            return POSGATE_ERR_PARSE; /* another key, or one given twice */
+        }
+        p = p != NULL ? fast_ws(p, end) : NULL;
+    } while (p != NULL && p < end && *p == ',');
+    if (p == NULL || p >= end || *p != '}' || fast_ws(p + 1, end) != end || service.p == NULL ||
+        !have_ids) {
+        return POSGATE_ERR_PARSE;
+    }
+    /* the general parser's order: every string judged as text first, then the service, then
+     * each identifier in turn */
+    if (plat_text_check(service.p, service.n, 0, &at) != NULL) {
+        return POSGATE_ERR_PARSE;
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        if (plat_text_check(ids[i].p, ids[i].n, PLAT_TEXT_ALLOW_NEWLINE, &at) != NULL) {
+            return POSGATE_ERR_PARSE;
+        }
+    }
+    posgate_request_reset(rq);
+    if (!fast_apply(rq, &service, 0)) {
+        return POSGATE_ERR_PARSE;
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        if (!fast_apply(rq, &ids[i], 1)) {
+            return POSGATE_ERR_PARSE;
+        }
+    }
+    return POSGATE_OK;
+}
+
 enum posgate_err
 daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq, char *errmsg,
                         size_t errcap)
@@ -969,6 +1115,9 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
     if (rq == NULL || (data == NULL && len > 0)) {
         snprintf(errmsg, errcap, "body: no request");
         return POSGATE_ERR_INVALID;
+    }
+    if (len <= DAEMON_CHECK_BODY_MAX && daemon_check_body_fast(data, len, rq) == POSGATE_OK) {
+        return POSGATE_OK;
     }
     posgate_request_reset(rq);
     json_init_hooks();

@@ -131,6 +131,14 @@ POSGATE_WUR enum posgate_err daemon_check_body_parse(const void *data, size_t le
                                                      struct posgate_request *rq, char *errmsg,
                                                      size_t errcap);
 
+/* The direct reader daemon_check_body_parse tries first: a body of the common form only, an
+ * object of "service" and a non-empty "ids" array, each key once in either order, every value a
+ * string without escapes or control bytes, JSON whitespace between. OK with rq filled exactly as
+ * the general parser fills it for that body; PARSE for any other body (rq then unspecified: the
+ * general parser resets it and judges the body, errors included). */
+POSGATE_WUR enum posgate_err daemon_check_body_fast(const void *data, size_t len,
+                                                    struct posgate_request *rq);
+
 /* Checks every string of a request body on its raw JSON text (escapes decoded, \u0000
  * included): UTF-8 text without NUL or control characters, a newline allowed only inside
  * "ids". INVALID with a message naming the field ("operator: expected UTF-8 text ...");

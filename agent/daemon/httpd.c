@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -51,6 +52,23 @@ struct listener {
     char text[DAEMON_URL_MAX];
 };
 
+/* One request thread's counters, summed for /metrics and the stop's wait. A thread takes a shard
+ * of its own on its first request and is the only one to write it, with plain adds: a check
+ * neither pulls a counter's cache line from the other core nor waits on a locked instruction.
+ * Shard 0 is shared, written with atomic adds: threads past HTTPD_SHARDS - 1 and a request's end
+ * counted on a thread without a shard (the one stopping the server). The padding keeps two
+ * shards off one line. */
+#define HTTPD_SHARDS   64
+#define SPARE_BODY_MAX 4096 /* a spare request keeps a body's storage up to this size */
+struct shard {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t in_flight; /* a request's end may be counted on another shard: summed */
+    _Atomic uint64_t checks[SLOT__COUNT];
+    _Atomic uint64_t bucket[N_BUCKETS + 1]; /* the last one: +Inf */
+    _Atomic uint64_t duration_ns;
+    char pad[64];
+};
+
 /* One open connection, tracked for its request deadline (socket context of MHD). */
 struct conn {
     struct conn *prev, *next;
@@ -63,8 +81,9 @@ struct httpd {
     struct posgate *pg;
     struct posgated_core *core;
     struct httpd_hooks hooks;
-    pthread_mutex_t token_lock; /* guards acc */
+    pthread_mutex_t token_lock; /* guards acc; acc_gen changes under it */
     struct httpd_access acc;
+    _Atomic uint64_t acc_gen; /* bumped at each httpd_set_access: request threads copy acc */
     char group[DAEMON_GROUP_MAX + 1];
     struct listener ls[DAEMON_LISTEN_MAX];
     size_t n_ls;
@@ -75,32 +94,36 @@ struct httpd {
     _Atomic int reaper_stop;
     _Atomic uint64_t reaped;
     _Atomic uint64_t refused[4]; /* by refusal: host, origin, type, privilege */
-    _Atomic uint64_t in_flight;
-    _Atomic uint64_t checks[SLOT__COUNT];
-    _Atomic uint64_t bucket[N_BUCKETS + 1]; /* the last one: +Inf */
-    _Atomic uint64_t duration_ns;
-    _Atomic uint64_t requests;
+    struct shard shards[HTTPD_SHARDS];
+    _Atomic unsigned next_shard;
     pthread_key_t scratch_key; /* each request thread's struct scratch */
     int scratch_key_made;
 };
 
-/* A request thread's check request and result, kept from one check to the next: a result is
- * ~11 KB and a request ~3.6 KB, and allocating, zeroing and freeing both per request was a few
- * percent of a check over HTTP. The request is wiped after each check (identifiers in clear). */
-struct scratch {
-    struct posgate_request *rq;
-    struct posgate_result *res;
-};
-
-enum refusal { REF_HOST, REF_ORIGIN, REF_TYPE, REF_PRIVILEGE };
-static const char *const refusal_name[4] = {"host", "origin", "content_type", "privilege"};
-
-/* Per-request state, freed by the completion callback. */
+/* Per-request state, freed by the completion callback or kept as its thread's spare. */
 struct req {
     struct buf body;
     int too_big;
     int privileged; /* the unix socket or the admin token */
 };
+
+/* A request thread's check request and result, kept from one check to the next: a result is
+ * ~11 KB and a request ~3.6 KB, and allocating, zeroing and freeing both per request was a few
+ * percent of a check over HTTP. The request is wiped after each check (identifiers in clear).
+ * The thread's copy of the access rules (acc, taken again when acc_gen moves) spares each
+ * request the shared lock; it is wiped with the scratch (tokens). */
+struct scratch {
+    struct posgate_request *rq;
+    struct posgate_result *res;
+    struct shard *sh;
+    int sh_owned; /* sh is this thread's alone (not shard 0) */
+    struct httpd_access acc;
+    uint64_t acc_gen;  /* 0: none copied yet (httpd's starts at 1) */
+    struct req *spare; /* a finished request's state, its body wiped, for the next one */
+};
+
+enum refusal { REF_HOST, REF_ORIGIN, REF_TYPE, REF_PRIVILEGE };
+static const char *const refusal_name[4] = {"host", "origin", "content_type", "privilege"};
 
 unsigned
 httpd_sync_status(enum posgated_sync_kind k)
@@ -368,11 +391,16 @@ scratch_free(void *p)
     if (s != NULL) {
         posgate_request_free(s->rq);
         posgate_result_free(s->res);
+        plat_wipe(&s->acc, sizeof(s->acc));
+        if (s->spare != NULL) {
+            buf_wipe(&s->spare->body);
+            plat_free(s->spare);
+        }
         plat_free(s);
     }
 }
 
-/* This thread's scratch, made on its first check; NULL when out of memory. */
+/* This thread's scratch, made on its first request; NULL when out of memory. */
 static struct scratch *
 scratch_get(struct httpd *h)
 {
@@ -387,7 +415,38 @@ scratch_get(struct httpd *h)
         scratch_free(s);
         return NULL;
     }
+    {
+        unsigned i = atomic_fetch_add(&h->next_shard, 1) + 1;
+
+        s->sh_owned = i < HTTPD_SHARDS;
+        s->sh = &h->shards[s->sh_owned ? i : 0];
+    }
     return s;
+}
+
+/* Adds n to a counter of a shard (owned: the calling thread's alone). */
+static void
+count(int owned, _Atomic uint64_t *c, uint64_t n)
+{
+    if (owned) {
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    }
+}
+
+/* A counter summed over the shards; field is its offset in struct shard. */
+static uint64_t
+shard_sum(struct httpd *h, size_t field)
+{
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < HTTPD_SHARDS; i++) {
+        sum += atomic_load_explicit((_Atomic uint64_t *)(void *)((char *)&h->shards[i] + field),
+                                    memory_order_relaxed);
+    }
+    return sum;
 }
 
 static enum MHD_Result
@@ -410,13 +469,13 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
     }
     err = daemon_check_body_parse(rq->body.data, rq->body.len, preq, msg, sizeof(msg));
     if (err != POSGATE_OK) {
-        atomic_fetch_add(&h->checks[SLOT_ERROR], 1);
+        count(sc->sh_owned, &sc->sh->checks[SLOT_ERROR], 1);
         ret = reply_error(c, err == POSGATE_ERR_TOOBIG ? 413 : 400, msg);
         goto out;
     }
     posgated_request_view(preq, &view);
     if (view.has_override && !rq->privileged) {
-        atomic_fetch_add(&h->checks[SLOT_ERROR], 1);
+        count(sc->sh_owned, &sc->sh->checks[SLOT_ERROR], 1);
         atomic_fetch_add(&h->refused[REF_PRIVILEGE], 1);
         ret = reply_error(c, 403,
                           "override_by: a supervisor override needs the privileged credential "
@@ -439,8 +498,8 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
             break;
         }
     }
-    atomic_fetch_add(&h->checks[slot], 1);
-    atomic_fetch_add(&h->duration_ns, dt);
+    count(sc->sh_owned, &sc->sh->checks[slot], 1);
+    count(sc->sh_owned, &sc->sh->duration_ns, dt);
     {
         size_t b = 0;
         double s = (double)dt / 1e9;
@@ -448,7 +507,7 @@ handle_check(struct httpd *h, struct MHD_Connection *c, const struct req *rq)
         while (b < N_BUCKETS && s > bucket_le[b]) {
             b++;
         }
-        atomic_fetch_add(&h->bucket[b], 1);
+        count(sc->sh_owned, &sc->sh->bucket[b], 1);
     }
     if (err == POSGATE_ERR_INVALID) {
         ret = reply_error(c, 400, posgate_result_errmsg(res));
@@ -542,7 +601,8 @@ metrics_text(struct httpd *h, struct buf *b)
                             "# TYPE posgate_checks_total counter\n");
     for (int i = 0; err == POSGATE_OK && i < SLOT__COUNT; i++) {
         err = buf_printf(b, "posgate_checks_total{decision=\"%s\"} %llu\n", slot_name[i],
-                         (unsigned long long)atomic_load(&h->checks[i]));
+                         (unsigned long long)shard_sum(h, offsetof(struct shard, checks) +
+                                                              (size_t)i * sizeof(uint64_t)));
     }
     if (err == POSGATE_OK) {
         err = buf_append_str(b, "# HELP posgate_check_duration_seconds Time spent in "
@@ -550,7 +610,7 @@ metrics_text(struct httpd *h, struct buf *b)
                                 "# TYPE posgate_check_duration_seconds histogram\n");
     }
     for (size_t i = 0; err == POSGATE_OK && i <= N_BUCKETS; i++) {
-        cum += atomic_load(&h->bucket[i]);
+        cum += shard_sum(h, offsetof(struct shard, bucket) + i * sizeof(uint64_t));
         if (i < N_BUCKETS) {
             err = buf_printf(b, "posgate_check_duration_seconds_bucket{le=\"%g\"} %llu\n",
                              bucket_le[i], (unsigned long long)cum);
@@ -559,7 +619,8 @@ metrics_text(struct httpd *h, struct buf *b)
                              "posgate_check_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
                              "posgate_check_duration_seconds_sum %.9f\n"
                              "posgate_check_duration_seconds_count %llu\n",
-                             (unsigned long long)cum, (double)atomic_load(&h->duration_ns) / 1e9,
+                             (unsigned long long)cum,
+                             (double)shard_sum(h, offsetof(struct shard, duration_ns)) / 1e9,
                              (unsigned long long)cum);
         }
     }
@@ -581,7 +642,7 @@ metrics_text(struct httpd *h, struct buf *b)
                          "# HELP posgate_http_requests_total HTTP requests received.\n"
                          "# TYPE posgate_http_requests_total counter\n"
                          "posgate_http_requests_total %llu\n",
-                         (unsigned long long)atomic_load(&h->requests));
+                         (unsigned long long)shard_sum(h, offsetof(struct shard, requests)));
     }
     if (err == POSGATE_OK) {
         err = buf_printf(b,
@@ -740,8 +801,8 @@ conn_deadline(struct MHD_Connection *c, uint64_t deadline_ns)
 /* Everything judged from the request line and headers, before a byte of the body is read
  * (httpd_gate). MHD_YES with nothing queued (*pass) lets the request go on. */
 static enum MHD_Result
-gate(struct listener *l, struct MHD_Connection *c, const char *url, const char *method,
-     struct req *rq, int *pass)
+gate(struct listener *l, struct scratch *sc, struct MHD_Connection *c, const char *url,
+     const char *method, struct req *rq, int *pass)
 {
     struct httpd *h = l->h;
     struct httpd_peer peer = {l->is_unix, l->loopback, l->host, l->port};
@@ -761,9 +822,13 @@ gate(struct listener *l, struct MHD_Connection *c, const char *url, const char *
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     hd.transfer_encoding =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    pthread_mutex_lock(&h->token_lock);
-    status = httpd_gate(&h->acc, &peer, &hd, &rq->privileged, msg, sizeof(msg));
-    pthread_mutex_unlock(&h->token_lock);
+    if (sc->acc_gen != atomic_load_explicit(&h->acc_gen, memory_order_acquire)) {
+        pthread_mutex_lock(&h->token_lock);
+        sc->acc = h->acc;
+        sc->acc_gen = atomic_load_explicit(&h->acc_gen, memory_order_relaxed);
+        pthread_mutex_unlock(&h->token_lock);
+    }
+    status = httpd_gate(&sc->acc, &peer, &hd, &rq->privileged, msg, sizeof(msg));
     *pass = status == 0;
     switch (status) {
     case 0:
@@ -814,18 +879,29 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 
     (void)version;
     if (rq == NULL) {
+        struct scratch *sc = scratch_get(h);
         enum MHD_Result ret;
         int pass = 0;
 
-        rq = plat_calloc(1, sizeof(*rq));
-        if (rq == NULL) {
+        if (sc == NULL) {
             return MHD_NO;
         }
-        buf_init(&rq->body, DAEMON_CHECK_BODY_MAX);
+        if (sc->spare != NULL) {
+            rq = sc->spare; /* its body empty and wiped (on_completed) */
+            sc->spare = NULL;
+            rq->too_big = 0;
+            rq->privileged = 0;
+        } else {
+            rq = plat_calloc(1, sizeof(*rq));
+            if (rq == NULL) {
+                return MHD_NO;
+            }
+            buf_init(&rq->body, DAEMON_CHECK_BODY_MAX);
+        }
         *con_cls = rq;
-        atomic_fetch_add(&h->in_flight, 1);
-        atomic_fetch_add(&h->requests, 1);
-        ret = gate(l, c, url, method, rq, &pass);
+        count(sc->sh_owned, &sc->sh->in_flight, 1);
+        count(sc->sh_owned, &sc->sh->requests, 1);
+        ret = gate(l, sc, c, url, method, rq, &pass);
         if (!pass) {
             conn_deadline(c, UINT64_MAX);
         }
@@ -854,10 +930,26 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* the next request on this connection (keep-alive) has the full deadline again */
     conn_deadline(c, plat_mono_ns() + (uint64_t)HTTPD_REQUEST_DEADLINE_MS * 1000000u);
     if (rq != NULL) {
-        buf_wipe(&rq->body); /* identifiers in clear */
-        plat_free(rq);
+        struct scratch *sc = pthread_getspecific(l->h->scratch_key);
+
+        /* minus one (the sum wraps), on this thread's shard or the shared one */
+        if (sc != NULL) {
+            count(sc->sh_owned, &sc->sh->in_flight, UINT64_MAX);
+        } else {
+            count(0, &l->h->shards[0].in_flight, UINT64_MAX);
+        }
+        /* identifiers in clear: wiped; a small body's storage is kept with the spare */
+        if (sc != NULL && sc->spare == NULL && rq->body.cap <= SPARE_BODY_MAX) {
+            if (rq->body.data != NULL) {
+                plat_wipe(rq->body.data, rq->body.cap);
+            }
+            buf_reset(&rq->body);
+            sc->spare = rq;
+        } else {
+            buf_wipe(&rq->body);
+            plat_free(rq);
+        }
         *con_cls = NULL;
-        atomic_fetch_sub(&l->h->in_flight, 1);
     }
 }
 
@@ -1152,6 +1244,7 @@ httpd_set_access(struct httpd *h, const struct daemon_config *cfg)
     }
     pthread_mutex_lock(&h->token_lock);
     httpd_access_from_config(&h->acc, cfg);
+    atomic_fetch_add_explicit(&h->acc_gen, 1, memory_order_release);
     pthread_mutex_unlock(&h->token_lock);
 }
 
@@ -1176,7 +1269,7 @@ httpd_stop(struct httpd *h, unsigned grace_ms)
         }
     }
     deadline = plat_mono_ns() + (uint64_t)grace_ms * 1000000u;
-    while (atomic_load(&h->in_flight) > 0 && plat_mono_ns() < deadline) {
+    while (shard_sum(h, offsetof(struct shard, in_flight)) > 0 && plat_mono_ns() < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
 
         nanosleep(&ts, NULL);

@@ -395,6 +395,12 @@ check_still_v2
 curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' -H "Authorization: Bearer $TOKEN" \
     "$API/healthz" "$API/healthz" > conns.txt
 [[ $(tail -1 conns.txt) == 0 ]] || fail "connection not kept alive: $(cat conns.txt)"
+# the counters of /metrics, kept per request thread, add up across threads (each /metrics read
+# counts itself: two after the checks)
+metric() { curl -s -H "Authorization: Bearer $TOKEN" "$API/metrics" |
+           awk -v m="$1" '$1 == m {print $2}'; }
+ALLOW0=$(metric 'posgate_checks_total{decision="allow"}')
+REQS0=$(metric posgate_http_requests_total)
 CURLS=()
 for i in 1 2 3 4 5 6 7 8; do
     curl -s -o "par$i.json" -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
@@ -403,6 +409,10 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 wait "${CURLS[@]}"
 for i in 1 2 3 4 5 6 7 8; do grep -q '"decision":"allow"' "par$i.json" || fail "parallel check $i: $(cat par$i.json)"; done
+ALLOW1=$(metric 'posgate_checks_total{decision="allow"}')
+REQS1=$(metric posgate_http_requests_total)
+[[ $((ALLOW1 - ALLOW0)) == 8 && $((REQS1 - REQS0)) == 10 ]] ||
+    fail "metrics after 8 parallel checks: allow $ALLOW0 -> $ALLOW1, requests $REQS0 -> $REQS1"
 
 # ---- the fault proxy in front of the hub (feed_urls switched by SIGHUP)
 python3 "$S/faultproxy.py" --upstream "http://127.0.0.1:$HPORT" --listen 127.0.0.1:0 \

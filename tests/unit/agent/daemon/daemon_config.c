@@ -2,13 +2,15 @@
 /*
  * The posgated config codec and the POST /v1/check body parser (agent/daemon/daemon_config.c):
  * defaults, every key's type error naming the key, unknown keys, listen addresses (loopback
- * only unless allow_remote, unix: paths), bad URLs, and the check body's field errors.
+ * only unless allow_remote, unix: paths), bad URLs, and the check body's field errors, and
+ * the direct reader of the common check body against the general parser.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon_config.h"
+#include "posgate_admin.h"
 #include "test.h"
 
 static char msg[DAEMON_ERRMSG_MAX];
@@ -427,6 +429,155 @@ test_check_body(void)
     posgate_request_free(rq);
 }
 
+/* body with its "service" key written "s\u0065rvice": the same JSON, which the direct reader
+ * leaves to the general parser. */
+static void
+escape_service_key(const char *body, char *out, size_t cap)
+{
+    const char *k = strstr(body, "\"service\"");
+
+    while (k != NULL) {
+        const char *q = k + 9;
+
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r') {
+            q++;
+        }
+        if (*q == ':') {
+            break;
+        }
+        k = strstr(k + 1, "\"service\"");
+    }
+    CHECK(k != NULL);
+    if (k == NULL) {
+        out[0] = 0;
+        return;
+    }
+    snprintf(out, cap, "%.*s\"s\\u0065rvice\"%s", (int)(k - body), body, k + 9);
+}
+
+/* The direct reader takes text and fills the request byte for byte as the general parser does. */
+static void
+expect_fast_same(const char *text)
+{
+    struct posgate_request *a = NULL, *b = NULL;
+    char general[512];
+
+    CHECK_OK(posgate_request_new(&a));
+    CHECK_OK(posgate_request_new(&b));
+    if (a == NULL || b == NULL) {
+        posgate_request_free(a);
+        posgate_request_free(b);
+        return;
+    }
+    escape_service_key(text, general, sizeof(general));
+    CHECK_ERR(daemon_check_body_fast(general, strlen(general), b), POSGATE_ERR_PARSE);
+    CHECK_OK(body(general, b));
+    CHECK_OK(daemon_check_body_fast(text, strlen(text), a));
+    if (!posgated_request_same(a, b)) {
+        test_failures++;
+        fprintf(stderr, "body %s: the direct reader's request differs from the parser's\n", text);
+    }
+    posgate_request_free(a);
+    posgate_request_free(b);
+}
+
+/* The direct reader declines body; the general parser answers err with a message starting with
+ * field (NULL: not checked). */
+static void
+expect_fast_declines(struct posgate_request *rq, const char *body_text, enum posgate_err err,
+                     const char *field)
+{
+    CHECK_ERR(daemon_check_body_fast(body_text, strlen(body_text), rq), POSGATE_ERR_PARSE);
+    CHECK_ERR(body(body_text, rq), err);
+    if (field != NULL && strncmp(msg, field, strlen(field)) != 0) {
+        test_failures++;
+        fprintf(stderr, "body %s: message \"%s\" does not start with \"%s\"\n", body_text, msg,
+                field);
+    }
+}
+
+static void
+test_check_body_fast(void)
+{
+    struct posgate_request *rq = NULL;
+
+    CHECK_ERR(daemon_check_body_fast("{}", 2, NULL), POSGATE_ERR_PARSE);
+    CHECK_ERR(daemon_check_body_fast(NULL, 0, NULL), POSGATE_ERR_PARSE);
+    expect_fast_same("{\"service\":\"rail.hsr\",\"ids\":[\"cn_rid:202215200001275489\"]}");
+    expect_fast_same(
+        " {\r\n\t\"ids\" : [ \"cn_rid:11010519491231002x\" , \"passport:CHN:E12345678\" ] ,"
+        "\n \"service\" :\"air\" } \n");
+    expect_fast_same(
+        "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\",\"cn_rid:"
+        "11010519491231002X\",\"cn_rid:11010519491231002X\",\"cn_rid:11010519491231002X"
+        "\",\"cn_rid:11010519491231002X\",\"cn_rid:11010519491231002X\",\"cn_rid:"
+        "11010519491231002X\",\"cn_rid:11010519491231002X\"]}");
+    CHECK_OK(posgate_request_new(&rq));
+    if (rq == NULL) {
+        return;
+    }
+    /* each key at most once: the general parser names the second */
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"service\":\"rail\",\"ids\":[\"cn_rid:"
+                         "11010519491231002X\"]}",
+                         POSGATE_ERR_PARSE, "body");
+    CHECK_CONTAINS(msg, "\"service\" twice");
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"],\"ids\":"
+                         "[\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_ERR_PARSE, "body");
+    CHECK_CONTAINS(msg, "\"ids\" twice");
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"],"
+                         "\"frobnicate\":\"x\"}",
+                         POSGATE_ERR_INVALID, "frobnicate");
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"],"
+                         "\"operator\":\"clerk-7\"}",
+                         POSGATE_OK, NULL);
+    /* text: bytes below 0x20 and invalid UTF-8 refused with the field named */
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:1101051949\t1231002X\"]}",
+                         POSGATE_ERR_INVALID, "ids[0]: expected UTF-8 text");
+    expect_fast_declines(rq, "{\"service\":\"a\xffir\",\"ids\":[\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_ERR_INVALID, "service: expected UTF-8 text");
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\",\"cn_rid:"
+                         "\xc3\x28\"]}",
+                         POSGATE_ERR_INVALID, "ids[1]: expected UTF-8 text");
+    /* the request's own refusals, named as the general parser names them */
+    expect_fast_declines(rq, "{\"service\":\"\",\"ids\":[\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_ERR_INVALID, "service");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:110105194912310021\"]}",
+                         POSGATE_ERR_INVALID, "ids[0]");
+    CHECK_CONTAINS(msg, "check character");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[]}", POSGATE_ERR_INVALID, "ids");
+    expect_fast_declines(rq, "{\"service\":7,\"ids\":[\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_ERR_INVALID, "service");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\",7]}",
+                         POSGATE_ERR_INVALID, "ids[1]");
+    expect_fast_declines(rq,
+                         "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\",\"cn_rid:"
+                         "11010519491231002X\",\"cn_rid:11010519491231002X\",\"cn_rid:"
+                         "11010519491231002X\",\"cn_rid:11010519491231002X\",\"cn_rid:"
+                         "11010519491231002X\",\"cn_rid:11010519491231002X\",\"cn_rid:"
+                         "11010519491231002X\",\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_ERR_INVALID, "ids[8]");
+    /* malformed or unusual JSON is the general parser's */
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"]}x",
+                         POSGATE_ERR_PARSE, "body");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"]",
+                         POSGATE_ERR_PARSE, "body");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\",]}",
+                         POSGATE_ERR_PARSE, "body");
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002\\u0058\"]}",
+                         POSGATE_OK, NULL);
+    expect_fast_declines(rq, "{\"service\":\"air\",\"ids\":[\"cn_rid:11010519491231002X\"]}\f",
+                         POSGATE_ERR_PARSE, "body");
+    expect_fast_declines(rq, "{\"service\":\"air\",\f\"ids\":[\"cn_rid:11010519491231002X\"]}",
+                         POSGATE_OK, NULL);
+    posgate_request_free(rq);
+}
+
 static void
 test_answers(void)
 {
@@ -487,6 +638,7 @@ main(void)
     test_urls();
     test_load();
     test_check_body();
+    test_check_body_fast();
     test_answers();
     return test_summary("daemon_config");
 }
