@@ -493,7 +493,7 @@ _Static_assert(sizeof(((struct audit_list *)0)->digest) ==
                "an audit list digest holds a store list digest");
 
 /* The installed lists that took part in the check: those that apply at the gate and whose
- * entries use a reason covering the service (engine_trail_lists). */
+ * entries use a reason covering the service or a part of it (engine_trail_lists). */
 static void
 event_lists(struct audit_event *ev, struct store_reader *r, int svc)
 {

@@ -1060,7 +1060,8 @@ plan_cache_of(struct store_reader *r, const struct feed_config *cfg)
 }
 
 /* The installed lists an audit event names (engine_trail_lists) for service svc, into out
- * (room for cap); returns how many there are. */
+ * (room for cap); returns how many there are: those that apply at the gate and whose entries use
+ * a reason covering the service or a part of it, as rule 2 judges them. */
 static size_t
 trail_scan(struct store_reader *r, const struct feed_config *cfg, int svc, uint16_t *out,
            size_t cap)
@@ -1081,12 +1082,9 @@ trail_scan(struct store_reader *r, const struct feed_config *cfg, int svc, uint1
         for (size_t j = 0; !gate && j < meta->n_jurisdictions; j++) {
             gate = feed_config_list_applies_in(cfg, (unsigned)c, meta->jurisdictions[j]);
         }
-        for (size_t rr = 0; gate && !relevant && rr < cfg->n_reasons; rr++) {
-            relevant = rr / 8 < STORE_REASON_BITMAP &&
-                       (lists[i].reasons[rr / 8] >> (rr % 8) & 1) != 0 &&
-                       feed_config_service_within_any(cfg, (unsigned)svc, cfg->reasons[rr].scope,
-                                                      cfg->reasons[rr].n_scope);
-        }
+        /* rule 2's relevance on the list's installed reasons (list_relevant): a list whose
+         * entries cover only a part of the service was judged too, and is named */
+        relevant = gate && list_relevant(cfg, lists[i].reasons, (unsigned)svc, false);
         if (!gate || !relevant) {
             continue;
         }

@@ -127,6 +127,15 @@ expect_rc 3 pg k check --service rail.hsr --id "cn_rid:$A"
 grep -q "listed for rail.hsr.first, a part of rail.hsr" out.txt || fail "parent: $(cat out.txt)"
 expect_rc 1 pg k check --service rail.hsr.first --id "cn_rid:$A"
 expect_rc 0 pg k check --service rail.hsr --id "cn_rid:$B2"
+# that ALLOW was judged against spc (a reason of its entries covers a part of rail.hsr): its
+# audit event names spc among the lists that took part
+pg k audit export --out audit2.jsonl >/dev/null
+python3 - <<'PY' || fail "parent ALLOW's lists: $(tail -1 audit2.jsonl)"
+import json
+e = [json.loads(l) for l in open("audit2.jsonl")][-1]
+assert e["decision"] == "allow" and e["service"] == "rail.hsr", e
+assert [l["id"] for l in e["lists"]] == ["spc"], e["lists"]
+PY
 
 # ---- the same over HTTP
 DPORT=$(free_port)
