@@ -1068,24 +1068,21 @@ trail_scan(struct store_reader *r, const struct feed_config *cfg, int svc, uint1
 {
     const struct store_meta *meta = store_reader_meta(r);
     const struct store_list *lists;
+    struct engine_request q; /* the gate's jurisdictions, for gate_applies */
     size_t n = 0, found = 0;
 
+    memset(&q, 0, sizeof(q));
+    q.cfg = cfg;
+    q.jurisdictions = (const char(*)[3])meta->jurisdictions;
+    q.n_jurisdictions = meta->n_jurisdictions;
     lists = store_reader_lists(r, &n);
     for (size_t i = 0; i < n; i++) {
         int c = lists[i].cfg_index;
-        bool gate = false, relevant = false;
 
-        if (c < 0 || (size_t)c >= cfg->n_lists) {
-            continue;
-        }
-        gate = cfg->lists[c].n_jurisdictions == 0;
-        for (size_t j = 0; !gate && j < meta->n_jurisdictions; j++) {
-            gate = feed_config_list_applies_in(cfg, (unsigned)c, meta->jurisdictions[j]);
-        }
-        /* rule 2's relevance on the list's installed reasons (list_relevant): a list whose
-         * entries cover only a part of the service was judged too, and is named */
-        relevant = gate && list_relevant(cfg, lists[i].reasons, (unsigned)svc, false);
-        if (!gate || !relevant) {
+        /* rule 2 on the list's installed reasons: a list whose entries cover only a part of the
+         * service was judged too, and is named */
+        if (c < 0 || (size_t)c >= cfg->n_lists || !gate_applies(&q, (unsigned)c) ||
+            !list_relevant(cfg, lists[i].reasons, (unsigned)svc, false)) {
             continue;
         }
         if (found < cap) {

@@ -39,12 +39,15 @@ MINOR=$(rid 11010520150301456) # a child's cn_rid, on no list
 A=$(rid 11010519800101123)   # listed now on spc (air, rail.hsr.first, hotel.star)
 B2=$(rid 11010519800101234)  # listed from in 10 days
 C=$(rid 11010519800101345)   # listed, and exempted through the same identifier
+D=$(rid 11010519800101456)   # listed on hk only: a list of another jurisdiction than the gate's
 cat > feed.json <<'JSON'
 {
   "feed_id": "failclosed",
   "services": ["air", "air.first", "rail", "rail.hsr", "rail.hsr.first", "hotel", "hotel.star"],
   "lists": [
     {"id": "spc", "authority": "Supreme People's Court", "jurisdictions": ["CN"],
+     "stale_after": "7d", "stale_policy": "refer"},
+    {"id": "hk", "authority": "High Court", "jurisdictions": ["HK"],
      "stale_after": "7d", "stale_policy": "refer"}
   ],
   "reasons": [
@@ -62,6 +65,7 @@ spc,SPC-C,restrict,cn_rid,$C,debtor,2020-01-01,,
 spc,SPC-C-EX,exempt,cn_rid,$C,debtor,2020-01-01,,air
 spc,SPC-OTHER-EX,exempt,national_id,FR:X1234567,debtor,2020-01-01,,
 spc,SPC-P,restrict,passport,DEU:C01X00T47,debtor,2020-01-01,,
+hk,HK-D,restrict,cn_rid,$D,debtor,2020-01-01,,
 CSV
 "$B/posgate-keygen" --out root >/dev/null
 "$B/posgate-keygen" --out feedk >/dev/null
@@ -128,7 +132,8 @@ grep -q "listed for rail.hsr.first, a part of rail.hsr" out.txt || fail "parent:
 expect_rc 1 pg k check --service rail.hsr.first --id "cn_rid:$A"
 expect_rc 0 pg k check --service rail.hsr --id "cn_rid:$B2"
 # that ALLOW was judged against spc (a reason of its entries covers a part of rail.hsr): its
-# audit event names spc among the lists that took part
+# audit event names spc among the lists that took part, and not hk (its jurisdiction is not the
+# gate's, so the check did not judge it)
 pg k audit export --out audit2.jsonl >/dev/null
 python3 - <<'PY' || fail "parent ALLOW's lists: $(tail -1 audit2.jsonl)"
 import json
