@@ -78,7 +78,7 @@ buf_reserve(struct buf *b, size_t extra)
 }
 
 enum posgate_err
-buf_append(struct buf *b, const void *p, size_t n)
+buf_append_grow(struct buf *b, const void *p, size_t n)
 {
     enum posgate_err err = buf_reserve(b, n);
 

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "posgate_err.h"
 
@@ -31,7 +32,23 @@ void buf_wipe(struct buf *b);
 void buf_reset(struct buf *b);
 /* TOOBIG when len would pass max, NOMEM when allocation fails. */
 POSGATE_WUR enum posgate_err buf_reserve(struct buf *b, size_t extra);
-POSGATE_WUR enum posgate_err buf_append(struct buf *b, const void *p, size_t n);
+/* buf_append when the bytes do not fit the storage as it is: grows it first. */
+POSGATE_WUR enum posgate_err buf_append_grow(struct buf *b, const void *p, size_t n);
+/* Appends n bytes; TOOBIG or NOMEM as buf_reserve. Inline when they fit the storage as it is
+ * (with the NUL, within max): an answer or an event is written in dozens of small pieces. */
+POSGATE_WUR static inline enum posgate_err
+buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (b->len < b->cap && n < b->cap - b->len && b->len <= b->max && n <= b->max - b->len) {
+        if (n > 0) {
+            memcpy(b->data + b->len, p, n);
+        }
+        b->len += n;
+        b->data[b->len] = 0;
+        return POSGATE_OK;
+    }
+    return buf_append_grow(b, p, n);
+}
 POSGATE_WUR enum posgate_err buf_append_str(struct buf *b, const char *s);
 POSGATE_WUR enum posgate_err buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

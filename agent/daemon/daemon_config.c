@@ -17,6 +17,7 @@
 #include "json_canon.h"
 #include "plat_clock.h"
 #include "plat_file.h"
+#include "plat_mem.h"
 #include "plat_text.h"
 #include "posgate_admin.h"
 
@@ -1037,11 +1038,14 @@ static int
 fast_apply(struct posgate_request *rq, const struct span *s, int is_id)
 {
     char v[FAST_STR_MAX + 1];
+    int ok;
 
     memcpy(v, s->p, s->n);
     v[s->n] = 0;
-    return (is_id ? posgate_request_add_id(rq, v) : posgate_request_set_service(rq, v)) ==
-           POSGATE_OK;
+    ok = (is_id ? posgate_request_add_id(rq, v) : posgate_request_set_service(rq, v)) ==
+         POSGATE_OK;
+    plat_wipe(v, s->n); /* an identifier in clear */
+    return ok;
 }
 
 enum posgate_err

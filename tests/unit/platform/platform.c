@@ -46,6 +46,21 @@ test_buf(void)
     CHECK_ERR(buf_append_str(&b, "z"), POSGATE_ERR_NOMEM);
     plat_mem_fail_after(-1);
     buf_wipe(&b);
+
+    /* storage full to its last byte (the NUL's): the next byte grows it, whatever max allows */
+    {
+        struct buf c = BUF_INIT(1000);
+        char run[64];
+
+        memset(run, 'a', sizeof(run));
+        CHECK_OK(buf_append(&c, run, 63));
+        CHECK(c.cap == 64);
+        CHECK_OK(buf_append(&c, "b", 1));
+        CHECK(c.cap > 64 && c.len == 64 && buf_cstr(&c)[63] == 'b' && buf_cstr(&c)[64] == 0);
+        CHECK_OK(buf_append(&c, NULL, 0));
+        CHECK_INT(c.len, 64);
+        buf_free(&c);
+    }
 }
 
 static void
