@@ -407,6 +407,11 @@ bench_cmd_check(int argc, char **argv)
     if (posgate_set_audit_durability(pg, durability) != POSGATE_OK) {
         bench_die("--durability \"%s\": expected strict or batched", durability);
     }
+    /* unbounded: a queue at its size limit folds ALLOW events into counted summaries, and the
+     * run would measure that fallback instead of the event every ALLOW normally writes */
+    if (posgate_set_audit_limits(pg, 0, 30) != POSGATE_OK) {
+        bench_die("posgate_set_audit_limits failed");
+    }
     if (posgate_request_new(&rq) != POSGATE_OK || posgate_result_new(&res) != POSGATE_OK) {
         bench_die("out of memory");
     }
