@@ -46,6 +46,7 @@ struct slot {
     /* before ev: a caller writes them with the first lines of its event */
     struct receipt *rc;           /* NULL: nobody waits (a batched ALLOW) */
     uint64_t seq;                 /* set by the writer */
+    uintptr_t producer;           /* the recording thread (producer_id) */
     _Atomic uint64_t ready;       /* ticket + 1 once ev and rc are written (release) */
     pthread_cond_t cv;
     struct audit_event ev;
@@ -57,6 +58,15 @@ struct chain {
     uint8_t hash[AUDIT_HASH_LEN];
     uint64_t bytes;
 };
+
+/* The thread recording an event: the address of a thread-local byte, unique among live threads. */
+static _Thread_local char producer_mark;
+
+static uintptr_t
+producer_id(void)
+{
+    return (uintptr_t)&producer_mark;
+}
 
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
  * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full. */
@@ -99,6 +109,11 @@ struct audit_queue {
     char pad1[64];
     _Atomic uint64_t taken; /* tickets taken by commits; stored under mu */
     atomic_int wsleep;      /* WRITER_*: set by the writer under mu, cleared by who wakes it */
+    /* 1 when the last batch taken held events of more than one thread (several threads check at
+     * once): a batched ALLOW that fills a batch is then committed by its own thread, at its
+     * weight, rather than by the writer thread, whose background weight would leave a busy
+     * machine's ring full and every checking thread waiting for it. Set by the committer. */
+    atomic_int multi;
     char pad2[64];
     size_t urgent, full_waiters;
     uint64_t done_count; /* tickets committed (or failed) */
@@ -120,7 +135,7 @@ struct audit_queue {
     unsigned known_version;
     int known_valid;
     uint64_t bytes_upto; /* the seq meta 'bytes' counts up to; UINT64_MAX: every event */
-    uint64_t folded, commits, failures;
+    uint64_t folded, commits, failures, producer_commits;
     struct buf body; /* writer's render buffer */
     /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
     struct audit_reserve res;
@@ -203,7 +218,7 @@ writer_sleep(struct audit_queue *q, int why, const struct timespec *ts)
     int ready;
 
     atomic_store(&q->wsleep, why);
-    ready = why == WRITER_IDLE ? queued(q) > 0 : queued(q) >= q->batch_max;
+    ready = why == WRITER_IDLE ? queued(q) > 0 : queued(q) >= q->batch_max && !atomic_load(&q->multi);
     if (!ready) {
         if (ts != NULL) {
             pthread_cond_timedwait(&q->cv_work, &q->mu, ts);
@@ -221,7 +236,8 @@ static void
 wake_writer(struct audit_queue *q, uint64_t t, int w)
 {
     if (w == WRITER_AWAKE ||
-        (w == WRITER_BATCH && t + 1 - atomic_load(&q->taken) < q->batch_max)) {
+        (w == WRITER_BATCH &&
+         (t + 1 - atomic_load(&q->taken) < q->batch_max || atomic_load(&q->multi)))) {
         return;
     }
     if (atomic_compare_exchange_strong(&q->wsleep, &w, WRITER_AWAKE)) {
@@ -549,6 +565,14 @@ run_batch(struct audit_queue *q, int wake)
         k++;
     }
     atomic_store_explicit(&q->taken, start + k, memory_order_release);
+    if (k > 1) {
+        int multi = 0;
+
+        for (size_t i = 1; i < k && !multi; i++) {
+            multi = q->batch[i]->producer != q->batch[0]->producer;
+        }
+        atomic_store_explicit(&q->multi, multi, memory_order_relaxed);
+    }
     q->urgent -= waiters;
     q->oldest_ns = 0;
     if (k == 0 && q->carry.count == 0) {
@@ -673,7 +697,8 @@ writer_main(void *arg)
         if (q->oldest_ns == 0) {
             q->oldest_ns = plat_mono_ns();
         }
-        if (!atomic_load(&q->stop) && q->urgent == 0 && queued(q) < q->batch_max) {
+        if (!atomic_load(&q->stop) && q->urgent == 0 &&
+            (queued(q) < q->batch_max || atomic_load(&q->multi))) {
             uint64_t now = plat_mono_ns(), due = q->oldest_ns + (uint64_t)q->batch_ms * 1000000u;
 
             if (now < due) {
@@ -908,6 +933,12 @@ wait_room(struct audit_queue *q, uint64_t t, int locked)
     }
     q->full_waiters++;
     while (t - atomic_load(&q->taken) >= RING_CAP) {
+        if (!q->committing && head_published(q)) {
+            /* nobody commits (the writer may wait for a CPU): make the room itself */
+            q->committing = 1;
+            (void)run_batch(q, 1); /* clears committing */
+            continue;
+        }
         pthread_cond_signal(&q->cv_work);
         pthread_cond_wait(&q->cv_done, &q->mu);
     }
@@ -915,6 +946,23 @@ wait_room(struct audit_queue *q, uint64_t t, int locked)
     if (!locked) {
         pthread_mutex_unlock(&q->mu);
     }
+}
+
+/* A batched ALLOW whose event filled a batch while several threads record (q->multi): its
+ * thread commits the batch unless someone else commits already, whose caller then takes the
+ * next one (or the writer, batch_ms after the oldest, when no more come). */
+static void
+commit_full_batch(struct audit_queue *q)
+{
+    if (pthread_mutex_trylock(&q->mu) != 0) {
+        return; /* a commit is starting or ending: the next event's thread tries again */
+    }
+    if (!q->committing && queued(q) >= q->batch_max && head_published(q)) {
+        q->committing = 1;
+        q->producer_commits++;
+        (void)run_batch(q, 1); /* clears committing */
+    }
+    pthread_mutex_unlock(&q->mu);
 }
 
 enum posgate_err
@@ -951,8 +999,14 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     audit_event_copy(&s->ev, e);
     s->rc = wait ? &rc : NULL;
     s->seq = 0;
+    s->producer = producer_id();
     if (!wait) {
         atomic_store_explicit(&s->ready, t + 1, memory_order_release);
+        if (atomic_load_explicit(&q->multi, memory_order_relaxed) &&
+            t + 1 - atomic_load_explicit(&q->taken, memory_order_acquire) >= q->batch_max) {
+            commit_full_batch(q);
+            return POSGATE_OK;
+        }
         wake_writer(q, t, w);
         return POSGATE_OK;
     }
@@ -1294,6 +1348,7 @@ audit_stats(struct audit_queue *q, struct audit_stats *out)
     out->pending = queued(q);
     out->folded = q->folded;
     out->commits = q->commits;
+    out->producer_commits = q->producer_commits;
     out->failures = q->failures;
     out->reserve_bytes = q->readonly ? 0 : q->reserve_bytes;
     out->disk_full = !q->readonly && q->reserve_bytes < AUDIT_RESERVE_BYTES;

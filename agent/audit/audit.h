@@ -73,6 +73,8 @@ struct audit_stats {
     uint64_t pending;  /* enqueued, not yet committed (this process) */
     uint64_t folded;   /* ALLOWs folded into summaries (this process) */
     uint64_t commits;  /* write transactions (this process) */
+    uint64_t producer_commits; /* of them, batches of ALLOWs committed by the checking thread
+                                  that filled them, several threads checking at once */
     uint64_t failures; /* failed write transactions (this process) */
     uint64_t reserve_bytes; /* size of the reserve file in place (0: released or read-only) */
     int disk_full; /* the reserve is missing or short: the disk filled and has not recovered */

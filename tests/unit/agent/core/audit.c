@@ -737,6 +737,92 @@ test_ring_order(struct device_key *dk, const char *path)
     free(ra);
 }
 
+/* ---- who commits a full batch of ALLOWs ---- */
+
+#define PROD_EACH 2000
+
+struct prod_arg {
+    struct audit_queue *q;
+    int t;
+    atomic_int *bad;
+};
+
+static void *
+prod_worker(void *arg)
+{
+    struct prod_arg *r = arg;
+    struct audit_event e;
+
+    for (int i = 0; i < PROD_EACH; i++) {
+        fill_event(&e, (r->t + 1) << 20 | i, AUDIT_ALLOW, "air");
+        if (audit_record(r->q, &e, NULL) != POSGATE_OK) {
+            atomic_fetch_add(r->bad, 1);
+        }
+    }
+    return NULL;
+}
+
+/* threads ALLOW batched events at once (1) or one thread does (0), batches of 16, the writer's
+ * timer a minute: returns the batches the checking threads committed themselves */
+static uint64_t
+producers_run(struct device_key *dk, const char *path, int threads)
+{
+    struct audit_options o;
+    struct audit_queue *q = NULL;
+    struct prod_arg ra[4];
+    pthread_t th[4];
+    atomic_int bad = 0;
+    struct audit_stats st;
+    struct seen s = {0};
+    char msg[256];
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    o.batch_ms = 60000;
+    o.batch_max = 16;
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL) {
+        return 0;
+    }
+    for (int i = 0; i < threads; i++) {
+        ra[i] = (struct prod_arg){q, i, &bad};
+        CHECK_INT(pthread_create(&th[i], NULL, prod_worker, &ra[i]), 0);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_INT(atomic_load(&bad), 0);
+    /* full batches do not wait for the timer, whoever commits them (the last ones may) */
+    for (int i = 0; i < 500; i++) {
+        CHECK_OK(audit_stats(q, &st));
+        if (st.head_seq >= (uint64_t)threads * PROD_EACH / 2) {
+            break;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    CHECK(st.head_seq >= (uint64_t)threads * PROD_EACH / 2);
+    CHECK_OK(audit_flush(q));
+    verify_ok(q, "producers");
+    CHECK_OK(audit_stats(q, &st));
+    audit_close(q);
+    read_all(path, 0, &s);
+    CHECK_INT(s.n, (size_t)threads * PROD_EACH);
+    seen_free(&s);
+    printf("audit: %d thread(s) recording: %llu of %llu commits made by them\n", threads,
+           (unsigned long long)st.producer_commits, (unsigned long long)st.commits);
+    return st.producer_commits;
+}
+
+/* One thread checking leaves its batches to the writer thread, on the other core; several at
+ * once commit the batch they fill themselves, at their own weight (the writer's background
+ * weight would keep a busy machine's ring full, every checking thread waiting for it). */
+static void
+test_producer_commits(struct device_key *dk, const char *one, const char *four)
+{
+    CHECK_INT(producers_run(dk, one, 1), 0);
+    CHECK(producers_run(dk, four, 4) > 0);
+}
+
 static int
 sql(const char *path, const char *stmt)
 {
@@ -1536,6 +1622,9 @@ main(void)
     test_full_queue(dk, qpath);
     snprintf(qpath, sizeof(qpath), "%s/ring.db", dir);
     test_ring_order(dk, qpath);
+    snprintf(qpath, sizeof(qpath), "%s/prod1.db", dir);
+    snprintf(path, sizeof(path), "%s/prod4.db", dir);
+    test_producer_commits(dk, qpath, path);
 
     /* a real kiosk */
     snprintf(cmd, sizeof(cmd), "bash '%s/integration/audit_fixture.sh' '%s' '%s/fx'", src, bin,
