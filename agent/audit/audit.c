@@ -69,7 +69,8 @@ producer_id(void)
 }
 
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
- * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full. */
+ * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full while
+ * one thread records (!multi: several commit their full batches themselves). */
 enum { WRITER_AWAKE, WRITER_IDLE, WRITER_BATCH };
 
 struct audit_queue {
@@ -218,7 +219,8 @@ writer_sleep(struct audit_queue *q, int why, const struct timespec *ts)
     int ready;
 
     atomic_store(&q->wsleep, why);
-    ready = why == WRITER_IDLE ? queued(q) > 0 : queued(q) >= q->batch_max && !atomic_load(&q->multi);
+    ready = why == WRITER_IDLE ? queued(q) > 0
+                               : queued(q) >= q->batch_max && !atomic_load(&q->multi);
     if (!ready) {
         if (ts != NULL) {
             pthread_cond_timedwait(&q->cv_work, &q->mu, ts);
@@ -949,20 +951,25 @@ wait_room(struct audit_queue *q, uint64_t t, int locked)
 }
 
 /* A batched ALLOW whose event filled a batch while several threads record (q->multi): its
- * thread commits the batch unless someone else commits already, whose caller then takes the
- * next one (or the writer, batch_ms after the oldest, when no more come). */
-static void
+ * thread commits the batch unless someone else commits already (then the next event's thread
+ * tries again, or the writer commits batch_ms after the oldest when no more come). Returns 1
+ * when it committed. */
+static int
 commit_full_batch(struct audit_queue *q)
 {
+    int done = 0;
+
     if (pthread_mutex_trylock(&q->mu) != 0) {
-        return; /* a commit is starting or ending: the next event's thread tries again */
+        return 0; /* a commit is starting or ending */
     }
     if (!q->committing && queued(q) >= q->batch_max && head_published(q)) {
         q->committing = 1;
         q->producer_commits++;
         (void)run_batch(q, 1); /* clears committing */
+        done = 1;
     }
     pthread_mutex_unlock(&q->mu);
+    return done;
 }
 
 enum posgate_err
@@ -1003,11 +1010,11 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     if (!wait) {
         atomic_store_explicit(&s->ready, t + 1, memory_order_release);
         if (atomic_load_explicit(&q->multi, memory_order_relaxed) &&
-            t + 1 - atomic_load_explicit(&q->taken, memory_order_acquire) >= q->batch_max) {
-            commit_full_batch(q);
+            t + 1 - atomic_load_explicit(&q->taken, memory_order_acquire) >= q->batch_max &&
+            commit_full_batch(q)) {
             return POSGATE_OK;
         }
-        wake_writer(q, t, w);
+        wake_writer(q, t, w); /* a writer asleep with no deadline (the queue was empty) wakes */
         return POSGATE_OK;
     }
     q->urgent++;
