@@ -26,7 +26,7 @@
 #include "plat_mem.h"
 #include "plat_thread.h"
 
-#define RING_CAP        512
+#define RING_CAP        1024
 #define IDLE_RETRY_MS   1000
 /* meta 'bytes' is written when it lags the chain by this many events (or a commit pruned): an
  * open, or a commit after another connection wrote, adds up at most these events' text */
