@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
 #include "audit_db.h"
+#include "audit_pack.h"
 #include "audit_prune.h"
 #include "audit_reserve.h"
 
@@ -25,7 +26,7 @@
 #include "plat_mem.h"
 #include "plat_thread.h"
 
-#define RING_CAP        512
+#define RING_CAP        1024
 #define IDLE_RETRY_MS   1000
 /* meta 'bytes' is written when it lags the chain by this many events (or a commit pruned): an
  * open, or a commit after another connection wrote, adds up at most these events' text */
@@ -41,15 +42,18 @@ struct receipt {
  * commit holding the event ends or when it is to commit the queue itself (wake_leader), not by
  * every commit. The cv belongs to the queue, so a committer may broadcast it after letting go of
  * q->mu (the caller may have returned by then, the slot may hold a newer event: a waiter woken
- * for nothing looks at its receipt and sleeps on). */
+ * for nothing looks at its receipt and sleeps on).
+ * The event is kept packed (audit_pack.h), so the ring's slots sit close together (a slot
+ * holding a whole struct audit_event took ~10 KB, and a check wrote into a slot its pages and
+ * cache lines had long left); the committer unpacks each into its own q->ev. */
 struct slot {
     /* before ev: a caller writes them with the first lines of its event */
     struct receipt *rc;           /* NULL: nobody waits (a batched ALLOW) */
     uint64_t seq;                 /* set by the writer */
-    uintptr_t producer;           /* the recording thread (producer_id) */
+    uintptr_t producer;           /* the recording thread (producer_mark) */
     _Atomic uint64_t ready;       /* ticket + 1 once ev and rc are written (release) */
     pthread_cond_t cv;
-    struct audit_event ev;
+    struct audit_packed ev; /* 2 KB with the members above (glibc) */
 };
 
 /* The chain's head and the bytes of its events, as a commit leaves them */
@@ -59,14 +63,8 @@ struct chain {
     uint64_t bytes;
 };
 
-/* The thread recording an event: the address of a thread-local byte, unique among live threads. */
+/* A slot's producer: the address of this thread-local byte, unique among live threads. */
 static _Thread_local char producer_mark;
-
-static uintptr_t
-producer_id(void)
-{
-    return (uintptr_t)&producer_mark;
-}
 
 /* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
  * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full while
@@ -138,6 +136,8 @@ struct audit_queue {
     uint64_t bytes_upto; /* the seq meta 'bytes' counts up to; UINT64_MAX: every event */
     uint64_t folded, commits, failures, producer_commits;
     struct buf body; /* writer's render buffer */
+    /* the event of the slot being written (slot_event): committer only */
+    struct audit_event ev;
     /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
     struct audit_reserve res;
     uint64_t reserve_bytes;
@@ -189,6 +189,14 @@ reserve_tend(struct audit_queue *q, int failed)
     q->reserve_bytes = q->res.bytes;
     pthread_mutex_unlock(&q->mu);
     return room;
+}
+
+/* The event of s, unpacked into the committer's q->ev (the digests are marked and the text
+ * encoded there, in cache); NULL when s holds none. */
+static struct audit_event *
+slot_event(struct audit_queue *q, const struct slot *s)
+{
+    return audit_packed_load(&s->ev, &q->ev) ? &q->ev : NULL;
 }
 
 /* ---- the writer ---- */
@@ -424,9 +432,13 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
     }
     for (size_t i = 0; i < k; i++) {
         struct slot *s = q->batch[i];
+        struct audit_event *e = slot_event(q, s);
 
-        if (s->ev.decision == AUDIT_ALLOW && full) {
-            audit_summary_add(&sum, &s->ev);
+        if (e == NULL) {
+            continue; /* its caller was told its event is not recorded */
+        }
+        if (e->decision == AUDIT_ALLOW && full) {
+            audit_summary_add(&sum, e);
             q->scratch[nf++] = i;
             folded++;
             continue;
@@ -443,13 +455,13 @@ commit_try(struct audit_queue *q, size_t k, uint64_t max_bytes)
             memset(&sum, 0, sizeof(sum));
             sum.cause = "queue_full";
         }
-        audit_digests_mark(&q->digests, &s->ev);
+        audit_digests_mark(&q->digests, e);
         buf_reset(&q->body);
-        if (audit_event_encode(&s->ev, q->device_id, c.seq + 1, c.hash, &q->body) != POSGATE_OK) {
+        if (audit_event_encode(e, q->device_id, c.seq + 1, c.hash, &q->body) != POSGATE_OK) {
             rc = SQLITE_NOMEM;
             goto fail;
         }
-        rc = insert(q, &c, "decision", audit_decision_name(s->ev.decision), s->ev.time_us);
+        rc = insert(q, &c, "decision", audit_decision_name(e->decision), e->time_us);
         if (rc != SQLITE_OK) {
             goto fail;
         }
@@ -519,10 +531,11 @@ commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
     q->carry.cause = "write_failed";
     for (size_t i = 0; i < k; i++) {
         struct slot *s = q->batch[i];
+        const struct audit_event *e = s->rc == NULL ? slot_event(q, s) : NULL;
 
         /* nobody waits for a batched ALLOW: keep it counted for the next commit */
-        if (s->rc == NULL && s->ev.decision == AUDIT_ALLOW) {
-            audit_summary_add(&q->carry, &s->ev);
+        if (e != NULL && e->decision == AUDIT_ALLOW) {
+            audit_summary_add(&q->carry, e);
         }
     }
     return audit_sql_err(q->wdb, rc, "commit", NULL, 0);
@@ -894,6 +907,7 @@ audit_close(struct audit_queue *q)
     buf_free(&q->body);
     for (size_t i = 0; q->slots != NULL && i < 2 * RING_CAP; i++) {
         pthread_cond_destroy(&q->slots[i].cv);
+        audit_packed_cleanup(&q->slots[i].ev);
     }
     plat_free(q->slots);
     plat_free(q->ring);
@@ -979,6 +993,7 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
     struct slot *s;
     uint64_t t;
     int wait, w;
+    enum posgate_err err;
 
     if (seq != NULL) {
         *seq = 0;
@@ -1003,19 +1018,23 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
         wait_room(q, t, wait);
     }
     s = q->ring[t % RING_CAP];
-    audit_event_copy(&s->ev, e);
-    s->rc = wait ? &rc : NULL;
+    err = audit_packed_store(&s->ev, e);
+    s->rc = wait && err == POSGATE_OK ? &rc : NULL;
     s->seq = 0;
-    s->producer = producer_id();
-    if (!wait) {
+    s->producer = (uintptr_t)&producer_mark;
+    if (!wait || err != POSGATE_OK) {
+        /* NOMEM: the ticket is published without an event (commits pass over it), and the
+         * caller learns that its event is not recorded */
         atomic_store_explicit(&s->ready, t + 1, memory_order_release);
-        if (atomic_load_explicit(&q->multi, memory_order_relaxed) &&
-            t + 1 - atomic_load_explicit(&q->taken, memory_order_acquire) >= q->batch_max &&
-            commit_full_batch(q)) {
-            return POSGATE_OK;
+        if (wait) {
+            pthread_mutex_unlock(&q->mu);
+        } else if (atomic_load_explicit(&q->multi, memory_order_relaxed) &&
+                   t + 1 - atomic_load_explicit(&q->taken, memory_order_acquire) >= q->batch_max &&
+                   commit_full_batch(q)) {
+            return err;
         }
         wake_writer(q, t, w); /* a writer asleep with no deadline (the queue was empty) wakes */
-        return POSGATE_OK;
+        return err;
     }
     q->urgent++;
     atomic_store_explicit(&s->ready, t + 1, memory_order_release);

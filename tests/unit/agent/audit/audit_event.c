@@ -5,8 +5,10 @@
  * canonical encoding of the event built as a cJSON tree, which is how the format is defined
  * (docs/audit.md); the text parses back with the bounded parser; oversized events are TOOBIG
  * and leave the buffer as it was. The queue's rule for writing a list's digest once
- * (audit_digests_mark).
+ * (audit_digests_mark). An event packed for the queue's ring (audit_pack.h) and unpacked equals
+ * what audit_event_copy keeps of it, for events of every shape up to the largest.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "audit_event.h"
+#include "audit_pack.h"
 #include "buf.h"
 #include "crypto.h"
 #include "json_canon.h"
@@ -243,6 +246,172 @@ digests_rule(void)
     buf_free(&got);
 }
 
+/* Whether a and b agree in the parts of an event in use (what audit_event_copy copies). */
+static bool
+same_used(const struct audit_event *a, const struct audit_event *b)
+{
+    bool same = a->at == b->at && a->time_us == b->time_us && a->mono_us == b->mono_us &&
+                a->decision == b->decision && a->n_subjects == b->n_subjects &&
+                a->n_reasons == b->n_reasons && a->feed_version == b->feed_version &&
+                a->data_age_s == b->data_age_s && a->n_lists == b->n_lists &&
+                a->lists_more == b->lists_more && a->has_override == b->has_override &&
+                a->override_refused == b->override_refused && strcmp(a->id, b->id) == 0 &&
+                strcmp(a->service, b->service) == 0 &&
+                memcmp(a->subjects, b->subjects, a->n_subjects * sizeof(a->subjects[0])) == 0 &&
+                strcmp(a->operator_id, b->operator_id) == 0 && strcmp(a->error, b->error) == 0;
+
+    for (size_t i = 0; same && i < a->n_lists; i++) {
+        same = strcmp(a->lists[i].id, b->lists[i].id) == 0 && a->lists[i].seq == b->lists[i].seq &&
+               strcmp(a->lists[i].digest, b->lists[i].digest) == 0 &&
+               a->lists[i].digest_written == b->lists[i].digest_written;
+    }
+    for (size_t i = 0; same && i < a->n_reasons; i++) {
+        const struct audit_reason *x = &a->reasons[i], *y = &b->reasons[i];
+
+        same = strcmp(x->kind, y->kind) == 0 && strcmp(x->effect, y->effect) == 0 &&
+               strcmp(x->list, y->list) == 0 && strcmp(x->listing_id, y->listing_id) == 0 &&
+               strcmp(x->reason, y->reason) == 0;
+    }
+    if (same && a->has_override) {
+        same = a->overridden == b->overridden && strcmp(a->override_by, b->override_by) == 0 &&
+               strcmp(a->override_reason, b->override_reason) == 0;
+    }
+    return same;
+}
+
+static void
+fill_str(char *s, size_t cap, char c)
+{
+    memset(s, c, cap - 1);
+    s[cap - 1] = 0;
+}
+
+/* The largest event: every array full, every string at its maximum length. */
+static void
+max_event(struct audit_event *e)
+{
+    memset(e, 0, sizeof *e);
+    e->at = INT64_MAX;
+    e->time_us = INT64_MIN;
+    e->mono_us = -1;
+    e->decision = AUDIT_DENY;
+    e->overridden = AUDIT_ERROR;
+    e->feed_version = INT64_MAX;
+    e->data_age_s = -1;
+    e->lists_more = SIZE_MAX;
+    e->has_override = true;
+    e->override_refused = true;
+    fill_str(e->id, sizeof e->id, 'i');
+    fill_str(e->service, sizeof e->service, 's');
+    e->n_subjects = AUDIT_SUBJECTS_MAX;
+    memset(e->subjects, 0xab, sizeof e->subjects);
+    fill_str(e->operator_id, sizeof e->operator_id, 'o');
+    fill_str(e->error, sizeof e->error, '"');
+    e->n_lists = AUDIT_LISTS_MAX;
+    for (size_t i = 0; i < AUDIT_LISTS_MAX; i++) {
+        fill_str(e->lists[i].id, sizeof e->lists[i].id, (char)('A' + i % 26));
+        e->lists[i].seq = UINT64_MAX - i;
+        fill_str(e->lists[i].digest, sizeof e->lists[i].digest, 'f');
+        e->lists[i].digest_written = i % 2 == 0;
+    }
+    e->n_reasons = AUDIT_REASONS_MAX;
+    for (size_t i = 0; i < AUDIT_REASONS_MAX; i++) {
+        fill_str(e->reasons[i].kind, sizeof e->reasons[i].kind, 'k');
+        fill_str(e->reasons[i].effect, sizeof e->reasons[i].effect, 'e');
+        fill_str(e->reasons[i].list, sizeof e->reasons[i].list, 'l');
+        fill_str(e->reasons[i].listing_id, sizeof e->reasons[i].listing_id, '\\');
+        fill_str(e->reasons[i].reason, sizeof e->reasons[i].reason, 'r');
+    }
+    fill_str(e->override_by, sizeof e->override_by, 'b');
+    fill_str(e->override_reason, sizeof e->override_reason, 'z');
+}
+
+/* e packed into cap bytes and unpacked over a struct of garbage equals audit_event_copy's copy
+ * of e (over other garbage) in its parts in use; 0 when it did not fit. */
+static size_t
+round_trip(const struct audit_event *e, size_t cap)
+{
+    static uint8_t packed[AUDIT_PACKED_MAX + 64];
+    static struct audit_event back, cp;
+    size_t n;
+
+    memset(packed, 0xee, sizeof packed);
+    n = audit_event_pack(e, packed, cap);
+    CHECK(n <= cap);
+    CHECK(packed[cap] == 0xee); /* nothing written past cap */
+    if (n == 0) {
+        return 0;
+    }
+    memset(&back, 0x5a, sizeof back);
+    memset(&cp, 0xa5, sizeof cp);
+    audit_event_unpack(&back, packed);
+    audit_event_copy(&cp, e);
+    if (!same_used(&back, &cp)) {
+        fprintf(stderr, "packed event (%zu bytes) differs from its copy\n", n);
+        CHECK(0);
+    }
+    return n;
+}
+
+/* What the queue keeps of an event in its ring (audit_pack.h): events of every shape, up to
+ * the largest, unpack to what audit_event_copy keeps; an event that does not fit is 0. */
+static void
+pack_rule(void)
+{
+    static struct audit_event e;
+    size_t n, small[4];
+
+    for (size_t k = 0; k < 4; k++) { /* ALLOWs naming 0-3 lists */
+        memset(&e, 0, sizeof e);
+        e.decision = AUDIT_ALLOW;
+        e.time_us = 1795319670000000;
+        e.data_age_s = -1;
+        snprintf(e.id, sizeof e.id, "%032x", (unsigned)k);
+        snprintf(e.service, sizeof e.service, "rail.hsr");
+        e.n_subjects = 1;
+        memset(e.subjects[0], 7, AUDIT_SUBJECT_LEN);
+        e.n_lists = k;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(e.lists[i].id, sizeof e.lists[i].id, "list-%zu", i);
+            e.lists[i].seq = 40 + i;
+            fill_str(e.lists[i].digest, sizeof e.lists[i].digest, 'd');
+        }
+        small[k] = round_trip(&e, AUDIT_PACKED_MAX);
+        CHECK(small[k] > 0 && small[k] < 512);
+    }
+    CHECK(small[0] < small[1] && small[1] < small[2] && small[2] < small[3]);
+    /* a DENY with its reasons, and the same with an error and an override */
+    e.decision = AUDIT_DENY;
+    e.n_reasons = 3;
+    for (size_t i = 0; i < e.n_reasons; i++) {
+        snprintf(e.reasons[i].kind, sizeof e.reasons[i].kind, "match");
+        snprintf(e.reasons[i].effect, sizeof e.reasons[i].effect, "deny");
+        snprintf(e.reasons[i].list, sizeof e.reasons[i].list, "list-%zu", i);
+        snprintf(e.reasons[i].listing_id, sizeof e.reasons[i].listing_id, "L-%zu", i);
+    }
+    n = round_trip(&e, AUDIT_PACKED_MAX);
+    CHECK(n > small[3]);
+    snprintf(e.error, sizeof e.error, "store unreadable");
+    e.has_override = true;
+    snprintf(e.override_by, sizeof e.override_by, "supervisor-1");
+    snprintf(e.override_reason, sizeof e.override_reason, "seen the passport");
+    CHECK(round_trip(&e, AUDIT_PACKED_MAX) > n);
+    /* exactly its size fits, a byte less does not */
+    n = round_trip(&e, AUDIT_PACKED_MAX);
+    CHECK_INT(round_trip(&e, n), n);
+    CHECK_INT(round_trip(&e, n - 1), 0);
+    CHECK_INT(round_trip(&e, 0), 0);
+    /* the largest event takes AUDIT_PACKED_MAX, past what a slot of the ring holds inline */
+    max_event(&e);
+    CHECK_INT(round_trip(&e, AUDIT_PACKED_MAX), AUDIT_PACKED_MAX);
+    CHECK_INT(round_trip(&e, 2048), 0);
+    /* random events of every shape */
+    for (int k = 0; k < 2000; k++) {
+        rnd_event(&e);
+        CHECK(round_trip(&e, AUDIT_PACKED_MAX) > 0);
+    }
+}
+
 int
 main(void)
 {
@@ -254,6 +423,7 @@ main(void)
 
     json_init_hooks();
     digests_rule();
+    pack_rule();
     for (int k = 0; k < rounds; k++) {
         uint64_t seq = rnd() % 10000000000ULL;
         char dev[DEVICE_ID_HEX_LEN + 1];

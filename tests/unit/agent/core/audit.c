@@ -16,7 +16,9 @@
  * that enqueue without the queue's lock keeping each thread's order in the chain; a writer that
  * keeps the chain's head between commits noticing another connection's events and prunes; the
  * bytes of a queue killed between commits counted right when it is opened again; 16 KiB pages
- * in a new file with its WAL checkpointed at 4 MB, and a file of 4 KiB pages kept as it is.
+ * in a new file with its WAL checkpointed at 4 MB, and a file of 4 KiB pages kept as it is;
+ * events of every size, up to the largest, stored as recorded through the ring, and one whose
+ * slot finds no memory refused with NOMEM.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -39,6 +41,7 @@
 #include "device_key.h"
 #include "json_canon.h"
 #include "plat_clock.h"
+#include "plat_mem.h"
 #include "posgate.h"
 #include "test.h"
 
@@ -1510,6 +1513,153 @@ test_override(struct posgate *pg, const char *audit_path)
     posgate_result_free(res);
 }
 
+/* ---- events of every size through the ring ---- */
+
+#define SHAPED_EVENTS 2600 /* past 2 x the ring's slots: each slot holds events of each shape */
+
+static void
+fill_max(char *s, size_t cap, char c)
+{
+    memset(s, c, cap - 1);
+    s[cap - 1] = 0;
+}
+
+/* Event i: an ALLOW naming 0-3 lists, a DENY with reasons, or the largest event (32 lists, 16
+ * reasons, an override and an error, its strings at their maximum lengths), which the ring
+ * keeps in a slot's ext. The lists' digests change now and then. */
+static void
+shaped_event(struct audit_event *e, int i)
+{
+    int shape = i % 6;
+
+    fill_event(e, i, shape == 4 ? AUDIT_DENY : shape == 5 ? AUDIT_REFER : AUDIT_ALLOW, "rail.hsr");
+    e->time_us = INT64_C(1795319670000000) + i; /* the same when made again */
+    e->mono_us = i;
+    e->n_lists = shape < 4 ? (size_t)shape : shape == 4 ? 2 : AUDIT_LISTS_MAX;
+    for (size_t j = 0; j < e->n_lists; j++) {
+        snprintf(e->lists[j].id, sizeof(e->lists[j].id), "list-%zu", j);
+        e->lists[j].seq = 1 + (uint64_t)(i / 500);
+        snprintf(e->lists[j].digest, sizeof(e->lists[j].digest), "%064d", i / 500);
+    }
+    if (shape != 5) {
+        return;
+    }
+    fill_max(e->id, sizeof(e->id), 'a');
+    fill_max(e->service, sizeof(e->service), 's');
+    fill_max(e->operator_id, sizeof(e->operator_id), 'o');
+    fill_max(e->error, sizeof(e->error), 'e');
+    e->n_subjects = AUDIT_SUBJECTS_MAX;
+    memset(e->subjects, i & 0xff, sizeof(e->subjects));
+    for (size_t j = 0; j < e->n_lists; j++) {
+        fill_max(e->lists[j].id, sizeof(e->lists[j].id), (char)('A' + j % 26));
+        e->lists[j].id[0] = (char)('a' + j % 26); /* 32 distinct ids */
+        e->lists[j].id[1] = (char)('a' + j / 26);
+    }
+    e->lists_more = 3;
+    e->n_reasons = AUDIT_REASONS_MAX;
+    for (size_t j = 0; j < e->n_reasons; j++) {
+        fill_max(e->reasons[j].kind, sizeof(e->reasons[j].kind), 'k');
+        fill_max(e->reasons[j].effect, sizeof(e->reasons[j].effect), 'f');
+        fill_max(e->reasons[j].list, sizeof(e->reasons[j].list), 'l');
+        fill_max(e->reasons[j].listing_id, sizeof(e->reasons[j].listing_id), 'n');
+        fill_max(e->reasons[j].reason, sizeof(e->reasons[j].reason), 'r');
+    }
+    e->has_override = true;
+    e->override_refused = i % 2 == 0;
+    e->overridden = AUDIT_DENY;
+    fill_max(e->override_by, sizeof(e->override_by), 'b');
+    fill_max(e->override_reason, sizeof(e->override_reason), 'z');
+}
+
+/* Each stored text against audit_event_encode of the event recorded at its seq, with the
+ * digests as the queue writes them once (audit_digests_mark) and prev the stored chain's. */
+struct shaped_check {
+    const char *device_id;
+    struct audit_digests digests;
+    struct audit_event e;
+    struct buf want;
+    uint8_t prev[AUDIT_HASH_LEN];
+    uint64_t n;
+    int differ;
+};
+
+static int
+shaped_compare(void *ctx, uint64_t seq, const char *body, size_t len,
+               const uint8_t hash[AUDIT_HASH_LEN])
+{
+    struct shaped_check *c = ctx;
+
+    CHECK_INT(seq, c->n + 1);
+    shaped_event(&c->e, (int)c->n);
+    audit_digests_mark(&c->digests, &c->e);
+    buf_reset(&c->want);
+    CHECK_OK(audit_event_encode(&c->e, c->device_id, seq, c->prev, &c->want));
+    if (len != c->want.len || memcmp(body, c->want.data, len) != 0) {
+        if (c->differ++ == 0) {
+            fprintf(stderr, "shaped: event %llu is\n  %.*s\nexpected\n  %.*s\n",
+                    (unsigned long long)seq, (int)len, body, (int)c->want.len,
+                    (const char *)c->want.data);
+        }
+    }
+    memcpy(c->prev, hash, AUDIT_HASH_LEN);
+    c->n++;
+    return 0;
+}
+
+/* Events of every size, up to the largest, through the ring (ALLOWs batched, DENYs and REFERs
+ * waited for): the stored texts are those of the events recorded. An event whose slot finds no
+ * memory for it is refused with NOMEM, and the queue goes on. */
+static void
+test_shaped_events(struct device_key *dk, const char *path)
+{
+    static struct shaped_check c;
+    struct audit_options o;
+    struct audit_queue *q = NULL;
+    struct audit_event *e = malloc(sizeof(*e));
+    uint64_t seq = 0;
+    char msg[256];
+    int bad = 0;
+
+    audit_options_default(&o);
+    o.durability = AUDIT_BATCHED;
+    o.batch_ms = 2;
+    CHECK(e != NULL);
+    CHECK_OK(audit_open(path, dk, &o, 0, &q, msg, sizeof(msg)));
+    if (q == NULL || e == NULL) {
+        free(e);
+        return;
+    }
+    /* a fresh queue: the largest event's slot has no ext yet */
+    audit_set_durability(q, AUDIT_STRICT);
+    shaped_event(e, 5);
+    plat_mem_fail_after(0);
+    CHECK_ERR(audit_record(q, e, &seq), POSGATE_ERR_NOMEM);
+    plat_mem_fail_after(-1);
+    CHECK_INT(seq, 0);
+    audit_set_durability(q, AUDIT_BATCHED);
+    for (int i = 0; i < SHAPED_EVENTS; i++) {
+        shaped_event(e, i);
+        if (audit_record(q, e, &seq) != POSGATE_OK || (e->decision != AUDIT_ALLOW && seq == 0)) {
+            bad++;
+        }
+    }
+    CHECK_INT(bad, 0);
+    CHECK_OK(audit_flush(q));
+    verify_ok(q, "shaped");
+    audit_close(q);
+    c.device_id = device_key_id(dk);
+    buf_init(&c.want, AUDIT_EVENT_MAX);
+    CHECK_OK(audit_open(path, NULL, NULL, AUDIT_READONLY, &q, msg, sizeof(msg)));
+    if (q != NULL) {
+        CHECK_OK(audit_each(q, 0, shaped_compare, &c));
+    }
+    audit_close(q);
+    CHECK_INT(c.n, SHAPED_EVENTS); /* none folded, the refused one not among them */
+    CHECK_INT(c.differ, 0);
+    buf_free(&c.want);
+    free(e);
+}
+
 int
 main(void)
 {
@@ -1625,6 +1775,8 @@ main(void)
     snprintf(qpath, sizeof(qpath), "%s/prod1.db", dir);
     snprintf(path, sizeof(path), "%s/prod4.db", dir);
     test_producer_commits(dk, qpath, path);
+    snprintf(qpath, sizeof(qpath), "%s/shaped.db", dir);
+    test_shaped_events(dk, qpath);
 
     /* a real kiosk */
     snprintf(cmd, sizeof(cmd), "bash '%s/integration/audit_fixture.sh' '%s' '%s/fx'", src, bin,
