@@ -640,7 +640,7 @@ test_full_queue(struct device_key *dk, const char *path)
 /* ---- the ring: callers that take no lock, wrapping it many times ---- */
 
 #define RING_THREADS 8
-#define RING_EACH    4000 /* events a thread: the queue's 512-slot ring wraps ~60 times */
+#define RING_EACH    4000 /* events a thread: the queue's 1024-slot ring wraps ~30 times */
 
 struct ring_arg {
     struct audit_queue *q;
