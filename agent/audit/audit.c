@@ -116,7 +116,7 @@ struct audit_queue {
     char pad2[64];
     size_t urgent, full_waiters;
     uint64_t done_count; /* tickets committed (or failed) */
-    uint64_t oldest_ns;  /* when the writer saw the oldest queued event, 0: none seen */
+    uint64_t oldest_ns;  /* no queued event is older: the last take; 0: the writer saw none */
     atomic_int durability; /* enum audit_durability */
     uint64_t max_bytes;
     int64_t retention_s;
@@ -589,7 +589,8 @@ run_batch(struct audit_queue *q, int wake)
         atomic_store_explicit(&q->multi, multi, memory_order_relaxed);
     }
     q->urgent -= waiters;
-    q->oldest_ns = 0;
+    /* not 0: the writer, asleep till an older event's deadline, would then wait batch_ms anew */
+    q->oldest_ns = k > 0 ? plat_mono_ns() : q->oldest_ns;
     if (k == 0 && q->carry.count == 0) {
         q->committing = 0;
         pthread_cond_broadcast(&q->cv_done); /* the writer may wait for this commit */
@@ -677,6 +678,7 @@ writer_main(void *arg)
         if (queued(q) == 0) {
             int stop = atomic_load(&q->stop);
 
+            q->oldest_ns = 0; /* the next event's batch_ms counts from when it comes */
             if (q->carry.count > 0 && !stop) {
                 deadline_after(&ts, plat_mono_ns(), IDLE_RETRY_MS);
                 writer_sleep(q, WRITER_IDLE, &ts);
