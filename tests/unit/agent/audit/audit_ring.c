@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The audit queue's ring under several recording threads (agent/audit/audit.c, audit_pack.c):
- * batched ALLOWs of bursts that stop right after filling a batch committed within ~2 x batch_ms;
- * a ring filled by many threads never stalled until the writer's deadline; ALLOWs, DENYs and
- * REFERs of many threads with tiny batches and durability switched mid-run leaving one event
- * each, contiguous, in each thread's order, each DENY at the seq it was told; events at the
- * packed slot's size boundaries round-tripped and recorded by many threads; a commit failing
+ * batched ALLOWs of bursts that stop right after filling a batch committed within batch_ms (not
+ * twice that); a ring filled by many threads never stalled until the writer's deadline; ALLOWs,
+ * DENYs and REFERs of many threads with tiny batches and durability switched mid-run leaving one
+ * event each, contiguous, in each thread's order, each DENY at the seq it was told; events at
+ * the packed slot's size boundaries round-tripped and recorded by many threads; a commit failing
  * under producers that commit inline carrying every ALLOW into a summary.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -212,7 +212,7 @@ run_burst(struct audit_queue *q, int threads, int per_thread, uint64_t *max_reco
 static void
 test_burst_stop(void)
 {
-    struct audit_queue *q = open_queue("burst.db", 100, 256, AUDIT_BATCHED);
+    struct audit_queue *q = open_queue("burst.db", 250, 256, AUDIT_BATCHED);
     uint64_t worst = 0, max_rec = 0;
 
     if (q == NULL) {
@@ -226,7 +226,7 @@ test_burst_stop(void)
     }
     printf("burst: the last events committed at most %llu ms after the burst stopped\n",
            (unsigned long long)worst);
-    CHECK(worst < 160); /* batch_ms and slack for a loaded machine, not 2 x batch_ms */
+    CHECK(worst < 400); /* batch_ms and slack for a loaded machine, not 2 x batch_ms */
     verify_ok(q, "burst");
     audit_close(q);
 }
