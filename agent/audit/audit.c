@@ -191,8 +191,7 @@ reserve_tend(struct audit_queue *q, int failed)
     return room;
 }
 
-/* The event of s, unpacked into the committer's q->ev (the digests are marked and the text
- * encoded there, in cache); NULL when s holds none. */
+/* The event of s, unpacked into the committer's q->ev (in cache); NULL when s holds none. */
 static struct audit_event *
 slot_event(struct audit_queue *q, const struct slot *s)
 {
@@ -510,15 +509,15 @@ fail:
     return rc;
 }
 
-/* Writes batch[0, k) (and the carried summary) in one transaction. A commit that fails while the
- * reserve is in place is tried once more after releasing it: a full disk still records every
- * DENY and REFER. */
+/* Writes batch[0, k) (and the carried summary) in one transaction. A commit that fails for want
+ * of room (full, or an I/O error) while the reserve is in place is tried once more after releasing
+ * it: a full disk still records every DENY and REFER. */
 static enum posgate_err
 commit_batch(struct audit_queue *q, size_t k, uint64_t max_bytes)
 {
     int rc = commit_try(q, k, max_bytes);
 
-    if (rc != SQLITE_OK && reserve_tend(q, 1)) {
+    if (((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR) && reserve_tend(q, 1)) {
         rc = commit_try(q, k, max_bytes);
     }
     if (rc == SQLITE_OK) {

@@ -6,7 +6,8 @@
  * DENYs and REFERs of many threads with tiny batches and durability switched mid-run leaving one
  * event each, contiguous, in each thread's order, each DENY at the seq it was told; events at
  * the packed slot's size boundaries round-tripped and recorded by many threads; a commit failing
- * under producers that commit inline carrying every ALLOW into a summary.
+ * under producers that commit inline carrying every ALLOW into a summary, and a refused commit
+ * (not a full disk) leaving the disk's reserve in place.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -586,6 +587,40 @@ test_commit_failure(void)
     audit_close(q);
 }
 
+/* A commit refused for a reason other than room (a trigger's abort here) leaves the disk's
+ * reserve in place: it is given back only to a full disk, and "disk full" is not logged. */
+static void
+test_reserve_kept(void)
+{
+    struct audit_queue *q = open_queue("keep.db", 5, 16, AUDIT_BATCHED);
+    struct audit_stats st;
+    struct audit_event e;
+    uint64_t seq = 0;
+    sqlite3 *db = NULL;
+    char path[1200];
+
+    if (q == NULL) {
+        return;
+    }
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.reserve_bytes, AUDIT_RESERVE_BYTES);
+    snprintf(path, sizeof(path), "%s/keep.db", dir);
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "CREATE TRIGGER fault BEFORE INSERT ON events "
+                           "BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    fill_event(&e, 1, AUDIT_DENY);
+    CHECK(audit_record(q, &e, &seq) != POSGATE_OK);
+    CHECK_INT(seq, 0);
+    CHECK_OK(audit_stats(q, &st));
+    CHECK_INT(st.reserve_bytes, AUDIT_RESERVE_BYTES);
+    CHECK_INT(st.disk_full, 0);
+    audit_close(q);
+}
+
 int
 main(void)
 {
@@ -618,6 +653,7 @@ main(void)
         }
         if (only == NULL || strstr(only, "fault")) {
             test_commit_failure();
+            test_reserve_kept();
         }
     }
     device_key_free(dk);
