@@ -52,7 +52,8 @@ struct posgate_result;
 POSGATE_API POSGATE_WUR enum posgate_err posgate_open(const char *data_dir, struct posgate **out);
 /* The reason the last posgate_open in this thread failed; never NULL. */
 POSGATE_API const char *posgate_open_errmsg(void);
-/* NULL is a no-op. */
+/* NULL is a no-op. Every call on pg in other threads must have returned first: pg, and the
+ * audit queue its checks record into, are freed (a check still running would use freed memory). */
 POSGATE_API void posgate_close(struct posgate *pg);
 
 POSGATE_API POSGATE_WUR enum posgate_err posgate_request_new(struct posgate_request **out);
