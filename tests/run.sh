@@ -126,11 +126,11 @@ if [[ -z $ONLY || $ONLY == tsan ]]; then
     echo "== build (ThreadSanitizer: concurrency tests)"
     cmake -S "$ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSGATE_TSAN=ON \
         -DPOSGATE_WERROR=ON >/dev/null
-    cmake --build build-tsan -j "$JOBS" --target unit_store unit_audit unit_daemon_concurrency \
-        unit_state_digest
+    cmake --build build-tsan -j "$JOBS" --target unit_store unit_audit unit_audit_ring \
+        unit_daemon_concurrency unit_state_digest
     echo "== ctest (tsan)"
     if ! TSAN_OPTIONS=halt_on_error=1 POSGATE_CONCURRENCY_COUNT=100000 ctest --test-dir build-tsan \
-            --output-on-failure -R '^unit/(store|audit|daemon_concurrency|state_digest)$' |
+            --output-on-failure -R '^unit/(store|audit|audit_ring|daemon_concurrency|state_digest)$' |
             tee build-tsan/ctest-summary.log; then
         status=1
     fi
