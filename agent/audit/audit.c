@@ -1067,8 +1067,8 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
             pthread_mutex_unlock(&q->mu);
             sched_yield();
             pthread_mutex_lock(&q->mu);
-        } else if (q->urgent == 0 && (queued(q) > 0 || q->carry.count > 0)) {
-            pthread_cond_signal(&q->cv_work); /* batched events queued meanwhile */
+        } else if (q->urgent == 0 && (queued(q) > 0 || (!q->committing && q->carry.count > 0))) {
+            pthread_cond_signal(&q->cv_work); /* batched events queued, or ALLOWs carried */
         }
     }
     pthread_mutex_unlock(&q->mu);
