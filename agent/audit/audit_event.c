@@ -152,52 +152,6 @@ ew_str(struct ew *w, const char *s)
 
 #define COPY_STR(d, s) plat_str_copy((d), sizeof(d), (s))
 
-void
-audit_event_copy(struct audit_event *dst, const struct audit_event *src)
-{
-    size_t n;
-
-    /* in the order of the members (audit_event.h): the lines of dst are written one by one */
-    dst->at = src->at;
-    dst->time_us = src->time_us;
-    dst->mono_us = src->mono_us;
-    dst->decision = src->decision;
-    dst->overridden = src->overridden;
-    dst->n_subjects = src->n_subjects < AUDIT_SUBJECTS_MAX ? src->n_subjects : AUDIT_SUBJECTS_MAX;
-    dst->n_reasons = src->n_reasons < AUDIT_REASONS_MAX ? src->n_reasons : AUDIT_REASONS_MAX;
-    dst->feed_version = src->feed_version;
-    dst->data_age_s = src->data_age_s;
-    dst->n_lists = src->n_lists < AUDIT_LISTS_MAX ? src->n_lists : AUDIT_LISTS_MAX;
-    dst->lists_more = src->lists_more;
-    dst->has_override = src->has_override;
-    dst->override_refused = src->override_refused;
-    COPY_STR(dst->id, src->id);
-    COPY_STR(dst->service, src->service);
-    memcpy(dst->subjects, src->subjects, dst->n_subjects * sizeof(src->subjects[0]));
-    COPY_STR(dst->operator_id, src->operator_id);
-    COPY_STR(dst->error, src->error);
-    /* one block: the lists are many (up to 32) and their strings fill most of their arrays */
-    memcpy(dst->lists, src->lists, dst->n_lists * sizeof(src->lists[0]));
-    for (size_t i = 0; i < dst->n_lists; i++) {
-        dst->lists[i].id[sizeof(dst->lists[i].id) - 1] = 0;
-        dst->lists[i].digest[sizeof(dst->lists[i].digest) - 1] = 0;
-    }
-    n = dst->n_reasons;
-    for (size_t i = 0; i < n; i++) {
-        COPY_STR(dst->reasons[i].kind, src->reasons[i].kind);
-        COPY_STR(dst->reasons[i].effect, src->reasons[i].effect);
-        COPY_STR(dst->reasons[i].list, src->reasons[i].list);
-        COPY_STR(dst->reasons[i].listing_id, src->reasons[i].listing_id);
-        COPY_STR(dst->reasons[i].reason, src->reasons[i].reason);
-    }
-    if (src->has_override) {
-        /* read only with has_override: an event without one leaves them as they were (two
-         * cache lines of the queue's slot that an ALLOW does not write) */
-        COPY_STR(dst->override_by, src->override_by);
-        COPY_STR(dst->override_reason, src->override_reason);
-    }
-}
-
 /* The members' names with their separators, as literals: no strlen and one copy each. */
 #define EW_LIT(w, lit) ew_raw((w), (lit), sizeof(lit) - 1)
 

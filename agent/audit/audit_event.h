@@ -93,9 +93,8 @@ struct audit_digests {
 };
 
 /* One decision as the check hands it to the queue (seq, prev and device id come later). The
- * members an ALLOW fills come first and the large arrays it leaves empty last: a copy of an
- * ALLOW (audit_event_copy) writes ~14 cache lines of one or two pages, not 16 of three. The
- * queue keeps an event packed in its ring (audit_pack.h). */
+ * members an ALLOW fills come first and the large arrays it leaves empty last. The queue keeps
+ * an event packed in its ring (audit_pack.h): only the parts in use. */
 struct audit_event {
     int64_t at; /* the service date, seconds */
     int64_t time_us;
@@ -163,10 +162,6 @@ POSGATE_WUR enum posgate_err audit_summary_encode(const struct audit_summary *s,
 /* Marks each list of e whose digest d holds (digest_written), and adds the others to d: they
  * are written with e. d starts again when it is full. */
 void audit_digests_mark(struct audit_digests *d, struct audit_event *e);
-/* Copies the parts of src in use (its strings, and its arrays up to their counts) into dst:
- * the event as far as it counts, without copying the whole ~10 KB struct (what the queue's
- * packed event unpacks to, audit_pack.h). */
-void audit_event_copy(struct audit_event *dst, const struct audit_event *src);
 /* Counts one ALLOW event into s. */
 void audit_summary_add(struct audit_summary *s, const struct audit_event *e);
 /* Merges src into dst (dst keeps its cause). */

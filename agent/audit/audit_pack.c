@@ -34,7 +34,7 @@ put(struct pw *w, const void *src, size_t n)
     w->p += n;
 }
 
-/* A string of a char[cap] member: at most cap - 1 bytes, as audit_event_copy copies it. */
+/* A string of a char[cap] member: at most cap - 1 bytes. */
 static void
 put_str(struct pw *w, const char *s, size_t cap)
 {

@@ -62,9 +62,9 @@ void audit_packed_cleanup(struct audit_packed *p);
 /* Packs the parts of e in use into dst[0, cap): the bytes written, or 0 when they do not fit
  * (dst then holds nothing usable). cap AUDIT_PACKED_MAX holds any event. */
 size_t audit_event_pack(const struct audit_event *e, uint8_t *dst, size_t cap);
-/* Unpacks what audit_event_pack wrote into dst: dst's parts in use then equal those of
- * audit_event_copy(dst, e); the override strings are left as they were in an event without an
- * override, as audit_event_copy leaves them. */
+/* Unpacks what audit_event_pack wrote into dst: dst's parts in use (its strings, and its arrays
+ * up to their counts) then equal e's; the override strings are left as they were in an event
+ * without an override. */
 void audit_event_unpack(struct audit_event *dst, const uint8_t *src);
 
 #endif
