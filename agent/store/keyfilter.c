@@ -237,25 +237,64 @@ head32(const struct sum_head *h, size_t off)
     return get32(b + (off - OFF_TOKEN));
 }
 
-enum keyfilter_sum
-keyfilter_map_verify(const struct keyfilter_map *m, bool drop)
+/* before: the header the blocks were read against. */
+static enum keyfilter_sum
+verify_head(const struct keyfilter_map *m, bool drop, struct sum_head *before)
 {
-    struct sum_head before, after;
+    struct sum_head after;
     uint32_t crc;
 
     if (m->base == NULL) {
         return KEYFILTER_SUM_BAD;
     }
-    read_sum_head(m, &before);
-    if (head32(&before, OFF_FLUX) != 0) {
+    read_sum_head(m, before);
+    if (head32(before, OFF_FLUX) != 0) {
         return KEYFILTER_SUM_BUSY;
     }
     crc = blocks_crc(m->base, m->len, drop);
     read_sum_head(m, &after);
-    if (memcmp(before.w, after.w, sizeof(before.w)) != 0) {
+    if (memcmp(before->w, after.w, sizeof(after.w)) != 0) {
         return KEYFILTER_SUM_BUSY; /* a writer began (or finished) while the sum was read */
     }
-    return crc == head32(&before, OFF_SUM) ? KEYFILTER_SUM_OK : KEYFILTER_SUM_BAD;
+    return crc == head32(before, OFF_SUM) ? KEYFILTER_SUM_OK : KEYFILTER_SUM_BAD;
+}
+
+enum keyfilter_sum
+keyfilter_map_verify(const struct keyfilter_map *m, bool drop)
+{
+    struct sum_head h;
+
+    return verify_head(m, drop, &h);
+}
+
+enum keyfilter_sum
+keyfilter_map_verify_seen(const struct keyfilter_map *m, struct keyfilter_seen *seen,
+                          const int64_t tag[2])
+{
+    struct sum_head h;
+    enum keyfilter_sum sum;
+
+    if (m->base == NULL) {
+        return KEYFILTER_SUM_BAD;
+    }
+    _Static_assert(sizeof(h.w) == sizeof(seen->head), "keyfilter_seen.head");
+    read_sum_head(m, &h);
+    if (seen->valid && seen->dev == m->dev && seen->ino == m->ino && seen->len == m->len &&
+        seen->tag[0] == tag[0] && seen->tag[1] == tag[1] && head32(&h, OFF_FLUX) == 0 &&
+        memcmp(h.w, seen->head, sizeof(h.w)) == 0) {
+        return KEYFILTER_SUM_OK;
+    }
+    sum = verify_head(m, false, &h);
+    if (sum == KEYFILTER_SUM_OK) {
+        seen->valid = true;
+        seen->dev = m->dev;
+        seen->ino = m->ino;
+        seen->len = m->len;
+        memcpy(seen->head, h.w, sizeof(seen->head));
+        seen->tag[0] = tag[0];
+        seen->tag[1] = tag[1];
+    }
+    return sum;
 }
 
 static enum posgate_err

@@ -10,7 +10,7 @@
  *   16 n_blocks (u64)       24 keys added (u64)         32 token (16 bytes)
  *   48 CRC-32 of the blocks (u32)   52 flux (u32: 1 while a writer adds keys in place)
  *   56 in-place updates begun (u64)
- * A reader checks the CRC when it first uses a file for a version, so that bits lost on disk
+ * A process checks the CRC when it first uses a file for a version, so that bits lost on disk
  * (a flipped sector: a "no" for a listed key, a wrong ALLOW) make the file unused instead. A
  * file in flux, or one whose header changes while the CRC is read, is busy: not used, not
  * damaged. A file of the older format (PGKFLT01) is refused and rebuilt.
@@ -82,6 +82,27 @@ enum keyfilter_sum {
  * will not probe the mapping (a state check, verify), each MiB read is dropped from it, so that
  * the check does not add the filter to the process's resident memory. */
 enum keyfilter_sum keyfilter_map_verify(const struct keyfilter_map *m, bool drop);
+
+/* A filter file whose blocks matched their CRC: its device, inode, length, the header (token,
+ * CRC, flux, updates begun) it had while they were read, and the caller's tag (the store version
+ * they were read for). */
+struct keyfilter_seen {
+    bool valid;
+    dev_t dev;
+    ino_t ino;
+    size_t len;
+    uint64_t head[4];
+    int64_t tag[2];
+};
+/* keyfilter_map_verify(m, false), unless seen names the mapped file with the header it has now
+ * and the same tag: then OK without reading the blocks. A writer adds bits only with flux set and
+ * then changes the CRC, the token or the count of updates, so a file whose header is unchanged
+ * holds the blocks that matched. An OK from the blocks is recorded in seen. The readers of one
+ * store share one seen, tagged with the store's version: the process reads a file's blocks once
+ * for each version of the lists, not once for each reader (each reader did, when it was made and
+ * at every update: 30 MB a reader at 15M keys, 100 MB at 50M). */
+enum keyfilter_sum keyfilter_map_verify_seen(const struct keyfilter_map *m,
+                                             struct keyfilter_seen *seen, const int64_t tag[2]);
 
 /* Offset in the file of key's block; *probes gets the bits its probes take (9 each). */
 static inline uint64_t

@@ -15,6 +15,7 @@
 #ifndef POSGATE_STORE_INTERNAL_H
 #define POSGATE_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +42,8 @@ struct store {
     bool updating;
     _Atomic uint64_t generation; /* bumped after each commit through this handle */
     char *kf_path;               /* the key filter file beside the store (keyfilter.h) */
+    pthread_mutex_t kf_mu;       /* kf_seen; held while a reader reads the filter's blocks */
+    struct keyfilter_seen kf_seen; /* the filter file whose CRC its readers found matching */
     char errmsg[STORE_ERRMSG_MAX];
 };
 

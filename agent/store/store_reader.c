@@ -537,7 +537,14 @@ reader_filter(struct store_reader *r)
     if (r->kf_rejected && memcmp(r->kf_rejected_token, r->token, sizeof(r->token)) == 0) {
         return; /* this file failed its checks for this version already */
     }
-    sum = keyfilter_map_verify(&r->kf, false);
+    {
+        /* once for each version of the lists (an update commits a new installed_at) */
+        const int64_t version[2] = {r->meta.feed_version, r->meta.installed_at};
+
+        pthread_mutex_lock(&r->s->kf_mu); /* the other readers wait for this sum, not read it */
+        sum = keyfilter_map_verify_seen(&r->kf, &r->s->kf_seen, version);
+        pthread_mutex_unlock(&r->s->kf_mu);
+    }
     if (sum == KEYFILTER_SUM_BUSY) {
         return; /* a writer is adding keys: tried again at the next renewal */
     }

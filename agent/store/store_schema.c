@@ -447,6 +447,7 @@ store_open(const char *path, unsigned flags, struct store **out, char *errmsg, s
     }
     s->flags = flags;
     atomic_init(&s->generation, 1);
+    pthread_mutex_init(&s->kf_mu, NULL);
     err = store_open_conn(path, !readonly, (flags & STORE_CREATE) != 0, &s->db, errmsg, errcap);
     if (err != POSGATE_OK) {
         goto out;
@@ -510,6 +511,7 @@ store_close(struct store *s)
     }
     sqlite3_close(s->db);
     plat_free(s->kf_path);
+    pthread_mutex_destroy(&s->kf_mu);
     plat_free(s);
 }
 

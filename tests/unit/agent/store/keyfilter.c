@@ -249,6 +249,79 @@ test_checksum(void)
     CHECK_OK(plat_unlink(p));
 }
 
+/* The sum shared by the readers of a store: a file's blocks are read once for a header; a new
+ * header (an in-place update) or another file (a rebuild renamed over) has them read again. */
+static void
+test_checksum_seen(void)
+{
+    struct keyfilter_writer w;
+    struct keyfilter_map m, m2;
+    struct keyfilter_seen seen, fresh;
+    char p[400], p2[400], msg[256], cmd[900];
+    uint8_t key[KEYFILTER_KEY_LEN], t1[KEYFILTER_TOKEN_LEN], t2[KEYFILTER_TOKEN_LEN];
+    const int64_t v1[2] = {7, 1700000000}, v2[2] = {8, 1700000000};
+    uint64_t h, off;
+    long bit_at;
+    unsigned bit;
+
+    snprintf(p, sizeof(p), "%s/seen.filter", tmpdir);
+    snprintf(p2, sizeof(p2), "%s/seen2.filter", tmpdir);
+    memset(t1, 0x41, sizeof(t1));
+    memset(t2, 0x42, sizeof(t2));
+    memset(&seen, 0, sizeof(seen));
+    memset(&fresh, 0, sizeof(fresh));
+    CHECK_OK(keyfilter_create(&w, p, 1000, msg, sizeof(msg)));
+    for (uint64_t i = 0; i < 1000; i++) {
+        key_of(i, key);
+        keyfilter_add(&w, key);
+    }
+    CHECK_OK(keyfilter_install(&w, t1, msg, sizeof(msg)));
+    keyfilter_close(&w);
+    CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_OK);
+    CHECK(seen.valid);
+
+    /* a bit lost after the sum matched, the header unchanged: the shared sum is not read again
+     * (the blocks of that header matched once); a reader without it reads them and finds the
+     * loss, and records nothing */
+    key_of(17, key);
+    off = keyfilter_block_offset(m.n_blocks, key, &h);
+    bit_at = (long)(off + ((h & 511u) >> 3));
+    bit = (unsigned)(h & 7u);
+    test_flip_bit(p, bit_at, bit);
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_OK);
+    CHECK_INT(keyfilter_map_verify_seen(&m, &fresh, v1), KEYFILTER_SUM_BAD);
+    CHECK(!fresh.valid);
+
+    /* the same bytes in another file (a copy renamed over: another inode) are read again */
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", p, p2);
+    CHECK_INT(system(cmd), 0);
+    CHECK_OK(keyfilter_map_open(&m2, p2, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify_seen(&m2, &seen, v1), KEYFILTER_SUM_BAD);
+    keyfilter_map_close(&m2);
+    CHECK_OK(plat_unlink(p2));
+    /* ... and the same file for another version of the store */
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v2), KEYFILTER_SUM_BAD);
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_OK); /* not recorded */
+
+    /* restored, then updated in place: the new header has the blocks read again, so a bit lost
+     * after the update is found although the file matched before */
+    test_flip_bit(p, bit_at, bit);
+    CHECK_OK(keyfilter_open_rw(&w, p, t1, msg, sizeof(msg)));
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_BUSY); /* in flux */
+    key_of(5000, key);
+    keyfilter_add(&w, key);
+    CHECK_OK(keyfilter_install(&w, t2, msg, sizeof(msg)));
+    keyfilter_close(&w);
+    test_flip_bit(p, bit_at, bit);
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_BAD);
+    test_flip_bit(p, bit_at, bit);
+    CHECK_INT(keyfilter_map_verify_seen(&m, &seen, v1), KEYFILTER_SUM_OK);
+    CHECK(keyfilter_map_token_is(&m, t2));
+    keyfilter_map_close(&m);
+    CHECK_OK(plat_unlink(p));
+}
+
 int
 main(void)
 {
@@ -259,6 +332,7 @@ main(void)
     test_fill_and_probe();
     test_not_filters();
     test_checksum();
+    test_checksum_seen();
     if (test_failures == 0) {
         rmdir(tmpdir);
     }

@@ -1723,6 +1723,10 @@ test_key_filter(void)
     CHECK_ERR(store_verify(s, NULL, NULL, msg, sizeof(msg)), POSGATE_ERR_CORRUPT);
     CHECK_CONTAINS(msg, "checksum");
     CHECK_INT(filter_state(s, NULL), STORE_FILTER_DAMAGED);
+    /* this handle's readers read the blocks for this version before the loss (once a version
+     * for the process, keyfilter.h): the next process, a new handle here, finds the loss */
+    store_close(s);
+    CHECK_OK(store_open(p, 0, &s, msg, sizeof(msg)));
     CHECK(!fresh_reader_uses_filter(s, 1, 2005)); /* and it finds seed 1000 */
     CHECK_OK(store_filter_rebuild(s, NULL));
     CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
