@@ -267,32 +267,38 @@ keyfilter_map_verify(const struct keyfilter_map *m, bool drop)
     return verify_head(m, drop, &h);
 }
 
-enum keyfilter_sum
-keyfilter_map_verify_seen(const struct keyfilter_map *m, struct keyfilter_seen *seen,
-                          const int64_t tag[2])
+bool
+keyfilter_seen_matches(const struct keyfilter_map *m, const struct keyfilter_seen *seen,
+                       const int64_t tag[2])
 {
     struct sum_head h;
-    enum keyfilter_sum sum;
 
-    if (m->base == NULL) {
-        return KEYFILTER_SUM_BAD;
+    if (m->base == NULL || !seen->valid) {
+        return false;
     }
     _Static_assert(sizeof(h.w) == sizeof(seen->head), "keyfilter_seen.head");
     read_sum_head(m, &h);
-    if (seen->valid && seen->dev == m->dev && seen->ino == m->ino && seen->len == m->len &&
-        seen->tag[0] == tag[0] && seen->tag[1] == tag[1] && head32(&h, OFF_FLUX) == 0 &&
-        memcmp(h.w, seen->head, sizeof(h.w)) == 0) {
-        return KEYFILTER_SUM_OK;
-    }
-    sum = verify_head(m, false, &h);
+    return seen->dev == m->dev && seen->ino == m->ino && seen->len == m->len &&
+           seen->tag[0] == tag[0] && seen->tag[1] == tag[1] && head32(&h, OFF_FLUX) == 0 &&
+           memcmp(h.w, seen->head, sizeof(h.w)) == 0;
+}
+
+enum keyfilter_sum
+keyfilter_map_verify_as(const struct keyfilter_map *m, const int64_t tag[2],
+                        struct keyfilter_seen *out)
+{
+    struct sum_head h;
+    enum keyfilter_sum sum = verify_head(m, false, &h);
+
+    memset(out, 0, sizeof(*out));
     if (sum == KEYFILTER_SUM_OK) {
-        seen->valid = true;
-        seen->dev = m->dev;
-        seen->ino = m->ino;
-        seen->len = m->len;
-        memcpy(seen->head, h.w, sizeof(seen->head));
-        seen->tag[0] = tag[0];
-        seen->tag[1] = tag[1];
+        out->valid = true;
+        out->dev = m->dev;
+        out->ino = m->ino;
+        out->len = m->len;
+        memcpy(out->head, h.w, sizeof(out->head));
+        out->tag[0] = tag[0];
+        out->tag[1] = tag[1];
     }
     return sum;
 }

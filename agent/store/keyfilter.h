@@ -94,15 +94,19 @@ struct keyfilter_seen {
     uint64_t head[4];
     int64_t tag[2];
 };
-/* keyfilter_map_verify(m, false), unless seen names the mapped file with the header it has now
- * and the same tag: then OK without reading the blocks. A writer adds bits only with flux set and
- * then changes the CRC, the token or the count of updates, so a file whose header is unchanged
- * holds the blocks that matched. An OK from the blocks is recorded in seen. The readers of one
- * store share one seen, tagged with the store's version: the process reads a file's blocks once
- * for each version of the lists, not once for each reader (each reader did, when it was made and
- * at every update: 30 MB a reader at 15M keys, 100 MB at 50M). */
-enum keyfilter_sum keyfilter_map_verify_seen(const struct keyfilter_map *m,
-                                             struct keyfilter_seen *seen, const int64_t tag[2]);
+/* True when seen names the mapped file with the header it has now and the same tag. A writer
+ * adds bits only with flux set and then changes the CRC, the token or the count of updates, so
+ * a file whose header is unchanged holds the blocks that were read. The readers of one store
+ * share one seen, tagged with the store's version: the process reads a file's blocks (and spot
+ * checks it against the store) once for each version of the lists, not once for each reader
+ * (each reader did, when it was made and at every update: 30 MB a reader at 15M keys, 100 MB at
+ * 50M, and 8 B-tree probes). */
+bool keyfilter_seen_matches(const struct keyfilter_map *m, const struct keyfilter_seen *seen,
+                            const int64_t tag[2]);
+/* keyfilter_map_verify(m, false); on OK, *out names the file, the header the blocks were read
+ * against and tag (for the caller to record once its own checks of the file pass too). */
+enum keyfilter_sum keyfilter_map_verify_as(const struct keyfilter_map *m, const int64_t tag[2],
+                                           struct keyfilter_seen *out);
 
 /* Offset in the file of key's block; *probes gets the bits its probes take (9 each). */
 static inline uint64_t

@@ -538,17 +538,28 @@ reader_filter(struct store_reader *r)
         return; /* this file failed its checks for this version already */
     }
     {
-        /* once for each version of the lists (an update commits a new installed_at) */
+        /* once for each version of the lists (an update commits a new installed_at): the other
+         * readers wait for the one checking the file, then take its verdict */
         const int64_t version[2] = {r->meta.feed_version, r->meta.installed_at};
+        struct keyfilter_seen got;
 
-        pthread_mutex_lock(&r->s->kf_mu); /* the other readers wait for this sum, not read it */
-        sum = keyfilter_map_verify_seen(&r->kf, &r->s->kf_seen, version);
+        pthread_mutex_lock(&r->s->kf_mu);
+        if (keyfilter_seen_matches(&r->kf, &r->s->kf_seen, version)) {
+            pthread_mutex_unlock(&r->s->kf_mu);
+            r->kf_ok = true;
+            return;
+        }
+        sum = keyfilter_map_verify_as(&r->kf, version, &got);
+        if (sum == KEYFILTER_SUM_BUSY) {
+            pthread_mutex_unlock(&r->s->kf_mu);
+            return; /* a writer is adding keys: tried again at the next renewal */
+        }
+        r->kf_ok = sum == KEYFILTER_SUM_OK && store_filter_spot_check(r->db, &r->kf);
+        if (r->kf_ok) {
+            r->s->kf_seen = got;
+        }
         pthread_mutex_unlock(&r->s->kf_mu);
     }
-    if (sum == KEYFILTER_SUM_BUSY) {
-        return; /* a writer is adding keys: tried again at the next renewal */
-    }
-    r->kf_ok = sum == KEYFILTER_SUM_OK && store_filter_spot_check(r->db, &r->kf);
     if (!r->kf_ok) {
         r->kf_rejected = true;
         memcpy(r->kf_rejected_token, r->token, sizeof(r->token));
