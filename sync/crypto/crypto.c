@@ -253,6 +253,25 @@ crypto_sha256_finish(struct crypto_sha256_ctx *c, uint8_t out[CRYPTO_SHA256_LEN]
     mbedtls_platform_zeroize(c->opaque, sizeof(c->opaque));
 }
 
+/* A libcrypto SHA-256 state after the block key ^ x (64 bytes), or NULL. */
+static EVP_MD_CTX *
+pad_ctx(const uint8_t block[64], uint8_t x)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    uint8_t pad[64];
+
+    for (size_t i = 0; i < sizeof(pad); i++) {
+        pad[i] = (uint8_t)(block[i] ^ x);
+    }
+    if (c != NULL && (EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+                      EVP_DigestUpdate(c, pad, sizeof(pad)) != 1)) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    mbedtls_platform_zeroize(pad, sizeof(pad));
+    return c;
+}
+
 enum posgate_err
 crypto_hmac_key_init(struct crypto_hmac_key *k, const void *key, size_t keylen)
 {
@@ -281,6 +300,14 @@ crypto_hmac_key_init(struct crypto_hmac_key *k, const void *key, size_t keylen)
     mbedtls_sha256_starts_ret(&s, 0);
     mbedtls_sha256_update_ret(&s, pad, sizeof(pad));
     memcpy(k->outer, &s, sizeof(s));
+    /* the same two states in libcrypto: without them, every call goes through mbedTLS */
+    k->x_inner = pad_ctx(block, 0x36);
+    k->x_outer = pad_ctx(block, 0x5c);
+    if (k->x_inner == NULL || k->x_outer == NULL) {
+        EVP_MD_CTX_free(k->x_inner);
+        EVP_MD_CTX_free(k->x_outer);
+        k->x_inner = k->x_outer = NULL;
+    }
     mbedtls_platform_zeroize(&s, sizeof(s));
     mbedtls_platform_zeroize(block, sizeof(block));
     mbedtls_platform_zeroize(pad, sizeof(pad));
@@ -291,8 +318,33 @@ void
 crypto_hmac_key_cleanup(struct crypto_hmac_key *k)
 {
     if (k != NULL) {
+        EVP_MD_CTX_free(k->x_inner); /* frees the digest state wiped (OPENSSL_clear_free) */
+        EVP_MD_CTX_free(k->x_outer);
         mbedtls_platform_zeroize(k, sizeof(*k));
     }
+}
+
+/* HMAC through libcrypto from the key's prepared states; false when a call failed. */
+static bool
+ossl_hmac(const struct crypto_hmac_key *k, const void *msg, size_t len,
+          uint8_t out[CRYPTO_SHA256_LEN])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    uint8_t inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned n = 0, m = 0;
+    bool ok = c != NULL && EVP_MD_CTX_copy_ex(c, k->x_inner) == 1 &&
+              EVP_DigestUpdate(c, msg, len) == 1 && EVP_DigestFinal_ex(c, inner, &n) == 1 &&
+              n == CRYPTO_SHA256_LEN && EVP_MD_CTX_copy_ex(c, k->x_outer) == 1 &&
+              EVP_DigestUpdate(c, inner, CRYPTO_SHA256_LEN) == 1 &&
+              EVP_DigestFinal_ex(c, mac, &m) == 1 && m == CRYPTO_SHA256_LEN;
+
+    if (ok) {
+        memcpy(out, mac, CRYPTO_SHA256_LEN);
+    }
+    mbedtls_platform_zeroize(inner, sizeof(inner));
+    mbedtls_platform_zeroize(mac, sizeof(mac));
+    EVP_MD_CTX_free(c);
+    return ok;
 }
 
 void
@@ -302,6 +354,9 @@ crypto_hmac(const struct crypto_hmac_key *k, const void *msg, size_t len,
     mbedtls_sha256_context s;
     uint8_t inner[CRYPTO_SHA256_LEN];
 
+    if (k->x_inner != NULL && k->x_outer != NULL && ossl_hmac(k, msg, len, out)) {
+        return;
+    }
     memcpy(&s, k->inner, sizeof(s));
     mbedtls_sha256_update_ret(&s, msg, len);
     mbedtls_sha256_finish_ret(&s, inner);

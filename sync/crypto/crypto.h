@@ -61,10 +61,15 @@ void crypto_sha256_update(struct crypto_sha256_ctx *c, const void *data, size_t 
 void crypto_sha256_finish(struct crypto_sha256_ctx *c, uint8_t out[CRYPTO_SHA256_LEN]);
 
 /* HMAC-SHA256 with the inner and outer pads computed once per key: the check hot path must not
- * redo them. The key material is wiped by crypto_hmac_key_cleanup. */
+ * redo them. Computed through libcrypto, whose SHA-256 uses the CPU's SHA extensions (150 ns
+ * against mbedTLS's 327 for an identifier, tools/bench/findings.md); should libcrypto fail a
+ * call, or the key's libcrypto states not be made, that call goes through mbedTLS. A key made
+ * by crypto_hmac_key_init holds memory until crypto_hmac_key_cleanup, which also wipes it. */
 struct crypto_hmac_key {
-    uint8_t inner[256]; /* SHA-256 state after the ipad block */
-    uint8_t outer[256]; /* SHA-256 state after the opad block */
+    uint8_t inner[256]; /* SHA-256 state after the ipad block (mbedTLS) */
+    uint8_t outer[256]; /* SHA-256 state after the opad block (mbedTLS) */
+    void *x_inner;      /* the same states as libcrypto EVP_MD_CTX, or NULL */
+    void *x_outer;
 };
 POSGATE_WUR enum posgate_err crypto_hmac_key_init(struct crypto_hmac_key *k, const void *key,
                                                   size_t keylen);

@@ -113,9 +113,29 @@ test_hmac(void)
     CHECK_STR(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
     crypto_hmac_key_cleanup(&k);
     CHECK_OK(crypto_hmac_key_init(&k, "Jefe", 4));
+    CHECK(k.x_inner != NULL && k.x_outer != NULL); /* through libcrypto */
     crypto_hmac(&k, "what do ya want for nothing?", 28, out);
     hex_of(out, 32, hex);
     CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    {
+        /* without the libcrypto states (made or used in vain): mbedTLS, the same MACs for
+         * messages of every length around the block */
+        struct crypto_hmac_key kb = k;
+        uint8_t msg[200], a[32], b[32];
+
+        kb.x_inner = kb.x_outer = NULL;
+        crypto_hmac(&kb, "what do ya want for nothing?", 28, out);
+        hex_of(out, 32, hex);
+        CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        for (size_t n = 0; n < sizeof(msg); n++) {
+            msg[n] = (uint8_t)(n * 7 + 1);
+            crypto_hmac(&k, msg, n, a);
+            crypto_hmac(&kb, msg, n, b);
+            CHECK(memcmp(a, b, sizeof(a)) == 0);
+        }
+        crypto_hmac_key_cleanup(&kb); /* wipes its copy; the states stay k's */
+    }
+    crypto_hmac_key_cleanup(&k);
     memset(key6, 0xaa, sizeof(key6));
     CHECK_OK(crypto_hmac_key_init(&k, key6, sizeof(key6)));
     crypto_hmac(&k, "Test Using Larger Than Block-Size Key - Hash Key First", 54, out);
