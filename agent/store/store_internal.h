@@ -237,6 +237,13 @@ enum posgate_err store_runs_flush(struct store_update *u);
 /* Frees the runs and closes the rows file (its rows are dropped). */
 void store_runs_close(struct store_runs *w);
 
+/* ---- store_reader.c: the key filter verdict the handle's readers share */
+
+/* Drops the shared verdict (kf_seen): the handle's next reader reads the filter's blocks and spot
+ * checks it again. For a check of the handle that found the file damaged or lacking keys: a
+ * verdict taken before the loss would otherwise stand for the rest of the version. */
+void store_filter_forget(struct store *s);
+
 /* ---- store_merge.c: the key filter */
 
 /* A few visible keys of the store must pass filter m (keyfilter.h); false when one does not

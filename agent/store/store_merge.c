@@ -281,6 +281,7 @@ filter_state_of(struct store *s, const uint8_t *token, bool have, uint64_t *keys
         st = STORE_FILTER_STALE;
     } else if (sum == KEYFILTER_SUM_BAD || !store_filter_spot_check(s->db, &m)) {
         st = STORE_FILTER_DAMAGED;
+        store_filter_forget(s); /* "checks do not use it": the readers made from now on */
     } else if (keyfilter_is_full(m.n_blocks, *keys)) {
         st = STORE_FILTER_FULL;
     } else {

@@ -578,6 +578,14 @@ store_reader_uses_filter(const struct store_reader *r)
     return r != NULL && r->kf_ok;
 }
 
+void
+store_filter_forget(struct store *s)
+{
+    pthread_mutex_lock(&s->kf_mu);
+    memset(&s->kf_seen, 0, sizeof(s->kf_seen));
+    pthread_mutex_unlock(&s->kf_mu);
+}
+
 /* Reloads meta, lists and config inside the reader's new read transaction. */
 static enum posgate_err
 reader_load(struct store_reader *r)

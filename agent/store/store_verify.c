@@ -199,10 +199,14 @@ verify_states(struct verify *v)
     return POSGATE_OK;
 }
 
-/* A filter made for this version that fails its checksums, or lacks a visible key: CORRUPT. */
+/* A filter made for this version that fails its checksums, or lacks a visible key: CORRUPT,
+ * and the handle's readers made from now on do not take the verdict they shared before. */
 static enum posgate_err
 verify_filter_verdict(const struct verify *v)
 {
+    if (v->kf_sum == KEYFILTER_SUM_BAD || v->unfiltered > 0) {
+        store_filter_forget(v->s);
+    }
     if (v->kf_sum == KEYFILTER_SUM_BAD) {
         plat_msgf(
             v->msg, v->cap,
