@@ -1243,7 +1243,7 @@ daemon_check_body_parse(const void *data, size_t len, struct posgate_request *rq
     }
     err = POSGATE_OK;
 out:
-    cJSON_Delete(root);
+    json_delete_wiped(root); /* identifiers in clear */
     return err;
 }
 

@@ -132,6 +132,34 @@ json_arena_end(void)
     }
 }
 
+/* The strings of v and its siblings and, below them, their children's (depth: at most the
+ * parser's 64). */
+static void
+wipe_tree(cJSON *v)
+{
+    for (; v != NULL; v = v->next) {
+        if (v->valuestring != NULL) {
+            plat_wipe(v->valuestring, strlen(v->valuestring));
+        }
+        if (v->string != NULL && (v->type & cJSON_StringIsConst) == 0) {
+            plat_wipe(v->string, strlen(v->string));
+        }
+        wipe_tree(v->child);
+    }
+}
+
+void
+json_delete_wiped(cJSON *v)
+{
+    if (v != NULL) {
+        wipe_tree(v->child);
+        if (v->valuestring != NULL) {
+            plat_wipe(v->valuestring, strlen(v->valuestring));
+        }
+        cJSON_Delete(v);
+    }
+}
+
 void
 json_init_hooks(void)
 {

@@ -46,6 +46,11 @@ POSGATE_WUR enum posgate_err json_get_int(const struct cJSON *obj, const char *n
  * TOOBIG past out->max. */
 POSGATE_WUR enum posgate_err json_print_to_buf(struct cJSON *root, struct buf *out);
 
+/* Zeroes the text of every string value and member name in v's tree, then deletes it (NULL: no
+ * effect): for a tree that held identifiers in clear (a check's body), whose freed memory the
+ * allocator hands out again as it is. */
+void json_delete_wiped(struct cJSON *v);
+
 /* The run-time cJSON version, for --version. */
 const char *json_cjson_version(void);
 

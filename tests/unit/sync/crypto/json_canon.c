@@ -127,6 +127,42 @@ main(void)
         buf_free(&big);
     }
 
+    /* json_delete_wiped: inside an arena the freed strings stay readable, so what the delete
+     * left there shows; cJSON_Delete leaves the identifiers, json_delete_wiped zeroes them */
+    for (int wiped = 0; wiped < 2; wiped++) {
+        const char *j = "{\"service\":\"rail.hsr\",\"ids\":[\"passport:DEU:C01X00T47\","
+                        "\"cn_rid:11010519491231002X\"],\"n\":{\"name\":\"ZHANG San\"}}";
+        const cJSON *ids, *name;
+        const char *s0, *s1, *s2, *k2;
+        int left = 0;
+
+        json_arena_begin(1 << 16);
+        CHECK_OK(json_parse_bounded(j, strlen(j), 1000, &v, msg, sizeof(msg)));
+        ids = cJSON_GetObjectItemCaseSensitive(v, "ids");
+        name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "n"), "name");
+        CHECK(ids != NULL && name != NULL && cJSON_GetArraySize(ids) == 2);
+        s0 = cJSON_GetArrayItem(ids, 0)->valuestring;
+        s1 = cJSON_GetArrayItem(ids, 1)->valuestring;
+        s2 = name->valuestring;
+        k2 = name->string;
+        if (wiped) {
+            json_delete_wiped(v);
+        } else {
+            cJSON_Delete(v);
+        }
+        left += memcmp(s0, "passport:DEU:C01X00T47", 22) == 0;
+        left += memcmp(s1, "cn_rid:11010519491231002X", 25) == 0;
+        left += memcmp(s2, "ZHANG San", 9) == 0;
+        left += memcmp(k2, "name", 4) == 0;
+        CHECK_INT(left, wiped ? 0 : 4);
+        if (wiped) {
+            CHECK(s0[0] == 0 && s0[21] == 0 && s1[24] == 0 && s2[8] == 0 && k2[3] == 0);
+        }
+        json_arena_end();
+        v = NULL;
+    }
+    json_delete_wiped(NULL);
+
     /* json_get_int */
     {
         const char *j = "{\"v\":7,\"f\":1.5,\"s\":\"7\",\"big\":1e20}";
