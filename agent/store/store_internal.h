@@ -43,7 +43,7 @@ struct store {
     _Atomic uint64_t generation; /* bumped after each commit through this handle */
     char *kf_path;               /* the key filter file beside the store (keyfilter.h) */
     pthread_mutex_t kf_mu;       /* kf_seen; held while a reader reads the filter's blocks */
-    struct keyfilter_seen kf_seen; /* the filter file whose CRC its readers found matching */
+    struct keyfilter_seen kf_seen; /* the filter its readers found good (CRC, spot check) */
     char errmsg[STORE_ERRMSG_MAX];
 };
 

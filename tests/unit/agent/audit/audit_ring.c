@@ -26,6 +26,7 @@
 #include "json_canon.h"
 #include "plat_clock.h"
 #include "test.h"
+#include "test_audit.h"
 
 static char dir[] = "/tmp/posgate-ring-XXXXXX";
 static struct device_key *dk;
@@ -77,18 +78,6 @@ pending(struct audit_queue *q)
 
     CHECK_OK(audit_stats(q, &st));
     return st.pending;
-}
-
-static void
-verify_ok(struct audit_queue *q, const char *what)
-{
-    char msg[512] = "";
-    enum posgate_err err = audit_verify(q, NULL, msg, sizeof(msg));
-
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "%s: verify: %s\n", what, msg);
-    }
-    CHECK_OK(err);
 }
 
 /* ---- every event as stored: its decision id, decision, summary count ---- */
@@ -228,7 +217,7 @@ test_burst_stop(void)
     printf("burst: the last events committed at most %llu ms after the burst stopped\n",
            (unsigned long long)worst);
     CHECK(worst < 400); /* batch_ms and slack for a loaded machine, not 2 x batch_ms */
-    verify_ok(q, "burst");
+    test_audit_verify_ok(q, "burst");
     audit_close(q);
 }
 
@@ -247,7 +236,7 @@ test_ring_full(void)
     printf("ring full: slowest batched ALLOW %llu ms, the rest committed %llu ms after\n",
            (unsigned long long)(max_rec / 1000000u), (unsigned long long)ms);
     CHECK(max_rec < 500000000u);
-    verify_ok(q, "ring full");
+    test_audit_verify_ok(q, "ring full");
     audit_close(q);
 }
 
@@ -331,7 +320,7 @@ test_mix(const char *name, uint32_t batch_ms, uint32_t batch_max)
     atomic_store(&tg.stop, 1);
     pthread_join(tt, NULL);
     CHECK_OK(audit_flush(q));
-    verify_ok(q, name);
+    test_audit_verify_ok(q, name);
     CHECK_OK(audit_each(q, 0, collect, &s));
     CHECK_INT(s.n, (size_t)MIX_THREADS * MIX_N);
     for (int t = 0; t <= MIX_THREADS; t++) {
@@ -476,7 +465,7 @@ test_sizes(void)
         CHECK_INT(z[i].err, 0);
     }
     CHECK_OK(audit_flush(q));
-    verify_ok(q, "sizes");
+    test_audit_verify_ok(q, "sizes");
     audit_close(q);
 out:
     buf_free(&x);
@@ -568,7 +557,7 @@ test_commit_failure(void)
         CHECK_OK(audit_record(q, &e, &seq));
         CHECK(seq > 0);
     }
-    verify_ok(q, "fault");
+    test_audit_verify_ok(q, "fault");
     CHECK_OK(audit_each(q, 0, collect, &s));
     for (size_t i = 0; i < s.n; i++) {
         if (s.id[i] < 0 && s.dec[i] == 'a') {

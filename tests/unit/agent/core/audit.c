@@ -44,6 +44,7 @@
 #include "plat_mem.h"
 #include "posgate.h"
 #include "test.h"
+#include "test_audit.h"
 
 #define THREADS       8
 #define GROUP_THREADS 32
@@ -139,18 +140,6 @@ read_all(const char *path, uint64_t since, struct seen *s)
     audit_close(ro);
 }
 
-static void
-verify_ok(struct audit_queue *q, const char *what)
-{
-    char msg[512] = "";
-    enum posgate_err err = audit_verify(q, NULL, msg, sizeof(msg));
-
-    if (err != POSGATE_OK) {
-        fprintf(stderr, "%s: verify: %s\n", what, msg);
-    }
-    CHECK_OK(err);
-}
-
 /* ---- concurrent checks through the public API ---- */
 
 struct worker_arg {
@@ -226,7 +215,7 @@ concurrent(struct posgate *pg, const char *mode, int rounds, const char *audit_p
     CHECK_INT(st1.head_seq - st0.head_seq, total);
     printf("audit: %s: %zu checks from %d threads in %llu commits\n", mode, total, THREADS,
            (unsigned long long)(st1.commits - st0.commits));
-    verify_ok(pg->audit, mode);
+    test_audit_verify_ok(pg->audit, mode);
     read_all(audit_path, st0.head_seq, &s);
     CHECK_INT(s.n, total);
     if (s.n == total) {
@@ -371,7 +360,7 @@ test_deny_group(struct posgate *pg, const char *audit_path)
     CHECK_INT(st1.failures - st0.failures, 0);
     printf("audit: %zu durable DENYs from %d threads in %llu commits\n", total, GROUP_THREADS,
            (unsigned long long)(st1.commits - st0.commits));
-    verify_ok(pg->audit, "deny group");
+    test_audit_verify_ok(pg->audit, "deny group");
     free(g.calls);
 }
 
@@ -440,7 +429,7 @@ test_deny_group_failure(struct posgate *pg, const char *audit_path)
     CHECK(g.calls[GROUP_THREADS - 1].err != POSGATE_OK);
     CHECK_INT(st1.head_seq - st0.head_seq, 1);
     CHECK(st1.failures > st0.failures);
-    verify_ok(pg->audit, "deny group failure");
+    test_audit_verify_ok(pg->audit, "deny group failure");
     free(g.calls);
 }
 
@@ -608,7 +597,7 @@ test_full_queue(struct device_key *dk, const char *path)
     CHECK_OK(audit_flush(q));
     CHECK_INT(atomic_load(&bad), 0);
     CHECK_OK(audit_stats(q, &st));
-    verify_ok(q, "full queue");
+    test_audit_verify_ok(q, "full queue");
     audit_close(q);
     read_all(path, 0, &s);
     for (size_t i = 0; i < s.n; i++) {
@@ -710,7 +699,7 @@ test_ring_order(struct device_key *dk, const char *path)
     }
     CHECK_INT(atomic_load(&bad), 0);
     CHECK_OK(audit_flush(q));
-    verify_ok(q, "ring");
+    test_audit_verify_ok(q, "ring");
     audit_close(q);
     read_all(path, 0, &s);
     CHECK_INT(s.n, total);
@@ -805,7 +794,7 @@ producers_run(struct device_key *dk, const char *path, int threads)
     }
     CHECK(st.head_seq >= (uint64_t)threads * PROD_EACH / 2);
     CHECK_OK(audit_flush(q));
-    verify_ok(q, "producers");
+    test_audit_verify_ok(q, "producers");
     CHECK_OK(audit_stats(q, &st));
     audit_close(q);
     read_all(path, 0, &s);
@@ -938,11 +927,11 @@ test_prune_and_tamper(struct device_key *dk, const char *path)
     CHECK_INT(st.first_seq, 13); /* acknowledged and old: gone; the rest kept */
     CHECK_INT(st.events, 8);
     CHECK_INT(st.head_seq, 20);
-    verify_ok(q, "after prune");
+    test_audit_verify_ok(q, "after prune");
     fill_event(&e, 21, AUDIT_REFER, "air");
     CHECK_OK(audit_record(q, &e, &seq));
     CHECK_INT(seq, 21); /* the chain goes on from the anchor */
-    verify_ok(q, "after prune and append");
+    test_audit_verify_ok(q, "after prune and append");
     /* prune everything acknowledged: the head survives as the anchor */
     CHECK_OK(audit_ack(q, 21));
     CHECK_OK(audit_prune(q, plat_wall_s() + 31 * 86400));
@@ -952,7 +941,7 @@ test_prune_and_tamper(struct device_key *dk, const char *path)
     fill_event(&e, 22, AUDIT_DENY, "air");
     CHECK_OK(audit_record(q, &e, &seq));
     CHECK_INT(seq, 22);
-    verify_ok(q, "after pruning all");
+    test_audit_verify_ok(q, "after pruning all");
     for (int i = 23; i <= 30; i++) {
         fill_event(&e, i, AUDIT_DENY, "air");
         CHECK_OK(audit_record(q, &e, &seq));
@@ -1037,7 +1026,7 @@ test_other_writers(struct device_key *dk, const char *path)
     CHECK_OK(audit_stats(a, &st));
     CHECK_INT(st.first_seq, 9);
     CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
-    verify_ok(a, "two writers");
+    test_audit_verify_ok(a, "two writers");
     audit_close(a);
     audit_close(b);
     /* reopened, the queue's bytes are what a prune or a full queue counts from */
@@ -1101,7 +1090,7 @@ test_bytes_after_kill(struct device_key *dk, const char *path)
     CHECK_OK(audit_stats(q, &st));
     CHECK_INT(st.first_seq, 31);
     CHECK_INT(st.bytes, sql_int(path, TEXT_BYTES));
-    verify_ok(q, "after a kill");
+    test_audit_verify_ok(q, "after a kill");
     audit_close(q);
 }
 
@@ -1205,7 +1194,7 @@ test_page_size(struct device_key *dk, const char *path, const char *old_path)
         CHECK_OK(audit_record(q, &e, &seq));
         CHECK_INT(seq, i);
     }
-    verify_ok(q, "4 KiB pages");
+    test_audit_verify_ok(q, "4 KiB pages");
     audit_close(q);
     CHECK_INT(sql_int(old_path, "PRAGMA page_size"), 4096);
 }
@@ -1282,7 +1271,7 @@ test_digests_once(struct device_key *dk, const char *path)
         CHECK_OK(audit_record(q, &e, &seq));
         CHECK_INT(seq, i);
     }
-    verify_ok(q, "digests once");
+    test_audit_verify_ok(q, "digests once");
     audit_close(q);
     CHECK_CONTAINS(event_text(path, 1), dig_b);
     CHECK_CONTAINS(event_text(path, 1), "\"lists\":[{\"digest\":\"0000");
@@ -1645,7 +1634,7 @@ test_shaped_events(struct device_key *dk, const char *path)
     }
     CHECK_INT(bad, 0);
     CHECK_OK(audit_flush(q));
-    verify_ok(q, "shaped");
+    test_audit_verify_ok(q, "shaped");
     audit_close(q);
     c.device_id = device_key_id(dk);
     buf_init(&c.want, AUDIT_EVENT_MAX);
@@ -1835,7 +1824,7 @@ main(void)
     test_batched_bounds(pg, apath);
     check_batch(pg->audit, pg->dk, 0);
     check_batch(pg->audit, pg->dk, 7);
-    verify_ok(pg->audit, "end");
+    test_audit_verify_ok(pg->audit, "end");
     test_texts_outlive_config(pg, kdir);
 out:
     posgate_request_free(rq);

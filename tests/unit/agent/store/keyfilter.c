@@ -42,6 +42,23 @@ key_of(uint64_t i, uint8_t key[KEYFILTER_KEY_LEN])
     }
 }
 
+/* A filter of keys 0..n-1 installed at path with token t. */
+static void
+make_filter(const char *path, uint64_t n, const uint8_t t[KEYFILTER_TOKEN_LEN])
+{
+    struct keyfilter_writer w;
+    uint8_t key[KEYFILTER_KEY_LEN];
+    char msg[256];
+
+    CHECK_OK(keyfilter_create(&w, path, n, msg, sizeof(msg)));
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(i, key);
+        keyfilter_add(&w, key);
+    }
+    CHECK_OK(keyfilter_install(&w, t, msg, sizeof(msg)));
+    keyfilter_close(&w);
+}
+
 static unsigned
 files_in_tmpdir(void)
 {
@@ -195,13 +212,7 @@ test_checksum(void)
     snprintf(p, sizeof(p), "%s/sum.filter", tmpdir);
     memset(t1, 0x31, sizeof(t1));
     memset(t2, 0x32, sizeof(t2));
-    CHECK_OK(keyfilter_create(&w, p, 1000, msg, sizeof(msg)));
-    for (uint64_t i = 0; i < 1000; i++) {
-        key_of(i, key);
-        keyfilter_add(&w, key);
-    }
-    CHECK_OK(keyfilter_install(&w, t1, msg, sizeof(msg)));
-    keyfilter_close(&w);
+    make_filter(p, 1000, t1);
     CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
     CHECK_INT(keyfilter_map_verify(&m, false), KEYFILTER_SUM_OK);
 
@@ -290,13 +301,7 @@ test_checksum_seen(void)
     memset(t2, 0x42, sizeof(t2));
     memset(&seen, 0, sizeof(seen));
     memset(&fresh, 0, sizeof(fresh));
-    CHECK_OK(keyfilter_create(&w, p, 1000, msg, sizeof(msg)));
-    for (uint64_t i = 0; i < 1000; i++) {
-        key_of(i, key);
-        keyfilter_add(&w, key);
-    }
-    CHECK_OK(keyfilter_install(&w, t1, msg, sizeof(msg)));
-    keyfilter_close(&w);
+    make_filter(p, 1000, t1);
     CHECK_OK(keyfilter_map_open(&m, p, msg, sizeof(msg)));
     CHECK(!keyfilter_seen_matches(&m, &seen, v1));
     CHECK_INT(shared_sum(&m, &seen, v1), KEYFILTER_SUM_OK);

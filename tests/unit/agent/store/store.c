@@ -1551,6 +1551,26 @@ filter_state(struct store *s, uint64_t *keys)
     return fs;
 }
 
+/* One bit of seed's block in the filter file fp lost on disk (a flipped sector), so that the
+ * filter alone would miss that listed key. */
+static void
+lose_filter_bit(const char *fp, uint64_t seed)
+{
+    struct feed_entry e;
+    struct keyfilter_map bm;
+    uint64_t h, off;
+    char msg[256];
+
+    CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
+    make_entry(&e, seed, "SPC-");
+    off = keyfilter_block_offset(bm.n_blocks, e.key, &h) + ((h & 511u) >> 3);
+    keyfilter_map_close(&bm);
+    test_flip_bit(fp, (long)off, (unsigned)(h & 7u));
+    CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
+    CHECK(!keyfilter_maybe(&bm, e.key));
+    keyfilter_map_close(&bm);
+}
+
 /* A new reader: whether it uses the filter, and that it finds exactly seeds lo..hi-1 of the
  * range lo - 500 .. hi + 500. */
 static bool
@@ -1706,20 +1726,7 @@ test_key_filter(void)
     /* one bit of a listed key's block lost on disk (a flipped sector): the spot checks of a
      * few keys would most likely pass, the checksum of the blocks does not. Not used, damaged,
      * verify says so (unit/keyfilter: an update does not add to it, which would seal the loss) */
-    {
-        struct feed_entry e;
-        struct keyfilter_map bm;
-        uint64_t h, off;
-
-        CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
-        make_entry(&e, 1000, "SPC-");
-        off = keyfilter_block_offset(bm.n_blocks, e.key, &h) + ((h & 511u) >> 3);
-        keyfilter_map_close(&bm);
-        test_flip_bit(fp, (long)off, (unsigned)(h & 7u)); /* set: the key passes the filter */
-        CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
-        CHECK(!keyfilter_maybe(&bm, e.key)); /* the filter alone would miss this listed key */
-        keyfilter_map_close(&bm);
-    }
+    lose_filter_bit(fp, 1000);
     /* this handle's readers took the filter for this version before the loss (its blocks are
      * read once a version for the process, keyfilter.h); once the handle's own verify has found
      * the loss, its next reader does not take that verdict: it finds seed 1000 */
@@ -1731,17 +1738,7 @@ test_key_filter(void)
     CHECK_OK(store_verify(s, NULL, NULL, msg, sizeof(msg)));
     CHECK(fresh_reader_uses_filter(s, 1, 2005));
     /* ... and the same when the state check (status, the daemon's merge) finds it */
-    {
-        struct feed_entry e;
-        struct keyfilter_map bm;
-        uint64_t h, off;
-
-        CHECK_OK(keyfilter_map_open(&bm, fp, msg, sizeof(msg)));
-        make_entry(&e, 1000, "SPC-");
-        off = keyfilter_block_offset(bm.n_blocks, e.key, &h) + ((h & 511u) >> 3);
-        keyfilter_map_close(&bm);
-        test_flip_bit(fp, (long)off, (unsigned)(h & 7u));
-    }
+    lose_filter_bit(fp, 1000);
     CHECK_INT(filter_state(s, NULL), STORE_FILTER_DAMAGED);
     CHECK(!fresh_reader_uses_filter(s, 1, 2005));
     CHECK_OK(store_filter_rebuild(s, NULL));

@@ -120,6 +120,7 @@ test_hmac(void)
     {
         /* without the libcrypto states (made or used in vain): mbedTLS, the same MACs for
          * messages of every length around the block */
+        static const size_t key_lens[] = {0, 1, 32, 63, 64, 65, 131};
         struct crypto_hmac_key kb = k;
         uint8_t msg[200], a[32], b[32];
 
@@ -127,13 +128,26 @@ test_hmac(void)
         crypto_hmac(&kb, "what do ya want for nothing?", 28, out);
         hex_of(out, 32, hex);
         CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        crypto_hmac_key_cleanup(&kb); /* wipes its copy; the states stay k's */
         for (size_t n = 0; n < sizeof(msg); n++) {
             msg[n] = (uint8_t)(n * 7 + 1);
-            crypto_hmac(&k, msg, n, a);
-            crypto_hmac(&kb, msg, n, b);
-            CHECK(memcmp(a, b, sizeof(a)) == 0);
         }
-        crypto_hmac_key_cleanup(&kb); /* wipes its copy; the states stay k's */
+        for (size_t j = 0; j < sizeof(key_lens) / sizeof(key_lens[0]); j++) {
+            struct crypto_hmac_key kj;
+
+            memset(key6, (int)(0x11 * (j + 1)), sizeof(key6));
+            CHECK_OK(crypto_hmac_key_init(&kj, key6, key_lens[j]));
+            CHECK(kj.x_inner != NULL);
+            kb = kj;
+            kb.x_inner = kb.x_outer = NULL;
+            for (size_t n = 0; n < sizeof(msg); n++) {
+                crypto_hmac(&kj, msg, n, a);
+                crypto_hmac(&kb, msg, n, b);
+                CHECK(memcmp(a, b, sizeof(a)) == 0);
+            }
+            crypto_hmac_key_cleanup(&kb);
+            crypto_hmac_key_cleanup(&kj);
+        }
     }
     crypto_hmac_key_cleanup(&k);
     memset(key6, 0xaa, sizeof(key6));
