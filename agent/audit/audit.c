@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit queue (audit.h): the SQLite file, the writer thread with its group commit, folding
- * under a full queue, pruning, the signed batches for the uploader, and chain verification.
- * SQLite is included here (and audit_db.c, audit_prune.c) and in the list store only.
+ * The audit queue (audit.h), its writing half: the SQLite file's writer connection, the ring of
+ * events, the writer thread with its group commit, and folding under a full queue. The reads,
+ * acknowledgements, pruning, signed batches and chain verification are in audit_read.c; the
+ * state both share in audit_queue.h. SQLite is included by agent/audit and the list store only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "audit.h"
 #include "audit_db.h"
 #include "audit_pack.h"
 #include "audit_prune.h"
+#include "audit_queue.h"
 #include "audit_reserve.h"
 
 #include <pthread.h>
@@ -32,116 +34,8 @@
  * open, or a commit after another connection wrote, adds up at most these events' text */
 #define BYTES_LAG_MAX 1024
 
-struct receipt {
-    enum posgate_err err;
-    uint64_t seq;
-    int done;
-};
-
-/* A caller that waits for its event's commit sleeps on the cv of the event's slot: woken when the
- * commit holding the event ends or when it is to commit the queue itself (wake_leader), not by
- * every commit. The cv belongs to the queue, so a committer may broadcast it after letting go of
- * q->mu (the caller may have returned by then, the slot may hold a newer event: a waiter woken
- * for nothing looks at its receipt and sleeps on).
- * The event is kept packed (audit_pack.h), so the ring's slots sit close together (a slot
- * holding a whole struct audit_event took ~10 KB, and a check wrote into a slot its pages and
- * cache lines had long left); the committer unpacks each into its own q->ev. */
-struct slot {
-    /* before ev: a caller writes them with the first lines of its event */
-    struct receipt *rc;           /* NULL: nobody waits (a batched ALLOW) */
-    uint64_t seq;                 /* set by the writer */
-    uintptr_t producer;           /* the recording thread (producer_mark) */
-    _Atomic uint64_t ready;       /* ticket + 1 once ev and rc are written (release) */
-    pthread_cond_t cv;
-    struct audit_packed ev; /* 2 KB with the members above (glibc) */
-};
-
-/* The chain's head and the bytes of its events, as a commit leaves them */
-struct chain {
-    uint64_t seq;
-    uint8_t hash[AUDIT_HASH_LEN];
-    uint64_t bytes;
-};
-
 /* A slot's producer: the address of this thread-local byte, unique among live threads. */
 static _Thread_local char producer_mark;
-
-/* What the writer thread sleeps for (wsleep): a producer that publishes an event wakes it only
- * when it sleeps for any event (IDLE), or for a full batch (BATCH) and the batch is full while
- * one thread records (!multi: several commit their full batches themselves). */
-enum { WRITER_AWAKE, WRITER_IDLE, WRITER_BATCH };
-
-struct audit_queue {
-    sqlite3 *wdb; /* the writer thread's connection */
-    sqlite3 *rdb; /* everything else, under rlock */
-    pthread_mutex_t rlock;
-    sqlite3_stmt *ins, *head, *anchor, *meta_get, *bytes_set;
-    sqlite3_stmt *begin, *commit; /* prepared once: a DENY's commit pays no SQL parsing */
-    struct device_key *key;
-    struct crypto_hash_stream *chain; /* the chain's SHA-256, used by the one committer */
-    char device_id[DEVICE_ID_HEX_LEN + 1];
-    int readonly;
-
-    pthread_mutex_t mu; /* everything below */
-    /* cv_work: the writer's work; cv_done: a commit ended (the writer waiting its turn, flushes)
-     * or the ring has room again. Callers waiting for their event sleep on its slot's cv. */
-    pthread_cond_t cv_work, cv_done;
-    pthread_t th;
-    int has_thread;
-    atomic_int stop;
-    int committing; /* a thread (the writer or a waiting caller) is in commit_batch */
-    /* The queue is a ring of slot pointers. A commit takes its events out of the ring at once
-     * (their slots move to batch, spare slots take their places), so checks go on filling the
-     * ring while the commit encodes, hashes and waits for its fsync. batch and spare belong to
-     * the one committer. A caller takes a ticket (`tail`, fetch-and-add: the order of the chain), waits only when the
-     * ring holds RING_CAP tickets not yet taken by a commit, writes its event into the slot of
-     * ring[ticket % RING_CAP] and publishes it (the slot's ready). A batched ALLOW does all that
-     * without q->mu. A commit takes the published run of tickets from head on, under q->mu, and
-     * moves `taken` past them (release: the ring's new spare pointers are then the callers'). */
-    struct slot *slots; /* 2 * RING_CAP */
-    struct slot **ring, **batch, **spare;
-    size_t *scratch; /* folded batch indices waiting for their summary's seq (committer only) */
-    /* 64 bytes apart, so on cache lines of their own: every caller writes tail, the committer
-     * taken and the writer wsleep, and the other fields change under mu */
-    char pad0[64];
-    _Atomic uint64_t tail; /* tickets taken */
-    char pad1[64];
-    _Atomic uint64_t taken; /* tickets taken by commits; stored under mu */
-    atomic_int wsleep;      /* WRITER_*: set by the writer under mu, cleared by who wakes it */
-    /* 1 when the last batch taken held events of more than one thread (several threads check at
-     * once): a batched ALLOW that fills a batch is then committed by its own thread, at its
-     * weight, rather than by the writer thread, whose background weight would leave a busy
-     * machine's ring full and every checking thread waiting for it. Set by the committer. */
-    atomic_int multi;
-    char pad2[64];
-    size_t urgent, full_waiters;
-    uint64_t done_count; /* tickets committed (or failed) */
-    uint64_t oldest_ns;  /* no queued event is older: the last take; 0: the writer saw none */
-    atomic_int durability; /* enum audit_durability */
-    uint64_t max_bytes;
-    int64_t retention_s;
-    uint32_t batch_ms, batch_max;
-    struct audit_summary carry; /* ALLOWs of failed commits, written with the next one */
-    /* The list digests written into the chain since the queue opened (audit_event.h): a
-     * decision names a list without its digest once the chain holds it. Committer only;
-     * emptied when a commit fails, since what it wrote is gone with the rollback. */
-    struct audit_digests digests;
-    /* The chain as the committer's last commit left it, valid while the file's data version
-     * (SQLITE_FCNTL_DATA_VERSION, which any commit changes, ours and other connections', such
-     * as rdb's acks and prunes or another process's events) is the one read right after that
-     * commit: a commit then reads neither the head nor meta 'bytes'. Committer only. */
-    struct chain known;
-    unsigned known_version;
-    int known_valid;
-    uint64_t bytes_upto; /* the seq meta 'bytes' counts up to; UINT64_MAX: every event */
-    uint64_t folded, commits, failures, producer_commits;
-    struct buf body; /* writer's render buffer */
-    /* the event of the slot being written (slot_event): committer only */
-    struct audit_event ev;
-    /* room for the commits of a full disk: the committer's; its size read under mu (stats) */
-    struct audit_reserve res;
-    uint64_t reserve_bytes;
-};
 
 void
 audit_options_default(struct audit_options *o)
@@ -209,12 +103,6 @@ head_published(struct audit_queue *q)
     return atomic_load_explicit(&q->ring[h % RING_CAP]->ready, memory_order_acquire) == h + 1;
 }
 
-static uint64_t
-queued(struct audit_queue *q)
-{
-    return atomic_load(&q->tail) - atomic_load(&q->taken);
-}
-
 /* The writer sleeps (q->mu held) for `why` (WRITER_IDLE or WRITER_BATCH) unless what it would
  * sleep for is there already. It stores wsleep before it reads tail, and a producer takes its
  * ticket from tail before it reads wsleep (all seq_cst), so one of the two sees the other: the
@@ -226,8 +114,8 @@ writer_sleep(struct audit_queue *q, int why, const struct timespec *ts)
     int ready;
 
     atomic_store(&q->wsleep, why);
-    ready = why == WRITER_IDLE ? queued(q) > 0
-                               : queued(q) >= q->batch_max && !atomic_load(&q->multi);
+    ready = why == WRITER_IDLE ? audit_queued(q) > 0
+                               : audit_queued(q) >= q->batch_max && !atomic_load(&q->multi);
     if (!ready) {
         if (ts != NULL) {
             pthread_cond_timedwait(&q->cv_work, &q->mu, ts);
@@ -291,33 +179,6 @@ step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The chain head: the newest event, else the anchor left by pruning. */
-static int
-read_head(sqlite3 *db, sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
-          uint8_t hash[AUDIT_HASH_LEN])
-{
-    sqlite3_stmt *st = head;
-    int rc = sqlite3_step(st);
-
-    (void)db;
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        st = anchor;
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
-    }
-    *seq = (uint64_t)sqlite3_column_int64(st, 0);
-    memset(hash, 0, AUDIT_HASH_LEN);
-    if (sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
-        memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
-    }
-    sqlite3_reset(st);
-    return SQLITE_OK;
-}
-
 static int
 insert(struct audit_queue *q, struct chain *c, const char *kind, const char *decision,
        int64_t time_us)
@@ -374,7 +235,7 @@ chain_load(struct audit_queue *q, struct chain *c)
         return SQLITE_OK;
     }
     q->known_valid = 0;
-    rc = read_head(q->wdb, q->head, q->anchor, &c->seq, c->hash);
+    rc = audit_read_head(q->head, q->anchor, &c->seq, c->hash);
     if (rc == SQLITE_OK) {
         rc = audit_bytes_read(q->wdb, &c->bytes, &q->bytes_upto);
     }
@@ -674,7 +535,7 @@ writer_main(void *arg)
             pthread_cond_wait(&q->cv_done, &q->mu);
             continue;
         }
-        if (queued(q) == 0) {
+        if (audit_queued(q) == 0) {
             int stop = atomic_load(&q->stop);
 
             q->oldest_ns = 0; /* the next event's batch_ms counts from when it comes */
@@ -691,7 +552,7 @@ writer_main(void *arg)
             if (q->committing) {
                 continue;
             }
-            if (queued(q) == 0 && q->carry.count > 0) {
+            if (audit_queued(q) == 0 && q->carry.count > 0) {
                 q->committing = 1;
                 pthread_mutex_unlock(&q->mu);
                 err = commit_batch(q, 0, q->max_bytes);
@@ -699,7 +560,7 @@ writer_main(void *arg)
                 q->committing = 0;
                 pthread_cond_broadcast(&q->cv_done);
                 wake_leader(q);
-                if (atomic_load(&q->stop) && queued(q) == 0) {
+                if (atomic_load(&q->stop) && audit_queued(q) == 0) {
                     /* that was the last attempt at the carried summary */
                     if (err != POSGATE_OK) {
                         plat_log(PLAT_LOG_ERROR, "audit: %llu ALLOW event(s) lost at close",
@@ -714,7 +575,7 @@ writer_main(void *arg)
             q->oldest_ns = plat_mono_ns();
         }
         if (!atomic_load(&q->stop) && q->urgent == 0 &&
-            (queued(q) < q->batch_max || atomic_load(&q->multi))) {
+            (audit_queued(q) < q->batch_max || atomic_load(&q->multi))) {
             uint64_t now = plat_mono_ns(), due = q->oldest_ns + (uint64_t)q->batch_ms * 1000000u;
 
             if (now < due) {
@@ -977,7 +838,7 @@ commit_full_batch(struct audit_queue *q)
     if (pthread_mutex_trylock(&q->mu) != 0) {
         return 0; /* a commit is starting or ending */
     }
-    if (!q->committing && queued(q) >= q->batch_max && head_published(q)) {
+    if (!q->committing && audit_queued(q) >= q->batch_max && head_published(q)) {
         q->committing = 1;
         q->producer_commits++;
         (void)run_batch(q, 1); /* clears committing */
@@ -1067,7 +928,8 @@ audit_record(struct audit_queue *q, const struct audit_event *e, uint64_t *seq)
             pthread_mutex_unlock(&q->mu);
             sched_yield();
             pthread_mutex_lock(&q->mu);
-        } else if (q->urgent == 0 && (queued(q) > 0 || (!q->committing && q->carry.count > 0))) {
+        } else if (q->urgent == 0 &&
+                   (audit_queued(q) > 0 || (!q->committing && q->carry.count > 0))) {
             pthread_cond_signal(&q->cv_work); /* batched events queued, or ALLOWs carried */
         }
     }
@@ -1101,399 +963,4 @@ audit_flush(struct audit_queue *q)
     }
     pthread_mutex_unlock(&q->mu);
     return POSGATE_OK;
-}
-
-/* ---- reading, acknowledging, pruning (the rdb connection) ---- */
-
-static enum posgate_err
-rd_head(struct audit_queue *q, uint64_t *seq, uint8_t hash[AUDIT_HASH_LEN])
-{
-    sqlite3_stmt *h = NULL, *a = NULL;
-    int rc = sqlite3_prepare_v2(q->rdb, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-                                -1, &h, NULL);
-
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(q->rdb, "SELECT v, b FROM meta WHERE k = 'anchor'", -1, &a, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        rc = read_head(q->rdb, h, a, seq, hash);
-    }
-    sqlite3_finalize(h);
-    sqlite3_finalize(a);
-    return rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "head", NULL, 0);
-}
-
-static int64_t
-rd_meta(struct audit_queue *q, const char *k, uint8_t *b, size_t blen)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-
-    if (sqlite3_prepare_v2(q->rdb, "SELECT v, b FROM meta WHERE k = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            v = sqlite3_column_int64(st, 0);
-            if (b != NULL && (size_t)sqlite3_column_bytes(st, 1) == blen) {
-                memcpy(b, sqlite3_column_blob(st, 1), blen);
-            }
-        }
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
-enum posgate_err
-audit_batch_json(struct audit_queue *q, uint64_t since_seq, size_t max, struct buf *out,
-                 struct audit_batch_info *info)
-{
-    sqlite3_stmt *st = NULL;
-    struct audit_batch_info bi;
-    struct buf msg = BUF_INIT(512), sig = BUF_INIT(256);
-    uint8_t head_hash[AUDIT_HASH_LEN], idem[CRYPTO_SHA256_LEN];
-    char hex[2 * AUDIT_HASH_LEN + 1], sighex[2 * 256 + 1];
-    enum posgate_err err;
-    int rc;
-
-    if (q == NULL || out == NULL || q->key == NULL || max == 0) {
-        return POSGATE_ERR_INVALID;
-    }
-    memset(&bi, 0, sizeof(bi));
-    buf_reset(out);
-    pthread_mutex_lock(&q->rlock);
-    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL); /* one snapshot for the whole batch */
-    err = rc == SQLITE_OK ? rd_head(q, &bi.head_seq, head_hash)
-                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    err = buf_printf(out, "{\"device_id\":\"%s\",\"events\":[", q->device_id);
-    rc = sqlite3_prepare_v2(q->rdb,
-                            "SELECT seq, body, hash FROM events WHERE seq > ?1 "
-                            "ORDER BY seq LIMIT ?2",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
-    while (err == POSGATE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-
-        if (bi.n_events > 0) {
-            err = buf_append(out, ",", 1);
-        }
-        if (err == POSGATE_OK) {
-            err = buf_append(out, sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-        }
-        if (bi.n_events == 0) {
-            bi.first_seq = seq;
-        }
-        bi.last_seq = seq;
-        if (sqlite3_column_bytes(st, 2) == AUDIT_HASH_LEN) {
-            memcpy(head_hash, sqlite3_column_blob(st, 2), AUDIT_HASH_LEN);
-        }
-        bi.n_events++;
-    }
-    if (err == POSGATE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        err = audit_sql_err(q->rdb, rc, "batch", NULL, 0);
-    }
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    if (bi.n_events > 0) {
-        bi.head_seq = bi.last_seq;
-    }
-    err = audit_head_message(q->device_id, bi.head_seq, head_hash, &msg);
-    if (err == POSGATE_OK) {
-        err = device_key_sign(q->key, msg.data, msg.len, &sig);
-    }
-    if (err != POSGATE_OK || sig.len > 256) {
-        err = err != POSGATE_OK ? err : POSGATE_ERR_TOOBIG;
-        goto out;
-    }
-    crypto_hex(sig.data, sig.len, sighex);
-    crypto_hex(head_hash, AUDIT_HASH_LEN, hex);
-    /* the idempotency key names the batch's content: a retry of the same events repeats it */
-    buf_reset(&msg);
-    err = buf_printf(&msg, "posgate-audit-batch/v1\n%s\n%llu\n%llu\n%s\n", q->device_id,
-                     (unsigned long long)bi.first_seq, (unsigned long long)bi.last_seq, hex);
-    if (err != POSGATE_OK) {
-        goto out;
-    }
-    crypto_sha256(msg.data, msg.len, idem);
-    {
-        char ik[33];
-
-        crypto_hex(idem, 16, ik);
-        err = buf_printf(out,
-                         "],\"head\":{\"hash\":\"%s\",\"seq\":%llu},\"idempotency_key\":"
-                         "\"%s\",\"signature\":\"%s\",\"v\":1}",
-                         hex, (unsigned long long)bi.head_seq, ik, sighex);
-    }
-out:
-    sqlite3_finalize(st);
-    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
-    pthread_mutex_unlock(&q->rlock);
-    buf_free(&msg);
-    buf_free(&sig);
-    if (err != POSGATE_OK) {
-        buf_reset(out);
-    } else if (info != NULL) {
-        *info = bi;
-    }
-    return err;
-}
-
-static enum posgate_err
-prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
-{
-    uint64_t head = 0, freed = 0, acked;
-    uint8_t hh[AUDIT_HASH_LEN];
-    enum posgate_err err = POSGATE_OK;
-    int64_t retention_s;
-    int rc;
-
-    pthread_mutex_lock(&q->mu);
-    retention_s = q->retention_s;
-    pthread_mutex_unlock(&q->mu);
-    rc = sqlite3_exec(q->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        return audit_sql_err(q->rdb, rc, "begin", NULL, 0);
-    }
-    err = rd_head(q, &head, hh);
-    if (err == POSGATE_OK && ack > head) {
-        err = POSGATE_ERR_INVALID; /* the collector cannot hold what was never written */
-    }
-    acked = (uint64_t)rd_meta(q, "acked", NULL, 0);
-    if (err == POSGATE_OK && ack > acked) {
-        sqlite3_stmt *st = NULL;
-
-        rc = sqlite3_prepare_v2(q->rdb, "UPDATE meta SET v = ?1 WHERE k = 'acked'", -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)ack);
-            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(q->rdb);
-        }
-        sqlite3_finalize(st);
-        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "ack", NULL, 0);
-        acked = ack;
-    }
-    if (err == POSGATE_OK && acked > 0) {
-        rc = audit_prune_prefix(q->rdb, acked, (now_s - retention_s) * 1000000, &freed);
-        err = rc == SQLITE_OK ? POSGATE_OK : audit_sql_err(q->rdb, rc, "prune", NULL, 0);
-    }
-    rc = sqlite3_exec(q->rdb, err == POSGATE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-    if (err == POSGATE_OK && rc != SQLITE_OK) {
-        err = audit_sql_err(q->rdb, rc, "commit", NULL, 0);
-    }
-    return err;
-}
-
-enum posgate_err
-audit_ack(struct audit_queue *q, uint64_t seq)
-{
-    enum posgate_err err;
-
-    if (q == NULL || q->readonly) {
-        return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
-    }
-    pthread_mutex_lock(&q->rlock);
-    err = prune_locked(q, plat_wall_s(), seq);
-    pthread_mutex_unlock(&q->rlock);
-    return err;
-}
-
-enum posgate_err
-audit_prune(struct audit_queue *q, int64_t now_s)
-{
-    enum posgate_err err;
-
-    if (q == NULL || q->readonly) {
-        return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
-    }
-    pthread_mutex_lock(&q->rlock);
-    err = prune_locked(q, now_s, 0);
-    pthread_mutex_unlock(&q->rlock);
-    return err;
-}
-
-enum posgate_err
-audit_stats(struct audit_queue *q, struct audit_stats *out)
-{
-    sqlite3_stmt *st = NULL;
-    uint8_t hh[AUDIT_HASH_LEN];
-    uint64_t upto;
-    enum posgate_err err;
-    int rc;
-
-    if (q == NULL || out == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
-    memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&q->rlock);
-    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    err = rc == SQLITE_OK ? rd_head(q, &out->head_seq, hh)
-                          : audit_sql_err(q->rdb, rc, "begin", NULL, 0);
-    if (err == POSGATE_OK) {
-        out->acked_seq = (uint64_t)rd_meta(q, "acked", NULL, 0);
-        rc = audit_bytes_read(q->rdb, &out->bytes, &upto);
-        if (rc != SQLITE_OK) {
-            err = audit_sql_err(q->rdb, rc, "bytes", NULL, 0);
-        }
-    }
-    if (err == POSGATE_OK) {
-        rc = sqlite3_prepare_v2(q->rdb, "SELECT count(*), min(seq) FROM events", -1, &st, NULL);
-        if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-            out->events = (uint64_t)sqlite3_column_int64(st, 0);
-            out->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
-        } else {
-            err = audit_sql_err(q->rdb, rc == SQLITE_OK ? sqlite3_errcode(q->rdb) : rc, "stats",
-                                NULL, 0);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    if (err == POSGATE_OK && out->head_seq > out->acked_seq) {
-        /* the device status report's "oldest unsent" age (docs/collector.md) */
-        rc = sqlite3_prepare_v2(q->rdb,
-                                "SELECT coalesce(json_extract(body, '$.time_us'), "
-                                "json_extract(body, '$.first_time_us')) FROM events "
-                                "WHERE seq = ?1",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)(out->acked_seq + 1));
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                out->oldest_unacked_us = (int64_t)sqlite3_column_int64(st, 0);
-            }
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
-    pthread_mutex_unlock(&q->rlock);
-    pthread_mutex_lock(&q->mu);
-    out->pending = queued(q);
-    out->folded = q->folded;
-    out->commits = q->commits;
-    out->producer_commits = q->producer_commits;
-    out->failures = q->failures;
-    out->reserve_bytes = q->readonly ? 0 : q->reserve_bytes;
-    out->disk_full = !q->readonly && q->reserve_bytes < AUDIT_RESERVE_BYTES;
-    pthread_mutex_unlock(&q->mu);
-    return err;
-}
-
-enum posgate_err
-audit_each(struct audit_queue *q, uint64_t since_seq, audit_each_fn fn, void *ctx)
-{
-    sqlite3_stmt *st = NULL;
-    enum posgate_err err = POSGATE_OK;
-    int rc;
-
-    if (q == NULL || fn == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
-    pthread_mutex_lock(&q->rlock);
-    rc = sqlite3_prepare_v2(q->rdb,
-                            "SELECT seq, body, hash FROM events WHERE seq > ?1 "
-                            "ORDER BY seq",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)since_seq);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            uint8_t h[AUDIT_HASH_LEN] = {0};
-
-            if (sqlite3_column_bytes(st, 2) == AUDIT_HASH_LEN) {
-                memcpy(h, sqlite3_column_blob(st, 2), AUDIT_HASH_LEN);
-            }
-            if (fn(ctx, (uint64_t)sqlite3_column_int64(st, 0),
-                   (const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                   h) != 0) {
-                rc = SQLITE_DONE;
-                break;
-            }
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        err = audit_sql_err(q->rdb, rc, "read", NULL, 0);
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&q->rlock);
-    return err;
-}
-
-enum posgate_err
-audit_verify(struct audit_queue *q, uint64_t *n_events, char *errmsg, size_t errcap)
-{
-    sqlite3_stmt *st = NULL;
-    uint8_t prev[AUDIT_HASH_LEN] = {0}, h[AUDIT_HASH_LEN];
-    char sub[256];
-    uint64_t expect, n = 0;
-    enum posgate_err err = POSGATE_OK;
-    int rc;
-
-    if (q == NULL) {
-        return POSGATE_ERR_INVALID;
-    }
-    errmsg[0] = 0;
-    pthread_mutex_lock(&q->rlock);
-    rc = sqlite3_exec(q->rdb, "BEGIN", NULL, NULL, NULL);
-    expect = (uint64_t)rd_meta(q, "anchor", prev, sizeof(prev)) + 1;
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v2(q->rdb, "SELECT seq, body, hash FROM events ORDER BY seq", -1, &st,
-                                NULL);
-    }
-    while (st != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-        const void *body = sqlite3_column_text(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        struct audit_event_info info;
-
-        if (seq != expect) {
-            snprintf(errmsg, errcap,
-                     "chain broken: expected seq %llu, found %llu (events %llu "
-                     "to %llu are missing)",
-                     (unsigned long long)expect, (unsigned long long)seq,
-                     (unsigned long long)expect, (unsigned long long)(seq - 1));
-            err = POSGATE_ERR_CORRUPT;
-            break;
-        }
-        if (audit_event_inspect(body, len, &info, sub, sizeof(sub)) != POSGATE_OK) {
-            snprintf(errmsg, errcap, "chain broken at seq %llu: %s", (unsigned long long)seq, sub);
-            err = POSGATE_ERR_CORRUPT;
-            break;
-        }
-        if (info.seq != seq || memcmp(info.prev, prev, AUDIT_HASH_LEN) != 0) {
-            snprintf(errmsg, errcap,
-                     "chain broken at seq %llu: the event names seq %llu and a "
-                     "previous hash that is not the hash of event %llu",
-                     (unsigned long long)seq, (unsigned long long)info.seq,
-                     (unsigned long long)(seq - 1));
-            err = POSGATE_ERR_CORRUPT;
-            break;
-        }
-        audit_chain_hash(prev, body, len, h);
-        if (sqlite3_column_bytes(st, 2) != AUDIT_HASH_LEN ||
-            memcmp(sqlite3_column_blob(st, 2), h, AUDIT_HASH_LEN) != 0) {
-            snprintf(errmsg, errcap,
-                     "chain broken at seq %llu: the stored hash is not "
-                     "SHA-256(prev || event): the event was edited",
-                     (unsigned long long)seq);
-            err = POSGATE_ERR_CORRUPT;
-            break;
-        }
-        memcpy(prev, h, AUDIT_HASH_LEN);
-        expect++;
-        n++;
-    }
-    if (err == POSGATE_OK && rc != SQLITE_DONE) {
-        err = audit_sql_err(q->rdb, rc, "verify", errmsg, errcap);
-    }
-    sqlite3_finalize(st);
-    sqlite3_exec(q->rdb, "COMMIT", NULL, NULL, NULL);
-    pthread_mutex_unlock(&q->rlock);
-    if (n_events != NULL) {
-        *n_events = n;
-    }
-    return err;
 }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The audit queue's SQLite file (audit_db.h): its connections' settings and its schema, drawn
- * in audit.h.
+ * The audit queue's SQLite file (audit_db.h): its connections' settings, its schema (drawn in
+ * audit.h) and its chain head.
  */
 #include "audit_db.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
@@ -126,4 +127,30 @@ audit_db_create(sqlite3 *db, char *errmsg, size_t errcap)
     /* a write transaction: only for a new file, so that an existing queue opens on a full disk
      * (its commits then draw on the reserve) */
     return schema_version(db) == SCHEMA_VERSION ? POSGATE_OK : exec(db, schema, errmsg, errcap);
+}
+
+/* The chain head: the newest event, else the anchor left by pruning. */
+int
+audit_read_head(sqlite3_stmt *head, sqlite3_stmt *anchor, uint64_t *seq,
+                uint8_t hash[AUDIT_HASH_LEN])
+{
+    sqlite3_stmt *st = head;
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        st = anchor;
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    }
+    *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    memset(hash, 0, AUDIT_HASH_LEN);
+    if (sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
+        memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
+    }
+    sqlite3_reset(st);
+    return SQLITE_OK;
 }
