@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The collector's reading of one uploaded audit batch (docs/collector.md): gzip decoding with a
- * bound, the batch JSON that agent/audit/audit_read.c's audit_batch_json writes, and for every event its
- * canonical text, seq, prev and chain hash recomputed with the device side's own functions
- * (audit_event_inspect, audit_chain_hash), so the two sides cannot drift. Nothing here trusts
- * the batch: the signature and the chain are judged by hub_db.c against the enrolled key, and
- * hub_batch_covered says whether the signed head commits to every event the batch carries.
+ * bound, the batch JSON that agent/audit/audit_read.c's audit_batch_json writes, and for every
+ * event its canonical text, seq, prev and chain hash recomputed with the device side's own
+ * functions (audit_event_inspect, audit_chain_hash), so the two sides cannot drift. Nothing
+ * here trusts the batch: the signature and the chain are judged by hub_db.c against the enrolled
+ * key, and hub_batch_covered says whether the signed head commits to every event the batch
+ * carries.
  *
  *   +------------------------------ a batch (JSON, maybe gzip) ------------------------------+
  *   | device_id        32 hex   must equal every event's device_id                          |
