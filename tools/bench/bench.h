@@ -88,6 +88,7 @@ int bench_cmd_cold_child(int argc, char **argv);
 int bench_cmd_fsync(int argc, char **argv);
 int bench_cmd_group(int argc, char **argv);
 int bench_cmd_deny32(int argc, char **argv);
+int bench_cmd_audit32(int argc, char **argv);
 int bench_cmd_bulk(int argc, char **argv);
 int bench_cmd_client(int argc, char **argv);
 int bench_cmd_httpd(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"fsync", bench_cmd_fsync, "durable SQLite commit of one row"},
     {"group", bench_cmd_group, "durable SQLite commits of 32 producers' rows in groups"},
     {"deny32", bench_cmd_deny32, "durable DENY checks from 32 threads through posgate.h"},
+    {"audit32", bench_cmd_audit32, "durable DENY events from 32 threads, the audit queue alone"},
     {"bulk", bench_cmd_bulk, "sorted bulk insert into a WITHOUT ROWID table"},
     {"client", bench_cmd_client, "HTTP or RESP request latency and throughput"},
     {"httpd", bench_cmd_httpd, "the libmicrohttpd floor server"},
