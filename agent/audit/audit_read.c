@@ -204,8 +204,9 @@ prune_locked(struct audit_queue *q, int64_t now_s, uint64_t ack)
     return err;
 }
 
-enum posgate_err
-audit_ack(struct audit_queue *q, uint64_t seq)
+/* audit_ack (ack: the seq acknowledged) and audit_prune (ack 0) */
+static enum posgate_err
+ack_and_prune(struct audit_queue *q, int64_t now_s, uint64_t ack)
 {
     enum posgate_err err;
 
@@ -213,23 +214,21 @@ audit_ack(struct audit_queue *q, uint64_t seq)
         return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
     }
     pthread_mutex_lock(&q->rlock);
-    err = prune_locked(q, plat_wall_s(), seq);
+    err = prune_locked(q, now_s, ack);
     pthread_mutex_unlock(&q->rlock);
     return err;
 }
 
 enum posgate_err
+audit_ack(struct audit_queue *q, uint64_t seq)
+{
+    return ack_and_prune(q, plat_wall_s(), seq);
+}
+
+enum posgate_err
 audit_prune(struct audit_queue *q, int64_t now_s)
 {
-    enum posgate_err err;
-
-    if (q == NULL || q->readonly) {
-        return q == NULL ? POSGATE_ERR_INVALID : POSGATE_ERR_STATE;
-    }
-    pthread_mutex_lock(&q->rlock);
-    err = prune_locked(q, now_s, 0);
-    pthread_mutex_unlock(&q->rlock);
-    return err;
+    return ack_and_prune(q, now_s, 0);
 }
 
 enum posgate_err
